@@ -1,0 +1,72 @@
+/* np-error.h
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#pragma once
+
+#if !defined (NP_INSIDE) && !defined (NP_COMPILATION)
+# error "Only <np/np.h> can be included directly."
+#endif
+
+#include <glib-object.h>
+
+#include "np-version-macros.h"
+
+G_BEGIN_DECLS
+
+/**
+ * NP_PIPE_ERROR:
+ *
+ * The error domain of Np: errors in it carry a [enum@Np.PipeError] code.
+ *
+ * Since: 1.0
+ */
+#define NP_PIPE_ERROR (np_pipe_error_quark ())
+
+#define NP_TYPE_PIPE_ERROR (np_pipe_error_get_type ())
+
+/**
+ * NpPipeError:
+ * @NP_PIPE_ERROR_FAILED: a failure that no other code describes
+ * @NP_PIPE_ERROR_NOT_FOUND: no server listens under that name
+ * @NP_PIPE_ERROR_ADDRESS_IN_USE: a live server already has the name, or
+ *   the path is taken by something that is not a socket
+ * @NP_PIPE_ERROR_INVALID_NAME: the name is neither a valid pipe name nor an
+ *   absolute socket path that fits in a Unix socket address
+ * @NP_PIPE_ERROR_MESSAGE_TOO_LARGE: a message is larger than the receiving
+ *   side accepts
+ * @NP_PIPE_ERROR_PROTOCOL: the peer sent a malformed handshake or frame
+ * @NP_PIPE_ERROR_CLOSED: the pipe is closed
+ * @NP_PIPE_ERROR_PERMISSION_DENIED: the peer was refused, or the socket or
+ *   its directory cannot be used safely
+ * @NP_PIPE_ERROR_TIMED_OUT: the peer did not complete the handshake in time
+ *
+ * Error codes in the `NP_PIPE_ERROR` domain.
+ *
+ * Plain I/O failures reported by the operating system keep their
+ * `G_IO_ERROR` code.
+ *
+ * Since: 1.0
+ */
+typedef enum
+{
+  NP_PIPE_ERROR_FAILED,
+  NP_PIPE_ERROR_NOT_FOUND,
+  NP_PIPE_ERROR_ADDRESS_IN_USE,
+  NP_PIPE_ERROR_INVALID_NAME,
+  NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
+  NP_PIPE_ERROR_PROTOCOL,
+  NP_PIPE_ERROR_CLOSED,
+  NP_PIPE_ERROR_PERMISSION_DENIED,
+  NP_PIPE_ERROR_TIMED_OUT,
+} NpPipeError;
+
+NP_AVAILABLE_IN_ALL
+GQuark np_pipe_error_quark    (void);
+NP_AVAILABLE_IN_ALL
+GType  np_pipe_error_get_type (void) G_GNUC_CONST;
+
+G_END_DECLS

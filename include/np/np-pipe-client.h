@@ -1,0 +1,81 @@
+/* np-pipe-client.h
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#pragma once
+
+#if !defined (NP_INSIDE) && !defined (NP_COMPILATION)
+# error "Only <np/np.h> can be included directly."
+#endif
+
+#include <gio/gio.h>
+
+#include "np-version-macros.h"
+
+G_BEGIN_DECLS
+
+#define NP_TYPE_PIPE_CLIENT (np_pipe_client_get_type ())
+
+NP_AVAILABLE_IN_ALL
+G_DECLARE_FINAL_TYPE (NpPipeClient, np_pipe_client, NP, PIPE_CLIENT, GObject)
+
+NP_AVAILABLE_IN_ALL
+NpPipeClient *np_pipe_client_new                  (const char           *name);
+NP_AVAILABLE_IN_ALL
+const char   *np_pipe_client_get_name             (NpPipeClient         *self);
+NP_AVAILABLE_IN_ALL
+const char   *np_pipe_client_get_path             (NpPipeClient         *self);
+NP_AVAILABLE_IN_ALL
+gboolean      np_pipe_client_get_connected        (NpPipeClient         *self);
+NP_AVAILABLE_IN_ALL
+guint         np_pipe_client_get_max_message_size (NpPipeClient         *self);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_client_set_max_message_size (NpPipeClient         *self,
+                                                   guint                 max_message_size);
+NP_AVAILABLE_IN_ALL
+gboolean      np_pipe_client_connect_sync         (NpPipeClient         *self,
+                                                   GCancellable         *cancellable,
+                                                   GError              **error);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_client_connect_async        (NpPipeClient         *self,
+                                                   GCancellable         *cancellable,
+                                                   GAsyncReadyCallback   callback,
+                                                   gpointer              user_data);
+NP_AVAILABLE_IN_ALL
+gboolean      np_pipe_client_connect_finish       (NpPipeClient         *self,
+                                                   GAsyncResult         *result,
+                                                   GError              **error);
+NP_AVAILABLE_IN_ALL
+gboolean      np_pipe_client_send                 (NpPipeClient         *self,
+                                                   GBytes               *message,
+                                                   GError              **error);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_client_send_async           (NpPipeClient         *self,
+                                                   GBytes               *message,
+                                                   GCancellable         *cancellable,
+                                                   GAsyncReadyCallback   callback,
+                                                   gpointer              user_data);
+NP_AVAILABLE_IN_ALL
+gboolean      np_pipe_client_send_finish          (NpPipeClient         *self,
+                                                   GAsyncResult         *result,
+                                                   GError              **error);
+NP_AVAILABLE_IN_ALL
+gboolean      np_pipe_client_flush_sync           (NpPipeClient         *self,
+                                                   GCancellable         *cancellable,
+                                                   GError              **error);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_client_flush_async          (NpPipeClient         *self,
+                                                   GCancellable         *cancellable,
+                                                   GAsyncReadyCallback   callback,
+                                                   gpointer              user_data);
+NP_AVAILABLE_IN_ALL
+gboolean      np_pipe_client_flush_finish         (NpPipeClient         *self,
+                                                   GAsyncResult         *result,
+                                                   GError              **error);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_client_close                (NpPipeClient         *self);
+
+G_END_DECLS

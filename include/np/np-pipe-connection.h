@@ -1,0 +1,44 @@
+/* np-pipe-connection.h
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#pragma once
+
+#if !defined (NP_INSIDE) && !defined (NP_COMPILATION)
+# error "Only <np/np.h> can be included directly."
+#endif
+
+#include <gio/gio.h>
+
+#include "np-version-macros.h"
+
+G_BEGIN_DECLS
+
+#define NP_TYPE_PIPE_CONNECTION (np_pipe_connection_get_type ())
+
+NP_AVAILABLE_IN_ALL
+G_DECLARE_FINAL_TYPE (NpPipeConnection, np_pipe_connection, NP, PIPE_CONNECTION, GObject)
+
+NP_AVAILABLE_IN_ALL
+guint64       np_pipe_connection_get_id                (NpPipeConnection  *self);
+NP_AVAILABLE_IN_ALL
+gint          np_pipe_connection_get_peer_pid          (NpPipeConnection  *self);
+NP_AVAILABLE_IN_ALL
+guint         np_pipe_connection_get_peer_uid          (NpPipeConnection  *self);
+NP_AVAILABLE_IN_ALL
+guint         np_pipe_connection_get_peer_gid          (NpPipeConnection  *self);
+NP_AVAILABLE_IN_ALL
+GCredentials *np_pipe_connection_get_peer_credentials  (NpPipeConnection  *self);
+NP_AVAILABLE_IN_ALL
+gboolean      np_pipe_connection_send                  (NpPipeConnection  *self,
+                                                        GBytes            *message,
+                                                        GError           **error);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_connection_close                 (NpPipeConnection  *self);
+NP_AVAILABLE_IN_ALL
+gboolean      np_pipe_connection_is_connected          (NpPipeConnection  *self);
+
+G_END_DECLS

@@ -1,0 +1,32 @@
+/* np-error.c
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "config.h"
+
+#include "np-error.h"
+
+/**
+ * np_pipe_error_quark:
+ *
+ * The error domain of Np.
+ *
+ * Returns: the quark of the `NP_PIPE_ERROR` domain
+ *
+ * Since: 1.0
+ */
+G_DEFINE_QUARK (np-pipe-error-quark, np_pipe_error)
+
+G_DEFINE_ENUM_TYPE (NpPipeError, np_pipe_error,
+  G_DEFINE_ENUM_VALUE (NP_PIPE_ERROR_FAILED, "failed"),
+  G_DEFINE_ENUM_VALUE (NP_PIPE_ERROR_NOT_FOUND, "not-found"),
+  G_DEFINE_ENUM_VALUE (NP_PIPE_ERROR_ADDRESS_IN_USE, "address-in-use"),
+  G_DEFINE_ENUM_VALUE (NP_PIPE_ERROR_INVALID_NAME, "invalid-name"),
+  G_DEFINE_ENUM_VALUE (NP_PIPE_ERROR_MESSAGE_TOO_LARGE, "message-too-large"),
+  G_DEFINE_ENUM_VALUE (NP_PIPE_ERROR_PROTOCOL, "protocol"),
+  G_DEFINE_ENUM_VALUE (NP_PIPE_ERROR_CLOSED, "closed"),
+  G_DEFINE_ENUM_VALUE (NP_PIPE_ERROR_PERMISSION_DENIED, "permission-denied"),
+  G_DEFINE_ENUM_VALUE (NP_PIPE_ERROR_TIMED_OUT, "timed-out"))

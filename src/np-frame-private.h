@@ -1,0 +1,59 @@
+/* np-frame-private.h: the wire format, as pure encode/decode functions
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#pragma once
+
+#include <glib.h>
+
+#include "np-error.h"
+
+G_BEGIN_DECLS
+
+/* See docs/protocol.md for the byte layout. */
+#define NP_PROTOCOL_VERSION     1
+#define NP_HELLO_SIZE           12
+#define NP_FRAME_HEADER_SIZE    8
+#define NP_CONTROL_PAYLOAD_MAX  1024
+
+typedef enum
+{
+  NP_FRAME_MESSAGE = 0,
+  NP_FRAME_PING    = 1,
+  NP_FRAME_PONG    = 2,
+  NP_FRAME_GOODBYE = 3,
+} NpFrameType;
+
+typedef struct
+{
+  guint8  version;
+  guint32 max_message_size;
+} NpHello;
+
+typedef struct
+{
+  NpFrameType type;
+  guint32     length;
+} NpFrameHeader;
+
+void      np_hello_encode         (guint8         out[NP_HELLO_SIZE],
+                                   guint32        max_message_size);
+gboolean  np_hello_decode         (const guint8   in[NP_HELLO_SIZE],
+                                   NpHello       *hello,
+                                   GError       **error);
+void      np_frame_header_encode  (guint8         out[NP_FRAME_HEADER_SIZE],
+                                   NpFrameType    type,
+                                   guint32        length);
+gboolean  np_frame_header_decode  (const guint8   in[NP_FRAME_HEADER_SIZE],
+                                   guint32        max_message_size,
+                                   NpFrameHeader *header,
+                                   GError       **error);
+GBytes   *np_goodbye_encode       (NpPipeError    code,
+                                   const char    *reason);
+GError   *np_goodbye_decode       (const guint8  *payload,
+                                   gsize          length);
+
+G_END_DECLS

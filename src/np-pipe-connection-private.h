@@ -1,0 +1,26 @@
+/* np-pipe-connection-private.h
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#pragma once
+
+#include "np-pipe-connection.h"
+#include "np-pipe-server.h"
+
+G_BEGIN_DECLS
+
+NpPipeConnection *_np_pipe_connection_new    (NpPipeServer      *server,
+                                              GSocketConnection *connection,
+                                              guint64            id,
+                                              GError           **error);
+void              _np_pipe_connection_accept (NpPipeConnection  *self,
+                                              guint              max_message_size,
+                                              guint              handshake_timeout_msec);
+void              _np_pipe_connection_refuse (NpPipeConnection  *self,
+                                              const GError      *reason);
+void              _np_pipe_connection_detach (NpPipeConnection  *self);
+
+G_END_DECLS

@@ -1,0 +1,1054 @@
+/* np-stream.c
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "np-error.h"
+#include "np-stream-private.h"
+
+/* Bytes asked of the kernel per read when no frame body is pending. */
+#define NP_READ_CHUNK       (64 * 1024)
+/* Bytes read per dispatch before yielding to the other sources. */
+#define NP_READ_BUDGET      (1024 * 1024)
+/* First allocation for a frame body that did not arrive whole; it grows as
+ * bytes come, so a peer cannot make us allocate a size it only announced. */
+#define NP_BODY_INITIAL     (256 * 1024)
+/* Payloads up to this size are copied into the queue; larger ones are
+ * queued by reference and written straight from the caller's GBytes. */
+#define NP_COALESCE_MAX     4096
+#define NP_CHUNK_SIZE       (16 * 1024)
+/* Past this many queued bytes send() writes at once instead of waiting
+ * for the flush source. */
+#define NP_WRITE_THRESHOLD  (64 * 1024)
+#define NP_IOV_MAX          64
+
+typedef enum
+{
+  NP_STREAM_HANDSHAKE,
+  NP_STREAM_OPEN,
+  NP_STREAM_CLOSING,
+  NP_STREAM_CLOSED,
+} NpStreamState;
+
+typedef struct _NpChunk NpChunk;
+
+struct _NpChunk
+{
+  NpChunk      *next;
+  GBytes       *bytes;   /* NULL for a chunk of copied bytes */
+  const guint8 *data;
+  gsize         len;
+  gsize         offset;  /* bytes already written */
+  gsize         cap;
+  guint8        inline_data[];
+};
+
+typedef struct
+{
+  guint64  mark;
+  GTask   *task;
+} NpWaiter;
+
+typedef struct
+{
+  GSource   source;
+  NpStream *stream;
+} NpStreamSource;
+
+struct _NpStream
+{
+  GObject                 *owner;
+  const NpStreamCallbacks *callbacks;
+  GSocketConnection       *connection;
+  GSocket                 *socket;
+  GMainContext            *context;
+  char                    *label;
+  int                      fd;
+
+  NpStreamState            state;
+  guint32                  max_message_size;
+  guint32                  peer_max_message_size;
+
+  GSource                 *io_source;
+  gpointer                 fd_tag;
+  GIOCondition             events;
+  GSource                 *flush_source;
+  GSource                 *timeout_source;
+
+  /* Read side: a partial hello or frame header, or a partial body. */
+  guint8                   head[NP_HELLO_SIZE];
+  gsize                    head_len;
+  guint8                  *body;
+  gsize                    body_len;
+  gsize                    body_alloc;
+  gsize                    body_filled;
+  NpFrameType              body_type;
+
+  /* Write side. */
+  NpChunk                 *out_head;
+  NpChunk                 *out_tail;
+  guint64                  queued_total;
+  guint64                  written_total;
+  GQueue                   waiters;
+  GError                  *write_error;
+  /* Dispatches under way, and whether np_stream_free() waits for them:
+   * a signal handler may drop the last use of a stream we are still in. */
+  guint                    busy;
+  guint                    free_pending : 1;
+  guint                    flush_armed : 1;
+  guint                    want_out : 1;
+};
+
+G_STATIC_ASSERT (NP_HELLO_SIZE >= NP_FRAME_HEADER_SIZE);
+
+static void np_stream_finish (NpStream     *self,
+                              const GError *error);
+static void np_stream_free_now (NpStream *self);
+
+static inline void
+np_stream_enter (NpStream *self)
+{
+  self->busy++;
+}
+
+static inline void
+np_stream_leave (NpStream *self)
+{
+  if (--self->busy == 0 && self->free_pending)
+    np_stream_free_now (self);
+}
+
+/* One read buffer per thread, taken while in use so that a nested main
+ * loop run from a signal handler gets a buffer of its own. Idle streams
+ * hold none. */
+static GPrivate np_read_buffer = G_PRIVATE_INIT (g_free);
+
+static guint8 *
+take_read_buffer (void)
+{
+  guint8 *buf = g_private_get (&np_read_buffer);
+
+  if (buf == NULL)
+    return g_malloc (NP_READ_CHUNK);
+
+  g_private_set (&np_read_buffer, NULL);
+  return buf;
+}
+
+static void
+give_back_read_buffer (guint8 *buf)
+{
+  if (buf == NULL)
+    return;
+
+  if (g_private_get (&np_read_buffer) == NULL)
+    g_private_set (&np_read_buffer, buf);
+  else
+    g_free (buf);
+}
+
+static GError *
+np_stream_error_new (NpStream    *self,
+                     GQuark       domain,
+                     int          code,
+                     const char  *format,
+                     ...) G_GNUC_PRINTF (4, 5);
+
+static GError *
+np_stream_error_new (NpStream    *self,
+                     GQuark       domain,
+                     int          code,
+                     const char  *format,
+                     ...)
+{
+  g_autofree char *message = NULL;
+  va_list args;
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+
+  return g_error_new (domain, code, "%s: %s", self->label, message);
+}
+
+static GError *
+np_stream_errno_new (NpStream   *self,
+                     int         errsv,
+                     const char *what)
+{
+  return np_stream_error_new (self, G_IO_ERROR, g_io_error_from_errno (errsv),
+                              "%s failed: %s", what, g_strerror (errsv));
+}
+
+static void
+np_stream_update_events (NpStream *self)
+{
+  GIOCondition events = 0;
+
+  if (self->io_source == NULL)
+    return;
+
+  if (self->state <= NP_STREAM_OPEN)
+    events |= G_IO_IN;
+  if (self->want_out)
+    events |= G_IO_OUT;
+
+  if (events != self->events)
+    {
+      self->events = events;
+      g_source_modify_unix_fd (self->io_source, self->fd_tag, events);
+    }
+}
+
+/* Write side */
+
+static void
+np_chunk_free (NpChunk *chunk)
+{
+  g_clear_pointer (&chunk->bytes, g_bytes_unref);
+  g_free (chunk);
+}
+
+static void
+np_stream_append_chunk (NpStream *self,
+                        NpChunk  *chunk)
+{
+  if (self->out_tail != NULL)
+    self->out_tail->next = chunk;
+  else
+    self->out_head = chunk;
+  self->out_tail = chunk;
+}
+
+static void
+np_stream_append_copy (NpStream     *self,
+                       const guint8 *data,
+                       gsize         len)
+{
+  NpChunk *tail = self->out_tail;
+
+  if (len == 0)
+    return;
+
+  if (tail == NULL || tail->bytes != NULL || tail->cap - tail->len < len)
+    {
+      gsize cap = MAX (NP_CHUNK_SIZE, len);
+
+      tail = g_malloc (sizeof (NpChunk) + cap);
+      tail->next = NULL;
+      tail->bytes = NULL;
+      tail->data = tail->inline_data;
+      tail->len = 0;
+      tail->offset = 0;
+      tail->cap = cap;
+      np_stream_append_chunk (self, tail);
+    }
+
+  memcpy (tail->inline_data + tail->len, data, len);
+  tail->len += len;
+}
+
+static void
+np_stream_append_bytes (NpStream *self,
+                        GBytes   *bytes)
+{
+  NpChunk *chunk = g_new0 (NpChunk, 1);
+  gsize len;
+
+  chunk->data = g_bytes_get_data (bytes, &len);
+  chunk->len = len;
+  chunk->bytes = g_bytes_ref (bytes);
+  np_stream_append_chunk (self, chunk);
+}
+
+static void
+np_stream_drop_queue (NpStream *self)
+{
+  while (self->out_head != NULL)
+    {
+      NpChunk *chunk = self->out_head;
+
+      self->out_head = chunk->next;
+      np_chunk_free (chunk);
+    }
+  self->out_tail = NULL;
+}
+
+static void
+np_stream_complete_waiters (NpStream     *self,
+                            const GError *error)
+{
+  while (!g_queue_is_empty (&self->waiters))
+    {
+      NpWaiter *waiter = g_queue_peek_head (&self->waiters);
+      g_autoptr(GTask) task = NULL;
+
+      if (error == NULL && waiter->mark > self->written_total)
+        break;
+
+      g_queue_pop_head (&self->waiters);
+      task = g_steal_pointer (&waiter->task);
+      g_free (waiter);
+
+      if (error != NULL)
+        g_task_return_error (task, g_error_copy (error));
+      else if (!g_task_return_error_if_cancelled (task))
+        g_task_return_boolean (task, TRUE);
+    }
+}
+
+static void
+np_stream_consume (NpStream *self,
+                   gsize     written)
+{
+  self->written_total += written;
+
+  while (written > 0)
+    {
+      NpChunk *chunk = self->out_head;
+      gsize left = chunk->len - chunk->offset;
+
+      if (written < left)
+        {
+          chunk->offset += written;
+          break;
+        }
+
+      written -= left;
+      self->out_head = chunk->next;
+      if (self->out_head == NULL)
+        self->out_tail = NULL;
+      np_chunk_free (chunk);
+    }
+}
+
+/* Writes as much of the queue as the socket takes, in vectored writes,
+ * without blocking. On failure it drops the queue and keeps the error in
+ * write_error; the caller decides when to report it. */
+static void
+np_stream_write_some (NpStream *self)
+{
+  while (self->out_head != NULL && self->write_error == NULL)
+    {
+      struct iovec iov[NP_IOV_MAX];
+      struct msghdr msg = { 0 };
+      guint n_iov = 0;
+      gssize n;
+
+      for (NpChunk *c = self->out_head; c != NULL && n_iov < NP_IOV_MAX; c = c->next)
+        {
+          iov[n_iov].iov_base = (void *) (c->data + c->offset);
+          iov[n_iov].iov_len = c->len - c->offset;
+          n_iov++;
+        }
+
+      msg.msg_iov = iov;
+      msg.msg_iovlen = n_iov;
+
+      n = sendmsg (self->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+      if (n < 0)
+        {
+          int errsv = errno;
+
+          if (errsv == EINTR)
+            continue;
+
+          if (errsv == EAGAIN || errsv == EWOULDBLOCK)
+            {
+              self->want_out = TRUE;
+              np_stream_update_events (self);
+              return;
+            }
+
+          self->write_error = np_stream_errno_new (self, errsv, "Writing to the socket");
+          np_stream_drop_queue (self);
+          np_stream_complete_waiters (self, self->write_error);
+          break;
+        }
+
+      np_stream_consume (self, n);
+    }
+
+  self->want_out = FALSE;
+  np_stream_update_events (self);
+  np_stream_complete_waiters (self, NULL);
+}
+
+static gboolean
+np_stream_write_error_is_hangup (NpStream *self)
+{
+  return g_error_matches (self->write_error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE) ||
+         g_error_matches (self->write_error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED);
+}
+
+/* Called from our own sources, where reporting the end is safe. */
+static void
+np_stream_flush_and_settle (NpStream *self)
+{
+  np_stream_write_some (self);
+
+  if (self->state == NP_STREAM_CLOSING && self->out_head == NULL)
+    np_stream_finish (self, self->write_error);
+  else if (self->write_error != NULL && self->state <= NP_STREAM_OPEN &&
+           !np_stream_write_error_is_hangup (self))
+    np_stream_finish (self, self->write_error);
+
+  /* On a hang-up while open, reading finds the end and reports it. */
+}
+
+static void
+np_stream_arm_flush (NpStream *self)
+{
+  if (!self->flush_armed && self->flush_source != NULL)
+    {
+      self->flush_armed = TRUE;
+      g_source_set_ready_time (self->flush_source, 0);
+    }
+}
+
+static void
+np_stream_queue_frame (NpStream    *self,
+                       NpFrameType  type,
+                       GBytes      *payload)
+{
+  guint8 header[NP_FRAME_HEADER_SIZE];
+  gsize len = g_bytes_get_size (payload);
+
+  np_frame_header_encode (header, type, len);
+  np_stream_append_copy (self, header, sizeof header);
+
+  if (len <= NP_COALESCE_MAX)
+    np_stream_append_copy (self, g_bytes_get_data (payload, NULL), len);
+  else
+    np_stream_append_bytes (self, payload);
+
+  self->queued_total += sizeof header + len;
+
+  if (self->want_out)
+    return;
+
+  if (self->queued_total - self->written_total >= NP_WRITE_THRESHOLD)
+    np_stream_write_some (self);
+
+  if (self->out_head != NULL || self->write_error != NULL)
+    np_stream_arm_flush (self);
+}
+
+/* Read side */
+
+static void
+np_stream_clear_partial (NpStream *self)
+{
+  self->head_len = 0;
+  g_clear_pointer (&self->body, g_free);
+  self->body_len = self->body_alloc = self->body_filled = 0;
+}
+
+static void
+np_stream_clear_timeout (NpStream *self)
+{
+  if (self->timeout_source != NULL)
+    {
+      g_source_destroy (self->timeout_source);
+      g_clear_pointer (&self->timeout_source, g_source_unref);
+    }
+}
+
+static void
+np_stream_handle_frame (NpStream    *self,
+                        NpFrameType  type,
+                        GBytes      *payload)
+{
+  switch (type)
+    {
+    case NP_FRAME_MESSAGE:
+      self->callbacks->message (self->owner, payload);
+      break;
+
+    case NP_FRAME_PING:
+      np_stream_queue_frame (self, NP_FRAME_PONG, payload);
+      break;
+
+    case NP_FRAME_PONG:
+      /* No ping API is outstanding in this version: nothing to match. */
+      break;
+
+    case NP_FRAME_GOODBYE:
+      {
+        gsize len;
+        const guint8 *data = g_bytes_get_data (payload, &len);
+        g_autoptr(GError) error = np_goodbye_decode (data, len);
+
+        g_prefix_error (&error, "%s: ", self->label);
+        np_stream_finish (self, error);
+      }
+      break;
+
+    default:
+      g_assert_not_reached ();
+    }
+}
+
+/* Parses every complete hello and frame in buf; keeps what is left over
+ * as a partial header or body. */
+static void
+np_stream_parse (NpStream     *self,
+                 const guint8 *buf,
+                 gsize         avail)
+{
+  const guint8 *p = buf;
+  const guint8 *end = buf + avail;
+
+  while (p < end && self->state <= NP_STREAM_OPEN)
+    {
+      g_autoptr(GError) error = NULL;
+      NpFrameHeader header;
+      gsize left = end - p;
+
+      if (self->state == NP_STREAM_HANDSHAKE)
+        {
+          NpHello hello;
+
+          if (left < NP_HELLO_SIZE)
+            break;
+
+          if (!np_hello_decode (p, &hello, &error))
+            {
+              g_prefix_error (&error, "%s: ", self->label);
+              np_stream_abort (self, error);
+              return;
+            }
+
+          self->peer_max_message_size = hello.max_message_size;
+          self->state = NP_STREAM_OPEN;
+          np_stream_clear_timeout (self);
+          p += NP_HELLO_SIZE;
+          continue;
+        }
+
+      if (left < NP_FRAME_HEADER_SIZE)
+        break;
+
+      if (!np_frame_header_decode (p, self->max_message_size, &header, &error))
+        {
+          g_prefix_error (&error, "%s: ", self->label);
+          np_stream_abort (self, error);
+          return;
+        }
+
+      p += NP_FRAME_HEADER_SIZE;
+      left -= NP_FRAME_HEADER_SIZE;
+
+      if (left >= header.length)
+        {
+          g_autoptr(GBytes) payload = g_bytes_new (p, header.length);
+
+          p += header.length;
+          np_stream_handle_frame (self, header.type, payload);
+        }
+      else
+        {
+          self->body_type = header.type;
+          self->body_len = header.length;
+          self->body_alloc = MAX (left, MIN (header.length, NP_BODY_INITIAL));
+          self->body = g_malloc (self->body_alloc);
+          self->body_filled = left;
+          memcpy (self->body, p, left);
+          return;
+        }
+    }
+
+  if (self->state <= NP_STREAM_OPEN)
+    {
+      self->head_len = end - p;
+      memcpy (self->head, p, self->head_len);
+    }
+}
+
+/* Handles a recv() that returned n <= 0. Returns TRUE to read on. */
+static gboolean
+np_stream_read_ended (NpStream *self,
+                      gssize    n)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (n < 0)
+    {
+      int errsv = errno;
+
+      if (errsv == EINTR)
+        return TRUE;
+      if (errsv == EAGAIN || errsv == EWOULDBLOCK)
+        return FALSE;
+
+      error = np_stream_errno_new (self, errsv, "Reading from the socket");
+    }
+  else if (self->state == NP_STREAM_HANDSHAKE)
+    error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                                 "The peer closed the connection before completing the handshake");
+  else if (self->head_len > 0 || self->body != NULL)
+    error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                                 "The peer closed the connection in the middle of a message");
+
+  np_stream_finish (self, error);
+  return FALSE;
+}
+
+static void
+np_stream_read (NpStream *self)
+{
+  guint8 *buf = NULL;
+  gsize budget = NP_READ_BUDGET;
+
+  while (self->state <= NP_STREAM_OPEN && budget > 0)
+    {
+      gssize n;
+      gsize want;
+
+      if (self->body != NULL)
+        {
+          /* Read a large body straight into its own allocation. */
+          if (self->body_filled == self->body_alloc)
+            {
+              self->body_alloc = MIN (self->body_len, self->body_alloc * 2);
+              self->body = g_realloc (self->body, self->body_alloc);
+            }
+
+          want = self->body_alloc - self->body_filled;
+          n = recv (self->fd, self->body + self->body_filled, want, MSG_DONTWAIT);
+          if (n <= 0)
+            {
+              if (np_stream_read_ended (self, n))
+                continue;
+              break;
+            }
+
+          budget -= MIN (budget, (gsize) n);
+          self->body_filled += n;
+
+          if (self->body_filled == self->body_len)
+            {
+              g_autoptr(GBytes) payload = g_bytes_new_take (g_steal_pointer (&self->body),
+                                                            self->body_len);
+
+              self->body_len = self->body_alloc = self->body_filled = 0;
+              np_stream_handle_frame (self, self->body_type, payload);
+            }
+          else if ((gsize) n < want)
+            break;
+
+          continue;
+        }
+
+      if (buf == NULL)
+        buf = take_read_buffer ();
+
+      memcpy (buf, self->head, self->head_len);
+      want = NP_READ_CHUNK - self->head_len;
+      n = recv (self->fd, buf + self->head_len, want, MSG_DONTWAIT);
+      if (n <= 0)
+        {
+          if (np_stream_read_ended (self, n))
+            continue;
+          break;
+        }
+
+      budget -= MIN (budget, (gsize) n);
+      {
+        gsize avail = self->head_len + n;
+
+        self->head_len = 0;
+        np_stream_parse (self, buf, avail);
+      }
+
+      /* A short read means the socket is drained: don't pay for EAGAIN. */
+      if ((gsize) n < want)
+        break;
+    }
+
+  give_back_read_buffer (buf);
+}
+
+/* Sources */
+
+static gboolean
+np_stream_io_dispatch (GSource     *source,
+                       GSourceFunc  callback,
+                       gpointer     user_data)
+{
+  NpStream *self = ((NpStreamSource *) source)->stream;
+  g_autoptr(GObject) owner = g_object_ref (self->owner);
+  GIOCondition revents = g_source_query_unix_fd (source, self->fd_tag);
+
+  np_stream_enter (self);
+
+  if (revents & G_IO_OUT)
+    {
+      self->want_out = FALSE;
+      np_stream_flush_and_settle (self);
+    }
+
+  if (self->state <= NP_STREAM_OPEN && (revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)))
+    np_stream_read (self);
+  else if (self->state == NP_STREAM_CLOSING && (revents & (G_IO_HUP | G_IO_ERR)))
+    np_stream_flush_and_settle (self);
+
+  np_stream_leave (self);
+
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+np_stream_flush_dispatch (GSource     *source,
+                          GSourceFunc  callback,
+                          gpointer     user_data)
+{
+  NpStream *self = ((NpStreamSource *) source)->stream;
+  g_autoptr(GObject) owner = g_object_ref (self->owner);
+
+  g_source_set_ready_time (source, -1);
+  self->flush_armed = FALSE;
+
+  np_stream_enter (self);
+  if (!self->want_out)
+    np_stream_flush_and_settle (self);
+  np_stream_leave (self);
+
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs np_stream_io_funcs = {
+  .dispatch = np_stream_io_dispatch,
+};
+
+static GSourceFuncs np_stream_flush_funcs = {
+  .dispatch = np_stream_flush_dispatch,
+};
+
+static GSource *
+np_stream_source_new (NpStream     *self,
+                      GSourceFuncs *funcs,
+                      int           priority,
+                      const char   *name)
+{
+  GSource *source = g_source_new (funcs, sizeof (NpStreamSource));
+
+  ((NpStreamSource *) source)->stream = self;
+  g_source_set_priority (source, priority);
+  g_source_set_static_name (source, name);
+  g_source_attach (source, self->context);
+
+  return source;
+}
+
+static void
+np_stream_destroy_source (GSource **source)
+{
+  if (*source != NULL)
+    {
+      g_source_destroy (*source);
+      g_clear_pointer (source, g_source_unref);
+    }
+}
+
+/* Releases every resource of the stream; reports nothing. */
+static void
+np_stream_release (NpStream     *self,
+                   const GError *error)
+{
+  g_autoptr(GError) closed = NULL;
+
+  np_stream_destroy_source (&self->io_source);
+  np_stream_destroy_source (&self->flush_source);
+  np_stream_destroy_source (&self->timeout_source);
+  self->flush_armed = FALSE;
+  self->want_out = FALSE;
+
+  if (self->connection != NULL)
+    {
+      g_io_stream_close (G_IO_STREAM (self->connection), NULL, NULL);
+      g_clear_object (&self->connection);
+      self->socket = NULL;
+      self->fd = -1;
+    }
+
+  np_stream_clear_partial (self);
+  np_stream_drop_queue (self);
+
+  if (error == NULL)
+    error = closed = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
+                                          "The pipe closed before the message was written");
+  np_stream_complete_waiters (self, error);
+}
+
+static void
+np_stream_finish (NpStream     *self,
+                  const GError *error)
+{
+  g_autoptr(GObject) owner = NULL;
+
+  if (self->state == NP_STREAM_CLOSED)
+    return;
+
+  self->state = NP_STREAM_CLOSED;
+  owner = g_object_ref (self->owner);
+  np_stream_release (self, error);
+  self->callbacks->closed (owner, error);
+}
+
+static gboolean
+np_stream_handshake_timeout_cb (gpointer data)
+{
+  NpStream *self = data;
+  g_autoptr(GObject) owner = g_object_ref (self->owner);
+  g_autoptr(GError) error = NULL;
+
+  error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
+                               "The peer did not complete the handshake in time");
+  g_clear_pointer (&self->timeout_source, g_source_unref);
+  np_stream_enter (self);
+  np_stream_abort (self, error);
+  np_stream_leave (self);
+
+  return G_SOURCE_REMOVE;
+}
+
+/* Public (to the library) API */
+
+NpStream *
+np_stream_new (GObject                 *owner,
+               const NpStreamCallbacks *callbacks,
+               GSocketConnection       *connection,
+               GMainContext            *context,
+               const char              *label,
+               guint32                  max_message_size)
+{
+  NpStream *self = g_new0 (NpStream, 1);
+  guint8 hello[NP_HELLO_SIZE];
+
+  self->owner = owner;
+  self->callbacks = callbacks;
+  self->connection = g_object_ref (connection);
+  self->socket = g_socket_connection_get_socket (connection);
+  self->fd = g_socket_get_fd (self->socket);
+  self->context = g_main_context_ref (context);
+  self->label = g_strdup (label);
+  self->state = NP_STREAM_HANDSHAKE;
+  self->max_message_size = max_message_size;
+  self->peer_max_message_size = G_MAXUINT32;
+  g_queue_init (&self->waiters);
+
+  self->io_source = np_stream_source_new (self, &np_stream_io_funcs,
+                                          G_PRIORITY_DEFAULT, "[np] pipe I/O");
+  self->events = G_IO_IN;
+  self->fd_tag = g_source_add_unix_fd (self->io_source, self->fd, self->events);
+  self->flush_source = np_stream_source_new (self, &np_stream_flush_funcs,
+                                             G_PRIORITY_HIGH, "[np] pipe flush");
+
+  np_hello_encode (hello, max_message_size);
+  np_stream_append_copy (self, hello, sizeof hello);
+  self->queued_total += sizeof hello;
+  np_stream_write_some (self);
+  if (self->write_error != NULL)
+    np_stream_arm_flush (self);
+
+  return self;
+}
+
+static void
+np_stream_free_now (NpStream *self)
+{
+  g_clear_error (&self->write_error);
+  g_main_context_unref (self->context);
+  g_free (self->label);
+  g_free (self);
+}
+
+/* Closes without reporting anything; the memory goes once no dispatch of
+ * this stream is under way. */
+void
+np_stream_free (NpStream *self)
+{
+  if (self == NULL)
+    return;
+
+  /* What the socket takes without blocking still goes out. */
+  if (self->state != NP_STREAM_CLOSED)
+    np_stream_write_some (self);
+
+  self->state = NP_STREAM_CLOSED;
+  np_stream_release (self, NULL);
+
+  if (self->busy > 0)
+    self->free_pending = TRUE;
+  else
+    np_stream_free_now (self);
+}
+
+void
+np_stream_set_handshake_timeout (NpStream *self,
+                                 guint     timeout_msec)
+{
+  np_stream_clear_timeout (self);
+
+  if (timeout_msec == 0 || self->state != NP_STREAM_HANDSHAKE)
+    return;
+
+  self->timeout_source = g_timeout_source_new (timeout_msec);
+  g_source_set_static_name (self->timeout_source, "[np] handshake deadline");
+  g_source_set_callback (self->timeout_source, np_stream_handshake_timeout_cb, self, NULL);
+  g_source_attach (self->timeout_source, self->context);
+}
+
+gboolean
+np_stream_is_open (NpStream *self)
+{
+  return self != NULL && self->state <= NP_STREAM_OPEN && self->write_error == NULL;
+}
+
+gboolean
+np_stream_send (NpStream  *self,
+                GBytes    *message,
+                GError   **error)
+{
+  gsize len = g_bytes_get_size (message);
+
+  if (!np_stream_is_open (self))
+    {
+      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
+                   "%s: the pipe is closed", self->label);
+      return FALSE;
+    }
+
+  if (len > self->peer_max_message_size)
+    {
+      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
+                   "%s: message of %" G_GSIZE_FORMAT " bytes exceeds the limit of %u bytes "
+                   "that the receiving side accepts",
+                   self->label, len, self->peer_max_message_size);
+      return FALSE;
+    }
+
+  np_stream_queue_frame (self, NP_FRAME_MESSAGE, message);
+
+  return TRUE;
+}
+
+gboolean
+np_stream_flush_sync (NpStream      *self,
+                      GCancellable  *cancellable,
+                      GError       **error)
+{
+  while (self->state != NP_STREAM_CLOSED)
+    {
+      np_stream_write_some (self);
+
+      if (self->write_error != NULL)
+        {
+          g_propagate_error (error, g_error_copy (self->write_error));
+          return FALSE;
+        }
+
+      if (self->out_head == NULL)
+        return TRUE;
+
+      /* Blocks this thread only: no main context is iterated. */
+      if (!g_socket_condition_wait (self->socket, G_IO_OUT, cancellable, error))
+        return FALSE;
+    }
+
+  g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
+               "%s: the pipe is closed", self->label);
+  return FALSE;
+}
+
+void
+np_stream_flush_async (NpStream *self,
+                       GTask    *task)
+{
+  NpWaiter *waiter;
+
+  if (self->state == NP_STREAM_CLOSED)
+    {
+      g_task_return_new_error (task, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
+                               "%s: the pipe is closed", self->label);
+      return;
+    }
+
+  waiter = g_new (NpWaiter, 1);
+  waiter->mark = self->queued_total;
+  waiter->task = g_object_ref (task);
+  g_queue_push_tail (&self->waiters, waiter);
+
+  np_stream_arm_flush (self);
+}
+
+/* Stops reading, writes out what is queued from the main loop, then
+ * reports a clean close. Reports at once when nothing is queued. */
+void
+np_stream_close (NpStream *self)
+{
+  if (self->state >= NP_STREAM_CLOSING)
+    return;
+
+  self->state = NP_STREAM_CLOSING;
+  np_stream_clear_timeout (self);
+  np_stream_clear_partial (self);
+  np_stream_update_events (self);
+
+  np_stream_write_some (self);
+  if (self->out_head == NULL)
+    np_stream_finish (self, self->write_error);
+}
+
+/* Writes out what is queued, blocking this thread, then reports. */
+void
+np_stream_close_sync (NpStream *self)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (self->state >= NP_STREAM_CLOSING)
+    return;
+
+  self->state = NP_STREAM_CLOSING;
+  np_stream_clear_timeout (self);
+  np_stream_clear_partial (self);
+  np_stream_update_events (self);
+
+  np_stream_flush_sync (self, NULL, &error);
+  np_stream_finish (self, error);
+}
+
+/* Ends the stream because of @error, telling the peer why in a goodbye
+ * frame when the socket takes it without blocking. */
+void
+np_stream_abort (NpStream     *self,
+                 const GError *error)
+{
+  g_autoptr(GBytes) goodbye = NULL;
+
+  if (self->state == NP_STREAM_CLOSED)
+    return;
+
+  if (self->write_error == NULL)
+    {
+      NpPipeError code = error->domain == NP_PIPE_ERROR ? error->code : NP_PIPE_ERROR_FAILED;
+
+      goodbye = np_goodbye_encode (code, error->message);
+      self->state = NP_STREAM_CLOSING;
+      np_stream_queue_frame (self, NP_FRAME_GOODBYE, goodbye);
+      np_stream_write_some (self);
+    }
+
+  np_stream_finish (self, error);
+}
