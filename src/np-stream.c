@@ -761,6 +761,23 @@ np_stream_destroy_source (GSource **source)
     }
 }
 
+/* Closing a Unix socket with unread bytes in it resets the connection,
+ * and the peer may then lose what we wrote last: discard what the peer
+ * already sent (a bounded amount) first. */
+static void
+np_stream_drain (NpStream *self)
+{
+  guint8 sink[4096];
+
+  for (guint i = 0; i < 64; i++)
+    {
+      gssize n = recv (self->fd, sink, sizeof sink, MSG_DONTWAIT);
+
+      if (n <= 0 && !(n < 0 && errno == EINTR))
+        break;
+    }
+}
+
 /* Releases every resource of the stream; reports nothing. */
 static void
 np_stream_release (NpStream     *self,
@@ -776,6 +793,7 @@ np_stream_release (NpStream     *self,
 
   if (self->connection != NULL)
     {
+      np_stream_drain (self);
       g_io_stream_close (G_IO_STREAM (self->connection), NULL, NULL);
       g_clear_object (&self->connection);
       self->socket = NULL;
@@ -913,7 +931,7 @@ np_stream_set_handshake_timeout (NpStream *self,
 gboolean
 np_stream_is_open (NpStream *self)
 {
-  return self != NULL && self->state <= NP_STREAM_OPEN && self->write_error == NULL;
+  return self != NULL && self->state <= NP_STREAM_OPEN;
 }
 
 gboolean
@@ -923,7 +941,8 @@ np_stream_send (NpStream  *self,
 {
   gsize len = g_bytes_get_size (message);
 
-  if (!np_stream_is_open (self))
+  /* After a hang-up on the write side, reading soon reports the end. */
+  if (!np_stream_is_open (self) || self->write_error != NULL)
     {
       g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
                    "%s: the pipe is closed", self->label);

@@ -1,0 +1,157 @@
+/* np-test-peer.c: the other process in the tests
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ *   np-test-peer send NAME CLIENT COUNT
+ *       connect, send COUNT test messages of mixed sizes, close at once,
+ *       without ever running a main loop
+ *   np-test-peer echo NAME CLIENT COUNT
+ *       connect, send COUNT messages, wait for COUNT replies, check each,
+ *       close
+ *   np-test-peer garbage PATH
+ *       connect to the raw socket, write random bytes, read until closed
+ */
+
+#include <stdlib.h>
+
+#include <gio/gio.h>
+#include <gio/gunixsocketaddress.h>
+
+#include "np-test-util.h"
+
+static int
+run_send (const char *name,
+          guint32     client_id,
+          guint32     count)
+{
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autoptr(GError) error = NULL;
+
+  if (!np_pipe_client_connect_sync (client, NULL, &error))
+    g_error ("%s", error->message);
+
+  for (guint32 seq = 0; seq < count; seq++)
+    {
+      g_autoptr(GBytes) message = np_test_message_new (client_id, seq, np_test_size_for (seq));
+
+      if (!np_pipe_client_send (client, message, &error))
+        g_error ("%s", error->message);
+    }
+
+  np_pipe_client_close (client);
+
+  return 0;
+}
+
+typedef struct
+{
+  guint32  client_id;
+  guint32  received;
+  gboolean disconnected;
+} EchoState;
+
+static void
+echo_message_cb (NpPipeClient *client,
+                 GBytes       *message,
+                 EchoState    *state)
+{
+  guint32 client_id, seq;
+
+  if (!np_test_message_parse (message, &client_id, &seq) ||
+      client_id != state->client_id || seq != state->received)
+    g_error ("Reply %u is not the message that was sent", state->received);
+
+  state->received++;
+}
+
+static void
+echo_disconnected_cb (NpPipeClient *client,
+                      GError       *error,
+                      EchoState    *state)
+{
+  state->disconnected = TRUE;
+  if (error != NULL)
+    g_printerr ("np-test-peer: %s\n", error->message);
+}
+
+static int
+run_echo (const char *name,
+          guint32     client_id,
+          guint32     count)
+{
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autoptr(GError) error = NULL;
+  EchoState state = { client_id, 0, FALSE };
+
+  g_signal_connect (client, "message-received", G_CALLBACK (echo_message_cb), &state);
+  g_signal_connect (client, "disconnected", G_CALLBACK (echo_disconnected_cb), &state);
+
+  if (!np_pipe_client_connect_sync (client, NULL, &error))
+    g_error ("%s", error->message);
+
+  for (guint32 seq = 0; seq < count; seq++)
+    {
+      g_autoptr(GBytes) message = np_test_message_new (client_id, seq, np_test_size_for (seq));
+
+      if (!np_pipe_client_send (client, message, &error))
+        g_error ("%s", error->message);
+    }
+
+  while (state.received < count && !state.disconnected)
+    g_main_context_iteration (NULL, TRUE);
+
+  if (state.received < count)
+    g_error ("Disconnected after %u of %u replies", state.received, count);
+
+  np_pipe_client_close (client);
+
+  return 0;
+}
+
+static int
+run_garbage (const char *path)
+{
+  g_autoptr(GSocketClient) socket_client = g_socket_client_new ();
+  g_autoptr(GSocketAddress) address = g_unix_socket_address_new (path);
+  g_autoptr(GSocketConnection) connection = NULL;
+  g_autoptr(GError) error = NULL;
+  GOutputStream *out;
+  GInputStream *in;
+  guint8 junk[4096];
+  guint8 sink[4096];
+
+  connection = g_socket_client_connect (socket_client, G_SOCKET_CONNECTABLE (address), NULL, &error);
+  if (connection == NULL)
+    g_error ("%s", error->message);
+
+  for (gsize i = 0; i < sizeof junk; i++)
+    junk[i] = g_random_int_range (0, 256);
+
+  out = g_io_stream_get_output_stream (G_IO_STREAM (connection));
+  in = g_io_stream_get_input_stream (G_IO_STREAM (connection));
+
+  /* The server may close on us before all of it is written. */
+  g_output_stream_write_all (out, junk, sizeof junk, NULL, NULL, NULL);
+
+  while (g_input_stream_read (in, sink, sizeof sink, NULL, NULL) > 0)
+    ;
+
+  return 0;
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  if (argc == 5 && g_str_equal (argv[1], "send"))
+    return run_send (argv[2], atoi (argv[3]), atoi (argv[4]));
+  if (argc == 5 && g_str_equal (argv[1], "echo"))
+    return run_echo (argv[2], atoi (argv[3]), atoi (argv[4]));
+  if (argc == 3 && g_str_equal (argv[1], "garbage"))
+    return run_garbage (argv[2]);
+
+  g_printerr ("Usage: %s send|echo NAME CLIENT COUNT | garbage PATH\n", argv[0]);
+  return 2;
+}

@@ -1,0 +1,72 @@
+/* np-test-util.h: helpers shared by the test programs
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#pragma once
+
+#include <string.h>
+
+#include <np/np.h>
+
+/* A test message: client id and sequence number, then a pattern that
+ * depends on both, so a lost, repeated, reordered or corrupt message
+ * shows. */
+#define NP_TEST_MESSAGE_MIN 8
+
+static inline guint8
+np_test_pattern (guint32 client,
+                 guint32 seq,
+                 gsize   offset)
+{
+  return (guint8) (client * 31 + seq * 7 + offset);
+}
+
+static inline GBytes *
+np_test_message_new (guint32 client,
+                     guint32 seq,
+                     gsize   size)
+{
+  guint8 *data;
+
+  g_assert (size >= NP_TEST_MESSAGE_MIN);
+
+  data = g_malloc (size);
+  memcpy (data, &client, 4);
+  memcpy (data + 4, &seq, 4);
+  for (gsize i = NP_TEST_MESSAGE_MIN; i < size; i++)
+    data[i] = np_test_pattern (client, seq, i);
+
+  return g_bytes_new_take (data, size);
+}
+
+static inline gboolean
+np_test_message_parse (GBytes  *message,
+                       guint32 *client,
+                       guint32 *seq)
+{
+  gsize size;
+  const guint8 *data = g_bytes_get_data (message, &size);
+
+  if (size < NP_TEST_MESSAGE_MIN)
+    return FALSE;
+
+  memcpy (client, data, 4);
+  memcpy (seq, data + 4, 4);
+  for (gsize i = NP_TEST_MESSAGE_MIN; i < size; i++)
+    if (data[i] != np_test_pattern (*client, *seq, i))
+      return FALSE;
+
+  return TRUE;
+}
+
+/* Sizes that cross the read chunk and coalescing boundaries. */
+static inline gsize
+np_test_size_for (guint32 seq)
+{
+  static const gsize sizes[] = { 8, 64, 4095, 4096, 4097, 65535, 65536, 70000, 300000, 16 };
+
+  return sizes[seq % G_N_ELEMENTS (sizes)];
+}
