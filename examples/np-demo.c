@@ -1,0 +1,325 @@
+/* np-demo.c: a server process and three client processes walking through
+ * the five flows of a pipe server, printing each as it happens
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ *   np-demo                       run the server; it starts the clients
+ *   np-demo --client NAME INDEX   run one client (started by the server)
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <np/np.h>
+
+#define N_CLIENTS  3
+#define BIG_SIZE   (1024 * 1024)
+
+static void say (const char *who,
+                 const char *format,
+                 ...) G_GNUC_PRINTF (2, 3);
+
+/* One line at a time, flushed, so the four processes' lines interleave
+ * in the order things happen. */
+static void
+say (const char *who,
+     const char *format,
+     ...)
+{
+  g_autofree char *line = NULL;
+  va_list args;
+
+  va_start (args, format);
+  line = g_strdup_vprintf (format, args);
+  va_end (args);
+
+  printf ("%-10s %s\n", who, line);
+  fflush (stdout);
+}
+
+/* Server */
+
+typedef struct
+{
+  NpPipeServer *server;
+  GMainLoop    *loop;
+  guint         n_connected;
+  guint         n_disconnected;
+  guint         n_messages;
+  guint64       n_bytes;
+  guint         n_children_running;
+  gboolean      failed;
+} Server;
+
+static void
+server_client_connected (NpPipeServer     *server,
+                         NpPipeConnection *connection,
+                         Server           *s)
+{
+  s->n_connected++;
+  say ("[server]", "Flow 2: client %" G_GUINT64_FORMAT " connected (pid %d, uid %u); %u connected now",
+       np_pipe_connection_get_id (connection),
+       np_pipe_connection_get_peer_pid (connection),
+       np_pipe_connection_get_peer_uid (connection),
+       np_pipe_server_get_n_connections (server));
+
+  if (s->n_connected == N_CLIENTS)
+    {
+      g_autoptr(GBytes) go = g_bytes_new_static ("go", 2);
+
+      say ("[server]", "All %u clients are in: broadcasting “go”", N_CLIENTS);
+      np_pipe_server_broadcast (server, go);
+    }
+}
+
+static void
+server_message_received (NpPipeServer     *server,
+                         NpPipeConnection *connection,
+                         GBytes           *message,
+                         Server           *s)
+{
+  guint64 id = np_pipe_connection_get_id (connection);
+  gsize size = g_bytes_get_size (message);
+  g_autoptr(GBytes) reply = NULL;
+
+  s->n_messages++;
+  s->n_bytes += size;
+
+  if (size == BIG_SIZE)
+    {
+      say ("[server]", "Flow 3: client %" G_GUINT64_FORMAT " sent %" G_GSIZE_FORMAT
+           " bytes, more than one read takes; they arrived as one whole message",
+           id, size);
+      {
+        g_autofree char *text = g_strdup_printf ("got your %" G_GSIZE_FORMAT " bytes", size);
+
+        reply = g_bytes_new (text, strlen (text));
+        np_pipe_connection_send (connection, reply, NULL);
+      }
+      return;
+    }
+
+  say ("[server]", "Flow 3: client %" G_GUINT64_FORMAT " says “%.*s”; relaying it to the others",
+       id, (int) size, (const char *) g_bytes_get_data (message, NULL));
+
+  /* Relay to every other client. */
+  {
+    GListModel *connections = np_pipe_server_get_connections (server);
+    g_autofree char *text = g_strdup_printf ("client %" G_GUINT64_FORMAT " says: %.*s",
+                                             id, (int) size,
+                                             (const char *) g_bytes_get_data (message, NULL));
+
+    reply = g_bytes_new (text, strlen (text));
+
+    for (guint i = 0; i < g_list_model_get_n_items (connections); i++)
+      {
+        g_autoptr(NpPipeConnection) other = g_list_model_get_item (connections, i);
+
+        if (other != connection)
+          np_pipe_connection_send (other, reply, NULL);
+      }
+  }
+}
+
+static void
+server_client_disconnected (NpPipeServer     *server,
+                            NpPipeConnection *connection,
+                            GError           *error,
+                            Server           *s)
+{
+  s->n_disconnected++;
+  say ("[server]", "Flow 4: client %" G_GUINT64_FORMAT " disconnected (%s); %u connected now",
+       np_pipe_connection_get_id (connection),
+       error ? error->message : "clean close",
+       np_pipe_server_get_n_connections (server));
+
+  if (error != NULL)
+    s->failed = TRUE;
+
+  /* Two clients left by themselves: stop the server on the last one. */
+  if (s->n_disconnected == N_CLIENTS - 1 && np_pipe_server_is_running (server))
+    {
+      say ("[server]", "Flow 5: stopping the server with %u client still connected",
+           np_pipe_server_get_n_connections (server));
+      np_pipe_server_stop (server);
+      say ("[server]", "Flow 5: stopped; the socket file is gone");
+    }
+}
+
+static void
+child_exited (GObject      *object,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  Server *s = user_data;
+  GSubprocess *child = G_SUBPROCESS (object);
+
+  if (!g_subprocess_wait_check_finish (child, result, NULL))
+    s->failed = TRUE;
+
+  if (--s->n_children_running == 0)
+    g_main_loop_quit (s->loop);
+}
+
+static int
+run_server (const char *self_path)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+  g_autoptr(NpPipeServer) server = np_pipe_server_new (NULL);
+  Server s = { server, loop };
+
+  g_signal_connect (server, "client-connected", G_CALLBACK (server_client_connected), &s);
+  g_signal_connect (server, "message-received", G_CALLBACK (server_message_received), &s);
+  g_signal_connect (server, "client-disconnected", G_CALLBACK (server_client_disconnected), &s);
+
+  if (!np_pipe_server_start (server, &error))
+    {
+      g_printerr ("np-demo: %s\n", error->message);
+      return 1;
+    }
+
+  say ("[server]", "Flow 1: started pipe “%s” on %s (pid %d)",
+       np_pipe_server_get_name (server), np_pipe_server_get_path (server), (int) getpid ());
+
+  for (guint i = 1; i <= N_CLIENTS; i++)
+    {
+      g_autofree char *index = g_strdup_printf ("%u", i);
+      g_autoptr(GSubprocess) child = NULL;
+
+      child = g_subprocess_new (G_SUBPROCESS_FLAGS_NONE, &error,
+                                self_path, "--client", np_pipe_server_get_name (server), index,
+                                NULL);
+      if (child == NULL)
+        {
+          g_printerr ("np-demo: cannot start a client: %s\n", error->message);
+          return 1;
+        }
+
+      s.n_children_running++;
+      g_subprocess_wait_check_async (child, NULL, child_exited, &s);
+    }
+
+  g_main_loop_run (loop);
+
+  say ("[server]", "Summary: %u clients connected, %u disconnected, %u messages (%" G_GUINT64_FORMAT
+       " bytes) received%s",
+       s.n_connected, s.n_disconnected, s.n_messages, s.n_bytes,
+       s.failed ? "; SOMETHING FAILED" : "; all flows done");
+
+  return s.failed || s.n_disconnected != N_CLIENTS ? 1 : 0;
+}
+
+/* Client */
+
+typedef struct
+{
+  NpPipeClient *client;
+  GMainLoop    *loop;
+  char         *who;
+  guint         index;
+  gboolean      acked;
+  gboolean      failed;
+} Client;
+
+static void
+client_message_received (NpPipeClient *client,
+                         GBytes       *message,
+                         Client       *c)
+{
+  gsize size;
+  const char *text = g_bytes_get_data (message, &size);
+  g_autoptr(GError) error = NULL;
+
+  say (c->who, "received “%.*s”", (int) size, text);
+
+  if (size == 2 && memcmp (text, "go", 2) == 0)
+    {
+      g_autofree char *hello = g_strdup_printf ("hello from process %d", (int) getpid ());
+      g_autoptr(GBytes) small = g_bytes_new (hello, strlen (hello));
+      g_autoptr(GBytes) big = NULL;
+      guint8 *data = g_malloc (BIG_SIZE);
+
+      memset (data, 'a' + c->index, BIG_SIZE);
+      big = g_bytes_new_take (data, BIG_SIZE);
+
+      say (c->who, "Flow 3: sending “%s” and a message of %d bytes", hello, BIG_SIZE);
+      if (!np_pipe_client_send (client, small, &error) ||
+          !np_pipe_client_send (client, big, &error))
+        {
+          say (c->who, "send failed: %s", error->message);
+          c->failed = TRUE;
+          g_main_loop_quit (c->loop);
+        }
+      return;
+    }
+
+  if (g_str_has_prefix (text, "got your"))
+    {
+      c->acked = TRUE;
+
+      if (c->index < N_CLIENTS)
+        {
+          say (c->who, "Flow 4: done, closing");
+          np_pipe_client_close (client);
+        }
+      else
+        say (c->who, "Flow 5: staying connected until the server stops");
+    }
+}
+
+static void
+client_disconnected (NpPipeClient *client,
+                     GError       *error,
+                     Client       *c)
+{
+  say (c->who, "disconnected (%s)", error ? error->message : "clean close");
+  if (error != NULL || !c->acked)
+    c->failed = TRUE;
+  g_main_loop_quit (c->loop);
+}
+
+static int
+run_client (const char *name,
+            guint       index)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autofree char *who = g_strdup_printf ("[client %u]", index);
+  Client c = { client, loop, who, index };
+
+  g_signal_connect (client, "message-received", G_CALLBACK (client_message_received), &c);
+  g_signal_connect (client, "disconnected", G_CALLBACK (client_disconnected), &c);
+
+  if (!np_pipe_client_connect_sync (client, NULL, &error))
+    {
+      say (who, "cannot connect: %s", error->message);
+      return 1;
+    }
+  say (who, "Flow 2: connected to pipe “%s” (pid %d)", name, (int) getpid ());
+
+  g_main_loop_run (loop);
+
+  return c.failed ? 1 : 0;
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  if (argc == 4 && g_str_equal (argv[1], "--client"))
+    return run_client (argv[2], (guint) g_ascii_strtoull (argv[3], NULL, 10));
+
+  if (argc != 1)
+    {
+      g_printerr ("Usage: %s\n", argv[0]);
+      return 2;
+    }
+
+  return run_server (argv[0]);
+}
