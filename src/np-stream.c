@@ -591,9 +591,18 @@ np_stream_read_ended (NpStream *self,
       if (errsv == EAGAIN || errsv == EWOULDBLOCK)
         return FALSE;
 
-      error = np_stream_errno_new (self, errsv, "Reading from the socket");
+      /* A Unix socket reports a reset, after every byte the peer wrote,
+       * when the peer closed without reading all we sent: for what we
+       * read, that is the end of the stream. */
+      if (errsv != ECONNRESET)
+        {
+          error = np_stream_errno_new (self, errsv, "Reading from the socket");
+          np_stream_finish (self, error);
+          return FALSE;
+        }
     }
-  else if (self->state == NP_STREAM_HANDSHAKE)
+
+  if (self->state == NP_STREAM_HANDSHAKE)
     error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
                                  "The peer closed the connection before completing the handshake");
   else if (self->head_len > 0 || self->body != NULL)
