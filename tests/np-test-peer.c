@@ -57,7 +57,7 @@ echo_message_cb (NpPipeClient *client,
                  GBytes       *message,
                  EchoState    *state)
 {
-  guint32 client_id, seq;
+  guint32 client_id = 0, seq = 0;
 
   if (!np_test_message_parse (message, &client_id, &seq) ||
       client_id != state->client_id || seq != state->received)

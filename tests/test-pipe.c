@@ -184,7 +184,7 @@ assert_received_in_order (Fixture *f,
   for (guint i = 0; i < f->received->len; i++)
     {
       Received *r = g_ptr_array_index (f->received, i);
-      guint32 c, seq;
+      guint32 c = 0, seq = 0;
 
       if (r->connection_id != connection_id)
         continue;
@@ -510,7 +510,7 @@ test_server_many_clients (Fixture       *f,
       WAIT_UNTIL (tc->received->len == count);
       for (guint32 seq = 0; seq < count; seq++)
         {
-          guint32 c, s;
+          guint32 c = 0, s = 0;
 
           g_assert_true (np_test_message_parse (g_ptr_array_index (tc->received, seq), &c, &s));
           g_assert_cmpuint (c, ==, i);
@@ -533,7 +533,7 @@ test_message_sizes (Fixture       *f,
   g_autoptr(TestClient) tc = test_client_new (np_pipe_server_get_name (f->server));
   g_autoptr(GBytes) empty = g_bytes_new (NULL, 0);
   g_autoptr(GBytes) big = np_test_message_new (7, 1, 8 * 1024 * 1024);
-  guint32 c, s;
+  guint32 c = 0, s = 0;
 
   f->echo = TRUE;
 
