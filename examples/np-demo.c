@@ -50,10 +50,26 @@ typedef struct
   guint         n_connected;
   guint         n_disconnected;
   guint         n_messages;
+  guint         n_big_messages;
   guint64       n_bytes;
   guint         n_children_running;
   gboolean      failed;
 } Server;
+
+/* Once two clients left by themselves and the third one's large message
+ * is in, stop the server with that client still connected. */
+static void
+server_maybe_stop (Server *s)
+{
+  if (s->n_disconnected == N_CLIENTS - 1 && s->n_big_messages == N_CLIENTS &&
+      np_pipe_server_is_running (s->server))
+    {
+      say ("[server]", "Flow 5: stopping the server with %u client still connected",
+           np_pipe_server_get_n_connections (s->server));
+      np_pipe_server_stop (s->server);
+      say ("[server]", "Flow 5: stopped; the socket file is gone");
+    }
+}
 
 static void
 server_client_connected (NpPipeServer     *server,
@@ -100,6 +116,8 @@ server_message_received (NpPipeServer     *server,
         reply = g_bytes_new (text, strlen (text));
         np_pipe_connection_send (connection, reply, NULL);
       }
+      s->n_big_messages++;
+      server_maybe_stop (s);
       return;
     }
 
@@ -140,14 +158,7 @@ server_client_disconnected (NpPipeServer     *server,
   if (error != NULL)
     s->failed = TRUE;
 
-  /* Two clients left by themselves: stop the server on the last one. */
-  if (s->n_disconnected == N_CLIENTS - 1 && np_pipe_server_is_running (server))
-    {
-      say ("[server]", "Flow 5: stopping the server with %u client still connected",
-           np_pipe_server_get_n_connections (server));
-      np_pipe_server_stop (server);
-      say ("[server]", "Flow 5: stopped; the socket file is gone");
-    }
+  server_maybe_stop (s);
 }
 
 static void
