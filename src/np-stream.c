@@ -1021,18 +1021,28 @@ np_stream_flush_async (NpStream *self,
   np_stream_arm_flush (self);
 }
 
-/* Stops reading, writes out what is queued from the main loop, then
- * reports a clean close. Reports at once when nothing is queued. */
-void
-np_stream_close (NpStream *self)
+/* Stops reading; only writing what is queued remains. */
+static gboolean
+np_stream_begin_close (NpStream *self)
 {
   if (self->state >= NP_STREAM_CLOSING)
-    return;
+    return FALSE;
 
   self->state = NP_STREAM_CLOSING;
   np_stream_clear_timeout (self);
   np_stream_clear_partial (self);
   np_stream_update_events (self);
+
+  return TRUE;
+}
+
+/* Stops reading, writes out what is queued from the main loop, then
+ * reports a clean close. Reports at once when nothing is queued. */
+void
+np_stream_close (NpStream *self)
+{
+  if (!np_stream_begin_close (self))
+    return;
 
   np_stream_write_some (self);
   if (self->out_head == NULL)
@@ -1045,13 +1055,8 @@ np_stream_close_sync (NpStream *self)
 {
   g_autoptr(GError) error = NULL;
 
-  if (self->state >= NP_STREAM_CLOSING)
+  if (!np_stream_begin_close (self))
     return;
-
-  self->state = NP_STREAM_CLOSING;
-  np_stream_clear_timeout (self);
-  np_stream_clear_partial (self);
-  np_stream_update_events (self);
 
   np_stream_flush_sync (self, NULL, &error);
   np_stream_finish (self, error);

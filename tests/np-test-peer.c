@@ -21,12 +21,11 @@
 
 #include "np-test-util.h"
 
-static int
-run_send (const char *name,
-          guint32     client_id,
-          guint32     count)
+static void
+connect_and_send (NpPipeClient *client,
+                  guint32       client_id,
+                  guint32       count)
 {
-  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
   g_autoptr(GError) error = NULL;
 
   if (!np_pipe_client_connect_sync (client, NULL, &error))
@@ -39,6 +38,16 @@ run_send (const char *name,
       if (!np_pipe_client_send (client, message, &error))
         g_error ("%s", error->message);
     }
+}
+
+static int
+run_send (const char *name,
+          guint32     client_id,
+          guint32     count)
+{
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+
+  connect_and_send (client, client_id, count);
 
   np_pipe_client_close (client);
 
@@ -82,22 +91,12 @@ run_echo (const char *name,
           guint32     count)
 {
   g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
-  g_autoptr(GError) error = NULL;
   EchoState state = { client_id, 0, FALSE };
 
   g_signal_connect (client, "message-received", G_CALLBACK (echo_message_cb), &state);
   g_signal_connect (client, "disconnected", G_CALLBACK (echo_disconnected_cb), &state);
 
-  if (!np_pipe_client_connect_sync (client, NULL, &error))
-    g_error ("%s", error->message);
-
-  for (guint32 seq = 0; seq < count; seq++)
-    {
-      g_autoptr(GBytes) message = np_test_message_new (client_id, seq, np_test_size_for (seq));
-
-      if (!np_pipe_client_send (client, message, &error))
-        g_error ("%s", error->message);
-    }
+  connect_and_send (client, client_id, count);
 
   while (state.received < count && !state.disconnected)
     g_main_context_iteration (NULL, TRUE);
