@@ -447,6 +447,37 @@ np_pipe_connection_send (NpPipeConnection  *self,
 }
 
 /**
+ * np_pipe_connection_send_data:
+ * @self: a #NpPipeConnection
+ * @data: (array length=size) (element-type guint8) (nullable): the message
+ * @size: the length of @data
+ * @error: return location for a #GError
+ *
+ * Queues a copy of @data as one message, like
+ * [method@Np.PipeConnection.send]. This is the call for bindings that hold
+ * a byte string rather than a #GBytes, such as a Python `bytes` object.
+ *
+ * Returns: %TRUE if the message was queued
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_connection_send_data (NpPipeConnection  *self,
+                              const guint8      *data,
+                              gsize              size,
+                              GError           **error)
+{
+  g_autoptr(GBytes) message = NULL;
+
+  g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), FALSE);
+  g_return_val_if_fail (data != NULL || size == 0, FALSE);
+
+  message = g_bytes_new (data, size);
+
+  return np_pipe_connection_send (self, message, error);
+}
+
+/**
  * np_pipe_connection_close:
  * @self: a #NpPipeConnection
  *

@@ -12,12 +12,18 @@
  *       close
  *   np-test-peer garbage PATH
  *       connect to the raw socket, write random bytes, read until closed
+ *   np-test-peer serve NAME
+ *       run a server that echoes each message to its sender; print
+ *       "ready" once it listens, and stop when stdin closes
  */
 
 #include <stdlib.h>
 
 #include <gio/gio.h>
 #include <gio/gunixsocketaddress.h>
+#include <glib-unix.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #include "np-test-util.h"
 
@@ -140,6 +146,51 @@ run_garbage (const char *path)
   return 0;
 }
 
+static void
+serve_message_cb (NpPipeServer     *server,
+                  NpPipeConnection *connection,
+                  GBytes           *message,
+                  gpointer          user_data)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (!np_pipe_connection_send (connection, message, &error))
+    g_error ("%s", error->message);
+}
+
+static gboolean
+serve_stdin_cb (int          fd,
+                GIOCondition condition,
+                gpointer     user_data)
+{
+  char buf[256];
+
+  if (read (fd, buf, sizeof buf) > 0)
+    return G_SOURCE_CONTINUE;
+
+  g_main_loop_quit (user_data);
+  return G_SOURCE_REMOVE;
+}
+
+static int
+run_serve (const char *name)
+{
+  g_autoptr(NpPipeServer) server = np_pipe_server_new (name);
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+  g_autoptr(GError) error = NULL;
+
+  g_signal_connect (server, "message-received", G_CALLBACK (serve_message_cb), NULL);
+  if (!np_pipe_server_start (server, &error))
+    g_error ("%s", error->message);
+
+  g_unix_fd_add (STDIN_FILENO, G_IO_IN | G_IO_HUP, serve_stdin_cb, loop);
+  printf ("ready\n");
+  fflush (stdout);
+  g_main_loop_run (loop);
+
+  return 0;
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -150,7 +201,9 @@ main (int   argc,
     return run_echo (argv[2], atoi (argv[3]), atoi (argv[4]));
   if (argc == 3 && g_str_equal (argv[1], "garbage"))
     return run_garbage (argv[2]);
+  if (argc == 3 && g_str_equal (argv[1], "serve"))
+    return run_serve (argv[2]);
 
-  g_printerr ("Usage: %s send|echo NAME CLIENT COUNT | garbage PATH\n", argv[0]);
+  g_printerr ("Usage: %s send|echo NAME CLIENT COUNT | garbage PATH | serve NAME\n", argv[0]);
   return 2;
 }

@@ -53,6 +53,11 @@ gboolean      np_pipe_client_send                 (NpPipeClient         *self,
                                                    GBytes               *message,
                                                    GError              **error);
 NP_AVAILABLE_IN_ALL
+gboolean      np_pipe_client_send_data            (NpPipeClient         *self,
+                                                   const guint8         *data,
+                                                   gsize                 size,
+                                                   GError              **error);
+NP_AVAILABLE_IN_ALL
 void          np_pipe_client_send_async           (NpPipeClient         *self,
                                                    GBytes               *message,
                                                    GCancellable         *cancellable,

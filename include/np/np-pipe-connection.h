@@ -37,6 +37,11 @@ gboolean      np_pipe_connection_send                  (NpPipeConnection  *self,
                                                         GBytes            *message,
                                                         GError           **error);
 NP_AVAILABLE_IN_ALL
+gboolean      np_pipe_connection_send_data             (NpPipeConnection  *self,
+                                                        const guint8      *data,
+                                                        gsize              size,
+                                                        GError           **error);
+NP_AVAILABLE_IN_ALL
 void          np_pipe_connection_close                 (NpPipeConnection  *self);
 NP_AVAILABLE_IN_ALL
 gboolean      np_pipe_connection_is_connected          (NpPipeConnection  *self);

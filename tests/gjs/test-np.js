@@ -1,0 +1,212 @@
+// Np from GJS through GObject-Introspection: real sockets, a real server
+// process written in C, the real GLib main loop. Prints TAP.
+//
+// SPDX-License-Identifier: LGPL-2.1-or-later
+
+import GLib from 'gi://GLib';
+import Gio from 'gi://Gio';
+import System from 'system';
+
+// A runtime directory of our own, set before anything reads it.
+GLib.setenv('XDG_RUNTIME_DIR', GLib.dir_make_tmp('np-gjs-test-XXXXXX'), true);
+
+const {default: Np} = await import('gi://Np?version=1.0');
+
+const MIB = 1024 * 1024;
+const tests = [];
+let failed = 0;
+
+function test(name, func) {
+    tests.push({name, func});
+}
+
+function assert(condition, what) {
+    if (!condition)
+        throw new Error(`assertion failed: ${what}`);
+}
+
+function assertEqual(actual, expected, what) {
+    if (actual !== expected)
+        throw new Error(`${what}: expected ${expected}, got ${actual}`);
+}
+
+function assertBytesEqual(actual, expected, what) {
+    assertEqual(actual.length, expected.length, `${what} (length)`);
+    for (let i = 0; i < expected.length; i++) {
+        if (actual[i] !== expected[i])
+            throw new Error(`${what}: differs at byte ${i}`);
+    }
+}
+
+// Iterates the main context until condition() holds.
+function waitUntil(condition) {
+    const context = GLib.MainContext.default();
+    while (!condition())
+        context.iteration(true);
+}
+
+function pattern(size, seed) {
+    const data = new Uint8Array(size);
+    for (let i = 0; i < size; i++)
+        data[i] = (seed + i * 7) & 0xff;
+    return data;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function startServer() {
+    const server = Np.PipeServer.new(null);
+    const events = {connected: [], messages: [], disconnected: []};
+    server.connect('client-connected', (_s, connection) => events.connected.push(connection));
+    server.connect('message-received', (_s, connection, message) =>
+        events.messages.push({connection, data: message.toArray()}));
+    server.connect('client-disconnected', (_s, connection, error) =>
+        events.disconnected.push({connection, error}));
+    assert(server.start(), 'server starts');
+    return {server, events};
+}
+
+function startClient(name) {
+    const client = Np.PipeClient.new(name);
+    const state = {client, messages: [], disconnects: []};
+    client.connect('message-received', (_c, message) => state.messages.push(message.toArray()));
+    client.connect('disconnected', (_c, error) => state.disconnects.push(error));
+    assert(client.connect_sync(null), 'client connects');
+    return state;
+}
+
+test('generated name and two clients', () => {
+    const {server, events} = startServer();
+    const name = server.get_name();
+    assert(name.startsWith('np-'), 'generated name');
+    assert(server.get_path().startsWith(GLib.getenv('XDG_RUNTIME_DIR')), 'socket in our runtime dir');
+
+    const a = startClient(name);
+    const b = startClient(name);
+    a.client.send_data(encoder.encode('from a'));
+    b.client.send(new GLib.Bytes(encoder.encode('from b')));
+    waitUntil(() => events.messages.length === 2);
+
+    assertEqual(events.connected.length, 2, 'client-connected emissions');
+    assertEqual(server.get_n_connections(), 2, 'n-connections');
+    assertEqual(server.get_connections().get_n_items(), 2, 'connections model');
+    const texts = events.messages.map(m => decoder.decode(m.data)).sort();
+    assertEqual(texts.join(','), 'from a,from b', 'messages');
+    assert(events.connected[0].get_id() < events.connected[1].get_id(), 'increasing ids');
+    server.stop();
+});
+
+test('4 MiB messages both ways', () => {
+    const {server, events} = startServer();
+    server.connect('message-received', (_s, connection, message) => connection.send(message));
+    const big = pattern(4 * MIB, 5);
+    const c = startClient(server.get_name());
+    c.client.send_data(big);
+    c.client.send_data(new Uint8Array(0));
+    waitUntil(() => c.messages.length === 2);
+
+    assertBytesEqual(events.messages[0].data, big, 'server received');
+    assertBytesEqual(c.messages[0], big, 'client received');
+    assertEqual(c.messages[1].length, 0, 'empty message');
+    server.stop();
+});
+
+test('all signals', () => {
+    const {server, events} = startServer();
+    const c = startClient(server.get_name());
+    waitUntil(() => events.connected.length === 1);
+    const connection = events.connected[0];
+
+    assert(connection.send_data(encoder.encode('to the client')), 'send to one');
+    server.broadcast(new GLib.Bytes(encoder.encode('to everyone')));
+    waitUntil(() => c.messages.length === 2);
+    assertEqual(decoder.decode(c.messages[0]), 'to the client', 'direct message');
+    assertEqual(decoder.decode(c.messages[1]), 'to everyone', 'broadcast');
+
+    c.client.close();
+    assertEqual(c.disconnects.length, 1, 'client disconnected once');
+    assertEqual(c.disconnects[0], null, 'clean close');
+    waitUntil(() => events.disconnected.length === 1);
+    assert(events.disconnected[0].connection === connection, 'same connection');
+    assertEqual(events.disconnected[0].error, null, 'no error');
+
+    const d = startClient(server.get_name());
+    waitUntil(() => events.connected.length === 2);
+    server.stop();
+    waitUntil(() => d.disconnects.length === 1);
+    assertEqual(d.disconnects[0], null, 'server stop is a clean close');
+});
+
+test('errors are GLib.Error in the Np domain', () => {
+    const client = Np.PipeClient.new('nobody-is-here');
+    let caught = null;
+    try {
+        client.connect_sync(null);
+    } catch (e) {
+        caught = e;
+    }
+    assert(caught instanceof GLib.Error, 'a GLib.Error');
+    assert(caught.matches(Np.pipe_error_quark(), Np.PipeError.NOT_FOUND), 'NOT_FOUND');
+    assert(caught.message.includes('nobody-is-here'), 'message names the pipe');
+
+    caught = null;
+    try {
+        Np.PipeServer.new('../escape').start();
+    } catch (e) {
+        caught = e;
+    }
+    assert(caught?.matches(Np.pipe_error_quark(), Np.PipeError.INVALID_NAME), 'INVALID_NAME');
+});
+
+test('async connect and send', () => {
+    const {server, events} = startServer();
+    const client = Np.PipeClient.new(server.get_name());
+    const results = [];
+    client.connect_async(null, (c, res) => results.push(c.connect_finish(res)));
+    waitUntil(() => results.length === 1);
+    assertEqual(results[0], true, 'connected');
+
+    client.send_async(new GLib.Bytes(pattern(MIB, 2)), null,
+        (c, res) => results.push(c.send_finish(res)));
+    waitUntil(() => results.length === 2);
+    assertEqual(results[1], true, 'written');
+    waitUntil(() => events.messages.length === 1);
+    assertBytesEqual(events.messages[0].data, pattern(MIB, 2), 'received');
+    client.close();
+    server.stop();
+});
+
+test('a GJS client talks to a server process written in C', () => {
+    const peer = GLib.build_filenamev([GLib.getenv('NP_TEST_BUILDDIR'), 'np-test-peer']);
+    const name = 'c-server-for-gjs';
+    const process = Gio.Subprocess.new([peer, 'serve', name],
+        Gio.SubprocessFlags.STDIN_PIPE | Gio.SubprocessFlags.STDOUT_PIPE);
+    const out = Gio.DataInputStream.new(process.get_stdout_pipe());
+    const [line] = out.read_line_utf8(null);
+    assertEqual(line, 'ready', 'server ready');
+
+    const c = startClient(name);
+    c.client.send_data(encoder.encode('ping from gjs'));
+    waitUntil(() => c.messages.length === 1);
+    assertEqual(decoder.decode(c.messages[0]), 'ping from gjs', 'echo');
+    c.client.close();
+
+    process.get_stdin_pipe().close(null);
+    assert(process.wait_check(null), 'server exits cleanly');
+});
+
+print(`1..${tests.length}`);
+tests.forEach(({name, func}, i) => {
+    try {
+        func();
+        print(`ok ${i + 1} ${name}`);
+    } catch (e) {
+        failed++;
+        print(`not ok ${i + 1} ${name}`);
+        for (const line of `${e}\n${e.stack ?? ''}`.split('\n'))
+            print(`# ${line}`);
+    }
+});
+
+System.exit(failed > 0 ? 1 : 0);
