@@ -780,6 +780,95 @@ np_pipe_client_flush_finish (NpPipeClient  *self,
 }
 
 /**
+ * np_pipe_client_ping_async:
+ * @self: a #NpPipeClient
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called when the server answered, or the
+ *   connection ended first
+ * @user_data: data for @callback
+ *
+ * Sends a ping that the server's library answers by itself, whatever the
+ * application does, and measures the round trip. Finish with
+ * [method@Np.PipeClient.ping_finish].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_ping_async (NpPipeClient        *self,
+                           GCancellable        *cancellable,
+                           GAsyncReadyCallback  callback,
+                           gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  GError *error = NULL;
+
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+  g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, np_pipe_client_ping_async);
+
+  if (!np_pipe_client_check_connected (self, &error))
+    g_task_return_error (task, error);
+  else
+    np_stream_ping_async (self->stream, task);
+}
+
+/**
+ * np_pipe_client_ping_finish:
+ * @self: a #NpPipeClient
+ * @result: the result passed to the callback
+ * @round_trip_usec: (out) (optional): the round trip, in microseconds
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Np.PipeClient.ping_async].
+ *
+ * Returns: %TRUE if the server answered
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_client_ping_finish (NpPipeClient  *self,
+                            GAsyncResult  *result,
+                            gint64        *round_trip_usec,
+                            GError       **error)
+{
+  gssize usec;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  usec = g_task_propagate_int (G_TASK (result), error);
+  if (usec < 0)
+    return FALSE;
+
+  if (round_trip_usec != NULL)
+    *round_trip_usec = usec;
+
+  return TRUE;
+}
+
+/**
+ * np_pipe_client_get_queued_bytes:
+ * @self: a #NpPipeClient
+ *
+ * Gets how many bytes are queued to the server and not yet written to the
+ * socket, framing included: a measure of progress for a large send, or of
+ * a server that does not keep up.
+ *
+ * Returns: the bytes queued, 0 when not connected
+ *
+ * Since: 1.0
+ */
+guint64
+np_pipe_client_get_queued_bytes (NpPipeClient *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
+
+  return self->connected ? np_stream_get_queued_bytes (self->stream) : 0;
+}
+
+/**
  * np_pipe_client_close:
  * @self: a #NpPipeClient
  *

@@ -478,6 +478,25 @@ np_pipe_connection_send_data (NpPipeConnection  *self,
 }
 
 /**
+ * np_pipe_connection_get_queued_bytes:
+ * @self: a #NpPipeConnection
+ *
+ * Gets how many bytes are queued to the client and not yet written to the
+ * socket, framing included: a client that does not read makes it grow.
+ *
+ * Returns: the bytes queued, 0 once the connection ended
+ *
+ * Since: 1.0
+ */
+guint64
+np_pipe_connection_get_queued_bytes (NpPipeConnection *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), 0);
+
+  return self->stream != NULL ? np_stream_get_queued_bytes (self->stream) : 0;
+}
+
+/**
  * np_pipe_connection_close:
  * @self: a #NpPipeConnection
  *

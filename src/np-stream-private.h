@@ -45,6 +45,9 @@ gboolean  np_stream_flush_sync            (NpStream                *self,
                                            GError                 **error);
 void      np_stream_flush_async           (NpStream                *self,
                                            GTask                   *task);
+void      np_stream_ping_async            (NpStream                *self,
+                                           GTask                   *task);
+guint64   np_stream_get_queued_bytes      (NpStream                *self);
 void      np_stream_close                 (NpStream                *self);
 void      np_stream_close_sync            (NpStream                *self);
 void      np_stream_abort                 (NpStream                *self,

@@ -60,6 +60,13 @@ typedef struct
 
 typedef struct
 {
+  guint64  id;
+  gint64   sent_at;
+  GTask   *task;
+} NpPing;
+
+typedef struct
+{
   GSource   source;
   NpStream *stream;
 } NpStreamSource;
@@ -100,6 +107,10 @@ struct _NpStream
   guint64                  written_total;
   GQueue                   waiters;
   GError                  *write_error;
+
+  /* Pings sent, oldest first: a peer answers them in order. */
+  GQueue                   pings;
+  guint64                  last_ping_id;
   /* Dispatches under way, and whether np_stream_free() waits for them:
    * a signal handler may drop the last use of a stream we are still in. */
   guint                    busy;
@@ -465,6 +476,31 @@ np_stream_clear_timeout (NpStream *self)
 }
 
 static void
+np_stream_handle_pong (NpStream *self,
+                       GBytes   *payload)
+{
+  NpPing *ping = g_queue_peek_head (&self->pings);
+  gsize len;
+  const guint8 *data = g_bytes_get_data (payload, &len);
+  guint64 id = 0;
+
+  if (ping == NULL || len != sizeof id)
+    return;
+
+  for (guint i = 0; i < sizeof id; i++)
+    id = (id << 8) | data[i];
+
+  /* A pong that answers none of our pings is ignored. */
+  if (id != ping->id)
+    return;
+
+  g_queue_pop_head (&self->pings);
+  g_task_return_int (ping->task, g_get_monotonic_time () - ping->sent_at);
+  g_object_unref (ping->task);
+  g_free (ping);
+}
+
+static void
 np_stream_handle_frame (NpStream    *self,
                         NpFrameType  type,
                         GBytes      *payload)
@@ -480,7 +516,7 @@ np_stream_handle_frame (NpStream    *self,
       break;
 
     case NP_FRAME_PONG:
-      /* No ping API is outstanding in this version: nothing to match. */
+      np_stream_handle_pong (self, payload);
       break;
 
     case NP_FRAME_GOODBYE:
@@ -816,6 +852,15 @@ np_stream_release (NpStream     *self,
     error = closed = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
                                           "The pipe closed before the message was written");
   np_stream_complete_waiters (self, error);
+
+  while (!g_queue_is_empty (&self->pings))
+    {
+      NpPing *ping = g_queue_pop_head (&self->pings);
+
+      g_task_return_error (ping->task, g_error_copy (error));
+      g_object_unref (ping->task);
+      g_free (ping);
+    }
 }
 
 static void
@@ -874,6 +919,7 @@ np_stream_new (GObject                 *owner,
   self->max_message_size = max_message_size;
   self->peer_max_message_size = G_MAXUINT32;
   g_queue_init (&self->waiters);
+  g_queue_init (&self->pings);
 
   self->io_source = np_stream_source_new (self, &np_stream_io_funcs,
                                           G_PRIORITY_DEFAULT, "[np] pipe I/O");
@@ -1019,6 +1065,45 @@ np_stream_flush_async (NpStream *self,
   g_queue_push_tail (&self->waiters, waiter);
 
   np_stream_arm_flush (self);
+}
+
+/* Sends a ping that the peer's library answers by itself; @task returns
+ * the round trip in microseconds. */
+void
+np_stream_ping_async (NpStream *self,
+                      GTask    *task)
+{
+  g_autoptr(GBytes) payload = NULL;
+  guint8 data[8];
+  NpPing *ping;
+
+  if (!np_stream_is_open (self) || self->write_error != NULL)
+    {
+      g_task_return_new_error (task, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
+                               "%s: the pipe is closed", self->label);
+      return;
+    }
+
+  ping = g_new0 (NpPing, 1);
+  ping->id = ++self->last_ping_id;
+  ping->task = g_object_ref (task);
+  for (guint i = 0; i < sizeof data; i++)
+    data[i] = ping->id >> (56 - 8 * i);
+  payload = g_bytes_new (data, sizeof data);
+
+  g_queue_push_tail (&self->pings, ping);
+  ping->sent_at = g_get_monotonic_time ();
+  np_stream_queue_frame (self, NP_FRAME_PING, payload);
+}
+
+guint64
+np_stream_get_queued_bytes (NpStream *self)
+{
+  /* A dropped queue counts for nothing. */
+  if (self->out_head == NULL)
+    return 0;
+
+  return self->queued_total - self->written_total;
 }
 
 /* Stops reading; only writing what is queued remains. */

@@ -332,6 +332,16 @@ test_client_send (TestClient *tc,
   g_assert_no_error (error);
 }
 
+static void
+async_done_cb (GObject      *object,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  GAsyncResult **out = user_data;
+
+  *out = g_object_ref (result);
+}
+
 /* A raw socket peer that speaks the protocol by hand. */
 static GSocket *
 raw_peer_connect (const char *path)
@@ -912,6 +922,46 @@ test_ping (Fixture       *f,
   g_assert_cmpuint (f->received->len, ==, 0);
 }
 
+/* The client API pings any server without application code, and the
+ * queue is measured until it is written. */
+static void
+test_client_ping_and_queue (Fixture       *f,
+                            gconstpointer  data)
+{
+  g_autoptr(TestClient) tc = test_client_new (np_pipe_server_get_name (f->server));
+  g_autoptr(GBytes) big = np_test_message_new (1, 0, 2 * 1024 * 1024);
+  g_autoptr(GAsyncResult) first = NULL;
+  g_autoptr(GAsyncResult) second = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 usec = -1;
+
+  np_pipe_client_ping_async (tc->client, NULL, async_done_cb, &first);
+  np_pipe_client_ping_async (tc->client, NULL, async_done_cb, &second);
+  WAIT_UNTIL (first != NULL && second != NULL);
+  g_assert_true (np_pipe_client_ping_finish (tc->client, first, &usec, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (usec, >=, 0);
+  g_assert_true (np_pipe_client_ping_finish (tc->client, second, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (f->received->len, ==, 0);
+
+  /* More than the socket takes at once stays queued until the loop runs. */
+  test_client_send (tc, big);
+  g_assert_cmpuint (np_pipe_client_get_queued_bytes (tc->client), >, 0);
+  g_assert_cmpuint (np_pipe_client_get_queued_bytes (tc->client), <=, 2 * 1024 * 1024 + 8);
+  WAIT_UNTIL (f->received->len == 1);
+  g_assert_cmpuint (np_pipe_client_get_queued_bytes (tc->client), ==, 0);
+  g_assert_cmpuint (np_pipe_connection_get_queued_bytes (g_ptr_array_index (f->connected, 0)), ==, 0);
+
+  /* A ping on a closed client fails at once. */
+  np_pipe_client_close (tc->client);
+  g_clear_object (&first);
+  np_pipe_client_ping_async (tc->client, NULL, async_done_cb, &first);
+  WAIT_UNTIL (first != NULL);
+  g_assert_false (np_pipe_client_ping_finish (tc->client, first, &usec, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED);
+}
+
 /* stop() with clients connected: what was queued to them still arrives,
  * then each is reported gone once, and each client sees a clean close. */
 static void
@@ -994,16 +1044,6 @@ test_authorize_peer (Fixture       *f,
   g_assert_error (tc->error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED);
   g_assert_cmpuint (f->connected->len, ==, 0);
   g_assert_cmpuint (np_pipe_server_get_n_connections (f->server), ==, 0);
-}
-
-static void
-async_done_cb (GObject      *object,
-               GAsyncResult *result,
-               gpointer      user_data)
-{
-  GAsyncResult **out = user_data;
-
-  *out = g_object_ref (result);
 }
 
 /* connect_async, send_async and flush_async complete once done. */
@@ -1128,6 +1168,7 @@ main (int   argc,
   ADD_FIXTURE_TEST ("/Np/PipeServer/truncated-and-huge-frames", test_truncated_and_huge_frames);
   ADD_FIXTURE_TEST ("/Np/PipeServer/bad-handshakes", test_bad_handshakes);
   ADD_FIXTURE_TEST ("/Np/PipeServer/ping", test_ping);
+  ADD_FIXTURE_TEST ("/Np/PipeClient/ping-and-queue", test_client_ping_and_queue);
   ADD_FIXTURE_TEST ("/Np/PipeServer/stop-with-clients", test_stop_with_clients);
   ADD_FIXTURE_TEST ("/Np/PipeClient/send-then-close", test_send_then_close);
   ADD_FIXTURE_TEST ("/Np/PipeServer/authorize-peer", test_authorize_peer);

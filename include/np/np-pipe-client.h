@@ -81,6 +81,18 @@ gboolean      np_pipe_client_flush_finish         (NpPipeClient         *self,
                                                    GAsyncResult         *result,
                                                    GError              **error);
 NP_AVAILABLE_IN_ALL
+void          np_pipe_client_ping_async           (NpPipeClient         *self,
+                                                   GCancellable         *cancellable,
+                                                   GAsyncReadyCallback   callback,
+                                                   gpointer              user_data);
+NP_AVAILABLE_IN_ALL
+gboolean      np_pipe_client_ping_finish          (NpPipeClient         *self,
+                                                   GAsyncResult         *result,
+                                                   gint64               *round_trip_usec,
+                                                   GError              **error);
+NP_AVAILABLE_IN_ALL
+guint64       np_pipe_client_get_queued_bytes     (NpPipeClient         *self);
+NP_AVAILABLE_IN_ALL
 void          np_pipe_client_close                (NpPipeClient         *self);
 
 G_END_DECLS

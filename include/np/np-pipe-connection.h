@@ -42,6 +42,8 @@ gboolean      np_pipe_connection_send_data             (NpPipeConnection  *self,
                                                         gsize              size,
                                                         GError           **error);
 NP_AVAILABLE_IN_ALL
+guint64       np_pipe_connection_get_queued_bytes      (NpPipeConnection  *self);
+NP_AVAILABLE_IN_ALL
 void          np_pipe_connection_close                 (NpPipeConnection  *self);
 NP_AVAILABLE_IN_ALL
 gboolean      np_pipe_connection_is_connected          (NpPipeConnection  *self);
