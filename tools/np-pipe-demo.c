@@ -1,20 +1,23 @@
-/* np-demo.c: a server process and three client processes walking through
- * the five flows of a pipe server, printing each as it happens
+/* np-pipe-demo.c: "np-pipe demo", a server process and three client
+ * processes walking through the five flows of a pipe server, printing each
+ * as it happens
  *
  * Copyright 2026 The Np authors
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- *   np-demo                       run the server; it starts the clients
- *   np-demo --client NAME INDEX   run one client (started by the server)
+ *   np-pipe demo                       run the server; it starts the clients
+ *   np-pipe demo --client NAME INDEX   run one client (started by the server)
  */
 
-#include <stdio.h>
-#include <stdlib.h>
+#include "config.h"
+
 #include <string.h>
 #include <unistd.h>
 
 #include <np/np.h>
+
+#include "np-pipe-tool.h"
 
 #define N_CLIENTS  3
 #define BIG_SIZE   (1024 * 1024)
@@ -37,8 +40,7 @@ say (const char *who,
   line = g_strdup_vprintf (format, args);
   va_end (args);
 
-  printf ("%-10s %s\n", who, line);
-  fflush (stdout);
+  np_tool_print ("%-10s %s\n", who, line);
 }
 
 /* Server */
@@ -177,7 +179,7 @@ child_exited (GObject      *object,
 }
 
 static int
-run_server (const char *self_path)
+run_server (void)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
@@ -190,7 +192,7 @@ run_server (const char *self_path)
 
   if (!np_pipe_server_start (server, &error))
     {
-      g_printerr ("np-demo: %s\n", error->message);
+      g_printerr ("np-pipe: %s\n", error->message);
       return 1;
     }
 
@@ -203,11 +205,12 @@ run_server (const char *self_path)
       g_autoptr(GSubprocess) child = NULL;
 
       child = g_subprocess_new (G_SUBPROCESS_FLAGS_NONE, &error,
-                                self_path, "--client", np_pipe_server_get_name (server), index,
+                                np_tool_self_path, "demo", "--client",
+                                np_pipe_server_get_name (server), index,
                                 NULL);
       if (child == NULL)
         {
-          g_printerr ("np-demo: cannot start a client: %s\n", error->message);
+          g_printerr ("np-pipe: cannot start a client: %s\n", error->message);
           return 1;
         }
 
@@ -320,17 +323,19 @@ run_client (const char *name,
 }
 
 int
-main (int   argc,
-      char *argv[])
+np_tool_run_demo (int    argc,
+                  char **argv)
 {
   if (argc == 4 && g_str_equal (argv[1], "--client"))
     return run_client (argv[2], (guint) g_ascii_strtoull (argv[3], NULL, 10));
 
   if (argc != 1)
     {
-      g_printerr ("Usage: %s\n", argv[0]);
-      return 2;
+      g_printerr ("Usage:\n  np-pipe demo\n\n"
+                  "Start a server process and three client processes and show the\n"
+                  "five flows of a pipe server as they happen.\n");
+      return argc == 2 && (g_str_equal (argv[1], "--help") || g_str_equal (argv[1], "-h")) ? 0 : 2;
     }
 
-  return run_server (argv[0]);
+  return run_server ();
 }
