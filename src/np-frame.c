@@ -175,7 +175,7 @@ np_goodbye_decode (const guint8 *payload,
                         "Malformed goodbye frame of %" G_GSIZE_FORMAT " bytes", length);
 
   code = get_u32 (payload);
-  if (code > NP_PIPE_ERROR_TIMED_OUT)
+  if (code > NP_PIPE_ERROR_TOO_MANY_CLIENTS)
     code = NP_PIPE_ERROR_FAILED;
 
   reason = g_utf8_make_valid ((const char *) payload + 4, length - 4);

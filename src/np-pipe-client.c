@@ -15,6 +15,7 @@
 #include "np-stream-private.h"
 
 #define DEFAULT_MAX_MESSAGE_SIZE (16 * 1024 * 1024)
+#define DEFAULT_MAX_QUEUED_BYTES (64 * 1024 * 1024)
 
 /**
  * NpPipeClient:
@@ -57,6 +58,7 @@ struct _NpPipeClient
   GMainContext *context;
   NpStream     *stream;
   guint         max_message_size;
+  guint         max_queued_bytes;
   guint         connected : 1;
   guint         connecting : 1;
 };
@@ -67,6 +69,7 @@ enum {
   PROP_PATH,
   PROP_CONNECTED,
   PROP_MAX_MESSAGE_SIZE,
+  PROP_MAX_QUEUED_BYTES,
   N_PROPS
 };
 
@@ -167,6 +170,10 @@ np_pipe_client_get_property (GObject    *object,
       g_value_set_uint (value, self->max_message_size);
       break;
 
+    case PROP_MAX_QUEUED_BYTES:
+      g_value_set_uint (value, self->max_queued_bytes);
+      break;
+
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -188,6 +195,10 @@ np_pipe_client_set_property (GObject      *object,
 
     case PROP_MAX_MESSAGE_SIZE:
       np_pipe_client_set_max_message_size (self, g_value_get_uint (value));
+      break;
+
+    case PROP_MAX_QUEUED_BYTES:
+      np_pipe_client_set_max_queued_bytes (self, g_value_get_uint (value));
       break;
 
     default:
@@ -257,6 +268,23 @@ np_pipe_client_class_init (NpPipeClientClass *klass)
   properties [PROP_MAX_MESSAGE_SIZE] =
     g_param_spec_uint ("max-message-size", NULL, NULL,
                        0, G_MAXUINT32, DEFAULT_MAX_MESSAGE_SIZE,
+                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                        G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeClient:max-queued-bytes:
+   *
+   * The most bytes that may wait to be written to the server. When the
+   * server does not keep up, [method@Np.PipeClient.send] fails with
+   * %NP_PIPE_ERROR_QUEUE_FULL rather than let the queue grow; the
+   * connection stays, and [method@Np.PipeClient.flush_sync] or
+   * [method@Np.PipeClient.flush_async] make room. 0 means no limit.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_MAX_QUEUED_BYTES] =
+    g_param_spec_uint ("max-queued-bytes", NULL, NULL,
+                       0, G_MAXUINT32, DEFAULT_MAX_QUEUED_BYTES,
                        (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
                         G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
 
@@ -395,6 +423,7 @@ np_pipe_client_attach (NpPipeClient      *self,
 
   self->stream = np_stream_new (G_OBJECT (self), &np_pipe_client_stream_callbacks,
                                 connection, self->context, label, self->max_message_size);
+  np_stream_set_queue_limit (self->stream, self->max_queued_bytes, FALSE);
   self->connected = TRUE;
   g_object_notify_by_pspec (G_OBJECT (self), properties [PROP_CONNECTED]);
 }
@@ -581,9 +610,11 @@ np_pipe_client_check_connected (NpPipeClient  *self,
  * KiB. [method@Np.PipeClient.flush_sync] and [method@Np.PipeClient.close]
  * write it out without a main loop.
  *
- * Fails with %NP_PIPE_ERROR_CLOSED when the client is not connected, and
- * with %NP_PIPE_ERROR_MESSAGE_TOO_LARGE when the server announced a
- * smaller [property@Np.PipeServer:max-message-size].
+ * Fails with %NP_PIPE_ERROR_CLOSED when the client is not connected, with
+ * %NP_PIPE_ERROR_MESSAGE_TOO_LARGE when the server announced a smaller
+ * [property@Np.PipeServer:max-message-size], and with
+ * %NP_PIPE_ERROR_QUEUE_FULL when the server does not keep up (see
+ * [property@Np.PipeClient:max-queued-bytes]).
  *
  * Returns: %TRUE if the message was queued
  *
@@ -980,5 +1011,48 @@ np_pipe_client_set_max_message_size (NpPipeClient *self,
     {
       self->max_message_size = max_message_size;
       g_object_notify_by_pspec (G_OBJECT (self), properties [PROP_MAX_MESSAGE_SIZE]);
+    }
+}
+
+/**
+ * np_pipe_client_get_max_queued_bytes:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:max-queued-bytes].
+ *
+ * Returns: the most bytes that may wait to be written to the server
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_client_get_max_queued_bytes (NpPipeClient *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
+
+  return self->max_queued_bytes;
+}
+
+/**
+ * np_pipe_client_set_max_queued_bytes:
+ * @self: a #NpPipeClient
+ * @max_queued_bytes: the most bytes that may wait to be written to the
+ *   server, 0 for no limit
+ *
+ * Sets [property@Np.PipeClient:max-queued-bytes]. It applies at once.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_set_max_queued_bytes (NpPipeClient *self,
+                                     guint         max_queued_bytes)
+{
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+
+  if (self->max_queued_bytes != max_queued_bytes)
+    {
+      self->max_queued_bytes = max_queued_bytes;
+      if (self->stream != NULL)
+        np_stream_set_queue_limit (self->stream, max_queued_bytes, FALSE);
+      g_object_notify_by_pspec (G_OBJECT (self), properties [PROP_MAX_QUEUED_BYTES]);
     }
 }

@@ -18,6 +18,7 @@ NpPipeConnection *_np_pipe_connection_new    (NpPipeServer      *server,
                                               GError           **error);
 void              _np_pipe_connection_accept (NpPipeConnection  *self,
                                               guint              max_message_size,
+                                              guint              max_queued_bytes,
                                               guint              handshake_timeout_msec);
 void              _np_pipe_connection_refuse (NpPipeConnection  *self,
                                               const GError      *reason);

@@ -285,6 +285,7 @@ np_pipe_connection_create_stream (NpPipeConnection *self,
 void
 _np_pipe_connection_accept (NpPipeConnection *self,
                             guint             max_message_size,
+                            guint             max_queued_bytes,
                             guint             handshake_timeout_msec)
 {
   g_assert (self->stream == NULL);
@@ -293,6 +294,9 @@ _np_pipe_connection_accept (NpPipeConnection *self,
   self->connected = TRUE;
   self->stream = np_pipe_connection_create_stream (self, max_message_size);
   np_stream_set_handshake_timeout (self->stream, handshake_timeout_msec);
+  /* A client that does not read is dropped rather than let grow the
+   * server's memory. */
+  np_stream_set_queue_limit (self->stream, max_queued_bytes, TRUE);
 }
 
 /* Tells the peer why it is refused, then closes, reporting nothing. */
@@ -421,7 +425,11 @@ np_pipe_connection_get_peer_credentials (NpPipeConnection *self)
  *
  * Fails with %NP_PIPE_ERROR_CLOSED once the connection is closing, and
  * with %NP_PIPE_ERROR_MESSAGE_TOO_LARGE when @message is larger than the
- * client accepts.
+ * client accepts. When the client does not read and @message would make
+ * what is queued to it pass [property@Np.PipeServer:max-queued-bytes],
+ * this fails with %NP_PIPE_ERROR_QUEUE_FULL and the server drops the
+ * client: [signal@Np.PipeServer::client-disconnected] follows, from the
+ * main loop, with that error.
  *
  * Returns: %TRUE if the message was queued
  *

@@ -25,6 +25,8 @@
 
 #define DEFAULT_MAX_MESSAGE_SIZE  (16 * 1024 * 1024)
 #define DEFAULT_HANDSHAKE_TIMEOUT 5000
+#define DEFAULT_MAX_CONNECTIONS   1024
+#define DEFAULT_MAX_QUEUED_BYTES  (64 * 1024 * 1024)
 
 /**
  * NpPipeServer:
@@ -85,6 +87,8 @@ struct _NpPipeServer
   ino_t            socket_ino;
 
   guint            max_message_size;
+  guint            max_queued_bytes;
+  guint            max_connections;
   guint            handshake_timeout;
   guint            allow_other_users : 1;
   guint            running : 1;
@@ -98,6 +102,8 @@ enum {
   PROP_N_CONNECTIONS,
   PROP_CONNECTIONS,
   PROP_MAX_MESSAGE_SIZE,
+  PROP_MAX_QUEUED_BYTES,
+  PROP_MAX_CONNECTIONS,
   PROP_ALLOW_OTHER_USERS,
   PROP_HANDSHAKE_TIMEOUT,
   N_PROPS
@@ -169,8 +175,15 @@ np_pipe_server_incoming_cb (GSocketService    *service,
       return TRUE;
     }
 
-  if (!self->allow_other_users &&
-      np_pipe_connection_get_peer_uid (connection) != getuid ())
+  if (self->max_connections > 0 &&
+      np_pipe_server_get_n_connections (self) >= self->max_connections)
+    {
+      g_set_error (&error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS,
+                   "Pipe “%s” already serves its maximum of %u clients",
+                   self->name, self->max_connections);
+    }
+  else if (!self->allow_other_users &&
+           np_pipe_connection_get_peer_uid (connection) != getuid ())
     {
       g_set_error (&error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED,
                    "Pipe “%s” only accepts peers of uid %u, not uid %u",
@@ -199,7 +212,8 @@ np_pipe_server_incoming_cb (GSocketService    *service,
       return TRUE;
     }
 
-  _np_pipe_connection_accept (connection, self->max_message_size, self->handshake_timeout);
+  _np_pipe_connection_accept (connection, self->max_message_size,
+                              self->max_queued_bytes, self->handshake_timeout);
   g_list_store_append (self->connections, connection);
   g_object_notify_by_pspec (G_OBJECT (self), properties [PROP_N_CONNECTIONS]);
 
@@ -321,6 +335,14 @@ np_pipe_server_get_property (GObject    *object,
       g_value_set_uint (value, self->max_message_size);
       break;
 
+    case PROP_MAX_QUEUED_BYTES:
+      g_value_set_uint (value, self->max_queued_bytes);
+      break;
+
+    case PROP_MAX_CONNECTIONS:
+      g_value_set_uint (value, self->max_connections);
+      break;
+
     case PROP_ALLOW_OTHER_USERS:
       g_value_set_boolean (value, self->allow_other_users);
       break;
@@ -350,6 +372,14 @@ np_pipe_server_set_property (GObject      *object,
 
     case PROP_MAX_MESSAGE_SIZE:
       np_pipe_server_set_max_message_size (self, g_value_get_uint (value));
+      break;
+
+    case PROP_MAX_QUEUED_BYTES:
+      np_pipe_server_set_max_queued_bytes (self, g_value_get_uint (value));
+      break;
+
+    case PROP_MAX_CONNECTIONS:
+      np_pipe_server_set_max_connections (self, g_value_get_uint (value));
       break;
 
     case PROP_ALLOW_OTHER_USERS:
@@ -452,6 +482,40 @@ np_pipe_server_class_init (NpPipeServerClass *klass)
   properties [PROP_MAX_MESSAGE_SIZE] =
     g_param_spec_uint ("max-message-size", NULL, NULL,
                        0, G_MAXUINT32, DEFAULT_MAX_MESSAGE_SIZE,
+                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                        G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeServer:max-queued-bytes:
+   *
+   * The most bytes that may wait to be written to one client. A client
+   * that does not read until a message would pass this is dropped, with
+   * %NP_PIPE_ERROR_QUEUE_FULL, so that no client can grow the server's
+   * memory without bound. Keep it above
+   * [property@Np.PipeClient:max-message-size] so that the largest message
+   * fits. 0 means no limit. A change applies to clients that connect
+   * afterwards.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_MAX_QUEUED_BYTES] =
+    g_param_spec_uint ("max-queued-bytes", NULL, NULL,
+                       0, G_MAXUINT32, DEFAULT_MAX_QUEUED_BYTES,
+                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                        G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeServer:max-connections:
+   *
+   * The most clients served at once. Further peers are refused with
+   * %NP_PIPE_ERROR_TOO_MANY_CLIENTS while the connected ones go on.
+   * 0 means no limit.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_MAX_CONNECTIONS] =
+    g_param_spec_uint ("max-connections", NULL, NULL,
+                       0, G_MAXUINT, DEFAULT_MAX_CONNECTIONS,
                        (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
                         G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
 
@@ -1021,6 +1085,87 @@ np_pipe_server_set_max_message_size (NpPipeServer *self,
     {
       self->max_message_size = max_message_size;
       g_object_notify_by_pspec (G_OBJECT (self), properties [PROP_MAX_MESSAGE_SIZE]);
+    }
+}
+
+/**
+ * np_pipe_server_get_max_queued_bytes:
+ * @self: a #NpPipeServer
+ *
+ * Gets [property@Np.PipeServer:max-queued-bytes].
+ *
+ * Returns: the most bytes that may wait to be written to one client
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_server_get_max_queued_bytes (NpPipeServer *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_SERVER (self), 0);
+
+  return self->max_queued_bytes;
+}
+
+/**
+ * np_pipe_server_set_max_queued_bytes:
+ * @self: a #NpPipeServer
+ * @max_queued_bytes: the most bytes that may wait to be written to one
+ *   client, 0 for no limit
+ *
+ * Sets [property@Np.PipeServer:max-queued-bytes].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_server_set_max_queued_bytes (NpPipeServer *self,
+                                     guint         max_queued_bytes)
+{
+  g_return_if_fail (NP_IS_PIPE_SERVER (self));
+
+  if (self->max_queued_bytes != max_queued_bytes)
+    {
+      self->max_queued_bytes = max_queued_bytes;
+      g_object_notify_by_pspec (G_OBJECT (self), properties [PROP_MAX_QUEUED_BYTES]);
+    }
+}
+
+/**
+ * np_pipe_server_get_max_connections:
+ * @self: a #NpPipeServer
+ *
+ * Gets [property@Np.PipeServer:max-connections].
+ *
+ * Returns: the most clients served at once, 0 for no limit
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_server_get_max_connections (NpPipeServer *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_SERVER (self), 0);
+
+  return self->max_connections;
+}
+
+/**
+ * np_pipe_server_set_max_connections:
+ * @self: a #NpPipeServer
+ * @max_connections: the most clients served at once, 0 for no limit
+ *
+ * Sets [property@Np.PipeServer:max-connections].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_server_set_max_connections (NpPipeServer *self,
+                                    guint         max_connections)
+{
+  g_return_if_fail (NP_IS_PIPE_SERVER (self));
+
+  if (self->max_connections != max_connections)
+    {
+      self->max_connections = max_connections;
+      g_object_notify_by_pspec (G_OBJECT (self), properties [PROP_MAX_CONNECTIONS]);
     }
 }
 

@@ -36,6 +36,9 @@ NpStream *np_stream_new                   (GObject                 *owner,
 void      np_stream_free                  (NpStream                *self);
 void      np_stream_set_handshake_timeout (NpStream                *self,
                                            guint                    timeout_msec);
+void      np_stream_set_queue_limit       (NpStream                *self,
+                                           guint64                  max_queued_bytes,
+                                           gboolean                 drop_when_full);
 gboolean  np_stream_is_open               (NpStream                *self);
 gboolean  np_stream_send                  (NpStream                *self,
                                            GBytes                  *message,

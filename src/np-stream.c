@@ -84,6 +84,8 @@ struct _NpStream
   NpStreamState            state;
   guint32                  max_message_size;
   guint32                  peer_max_message_size;
+  guint64                  max_queued_bytes;
+  gboolean                 drop_when_full;
 
   GSource                 *io_source;
   gpointer                 fd_tag;
@@ -1013,9 +1015,45 @@ np_stream_send (NpStream  *self,
       return FALSE;
     }
 
+  if (self->max_queued_bytes > 0 &&
+      np_stream_get_queued_bytes (self) + NP_FRAME_HEADER_SIZE + len > self->max_queued_bytes)
+    {
+      GError *full;
+
+      full = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_QUEUE_FULL,
+                                  "the peer does not keep up: %" G_GUINT64_FORMAT " bytes are "
+                                  "queued to it, and %" G_GSIZE_FORMAT " more would pass the "
+                                  "limit of %" G_GUINT64_FORMAT,
+                                  np_stream_get_queued_bytes (self), len, self->max_queued_bytes);
+
+      if (self->drop_when_full)
+        {
+          /* Reported from the flush source, never from inside send(). */
+          self->write_error = g_error_copy (full);
+          np_stream_drop_queue (self);
+          np_stream_complete_waiters (self, self->write_error);
+          np_stream_arm_flush (self);
+        }
+
+      g_propagate_error (error, full);
+      return FALSE;
+    }
+
   np_stream_queue_frame (self, NP_FRAME_MESSAGE, message);
 
   return TRUE;
+}
+
+/* Bounds what may be queued to the peer (0: no bound). Past the bound,
+ * send() fails; with @drop_when_full the stream also ends with that
+ * error, freeing the queue. */
+void
+np_stream_set_queue_limit (NpStream *self,
+                           guint64   max_queued_bytes,
+                           gboolean  drop_when_full)
+{
+  self->max_queued_bytes = max_queued_bytes;
+  self->drop_when_full = drop_when_full;
 }
 
 gboolean

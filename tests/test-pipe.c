@@ -564,7 +564,9 @@ test_message_sizes (Fixture       *f,
   g_assert_cmpuint (g_bytes_get_size (g_ptr_array_index (tc->received, 2)), ==, 0);
 }
 
-/* Boundaries and order hold over many messages of mixed sizes. */
+/* Boundaries and order hold over many messages of mixed sizes, sent
+ * faster than the server, in the same thread, reads them: the sender lets
+ * the loop run when its queue grows, as a producer should. */
 static void
 test_message_order (Fixture       *f,
                     gconstpointer  data)
@@ -576,6 +578,8 @@ test_message_order (Fixture       *f,
     {
       g_autoptr(GBytes) message = np_test_message_new (3, seq, np_test_size_for (seq));
 
+      if (np_pipe_client_get_queued_bytes (tc->client) > 8 * 1024 * 1024)
+        WAIT_UNTIL (np_pipe_client_get_queued_bytes (tc->client) < 1024 * 1024);
       test_client_send (tc, message);
     }
 
@@ -962,6 +966,35 @@ test_client_ping_and_queue (Fixture       *f,
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED);
 }
 
+/* A client whose server does not keep up gets QUEUE_FULL from send()
+ * and stays connected; once the queue drains, sending works again. */
+static void
+test_client_queue_full (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autoptr(TestClient) tc = test_client_new (np_pipe_server_get_name (f->server));
+  g_autoptr(GBytes) chunk = np_test_message_new (1, 0, 100000);
+  g_autoptr(GError) error = NULL;
+  guint sent = 0;
+
+  np_pipe_client_set_max_queued_bytes (tc->client, 1024 * 1024);
+
+  /* The server runs in this thread and reads nothing meanwhile. */
+  while (np_pipe_client_send (tc->client, chunk, &error))
+    sent++;
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_QUEUE_FULL);
+  g_clear_error (&error);
+  g_assert_cmpuint (sent, >=, 10);
+  g_assert_cmpuint (np_pipe_client_get_queued_bytes (tc->client), <=, 1024 * 1024);
+  g_assert_true (np_pipe_client_get_connected (tc->client));
+
+  WAIT_UNTIL (f->received->len == sent);
+  g_assert_true (np_pipe_client_send (tc->client, chunk, &error));
+  g_assert_no_error (error);
+  WAIT_UNTIL (f->received->len == sent + 1);
+  g_assert_cmpuint (tc->n_disconnected, ==, 0);
+}
+
 /* stop() with clients connected: what was queued to them still arrives,
  * then each is reported gone once, and each client sees a clean close. */
 static void
@@ -1169,6 +1202,7 @@ main (int   argc,
   ADD_FIXTURE_TEST ("/Np/PipeServer/bad-handshakes", test_bad_handshakes);
   ADD_FIXTURE_TEST ("/Np/PipeServer/ping", test_ping);
   ADD_FIXTURE_TEST ("/Np/PipeClient/ping-and-queue", test_client_ping_and_queue);
+  ADD_FIXTURE_TEST ("/Np/PipeClient/queue-full", test_client_queue_full);
   ADD_FIXTURE_TEST ("/Np/PipeServer/stop-with-clients", test_stop_with_clients);
   ADD_FIXTURE_TEST ("/Np/PipeClient/send-then-close", test_send_then_close);
   ADD_FIXTURE_TEST ("/Np/PipeServer/authorize-peer", test_authorize_peer);

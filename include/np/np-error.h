@@ -43,6 +43,10 @@ G_BEGIN_DECLS
  * @NP_PIPE_ERROR_PERMISSION_DENIED: the peer was refused, or the socket or
  *   its directory cannot be used safely
  * @NP_PIPE_ERROR_TIMED_OUT: the peer did not complete the handshake in time
+ * @NP_PIPE_ERROR_QUEUE_FULL: the peer does not read, and what is queued to
+ *   it would pass the limit
+ * @NP_PIPE_ERROR_TOO_MANY_CLIENTS: the server has as many clients as it
+ *   accepts
  *
  * Error codes in the `NP_PIPE_ERROR` domain.
  *
@@ -62,6 +66,8 @@ typedef enum
   NP_PIPE_ERROR_CLOSED,
   NP_PIPE_ERROR_PERMISSION_DENIED,
   NP_PIPE_ERROR_TIMED_OUT,
+  NP_PIPE_ERROR_QUEUE_FULL,
+  NP_PIPE_ERROR_TOO_MANY_CLIENTS,
 } NpPipeError;
 
 NP_AVAILABLE_IN_ALL

@@ -36,6 +36,11 @@ NP_AVAILABLE_IN_ALL
 void          np_pipe_client_set_max_message_size (NpPipeClient         *self,
                                                    guint                 max_message_size);
 NP_AVAILABLE_IN_ALL
+guint         np_pipe_client_get_max_queued_bytes (NpPipeClient         *self);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_client_set_max_queued_bytes (NpPipeClient         *self,
+                                                   guint                 max_queued_bytes);
+NP_AVAILABLE_IN_ALL
 gboolean      np_pipe_client_connect_sync         (NpPipeClient         *self,
                                                    GCancellable         *cancellable,
                                                    GError              **error);

@@ -48,6 +48,16 @@ NP_AVAILABLE_IN_ALL
 void          np_pipe_server_set_max_message_size  (NpPipeServer  *self,
                                                     guint          max_message_size);
 NP_AVAILABLE_IN_ALL
+guint         np_pipe_server_get_max_queued_bytes  (NpPipeServer  *self);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_server_set_max_queued_bytes  (NpPipeServer  *self,
+                                                    guint          max_queued_bytes);
+NP_AVAILABLE_IN_ALL
+guint         np_pipe_server_get_max_connections   (NpPipeServer  *self);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_server_set_max_connections   (NpPipeServer  *self,
+                                                    guint          max_connections);
+NP_AVAILABLE_IN_ALL
 gboolean      np_pipe_server_get_allow_other_users (NpPipeServer  *self);
 NP_AVAILABLE_IN_ALL
 void          np_pipe_server_set_allow_other_users (NpPipeServer  *self,
