@@ -294,6 +294,10 @@ np_stream_drop_queue (NpStream *self)
       np_chunk_free (chunk);
     }
   self->out_tail = NULL;
+
+  /* Nothing left to wait for the socket to take. */
+  self->want_out = FALSE;
+  np_stream_update_events (self);
 }
 
 static void

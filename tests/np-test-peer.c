@@ -12,6 +12,14 @@
  *       close
  *   np-test-peer garbage PATH
  *       connect to the raw socket, write random bytes, read until closed
+ *   np-test-peer load NAME CLIENT COUNT
+ *       like send, with sizes from np_test_random_size()
+ *   np-test-peer half PATH
+ *       connect to the raw socket, send a hello and half of a 1 MiB
+ *       message, print "ready", then wait to be killed
+ *   np-test-peer probe PATH
+ *       connect, send a message, and print "accepted" when the (echo)
+ *       server answers, or "refused CODE" when it closes the connection
  *   np-test-peer serve NAME
  *       run a server that echoes each message to its sender; print
  *       "ready" once it listens, and stop when stdin closes
@@ -30,7 +38,8 @@
 static void
 connect_and_send (NpPipeClient *client,
                   guint32       client_id,
-                  guint32       count)
+                  guint32       count,
+                  gsize       (*size_for) (guint32 client, guint32 seq))
 {
   g_autoptr(GError) error = NULL;
 
@@ -39,21 +48,29 @@ connect_and_send (NpPipeClient *client,
 
   for (guint32 seq = 0; seq < count; seq++)
     {
-      g_autoptr(GBytes) message = np_test_message_new (client_id, seq, np_test_size_for (seq));
+      g_autoptr(GBytes) message = np_test_message_new (client_id, seq, size_for (client_id, seq));
 
       if (!np_pipe_client_send (client, message, &error))
         g_error ("%s", error->message);
     }
 }
 
+static gsize
+fixed_sizes (guint32 client,
+             guint32 seq)
+{
+  return np_test_size_for (seq);
+}
+
 static int
 run_send (const char *name,
           guint32     client_id,
-          guint32     count)
+          guint32     count,
+          gsize     (*size_for) (guint32 client, guint32 seq))
 {
   g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
 
-  connect_and_send (client, client_id, count);
+  connect_and_send (client, client_id, count, size_for);
 
   np_pipe_client_close (client);
 
@@ -102,7 +119,7 @@ run_echo (const char *name,
   g_signal_connect (client, "message-received", G_CALLBACK (echo_message_cb), &state);
   g_signal_connect (client, "disconnected", G_CALLBACK (echo_disconnected_cb), &state);
 
-  connect_and_send (client, client_id, count);
+  connect_and_send (client, client_id, count, fixed_sizes);
 
   while (state.received < count && !state.disconnected)
     g_main_context_iteration (NULL, TRUE);
@@ -115,21 +132,29 @@ run_echo (const char *name,
   return 0;
 }
 
-static int
-run_garbage (const char *path)
+static GSocketConnection *
+raw_connect (const char *path)
 {
   g_autoptr(GSocketClient) socket_client = g_socket_client_new ();
   g_autoptr(GSocketAddress) address = g_unix_socket_address_new (path);
-  g_autoptr(GSocketConnection) connection = NULL;
   g_autoptr(GError) error = NULL;
-  GOutputStream *out;
-  GInputStream *in;
-  guint8 junk[4096];
-  guint8 sink[4096];
+  GSocketConnection *connection;
 
   connection = g_socket_client_connect (socket_client, G_SOCKET_CONNECTABLE (address), NULL, &error);
   if (connection == NULL)
     g_error ("%s", error->message);
+
+  return connection;
+}
+
+static int
+run_garbage (const char *path)
+{
+  g_autoptr(GSocketConnection) connection = raw_connect (path);
+  GOutputStream *out;
+  GInputStream *in;
+  guint8 junk[4096];
+  guint8 sink[4096];
 
   for (gsize i = 0; i < sizeof junk; i++)
     junk[i] = g_random_int_range (0, 256);
@@ -142,6 +167,82 @@ run_garbage (const char *path)
 
   while (g_input_stream_read (in, sink, sizeof sink, NULL, NULL) > 0)
     ;
+
+  return 0;
+}
+
+static int
+run_half (const char *path)
+{
+  static const guint8 hello[12] = { 'N', 'P', 'I', 'P', 1, 0, 0, 0, 0, 0, 0x10, 0 };
+  static const guint8 header[8] = { 0, 0x10, 0, 0, 0, 0, 0, 0 };  /* 1 MiB */
+  g_autoptr(GSocketConnection) connection = raw_connect (path);
+  GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (connection));
+  g_autofree guint8 *half = g_malloc0 (512 * 1024);
+  g_autoptr(GError) error = NULL;
+  char buf[16];
+
+  if (!g_output_stream_write_all (out, hello, sizeof hello, NULL, NULL, &error) ||
+      !g_output_stream_write_all (out, header, sizeof header, NULL, NULL, &error) ||
+      !g_output_stream_write_all (out, half, 512 * 1024, NULL, NULL, &error))
+    g_error ("%s", error->message);
+
+  printf ("ready\n");
+  fflush (stdout);
+
+  /* Until killed. */
+  while (read (STDIN_FILENO, buf, sizeof buf) > 0)
+    ;
+
+  return 0;
+}
+
+typedef struct
+{
+  GMainLoop *loop;
+  char      *verdict;
+} Probe;
+
+static void
+probe_message_cb (NpPipeClient *client,
+                  GBytes       *message,
+                  Probe        *probe)
+{
+  probe->verdict = g_strdup ("accepted");
+  g_main_loop_quit (probe->loop);
+}
+
+static void
+probe_disconnected_cb (NpPipeClient *client,
+                       GError       *error,
+                       Probe        *probe)
+{
+  if (probe->verdict == NULL)
+    probe->verdict = g_strdup_printf ("refused %d", error && error->domain == NP_PIPE_ERROR ? error->code : -1);
+  g_main_loop_quit (probe->loop);
+}
+
+static int
+run_probe (const char *path)
+{
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (path);
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+  g_autoptr(GError) error = NULL;
+  Probe probe = { loop, NULL };
+
+  g_signal_connect (client, "message-received", G_CALLBACK (probe_message_cb), &probe);
+  g_signal_connect (client, "disconnected", G_CALLBACK (probe_disconnected_cb), &probe);
+
+  if (!np_pipe_client_connect_sync (client, NULL, &error))
+    {
+      printf ("refused %d\n", error->domain == NP_PIPE_ERROR ? error->code : -1);
+      return 0;
+    }
+
+  np_pipe_client_send_data (client, (const guint8 *) "probe", 5, NULL);
+  g_main_loop_run (loop);
+  printf ("%s\n", probe.verdict);
+  g_free (probe.verdict);
 
   return 0;
 }
@@ -196,7 +297,13 @@ main (int   argc,
       char *argv[])
 {
   if (argc == 5 && g_str_equal (argv[1], "send"))
-    return run_send (argv[2], atoi (argv[3]), atoi (argv[4]));
+    return run_send (argv[2], atoi (argv[3]), atoi (argv[4]), fixed_sizes);
+  if (argc == 5 && g_str_equal (argv[1], "load"))
+    return run_send (argv[2], atoi (argv[3]), atoi (argv[4]), np_test_random_size);
+  if (argc == 3 && g_str_equal (argv[1], "half"))
+    return run_half (argv[2]);
+  if (argc == 3 && g_str_equal (argv[1], "probe"))
+    return run_probe (argv[2]);
   if (argc == 5 && g_str_equal (argv[1], "echo"))
     return run_echo (argv[2], atoi (argv[3]), atoi (argv[4]));
   if (argc == 3 && g_str_equal (argv[1], "garbage"))
@@ -204,6 +311,7 @@ main (int   argc,
   if (argc == 3 && g_str_equal (argv[1], "serve"))
     return run_serve (argv[2]);
 
-  g_printerr ("Usage: %s send|echo NAME CLIENT COUNT | garbage PATH | serve NAME\n", argv[0]);
+  g_printerr ("Usage: %s send|echo|load NAME CLIENT COUNT | garbage|half|probe PATH | serve NAME\n",
+              argv[0]);
   return 2;
 }

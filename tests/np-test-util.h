@@ -62,6 +62,20 @@ np_test_message_parse (GBytes  *message,
   return TRUE;
 }
 
+/* A size in [8, 2048] that looks random but both ends can compute. */
+static inline gsize
+np_test_random_size (guint32 client,
+                     guint32 seq)
+{
+  guint32 h = client * 2654435761u ^ seq * 2246822519u;
+
+  h ^= h >> 15;
+  h *= 2654435761u;
+  h ^= h >> 13;
+
+  return NP_TEST_MESSAGE_MIN + h % (2048 - NP_TEST_MESSAGE_MIN + 1);
+}
+
 /* Sizes that cross the read chunk and coalescing boundaries. */
 static inline gsize
 np_test_size_for (guint32 seq)

@@ -1,0 +1,904 @@
+/* test-reliability.c: hostile peers, load, faults and access control,
+ * over real sockets with real peer processes
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * After each hostile peer: the server still runs, a well-behaved client's
+ * messages all arrived, and the heap is back within a small margin of
+ * where it started.
+ */
+
+#include <malloc.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gio/gunixsocketaddress.h>
+#include <glib/gstdio.h>
+
+#include "np-test-util.h"
+
+#define WAIT_UNTIL(cond) \
+  G_STMT_START { \
+    while (!(cond)) \
+      g_main_context_iteration (NULL, TRUE); \
+  } G_STMT_END
+
+/* What the heap may keep after a hostile peer is gone: the thread's read
+ * buffer and GLib's caches, nothing proportional to what the peer sent. */
+#define HEAP_MARGIN (2 * 1024 * 1024)
+
+typedef struct
+{
+  guint64  connection_id;
+  guint32  client_id;
+  guint32  next_seq;
+  gboolean sized_randomly;
+  gboolean corrupt;
+} Stream;
+
+typedef struct
+{
+  NpPipeServer *server;
+  GHashTable   *streams;          /* connection → Stream */
+  GPtrArray    *connected;
+  GPtrArray    *disconnect_errors;
+  guint         n_disconnected;
+  guint         n_messages;
+  guint         n_corrupt;
+  gboolean      echo;
+  gsize         heap_before;
+} Fixture;
+
+static gsize
+heap_in_use (void)
+{
+  struct mallinfo2 info;
+
+  malloc_trim (0);
+  info = mallinfo2 ();
+  return info.uordblks + info.hblkhd;
+}
+
+static void
+error_free0 (gpointer data)
+{
+  if (data != NULL)
+    g_error_free (data);
+}
+
+static void
+on_connected (NpPipeServer     *server,
+              NpPipeConnection *connection,
+              Fixture          *f)
+{
+  Stream *stream = g_new0 (Stream, 1);
+
+  stream->connection_id = np_pipe_connection_get_id (connection);
+  stream->client_id = G_MAXUINT32;
+  g_hash_table_insert (f->streams, connection, stream);
+  g_ptr_array_add (f->connected, g_object_ref (connection));
+}
+
+/* Checks each message: a test message of the client that sent it, next in
+ * its sequence, of the size the sender used, intact. */
+static void
+on_message (NpPipeServer     *server,
+            NpPipeConnection *connection,
+            GBytes           *message,
+            Fixture          *f)
+{
+  Stream *stream = g_hash_table_lookup (f->streams, connection);
+  guint32 client_id = 0, seq = 0;
+
+  f->n_messages++;
+
+  if (!np_test_message_parse (message, &client_id, &seq) ||
+      (stream->client_id != G_MAXUINT32 && client_id != stream->client_id) ||
+      seq != stream->next_seq ||
+      (stream->sized_randomly && g_bytes_get_size (message) != np_test_random_size (client_id, seq)))
+    {
+      stream->corrupt = TRUE;
+      f->n_corrupt++;
+    }
+
+  stream->client_id = client_id;
+  stream->next_seq++;
+
+  if (f->echo)
+    np_pipe_connection_send (connection, message, NULL);
+}
+
+static void
+on_disconnected (NpPipeServer     *server,
+                 NpPipeConnection *connection,
+                 GError           *error,
+                 Fixture          *f)
+{
+  f->n_disconnected++;
+  g_ptr_array_add (f->disconnect_errors, error ? g_error_copy (error) : NULL);
+}
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  f->heap_before = heap_in_use ();
+  f->streams = g_hash_table_new_full (NULL, NULL, NULL, g_free);
+  f->connected = g_ptr_array_new_with_free_func (g_object_unref);
+  f->disconnect_errors = g_ptr_array_new_with_free_func (error_free0);
+
+  f->server = np_pipe_server_new (NULL);
+  g_signal_connect (f->server, "client-connected", G_CALLBACK (on_connected), f);
+  g_signal_connect (f->server, "message-received", G_CALLBACK (on_message), f);
+  g_signal_connect (f->server, "client-disconnected", G_CALLBACK (on_disconnected), f);
+  g_assert_true (np_pipe_server_start (f->server, &error));
+  g_assert_no_error (error);
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_object_add_weak_pointer (G_OBJECT (f->server), (gpointer *) &f->server);
+  g_object_unref (f->server);
+  g_assert_null (f->server);
+  g_assert_cmpuint (f->n_corrupt, ==, 0);
+
+  g_hash_table_unref (f->streams);
+  g_ptr_array_unref (f->connected);
+  g_ptr_array_unref (f->disconnect_errors);
+}
+
+static Stream *
+stream_of (Fixture          *f,
+           NpPipeConnection *connection)
+{
+  return g_hash_table_lookup (f->streams, connection);
+}
+
+static const GError *
+last_error (Fixture *f)
+{
+  g_assert_cmpuint (f->disconnect_errors->len, >, 0);
+  return g_ptr_array_index (f->disconnect_errors, f->disconnect_errors->len - 1);
+}
+
+/* Peers */
+
+static GSubprocess *
+spawn_peer (GSubprocessFlags  flags,
+            const char       *mode,
+            const char       *target,
+            guint             client_id,
+            guint             count)
+{
+  g_autofree char *peer = g_test_build_filename (G_TEST_BUILT, "np-test-peer", NULL);
+  g_autofree char *client_str = g_strdup_printf ("%u", client_id);
+  g_autofree char *count_str = g_strdup_printf ("%u", count);
+  g_autoptr(GError) error = NULL;
+  GSubprocess *process;
+
+  if (count > 0)
+    process = g_subprocess_new (flags, &error, peer, mode, target, client_str, count_str, NULL);
+  else
+    process = g_subprocess_new (flags, &error, peer, mode, target, NULL);
+  g_assert_no_error (error);
+
+  return process;
+}
+
+static void
+wait_cb (GObject      *object,
+         GAsyncResult *result,
+         gpointer      user_data)
+{
+  guint *n_done = user_data;
+
+  g_subprocess_wait_finish (G_SUBPROCESS (object), result, NULL);
+  (*n_done)++;
+}
+
+static void
+line_cb (GObject      *object,
+         GAsyncResult *result,
+         gpointer      user_data)
+{
+  char **line = user_data;
+
+  *line = g_data_input_stream_read_line_finish_utf8 (G_DATA_INPUT_STREAM (object), result, NULL, NULL);
+  if (*line == NULL)
+    *line = g_strdup ("");
+}
+
+/* Reads one line of a peer's stdout while the main loop runs. */
+static char *
+read_peer_line (GSubprocess *process)
+{
+  g_autoptr(GDataInputStream) out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (process));
+  char *line = NULL;
+
+  g_filter_input_stream_set_close_base_stream (G_FILTER_INPUT_STREAM (out), FALSE);
+  g_data_input_stream_read_line_async (out, G_PRIORITY_DEFAULT, NULL, line_cb, &line);
+  WAIT_UNTIL (line != NULL);
+
+  return line;
+}
+
+static GSocket *
+raw_connect (const char *path)
+{
+  g_autoptr(GSocketAddress) address = g_unix_socket_address_new (path);
+  g_autoptr(GError) error = NULL;
+  GSocket *socket;
+
+  socket = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_socket_connect (socket, address, NULL, &error));
+  g_assert_no_error (error);
+
+  return socket;
+}
+
+/* Writes all of @data; the server runs in this thread, so when the
+ * socket is full the loop runs until the server has read some. */
+static void
+raw_write (GSocket      *socket,
+           const guint8 *data,
+           gsize         len)
+{
+  g_socket_set_blocking (socket, FALSE);
+  while (len > 0)
+    {
+      g_autoptr(GError) error = NULL;
+      gssize n = g_socket_send (socket, (const char *) data, len, NULL, &error);
+
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        {
+          g_main_context_iteration (NULL, TRUE);
+          continue;
+        }
+
+      g_assert_no_error (error);
+      data += n;
+      len -= n;
+    }
+}
+
+/* Version 1, accepting messages up to 16 MiB. */
+static const guint8 hello[12] = { 'N', 'P', 'I', 'P', 1, 0, 0, 0, 0x01, 0, 0, 0 };
+
+/* A well-behaved client in this process, checked after each attack. */
+static NpPipeClient *
+bystander_new (Fixture *f)
+{
+  NpPipeClient *client = np_pipe_client_new (np_pipe_server_get_name (f->server));
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_no_error (error);
+  WAIT_UNTIL (f->connected->len >= 1);
+
+  return client;
+}
+
+static void
+bystander_check (Fixture      *f,
+                 NpPipeClient *client,
+                 guint32       client_id,
+                 guint32       count)
+{
+  NpPipeConnection *connection = g_ptr_array_index (f->connected, 0);
+  guint32 before = stream_of (f, connection)->next_seq;
+
+  for (guint32 seq = before; seq < before + count; seq++)
+    {
+      g_autoptr(GBytes) message = np_test_message_new (client_id, seq, np_test_size_for (seq));
+
+      g_assert_true (np_pipe_client_send (client, message, NULL));
+    }
+
+  WAIT_UNTIL (stream_of (f, connection)->next_seq == before + count);
+  g_assert_false (stream_of (f, connection)->corrupt);
+  g_assert_true (np_pipe_client_get_connected (client));
+  g_assert_true (np_pipe_connection_is_connected (connection));
+  g_assert_true (np_pipe_server_is_running (f->server));
+}
+
+static void
+assert_heap_back (Fixture *f)
+{
+  gsize now = heap_in_use ();
+
+  if (now > f->heap_before + HEAP_MARGIN)
+    g_error ("The heap grew by %" G_GSIZE_FORMAT " bytes and stayed there",
+             now - f->heap_before);
+}
+
+/* Hostile peers */
+
+static void
+test_random_bytes (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autoptr(NpPipeClient) bystander = bystander_new (f);
+  guint n_done = 0;
+
+  for (guint i = 0; i < 10; i++)
+    {
+      g_autoptr(GSubprocess) peer = spawn_peer (G_SUBPROCESS_FLAGS_NONE, "garbage",
+                                                np_pipe_server_get_path (f->server), 0, 0);
+
+      g_subprocess_wait_async (peer, NULL, wait_cb, &n_done);
+    }
+
+  bystander_check (f, bystander, 1, 100);
+  WAIT_UNTIL (n_done == 10 && f->n_disconnected == 10);
+  for (guint i = 0; i < f->disconnect_errors->len; i++)
+    g_assert_error ((const GError *) g_ptr_array_index (f->disconnect_errors, i), NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+
+  bystander_check (f, bystander, 1, 100);
+  assert_heap_back (f);
+}
+
+static void
+test_huge_length (Fixture       *f,
+                  gconstpointer  data)
+{
+  static const guint8 huge[8] = { 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0 };
+  g_autoptr(NpPipeClient) bystander = bystander_new (f);
+  g_autoptr(GSocket) socket = raw_connect (np_pipe_server_get_path (f->server));
+
+  raw_write (socket, hello, sizeof hello);
+  raw_write (socket, huge, sizeof huge);
+  WAIT_UNTIL (f->n_disconnected == 1);
+  g_assert_error (last_error (f), NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE);
+
+  bystander_check (f, bystander, 2, 100);
+  assert_heap_back (f);
+}
+
+static void
+test_truncated_frame (Fixture       *f,
+                      gconstpointer  data)
+{
+  static const guint8 header[8] = { 0, 0x08, 0, 0, 0, 0, 0, 0 };  /* 512 KiB */
+  g_autoptr(NpPipeClient) bystander = bystander_new (f);
+  g_autoptr(GSocket) socket = raw_connect (np_pipe_server_get_path (f->server));
+  g_autofree guint8 *part = g_malloc0 (300000);
+
+  raw_write (socket, hello, sizeof hello);
+  raw_write (socket, header, sizeof header);
+  raw_write (socket, part, 300000);
+  g_socket_close (socket, NULL);
+
+  WAIT_UNTIL (f->n_disconnected == 1);
+  g_assert_error (last_error (f), NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+  g_assert_cmpuint (f->n_messages, ==, 0);
+
+  bystander_check (f, bystander, 3, 100);
+  assert_heap_back (f);
+}
+
+static void
+test_bad_handshakes (Fixture       *f,
+                     gconstpointer  data)
+{
+  static const guint8 wrong_magic[12] = { 'N', 'P', 'I', 'X', 1, 0, 0, 0, 0, 0, 0x10, 0 };
+  static const guint8 version_zero[12] = { 'N', 'P', 'I', 'P', 0, 0, 0, 0, 0, 0, 0x10, 0 };
+  static const guint8 reserved_set[12] = { 'N', 'P', 'I', 'P', 1, 0, 1, 0, 0, 0, 0x10, 0 };
+  static const guint8 *hellos[] = { wrong_magic, version_zero, reserved_set };
+  g_autoptr(NpPipeClient) bystander = bystander_new (f);
+
+  for (guint i = 0; i < G_N_ELEMENTS (hellos); i++)
+    {
+      g_autoptr(GSocket) socket = raw_connect (np_pipe_server_get_path (f->server));
+
+      raw_write (socket, hellos[i], 12);
+      WAIT_UNTIL (f->n_disconnected == i + 1);
+      g_assert_error (last_error (f), NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+    }
+
+  bystander_check (f, bystander, 4, 100);
+  assert_heap_back (f);
+}
+
+/* One byte per write, with the server reading in between each: the
+ * message is reassembled whole. */
+static void
+test_slow_drip (Fixture       *f,
+                gconstpointer  data)
+{
+  g_autoptr(NpPipeClient) bystander = bystander_new (f);
+  g_autoptr(GSocket) socket = raw_connect (np_pipe_server_get_path (f->server));
+  g_autoptr(GBytes) message = np_test_message_new (77, 0, 300);
+  g_autoptr(GByteArray) wire = g_byte_array_new ();
+  guint8 header[8] = { 0, 0, 300 >> 8, 300 & 0xff, 0, 0, 0, 0 };
+
+  g_byte_array_append (wire, hello, sizeof hello);
+  g_byte_array_append (wire, header, sizeof header);
+  g_byte_array_append (wire, g_bytes_get_data (message, NULL), g_bytes_get_size (message));
+
+  WAIT_UNTIL (f->connected->len == 2);
+  for (guint i = 0; i < wire->len; i++)
+    {
+      raw_write (socket, wire->data + i, 1);
+      /* Let the server see this byte before the next one. */
+      while (g_main_context_iteration (NULL, FALSE))
+        ;
+    }
+
+  WAIT_UNTIL (stream_of (f, g_ptr_array_index (f->connected, 1))->next_seq == 1);
+  g_assert_cmpuint (stream_of (f, g_ptr_array_index (f->connected, 1))->client_id, ==, 77);
+  g_assert_cmpuint (f->n_disconnected, ==, 0);
+
+  bystander_check (f, bystander, 5, 100);
+}
+
+static void
+test_idle_past_deadline (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(NpPipeClient) bystander = NULL;
+  g_autoptr(GSocket) idle = NULL;
+
+  np_pipe_server_set_handshake_timeout (f->server, 100);
+  bystander = bystander_new (f);
+  idle = raw_connect (np_pipe_server_get_path (f->server));
+
+  WAIT_UNTIL (f->n_disconnected == 1);
+  g_assert_error (last_error (f), NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT);
+
+  bystander_check (f, bystander, 6, 100);
+}
+
+/* 500 peers that connect and close at once. */
+static void
+test_connect_storm (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autoptr(NpPipeClient) bystander = bystander_new (f);
+  const guint n = 500;
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(GSocket) socket = raw_connect (np_pipe_server_get_path (f->server));
+
+      g_socket_close (socket, NULL);
+    }
+
+  WAIT_UNTIL (f->n_disconnected == n);
+  g_assert_cmpuint (f->connected->len, ==, n + 1);
+  g_assert_cmpuint (np_pipe_server_get_n_connections (f->server), ==, 1);
+
+  bystander_check (f, bystander, 7, 100);
+  assert_heap_back (f);
+}
+
+/* A peer that never reads while the server keeps sending is dropped once
+ * its queue would pass the limit; the server's memory stays bounded. */
+static void
+test_never_reads (Fixture       *f,
+                  gconstpointer  data)
+{
+  const guint limit = 4 * 1024 * 1024;
+  g_autoptr(NpPipeClient) bystander = NULL;
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GBytes) chunk = np_test_message_new (8, 0, 256 * 1024);
+  g_autoptr(GError) error = NULL;
+  NpPipeConnection *sink;
+  guint sent = 0;
+
+  np_pipe_server_set_max_queued_bytes (f->server, limit);
+  bystander = bystander_new (f);
+  socket = raw_connect (np_pipe_server_get_path (f->server));
+  raw_write (socket, hello, sizeof hello);
+  WAIT_UNTIL (f->connected->len == 2);
+  sink = g_ptr_array_index (f->connected, 1);
+
+  while (np_pipe_connection_send (sink, chunk, &error))
+    {
+      g_assert_cmpuint (np_pipe_connection_get_queued_bytes (sink), <=, limit);
+      sent++;
+      /* The loop runs between sends, as in a real server. */
+      while (g_main_context_iteration (NULL, FALSE))
+        ;
+    }
+
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_QUEUE_FULL);
+  g_assert_cmpuint (sent, >=, limit / (256 * 1024));
+  WAIT_UNTIL (f->n_disconnected == 1);
+  g_assert_error (last_error (f), NP_PIPE_ERROR, NP_PIPE_ERROR_QUEUE_FULL);
+  g_assert_false (np_pipe_connection_is_connected (sink));
+  g_assert_cmpuint (np_pipe_connection_get_queued_bytes (sink), ==, 0);
+
+  bystander_check (f, bystander, 9, 100);
+  assert_heap_back (f);
+}
+
+/* Load: 200 concurrent clients, half of them processes, each sending 1000
+ * messages of random sizes and closing at once: every message arrives
+ * once, intact, in order per client. */
+static void
+test_load (Fixture       *f,
+           gconstpointer  data)
+{
+  const guint n_processes = 100;
+  const guint n_local = 100;
+  const guint32 count = 1000;
+  g_autoptr(GPtrArray) processes = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GPtrArray) locals = g_ptr_array_new_with_free_func (g_object_unref);
+  guint n_done = 0;
+  GHashTableIter iter;
+  Stream *stream;
+
+  np_pipe_server_set_max_connections (f->server, 0);
+
+  for (guint i = 0; i < n_processes; i++)
+    {
+      GSubprocess *peer = spawn_peer (G_SUBPROCESS_FLAGS_NONE, "load",
+                                      np_pipe_server_get_name (f->server), 1000 + i, count);
+
+      g_subprocess_wait_async (peer, NULL, wait_cb, &n_done);
+      g_ptr_array_add (processes, peer);
+    }
+
+  for (guint i = 0; i < n_local; i++)
+    {
+      NpPipeClient *client = np_pipe_client_new (np_pipe_server_get_name (f->server));
+
+      g_assert_true (np_pipe_client_connect_sync (client, NULL, NULL));
+      g_ptr_array_add (locals, client);
+    }
+
+  /* The local clients interleave their sends, letting the loop run
+   * whenever their queues grow. */
+  for (guint32 seq = 0; seq < count; seq++)
+    {
+      for (guint i = 0; i < n_local; i++)
+        {
+          NpPipeClient *client = g_ptr_array_index (locals, i);
+          g_autoptr(GBytes) message = np_test_message_new (i, seq, np_test_random_size (i, seq));
+
+          g_assert_true (np_pipe_client_send (client, message, NULL));
+        }
+
+      while (g_main_context_iteration (NULL, FALSE))
+        ;
+    }
+
+  for (guint i = 0; i < n_local; i++)
+    np_pipe_client_close (g_ptr_array_index (locals, i));
+
+  WAIT_UNTIL (n_done == n_processes && f->n_disconnected == n_processes + n_local);
+
+  for (guint i = 0; i < n_processes; i++)
+    {
+      GSubprocess *peer = g_ptr_array_index (processes, i);
+
+      g_assert_true (g_subprocess_get_if_exited (peer));
+      g_assert_cmpint (g_subprocess_get_exit_status (peer), ==, 0);
+    }
+
+  g_assert_cmpuint (g_hash_table_size (f->streams), ==, n_processes + n_local);
+  g_hash_table_iter_init (&iter, f->streams);
+  while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &stream))
+    {
+      g_assert_false (stream->corrupt);
+      g_assert_cmpuint (stream->next_seq, ==, count);
+    }
+  for (guint i = 0; i < f->disconnect_errors->len; i++)
+    g_assert_null (g_ptr_array_index (f->disconnect_errors, i));
+  g_assert_cmpuint (f->n_messages, ==, (n_processes + n_local) * count);
+}
+
+/* Faults */
+
+static void
+test_killed_mid_message (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(NpPipeClient) bystander = bystander_new (f);
+  g_autoptr(GSubprocess) peer = NULL;
+  g_autofree char *line = NULL;
+  guint n_done = 0;
+
+  peer = spawn_peer (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDIN_PIPE,
+                     "half", np_pipe_server_get_path (f->server), 0, 0);
+  line = read_peer_line (peer);
+  g_assert_cmpstr (line, ==, "ready");
+  WAIT_UNTIL (f->connected->len == 2);
+
+  g_subprocess_force_exit (peer);
+  g_subprocess_wait_async (peer, NULL, wait_cb, &n_done);
+  WAIT_UNTIL (n_done == 1 && f->n_disconnected == 1);
+  g_assert_error (last_error (f), NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+  g_assert_cmpuint (stream_of (f, g_ptr_array_index (f->connected, 1))->next_seq, ==, 0);
+
+  bystander_check (f, bystander, 10, 100);
+}
+
+typedef struct
+{
+  NpPipeClient *client;
+  guint         n_received;
+  guint         n_disconnected;
+} Watched;
+
+static void
+watched_message (NpPipeClient *client,
+                 GBytes       *message,
+                 Watched      *w)
+{
+  w->n_received++;
+}
+
+static void
+watched_disconnected (NpPipeClient *client,
+                      GError       *error,
+                      Watched      *w)
+{
+  w->n_disconnected++;
+}
+
+static void
+watched_init (Watched    *w,
+              const char *name)
+{
+  g_autoptr(GError) error = NULL;
+
+  w->client = np_pipe_client_new (name);
+  g_signal_connect (w->client, "message-received", G_CALLBACK (watched_message), w);
+  g_signal_connect (w->client, "disconnected", G_CALLBACK (watched_disconnected), w);
+  g_assert_true (np_pipe_client_connect_sync (w->client, NULL, &error));
+  g_assert_no_error (error);
+}
+
+static GSubprocess *
+start_server_process (const char *name)
+{
+  GSubprocess *server = spawn_peer (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDIN_PIPE,
+                                    "serve", name, 0, 0);
+  g_autofree char *line = read_peer_line (server);
+
+  g_assert_cmpstr (line, ==, "ready");
+  return server;
+}
+
+/* The server process is killed: its clients learn it; a new server takes
+ * the stale socket over; new clients connect. */
+static void
+test_server_killed_and_restarted (void)
+{
+  const char *name = "killed-and-restarted";
+  g_autoptr(GSubprocess) server = start_server_process (name);
+  g_autofree char *path = g_build_filename (g_get_user_runtime_dir (), "np", name, NULL);
+  Watched a = { 0 }, b = { 0 }, c = { 0 };
+  guint n_done = 0;
+
+  watched_init (&a, name);
+  watched_init (&b, name);
+  np_pipe_client_send_data (a.client, (const guint8 *) "hello", 5, NULL);
+  WAIT_UNTIL (a.n_received == 1);
+
+  g_subprocess_force_exit (server);
+  g_subprocess_wait_async (server, NULL, wait_cb, &n_done);
+  WAIT_UNTIL (n_done == 1 && a.n_disconnected == 1 && b.n_disconnected == 1);
+  g_assert_false (np_pipe_client_get_connected (a.client));
+  g_assert_false (np_pipe_client_get_connected (b.client));
+  g_assert_true (g_file_test (path, G_FILE_TEST_EXISTS));
+
+  g_clear_object (&server);
+  server = start_server_process (name);
+
+  watched_init (&c, name);
+  np_pipe_client_send_data (c.client, (const guint8 *) "again", 5, NULL);
+  WAIT_UNTIL (c.n_received == 1);
+
+  /* The first clients may connect again too. */
+  g_assert_true (np_pipe_client_connect_sync (a.client, NULL, NULL));
+  np_pipe_client_send_data (a.client, (const guint8 *) "back", 4, NULL);
+  WAIT_UNTIL (a.n_received == 2);
+
+  np_pipe_client_close (a.client);
+  np_pipe_client_close (c.client);
+  g_object_unref (a.client);
+  g_object_unref (b.client);
+  g_object_unref (c.client);
+  g_output_stream_close (g_subprocess_get_stdin_pipe (server), NULL, NULL);
+  g_subprocess_wait_async (server, NULL, wait_cb, &n_done);
+  WAIT_UNTIL (n_done == 2);
+}
+
+/* stop() with much in flight: what was queued before stop() is
+ * delivered, then each client is reported gone once. */
+static void
+test_stop_in_flight (Fixture       *f,
+                     gconstpointer  data)
+{
+  Watched w[3] = { 0 };
+  g_autoptr(GBytes) chunk = np_test_message_new (0, 0, 1024 * 1024);
+
+  for (guint i = 0; i < G_N_ELEMENTS (w); i++)
+    watched_init (&w[i], np_pipe_server_get_name (f->server));
+  WAIT_UNTIL (f->connected->len == G_N_ELEMENTS (w));
+
+  for (guint i = 0; i < 20; i++)
+    np_pipe_server_broadcast (f->server, chunk);
+  np_pipe_server_stop (f->server);
+
+  WAIT_UNTIL (f->n_disconnected == G_N_ELEMENTS (w));
+  for (guint i = 0; i < G_N_ELEMENTS (w); i++)
+    {
+      g_assert_null (g_ptr_array_index (f->disconnect_errors, i));
+      WAIT_UNTIL (w[i].n_disconnected == 1);
+      g_assert_cmpuint (w[i].n_received, ==, 20);
+      g_object_unref (w[i].client);
+    }
+}
+
+/* At the connection limit new peers are refused; connected ones go on. */
+static void
+test_max_connections (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(NpPipeClient) bystander = NULL;
+  Watched extra = { 0 };
+
+  np_pipe_server_set_max_connections (f->server, 1);
+  bystander = bystander_new (f);
+
+  watched_init (&extra, np_pipe_server_get_name (f->server));
+  WAIT_UNTIL (extra.n_disconnected == 1);
+  g_assert_cmpuint (f->connected->len, ==, 1);
+
+  bystander_check (f, bystander, 11, 100);
+  g_object_unref (extra.client);
+}
+
+/* Access */
+
+static void
+on_message_echo (NpPipeServer     *server,
+                 NpPipeConnection *connection,
+                 GBytes           *message,
+                 gpointer          user_data)
+{
+  np_pipe_connection_send (connection, message, NULL);
+}
+
+static char *
+probe_as_nobody (const char *peer_dir,
+                 const char *path)
+{
+  g_autofree char *peer = g_build_filename (peer_dir, "np-test-peer", NULL);
+  g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+  g_autoptr(GSubprocess) process = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *line = NULL;
+
+  g_subprocess_launcher_setenv (launcher, "LD_LIBRARY_PATH", peer_dir, TRUE);
+  process = g_subprocess_launcher_spawn (launcher, &error,
+                                         "setpriv", "--reuid=65534", "--regid=65534",
+                                         "--clear-groups", peer, "probe", path, NULL);
+  g_assert_no_error (error);
+  line = read_peer_line (process);
+
+  return g_steal_pointer (&line);
+}
+
+static void
+copy_file (const char *from,
+           const char *to)
+{
+  g_autofree char *contents = NULL;
+  gsize len;
+
+  g_assert_true (g_file_get_contents (from, &contents, &len, NULL));
+  g_assert_true (g_file_set_contents_full (to, contents, len, G_FILE_SET_CONTENTS_NONE, 0755, NULL));
+}
+
+/* A peer of another uid is refused by the kernel's credentials, even when
+ * it can reach the socket, and admitted after the opt-in. */
+static void
+test_other_uid (void)
+{
+  g_autofree char *dir = NULL;
+  g_autofree char *path = NULL;
+  g_autofree char *peer = g_test_build_filename (G_TEST_BUILT, "np-test-peer", NULL);
+  g_autofree char *lib = g_test_build_filename (G_TEST_BUILT, "..", "src", "libnp-1.0.so.0", NULL);
+  g_autofree char *peer_copy = NULL;
+  g_autofree char *lib_copy = NULL;
+  g_autofree char *verdict = NULL;
+  g_autofree char *expected = NULL;
+  g_autofree char *setpriv = g_find_program_in_path ("setpriv");
+  g_autoptr(NpPipeServer) server = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (getuid () != 0 || setpriv == NULL)
+    {
+      g_test_skip ("Running a peer as another user needs root and setpriv");
+      return;
+    }
+
+  /* A world-readable place for the peer, whatever the build tree's
+   * permissions are. */
+  dir = g_dir_make_tmp ("np-access-XXXXXX", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_chmod (dir, 0755), ==, 0);
+  peer_copy = g_build_filename (dir, "np-test-peer", NULL);
+  lib_copy = g_build_filename (dir, "libnp-1.0.so.0", NULL);
+  copy_file (peer, peer_copy);
+  copy_file (lib, lib_copy);
+
+  path = g_build_filename (dir, "shared.sock", NULL);
+  server = np_pipe_server_new (path);
+  g_signal_connect (server, "message-received", G_CALLBACK (on_message_echo), NULL);
+  g_assert_true (np_pipe_server_start (server, &error));
+  g_assert_no_error (error);
+
+  /* By default the socket is the owner's only: connecting is denied. */
+  verdict = probe_as_nobody (dir, path);
+  expected = g_strdup_printf ("refused %d", NP_PIPE_ERROR_PERMISSION_DENIED);
+  g_assert_cmpstr (verdict, ==, expected);
+  g_clear_pointer (&verdict, g_free);
+
+  /* Even with the socket file opened up by mistake, the credentials
+   * check refuses the peer before the application sees it. */
+  g_assert_cmpint (g_chmod (path, 0666), ==, 0);
+  verdict = probe_as_nobody (dir, path);
+  g_assert_cmpstr (verdict, ==, expected);
+  g_assert_cmpuint (np_pipe_server_get_n_connections (server), ==, 0);
+  g_clear_pointer (&verdict, g_free);
+
+  /* After the opt-in, the peer gets in. */
+  np_pipe_server_stop (server);
+  np_pipe_server_set_allow_other_users (server, TRUE);
+  g_assert_true (np_pipe_server_start (server, &error));
+  g_assert_no_error (error);
+  verdict = probe_as_nobody (dir, path);
+  g_assert_cmpstr (verdict, ==, "accepted");
+
+  np_pipe_server_stop (server);
+  g_unlink (peer_copy);
+  g_unlink (lib_copy);
+  g_rmdir (dir);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_autofree char *runtime_dir = NULL;
+  g_autoptr(GError) error = NULL;
+
+  runtime_dir = g_dir_make_tmp ("np-reliability-XXXXXX", &error);
+  g_assert_no_error (error);
+  g_setenv ("XDG_RUNTIME_DIR", runtime_dir, TRUE);
+
+  g_test_init (&argc, &argv, NULL);
+
+#define ADD(path, func) \
+  g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+
+  ADD ("/Np/Reliability/hostile/random-bytes", test_random_bytes);
+  ADD ("/Np/Reliability/hostile/huge-length", test_huge_length);
+  ADD ("/Np/Reliability/hostile/truncated-frame", test_truncated_frame);
+  ADD ("/Np/Reliability/hostile/bad-handshakes", test_bad_handshakes);
+  ADD ("/Np/Reliability/hostile/slow-drip", test_slow_drip);
+  ADD ("/Np/Reliability/hostile/idle-past-deadline", test_idle_past_deadline);
+  ADD ("/Np/Reliability/hostile/connect-storm", test_connect_storm);
+  ADD ("/Np/Reliability/hostile/never-reads", test_never_reads);
+  ADD ("/Np/Reliability/load", test_load);
+  ADD ("/Np/Reliability/faults/killed-mid-message", test_killed_mid_message);
+  g_test_add_func ("/Np/Reliability/faults/server-killed-and-restarted", test_server_killed_and_restarted);
+  ADD ("/Np/Reliability/faults/stop-in-flight", test_stop_in_flight);
+  ADD ("/Np/Reliability/limits/max-connections", test_max_connections);
+  g_test_add_func ("/Np/Reliability/access/other-uid", test_other_uid);
+
+  return g_test_run ();
+}
