@@ -141,27 +141,27 @@ _np_pipe_server_client_disconnected (NpPipeServer     *self,
                                      NpPipeConnection *connection,
                                      const GError     *error)
 {
-  g_autoptr(NpPipeServer) hold_server = g_object_ref (self);
-  g_autoptr(NpPipeConnection) hold = g_object_ref (connection);
   guint position;
 
   if (!g_list_store_find (self->connections, connection, &position))
     return;
 
+  /* The store held the last reference, perhaps. */
+  g_object_ref (self);
+  g_object_ref (connection);
+
   g_list_store_remove (self->connections, position);
   g_object_notify_by_pspec (G_OBJECT (self), properties [PROP_N_CONNECTIONS]);
-
   g_signal_emit (self, signals [CLIENT_DISCONNECTED], 0, connection, error);
+
+  g_object_unref (connection);
+  g_object_unref (self);
 }
 
-static gboolean
-np_pipe_server_incoming_cb (GSocketService    *service,
-                            GSocketConnection *socket_connection,
-                            GObject           *source_object,
-                            gpointer           user_data)
+static void
+np_pipe_server_accept (NpPipeServer      *self,
+                       GSocketConnection *socket_connection)
 {
-  NpPipeServer *self = user_data;
-  g_autoptr(NpPipeServer) hold = g_object_ref (self);
   g_autoptr(NpPipeConnection) connection = NULL;
   g_autoptr(GError) error = NULL;
   gboolean allowed = FALSE;
@@ -172,7 +172,7 @@ np_pipe_server_incoming_cb (GSocketService    *service,
       g_debug ("Pipe “%s”: dropping a peer whose credentials cannot be read: %s",
                self->name, error->message);
       g_io_stream_close (G_IO_STREAM (socket_connection), NULL, NULL);
-      return TRUE;
+      return;
     }
 
   if (self->max_connections > 0 &&
@@ -209,7 +209,7 @@ np_pipe_server_incoming_cb (GSocketService    *service,
     {
       g_debug ("%s", error->message);
       _np_pipe_connection_refuse (connection, error);
-      return TRUE;
+      return;
     }
 
   _np_pipe_connection_accept (connection, self->max_message_size,
@@ -218,6 +218,20 @@ np_pipe_server_incoming_cb (GSocketService    *service,
   g_object_notify_by_pspec (G_OBJECT (self), properties [PROP_N_CONNECTIONS]);
 
   g_signal_emit (self, signals [CLIENT_CONNECTED], 0, connection);
+}
+
+static gboolean
+np_pipe_server_incoming_cb (GSocketService    *service,
+                            GSocketConnection *socket_connection,
+                            GObject           *source_object,
+                            gpointer           user_data)
+{
+  NpPipeServer *self = user_data;
+
+  /* A handler may drop the last reference to the server. */
+  g_object_ref (self);
+  np_pipe_server_accept (self, socket_connection);
+  g_object_unref (self);
 
   return TRUE;
 }

@@ -127,17 +127,22 @@ static void np_stream_finish (NpStream     *self,
                               const GError *error);
 static void np_stream_free_now (NpStream *self);
 
-static inline void
+/* Holds the owner and the stream across a dispatch: a signal handler
+ * may drop the last reference to either. */
+static inline GObject *
 np_stream_enter (NpStream *self)
 {
   self->busy++;
+  return g_object_ref (self->owner);
 }
 
 static inline void
-np_stream_leave (NpStream *self)
+np_stream_leave (NpStream *self,
+                 GObject  *owner)
 {
   if (--self->busy == 0 && self->free_pending)
     np_stream_free_now (self);
+  g_object_unref (owner);
 }
 
 /* One read buffer per thread, taken while in use so that a nested main
@@ -738,10 +743,8 @@ np_stream_io_dispatch (GSource     *source,
                        gpointer     user_data)
 {
   NpStream *self = ((NpStreamSource *) source)->stream;
-  g_autoptr(GObject) owner = g_object_ref (self->owner);
   GIOCondition revents = g_source_query_unix_fd (source, self->fd_tag);
-
-  np_stream_enter (self);
+  GObject *owner = np_stream_enter (self);
 
   if (revents & G_IO_OUT)
     {
@@ -754,7 +757,7 @@ np_stream_io_dispatch (GSource     *source,
   else if (self->state == NP_STREAM_CLOSING && (revents & (G_IO_HUP | G_IO_ERR)))
     np_stream_flush_and_settle (self);
 
-  np_stream_leave (self);
+  np_stream_leave (self, owner);
 
   return G_SOURCE_CONTINUE;
 }
@@ -765,15 +768,15 @@ np_stream_flush_dispatch (GSource     *source,
                           gpointer     user_data)
 {
   NpStream *self = ((NpStreamSource *) source)->stream;
-  g_autoptr(GObject) owner = g_object_ref (self->owner);
+  GObject *owner;
 
   g_source_set_ready_time (source, -1);
   self->flush_armed = FALSE;
 
-  np_stream_enter (self);
+  owner = np_stream_enter (self);
   if (!self->want_out)
     np_stream_flush_and_settle (self);
-  np_stream_leave (self);
+  np_stream_leave (self, owner);
 
   return G_SOURCE_CONTINUE;
 }
@@ -888,15 +891,15 @@ static gboolean
 np_stream_handshake_timeout_cb (gpointer data)
 {
   NpStream *self = data;
-  g_autoptr(GObject) owner = g_object_ref (self->owner);
   g_autoptr(GError) error = NULL;
+  GObject *owner;
 
   error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
                                "The peer did not complete the handshake in time");
   g_clear_pointer (&self->timeout_source, g_source_unref);
-  np_stream_enter (self);
+  owner = np_stream_enter (self);
   np_stream_abort (self, error);
-  np_stream_leave (self);
+  np_stream_leave (self, owner);
 
   return G_SOURCE_REMOVE;
 }

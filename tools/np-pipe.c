@@ -93,8 +93,9 @@ static int
 usage_error (GOptionContext *context,
              const char     *message)
 {
-  g_printerr ("np-pipe: %s\n\n", message);
-  g_printerr ("%s", g_option_context_get_help (context, TRUE, NULL));
+  g_autofree char *help = g_option_context_get_help (context, TRUE, NULL);
+
+  g_printerr ("np-pipe: %s\n\n%s", message, help);
   return EXIT_USAGE;
 }
 
