@@ -869,6 +869,47 @@ test_other_uid (void)
   g_rmdir (dir);
 }
 
+/* A symlink planted at the socket path is left alone, and a pipe
+ * directory replaced by a symlink is refused. */
+static void
+test_planted_symlinks (void)
+{
+  g_autofree char *dir = g_build_filename (g_get_user_runtime_dir (), "np", NULL);
+  g_autofree char *moved = g_build_filename (g_get_user_runtime_dir (), "np-moved", NULL);
+  g_autofree char *link_path = g_build_filename (dir, "planted", NULL);
+  g_autofree char *target = g_build_filename (g_get_user_runtime_dir (), "target", NULL);
+  g_autofree char *behind = g_build_filename (moved, "behind-a-link", NULL);
+  g_autofree char *contents = NULL;
+  g_autoptr(NpPipeServer) server = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_cmpint (g_mkdir_with_parents (dir, 0700), ==, 0);
+  g_assert_true (g_file_set_contents (target, "untouched", -1, NULL));
+  g_assert_cmpint (symlink (target, link_path), ==, 0);
+
+  server = np_pipe_server_new ("planted");
+  g_assert_false (np_pipe_server_start (server, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_ADDRESS_IN_USE);
+  g_clear_error (&error);
+  g_assert_true (g_file_get_contents (target, &contents, NULL, NULL));
+  g_assert_cmpstr (contents, ==, "untouched");
+  g_assert_true (g_file_test (link_path, G_FILE_TEST_IS_SYMLINK));
+  g_unlink (link_path);
+  g_clear_object (&server);
+
+  /* The pipe directory itself replaced by a symlink to a directory. */
+  g_assert_cmpint (g_rename (dir, moved), ==, 0);
+  g_assert_cmpint (symlink (moved, dir), ==, 0);
+  server = np_pipe_server_new ("behind-a-link");
+  g_assert_false (np_pipe_server_start (server, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED);
+  g_assert_false (g_file_test (behind, G_FILE_TEST_EXISTS));
+
+  g_unlink (dir);
+  g_assert_cmpint (g_rename (moved, dir), ==, 0);
+  g_unlink (target);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -899,6 +940,7 @@ main (int   argc,
   ADD ("/Np/Reliability/faults/stop-in-flight", test_stop_in_flight);
   ADD ("/Np/Reliability/limits/max-connections", test_max_connections);
   g_test_add_func ("/Np/Reliability/access/other-uid", test_other_uid);
+  g_test_add_func ("/Np/Reliability/access/planted-symlinks", test_planted_symlinks);
 
   return g_test_run ();
 }
