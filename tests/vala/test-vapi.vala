@@ -34,7 +34,7 @@ int main () {
             MainContext.default ().iteration (true);
 
         assert (received.compare (echoed) == 0);
-        assert ((string) echoed.get_data () == "hello from Vala");
+        assert (echoed.compare (new Bytes ("hello from Vala".data)) == 0);
         client.close ();
     } catch (Error e) {
         if (e is Np.PipeError.NOT_FOUND)
