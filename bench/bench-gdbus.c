@@ -1,0 +1,328 @@
+/* bench-gdbus.c: GDBus peer-to-peer (GDBusServer, no bus daemon), what a
+ * GNOME developer would otherwise use: signals one way, method calls for
+ * round trips
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "config.h"
+
+#include <unistd.h>
+
+#include <gio/gio.h>
+#include <glib-unix.h>
+
+#include "bench.h"
+
+#define OBJECT_PATH "/org/np/Bench"
+#define INTERFACE   "org.np.Bench"
+
+#define WAIT_UNTIL(cond) \
+  G_STMT_START { \
+    while (!(cond)) \
+      g_main_context_iteration (NULL, TRUE); \
+  } G_STMT_END
+
+static const char introspection_xml[] =
+  "<node>"
+  "  <interface name='" INTERFACE "'>"
+  "    <method name='Echo'>"
+  "      <arg type='ay' name='data' direction='in'/>"
+  "      <arg type='ay' name='data' direction='out'/>"
+  "    </method>"
+  "  </interface>"
+  "</node>";
+
+typedef struct
+{
+  GPtrArray *connections;
+  void     (*setup) (GDBusConnection *connection, gpointer user_data);
+  gpointer   user_data;
+} Server;
+
+static gboolean
+new_connection (GDBusServer     *dbus_server,
+                GDBusConnection *connection,
+                Server          *server)
+{
+  g_ptr_array_add (server->connections, g_object_ref (connection));
+  if (server->setup != NULL)
+    server->setup (connection, server->user_data);
+  return TRUE;
+}
+
+static GDBusServer *
+server_new (const char *address,
+            Server     *server)
+{
+  g_autofree char *guid = g_dbus_generate_guid ();
+  g_autofree char *dbus_address = g_strdup_printf ("unix:path=%s", address);
+  g_autoptr(GError) error = NULL;
+  GDBusServer *dbus_server;
+
+  unlink (address);
+  server->connections = g_ptr_array_new_with_free_func (g_object_unref);
+  dbus_server = g_dbus_server_new_sync (dbus_address, G_DBUS_SERVER_FLAGS_NONE, guid,
+                                        NULL, NULL, &error);
+  if (dbus_server == NULL)
+    g_error ("%s", error->message);
+
+  g_signal_connect (dbus_server, "new-connection", G_CALLBACK (new_connection), server);
+  g_dbus_server_start (dbus_server);
+
+  return dbus_server;
+}
+
+static GDBusConnection *
+client_new (const char *address)
+{
+  g_autofree char *dbus_address = g_strdup_printf ("unix:path=%s", address);
+  g_autoptr(GError) error = NULL;
+  GDBusConnection *connection;
+
+  connection = g_dbus_connection_new_for_address_sync (dbus_address,
+                                                       G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT,
+                                                       NULL, NULL, &error);
+  if (connection == NULL)
+    g_error ("%s", error->message);
+
+  return connection;
+}
+
+static GVariant *
+payload_variant (gsize size)
+{
+  g_autofree guint8 *payload = bench_payload (size);
+
+  return g_variant_ref_sink (g_variant_new ("(@ay)",
+                                            g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE,
+                                                                       payload, size, 1)));
+}
+
+/* sink: signals */
+
+typedef struct
+{
+  guint64 count;
+  gint64  first;
+  gint64  last;
+} Sink;
+
+static void
+on_signal (GDBusConnection *connection,
+           const char      *sender,
+           const char      *path,
+           const char      *interface,
+           const char      *name,
+           GVariant        *parameters,
+           gpointer         user_data)
+{
+  Sink *s = user_data;
+
+  s->last = g_get_monotonic_time ();
+  if (s->count++ == 0)
+    s->first = s->last;
+}
+
+static void
+subscribe (GDBusConnection *connection,
+           gpointer         user_data)
+{
+  g_dbus_connection_signal_subscribe (connection, NULL, INTERFACE, "Message", OBJECT_PATH,
+                                      NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_signal, user_data, NULL);
+}
+
+static int
+gdbus_sink (const char *address,
+            guint64     total,
+            gsize       size)
+{
+  Sink s = { 0 };
+  Server server = { NULL, subscribe, &s };
+  g_autoptr(GDBusServer) dbus_server = server_new (address, &server);
+
+  bench_ready ();
+  WAIT_UNTIL (s.count == total);
+  bench_report ("rate %f", (total - 1) / ((s.last - s.first) / 1e6));
+  g_ptr_array_unref (server.connections);
+
+  return 0;
+}
+
+static int
+gdbus_source (const char *address,
+              guint       conns,
+              guint64     per_conn,
+              gsize       size)
+{
+  g_autoptr(GPtrArray) connections = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GVariant) parameters = payload_variant (size);
+  g_autoptr(GError) error = NULL;
+
+  for (guint i = 0; i < conns; i++)
+    g_ptr_array_add (connections, client_new (address));
+
+  for (guint64 n = 0; n < per_conn; n++)
+    for (guint i = 0; i < conns; i++)
+      if (!g_dbus_connection_emit_signal (g_ptr_array_index (connections, i), NULL,
+                                          OBJECT_PATH, INTERFACE, "Message", parameters, &error))
+        g_error ("%s", error->message);
+
+  for (guint i = 0; i < conns; i++)
+    if (!g_dbus_connection_flush_sync (g_ptr_array_index (connections, i), NULL, &error))
+      g_error ("%s", error->message);
+
+  return 0;
+}
+
+/* echo: a method that returns its argument */
+
+static void
+echo_method (GDBusConnection       *connection,
+             const char            *sender,
+             const char            *path,
+             const char            *interface,
+             const char            *method,
+             GVariant              *parameters,
+             GDBusMethodInvocation *invocation,
+             gpointer               user_data)
+{
+  g_dbus_method_invocation_return_value (invocation, parameters);
+}
+
+static const GDBusInterfaceVTable echo_vtable = { echo_method, NULL, NULL, { 0 } };
+
+static void
+export_echo (GDBusConnection *connection,
+             gpointer         user_data)
+{
+  GDBusNodeInfo *info = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!g_dbus_connection_register_object (connection, OBJECT_PATH, info->interfaces[0],
+                                          &echo_vtable, NULL, NULL, &error))
+    g_error ("%s", error->message);
+}
+
+static int
+gdbus_echo (const char *address)
+{
+  g_autoptr(GDBusNodeInfo) info = g_dbus_node_info_new_for_xml (introspection_xml, NULL);
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+  Server server = { NULL, export_echo, info };
+  g_autoptr(GDBusServer) dbus_server = server_new (address, &server);
+
+  g_unix_fd_add (STDIN_FILENO, G_IO_IN | G_IO_HUP, bench_stdin_closed_cb, loop);
+  bench_ready ();
+  g_main_loop_run (loop);
+  g_dbus_server_stop (dbus_server);
+  g_ptr_array_unref (server.connections);
+
+  return 0;
+}
+
+static int
+gdbus_pinger (const char *address,
+              guint       count,
+              gsize       size)
+{
+  g_autoptr(GDBusConnection) connection = client_new (address);
+  g_autoptr(GVariant) parameters = payload_variant (size);
+  g_autoptr(GArray) usecs = g_array_sized_new (FALSE, FALSE, sizeof (double), count);
+
+  for (guint i = 0; i < count; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GVariant) reply = NULL;
+      gint64 start = g_get_monotonic_time ();
+      double usec;
+
+      reply = g_dbus_connection_call_sync (connection, NULL, OBJECT_PATH, INTERFACE, "Echo",
+                                           parameters, G_VARIANT_TYPE ("(ay)"),
+                                           G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+      if (reply == NULL)
+        g_error ("%s", error->message);
+      usec = g_get_monotonic_time () - start;
+      g_array_append_val (usecs, usec);
+    }
+
+  bench_print_rtts (usecs);
+
+  return 0;
+}
+
+static int
+gdbus_connector (const char *address,
+                 guint       count)
+{
+  gint64 start = g_get_monotonic_time ();
+
+  for (guint i = 0; i < count; i++)
+    {
+      g_autoptr(GDBusConnection) connection = client_new (address);
+      g_autoptr(GVariant) reply = NULL;
+      g_autoptr(GError) error = NULL;
+
+      /* Every GDBus peer answers org.freedesktop.DBus.Peer.Ping itself. */
+      reply = g_dbus_connection_call_sync (connection, NULL, OBJECT_PATH,
+                                           "org.freedesktop.DBus.Peer", "Ping", NULL, NULL,
+                                           G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+      if (reply == NULL)
+        g_error ("%s", error->message);
+      g_dbus_connection_close_sync (connection, NULL, NULL);
+    }
+
+  bench_report ("rate %f", count / ((g_get_monotonic_time () - start) / 1e6));
+
+  return 0;
+}
+
+static int
+gdbus_idler (const char *address,
+             guint       conns)
+{
+  g_autoptr(GPtrArray) connections = g_ptr_array_new_with_free_func (g_object_unref);
+  char buf[64];
+
+  for (guint i = 0; i < conns; i++)
+    g_ptr_array_add (connections, client_new (address));
+
+  bench_report ("connected");
+  while (read (STDIN_FILENO, buf, sizeof buf) > 0)
+    ;
+
+  return 0;
+}
+
+static int
+gdbus_holder (const char *address,
+              guint       conns)
+{
+  Server server = { 0 };
+  g_autoptr(GDBusServer) dbus_server = server_new (address, &server);
+  gint64 before = bench_rss_bytes ();
+
+  bench_ready ();
+  WAIT_UNTIL (server.connections->len == conns);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+
+  bench_report ("memory %f", (double) (bench_rss_bytes () - before) / conns);
+  g_ptr_array_unref (server.connections);
+
+  return 0;
+}
+
+const BenchTransport bench_gdbus = {
+  .name = "gdbus",
+  .title = "GDBus p2p",
+  .sink = gdbus_sink,
+  .source = gdbus_source,
+  .echo = gdbus_echo,
+  .pinger = gdbus_pinger,
+  .connector = gdbus_connector,
+  .idler = gdbus_idler,
+  .holder = gdbus_holder,
+};

@@ -1,0 +1,281 @@
+/* bench-np.c: the Np side of np-bench, through the public API only
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "config.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+#include <glib-unix.h>
+#include <np/np.h>
+
+#include "bench.h"
+
+#define WAIT_UNTIL(cond) \
+  G_STMT_START { \
+    while (!(cond)) \
+      g_main_context_iteration (NULL, TRUE); \
+  } G_STMT_END
+
+static NpPipeServer *
+server_new (const char *address,
+            guint       max_connections)
+{
+  NpPipeServer *server = np_pipe_server_new (address);
+  g_autoptr(GError) error = NULL;
+
+  np_pipe_server_set_max_connections (server, max_connections);
+  np_pipe_server_set_max_queued_bytes (server, 0);
+  if (!np_pipe_server_start (server, &error))
+    g_error ("%s", error->message);
+
+  return server;
+}
+
+static NpPipeClient *
+client_new (const char *address)
+{
+  NpPipeClient *client = np_pipe_client_new (address);
+  g_autoptr(GError) error = NULL;
+
+  np_pipe_client_set_max_queued_bytes (client, 0);
+  if (!np_pipe_client_connect_sync (client, NULL, &error))
+    g_error ("%s", error->message);
+
+  return client;
+}
+
+/* sink */
+
+typedef struct
+{
+  guint64 count;
+  gint64  first;
+  gint64  last;
+} Sink;
+
+static void
+sink_message (NpPipeServer     *server,
+              NpPipeConnection *connection,
+              GBytes           *message,
+              Sink             *s)
+{
+  s->last = g_get_monotonic_time ();
+  if (s->count++ == 0)
+    s->first = s->last;
+}
+
+static int
+np_sink (const char *address,
+         guint64     total,
+         gsize       size)
+{
+  g_autoptr(NpPipeServer) server = server_new (address, 0);
+  Sink s = { 0 };
+
+  g_signal_connect (server, "message-received", G_CALLBACK (sink_message), &s);
+  bench_ready ();
+  WAIT_UNTIL (s.count == total);
+  bench_report ("rate %f", (total - 1) / ((s.last - s.first) / 1e6));
+
+  return 0;
+}
+
+/* source */
+
+static int
+np_source (const char *address,
+           guint       conns,
+           guint64     per_conn,
+           gsize       size)
+{
+  g_autoptr(GPtrArray) clients = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GBytes) message = g_bytes_new_take (bench_payload (size), size);
+  g_autoptr(GError) error = NULL;
+
+  for (guint i = 0; i < conns; i++)
+    g_ptr_array_add (clients, client_new (address));
+
+  for (guint64 n = 0; n < per_conn; n++)
+    {
+      for (guint i = 0; i < conns; i++)
+        {
+          NpPipeClient *client = g_ptr_array_index (clients, i);
+
+          if (!np_pipe_client_send (client, message, &error))
+            g_error ("%s", error->message);
+
+          /* Let the loop write when the receiver is slower than we are. */
+          if (np_pipe_client_get_queued_bytes (client) > 8 * 1024 * 1024)
+            WAIT_UNTIL (np_pipe_client_get_queued_bytes (client) < 1024 * 1024);
+        }
+    }
+
+  for (guint i = 0; i < conns; i++)
+    np_pipe_client_close (g_ptr_array_index (clients, i));
+
+  return 0;
+}
+
+/* echo */
+
+static void
+echo_message (NpPipeServer     *server,
+              NpPipeConnection *connection,
+              GBytes           *message,
+              gpointer          user_data)
+{
+  np_pipe_connection_send (connection, message, NULL);
+}
+
+static int
+np_echo (const char *address)
+{
+  g_autoptr(NpPipeServer) server = server_new (address, 0);
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+
+  g_signal_connect (server, "message-received", G_CALLBACK (echo_message), NULL);
+  g_unix_fd_add (STDIN_FILENO, G_IO_IN | G_IO_HUP, bench_stdin_closed_cb, loop);
+  bench_ready ();
+  g_main_loop_run (loop);
+
+  return 0;
+}
+
+/* pinger */
+
+static void
+count_message (NpPipeClient *client,
+               GBytes       *message,
+               guint        *received)
+{
+  (*received)++;
+}
+
+static int
+np_pinger (const char *address,
+           guint       count,
+           gsize       size)
+{
+  g_autoptr(NpPipeClient) client = client_new (address);
+  g_autoptr(GBytes) message = g_bytes_new_take (bench_payload (size), size);
+  g_autoptr(GArray) usecs = g_array_sized_new (FALSE, FALSE, sizeof (double), count);
+  guint received = 0;
+
+  g_signal_connect (client, "message-received", G_CALLBACK (count_message), &received);
+
+  for (guint i = 0; i < count; i++)
+    {
+      gint64 start = g_get_monotonic_time ();
+      double usec;
+
+      np_pipe_client_send (client, message, NULL);
+      WAIT_UNTIL (received == i + 1);
+      usec = g_get_monotonic_time () - start;
+      g_array_append_val (usecs, usec);
+    }
+
+  bench_print_rtts (usecs);
+  np_pipe_client_close (client);
+
+  return 0;
+}
+
+/* connector */
+
+static void
+ping_done (GObject      *object,
+           GAsyncResult *result,
+           gpointer      user_data)
+{
+  gboolean *done = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!np_pipe_client_ping_finish (NP_PIPE_CLIENT (object), result, NULL, &error))
+    g_error ("%s", error->message);
+  *done = TRUE;
+}
+
+static int
+np_connector (const char *address,
+              guint       count)
+{
+  gint64 start = g_get_monotonic_time ();
+
+  for (guint i = 0; i < count; i++)
+    {
+      g_autoptr(NpPipeClient) client = client_new (address);
+      gboolean done = FALSE;
+
+      /* The server's library answers the ping after the handshake. */
+      np_pipe_client_ping_async (client, NULL, ping_done, &done);
+      WAIT_UNTIL (done);
+      np_pipe_client_close (client);
+    }
+
+  bench_report ("rate %f", count / ((g_get_monotonic_time () - start) / 1e6));
+
+  return 0;
+}
+
+/* idler and holder */
+
+static int
+np_idler (const char *address,
+          guint       conns)
+{
+  g_autoptr(GPtrArray) clients = g_ptr_array_new_with_free_func (g_object_unref);
+  char buf[64];
+
+  for (guint i = 0; i < conns; i++)
+    g_ptr_array_add (clients, client_new (address));
+
+  bench_report ("connected");
+  while (read (STDIN_FILENO, buf, sizeof buf) > 0)
+    ;
+
+  return 0;
+}
+
+static int
+np_holder (const char *address,
+           guint       conns)
+{
+  g_autoptr(NpPipeServer) server = server_new (address, 0);
+  g_autoptr(NpPipeClient) warm = NULL;
+  gint64 before;
+
+  /* One connection first, so that what only the first one costs (types,
+   * the read buffer) is not counted per connection. */
+  warm = client_new (address);
+  WAIT_UNTIL (np_pipe_server_get_n_connections (server) == 1);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+
+  before = bench_rss_bytes ();
+  bench_ready ();
+  WAIT_UNTIL (np_pipe_server_get_n_connections (server) == conns + 1);
+  /* Let every handshake complete. */
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+
+  bench_report ("memory %f", (double) (bench_rss_bytes () - before) / conns);
+
+  return 0;
+}
+
+const BenchTransport bench_np = {
+  .name = "np",
+  .title = "Np",
+  .sink = np_sink,
+  .source = np_source,
+  .echo = np_echo,
+  .pinger = np_pinger,
+  .connector = np_connector,
+  .idler = np_idler,
+  .holder = np_holder,
+};

@@ -1,0 +1,268 @@
+/* bench-zmq.c: ZeroMQ over ipc://, what a systems developer would
+ * otherwise use: PUSH/PULL one way, REQ/REP for round trips
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "bench.h"
+
+static char *
+endpoint_of (const char *address)
+{
+  return g_strdup_printf ("ipc://%s", address);
+}
+
+static void *
+socket_new (void       *context,
+            int         type,
+            const char *address,
+            gboolean    bind)
+{
+  g_autofree char *endpoint = endpoint_of (address);
+  void *socket = zmq_socket (context, type);
+  int hwm = 0;   /* no high-water mark: nothing dropped, nothing blocks early */
+
+  zmq_setsockopt (socket, ZMQ_SNDHWM, &hwm, sizeof hwm);
+  zmq_setsockopt (socket, ZMQ_RCVHWM, &hwm, sizeof hwm);
+  if ((bind ? zmq_bind (socket, endpoint) : zmq_connect (socket, endpoint)) != 0)
+    g_error ("%s %s: %s", bind ? "bind" : "connect", endpoint, zmq_strerror (zmq_errno ()));
+
+  return socket;
+}
+
+static int
+zmq_sink (const char *address,
+          guint64     total,
+          gsize       size)
+{
+  void *context = zmq_ctx_new ();
+  void *pull;
+  zmq_msg_t msg;
+  gint64 first = 0, last = 0;
+
+  unlink (address);
+  pull = socket_new (context, ZMQ_PULL, address, TRUE);
+  bench_ready ();
+
+  zmq_msg_init (&msg);
+  for (guint64 n = 0; n < total; n++)
+    {
+      if (zmq_msg_recv (&msg, pull, 0) < 0)
+        g_error ("recv: %s", zmq_strerror (zmq_errno ()));
+      last = g_get_monotonic_time ();
+      if (n == 0)
+        first = last;
+    }
+  zmq_msg_close (&msg);
+
+  bench_report ("rate %f", (total - 1) / ((last - first) / 1e6));
+  zmq_close (pull);
+  zmq_ctx_term (context);
+
+  return 0;
+}
+
+static int
+zmq_source (const char *address,
+            guint       conns,
+            guint64     per_conn,
+            gsize       size)
+{
+  void *context = zmq_ctx_new ();
+  g_autofree void **pushes = g_new (void *, conns);
+  g_autofree guint8 *payload = bench_payload (size);
+
+  for (guint i = 0; i < conns; i++)
+    pushes[i] = socket_new (context, ZMQ_PUSH, address, FALSE);
+
+  for (guint64 n = 0; n < per_conn; n++)
+    for (guint i = 0; i < conns; i++)
+      if (zmq_send (pushes[i], payload, size, 0) < 0)
+        g_error ("send: %s", zmq_strerror (zmq_errno ()));
+
+  /* The default linger delivers everything before the context ends. */
+  for (guint i = 0; i < conns; i++)
+    zmq_close (pushes[i]);
+  zmq_ctx_term (context);
+
+  return 0;
+}
+
+static int
+zmq_echo (const char *address)
+{
+  void *context = zmq_ctx_new ();
+  void *rep;
+  zmq_msg_t msg;
+
+  unlink (address);
+  rep = socket_new (context, ZMQ_REP, address, TRUE);
+  bench_ready ();
+
+  zmq_msg_init (&msg);
+  for (;;)
+    {
+      zmq_pollitem_t items[2] = {
+        { rep, 0, ZMQ_POLLIN, 0 },
+        { NULL, STDIN_FILENO, ZMQ_POLLIN, 0 },
+      };
+      char buf[64];
+
+      zmq_poll (items, 2, -1);
+      if (items[1].revents && read (STDIN_FILENO, buf, sizeof buf) <= 0)
+        break;
+      if (items[0].revents & ZMQ_POLLIN)
+        {
+          zmq_msg_recv (&msg, rep, 0);
+          zmq_msg_send (&msg, rep, 0);
+        }
+    }
+  zmq_msg_close (&msg);
+
+  zmq_close (rep);
+  zmq_ctx_term (context);
+
+  return 0;
+}
+
+static int
+zmq_pinger (const char *address,
+            guint       count,
+            gsize       size)
+{
+  void *context = zmq_ctx_new ();
+  void *req = socket_new (context, ZMQ_REQ, address, FALSE);
+  g_autofree guint8 *payload = bench_payload (size);
+  g_autofree guint8 *reply = g_malloc (size);
+  g_autoptr(GArray) usecs = g_array_sized_new (FALSE, FALSE, sizeof (double), count);
+
+  for (guint i = 0; i < count; i++)
+    {
+      gint64 start = g_get_monotonic_time ();
+      double usec;
+
+      zmq_send (req, payload, size, 0);
+      zmq_recv (req, reply, size, 0);
+      usec = g_get_monotonic_time () - start;
+      g_array_append_val (usecs, usec);
+    }
+
+  bench_print_rtts (usecs);
+  zmq_close (req);
+  zmq_ctx_term (context);
+
+  return 0;
+}
+
+static int
+zmq_connector (const char *address,
+               guint       count)
+{
+  void *context = zmq_ctx_new ();
+  gint64 start = g_get_monotonic_time ();
+  int linger = 0;
+  char reply[1];
+
+  for (guint i = 0; i < count; i++)
+    {
+      void *req = socket_new (context, ZMQ_REQ, address, FALSE);
+
+      zmq_send (req, "x", 1, 0);
+      zmq_recv (req, reply, sizeof reply, 0);
+      zmq_setsockopt (req, ZMQ_LINGER, &linger, sizeof linger);
+      zmq_close (req);
+    }
+
+  bench_report ("rate %f", count / ((g_get_monotonic_time () - start) / 1e6));
+  zmq_ctx_term (context);
+
+  return 0;
+}
+
+static int
+zmq_idler (const char *address,
+           guint       conns)
+{
+  void *context = zmq_ctx_new ();
+  g_autofree void **pushes = g_new (void *, conns);
+  int linger = 0;
+  char buf[64];
+
+  for (guint i = 0; i < conns; i++)
+    pushes[i] = socket_new (context, ZMQ_PUSH, address, FALSE);
+
+  bench_report ("connected");
+  while (read (STDIN_FILENO, buf, sizeof buf) > 0)
+    ;
+
+  for (guint i = 0; i < conns; i++)
+    {
+      zmq_setsockopt (pushes[i], ZMQ_LINGER, &linger, sizeof linger);
+      zmq_close (pushes[i]);
+    }
+  zmq_ctx_term (context);
+
+  return 0;
+}
+
+/* Counts accepted connections through the socket monitor. */
+static int
+zmq_holder (const char *address,
+            guint       conns)
+{
+  void *context = zmq_ctx_new ();
+  void *pull, *monitor;
+  gint64 before;
+  guint accepted = 0;
+
+  unlink (address);
+  pull = socket_new (context, ZMQ_PULL, address, TRUE);
+  zmq_socket_monitor (pull, "inproc://np-bench-monitor", ZMQ_EVENT_ACCEPTED);
+  monitor = zmq_socket (context, ZMQ_PAIR);
+  zmq_connect (monitor, "inproc://np-bench-monitor");
+  before = bench_rss_bytes ();
+  bench_ready ();
+
+  /* Each event is two frames: the event id and value, then the endpoint. */
+  while (accepted < conns)
+    {
+      zmq_msg_t event, endpoint;
+      guint16 id = 0;
+
+      zmq_msg_init (&event);
+      zmq_msg_init (&endpoint);
+      zmq_msg_recv (&event, monitor, 0);
+      zmq_msg_recv (&endpoint, monitor, 0);
+      if (zmq_msg_size (&event) >= sizeof id)
+        memcpy (&id, zmq_msg_data (&event), sizeof id);
+      if (id == ZMQ_EVENT_ACCEPTED)
+        accepted++;
+      zmq_msg_close (&event);
+      zmq_msg_close (&endpoint);
+    }
+
+  bench_report ("memory %f", (double) (bench_rss_bytes () - before) / conns);
+  _exit (0);
+}
+
+const BenchTransport bench_zmq = {
+  .name = "zmq",
+  .title = "ZeroMQ ipc",
+  .sink = zmq_sink,
+  .source = zmq_source,
+  .echo = zmq_echo,
+  .pinger = zmq_pinger,
+  .connector = zmq_connector,
+  .idler = zmq_idler,
+  .holder = zmq_holder,
+};

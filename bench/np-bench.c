@@ -1,0 +1,699 @@
+/* np-bench.c: Np side by side with a raw socket, GDBus peer-to-peer and
+ * ZeroMQ, in one run
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Every measurement runs the receiving and the sending side in processes
+ * of their own (this program again, with --role). Rounds alternate the
+ * transports, so that whatever else the machine does affects them alike;
+ * the table gives the median of the rounds and the ratio of Np to each
+ * baseline.
+ */
+
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+
+#include "bench.h"
+
+/* Helpers for the roles */
+
+void
+bench_ready (void)
+{
+  bench_report ("ready");
+}
+
+void
+bench_report (const char *format,
+              ...)
+{
+  va_list args;
+
+  va_start (args, format);
+  vprintf (format, args);
+  va_end (args);
+  printf ("\n");
+  fflush (stdout);
+}
+
+gint64
+bench_rss_bytes (void)
+{
+  g_autofree char *status = NULL;
+  const char *line;
+
+  if (!g_file_get_contents ("/proc/self/status", &status, NULL, NULL) ||
+      !(line = strstr (status, "VmRSS:")))
+    return 0;
+
+  return g_ascii_strtoll (line + strlen ("VmRSS:"), NULL, 10) * 1024;
+}
+
+int
+bench_compare_double (gconstpointer a,
+                      gconstpointer b)
+{
+  double x = *(const double *) a;
+  double y = *(const double *) b;
+
+  return (x > y) - (x < y);
+}
+
+void
+bench_print_rtts (GArray *usecs)
+{
+  double *v;
+
+  g_array_sort (usecs, bench_compare_double);
+  v = (double *) (gpointer) usecs->data;
+  bench_report ("rtt %f %f", v[usecs->len / 2], v[MIN (usecs->len - 1, usecs->len * 99 / 100)]);
+}
+
+guint8 *
+bench_payload (gsize size)
+{
+  guint8 *data = g_malloc (MAX (size, 1));
+
+  for (gsize i = 0; i < size; i++)
+    data[i] = i;
+
+  return data;
+}
+
+gboolean
+bench_stdin_closed_cb (gint          fd,
+                       GIOCondition  condition,
+                       gpointer      loop)
+{
+  char buf[64];
+
+  if (read (fd, buf, sizeof buf) > 0)
+    return G_SOURCE_CONTINUE;
+
+  g_main_loop_quit (loop);
+  return G_SOURCE_REMOVE;
+}
+
+/* Transports and scenarios */
+
+static const BenchTransport *transports[] = {
+  &bench_np,
+  &bench_raw,
+  &bench_raw_batched,
+  &bench_gdbus,
+#ifdef HAVE_ZMQ
+  &bench_zmq,
+#endif
+};
+
+typedef enum
+{
+  KIND_ONEWAY,
+  KIND_RTT,
+  KIND_SETUP,
+  KIND_MEMORY,
+} Kind;
+
+typedef struct
+{
+  const char *key;
+  const char *title;
+  const char *unit;
+  Kind        kind;
+  gsize       size;
+  guint       conns;
+  guint64     count;       /* messages, round trips or connections */
+  guint       slow_divisor; /* GDBus does the same work in this many times fewer messages */
+} Scenario;
+
+static Scenario scenarios[] = {
+  { "oneway-64", "1 one-way 64 B, 1 client", "msg/s", KIND_ONEWAY, 64, 1, 1000000, 20 },
+  { "oneway-1m", "2 one-way 1 MiB, 1 client", "GB/s", KIND_ONEWAY, 1024 * 1024, 1, 2000, 10 },
+  { "rtt-64", "3 round trip 64 B", "µs", KIND_RTT, 64, 1, 20000, 4 },
+  { "fanin-1", "4 fan-in 64 B, 1 client", "msg/s", KIND_ONEWAY, 64, 1, 400000, 10 },
+  { "fanin-10", "4 fan-in 64 B, 10 clients", "msg/s", KIND_ONEWAY, 64, 10, 400000, 10 },
+  { "fanin-100", "4 fan-in 64 B, 100 clients", "msg/s", KIND_ONEWAY, 64, 100, 400000, 10 },
+  { "fanin-1000", "4 fan-in 64 B, 1000 clients", "msg/s", KIND_ONEWAY, 64, 1000, 400000, 10 },
+  { "setup", "5 connection + handshake", "conn/s", KIND_SETUP, 0, 1, 2000, 4 },
+  { "memory", "5 server memory per idle connection", "bytes", KIND_MEMORY, 0, 1000, 0, 1 },
+};
+
+/* The rows of the table: a round trip gives two. */
+typedef struct
+{
+  const char *key;
+  const char *title;
+  const char *unit;
+  gboolean    lower_is_better;
+} Row;
+
+static const Row rows[] = {
+  { "oneway-64", "1 one-way 64 B, 1 client", "msg/s", FALSE },
+  { "oneway-1m", "2 one-way 1 MiB, 1 client", "GB/s", FALSE },
+  { "rtt-64-median", "3 round trip 64 B, median", "µs", TRUE },
+  { "rtt-64-p99", "3 round trip 64 B, p99", "µs", TRUE },
+  { "fanin-1", "4 fan-in 64 B, 1 client", "msg/s", FALSE },
+  { "fanin-10", "4 fan-in 64 B, 10 clients", "msg/s", FALSE },
+  { "fanin-100", "4 fan-in 64 B, 100 clients", "msg/s", FALSE },
+  { "fanin-1000", "4 fan-in 64 B, 1000 clients", "msg/s", FALSE },
+  { "setup", "5 connection + handshake", "conn/s", FALSE },
+  { "memory", "5 server memory per idle connection", "bytes", TRUE },
+};
+
+static char *self_path;
+static char *work_dir;
+
+/* The measurements: row key + transport name → GArray of doubles */
+static GHashTable *results;
+
+static void
+record (const char           *row,
+        const BenchTransport *t,
+        double                value)
+{
+  g_autofree char *key = g_strdup_printf ("%s/%s", row, t->name);
+  GArray *values = g_hash_table_lookup (results, key);
+
+  if (values == NULL)
+    {
+      values = g_array_new (FALSE, FALSE, sizeof (double));
+      g_hash_table_insert (results, g_steal_pointer (&key), values);
+    }
+  g_array_append_val (values, value);
+}
+
+static gboolean
+median_of (const char           *row,
+           const BenchTransport *t,
+           double               *median)
+{
+  g_autofree char *key = g_strdup_printf ("%s/%s", row, t->name);
+  GArray *values = g_hash_table_lookup (results, key);
+
+  if (values == NULL || values->len == 0)
+    return FALSE;
+
+  g_array_sort (values, bench_compare_double);
+  *median = g_array_index (values, double, values->len / 2);
+  return TRUE;
+}
+
+/* Processes */
+
+typedef struct
+{
+  GSubprocess      *process;
+  GDataInputStream *out;
+} Child;
+
+static Child *
+child_spawn (const char           *role,
+             const BenchTransport *t,
+             const char           *address,
+             ...) G_GNUC_NULL_TERMINATED;
+
+static Child *
+child_spawn (const char           *role,
+             const BenchTransport *t,
+             const char           *address,
+             ...)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr(GError) error = NULL;
+  Child *child = g_new0 (Child, 1);
+  const char *arg;
+  va_list args;
+
+  g_ptr_array_add (argv, self_path);
+  g_ptr_array_add (argv, (char *) "--role");
+  g_ptr_array_add (argv, (char *) role);
+  g_ptr_array_add (argv, (char *) t->name);
+  g_ptr_array_add (argv, (char *) address);
+  va_start (args, address);
+  while ((arg = va_arg (args, const char *)) != NULL)
+    g_ptr_array_add (argv, (char *) arg);
+  va_end (args);
+  g_ptr_array_add (argv, NULL);
+
+  child->process = g_subprocess_newv ((const char * const *) argv->pdata,
+                                      G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE,
+                                      &error);
+  if (child->process == NULL)
+    g_error ("%s", error->message);
+  child->out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (child->process));
+
+  return child;
+}
+
+/* Reads the child's next line; its words after the first must be numbers. */
+static char *
+child_line (Child *child)
+{
+  g_autoptr(GError) error = NULL;
+  char *line = g_data_input_stream_read_line_utf8 (child->out, NULL, NULL, &error);
+
+  if (line == NULL)
+    g_error ("A benchmark process ended without its result%s%s",
+             error ? ": " : "", error ? error->message : "");
+
+  return line;
+}
+
+static void
+child_expect (Child      *child,
+              const char *expected)
+{
+  g_autofree char *line = child_line (child);
+
+  if (!g_str_equal (line, expected))
+    g_error ("A benchmark process said “%s”, not “%s”", line, expected);
+}
+
+static double
+child_number (Child      *child,
+              const char *word,
+              double     *second)
+{
+  g_autofree char *line = child_line (child);
+  g_auto(GStrv) words = g_strsplit (line, " ", -1);
+
+  if (g_strv_length (words) < 2 || !g_str_equal (words[0], word))
+    g_error ("A benchmark process said “%s”, not “%s …”", line, word);
+  if (second != NULL)
+    *second = g_ascii_strtod (words[2] ? words[2] : "0", NULL);
+
+  return g_ascii_strtod (words[1], NULL);
+}
+
+/* Closes the child's stdin (servers end then) and waits for it. */
+static void
+child_finish (Child *child)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_output_stream_close (g_subprocess_get_stdin_pipe (child->process), NULL, NULL);
+  if (!g_subprocess_wait_check (child->process, NULL, &error))
+    g_error ("A benchmark process failed: %s", error->message);
+
+  g_object_unref (child->out);
+  g_object_unref (child->process);
+  g_free (child);
+}
+
+static char *
+address_for (const BenchTransport *t)
+{
+  static guint serial;
+
+  return g_strdup_printf ("%s/%s-%u.sock", work_dir, t->name, ++serial);
+}
+
+/* Measurements */
+
+static guint64
+count_for (const Scenario       *s,
+           const BenchTransport *t,
+           guint                 scale)
+{
+  guint64 count = s->count / scale;
+
+  if (g_str_equal (t->name, "gdbus"))
+    count /= s->slow_divisor;
+
+  return MAX (count, 10);
+}
+
+static void
+measure_oneway (const Scenario       *s,
+                const BenchTransport *t,
+                guint                 scale)
+{
+  g_autofree char *address = address_for (t);
+  guint64 per_conn = MAX (count_for (s, t, scale) / s->conns, 10);
+  g_autofree char *total = g_strdup_printf ("%" G_GUINT64_FORMAT, per_conn * s->conns);
+  g_autofree char *size = g_strdup_printf ("%" G_GSIZE_FORMAT, s->size);
+  g_autofree char *per_conn_str = g_strdup_printf ("%" G_GUINT64_FORMAT, per_conn);
+  guint n_processes = MIN (s->conns, 10);
+  g_autoptr(GPtrArray) senders = g_ptr_array_new ();
+  Child *sink;
+  double rate;
+
+  sink = child_spawn ("sink", t, address, total, size, NULL);
+  child_expect (sink, "ready");
+
+  /* Many connections are spread over up to ten client processes. */
+  for (guint i = 0; i < n_processes; i++)
+    {
+      guint conns = s->conns / n_processes + (i < s->conns % n_processes);
+      g_autofree char *conns_str = g_strdup_printf ("%u", conns);
+
+      g_ptr_array_add (senders, child_spawn ("source", t, address, conns_str, per_conn_str, size, NULL));
+    }
+
+  rate = child_number (sink, "rate", NULL);
+  for (guint i = 0; i < senders->len; i++)
+    child_finish (g_ptr_array_index (senders, i));
+  child_finish (sink);
+
+  record (s->key, t, s->size >= 1024 * 1024 ? rate * s->size / 1e9 : rate);
+}
+
+static void
+measure_rtt (const Scenario       *s,
+             const BenchTransport *t,
+             guint                 scale)
+{
+  g_autofree char *address = address_for (t);
+  g_autofree char *count = g_strdup_printf ("%" G_GUINT64_FORMAT, count_for (s, t, scale));
+  g_autofree char *size = g_strdup_printf ("%" G_GSIZE_FORMAT, s->size);
+  g_autofree char *median_key = g_strconcat (s->key, "-median", NULL);
+  g_autofree char *p99_key = g_strconcat (s->key, "-p99", NULL);
+  Child *echo, *pinger;
+  double median, p99;
+
+  echo = child_spawn ("echo", t, address, NULL);
+  child_expect (echo, "ready");
+  pinger = child_spawn ("pinger", t, address, count, size, NULL);
+  median = child_number (pinger, "rtt", &p99);
+  child_finish (pinger);
+  child_finish (echo);
+
+  record (median_key, t, median);
+  record (p99_key, t, p99);
+}
+
+static void
+measure_setup (const Scenario       *s,
+               const BenchTransport *t,
+               guint                 scale)
+{
+  g_autofree char *address = address_for (t);
+  g_autofree char *count = g_strdup_printf ("%" G_GUINT64_FORMAT, count_for (s, t, scale));
+  Child *echo, *connector;
+
+  echo = child_spawn ("echo", t, address, NULL);
+  child_expect (echo, "ready");
+  connector = child_spawn ("connector", t, address, count, NULL);
+  record (s->key, t, child_number (connector, "rate", NULL));
+  child_finish (connector);
+  child_finish (echo);
+}
+
+static void
+measure_memory (const Scenario       *s,
+                const BenchTransport *t,
+                guint                 scale)
+{
+  g_autofree char *address = address_for (t);
+  g_autofree char *conns = g_strdup_printf ("%u", MAX (s->conns / scale, 10));
+  Child *holder, *idler;
+
+  holder = child_spawn ("holder", t, address, conns, NULL);
+  child_expect (holder, "ready");
+  idler = child_spawn ("idler", t, address, conns, NULL);
+  child_expect (idler, "connected");
+  record (s->key, t, child_number (holder, "memory", NULL));
+  child_finish (holder);
+  child_finish (idler);
+}
+
+static void
+measure (const Scenario       *s,
+         const BenchTransport *t,
+         guint                 scale)
+{
+  switch (s->kind)
+    {
+    case KIND_ONEWAY:
+      if (t->sink != NULL)
+        measure_oneway (s, t, scale);
+      break;
+    case KIND_RTT:
+      if (t->pinger != NULL)
+        measure_rtt (s, t, scale);
+      break;
+    case KIND_SETUP:
+      if (t->connector != NULL)
+        measure_setup (s, t, scale);
+      break;
+    case KIND_MEMORY:
+      if (t->holder != NULL)
+        measure_memory (s, t, scale);
+      break;
+    }
+}
+
+/* Output */
+
+static char *
+format_value (double      value,
+              const char *unit)
+{
+  if (g_str_equal (unit, "GB/s"))
+    return g_strdup_printf ("%.2f", value);
+  if (g_str_equal (unit, "µs"))
+    return g_strdup_printf ("%.1f", value);
+  if (value >= 1e6)
+    return g_strdup_printf ("%.2fM", value / 1e6);
+  if (value >= 1e4)
+    return g_strdup_printf ("%.0fk", value / 1e3);
+  return g_strdup_printf ("%.0f", value);
+}
+
+static void
+print_table (void)
+{
+  printf ("\n%-38s %-6s", "scenario", "unit");
+  for (guint i = 0; i < G_N_ELEMENTS (transports); i++)
+    printf (" %18s", transports[i]->title);
+  printf ("\n");
+
+  for (guint r = 0; r < G_N_ELEMENTS (rows); r++)
+    {
+      double np;
+      gboolean have_np = median_of (rows[r].key, &bench_np, &np);
+
+      printf ("%-38s %-6s", rows[r].title, rows[r].unit);
+      for (guint i = 0; i < G_N_ELEMENTS (transports); i++)
+        {
+          double value;
+          g_autofree char *cell = NULL;
+
+          if (!median_of (rows[r].key, transports[i], &value))
+            cell = g_strdup ("-");
+          else if (transports[i] == &bench_np || !have_np || value == 0)
+            cell = format_value (value, rows[r].unit);
+          else
+            {
+              g_autofree char *text = format_value (value, rows[r].unit);
+              cell = g_strdup_printf ("%s (%.2fx)", text, np / value);
+            }
+          printf (" %18s", cell);
+        }
+      printf ("\n");
+    }
+
+  printf ("\nMedians of the rounds. (N.NNx) is Np's value divided by that column's: "
+          "above 1 is better for rates, below 1 for times and memory.\n");
+}
+
+static void
+write_json (const char *path,
+            guint       rounds,
+            gboolean    quick)
+{
+  GString *json = g_string_new ("{\n");
+  g_autoptr(GError) error = NULL;
+
+  g_string_append_printf (json, "  \"rounds\": %u,\n  \"quick\": %s,\n  \"results\": [\n",
+                          rounds, quick ? "true" : "false");
+  for (guint r = 0; r < G_N_ELEMENTS (rows); r++)
+    {
+      double np = 0;
+      gboolean have_np = median_of (rows[r].key, &bench_np, &np);
+
+      g_string_append_printf (json, "    {\"scenario\": \"%s\", \"title\": \"%s\", \"unit\": \"%s\", "
+                              "\"lower_is_better\": %s, \"median\": {",
+                              rows[r].key, rows[r].title, rows[r].unit,
+                              rows[r].lower_is_better ? "true" : "false");
+      for (guint i = 0, n = 0; i < G_N_ELEMENTS (transports); i++)
+        {
+          double value;
+
+          if (median_of (rows[r].key, transports[i], &value))
+            g_string_append_printf (json, "%s\"%s\": %.6g", n++ ? ", " : "", transports[i]->name, value);
+        }
+      g_string_append (json, "}, \"np_ratio\": {");
+      for (guint i = 1, n = 0; i < G_N_ELEMENTS (transports); i++)
+        {
+          double value;
+
+          if (have_np && median_of (rows[r].key, transports[i], &value) && value != 0)
+            g_string_append_printf (json, "%s\"%s\": %.4f", n++ ? ", " : "", transports[i]->name, np / value);
+        }
+      g_string_append_printf (json, "}}%s\n", r + 1 < G_N_ELEMENTS (rows) ? "," : "");
+    }
+  g_string_append (json, "  ]\n}\n");
+
+  if (g_str_equal (path, "-"))
+    fputs (json->str, stdout);
+  else if (!g_file_set_contents (path, json->str, json->len, &error))
+    g_error ("%s", error->message);
+
+  g_string_free (json, TRUE);
+}
+
+static void
+print_machine (void)
+{
+  g_autofree char *cpuinfo = NULL;
+  const char *model = NULL;
+  struct utsname uts;
+
+  uname (&uts);
+  if (g_file_get_contents ("/proc/cpuinfo", &cpuinfo, NULL, NULL) &&
+      (model = strstr (cpuinfo, "model name")))
+    model = strchr (model, ':') + 2;
+
+  printf ("np-bench %s: %d cores%s%.*s, Linux %s, GLib %u.%u.%u\n",
+          PACKAGE_VERSION, (int) sysconf (_SC_NPROCESSORS_ONLN),
+          model ? ", " : "", model ? (int) strcspn (model, "\n") : 0, model ? model : "",
+          uts.release, glib_major_version, glib_minor_version, glib_micro_version);
+#ifndef HAVE_ZMQ
+  printf ("ZeroMQ: not measured, libzmq was not found when this was built\n");
+#endif
+}
+
+static void
+remove_work_dir (void)
+{
+  g_autoptr(GDir) dir = g_dir_open (work_dir, 0, NULL);
+  const char *name;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *path = g_build_filename (work_dir, name, NULL);
+
+      g_unlink (path);
+    }
+  g_rmdir (work_dir);
+}
+
+/* Roles */
+
+static int
+run_role (int    argc,
+          char **argv)
+{
+  const char *role = argv[2];
+  const BenchTransport *t = NULL;
+  const char *address = argv[4];
+
+  for (guint i = 0; i < G_N_ELEMENTS (transports); i++)
+    if (g_str_equal (transports[i]->name, argv[3]))
+      t = transports[i];
+  if (t == NULL)
+    g_error ("No transport “%s”", argv[3]);
+
+#define ARG(n) g_ascii_strtoull (argv[n], NULL, 10)
+  if (g_str_equal (role, "sink") && argc == 7)
+    return t->sink (address, ARG (5), ARG (6));
+  if (g_str_equal (role, "source") && argc == 8)
+    return t->source (address, ARG (5), ARG (6), ARG (7));
+  if (g_str_equal (role, "echo") && argc == 5)
+    return t->echo (address);
+  if (g_str_equal (role, "pinger") && argc == 7)
+    return t->pinger (address, ARG (5), ARG (6));
+  if (g_str_equal (role, "connector") && argc == 6)
+    return t->connector (address, ARG (5));
+  if (g_str_equal (role, "idler") && argc == 6)
+    return t->idler (address, ARG (5));
+  if (g_str_equal (role, "holder") && argc == 6)
+    return t->holder (address, ARG (5));
+#undef ARG
+
+  g_error ("Bad role arguments");
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  gboolean quick = FALSE;
+  int rounds = 0;
+  g_autofree char *json = NULL;
+  g_autofree char *only = NULL;
+  g_autoptr(GOptionContext) context = NULL;
+  g_autoptr(GError) error = NULL;
+  struct rlimit limit;
+  const GOptionEntry entries[] = {
+    { "quick", 'q', 0, G_OPTION_ARG_NONE, &quick, "A short run that only proves every scenario works", NULL },
+    { "rounds", 'r', 0, G_OPTION_ARG_INT, &rounds, "Rounds to take the median of (default 5, 1 with --quick)", "N" },
+    { "json", 'j', 0, G_OPTION_ARG_FILENAME, &json, "Also write the results as JSON to FILE (- for stdout)", "FILE" },
+    { "only", 'o', 0, G_OPTION_ARG_STRING, &only, "Only the scenarios whose key starts with PREFIX", "PREFIX" },
+    { NULL }
+  };
+
+  /* A thousand connections in one process. */
+  if (getrlimit (RLIMIT_NOFILE, &limit) == 0)
+    {
+      limit.rlim_cur = limit.rlim_max;
+      setrlimit (RLIMIT_NOFILE, &limit);
+    }
+
+  self_path = g_file_read_link ("/proc/self/exe", NULL);
+  if (argc >= 5 && g_str_equal (argv[1], "--role"))
+    return run_role (argc, argv);
+
+  context = g_option_context_new (NULL);
+  g_option_context_set_summary (context,
+                                "Measure Np against a raw socket, GDBus peer-to-peer and ZeroMQ.");
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    {
+      g_printerr ("np-bench: %s\n", error->message);
+      return 2;
+    }
+  if (rounds <= 0)
+    rounds = quick ? 1 : 5;
+
+  work_dir = g_dir_make_tmp ("np-bench-XXXXXX", &error);
+  if (work_dir == NULL)
+    g_error ("%s", error->message);
+  results = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_array_unref);
+
+  print_machine ();
+  for (int round = 0; round < rounds; round++)
+    {
+      for (guint s = 0; s < G_N_ELEMENTS (scenarios); s++)
+        {
+          if (only != NULL && !g_str_has_prefix (scenarios[s].key, only))
+            continue;
+
+          if (isatty (STDERR_FILENO))
+            fprintf (stderr, "\rround %d of %d: %-40s", round + 1, rounds, scenarios[s].title);
+          for (guint i = 0; i < G_N_ELEMENTS (transports); i++)
+            measure (&scenarios[s], transports[i], quick ? 100 : 1);
+        }
+    }
+  if (isatty (STDERR_FILENO))
+    fprintf (stderr, "\r%-70s\r", "");
+
+  print_table ();
+  if (json != NULL)
+    write_json (json, rounds, quick);
+
+  remove_work_dir ();
+  return 0;
+}
