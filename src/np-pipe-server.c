@@ -19,6 +19,7 @@
 #include <glib/gstdio.h>
 
 #include "np-error.h"
+#include "np-marshal.h"
 #include "np-name-private.h"
 #include "np-pipe-connection-private.h"
 #include "np-pipe-server-private.h"
@@ -592,8 +593,10 @@ np_pipe_server_class_init (NpPipeServerClass *klass)
                                 G_SIGNAL_RUN_LAST,
                                 G_CALLBACK (np_pipe_server_real_authorize_peer),
                                 np_pipe_server_authorize_peer_accumulator, NULL,
-                                NULL,
+                                _np_marshal_BOOLEAN__OBJECT,
                                 G_TYPE_BOOLEAN, 1, NP_TYPE_PIPE_CONNECTION);
+  g_signal_set_va_marshaller (signals [AUTHORIZE_PEER], G_TYPE_FROM_CLASS (klass),
+                              _np_marshal_BOOLEAN__OBJECTv);
 
   /**
    * NpPipeServer::client-connected:
@@ -628,8 +631,11 @@ np_pipe_server_class_init (NpPipeServerClass *klass)
     g_signal_new ("message-received",
                   G_TYPE_FROM_CLASS (klass),
                   G_SIGNAL_RUN_LAST,
-                  0, NULL, NULL, NULL,
+                  0, NULL, NULL,
+                  _np_marshal_VOID__OBJECT_BOXED,
                   G_TYPE_NONE, 2, NP_TYPE_PIPE_CONNECTION, G_TYPE_BYTES);
+  g_signal_set_va_marshaller (signals [MESSAGE_RECEIVED], G_TYPE_FROM_CLASS (klass),
+                              _np_marshal_VOID__OBJECT_BOXEDv);
 
   /**
    * NpPipeServer::client-disconnected:
@@ -655,8 +661,11 @@ np_pipe_server_class_init (NpPipeServerClass *klass)
     g_signal_new ("client-disconnected",
                   G_TYPE_FROM_CLASS (klass),
                   G_SIGNAL_RUN_LAST,
-                  0, NULL, NULL, NULL,
+                  0, NULL, NULL,
+                  _np_marshal_VOID__OBJECT_BOXED,
                   G_TYPE_NONE, 2, NP_TYPE_PIPE_CONNECTION, G_TYPE_ERROR);
+  g_signal_set_va_marshaller (signals [CLIENT_DISCONNECTED], G_TYPE_FROM_CLASS (klass),
+                              _np_marshal_VOID__OBJECT_BOXEDv);
 }
 
 static void
