@@ -45,6 +45,7 @@ extern const BenchTransport bench_np;
 extern const BenchTransport bench_raw;
 extern const BenchTransport bench_raw_batched;
 extern const BenchTransport bench_gdbus;
+extern const BenchTransport bench_glib;
 #ifdef HAVE_ZMQ
 extern const BenchTransport bench_zmq;
 #endif

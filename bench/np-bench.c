@@ -111,6 +111,7 @@ static const BenchTransport *transports[] = {
   &bench_np,
   &bench_raw,
   &bench_raw_batched,
+  &bench_glib,
   &bench_gdbus,
 #ifdef HAVE_ZMQ
   &bench_zmq,
