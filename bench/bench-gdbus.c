@@ -19,12 +19,6 @@
 #define OBJECT_PATH "/org/np/Bench"
 #define INTERFACE   "org.np.Bench"
 
-#define WAIT_UNTIL(cond) \
-  G_STMT_START { \
-    while (!(cond)) \
-      g_main_context_iteration (NULL, TRUE); \
-  } G_STMT_END
-
 static const char introspection_xml[] =
   "<node>"
   "  <interface name='" INTERFACE "'>"

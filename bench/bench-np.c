@@ -15,12 +15,6 @@
 
 #include "bench.h"
 
-#define WAIT_UNTIL(cond) \
-  G_STMT_START { \
-    while (!(cond)) \
-      g_main_context_iteration (NULL, TRUE); \
-  } G_STMT_END
-
 static NpPipeServer *
 server_new (const char *address,
             guint       max_connections)

@@ -16,6 +16,14 @@
 
 G_BEGIN_DECLS
 
+/* Iterates the main context until @cond holds. */
+#define WAIT_UNTIL(cond) \
+  G_STMT_START { \
+    while (!(cond)) \
+      g_main_context_iteration (NULL, TRUE); \
+  } G_STMT_END
+
+
 typedef struct
 {
   const char *name;

@@ -9,7 +9,63 @@
 
 #include <string.h>
 
+#include <gio/gunixsocketaddress.h>
 #include <np/np.h>
+
+/* Iterates the main context until @cond holds: no sleeping, no timing. */
+#define WAIT_UNTIL(cond) \
+  G_STMT_START { \
+    while (!(cond)) \
+      g_main_context_iteration (NULL, TRUE); \
+  } G_STMT_END
+
+static inline void
+np_test_error_free0 (gpointer data)
+{
+  if (data != NULL)
+    g_error_free (data);
+}
+
+/* A raw socket peer, to speak the protocol (or not) by hand. */
+static inline GSocket *
+np_test_raw_connect (const char *path)
+{
+  g_autoptr(GSocketAddress) address = g_unix_socket_address_new (path);
+  g_autoptr(GError) error = NULL;
+  GSocket *socket;
+
+  socket = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_socket_connect (socket, address, NULL, &error));
+  g_assert_no_error (error);
+
+  return socket;
+}
+
+/* Writes all of @data; when the server runs in this thread and the
+ * socket is full, the loop runs until the server has read some. */
+static inline void
+np_test_raw_write (GSocket      *socket,
+                   const guint8 *data,
+                   gsize         len)
+{
+  g_socket_set_blocking (socket, FALSE);
+  while (len > 0)
+    {
+      g_autoptr(GError) error = NULL;
+      gssize n = g_socket_send (socket, (const char *) data, len, NULL, &error);
+
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        {
+          g_main_context_iteration (NULL, TRUE);
+          continue;
+        }
+
+      g_assert_no_error (error);
+      data += n;
+      len -= n;
+    }
+}
 
 /* A test message: client id and sequence number, then a pattern that
  * depends on both, so a lost, repeated, reordered or corrupt message

@@ -17,13 +17,6 @@
 
 #include "np-test-util.h"
 
-/* Iterates the main context until @cond holds: no sleeping, no timing. */
-#define WAIT_UNTIL(cond) \
-  G_STMT_START { \
-    while (!(cond)) \
-      g_main_context_iteration (NULL, TRUE); \
-  } G_STMT_END
-
 typedef struct
 {
   guint64  connection_id;
@@ -47,13 +40,6 @@ received_free (gpointer data)
 
   g_bytes_unref (r->message);
   g_free (r);
-}
-
-static void
-error_free0 (gpointer data)
-{
-  if (data != NULL)
-    g_error_free (data);
 }
 
 static void
@@ -112,7 +98,7 @@ fixture_setup (Fixture       *f,
 
   f->connected = g_ptr_array_new_with_free_func (g_object_unref);
   f->disconnected = g_ptr_array_new_with_free_func (g_object_unref);
-  f->disconnect_errors = g_ptr_array_new_with_free_func (error_free0);
+  f->disconnect_errors = g_ptr_array_new_with_free_func (np_test_error_free0);
   f->received = g_ptr_array_new_with_free_func (received_free);
 
   f->server = np_pipe_server_new (NULL);
@@ -340,40 +326,6 @@ async_done_cb (GObject      *object,
   GAsyncResult **out = user_data;
 
   *out = g_object_ref (result);
-}
-
-/* A raw socket peer that speaks the protocol by hand. */
-static GSocket *
-raw_peer_connect (const char *path)
-{
-  g_autoptr(GSocketAddress) address = g_unix_socket_address_new (path);
-  g_autoptr(GError) error = NULL;
-  GSocket *socket;
-
-  socket = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT, &error);
-  g_assert_no_error (error);
-  g_assert_true (g_socket_connect (socket, address, NULL, &error));
-  g_assert_no_error (error);
-
-  return socket;
-}
-
-static void
-raw_peer_write (GSocket      *socket,
-                const guint8 *data,
-                gsize         len)
-{
-  g_autoptr(GError) error = NULL;
-
-  g_socket_set_blocking (socket, TRUE);
-  while (len > 0)
-    {
-      gssize n = g_socket_send (socket, (const char *) data, len, NULL, &error);
-
-      g_assert_no_error (error);
-      data += n;
-      len -= n;
-    }
 }
 
 static gboolean
@@ -865,19 +817,19 @@ test_truncated_and_huge_frames (Fixture       *f,
 {
   static const guint8 cut[] = { 0, 0, 0, 100, 0, 0, 0, 0, 'o', 'n', 'l', 'y', ' ', 't', 'e', 'n', '!', '!' };
   static const guint8 huge[] = { 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0 };
-  g_autoptr(GSocket) a = raw_peer_connect (np_pipe_server_get_path (f->server));
-  g_autoptr(GSocket) b = raw_peer_connect (np_pipe_server_get_path (f->server));
+  g_autoptr(GSocket) a = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  g_autoptr(GSocket) b = np_test_raw_connect (np_pipe_server_get_path (f->server));
 
-  raw_peer_write (a, raw_hello, sizeof raw_hello);
-  raw_peer_write (a, cut, sizeof cut);
+  np_test_raw_write (a, raw_hello, sizeof raw_hello);
+  np_test_raw_write (a, cut, sizeof cut);
   g_socket_close (a, NULL);
 
   WAIT_UNTIL (f->disconnected->len == 1);
   g_assert_error (nth_error (f, 0), NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
   g_assert_nonnull (strstr (nth_error (f, 0)->message, "middle of a message"));
 
-  raw_peer_write (b, raw_hello, sizeof raw_hello);
-  raw_peer_write (b, huge, sizeof huge);
+  np_test_raw_write (b, raw_hello, sizeof raw_hello);
+  np_test_raw_write (b, huge, sizeof huge);
 
   WAIT_UNTIL (f->disconnected->len == 2);
   g_assert_error (nth_error (f, 1), NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE);
@@ -898,8 +850,8 @@ test_bad_handshakes (Fixture       *f,
 
   np_pipe_server_set_handshake_timeout (f->server, 50);
 
-  a = raw_peer_connect (np_pipe_server_get_path (f->server));
-  raw_peer_write (a, wrong_magic, sizeof wrong_magic);
+  a = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  np_test_raw_write (a, wrong_magic, sizeof wrong_magic);
   WAIT_UNTIL (f->disconnected->len == 1);
   g_assert_error (nth_error (f, 0), NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
 
@@ -910,7 +862,7 @@ test_bad_handshakes (Fixture       *f,
   g_assert_cmpuint (reply[12 + 4], ==, 3);
   g_assert_cmpuint (reply[12 + 8 + 3], ==, NP_PIPE_ERROR_PROTOCOL);
 
-  b = raw_peer_connect (np_pipe_server_get_path (f->server));
+  b = np_test_raw_connect (np_pipe_server_get_path (f->server));
   WAIT_UNTIL (f->disconnected->len == 2);
   g_assert_error (nth_error (f, 1), NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT);
 }
@@ -921,12 +873,12 @@ test_ping (Fixture       *f,
            gconstpointer  data)
 {
   static const guint8 ping[] = { 0, 0, 0, 4, 1, 0, 0, 0, 'a', 'b', 'c', 'd' };
-  g_autoptr(GSocket) socket = raw_peer_connect (np_pipe_server_get_path (f->server));
+  g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
   guint8 reply[12 + 12];
   gsize got = 0;
 
-  raw_peer_write (socket, raw_hello, sizeof raw_hello);
-  raw_peer_write (socket, ping, sizeof ping);
+  np_test_raw_write (socket, raw_hello, sizeof raw_hello);
+  np_test_raw_write (socket, ping, sizeof ping);
 
   /* The raw peer's socket joins the main loop, so that waiting for it
    * lets the server run. */

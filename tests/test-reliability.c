@@ -20,12 +20,6 @@
 
 #include "np-test-util.h"
 
-#define WAIT_UNTIL(cond) \
-  G_STMT_START { \
-    while (!(cond)) \
-      g_main_context_iteration (NULL, TRUE); \
-  } G_STMT_END
-
 /* What the heap may keep after a hostile peer is gone: the thread's read
  * buffer and GLib's caches, nothing proportional to what the peer sent. */
 #define HEAP_MARGIN (2 * 1024 * 1024)
@@ -60,13 +54,6 @@ heap_in_use (void)
   malloc_trim (0);
   info = mallinfo2 ();
   return info.uordblks + info.hblkhd;
-}
-
-static void
-error_free0 (gpointer data)
-{
-  if (data != NULL)
-    g_error_free (data);
 }
 
 static void
@@ -130,7 +117,7 @@ fixture_setup (Fixture       *f,
   f->heap_before = heap_in_use ();
   f->streams = g_hash_table_new_full (NULL, NULL, NULL, g_free);
   f->connected = g_ptr_array_new_with_free_func (g_object_unref);
-  f->disconnect_errors = g_ptr_array_new_with_free_func (error_free0);
+  f->disconnect_errors = g_ptr_array_new_with_free_func (np_test_error_free0);
 
   f->server = np_pipe_server_new (NULL);
   g_signal_connect (f->server, "client-connected", G_CALLBACK (on_connected), f);
@@ -229,47 +216,6 @@ read_peer_line (GSubprocess *process)
   return line;
 }
 
-static GSocket *
-raw_connect (const char *path)
-{
-  g_autoptr(GSocketAddress) address = g_unix_socket_address_new (path);
-  g_autoptr(GError) error = NULL;
-  GSocket *socket;
-
-  socket = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT, &error);
-  g_assert_no_error (error);
-  g_assert_true (g_socket_connect (socket, address, NULL, &error));
-  g_assert_no_error (error);
-
-  return socket;
-}
-
-/* Writes all of @data; the server runs in this thread, so when the
- * socket is full the loop runs until the server has read some. */
-static void
-raw_write (GSocket      *socket,
-           const guint8 *data,
-           gsize         len)
-{
-  g_socket_set_blocking (socket, FALSE);
-  while (len > 0)
-    {
-      g_autoptr(GError) error = NULL;
-      gssize n = g_socket_send (socket, (const char *) data, len, NULL, &error);
-
-      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-        {
-          g_main_context_iteration (NULL, TRUE);
-          continue;
-        }
-
-      g_assert_no_error (error);
-      data += n;
-      len -= n;
-    }
-}
-
-/* Version 1, accepting messages up to 16 MiB. */
 static const guint8 hello[12] = { 'N', 'P', 'I', 'P', 1, 0, 0, 0, 0x01, 0, 0, 0 };
 
 /* A well-behaved client in this process, checked after each attack. */
@@ -351,10 +297,10 @@ test_huge_length (Fixture       *f,
 {
   static const guint8 huge[8] = { 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0 };
   g_autoptr(NpPipeClient) bystander = bystander_new (f);
-  g_autoptr(GSocket) socket = raw_connect (np_pipe_server_get_path (f->server));
+  g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
 
-  raw_write (socket, hello, sizeof hello);
-  raw_write (socket, huge, sizeof huge);
+  np_test_raw_write (socket, hello, sizeof hello);
+  np_test_raw_write (socket, huge, sizeof huge);
   WAIT_UNTIL (f->n_disconnected == 1);
   g_assert_error (last_error (f), NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE);
 
@@ -368,12 +314,12 @@ test_truncated_frame (Fixture       *f,
 {
   static const guint8 header[8] = { 0, 0x08, 0, 0, 0, 0, 0, 0 };  /* 512 KiB */
   g_autoptr(NpPipeClient) bystander = bystander_new (f);
-  g_autoptr(GSocket) socket = raw_connect (np_pipe_server_get_path (f->server));
+  g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
   g_autofree guint8 *part = g_malloc0 (300000);
 
-  raw_write (socket, hello, sizeof hello);
-  raw_write (socket, header, sizeof header);
-  raw_write (socket, part, 300000);
+  np_test_raw_write (socket, hello, sizeof hello);
+  np_test_raw_write (socket, header, sizeof header);
+  np_test_raw_write (socket, part, 300000);
   g_socket_close (socket, NULL);
 
   WAIT_UNTIL (f->n_disconnected == 1);
@@ -396,9 +342,9 @@ test_bad_handshakes (Fixture       *f,
 
   for (guint i = 0; i < G_N_ELEMENTS (hellos); i++)
     {
-      g_autoptr(GSocket) socket = raw_connect (np_pipe_server_get_path (f->server));
+      g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
 
-      raw_write (socket, hellos[i], 12);
+      np_test_raw_write (socket, hellos[i], 12);
       WAIT_UNTIL (f->n_disconnected == i + 1);
       g_assert_error (last_error (f), NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
     }
@@ -414,7 +360,7 @@ test_slow_drip (Fixture       *f,
                 gconstpointer  data)
 {
   g_autoptr(NpPipeClient) bystander = bystander_new (f);
-  g_autoptr(GSocket) socket = raw_connect (np_pipe_server_get_path (f->server));
+  g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
   g_autoptr(GBytes) message = np_test_message_new (77, 0, 300);
   g_autoptr(GByteArray) wire = g_byte_array_new ();
   guint8 header[8] = { 0, 0, 300 >> 8, 300 & 0xff, 0, 0, 0, 0 };
@@ -426,7 +372,7 @@ test_slow_drip (Fixture       *f,
   WAIT_UNTIL (f->connected->len == 2);
   for (guint i = 0; i < wire->len; i++)
     {
-      raw_write (socket, wire->data + i, 1);
+      np_test_raw_write (socket, wire->data + i, 1);
       /* Let the server see this byte before the next one. */
       while (g_main_context_iteration (NULL, FALSE))
         ;
@@ -448,7 +394,7 @@ test_idle_past_deadline (Fixture       *f,
 
   np_pipe_server_set_handshake_timeout (f->server, 100);
   bystander = bystander_new (f);
-  idle = raw_connect (np_pipe_server_get_path (f->server));
+  idle = np_test_raw_connect (np_pipe_server_get_path (f->server));
 
   WAIT_UNTIL (f->n_disconnected == 1);
   g_assert_error (last_error (f), NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT);
@@ -466,7 +412,7 @@ test_connect_storm (Fixture       *f,
 
   for (guint i = 0; i < n; i++)
     {
-      g_autoptr(GSocket) socket = raw_connect (np_pipe_server_get_path (f->server));
+      g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
 
       g_socket_close (socket, NULL);
     }
@@ -495,8 +441,8 @@ test_never_reads (Fixture       *f,
 
   np_pipe_server_set_max_queued_bytes (f->server, limit);
   bystander = bystander_new (f);
-  socket = raw_connect (np_pipe_server_get_path (f->server));
-  raw_write (socket, hello, sizeof hello);
+  socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  np_test_raw_write (socket, hello, sizeof hello);
   WAIT_UNTIL (f->connected->len == 2);
   sink = g_ptr_array_index (f->connected, 1);
 
