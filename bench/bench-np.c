@@ -223,14 +223,12 @@ np_idler (const char *address,
           guint       conns)
 {
   g_autoptr(GPtrArray) clients = g_ptr_array_new_with_free_func (g_object_unref);
-  char buf[64];
 
   for (guint i = 0; i < conns; i++)
     g_ptr_array_add (clients, client_new (address));
 
   bench_report ("connected");
-  while (read (STDIN_FILENO, buf, sizeof buf) > 0)
-    ;
+  bench_wait_stdin_closed ();
 
   return 0;
 }

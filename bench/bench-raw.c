@@ -429,14 +429,12 @@ raw_idler (const char *address,
            guint       conns)
 {
   g_autofree int *fds = g_new (int, conns);
-  char buf[64];
 
   for (guint i = 0; i < conns; i++)
     fds[i] = connect_to (address);
 
   bench_report ("connected");
-  while (read (STDIN_FILENO, buf, sizeof buf) > 0)
-    ;
+  bench_wait_stdin_closed ();
 
   return 0;
 }

@@ -196,14 +196,12 @@ zmq_idler (const char *address,
   void *context = zmq_ctx_new ();
   g_autofree void **pushes = g_new (void *, conns);
   int linger = 0;
-  char buf[64];
 
   for (guint i = 0; i < conns; i++)
     pushes[i] = socket_new (context, ZMQ_PUSH, address, FALSE);
 
   bench_report ("connected");
-  while (read (STDIN_FILENO, buf, sizeof buf) > 0)
-    ;
+  bench_wait_stdin_closed ();
 
   for (guint i = 0; i < conns; i++)
     {

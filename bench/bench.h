@@ -66,5 +66,6 @@ int     bench_compare_double (gconstpointer a, gconstpointer b);
 void    bench_print_rtts     (GArray *usecs);
 guint8 *bench_payload        (gsize size);
 gboolean bench_stdin_closed_cb (gint fd, GIOCondition condition, gpointer loop);
+void    bench_wait_stdin_closed (void);
 
 G_END_DECLS

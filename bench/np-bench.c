@@ -105,6 +105,16 @@ bench_stdin_closed_cb (gint          fd,
   return G_SOURCE_REMOVE;
 }
 
+/* Blocks until the orchestrator closes our stdin. */
+void
+bench_wait_stdin_closed (void)
+{
+  char buf[64];
+
+  while (read (STDIN_FILENO, buf, sizeof buf) > 0)
+    ;
+}
+
 /* Transports and scenarios */
 
 static const BenchTransport *transports[] = {
