@@ -138,6 +138,21 @@ test('all signals', () => {
     assertEqual(d.disconnects[0], null, 'server stop is a clean close');
 });
 
+test('messages kept past their signal stay valid', () => {
+    const {server} = startServer();
+    const kept = [];
+    server.connect('message-received', (_s, _connection, message) => kept.push(message));
+    const c = startClient(server.get_name());
+    for (let i = 0; i < 100; i++)
+        c.client.send_data(encoder.encode(`message ${i}`));
+    waitUntil(() => kept.length === 100);
+    c.client.close();
+    System.gc();
+    kept.forEach((message, i) =>
+        assertEqual(decoder.decode(message.toArray()), `message ${i}`, `message ${i}`));
+    server.stop();
+});
+
 test('errors are GLib.Error in the Np domain', () => {
     const client = Np.PipeClient.new('nobody-is-here');
     let caught = null;
