@@ -598,6 +598,22 @@ np_pipe_client_check_connected (NpPipeClient  *self,
   return TRUE;
 }
 
+/* Hands @task to the stream, or fails it when the client is not
+ * connected. */
+static void
+np_pipe_client_run_on_stream (NpPipeClient  *self,
+                              GTask         *task,
+                              void         (*run) (NpStream *stream,
+                                                   GTask    *task))
+{
+  GError *error = NULL;
+
+  if (!np_pipe_client_check_connected (self, &error))
+    g_task_return_error (task, error);
+  else
+    run (self->stream, task);
+}
+
 /**
  * np_pipe_client_send:
  * @self: a #NpPipeClient
@@ -773,18 +789,13 @@ np_pipe_client_flush_async (NpPipeClient        *self,
                             gpointer             user_data)
 {
   g_autoptr(GTask) task = NULL;
-  GError *error = NULL;
 
   g_return_if_fail (NP_IS_PIPE_CLIENT (self));
   g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
 
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, np_pipe_client_flush_async);
-
-  if (!np_pipe_client_check_connected (self, &error))
-    g_task_return_error (task, error);
-  else
-    np_stream_flush_async (self->stream, task);
+  np_pipe_client_run_on_stream (self, task, np_stream_flush_async);
 }
 
 /**
@@ -831,18 +842,13 @@ np_pipe_client_ping_async (NpPipeClient        *self,
                            gpointer             user_data)
 {
   g_autoptr(GTask) task = NULL;
-  GError *error = NULL;
 
   g_return_if_fail (NP_IS_PIPE_CLIENT (self));
   g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
 
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, np_pipe_client_ping_async);
-
-  if (!np_pipe_client_check_connected (self, &error))
-    g_task_return_error (task, error);
-  else
-    np_stream_ping_async (self->stream, task);
+  np_pipe_client_run_on_stream (self, task, np_stream_ping_async);
 }
 
 /**
