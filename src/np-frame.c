@@ -174,8 +174,10 @@ np_goodbye_decode (const guint8 *payload,
     return g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
                         "Malformed goodbye frame of %" G_GSIZE_FORMAT " bytes", length);
 
+  /* Codes this version does not know keep their value: a later version
+   * may send them. Only one that is no gint becomes FAILED. */
   code = get_u32 (payload);
-  if (code > NP_PIPE_ERROR_TOO_MANY_CLIENTS)
+  if (code > G_MAXINT)
     code = NP_PIPE_ERROR_FAILED;
 
   reason = g_utf8_make_valid ((const char *) payload + 4, length - 4);

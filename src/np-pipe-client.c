@@ -7,15 +7,11 @@
 
 #include "config.h"
 
-#include <gio/gunixsocketaddress.h>
-
+#include "np-context-private.h"
 #include "np-error.h"
 #include "np-name-private.h"
-#include "np-pipe-client.h"
-#include "np-stream-private.h"
-
-#define DEFAULT_MAX_MESSAGE_SIZE (16 * 1024 * 1024)
-#define DEFAULT_MAX_QUEUED_BYTES (64 * 1024 * 1024)
+#include "np-pipe-client-internal.h"
+#include "np-socket-connect-private.h"
 
 /**
  * NpPipeClient:
@@ -38,40 +34,31 @@
  * loses nothing either. Messages from the server arrive through
  * [signal@Np.PipeClient::message-received] while the main context runs.
  *
- * Connecting does not wait for the server to answer, so a server and its
- * clients may share one thread. Should the server then refuse the client,
- * [signal@Np.PipeClient::disconnected] reports why.
+ * [method@Np.PipeClient.connect_async] completes once the server has
+ * accepted the client, so a refusal is its error.
+ * [method@Np.PipeClient.connect_sync] returns as soon as the connection is
+ * made, without waiting for anything only the server's main loop can
+ * provide, so that a server and its clients may share one thread; a
+ * refusal then arrives as [signal@Np.PipeClient::disconnected].
  *
- * Signals are emitted in the thread-default main context of the thread
- * that created the client; the client is not thread-safe: use it from that
- * thread.
+ * ## Threads and main contexts
+ *
+ * Every method of a client may be called from any thread, at any time,
+ * as with a `GDBusConnection`. Its signals, and the notifications of the
+ * properties that change by themselves, are emitted in the main context
+ * that was the thread-default one when the client was created. The
+ * callback of an `_async` call runs in the thread-default main context of
+ * the thread that made the call, as everywhere in GIO.
+ *
+ * A client used only through its blocking calls
+ * ([method@Np.PipeClient.connect_sync], [method@Np.PipeClient.send],
+ * [method@Np.PipeClient.flush_sync], [method@Np.PipeClient.close]) works
+ * in a thread that never runs a main loop. Messages sent from one thread
+ * reach the server in the order that thread sent them; messages sent
+ * from several threads arrive whole, never mixed.
  *
  * Since: 1.0
  */
-
-struct _NpPipeClient
-{
-  GObject       parent_instance;
-
-  char         *name;
-  char         *path;
-  GMainContext *context;
-  NpStream     *stream;
-  guint         max_message_size;
-  guint         max_queued_bytes;
-  guint         connected : 1;
-  guint         connecting : 1;
-};
-
-enum {
-  PROP_0,
-  PROP_NAME,
-  PROP_PATH,
-  PROP_CONNECTED,
-  PROP_MAX_MESSAGE_SIZE,
-  PROP_MAX_QUEUED_BYTES,
-  N_PROPS
-};
 
 enum {
   MESSAGE_RECEIVED,
@@ -81,8 +68,34 @@ enum {
 
 G_DEFINE_FINAL_TYPE (NpPipeClient, np_pipe_client, G_TYPE_OBJECT)
 
-static GParamSpec *properties [N_PROPS];
 static guint signals [N_SIGNALS];
+
+#define properties np_pipe_client_properties
+
+static void np_pipe_client_connected (NpPipeClient *self,
+                                      GTask        *task,
+                                      const GError *error);
+
+static void
+np_pipe_client_stream_opened (GObject  *owner,
+                              NpStream *stream)
+{
+  NpPipeClient *self = NP_PIPE_CLIENT (owner);
+  GTask *task = NULL;
+
+  g_mutex_lock (&self->lock);
+  if (stream == self->connect_stream)
+    task = g_object_ref (self->connect_task);
+  g_mutex_unlock (&self->lock);
+
+  g_object_notify_by_pspec (owner, properties [NP_PIPE_CLIENT_PROP_PEER_MAX_MESSAGE_SIZE]);
+
+  if (task != NULL)
+    {
+      np_pipe_client_connected (self, task, NULL);
+      g_object_unref (task);
+    }
+}
 
 static void
 np_pipe_client_stream_message (GObject *owner,
@@ -93,16 +106,44 @@ np_pipe_client_stream_message (GObject *owner,
 
 static void
 np_pipe_client_stream_closed (GObject      *owner,
+                              NpStream     *stream,
                               const GError *error)
 {
   NpPipeClient *self = NP_PIPE_CLIENT (owner);
+  gboolean notify = FALSE;
+  GTask *task = NULL;
 
-  self->connected = FALSE;
-  g_object_notify_by_pspec (G_OBJECT (self), properties [PROP_CONNECTED]);
+  g_mutex_lock (&self->lock);
+  if (stream == self->connect_stream)
+    task = g_object_ref (self->connect_task);
+  else if (stream == self->stream && self->connected)
+    {
+      self->connected = FALSE;
+      notify = TRUE;
+    }
+  g_mutex_unlock (&self->lock);
+
+  /* A connection the server never accepted fails its connect_async. */
+  if (task != NULL)
+    {
+      g_autoptr(GError) refused = NULL;
+
+      if (error == NULL)
+        refused = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
+                               "Pipe “%s” closed the connection before accepting it",
+                               self->name);
+      np_pipe_client_connected (self, task, error != NULL ? error : refused);
+      g_object_unref (task);
+      return;
+    }
+
+  if (notify)
+    g_object_notify_by_pspec (owner, properties [NP_PIPE_CLIENT_PROP_CONNECTED]);
   g_signal_emit (self, signals [DISCONNECTED], 0, error);
 }
 
 static const NpStreamCallbacks np_pipe_client_stream_callbacks = {
+  .opened = np_pipe_client_stream_opened,
   .message = np_pipe_client_stream_message,
   .closed = np_pipe_client_stream_closed,
 };
@@ -111,11 +152,22 @@ static void
 np_pipe_client_dispose (GObject *object)
 {
   NpPipeClient *self = (NpPipeClient *)object;
+  NpStream *stream;
+
+  g_mutex_lock (&self->lock);
+  stream = g_steal_pointer (&self->stream);
+  self->connected = FALSE;
+  if (self->attempt != NULL)
+    g_cancellable_cancel (self->attempt);
+  g_mutex_unlock (&self->lock);
 
   /* What the socket takes without blocking still goes out; call
    * np_pipe_client_close() to be sure everything does. */
-  g_clear_pointer (&self->stream, np_stream_free);
-  self->connected = FALSE;
+  if (stream != NULL)
+    {
+      np_stream_detach (stream);
+      np_stream_unref (stream);
+    }
 
   G_OBJECT_CLASS (np_pipe_client_parent_class)->dispose (object);
 }
@@ -125,9 +177,14 @@ np_pipe_client_finalize (GObject *object)
 {
   NpPipeClient *self = (NpPipeClient *)object;
 
+  /* A pending connect_async holds a reference on the client. */
+  g_assert (self->connect_task == NULL && self->connect_stream == NULL);
+
+  g_clear_object (&self->attempt);
   g_clear_pointer (&self->name, g_free);
   g_clear_pointer (&self->path, g_free);
   g_clear_pointer (&self->context, g_main_context_unref);
+  g_mutex_clear (&self->lock);
 
   G_OBJECT_CLASS (np_pipe_client_parent_class)->finalize (object);
 }
@@ -139,71 +196,10 @@ np_pipe_client_constructed (GObject *object)
 
   G_OBJECT_CLASS (np_pipe_client_parent_class)->constructed (object);
 
-  /* An invalid name leaves the path unset; connecting then says why. */
+  /* An invalid or missing name leaves the path unset; connecting then
+   * says why. */
   if (self->name != NULL)
     self->path = np_name_to_path (self->name, NULL);
-}
-
-static void
-np_pipe_client_get_property (GObject    *object,
-                             guint       prop_id,
-                             GValue     *value,
-                             GParamSpec *pspec)
-{
-  NpPipeClient *self = NP_PIPE_CLIENT (object);
-
-  switch (prop_id)
-    {
-    case PROP_NAME:
-      g_value_set_string (value, self->name);
-      break;
-
-    case PROP_PATH:
-      g_value_set_string (value, self->path);
-      break;
-
-    case PROP_CONNECTED:
-      g_value_set_boolean (value, self->connected);
-      break;
-
-    case PROP_MAX_MESSAGE_SIZE:
-      g_value_set_uint (value, self->max_message_size);
-      break;
-
-    case PROP_MAX_QUEUED_BYTES:
-      g_value_set_uint (value, self->max_queued_bytes);
-      break;
-
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
-    }
-}
-
-static void
-np_pipe_client_set_property (GObject      *object,
-                             guint         prop_id,
-                             const GValue *value,
-                             GParamSpec   *pspec)
-{
-  NpPipeClient *self = NP_PIPE_CLIENT (object);
-
-  switch (prop_id)
-    {
-    case PROP_NAME:
-      self->name = g_value_dup_string (value);
-      break;
-
-    case PROP_MAX_MESSAGE_SIZE:
-      np_pipe_client_set_max_message_size (self, g_value_get_uint (value));
-      break;
-
-    case PROP_MAX_QUEUED_BYTES:
-      np_pipe_client_set_max_queued_bytes (self, g_value_get_uint (value));
-      break;
-
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
-    }
 }
 
 static void
@@ -214,81 +210,8 @@ np_pipe_client_class_init (NpPipeClientClass *klass)
   object_class->constructed = np_pipe_client_constructed;
   object_class->dispose = np_pipe_client_dispose;
   object_class->finalize = np_pipe_client_finalize;
-  object_class->get_property = np_pipe_client_get_property;
-  object_class->set_property = np_pipe_client_set_property;
 
-  /**
-   * NpPipeClient:name:
-   *
-   * The name of the server to connect to: a pipe name or an absolute
-   * socket path, as given to [ctor@Np.PipeServer.new].
-   *
-   * Since: 1.0
-   */
-  properties [PROP_NAME] =
-    g_param_spec_string ("name", NULL, NULL,
-                         NULL,
-                         (G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS));
-
-  /**
-   * NpPipeClient:path:
-   *
-   * The socket path [property@Np.PipeClient:name] maps to, or %NULL when
-   * the name is not valid.
-   *
-   * Since: 1.0
-   */
-  properties [PROP_PATH] =
-    g_param_spec_string ("path", NULL, NULL,
-                         NULL,
-                         (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
-
-  /**
-   * NpPipeClient:connected:
-   *
-   * Whether the client is connected: from a successful connect until
-   * [signal@Np.PipeClient::disconnected].
-   *
-   * Since: 1.0
-   */
-  properties [PROP_CONNECTED] =
-    g_param_spec_boolean ("connected", NULL, NULL,
-                          FALSE,
-                          (G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
-
-  /**
-   * NpPipeClient:max-message-size:
-   *
-   * The largest message, in bytes, the client accepts from the server; the
-   * server learns it in the handshake and refuses to send larger ones. A
-   * change applies from the next connect.
-   *
-   * Since: 1.0
-   */
-  properties [PROP_MAX_MESSAGE_SIZE] =
-    g_param_spec_uint ("max-message-size", NULL, NULL,
-                       0, G_MAXUINT32, DEFAULT_MAX_MESSAGE_SIZE,
-                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
-                        G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
-
-  /**
-   * NpPipeClient:max-queued-bytes:
-   *
-   * The most bytes that may wait to be written to the server. When the
-   * server does not keep up, [method@Np.PipeClient.send] fails with
-   * %NP_PIPE_ERROR_QUEUE_FULL rather than let the queue grow; the
-   * connection stays, and [method@Np.PipeClient.flush_sync] or
-   * [method@Np.PipeClient.flush_async] make room. 0 means no limit.
-   *
-   * Since: 1.0
-   */
-  properties [PROP_MAX_QUEUED_BYTES] =
-    g_param_spec_uint ("max-queued-bytes", NULL, NULL,
-                       0, G_MAXUINT32, DEFAULT_MAX_QUEUED_BYTES,
-                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
-                        G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
-
-  g_object_class_install_properties (object_class, N_PROPS, properties);
+  np_pipe_client_install_properties (object_class);
 
   /**
    * NpPipeClient::message-received:
@@ -314,9 +237,14 @@ np_pipe_client_class_init (NpPipeClientClass *klass)
    *
    * Emitted once per connection when it ends: after
    * [method@Np.PipeClient.close], when the server stops, or on a failure.
-   * @error is %NP_PIPE_ERROR_PERMISSION_DENIED when the server refused the
-   * client, and carries the server's reason when the server closed the
-   * connection over an error of the client's.
+   * @error is %NP_PIPE_ERROR_PERMISSION_DENIED or
+   * %NP_PIPE_ERROR_TOO_MANY_CLIENTS when the server refused a client
+   * connected with [method@Np.PipeClient.connect_sync], carries the
+   * server's reason when the server closed the connection over an error
+   * of the client's, and is %NP_PIPE_ERROR_TIMED_OUT when a close had to
+   * drop what was queued. A connection that
+   * [method@Np.PipeClient.connect_async] reported as failed is not
+   * reported again here.
    *
    * Since: 1.0
    */
@@ -331,6 +259,7 @@ np_pipe_client_class_init (NpPipeClientClass *klass)
 static void
 np_pipe_client_init (NpPipeClient *self)
 {
+  g_mutex_init (&self->lock);
   self->context = g_main_context_ref_thread_default ();
 }
 
@@ -356,14 +285,29 @@ np_pipe_client_new (const char *name)
                        NULL);
 }
 
+/* Connecting */
+
+/* Checks that a connect may begin, and marks it begun. */
 static gboolean
-np_pipe_client_check_connect (NpPipeClient  *self,
-                              GError       **error)
+np_pipe_client_begin_connect_locked (NpPipeClient  *self,
+                                     gboolean      *already,
+                                     GError       **error)
 {
-  if (self->connecting)
+  *already = self->connected && self->stream != NULL && np_stream_is_open (self->stream);
+  if (*already)
+    return TRUE;
+
+  if (self->attempt != NULL)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_PENDING,
                    "Pipe “%s”: a connect is already under way", self->name);
+      return FALSE;
+    }
+
+  if (self->name == NULL)
+    {
+      g_set_error_literal (error, NP_PIPE_ERROR, NP_PIPE_ERROR_INVALID_NAME,
+                           "The client has no pipe name to connect to");
       return FALSE;
     }
 
@@ -374,58 +318,49 @@ np_pipe_client_check_connect (NpPipeClient  *self,
       return FALSE;
     }
 
+  self->attempt = g_cancellable_new ();
   return TRUE;
 }
 
-static GSocketClient *
-np_pipe_client_socket_client_new (void)
+static void
+np_pipe_client_forward_cancel (GCancellable *cancellable,
+                               gpointer      data)
 {
-  GSocketClient *client = g_socket_client_new ();
-
-  g_socket_client_set_family (client, G_SOCKET_FAMILY_UNIX);
-  g_socket_client_set_enable_proxy (client, FALSE);
-
-  return client;
+  g_cancellable_cancel (data);
 }
 
-static void
-np_pipe_client_set_connect_error (NpPipeClient  *self,
-                                  GError        *io_error,
-                                  GError       **error)
+/* Makes the caller's @cancellable cancel @attempt too. */
+static gulong
+np_pipe_client_chain_cancellable (GCancellable *cancellable,
+                                  GCancellable *attempt)
 {
-  if (g_error_matches (io_error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND) ||
-      g_error_matches (io_error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED))
-    {
-      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_FOUND,
-                   "No server is running as pipe “%s” (%s)", self->name, self->path);
-      g_error_free (io_error);
-    }
-  else if (g_error_matches (io_error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED))
-    {
-      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED,
-                   "Not allowed to connect to pipe “%s” (%s)", self->name, self->path);
-      g_error_free (io_error);
-    }
-  else
-    {
-      g_propagate_prefixed_error (error, io_error, "Cannot connect to pipe “%s”: ", self->name);
-    }
+  if (cancellable == NULL)
+    return 0;
+
+  return g_cancellable_connect (cancellable, G_CALLBACK (np_pipe_client_forward_cancel),
+                                g_object_ref (attempt), g_object_unref);
 }
 
-static void
-np_pipe_client_attach (NpPipeClient      *self,
-                       GSocketConnection *connection)
+/* Makes a stream of @connection the client's; returns the one it
+ * replaces. */
+static NpStream *
+np_pipe_client_attach_locked (NpPipeClient       *self,
+                              GSocketConnection  *connection,
+                              guint               handshake_timeout,
+                              NpStream          **stream_out)
 {
   g_autofree char *label = g_strdup_printf ("Pipe “%s”", self->name);
-
-  /* A stream from an earlier connection may still be in its last dispatch. */
-  g_clear_pointer (&self->stream, np_stream_free);
+  NpStream *old = self->stream;
 
   self->stream = np_stream_new (G_OBJECT (self), &np_pipe_client_stream_callbacks,
-                                connection, self->context, label, self->max_message_size);
+                                np_transport_unix_new (connection), self->context,
+                                label, self->max_message_size);
+  np_stream_set_handshake_timeout (self->stream, handshake_timeout);
+  np_stream_set_close_timeout (self->stream, self->close_timeout);
   np_stream_set_queue_limit (self->stream, self->max_queued_bytes, FALSE);
-  self->connected = TRUE;
-  g_object_notify_by_pspec (G_OBJECT (self), properties [PROP_CONNECTED]);
+  *stream_out = self->stream;
+
+  return old;
 }
 
 /**
@@ -434,14 +369,21 @@ np_pipe_client_attach (NpPipeClient      *self,
  * @cancellable: (nullable): a #GCancellable
  * @error: return location for a #GError
  *
- * Connects to the server and sends the handshake. This does not wait for
- * anything only the server's main loop can provide, so the server may run
- * in the same thread: a refusal the server decides afterwards arrives as
- * [signal@Np.PipeClient::disconnected].
+ * Connects to the server and sends the handshake, blocking the calling
+ * thread only while the connection is made (when the server is alive but
+ * so busy that its queue of new connections is full, for at most
+ * [property@Np.PipeClient:connect-timeout]).
+ *
+ * This does not wait for the server to accept the client, which only the
+ * server's main loop can tell: the server may then run in the same
+ * thread. A refusal the server decides afterwards arrives as
+ * [signal@Np.PipeClient::disconnected]. To learn it from the call
+ * itself, use [method@Np.PipeClient.connect_async].
  *
  * Fails with %NP_PIPE_ERROR_NOT_FOUND when no server runs under the name,
- * and %NP_PIPE_ERROR_INVALID_NAME when the name cannot be a pipe.
- * Connecting a connected client does nothing.
+ * %NP_PIPE_ERROR_INVALID_NAME when the name cannot be a pipe, and
+ * %NP_PIPE_ERROR_TIMED_OUT when a busy server did not take the connection
+ * in time. Connecting a connected client does nothing.
  *
  * Returns: %TRUE if the client is connected
  *
@@ -452,76 +394,233 @@ np_pipe_client_connect_sync (NpPipeClient  *self,
                              GCancellable  *cancellable,
                              GError       **error)
 {
-  g_autoptr(GSocketClient) client = NULL;
-  g_autoptr(GSocketAddress) address = NULL;
+  g_autoptr(NpPipeClient) hold = NULL;
   g_autoptr(GSocketConnection) connection = NULL;
-  GError *io_error = NULL;
+  g_autoptr(GCancellable) attempt = NULL;
+  NpStream *old = NULL;
+  NpStream *stream = NULL;
+  gboolean already;
+  gulong chain_id;
+  guint timeout;
 
   g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
   g_return_val_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  if (self->connected)
-    return TRUE;
+  hold = g_object_ref (self);
 
-  if (!np_pipe_client_check_connect (self, error))
-    return FALSE;
-
-  client = np_pipe_client_socket_client_new ();
-  address = g_unix_socket_address_new (self->path);
-  connection = g_socket_client_connect (client, G_SOCKET_CONNECTABLE (address),
-                                        cancellable, &io_error);
-  if (connection == NULL)
+  g_mutex_lock (&self->lock);
+  if (!np_pipe_client_begin_connect_locked (self, &already, error))
     {
-      np_pipe_client_set_connect_error (self, io_error, error);
+      g_mutex_unlock (&self->lock);
       return FALSE;
     }
+  if (already)
+    {
+      g_mutex_unlock (&self->lock);
+      return TRUE;
+    }
+  attempt = g_object_ref (self->attempt);
+  timeout = self->connect_timeout;
+  g_mutex_unlock (&self->lock);
 
-  np_pipe_client_attach (self, connection);
+  chain_id = np_pipe_client_chain_cancellable (cancellable, attempt);
+  connection = np_socket_connect_sync (self->name, self->path, timeout, attempt, error);
+  g_cancellable_disconnect (cancellable, chain_id);
+
+  g_mutex_lock (&self->lock);
+  if (self->attempt == attempt)
+    g_clear_object (&self->attempt);
+  if (connection != NULL)
+    {
+      old = np_pipe_client_attach_locked (self, connection, timeout, &stream);
+      self->connected = TRUE;
+      np_stream_ref (stream);
+    }
+  g_mutex_unlock (&self->lock);
+
+  if (connection == NULL)
+    return FALSE;
+
+  np_stream_start (stream);
+  np_stream_unref (stream);
+  g_clear_pointer (&old, np_stream_unref);
+  np_context_notify (self->context, G_OBJECT (self), properties [NP_PIPE_CLIENT_PROP_CONNECTED]);
 
   return TRUE;
 }
 
-static void
-np_pipe_client_connect_cb (GObject      *object,
-                           GAsyncResult *result,
-                           gpointer      user_data)
+typedef struct
 {
-  g_autoptr(GTask) task = user_data;
-  NpPipeClient *self = g_task_get_source_object (task);
-  g_autoptr(GSocketConnection) connection = NULL;
-  GError *io_error = NULL;
-  GError *error = NULL;
+  GCancellable *caller;      /* the caller's, chained to cancel attempt */
+  gulong        chain_id;
+  GCancellable *attempt;
+  gint64        deadline;
+} ConnectData;
 
-  self->connecting = FALSE;
+static void
+connect_data_free (gpointer data)
+{
+  ConnectData *connect = data;
 
-  connection = g_socket_client_connect_finish (G_SOCKET_CLIENT (object), result, &io_error);
-  if (connection == NULL)
+  if (connect->caller != NULL)
+    g_cancellable_disconnect (connect->caller, connect->chain_id);
+  g_clear_object (&connect->caller);
+  g_clear_object (&connect->attempt);
+  g_free (connect);
+}
+
+/* Ends the connect_async of @task, once: with success when @error is
+ * %NULL. Called from the client's context or the task's, by a caller
+ * that holds a reference on @task. */
+static void
+np_pipe_client_connected (NpPipeClient *self,
+                          GTask        *task,
+                          const GError *error)
+{
+  NpStream *stream = NULL;
+  GCancellable *attempt = NULL;
+  gulong attempt_id = 0;
+
+  g_mutex_lock (&self->lock);
+  if (self->connect_task != task)
     {
-      if (g_error_matches (io_error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-        g_task_return_error (task, io_error);
-      else
-        {
-          np_pipe_client_set_connect_error (self, io_error, &error);
-          g_task_return_error (task, error);
-        }
+      g_mutex_unlock (&self->lock);
       return;
     }
 
-  np_pipe_client_attach (self, connection);
-  g_task_return_boolean (task, TRUE);
+  g_clear_object (&self->connect_task);
+  stream = g_steal_pointer (&self->connect_stream);
+  attempt = g_steal_pointer (&self->attempt);
+  attempt_id = self->attempt_id;
+  self->attempt_id = 0;
+  if (error == NULL)
+    self->connected = TRUE;
+  g_mutex_unlock (&self->lock);
+
+  if (attempt != NULL)
+    {
+      g_cancellable_disconnect (attempt, attempt_id);
+      g_object_unref (attempt);
+    }
+
+  /* A connection that failed half-way is closed without a report. */
+  if (error != NULL && stream != NULL)
+    np_stream_detach (stream);
+  g_clear_pointer (&stream, np_stream_unref);
+
+  if (error == NULL)
+    {
+      np_context_notify (self->context, G_OBJECT (self), properties [NP_PIPE_CLIENT_PROP_CONNECTED]);
+      g_task_return_boolean (task, TRUE);
+    }
+  else
+    g_task_return_error (task, g_error_copy (error));
+}
+
+static gboolean
+np_pipe_client_attempt_cancelled_cb (gpointer data)
+{
+  GTask *task = data;
+  g_autoptr(GError) error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                                 "Operation was cancelled");
+
+  np_pipe_client_connected (g_task_get_source_object (task), task, error);
+
+  return G_SOURCE_REMOVE;
+}
+
+static void
+np_pipe_client_attempt_cancelled (GCancellable *attempt,
+                                  gpointer      data)
+{
+  GTask *task = data;
+  g_autoptr(GSource) idle = g_idle_source_new ();
+
+  /* Never from inside the cancel call. */
+  g_source_set_static_name (idle, "[np] cancelled connect");
+  g_source_set_callback (idle, np_pipe_client_attempt_cancelled_cb,
+                         g_object_ref (task), g_object_unref);
+  g_source_attach (idle, g_task_get_context (task));
+}
+
+static void
+np_pipe_client_socket_connected (GObject      *object,
+                                 GAsyncResult *result,
+                                 gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  NpPipeClient *self = g_task_get_source_object (task);
+  ConnectData *connect = g_task_get_task_data (task);
+  g_autoptr(GSocketConnection) connection = NULL;
+  g_autoptr(GError) error = NULL;
+  NpStream *old = NULL;
+  NpStream *stream = NULL;
+  guint timeout = 0;
+  gulong id;
+
+  connection = np_socket_connect_finish (result, &error);
+  if (connection == NULL)
+    {
+      np_pipe_client_connected (self, task, error);
+      return;
+    }
+
+  /* What is left of the connect timeout bounds the handshake. */
+  if (connect->deadline > 0)
+    timeout = MAX (1, (connect->deadline - g_get_monotonic_time ()) / G_TIME_SPAN_MILLISECOND);
+
+  g_mutex_lock (&self->lock);
+  if (self->connect_task != task)
+    {
+      /* Cancelled meanwhile, and reported. */
+      g_mutex_unlock (&self->lock);
+      return;
+    }
+  old = np_pipe_client_attach_locked (self, connection, timeout, &stream);
+  self->connect_stream = np_stream_ref (stream);
+  g_mutex_unlock (&self->lock);
+
+  g_clear_pointer (&old, np_stream_unref);
+
+  /* From here, the server's hello or goodbye ends the connect; so does a
+   * cancel, at once. */
+  id = g_cancellable_connect (connect->attempt, G_CALLBACK (np_pipe_client_attempt_cancelled),
+                              g_object_ref (task), g_object_unref);
+  g_mutex_lock (&self->lock);
+  if (self->connect_task == task)
+    {
+      self->attempt_id = id;
+      id = 0;
+    }
+  g_mutex_unlock (&self->lock);
+
+  /* Done already: whoever finished it did not know the handler. */
+  if (id != 0)
+    g_cancellable_disconnect (connect->attempt, id);
+
+  np_stream_start (stream);
 }
 
 /**
  * np_pipe_client_connect_async:
  * @self: a #NpPipeClient
  * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async): called when the client is connected or failed
+ * @callback: (scope async): called once the server accepted the client,
+ *   or the connect failed
  * @user_data: data for @callback
  *
- * Connects to the server without blocking; see
- * [method@Np.PipeClient.connect_sync]. Finish with
- * [method@Np.PipeClient.connect_finish].
+ * Connects to the server and completes once the server has accepted the
+ * client (its handshake arrived), so that a refusal
+ * (%NP_PIPE_ERROR_PERMISSION_DENIED, %NP_PIPE_ERROR_TOO_MANY_CLIENTS) is
+ * the error of [method@Np.PipeClient.connect_finish]. The whole takes at
+ * most [property@Np.PipeClient:connect-timeout]; past it, the connect
+ * fails with %NP_PIPE_ERROR_TIMED_OUT. Cancelling, or calling
+ * [method@Np.PipeClient.close] meanwhile, fails it with
+ * %G_IO_ERROR_CANCELLED and leaves the client unconnected.
+ *
+ * Both the caller's thread-default main context and the client's must
+ * run for it to complete.
  *
  * Since: 1.0
  */
@@ -532,9 +631,10 @@ np_pipe_client_connect_async (NpPipeClient        *self,
                               gpointer             user_data)
 {
   g_autoptr(GTask) task = NULL;
-  g_autoptr(GSocketClient) client = NULL;
-  g_autoptr(GSocketAddress) address = NULL;
+  ConnectData *connect;
   GError *error = NULL;
+  gboolean already;
+  guint timeout;
 
   g_return_if_fail (NP_IS_PIPE_CLIENT (self));
   g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
@@ -542,23 +642,38 @@ np_pipe_client_connect_async (NpPipeClient        *self,
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, np_pipe_client_connect_async);
 
-  if (self->connected)
-    {
-      g_task_return_boolean (task, TRUE);
-      return;
-    }
+  if (g_task_return_error_if_cancelled (task))
+    return;
 
-  if (!np_pipe_client_check_connect (self, &error))
+  connect = g_new0 (ConnectData, 1);
+  g_task_set_task_data (task, connect, connect_data_free);
+
+  g_mutex_lock (&self->lock);
+  if (!np_pipe_client_begin_connect_locked (self, &already, &error))
     {
+      g_mutex_unlock (&self->lock);
       g_task_return_error (task, error);
       return;
     }
+  if (already)
+    {
+      g_mutex_unlock (&self->lock);
+      g_task_return_boolean (task, TRUE);
+      return;
+    }
+  self->connect_task = g_object_ref (task);
+  connect->attempt = g_object_ref (self->attempt);
+  timeout = self->connect_timeout;
+  g_mutex_unlock (&self->lock);
 
-  self->connecting = TRUE;
-  client = np_pipe_client_socket_client_new ();
-  address = g_unix_socket_address_new (self->path);
-  g_socket_client_connect_async (client, G_SOCKET_CONNECTABLE (address), cancellable,
-                                 np_pipe_client_connect_cb, g_steal_pointer (&task));
+  if (timeout > 0)
+    connect->deadline = g_get_monotonic_time () + timeout * G_TIME_SPAN_MILLISECOND;
+  if (cancellable != NULL)
+    connect->caller = g_object_ref (cancellable);
+  connect->chain_id = np_pipe_client_chain_cancellable (cancellable, connect->attempt);
+
+  np_socket_connect_async (self->name, self->path, timeout, connect->attempt,
+                           np_pipe_client_socket_connected, g_steal_pointer (&task));
 }
 
 /**
@@ -584,325 +699,29 @@ np_pipe_client_connect_finish (NpPipeClient  *self,
   return g_task_propagate_boolean (G_TASK (result), error);
 }
 
-static gboolean
-np_pipe_client_check_connected (NpPipeClient  *self,
-                                GError       **error)
+/* Closing */
+
+/* Stops a connect under way and takes the connection for closing, if
+ * there is one; the client is no longer connected afterwards. */
+static NpStream *
+np_pipe_client_take_for_close (NpPipeClient *self)
 {
-  if (!self->connected)
-    {
-      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                   "Pipe “%s” is not connected", self->name);
-      return FALSE;
-    }
+  NpStream *stream = NULL;
+  gboolean notify;
 
-  return TRUE;
-}
+  g_mutex_lock (&self->lock);
+  if (self->attempt != NULL)
+    g_cancellable_cancel (self->attempt);
+  notify = self->connected;
+  if (self->connected && self->stream != NULL)
+    stream = np_stream_ref (self->stream);
+  self->connected = FALSE;
+  g_mutex_unlock (&self->lock);
 
-/* Hands @task to the stream, or fails it when the client is not
- * connected. */
-static void
-np_pipe_client_run_on_stream (NpPipeClient  *self,
-                              GTask         *task,
-                              void         (*run) (NpStream *stream,
-                                                   GTask    *task))
-{
-  GError *error = NULL;
+  if (notify)
+    np_context_notify (self->context, G_OBJECT (self), properties [NP_PIPE_CLIENT_PROP_CONNECTED]);
 
-  if (!np_pipe_client_check_connected (self, &error))
-    g_task_return_error (task, error);
-  else
-    run (self->stream, task);
-}
-
-/**
- * np_pipe_client_send:
- * @self: a #NpPipeClient
- * @message: the message, 0 bytes or more
- * @error: return location for a #GError
- *
- * Queues @message to the server. This never blocks: the queue is written
- * from the client's main context as one vectored write for everything
- * queued in the meantime, and at once once it grows past a few tens of
- * KiB. [method@Np.PipeClient.flush_sync] and [method@Np.PipeClient.close]
- * write it out without a main loop.
- *
- * Fails with %NP_PIPE_ERROR_CLOSED when the client is not connected, with
- * %NP_PIPE_ERROR_MESSAGE_TOO_LARGE when the server announced a smaller
- * [property@Np.PipeServer:max-message-size], and with
- * %NP_PIPE_ERROR_QUEUE_FULL when the server does not keep up (see
- * [property@Np.PipeClient:max-queued-bytes]).
- *
- * Returns: %TRUE if the message was queued
- *
- * Since: 1.0
- */
-gboolean
-np_pipe_client_send (NpPipeClient  *self,
-                     GBytes        *message,
-                     GError       **error)
-{
-  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
-  g_return_val_if_fail (message != NULL, FALSE);
-  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
-
-  return np_pipe_client_check_connected (self, error) &&
-         np_stream_send (self->stream, message, error);
-}
-
-/**
- * np_pipe_client_send_data:
- * @self: a #NpPipeClient
- * @data: (array length=size) (element-type guint8) (nullable): the message
- * @size: the length of @data
- * @error: return location for a #GError
- *
- * Queues a copy of @data as one message, like [method@Np.PipeClient.send].
- * This is the call for bindings that hold a byte string rather than a
- * #GBytes, such as a Python `bytes` object.
- *
- * Returns: %TRUE if the message was queued
- *
- * Since: 1.0
- */
-gboolean
-np_pipe_client_send_data (NpPipeClient  *self,
-                          const guint8  *data,
-                          gsize          size,
-                          GError       **error)
-{
-  g_autoptr(GBytes) message = NULL;
-
-  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
-  g_return_val_if_fail (data != NULL || size == 0, FALSE);
-
-  message = g_bytes_new (data, size);
-
-  return np_pipe_client_send (self, message, error);
-}
-
-/**
- * np_pipe_client_send_async:
- * @self: a #NpPipeClient
- * @message: the message, 0 bytes or more
- * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async): called once the message is written to the
- *   socket, or failed
- * @user_data: data for @callback
- *
- * Queues @message like [method@Np.PipeClient.send] and reports when it
- * has been written to the socket. Finish with
- * [method@Np.PipeClient.send_finish].
- *
- * Since: 1.0
- */
-void
-np_pipe_client_send_async (NpPipeClient        *self,
-                           GBytes              *message,
-                           GCancellable        *cancellable,
-                           GAsyncReadyCallback  callback,
-                           gpointer             user_data)
-{
-  g_autoptr(GTask) task = NULL;
-  GError *error = NULL;
-
-  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
-  g_return_if_fail (message != NULL);
-  g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
-
-  task = g_task_new (self, cancellable, callback, user_data);
-  g_task_set_source_tag (task, np_pipe_client_send_async);
-
-  if (!np_pipe_client_send (self, message, &error))
-    g_task_return_error (task, error);
-  else
-    np_stream_flush_async (self->stream, task);
-}
-
-/**
- * np_pipe_client_send_finish:
- * @self: a #NpPipeClient
- * @result: the result passed to the callback
- * @error: return location for a #GError
- *
- * Finishes [method@Np.PipeClient.send_async].
- *
- * Returns: %TRUE if the message was written to the socket
- *
- * Since: 1.0
- */
-gboolean
-np_pipe_client_send_finish (NpPipeClient  *self,
-                            GAsyncResult  *result,
-                            GError       **error)
-{
-  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
-  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
-
-  return g_task_propagate_boolean (G_TASK (result), error);
-}
-
-/**
- * np_pipe_client_flush_sync:
- * @self: a #NpPipeClient
- * @cancellable: (nullable): a #GCancellable
- * @error: return location for a #GError
- *
- * Writes out everything queued, blocking the calling thread until the
- * socket took it. No main context is iterated; when the server runs in the
- * same thread, queue no more than the socket buffer holds (some hundred
- * KiB) before flushing, or use [method@Np.PipeClient.flush_async].
- *
- * Returns: %TRUE if everything queued was written
- *
- * Since: 1.0
- */
-gboolean
-np_pipe_client_flush_sync (NpPipeClient  *self,
-                           GCancellable  *cancellable,
-                           GError       **error)
-{
-  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
-  g_return_val_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable), FALSE);
-  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
-
-  return np_pipe_client_check_connected (self, error) &&
-         np_stream_flush_sync (self->stream, cancellable, error);
-}
-
-/**
- * np_pipe_client_flush_async:
- * @self: a #NpPipeClient
- * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async): called once everything queued so far is
- *   written, or failed
- * @user_data: data for @callback
- *
- * Writes out everything queued from the client's main context. Finish
- * with [method@Np.PipeClient.flush_finish].
- *
- * Since: 1.0
- */
-void
-np_pipe_client_flush_async (NpPipeClient        *self,
-                            GCancellable        *cancellable,
-                            GAsyncReadyCallback  callback,
-                            gpointer             user_data)
-{
-  g_autoptr(GTask) task = NULL;
-
-  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
-  g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
-
-  task = g_task_new (self, cancellable, callback, user_data);
-  g_task_set_source_tag (task, np_pipe_client_flush_async);
-  np_pipe_client_run_on_stream (self, task, np_stream_flush_async);
-}
-
-/**
- * np_pipe_client_flush_finish:
- * @self: a #NpPipeClient
- * @result: the result passed to the callback
- * @error: return location for a #GError
- *
- * Finishes [method@Np.PipeClient.flush_async].
- *
- * Returns: %TRUE if everything queued was written
- *
- * Since: 1.0
- */
-gboolean
-np_pipe_client_flush_finish (NpPipeClient  *self,
-                             GAsyncResult  *result,
-                             GError       **error)
-{
-  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
-  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
-
-  return g_task_propagate_boolean (G_TASK (result), error);
-}
-
-/**
- * np_pipe_client_ping_async:
- * @self: a #NpPipeClient
- * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async): called when the server answered, or the
- *   connection ended first
- * @user_data: data for @callback
- *
- * Sends a ping that the server's library answers by itself, whatever the
- * application does, and measures the round trip. Finish with
- * [method@Np.PipeClient.ping_finish].
- *
- * Since: 1.0
- */
-void
-np_pipe_client_ping_async (NpPipeClient        *self,
-                           GCancellable        *cancellable,
-                           GAsyncReadyCallback  callback,
-                           gpointer             user_data)
-{
-  g_autoptr(GTask) task = NULL;
-
-  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
-  g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
-
-  task = g_task_new (self, cancellable, callback, user_data);
-  g_task_set_source_tag (task, np_pipe_client_ping_async);
-  np_pipe_client_run_on_stream (self, task, np_stream_ping_async);
-}
-
-/**
- * np_pipe_client_ping_finish:
- * @self: a #NpPipeClient
- * @result: the result passed to the callback
- * @round_trip_usec: (out) (optional): the round trip, in microseconds
- * @error: return location for a #GError
- *
- * Finishes [method@Np.PipeClient.ping_async].
- *
- * Returns: %TRUE if the server answered
- *
- * Since: 1.0
- */
-gboolean
-np_pipe_client_ping_finish (NpPipeClient  *self,
-                            GAsyncResult  *result,
-                            gint64        *round_trip_usec,
-                            GError       **error)
-{
-  gssize usec;
-
-  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
-  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
-
-  usec = g_task_propagate_int (G_TASK (result), error);
-  if (usec < 0)
-    return FALSE;
-
-  if (round_trip_usec != NULL)
-    *round_trip_usec = usec;
-
-  return TRUE;
-}
-
-/**
- * np_pipe_client_get_queued_bytes:
- * @self: a #NpPipeClient
- *
- * Gets how many bytes are queued to the server and not yet written to the
- * socket, framing included: a measure of progress for a large send, or of
- * a server that does not keep up.
- *
- * Returns: the bytes queued, 0 when not connected
- *
- * Since: 1.0
- */
-guint64
-np_pipe_client_get_queued_bytes (NpPipeClient *self)
-{
-  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
-
-  return self->connected ? np_stream_get_queued_bytes (self->stream) : 0;
+  return stream;
 }
 
 /**
@@ -910,155 +729,102 @@ np_pipe_client_get_queued_bytes (NpPipeClient *self)
  * @self: a #NpPipeClient
  *
  * Writes out everything queued, blocking like
- * [method@Np.PipeClient.flush_sync], then closes the connection and emits
- * [signal@Np.PipeClient::disconnected]. Closing a closed client does
- * nothing; the client may connect again.
+ * [method@Np.PipeClient.flush_sync] for at most
+ * [property@Np.PipeClient:close-timeout], then closes the connection.
+ * Past the timeout, what is still queued is dropped (a server that does
+ * not read cannot make this hang). A connect under way is cancelled.
+ *
+ * [signal@Np.PipeClient::disconnected] follows: before this returns when
+ * called from the client's main context (or when no other thread runs
+ * it), otherwise from that context. Its error is %NULL when everything
+ * was written. Closing a closed client does nothing; the client may
+ * connect again.
+ *
+ * A program with a main loop may prefer [method@Np.PipeClient.close_async],
+ * which does not block.
  *
  * Since: 1.0
  */
 void
 np_pipe_client_close (NpPipeClient *self)
 {
+  g_autoptr(NpPipeClient) hold = NULL;
+  g_autoptr(NpStream) stream = NULL;
+
   g_return_if_fail (NP_IS_PIPE_CLIENT (self));
 
-  if (self->connected)
-    np_stream_close_sync (self->stream);
+  /* The disconnected handler may drop the last reference. */
+  hold = g_object_ref (self);
+  stream = np_pipe_client_take_for_close (self);
+  if (stream != NULL)
+    np_stream_close_sync (stream, NULL);
 }
 
 /**
- * np_pipe_client_get_name:
+ * np_pipe_client_close_async:
  * @self: a #NpPipeClient
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called once the connection is closed
+ * @user_data: data for @callback
  *
- * Gets [property@Np.PipeClient:name].
+ * Closes the connection without blocking, like
+ * [method@Np.PipeClient.close]: what is queued is written from the
+ * client's main context for at most
+ * [property@Np.PipeClient:close-timeout], then the connection closes and
+ * [signal@Np.PipeClient::disconnected] is emitted. A connect under way is
+ * cancelled.
  *
- * Returns: the name of the server
+ * Cancelling closes at once, dropping what is still queued; the call
+ * then fails with %G_IO_ERROR_CANCELLED, but the client is closed all the
+ * same, as with g_io_stream_close_async(). Finish with
+ * [method@Np.PipeClient.close_finish].
  *
  * Since: 1.0
  */
-const char *
-np_pipe_client_get_name (NpPipeClient *self)
+void
+np_pipe_client_close_async (NpPipeClient        *self,
+                            GCancellable        *cancellable,
+                            GAsyncReadyCallback  callback,
+                            gpointer             user_data)
 {
-  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), NULL);
+  g_autoptr(GTask) task = NULL;
+  g_autoptr(NpStream) stream = NULL;
 
-  return self->name;
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+  g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, np_pipe_client_close_async);
+  /* Cancelled or not, the client is closed: say what was lost. */
+  g_task_set_check_cancellable (task, FALSE);
+
+  stream = np_pipe_client_take_for_close (self);
+  if (stream == NULL)
+    g_task_return_boolean (task, TRUE);
+  else
+    np_stream_close_async (stream, task);
 }
 
 /**
- * np_pipe_client_get_path:
+ * np_pipe_client_close_finish:
  * @self: a #NpPipeClient
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
  *
- * Gets [property@Np.PipeClient:path].
+ * Finishes [method@Np.PipeClient.close_async].
  *
- * Returns: (nullable): the socket path, or %NULL when the name is invalid
- *
- * Since: 1.0
- */
-const char *
-np_pipe_client_get_path (NpPipeClient *self)
-{
-  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), NULL);
-
-  return self->path;
-}
-
-/**
- * np_pipe_client_get_connected:
- * @self: a #NpPipeClient
- *
- * Gets [property@Np.PipeClient:connected].
- *
- * Returns: %TRUE if the client is connected
+ * Returns: %TRUE if everything queued was written before the connection
+ *   closed; %FALSE, with the reason, when something was dropped
  *
  * Since: 1.0
  */
 gboolean
-np_pipe_client_get_connected (NpPipeClient *self)
+np_pipe_client_close_finish (NpPipeClient  *self,
+                             GAsyncResult  *result,
+                             GError       **error)
 {
   g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
 
-  return self->connected;
-}
-
-/**
- * np_pipe_client_get_max_message_size:
- * @self: a #NpPipeClient
- *
- * Gets [property@Np.PipeClient:max-message-size].
- *
- * Returns: the largest message accepted from the server, in bytes
- *
- * Since: 1.0
- */
-guint
-np_pipe_client_get_max_message_size (NpPipeClient *self)
-{
-  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
-
-  return self->max_message_size;
-}
-
-/**
- * np_pipe_client_set_max_message_size:
- * @self: a #NpPipeClient
- * @max_message_size: the largest message accepted from the server, in bytes
- *
- * Sets [property@Np.PipeClient:max-message-size].
- *
- * Since: 1.0
- */
-void
-np_pipe_client_set_max_message_size (NpPipeClient *self,
-                                     guint         max_message_size)
-{
-  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
-  g_return_if_fail (max_message_size <= G_MAXUINT32);
-
-  if (self->max_message_size != max_message_size)
-    {
-      self->max_message_size = max_message_size;
-      g_object_notify_by_pspec (G_OBJECT (self), properties [PROP_MAX_MESSAGE_SIZE]);
-    }
-}
-
-/**
- * np_pipe_client_get_max_queued_bytes:
- * @self: a #NpPipeClient
- *
- * Gets [property@Np.PipeClient:max-queued-bytes].
- *
- * Returns: the most bytes that may wait to be written to the server
- *
- * Since: 1.0
- */
-guint
-np_pipe_client_get_max_queued_bytes (NpPipeClient *self)
-{
-  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
-
-  return self->max_queued_bytes;
-}
-
-/**
- * np_pipe_client_set_max_queued_bytes:
- * @self: a #NpPipeClient
- * @max_queued_bytes: the most bytes that may wait to be written to the
- *   server, 0 for no limit
- *
- * Sets [property@Np.PipeClient:max-queued-bytes]. It applies at once.
- *
- * Since: 1.0
- */
-void
-np_pipe_client_set_max_queued_bytes (NpPipeClient *self,
-                                     guint         max_queued_bytes)
-{
-  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
-
-  if (self->max_queued_bytes != max_queued_bytes)
-    {
-      self->max_queued_bytes = max_queued_bytes;
-      if (self->stream != NULL)
-        np_stream_set_queue_limit (self->stream, max_queued_bytes, FALSE);
-      g_object_notify_by_pspec (G_OBJECT (self), properties [PROP_MAX_QUEUED_BYTES]);
-    }
+  return g_task_propagate_boolean (G_TASK (result), error);
 }

@@ -12,16 +12,22 @@
 
 G_BEGIN_DECLS
 
-NpPipeConnection *_np_pipe_connection_new    (NpPipeServer      *server,
-                                              GSocketConnection *connection,
-                                              guint64            id,
-                                              GError           **error);
-void              _np_pipe_connection_accept (NpPipeConnection  *self,
-                                              guint              max_message_size,
-                                              guint              max_queued_bytes,
-                                              guint              handshake_timeout_msec);
-void              _np_pipe_connection_refuse (NpPipeConnection  *self,
-                                              const GError      *reason);
-void              _np_pipe_connection_detach (NpPipeConnection  *self);
+typedef struct
+{
+  guint max_message_size;
+  guint max_queued_bytes;
+  guint handshake_timeout;
+  guint close_timeout;
+} NpConnectionLimits;
+
+NpPipeConnection *_np_pipe_connection_new    (NpPipeServer             *server,
+                                              GSocketConnection        *connection,
+                                              guint64                   id,
+                                              GError                  **error);
+void              _np_pipe_connection_accept (NpPipeConnection         *self,
+                                              const NpConnectionLimits *limits);
+void              _np_pipe_connection_refuse (NpPipeConnection         *self,
+                                              const GError             *reason);
+void              _np_pipe_connection_detach (NpPipeConnection         *self);
 
 G_END_DECLS

@@ -11,6 +11,7 @@
 # include <sys/socket.h>
 #endif
 
+#include "np-context-private.h"
 #include "np-error.h"
 #include "np-pipe-connection-private.h"
 #include "np-pipe-server-private.h"
@@ -33,8 +34,12 @@
  * the peer says: see [method@Np.PipeConnection.get_peer_pid] and
  * [method@Np.PipeConnection.get_peer_uid].
  *
- * A connection belongs to the thread and main context of its server and is
- * not thread-safe.
+ * Every method of a connection may be called from any thread, at any
+ * time; messages sent from one thread reach the client in the order that
+ * thread sent them, and messages sent from several threads arrive whole,
+ * never mixed. What the connection reports, through its server's signals
+ * and its own property notifications, happens in the server's main
+ * context.
  *
  * Since: 1.0
  */
@@ -43,9 +48,11 @@ struct _NpPipeConnection
 {
   GObject            parent_instance;
 
-  NpPipeServer      *server;   /* unowned: the server detaches us first */
+  GMutex             lock;
+  NpPipeServer      *server;   /* guarded by the lock; cleared when the server lets go */
+  GMainContext      *context;
   GSocketConnection *socket_connection;
-  NpStream          *stream;
+  NpStream          *stream;   /* set once, by the server, before anyone else sees it */
   GCredentials      *credentials;
   guint64            id;
   gint               peer_pid;
@@ -61,6 +68,7 @@ enum {
   PROP_PEER_PID,
   PROP_PEER_UID,
   PROP_PEER_GID,
+  PROP_PEER_MAX_MESSAGE_SIZE,
   PROP_CONNECTED,
   N_PROPS
 };
@@ -69,14 +77,64 @@ G_DEFINE_FINAL_TYPE (NpPipeConnection, np_pipe_connection, G_TYPE_OBJECT)
 
 static GParamSpec *properties [N_PROPS];
 
+#define UNKNOWN_ID ((guint) -1)
+
+static NpStream *
+np_pipe_connection_get_stream (NpPipeConnection *self)
+{
+  return g_atomic_pointer_get (&self->stream);
+}
+
+/* Marks the connection closing; notifies once, from the server's
+ * context. */
 static void
 np_pipe_connection_set_disconnected (NpPipeConnection *self)
 {
-  if (self->connected)
-    {
-      self->connected = FALSE;
-      g_object_notify_by_pspec (G_OBJECT (self), properties [PROP_CONNECTED]);
-    }
+  gboolean changed;
+
+  g_mutex_lock (&self->lock);
+  changed = self->connected;
+  self->connected = FALSE;
+  g_mutex_unlock (&self->lock);
+
+  if (changed)
+    np_context_notify (self->context, G_OBJECT (self), properties [PROP_CONNECTED]);
+}
+
+/* For the length of a dispatch, the server: the application may drop its
+ * last reference from any thread meanwhile. */
+static gpointer
+np_pipe_connection_stream_enter (GObject *owner)
+{
+  NpPipeConnection *self = NP_PIPE_CONNECTION (owner);
+  NpPipeServer *server;
+
+  g_mutex_lock (&self->lock);
+  server = self->server != NULL ? g_object_ref (self->server) : NULL;
+  g_mutex_unlock (&self->lock);
+
+  return server;
+}
+
+static void
+np_pipe_connection_stream_leave (GObject  *owner,
+                                 gpointer  held)
+{
+  g_clear_object (&held);
+}
+
+static NpPipeServer *
+np_pipe_connection_peek_server (NpPipeConnection *self)
+{
+  /* Alive while dispatching: enter() holds it. */
+  return g_atomic_pointer_get (&self->server);
+}
+
+static void
+np_pipe_connection_stream_opened (GObject  *owner,
+                                  NpStream *stream)
+{
+  g_object_notify_by_pspec (owner, properties [PROP_PEER_MAX_MESSAGE_SIZE]);
 }
 
 static void
@@ -84,39 +142,60 @@ np_pipe_connection_stream_message (GObject *owner,
                                    GBytes  *message)
 {
   NpPipeConnection *self = NP_PIPE_CONNECTION (owner);
+  NpPipeServer *server = np_pipe_connection_peek_server (self);
 
-  if (self->server != NULL)
-    _np_pipe_server_message_received (self->server, self, message);
+  if (server != NULL)
+    _np_pipe_server_message_received (server, self, message);
 }
 
 static void
 np_pipe_connection_stream_closed (GObject      *owner,
+                                  NpStream     *stream,
                                   const GError *error)
 {
   NpPipeConnection *self = NP_PIPE_CONNECTION (owner);
+  NpPipeServer *server;
 
   if (!self->accepted)
     return;
 
   np_pipe_connection_set_disconnected (self);
 
-  if (self->server != NULL)
-    _np_pipe_server_client_disconnected (self->server, self, error);
+  server = np_pipe_connection_peek_server (self);
+  if (server != NULL)
+    _np_pipe_server_client_disconnected (server, self, error);
 }
 
 static const NpStreamCallbacks np_pipe_connection_stream_callbacks = {
+  .enter = np_pipe_connection_stream_enter,
+  .leave = np_pipe_connection_stream_leave,
+  .opened = np_pipe_connection_stream_opened,
   .message = np_pipe_connection_stream_message,
   .closed = np_pipe_connection_stream_closed,
 };
+
+static void
+np_pipe_connection_dispose (GObject *object)
+{
+  NpPipeConnection *self = (NpPipeConnection *)object;
+  NpStream *stream = np_pipe_connection_get_stream (self);
+
+  if (stream != NULL)
+    np_stream_detach (stream);
+
+  G_OBJECT_CLASS (np_pipe_connection_parent_class)->dispose (object);
+}
 
 static void
 np_pipe_connection_finalize (GObject *object)
 {
   NpPipeConnection *self = (NpPipeConnection *)object;
 
-  g_clear_pointer (&self->stream, np_stream_free);
+  g_clear_pointer (&self->stream, np_stream_unref);
   g_clear_object (&self->socket_connection);
   g_clear_object (&self->credentials);
+  g_clear_pointer (&self->context, g_main_context_unref);
+  g_mutex_clear (&self->lock);
 
   G_OBJECT_CLASS (np_pipe_connection_parent_class)->finalize (object);
 }
@@ -147,6 +226,10 @@ np_pipe_connection_get_property (GObject    *object,
       g_value_set_uint (value, self->peer_gid);
       break;
 
+    case PROP_PEER_MAX_MESSAGE_SIZE:
+      g_value_set_uint (value, np_pipe_connection_get_peer_max_message_size (self));
+      break;
+
     case PROP_CONNECTED:
       g_value_set_boolean (value, np_pipe_connection_is_connected (self));
       break;
@@ -161,6 +244,7 @@ np_pipe_connection_class_init (NpPipeConnectionClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
 
+  object_class->dispose = np_pipe_connection_dispose;
   object_class->finalize = np_pipe_connection_finalize;
   object_class->get_property = np_pipe_connection_get_property;
 
@@ -168,7 +252,7 @@ np_pipe_connection_class_init (NpPipeConnectionClass *klass)
    * NpPipeConnection:id:
    *
    * The identifier of the connection, unique within its server and
-   * increasing with each client that connects.
+   * increasing with each client that connects, from 1.
    *
    * Since: 1.0
    */
@@ -181,7 +265,7 @@ np_pipe_connection_class_init (NpPipeConnectionClass *klass)
    * NpPipeConnection:peer-pid:
    *
    * The process id of the peer, as the kernel reported it when it
-   * connected.
+   * connected; -1 when the platform does not tell.
    *
    * Since: 1.0
    */
@@ -193,26 +277,43 @@ np_pipe_connection_class_init (NpPipeConnectionClass *klass)
   /**
    * NpPipeConnection:peer-uid:
    *
-   * The user id of the peer, as the kernel reported it when it connected.
+   * The user id of the peer, as the kernel reported it when it connected;
+   * `(guint) -1` (the C library's "no user") when the platform does not
+   * tell.
    *
    * Since: 1.0
    */
   properties [PROP_PEER_UID] =
     g_param_spec_uint ("peer-uid", NULL, NULL,
-                       0, G_MAXUINT, 0,
+                       0, G_MAXUINT, UNKNOWN_ID,
                        (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 
   /**
    * NpPipeConnection:peer-gid:
    *
-   * The group id of the peer, as the kernel reported it when it connected.
+   * The group id of the peer, as the kernel reported it when it
+   * connected; `(guint) -1` when the platform does not tell.
    *
    * Since: 1.0
    */
   properties [PROP_PEER_GID] =
     g_param_spec_uint ("peer-gid", NULL, NULL,
-                       0, G_MAXUINT, 0,
+                       0, G_MAXUINT, UNKNOWN_ID,
                        (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeConnection:peer-max-message-size:
+   *
+   * The largest message, in bytes, the client accepts, as it announced in
+   * the handshake; 0 until its handshake arrived. A larger message fails
+   * to send with %NP_PIPE_ERROR_MESSAGE_TOO_LARGE.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_PEER_MAX_MESSAGE_SIZE] =
+    g_param_spec_uint ("peer-max-message-size", NULL, NULL,
+                       0, G_MAXUINT32, 0,
+                       (G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
 
   /**
    * NpPipeConnection:connected:
@@ -233,7 +334,10 @@ np_pipe_connection_class_init (NpPipeConnectionClass *klass)
 static void
 np_pipe_connection_init (NpPipeConnection *self)
 {
+  g_mutex_init (&self->lock);
   self->peer_pid = -1;
+  self->peer_uid = UNKNOWN_ID;
+  self->peer_gid = UNKNOWN_ID;
 }
 
 NpPipeConnection *
@@ -247,6 +351,7 @@ _np_pipe_connection_new (NpPipeServer       *server,
 
   self = g_object_new (NP_TYPE_PIPE_CONNECTION, NULL);
   self->server = server;
+  self->context = g_main_context_ref (_np_pipe_server_get_context (server));
   self->socket_connection = g_object_ref (socket_connection);
   self->id = id;
 
@@ -272,50 +377,64 @@ np_pipe_connection_create_stream (NpPipeConnection *self,
                                   guint             max_message_size)
 {
   g_autofree char *label = NULL;
-  GMainContext *context = _np_pipe_server_get_context (self->server);
 
   label = g_strdup_printf ("Client %" G_GUINT64_FORMAT " of pipe “%s”",
                            self->id, np_pipe_server_get_name (self->server));
 
   return np_stream_new (G_OBJECT (self), &np_pipe_connection_stream_callbacks,
-                        self->socket_connection, context, label, max_message_size);
+                        np_transport_unix_new (self->socket_connection),
+                        self->context, label, max_message_size);
 }
 
 /* Starts the handshake and the message flow. */
 void
-_np_pipe_connection_accept (NpPipeConnection *self,
-                            guint             max_message_size,
-                            guint             max_queued_bytes,
-                            guint             handshake_timeout_msec)
+_np_pipe_connection_accept (NpPipeConnection         *self,
+                            const NpConnectionLimits *limits)
 {
+  NpStream *stream;
+
   g_assert (self->stream == NULL);
+
+  stream = np_pipe_connection_create_stream (self, limits->max_message_size);
+  np_stream_set_handshake_timeout (stream, limits->handshake_timeout);
+  np_stream_set_close_timeout (stream, limits->close_timeout);
+  /* A client that does not read is dropped rather than let grow the
+   * server's memory. */
+  np_stream_set_queue_limit (stream, limits->max_queued_bytes, TRUE);
 
   self->accepted = TRUE;
   self->connected = TRUE;
-  self->stream = np_pipe_connection_create_stream (self, max_message_size);
-  np_stream_set_handshake_timeout (self->stream, handshake_timeout_msec);
-  /* A client that does not read is dropped rather than let grow the
-   * server's memory. */
-  np_stream_set_queue_limit (self->stream, max_queued_bytes, TRUE);
+  g_atomic_pointer_set (&self->stream, stream);
+  np_stream_start (stream);
 }
 
-/* Tells the peer why it is refused, then closes, reporting nothing. */
+/* Tells the peer why it is refused, then closes, reporting nothing: the
+ * hello and the goodbye go out in one write, so the peer reads both. */
 void
 _np_pipe_connection_refuse (NpPipeConnection *self,
                             const GError     *reason)
 {
+  NpStream *stream;
+
   g_assert (self->stream == NULL);
 
-  self->stream = np_pipe_connection_create_stream (self, 0);
-  np_stream_abort (self->stream, reason);
+  stream = np_pipe_connection_create_stream (self, 0);
+  g_atomic_pointer_set (&self->stream, stream);
+  np_stream_abort (stream, reason);
 }
 
 /* The server is going away: close without reporting to it. */
 void
 _np_pipe_connection_detach (NpPipeConnection *self)
 {
-  self->server = NULL;
-  g_clear_pointer (&self->stream, np_stream_free);
+  NpStream *stream = np_pipe_connection_get_stream (self);
+
+  g_mutex_lock (&self->lock);
+  g_atomic_pointer_set (&self->server, NULL);
+  g_mutex_unlock (&self->lock);
+
+  if (stream != NULL)
+    np_stream_detach (stream);
   np_pipe_connection_set_disconnected (self);
 }
 
@@ -364,14 +483,15 @@ np_pipe_connection_get_peer_pid (NpPipeConnection *self)
  * Gets the user id of the peer, from the kernel's record of who connected
  * (`SO_PEERCRED`).
  *
- * Returns: the peer's user id
+ * Returns: the peer's user id, or `(guint) -1` if the platform does not
+ *   tell
  *
  * Since: 1.0
  */
 guint
 np_pipe_connection_get_peer_uid (NpPipeConnection *self)
 {
-  g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), 0);
+  g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), UNKNOWN_ID);
 
   return self->peer_uid;
 }
@@ -383,14 +503,15 @@ np_pipe_connection_get_peer_uid (NpPipeConnection *self)
  * Gets the group id of the peer, from the kernel's record of who
  * connected (`SO_PEERCRED`).
  *
- * Returns: the peer's group id
+ * Returns: the peer's group id, or `(guint) -1` if the platform does not
+ *   tell
  *
  * Since: 1.0
  */
 guint
 np_pipe_connection_get_peer_gid (NpPipeConnection *self)
 {
-  g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), 0);
+  g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), UNKNOWN_ID);
 
   return self->peer_gid;
 }
@@ -414,6 +535,28 @@ np_pipe_connection_get_peer_credentials (NpPipeConnection *self)
 }
 
 /**
+ * np_pipe_connection_get_peer_max_message_size:
+ * @self: a #NpPipeConnection
+ *
+ * Gets [property@Np.PipeConnection:peer-max-message-size].
+ *
+ * Returns: the largest message the client accepts, in bytes, or 0 until
+ *   its handshake arrived
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_connection_get_peer_max_message_size (NpPipeConnection *self)
+{
+  NpStream *stream;
+
+  g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), 0);
+
+  stream = np_pipe_connection_get_stream (self);
+  return stream != NULL ? np_stream_get_peer_max_message_size (stream) : 0;
+}
+
+/**
  * np_pipe_connection_send:
  * @self: a #NpPipeConnection
  * @message: the message, 0 bytes or more
@@ -429,7 +572,7 @@ np_pipe_connection_get_peer_credentials (NpPipeConnection *self)
  * what is queued to it pass [property@Np.PipeServer:max-queued-bytes],
  * this fails with %NP_PIPE_ERROR_QUEUE_FULL and the server drops the
  * client: [signal@Np.PipeServer::client-disconnected] follows, from the
- * main loop, with that error.
+ * server's main context, with that error.
  *
  * Returns: %TRUE if the message was queued
  *
@@ -440,18 +583,21 @@ np_pipe_connection_send (NpPipeConnection  *self,
                          GBytes            *message,
                          GError           **error)
 {
+  NpStream *stream;
+
   g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), FALSE);
   g_return_val_if_fail (message != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  if (!self->connected)
+  stream = np_pipe_connection_get_stream (self);
+  if (stream == NULL || !self->accepted)
     {
       g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
                    "Client %" G_GUINT64_FORMAT " is not connected", self->id);
       return FALSE;
     }
 
-  return np_stream_send (self->stream, message, error);
+  return np_stream_send (stream, message, error);
 }
 
 /**
@@ -499,9 +645,12 @@ np_pipe_connection_send_data (NpPipeConnection  *self,
 guint64
 np_pipe_connection_get_queued_bytes (NpPipeConnection *self)
 {
+  NpStream *stream;
+
   g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), 0);
 
-  return self->stream != NULL ? np_stream_get_queued_bytes (self->stream) : 0;
+  stream = np_pipe_connection_get_stream (self);
+  return stream != NULL ? np_stream_get_queued_bytes (stream) : 0;
 }
 
 /**
@@ -509,9 +658,11 @@ np_pipe_connection_get_queued_bytes (NpPipeConnection *self)
  * @self: a #NpPipeConnection
  *
  * Closes the connection. Messages already queued are still written, from
- * the server's main context; then the server emits
- * [signal@Np.PipeServer::client-disconnected] with no error. When nothing
- * is queued that happens before this function returns.
+ * the server's main context, for at most
+ * [property@Np.PipeServer:close-timeout]; then the server emits
+ * [signal@Np.PipeServer::client-disconnected], with no error when
+ * everything was written. When nothing is queued and this is called from
+ * the server's main context, that happens before this function returns.
  *
  * Closing a closed connection does nothing.
  *
@@ -521,15 +672,17 @@ void
 np_pipe_connection_close (NpPipeConnection *self)
 {
   g_autoptr(NpPipeConnection) hold = NULL;
+  NpStream *stream;
 
   g_return_if_fail (NP_IS_PIPE_CONNECTION (self));
 
-  if (!self->connected)
+  stream = np_pipe_connection_get_stream (self);
+  if (stream == NULL || !self->accepted)
     return;
 
   hold = g_object_ref (self);
   np_pipe_connection_set_disconnected (self);
-  np_stream_close (self->stream);
+  np_stream_close (stream);
 }
 
 /**
@@ -545,7 +698,15 @@ np_pipe_connection_close (NpPipeConnection *self)
 gboolean
 np_pipe_connection_is_connected (NpPipeConnection *self)
 {
+  NpStream *stream;
+  gboolean connected;
+
   g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), FALSE);
 
-  return self->connected && np_stream_is_open (self->stream);
+  stream = np_pipe_connection_get_stream (self);
+  g_mutex_lock (&self->lock);
+  connected = self->connected;
+  g_mutex_unlock (&self->lock);
+
+  return connected && stream != NULL && np_stream_is_open (stream);
 }

@@ -1,4 +1,4 @@
-/* np-stream-private.h: one framed, non-blocking socket, shared by
+/* np-stream-private.h: one framed, non-blocking connection, shared by
  * NpPipeConnection (server side) and NpPipeClient
  *
  * Copyright 2026 The Np authors
@@ -11,38 +11,63 @@
 #include <gio/gio.h>
 
 #include "np-frame-private.h"
+#include "np-transport-private.h"
 
 G_BEGIN_DECLS
 
 typedef struct _NpStream NpStream;
 
+/* What a stream reports to its owner. Every call is made in the stream's
+ * main context, with no lock held and a reference on the owner (and on
+ * what enter() returned) until the dispatch ends. */
 typedef struct
 {
+  /* Optional: takes a reference on something else the callbacks use, for
+   * the length of one dispatch; leave() drops it. */
+  gpointer (*enter)   (GObject      *owner);
+  void     (*leave)   (GObject      *owner,
+                       gpointer      held);
+  /* The peer's hello arrived: the peer accepted us. */
+  void     (*opened)  (GObject      *owner,
+                       NpStream     *stream);
   /* A whole message arrived. */
-  void (*message) (GObject      *owner,
-                   GBytes       *message);
+  void     (*message) (GObject      *owner,
+                       GBytes       *message);
   /* The stream ended: @error is NULL after a clean close by either side.
-   * Called once; the stream must not be used for I/O afterwards. */
-  void (*closed)  (GObject      *owner,
-                   const GError *error);
+   * Called once. */
+  void     (*closed)  (GObject      *owner,
+                       NpStream     *stream,
+                       const GError *error);
 } NpStreamCallbacks;
 
 NpStream *np_stream_new                   (GObject                 *owner,
                                            const NpStreamCallbacks *callbacks,
-                                           GSocketConnection       *connection,
+                                           NpTransport             *transport,
                                            GMainContext            *context,
                                            const char              *label,
                                            guint32                  max_message_size);
-void      np_stream_free                  (NpStream                *self);
+NpStream *np_stream_ref                   (NpStream                *self);
+void      np_stream_unref                 (NpStream                *self);
+void      np_stream_start                 (NpStream                *self);
+void      np_stream_detach                (NpStream                *self);
 void      np_stream_set_handshake_timeout (NpStream                *self,
+                                           guint                    timeout_msec);
+void      np_stream_set_close_timeout     (NpStream                *self,
                                            guint                    timeout_msec);
 void      np_stream_set_queue_limit       (NpStream                *self,
                                            guint64                  max_queued_bytes,
                                            gboolean                 drop_when_full);
+const char *np_stream_get_label           (NpStream                *self);
 gboolean  np_stream_is_open               (NpStream                *self);
+guint32   np_stream_get_peer_max_message_size
+                                          (NpStream                *self);
+guint64   np_stream_get_queued_bytes      (NpStream                *self);
 gboolean  np_stream_send                  (NpStream                *self,
                                            GBytes                  *message,
                                            GError                 **error);
+void      np_stream_send_async            (NpStream                *self,
+                                           GBytes                  *message,
+                                           GTask                   *task);
 gboolean  np_stream_flush_sync            (NpStream                *self,
                                            GCancellable            *cancellable,
                                            GError                 **error);
@@ -50,10 +75,14 @@ void      np_stream_flush_async           (NpStream                *self,
                                            GTask                   *task);
 void      np_stream_ping_async            (NpStream                *self,
                                            GTask                   *task);
-guint64   np_stream_get_queued_bytes      (NpStream                *self);
 void      np_stream_close                 (NpStream                *self);
-void      np_stream_close_sync            (NpStream                *self);
+gboolean  np_stream_close_sync            (NpStream                *self,
+                                           GError                 **error);
+void      np_stream_close_async           (NpStream                *self,
+                                           GTask                   *task);
 void      np_stream_abort                 (NpStream                *self,
                                            const GError            *error);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (NpStream, np_stream_unref)
 
 G_END_DECLS

@@ -1,4 +1,4 @@
-/* np-stream.c
+/* np-stream.c: the state, the write side and the calls of a stream
  *
  * Copyright 2026 The Np authors
  *
@@ -9,61 +9,19 @@
 
 #include <errno.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
 
 #include "np-error.h"
-#include "np-stream-private.h"
+#include "np-stream-internal.h"
 
-/* Bytes asked of the kernel per read when no frame body is pending. */
-#define NP_READ_CHUNK       (64 * 1024)
-/* Bytes read per dispatch before yielding to the other sources. */
-#define NP_READ_BUDGET      (1024 * 1024)
-/* First allocation for a frame body that did not arrive whole; it grows as
- * bytes come, so a peer cannot make us allocate a size it only announced. */
-#define NP_BODY_INITIAL     (256 * 1024)
-/* Payloads up to this size are copied into the queue; larger ones are
- * queued by reference and written straight from the caller's GBytes. */
-#define NP_COALESCE_MAX     4096
-#define NP_CHUNK_SIZE       (16 * 1024)
 /* Past this many queued bytes send() writes at once instead of waiting
- * for the flush source. */
+ * for the flusher. */
 #define NP_WRITE_THRESHOLD  (64 * 1024)
 #define NP_IOV_MAX          64
 
-typedef enum
-{
-  NP_STREAM_HANDSHAKE,
-  NP_STREAM_OPEN,
-  NP_STREAM_CLOSING,
-  NP_STREAM_CLOSED,
-} NpStreamState;
-
-typedef struct _NpChunk NpChunk;
-
-struct _NpChunk
-{
-  NpChunk      *next;
-  GBytes       *bytes;   /* NULL for a chunk of copied bytes */
-  const guint8 *data;
-  gsize         len;
-  gsize         offset;  /* bytes already written */
-  gsize         cap;
-  guint8        inline_data[];
-};
-
-typedef struct
-{
-  guint64  mark;
-  GTask   *task;
-} NpWaiter;
-
-typedef struct
-{
-  guint64  id;
-  gint64   sent_at;
-  GTask   *task;
-} NpPing;
+/* Threads: every function here may be called from any thread. The lock
+ * guards the stream's state; it is never held while calling the owner or
+ * completing a task, so those may call back in. What only the context's
+ * thread touches (the read side) lives in np-stream-read.c. */
 
 typedef struct
 {
@@ -71,132 +29,10 @@ typedef struct
   NpStream *stream;
 } NpStreamSource;
 
-/* One per main context, shared by its streams: what they queue goes out
- * in the context's next prepare phase, before it polls, so a burst of
- * sends costs one vectored write and no extra loop iteration. Streams
- * whose flush must report something (a completed flush, an error, the
- * end of a close) are dispatched instead. */
-typedef struct
-{
-  GSource       source;
-  GMainContext *context;
-  GQueue        dirty;
-  guint         n_streams;
-} NpFlusher;
+static const NpFlushLinkFuncs np_stream_flush_funcs;
+static GSourceFuncs np_stream_io_funcs;
 
-struct _NpStream
-{
-  GObject                 *owner;
-  const NpStreamCallbacks *callbacks;
-  GSocketConnection       *connection;
-  GSocket                 *socket;
-  GMainContext            *context;
-  char                    *label;
-  int                      fd;
-
-  NpStreamState            state;
-  guint32                  max_message_size;
-  guint32                  peer_max_message_size;
-  guint64                  max_queued_bytes;
-  gboolean                 drop_when_full;
-
-  GSource                 *io_source;
-  gpointer                 fd_tag;
-  GIOCondition             events;
-  NpFlusher               *flusher;
-  GList                    flush_link;   /* in flusher->dirty while armed */
-  GSource                 *timeout_source;
-
-  /* Read side: a partial hello or frame header, or a partial body. */
-  guint8                   head[NP_HELLO_SIZE];
-  gsize                    head_len;
-  guint8                  *body;
-  gsize                    body_len;
-  gsize                    body_alloc;
-  gsize                    body_filled;
-  NpFrameType              body_type;
-
-  /* Write side. */
-  NpChunk                 *out_head;
-  NpChunk                 *out_tail;
-  guint64                  queued_total;
-  guint64                  written_total;
-  GQueue                   waiters;
-  GError                  *write_error;
-
-  /* Pings sent, oldest first: a peer answers them in order. */
-  GQueue                   pings;
-  guint64                  last_ping_id;
-  /* Dispatches under way, and whether np_stream_free() waits for them:
-   * a signal handler may drop the last use of a stream we are still in. */
-  guint                    busy;
-  guint                    free_pending : 1;
-  guint                    flush_armed : 1;
-  guint                    want_out : 1;
-  guint                    reading : 1;
-};
-
-G_STATIC_ASSERT (NP_HELLO_SIZE >= NP_FRAME_HEADER_SIZE);
-
-static void np_stream_finish (NpStream     *self,
-                              const GError *error);
-static void np_stream_free_now (NpStream *self);
-
-/* Holds the owner and the stream across a dispatch: a signal handler
- * may drop the last reference to either. */
-static inline GObject *
-np_stream_enter (NpStream *self)
-{
-  self->busy++;
-  return g_object_ref (self->owner);
-}
-
-static inline void
-np_stream_leave (NpStream *self,
-                 GObject  *owner)
-{
-  if (--self->busy == 0 && self->free_pending)
-    np_stream_free_now (self);
-  g_object_unref (owner);
-}
-
-/* One read buffer per thread, taken while in use so that a nested main
- * loop run from a signal handler gets a buffer of its own. Idle streams
- * hold none. */
-static GPrivate np_read_buffer = G_PRIVATE_INIT (g_free);
-
-static guint8 *
-take_read_buffer (void)
-{
-  guint8 *buf = g_private_get (&np_read_buffer);
-
-  if (buf == NULL)
-    return g_malloc (NP_READ_CHUNK);
-
-  g_private_set (&np_read_buffer, NULL);
-  return buf;
-}
-
-static void
-give_back_read_buffer (guint8 *buf)
-{
-  if (buf == NULL)
-    return;
-
-  if (g_private_get (&np_read_buffer) == NULL)
-    g_private_set (&np_read_buffer, buf);
-  else
-    g_free (buf);
-}
-
-static GError *
-np_stream_error_new (NpStream    *self,
-                     GQuark       domain,
-                     int          code,
-                     const char  *format,
-                     ...) G_GNUC_PRINTF (4, 5);
-
-static GError *
+GError *
 np_stream_error_new (NpStream    *self,
                      GQuark       domain,
                      int          code,
@@ -214,21 +50,31 @@ np_stream_error_new (NpStream    *self,
 }
 
 static GError *
-np_stream_errno_new (NpStream   *self,
-                     int         errsv,
-                     const char *what)
+np_stream_closed_error_new (NpStream *self)
 {
-  return np_stream_error_new (self, G_IO_ERROR, g_io_error_from_errno (errsv),
-                              "%s failed: %s", what, g_strerror (errsv));
+  return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED, "the pipe is closed");
+}
+
+void
+np_stream_set_state (NpStream      *self,
+                     NpStreamState  state)
+{
+  static const gboolean legal[4][4] = {
+    /*                      HANDSHAKE OPEN   CLOSING CLOSED */
+    [NP_STREAM_HANDSHAKE] = { FALSE,  TRUE,  TRUE,   TRUE },
+    [NP_STREAM_OPEN]      = { FALSE,  FALSE, TRUE,   TRUE },
+    [NP_STREAM_CLOSING]   = { FALSE,  FALSE, FALSE,  TRUE },
+    [NP_STREAM_CLOSED]    = { FALSE,  FALSE, FALSE,  FALSE },
+  };
+
+  g_assert (legal[self->state][state]);
+  g_atomic_int_set ((gint *) &self->state, state);
 }
 
 static void
-np_stream_update_events (NpStream *self)
+np_stream_update_events_locked (NpStream *self)
 {
   GIOCondition events = 0;
-
-  if (self->io_source == NULL)
-    return;
 
   if (self->state <= NP_STREAM_OPEN)
     events |= G_IO_IN;
@@ -238,188 +84,133 @@ np_stream_update_events (NpStream *self)
   if (events != self->events)
     {
       self->events = events;
+      /* Wakes the context up when another thread runs it. */
       if (self->fd_tag != NULL)
         g_source_modify_unix_fd (self->io_source, self->fd_tag, events);
     }
 }
 
+/* Ops */
+
+static void
+np_op_free (NpOp *op)
+{
+  g_clear_object (&op->task);
+  g_clear_error (&op->error);
+  g_free (op);
+}
+
+static NpOp *
+np_op_new (NpOpKind  kind,
+           GTask    *task)
+{
+  NpOp *op = g_new0 (NpOp, 1);
+
+  op->kind = kind;
+  op->task = g_object_ref (task);
+
+  return op;
+}
+
+static void
+np_op_complete (NpOp *op)
+{
+  GCancellable *cancellable = g_task_get_cancellable (op->task);
+
+  if (op->cancel_id != 0)
+    g_cancellable_disconnect (cancellable, op->cancel_id);
+
+  if (op->error != NULL)
+    g_task_return_error (op->task, g_steal_pointer (&op->error));
+  else if (op->kind == NP_OP_PING)
+    g_task_return_int (op->task, op->value);
+  else
+    g_task_return_boolean (op->task, TRUE);
+
+  np_op_free (op);
+}
+
+static void
+np_stream_fail_ops_locked (GQueue        *ops,
+                           const GError  *error,
+                           NpStreamAfter *after)
+{
+  NpOp *op;
+
+  while ((op = g_queue_pop_head (ops)) != NULL)
+    {
+      op->error = g_error_copy (error);
+      g_queue_push_tail (&after->done, op);
+    }
+}
+
+/* Moves the writes that are done (or failed) to @after. */
+static void
+np_stream_collect_writes_locked (NpStream      *self,
+                                 NpStreamAfter *after)
+{
+  NpOp *op;
+
+  while ((op = g_queue_peek_head (&self->writes)) != NULL)
+    {
+      if (op->end > self->out.written)
+        {
+          if (self->write_error == NULL)
+            break;
+          op->error = g_error_copy (self->write_error);
+        }
+
+      g_queue_pop_head (&self->writes);
+      g_queue_push_tail (&after->done, op);
+    }
+}
+
 /* Write side */
 
+/* Writes as much as the transport takes, without blocking. A failure
+ * drops the queue and stays in write_error; the callers decide when to
+ * report it. */
 static void
-np_chunk_free (NpChunk *chunk)
+np_stream_write_some_locked (NpStream *self)
 {
-  g_clear_pointer (&chunk->bytes, g_bytes_unref);
-  g_free (chunk);
-}
-
-static void
-np_stream_append_chunk (NpStream *self,
-                        NpChunk  *chunk)
-{
-  if (self->out_tail != NULL)
-    self->out_tail->next = chunk;
-  else
-    self->out_head = chunk;
-  self->out_tail = chunk;
-}
-
-static void
-np_stream_append_copy (NpStream     *self,
-                       const guint8 *data,
-                       gsize         len)
-{
-  NpChunk *tail = self->out_tail;
-
-  if (len == 0)
-    return;
-
-  if (tail == NULL || tail->bytes != NULL || tail->cap - tail->len < len)
+  while (!np_out_queue_is_empty (&self->out) && self->write_error == NULL &&
+         self->transport != NULL)
     {
-      gsize cap = MAX (NP_CHUNK_SIZE, len);
+      GOutputVector vectors[NP_IOV_MAX];
+      guint n_vectors = np_out_queue_peek (&self->out, vectors, NP_IOV_MAX);
+      g_autoptr(GError) error = NULL;
+      gsize written = 0;
 
-      tail = g_malloc (sizeof (NpChunk) + cap);
-      tail->next = NULL;
-      tail->bytes = NULL;
-      tail->data = tail->inline_data;
-      tail->len = 0;
-      tail->offset = 0;
-      tail->cap = cap;
-      np_stream_append_chunk (self, tail);
-    }
-
-  memcpy (tail->inline_data + tail->len, data, len);
-  tail->len += len;
-}
-
-static void
-np_stream_append_bytes (NpStream *self,
-                        GBytes   *bytes)
-{
-  NpChunk *chunk = g_new0 (NpChunk, 1);
-  gsize len;
-
-  chunk->data = g_bytes_get_data (bytes, &len);
-  chunk->len = len;
-  chunk->bytes = g_bytes_ref (bytes);
-  np_stream_append_chunk (self, chunk);
-}
-
-static void
-np_stream_drop_queue (NpStream *self)
-{
-  while (self->out_head != NULL)
-    {
-      NpChunk *chunk = self->out_head;
-
-      self->out_head = chunk->next;
-      np_chunk_free (chunk);
-    }
-  self->out_tail = NULL;
-
-  /* Nothing left to wait for the socket to take. */
-  self->want_out = FALSE;
-  np_stream_update_events (self);
-}
-
-static void
-np_stream_complete_waiters (NpStream     *self,
-                            const GError *error)
-{
-  while (!g_queue_is_empty (&self->waiters))
-    {
-      NpWaiter *waiter = g_queue_peek_head (&self->waiters);
-      g_autoptr(GTask) task = NULL;
-
-      if (error == NULL && waiter->mark > self->written_total)
-        break;
-
-      g_queue_pop_head (&self->waiters);
-      task = g_steal_pointer (&waiter->task);
-      g_free (waiter);
-
-      if (error != NULL)
-        g_task_return_error (task, g_error_copy (error));
-      else if (!g_task_return_error_if_cancelled (task))
-        g_task_return_boolean (task, TRUE);
-    }
-}
-
-static void
-np_stream_consume (NpStream *self,
-                   gsize     written)
-{
-  self->written_total += written;
-
-  while (written > 0)
-    {
-      NpChunk *chunk = self->out_head;
-      gsize left = chunk->len - chunk->offset;
-
-      if (written < left)
+      switch (self->transport->funcs->send (self->transport, vectors, n_vectors,
+                                            &written, &error))
         {
-          chunk->offset += written;
+        case NP_IO_DONE:
+          np_out_queue_consume (&self->out, written);
+          /* A closing stream waits for a peer that reads, however slowly. */
+          if (self->state == NP_STREAM_CLOSING && self->close_timeout > 0 && written > 0)
+            self->stall_until = g_get_monotonic_time () +
+                                self->close_timeout * G_TIME_SPAN_MILLISECOND;
           break;
-        }
 
-      written -= left;
-      self->out_head = chunk->next;
-      if (self->out_head == NULL)
-        self->out_tail = NULL;
-      np_chunk_free (chunk);
-    }
-}
+        case NP_IO_WOULD_BLOCK:
+          self->want_out = TRUE;
+          np_stream_update_events_locked (self);
+          return;
 
-/* Writes as much of the queue as the socket takes, in vectored writes,
- * without blocking. On failure it drops the queue and keeps the error in
- * write_error; the caller decides when to report it. */
-static void
-np_stream_write_some (NpStream *self)
-{
-  while (self->out_head != NULL && self->write_error == NULL)
-    {
-      struct iovec iov[NP_IOV_MAX];
-      struct msghdr msg = { 0 };
-      guint n_iov = 0;
-      gssize n;
-
-      for (NpChunk *c = self->out_head; c != NULL && n_iov < NP_IOV_MAX; c = c->next)
-        {
-          iov[n_iov].iov_base = (void *) (c->data + c->offset);
-          iov[n_iov].iov_len = c->len - c->offset;
-          n_iov++;
-        }
-
-      msg.msg_iov = iov;
-      msg.msg_iovlen = n_iov;
-
-      n = sendmsg (self->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-
-      if (n < 0)
-        {
-          int errsv = errno;
-
-          if (errsv == EINTR)
-            continue;
-
-          if (errsv == EAGAIN || errsv == EWOULDBLOCK)
-            {
-              self->want_out = TRUE;
-              np_stream_update_events (self);
-              return;
-            }
-
-          self->write_error = np_stream_errno_new (self, errsv, "Writing to the socket");
-          np_stream_drop_queue (self);
-          np_stream_complete_waiters (self, self->write_error);
+        case NP_IO_FAILED:
+          self->write_error = np_stream_error_new (self, error->domain, error->code,
+                                                   "Writing to the socket failed: %s",
+                                                   error->message);
+          np_out_queue_clear (&self->out);
           break;
-        }
 
-      np_stream_consume (self, n);
+        default:
+          g_assert_not_reached ();
+        }
     }
 
   self->want_out = FALSE;
-  np_stream_update_events (self);
-  np_stream_complete_waiters (self, NULL);
+  np_stream_update_events_locked (self);
 }
 
 static gboolean
@@ -429,523 +220,78 @@ np_stream_write_error_is_hangup (NpStream *self)
          g_error_matches (self->write_error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED);
 }
 
-/* Called from our own sources, where reporting the end is safe. */
+/* Has the flusher write the queue in the context's next iteration. */
 static void
-np_stream_flush_and_settle (NpStream *self)
+np_stream_request_flush_locked (NpStream *self)
 {
-  np_stream_write_some (self);
-
-  if (self->state == NP_STREAM_CLOSING && self->out_head == NULL)
-    np_stream_finish (self, self->write_error);
-  else if (self->write_error != NULL && self->state <= NP_STREAM_OPEN &&
-           !np_stream_write_error_is_hangup (self))
-    np_stream_finish (self, self->write_error);
-
-  /* On a hang-up while open, reading finds the end and reports it. */
-}
-
-static void
-np_stream_arm_flush (NpStream *self)
-{
-  if (!self->flush_armed && self->flusher != NULL)
+  if (!self->flush_requested && !self->want_out && self->state != NP_STREAM_CLOSED)
     {
-      self->flush_armed = TRUE;
-      g_queue_push_tail_link (&self->flusher->dirty, &self->flush_link);
+      self->flush_requested = TRUE;
+      np_flusher_arm (self->flusher, &self->flush_link, FALSE);
     }
 }
 
+/* Takes the frame [start, end) out of the queue if none of it was
+ * written, moving the positions of what follows. */
 static void
-np_stream_disarm_flush (NpStream *self)
+np_stream_unqueue_locked (NpStream *self,
+                          guint64   start,
+                          guint64   end)
 {
-  if (self->flush_armed)
-    {
-      self->flush_armed = FALSE;
-      g_queue_unlink (&self->flusher->dirty, &self->flush_link);
-    }
+  guint64 delta = end - start;
+  GQueue *lists[] = { &self->writes, &self->pings };
+
+  if (delta == 0 || !np_out_queue_remove (&self->out, start, end))
+    return;
+
+  for (guint i = 0; i < G_N_ELEMENTS (lists); i++)
+    for (GList *l = lists[i]->head; l != NULL; l = l->next)
+      {
+        NpOp *op = l->data;
+
+        if (op->end >= end)
+          {
+            op->end -= delta;
+            if (op->start >= end)
+              op->start -= delta;
+          }
+      }
 }
 
-static void
-np_stream_queue_frame (NpStream    *self,
-                       NpFrameType  type,
-                       GBytes      *payload)
+/* Queues a frame the peer's own frames call for (a pong, later a reply):
+ * past the queue limit the peer, which sends and does not read, is
+ * dropped. */
+void
+np_stream_queue_reply_locked (NpStream      *self,
+                              NpFrameType    type,
+                              GBytes        *payload,
+                              NpStreamAfter *after)
 {
   guint8 header[NP_FRAME_HEADER_SIZE];
   gsize len = g_bytes_get_size (payload);
 
-  np_frame_header_encode (header, type, len);
-  np_stream_append_copy (self, header, sizeof header);
-
-  if (len <= NP_COALESCE_MAX)
-    np_stream_append_copy (self, g_bytes_get_data (payload, NULL), len);
-  else
-    np_stream_append_bytes (self, payload);
-
-  self->queued_total += sizeof header + len;
-
-  if (self->want_out)
+  if (self->state > NP_STREAM_OPEN)
     return;
 
-  /* A caller that never returns to the main loop must not pile up. */
-  if (self->queued_total - self->written_total >= NP_WRITE_THRESHOLD)
-    np_stream_write_some (self);
-
-  np_stream_arm_flush (self);
-}
-
-/* Read side */
-
-static void
-np_stream_clear_partial (NpStream *self)
-{
-  self->head_len = 0;
-  g_clear_pointer (&self->body, g_free);
-  self->body_len = self->body_alloc = self->body_filled = 0;
-}
-
-static void
-np_stream_clear_timeout (NpStream *self)
-{
-  if (self->timeout_source != NULL)
-    {
-      g_source_destroy (self->timeout_source);
-      g_clear_pointer (&self->timeout_source, g_source_unref);
-    }
-}
-
-static void
-np_stream_handle_pong (NpStream *self,
-                       GBytes   *payload)
-{
-  NpPing *ping = g_queue_peek_head (&self->pings);
-  gsize len;
-  const guint8 *data = g_bytes_get_data (payload, &len);
-  guint64 id = 0;
-
-  if (ping == NULL || len != sizeof id)
-    return;
-
-  for (guint i = 0; i < sizeof id; i++)
-    id = (id << 8) | data[i];
-
-  /* A pong that answers none of our pings is ignored. */
-  if (id != ping->id)
-    return;
-
-  g_queue_pop_head (&self->pings);
-  g_task_return_int (ping->task, g_get_monotonic_time () - ping->sent_at);
-  g_object_unref (ping->task);
-  g_free (ping);
-}
-
-static void
-np_stream_handle_frame (NpStream    *self,
-                        NpFrameType  type,
-                        GBytes      *payload)
-{
-  switch (type)
-    {
-    case NP_FRAME_MESSAGE:
-      self->callbacks->message (self->owner, payload);
-      break;
-
-    case NP_FRAME_PING:
-      np_stream_queue_frame (self, NP_FRAME_PONG, payload);
-      break;
-
-    case NP_FRAME_PONG:
-      np_stream_handle_pong (self, payload);
-      break;
-
-    case NP_FRAME_GOODBYE:
-      {
-        gsize len;
-        const guint8 *data = g_bytes_get_data (payload, &len);
-        g_autoptr(GError) error = np_goodbye_decode (data, len);
-
-        g_prefix_error (&error, "%s: ", self->label);
-        np_stream_finish (self, error);
-      }
-      break;
-
-    default:
-      g_assert_not_reached ();
-    }
-}
-
-/* Parses every complete hello and frame in buf; keeps what is left over
- * as a partial header or body. */
-static void
-np_stream_parse (NpStream     *self,
-                 const guint8 *buf,
-                 gsize         avail)
-{
-  const guint8 *p = buf;
-  const guint8 *end = buf + avail;
-
-  while (p < end && self->state <= NP_STREAM_OPEN)
+  if (self->max_queued_bytes > 0 &&
+      np_out_queue_get_size (&self->out) + sizeof header + len > self->max_queued_bytes)
     {
       g_autoptr(GError) error = NULL;
-      NpFrameHeader header;
-      gsize left = end - p;
 
-      if (self->state == NP_STREAM_HANDSHAKE)
-        {
-          NpHello hello;
-
-          if (left < NP_HELLO_SIZE)
-            break;
-
-          if (!np_hello_decode (p, &hello, &error))
-            {
-              g_prefix_error (&error, "%s: ", self->label);
-              np_stream_abort (self, error);
-              return;
-            }
-
-          self->peer_max_message_size = hello.max_message_size;
-          self->state = NP_STREAM_OPEN;
-          np_stream_clear_timeout (self);
-          p += NP_HELLO_SIZE;
-          continue;
-        }
-
-      if (left < NP_FRAME_HEADER_SIZE)
-        break;
-
-      if (!np_frame_header_decode (p, self->max_message_size, &header, &error))
-        {
-          g_prefix_error (&error, "%s: ", self->label);
-          np_stream_abort (self, error);
-          return;
-        }
-
-      p += NP_FRAME_HEADER_SIZE;
-      left -= NP_FRAME_HEADER_SIZE;
-
-      if (left >= header.length)
-        {
-          g_autoptr(GBytes) payload = g_bytes_new (p, header.length);
-
-          p += header.length;
-          np_stream_handle_frame (self, header.type, payload);
-        }
-      else
-        {
-          self->body_type = header.type;
-          self->body_len = header.length;
-          self->body_alloc = MAX (left, MIN (header.length, NP_BODY_INITIAL));
-          self->body = g_malloc (self->body_alloc);
-          self->body_filled = left;
-          memcpy (self->body, p, left);
-          return;
-        }
+      error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_QUEUE_FULL,
+                                   "the peer sends but does not read: %" G_GUINT64_FORMAT
+                                   " bytes are queued to it, the limit is %" G_GUINT64_FORMAT,
+                                   np_out_queue_get_size (&self->out), self->max_queued_bytes);
+      np_stream_abort_locked (self, error, after);
+      return;
     }
 
-  if (self->state <= NP_STREAM_OPEN)
-    {
-      self->head_len = end - p;
-      memcpy (self->head, p, self->head_len);
-    }
+  np_frame_header_encode (header, type, len);
+  np_out_queue_push_frame (&self->out, header, sizeof header, payload);
+  np_stream_request_flush_locked (self);
 }
 
-/* Handles a recv() that returned n <= 0. Returns TRUE to read on. */
-static gboolean
-np_stream_read_ended (NpStream *self,
-                      gssize    n)
-{
-  g_autoptr(GError) error = NULL;
-
-  if (n < 0)
-    {
-      int errsv = errno;
-
-      if (errsv == EINTR)
-        return TRUE;
-      if (errsv == EAGAIN || errsv == EWOULDBLOCK)
-        return FALSE;
-
-      /* A Unix socket reports a reset, after every byte the peer wrote,
-       * when the peer closed without reading all we sent: for what we
-       * read, that is the end of the stream. */
-      if (errsv != ECONNRESET)
-        {
-          error = np_stream_errno_new (self, errsv, "Reading from the socket");
-          np_stream_finish (self, error);
-          return FALSE;
-        }
-    }
-
-  if (self->state == NP_STREAM_HANDSHAKE)
-    error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                                 "The peer closed the connection before completing the handshake");
-  else if (self->head_len > 0 || self->body != NULL)
-    error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                                 "The peer closed the connection in the middle of a message");
-
-  np_stream_finish (self, error);
-  return FALSE;
-}
-
-static void
-np_stream_read (NpStream *self)
-{
-  guint8 *buf = NULL;
-  gsize budget = NP_READ_BUDGET;
-
-  while (self->state <= NP_STREAM_OPEN && budget > 0)
-    {
-      gssize n;
-      gsize want;
-
-      if (self->body != NULL)
-        {
-          /* Read a large body straight into its own allocation. */
-          if (self->body_filled == self->body_alloc)
-            {
-              self->body_alloc = MIN (self->body_len, self->body_alloc * 2);
-              self->body = g_realloc (self->body, self->body_alloc);
-            }
-
-          want = self->body_alloc - self->body_filled;
-          n = recv (self->fd, self->body + self->body_filled, want, MSG_DONTWAIT);
-          if (n <= 0)
-            {
-              if (np_stream_read_ended (self, n))
-                continue;
-              break;
-            }
-
-          budget -= MIN (budget, (gsize) n);
-          self->body_filled += n;
-
-          if (self->body_filled == self->body_len)
-            {
-              g_autoptr(GBytes) payload = g_bytes_new_take (g_steal_pointer (&self->body),
-                                                            self->body_len);
-
-              self->body_len = self->body_alloc = self->body_filled = 0;
-              np_stream_handle_frame (self, self->body_type, payload);
-            }
-          else if ((gsize) n < want)
-            break;
-
-          continue;
-        }
-
-      if (buf == NULL)
-        buf = take_read_buffer ();
-
-      memcpy (buf, self->head, self->head_len);
-      want = NP_READ_CHUNK - self->head_len;
-      n = recv (self->fd, buf + self->head_len, want, MSG_DONTWAIT);
-      if (n <= 0)
-        {
-          if (np_stream_read_ended (self, n))
-            continue;
-          break;
-        }
-
-      budget -= MIN (budget, (gsize) n);
-      {
-        gsize avail = self->head_len + n;
-
-        self->head_len = 0;
-        np_stream_parse (self, buf, avail);
-      }
-
-      /* A short read means the socket is drained: don't pay for EAGAIN. */
-      if ((gsize) n < want)
-        break;
-    }
-
-  give_back_read_buffer (buf);
-}
-
-/* Sources */
-
-static gboolean
-np_stream_io_dispatch (GSource     *source,
-                       GSourceFunc  callback,
-                       gpointer     user_data)
-{
-  NpStream *self = ((NpStreamSource *) source)->stream;
-  GIOCondition revents = g_source_query_unix_fd (source, self->fd_tag);
-  GObject *owner;
-
-  /* A handler ran a main loop of its own while we deliver messages: read
-   * nothing until the outer read is done, or the order would break, and
-   * stop polling the socket meanwhile. */
-  if (self->reading)
-    {
-      g_source_remove_unix_fd (source, self->fd_tag);
-      self->fd_tag = NULL;
-      return G_SOURCE_CONTINUE;
-    }
-
-  owner = np_stream_enter (self);
-
-  if (revents & G_IO_OUT)
-    {
-      self->want_out = FALSE;
-      np_stream_flush_and_settle (self);
-    }
-
-  if (self->state <= NP_STREAM_OPEN && (revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)))
-    {
-      self->reading = TRUE;
-      np_stream_read (self);
-      self->reading = FALSE;
-
-      if (self->fd_tag == NULL && self->io_source != NULL)
-        self->fd_tag = g_source_add_unix_fd (self->io_source, self->fd, self->events);
-    }
-  else if (self->state == NP_STREAM_CLOSING && (revents & (G_IO_HUP | G_IO_ERR)))
-    np_stream_flush_and_settle (self);
-
-  np_stream_leave (self, owner);
-
-  return G_SOURCE_CONTINUE;
-}
-
-static GSourceFuncs np_stream_io_funcs = {
-  .dispatch = np_stream_io_dispatch,
-};
-
-/* Writes what the stream queued, if that reports nothing to anyone.
- * Returns FALSE when the stream needs a dispatch. */
-static gboolean
-np_stream_flush_quietly (NpStream *self)
-{
-  if (!g_queue_is_empty (&self->waiters) || self->write_error != NULL ||
-      self->state >= NP_STREAM_CLOSING)
-    return FALSE;
-
-  /* When the socket is full, the I/O source writes once it is writable. */
-  if (!self->want_out)
-    np_stream_write_some (self);
-
-  return self->write_error == NULL;
-}
-
-static gboolean
-np_flusher_prepare (GSource *source,
-                    int     *timeout)
-{
-  NpFlusher *flusher = (NpFlusher *) source;
-  GList *link = flusher->dirty.head;
-
-  *timeout = -1;
-
-  while (link != NULL)
-    {
-      NpStream *stream = link->data;
-      GList *next = link->next;
-
-      if (np_stream_flush_quietly (stream))
-        np_stream_disarm_flush (stream);
-      link = next;
-    }
-
-  return !g_queue_is_empty (&flusher->dirty);
-}
-
-static gboolean
-np_flusher_check (GSource *source)
-{
-  return !g_queue_is_empty (&((NpFlusher *) source)->dirty);
-}
-
-static gboolean
-np_flusher_dispatch (GSource     *source,
-                     GSourceFunc  callback,
-                     gpointer     user_data)
-{
-  NpFlusher *flusher = (NpFlusher *) source;
-  guint n = flusher->dirty.length;
-
-  /* A stream that a handler frees leaves the queue; one that it arms
-   * again waits for the next iteration. */
-  while (n-- > 0 && !g_queue_is_empty (&flusher->dirty))
-    {
-      NpStream *stream = g_queue_peek_head (&flusher->dirty);
-      GObject *owner = np_stream_enter (stream);
-
-      np_stream_disarm_flush (stream);
-      if (!stream->want_out)
-        np_stream_flush_and_settle (stream);
-      np_stream_leave (stream, owner);
-    }
-
-  return G_SOURCE_CONTINUE;
-}
-
-static GSourceFuncs np_flusher_funcs = {
-  .prepare = np_flusher_prepare,
-  .check = np_flusher_check,
-  .dispatch = np_flusher_dispatch,
-};
-
-G_LOCK_DEFINE_STATIC (flushers);
-static GHashTable *flushers;   /* GMainContext → NpFlusher */
-
-static NpFlusher *
-np_flusher_acquire (GMainContext *context)
-{
-  NpFlusher *flusher;
-
-  G_LOCK (flushers);
-
-  if (flushers == NULL)
-    flushers = g_hash_table_new (NULL, NULL);
-
-  flusher = g_hash_table_lookup (flushers, context);
-  if (flusher == NULL)
-    {
-      flusher = (NpFlusher *) g_source_new (&np_flusher_funcs, sizeof (NpFlusher));
-      flusher->context = context;
-      g_queue_init (&flusher->dirty);
-      g_source_set_priority (&flusher->source, G_PRIORITY_HIGH);
-      g_source_set_static_name (&flusher->source, "[np] pipe flush");
-      g_source_attach (&flusher->source, context);
-      g_hash_table_insert (flushers, context, flusher);
-    }
-  flusher->n_streams++;
-
-  G_UNLOCK (flushers);
-
-  return flusher;
-}
-
-static void
-np_flusher_release (NpFlusher *flusher)
-{
-  G_LOCK (flushers);
-
-  if (--flusher->n_streams == 0)
-    {
-      g_hash_table_remove (flushers, flusher->context);
-      g_source_destroy (&flusher->source);
-      g_source_unref (&flusher->source);
-    }
-
-  G_UNLOCK (flushers);
-}
-
-static GSource *
-np_stream_source_new (NpStream     *self,
-                      GSourceFuncs *funcs,
-                      int           priority,
-                      const char   *name)
-{
-  GSource *source = g_source_new (funcs, sizeof (NpStreamSource));
-
-  ((NpStreamSource *) source)->stream = self;
-  g_source_set_priority (source, priority);
-  g_source_set_static_name (source, name);
-  g_source_attach (source, self->context);
-
-  return source;
-}
+/* Sources and reporting */
 
 static void
 np_stream_destroy_source (GSource **source)
@@ -957,104 +303,474 @@ np_stream_destroy_source (GSource **source)
     }
 }
 
-/* Closing a Unix socket with unread bytes in it resets the connection,
- * and the peer may then lose what we wrote last: discard what the peer
- * already sent (a bounded amount) first. */
+/* Frees the transport once nothing uses it: another thread may be in
+ * the middle of a read or a wait on its descriptor, and a descriptor
+ * closed under it could be reused by anything. */
 static void
-np_stream_drain (NpStream *self)
+np_stream_release_transport_locked (NpStream *self)
 {
-  guint8 sink[4096];
+  NpTransport *transport = self->transport;
 
-  for (guint i = 0; i < 64; i++)
+  if (self->state == NP_STREAM_CLOSED && transport != NULL && self->transport_users == 0)
     {
-      gssize n = recv (self->fd, sink, sizeof sink, MSG_DONTWAIT);
-
-      if (n <= 0 && !(n < 0 && errno == EINTR))
-        break;
+      self->transport = NULL;
+      transport->funcs->free (transport);
     }
 }
 
-/* Releases every resource of the stream; reports nothing. */
+static gboolean np_stream_deadline_cb (gpointer data);
+
+/* Arms the handshake deadline, or (closing) the one by which the peer
+ * must have read something. */
 static void
-np_stream_release (NpStream     *self,
-                   const GError *error)
+np_stream_set_deadline_locked (NpStream *self,
+                               guint     timeout_msec)
+{
+  np_stream_destroy_source (&self->deadline);
+
+  if (timeout_msec == 0 || self->state == NP_STREAM_CLOSED)
+    return;
+
+  if (self->state == NP_STREAM_CLOSING)
+    self->stall_until = g_get_monotonic_time () + timeout_msec * G_TIME_SPAN_MILLISECOND;
+
+  self->deadline = g_timeout_source_new (timeout_msec);
+  g_source_set_static_name (self->deadline, "[np] pipe deadline");
+  g_source_set_callback (self->deadline, np_stream_deadline_cb,
+                         np_stream_ref (self), (GDestroyNotify) np_stream_unref);
+  g_source_attach (self->deadline, self->context);
+}
+
+/* Ends the stream: fails what waits on it, and leaves the report to the
+ * caller (np_stream_after()). */
+void
+np_stream_finish_locked (NpStream      *self,
+                         const GError  *error,
+                         NpStreamAfter *after)
 {
   g_autoptr(GError) closed = NULL;
+  NpOp *op;
 
-  np_stream_destroy_source (&self->io_source);
-  np_stream_destroy_source (&self->timeout_source);
-  if (self->flusher != NULL)
-    {
-      np_stream_disarm_flush (self);
-      g_clear_pointer (&self->flusher, np_flusher_release);
-    }
+  g_assert (self->state != NP_STREAM_CLOSED);
+
+  np_stream_set_state (self, NP_STREAM_CLOSED);
+  self->error = error != NULL ? g_error_copy (error) : NULL;
+  self->report_pending = self->owner != NULL;
   self->want_out = FALSE;
+  after->finished = TRUE;
 
-  if (self->connection != NULL)
+  np_stream_destroy_source (&self->deadline);
+  if (self->io_source != NULL)
     {
-      np_stream_drain (self);
-      g_io_stream_close (G_IO_STREAM (self->connection), NULL, NULL);
-      g_clear_object (&self->connection);
-      self->socket = NULL;
-      self->fd = -1;
+      self->fd_tag = NULL;
+      np_stream_destroy_source (&self->io_source);
     }
 
-  np_stream_clear_partial (self);
-  np_stream_drop_queue (self);
-
-  if (error == NULL)
-    error = closed = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                                          "The pipe closed before the message was written");
-  np_stream_complete_waiters (self, error);
-
-  while (!g_queue_is_empty (&self->pings))
+  np_out_queue_clear (&self->out);
+  closed = error != NULL ? g_error_copy (error)
+                         : np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
+                                                "the pipe closed first");
+  np_stream_fail_ops_locked (&self->writes, closed, after);
+  np_stream_fail_ops_locked (&self->pings, closed, after);
+  while ((op = g_queue_pop_head (&self->closers)) != NULL)
     {
-      NpPing *ping = g_queue_pop_head (&self->pings);
-
-      g_task_return_error (ping->task, g_error_copy (error));
-      g_object_unref (ping->task);
-      g_free (ping);
+      if (error != NULL)
+        op->error = g_error_copy (error);
+      g_queue_push_tail (&after->done, op);
     }
+
+  if (self->transport != NULL)
+    self->transport->funcs->shutdown (self->transport);
+  np_stream_release_transport_locked (self);
 }
 
-static void
-np_stream_finish (NpStream     *self,
-                  const GError *error)
+/* Ends the stream because of @error, telling the peer why in a goodbye
+ * frame when the socket takes it without blocking. What was queued and
+ * not begun is dropped, so the goodbye follows a whole frame. */
+void
+np_stream_abort_locked (NpStream      *self,
+                        const GError  *error,
+                        NpStreamAfter *after)
 {
-  g_autoptr(GObject) owner = NULL;
-
   if (self->state == NP_STREAM_CLOSED)
     return;
 
-  self->state = NP_STREAM_CLOSED;
-  owner = g_object_ref (self->owner);
-  np_stream_release (self, error);
-  self->callbacks->closed (owner, error);
+  if (self->write_error == NULL && self->transport != NULL)
+    {
+      gint code = error->domain == NP_PIPE_ERROR ? error->code : NP_PIPE_ERROR_FAILED;
+      g_autoptr(GBytes) goodbye = np_goodbye_encode (code, error->message);
+      guint8 header[NP_FRAME_HEADER_SIZE];
+
+      np_out_queue_cut (&self->out);
+      np_frame_header_encode (header, NP_FRAME_GOODBYE, g_bytes_get_size (goodbye));
+      np_out_queue_push_frame (&self->out, header, sizeof header, goodbye);
+      np_stream_write_some_locked (self);
+    }
+
+  np_stream_finish_locked (self, error, after);
+}
+
+/* The peer's hello arrived. */
+void
+np_stream_opened_locked (NpStream *self,
+                         guint32   peer_max_message_size)
+{
+  /* Another thread may have closed it since the hello was read. */
+  if (self->state != NP_STREAM_HANDSHAKE)
+    return;
+
+  self->peer_max_message_size = peer_max_message_size;
+  self->peer_known = TRUE;
+  np_stream_set_state (self, NP_STREAM_OPEN);
+  np_stream_destroy_source (&self->deadline);
+}
+
+/* The peer ended its side at a frame boundary: it sends nothing more,
+ * but may still read what we queued, which goes out (within the close
+ * timeout) before the stream closes. */
+void
+np_stream_peer_ended_locked (NpStream      *self,
+                             NpStreamAfter *after)
+{
+  if (self->state > NP_STREAM_OPEN)
+    return;
+
+  self->peer_eof = TRUE;
+
+  if (np_out_queue_is_empty (&self->out) || self->write_error != NULL)
+    {
+      np_stream_finish_locked (self, NULL, after);
+      return;
+    }
+
+  np_stream_set_state (self, NP_STREAM_CLOSING);
+  np_stream_update_events_locked (self);
+  np_stream_set_deadline_locked (self, self->close_timeout);
+  np_stream_request_flush_locked (self);
+}
+
+/* Takes the stream as far as what was written allows: a closing stream
+ * whose queue is out closes, a write failure ends it. */
+static void
+np_stream_settle_locked (NpStream      *self,
+                         NpStreamAfter *after)
+{
+  if (self->state == NP_STREAM_CLOSING)
+    {
+      if (self->write_error != NULL)
+        /* After the peer's end of stream, a peer that stops reading has
+         * closed as it meant to. */
+        np_stream_finish_locked (self, self->peer_eof ? NULL : self->write_error, after);
+      else if (np_out_queue_is_empty (&self->out))
+        np_stream_finish_locked (self, NULL, after);
+    }
+  else if (self->state <= NP_STREAM_OPEN && self->write_error != NULL &&
+           !np_stream_write_error_is_hangup (self))
+    np_stream_finish_locked (self, self->write_error, after);
+
+  /* On a hang-up while open, reading finds the end and reports it. */
+
+  np_stream_collect_writes_locked (self, after);
 }
 
 static gboolean
-np_stream_handshake_timeout_cb (gpointer data)
+np_stream_needs_dispatch_locked (NpStream *self)
+{
+  NpOp *op = g_queue_peek_head (&self->writes);
+
+  if (self->state == NP_STREAM_CLOSED)
+    return self->report_pending;
+
+  return (op != NULL && (op->end <= self->out.written || self->write_error != NULL)) ||
+         (self->state == NP_STREAM_CLOSING &&
+          (self->write_error != NULL || np_out_queue_is_empty (&self->out))) ||
+         (self->write_error != NULL && !np_stream_write_error_is_hangup (self));
+}
+
+static void
+np_stream_report (NpStream *self)
+{
+  g_autoptr(GError) error = NULL;
+  GObject *owner = NULL;
+  gpointer held = NULL;
+
+  g_mutex_lock (&self->lock);
+  if (self->report_pending && self->owner != NULL)
+    {
+      self->report_pending = FALSE;
+      owner = g_object_ref (self->owner);
+      error = self->error != NULL ? g_error_copy (self->error) : NULL;
+    }
+  g_mutex_unlock (&self->lock);
+
+  if (owner == NULL)
+    return;
+
+  if (self->callbacks->enter != NULL)
+    held = self->callbacks->enter (owner);
+  self->callbacks->closed (owner, self, error);
+  if (self->callbacks->leave != NULL)
+    self->callbacks->leave (owner, held);
+  g_object_unref (owner);
+}
+
+/* Reports now when this thread runs the stream's context, or may (as
+ * g_main_context_invoke() decides); otherwise from that context. */
+static void
+np_stream_report_soon (NpStream *self,
+                       gboolean  may_report)
+{
+  if (may_report)
+    {
+      GMainContext *here = g_main_context_get_thread_default ();
+
+      if (g_main_context_is_owner (self->context))
+        {
+          np_stream_report (self);
+          return;
+        }
+
+      if ((here != NULL ? here : g_main_context_default ()) == self->context &&
+          g_main_context_acquire (self->context))
+        {
+          np_stream_report (self);
+          g_main_context_release (self->context);
+          return;
+        }
+    }
+
+  np_flusher_arm (self->flusher, &self->flush_link, TRUE);
+}
+
+/* Completes what a locked stretch left done, then reports the end of the
+ * stream if it came: now when @may_report and this thread may, or from
+ * the context. Called with no lock held. */
+void
+np_stream_after (NpStream      *self,
+                 NpStreamAfter *after,
+                 gboolean       may_report)
+{
+  NpOp *op;
+
+  while ((op = g_queue_pop_head (&after->done)) != NULL)
+    np_op_complete (op);
+
+  if (after->finished)
+    {
+      after->finished = FALSE;
+      np_stream_report_soon (self, may_report);
+    }
+}
+
+static GError *
+np_stream_stalled_error_new (NpStream *self)
+{
+  return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
+                              "%" G_GUINT64_FORMAT " bytes queued to the peer were dropped: "
+                              "it read nothing for %u ms while the connection closed",
+                              np_out_queue_get_size (&self->out), self->close_timeout);
+}
+
+/* The deadline of the handshake, or of a close */
+static gboolean
+np_stream_deadline_cb (gpointer data)
 {
   NpStream *self = data;
+  NpStreamAfter after = NP_STREAM_AFTER_INIT;
   g_autoptr(GError) error = NULL;
-  GObject *owner;
 
-  error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
-                               "The peer did not complete the handshake in time");
-  g_clear_pointer (&self->timeout_source, g_source_unref);
-  owner = np_stream_enter (self);
-  np_stream_abort (self, error);
-  np_stream_leave (self, owner);
+  g_mutex_lock (&self->lock);
+  /* Another thread may have replaced it while this ran. */
+  if (self->deadline == g_main_current_source ())
+    {
+      g_clear_pointer (&self->deadline, g_source_unref);
+
+      if (self->state == NP_STREAM_HANDSHAKE)
+        {
+          error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
+                                       "the peer did not complete the handshake in time");
+          np_stream_abort_locked (self, error, &after);
+        }
+      else if (self->state == NP_STREAM_CLOSING)
+        {
+          gint64 left = self->stall_until - g_get_monotonic_time ();
+
+          if (left > 0)
+            np_stream_set_deadline_locked (self, (left + 999) / 1000);
+          else
+            {
+              error = np_stream_stalled_error_new (self);
+              np_stream_finish_locked (self, error, &after);
+            }
+        }
+    }
+  g_mutex_unlock (&self->lock);
+
+  np_stream_after (self, &after, TRUE);
 
   return G_SOURCE_REMOVE;
 }
 
-/* Public (to the library) API */
+/* The socket is readable or writable */
+static gboolean
+np_stream_io_dispatch (GSource     *source,
+                       GSourceFunc  callback,
+                       gpointer     user_data)
+{
+  NpStream *self = ((NpStreamSource *) source)->stream;
+  NpStreamAfter after = NP_STREAM_AFTER_INIT;
+  GIOCondition revents;
+  GObject *owner = NULL;
+  gpointer held = NULL;
+
+  g_mutex_lock (&self->lock);
+
+  if (self->io_source != source || self->fd_tag == NULL)
+    {
+      g_mutex_unlock (&self->lock);
+      return G_SOURCE_CONTINUE;
+    }
+
+  revents = g_source_query_unix_fd (source, self->fd_tag);
+
+  /* A handler ran a main loop of its own while we deliver messages: read
+   * nothing until the outer read is done, or the order would break, and
+   * stop polling the socket meanwhile. */
+  if (self->reading)
+    {
+      g_source_remove_unix_fd (source, self->fd_tag);
+      self->fd_tag = NULL;
+      g_mutex_unlock (&self->lock);
+      return G_SOURCE_CONTINUE;
+    }
+
+  if (self->owner != NULL)
+    owner = g_object_ref (self->owner);
+  self->transport_users++;
+
+  if (revents & G_IO_OUT)
+    {
+      self->want_out = FALSE;
+      np_stream_write_some_locked (self);
+    }
+  else if ((revents & (G_IO_HUP | G_IO_ERR)) && self->state == NP_STREAM_CLOSING)
+    np_stream_write_some_locked (self);
+
+  g_mutex_unlock (&self->lock);
+
+  if (owner != NULL && self->callbacks->enter != NULL)
+    held = self->callbacks->enter (owner);
+
+  if (np_stream_get_state (self) <= NP_STREAM_OPEN &&
+      (revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)))
+    {
+      self->reading = TRUE;
+      np_stream_read (self, owner, &after);
+      self->reading = FALSE;
+    }
+
+  if (np_stream_get_state (self) > NP_STREAM_OPEN)
+    np_stream_clear_partial (self);
+
+  g_mutex_lock (&self->lock);
+  self->transport_users--;
+  if (self->fd_tag == NULL && self->io_source == source)
+    self->fd_tag = g_source_add_unix_fd (source, self->transport->fd, self->events);
+  if (self->state != NP_STREAM_CLOSED)
+    np_stream_settle_locked (self, &after);
+  np_stream_release_transport_locked (self);
+  g_mutex_unlock (&self->lock);
+
+  np_stream_after (self, &after, TRUE);
+
+  if (owner != NULL)
+    {
+      if (self->callbacks->leave != NULL)
+        self->callbacks->leave (owner, held);
+      g_object_unref (owner);
+    }
+
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+np_stream_source_finalize (GSource *source)
+{
+  np_stream_unref (((NpStreamSource *) source)->stream);
+}
+
+static GSourceFuncs np_stream_io_funcs = {
+  .dispatch = np_stream_io_dispatch,
+  .finalize = np_stream_source_finalize,
+};
+
+/* The flusher */
+
+static gboolean
+np_stream_flush_prepare (NpFlushLink *link)
+{
+  NpStream *self = G_STRUCT_MEMBER_P (link, -G_STRUCT_OFFSET (NpStream, flush_link));
+  gboolean quiet;
+
+  g_mutex_lock (&self->lock);
+  self->flush_requested = FALSE;
+  /* When the socket is full, the I/O source writes once it is writable. */
+  if (self->state != NP_STREAM_CLOSED && !self->want_out)
+    np_stream_write_some_locked (self);
+  quiet = !np_stream_needs_dispatch_locked (self);
+  g_mutex_unlock (&self->lock);
+
+  return quiet;
+}
+
+static void
+np_stream_flush_dispatch (NpFlushLink *link)
+{
+  NpStream *self = G_STRUCT_MEMBER_P (link, -G_STRUCT_OFFSET (NpStream, flush_link));
+  NpStreamAfter after = NP_STREAM_AFTER_INIT;
+  gboolean report;
+
+  g_mutex_lock (&self->lock);
+  self->flush_requested = FALSE;
+  if (self->state != NP_STREAM_CLOSED)
+    {
+      if (!self->want_out)
+        np_stream_write_some_locked (self);
+      np_stream_settle_locked (self, &after);
+    }
+  report = self->report_pending;
+  g_mutex_unlock (&self->lock);
+
+  np_stream_after (self, &after, FALSE);
+  if (report)
+    np_stream_report (self);
+}
+
+static void
+np_stream_flush_ref (NpFlushLink *link)
+{
+  np_stream_ref (G_STRUCT_MEMBER_P (link, -G_STRUCT_OFFSET (NpStream, flush_link)));
+}
+
+static void
+np_stream_flush_unref (NpFlushLink *link)
+{
+  np_stream_unref (G_STRUCT_MEMBER_P (link, -G_STRUCT_OFFSET (NpStream, flush_link)));
+}
+
+static const NpFlushLinkFuncs np_stream_flush_funcs = {
+  .prepare = np_stream_flush_prepare,
+  .dispatch = np_stream_flush_dispatch,
+  .ref = np_stream_flush_ref,
+  .unref = np_stream_flush_unref,
+};
+
+/* Life cycle */
 
 NpStream *
 np_stream_new (GObject                 *owner,
                const NpStreamCallbacks *callbacks,
-               GSocketConnection       *connection,
+               NpTransport             *transport,
                GMainContext            *context,
                const char              *label,
                guint32                  max_message_size)
@@ -1062,142 +778,120 @@ np_stream_new (GObject                 *owner,
   NpStream *self = g_new0 (NpStream, 1);
   guint8 hello[NP_HELLO_SIZE];
 
+  g_atomic_ref_count_init (&self->ref_count);
+  g_mutex_init (&self->lock);
   self->owner = owner;
   self->callbacks = callbacks;
-  self->connection = g_object_ref (connection);
-  self->socket = g_socket_connection_get_socket (connection);
-  self->fd = g_socket_get_fd (self->socket);
+  self->transport = transport;
   self->context = g_main_context_ref (context);
   self->label = g_strdup (label);
   self->state = NP_STREAM_HANDSHAKE;
   self->max_message_size = max_message_size;
-  self->peer_max_message_size = G_MAXUINT32;
-  g_queue_init (&self->waiters);
+  self->flusher = np_flusher_acquire (context);
+  self->flush_link.funcs = &np_stream_flush_funcs;
+  np_out_queue_init (&self->out);
+  g_queue_init (&self->writes);
   g_queue_init (&self->pings);
+  g_queue_init (&self->closers);
 
-  self->io_source = np_stream_source_new (self, &np_stream_io_funcs,
-                                          G_PRIORITY_DEFAULT, "[np] pipe I/O");
-  self->events = G_IO_IN;
-  self->fd_tag = g_source_add_unix_fd (self->io_source, self->fd, self->events);
+  self->io_source = g_source_new (&np_stream_io_funcs, sizeof (NpStreamSource));
+  ((NpStreamSource *) self->io_source)->stream = np_stream_ref (self);
+  g_source_set_static_name (self->io_source, "[np] pipe I/O");
   /* Not blocked while dispatched: GLib would remove and add the socket to
    * the poll set, and wake itself up, for every read. Nested main loops
    * are handled in the dispatch function instead. */
   g_source_set_can_recurse (self->io_source, TRUE);
-  self->flusher = np_flusher_acquire (self->context);
-  self->flush_link.data = self;
+  self->events = G_IO_IN;
+  self->fd_tag = g_source_add_unix_fd (self->io_source, transport->fd, self->events);
+  g_source_attach (self->io_source, context);
 
   np_hello_encode (hello, max_message_size);
-  np_stream_append_copy (self, hello, sizeof hello);
-  self->queued_total += sizeof hello;
-  np_stream_write_some (self);
-  if (self->write_error != NULL)
-    np_stream_arm_flush (self);
+  np_out_queue_push_frame (&self->out, hello, sizeof hello, NULL);
 
   return self;
 }
 
-static void
-np_stream_free_now (NpStream *self)
+NpStream *
+np_stream_ref (NpStream *self)
 {
+  g_atomic_ref_count_inc (&self->ref_count);
+  return self;
+}
+
+void
+np_stream_unref (NpStream *self)
+{
+  if (!g_atomic_ref_count_dec (&self->ref_count))
+    return;
+
+  /* Every source and armed link holds a reference: they are all gone. */
+  g_assert (self->state == NP_STREAM_CLOSED);
+  g_assert (self->transport_users == 0);
+  g_assert (g_queue_is_empty (&self->writes) && g_queue_is_empty (&self->pings) &&
+            g_queue_is_empty (&self->closers));
+
+  np_stream_release_transport_locked (self);
+  np_stream_clear_partial (self);
+  np_flusher_release (self->flusher);
+  g_clear_error (&self->error);
   g_clear_error (&self->write_error);
   g_main_context_unref (self->context);
   g_free (self->label);
+  g_mutex_clear (&self->lock);
   g_free (self);
 }
 
-/* Closes without reporting anything; the memory goes once no dispatch of
- * this stream is under way. */
+/* Sends the hello and starts the handshake deadline. */
 void
-np_stream_free (NpStream *self)
+np_stream_start (NpStream *self)
 {
-  if (self == NULL)
-    return;
+  g_mutex_lock (&self->lock);
+  if (self->state == NP_STREAM_HANDSHAKE)
+    {
+      np_stream_write_some_locked (self);
+      np_stream_set_deadline_locked (self, self->handshake_timeout);
+      if (!np_out_queue_is_empty (&self->out) || self->write_error != NULL)
+        np_stream_request_flush_locked (self);
+    }
+  g_mutex_unlock (&self->lock);
+}
 
-  /* What the socket takes without blocking still goes out. */
+/* The owner is going: close without reporting anything, after writing
+ * what the socket takes without blocking. */
+void
+np_stream_detach (NpStream *self)
+{
+  NpStreamAfter after = NP_STREAM_AFTER_INIT;
+
+  g_mutex_lock (&self->lock);
+  self->owner = NULL;
+  self->report_pending = FALSE;
   if (self->state != NP_STREAM_CLOSED)
-    np_stream_write_some (self);
+    {
+      np_stream_write_some_locked (self);
+      np_stream_finish_locked (self, NULL, &after);
+    }
+  g_mutex_unlock (&self->lock);
 
-  self->state = NP_STREAM_CLOSED;
-  np_stream_release (self, NULL);
-
-  if (self->busy > 0)
-    self->free_pending = TRUE;
-  else
-    np_stream_free_now (self);
+  np_stream_after (self, &after, FALSE);
 }
 
 void
 np_stream_set_handshake_timeout (NpStream *self,
                                  guint     timeout_msec)
 {
-  np_stream_clear_timeout (self);
-
-  if (timeout_msec == 0 || self->state != NP_STREAM_HANDSHAKE)
-    return;
-
-  self->timeout_source = g_timeout_source_new (timeout_msec);
-  g_source_set_static_name (self->timeout_source, "[np] handshake deadline");
-  g_source_set_callback (self->timeout_source, np_stream_handshake_timeout_cb, self, NULL);
-  g_source_attach (self->timeout_source, self->context);
+  g_mutex_lock (&self->lock);
+  self->handshake_timeout = timeout_msec;
+  g_mutex_unlock (&self->lock);
 }
 
-gboolean
-np_stream_is_open (NpStream *self)
+void
+np_stream_set_close_timeout (NpStream *self,
+                             guint     timeout_msec)
 {
-  return self != NULL && self->state <= NP_STREAM_OPEN;
-}
-
-gboolean
-np_stream_send (NpStream  *self,
-                GBytes    *message,
-                GError   **error)
-{
-  gsize len = g_bytes_get_size (message);
-
-  /* After a hang-up on the write side, reading soon reports the end. */
-  if (!np_stream_is_open (self) || self->write_error != NULL)
-    {
-      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                   "%s: the pipe is closed", self->label);
-      return FALSE;
-    }
-
-  if (len > self->peer_max_message_size)
-    {
-      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
-                   "%s: message of %" G_GSIZE_FORMAT " bytes exceeds the limit of %u bytes "
-                   "that the receiving side accepts",
-                   self->label, len, self->peer_max_message_size);
-      return FALSE;
-    }
-
-  if (self->max_queued_bytes > 0 &&
-      np_stream_get_queued_bytes (self) + NP_FRAME_HEADER_SIZE + len > self->max_queued_bytes)
-    {
-      GError *full;
-
-      full = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_QUEUE_FULL,
-                                  "the peer does not keep up: %" G_GUINT64_FORMAT " bytes are "
-                                  "queued to it, and %" G_GSIZE_FORMAT " more would pass the "
-                                  "limit of %" G_GUINT64_FORMAT,
-                                  np_stream_get_queued_bytes (self), len, self->max_queued_bytes);
-
-      if (self->drop_when_full)
-        {
-          /* Reported from the flush source, never from inside send(). */
-          self->write_error = g_error_copy (full);
-          np_stream_drop_queue (self);
-          np_stream_complete_waiters (self, self->write_error);
-          np_stream_arm_flush (self);
-        }
-
-      g_propagate_error (error, full);
-      return FALSE;
-    }
-
-  np_stream_queue_frame (self, NP_FRAME_MESSAGE, message);
-
-  return TRUE;
+  g_mutex_lock (&self->lock);
+  self->close_timeout = timeout_msec;
+  g_mutex_unlock (&self->lock);
 }
 
 /* Bounds what may be queued to the peer (0: no bound). Past the bound,
@@ -1208,57 +902,316 @@ np_stream_set_queue_limit (NpStream *self,
                            guint64   max_queued_bytes,
                            gboolean  drop_when_full)
 {
+  g_mutex_lock (&self->lock);
   self->max_queued_bytes = max_queued_bytes;
-  self->drop_when_full = drop_when_full;
+  self->drop_when_full = !!drop_when_full;
+  g_mutex_unlock (&self->lock);
+}
+
+const char *
+np_stream_get_label (NpStream *self)
+{
+  return self->label;
 }
 
 gboolean
-np_stream_flush_sync (NpStream      *self,
-                      GCancellable  *cancellable,
-                      GError       **error)
+np_stream_is_open (NpStream *self)
 {
-  while (self->state != NP_STREAM_CLOSED)
+  return np_stream_get_state (self) <= NP_STREAM_OPEN;
+}
+
+/* 0 until the peer's hello arrived. */
+guint32
+np_stream_get_peer_max_message_size (NpStream *self)
+{
+  guint32 ret;
+
+  g_mutex_lock (&self->lock);
+  ret = self->peer_known ? self->peer_max_message_size : 0;
+  g_mutex_unlock (&self->lock);
+
+  return ret;
+}
+
+guint64
+np_stream_get_queued_bytes (NpStream *self)
+{
+  guint64 ret;
+
+  g_mutex_lock (&self->lock);
+  ret = np_out_queue_get_size (&self->out);
+  g_mutex_unlock (&self->lock);
+
+  return ret;
+}
+
+/* Sending */
+
+static gboolean
+np_stream_check_send_locked (NpStream       *self,
+                             gsize           len,
+                             NpStreamAfter  *after,
+                             GError        **error)
+{
+  guint64 queued;
+
+  /* After a hang-up on the write side, reading soon reports the end. */
+  if (self->state > NP_STREAM_OPEN || self->write_error != NULL)
     {
-      np_stream_write_some (self);
-
-      if (self->write_error != NULL)
-        {
-          g_propagate_error (error, g_error_copy (self->write_error));
-          return FALSE;
-        }
-
-      if (self->out_head == NULL)
-        return TRUE;
-
-      /* Blocks this thread only: no main context is iterated. */
-      if (!g_socket_condition_wait (self->socket, G_IO_OUT, cancellable, error))
-        return FALSE;
+      g_propagate_error (error, np_stream_closed_error_new (self));
+      return FALSE;
     }
 
-  g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-               "%s: the pipe is closed", self->label);
-  return FALSE;
+  if (self->peer_known && len > self->peer_max_message_size)
+    {
+      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
+                   "%s: message of %" G_GSIZE_FORMAT " bytes exceeds the limit of %u bytes "
+                   "that the receiving side accepts",
+                   self->label, len, self->peer_max_message_size);
+      return FALSE;
+    }
+
+  queued = np_out_queue_get_size (&self->out);
+  if (self->max_queued_bytes > 0 &&
+      queued + NP_FRAME_HEADER_SIZE + len > self->max_queued_bytes)
+    {
+      GError *full;
+
+      full = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_QUEUE_FULL,
+                                  "the peer does not keep up: %" G_GUINT64_FORMAT " bytes are "
+                                  "queued to it, and %" G_GSIZE_FORMAT " more would pass the "
+                                  "limit of %" G_GUINT64_FORMAT,
+                                  queued, len, self->max_queued_bytes);
+
+      /* Reported from the context, never from inside send(). */
+      if (self->drop_when_full)
+        np_stream_abort_locked (self, full, after);
+
+      g_propagate_error (error, full);
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+static guint64
+np_stream_queue_message_locked (NpStream *self,
+                                GBytes   *message)
+{
+  guint8 header[NP_FRAME_HEADER_SIZE];
+  guint64 start;
+
+  np_frame_header_encode (header, NP_FRAME_MESSAGE, g_bytes_get_size (message));
+  start = np_out_queue_push_frame (&self->out, header, sizeof header, message);
+
+  /* A caller that never returns to the main loop must not pile up. */
+  if (!self->want_out && np_out_queue_get_size (&self->out) >= NP_WRITE_THRESHOLD)
+    np_stream_write_some_locked (self);
+
+  np_stream_request_flush_locked (self);
+
+  return start;
+}
+
+gboolean
+np_stream_send (NpStream  *self,
+                GBytes    *message,
+                GError   **error)
+{
+  NpStreamAfter after = NP_STREAM_AFTER_INIT;
+  gboolean ret;
+
+  g_mutex_lock (&self->lock);
+  ret = np_stream_check_send_locked (self, g_bytes_get_size (message), &after, error);
+  if (ret)
+    np_stream_queue_message_locked (self, message);
+  g_mutex_unlock (&self->lock);
+
+  if (G_UNLIKELY (after.finished))
+    np_stream_after (self, &after, FALSE);
+
+  return ret;
+}
+
+/* Async calls and their cancellation */
+
+typedef struct
+{
+  NpStream *stream;
+  GTask    *task;
+} NpCancelData;
+
+static void
+np_cancel_data_free (gpointer data)
+{
+  NpCancelData *cancel = data;
+
+  np_stream_unref (cancel->stream);
+  g_object_unref (cancel->task);
+  g_free (cancel);
+}
+
+static NpOp *
+np_stream_find_op_locked (NpStream *self,
+                          GTask    *task,
+                          GQueue  **queue)
+{
+  GQueue *lists[] = { &self->writes, &self->pings, &self->closers };
+
+  for (guint i = 0; i < G_N_ELEMENTS (lists); i++)
+    for (GList *l = lists[i]->head; l != NULL; l = l->next)
+      if (((NpOp *) l->data)->task == task)
+        {
+          *queue = lists[i];
+          return l->data;
+        }
+
+  return NULL;
+}
+
+static gboolean
+np_op_complete_cb (gpointer data)
+{
+  np_op_complete (data);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+np_stream_cancelled_cb (GCancellable *cancellable,
+                        gpointer      data)
+{
+  NpCancelData *cancel = data;
+  NpStream *self = cancel->stream;
+  NpStreamAfter after = NP_STREAM_AFTER_INIT;
+  GQueue *queue = NULL;
+  g_autoptr(GSource) idle = NULL;
+  NpOp *op;
+
+  g_mutex_lock (&self->lock);
+  op = np_stream_find_op_locked (self, cancel->task, &queue);
+  if (op != NULL)
+    {
+      g_queue_remove (queue, op);
+
+      if (op->kind == NP_OP_CLOSE && self->state != NP_STREAM_CLOSED)
+        {
+          g_autoptr(GError) error = NULL;
+          guint64 dropped = np_out_queue_get_size (&self->out);
+
+          if (dropped > 0)
+            error = np_stream_error_new (self, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                         "the close was cancelled: %" G_GUINT64_FORMAT
+                                         " queued bytes were dropped", dropped);
+          np_stream_finish_locked (self, error, &after);
+        }
+      else
+        np_stream_unqueue_locked (self, op->start, op->end);
+
+      /* The handler may not disconnect itself: that waits for it. */
+      op->error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                       "Operation was cancelled");
+      idle = g_idle_source_new ();
+      g_source_set_static_name (idle, "[np] cancelled call");
+      g_source_set_callback (idle, np_op_complete_cb, op, NULL);
+      g_source_attach (idle, g_task_get_context (op->task));
+    }
+  g_mutex_unlock (&self->lock);
+
+  np_stream_after (self, &after, FALSE);
+}
+
+/* Watches the cancellable of @task, whose op is queued: from here on
+ * the op may complete in any thread. */
+static void
+np_stream_watch_cancellable (NpStream *self,
+                             GTask    *task)
+{
+  GCancellable *cancellable = g_task_get_cancellable (task);
+  NpCancelData *cancel;
+  GQueue *queue;
+  gulong id;
+  NpOp *op;
+
+  if (cancellable == NULL)
+    return;
+
+  cancel = g_new (NpCancelData, 1);
+  cancel->stream = np_stream_ref (self);
+  cancel->task = g_object_ref (task);
+  /* Runs the handler at once when already cancelled. */
+  id = g_cancellable_connect (cancellable, G_CALLBACK (np_stream_cancelled_cb),
+                              cancel, np_cancel_data_free);
+  if (id == 0)
+    return;
+
+  g_mutex_lock (&self->lock);
+  op = np_stream_find_op_locked (self, task, &queue);
+  if (op != NULL)
+    op->cancel_id = id;
+  g_mutex_unlock (&self->lock);
+
+  /* Done already: whoever completed it did not know the handler. */
+  if (op == NULL)
+    g_cancellable_disconnect (cancellable, id);
+}
+
+/* Queues @message and reports through @task once it is written. */
+void
+np_stream_send_async (NpStream *self,
+                      GBytes   *message,
+                      GTask    *task)
+{
+  NpStreamAfter after = NP_STREAM_AFTER_INIT;
+  GError *error = NULL;
+  NpOp *op;
+
+  if (g_task_return_error_if_cancelled (task))
+    return;
+
+  g_mutex_lock (&self->lock);
+  if (!np_stream_check_send_locked (self, g_bytes_get_size (message), &after, &error))
+    {
+      g_mutex_unlock (&self->lock);
+      np_stream_after (self, &after, FALSE);
+      g_task_return_error (task, error);
+      return;
+    }
+
+  op = np_op_new (NP_OP_WRITE, task);
+  op->start = np_stream_queue_message_locked (self, message);
+  op->end = self->out.queued;
+  g_queue_push_tail (&self->writes, op);
+  /* It may be written already: the flusher reports it. */
+  np_flusher_arm (self->flusher, &self->flush_link, TRUE);
+  g_mutex_unlock (&self->lock);
+
+  np_stream_watch_cancellable (self, task);
 }
 
 void
 np_stream_flush_async (NpStream *self,
                        GTask    *task)
 {
-  NpWaiter *waiter;
+  NpOp *op;
 
+  if (g_task_return_error_if_cancelled (task))
+    return;
+
+  g_mutex_lock (&self->lock);
   if (self->state == NP_STREAM_CLOSED)
     {
-      g_task_return_new_error (task, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                               "%s: the pipe is closed", self->label);
+      g_mutex_unlock (&self->lock);
+      g_task_return_error (task, np_stream_closed_error_new (self));
       return;
     }
 
-  waiter = g_new (NpWaiter, 1);
-  waiter->mark = self->queued_total;
-  waiter->task = g_object_ref (task);
-  g_queue_push_tail (&self->waiters, waiter);
+  op = np_op_new (NP_OP_WRITE, task);
+  op->start = op->end = self->out.queued;
+  g_queue_push_tail (&self->writes, op);
+  np_flusher_arm (self->flusher, &self->flush_link, TRUE);
+  g_mutex_unlock (&self->lock);
 
-  np_stream_arm_flush (self);
+  np_stream_watch_cancellable (self, task);
 }
 
 /* Sends a ping that the peer's library answers by itself; @task returns
@@ -1268,99 +1221,249 @@ np_stream_ping_async (NpStream *self,
                       GTask    *task)
 {
   g_autoptr(GBytes) payload = NULL;
+  guint8 header[NP_FRAME_HEADER_SIZE];
   guint8 data[8];
-  NpPing *ping;
+  NpOp *op;
 
-  if (!np_stream_is_open (self) || self->write_error != NULL)
+  if (g_task_return_error_if_cancelled (task))
+    return;
+
+  g_mutex_lock (&self->lock);
+  if (self->state > NP_STREAM_OPEN || self->write_error != NULL)
     {
-      g_task_return_new_error (task, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                               "%s: the pipe is closed", self->label);
+      g_mutex_unlock (&self->lock);
+      g_task_return_error (task, np_stream_closed_error_new (self));
       return;
     }
 
-  ping = g_new0 (NpPing, 1);
-  ping->id = ++self->last_ping_id;
-  ping->task = g_object_ref (task);
+  op = np_op_new (NP_OP_PING, task);
+  op->ping_id = ++self->last_ping_id;
   for (guint i = 0; i < sizeof data; i++)
-    data[i] = ping->id >> (56 - 8 * i);
+    data[i] = op->ping_id >> (56 - 8 * i);
   payload = g_bytes_new (data, sizeof data);
 
-  g_queue_push_tail (&self->pings, ping);
-  ping->sent_at = g_get_monotonic_time ();
-  np_stream_queue_frame (self, NP_FRAME_PING, payload);
+  np_frame_header_encode (header, NP_FRAME_PING, sizeof data);
+  op->start = np_out_queue_push_frame (&self->out, header, sizeof header, payload);
+  op->end = self->out.queued;
+  op->sent_at = g_get_monotonic_time ();
+  g_queue_push_tail (&self->pings, op);
+  np_stream_request_flush_locked (self);
+  g_mutex_unlock (&self->lock);
+
+  np_stream_watch_cancellable (self, task);
 }
 
-guint64
-np_stream_get_queued_bytes (NpStream *self)
-{
-  /* A dropped queue counts for nothing. */
-  if (self->out_head == NULL)
-    return 0;
+/* Blocking */
 
-  return self->queued_total - self->written_total;
-}
-
-/* Stops reading; only writing what is queued remains. */
+/* Waits until the transport is writable, @timeout_msec passes (-1: no
+ * limit) or @cancellable is cancelled. Called with the lock held and the
+ * transport in use; drops the lock while waiting. */
 static gboolean
-np_stream_begin_close (NpStream *self)
+np_stream_wait_writable_locked (NpStream      *self,
+                                gint           timeout_msec,
+                                GCancellable  *cancellable,
+                                GError       **error)
 {
-  if (self->state >= NP_STREAM_CLOSING)
-    return FALSE;
+  GPollFD fds[2] = { { self->transport->fd, G_IO_OUT, 0 } };
+  guint n_fds = 1;
+  int res;
 
-  self->state = NP_STREAM_CLOSING;
-  np_stream_clear_timeout (self);
-  np_stream_clear_partial (self);
-  np_stream_update_events (self);
+  self->transport_users++;
+  g_mutex_unlock (&self->lock);
+
+  if (g_cancellable_make_pollfd (cancellable, &fds[1]))
+    n_fds++;
+
+  do
+    res = g_poll (fds, n_fds, timeout_msec);
+  while (res < 0 && errno == EINTR);
+
+  if (n_fds > 1)
+    g_cancellable_release_fd (cancellable);
+
+  g_mutex_lock (&self->lock);
+  self->transport_users--;
+  np_stream_release_transport_locked (self);
+
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return FALSE;
 
   return TRUE;
 }
 
-/* Stops reading, writes out what is queued from the main loop, then
- * reports a clean close. Reports at once when nothing is queued. */
+gboolean
+np_stream_flush_sync (NpStream      *self,
+                      GCancellable  *cancellable,
+                      GError       **error)
+{
+  NpStreamAfter after = NP_STREAM_AFTER_INIT;
+  gboolean ret = FALSE;
+
+  g_mutex_lock (&self->lock);
+  for (;;)
+    {
+      if (self->state == NP_STREAM_CLOSED)
+        {
+          g_propagate_error (error, np_stream_closed_error_new (self));
+          break;
+        }
+
+      np_stream_write_some_locked (self);
+
+      if (self->write_error != NULL)
+        {
+          g_propagate_error (error, g_error_copy (self->write_error));
+          break;
+        }
+
+      if (np_out_queue_is_empty (&self->out))
+        {
+          ret = TRUE;
+          break;
+        }
+
+      /* Blocks this thread only: no main context is iterated. */
+      if (!np_stream_wait_writable_locked (self, -1, cancellable, error))
+        break;
+    }
+  np_stream_collect_writes_locked (self, &after);
+  if (self->write_error != NULL)
+    np_stream_request_flush_locked (self);
+  g_mutex_unlock (&self->lock);
+
+  np_stream_after (self, &after, FALSE);
+
+  return ret;
+}
+
+/* Closing */
+
+static gboolean
+np_stream_begin_close_locked (NpStream *self)
+{
+  if (self->state > NP_STREAM_OPEN)
+    return FALSE;
+
+  np_stream_set_state (self, NP_STREAM_CLOSING);
+  np_stream_update_events_locked (self);
+  np_stream_set_deadline_locked (self, self->close_timeout);
+
+  return TRUE;
+}
+
+/* Stops reading, writes out what is queued from the context, then
+ * reports a clean close; the close timeout bounds it. Reports before
+ * returning when nothing is queued and this thread may. */
 void
 np_stream_close (NpStream *self)
 {
-  if (!np_stream_begin_close (self))
-    return;
+  NpStreamAfter after = NP_STREAM_AFTER_INIT;
 
-  np_stream_write_some (self);
-  if (self->out_head == NULL)
-    np_stream_finish (self, self->write_error);
+  g_mutex_lock (&self->lock);
+  if (np_stream_begin_close_locked (self))
+    {
+      np_stream_write_some_locked (self);
+      np_stream_settle_locked (self, &after);
+      np_stream_request_flush_locked (self);
+    }
+  g_mutex_unlock (&self->lock);
+
+  np_stream_after (self, &after, TRUE);
 }
 
-/* Writes out what is queued, blocking this thread, then reports. */
 void
-np_stream_close_sync (NpStream *self)
+np_stream_close_async (NpStream *self,
+                       GTask    *task)
 {
-  g_autoptr(GError) error = NULL;
+  NpStreamAfter after = NP_STREAM_AFTER_INIT;
 
-  if (!np_stream_begin_close (self))
-    return;
+  g_mutex_lock (&self->lock);
+  if (self->state == NP_STREAM_CLOSED)
+    {
+      g_mutex_unlock (&self->lock);
+      g_task_return_boolean (task, TRUE);
+      return;
+    }
 
-  np_stream_flush_sync (self, NULL, &error);
-  np_stream_finish (self, error);
+  g_queue_push_tail (&self->closers, np_op_new (NP_OP_CLOSE, task));
+  if (np_stream_begin_close_locked (self))
+    {
+      np_stream_write_some_locked (self);
+      np_stream_settle_locked (self, &after);
+      np_stream_request_flush_locked (self);
+    }
+  g_mutex_unlock (&self->lock);
+
+  np_stream_after (self, &after, FALSE);
+  np_stream_watch_cancellable (self, task);
 }
 
-/* Ends the stream because of @error, telling the peer why in a goodbye
- * frame when the socket takes it without blocking. */
+/* Writes out what is queued, blocking this thread for at most the close
+ * timeout, then closes and reports. Fails when something queued was not
+ * written. */
+gboolean
+np_stream_close_sync (NpStream  *self,
+                      GError   **error)
+{
+  NpStreamAfter after = NP_STREAM_AFTER_INIT;
+  gboolean ret;
+
+  g_mutex_lock (&self->lock);
+
+  if (self->state <= NP_STREAM_OPEN)
+    {
+      np_stream_set_state (self, NP_STREAM_CLOSING);
+      np_stream_update_events_locked (self);
+      np_stream_destroy_source (&self->deadline);
+    }
+
+  self->stall_until = g_get_monotonic_time () + self->close_timeout * G_TIME_SPAN_MILLISECOND;
+
+  while (self->state == NP_STREAM_CLOSING)
+    {
+      gint64 left = -1;
+
+      np_stream_write_some_locked (self);
+      np_stream_settle_locked (self, &after);
+      if (self->state == NP_STREAM_CLOSED)
+        break;
+
+      if (self->close_timeout > 0)
+        {
+          left = self->stall_until - g_get_monotonic_time ();
+          if (left <= 0)
+            {
+              g_autoptr(GError) stalled = np_stream_stalled_error_new (self);
+
+              np_stream_finish_locked (self, stalled, &after);
+              break;
+            }
+        }
+
+      np_stream_wait_writable_locked (self, left < 0 ? -1 : (gint) ((left + 999) / 1000),
+                                      NULL, NULL);
+    }
+
+  ret = self->error == NULL;
+  if (!ret)
+    g_propagate_error (error, g_error_copy (self->error));
+  g_mutex_unlock (&self->lock);
+
+  np_stream_after (self, &after, TRUE);
+
+  return ret;
+}
+
+/* Ends the stream because of @error, telling the peer why. */
 void
 np_stream_abort (NpStream     *self,
                  const GError *error)
 {
-  g_autoptr(GBytes) goodbye = NULL;
+  NpStreamAfter after = NP_STREAM_AFTER_INIT;
 
-  if (self->state == NP_STREAM_CLOSED)
-    return;
+  g_mutex_lock (&self->lock);
+  np_stream_abort_locked (self, error, &after);
+  g_mutex_unlock (&self->lock);
 
-  if (self->write_error == NULL)
-    {
-      NpPipeError code = error->domain == NP_PIPE_ERROR ? error->code : NP_PIPE_ERROR_FAILED;
-
-      goodbye = np_goodbye_encode (code, error->message);
-      self->state = NP_STREAM_CLOSING;
-      np_stream_queue_frame (self, NP_FRAME_GOODBYE, goodbye);
-      np_stream_write_some (self);
-    }
-
-  np_stream_finish (self, error);
+  np_stream_after (self, &after, TRUE);
 }

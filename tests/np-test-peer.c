@@ -70,6 +70,9 @@ run_send (const char *name,
 {
   g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
 
+  /* Everything must arrive, however long a loaded server (one that
+   * spawns a hundred of us, say) takes to read it. */
+  np_pipe_client_set_close_timeout (client, 0);
   connect_and_send (client, client_id, count, size_for);
 
   np_pipe_client_close (client);

@@ -41,6 +41,19 @@ NP_AVAILABLE_IN_ALL
 void          np_pipe_client_set_max_queued_bytes (NpPipeClient         *self,
                                                    guint                 max_queued_bytes);
 NP_AVAILABLE_IN_ALL
+guint         np_pipe_client_get_peer_max_message_size
+                                                  (NpPipeClient         *self);
+NP_AVAILABLE_IN_ALL
+guint         np_pipe_client_get_connect_timeout  (NpPipeClient         *self);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_client_set_connect_timeout  (NpPipeClient         *self,
+                                                   guint                 timeout_msec);
+NP_AVAILABLE_IN_ALL
+guint         np_pipe_client_get_close_timeout    (NpPipeClient         *self);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_client_set_close_timeout    (NpPipeClient         *self,
+                                                   guint                 timeout_msec);
+NP_AVAILABLE_IN_ALL
 gboolean      np_pipe_client_connect_sync         (NpPipeClient         *self,
                                                    GCancellable         *cancellable,
                                                    GError              **error);
@@ -99,5 +112,14 @@ NP_AVAILABLE_IN_ALL
 guint64       np_pipe_client_get_queued_bytes     (NpPipeClient         *self);
 NP_AVAILABLE_IN_ALL
 void          np_pipe_client_close                (NpPipeClient         *self);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_client_close_async          (NpPipeClient         *self,
+                                                   GCancellable         *cancellable,
+                                                   GAsyncReadyCallback   callback,
+                                                   gpointer              user_data);
+NP_AVAILABLE_IN_ALL
+gboolean      np_pipe_client_close_finish         (NpPipeClient         *self,
+                                                   GAsyncResult         *result,
+                                                   GError              **error);
 
 G_END_DECLS

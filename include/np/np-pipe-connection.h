@@ -33,6 +33,9 @@ guint         np_pipe_connection_get_peer_gid          (NpPipeConnection  *self)
 NP_AVAILABLE_IN_ALL
 GCredentials *np_pipe_connection_get_peer_credentials  (NpPipeConnection  *self);
 NP_AVAILABLE_IN_ALL
+guint         np_pipe_connection_get_peer_max_message_size
+                                                       (NpPipeConnection  *self);
+NP_AVAILABLE_IN_ALL
 gboolean      np_pipe_connection_send                  (NpPipeConnection  *self,
                                                         GBytes            *message,
                                                         GError           **error);

@@ -1,0 +1,259 @@
+/* np-listener.c
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "config.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "np-listener-private.h"
+
+/* Connections taken per dispatch before the other sources get a turn. */
+#define NP_ACCEPT_BUDGET     64
+/* Out of descriptors: how long to wait before trying again, at most,
+ * when no connection closes meanwhile. */
+#define NP_PAUSE_FIRST_MSEC  50
+#define NP_PAUSE_MAX_MSEC    1000
+
+/* Accepts connections from the server's main context. It stops polling
+ * the socket when the process runs out of descriptors (EMFILE, ENFILE),
+ * where GSocketService would spin on the error, and starts again when a
+ * connection closes or after a back-off.
+ *
+ * The owner is held only while a connection is handed to it, and may be
+ * let go of from any thread by np_listener_close(). */
+struct _NpListener
+{
+  gatomicrefcount     ref_count;
+  GMutex              lock;
+  GSocket            *socket;
+  GMainContext       *context;
+  char               *name;
+  NpListenerIncoming  incoming;
+
+  /* Guarded by the lock. */
+  GObject            *owner;      /* NULL once closed */
+  GSource            *source;     /* NULL while paused */
+  GSource            *resume;
+  guint               pause_msec;
+  guint               warned : 1;
+};
+
+static gboolean np_listener_accept_cb (GSocket      *socket,
+                                       GIOCondition  condition,
+                                       gpointer      data);
+
+static NpListener *
+np_listener_ref (NpListener *self)
+{
+  g_atomic_ref_count_inc (&self->ref_count);
+  return self;
+}
+
+static void
+np_listener_unref (gpointer data)
+{
+  NpListener *self = data;
+
+  if (!g_atomic_ref_count_dec (&self->ref_count))
+    return;
+
+  g_assert (self->owner == NULL && self->source == NULL && self->resume == NULL);
+
+  /* The last user is gone: no dispatch can be using the socket. */
+  g_socket_close (self->socket, NULL);
+  g_object_unref (self->socket);
+  g_main_context_unref (self->context);
+  g_free (self->name);
+  g_mutex_clear (&self->lock);
+  g_free (self);
+}
+
+static void
+np_listener_clear_source (GSource **source)
+{
+  if (*source != NULL)
+    {
+      g_source_destroy (*source);
+      g_clear_pointer (source, g_source_unref);
+    }
+}
+
+static void
+np_listener_watch_locked (NpListener *self)
+{
+  if (self->owner == NULL || self->source != NULL)
+    return;
+
+  np_listener_clear_source (&self->resume);
+  self->source = g_socket_create_source (self->socket, G_IO_IN, NULL);
+  g_source_set_static_name (self->source, "[np] pipe accept");
+  g_source_set_callback (self->source, G_SOURCE_FUNC (np_listener_accept_cb),
+                         np_listener_ref (self), np_listener_unref);
+  g_source_attach (self->source, self->context);
+}
+
+static gboolean
+np_listener_resume_cb (gpointer data)
+{
+  NpListener *self = data;
+
+  g_mutex_lock (&self->lock);
+  if (self->resume == g_main_current_source ())
+    {
+      g_clear_pointer (&self->resume, g_source_unref);
+      np_listener_watch_locked (self);
+    }
+  g_mutex_unlock (&self->lock);
+
+  return G_SOURCE_REMOVE;
+}
+
+/* No descriptor is left for a new connection: stop polling the socket,
+ * which would stay readable, until one comes free. */
+static void
+np_listener_pause_locked (NpListener *self,
+                          int         errsv)
+{
+  if (!self->warned)
+    {
+      g_warning ("Pipe “%s” stops accepting connections for a while: %s. It goes on when "
+                 "a connection closes; raise the limit (ulimit -n) or lower "
+                 "max-connections to keep this from happening.",
+                 self->name, g_strerror (errsv));
+      self->warned = TRUE;
+    }
+
+  np_listener_clear_source (&self->source);
+
+  self->pause_msec = self->pause_msec == 0 ? NP_PAUSE_FIRST_MSEC
+                                           : MIN (self->pause_msec * 2, NP_PAUSE_MAX_MSEC);
+  np_listener_clear_source (&self->resume);
+  self->resume = g_timeout_source_new (self->pause_msec);
+  g_source_set_static_name (self->resume, "[np] pipe accept back-off");
+  g_source_set_callback (self->resume, np_listener_resume_cb,
+                         np_listener_ref (self), np_listener_unref);
+  g_source_attach (self->resume, self->context);
+}
+
+static gboolean
+np_listener_accept_cb (GSocket      *socket,
+                       GIOCondition  condition,
+                       gpointer      data)
+{
+  NpListener *self = data;
+  GObject *owner;
+
+  g_mutex_lock (&self->lock);
+  owner = self->owner != NULL ? g_object_ref (self->owner) : NULL;
+  g_mutex_unlock (&self->lock);
+
+  if (owner == NULL)
+    return G_SOURCE_REMOVE;
+
+  for (guint i = 0; i < NP_ACCEPT_BUDGET; i++)
+    {
+      g_autoptr(GSocketConnection) connection = NULL;
+      g_autoptr(GSocket) peer = NULL;
+      int fd;
+
+      fd = accept4 (g_socket_get_fd (self->socket), NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (fd < 0)
+        {
+          int errsv = errno;
+
+          if (errsv == EINTR || errsv == ECONNABORTED)
+            continue;
+
+          if (errsv == EMFILE || errsv == ENFILE || errsv == ENOBUFS || errsv == ENOMEM)
+            {
+              g_mutex_lock (&self->lock);
+              if (self->source == g_main_current_source ())
+                np_listener_pause_locked (self, errsv);
+              g_mutex_unlock (&self->lock);
+            }
+          else if (errsv != EAGAIN && errsv != EWOULDBLOCK)
+            g_debug ("Pipe “%s”: accepting a connection failed: %s",
+                     self->name, g_strerror (errsv));
+          break;
+        }
+
+      peer = g_socket_new_from_fd (fd, NULL);
+      if (peer == NULL)
+        {
+          close (fd);
+          continue;
+        }
+
+      g_mutex_lock (&self->lock);
+      self->pause_msec = 0;
+      g_mutex_unlock (&self->lock);
+
+      connection = g_socket_connection_factory_create_connection (peer);
+      self->incoming (owner, connection);
+
+      g_mutex_lock (&self->lock);
+      if (self->owner == NULL)
+        i = NP_ACCEPT_BUDGET;
+      g_mutex_unlock (&self->lock);
+    }
+
+  g_object_unref (owner);
+
+  return G_SOURCE_CONTINUE;
+}
+
+/* Accepts on @socket, a listening socket, from @context, handing each
+ * connection to @incoming. */
+NpListener *
+np_listener_new (GSocket            *socket,
+                 GMainContext       *context,
+                 GObject            *owner,
+                 NpListenerIncoming  incoming,
+                 const char         *name)
+{
+  NpListener *self = g_new0 (NpListener, 1);
+
+  g_atomic_ref_count_init (&self->ref_count);
+  g_mutex_init (&self->lock);
+  self->socket = g_object_ref (socket);
+  self->context = g_main_context_ref (context);
+  self->owner = owner;
+  self->incoming = incoming;
+  self->name = g_strdup (name);
+
+  g_mutex_lock (&self->lock);
+  np_listener_watch_locked (self);
+  g_mutex_unlock (&self->lock);
+
+  return self;
+}
+
+/* A descriptor came free: accept again at once if paused. */
+void
+np_listener_resume (NpListener *self)
+{
+  g_mutex_lock (&self->lock);
+  if (self->source == NULL && self->resume != NULL)
+    np_listener_watch_locked (self);
+  g_mutex_unlock (&self->lock);
+}
+
+/* Stops accepting, lets go of the owner, and drops the caller's
+ * reference; the socket closes once no dispatch uses it. */
+void
+np_listener_close (NpListener *self)
+{
+  g_mutex_lock (&self->lock);
+  self->owner = NULL;
+  np_listener_clear_source (&self->source);
+  np_listener_clear_source (&self->resume);
+  g_mutex_unlock (&self->lock);
+
+  np_listener_unref (self);
+}

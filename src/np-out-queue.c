@@ -1,0 +1,315 @@
+/* np-out-queue.c
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "config.h"
+
+#include <string.h>
+
+#include "np-out-queue-private.h"
+
+/* Copied bytes go into chunks of at least this size, so that a burst of
+ * small frames is one allocation and one vector. */
+#define NP_OUT_CHUNK_SIZE (16 * 1024)
+
+struct _NpOutChunk
+{
+  NpOutChunk   *next;
+  GBytes       *bytes;      /* NULL for a chunk of copied bytes */
+  const guint8 *data;
+  gsize         len;
+  gsize         offset;     /* bytes of it already written */
+  gsize         cap;
+  /* Where the last frame that ends in this chunk ends, 0 if none does:
+   * what np_out_queue_cut() needs to keep frames whole. */
+  guint64       frame_end;
+  guint8        inline_data[];
+};
+
+void
+np_out_queue_init (NpOutQueue *queue)
+{
+  memset (queue, 0, sizeof *queue);
+}
+
+static void
+np_out_chunk_free (NpOutChunk *chunk)
+{
+  g_clear_pointer (&chunk->bytes, g_bytes_unref);
+  g_free (chunk);
+}
+
+static void
+np_out_queue_free_from (NpOutChunk *chunk)
+{
+  while (chunk != NULL)
+    {
+      NpOutChunk *next = chunk->next;
+
+      np_out_chunk_free (chunk);
+      chunk = next;
+    }
+}
+
+/* Drops everything queued: it will never be written. */
+void
+np_out_queue_clear (NpOutQueue *queue)
+{
+  np_out_queue_free_from (queue->head);
+  queue->head = queue->tail = NULL;
+  queue->written = queue->queued;
+}
+
+static void
+np_out_queue_append_chunk (NpOutQueue *queue,
+                           NpOutChunk *chunk)
+{
+  if (queue->tail != NULL)
+    queue->tail->next = chunk;
+  else
+    queue->head = chunk;
+  queue->tail = chunk;
+}
+
+static void
+np_out_queue_append_copy (NpOutQueue   *queue,
+                          const guint8 *data,
+                          gsize         len)
+{
+  NpOutChunk *tail = queue->tail;
+
+  if (len == 0)
+    return;
+
+  if (tail == NULL || tail->bytes != NULL || tail->cap - tail->len < len)
+    {
+      gsize cap = MAX (NP_OUT_CHUNK_SIZE, len);
+
+      tail = g_malloc (sizeof (NpOutChunk) + cap);
+      tail->next = NULL;
+      tail->bytes = NULL;
+      tail->data = tail->inline_data;
+      tail->len = 0;
+      tail->offset = 0;
+      tail->cap = cap;
+      tail->frame_end = 0;
+      np_out_queue_append_chunk (queue, tail);
+    }
+
+  memcpy (tail->inline_data + tail->len, data, len);
+  tail->len += len;
+}
+
+static void
+np_out_queue_append_bytes (NpOutQueue *queue,
+                           GBytes     *bytes)
+{
+  NpOutChunk *chunk = g_new0 (NpOutChunk, 1);
+  gsize len;
+
+  chunk->data = g_bytes_get_data (bytes, &len);
+  chunk->len = len;
+  chunk->bytes = g_bytes_ref (bytes);
+  np_out_queue_append_chunk (queue, chunk);
+}
+
+/* Queues one frame, @header then @payload (which may be %NULL). Small
+ * payloads are copied; larger ones are written from @payload itself.
+ * Returns the position where the frame starts; it ends at @queued. */
+guint64
+np_out_queue_push_frame (NpOutQueue   *queue,
+                         const guint8 *header,
+                         gsize         header_len,
+                         GBytes       *payload)
+{
+  guint64 start = queue->queued;
+  gsize len = payload != NULL ? g_bytes_get_size (payload) : 0;
+
+  g_assert (header_len > 0);
+
+  np_out_queue_append_copy (queue, header, header_len);
+
+  if (len == 0)
+    ;
+  else if (len <= NP_OUT_QUEUE_COALESCE_MAX)
+    np_out_queue_append_copy (queue, g_bytes_get_data (payload, NULL), len);
+  else
+    np_out_queue_append_bytes (queue, payload);
+
+  queue->queued += header_len + len;
+  queue->tail->frame_end = queue->queued;
+
+  return start;
+}
+
+/* Fills @vectors with what is queued, oldest first. Returns how many. */
+guint
+np_out_queue_peek (const NpOutQueue *queue,
+                   GOutputVector    *vectors,
+                   guint             max_vectors)
+{
+  guint n = 0;
+
+  for (NpOutChunk *c = queue->head; c != NULL && n < max_vectors; c = c->next)
+    {
+      vectors[n].buffer = c->data + c->offset;
+      vectors[n].size = c->len - c->offset;
+      n++;
+    }
+
+  return n;
+}
+
+/* Forgets the first @written bytes: the peer has them. */
+void
+np_out_queue_consume (NpOutQueue *queue,
+                      gsize       written)
+{
+  g_assert (written <= np_out_queue_get_size (queue));
+
+  queue->written += written;
+
+  while (written > 0)
+    {
+      NpOutChunk *chunk = queue->head;
+      gsize left = chunk->len - chunk->offset;
+
+      if (written < left)
+        {
+          chunk->offset += written;
+          break;
+        }
+
+      written -= left;
+      queue->head = chunk->next;
+      if (queue->head == NULL)
+        queue->tail = NULL;
+      np_out_chunk_free (chunk);
+    }
+}
+
+/* The absolute position of the first byte in the head chunk's storage. */
+static inline guint64
+np_out_queue_head_start (const NpOutQueue *queue)
+{
+  return queue->head != NULL ? queue->written - queue->head->offset : queue->written;
+}
+
+/* Takes the frames in [@start, @end) out of the queue, as if they had
+ * never been pushed: positions after @end move back by their size. The
+ * range must be whole frames none of whose bytes were written; returns
+ * %FALSE, changing nothing, when writing them has begun. */
+gboolean
+np_out_queue_remove (NpOutQueue *queue,
+                     guint64     start,
+                     guint64     end)
+{
+  guint64 delta = end - start;
+  guint64 chunk_start = np_out_queue_head_start (queue);
+  NpOutChunk *prev = NULL;
+  NpOutChunk *chunk;
+
+  g_assert (start <= end && end <= queue->queued);
+
+  if (start < queue->written)
+    return FALSE;
+  if (delta == 0)
+    return TRUE;
+
+  chunk = queue->head;
+  while (chunk != NULL)
+    {
+      NpOutChunk *next = chunk->next;
+      guint64 chunk_end;
+      guint64 cut_start, cut_end;
+
+      chunk_end = chunk_start + chunk->len;
+      cut_start = MAX (start, chunk_start);
+      cut_end = MIN (end, chunk_end);
+
+      if (cut_start >= cut_end)
+        {
+          /* Not in the range: only its positions may move. */
+          if (chunk->frame_end >= end)
+            chunk->frame_end -= delta;
+        }
+      else if (cut_start == chunk_start && cut_end == chunk_end && chunk->offset == 0)
+        {
+          /* All of it goes. */
+          if (prev != NULL)
+            prev->next = next;
+          else
+            queue->head = next;
+          np_out_chunk_free (chunk);
+          chunk_start = chunk_end;
+          chunk = next;
+          continue;
+        }
+      else
+        {
+          /* Part of a chunk of copied bytes: a payload chunk always lies
+           * whole inside its frame. */
+          guint8 *data = chunk->inline_data;
+
+          g_assert (chunk->bytes == NULL);
+
+          memmove (data + (cut_start - chunk_start), data + (cut_end - chunk_start),
+                   chunk_end - cut_end);
+          chunk->len -= cut_end - cut_start;
+
+          if (chunk->frame_end >= end)
+            chunk->frame_end -= delta;
+          else if (chunk->frame_end > start)
+            /* The last frame that ended here was removed: the one before
+             * it ended at @start, if that is in this chunk at all. */
+            chunk->frame_end = start > chunk_start ? start : 0;
+        }
+
+      prev = chunk;
+      chunk_start = chunk_end;
+      chunk = next;
+    }
+
+  queue->tail = prev;
+  queue->queued -= delta;
+
+  return TRUE;
+}
+
+/* Drops every frame not yet begun, keeping the rest of the one being
+ * written (and perhaps a few whole frames after it, up to the end of its
+ * chunk), so that what the peer receives still ends on a frame boundary.
+ * Used before a last frame is queued on an error. */
+void
+np_out_queue_cut (NpOutQueue *queue)
+{
+  guint64 chunk_start = np_out_queue_head_start (queue);
+
+  for (NpOutChunk *chunk = queue->head; chunk != NULL; chunk = chunk->next)
+    {
+      if (chunk->frame_end != 0 && chunk->frame_end >= queue->written)
+        {
+          chunk->len = chunk->frame_end - chunk_start;
+          np_out_queue_free_from (chunk->next);
+          chunk->next = NULL;
+          queue->tail = chunk;
+          queue->queued = chunk->frame_end;
+
+          if (chunk->offset == chunk->len)
+            {
+              /* It ends exactly where writing stopped. */
+              g_assert (chunk == queue->head);
+              np_out_queue_clear (queue);
+            }
+          return;
+        }
+
+      chunk_start += chunk->len;
+    }
+
+  /* Every frame ends in some chunk, so only an empty queue gets here. */
+  g_assert (queue->head == NULL);
+}

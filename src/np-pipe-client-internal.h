@@ -1,0 +1,57 @@
+/* np-pipe-client-internal.h: what the files of NpPipeClient share
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#pragma once
+
+#include "np-pipe-client.h"
+#include "np-stream-private.h"
+
+G_BEGIN_DECLS
+
+enum {
+  NP_PIPE_CLIENT_PROP_0,
+  NP_PIPE_CLIENT_PROP_NAME,
+  NP_PIPE_CLIENT_PROP_PATH,
+  NP_PIPE_CLIENT_PROP_CONNECTED,
+  NP_PIPE_CLIENT_PROP_MAX_MESSAGE_SIZE,
+  NP_PIPE_CLIENT_PROP_MAX_QUEUED_BYTES,
+  NP_PIPE_CLIENT_PROP_PEER_MAX_MESSAGE_SIZE,
+  NP_PIPE_CLIENT_PROP_CONNECT_TIMEOUT,
+  NP_PIPE_CLIENT_PROP_CLOSE_TIMEOUT,
+  NP_PIPE_CLIENT_N_PROPS
+};
+
+extern GParamSpec *np_pipe_client_properties [NP_PIPE_CLIENT_N_PROPS];
+
+struct _NpPipeClient
+{
+  GObject       parent_instance;
+
+  /* Constant once constructed. */
+  char         *name;
+  char         *path;
+  GMainContext *context;
+
+  GMutex        lock;
+  /* Guarded by the lock. */
+  NpStream     *stream;          /* the latest connection, perhaps closed */
+  GTask        *connect_task;    /* a connect_async waiting for the hello */
+  NpStream     *connect_stream;  /* the stream it waits on */
+  GCancellable *attempt;         /* cancels the connect under way */
+  gulong        attempt_id;      /* handler of connect_task on attempt */
+  guint         max_message_size;
+  guint         max_queued_bytes;
+  guint         connect_timeout;
+  guint         close_timeout;
+  guint         connected : 1;
+};
+
+void  np_pipe_client_install_properties (GObjectClass *object_class);
+guint np_pipe_client_get_uint           (NpPipeClient *self,
+                                         const guint  *field);
+
+G_END_DECLS

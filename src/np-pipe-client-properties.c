@@ -1,0 +1,527 @@
+/* np-pipe-client-properties.c: the settings of NpPipeClient
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "config.h"
+
+#include "np-error.h"
+#include "np-pipe-client-internal.h"
+
+#define DEFAULT_MAX_MESSAGE_SIZE (16 * 1024 * 1024)
+#define DEFAULT_MAX_QUEUED_BYTES (64 * 1024 * 1024)
+#define DEFAULT_CONNECT_TIMEOUT  5000
+#define DEFAULT_CLOSE_TIMEOUT    5000
+
+GParamSpec *np_pipe_client_properties [NP_PIPE_CLIENT_N_PROPS];
+
+#define properties np_pipe_client_properties
+
+guint
+np_pipe_client_get_uint (NpPipeClient *self,
+                         const guint  *field)
+{
+  guint value;
+
+  g_mutex_lock (&self->lock);
+  value = *field;
+  g_mutex_unlock (&self->lock);
+
+  return value;
+}
+
+static void
+np_pipe_client_set_uint (NpPipeClient *self,
+                         guint        *field,
+                         guint         value,
+                         guint         prop_id)
+{
+  gboolean changed;
+
+  g_mutex_lock (&self->lock);
+  changed = *field != value;
+  *field = value;
+  g_mutex_unlock (&self->lock);
+
+  if (changed)
+    g_object_notify_by_pspec (G_OBJECT (self), properties [prop_id]);
+}
+
+static void
+np_pipe_client_get_property (GObject    *object,
+                             guint       prop_id,
+                             GValue     *value,
+                             GParamSpec *pspec)
+{
+  NpPipeClient *self = NP_PIPE_CLIENT (object);
+
+  switch (prop_id)
+    {
+    case NP_PIPE_CLIENT_PROP_NAME:
+      g_value_set_string (value, self->name);
+      break;
+
+    case NP_PIPE_CLIENT_PROP_PATH:
+      g_value_set_string (value, self->path);
+      break;
+
+    case NP_PIPE_CLIENT_PROP_CONNECTED:
+      g_value_set_boolean (value, np_pipe_client_get_connected (self));
+      break;
+
+    case NP_PIPE_CLIENT_PROP_MAX_MESSAGE_SIZE:
+      g_value_set_uint (value, np_pipe_client_get_max_message_size (self));
+      break;
+
+    case NP_PIPE_CLIENT_PROP_MAX_QUEUED_BYTES:
+      g_value_set_uint (value, np_pipe_client_get_max_queued_bytes (self));
+      break;
+
+    case NP_PIPE_CLIENT_PROP_PEER_MAX_MESSAGE_SIZE:
+      g_value_set_uint (value, np_pipe_client_get_peer_max_message_size (self));
+      break;
+
+    case NP_PIPE_CLIENT_PROP_CONNECT_TIMEOUT:
+      g_value_set_uint (value, np_pipe_client_get_connect_timeout (self));
+      break;
+
+    case NP_PIPE_CLIENT_PROP_CLOSE_TIMEOUT:
+      g_value_set_uint (value, np_pipe_client_get_close_timeout (self));
+      break;
+
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+np_pipe_client_set_property (GObject      *object,
+                             guint         prop_id,
+                             const GValue *value,
+                             GParamSpec   *pspec)
+{
+  NpPipeClient *self = NP_PIPE_CLIENT (object);
+
+  switch (prop_id)
+    {
+    case NP_PIPE_CLIENT_PROP_NAME:
+      /* Construct-only: nothing else sees the client yet. */
+      self->name = g_value_dup_string (value);
+      break;
+
+    case NP_PIPE_CLIENT_PROP_MAX_MESSAGE_SIZE:
+      np_pipe_client_set_max_message_size (self, g_value_get_uint (value));
+      break;
+
+    case NP_PIPE_CLIENT_PROP_MAX_QUEUED_BYTES:
+      np_pipe_client_set_max_queued_bytes (self, g_value_get_uint (value));
+      break;
+
+    case NP_PIPE_CLIENT_PROP_CONNECT_TIMEOUT:
+      np_pipe_client_set_connect_timeout (self, g_value_get_uint (value));
+      break;
+
+    case NP_PIPE_CLIENT_PROP_CLOSE_TIMEOUT:
+      np_pipe_client_set_close_timeout (self, g_value_get_uint (value));
+      break;
+
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+void
+np_pipe_client_install_properties (GObjectClass *object_class)
+{
+  object_class->get_property = np_pipe_client_get_property;
+  object_class->set_property = np_pipe_client_set_property;
+
+  /**
+   * NpPipeClient:name:
+   *
+   * The name of the server to connect to: a pipe name or an absolute
+   * socket path, as given to [ctor@Np.PipeServer.new]. A client created
+   * without one cannot connect: connecting fails with
+   * %NP_PIPE_ERROR_INVALID_NAME.
+   *
+   * Since: 1.0
+   */
+  properties [NP_PIPE_CLIENT_PROP_NAME] =
+    g_param_spec_string ("name", NULL, NULL,
+                         NULL,
+                         (G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeClient:path:
+   *
+   * The socket path [property@Np.PipeClient:name] maps to, or %NULL when
+   * the name is not valid or not set.
+   *
+   * Since: 1.0
+   */
+  properties [NP_PIPE_CLIENT_PROP_PATH] =
+    g_param_spec_string ("path", NULL, NULL,
+                         NULL,
+                         (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeClient:connected:
+   *
+   * Whether the client is connected: from a successful connect until
+   * [method@Np.PipeClient.close], or until the server goes
+   * ([signal@Np.PipeClient::disconnected]). Its notifications are emitted
+   * in the client's main context.
+   *
+   * Since: 1.0
+   */
+  properties [NP_PIPE_CLIENT_PROP_CONNECTED] =
+    g_param_spec_boolean ("connected", NULL, NULL,
+                          FALSE,
+                          (G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeClient:max-message-size:
+   *
+   * The largest message, in bytes, the client accepts from the server; the
+   * server learns it in the handshake and refuses to send larger ones.
+   * From 0 to 4294967295 (`G_MAXUINT32`); the default is 16777216 (16
+   * MiB). A change applies from the next connect.
+   *
+   * Since: 1.0
+   */
+  properties [NP_PIPE_CLIENT_PROP_MAX_MESSAGE_SIZE] =
+    g_param_spec_uint ("max-message-size", NULL, NULL,
+                       0, G_MAXUINT32, DEFAULT_MAX_MESSAGE_SIZE,
+                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                        G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeClient:max-queued-bytes:
+   *
+   * The most bytes that may wait to be written to the server. When the
+   * server does not keep up, [method@Np.PipeClient.send] fails with
+   * %NP_PIPE_ERROR_QUEUE_FULL rather than let the queue grow; the
+   * connection stays, and [method@Np.PipeClient.flush_sync] or
+   * [method@Np.PipeClient.flush_async] make room. 0 means no limit; the
+   * default is 67108864 (64 MiB). Frames the client queues because of
+   * what the server sent (the answers to its pings) count too: a server
+   * that sends them and does not read is disconnected with that error.
+   *
+   * Since: 1.0
+   */
+  properties [NP_PIPE_CLIENT_PROP_MAX_QUEUED_BYTES] =
+    g_param_spec_uint ("max-queued-bytes", NULL, NULL,
+                       0, G_MAXUINT32, DEFAULT_MAX_QUEUED_BYTES,
+                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                        G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeClient:peer-max-message-size:
+   *
+   * The largest message, in bytes, the server accepts, as it announced in
+   * the handshake; 0 until the server's handshake arrived. A larger
+   * message fails to send with %NP_PIPE_ERROR_MESSAGE_TOO_LARGE. It
+   * changes in the client's main context.
+   *
+   * Since: 1.0
+   */
+  properties [NP_PIPE_CLIENT_PROP_PEER_MAX_MESSAGE_SIZE] =
+    g_param_spec_uint ("peer-max-message-size", NULL, NULL,
+                       0, G_MAXUINT32, 0,
+                       (G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeClient:connect-timeout:
+   *
+   * How long, in milliseconds, connecting may take: waiting for room in a
+   * busy server's queue of new connections, and, for
+   * [method@Np.PipeClient.connect_async], waiting for the server to accept
+   * the client. A server that has not answered the handshake by then is
+   * given up with %NP_PIPE_ERROR_TIMED_OUT, after
+   * [method@Np.PipeClient.connect_sync] too (through
+   * [signal@Np.PipeClient::disconnected]). 0 waits for as long as it
+   * takes. The default is 5000 (5 seconds).
+   *
+   * Since: 1.0
+   */
+  properties [NP_PIPE_CLIENT_PROP_CONNECT_TIMEOUT] =
+    g_param_spec_uint ("connect-timeout", NULL, NULL,
+                       0, G_MAXUINT, DEFAULT_CONNECT_TIMEOUT,
+                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                        G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeClient:close-timeout:
+   *
+   * How long, in milliseconds, a closing connection waits for a server
+   * that reads nothing of what is still queued: in
+   * [method@Np.PipeClient.close] and [method@Np.PipeClient.close_async],
+   * and after the server ended its side of the connection. A server that
+   * reads, however slowly, gets everything; one that stops reading for
+   * this long is given up: what is still queued is dropped and
+   * [signal@Np.PipeClient::disconnected] reports
+   * %NP_PIPE_ERROR_TIMED_OUT, saying how many bytes were lost. 0 waits
+   * for as long as it takes. The default is 5000 (5 seconds).
+   *
+   * Since: 1.0
+   */
+  properties [NP_PIPE_CLIENT_PROP_CLOSE_TIMEOUT] =
+    g_param_spec_uint ("close-timeout", NULL, NULL,
+                       0, G_MAXUINT, DEFAULT_CLOSE_TIMEOUT,
+                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                        G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  g_object_class_install_properties (object_class, NP_PIPE_CLIENT_N_PROPS, properties);
+}
+
+/**
+ * np_pipe_client_get_name:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:name].
+ *
+ * Returns: the name of the server
+ *
+ * Since: 1.0
+ */
+const char *
+np_pipe_client_get_name (NpPipeClient *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), NULL);
+
+  return self->name;
+}
+
+/**
+ * np_pipe_client_get_path:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:path].
+ *
+ * Returns: (nullable): the socket path, or %NULL when the name is invalid
+ *
+ * Since: 1.0
+ */
+const char *
+np_pipe_client_get_path (NpPipeClient *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), NULL);
+
+  return self->path;
+}
+
+/**
+ * np_pipe_client_get_connected:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:connected].
+ *
+ * Returns: %TRUE if the client is connected
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_client_get_connected (NpPipeClient *self)
+{
+  gboolean connected;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
+
+  g_mutex_lock (&self->lock);
+  connected = self->connected;
+  g_mutex_unlock (&self->lock);
+
+  return connected;
+}
+
+/**
+ * np_pipe_client_get_max_message_size:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:max-message-size].
+ *
+ * Returns: the largest message accepted from the server, in bytes
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_client_get_max_message_size (NpPipeClient *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
+
+  return np_pipe_client_get_uint (self, &self->max_message_size);
+}
+
+/**
+ * np_pipe_client_set_max_message_size:
+ * @self: a #NpPipeClient
+ * @max_message_size: the largest message accepted from the server, in bytes
+ *
+ * Sets [property@Np.PipeClient:max-message-size].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_set_max_message_size (NpPipeClient *self,
+                                     guint         max_message_size)
+{
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+
+  np_pipe_client_set_uint (self, &self->max_message_size, max_message_size,
+                           NP_PIPE_CLIENT_PROP_MAX_MESSAGE_SIZE);
+}
+
+/**
+ * np_pipe_client_get_max_queued_bytes:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:max-queued-bytes].
+ *
+ * Returns: the most bytes that may wait to be written to the server
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_client_get_max_queued_bytes (NpPipeClient *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
+
+  return np_pipe_client_get_uint (self, &self->max_queued_bytes);
+}
+
+/**
+ * np_pipe_client_set_max_queued_bytes:
+ * @self: a #NpPipeClient
+ * @max_queued_bytes: the most bytes that may wait to be written to the
+ *   server, 0 for no limit
+ *
+ * Sets [property@Np.PipeClient:max-queued-bytes]. It applies at once.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_set_max_queued_bytes (NpPipeClient *self,
+                                     guint         max_queued_bytes)
+{
+  gboolean changed;
+
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+
+  g_mutex_lock (&self->lock);
+  changed = self->max_queued_bytes != max_queued_bytes;
+  self->max_queued_bytes = max_queued_bytes;
+  if (self->stream != NULL)
+    np_stream_set_queue_limit (self->stream, max_queued_bytes, FALSE);
+  g_mutex_unlock (&self->lock);
+
+  if (changed)
+    g_object_notify_by_pspec (G_OBJECT (self),
+                              properties [NP_PIPE_CLIENT_PROP_MAX_QUEUED_BYTES]);
+}
+
+/**
+ * np_pipe_client_get_peer_max_message_size:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:peer-max-message-size].
+ *
+ * Returns: the largest message the server accepts, in bytes, or 0 until
+ *   its handshake arrived
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_client_get_peer_max_message_size (NpPipeClient *self)
+{
+  g_autoptr(NpStream) stream = NULL;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
+
+  g_mutex_lock (&self->lock);
+  if (self->stream != NULL)
+    stream = np_stream_ref (self->stream);
+  g_mutex_unlock (&self->lock);
+
+  return stream != NULL ? np_stream_get_peer_max_message_size (stream) : 0;
+}
+
+/**
+ * np_pipe_client_get_connect_timeout:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:connect-timeout].
+ *
+ * Returns: how long connecting may take, in milliseconds, 0 for no limit
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_client_get_connect_timeout (NpPipeClient *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
+
+  return np_pipe_client_get_uint (self, &self->connect_timeout);
+}
+
+/**
+ * np_pipe_client_set_connect_timeout:
+ * @self: a #NpPipeClient
+ * @timeout_msec: how long connecting may take, in milliseconds, 0 for no
+ *   limit
+ *
+ * Sets [property@Np.PipeClient:connect-timeout]. It applies from the next
+ * connect.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_set_connect_timeout (NpPipeClient *self,
+                                    guint         timeout_msec)
+{
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+
+  np_pipe_client_set_uint (self, &self->connect_timeout, timeout_msec,
+                           NP_PIPE_CLIENT_PROP_CONNECT_TIMEOUT);
+}
+
+/**
+ * np_pipe_client_get_close_timeout:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:close-timeout].
+ *
+ * Returns: how long closing may take to write what is queued, in
+ *   milliseconds, 0 for no limit
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_client_get_close_timeout (NpPipeClient *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
+
+  return np_pipe_client_get_uint (self, &self->close_timeout);
+}
+
+/**
+ * np_pipe_client_set_close_timeout:
+ * @self: a #NpPipeClient
+ * @timeout_msec: how long closing may take to write what is queued, in
+ *   milliseconds, 0 for no limit
+ *
+ * Sets [property@Np.PipeClient:close-timeout]. It applies from the next
+ * connect.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_set_close_timeout (NpPipeClient *self,
+                                  guint         timeout_msec)
+{
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+
+  np_pipe_client_set_uint (self, &self->close_timeout, timeout_msec,
+                           NP_PIPE_CLIENT_PROP_CLOSE_TIMEOUT);
+}

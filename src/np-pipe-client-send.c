@@ -1,0 +1,381 @@
+/* np-pipe-client-send.c: sending, flushing and pinging
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "config.h"
+
+#include "np-error.h"
+#include "np-pipe-client-internal.h"
+
+static void
+np_pipe_client_set_not_connected (NpPipeClient  *self,
+                                  GError       **error)
+{
+  g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
+               "Pipe “%s” is not connected", self->name);
+}
+
+/* The connection, with a reference, or %NULL when not connected. */
+static NpStream *
+np_pipe_client_ref_stream (NpPipeClient  *self,
+                           GError       **error)
+{
+  NpStream *stream = NULL;
+
+  g_mutex_lock (&self->lock);
+  if (self->connected && self->stream != NULL)
+    stream = np_stream_ref (self->stream);
+  g_mutex_unlock (&self->lock);
+
+  if (stream == NULL)
+    np_pipe_client_set_not_connected (self, error);
+
+  return stream;
+}
+
+/* Hands @task to the connection, or fails it when the client is not
+ * connected. */
+static void
+np_pipe_client_run_on_stream (NpPipeClient  *self,
+                              GTask         *task,
+                              void         (*run) (NpStream *stream,
+                                                   GTask    *task))
+{
+  g_autoptr(NpStream) stream = NULL;
+  GError *error = NULL;
+
+  stream = np_pipe_client_ref_stream (self, &error);
+  if (stream == NULL)
+    g_task_return_error (task, error);
+  else
+    run (stream, task);
+}
+
+/**
+ * np_pipe_client_send:
+ * @self: a #NpPipeClient
+ * @message: the message, 0 bytes or more
+ * @error: return location for a #GError
+ *
+ * Queues @message to the server. This never blocks: the queue is written
+ * from the client's main context as one vectored write for everything
+ * queued in the meantime, and at once once it grows past a few tens of
+ * KiB. [method@Np.PipeClient.flush_sync] and [method@Np.PipeClient.close]
+ * write it out without a main loop.
+ *
+ * Fails with %NP_PIPE_ERROR_CLOSED when the client is not connected, with
+ * %NP_PIPE_ERROR_MESSAGE_TOO_LARGE when the server announced a smaller
+ * [property@Np.PipeServer:max-message-size], and with
+ * %NP_PIPE_ERROR_QUEUE_FULL when the server does not keep up (see
+ * [property@Np.PipeClient:max-queued-bytes]).
+ *
+ * Returns: %TRUE if the message was queued
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_client_send (NpPipeClient  *self,
+                     GBytes        *message,
+                     GError       **error)
+{
+  gboolean ret;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
+  g_return_val_if_fail (message != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  /* Queueing never calls out: the lock may stay held. */
+  g_mutex_lock (&self->lock);
+  if (self->connected && self->stream != NULL)
+    ret = np_stream_send (self->stream, message, error);
+  else
+    {
+      np_pipe_client_set_not_connected (self, error);
+      ret = FALSE;
+    }
+  g_mutex_unlock (&self->lock);
+
+  return ret;
+}
+
+/**
+ * np_pipe_client_send_data:
+ * @self: a #NpPipeClient
+ * @data: (array length=size) (element-type guint8) (nullable): the message
+ * @size: the length of @data
+ * @error: return location for a #GError
+ *
+ * Queues a copy of @data as one message, like [method@Np.PipeClient.send].
+ * This is the call for bindings that hold a byte string rather than a
+ * #GBytes, such as a Python `bytes` object.
+ *
+ * Returns: %TRUE if the message was queued
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_client_send_data (NpPipeClient  *self,
+                          const guint8  *data,
+                          gsize          size,
+                          GError       **error)
+{
+  g_autoptr(GBytes) message = NULL;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
+  g_return_val_if_fail (data != NULL || size == 0, FALSE);
+
+  message = g_bytes_new (data, size);
+
+  return np_pipe_client_send (self, message, error);
+}
+
+/**
+ * np_pipe_client_send_async:
+ * @self: a #NpPipeClient
+ * @message: the message, 0 bytes or more
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called once the message is written to the
+ *   socket, or failed
+ * @user_data: data for @callback
+ *
+ * Queues @message like [method@Np.PipeClient.send] and reports when it
+ * has been written to the socket. Finish with
+ * [method@Np.PipeClient.send_finish].
+ *
+ * Cancelling before any byte of the message was written takes it out of
+ * the queue: the server never sees it. Once writing has begun, the
+ * message is delivered whole all the same, and the call still fails with
+ * %G_IO_ERROR_CANCELLED.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_send_async (NpPipeClient        *self,
+                           GBytes              *message,
+                           GCancellable        *cancellable,
+                           GAsyncReadyCallback  callback,
+                           gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  g_autoptr(NpStream) stream = NULL;
+  GError *error = NULL;
+
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+  g_return_if_fail (message != NULL);
+  g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, np_pipe_client_send_async);
+
+  stream = np_pipe_client_ref_stream (self, &error);
+  if (stream == NULL)
+    g_task_return_error (task, error);
+  else
+    np_stream_send_async (stream, message, task);
+}
+
+/**
+ * np_pipe_client_send_finish:
+ * @self: a #NpPipeClient
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Np.PipeClient.send_async].
+ *
+ * Returns: %TRUE if the message was written to the socket
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_client_send_finish (NpPipeClient  *self,
+                            GAsyncResult  *result,
+                            GError       **error)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/**
+ * np_pipe_client_flush_sync:
+ * @self: a #NpPipeClient
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Writes out everything queued, blocking the calling thread until the
+ * socket took it. No main context is iterated; when the server runs in the
+ * same thread, queue no more than the socket buffer holds (some hundred
+ * KiB) before flushing, or use [method@Np.PipeClient.flush_async].
+ *
+ * Returns: %TRUE if everything queued was written
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_client_flush_sync (NpPipeClient  *self,
+                           GCancellable  *cancellable,
+                           GError       **error)
+{
+  g_autoptr(NpPipeClient) hold = NULL;
+  g_autoptr(NpStream) stream = NULL;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
+  g_return_val_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  /* Completing a send_async may run a callback that drops the last
+   * reference. */
+  hold = g_object_ref (self);
+  stream = np_pipe_client_ref_stream (self, error);
+
+  return stream != NULL && np_stream_flush_sync (stream, cancellable, error);
+}
+
+/**
+ * np_pipe_client_flush_async:
+ * @self: a #NpPipeClient
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called once everything queued so far is
+ *   written, or failed
+ * @user_data: data for @callback
+ *
+ * Writes out everything queued from the client's main context. Finish
+ * with [method@Np.PipeClient.flush_finish]. Cancelling fails the call at
+ * once with %G_IO_ERROR_CANCELLED; what is queued is written all the
+ * same.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_flush_async (NpPipeClient        *self,
+                            GCancellable        *cancellable,
+                            GAsyncReadyCallback  callback,
+                            gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+  g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, np_pipe_client_flush_async);
+  np_pipe_client_run_on_stream (self, task, np_stream_flush_async);
+}
+
+/**
+ * np_pipe_client_flush_finish:
+ * @self: a #NpPipeClient
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Np.PipeClient.flush_async].
+ *
+ * Returns: %TRUE if everything queued was written
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_client_flush_finish (NpPipeClient  *self,
+                             GAsyncResult  *result,
+                             GError       **error)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/**
+ * np_pipe_client_ping_async:
+ * @self: a #NpPipeClient
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called when the server answered, or the
+ *   connection ended first
+ * @user_data: data for @callback
+ *
+ * Sends a ping that the server's library answers by itself, whatever the
+ * application does, and measures the round trip. Finish with
+ * [method@Np.PipeClient.ping_finish].
+ *
+ * Cancelling fails the call at once with %G_IO_ERROR_CANCELLED; the ping
+ * is taken out of the queue if none of it was written, and an answer
+ * that comes later is ignored.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_ping_async (NpPipeClient        *self,
+                           GCancellable        *cancellable,
+                           GAsyncReadyCallback  callback,
+                           gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+  g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, np_pipe_client_ping_async);
+  np_pipe_client_run_on_stream (self, task, np_stream_ping_async);
+}
+
+/**
+ * np_pipe_client_ping_finish:
+ * @self: a #NpPipeClient
+ * @result: the result passed to the callback
+ * @round_trip_usec: (out) (optional): the round trip, in microseconds
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Np.PipeClient.ping_async].
+ *
+ * Returns: %TRUE if the server answered
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_client_ping_finish (NpPipeClient  *self,
+                            GAsyncResult  *result,
+                            gint64        *round_trip_usec,
+                            GError       **error)
+{
+  gssize usec;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  usec = g_task_propagate_int (G_TASK (result), error);
+  if (usec < 0)
+    return FALSE;
+
+  if (round_trip_usec != NULL)
+    *round_trip_usec = usec;
+
+  return TRUE;
+}
+
+/**
+ * np_pipe_client_get_queued_bytes:
+ * @self: a #NpPipeClient
+ *
+ * Gets how many bytes are queued to the server and not yet written to the
+ * socket, framing included: a measure of progress for a large send, or of
+ * a server that does not keep up.
+ *
+ * Returns: the bytes queued, 0 when not connected
+ *
+ * Since: 1.0
+ */
+guint64
+np_pipe_client_get_queued_bytes (NpPipeClient *self)
+{
+  g_autoptr(NpStream) stream = NULL;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
+
+  stream = np_pipe_client_ref_stream (self, NULL);
+  return stream != NULL ? np_stream_get_queued_bytes (stream) : 0;
+}

@@ -1,0 +1,156 @@
+/* np-stream-internal.h: what the files of NpStream share
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#pragma once
+
+#include "np-flusher-private.h"
+#include "np-out-queue-private.h"
+#include "np-stream-private.h"
+
+G_BEGIN_DECLS
+
+/* The life of a stream. Every change goes through np_stream_set_state(),
+ * which asserts that it is one of these:
+ *
+ *   HANDSHAKE → OPEN       the peer's hello arrived
+ *   HANDSHAKE → CLOSING    closed by us before the peer's hello
+ *   OPEN      → CLOSING    closed by us, or the peer's end of stream at a
+ *                          frame boundary: what is queued still goes out
+ *   any but CLOSED → CLOSED   the end, reported once to the owner
+ */
+typedef enum
+{
+  NP_STREAM_HANDSHAKE,
+  NP_STREAM_OPEN,
+  NP_STREAM_CLOSING,
+  NP_STREAM_CLOSED,
+} NpStreamState;
+
+typedef enum
+{
+  NP_OP_WRITE,   /* send_async, flush_async: done once written reaches end */
+  NP_OP_PING,    /* done when the peer's pong arrives */
+  NP_OP_CLOSE,   /* done when the stream is closed */
+} NpOpKind;
+
+/* An asynchronous call waiting on the stream. */
+typedef struct
+{
+  NpOpKind  kind;
+  GTask    *task;
+  gulong    cancel_id;
+  /* The frame the call queued, [start, end), or start == end when it
+   * queued none: taken out again when it is cancelled before any of it
+   * was written. */
+  guint64   start;
+  guint64   end;
+  guint64   ping_id;
+  gint64    sent_at;
+  /* The result, once done. */
+  GError   *error;
+  gint64    value;
+} NpOp;
+
+/* What a locked stretch leaves to do once the lock is dropped. */
+typedef struct
+{
+  GQueue   done;       /* of NpOp, to complete */
+  gboolean finished;   /* the stream closed: report it */
+} NpStreamAfter;
+
+#define NP_STREAM_AFTER_INIT { G_QUEUE_INIT, FALSE }
+
+struct _NpStream
+{
+  gatomicrefcount          ref_count;
+  GMutex                   lock;
+
+  /* Constant from creation. */
+  const NpStreamCallbacks *callbacks;
+  GMainContext            *context;
+  char                    *label;
+  guint32                  max_message_size;
+  NpFlusher               *flusher;
+
+  /* Guarded by the lock. */
+  GObject                 *owner;          /* NULL once detached */
+  NpTransport             *transport;      /* NULL once released */
+  guint                    transport_users;
+  NpStreamState            state;          /* written under the lock, read atomically too */
+  GError                  *error;          /* why the stream closed */
+  GError                  *write_error;
+  guint32                  peer_max_message_size;
+  guint64                  max_queued_bytes;
+  guint                    handshake_timeout;
+  guint                    close_timeout;
+  NpOutQueue               out;
+  GQueue                   writes;         /* of NpOp, by end */
+  GQueue                   pings;          /* of NpOp, oldest first */
+  GQueue                   closers;        /* of NpOp */
+  guint64                  last_ping_id;
+  GSource                 *io_source;
+  gpointer                 fd_tag;
+  GIOCondition             events;
+  GSource                 *deadline;
+  gint64                   stall_until;    /* closing: the peer must read by then */
+  NpFlushLink              flush_link;
+  guint                    drop_when_full : 1;
+  guint                    peer_known : 1;
+  guint                    peer_eof : 1;
+  guint                    want_out : 1;
+  guint                    flush_requested : 1;
+  guint                    report_pending : 1;
+
+  /* Read side: only the context's thread touches it, while dispatching. */
+  guint8                   head[NP_HELLO_SIZE];
+  gsize                    head_len;
+  guint8                  *body;
+  gsize                    body_len;
+  gsize                    body_alloc;
+  gsize                    body_filled;
+  NpFrameType              body_type;
+  guint                    reading : 1;
+  guint                    open_pending : 1;
+};
+
+GError *np_stream_error_new        (NpStream      *self,
+                                    GQuark         domain,
+                                    int            code,
+                                    const char    *format,
+                                    ...) G_GNUC_PRINTF (4, 5);
+void    np_stream_set_state        (NpStream      *self,
+                                    NpStreamState  state);
+void    np_stream_finish_locked    (NpStream      *self,
+                                    const GError  *error,
+                                    NpStreamAfter *after);
+void    np_stream_abort_locked     (NpStream      *self,
+                                    const GError  *error,
+                                    NpStreamAfter *after);
+void    np_stream_opened_locked    (NpStream      *self,
+                                    guint32        peer_max_message_size);
+void    np_stream_peer_ended_locked(NpStream      *self,
+                                    NpStreamAfter *after);
+void    np_stream_queue_reply_locked
+                                   (NpStream      *self,
+                                    NpFrameType    type,
+                                    GBytes        *payload,
+                                    NpStreamAfter *after);
+void    np_stream_after            (NpStream      *self,
+                                    NpStreamAfter *after,
+                                    gboolean       may_report);
+void    np_stream_read             (NpStream      *self,
+                                    GObject       *owner,
+                                    NpStreamAfter *after);
+void    np_stream_clear_partial    (NpStream      *self);
+
+static inline NpStreamState
+np_stream_get_state (NpStream *self)
+{
+  return (NpStreamState) g_atomic_int_get ((gint *) &self->state);
+}
+
+G_END_DECLS

@@ -1,0 +1,383 @@
+/* np-stream-read.c: the read side of a stream
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "config.h"
+
+#include <string.h>
+
+#include "np-error.h"
+#include "np-stream-internal.h"
+
+/* Bytes asked of the transport per read when no frame body is pending. */
+#define NP_READ_CHUNK       (64 * 1024)
+/* Bytes read per dispatch before yielding to the other sources. */
+#define NP_READ_BUDGET      (1024 * 1024)
+/* First allocation for a frame body that did not arrive whole; it grows as
+ * bytes come, so a peer cannot make us allocate a size it only announced. */
+#define NP_BODY_INITIAL     (256 * 1024)
+
+G_STATIC_ASSERT (NP_HELLO_SIZE >= NP_FRAME_HEADER_SIZE);
+
+/* Only the thread that runs the stream's context reads, from the I/O
+ * source's dispatch: nothing here takes the lock but to change what the
+ * other threads see. */
+
+/* One read buffer per thread, taken while in use so that a nested main
+ * loop run from a signal handler gets a buffer of its own. Idle streams
+ * hold none. */
+static GPrivate np_read_buffer = G_PRIVATE_INIT (g_free);
+
+static guint8 *
+take_read_buffer (void)
+{
+  guint8 *buf = g_private_get (&np_read_buffer);
+
+  if (buf == NULL)
+    return g_malloc (NP_READ_CHUNK);
+
+  g_private_set (&np_read_buffer, NULL);
+  return buf;
+}
+
+static void
+give_back_read_buffer (guint8 *buf)
+{
+  if (buf == NULL)
+    return;
+
+  if (g_private_get (&np_read_buffer) == NULL)
+    g_private_set (&np_read_buffer, buf);
+  else
+    g_free (buf);
+}
+
+void
+np_stream_clear_partial (NpStream *self)
+{
+  self->head_len = 0;
+  g_clear_pointer (&self->body, g_free);
+  self->body_len = self->body_alloc = self->body_filled = 0;
+}
+
+/* Ends the stream from the read side. */
+static void
+np_stream_read_failed (NpStream      *self,
+                       const GError  *error,
+                       gboolean       abort,
+                       NpStreamAfter *after)
+{
+  g_mutex_lock (&self->lock);
+  if (self->state != NP_STREAM_CLOSED)
+    {
+      if (abort)
+        np_stream_abort_locked (self, error, after);
+      else
+        np_stream_finish_locked (self, error, after);
+    }
+  g_mutex_unlock (&self->lock);
+}
+
+/* Tells the owner the peer accepted us, once, before anything else the
+ * peer sent is delivered. */
+static void
+np_stream_report_opened (NpStream *self,
+                         GObject  *owner)
+{
+  if (!self->open_pending)
+    return;
+
+  self->open_pending = FALSE;
+  if (owner != NULL && np_stream_get_state (self) == NP_STREAM_OPEN)
+    self->callbacks->opened (owner, self);
+}
+
+static void
+np_stream_handle_pong (NpStream      *self,
+                       GBytes        *payload,
+                       NpStreamAfter *after)
+{
+  gsize len;
+  const guint8 *data = g_bytes_get_data (payload, &len);
+  guint64 id = 0;
+  NpOp *op;
+
+  if (len != sizeof id)
+    return;
+
+  for (guint i = 0; i < sizeof id; i++)
+    id = (id << 8) | data[i];
+
+  g_mutex_lock (&self->lock);
+  op = g_queue_peek_head (&self->pings);
+  /* A pong that answers none of our pings (a cancelled one) is ignored. */
+  if (op != NULL && op->ping_id == id)
+    {
+      g_queue_pop_head (&self->pings);
+      op->value = g_get_monotonic_time () - op->sent_at;
+      g_queue_push_tail (&after->done, op);
+    }
+  g_mutex_unlock (&self->lock);
+}
+
+static void
+np_stream_handle_goodbye (NpStream      *self,
+                          GBytes        *payload,
+                          NpStreamAfter *after)
+{
+  gsize len;
+  const guint8 *data = g_bytes_get_data (payload, &len);
+  g_autoptr(GError) error = np_goodbye_decode (data, len);
+
+  /* A goodbye that announces a normal close is a clean close. */
+  if (g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED))
+    g_clear_error (&error);
+  else
+    g_prefix_error (&error, "%s: ", self->label);
+
+  np_stream_read_failed (self, error, FALSE, after);
+}
+
+static void
+np_stream_handle_frame (NpStream      *self,
+                        GObject       *owner,
+                        NpFrameType    type,
+                        GBytes        *payload,
+                        NpStreamAfter *after)
+{
+  switch (type)
+    {
+    case NP_FRAME_MESSAGE:
+      np_stream_report_opened (self, owner);
+      if (owner != NULL)
+        self->callbacks->message (owner, payload);
+      break;
+
+    case NP_FRAME_PING:
+      g_mutex_lock (&self->lock);
+      np_stream_queue_reply_locked (self, NP_FRAME_PONG, payload, after);
+      g_mutex_unlock (&self->lock);
+      break;
+
+    case NP_FRAME_PONG:
+      np_stream_handle_pong (self, payload, after);
+      break;
+
+    case NP_FRAME_GOODBYE:
+      np_stream_handle_goodbye (self, payload, after);
+      break;
+
+    default:
+      g_assert_not_reached ();
+    }
+}
+
+/* Parses every complete hello and frame in @buf; keeps what is left over
+ * as a partial header or body. */
+static void
+np_stream_parse (NpStream      *self,
+                 GObject       *owner,
+                 const guint8  *buf,
+                 gsize          avail,
+                 NpStreamAfter *after)
+{
+  const guint8 *p = buf;
+  const guint8 *end = buf + avail;
+
+  while (p < end && np_stream_get_state (self) <= NP_STREAM_OPEN)
+    {
+      g_autoptr(GError) error = NULL;
+      NpFrameHeader header;
+      gsize left = end - p;
+
+      if (np_stream_get_state (self) == NP_STREAM_HANDSHAKE)
+        {
+          NpHello hello;
+
+          if (left < NP_HELLO_SIZE)
+            break;
+
+          if (!np_hello_decode (p, &hello, &error))
+            {
+              g_prefix_error (&error, "%s: ", self->label);
+              np_stream_read_failed (self, error, TRUE, after);
+              return;
+            }
+
+          g_mutex_lock (&self->lock);
+          np_stream_opened_locked (self, hello.max_message_size);
+          g_mutex_unlock (&self->lock);
+          self->open_pending = TRUE;
+          p += NP_HELLO_SIZE;
+          continue;
+        }
+
+      if (left < NP_FRAME_HEADER_SIZE)
+        break;
+
+      if (!np_frame_header_decode (p, self->max_message_size, &header, &error))
+        {
+          g_prefix_error (&error, "%s: ", self->label);
+          np_stream_read_failed (self, error, TRUE, after);
+          return;
+        }
+
+      p += NP_FRAME_HEADER_SIZE;
+      left -= NP_FRAME_HEADER_SIZE;
+
+      if (left >= header.length)
+        {
+          g_autoptr(GBytes) payload = g_bytes_new (p, header.length);
+
+          p += header.length;
+          np_stream_handle_frame (self, owner, header.type, payload, after);
+        }
+      else
+        {
+          self->body_type = header.type;
+          self->body_len = header.length;
+          self->body_alloc = MAX (left, MIN (header.length, NP_BODY_INITIAL));
+          self->body = g_malloc (self->body_alloc);
+          self->body_filled = left;
+          memcpy (self->body, p, left);
+          return;
+        }
+    }
+
+  if (np_stream_get_state (self) <= NP_STREAM_OPEN)
+    {
+      self->head_len = end - p;
+      memcpy (self->head, p, self->head_len);
+    }
+}
+
+/* Handles a read that moved no bytes. Returns TRUE to read on. */
+static gboolean
+np_stream_read_ended (NpStream      *self,
+                      NpIOStatus     status,
+                      const GError  *io_error,
+                      NpStreamAfter *after)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (status == NP_IO_WOULD_BLOCK)
+    return FALSE;
+
+  if (status == NP_IO_FAILED)
+    {
+      error = np_stream_error_new (self, io_error->domain, io_error->code,
+                                   "Reading from the socket failed: %s", io_error->message);
+      np_stream_read_failed (self, error, FALSE, after);
+      return FALSE;
+    }
+
+  /* The end of the stream. */
+  if (np_stream_get_state (self) == NP_STREAM_HANDSHAKE)
+    error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                                 "The peer closed the connection before completing the handshake");
+  else if (self->head_len > 0 || self->body != NULL)
+    error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                                 "The peer closed the connection in the middle of a message");
+
+  if (error != NULL)
+    np_stream_read_failed (self, error, FALSE, after);
+  else
+    {
+      g_mutex_lock (&self->lock);
+      np_stream_peer_ended_locked (self, after);
+      g_mutex_unlock (&self->lock);
+    }
+
+  return FALSE;
+}
+
+static gboolean
+np_stream_receive (NpStream      *self,
+                   guint8        *buffer,
+                   gsize          size,
+                   gsize         *received,
+                   NpStreamAfter *after)
+{
+  g_autoptr(GError) error = NULL;
+  NpIOStatus status;
+
+  status = self->transport->funcs->receive (self->transport, buffer, size, received, &error);
+  if (status == NP_IO_DONE && *received > 0)
+    return TRUE;
+
+  np_stream_read_ended (self, status, error, after);
+  return FALSE;
+}
+
+/* Reads what the transport has, up to a budget, delivering each whole
+ * message to @owner (NULL once the owner is gone). */
+void
+np_stream_read (NpStream      *self,
+                GObject       *owner,
+                NpStreamAfter *after)
+{
+  guint8 *buf = NULL;
+  gsize budget = NP_READ_BUDGET;
+
+  while (np_stream_get_state (self) <= NP_STREAM_OPEN && budget > 0)
+    {
+      gsize n = 0;
+      gsize want;
+
+      if (self->body != NULL)
+        {
+          /* Read a large body straight into its own allocation. */
+          if (self->body_filled == self->body_alloc)
+            {
+              self->body_alloc = MIN (self->body_len, self->body_alloc * 2);
+              self->body = g_realloc (self->body, self->body_alloc);
+            }
+
+          want = self->body_alloc - self->body_filled;
+          if (!np_stream_receive (self, self->body + self->body_filled, want, &n, after))
+            break;
+
+          budget -= MIN (budget, n);
+          self->body_filled += n;
+
+          if (self->body_filled == self->body_len)
+            {
+              g_autoptr(GBytes) payload = g_bytes_new_take (g_steal_pointer (&self->body),
+                                                            self->body_len);
+
+              self->body_len = self->body_alloc = self->body_filled = 0;
+              np_stream_handle_frame (self, owner, self->body_type, payload, after);
+            }
+          else if (n < want)
+            break;
+
+          continue;
+        }
+
+      if (buf == NULL)
+        buf = take_read_buffer ();
+
+      memcpy (buf, self->head, self->head_len);
+      want = NP_READ_CHUNK - self->head_len;
+      if (!np_stream_receive (self, buf + self->head_len, want, &n, after))
+        break;
+
+      budget -= MIN (budget, n);
+      {
+        gsize avail = self->head_len + n;
+
+        self->head_len = 0;
+        np_stream_parse (self, owner, buf, avail, after);
+      }
+
+      /* A short read means the socket is drained: don't pay for EAGAIN. */
+      if (n < want)
+        break;
+    }
+
+  give_back_read_buffer (buf);
+  np_stream_report_opened (self, owner);
+}

@@ -1,0 +1,54 @@
+/* np-transport-private.h: the byte stream under the framing
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+typedef struct _NpTransport NpTransport;
+
+typedef enum
+{
+  NP_IO_DONE,         /* some bytes moved; 0 from receive is the end */
+  NP_IO_WOULD_BLOCK,
+  NP_IO_FAILED,
+} NpIOStatus;
+
+/* What the stream needs of a transport. Today's one is a Unix socket
+ * (np-transport-unix.c); the framing, the queue and the state machine
+ * above it know only these calls, so that another one (TLS over TCP,
+ * through pollable streams) can slot in. None of them blocks. */
+typedef struct
+{
+  NpIOStatus (*send)     (NpTransport         *self,
+                          const GOutputVector *vectors,
+                          guint                n_vectors,
+                          gsize               *written,
+                          GError             **error);
+  NpIOStatus (*receive)  (NpTransport         *self,
+                          guint8              *buffer,
+                          gsize                size,
+                          gsize               *received,
+                          GError             **error);
+  /* Ends both directions at once, without releasing anything. */
+  void       (*shutdown) (NpTransport         *self);
+  /* Releases the transport; nothing may use it afterwards. */
+  void       (*free)     (NpTransport         *self);
+} NpTransportFuncs;
+
+struct _NpTransport
+{
+  const NpTransportFuncs *funcs;
+  /* Polled for readiness: the transport's descriptor. */
+  int                     fd;
+};
+
+NpTransport *np_transport_unix_new (GSocketConnection *connection);
+
+G_END_DECLS

@@ -1,0 +1,141 @@
+/* np-transport-unix.c: a connected Unix socket
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "config.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "np-transport-private.h"
+
+#define NP_DRAIN_MAX (256 * 1024)
+
+typedef struct
+{
+  NpTransport        parent;
+  GSocketConnection *connection;
+} NpTransportUnix;
+
+/* sendmsg() takes GOutputVector arrays as they are. */
+G_STATIC_ASSERT (sizeof (GOutputVector) == sizeof (struct iovec));
+G_STATIC_ASSERT (G_STRUCT_OFFSET (GOutputVector, buffer) == G_STRUCT_OFFSET (struct iovec, iov_base));
+G_STATIC_ASSERT (G_STRUCT_OFFSET (GOutputVector, size) == G_STRUCT_OFFSET (struct iovec, iov_len));
+
+static NpIOStatus
+np_transport_unix_status (int      errsv,
+                          GError **error)
+{
+  if (errsv == EAGAIN || errsv == EWOULDBLOCK)
+    return NP_IO_WOULD_BLOCK;
+
+  g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv), "%s", g_strerror (errsv));
+  return NP_IO_FAILED;
+}
+
+static NpIOStatus
+np_transport_unix_send (NpTransport         *transport,
+                        const GOutputVector *vectors,
+                        guint                n_vectors,
+                        gsize               *written,
+                        GError             **error)
+{
+  struct msghdr msg = {
+    .msg_iov = (struct iovec *) vectors,
+    .msg_iovlen = n_vectors,
+  };
+  gssize n;
+
+  do
+    n = sendmsg (transport->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+
+  if (n < 0)
+    return np_transport_unix_status (errno, error);
+
+  *written = n;
+  return NP_IO_DONE;
+}
+
+static NpIOStatus
+np_transport_unix_receive (NpTransport  *transport,
+                           guint8       *buffer,
+                           gsize         size,
+                           gsize        *received,
+                           GError      **error)
+{
+  gssize n;
+
+  do
+    n = recv (transport->fd, buffer, size, MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+
+  if (n < 0)
+    {
+      /* A Unix socket reports a reset, after every byte the peer wrote,
+       * when the peer closed without reading all we sent: for what we
+       * read, that is the end of the stream. */
+      if (errno == ECONNRESET)
+        n = 0;
+      else
+        return np_transport_unix_status (errno, error);
+    }
+
+  *received = n;
+  return NP_IO_DONE;
+}
+
+static void
+np_transport_unix_shutdown (NpTransport *transport)
+{
+  shutdown (transport->fd, SHUT_RDWR);
+}
+
+static void
+np_transport_unix_free (NpTransport *transport)
+{
+  NpTransportUnix *self = (NpTransportUnix *) transport;
+  guint8 sink[4096];
+
+  /* Closing a Unix socket with unread bytes in it resets the connection,
+   * and the peer may then lose what we wrote last: discard what the peer
+   * already sent (a bounded amount) first. */
+  for (gsize drained = 0; drained < NP_DRAIN_MAX; )
+    {
+      gssize n = recv (transport->fd, sink, sizeof sink, MSG_DONTWAIT);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        break;
+      drained += n;
+    }
+
+  g_io_stream_close (G_IO_STREAM (self->connection), NULL, NULL);
+  g_object_unref (self->connection);
+  g_free (self);
+}
+
+static const NpTransportFuncs np_transport_unix_funcs = {
+  .send = np_transport_unix_send,
+  .receive = np_transport_unix_receive,
+  .shutdown = np_transport_unix_shutdown,
+  .free = np_transport_unix_free,
+};
+
+NpTransport *
+np_transport_unix_new (GSocketConnection *connection)
+{
+  NpTransportUnix *self = g_new0 (NpTransportUnix, 1);
+  GSocket *socket = g_socket_connection_get_socket (connection);
+
+  self->parent.funcs = &np_transport_unix_funcs;
+  self->parent.fd = g_socket_get_fd (socket);
+  self->connection = g_object_ref (connection);
+
+  return &self->parent;
+}
