@@ -28,13 +28,41 @@ typedef struct
   gboolean          failed;
   guint64           total_bytes;
   guint             progress_id;
+  guint             timeout_msec;
+  guint             timeout_id;
 } Send;
 
+#define DEFAULT_TIMEOUT "10"
+
+static gboolean
+send_timeout_cb (gpointer user_data)
+{
+  Send *s = user_data;
+
+  s->timeout_id = 0;
+  g_printerr ("np-pipe: pipe “%s”: reply %d of %d did not arrive within %g s\n",
+              np_pipe_client_get_name (s->client), s->replies + 1, s->wait,
+              s->timeout_msec / 1000.0);
+  s->failed = TRUE;
+  np_tool_quit ();
+
+  return G_SOURCE_REMOVE;
+}
+
+/* Once everything is sent, quits when the replies asked for are in, or
+ * gives the next one --timeout to arrive. */
 static void
 send_finish_if_done (Send *s)
 {
-  if (s->sending_done && (s->replies >= s->wait || s->failed))
+  if (!s->sending_done)
+    return;
+
+  g_clear_handle_id (&s->timeout_id, g_source_remove);
+
+  if (s->replies >= s->wait || s->failed)
     np_tool_quit ();
+  else if (s->timeout_msec > 0)
+    s->timeout_id = g_timeout_add (s->timeout_msec, send_timeout_cb, s);
 }
 
 static void
@@ -200,6 +228,7 @@ np_tool_run_send (int    argc,
   gboolean null_separated = FALSE;
   g_autofree char *file = NULL;
   int wait = 0;
+  g_autofree char *timeout = NULL;
   g_autoptr(GOptionContext) context = g_option_context_new ("NAME [MESSAGE…]");
   g_autoptr(NpPipeClient) client = NULL;
   g_autoptr(GError) error = NULL;
@@ -210,6 +239,7 @@ np_tool_run_send (int    argc,
     { "null", '0', 0, G_OPTION_ARG_NONE, &null_separated, "Read NUL-separated messages from stdin instead of lines", NULL },
     { "file", 'f', 0, G_OPTION_ARG_FILENAME, &file, "Send the whole FILE as one message", "FILE" },
     { "wait", 'w', 0, G_OPTION_ARG_INT, &wait, "Print up to N replies before closing", "N" },
+    { "timeout", 't', 0, G_OPTION_ARG_STRING, &timeout, "With --wait, give up when a reply takes over SECONDS (default " DEFAULT_TIMEOUT "; 0: no limit)", "SECONDS" },
     { NULL }
   };
 
@@ -223,6 +253,10 @@ np_tool_run_send (int    argc,
     return np_tool_usage_error (context, "send needs the NAME of a pipe");
   if (wait < 0)
     return np_tool_usage_error (context, "--wait takes a number of replies, 0 or more");
+  if (timeout != NULL && wait == 0)
+    return np_tool_usage_error (context, "--timeout is how long --wait waits for each reply: it needs --wait");
+  if (!np_tool_parse_timeout (timeout ? timeout : DEFAULT_TIMEOUT, &s.timeout_msec))
+    return np_tool_usage_error (context, "--timeout takes a number of seconds, 0 for no limit");
   if (file != NULL && (argc > 2 || null_separated))
     return np_tool_usage_error (context, "--file goes with neither MESSAGE arguments nor --null");
   if (null_separated && argc > 2)
@@ -270,6 +304,7 @@ np_tool_run_send (int    argc,
     }
 
   np_tool_run_loop ();
+  g_clear_handle_id (&s.timeout_id, g_source_remove);
 
   /* Writes out what is still queued. */
   g_signal_handlers_disconnect_by_data (client, &s);

@@ -36,6 +36,8 @@ int      np_tool_fail                  (const char     *format,
                                         ...) G_GNUC_PRINTF (1, 2);
 int      np_tool_usage_error           (GOptionContext *context,
                                         const char     *message);
+gboolean np_tool_parse_timeout         (const char     *text,
+                                        guint          *msec);
 
 int      np_tool_run_listen            (int             argc,
                                         char          **argv);

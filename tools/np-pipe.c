@@ -213,6 +213,25 @@ np_tool_usage_error (GOptionContext *context,
   return NP_TOOL_EXIT_USAGE;
 }
 
+/* Reads a --timeout: seconds, fractions allowed, 0 for no limit. Gives
+ * milliseconds for g_timeout_add(), at least 1 when the limit is not 0. */
+gboolean
+np_tool_parse_timeout (const char *text,
+                       guint      *msec)
+{
+  char *end = NULL;
+  double seconds = g_ascii_strtod (text, &end);
+
+  if (end == text || *end != '\0' || !(seconds >= 0) || seconds > G_MAXUINT / 1000)
+    return FALSE;
+
+  *msec = (guint) (seconds * 1000);
+  if (*msec == 0 && seconds > 0)
+    *msec = 1;
+
+  return TRUE;
+}
+
 /* main */
 
 static const struct
