@@ -127,8 +127,8 @@ send_progress_cb (gpointer user_data)
   guint64 done = s->total_bytes > queued ? s->total_bytes - queued : 0;
 
   np_tool_show_progress ("sending: %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT " KiB (%d%%)",
-                 done / 1024, s->total_bytes / 1024,
-                 s->total_bytes ? (int) (done * 100 / s->total_bytes) : 100);
+                         done / 1024, s->total_bytes / 1024,
+                         s->total_bytes ? (int) (done * 100 / s->total_bytes) : 100);
 
   return G_SOURCE_CONTINUE;
 }
