@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -209,4 +210,142 @@ np_name_unlock (int         lock_fd,
 
   g_unlink (lock_path);
   close (lock_fd);
+}
+
+/* Connects to @socket_path without blocking, to learn whether anything
+ * accepts on it. Returns 0 when something does (or would: a full backlog
+ * says EAGAIN), otherwise connect()'s errno, ECONNREFUSED when nobody
+ * listens; -1 with @error set when no socket could be created. */
+static int
+np_name_probe (const char  *socket_path,
+               GError     **error)
+{
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  int errsv = 0;
+  int fd;
+
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    {
+      errsv = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
+                   "Cannot create a socket: %s", g_strerror (errsv));
+      return -1;
+    }
+
+  g_strlcpy (addr.sun_path, socket_path, sizeof addr.sun_path);
+  if (connect (fd, (struct sockaddr *) &addr, sizeof addr) != 0 && errno != EAGAIN)
+    errsv = errno;
+
+  close (fd);
+
+  return errsv;
+}
+
+/* Tells a live server from a stale socket by the lock the server holds
+ * (docs/protocol.md), reading the owner's pid into @owner_pid (0 when it
+ * is not known). A socket whose lock nobody holds, or that has no lock
+ * file, is probed: it is stale only when nothing accepts on it.
+ *
+ * When @stale_lock_fd is given it receives -1, or for a stale pipe with a
+ * lock file the locked fd: no server can start there until the caller has
+ * removed the socket and released it with np_name_unlock(). */
+NpNameState
+np_name_get_state (const char *socket_path,
+                   int        *owner_pid,
+                   int        *stale_lock_fd)
+{
+  g_autofree char *lock_path = g_strconcat (socket_path, LOCK_SUFFIX, NULL);
+  NpNameState state = NP_NAME_STATE_UNKNOWN;
+  struct stat st;
+  int lock_fd;
+  int res;
+
+  g_assert (owner_pid != NULL);
+
+  *owner_pid = 0;
+  if (stale_lock_fd != NULL)
+    *stale_lock_fd = -1;
+
+  if (lstat (socket_path, &st) != 0)
+    return errno == ENOENT ? NP_NAME_STATE_ABSENT : NP_NAME_STATE_UNKNOWN;
+
+  if (!S_ISSOCK (st.st_mode))
+    return NP_NAME_STATE_NOT_SOCKET;
+
+  lock_fd = g_open (lock_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0);
+  if (lock_fd >= 0 && flock (lock_fd, LOCK_EX | LOCK_NB) != 0)
+    {
+      char buf[32] = { 0 };
+
+      if (read (lock_fd, buf, sizeof buf - 1) > 0)
+        *owner_pid = (int) CLAMP (g_ascii_strtoll (buf, NULL, 10), 0, G_MAXINT);
+      close (lock_fd);
+
+      return NP_NAME_STATE_LIVE;
+    }
+
+  res = np_name_probe (socket_path, NULL);
+  if (res == 0)
+    state = NP_NAME_STATE_LIVE;
+  else if (res == ECONNREFUSED)
+    state = NP_NAME_STATE_STALE;
+
+  if (lock_fd >= 0)
+    {
+      if (state == NP_NAME_STATE_STALE && stale_lock_fd != NULL)
+        *stale_lock_fd = lock_fd;
+      else
+        close (lock_fd);
+    }
+
+  return state;
+}
+
+/* Makes way for a server that holds the pipe's lock (np_name_lock()):
+ * refuses a path that is not a socket or that something still accepts
+ * on, and removes a socket left behind by a server that is gone. */
+gboolean
+np_name_claim_path (const char  *name,
+                    const char  *socket_path,
+                    GError     **error)
+{
+  struct stat st;
+  int res;
+
+  if (lstat (socket_path, &st) != 0)
+    return TRUE;
+
+  if (!S_ISSOCK (st.st_mode))
+    {
+      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_ADDRESS_IN_USE,
+                   "Cannot listen as pipe “%s”: “%s” exists and is not a socket",
+                   name, socket_path);
+      return FALSE;
+    }
+
+  /* We hold the pipe's lock, so no Np server runs there. Something else
+   * still might: only a socket nobody answers on is removed. */
+  res = np_name_probe (socket_path, error);
+  if (res < 0)
+    return FALSE;
+
+  if (res == ECONNREFUSED)
+    {
+      g_debug ("Pipe “%s”: removing the stale socket “%s”", name, socket_path);
+      if (g_unlink (socket_path) != 0 && errno != ENOENT)
+        {
+          int errsv = errno;
+          g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
+                       "Cannot remove the stale socket “%s” of pipe “%s”: %s",
+                       socket_path, name, g_strerror (errsv));
+          return FALSE;
+        }
+      return TRUE;
+    }
+
+  g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_ADDRESS_IN_USE,
+               "Cannot listen as pipe “%s”: another process listens on “%s”",
+               name, socket_path);
+  return FALSE;
 }

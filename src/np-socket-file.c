@@ -7,76 +7,15 @@
 
 #include "config.h"
 
-#include <errno.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include <gio/gunixsocketaddress.h>
 #include <glib/gstdio.h>
 
 #include "np-error.h"
+#include "np-name-private.h"
 #include "np-socket-file-private.h"
-
-/* Takes the socket path: refuses one a live server holds, and removes a
- * socket file left over by a server that died. */
-static gboolean
-np_socket_file_claim (const char  *name,
-                      const char  *path,
-                      GError     **error)
-{
-  struct sockaddr_un addr = { .sun_family = AF_UNIX };
-  struct stat st;
-  int fd;
-  int res;
-
-  if (lstat (path, &st) != 0)
-    return TRUE;
-
-  if (!S_ISSOCK (st.st_mode))
-    {
-      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_ADDRESS_IN_USE,
-                   "Cannot listen as pipe “%s”: “%s” exists and is not a socket",
-                   name, path);
-      return FALSE;
-    }
-
-  /* We hold the pipe's lock, so no Np server runs there. Something else
-   * still might: only a socket nobody answers on is removed. */
-  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0)
-    {
-      int errsv = errno;
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
-                   "Cannot create a socket: %s", g_strerror (errsv));
-      return FALSE;
-    }
-
-  g_strlcpy (addr.sun_path, path, sizeof addr.sun_path);
-  res = connect (fd, (struct sockaddr *) &addr, sizeof addr);
-  if (res != 0 && errno == ECONNREFUSED)
-    {
-      close (fd);
-      g_debug ("Pipe “%s”: removing the stale socket “%s”", name, path);
-      if (g_unlink (path) != 0 && errno != ENOENT)
-        {
-          int errsv = errno;
-          g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
-                       "Cannot remove the stale socket “%s” of pipe “%s”: %s",
-                       path, name, g_strerror (errsv));
-          return FALSE;
-        }
-      return TRUE;
-    }
-
-  close (fd);
-  g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_ADDRESS_IN_USE,
-               "Cannot listen as pipe “%s”: another process listens on “%s”",
-               name, path);
-  return FALSE;
-}
 
 /* Binds and listens at @path, claimed first. */
 GSocket *
@@ -90,7 +29,7 @@ np_socket_file_listen (const char    *name,
   g_autoptr(GSocketAddress) address = NULL;
   struct stat st;
 
-  if (!np_socket_file_claim (name, path, error))
+  if (!np_name_claim_path (name, path, error))
     return NULL;
 
   socket = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM,

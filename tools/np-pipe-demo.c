@@ -6,8 +6,11 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- *   np-pipe demo                       run the server; it starts the clients
- *   np-pipe demo --client NAME INDEX   run one client (started by the server)
+ *   np-pipe demo                 run the server; it starts the clients
+ *   np-pipe demo --client NAME   run one client (started by the server)
+ *
+ * The server tells each client the id of its connection in a first
+ * message, so that both sides call a client by the same number.
  */
 
 #include "config.h"
@@ -21,6 +24,9 @@
 
 #define N_CLIENTS  3
 #define BIG_SIZE   (1024 * 1024)
+
+#define WELCOME     "you are client "
+#define STAY        "; stay connected until the server stops"
 
 static void say (const char *who,
                  const char *format,
@@ -78,12 +84,22 @@ server_client_connected (NpPipeServer     *server,
                          NpPipeConnection *connection,
                          Server           *s)
 {
+  guint64 id = np_pipe_connection_get_id (connection);
+  g_autofree char *welcome = NULL;
+  g_autoptr(GBytes) message = NULL;
+
   s->n_connected++;
   say ("[server]", "Flow 2: client %" G_GUINT64_FORMAT " connected (pid %d, uid %u); %u connected now",
-       np_pipe_connection_get_id (connection),
+       id,
        np_pipe_connection_get_peer_pid (connection),
        np_pipe_connection_get_peer_uid (connection),
        np_pipe_server_get_n_connections (server));
+
+  /* The last one in stays for flow 5. */
+  welcome = g_strdup_printf (WELCOME "%" G_GUINT64_FORMAT "%s",
+                             id, s->n_connected == N_CLIENTS ? STAY : "");
+  message = g_bytes_new (welcome, strlen (welcome));
+  np_pipe_connection_send (connection, message, NULL);
 
   if (s->n_connected == N_CLIENTS)
     {
@@ -199,14 +215,13 @@ run_server (void)
   say ("[server]", "Flow 1: started pipe “%s” on %s (pid %d)",
        np_pipe_server_get_name (server), np_pipe_server_get_path (server), (int) getpid ());
 
-  for (guint i = 1; i <= N_CLIENTS; i++)
+  for (guint i = 0; i < N_CLIENTS; i++)
     {
-      g_autofree char *index = g_strdup_printf ("%u", i);
       g_autoptr(GSubprocess) child = NULL;
 
       child = g_subprocess_new (G_SUBPROCESS_FLAGS_NONE, &error,
                                 np_tool_self_path, "demo", "--client",
-                                np_pipe_server_get_name (server), index,
+                                np_pipe_server_get_name (server),
                                 NULL);
       if (child == NULL)
         {
@@ -234,11 +249,39 @@ typedef struct
 {
   NpPipeClient *client;
   GMainLoop    *loop;
+  const char   *name;
   char         *who;
-  guint         index;
+  guint64       id;
+  gboolean      stays;
   gboolean      acked;
   gboolean      failed;
 } Client;
+
+/* The server's first message: the id it gave us, which we go by. */
+static gboolean
+client_take_id (Client     *c,
+                const char *text,
+                gsize       size)
+{
+  g_autofree char *welcome = g_strndup (text, size);
+  const char *number = welcome + strlen (WELCOME);
+  char *end = NULL;
+
+  if (!g_str_has_prefix (welcome, WELCOME))
+    return FALSE;
+
+  c->id = g_ascii_strtoull (number, &end, 10);
+  if (c->id == 0 || end == number || (*end != '\0' && !g_str_equal (end, STAY)))
+    return FALSE;
+
+  c->stays = *end != '\0';
+  g_free (c->who);
+  c->who = g_strdup_printf ("[client %" G_GUINT64_FORMAT "]", c->id);
+  say (c->who, "Flow 2: connected to pipe “%s” (pid %d); the server calls me client %" G_GUINT64_FORMAT,
+       c->name, (int) getpid (), c->id);
+
+  return TRUE;
+}
 
 static void
 client_message_received (NpPipeClient *client,
@@ -249,6 +292,17 @@ client_message_received (NpPipeClient *client,
   const char *text = g_bytes_get_data (message, &size);
   g_autoptr(GError) error = NULL;
 
+  if (c->id == 0)
+    {
+      if (!client_take_id (c, text, size))
+        {
+          say (c->who, "expected my id first, received “%.*s”", (int) size, text);
+          c->failed = TRUE;
+          g_main_loop_quit (c->loop);
+        }
+      return;
+    }
+
   say (c->who, "received “%.*s”", (int) size, text);
 
   if (size == 2 && memcmp (text, "go", 2) == 0)
@@ -258,7 +312,7 @@ client_message_received (NpPipeClient *client,
       g_autoptr(GBytes) big = NULL;
       guint8 *data = g_malloc (BIG_SIZE);
 
-      memset (data, 'a' + c->index, BIG_SIZE);
+      memset (data, 'a' + c->id % 26, BIG_SIZE);
       big = g_bytes_new_take (data, BIG_SIZE);
 
       say (c->who, "Flow 3: sending “%s” and a message of %d bytes", hello, BIG_SIZE);
@@ -272,11 +326,11 @@ client_message_received (NpPipeClient *client,
       return;
     }
 
-  if (g_str_has_prefix (text, "got your"))
+  if (size >= 8 && memcmp (text, "got your", 8) == 0)
     {
       c->acked = TRUE;
 
-      if (c->index < N_CLIENTS)
+      if (!c->stays)
         {
           say (c->who, "Flow 4: done, closing");
           np_pipe_client_close (client);
@@ -298,26 +352,27 @@ client_disconnected (NpPipeClient *client,
 }
 
 static int
-run_client (const char *name,
-            guint       index)
+run_client (const char *name)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
   g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
-  g_autofree char *who = g_strdup_printf ("[client %u]", index);
-  Client c = { client, loop, who, index };
+  Client c = { client, loop, name, g_strdup ("[client ?]") };
 
   g_signal_connect (client, "message-received", G_CALLBACK (client_message_received), &c);
   g_signal_connect (client, "disconnected", G_CALLBACK (client_disconnected), &c);
 
   if (!np_pipe_client_connect_sync (client, NULL, &error))
     {
-      say (who, "cannot connect: %s", error->message);
+      say (c.who, "cannot connect: %s", error->message);
+      g_free (c.who);
       return 1;
     }
-  say (who, "Flow 2: connected to pipe “%s” (pid %d)", name, (int) getpid ());
 
   g_main_loop_run (loop);
+
+  g_signal_handlers_disconnect_by_data (client, &c);
+  g_free (c.who);
 
   return c.failed ? 1 : 0;
 }
@@ -326,8 +381,8 @@ int
 np_tool_run_demo (int    argc,
                   char **argv)
 {
-  if (argc == 4 && g_str_equal (argv[1], "--client"))
-    return run_client (argv[2], (guint) g_ascii_strtoull (argv[3], NULL, 10));
+  if (argc == 3 && g_str_equal (argv[1], "--client"))
+    return run_client (argv[2]);
 
   if (argc != 1)
     {

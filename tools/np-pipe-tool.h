@@ -1,4 +1,4 @@
-/* np-pipe-tool.h: what the parts of np-pipe share
+/* np-pipe-tool.h: what the commands of np-pipe share
  *
  * Copyright 2026 The Np authors
  *
@@ -7,21 +7,47 @@
 
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 
 G_BEGIN_DECLS
+
+/* Exit statuses besides EXIT_SUCCESS and EXIT_FAILURE (a runtime failure). */
+#define NP_TOOL_EXIT_USAGE 2
 
 /* The running program, for starting more of itself. */
 extern char *np_tool_self_path;
 
-gboolean np_tool_write         (const void *data,
-                                gsize       len);
-gboolean np_tool_print         (const char *format,
-                                ...) G_GNUC_PRINTF (1, 2);
-void     np_tool_print_message (const char *prefix,
-                                GBytes     *message,
-                                gboolean    hex);
-int      np_tool_run_demo      (int         argc,
-                                char      **argv);
+void     np_tool_run_loop              (void);
+void     np_tool_quit                  (void);
+void     np_tool_quit_on_stdout_hangup (void);
+
+gboolean np_tool_write                 (const void     *data,
+                                        gsize           len);
+gboolean np_tool_print                 (const char     *format,
+                                        ...) G_GNUC_PRINTF (1, 2);
+void     np_tool_print_message         (const char     *prefix,
+                                        GBytes         *message,
+                                        gboolean        hex);
+void     np_tool_show_progress         (const char     *format,
+                                        ...) G_GNUC_PRINTF (1, 2);
+void     np_tool_end_progress          (void);
+
+int      np_tool_fail                  (const char     *format,
+                                        ...) G_GNUC_PRINTF (1, 2);
+int      np_tool_usage_error           (GOptionContext *context,
+                                        const char     *message);
+gboolean np_tool_parse_timeout         (const char     *text,
+                                        guint          *msec);
+
+int      np_tool_run_listen            (int             argc,
+                                        char          **argv);
+int      np_tool_run_send              (int             argc,
+                                        char          **argv);
+int      np_tool_run_ping              (int             argc,
+                                        char          **argv);
+int      np_tool_run_list              (int             argc,
+                                        char          **argv);
+int      np_tool_run_demo              (int             argc,
+                                        char          **argv);
 
 G_END_DECLS

@@ -6,11 +6,15 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 
 import os
+import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import traceback
 
 NP_PIPE = sys.argv[1]
@@ -28,6 +32,16 @@ def test(func):
 
 def run(*args, input=None):
     return subprocess.run([NP_PIPE, *args], input=input, capture_output=True, timeout=120)
+
+
+def run_timed(*args):
+    start = time.monotonic()
+    result = run(*args)
+    return result, time.monotonic() - start
+
+
+# Well under the 10 s default: a run this short used the --timeout given.
+PROMPTLY = 8.0
 
 
 class Listener:
@@ -132,6 +146,83 @@ def echo_with_wait():
 
 
 @test
+def send_wait_times_out_when_nothing_replies():
+    listener = Listener("deaf-listener")
+    result, elapsed = run_timed("send", "--wait", "1", "--timeout", "1", "deaf-listener", "hello")
+    assert result.returncode == 1, result
+    error = result.stderr.decode()
+    assert "pipe “deaf-listener”: reply 1 of 1 did not arrive within 1 s" in error, error
+    assert result.stdout == b"", result.stdout
+    assert elapsed < PROMPTLY, f"took {elapsed:.1f} s"
+    listener.expect(lambda l: l.startswith("client 1 connected"), "connected")
+    assert listener.line() == "client 1: hello"
+    listener.stop()
+
+
+@test
+def send_wait_timeout_counts_each_reply():
+    listener = Listener("echo-two", "--echo")
+    result, elapsed = run_timed("send", "--wait", "3", "--timeout", "1", "echo-two", "one", "two")
+    assert result.returncode == 1, result
+    assert result.stdout.decode().splitlines() == ["reply: one", "reply: two"], result.stdout
+    error = result.stderr.decode()
+    assert "pipe “echo-two”: reply 3 of 3 did not arrive within 1 s" in error, error
+    assert elapsed < PROMPTLY, f"took {elapsed:.1f} s"
+    listener.stop()
+
+
+class DeafPeer:
+    """Accepts one connection, sends a valid hello (docs/protocol.md), then
+    never reads nor replies."""
+
+    def __init__(self, name):
+        os.makedirs(os.path.join(RUNTIME_DIR, "np"), mode=0o700, exist_ok=True)
+        self.path = os.path.join(RUNTIME_DIR, "np", name)
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(self.path)
+        self.server.listen()
+        self.accepted = threading.Event()
+        self.release = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        try:
+            connection, _ = self.server.accept()
+        except OSError:
+            return  # closed before anyone connected
+        connection.sendall(b"NPIP" + bytes([1, 0, 0, 0]) + struct.pack(">I", 16 << 20))
+        self.accepted.set()
+        self.release.wait()
+        connection.close()
+
+    def close(self):
+        self.release.set()
+        try:
+            self.server.shutdown(socket.SHUT_RDWR)  # ends a pending accept()
+        except OSError:
+            pass
+        self.thread.join(timeout=120)
+        self.server.close()
+        os.unlink(self.path)
+
+
+@test
+def ping_times_out_against_a_peer_that_never_answers():
+    peer = DeafPeer("deaf-peer")
+    try:
+        result, elapsed = run_timed("ping", "-c", "3", "--timeout", "1", "deaf-peer")
+        assert peer.accepted.is_set(), "the peer accepted the connection"
+        assert result.returncode == 1, result
+        error = result.stderr.decode()
+        assert "pipe “deaf-peer”: ping 1 of 3 was not answered within 1 s" in error, error
+        assert result.stdout == b"", result.stdout
+        assert elapsed < PROMPTLY, f"took {elapsed:.1f} s"
+    finally:
+        peer.close()
+
+
+@test
 def list_live_and_stale():
     listener = Listener("alive")
     stale_path = os.path.join(RUNTIME_DIR, "np", "gone")
@@ -155,6 +246,53 @@ def list_live_and_stale():
 
 
 @test
+def list_after_a_crash_and_beside_a_foreign_listener():
+    np_dir = os.path.join(RUNTIME_DIR, "np")
+    alive = Listener("still-alive")
+    crashed = Listener("crashed")
+    crashed.process.kill()
+    crashed.process.wait(timeout=120)
+    # A crash leaves the socket and an unlocked lock file behind.
+    assert os.path.exists(crashed.path) and os.path.exists(crashed.path + ".lock")
+
+    # Not an Np server, but something accepts on the socket, beside a lock
+    # file nobody holds.
+    foreign_path = os.path.join(np_dir, "foreign")
+    foreign = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    foreign.bind(foreign_path)
+    foreign.listen()
+    with open(foreign_path + ".lock", "w") as f:
+        f.write("1\n")
+
+    with open(os.path.join(np_dir, "not-a-socket"), "w") as f:
+        f.write("precious")
+
+    try:
+        result = run("list")
+        assert result.returncode == 0, result
+        rows = {line.split()[0]: line.split() for line in result.stdout.decode().splitlines()[1:]}
+        assert rows["still-alive"][1:3] == ["live", str(alive.process.pid)], rows
+        assert rows["crashed"][1:3] == ["stale", "-"], rows
+        assert rows["foreign"][1] == "live", rows
+        assert "not-a-socket" not in rows, rows
+
+        result = run("list", "--clean")
+        assert result.returncode == 0, result
+        assert f"removed stale {crashed.path}" in result.stderr.decode(), result.stderr
+        assert not os.path.exists(crashed.path)
+        assert not os.path.exists(crashed.path + ".lock")
+        assert os.path.exists(foreign_path), "a socket something accepts on stays"
+        assert os.path.exists(alive.path)
+        assert os.path.exists(os.path.join(np_dir, "not-a-socket"))
+    finally:
+        foreign.close()
+        os.unlink(foreign_path)
+        os.unlink(foreign_path + ".lock")
+        os.unlink(os.path.join(np_dir, "not-a-socket"))
+    alive.stop()
+
+
+@test
 def ping_a_server_without_ping_code():
     listener = Listener("pingable")
     result = run("ping", "-c", "20", "pingable")
@@ -170,7 +308,9 @@ def ping_a_server_without_ping_code():
 def usage_errors_exit_2():
     for args in ([], ["bogus"], ["send"], ["ping"], ["ping", "-c", "0", "x"],
                  ["listen", "--raw", "--hex"], ["listen", "a", "b"], ["send", "--no-such-option", "x"],
-                 ["list", "extra"]):
+                 ["list", "extra"], ["send", "--timeout", "1", "x", "m"],
+                 ["send", "--wait", "1", "--timeout", "soon", "x", "m"],
+                 ["ping", "--timeout", "-1", "x"]):
         result = run(*args)
         assert result.returncode == 2, (args, result)
         assert result.stderr, (args, "says why")
@@ -206,6 +346,43 @@ def demo_runs_its_five_flows():
     for flow in range(1, 6):
         assert f"Flow {flow}:" in out, f"flow {flow} missing"
     assert "all flows done" in out
+
+
+@test
+def demo_server_and_clients_agree_on_numbers():
+    result = run("demo")
+    assert result.returncode == 0, result
+    lines = result.stdout.decode().splitlines()
+
+    # Client id to pid, as the server saw the connections...
+    server_ids = {}
+    for line in lines:
+        m = re.match(r"\[server\] +Flow 2: client (\d+) connected \(pid (\d+),", line)
+        if m:
+            server_ids[m[1]] = m[2]
+    # ... and as each client process reports itself.
+    client_ids = {}
+    for line in lines:
+        m = re.match(r"\[client (\d+)\] +Flow 2: connected to pipe “[^”]+” \(pid (\d+)\); "
+                     r"the server calls me client (\d+)$", line)
+        if m:
+            assert m[1] == m[3], line
+            client_ids[m[1]] = m[2]
+    assert len(server_ids) == 3, lines
+    assert client_ids == server_ids, (client_ids, server_ids)
+
+    # Every line a client prints carries a number the server gave out, and
+    # the relayed greetings name the same process the server numbered.
+    received = 0
+    for line in lines:
+        if line.startswith("[client"):
+            assert re.match(r"\[client (\d+)\]", line)[1] in server_ids, line
+        for m in re.finditer(r"client (\d+) says:? “?hello from process (\d+)", line):
+            assert server_ids[m[1]] == m[2], line
+            received += line.startswith("[server]")
+    # How many relays arrive depends on who is still connected; the server
+    # receives all three greetings.
+    assert received == 3, lines
 
 
 def main():

@@ -1,0 +1,163 @@
+/* np-pipe-listen.c: "np-pipe listen", a server that prints what happens
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "config.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <glib-unix.h>
+#include <np/np.h>
+
+#include "np-pipe-tool.h"
+
+typedef struct
+{
+  gboolean echo;
+  gboolean broadcast;
+  gboolean hex;
+  gboolean raw;
+} ListenOptions;
+
+static void
+listen_client_connected (NpPipeServer     *server,
+                         NpPipeConnection *connection,
+                         ListenOptions    *options)
+{
+  g_autofree char *line = g_strdup_printf ("client %" G_GUINT64_FORMAT " connected (pid %d, uid %u)\n",
+                                           np_pipe_connection_get_id (connection),
+                                           np_pipe_connection_get_peer_pid (connection),
+                                           np_pipe_connection_get_peer_uid (connection));
+
+  if (options->raw)
+    g_printerr ("%s", line);
+  else
+    np_tool_write (line, strlen (line));
+}
+
+static void
+listen_message_received (NpPipeServer     *server,
+                         NpPipeConnection *sender,
+                         GBytes           *message,
+                         ListenOptions    *options)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (options->raw)
+    {
+      np_tool_write (g_bytes_get_data (message, NULL), g_bytes_get_size (message));
+    }
+  else
+    {
+      g_autofree char *prefix = g_strdup_printf ("client %" G_GUINT64_FORMAT,
+                                                 np_pipe_connection_get_id (sender));
+
+      np_tool_print_message (prefix, message, options->hex);
+    }
+
+  if (options->echo && !np_pipe_connection_send (sender, message, &error))
+    g_printerr ("np-pipe: %s\n", error->message);
+
+  if (options->broadcast)
+    {
+      GListModel *connections = np_pipe_server_get_connections (server);
+
+      for (guint i = 0; i < g_list_model_get_n_items (connections); i++)
+        {
+          g_autoptr(NpPipeConnection) other = g_list_model_get_item (connections, i);
+          g_autoptr(GError) relay_error = NULL;
+
+          if (other != sender && !np_pipe_connection_send (other, message, &relay_error))
+            g_printerr ("np-pipe: %s\n", relay_error->message);
+        }
+    }
+}
+
+static void
+listen_client_disconnected (NpPipeServer     *server,
+                            NpPipeConnection *connection,
+                            GError           *error,
+                            ListenOptions    *options)
+{
+  g_autofree char *line = g_strdup_printf ("client %" G_GUINT64_FORMAT " disconnected%s%s\n",
+                                           np_pipe_connection_get_id (connection),
+                                           error ? ": " : "", error ? error->message : "");
+
+  if (options->raw)
+    g_printerr ("%s", line);
+  else
+    np_tool_write (line, strlen (line));
+}
+
+static gboolean
+quit_cb (gpointer user_data)
+{
+  np_tool_quit ();
+  return G_SOURCE_CONTINUE;
+}
+
+int
+np_tool_run_listen (int    argc,
+                    char **argv)
+{
+  ListenOptions options = { 0 };
+  guint max_message_size = 0;
+  g_autoptr(GOptionContext) context = g_option_context_new ("[NAME]");
+  g_autoptr(NpPipeServer) server = NULL;
+  g_autoptr(GError) error = NULL;
+  const GOptionEntry entries[] = {
+    { "echo", 'e', 0, G_OPTION_ARG_NONE, &options.echo, "Send each message back to its sender", NULL },
+    { "broadcast", 'b', 0, G_OPTION_ARG_NONE, &options.broadcast, "Relay each message to all other clients", NULL },
+    { "hex", 'x', 0, G_OPTION_ARG_NONE, &options.hex, "Print every message as a hex dump", NULL },
+    { "raw", 'r', 0, G_OPTION_ARG_NONE, &options.raw, "Write the messages' bytes, unframed, to stdout; events go to stderr", NULL },
+    { "max-message-size", 'm', 0, G_OPTION_ARG_INT, &max_message_size, "Largest message accepted, in bytes (default 16 MiB)", "BYTES" },
+    { NULL }
+  };
+
+  g_option_context_set_summary (context,
+                                "Start a server (under a generated name when none is given)\n"
+                                "and print one line per event.");
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    return np_tool_usage_error (context, error->message);
+  if (argc > 2)
+    return np_tool_usage_error (context, "listen takes at most one NAME");
+  if (options.raw && options.hex)
+    return np_tool_usage_error (context, "--raw and --hex do not go together");
+
+  server = np_pipe_server_new (argc == 2 ? argv[1] : NULL);
+  if (max_message_size > 0)
+    np_pipe_server_set_max_message_size (server, max_message_size);
+
+  g_signal_connect (server, "client-connected", G_CALLBACK (listen_client_connected), &options);
+  g_signal_connect (server, "message-received", G_CALLBACK (listen_message_received), &options);
+  g_signal_connect (server, "client-disconnected", G_CALLBACK (listen_client_disconnected), &options);
+
+  if (!np_pipe_server_start (server, &error))
+    return np_tool_fail ("%s", error->message);
+
+  {
+    g_autofree char *line = g_strdup_printf ("Listening as pipe “%s” on %s\n",
+                                             np_pipe_server_get_name (server),
+                                             np_pipe_server_get_path (server));
+    if (options.raw)
+      g_printerr ("%s", line);
+    else
+      np_tool_write (line, strlen (line));
+  }
+
+  g_unix_signal_add (SIGINT, quit_cb, NULL);
+  g_unix_signal_add (SIGTERM, quit_cb, NULL);
+  np_tool_quit_on_stdout_hangup ();
+  np_tool_run_loop ();
+
+  /* Reports each client it disconnects; removes the socket file. */
+  np_pipe_server_stop (server);
+
+  return EXIT_SUCCESS;
+}
