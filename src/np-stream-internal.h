@@ -117,6 +117,11 @@ struct _NpStream
   guint                    open_pending : 1;
 };
 
+NpOp   *np_op_new                  (NpOpKind       kind,
+                                    GTask         *task);
+void    np_op_complete             (NpOp          *op);
+
+GError *np_stream_closed_error_new (NpStream      *self);
 GError *np_stream_error_new        (NpStream      *self,
                                     GQuark         domain,
                                     int            code,
@@ -139,6 +144,35 @@ void    np_stream_queue_reply_locked
                                     NpFrameType    type,
                                     GBytes        *payload,
                                     NpStreamAfter *after);
+void    np_stream_update_events_locked
+                                   (NpStream      *self);
+void    np_stream_destroy_source   (GSource      **source);
+void    np_stream_set_deadline_locked
+                                   (NpStream      *self,
+                                    guint          timeout_msec);
+void    np_stream_settle_locked    (NpStream      *self,
+                                    NpStreamAfter *after);
+GError *np_stream_stalled_error_new(NpStream      *self);
+void    np_stream_release_transport_locked
+                                   (NpStream      *self);
+void    np_stream_write_some_locked(NpStream      *self);
+gboolean np_stream_write_error_is_hangup
+                                   (NpStream      *self);
+void    np_stream_request_flush_locked
+                                   (NpStream      *self);
+void    np_stream_fail_ops_locked  (GQueue        *ops,
+                                    const GError  *error,
+                                    NpStreamAfter *after);
+void    np_stream_collect_writes_locked
+                                   (NpStream      *self,
+                                    NpStreamAfter *after);
+gboolean np_stream_wait_writable_locked
+                                   (NpStream      *self,
+                                    gint           timeout_msec,
+                                    GCancellable  *cancellable,
+                                    GError       **error);
+void    np_stream_watch_cancellable(NpStream      *self,
+                                    GTask         *task);
 void    np_stream_after            (NpStream      *self,
                                     NpStreamAfter *after,
                                     gboolean       may_report);
