@@ -164,6 +164,11 @@ np_pipe_connection_stream_closed (GObject      *owner,
   server = np_pipe_connection_peek_server (self);
   if (server != NULL)
     _np_pipe_server_client_disconnected (server, self, error);
+
+  /* Out of the server's list, the connection may outlive it. */
+  g_mutex_lock (&self->lock);
+  g_atomic_pointer_set (&self->server, NULL);
+  g_mutex_unlock (&self->lock);
 }
 
 static const NpStreamCallbacks np_pipe_connection_stream_callbacks = {
