@@ -23,9 +23,17 @@
  *   np-test-peer serve NAME
  *       run a server that echoes each message to its sender; print
  *       "ready" once it listens, and stop when stdin closes
+ *   np-test-peer serve-limited NAME NOFILE FILL
+ *       the same, with RLIMIT_NOFILE set to NOFILE and descriptors opened
+ *       until FILL are in use (0: none); print "connected" for each client
+ *       announced and "warning" for each warning the library logs; on
+ *       stdin's end, print "warnings W connected C", their counts
  */
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
 #include <gio/gio.h>
 #include <gio/gunixsocketaddress.h>
@@ -276,6 +284,70 @@ serve_stdin_cb (int          fd,
   return G_SOURCE_REMOVE;
 }
 
+typedef struct
+{
+  guint n_warnings;
+  guint n_connected;
+} ServeStats;
+
+static void
+count_warning (const char     *log_domain,
+               GLogLevelFlags  log_level,
+               const char     *message,
+               gpointer        user_data)
+{
+  ((ServeStats *) user_data)->n_warnings++;
+  printf ("warning\n");
+  fflush (stdout);
+}
+
+static void
+count_connected (NpPipeServer     *server,
+                 NpPipeConnection *connection,
+                 ServeStats       *stats)
+{
+  stats->n_connected++;
+  printf ("connected\n");
+  fflush (stdout);
+}
+
+static int
+run_serve_limited (const char *name,
+                   guint       nofile,
+                   guint       fill)
+{
+  struct rlimit limit = { nofile, nofile };
+  g_autoptr(NpPipeServer) server = np_pipe_server_new (name);
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+  g_autoptr(GError) error = NULL;
+  ServeStats stats = { 0 };
+
+  if (setrlimit (RLIMIT_NOFILE, &limit) != 0)
+    g_error ("setrlimit: %s", g_strerror (errno));
+
+  g_log_set_handler ("Np", G_LOG_LEVEL_WARNING, count_warning, &stats);
+  g_signal_connect (server, "message-received", G_CALLBACK (serve_message_cb), NULL);
+  g_signal_connect (server, "client-connected", G_CALLBACK (count_connected), &stats);
+  if (!np_pipe_server_start (server, &error))
+    g_error ("%s", error->message);
+
+  /* Leave the application holding most of what is left. */
+  if (fill > 0)
+    for (int fd = open ("/dev/null", O_RDONLY | O_CLOEXEC); fd >= 0 && fd < (int) fill - 1;
+         fd = open ("/dev/null", O_RDONLY | O_CLOEXEC))
+      ;
+
+  g_unix_fd_add (STDIN_FILENO, G_IO_IN | G_IO_HUP, serve_stdin_cb, loop);
+  printf ("ready\n");
+  fflush (stdout);
+  g_main_loop_run (loop);
+
+  printf ("warnings %u connected %u\n", stats.n_warnings, stats.n_connected);
+  fflush (stdout);
+
+  return 0;
+}
+
 static int
 run_serve (const char *name)
 {
@@ -313,8 +385,10 @@ main (int   argc,
     return run_garbage (argv[2]);
   if (argc == 3 && g_str_equal (argv[1], "serve"))
     return run_serve (argv[2]);
+  if (argc == 5 && g_str_equal (argv[1], "serve-limited"))
+    return run_serve_limited (argv[2], atoi (argv[3]), atoi (argv[4]));
 
-  g_printerr ("Usage: %s send|echo|load NAME CLIENT COUNT | garbage|half|probe PATH | serve NAME\n",
-              argv[0]);
+  g_printerr ("Usage: %s send|echo|load NAME CLIENT COUNT | garbage|half|probe PATH | serve NAME"
+              " | serve-limited NAME NOFILE FILL\n", argv[0]);
   return 2;
 }

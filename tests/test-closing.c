@@ -1,0 +1,496 @@
+/* test-closing.c: how connections begin and end: the handshake, refusals,
+ * half-closed peers and bounded closes
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include <sys/socket.h>
+
+#include <glib/gstdio.h>
+
+#include "np-test-util.h"
+
+typedef struct
+{
+  NpPipeServer *server;
+  GPtrArray    *connected;
+  GPtrArray    *disconnect_errors;
+  GBytes       *reply;            /* sent back for every message */
+} Fixture;
+
+static void
+on_connected (NpPipeServer     *server,
+              NpPipeConnection *connection,
+              Fixture          *f)
+{
+  g_ptr_array_add (f->connected, g_object_ref (connection));
+}
+
+static void
+on_message (NpPipeServer     *server,
+            NpPipeConnection *connection,
+            GBytes           *message,
+            Fixture          *f)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (f->reply != NULL)
+    {
+      g_assert_true (np_pipe_connection_send (connection, f->reply, &error));
+      g_assert_no_error (error);
+    }
+}
+
+static void
+on_disconnected (NpPipeServer     *server,
+                 NpPipeConnection *connection,
+                 GError           *error,
+                 Fixture          *f)
+{
+  g_ptr_array_add (f->disconnect_errors, error ? g_error_copy (error) : NULL);
+}
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  f->connected = g_ptr_array_new_with_free_func (g_object_unref);
+  f->disconnect_errors = g_ptr_array_new_with_free_func (np_test_error_free0);
+  f->server = np_pipe_server_new (NULL);
+  g_signal_connect (f->server, "client-connected", G_CALLBACK (on_connected), f);
+  g_signal_connect (f->server, "message-received", G_CALLBACK (on_message), f);
+  g_signal_connect (f->server, "client-disconnected", G_CALLBACK (on_disconnected), f);
+  g_assert_true (np_pipe_server_start (f->server, &error));
+  g_assert_no_error (error);
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_clear_object (&f->server);
+  g_clear_pointer (&f->reply, g_bytes_unref);
+  g_ptr_array_unref (f->connected);
+  g_ptr_array_unref (f->disconnect_errors);
+}
+
+static void
+async_done_cb (GObject      *object,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  *(GAsyncResult **) user_data = g_object_ref (result);
+}
+
+typedef struct
+{
+  guint   n_disconnected;
+  GError *error;
+  GThread *thread;
+} Disconnects;
+
+static void
+count_disconnect_cb (NpPipeClient *client,
+                     GError       *error,
+                     Disconnects  *d)
+{
+  d->n_disconnected++;
+  d->thread = g_thread_self ();
+  g_clear_error (&d->error);
+  d->error = error != NULL ? g_error_copy (error) : NULL;
+}
+
+/* Reads frames from a raw peer until the end of the stream; returns the
+ * payload sizes in order. A frame cut short fails the test. */
+static GArray *
+read_frames_until_end (GSocket *socket)
+{
+  GArray *sizes = g_array_new (FALSE, FALSE, sizeof (guint32));
+  guint8 header[8];
+
+  for (;;)
+    {
+      gssize n = np_test_raw_read (socket, header, 1);
+      guint32 len;
+      g_autofree guint8 *payload = NULL;
+
+      if (n == 0)
+        return sizes;
+
+      np_test_raw_read_exactly (socket, header + 1, 7);
+      len = np_test_get_u32 (header);
+      payload = g_malloc (MAX (len, 1));
+      np_test_raw_read_exactly (socket, payload, len);
+      g_array_append_val (sizes, len);
+    }
+}
+
+/* A peer that sends a request, ends its side (shutdown SHUT_WR) and
+ * keeps reading gets the whole reply, then the end; the server reports a
+ * clean close. */
+static void
+test_half_close_server (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  g_autoptr(GBytes) request = np_test_frame (NP_TEST_MESSAGE, (const guint8 *) "request", 7);
+  g_autoptr(GArray) sizes = NULL;
+  g_autoptr(GError) error = NULL;
+  guint8 hello[12];
+  guint8 server_hello[12];
+
+  f->reply = np_test_message_new (1, 0, 1024 * 1024);
+
+  np_test_hello (hello, 1, 16 * 1024 * 1024);
+  np_test_raw_write (socket, hello, sizeof hello);
+  np_test_raw_write_bytes (socket, request);
+  g_assert_true (g_socket_shutdown (socket, FALSE, TRUE, &error));
+  g_assert_no_error (error);
+
+  np_test_raw_read_exactly (socket, server_hello, sizeof server_hello);
+  sizes = read_frames_until_end (socket);
+
+  g_assert_cmpuint (sizes->len, ==, 1);
+  g_assert_cmpuint (g_array_index (sizes, guint32, 0), ==, 1024 * 1024);
+
+  WAIT_UNTIL (f->disconnect_errors->len == 1);
+  g_assert_null (g_ptr_array_index (f->disconnect_errors, 0));
+}
+
+/* The same on the client side: a server that ends its side still gets
+ * everything the client had queued, then the client reports a clean
+ * close. */
+static void
+test_half_close_client (void)
+{
+  g_autofree char *name = g_strdup_printf ("half-%u", g_random_int ());
+  NpTestRawServer *raw = np_test_raw_server_new (name, 8, TRUE);
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autoptr(GBytes) message = np_test_message_new (2, 0, 2 * 1024 * 1024);
+  g_autoptr(GArray) sizes = NULL;
+  g_autoptr(GError) error = NULL;
+  Disconnects d = { 0 };
+  GSocket *peer;
+  guint8 hello[12];
+
+  g_signal_connect (client, "disconnected", G_CALLBACK (count_disconnect_cb), &d);
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  WAIT_UNTIL (raw->accepted->len == 1);
+  peer = g_ptr_array_index (raw->accepted, 0);
+
+  /* More than the socket holds: most of it is still queued when the
+   * server's end of stream arrives. */
+  g_assert_true (np_pipe_client_send (client, message, &error));
+  g_assert_true (np_pipe_client_send (client, message, &error));
+
+  np_test_hello (hello, 1, 16 * 1024 * 1024);
+  np_test_raw_write (peer, hello, sizeof hello);
+  g_assert_true (g_socket_shutdown (peer, FALSE, TRUE, &error));
+
+  np_test_raw_read_exactly (peer, hello, sizeof hello);
+  sizes = read_frames_until_end (peer);
+
+  g_assert_cmpuint (sizes->len, ==, 2);
+  g_assert_cmpuint (g_array_index (sizes, guint32, 1), ==, 2 * 1024 * 1024);
+  WAIT_UNTIL (d.n_disconnected == 1);
+  g_assert_no_error (d.error);
+
+  np_test_raw_server_free (raw);
+}
+
+/* close() to a server that accepts and never reads returns once the
+ * close timeout passes, dropping what is queued, and says so. */
+static void
+test_close_bounded (void)
+{
+  g_autofree char *name = g_strdup_printf ("stuck-%u", g_random_int ());
+  NpTestRawServer *raw = np_test_raw_server_new (name, 8, TRUE);
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autoptr(GBytes) message = np_test_message_new (3, 0, 4 * 1024 * 1024);
+  g_autoptr(GError) error = NULL;
+  Disconnects d = { 0 };
+
+  np_pipe_client_set_close_timeout (client, 200);
+  g_signal_connect (client, "disconnected", G_CALLBACK (count_disconnect_cb), &d);
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_true (np_pipe_client_send (client, message, &error));
+
+  np_pipe_client_close (client);
+
+  g_assert_false (np_pipe_client_get_connected (client));
+  g_assert_cmpuint (d.n_disconnected, ==, 1);
+  g_assert_error (d.error, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT);
+  g_assert_nonnull (strstr (d.error->message, "dropped"));
+  g_assert_true (d.thread == g_thread_self ());
+
+  g_clear_error (&d.error);
+  np_test_raw_server_free (raw);
+}
+
+/* close_async does not block; it ends the same way, and its result says
+ * what was lost. */
+static void
+test_close_async (void)
+{
+  g_autofree char *name = g_strdup_printf ("stuck-async-%u", g_random_int ());
+  NpTestRawServer *raw = np_test_raw_server_new (name, 8, TRUE);
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autoptr(GBytes) message = np_test_message_new (3, 0, 4 * 1024 * 1024);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GCancellable) cancellable = NULL;
+  g_autoptr(GError) error = NULL;
+  Disconnects d = { 0 };
+
+  np_pipe_client_set_close_timeout (client, 200);
+  g_signal_connect (client, "disconnected", G_CALLBACK (count_disconnect_cb), &d);
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_true (np_pipe_client_send (client, message, &error));
+
+  np_pipe_client_close_async (client, NULL, async_done_cb, &result);
+  g_assert_null (result);
+  WAIT_UNTIL (result != NULL);
+  g_assert_false (np_pipe_client_close_finish (client, result, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT);
+  g_clear_error (&error);
+  WAIT_UNTIL (d.n_disconnected == 1);
+  g_assert_error (d.error, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT);
+  g_clear_object (&result);
+
+  /* Cancelled, it closes at once. */
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_true (np_pipe_client_send (client, message, &error));
+  np_pipe_client_set_close_timeout (client, 0);
+  cancellable = g_cancellable_new ();
+  np_pipe_client_close_async (client, cancellable, async_done_cb, &result);
+  g_cancellable_cancel (cancellable);
+  WAIT_UNTIL (result != NULL);
+  g_assert_false (np_pipe_client_close_finish (client, result, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_false (np_pipe_client_get_connected (client));
+  WAIT_UNTIL (d.n_disconnected == 2);
+
+  /* Closing a closed client succeeds at once. */
+  g_clear_object (&result);
+  g_clear_error (&error);
+  np_pipe_client_close_async (client, NULL, async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  g_assert_true (np_pipe_client_close_finish (client, result, &error));
+  g_assert_no_error (error);
+
+  g_clear_error (&d.error);
+  np_test_raw_server_free (raw);
+}
+
+/* close() while connect_async waits for the server's hello cancels the
+ * connect: the client stays unconnected. */
+static void
+test_close_during_connect (void)
+{
+  g_autofree char *name = g_strdup_printf ("silent-%u", g_random_int ());
+  NpTestRawServer *raw = np_test_raw_server_new (name, 8, TRUE);
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+
+  np_pipe_client_connect_async (client, NULL, async_done_cb, &result);
+  WAIT_UNTIL (raw->accepted->len == 1);
+  np_pipe_client_close (client);
+
+  WAIT_UNTIL (result != NULL);
+  g_assert_false (np_pipe_client_connect_finish (client, result, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_false (np_pipe_client_get_connected (client));
+
+  /* The connection it had made is gone too: its hello, then the end. */
+  {
+    guint8 hello[12];
+    guint8 byte;
+
+    np_test_raw_read_exactly (g_ptr_array_index (raw->accepted, 0), hello, sizeof hello);
+    g_assert_cmpint (np_test_raw_read (g_ptr_array_index (raw->accepted, 0), &byte, 1), ==, 0);
+  }
+
+  np_test_raw_server_free (raw);
+}
+
+static gboolean
+refuse_cb (NpPipeServer     *server,
+           NpPipeConnection *connection,
+           gpointer          user_data)
+{
+  return FALSE;
+}
+
+/* connect_async completes once the server accepted the client: a refusal
+ * is its error, and the server's limit is known after. */
+static void
+test_connect_waits_for_hello (Fixture       *f,
+                              gconstpointer  data)
+{
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (np_pipe_server_get_name (f->server));
+  g_autoptr(NpPipeClient) refused = np_pipe_client_new (np_pipe_server_get_name (f->server));
+  g_autoptr(NpPipeClient) extra = np_pipe_client_new (np_pipe_server_get_name (f->server));
+  g_autoptr(GBytes) too_large = g_bytes_new_take (g_malloc0 (4097), 4097);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  Disconnects d = { 0 };
+  gulong id;
+
+  np_pipe_server_set_max_message_size (f->server, 4096);
+  np_pipe_server_set_max_connections (f->server, 1);
+
+  g_assert_cmpuint (np_pipe_client_get_peer_max_message_size (client), ==, 0);
+  np_pipe_client_connect_async (client, NULL, async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  g_assert_true (np_pipe_client_connect_finish (client, result, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (np_pipe_client_get_peer_max_message_size (client), ==, 4096);
+  g_assert_false (np_pipe_client_send (client, too_large, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE);
+  g_clear_error (&error);
+  g_clear_object (&result);
+
+  /* The server is full. */
+  g_signal_connect (extra, "disconnected", G_CALLBACK (count_disconnect_cb), &d);
+  np_pipe_client_connect_async (extra, NULL, async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  g_assert_false (np_pipe_client_connect_finish (extra, result, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS);
+  g_assert_false (np_pipe_client_get_connected (extra));
+  g_clear_error (&error);
+  g_clear_object (&result);
+
+  /* The application refuses. */
+  np_pipe_server_set_max_connections (f->server, 0);
+  id = g_signal_connect (f->server, "authorize-peer", G_CALLBACK (refuse_cb), NULL);
+  np_pipe_client_connect_async (refused, NULL, async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  g_assert_false (np_pipe_client_connect_finish (refused, result, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED);
+  g_signal_handler_disconnect (f->server, id);
+
+  /* A failed connect is not a disconnection too. */
+  g_assert_cmpuint (d.n_disconnected, ==, 0);
+  g_assert_cmpuint (f->connected->len, ==, 1);
+}
+
+/* A listener that accepts and never says hello is given up at the
+ * connect timeout, by connect_async and after connect_sync alike. */
+static void
+test_client_handshake_deadline (void)
+{
+  g_autofree char *name = g_strdup_printf ("mute-%u", g_random_int ());
+  NpTestRawServer *raw = np_test_raw_server_new (name, 8, TRUE);
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autoptr(NpPipeClient) sync_client = np_pipe_client_new (name);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  Disconnects d = { 0 };
+
+  np_pipe_client_set_connect_timeout (client, 100);
+  np_pipe_client_connect_async (client, NULL, async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  g_assert_false (np_pipe_client_connect_finish (client, result, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT);
+  g_assert_nonnull (strstr (error->message, name));
+  g_assert_false (np_pipe_client_get_connected (client));
+  g_clear_error (&error);
+
+  np_pipe_client_set_connect_timeout (sync_client, 100);
+  g_signal_connect (sync_client, "disconnected", G_CALLBACK (count_disconnect_cb), &d);
+  g_assert_true (np_pipe_client_connect_sync (sync_client, NULL, &error));
+  WAIT_UNTIL (d.n_disconnected == 1);
+  g_assert_error (d.error, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT);
+  g_assert_nonnull (strstr (d.error->message, name));
+
+  g_clear_error (&d.error);
+  np_test_raw_server_free (raw);
+}
+
+/* What a peer written from docs/protocol.md may send: a goodbye that
+ * announces a normal close is a clean close; a malformed goodbye is a
+ * protocol error; a higher version is accepted. */
+static void
+test_goodbyes_and_versions (void)
+{
+  struct {
+    guint8      version;
+    GBytes     *goodbye;
+    gint        code;      /* -1: clean */
+  } cases[] = {
+    { 1, np_test_goodbye (6, "bye"), -1 },
+    { 7, np_test_goodbye (6, "bye from a later version"), -1 },
+    { 1, np_test_frame (NP_TEST_GOODBYE, (const guint8 *) "ab", 2), NP_PIPE_ERROR_PROTOCOL },
+    { 1, np_test_goodbye (8, "too slow"), NP_PIPE_ERROR_TIMED_OUT },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *name = g_strdup_printf ("bye-%u-%u", i, g_random_int ());
+      NpTestRawServer *raw = np_test_raw_server_new (name, 8, TRUE);
+      g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+      g_autoptr(GError) error = NULL;
+      Disconnects d = { 0 };
+      guint8 hello[12];
+
+      g_signal_connect (client, "disconnected", G_CALLBACK (count_disconnect_cb), &d);
+      g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+      WAIT_UNTIL (raw->accepted->len == 1);
+
+      np_test_hello (hello, cases[i].version, 1024);
+      np_test_raw_write (g_ptr_array_index (raw->accepted, 0), hello, sizeof hello);
+      np_test_raw_write_bytes (g_ptr_array_index (raw->accepted, 0), cases[i].goodbye);
+
+      WAIT_UNTIL (d.n_disconnected == 1);
+      if (cases[i].code < 0)
+        g_assert_no_error (d.error);
+      else
+        g_assert_error (d.error, NP_PIPE_ERROR, cases[i].code);
+
+      g_clear_error (&d.error);
+      g_bytes_unref (cases[i].goodbye);
+      np_test_raw_server_free (raw);
+    }
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_autofree char *runtime_dir = NULL;
+  g_autoptr(GError) error = NULL;
+  int ret;
+
+  runtime_dir = g_dir_make_tmp ("np-closing-XXXXXX", &error);
+  g_assert_no_error (error);
+  g_setenv ("XDG_RUNTIME_DIR", runtime_dir, TRUE);
+
+  g_test_init (&argc, &argv, NULL);
+
+#define ADD(path, func) \
+  g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+
+  ADD ("/Np/Closing/half-close/server", test_half_close_server);
+  g_test_add_func ("/Np/Closing/half-close/client", test_half_close_client);
+  g_test_add_func ("/Np/Closing/close-bounded", test_close_bounded);
+  g_test_add_func ("/Np/Closing/close-async", test_close_async);
+  g_test_add_func ("/Np/Closing/close-during-connect", test_close_during_connect);
+  ADD ("/Np/Closing/connect-waits-for-hello", test_connect_waits_for_hello);
+  g_test_add_func ("/Np/Closing/client-handshake-deadline", test_client_handshake_deadline);
+  g_test_add_func ("/Np/Closing/goodbyes-and-versions", test_goodbyes_and_versions);
+
+  ret = g_test_run ();
+
+  {
+    g_autofree char *np_dir = g_build_filename (runtime_dir, "np", NULL);
+
+    g_rmdir (np_dir);
+    g_rmdir (runtime_dir);
+  }
+
+  return ret;
+}
