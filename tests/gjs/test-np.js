@@ -192,6 +192,49 @@ test('async connect and send', () => {
     server.stop();
 });
 
+test('objects created with new, as GtkBuilder does', () => {
+    const server = new Np.PipeServer();
+    assertEqual(server.get_name(), null, 'no name yet');
+    assert(server.start(), 'server starts');
+    assert(server.name.startsWith('np-'), 'generated name');
+
+    const client = new Np.PipeClient({name: server.name, connect_timeout: 2000});
+    assert(client.connect_sync(null), 'client connects');
+    waitUntil(() => server.get_n_connections() === 1);
+
+    const nameless = new Np.PipeClient();
+    assertEqual(nameless.path, null, 'no path');
+    let caught = null;
+    try {
+        nameless.connect_sync(null);
+    } catch (e) {
+        caught = e;
+    }
+    assert(caught instanceof GLib.Error, 'a GLib.Error');
+    assert(caught.matches(Np.pipe_error_quark(), Np.PipeError.INVALID_NAME), 'INVALID_NAME');
+
+    const model = server.get_connections();
+    assert(model instanceof Gio.ListModel, 'a list model');
+    assert(!(model instanceof Gio.ListStore), 'not a store');
+    client.close();
+    server.stop();
+});
+
+test('close_async with a promise, and the peer limit', async () => {
+    Gio._promisify(Np.PipeClient.prototype, 'connect_async');
+    Gio._promisify(Np.PipeClient.prototype, 'close_async');
+    const server = new Np.PipeServer({max_message_size: 4096});
+    assert(server.start(), 'server starts');
+    const client = Np.PipeClient.new(server.name);
+    assertEqual(client.peer_max_message_size, 0, 'unknown before the hello');
+    assert(await client.connect_async(null), 'connects');
+    assertEqual(client.peer_max_message_size, 4096, 'the server limit');
+    client.send_data(encoder.encode('last'));
+    assert(await client.close_async(null), 'closed with everything written');
+    assert(!client.connected, 'not connected');
+    server.stop();
+});
+
 test('a GJS client talks to a server process written in C', () => {
     const peer = GLib.build_filenamev([GLib.getenv('NP_TEST_BUILDDIR'), 'np-test-peer']);
     const name = 'c-server-for-gjs';
@@ -211,10 +254,12 @@ test('a GJS client talks to a server process written in C', () => {
     assert(process.wait_check(null), 'server exits cleanly');
 });
 
+// Awaiting a test that returns a promise lets the main loop run until it
+// settles (a top-level await does that in GJS).
 print(`1..${tests.length}`);
-tests.forEach(({name, func}, i) => {
+for (const [i, {name, func}] of tests.entries()) {
     try {
-        func();
+        await func();
         print(`ok ${i + 1} ${name}`);
     } catch (e) {
         failed++;
@@ -222,6 +267,6 @@ tests.forEach(({name, func}, i) => {
         for (const line of `${e}\n${e.stack ?? ''}`.split('\n'))
             print(`# ${line}`);
     }
-});
+}
 
 System.exit(failed > 0 ? 1 : 0);

@@ -213,6 +213,72 @@ class TestServer(NpTestCase):
         self.assertEqual([bytes(data) for _, data in self.events.messages], sent)
 
 
+class TestBindingsIdioms(unittest.TestCase):
+    """What Python programs do that C programs rarely do."""
+
+    def test_created_by_property(self):
+        # Np.PipeServer() and Np.PipeClient() go through g_object_new().
+        server = Np.PipeServer()
+        self.assertIsNone(server.get_name())
+        self.assertTrue(server.start())
+        self.assertTrue(server.props.name.startswith("np-"))
+
+        client = Np.PipeClient(name=server.props.name, connect_timeout=2000)
+        self.assertTrue(client.connect_sync(None))
+        wait_until(lambda: server.get_n_connections() == 1)
+
+        nameless = Np.PipeClient()
+        self.assertIsNone(nameless.props.path)
+        with self.assertRaises(GLib.Error) as raised:
+            nameless.connect_sync(None)
+        self.assertTrue(raised.exception.matches(Np.pipe_error_quark(),
+                                                 Np.PipeError.INVALID_NAME))
+        results = []
+        nameless.connect_async(None, lambda c, res: results.append(res))
+        wait_until(lambda: results)
+        with self.assertRaises(GLib.Error) as raised:
+            nameless.connect_finish(results[0])
+        self.assertEqual(raised.exception.code, Np.PipeError.INVALID_NAME)
+        client.close()
+        server.stop()
+
+    def test_connections_model_is_read_only(self):
+        server = Np.PipeServer.new(None)
+        self.assertTrue(server.start())
+        client = Client(server.get_name())
+        wait_until(lambda: server.get_n_connections() == 1)
+        model = server.get_connections()
+        self.assertIsInstance(model, Gio.ListModel)
+        self.assertNotIsInstance(model, Gio.ListStore)
+        self.assertFalse(hasattr(model, "remove_all"))
+        self.assertEqual(model.get_n_items(), 1)
+        client.client.close()
+        server.stop()
+
+    def test_close_async_and_peer_limit(self):
+        server = Np.PipeServer(max_message_size=4096)
+        self.assertTrue(server.start())
+        client = Np.PipeClient.new(server.get_name())
+        self.assertEqual(client.props.peer_max_message_size, 0)
+        results = []
+        client.connect_async(None, lambda c, res: results.append(c.connect_finish(res)))
+        wait_until(lambda: results)
+        self.assertEqual(client.props.peer_max_message_size, 4096)
+        with self.assertRaises(GLib.Error) as raised:
+            client.send_data(bytes(4097))
+        self.assertEqual(raised.exception.code, Np.PipeError.MESSAGE_TOO_LARGE)
+
+        disconnects = []
+        client.connect("disconnected", lambda c, e: disconnects.append(e))
+        client.send_data(b"last")
+        client.close_async(None, lambda c, res: results.append(c.close_finish(res)))
+        wait_until(lambda: len(results) == 2 and disconnects)
+        self.assertEqual(results[1], True)
+        self.assertEqual(disconnects, [None])
+        self.assertFalse(client.props.connected)
+        server.stop()
+
+
 class TestCServer(unittest.TestCase):
     """A Python client talking to a server process written in C."""
 
