@@ -110,20 +110,25 @@ _np_pipe_server_client_disconnected (NpPipeServer     *self,
                                      NpPipeConnection *connection,
                                      const GError     *error)
 {
-  g_autoptr(NpPipeServer) hold_self = g_object_ref (self);
-  g_autoptr(NpPipeConnection) hold_connection = g_object_ref (connection);
+  /* The list may have held the last reference to the connection; a
+   * handler may drop the last one to the server. */
+  g_object_ref (self);
+  g_object_ref (connection);
 
-  if (!np_connection_list_remove (self->connections, connection))
-    return;
+  if (np_connection_list_remove (self->connections, connection))
+    {
+      /* A descriptor came free. */
+      g_mutex_lock (&self->lock);
+      if (self->listener != NULL)
+        np_listener_resume (self->listener);
+      g_mutex_unlock (&self->lock);
 
-  /* A descriptor came free. */
-  g_mutex_lock (&self->lock);
-  if (self->listener != NULL)
-    np_listener_resume (self->listener);
-  g_mutex_unlock (&self->lock);
+      g_object_notify_by_pspec (G_OBJECT (self), properties [NP_PIPE_SERVER_PROP_N_CONNECTIONS]);
+      g_signal_emit (self, signals [CLIENT_DISCONNECTED], 0, connection, error);
+    }
 
-  g_object_notify_by_pspec (G_OBJECT (self), properties [NP_PIPE_SERVER_PROP_N_CONNECTIONS]);
-  g_signal_emit (self, signals [CLIENT_DISCONNECTED], 0, connection, error);
+  g_object_unref (connection);
+  g_object_unref (self);
 }
 
 /* The most connections this process has descriptors for, keeping some

@@ -41,13 +41,21 @@ on_message (GObject *owner,
 }
 
 static void
+on_opened (GObject  *owner,
+           NpStream *stream)
+{
+}
+
+static void
 on_closed (GObject      *owner,
+           NpStream     *stream,
            const GError *error)
 {
   state->n_closed++;
 }
 
 static const NpStreamCallbacks callbacks = {
+  .opened = on_opened,
   .message = on_message,
   .closed = on_closed,
 };
@@ -84,8 +92,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
 
   socket = g_socket_new_from_fd (fds[0], NULL);
   connection = g_socket_connection_factory_create_connection (socket);
-  stream = np_stream_new (owner, &callbacks, connection, context, "Fuzzed peer", MAX_MESSAGE_SIZE);
-  np_stream_set_handshake_timeout (stream, 0);
+  stream = np_stream_new (owner, &callbacks, np_transport_unix_new (connection), context,
+                          "Fuzzed peer", MAX_MESSAGE_SIZE);
+  np_stream_start (stream);
 
   /* Feed the input, letting the stream read whenever the socket is full,
    * then hang up and let it find the end. */
@@ -113,7 +122,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
   if (s.n_closed != 1 || s.oversize)
     abort ();
 
-  np_stream_free (stream);
+  np_stream_detach (stream);
+  np_stream_unref (stream);
   close (fds[1]);
   g_main_context_pop_thread_default (context);
   state = NULL;
