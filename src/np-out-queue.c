@@ -15,6 +15,8 @@
  * small frames is one allocation and one vector. */
 #define NP_OUT_CHUNK_SIZE (16 * 1024)
 
+#define NO_FRAME G_MAXUINT64
+
 struct _NpOutChunk
 {
   NpOutChunk   *next;
@@ -23,8 +25,10 @@ struct _NpOutChunk
   gsize         len;
   gsize         offset;     /* bytes of it already written */
   gsize         cap;
-  /* Where the last frame that ends in this chunk ends, 0 if none does:
-   * what np_out_queue_cut() needs to keep frames whole. */
+  /* Where the first frame that starts in this chunk starts (NO_FRAME if
+   * none does) and where the last one that ends in it ends (0 if none
+   * does): what np_out_queue_cut() needs to keep frames whole. */
+  guint64       frame_start;
   guint64       frame_end;
   guint8        inline_data[];
 };
@@ -95,6 +99,7 @@ np_out_queue_append_copy (NpOutQueue   *queue,
       tail->len = 0;
       tail->offset = 0;
       tail->cap = cap;
+      tail->frame_start = NO_FRAME;
       tail->frame_end = 0;
       np_out_queue_append_chunk (queue, tail);
     }
@@ -113,6 +118,7 @@ np_out_queue_append_bytes (NpOutQueue *queue,
   chunk->data = g_bytes_get_data (bytes, &len);
   chunk->len = len;
   chunk->bytes = g_bytes_ref (bytes);
+  chunk->frame_start = NO_FRAME;
   np_out_queue_append_chunk (queue, chunk);
 }
 
@@ -131,6 +137,9 @@ np_out_queue_push_frame (NpOutQueue   *queue,
   g_assert (header_len > 0);
 
   np_out_queue_append_copy (queue, header, header_len);
+  /* A header is never split across chunks. */
+  if (queue->tail->frame_start == NO_FRAME)
+    queue->tail->frame_start = start;
 
   if (len == 0)
     ;
@@ -235,6 +244,8 @@ np_out_queue_remove (NpOutQueue *queue,
           /* Not in the range: only its positions may move. */
           if (chunk->frame_end >= end)
             chunk->frame_end -= delta;
+          if (chunk->frame_start != NO_FRAME && chunk->frame_start >= end)
+            chunk->frame_start -= delta;
         }
       else if (cut_start == chunk_start && cut_end == chunk_end && chunk->offset == 0)
         {
@@ -266,6 +277,15 @@ np_out_queue_remove (NpOutQueue *queue,
             /* The last frame that ended here was removed: the one before
              * it ended at @start, if that is in this chunk at all. */
             chunk->frame_end = start > chunk_start ? start : 0;
+
+          if (chunk->frame_start == NO_FRAME || chunk->frame_start < start)
+            ;
+          else if (chunk->frame_start >= end)
+            chunk->frame_start -= delta;
+          else
+            /* The first frame that started here was removed: what follows
+             * it starts at @start, if any of it is in this chunk. */
+            chunk->frame_start = cut_end < chunk_end ? start : NO_FRAME;
         }
 
       prev = chunk;
@@ -287,27 +307,48 @@ void
 np_out_queue_cut (NpOutQueue *queue)
 {
   guint64 chunk_start = np_out_queue_head_start (queue);
+  NpOutChunk *prev = NULL;
 
-  for (NpOutChunk *chunk = queue->head; chunk != NULL; chunk = chunk->next)
+  for (NpOutChunk *chunk = queue->head; chunk != NULL;
+       prev = chunk, chunk_start += chunk->len, chunk = chunk->next)
     {
-      if (chunk->frame_end != 0 && chunk->frame_end >= queue->written)
-        {
-          chunk->len = chunk->frame_end - chunk_start;
-          np_out_queue_free_from (chunk->next);
-          chunk->next = NULL;
-          queue->tail = chunk;
-          queue->queued = chunk->frame_end;
+      guint64 cut;
 
-          if (chunk->offset == chunk->len)
-            {
-              /* It ends exactly where writing stopped. */
-              g_assert (chunk == queue->head);
-              np_out_queue_clear (queue);
-            }
-          return;
+      /* The first frame boundary at or after what was written. */
+      if (chunk->frame_start != NO_FRAME && chunk->frame_start >= queue->written)
+        cut = chunk->frame_start;
+      else if (chunk->frame_end != 0 && chunk->frame_end >= queue->written)
+        cut = chunk->frame_end;
+      else
+        continue;
+
+      np_out_queue_free_from (chunk->next);
+      chunk->next = NULL;
+      queue->queued = cut;
+
+      if (cut == chunk_start)
+        {
+          /* Nothing of this chunk stays. */
+          np_out_chunk_free (chunk);
+          if (prev != NULL)
+            prev->next = NULL;
+          else
+            queue->head = NULL;
+          queue->tail = prev;
+        }
+      else
+        {
+          chunk->len = cut - chunk_start;
+          chunk->frame_end = cut;
+          if (chunk->frame_start != NO_FRAME && chunk->frame_start >= cut)
+            chunk->frame_start = NO_FRAME;
+          queue->tail = chunk;
         }
 
-      chunk_start += chunk->len;
+      /* It may end exactly where writing stopped. */
+      if (queue->head == NULL || cut == queue->written)
+        np_out_queue_clear (queue);
+      return;
     }
 
   /* Every frame ends in some chunk, so only an empty queue gets here. */
