@@ -30,6 +30,10 @@ typedef struct
 
 void     np_out_queue_init       (NpOutQueue       *queue);
 void     np_out_queue_clear      (NpOutQueue       *queue);
+void     np_out_queue_push_preamble
+                                 (NpOutQueue       *queue,
+                                  const guint8     *data,
+                                  gsize             len);
 guint64  np_out_queue_push_frame (NpOutQueue       *queue,
                                   const guint8     *header,
                                   gsize             header_len,

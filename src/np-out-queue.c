@@ -154,6 +154,20 @@ np_out_queue_push_frame (NpOutQueue   *queue,
   return start;
 }
 
+/* Queues the bytes that come before any frame (the hello): unlike a
+ * frame, np_out_queue_cut() never drops them. */
+void
+np_out_queue_push_preamble (NpOutQueue   *queue,
+                            const guint8 *data,
+                            gsize         len)
+{
+  g_assert (len > 0);
+
+  np_out_queue_append_copy (queue, data, len);
+  queue->queued += len;
+  queue->tail->frame_end = queue->queued;
+}
+
 /* Fills @vectors with what is queued, oldest first. Returns how many. */
 guint
 np_out_queue_peek (const NpOutQueue *queue,

@@ -601,7 +601,7 @@ np_stream_new (GObject                 *owner,
   g_source_attach (self->io_source, context);
 
   np_hello_encode (hello, max_message_size);
-  np_out_queue_push_frame (&self->out, hello, sizeof hello, NULL);
+  np_out_queue_push_preamble (&self->out, hello, sizeof hello);
 
   return self;
 }

@@ -201,6 +201,20 @@ test_remove_everything_left (void)
 static void
 test_cut (void)
 {
+  /* What comes before the frames stays, whatever happens to them. */
+  {
+    const guint8 preamble[12] = { 'N', 'P', 'I', 'P', 1 };
+    NpOutQueue queue;
+
+    np_out_queue_init (&queue);
+    np_out_queue_push_preamble (&queue, preamble, sizeof preamble);
+    push (&queue, 0, 10);
+    push (&queue, 1, 90000);
+    np_out_queue_cut (&queue);
+    g_assert_cmpuint (np_out_queue_get_size (&queue), ==, sizeof preamble);
+    np_out_queue_clear (&queue);
+  }
+
   const gsize steps[] = { 0, 3, 8, 308, 400, 8 + 300 + 8 + 50000 + 4 };
 
   for (guint s = 0; s < G_N_ELEMENTS (steps); s++)
