@@ -50,7 +50,12 @@ struct _NpPipeClient
   guint         connected : 1;
 };
 
+extern const NpStreamCallbacks np_pipe_client_stream_callbacks;
+
 void  np_pipe_client_install_properties (GObjectClass *object_class);
+void  np_pipe_client_connected          (NpPipeClient *self,
+                                         GTask        *task,
+                                         const GError *error);
 guint np_pipe_client_get_uint           (NpPipeClient *self,
                                          const guint  *field);
 

@@ -1,0 +1,429 @@
+/* np-pipe-client-connect.c: connecting a client
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "config.h"
+
+#include "np-context-private.h"
+#include "np-error.h"
+#include "np-name-private.h"
+#include "np-pipe-client-internal.h"
+#include "np-socket-connect-private.h"
+
+#define properties np_pipe_client_properties
+
+/* Checks that a connect may begin, and marks it begun. */
+static gboolean
+np_pipe_client_begin_connect_locked (NpPipeClient  *self,
+                                     gboolean      *already,
+                                     GError       **error)
+{
+  *already = self->connected && self->stream != NULL && np_stream_is_open (self->stream);
+  if (*already)
+    return TRUE;
+
+  if (self->attempt != NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_PENDING,
+                   "Pipe “%s”: a connect is already under way", self->name);
+      return FALSE;
+    }
+
+  if (self->name == NULL)
+    {
+      g_set_error_literal (error, NP_PIPE_ERROR, NP_PIPE_ERROR_INVALID_NAME,
+                           "The client has no pipe name to connect to");
+      return FALSE;
+    }
+
+  if (self->path == NULL)
+    {
+      g_autofree char *path = np_name_to_path (self->name, error);
+      g_assert (path == NULL);
+      return FALSE;
+    }
+
+  self->attempt = g_cancellable_new ();
+  return TRUE;
+}
+
+static void
+np_pipe_client_forward_cancel (GCancellable *cancellable,
+                               gpointer      data)
+{
+  g_cancellable_cancel (data);
+}
+
+/* Makes the caller's @cancellable cancel @attempt too. */
+static gulong
+np_pipe_client_chain_cancellable (GCancellable *cancellable,
+                                  GCancellable *attempt)
+{
+  if (cancellable == NULL)
+    return 0;
+
+  return g_cancellable_connect (cancellable, G_CALLBACK (np_pipe_client_forward_cancel),
+                                g_object_ref (attempt), g_object_unref);
+}
+
+/* Makes a stream of @connection the client's; returns the one it
+ * replaces. */
+static NpStream *
+np_pipe_client_attach_locked (NpPipeClient       *self,
+                              GSocketConnection  *connection,
+                              guint               handshake_timeout,
+                              NpStream          **stream_out)
+{
+  g_autofree char *label = g_strdup_printf ("Pipe “%s”", self->name);
+  NpStream *old = self->stream;
+
+  self->stream = np_stream_new (G_OBJECT (self), &np_pipe_client_stream_callbacks,
+                                np_transport_unix_new (connection), self->context,
+                                label, self->max_message_size);
+  np_stream_set_handshake_timeout (self->stream, handshake_timeout);
+  np_stream_set_close_timeout (self->stream, self->close_timeout);
+  np_stream_set_queue_limit (self->stream, self->max_queued_bytes, FALSE);
+  *stream_out = self->stream;
+
+  return old;
+}
+
+/**
+ * np_pipe_client_connect_sync:
+ * @self: a #NpPipeClient
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Connects to the server and sends the handshake, blocking the calling
+ * thread only while the connection is made (when the server is alive but
+ * so busy that its queue of new connections is full, for at most
+ * [property@Np.PipeClient:connect-timeout]).
+ *
+ * This does not wait for the server to accept the client, which only the
+ * server's main loop can tell: the server may then run in the same
+ * thread. A refusal the server decides afterwards arrives as
+ * [signal@Np.PipeClient::disconnected]. To learn it from the call
+ * itself, use [method@Np.PipeClient.connect_async].
+ *
+ * Fails with %NP_PIPE_ERROR_NOT_FOUND when no server runs under the name,
+ * %NP_PIPE_ERROR_INVALID_NAME when the name cannot be a pipe, and
+ * %NP_PIPE_ERROR_TIMED_OUT when a busy server did not take the connection
+ * in time. Connecting a connected client does nothing.
+ *
+ * Returns: %TRUE if the client is connected
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_client_connect_sync (NpPipeClient  *self,
+                             GCancellable  *cancellable,
+                             GError       **error)
+{
+  g_autoptr(NpPipeClient) hold = NULL;
+  g_autoptr(GSocketConnection) connection = NULL;
+  g_autoptr(GCancellable) attempt = NULL;
+  NpStream *old = NULL;
+  NpStream *stream = NULL;
+  gboolean already;
+  gulong chain_id;
+  guint timeout;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
+  g_return_val_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  hold = g_object_ref (self);
+
+  g_mutex_lock (&self->lock);
+  if (!np_pipe_client_begin_connect_locked (self, &already, error))
+    {
+      g_mutex_unlock (&self->lock);
+      return FALSE;
+    }
+  if (already)
+    {
+      g_mutex_unlock (&self->lock);
+      return TRUE;
+    }
+  attempt = g_object_ref (self->attempt);
+  timeout = self->connect_timeout;
+  g_mutex_unlock (&self->lock);
+
+  chain_id = np_pipe_client_chain_cancellable (cancellable, attempt);
+  connection = np_socket_connect_sync (self->name, self->path, timeout, attempt, error);
+  g_cancellable_disconnect (cancellable, chain_id);
+
+  g_mutex_lock (&self->lock);
+  if (self->attempt == attempt)
+    g_clear_object (&self->attempt);
+  if (connection != NULL)
+    {
+      old = np_pipe_client_attach_locked (self, connection, timeout, &stream);
+      self->connected = TRUE;
+      np_stream_ref (stream);
+    }
+  g_mutex_unlock (&self->lock);
+
+  if (connection == NULL)
+    return FALSE;
+
+  np_stream_start (stream);
+  np_stream_unref (stream);
+  g_clear_pointer (&old, np_stream_unref);
+  np_context_notify (self->context, G_OBJECT (self), properties [NP_PIPE_CLIENT_PROP_CONNECTED]);
+
+  return TRUE;
+}
+
+typedef struct
+{
+  GCancellable *caller;      /* the caller's, chained to cancel attempt */
+  gulong        chain_id;
+  GCancellable *attempt;
+  gint64        deadline;
+} ConnectData;
+
+static void
+connect_data_free (gpointer data)
+{
+  ConnectData *connect = data;
+
+  if (connect->caller != NULL)
+    g_cancellable_disconnect (connect->caller, connect->chain_id);
+  g_clear_object (&connect->caller);
+  g_clear_object (&connect->attempt);
+  g_free (connect);
+}
+
+/* Ends the connect_async of @task, once: with success when @error is
+ * %NULL. Called from the client's context or the task's, by a caller
+ * that holds a reference on @task. */
+void
+np_pipe_client_connected (NpPipeClient *self,
+                          GTask        *task,
+                          const GError *error)
+{
+  NpStream *stream = NULL;
+  GCancellable *attempt = NULL;
+  gulong attempt_id = 0;
+
+  g_mutex_lock (&self->lock);
+  if (self->connect_task != task)
+    {
+      g_mutex_unlock (&self->lock);
+      return;
+    }
+
+  g_clear_object (&self->connect_task);
+  stream = g_steal_pointer (&self->connect_stream);
+  attempt = g_steal_pointer (&self->attempt);
+  attempt_id = self->attempt_id;
+  self->attempt_id = 0;
+  if (error == NULL)
+    self->connected = TRUE;
+  g_mutex_unlock (&self->lock);
+
+  if (attempt != NULL)
+    {
+      g_cancellable_disconnect (attempt, attempt_id);
+      g_object_unref (attempt);
+    }
+
+  /* A connection that failed half-way is closed without a report. */
+  if (error != NULL && stream != NULL)
+    np_stream_detach (stream);
+  g_clear_pointer (&stream, np_stream_unref);
+
+  if (error == NULL)
+    {
+      np_context_notify (self->context, G_OBJECT (self), properties [NP_PIPE_CLIENT_PROP_CONNECTED]);
+      g_task_return_boolean (task, TRUE);
+    }
+  else
+    g_task_return_error (task, g_error_copy (error));
+}
+
+static gboolean
+np_pipe_client_attempt_cancelled_cb (gpointer data)
+{
+  GTask *task = data;
+  g_autoptr(GError) error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                                 "Operation was cancelled");
+
+  np_pipe_client_connected (g_task_get_source_object (task), task, error);
+
+  return G_SOURCE_REMOVE;
+}
+
+static void
+np_pipe_client_attempt_cancelled (GCancellable *attempt,
+                                  gpointer      data)
+{
+  GTask *task = data;
+  g_autoptr(GSource) idle = g_idle_source_new ();
+
+  /* Never from inside the cancel call. */
+  g_source_set_static_name (idle, "[np] cancelled connect");
+  g_source_set_callback (idle, np_pipe_client_attempt_cancelled_cb,
+                         g_object_ref (task), g_object_unref);
+  g_source_attach (idle, g_task_get_context (task));
+}
+
+static void
+np_pipe_client_socket_connected (GObject      *object,
+                                 GAsyncResult *result,
+                                 gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  NpPipeClient *self = g_task_get_source_object (task);
+  ConnectData *connect = g_task_get_task_data (task);
+  g_autoptr(GSocketConnection) connection = NULL;
+  g_autoptr(GError) error = NULL;
+  NpStream *old = NULL;
+  NpStream *stream = NULL;
+  guint timeout = 0;
+  gulong id;
+
+  connection = np_socket_connect_finish (result, &error);
+  if (connection == NULL)
+    {
+      np_pipe_client_connected (self, task, error);
+      return;
+    }
+
+  /* What is left of the connect timeout bounds the handshake. */
+  if (connect->deadline > 0)
+    timeout = MAX (1, (connect->deadline - g_get_monotonic_time ()) / G_TIME_SPAN_MILLISECOND);
+
+  g_mutex_lock (&self->lock);
+  if (self->connect_task != task)
+    {
+      /* Cancelled meanwhile, and reported. */
+      g_mutex_unlock (&self->lock);
+      return;
+    }
+  old = np_pipe_client_attach_locked (self, connection, timeout, &stream);
+  self->connect_stream = np_stream_ref (stream);
+  g_mutex_unlock (&self->lock);
+
+  g_clear_pointer (&old, np_stream_unref);
+
+  /* From here, the server's hello or goodbye ends the connect; so does a
+   * cancel, at once. */
+  id = g_cancellable_connect (connect->attempt, G_CALLBACK (np_pipe_client_attempt_cancelled),
+                              g_object_ref (task), g_object_unref);
+  g_mutex_lock (&self->lock);
+  if (self->connect_task == task)
+    {
+      self->attempt_id = id;
+      id = 0;
+    }
+  g_mutex_unlock (&self->lock);
+
+  /* Done already: whoever finished it did not know the handler. */
+  if (id != 0)
+    g_cancellable_disconnect (connect->attempt, id);
+
+  np_stream_start (stream);
+}
+
+/**
+ * np_pipe_client_connect_async:
+ * @self: a #NpPipeClient
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called once the server accepted the client,
+ *   or the connect failed
+ * @user_data: data for @callback
+ *
+ * Connects to the server and completes once the server has accepted the
+ * client (its handshake arrived), so that a refusal
+ * (%NP_PIPE_ERROR_PERMISSION_DENIED, %NP_PIPE_ERROR_TOO_MANY_CLIENTS) is
+ * the error of [method@Np.PipeClient.connect_finish]. The whole takes at
+ * most [property@Np.PipeClient:connect-timeout]; past it, the connect
+ * fails with %NP_PIPE_ERROR_TIMED_OUT. Cancelling, or calling
+ * [method@Np.PipeClient.close] meanwhile, fails it with
+ * %G_IO_ERROR_CANCELLED and leaves the client unconnected.
+ *
+ * Both the caller's thread-default main context and the client's must
+ * run for it to complete.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_connect_async (NpPipeClient        *self,
+                              GCancellable        *cancellable,
+                              GAsyncReadyCallback  callback,
+                              gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  ConnectData *connect;
+  GError *error = NULL;
+  gboolean already;
+  guint timeout;
+
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+  g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, np_pipe_client_connect_async);
+
+  if (g_task_return_error_if_cancelled (task))
+    return;
+
+  connect = g_new0 (ConnectData, 1);
+  g_task_set_task_data (task, connect, connect_data_free);
+
+  g_mutex_lock (&self->lock);
+  if (!np_pipe_client_begin_connect_locked (self, &already, &error))
+    {
+      g_mutex_unlock (&self->lock);
+      g_task_return_error (task, error);
+      return;
+    }
+  if (already)
+    {
+      g_mutex_unlock (&self->lock);
+      g_task_return_boolean (task, TRUE);
+      return;
+    }
+  self->connect_task = g_object_ref (task);
+  connect->attempt = g_object_ref (self->attempt);
+  timeout = self->connect_timeout;
+  g_mutex_unlock (&self->lock);
+
+  if (timeout > 0)
+    connect->deadline = g_get_monotonic_time () + timeout * G_TIME_SPAN_MILLISECOND;
+  if (cancellable != NULL)
+    connect->caller = g_object_ref (cancellable);
+  connect->chain_id = np_pipe_client_chain_cancellable (cancellable, connect->attempt);
+
+  np_socket_connect_async (self->name, self->path, timeout, connect->attempt,
+                           np_pipe_client_socket_connected, g_steal_pointer (&task));
+}
+
+/**
+ * np_pipe_client_connect_finish:
+ * @self: a #NpPipeClient
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Np.PipeClient.connect_async].
+ *
+ * Returns: %TRUE if the client is connected
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_client_connect_finish (NpPipeClient  *self,
+                               GAsyncResult  *result,
+                               GError       **error)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
