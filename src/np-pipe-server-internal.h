@@ -56,6 +56,7 @@ struct _NpPipeServer
   guint             allow_other_users : 1;
   guint             running : 1;
   guint             disposing : 1;
+  guint             activated : 1;  /* the socket is the service manager's */
 };
 
 /* Sets a guint field under the lock, and notifies when it changed. */

@@ -16,6 +16,7 @@
 #include "np-name-private.h"
 #include "np-pipe-connection-private.h"
 #include "np-pipe-server-internal.h"
+#include "np-socket-activation-private.h"
 
 /**
  * NpPipeServer:
@@ -455,6 +456,7 @@ np_pipe_server_start_locked (NpPipeServer  *self,
                              GError       **error)
 {
   g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GError) local_error = NULL;
   g_autofree char *path = NULL;
 
   if (self->name == NULL)
@@ -467,7 +469,28 @@ np_pipe_server_start_locked (NpPipeServer  *self,
   if (path == NULL)
     return FALSE;
 
-  if (self->name[0] != '/' && !np_name_ensure_dir (path, error))
+  /* Started on demand by systemd, the socket is waiting for us; the lock
+   * goes beside it, wherever the unit put it. */
+  socket = np_socket_activation_take (self->name, &local_error);
+  if (local_error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return FALSE;
+    }
+  self->activated = socket != NULL;
+  if (self->activated)
+    {
+      g_autofree char *bound = np_socket_activation_get_path (socket);
+
+      if (bound != NULL && g_strcmp0 (bound, path) != 0)
+        {
+          g_debug ("Pipe “%s”: the socket passed for it is “%s”, not “%s”",
+                   self->name, bound, path);
+          g_free (path);
+          path = g_steal_pointer (&bound);
+        }
+    }
+  else if (self->name[0] != '/' && !np_name_ensure_dir (path, error))
     return FALSE;
 
   /* The path never changes once set: getters hand it out as it is. */
@@ -481,8 +504,9 @@ np_pipe_server_start_locked (NpPipeServer  *self,
   if (self->lock_fd < 0)
     return FALSE;
 
-  socket = np_socket_file_listen (self->name, self->path, self->allow_other_users,
-                                  &self->socket_file, error);
+  if (socket == NULL)
+    socket = np_socket_file_listen (self->name, self->path, self->allow_other_users,
+                                    &self->socket_file, error);
   if (socket == NULL)
     {
       np_name_unlock (self->lock_fd, self->path);
@@ -505,6 +529,14 @@ np_pipe_server_start_locked (NpPipeServer  *self,
  *
  * Starts listening. A server created without a name gets a unique one
  * here (see [property@Np.PipeServer:name]).
+ *
+ * When the process was started by systemd's socket activation
+ * (`LISTEN_PID`, `LISTEN_FDS`, `LISTEN_FDNAMES`: a `.socket` unit with
+ * `ListenStream=%t/np/NAME`), the server adopts the listening socket it
+ * was passed (the one named like the pipe, or the only one) instead of
+ * binding one, and [method@Np.PipeServer.stop] leaves the socket to
+ * systemd. Everything else holds as for a socket of its own: the peer
+ * checks, the limits, the lock that tells a live server.
  *
  * Fails with %NP_PIPE_ERROR_ADDRESS_IN_USE when a live server already has
  * the name, touching nothing of it. A socket file left over by a server
@@ -591,7 +623,9 @@ np_pipe_server_stop (NpPipeServer *self)
 
   self->running = FALSE;
   listener = g_steal_pointer (&self->listener);
-  np_socket_file_remove (self->path, &self->socket_file);
+  /* A socket systemd passed stays: it starts us again on demand. */
+  if (!self->activated)
+    np_socket_file_remove (self->path, &self->socket_file);
   np_name_unlock (self->lock_fd, self->path);
   self->lock_fd = -1;
   g_mutex_unlock (&self->lock);

@@ -359,6 +359,10 @@ run_serve (const char *name)
   if (!np_pipe_server_start (server, &error))
     g_error ("%s", error->message);
 
+  /* Started by socket activation, the server must not hand it on. */
+  if (g_getenv ("LISTEN_FDS") != NULL || g_getenv ("LISTEN_PID") != NULL)
+    printf ("LISTEN_FDS or LISTEN_PID still set\n");
+
   g_unix_fd_add (STDIN_FILENO, G_IO_IN | G_IO_HUP, serve_stdin_cb, loop);
   printf ("ready\n");
   fflush (stdout);
