@@ -555,6 +555,7 @@ gboolean
 np_pipe_server_start (NpPipeServer  *self,
                       GError       **error)
 {
+  g_autoptr(NpPipeServer) hold = NULL;
   gboolean name_changed = FALSE;
   gboolean path_changed = FALSE;
   gboolean started = FALSE;
@@ -562,6 +563,9 @@ np_pipe_server_start (NpPipeServer  *self,
 
   g_return_val_if_fail (NP_IS_PIPE_SERVER (self), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  /* A notify handler may drop the last reference. */
+  hold = g_object_ref (self);
 
   g_mutex_lock (&self->lock);
   if (self->disposing)
