@@ -144,7 +144,8 @@ np_pipe_client_install_properties (GObjectClass *object_class)
    * The name of the server to connect to: a pipe name or an absolute
    * socket path, as given to [ctor@Np.PipeServer.new]. A client created
    * without one cannot connect: connecting fails with
-   * %NP_PIPE_ERROR_INVALID_NAME.
+   * %NP_PIPE_ERROR_INVALID_NAME. %NULL by default; set at construction
+   * only.
    *
    * Since: 1.0
    */
@@ -171,8 +172,8 @@ np_pipe_client_install_properties (GObjectClass *object_class)
    *
    * Whether the client is connected: from a successful connect until
    * [method@Np.PipeClient.close], or until the server goes
-   * ([signal@Np.PipeClient::disconnected]). Its notifications are emitted
-   * in the client's main context.
+   * ([signal@Np.PipeClient::disconnected]); %FALSE before. Its
+   * notifications are emitted in the client's main context.
    *
    * Since: 1.0
    */
@@ -204,8 +205,8 @@ np_pipe_client_install_properties (GObjectClass *object_class)
    * server does not keep up, [method@Np.PipeClient.send] fails with
    * %NP_PIPE_ERROR_QUEUE_FULL rather than let the queue grow; the
    * connection stays, and [method@Np.PipeClient.flush_sync] or
-   * [method@Np.PipeClient.flush_async] make room. 0 means no limit; the
-   * default is 67108864 (64 MiB). Frames the client queues because of
+   * [method@Np.PipeClient.flush_async] make room. From 0 (no limit) to
+   * `G_MAXUINT32`; the default is 67108864 (64 MiB). Frames the client queues because of
    * what the server sent (the answers to its pings) count too: a server
    * that sends them and does not read is disconnected with that error.
    *
@@ -221,7 +222,8 @@ np_pipe_client_install_properties (GObjectClass *object_class)
    * NpPipeClient:peer-max-message-size:
    *
    * The largest message, in bytes, the server accepts, as it announced in
-   * the handshake; 0 until the server's handshake arrived. A larger
+   * the handshake, from 0 to `G_MAXUINT32`; 0 until the server's
+   * handshake arrived. A larger
    * message fails to send with %NP_PIPE_ERROR_MESSAGE_TOO_LARGE. It
    * changes in the client's main context.
    *
@@ -242,7 +244,7 @@ np_pipe_client_install_properties (GObjectClass *object_class)
    * given up with %NP_PIPE_ERROR_TIMED_OUT, after
    * [method@Np.PipeClient.connect_sync] too (through
    * [signal@Np.PipeClient::disconnected]). 0 waits for as long as it
-   * takes. The default is 5000 (5 seconds).
+   * takes; at most `G_MAXUINT`. The default is 5000 (5 seconds).
    *
    * Since: 1.0
    */
@@ -263,7 +265,8 @@ np_pipe_client_install_properties (GObjectClass *object_class)
    * this long is given up: what is still queued is dropped and
    * [signal@Np.PipeClient::disconnected] reports
    * %NP_PIPE_ERROR_TIMED_OUT, saying how many bytes were lost. 0 waits
-   * for as long as it takes. The default is 5000 (5 seconds).
+   * for as long as it takes; at most `G_MAXUINT`. The default is 5000 (5
+   * seconds).
    *
    * Since: 1.0
    */

@@ -257,7 +257,8 @@ np_pipe_connection_class_init (NpPipeConnectionClass *klass)
    * NpPipeConnection:id:
    *
    * The identifier of the connection, unique within its server and
-   * increasing with each client that connects, from 1.
+   * increasing with each client that connects, from 1 (0 for a connection
+   * no server made).
    *
    * Since: 1.0
    */
@@ -310,7 +311,8 @@ np_pipe_connection_class_init (NpPipeConnectionClass *klass)
    * NpPipeConnection:peer-max-message-size:
    *
    * The largest message, in bytes, the client accepts, as it announced in
-   * the handshake; 0 until its handshake arrived. A larger message fails
+   * the handshake, from 0 to `G_MAXUINT32`; 0 until its handshake
+   * arrived. A larger message fails
    * to send with %NP_PIPE_ERROR_MESSAGE_TOO_LARGE.
    *
    * Since: 1.0
@@ -323,8 +325,10 @@ np_pipe_connection_class_init (NpPipeConnectionClass *klass)
   /**
    * NpPipeConnection:connected:
    *
-   * Whether messages can still be sent on the connection. It turns false
-   * once, when the connection starts closing for any reason.
+   * Whether messages can still be sent on the connection: %TRUE from the
+   * moment the server accepts the client (%FALSE before). It turns false
+   * once, when the connection starts closing for any reason, in the
+   * server's main context.
    *
    * Since: 1.0
    */
