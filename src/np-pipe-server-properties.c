@@ -299,7 +299,7 @@ np_pipe_server_install_properties (GObjectClass *object_class)
    * Off by default: only the server's own user gets in. Turning it on also
    * makes the socket file world-writable at [method@Np.PipeServer.start],
    * which matters only for a socket path outside the per-user directory
-   * (a name starting with `/`). Off by default.
+   * (a name starting with `/`).
    *
    * Since: 1.0
    */
