@@ -27,10 +27,10 @@ typedef struct
   void     (*unref)    (NpFlushLink *link);
 } NpFlushLinkFuncs;
 
-/* Embedded in what the flusher serves; the fields are the flusher's. */
+/* Embedded in what the flusher serves; the fields are the flusher's,
+ * guarded by its lock. */
 struct _NpFlushLink
 {
-  GList                   list;
   const NpFlushLinkFuncs *funcs;
   guint                   armed : 1;
   guint                   dispatch : 1;

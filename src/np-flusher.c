@@ -23,6 +23,8 @@ struct _NpFlusher
   GSource       source;
   GMainContext *context;
   GMutex        lock;
+  /* Of NpFlushLink, each holding a reference. A link being handled is in
+   * neither, and may be armed again meanwhile: it then goes back in. */
   GQueue        pending;    /* to write in prepare */
   GQueue        ready;      /* to dispatch */
   guint         n_users;    /* guarded by the flushers lock */
@@ -35,7 +37,7 @@ np_flusher_push_locked (NpFlusher   *self,
 {
   link->armed = TRUE;
   link->dispatch = dispatch;
-  g_queue_push_tail_link (dispatch ? &self->ready : &self->pending, &link->list);
+  g_queue_push_tail (dispatch ? &self->ready : &self->pending, link);
 }
 
 static void
@@ -44,7 +46,7 @@ np_flusher_unlink_locked (NpFlusher   *self,
 {
   g_assert (link->armed);
 
-  g_queue_unlink (link->dispatch ? &self->ready : &self->pending, &link->list);
+  g_queue_remove (link->dispatch ? &self->ready : &self->pending, link);
   link->armed = FALSE;
 }
 
@@ -60,7 +62,7 @@ np_flusher_steal (NpFlusher *self,
   stolen = *queue;
   g_queue_init (queue);
   for (GList *l = stolen.head; l != NULL; l = l->next)
-    ((NpFlushLink *) l)->armed = FALSE;
+    ((NpFlushLink *) l->data)->armed = FALSE;
   g_mutex_unlock (&self->lock);
 
   return stolen;
@@ -84,14 +86,12 @@ np_flusher_prepare (GSource *source,
 {
   NpFlusher *self = (NpFlusher *) source;
   GQueue pending = np_flusher_steal (self, &self->pending);
-  GList *l;
+  NpFlushLink *link;
 
   *timeout = -1;
 
-  while ((l = g_queue_pop_head_link (&pending)) != NULL)
+  while ((link = g_queue_pop_head (&pending)) != NULL)
     {
-      NpFlushLink *link = (NpFlushLink *) l;
-
       if (!link->funcs->prepare (link))
         np_flusher_arm (self, link, TRUE);
       link->funcs->unref (link);
@@ -113,12 +113,10 @@ np_flusher_dispatch (GSource     *source,
 {
   NpFlusher *self = (NpFlusher *) source;
   GQueue ready = np_flusher_steal (self, &self->ready);
-  GList *l;
+  NpFlushLink *link;
 
-  while ((l = g_queue_pop_head_link (&ready)) != NULL)
+  while ((link = g_queue_pop_head (&ready)) != NULL)
     {
-      NpFlushLink *link = (NpFlushLink *) l;
-
       link->funcs->dispatch (link);
       link->funcs->unref (link);
     }
@@ -130,12 +128,12 @@ static void
 np_flusher_finalize (GSource *source)
 {
   NpFlusher *self = (NpFlusher *) source;
-  GList *l;
+  NpFlushLink *link;
 
   /* Links armed after the last user released the flusher. */
-  while ((l = g_queue_pop_head_link (&self->pending)) != NULL ||
-         (l = g_queue_pop_head_link (&self->ready)) != NULL)
-    ((NpFlushLink *) l)->funcs->unref ((NpFlushLink *) l);
+  while ((link = g_queue_pop_head (&self->pending)) != NULL ||
+         (link = g_queue_pop_head (&self->ready)) != NULL)
+    link->funcs->unref (link);
 
   g_mutex_clear (&self->lock);
 }
@@ -200,7 +198,7 @@ np_flusher_release (NpFlusher *self)
 
 /* Has @link written in the next prepare phase of the flusher's context,
  * or dispatched when @dispatch (the stronger of the two wins). Wakes the
- * context when called from a thread that does not run it. */
+ * context when another thread is running it. */
 void
 np_flusher_arm (NpFlusher   *self,
                 NpFlushLink *link,
@@ -223,8 +221,17 @@ np_flusher_arm (NpFlusher   *self,
     }
   g_mutex_unlock (&self->lock);
 
+  /* Only a thread that iterates the context owns it, and only such a
+   * thread may be asleep in poll() past this link: any later iteration
+   * writes it in its prepare phase. A failed acquire is the sign of one;
+   * waking the context for nothing costs two system calls. */
   if (changed && !g_main_context_is_owner (self->context))
-    g_main_context_wakeup (self->context);
+    {
+      if (g_main_context_acquire (self->context))
+        g_main_context_release (self->context);
+      else
+        g_main_context_wakeup (self->context);
+    }
 }
 
 void

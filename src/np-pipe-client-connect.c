@@ -82,10 +82,9 @@ np_pipe_client_attach_locked (NpPipeClient       *self,
 
   self->stream = np_stream_new (G_OBJECT (self), &np_pipe_client_stream_callbacks,
                                 np_transport_unix_new (connection), self->context,
-                                label, self->max_message_size);
-  np_stream_set_handshake_timeout (self->stream, handshake_timeout);
-  np_stream_set_close_timeout (self->stream, self->close_timeout);
-  np_stream_set_queue_limit (self->stream, self->max_queued_bytes, FALSE);
+                                self->lock, label, self->max_message_size);
+  np_stream_configure_locked (self->stream, self->max_queued_bytes, FALSE,
+                              handshake_timeout, self->close_timeout);
   *stream_out = self->stream;
 
   return old;
@@ -137,26 +136,26 @@ np_pipe_client_connect_sync (NpPipeClient  *self,
 
   hold = g_object_ref (self);
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   if (!np_pipe_client_begin_connect_locked (self, &already, error))
     {
-      g_mutex_unlock (&self->lock);
+      g_mutex_unlock (self->lock);
       return FALSE;
     }
   if (already)
     {
-      g_mutex_unlock (&self->lock);
+      g_mutex_unlock (self->lock);
       return TRUE;
     }
   attempt = g_object_ref (self->attempt);
   timeout = self->connect_timeout;
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   chain_id = np_pipe_client_chain_cancellable (cancellable, attempt);
   connection = np_socket_connect_sync (self->name, self->path, timeout, attempt, error);
   g_cancellable_disconnect (cancellable, chain_id);
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   if (self->attempt == attempt)
     g_clear_object (&self->attempt);
   if (connection != NULL)
@@ -165,7 +164,7 @@ np_pipe_client_connect_sync (NpPipeClient  *self,
       self->connected = TRUE;
       np_stream_ref (stream);
     }
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   if (connection == NULL)
     return FALSE;
@@ -210,10 +209,10 @@ np_pipe_client_connected (NpPipeClient *self,
   GCancellable *attempt = NULL;
   gulong attempt_id = 0;
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   if (self->connect_task != task)
     {
-      g_mutex_unlock (&self->lock);
+      g_mutex_unlock (self->lock);
       return;
     }
 
@@ -224,7 +223,7 @@ np_pipe_client_connected (NpPipeClient *self,
   self->attempt_id = 0;
   if (error == NULL)
     self->connected = TRUE;
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   if (attempt != NULL)
     {
@@ -298,16 +297,16 @@ np_pipe_client_socket_connected (GObject      *object,
   if (connect->deadline > 0)
     timeout = MAX (1, (connect->deadline - g_get_monotonic_time ()) / G_TIME_SPAN_MILLISECOND);
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   if (self->connect_task != task)
     {
       /* Cancelled meanwhile, and reported. */
-      g_mutex_unlock (&self->lock);
+      g_mutex_unlock (self->lock);
       return;
     }
   old = np_pipe_client_attach_locked (self, connection, timeout, &stream);
   self->connect_stream = np_stream_ref (stream);
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   g_clear_pointer (&old, np_stream_unref);
 
@@ -315,13 +314,13 @@ np_pipe_client_socket_connected (GObject      *object,
    * cancel, at once. */
   id = g_cancellable_connect (connect->attempt, G_CALLBACK (np_pipe_client_attempt_cancelled),
                               g_object_ref (task), g_object_unref);
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   if (self->connect_task == task)
     {
       self->attempt_id = id;
       id = 0;
     }
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   /* Done already: whoever finished it did not know the handler. */
   if (id != 0)
@@ -376,23 +375,23 @@ np_pipe_client_connect_async (NpPipeClient        *self,
   connect = g_new0 (ConnectData, 1);
   g_task_set_task_data (task, connect, connect_data_free);
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   if (!np_pipe_client_begin_connect_locked (self, &already, &error))
     {
-      g_mutex_unlock (&self->lock);
+      g_mutex_unlock (self->lock);
       g_task_return_error (task, error);
       return;
     }
   if (already)
     {
-      g_mutex_unlock (&self->lock);
+      g_mutex_unlock (self->lock);
       g_task_return_boolean (task, TRUE);
       return;
     }
   self->connect_task = g_object_ref (task);
   connect->attempt = g_object_ref (self->attempt);
   timeout = self->connect_timeout;
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   if (timeout > 0)
     connect->deadline = g_get_monotonic_time () + timeout * G_TIME_SPAN_MILLISECOND;

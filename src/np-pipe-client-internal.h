@@ -36,7 +36,8 @@ struct _NpPipeClient
   char         *path;
   GMainContext *context;
 
-  GMutex        lock;
+  /* Shared with the client's streams: sending takes one lock. */
+  GMutex       *lock;
   /* Guarded by the lock. */
   NpStream     *stream;          /* the latest connection, perhaps closed */
   GTask        *connect_task;    /* a connect_async waiting for the hello */

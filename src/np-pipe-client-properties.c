@@ -25,9 +25,9 @@ np_pipe_client_get_uint (NpPipeClient *self,
 {
   guint value;
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   value = *field;
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   return value;
 }
@@ -40,10 +40,10 @@ np_pipe_client_set_uint (NpPipeClient *self,
 {
   gboolean changed;
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   changed = *field != value;
   *field = value;
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   if (changed)
     g_object_notify_by_pspec (G_OBJECT (self), properties [prop_id]);
@@ -332,9 +332,9 @@ np_pipe_client_get_connected (NpPipeClient *self)
 
   g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   connected = self->connected;
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   return connected;
 }
@@ -412,12 +412,12 @@ np_pipe_client_set_max_queued_bytes (NpPipeClient *self,
 
   g_return_if_fail (NP_IS_PIPE_CLIENT (self));
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   changed = self->max_queued_bytes != max_queued_bytes;
   self->max_queued_bytes = max_queued_bytes;
   if (self->stream != NULL)
-    np_stream_set_queue_limit (self->stream, max_queued_bytes, FALSE);
-  g_mutex_unlock (&self->lock);
+    np_stream_set_queue_limit_locked (self->stream, max_queued_bytes, FALSE);
+  g_mutex_unlock (self->lock);
 
   if (changed)
     g_object_notify_by_pspec (G_OBJECT (self),
@@ -442,10 +442,10 @@ np_pipe_client_get_peer_max_message_size (NpPipeClient *self)
 
   g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   if (self->stream != NULL)
     stream = np_stream_ref (self->stream);
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   return stream != NULL ? np_stream_get_peer_max_message_size (stream) : 0;
 }

@@ -25,10 +25,10 @@ np_pipe_client_ref_stream (NpPipeClient  *self,
 {
   NpStream *stream = NULL;
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   if (self->connected && self->stream != NULL)
     stream = np_stream_ref (self->stream);
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   if (stream == NULL)
     np_pipe_client_set_not_connected (self, error);
@@ -88,15 +88,15 @@ np_pipe_client_send (NpPipeClient  *self,
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   /* Queueing never calls out: the lock may stay held. */
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   if (self->connected && self->stream != NULL)
-    ret = np_stream_send (self->stream, message, error);
+    ret = np_stream_send_locked (self->stream, message, error);
   else
     {
       np_pipe_client_set_not_connected (self, error);
       ret = FALSE;
     }
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   return ret;
 }
@@ -372,10 +372,14 @@ np_pipe_client_ping_finish (NpPipeClient  *self,
 guint64
 np_pipe_client_get_queued_bytes (NpPipeClient *self)
 {
-  g_autoptr(NpStream) stream = NULL;
+  guint64 queued = 0;
 
   g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
 
-  stream = np_pipe_client_ref_stream (self, NULL);
-  return stream != NULL ? np_stream_get_queued_bytes (stream) : 0;
+  g_mutex_lock (self->lock);
+  if (self->connected && self->stream != NULL)
+    queued = np_stream_get_queued_bytes_locked (self->stream);
+  g_mutex_unlock (self->lock);
+
+  return queued;
 }

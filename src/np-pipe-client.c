@@ -79,10 +79,10 @@ np_pipe_client_stream_opened (GObject  *owner,
   NpPipeClient *self = NP_PIPE_CLIENT (owner);
   GTask *task = NULL;
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   if (stream == self->connect_stream)
     task = g_object_ref (self->connect_task);
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   g_object_notify_by_pspec (owner, properties [NP_PIPE_CLIENT_PROP_PEER_MAX_MESSAGE_SIZE]);
 
@@ -109,7 +109,7 @@ np_pipe_client_stream_closed (GObject      *owner,
   gboolean notify = FALSE;
   GTask *task = NULL;
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   if (stream == self->connect_stream)
     task = g_object_ref (self->connect_task);
   else if (stream == self->stream && self->connected)
@@ -117,7 +117,7 @@ np_pipe_client_stream_closed (GObject      *owner,
       self->connected = FALSE;
       notify = TRUE;
     }
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   /* A connection the server never accepted fails its connect_async. */
   if (task != NULL)
@@ -150,12 +150,12 @@ np_pipe_client_dispose (GObject *object)
   NpPipeClient *self = (NpPipeClient *)object;
   NpStream *stream;
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   stream = g_steal_pointer (&self->stream);
   self->connected = FALSE;
   if (self->attempt != NULL)
     g_cancellable_cancel (self->attempt);
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   /* What the socket takes without blocking still goes out; call
    * np_pipe_client_close() to be sure everything does. */
@@ -180,7 +180,7 @@ np_pipe_client_finalize (GObject *object)
   g_clear_pointer (&self->name, g_free);
   g_clear_pointer (&self->path, g_free);
   g_clear_pointer (&self->context, g_main_context_unref);
-  g_mutex_clear (&self->lock);
+  np_stream_lock_unref (self->lock);
 
   G_OBJECT_CLASS (np_pipe_client_parent_class)->finalize (object);
 }
@@ -255,7 +255,7 @@ np_pipe_client_class_init (NpPipeClientClass *klass)
 static void
 np_pipe_client_init (NpPipeClient *self)
 {
-  g_mutex_init (&self->lock);
+  self->lock = np_stream_lock_new ();
   self->context = g_main_context_ref_thread_default ();
 }
 
@@ -291,14 +291,14 @@ np_pipe_client_take_for_close (NpPipeClient *self)
   NpStream *stream = NULL;
   gboolean notify;
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   if (self->attempt != NULL)
     g_cancellable_cancel (self->attempt);
   notify = self->connected;
   if (self->connected && self->stream != NULL)
     stream = np_stream_ref (self->stream);
   self->connected = FALSE;
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   if (notify)
     np_context_notify (self->context, G_OBJECT (self), properties [NP_PIPE_CLIENT_PROP_CONNECTED]);

@@ -392,7 +392,7 @@ np_pipe_connection_create_stream (NpPipeConnection *self,
 
   return np_stream_new (G_OBJECT (self), &np_pipe_connection_stream_callbacks,
                         np_transport_unix_new (self->socket_connection),
-                        self->context, label, max_message_size);
+                        self->context, NULL, label, max_message_size);
 }
 
 /* Starts the handshake and the message flow. */

@@ -67,7 +67,8 @@ typedef struct
 struct _NpStream
 {
   gatomicrefcount          ref_count;
-  GMutex                   lock;
+  /* Shared with the owner, when it asks (np_stream_lock_new()). */
+  GMutex                  *lock;
 
   /* Constant from creation. */
   const NpStreamCallbacks *callbacks;
@@ -91,6 +92,7 @@ struct _NpStream
   GQueue                   writes;         /* of NpOp, by end */
   GQueue                   pings;          /* of NpOp, oldest first */
   GQueue                   closers;        /* of NpOp */
+  GQueue                   deferred;       /* of NpOp, done, for the flusher to complete */
   guint64                  last_ping_id;
   GSource                 *io_source;
   gpointer                 fd_tag;

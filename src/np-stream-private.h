@@ -40,10 +40,14 @@ typedef struct
                        const GError *error);
 } NpStreamCallbacks;
 
+GMutex   *np_stream_lock_new              (void);
+GMutex   *np_stream_lock_ref              (GMutex                  *lock);
+void      np_stream_lock_unref            (GMutex                  *lock);
 NpStream *np_stream_new                   (GObject                 *owner,
                                            const NpStreamCallbacks *callbacks,
                                            NpTransport             *transport,
                                            GMainContext            *context,
+                                           GMutex                  *lock,
                                            const char              *label,
                                            guint32                  max_message_size);
 NpStream *np_stream_ref                   (NpStream                *self);
@@ -57,12 +61,25 @@ void      np_stream_set_close_timeout     (NpStream                *self,
 void      np_stream_set_queue_limit       (NpStream                *self,
                                            guint64                  max_queued_bytes,
                                            gboolean                 drop_when_full);
+void      np_stream_set_queue_limit_locked(NpStream                *self,
+                                           guint64                  max_queued_bytes,
+                                           gboolean                 drop_when_full);
+void      np_stream_configure_locked      (NpStream                *self,
+                                           guint64                  max_queued_bytes,
+                                           gboolean                 drop_when_full,
+                                           guint                    handshake_timeout,
+                                           guint                    close_timeout);
 const char *np_stream_get_label           (NpStream                *self);
 gboolean  np_stream_is_open               (NpStream                *self);
 guint32   np_stream_get_peer_max_message_size
                                           (NpStream                *self);
 guint64   np_stream_get_queued_bytes      (NpStream                *self);
+guint64   np_stream_get_queued_bytes_locked
+                                          (NpStream                *self);
 gboolean  np_stream_send                  (NpStream                *self,
+                                           GBytes                  *message,
+                                           GError                 **error);
+gboolean  np_stream_send_locked           (NpStream                *self,
                                            GBytes                  *message,
                                            GError                 **error);
 void      np_stream_send_async            (NpStream                *self,
@@ -84,5 +101,8 @@ void      np_stream_abort                 (NpStream                *self,
                                            const GError            *error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (NpStream, np_stream_unref)
+
+/* The functions ending in _locked are for an owner that shares the
+ * stream's lock (np_stream_new() with its own), to call with it held. */
 
 G_END_DECLS

@@ -70,7 +70,7 @@ np_stream_read_failed (NpStream      *self,
                        gboolean       abort,
                        NpStreamAfter *after)
 {
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   if (self->state != NP_STREAM_CLOSED)
     {
       if (abort)
@@ -78,7 +78,7 @@ np_stream_read_failed (NpStream      *self,
       else
         np_stream_finish_locked (self, error, after);
     }
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 }
 
 /* Tells the owner the peer accepted us, once, before anything else the
@@ -111,7 +111,7 @@ np_stream_handle_pong (NpStream      *self,
   for (guint i = 0; i < sizeof id; i++)
     id = (id << 8) | data[i];
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   op = g_queue_peek_head (&self->pings);
   /* A pong that answers none of our pings (a cancelled one) is ignored. */
   if (op != NULL && op->ping_id == id)
@@ -120,7 +120,7 @@ np_stream_handle_pong (NpStream      *self,
       op->value = g_get_monotonic_time () - op->sent_at;
       g_queue_push_tail (&after->done, op);
     }
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 }
 
 static void
@@ -157,9 +157,9 @@ np_stream_handle_frame (NpStream      *self,
       break;
 
     case NP_FRAME_PING:
-      g_mutex_lock (&self->lock);
+      g_mutex_lock (self->lock);
       np_stream_queue_reply_locked (self, NP_FRAME_PONG, payload, after);
-      g_mutex_unlock (&self->lock);
+      g_mutex_unlock (self->lock);
       break;
 
     case NP_FRAME_PONG:
@@ -207,9 +207,9 @@ np_stream_parse (NpStream      *self,
               return;
             }
 
-          g_mutex_lock (&self->lock);
+          g_mutex_lock (self->lock);
           np_stream_opened_locked (self, hello.max_message_size);
-          g_mutex_unlock (&self->lock);
+          g_mutex_unlock (self->lock);
           self->open_pending = TRUE;
           p += NP_HELLO_SIZE;
           continue;
@@ -286,9 +286,9 @@ np_stream_read_ended (NpStream      *self,
     np_stream_read_failed (self, error, FALSE, after);
   else
     {
-      g_mutex_lock (&self->lock);
+      g_mutex_lock (self->lock);
       np_stream_peer_ended_locked (self, after);
-      g_mutex_unlock (&self->lock);
+      g_mutex_unlock (self->lock);
     }
 
   return FALSE;

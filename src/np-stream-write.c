@@ -291,21 +291,41 @@ np_stream_queue_message_locked (NpStream *self,
 }
 
 gboolean
+np_stream_send_locked (NpStream  *self,
+                       GBytes    *message,
+                       GError   **error)
+{
+  NpStreamAfter after = NP_STREAM_AFTER_INIT;
+
+  if (!np_stream_check_send_locked (self, g_bytes_get_size (message), &after, error))
+    {
+      /* Reported and completed from the context, never from inside
+       * send(), nor with the lock held. */
+      if (after.finished || after.done.length > 0)
+        {
+          NpOp *op;
+
+          while ((op = g_queue_pop_head (&after.done)) != NULL)
+            g_queue_push_tail (&self->deferred, op);
+          np_flusher_arm (self->flusher, &self->flush_link, TRUE);
+        }
+      return FALSE;
+    }
+
+  np_stream_queue_message_locked (self, message);
+  return TRUE;
+}
+
+gboolean
 np_stream_send (NpStream  *self,
                 GBytes    *message,
                 GError   **error)
 {
-  NpStreamAfter after = NP_STREAM_AFTER_INIT;
   gboolean ret;
 
-  g_mutex_lock (&self->lock);
-  ret = np_stream_check_send_locked (self, g_bytes_get_size (message), &after, error);
-  if (ret)
-    np_stream_queue_message_locked (self, message);
-  g_mutex_unlock (&self->lock);
-
-  if (G_UNLIKELY (after.finished))
-    np_stream_after (self, &after, FALSE);
+  g_mutex_lock (self->lock);
+  ret = np_stream_send_locked (self, message, error);
+  g_mutex_unlock (self->lock);
 
   return ret;
 }
@@ -364,7 +384,7 @@ np_stream_cancelled_cb (GCancellable *cancellable,
   g_autoptr(GSource) idle = NULL;
   NpOp *op;
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   op = np_stream_find_op_locked (self, cancel->task, &queue);
   if (op != NULL)
     {
@@ -392,7 +412,7 @@ np_stream_cancelled_cb (GCancellable *cancellable,
       g_source_set_callback (idle, np_op_complete_cb, op, NULL);
       g_source_attach (idle, g_task_get_context (op->task));
     }
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   np_stream_after (self, &after, FALSE);
 }
@@ -421,11 +441,11 @@ np_stream_watch_cancellable (NpStream *self,
   if (id == 0)
     return;
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   op = np_stream_find_op_locked (self, task, &queue);
   if (op != NULL)
     op->cancel_id = id;
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   /* Done already: whoever completed it did not know the handler. */
   if (op == NULL)
@@ -445,10 +465,10 @@ np_stream_send_async (NpStream *self,
   if (g_task_return_error_if_cancelled (task))
     return;
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   if (!np_stream_check_send_locked (self, g_bytes_get_size (message), &after, &error))
     {
-      g_mutex_unlock (&self->lock);
+      g_mutex_unlock (self->lock);
       np_stream_after (self, &after, FALSE);
       g_task_return_error (task, error);
       return;
@@ -460,7 +480,7 @@ np_stream_send_async (NpStream *self,
   g_queue_push_tail (&self->writes, op);
   /* It may be written already: the flusher reports it. */
   np_flusher_arm (self->flusher, &self->flush_link, TRUE);
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   np_stream_watch_cancellable (self, task);
 }
@@ -474,10 +494,10 @@ np_stream_flush_async (NpStream *self,
   if (g_task_return_error_if_cancelled (task))
     return;
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   if (self->state == NP_STREAM_CLOSED)
     {
-      g_mutex_unlock (&self->lock);
+      g_mutex_unlock (self->lock);
       g_task_return_error (task, np_stream_closed_error_new (self));
       return;
     }
@@ -486,7 +506,7 @@ np_stream_flush_async (NpStream *self,
   op->start = op->end = self->out.queued;
   g_queue_push_tail (&self->writes, op);
   np_flusher_arm (self->flusher, &self->flush_link, TRUE);
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   np_stream_watch_cancellable (self, task);
 }
@@ -505,10 +525,10 @@ np_stream_ping_async (NpStream *self,
   if (g_task_return_error_if_cancelled (task))
     return;
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   if (self->state > NP_STREAM_OPEN || self->write_error != NULL)
     {
-      g_mutex_unlock (&self->lock);
+      g_mutex_unlock (self->lock);
       g_task_return_error (task, np_stream_closed_error_new (self));
       return;
     }
@@ -525,7 +545,7 @@ np_stream_ping_async (NpStream *self,
   op->sent_at = g_get_monotonic_time ();
   g_queue_push_tail (&self->pings, op);
   np_stream_request_flush_locked (self);
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   np_stream_watch_cancellable (self, task);
 }
@@ -546,7 +566,7 @@ np_stream_wait_writable_locked (NpStream      *self,
   int res;
 
   self->transport_users++;
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   if (g_cancellable_make_pollfd (cancellable, &fds[1]))
     n_fds++;
@@ -558,7 +578,7 @@ np_stream_wait_writable_locked (NpStream      *self,
   if (n_fds > 1)
     g_cancellable_release_fd (cancellable);
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   self->transport_users--;
   np_stream_release_transport_locked (self);
 
@@ -576,7 +596,7 @@ np_stream_flush_sync (NpStream      *self,
   NpStreamAfter after = NP_STREAM_AFTER_INIT;
   gboolean ret = FALSE;
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   for (;;)
     {
       if (self->state == NP_STREAM_CLOSED)
@@ -606,7 +626,7 @@ np_stream_flush_sync (NpStream      *self,
   np_stream_collect_writes_locked (self, &after);
   if (self->write_error != NULL)
     np_stream_request_flush_locked (self);
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   np_stream_after (self, &after, FALSE);
 
@@ -636,14 +656,14 @@ np_stream_close (NpStream *self)
 {
   NpStreamAfter after = NP_STREAM_AFTER_INIT;
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   if (np_stream_begin_close_locked (self))
     {
       np_stream_write_some_locked (self);
       np_stream_settle_locked (self, &after);
       np_stream_request_flush_locked (self);
     }
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   np_stream_after (self, &after, TRUE);
 }
@@ -654,10 +674,10 @@ np_stream_close_async (NpStream *self,
 {
   NpStreamAfter after = NP_STREAM_AFTER_INIT;
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   if (self->state == NP_STREAM_CLOSED)
     {
-      g_mutex_unlock (&self->lock);
+      g_mutex_unlock (self->lock);
       g_task_return_boolean (task, TRUE);
       return;
     }
@@ -669,7 +689,7 @@ np_stream_close_async (NpStream *self,
       np_stream_settle_locked (self, &after);
       np_stream_request_flush_locked (self);
     }
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   np_stream_after (self, &after, FALSE);
   np_stream_watch_cancellable (self, task);
@@ -685,7 +705,7 @@ np_stream_close_sync (NpStream  *self,
   NpStreamAfter after = NP_STREAM_AFTER_INIT;
   gboolean ret;
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
 
   if (self->state <= NP_STREAM_OPEN)
     {
@@ -724,7 +744,7 @@ np_stream_close_sync (NpStream  *self,
   ret = self->error == NULL;
   if (!ret)
     g_propagate_error (error, g_error_copy (self->error));
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   np_stream_after (self, &after, TRUE);
 
@@ -738,9 +758,9 @@ np_stream_abort (NpStream     *self,
 {
   NpStreamAfter after = NP_STREAM_AFTER_INIT;
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   np_stream_abort_locked (self, error, &after);
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   np_stream_after (self, &after, TRUE);
 }

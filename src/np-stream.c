@@ -273,6 +273,9 @@ np_stream_needs_dispatch_locked (NpStream *self)
 {
   NpOp *op = g_queue_peek_head (&self->writes);
 
+  if (self->deferred.length > 0)
+    return TRUE;
+
   if (self->state == NP_STREAM_CLOSED)
     return self->report_pending;
 
@@ -289,14 +292,14 @@ np_stream_report (NpStream *self)
   GObject *owner = NULL;
   gpointer held = NULL;
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   if (self->report_pending && self->owner != NULL)
     {
       self->report_pending = FALSE;
       owner = g_object_ref (self->owner);
       error = self->error != NULL ? g_error_copy (self->error) : NULL;
     }
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   if (owner == NULL)
     return;
@@ -374,7 +377,7 @@ np_stream_deadline_cb (gpointer data)
   NpStreamAfter after = NP_STREAM_AFTER_INIT;
   g_autoptr(GError) error = NULL;
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   /* Another thread may have replaced it while this ran. */
   if (self->deadline == g_main_current_source ())
     {
@@ -399,7 +402,7 @@ np_stream_deadline_cb (gpointer data)
             }
         }
     }
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   np_stream_after (self, &after, TRUE);
 
@@ -418,11 +421,11 @@ np_stream_io_dispatch (GSource     *source,
   GObject *owner = NULL;
   gpointer held = NULL;
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
 
   if (self->io_source != source || self->fd_tag == NULL)
     {
-      g_mutex_unlock (&self->lock);
+      g_mutex_unlock (self->lock);
       return G_SOURCE_CONTINUE;
     }
 
@@ -435,7 +438,7 @@ np_stream_io_dispatch (GSource     *source,
     {
       g_source_remove_unix_fd (source, self->fd_tag);
       self->fd_tag = NULL;
-      g_mutex_unlock (&self->lock);
+      g_mutex_unlock (self->lock);
       return G_SOURCE_CONTINUE;
     }
 
@@ -451,7 +454,7 @@ np_stream_io_dispatch (GSource     *source,
   else if ((revents & (G_IO_HUP | G_IO_ERR)) && self->state == NP_STREAM_CLOSING)
     np_stream_write_some_locked (self);
 
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   if (owner != NULL && self->callbacks->enter != NULL)
     held = self->callbacks->enter (owner);
@@ -467,14 +470,14 @@ np_stream_io_dispatch (GSource     *source,
   if (np_stream_get_state (self) > NP_STREAM_OPEN)
     np_stream_clear_partial (self);
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   self->transport_users--;
   if (self->fd_tag == NULL && self->io_source == source)
     self->fd_tag = g_source_add_unix_fd (source, self->transport->fd, self->events);
   if (self->state != NP_STREAM_CLOSED)
     np_stream_settle_locked (self, &after);
   np_stream_release_transport_locked (self);
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   np_stream_after (self, &after, TRUE);
 
@@ -507,13 +510,13 @@ np_stream_flush_prepare (NpFlushLink *link)
   NpStream *self = G_STRUCT_MEMBER_P (link, -G_STRUCT_OFFSET (NpStream, flush_link));
   gboolean quiet;
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   self->flush_requested = FALSE;
   /* When the socket is full, the I/O source writes once it is writable. */
   if (self->state != NP_STREAM_CLOSED && !self->want_out)
     np_stream_write_some_locked (self);
   quiet = !np_stream_needs_dispatch_locked (self);
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   return quiet;
 }
@@ -525,8 +528,10 @@ np_stream_flush_dispatch (NpFlushLink *link)
   NpStreamAfter after = NP_STREAM_AFTER_INIT;
   gboolean report;
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   self->flush_requested = FALSE;
+  after.done = self->deferred;
+  g_queue_init (&self->deferred);
   if (self->state != NP_STREAM_CLOSED)
     {
       if (!self->want_out)
@@ -534,7 +539,7 @@ np_stream_flush_dispatch (NpFlushLink *link)
       np_stream_settle_locked (self, &after);
     }
   report = self->report_pending;
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   np_stream_after (self, &after, FALSE);
   if (report)
@@ -562,11 +567,37 @@ static const NpFlushLinkFuncs np_stream_flush_funcs = {
 
 /* Life cycle */
 
+/* A lock an owner shares with its streams, so that what it does with
+ * them under its own lock costs no second one. */
+GMutex *
+np_stream_lock_new (void)
+{
+  GMutex *lock = g_atomic_rc_box_new0 (GMutex);
+
+  g_mutex_init (lock);
+  return lock;
+}
+
+GMutex *
+np_stream_lock_ref (GMutex *lock)
+{
+  return g_atomic_rc_box_acquire (lock);
+}
+
+void
+np_stream_lock_unref (GMutex *lock)
+{
+  g_atomic_rc_box_release_full (lock, (GDestroyNotify) g_mutex_clear);
+}
+
+/* A stream of @transport, reporting to @owner in @context. @lock, when
+ * given, is the owner's, shared (see np_stream_lock_new()). */
 NpStream *
 np_stream_new (GObject                 *owner,
                const NpStreamCallbacks *callbacks,
                NpTransport             *transport,
                GMainContext            *context,
+               GMutex                  *lock,
                const char              *label,
                guint32                  max_message_size)
 {
@@ -574,7 +605,7 @@ np_stream_new (GObject                 *owner,
   guint8 hello[NP_HELLO_SIZE];
 
   g_atomic_ref_count_init (&self->ref_count);
-  g_mutex_init (&self->lock);
+  self->lock = lock != NULL ? np_stream_lock_ref (lock) : np_stream_lock_new ();
   self->owner = owner;
   self->callbacks = callbacks;
   self->transport = transport;
@@ -588,6 +619,7 @@ np_stream_new (GObject                 *owner,
   g_queue_init (&self->writes);
   g_queue_init (&self->pings);
   g_queue_init (&self->closers);
+  g_queue_init (&self->deferred);
 
   self->io_source = g_source_new (&np_stream_io_funcs, sizeof (NpStreamSource));
   ((NpStreamSource *) self->io_source)->stream = np_stream_ref (self);
@@ -623,7 +655,7 @@ np_stream_unref (NpStream *self)
   g_assert (self->state == NP_STREAM_CLOSED);
   g_assert (self->transport_users == 0);
   g_assert (g_queue_is_empty (&self->writes) && g_queue_is_empty (&self->pings) &&
-            g_queue_is_empty (&self->closers));
+            g_queue_is_empty (&self->closers) && g_queue_is_empty (&self->deferred));
 
   np_stream_release_transport_locked (self);
   np_stream_clear_partial (self);
@@ -632,7 +664,7 @@ np_stream_unref (NpStream *self)
   g_clear_error (&self->write_error);
   g_main_context_unref (self->context);
   g_free (self->label);
-  g_mutex_clear (&self->lock);
+  np_stream_lock_unref (self->lock);
   g_free (self);
 }
 
@@ -640,7 +672,7 @@ np_stream_unref (NpStream *self)
 void
 np_stream_start (NpStream *self)
 {
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   if (self->state == NP_STREAM_HANDSHAKE)
     {
       np_stream_write_some_locked (self);
@@ -648,7 +680,7 @@ np_stream_start (NpStream *self)
       if (!np_out_queue_is_empty (&self->out) || self->write_error != NULL)
         np_stream_request_flush_locked (self);
     }
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 }
 
 /* The owner is going: close without reporting anything, after writing
@@ -658,7 +690,7 @@ np_stream_detach (NpStream *self)
 {
   NpStreamAfter after = NP_STREAM_AFTER_INIT;
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   self->owner = NULL;
   self->report_pending = FALSE;
   if (self->state != NP_STREAM_CLOSED)
@@ -666,7 +698,7 @@ np_stream_detach (NpStream *self)
       np_stream_write_some_locked (self);
       np_stream_finish_locked (self, NULL, &after);
     }
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   np_stream_after (self, &after, FALSE);
 }
@@ -675,32 +707,53 @@ void
 np_stream_set_handshake_timeout (NpStream *self,
                                  guint     timeout_msec)
 {
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   self->handshake_timeout = timeout_msec;
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 }
 
 void
 np_stream_set_close_timeout (NpStream *self,
                              guint     timeout_msec)
 {
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   self->close_timeout = timeout_msec;
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
+}
+
+void
+np_stream_configure_locked (NpStream *self,
+                            guint64   max_queued_bytes,
+                            gboolean  drop_when_full,
+                            guint     handshake_timeout,
+                            guint     close_timeout)
+{
+  self->max_queued_bytes = max_queued_bytes;
+  self->drop_when_full = !!drop_when_full;
+  self->handshake_timeout = handshake_timeout;
+  self->close_timeout = close_timeout;
 }
 
 /* Bounds what may be queued to the peer (0: no bound). Past the bound,
  * send() fails; with @drop_when_full the stream also ends with that
  * error, freeing the queue. */
 void
+np_stream_set_queue_limit_locked (NpStream *self,
+                                  guint64   max_queued_bytes,
+                                  gboolean  drop_when_full)
+{
+  self->max_queued_bytes = max_queued_bytes;
+  self->drop_when_full = !!drop_when_full;
+}
+
+void
 np_stream_set_queue_limit (NpStream *self,
                            guint64   max_queued_bytes,
                            gboolean  drop_when_full)
 {
-  g_mutex_lock (&self->lock);
-  self->max_queued_bytes = max_queued_bytes;
-  self->drop_when_full = !!drop_when_full;
-  g_mutex_unlock (&self->lock);
+  g_mutex_lock (self->lock);
+  np_stream_set_queue_limit_locked (self, max_queued_bytes, drop_when_full);
+  g_mutex_unlock (self->lock);
 }
 
 const char *
@@ -721,11 +774,17 @@ np_stream_get_peer_max_message_size (NpStream *self)
 {
   guint32 ret;
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   ret = self->peer_known ? self->peer_max_message_size : 0;
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   return ret;
+}
+
+guint64
+np_stream_get_queued_bytes_locked (NpStream *self)
+{
+  return np_out_queue_get_size (&self->out);
 }
 
 guint64
@@ -733,9 +792,9 @@ np_stream_get_queued_bytes (NpStream *self)
 {
   guint64 ret;
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (self->lock);
   ret = np_out_queue_get_size (&self->out);
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (self->lock);
 
   return ret;
 }

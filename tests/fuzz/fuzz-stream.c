@@ -93,7 +93,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
   socket = g_socket_new_from_fd (fds[0], NULL);
   connection = g_socket_connection_factory_create_connection (socket);
   stream = np_stream_new (owner, &callbacks, np_transport_unix_new (connection), context,
-                          "Fuzzed peer", MAX_MESSAGE_SIZE);
+                          NULL, "Fuzzed peer", MAX_MESSAGE_SIZE);
   np_stream_start (stream);
 
   /* Feed the input, letting the stream read whenever the socket is full,
