@@ -601,6 +601,29 @@ remove_work_dir (void)
   g_rmdir (work_dir);
 }
 
+/* Options */
+
+static gboolean
+has_prefix (const char *key,
+            GStrv       prefixes)
+{
+  for (guint i = 0; prefixes[i] != NULL; i++)
+    if (g_str_has_prefix (key, prefixes[i]))
+      return TRUE;
+
+  return FALSE;
+}
+
+static gboolean
+has_transport (const char *name)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (transports); i++)
+    if (g_str_equal (transports[i]->name, name))
+      return TRUE;
+
+  return FALSE;
+}
+
 /* Roles */
 
 static int
@@ -645,6 +668,9 @@ main (int   argc,
   int rounds = 0;
   g_autofree char *json = NULL;
   g_autofree char *only = NULL;
+  g_autofree char *only_transports = NULL;
+  g_auto(GStrv) prefixes = NULL;
+  g_auto(GStrv) names = NULL;
   g_autoptr(GOptionContext) context = NULL;
   g_autoptr(GError) error = NULL;
   struct rlimit limit;
@@ -652,7 +678,11 @@ main (int   argc,
     { "quick", 'q', 0, G_OPTION_ARG_NONE, &quick, "A short run that only proves every scenario works", NULL },
     { "rounds", 'r', 0, G_OPTION_ARG_INT, &rounds, "Rounds to take the median of (default 5, 1 with --quick)", "N" },
     { "json", 'j', 0, G_OPTION_ARG_FILENAME, &json, "Also write the results as JSON to FILE (- for stdout)", "FILE" },
-    { "only", 'o', 0, G_OPTION_ARG_STRING, &only, "Only the scenarios whose key starts with PREFIX", "PREFIX" },
+    { "only", 'o', 0, G_OPTION_ARG_STRING, &only,
+      "Only the scenarios whose key starts with one of these prefixes (oneway-64, oneway-1m, "
+      "rtt, fanin, setup, memory), separated by commas", "PREFIX,…" },
+    { "transports", 't', 0, G_OPTION_ARG_STRING, &only_transports,
+      "Only these transports (np, raw, raw-batched, glib, gdbus, zmq), separated by commas", "NAME,…" },
     { NULL }
   };
 
@@ -678,6 +708,18 @@ main (int   argc,
     }
   if (rounds <= 0)
     rounds = quick ? 1 : 5;
+  if (only != NULL)
+    prefixes = g_strsplit (only, ",", -1);
+  if (only_transports != NULL)
+    {
+      names = g_strsplit (only_transports, ",", -1);
+      for (guint n = 0; names[n] != NULL; n++)
+        if (!has_transport (names[n]))
+          {
+            g_printerr ("np-bench: no transport “%s” in this build\n", names[n]);
+            return 2;
+          }
+    }
 
   work_dir = g_dir_make_tmp ("np-bench-XXXXXX", &error);
   if (work_dir == NULL)
@@ -689,13 +731,14 @@ main (int   argc,
     {
       for (guint s = 0; s < G_N_ELEMENTS (scenarios); s++)
         {
-          if (only != NULL && !g_str_has_prefix (scenarios[s].key, only))
+          if (prefixes != NULL && !has_prefix (scenarios[s].key, prefixes))
             continue;
 
           if (isatty (STDERR_FILENO))
             fprintf (stderr, "\rround %d of %d: %-40s", round + 1, rounds, scenarios[s].title);
           for (guint i = 0; i < G_N_ELEMENTS (transports); i++)
-            measure (&scenarios[s], transports[i], quick ? 100 : 1);
+            if (names == NULL || g_strv_contains ((const char * const *) names, transports[i]->name))
+              measure (&scenarios[s], transports[i], quick ? 100 : 1);
         }
     }
   if (isatty (STDERR_FILENO))
