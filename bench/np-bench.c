@@ -791,9 +791,9 @@ main (int   argc,
     { "json", 'j', 0, G_OPTION_ARG_FILENAME, &json, "Also write the results as JSON to FILE (- for stdout)", "FILE" },
     { "only", 'o', 0, G_OPTION_ARG_STRING, &only,
       "Only the scenarios whose key starts with one of these prefixes (oneway-64, oneway-1m, "
-      "rtt, fanin, setup, memory, threads), separated by commas", "PREFIX,…" },
+      "rtt, fanin, setup, memory, threads), separated by commas", "PREFIX,..." },
     { "transports", 't', 0, G_OPTION_ARG_STRING, &only_transports,
-      "Only these transports (np, raw, raw-batched, glib, gdbus, zmq), separated by commas", "NAME,…" },
+      "Only these transports (np, raw, raw-batched, glib, gdbus, zmq), separated by commas", "NAME,..." },
     { NULL }
   };
 
