@@ -260,6 +260,106 @@ np_holder (const char *address,
   return 0;
 }
 
+/* tagged sink and thread source */
+
+static void
+tagged_message (NpPipeServer     *server,
+                NpPipeConnection *connection,
+                GBytes           *message,
+                BenchTags        *tags)
+{
+  gsize len;
+  const guint8 *data = g_bytes_get_data (message, &len);
+
+  bench_tags_check (tags, data, len);
+}
+
+static int
+np_tagged_sink (const char *address,
+                guint       threads,
+                guint64     per_thread,
+                gsize       size)
+{
+  g_autoptr(NpPipeServer) server = server_new (address, 0);
+  BenchTags tags;
+
+  bench_tags_init (&tags, threads, per_thread, size);
+  g_signal_connect (server, "message-received", G_CALLBACK (tagged_message), &tags);
+  bench_ready ();
+  WAIT_UNTIL (bench_tags_done (&tags));
+  bench_tags_report (&tags);
+  bench_tags_clear (&tags);
+
+  return 0;
+}
+
+typedef struct
+{
+  NpPipeClient *client;   /* shared by every thread */
+  guint32       index;
+  guint64       count;
+  gsize         size;
+  gint         *running;
+} Sender;
+
+static gpointer
+np_sender_thread (gpointer data)
+{
+  Sender *sender = data;
+  g_autofree guint8 *payload = bench_payload (sender->size);
+  g_autoptr(GError) error = NULL;
+
+  for (guint64 n = 0; n < sender->count; n++)
+    {
+      /* Each message is copied into a GBytes of its own, as zmq_send()
+       * copies it. */
+      bench_tags_write (payload, sender->index, n);
+      if (!np_pipe_client_send_data (sender->client, payload, sender->size, &error))
+        g_error ("%s", error->message);
+
+      /* Write from this thread when the receiver is slower than we are. */
+      if (np_pipe_client_get_queued_bytes (sender->client) > 8 * 1024 * 1024 &&
+          !np_pipe_client_flush_sync (sender->client, NULL, &error))
+        g_error ("%s", error->message);
+    }
+
+  if (!np_pipe_client_send_data (sender->client, (guint8 *) &sender->index,
+                                 BENCH_TAG_END_SIZE, &error))
+    g_error ("%s", error->message);
+
+  if (g_atomic_int_dec_and_test (sender->running))
+    g_main_context_wakeup (NULL);
+
+  return NULL;
+}
+
+/* The threads share one client, whose main context this thread runs. */
+static int
+np_thread_source (const char *address,
+                  guint       threads,
+                  guint64     per_thread,
+                  gsize       size)
+{
+  g_autoptr(NpPipeClient) client = client_new (address);
+  g_autofree Sender *senders = g_new0 (Sender, threads);
+  g_autofree GThread **handles = g_new0 (GThread *, threads);
+  gint running = threads;
+
+  for (guint i = 0; i < threads; i++)
+    {
+      senders[i] = (Sender) { client, i, per_thread, size, &running };
+      handles[i] = g_thread_new ("np-bench-sender", np_sender_thread, &senders[i]);
+    }
+
+  WAIT_UNTIL (g_atomic_int_get (&running) == 0);
+  for (guint i = 0; i < threads; i++)
+    g_thread_join (handles[i]);
+
+  np_pipe_client_close (client);
+
+  return 0;
+}
+
 const BenchTransport bench_np = {
   .name = "np",
   .title = "Np",
@@ -270,4 +370,6 @@ const BenchTransport bench_np = {
   .connector = np_connector,
   .idler = np_idler,
   .holder = np_holder,
+  .tagged_sink = np_tagged_sink,
+  .thread_source = np_thread_source,
 };

@@ -1,5 +1,6 @@
 /* bench-zmq.c: ZeroMQ over ipc://, what a systems developer would
- * otherwise use: PUSH/PULL one way, REQ/REP for round trips
+ * otherwise use: PUSH/PULL one way (a PUSH socket per sending thread),
+ * REQ/REP for round trips
  *
  * Copyright 2026 The Np authors
  *
@@ -253,6 +254,95 @@ zmq_holder (const char *address,
   _exit (0);
 }
 
+/* tagged sink and thread source: a PUSH socket per thread */
+
+static int
+zmq_tagged_sink (const char *address,
+                 guint       threads,
+                 guint64     per_thread,
+                 gsize       size)
+{
+  void *context = zmq_ctx_new ();
+  void *pull;
+  zmq_msg_t msg;
+  BenchTags tags;
+
+  unlink (address);
+  pull = socket_new (context, ZMQ_PULL, address, TRUE);
+  bench_tags_init (&tags, threads, per_thread, size);
+  bench_ready ();
+
+  zmq_msg_init (&msg);
+  while (!bench_tags_done (&tags))
+    {
+      if (zmq_msg_recv (&msg, pull, 0) < 0)
+        g_error ("recv: %s", zmq_strerror (zmq_errno ()));
+      bench_tags_check (&tags, zmq_msg_data (&msg), zmq_msg_size (&msg));
+    }
+  zmq_msg_close (&msg);
+
+  bench_tags_report (&tags);
+  bench_tags_clear (&tags);
+  zmq_close (pull);
+  zmq_ctx_term (context);
+
+  return 0;
+}
+
+typedef struct
+{
+  void       *context;
+  const char *address;
+  guint32     index;
+  guint64     count;
+  gsize       size;
+} Sender;
+
+static gpointer
+zmq_sender_thread (gpointer data)
+{
+  Sender *sender = data;
+  void *push = socket_new (sender->context, ZMQ_PUSH, sender->address, FALSE);
+  g_autofree guint8 *payload = bench_payload (sender->size);
+
+  for (guint64 n = 0; n < sender->count; n++)
+    {
+      bench_tags_write (payload, sender->index, n);
+      if (zmq_send (push, payload, sender->size, 0) < 0)
+        g_error ("send: %s", zmq_strerror (zmq_errno ()));
+    }
+  if (zmq_send (push, &sender->index, BENCH_TAG_END_SIZE, 0) < 0)
+    g_error ("send: %s", zmq_strerror (zmq_errno ()));
+
+  zmq_close (push);
+
+  return NULL;
+}
+
+static int
+zmq_thread_source (const char *address,
+                   guint       threads,
+                   guint64     per_thread,
+                   gsize       size)
+{
+  void *context = zmq_ctx_new ();
+  g_autofree Sender *senders = g_new0 (Sender, threads);
+  g_autofree GThread **handles = g_new0 (GThread *, threads);
+
+  for (guint i = 0; i < threads; i++)
+    {
+      senders[i] = (Sender) { context, address, i, per_thread, size };
+      handles[i] = g_thread_new ("np-bench-sender", zmq_sender_thread, &senders[i]);
+    }
+  for (guint i = 0; i < threads; i++)
+    g_thread_join (handles[i]);
+
+  /* The default linger delivers everything before the context ends. */
+  zmq_ctx_term (context);
+
+  return 0;
+}
+
 const BenchTransport bench_zmq = {
   .name = "zmq",
   .title = "ZeroMQ ipc",
@@ -263,4 +353,6 @@ const BenchTransport bench_zmq = {
   .connector = zmq_connector,
   .idler = zmq_idler,
   .holder = zmq_holder,
+  .tagged_sink = zmq_tagged_sink,
+  .thread_source = zmq_thread_source,
 };

@@ -47,6 +47,14 @@ typedef struct
   /* A server that waits for @conns idle connections and prints
    * "memory BYTES_PER_CONNECTION" of resident memory. */
   int (*holder)    (const char *address, guint conns);
+  /* Receives @per_thread numbered messages of @size bytes from each of
+   * @threads senders, and from each an end mark (see BenchTags); fails
+   * unless every sender's messages arrived complete and in order; prints
+   * "rate MSGS_PER_SECOND", timed from the first to the last. */
+  int (*tagged_sink)   (const char *address, guint threads, guint64 per_thread, gsize size);
+  /* Sends @per_thread numbered messages of @size bytes, then an end mark,
+   * from each of @threads threads of one process. */
+  int (*thread_source) (const char *address, guint threads, guint64 per_thread, gsize size);
 } BenchTransport;
 
 extern const BenchTransport bench_np;
@@ -67,5 +75,31 @@ void    bench_print_rtts     (GArray *usecs);
 guint8 *bench_payload        (gsize size);
 gboolean bench_stdin_closed_cb (gint fd, GIOCondition condition, gpointer loop);
 void    bench_wait_stdin_closed (void);
+
+/* Numbered messages from several sending threads: a message of the
+ * scenario's size starts with its thread's index (32 bits) and its number
+ * in that thread (64 bits), counted from 0; a thread ends with a message
+ * of BENCH_TAG_END_SIZE bytes that holds only its index. */
+#define BENCH_TAG_SIZE     12
+#define BENCH_TAG_END_SIZE 4
+
+typedef struct
+{
+  guint    threads;
+  guint64  per_thread;
+  gsize    size;
+  guint64 *next;     /* per thread: the number expected next */
+  guint    ended;    /* threads whose end mark arrived */
+  guint64  count;    /* numbered messages received */
+  gint64   first;
+  gint64   last;
+} BenchTags;
+
+void     bench_tags_init    (BenchTags *tags, guint threads, guint64 per_thread, gsize size);
+void     bench_tags_clear   (BenchTags *tags);
+void     bench_tags_write   (guint8 *data, guint32 thread, guint64 number);
+void     bench_tags_check   (BenchTags *tags, const guint8 *data, gsize len);
+gboolean bench_tags_done    (BenchTags *tags);
+void     bench_tags_report  (BenchTags *tags);
 
 G_END_DECLS

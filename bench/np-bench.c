@@ -115,6 +115,85 @@ bench_wait_stdin_closed (void)
     ;
 }
 
+void
+bench_tags_init (BenchTags *tags,
+                 guint      threads,
+                 guint64    per_thread,
+                 gsize      size)
+{
+  g_assert (size >= BENCH_TAG_SIZE);
+
+  *tags = (BenchTags) { .threads = threads, .per_thread = per_thread, .size = size };
+  tags->next = g_new0 (guint64, threads);
+}
+
+void
+bench_tags_clear (BenchTags *tags)
+{
+  g_clear_pointer (&tags->next, g_free);
+}
+
+void
+bench_tags_write (guint8  *data,
+                  guint32  thread,
+                  guint64  number)
+{
+  memcpy (data, &thread, sizeof thread);
+  memcpy (data + sizeof thread, &number, sizeof number);
+}
+
+/* Fails the process on a message that is lost, repeated, out of its
+ * thread's order, cut or mixed with another. */
+void
+bench_tags_check (BenchTags    *tags,
+                  const guint8 *data,
+                  gsize         len)
+{
+  guint32 thread;
+  guint64 number;
+
+  if (len != tags->size && len != BENCH_TAG_END_SIZE)
+    g_error ("A message of %" G_GSIZE_FORMAT " bytes arrived, not %" G_GSIZE_FORMAT,
+             len, tags->size);
+
+  memcpy (&thread, data, sizeof thread);
+  if (thread >= tags->threads)
+    g_error ("A message names thread %u of %u", thread, tags->threads);
+
+  if (len == BENCH_TAG_END_SIZE)
+    {
+      if (tags->next[thread] != tags->per_thread)
+        g_error ("Thread %u ended after %" G_GUINT64_FORMAT " messages of %" G_GUINT64_FORMAT,
+                 thread, tags->next[thread], tags->per_thread);
+      tags->ended++;
+      return;
+    }
+
+  memcpy (&number, data + sizeof thread, sizeof number);
+  if (number != tags->next[thread])
+    g_error ("Thread %u: message %" G_GUINT64_FORMAT " arrived where %" G_GUINT64_FORMAT
+             " was expected", thread, number, tags->next[thread]);
+  tags->next[thread]++;
+
+  tags->last = g_get_monotonic_time ();
+  if (tags->count++ == 0)
+    tags->first = tags->last;
+}
+
+gboolean
+bench_tags_done (BenchTags *tags)
+{
+  return tags->ended == tags->threads;
+}
+
+void
+bench_tags_report (BenchTags *tags)
+{
+  g_assert (tags->count == tags->per_thread * tags->threads);
+
+  bench_report ("rate %f", (tags->count - 1) / ((tags->last - tags->first) / 1e6));
+}
+
 /* Transports and scenarios */
 
 static const BenchTransport *transports[] = {
@@ -134,6 +213,7 @@ typedef enum
   KIND_RTT,
   KIND_SETUP,
   KIND_MEMORY,
+  KIND_THREADS,
 } Kind;
 
 typedef struct
@@ -143,7 +223,7 @@ typedef struct
   const char *unit;
   Kind        kind;
   gsize       size;
-  guint       conns;
+  guint       conns;       /* connections, or sending threads */
   guint64     count;       /* messages, round trips or connections */
   guint       slow_divisor; /* GDBus does the same work in this many times fewer messages */
 } Scenario;
@@ -158,6 +238,7 @@ static Scenario scenarios[] = {
   { "fanin-1000", "4 fan-in 64 B, 1000 clients", "msg/s", KIND_ONEWAY, 64, 1000, 400000, 10 },
   { "setup", "5 connection + handshake", "conn/s", KIND_SETUP, 0, 1, 2000, 4 },
   { "memory", "5 server memory per idle connection", "bytes", KIND_MEMORY, 0, 1000, 0, 1 },
+  { "threads-64", "6 4 threads, 64 B (Np: one client)", "msg/s", KIND_THREADS, 64, 4, 1000000, 1 },
 };
 
 /* The rows of the table: a round trip gives two. */
@@ -180,6 +261,7 @@ static const Row rows[] = {
   { "fanin-1000", "4 fan-in 64 B, 1000 clients", "msg/s", FALSE },
   { "setup", "5 connection + handshake", "conn/s", FALSE },
   { "memory", "5 server memory per idle connection", "bytes", TRUE },
+  { "threads-64", "6 4 threads, 64 B (Np: one client)", "msg/s", FALSE },
 };
 
 static char *self_path;
@@ -439,6 +521,27 @@ measure_memory (const Scenario       *s,
   child_finish (idler);
 }
 
+/* Np's threads share one client; the others own a connection each. */
+static void
+measure_threads (const Scenario       *s,
+                 const BenchTransport *t,
+                 guint                 scale)
+{
+  g_autofree char *address = address_for (t);
+  g_autofree char *threads = g_strdup_printf ("%u", s->conns);
+  g_autofree char *per_thread = g_strdup_printf ("%" G_GUINT64_FORMAT,
+                                                 MAX (count_for (s, t, scale) / s->conns, 10));
+  g_autofree char *size = g_strdup_printf ("%" G_GSIZE_FORMAT, s->size);
+  Child *sink, *source;
+
+  sink = child_spawn ("tagged-sink", t, address, threads, per_thread, size, NULL);
+  child_expect (sink, "ready");
+  source = child_spawn ("thread-source", t, address, threads, per_thread, size, NULL);
+  record (s->key, t, child_number (sink, "rate", NULL));
+  child_finish (source);
+  child_finish (sink);
+}
+
 static void
 measure (const Scenario       *s,
          const BenchTransport *t,
@@ -461,6 +564,10 @@ measure (const Scenario       *s,
     case KIND_MEMORY:
       if (t->holder != NULL)
         measure_memory (s, t, scale);
+      break;
+    case KIND_THREADS:
+      if (t->thread_source != NULL)
+        measure_threads (s, t, scale);
       break;
     }
 }
@@ -601,6 +708,29 @@ remove_work_dir (void)
   g_rmdir (work_dir);
 }
 
+/* Options */
+
+static gboolean
+has_prefix (const char *key,
+            GStrv       prefixes)
+{
+  for (guint i = 0; prefixes[i] != NULL; i++)
+    if (g_str_has_prefix (key, prefixes[i]))
+      return TRUE;
+
+  return FALSE;
+}
+
+static gboolean
+has_transport (const char *name)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (transports); i++)
+    if (g_str_equal (transports[i]->name, name))
+      return TRUE;
+
+  return FALSE;
+}
+
 /* Roles */
 
 static int
@@ -632,6 +762,10 @@ run_role (int    argc,
     return t->idler (address, ARG (5));
   if (g_str_equal (role, "holder") && argc == 6)
     return t->holder (address, ARG (5));
+  if (g_str_equal (role, "tagged-sink") && argc == 8)
+    return t->tagged_sink (address, ARG (5), ARG (6), ARG (7));
+  if (g_str_equal (role, "thread-source") && argc == 8)
+    return t->thread_source (address, ARG (5), ARG (6), ARG (7));
 #undef ARG
 
   g_error ("Bad role arguments");
@@ -645,6 +779,9 @@ main (int   argc,
   int rounds = 0;
   g_autofree char *json = NULL;
   g_autofree char *only = NULL;
+  g_autofree char *only_transports = NULL;
+  g_auto(GStrv) prefixes = NULL;
+  g_auto(GStrv) names = NULL;
   g_autoptr(GOptionContext) context = NULL;
   g_autoptr(GError) error = NULL;
   struct rlimit limit;
@@ -652,7 +789,11 @@ main (int   argc,
     { "quick", 'q', 0, G_OPTION_ARG_NONE, &quick, "A short run that only proves every scenario works", NULL },
     { "rounds", 'r', 0, G_OPTION_ARG_INT, &rounds, "Rounds to take the median of (default 5, 1 with --quick)", "N" },
     { "json", 'j', 0, G_OPTION_ARG_FILENAME, &json, "Also write the results as JSON to FILE (- for stdout)", "FILE" },
-    { "only", 'o', 0, G_OPTION_ARG_STRING, &only, "Only the scenarios whose key starts with PREFIX", "PREFIX" },
+    { "only", 'o', 0, G_OPTION_ARG_STRING, &only,
+      "Only the scenarios whose key starts with one of these prefixes (oneway-64, oneway-1m, "
+      "rtt, fanin, setup, memory, threads), separated by commas", "PREFIX,..." },
+    { "transports", 't', 0, G_OPTION_ARG_STRING, &only_transports,
+      "Only these transports (np, raw, raw-batched, glib, gdbus, zmq), separated by commas", "NAME,..." },
     { NULL }
   };
 
@@ -678,6 +819,18 @@ main (int   argc,
     }
   if (rounds <= 0)
     rounds = quick ? 1 : 5;
+  if (only != NULL)
+    prefixes = g_strsplit (only, ",", -1);
+  if (only_transports != NULL)
+    {
+      names = g_strsplit (only_transports, ",", -1);
+      for (guint n = 0; names[n] != NULL; n++)
+        if (!has_transport (names[n]))
+          {
+            g_printerr ("np-bench: no transport “%s” in this build\n", names[n]);
+            return 2;
+          }
+    }
 
   work_dir = g_dir_make_tmp ("np-bench-XXXXXX", &error);
   if (work_dir == NULL)
@@ -689,13 +842,14 @@ main (int   argc,
     {
       for (guint s = 0; s < G_N_ELEMENTS (scenarios); s++)
         {
-          if (only != NULL && !g_str_has_prefix (scenarios[s].key, only))
+          if (prefixes != NULL && !has_prefix (scenarios[s].key, prefixes))
             continue;
 
           if (isatty (STDERR_FILENO))
             fprintf (stderr, "\rround %d of %d: %-40s", round + 1, rounds, scenarios[s].title);
           for (guint i = 0; i < G_N_ELEMENTS (transports); i++)
-            measure (&scenarios[s], transports[i], quick ? 100 : 1);
+            if (names == NULL || g_strv_contains ((const char * const *) names, transports[i]->name))
+              measure (&scenarios[s], transports[i], quick ? 100 : 1);
         }
     }
   if (isatty (STDERR_FILENO))
