@@ -26,6 +26,7 @@ typedef struct
   NpOutChunk *tail;
   guint64     queued;    /* position of the end of the last frame */
   guint64     written;   /* position of the next byte to write */
+  gsize      *mirror;    /* where the size is published, if anywhere */
 } NpOutQueue;
 
 void     np_out_queue_init       (NpOutQueue       *queue);
@@ -47,6 +48,8 @@ gboolean np_out_queue_remove     (NpOutQueue       *queue,
                                   guint64           start,
                                   guint64           end);
 void     np_out_queue_cut        (NpOutQueue       *queue);
+void     np_out_queue_set_mirror (NpOutQueue       *queue,
+                                  gsize            *mirror);
 
 static inline guint64
 np_out_queue_get_size (const NpOutQueue *queue)

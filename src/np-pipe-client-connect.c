@@ -80,6 +80,9 @@ np_pipe_client_attach_locked (NpPipeClient       *self,
   g_autofree char *label = g_strdup_printf ("Pipe “%s”", self->name);
   NpStream *old = self->stream;
 
+  if (old != NULL)
+    np_stream_set_queued_mirror_locked (old, NULL);
+
   self->stream = np_stream_new (G_OBJECT (self), &np_pipe_client_stream_callbacks,
                                 np_transport_unix_new (connection), self->context,
                                 self->lock, label, self->max_message_size);
@@ -161,7 +164,7 @@ np_pipe_client_connect_sync (NpPipeClient  *self,
   if (connection != NULL)
     {
       old = np_pipe_client_attach_locked (self, connection, timeout, &stream);
-      self->connected = TRUE;
+      np_pipe_client_set_connected_locked (self, TRUE);
       np_stream_ref (stream);
     }
   g_mutex_unlock (self->lock);
@@ -222,7 +225,7 @@ np_pipe_client_connected (NpPipeClient *self,
   attempt_id = self->attempt_id;
   self->attempt_id = 0;
   if (error == NULL)
-    self->connected = TRUE;
+    np_pipe_client_set_connected_locked (self, TRUE);
   g_mutex_unlock (self->lock);
 
   if (attempt != NULL)

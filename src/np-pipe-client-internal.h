@@ -49,11 +49,18 @@ struct _NpPipeClient
   guint         connect_timeout;
   guint         close_timeout;
   guint         connected : 1;
+
+  /* What the connected stream has queued, published by it for
+   * np_pipe_client_get_queued_bytes(), which takes no lock. */
+  gsize         queued_bytes;
 };
 
 extern const NpStreamCallbacks np_pipe_client_stream_callbacks;
 
 void  np_pipe_client_install_properties (GObjectClass *object_class);
+void  np_pipe_client_set_connected_locked
+                                        (NpPipeClient *self,
+                                         gboolean      connected);
 void  np_pipe_client_connected          (NpPipeClient *self,
                                          GTask        *task,
                                          const GError *error);

@@ -72,6 +72,20 @@ static guint signals [N_SIGNALS];
 #define properties np_pipe_client_properties
 
 
+/* Marks the client connected (to self->stream) or not; what the stream
+ * queues is then published for np_pipe_client_get_queued_bytes(), or 0. */
+void
+np_pipe_client_set_connected_locked (NpPipeClient *self,
+                                     gboolean      connected)
+{
+  self->connected = !!connected;
+
+  if (self->stream != NULL)
+    np_stream_set_queued_mirror_locked (self->stream, connected ? &self->queued_bytes : NULL);
+  if (!connected)
+    __atomic_store_n (&self->queued_bytes, 0, __ATOMIC_RELAXED);
+}
+
 static void
 np_pipe_client_stream_opened (GObject  *owner,
                               NpStream *stream)
@@ -114,7 +128,7 @@ np_pipe_client_stream_closed (GObject      *owner,
     task = g_object_ref (self->connect_task);
   else if (stream == self->stream && self->connected)
     {
-      self->connected = FALSE;
+      np_pipe_client_set_connected_locked (self, FALSE);
       notify = TRUE;
     }
   g_mutex_unlock (self->lock);
@@ -151,8 +165,8 @@ np_pipe_client_dispose (GObject *object)
   NpStream *stream;
 
   g_mutex_lock (self->lock);
+  np_pipe_client_set_connected_locked (self, FALSE);
   stream = g_steal_pointer (&self->stream);
-  self->connected = FALSE;
   if (self->attempt != NULL)
     g_cancellable_cancel (self->attempt);
   g_mutex_unlock (self->lock);
@@ -297,7 +311,7 @@ np_pipe_client_take_for_close (NpPipeClient *self)
   notify = self->connected;
   if (self->connected && self->stream != NULL)
     stream = np_stream_ref (self->stream);
-  self->connected = FALSE;
+  np_pipe_client_set_connected_locked (self, FALSE);
   g_mutex_unlock (self->lock);
 
   if (notify)

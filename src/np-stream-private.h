@@ -61,6 +61,9 @@ void      np_stream_set_close_timeout     (NpStream                *self,
 void      np_stream_set_queue_limit       (NpStream                *self,
                                            guint64                  max_queued_bytes,
                                            gboolean                 drop_when_full);
+void      np_stream_set_queued_mirror_locked
+                                          (NpStream                *self,
+                                           gsize                   *mirror);
 void      np_stream_set_queue_limit_locked(NpStream                *self,
                                            guint64                  max_queued_bytes,
                                            gboolean                 drop_when_full);

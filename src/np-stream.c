@@ -693,6 +693,7 @@ np_stream_detach (NpStream *self)
   g_mutex_lock (self->lock);
   self->owner = NULL;
   self->report_pending = FALSE;
+  np_out_queue_set_mirror (&self->out, NULL);
   if (self->state != NP_STREAM_CLOSED)
     {
       np_stream_write_some_locked (self);
@@ -737,6 +738,15 @@ np_stream_configure_locked (NpStream *self,
 /* Bounds what may be queued to the peer (0: no bound). Past the bound,
  * send() fails; with @drop_when_full the stream also ends with that
  * error, freeing the queue. */
+/* Has the stream keep what is queued in *@mirror (%NULL: nowhere), which
+ * the owner then reads without a lock. */
+void
+np_stream_set_queued_mirror_locked (NpStream *self,
+                                    gsize    *mirror)
+{
+  np_out_queue_set_mirror (&self->out, mirror);
+}
+
 void
 np_stream_set_queue_limit_locked (NpStream *self,
                                   guint64   max_queued_bytes,
