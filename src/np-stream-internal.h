@@ -154,6 +154,8 @@ void    np_stream_set_deadline_locked
                                     guint          timeout_msec);
 void    np_stream_settle_locked    (NpStream      *self,
                                     NpStreamAfter *after);
+gboolean np_stream_needs_dispatch_locked
+                                   (NpStream      *self);
 GError *np_stream_stalled_error_new(NpStream      *self);
 void    np_stream_release_transport_locked
                                    (NpStream      *self);

@@ -624,8 +624,11 @@ np_stream_flush_sync (NpStream      *self,
         break;
     }
   np_stream_collect_writes_locked (self, &after);
-  if (self->write_error != NULL)
-    np_stream_request_flush_locked (self);
+  /* What this thread wrote may end a close, or fail: the context takes
+   * it from there. Its own writer may be waiting for the socket, which
+   * this thread just emptied of our bytes. */
+  if (np_stream_needs_dispatch_locked (self))
+    np_flusher_arm (self->flusher, &self->flush_link, TRUE);
   g_mutex_unlock (self->lock);
 
   np_stream_after (self, &after, FALSE);

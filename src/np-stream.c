@@ -268,7 +268,7 @@ np_stream_settle_locked (NpStream      *self,
   np_stream_collect_writes_locked (self, after);
 }
 
-static gboolean
+gboolean
 np_stream_needs_dispatch_locked (NpStream *self)
 {
   NpOp *op = g_queue_peek_head (&self->writes);
