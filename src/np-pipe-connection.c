@@ -58,8 +58,10 @@ struct _NpPipeConnection
   gint               peer_pid;
   guint              peer_uid;
   guint              peer_gid;
-  guint              accepted : 1;
-  guint              connected : 1;
+  /* Set before the stream is published, never changed: read without the
+   * lock, so not in the memory location of what the lock guards. */
+  gboolean           accepted;
+  guint              connected : 1;   /* guarded by the lock */
 };
 
 enum {
