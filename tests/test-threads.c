@@ -1407,20 +1407,24 @@ test_context_main_client_from_worker (Fixture       *f,
   g_assert_cmpuint (f->n_messages, ==, ECHOES);
 }
 
-/* 6d. A server created in a worker that runs a context of its own emits
- * everything there; the main thread sends to its connections, stops it,
- * and its clients (in the main thread) get their signals in the main
- * thread. */
-
+/* A server in a worker that runs a context of its own. */
 typedef struct
 {
   Fixture       f;
+  GThread      *thread;
   GMainContext *context;
   GMutex        lock;
   GCond         cond;
   gboolean      ready;
+  gboolean      echo;
   gint          quit;
-  gint         *n_done;
+  gint          n_done;
+  /* What the server saw, for the main thread once the worker is done. */
+  guint         n_connected;
+  guint         n_messages;
+  guint         n_bad;
+  guint         n_disconnected;
+  guint         n_errors;
 } ServerWorker;
 
 static gpointer
@@ -1431,7 +1435,7 @@ server_worker (gpointer data)
   sw->context = g_main_context_new ();
   g_main_context_push_thread_default (sw->context);
   fixture_init (&sw->f);
-  sw->f.echo = TRUE;
+  sw->f.echo = sw->echo;
 
   g_mutex_lock (&sw->lock);
   sw->ready = TRUE;
@@ -1444,12 +1448,12 @@ server_worker (gpointer data)
   while (g_main_context_iteration (sw->context, FALSE))
     ;
 
-  /* Everything the main thread's client sent came here, and its end. */
-  g_assert_cmpuint (sw->f.n_connected, ==, 1);
-  g_assert_cmpuint (sw->f.n_messages, ==, ECHOES);
-  g_assert_cmpuint (record_next_seq (record_nth (&sw->f, 0), 9), ==, ECHOES);
-  g_assert_cmpuint (sw->f.n_disconnected, ==, 1);
-  g_assert_no_error (record_nth (&sw->f, 0)->error);
+  sw->n_connected = sw->f.n_connected;
+  sw->n_messages = sw->f.n_messages;
+  sw->n_bad = sw->f.n_bad;
+  sw->n_disconnected = sw->f.n_disconnected;
+  for (guint i = 0; i < sw->f.order->len; i++)
+    sw->n_errors += record_nth (&sw->f, i)->error != NULL;
 
   fixture_fini (&sw->f);
   while (g_main_context_iteration (sw->context, FALSE))
@@ -1457,29 +1461,53 @@ server_worker (gpointer data)
   g_main_context_pop_thread_default (sw->context);
   g_main_context_unref (sw->context);
 
-  worker_done (sw->n_done);
+  worker_done (&sw->n_done);
   return NULL;
 }
 
 static void
+server_worker_start (ServerWorker *sw,
+                     gboolean      echo)
+{
+  memset (sw, 0, sizeof *sw);
+  g_mutex_init (&sw->lock);
+  g_cond_init (&sw->cond);
+  sw->echo = echo;
+  sw->thread = g_thread_new ("server-worker", server_worker, sw);
+
+  g_mutex_lock (&sw->lock);
+  while (!sw->ready)
+    g_cond_wait (&sw->cond, &sw->lock);
+  g_mutex_unlock (&sw->lock);
+}
+
+/* Once every client is gone. */
+static void
+server_worker_stop (ServerWorker *sw)
+{
+  WAIT_FOR (np_pipe_server_get_n_connections (sw->f.server) == 0);
+  g_atomic_int_set (&sw->quit, TRUE);
+  g_main_context_wakeup (sw->context);
+  WAIT_FOR (g_atomic_int_get (&sw->n_done) == 1);
+  g_thread_join (sw->thread);
+
+  g_mutex_clear (&sw->lock);
+  g_cond_clear (&sw->cond);
+}
+
+/* 6d. A server created in a worker that runs a context of its own emits
+ * everything there; the main thread sends to its connections, stops it,
+ * and its clients (in the main thread) get their signals in the main
+ * thread. */
+static void
 test_context_server_in_worker (void)
 {
-  ServerWorker sw = { { 0 } };
+  ServerWorker sw;
   g_autoptr(Client) c = NULL;
   g_autoptr(GBytes) direct = np_test_message_new (9, ECHOES, np_test_mixed_size (9, ECHOES));
   g_autoptr(GError) error = NULL;
-  GThread *thread;
-  gint n_done = 0;
 
-  g_mutex_init (&sw.lock);
-  g_cond_init (&sw.cond);
-  sw.n_done = &n_done;
-  thread = g_thread_new ("server-worker", server_worker, &sw);
-
-  g_mutex_lock (&sw.lock);
-  while (!sw.ready)
-    g_cond_wait (&sw.cond, &sw.lock);
-  g_mutex_unlock (&sw.lock);
+  server_worker_start (&sw, TRUE);
 
   /* The main thread's client, with the server's handlers echoing in the
    * worker. */
@@ -1513,16 +1541,131 @@ test_context_server_in_worker (void)
    * client here. */
   np_pipe_server_stop (sw.f.server);
   g_assert_false (np_pipe_server_is_running (sw.f.server));
-  WAIT_FOR (c->n_disconnected == 1 && np_pipe_server_get_n_connections (sw.f.server) == 0);
+  WAIT_FOR (c->n_disconnected == 1);
   g_assert_no_error (c->error);
 
-  g_atomic_int_set (&sw.quit, TRUE);
-  g_main_context_wakeup (sw.context);
-  WAIT_FOR (g_atomic_int_get (&n_done) == 1);
-  g_thread_join (thread);
+  server_worker_stop (&sw);
 
-  g_mutex_clear (&sw.lock);
-  g_cond_clear (&sw.cond);
+  /* Everything the main thread's client sent reached the worker's
+   * server, and so did its end. */
+  g_assert_cmpuint (sw.n_connected, ==, 1);
+  g_assert_cmpuint (sw.n_messages, ==, ECHOES);
+  g_assert_cmpuint (sw.n_bad, ==, 0);
+  g_assert_cmpuint (sw.n_disconnected, ==, 1);
+  g_assert_cmpuint (sw.n_errors, ==, 0);
+}
+
+/* 9. close_async() while another thread's flush_sync() writes the queue
+ * out: whichever thread empties the queue of a closing client, the close
+ * ends, cleanly, without waiting for a timeout.
+ *
+ * The server reads in a worker; the main thread queues much more than
+ * the socket holds, without running its context. A worker's flush_sync()
+ * starts writing; the main thread then closes with close_async() and
+ * runs one iteration, in which the client's own writing finds the queue
+ * still full and waits for the socket. Once flush_sync() has written the
+ * rest, what is ready in the main context must end the close. */
+
+#define FLUSH_QUEUE   (32 * 1024 * 1024)
+#define FLUSH_ROUNDS  10
+
+typedef struct
+{
+  NpPipeClient *client;
+  gboolean      ok;
+  gint          done;
+} FlushWorker;
+
+static gpointer
+flush_worker (gpointer data)
+{
+  FlushWorker *w = data;
+  g_autoptr(GError) error = NULL;
+
+  /* Fails when the close came before this thread took the connection. */
+  w->ok = np_pipe_client_flush_sync (w->client, NULL, &error);
+  if (!w->ok)
+    g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED);
+
+  g_atomic_int_set (&w->done, TRUE);
+  return NULL;
+}
+
+static void
+test_close_async_during_flush_sync (void)
+{
+  ServerWorker sw;
+  guint n_sent = 0;
+  guint n_overlapped = 0;
+
+  server_worker_start (&sw, FALSE);
+
+  for (guint round = 0; round < FLUSH_ROUNDS; round++)
+    {
+      guint32 client_id = 300 + round;
+      g_autoptr(Client) c = client_new (np_pipe_server_get_name (sw.f.server), client_id);
+      FlushWorker w = { c->client };
+      GThread *thread;
+      guint64 before;
+      gboolean overlapped;
+      gint n_closed = 0;
+
+      client_connect (c);
+
+      /* Sends past the threshold write what the socket takes; the rest
+       * waits in the queue, since this thread runs nothing. */
+      for (guint32 seq = 0; np_pipe_client_get_queued_bytes (c->client) < FLUSH_QUEUE; seq++)
+        {
+          g_autoptr(GBytes) message = np_test_message_new (client_id, seq, np_test_mixed_size (client_id, seq));
+          g_autoptr(GError) error = NULL;
+
+          g_assert_true (np_pipe_client_send (c->client, message, &error));
+          g_assert_no_error (error);
+          n_sent++;
+        }
+
+      before = np_pipe_client_get_queued_bytes (c->client);
+      thread = g_thread_new ("flush-worker", flush_worker, &w);
+
+      /* The queue shrinks while this thread runs nothing: the worker is
+       * writing it. */
+      while (np_pipe_client_get_queued_bytes (c->client) >= before && !g_atomic_int_get (&w.done))
+        g_thread_yield ();
+
+      overlapped = !g_atomic_int_get (&w.done);
+      np_pipe_client_close_async (c->client, NULL, close_async_cb, &n_closed);
+      g_main_context_iteration (NULL, FALSE);
+
+      /* The worker writes the rest, the server reads it in its own
+       * thread; nothing runs here. */
+      while (!g_atomic_int_get (&w.done))
+        g_thread_yield ();
+      g_thread_join (thread);
+
+      if (w.ok && overlapped)
+        {
+          /* The close needs nothing more than what is ready here. */
+          n_overlapped++;
+          drain_default_context ();
+          g_assert_cmpint (n_closed, ==, 1);
+          g_assert_cmpuint (c->n_disconnected, ==, 1);
+        }
+
+      WAIT_FOR (n_closed == 1 && c->n_disconnected == 1);
+      g_assert_no_error (c->error);
+    }
+
+  g_test_message ("%u of %u rounds closed while flush_sync() wrote", n_overlapped, FLUSH_ROUNDS);
+  g_assert_cmpuint (n_overlapped, >, 0);
+
+  server_worker_stop (&sw);
+
+  /* Everything queued before each close arrived, whole and in order. */
+  g_assert_cmpuint (sw.n_connected, ==, FLUSH_ROUNDS);
+  g_assert_cmpuint (sw.n_messages, ==, n_sent);
+  g_assert_cmpuint (sw.n_bad, ==, 0);
+  g_assert_cmpuint (sw.n_disconnected, ==, FLUSH_ROUNDS);
+  g_assert_cmpuint (sw.n_errors, ==, 0);
 }
 
 /* 7. Clients used only through the blocking calls, from threads that
@@ -1820,6 +1963,7 @@ main (int   argc,
   ADD ("/Np/Threads/context/async-from-worker", test_context_async_from_worker);
   ADD ("/Np/Threads/context/main-client-from-worker", test_context_main_client_from_worker);
   g_test_add_func ("/Np/Threads/context/server-in-worker", test_context_server_in_worker);
+  g_test_add_func ("/Np/Threads/close-async-during-flush-sync", test_close_async_during_flush_sync);
   g_test_add_func ("/Np/Threads/blocking-without-loop", test_blocking_without_loop);
   ADD ("/Np/Threads/async-feeders", test_async_feeders);
 
