@@ -1417,7 +1417,7 @@ typedef struct
   GCond         cond;
   gboolean      ready;
   gboolean      echo;
-  gint          quit;
+  gboolean      quit;   /* under the lock, so that Helgrind sees the order */
   gint          n_done;
   /* What the server saw, for the main thread once the worker is done. */
   guint         n_connected;
@@ -1426,6 +1426,18 @@ typedef struct
   guint         n_disconnected;
   guint         n_errors;
 } ServerWorker;
+
+static gboolean
+server_worker_quitting (ServerWorker *sw)
+{
+  gboolean quit;
+
+  g_mutex_lock (&sw->lock);
+  quit = sw->quit;
+  g_mutex_unlock (&sw->lock);
+
+  return quit;
+}
 
 static gpointer
 server_worker (gpointer data)
@@ -1442,7 +1454,7 @@ server_worker (gpointer data)
   g_cond_broadcast (&sw->cond);
   g_mutex_unlock (&sw->lock);
 
-  while (!g_atomic_int_get (&sw->quit))
+  while (!server_worker_quitting (sw))
     g_main_context_iteration (sw->context, TRUE);
   /* What the main thread's calls left to notify here. */
   while (g_main_context_iteration (sw->context, FALSE))
@@ -1486,7 +1498,9 @@ static void
 server_worker_stop (ServerWorker *sw)
 {
   WAIT_FOR (np_pipe_server_get_n_connections (sw->f.server) == 0);
-  g_atomic_int_set (&sw->quit, TRUE);
+  g_mutex_lock (&sw->lock);
+  sw->quit = TRUE;
+  g_mutex_unlock (&sw->lock);
   g_main_context_wakeup (sw->context);
   WAIT_FOR (g_atomic_int_get (&sw->n_done) == 1);
   g_thread_join (sw->thread);
