@@ -1959,11 +1959,13 @@ main (int   argc,
 
   /* Classes are initialized once, by whichever thread comes first, and
    * published with atomics inside libgobject that ThreadSanitizer and
-   * Helgrind cannot see: initialized here, before any thread, they are
-   * not reported as races. */
+   * Helgrind cannot see; so is GLib's cache of the runtime directory,
+   * which every client reads to find its socket. Made here, before any
+   * thread, they are not reported as races. */
   g_type_class_unref (g_type_class_ref (NP_TYPE_PIPE_CLIENT));
   g_type_class_unref (g_type_class_ref (NP_TYPE_PIPE_SERVER));
   g_type_class_unref (g_type_class_ref (NP_TYPE_PIPE_CONNECTION));
+  g_assert_cmpstr (g_get_user_runtime_dir (), ==, runtime_dir);
 
 #define ADD(path, func) \
   g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)

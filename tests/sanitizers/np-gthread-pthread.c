@@ -57,9 +57,13 @@
 
 /* The next definition of @name: the real one. */
 #define REAL(name) \
-  static __typeof__ (name) *real_##name; \
-  if (G_UNLIKELY (__atomic_load_n (&real_##name, __ATOMIC_ACQUIRE) == NULL)) \
-    __atomic_store_n (&real_##name, dlsym (RTLD_NEXT, #name), __ATOMIC_RELEASE)
+  static __typeof__ (name) *real_##name##_slot; \
+  __typeof__ (name) *real_##name = __atomic_load_n (&real_##name##_slot, __ATOMIC_ACQUIRE); \
+  if (G_UNLIKELY (real_##name == NULL)) \
+    { \
+      real_##name = dlsym (RTLD_NEXT, #name); \
+      __atomic_store_n (&real_##name##_slot, real_##name, __ATOMIC_RELEASE); \
+    }
 
 /* The pthread object lives on the heap, its address in the GLib one's
  * first word: GLib's are zero when statically initialized, so they are
