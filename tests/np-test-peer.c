@@ -28,6 +28,11 @@
  *       until FILL are in use (0: none); print "connected" for each client
  *       announced and "warning" for each warning the library logs; on
  *       stdin's end, print "warnings W connected C", their counts
+ *   np-test-peer count NAME
+ *       run a server that checks each message: the next test message of
+ *       its client on that connection, sized by np_test_mixed_size().
+ *       Print "ready" once it listens; when stdin closes, wait until every
+ *       client that connected has gone, then print "MESSAGES BAD CLIENTS"
  */
 
 #include <errno.h>
@@ -371,6 +376,126 @@ run_serve (const char *name)
   return 0;
 }
 
+typedef struct
+{
+  GHashTable *next_seq;     /* connection → next sequence number + 1 */
+  GHashTable *client_ids;   /* connection → client id + 1 */
+  guint       n_messages;
+  guint       n_bad;
+  guint       n_clients;
+  guint       n_open;
+  gboolean    stdin_closed;
+} Count;
+
+static void
+count_connected_cb (NpPipeServer     *server,
+                    NpPipeConnection *connection,
+                    Count            *count)
+{
+  count->n_clients++;
+  count->n_open++;
+}
+
+static void
+count_message_cb (NpPipeServer     *server,
+                  NpPipeConnection *connection,
+                  GBytes           *message,
+                  Count            *count)
+{
+  guint32 client_id = 0, seq = 0;
+  guint32 expected = GPOINTER_TO_UINT (g_hash_table_lookup (count->next_seq, connection));
+  guint32 known = GPOINTER_TO_UINT (g_hash_table_lookup (count->client_ids, connection));
+
+  count->n_messages++;
+
+  if (!np_test_message_parse (message, &client_id, &seq) ||
+      (known != 0 && client_id != known - 1) ||
+      seq != expected ||
+      g_bytes_get_size (message) != np_test_mixed_size (client_id, seq))
+    {
+      count->n_bad++;
+      return;
+    }
+
+  g_hash_table_insert (count->client_ids, connection, GUINT_TO_POINTER (client_id + 1));
+  g_hash_table_insert (count->next_seq, connection, GUINT_TO_POINTER (seq + 1));
+}
+
+static void
+count_disconnected_cb (NpPipeServer     *server,
+                       NpPipeConnection *connection,
+                       GError           *error,
+                       Count            *count)
+{
+  if (error != NULL)
+    {
+      g_printerr ("np-test-peer: %s\n", error->message);
+      count->n_bad++;
+    }
+  count->n_open--;
+}
+
+static gboolean
+count_stdin_cb (int          fd,
+                GIOCondition condition,
+                gpointer     user_data)
+{
+  Count *count = user_data;
+  char buf[256];
+
+  if (read (fd, buf, sizeof buf) > 0)
+    return G_SOURCE_CONTINUE;
+
+  count->stdin_closed = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+static int
+run_count (const char *name)
+{
+  g_autoptr(NpPipeServer) server = np_pipe_server_new (name);
+  g_autoptr(GError) error = NULL;
+  Count count = { 0 };
+
+  count.next_seq = g_hash_table_new (NULL, NULL);
+  count.client_ids = g_hash_table_new (NULL, NULL);
+
+  /* The clients close at once: what they sent must all be read. */
+  np_pipe_server_set_close_timeout (server, 0);
+  np_pipe_server_set_max_queued_bytes (server, 0);
+  g_signal_connect (server, "client-connected", G_CALLBACK (count_connected_cb), &count);
+  g_signal_connect (server, "message-received", G_CALLBACK (count_message_cb), &count);
+  g_signal_connect (server, "client-disconnected", G_CALLBACK (count_disconnected_cb), &count);
+  if (!np_pipe_server_start (server, &error))
+    g_error ("%s", error->message);
+
+  g_unix_fd_add (STDIN_FILENO, G_IO_IN | G_IO_HUP, count_stdin_cb, &count);
+  printf ("ready\n");
+  fflush (stdout);
+
+  while (!count.stdin_closed)
+    g_main_context_iteration (NULL, TRUE);
+
+  /* Clients whose connection is still in the listen backlog make the
+   * socket readable: nothing pending and nobody open means all came and
+   * went. */
+  for (;;)
+    {
+      if (count.n_open > 0)
+        g_main_context_iteration (NULL, TRUE);
+      else if (!g_main_context_iteration (NULL, FALSE))
+        break;
+    }
+
+  printf ("%u %u %u\n", count.n_messages, count.n_bad, count.n_clients);
+  fflush (stdout);
+
+  g_hash_table_unref (count.next_seq);
+  g_hash_table_unref (count.client_ids);
+
+  return 0;
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -391,8 +516,10 @@ main (int   argc,
     return run_serve (argv[2]);
   if (argc == 5 && g_str_equal (argv[1], "serve-limited"))
     return run_serve_limited (argv[2], atoi (argv[3]), atoi (argv[4]));
+  if (argc == 3 && g_str_equal (argv[1], "count"))
+    return run_count (argv[2]);
 
-  g_printerr ("Usage: %s send|echo|load NAME CLIENT COUNT | garbage|half|probe PATH | serve NAME"
+  g_printerr ("Usage: %s send|echo|load NAME CLIENT COUNT | garbage|half|probe PATH | serve|count NAME"
               " | serve-limited NAME NOFILE FILL\n", argv[0]);
   return 2;
 }

@@ -398,3 +398,21 @@ np_test_read_line (GSubprocess *process)
 
   return line;
 }
+
+/* Sizes that both ends can compute, mostly small, one in four over the
+ * payload size the output queue copies (4 KiB: larger ones are queued by
+ * reference) and one in sixteen over 64 KiB (written at once by the
+ * sender), in no pattern a queue could line up with. */
+static inline gsize
+np_test_mixed_size (guint32 client,
+                    guint32 seq)
+{
+  gsize small = np_test_random_size (client, seq);
+  guint32 pick = (guint32) np_test_random_size (seq, client) * 2654435761u >> 28;
+
+  if (pick == 0)
+    return 65536 + small * 3;
+  if (pick % 4 == 1)
+    return 4097 + small;
+  return small;
+}
