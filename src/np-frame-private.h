@@ -14,10 +14,18 @@
 G_BEGIN_DECLS
 
 /* See docs/protocol.md for the byte layout. */
-#define NP_PROTOCOL_VERSION     1
+#define NP_PROTOCOL_VERSION     2
+/* The first version with requests and replies. */
+#define NP_PROTOCOL_REQUESTS    2
 #define NP_HELLO_SIZE           12
 #define NP_FRAME_HEADER_SIZE    8
 #define NP_CONTROL_PAYLOAD_MAX  1024
+/* A request or reply frame: the header, then the request id. */
+#define NP_REQUEST_HEADER_SIZE  (NP_FRAME_HEADER_SIZE + 4)
+/* An error reply: id, code, domain length, then the domain and message. */
+#define NP_ERROR_REPLY_MIN      10
+#define NP_ERROR_REPLY_MAX      8192
+#define NP_ERROR_DOMAIN_MAX     255
 
 typedef enum
 {
@@ -25,6 +33,10 @@ typedef enum
   NP_FRAME_PING    = 1,
   NP_FRAME_PONG    = 2,
   NP_FRAME_GOODBYE = 3,
+  /* From version 2 on. */
+  NP_FRAME_REQUEST = 4,
+  NP_FRAME_REPLY   = 5,
+  NP_FRAME_ERROR   = 6,
 } NpFrameType;
 
 typedef struct
@@ -48,8 +60,21 @@ void      np_frame_header_encode  (guint8         out[NP_FRAME_HEADER_SIZE],
                                    NpFrameType    type,
                                    guint32        length);
 gboolean  np_frame_header_decode  (const guint8   in[NP_FRAME_HEADER_SIZE],
+                                   guint8         version,
                                    guint32        max_message_size,
                                    NpFrameHeader *header,
+                                   GError       **error);
+void      np_request_header_encode(guint8         out[NP_REQUEST_HEADER_SIZE],
+                                   NpFrameType    type,
+                                   guint32        id,
+                                   gsize          message_size);
+guint32   np_request_id_decode    (const guint8  *payload);
+GBytes   *np_error_reply_encode   (guint32        id,
+                                   const GError  *reply);
+gboolean  np_error_reply_decode   (const guint8  *payload,
+                                   gsize          length,
+                                   guint32       *id,
+                                   GError       **reply,
                                    GError       **error);
 GBytes   *np_goodbye_encode       (NpPipeError    code,
                                    const char    *reason);

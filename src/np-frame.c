@@ -89,8 +89,12 @@ np_frame_header_encode (guint8      out[NP_FRAME_HEADER_SIZE],
   out[7] = 0;
 }
 
+/* Decodes a frame header, checking it against what the peer may send:
+ * the frame types of @version, a message no larger than
+ * @max_message_size. */
 gboolean
 np_frame_header_decode (const guint8   in[NP_FRAME_HEADER_SIZE],
+                        guint8         version,
                         guint32        max_message_size,
                         NpFrameHeader *header,
                         GError       **error)
@@ -129,9 +133,42 @@ np_frame_header_decode (const guint8   in[NP_FRAME_HEADER_SIZE],
         }
       break;
 
+    case NP_FRAME_REQUEST:
+    case NP_FRAME_REPLY:
+      if (version < NP_PROTOCOL_REQUESTS)
+        goto unknown;
+      if (length < 4)
+        {
+          g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                       "Malformed frame: a request or reply of %u bytes has no id", length);
+          return FALSE;
+        }
+      if ((guint64) length - 4 > max_message_size)
+        {
+          g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
+                       "Message of %u bytes exceeds the limit of %u bytes",
+                       length - 4, max_message_size);
+          return FALSE;
+        }
+      break;
+
+    case NP_FRAME_ERROR:
+      if (version < NP_PROTOCOL_REQUESTS)
+        goto unknown;
+      if (length < NP_ERROR_REPLY_MIN || length > NP_ERROR_REPLY_MAX)
+        {
+          g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                       "Malformed frame: an error reply of %u bytes (%u to %u are allowed)",
+                       length, NP_ERROR_REPLY_MIN, NP_ERROR_REPLY_MAX);
+          return FALSE;
+        }
+      break;
+
     default:
+    unknown:
       g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                   "Malformed frame: unknown frame type %u", type);
+                   "Malformed frame: unknown frame type %u in protocol version %u",
+                   type, version);
       return FALSE;
     }
 
@@ -183,4 +220,147 @@ np_goodbye_decode (const guint8 *payload,
   reason = g_utf8_make_valid ((const char *) payload + 4, length - 4);
 
   return g_error_new (NP_PIPE_ERROR, code, "The peer closed the connection: %s", reason);
+}
+
+/* The header of a request or reply frame whose message is
+ * @message_size bytes: frame header, then the request id. */
+void
+np_request_header_encode (guint8      out[NP_REQUEST_HEADER_SIZE],
+                          NpFrameType type,
+                          guint32     id,
+                          gsize       message_size)
+{
+  np_frame_header_encode (out, type, 4 + message_size);
+  put_u32 (out + NP_FRAME_HEADER_SIZE, id);
+}
+
+guint32
+np_request_id_decode (const guint8 *payload)
+{
+  return get_u32 (payload);
+}
+
+/* Cuts @len bytes of @text back to a character boundary. */
+static gsize
+utf8_cut (const char *text,
+          gsize       len)
+{
+  while (len > 0 && (text[len] & 0xC0) == 0x80)
+    len--;
+  return len;
+}
+
+/* An error reply's payload: the id, then @reply's code, domain and
+ * message; a message too long for the frame is cut. */
+GBytes *
+np_error_reply_encode (guint32       id,
+                       const GError *reply)
+{
+  const char *domain = g_quark_to_string (reply->domain);
+  gsize domain_len = MIN (strlen (domain), NP_ERROR_DOMAIN_MAX);
+  gsize message_len = strlen (reply->message);
+  gsize room = NP_ERROR_REPLY_MAX - NP_ERROR_REPLY_MIN - domain_len;
+  guint8 *payload;
+
+  if (message_len > room)
+    message_len = utf8_cut (reply->message, room);
+
+  payload = g_malloc (NP_ERROR_REPLY_MIN + domain_len + message_len);
+  put_u32 (payload, id);
+  put_u32 (payload + 4, (guint32) reply->code);
+  payload[8] = domain_len >> 8;
+  payload[9] = domain_len & 0xFF;
+  memcpy (payload + NP_ERROR_REPLY_MIN, domain, domain_len);
+  memcpy (payload + NP_ERROR_REPLY_MIN + domain_len, reply->message, message_len);
+
+  return g_bytes_new_take (payload, NP_ERROR_REPLY_MIN + domain_len + message_len);
+}
+
+/* Error domains learnt from peers: a domain is a quark, and quarks are
+ * never freed, so a peer could otherwise make us intern any number of
+ * made-up names. Known domains are always taken; new ones up to this. */
+#define NP_PEER_DOMAINS_MAX 256
+static guint n_peer_domains;
+G_LOCK_DEFINE_STATIC (peer_domains);
+
+static gboolean
+np_error_domain_is_valid (const char *domain,
+                          gsize       len)
+{
+  if (len == 0)
+    return FALSE;
+
+  for (gsize i = 0; i < len; i++)
+    if (!g_ascii_isalnum (domain[i]) && domain[i] != '-' && domain[i] != '_' && domain[i] != '.')
+      return FALSE;
+
+  return TRUE;
+}
+
+static GQuark
+np_error_domain_from_peer (const char *domain)
+{
+  GQuark quark = g_quark_try_string (domain);
+
+  if (quark != 0)
+    return quark;
+
+  G_LOCK (peer_domains);
+  if (n_peer_domains < NP_PEER_DOMAINS_MAX)
+    {
+      n_peer_domains++;
+      quark = g_quark_from_string (domain);
+    }
+  G_UNLOCK (peer_domains);
+
+  return quark;
+}
+
+/* Decodes an error reply into @id and the error it carries, in its own
+ * domain when that is a plausible domain name. Fails, with @error, on a
+ * malformed payload. */
+gboolean
+np_error_reply_decode (const guint8  *payload,
+                       gsize          length,
+                       guint32       *id,
+                       GError       **reply,
+                       GError       **error)
+{
+  g_autofree char *domain = NULL;
+  g_autofree char *message = NULL;
+  gsize domain_len;
+  GQuark quark = 0;
+  gint code;
+
+  if (length < NP_ERROR_REPLY_MIN)
+    goto malformed;
+
+  domain_len = ((gsize) payload[8] << 8) | payload[9];
+  if (domain_len > NP_ERROR_DOMAIN_MAX || NP_ERROR_REPLY_MIN + domain_len > length)
+    goto malformed;
+
+  *id = get_u32 (payload);
+  code = (gint) get_u32 (payload + 4);
+  domain = g_strndup ((const char *) payload + NP_ERROR_REPLY_MIN, domain_len);
+  message = g_utf8_make_valid ((const char *) payload + NP_ERROR_REPLY_MIN + domain_len,
+                               length - NP_ERROR_REPLY_MIN - domain_len);
+
+  if (strlen (domain) == domain_len && np_error_domain_is_valid (domain, domain_len))
+    quark = np_error_domain_from_peer (domain);
+
+  if (quark != 0)
+    *reply = g_error_new_literal (quark, code, message);
+  else
+    {
+      g_autofree char *escaped = g_strescape (domain, NULL);
+
+      *reply = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_FAILED, "%s (error %d of “%s”)",
+                            message, code, escaped);
+    }
+  return TRUE;
+
+malformed:
+  g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+               "Malformed error reply of %" G_GSIZE_FORMAT " bytes", length);
+  return FALSE;
 }

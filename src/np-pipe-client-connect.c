@@ -87,7 +87,7 @@ np_pipe_client_attach_locked (NpPipeClient       *self,
                                 np_transport_unix_new (connection), self->context,
                                 self->lock, label, self->max_message_size);
   np_stream_configure_locked (self->stream, self->max_queued_bytes, FALSE,
-                              handshake_timeout, self->close_timeout);
+                              handshake_timeout, self->close_timeout, self->request_timeout);
   *stream_out = self->stream;
 
   return old;

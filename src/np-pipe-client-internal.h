@@ -22,6 +22,7 @@ enum {
   NP_PIPE_CLIENT_PROP_PEER_MAX_MESSAGE_SIZE,
   NP_PIPE_CLIENT_PROP_CONNECT_TIMEOUT,
   NP_PIPE_CLIENT_PROP_CLOSE_TIMEOUT,
+  NP_PIPE_CLIENT_PROP_REQUEST_TIMEOUT,
   NP_PIPE_CLIENT_N_PROPS
 };
 
@@ -48,6 +49,7 @@ struct _NpPipeClient
   guint         max_queued_bytes;
   guint         connect_timeout;
   guint         close_timeout;
+  guint         request_timeout;
   guint         connected : 1;
 
   /* What the connected stream has queued, published by it for

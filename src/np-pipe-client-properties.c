@@ -14,6 +14,7 @@
 #define DEFAULT_MAX_QUEUED_BYTES (64 * 1024 * 1024)
 #define DEFAULT_CONNECT_TIMEOUT  5000
 #define DEFAULT_CLOSE_TIMEOUT    5000
+#define DEFAULT_REQUEST_TIMEOUT  25000
 
 GParamSpec *np_pipe_client_properties [NP_PIPE_CLIENT_N_PROPS];
 
@@ -91,6 +92,10 @@ np_pipe_client_get_property (GObject    *object,
       g_value_set_uint (value, np_pipe_client_get_close_timeout (self));
       break;
 
+    case NP_PIPE_CLIENT_PROP_REQUEST_TIMEOUT:
+      g_value_set_uint (value, np_pipe_client_get_request_timeout (self));
+      break;
+
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -125,6 +130,10 @@ np_pipe_client_set_property (GObject      *object,
 
     case NP_PIPE_CLIENT_PROP_CLOSE_TIMEOUT:
       np_pipe_client_set_close_timeout (self, g_value_get_uint (value));
+      break;
+
+    case NP_PIPE_CLIENT_PROP_REQUEST_TIMEOUT:
+      np_pipe_client_set_request_timeout (self, g_value_get_uint (value));
       break;
 
     default:
@@ -273,6 +282,24 @@ np_pipe_client_install_properties (GObjectClass *object_class)
   properties [NP_PIPE_CLIENT_PROP_CLOSE_TIMEOUT] =
     g_param_spec_uint ("close-timeout", NULL, NULL,
                        0, G_MAXUINT, DEFAULT_CLOSE_TIMEOUT,
+                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                        G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeClient:request-timeout:
+   *
+   * How long, in milliseconds, a request waits for its reply
+   * ([method@Np.PipeClient.request_async],
+   * [method@Np.PipeClient.request_sync]); past it, the request fails with
+   * %NP_PIPE_ERROR_TIMED_OUT and a reply that comes later is dropped. 0
+   * waits for as long as it takes; at most `G_MAXUINT`. The default is
+   * 25000 (25 seconds, as GDBus). It applies from the next connect.
+   *
+   * Since: 1.0
+   */
+  properties [NP_PIPE_CLIENT_PROP_REQUEST_TIMEOUT] =
+    g_param_spec_uint ("request-timeout", NULL, NULL,
+                       0, G_MAXUINT, DEFAULT_REQUEST_TIMEOUT,
                        (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
                         G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
 
@@ -527,4 +554,44 @@ np_pipe_client_set_close_timeout (NpPipeClient *self,
 
   np_pipe_client_set_uint (self, &self->close_timeout, timeout_msec,
                            NP_PIPE_CLIENT_PROP_CLOSE_TIMEOUT);
+}
+
+/**
+ * np_pipe_client_get_request_timeout:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:request-timeout].
+ *
+ * Returns: how long a request waits for its reply, in milliseconds, 0
+ *   for no limit
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_client_get_request_timeout (NpPipeClient *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
+
+  return np_pipe_client_get_uint (self, &self->request_timeout);
+}
+
+/**
+ * np_pipe_client_set_request_timeout:
+ * @self: a #NpPipeClient
+ * @timeout_msec: how long a request waits for its reply, in
+ *   milliseconds, 0 for no limit
+ *
+ * Sets [property@Np.PipeClient:request-timeout]. It applies from the
+ * next connect.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_set_request_timeout (NpPipeClient *self,
+                                    guint         timeout_msec)
+{
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+
+  np_pipe_client_set_uint (self, &self->request_timeout, timeout_msec,
+                           NP_PIPE_CLIENT_PROP_REQUEST_TIMEOUT);
 }

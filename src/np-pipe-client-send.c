@@ -1,4 +1,4 @@
-/* np-pipe-client-send.c: sending, flushing and pinging
+/* np-pipe-client-send.c: sending, flushing, pinging and requests
  *
  * Copyright 2026 The Np authors
  *
@@ -9,6 +9,7 @@
 
 #include "np-error.h"
 #include "np-pipe-client-internal.h"
+#include "np-variant.h"
 
 static void
 np_pipe_client_set_not_connected (NpPipeClient  *self,
@@ -52,6 +53,13 @@ np_pipe_client_run_on_stream (NpPipeClient  *self,
     g_task_return_error (task, error);
   else
     run (stream, task);
+}
+
+static void
+np_pipe_client_run_request (NpStream *stream,
+                            GTask    *task)
+{
+  np_stream_request_async (stream, g_task_get_task_data (task), task);
 }
 
 /**
@@ -376,4 +384,148 @@ np_pipe_client_get_queued_bytes (NpPipeClient *self)
 
   /* Called after every send by producers that pace themselves: no lock. */
   return __atomic_load_n (&self->queued_bytes, __ATOMIC_RELAXED);
+}
+
+/**
+ * np_pipe_client_send_variant:
+ * @self: a #NpPipeClient
+ * @value: the value; a floating reference is consumed
+ * @error: return location for a #GError
+ *
+ * Queues @value to the server as one message, with its type, as
+ * [func@Np.variant_to_message] makes it; the server reads it back with
+ * [func@Np.variant_from_message]. Fails like [method@Np.PipeClient.send].
+ *
+ * Returns: %TRUE if the message was queued
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_client_send_variant (NpPipeClient  *self,
+                             GVariant      *value,
+                             GError       **error)
+{
+  g_autoptr(GBytes) message = NULL;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
+  g_return_val_if_fail (value != NULL, FALSE);
+
+  message = np_variant_to_message (value);
+
+  return np_pipe_client_send (self, message, error);
+}
+
+/**
+ * np_pipe_client_request_async:
+ * @self: a #NpPipeClient
+ * @request: the request's message
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called with the server's reply, or the failure
+ * @user_data: data for @callback
+ *
+ * Asks the server: sends @request, which the server receives through
+ * [signal@Np.PipeServer::request-received], and reports its reply in the
+ * thread-default main context of the calling thread. Finish with
+ * [method@Np.PipeClient.request_finish].
+ *
+ * Many requests may be in flight at once; replies are matched whatever
+ * order they come in, and requests keep their place among the messages
+ * sent. A request unanswered after [property@Np.PipeClient:request-timeout]
+ * fails with %NP_PIPE_ERROR_TIMED_OUT; one to a server whose library has
+ * no requests fails at once with %NP_PIPE_ERROR_NOT_SUPPORTED; a
+ * disconnect fails every pending request with the disconnect's error. An
+ * error the server replies with keeps its domain and code. Cancelling
+ * fails only this request, with %G_IO_ERROR_CANCELLED; a reply that comes
+ * later is dropped, and a request cancelled before any of it was written
+ * is never sent.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_request_async (NpPipeClient        *self,
+                              GBytes              *request,
+                              GCancellable        *cancellable,
+                              GAsyncReadyCallback  callback,
+                              gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+  g_return_if_fail (request != NULL);
+  g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, np_pipe_client_request_async);
+  g_task_set_task_data (task, g_bytes_ref (request), (GDestroyNotify) g_bytes_unref);
+  np_pipe_client_run_on_stream (self, task, np_pipe_client_run_request);
+}
+
+/**
+ * np_pipe_client_request_finish:
+ * @self: a #NpPipeClient
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Np.PipeClient.request_async].
+ *
+ * Returns: (transfer full): the reply
+ *
+ * Since: 1.0
+ */
+GBytes *
+np_pipe_client_request_finish (NpPipeClient  *self,
+                               GAsyncResult  *result,
+                               GError       **error)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), NULL);
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/**
+ * np_pipe_client_request_sync:
+ * @self: a #NpPipeClient
+ * @request: the request's message
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Asks the server, like [method@Np.PipeClient.request_async], and blocks
+ * the calling thread until the reply comes, the request times out or
+ * @cancellable is cancelled.
+ *
+ * It blocks on the socket and never iterates the caller's main context:
+ * when no other thread runs the client's main context, this thread reads
+ * the socket itself (messages and requests that arrive meanwhile are
+ * delivered from here, as the context would); otherwise it waits for that
+ * thread to read the reply. So the server cannot run in the same thread:
+ * it could not answer. Nor may this be called from a handler of this
+ * client's own messages (it fails with %G_IO_ERROR_WOULD_RECURSE): use
+ * [method@Np.PipeClient.request_async] there.
+ *
+ * Returns: (transfer full): the reply
+ *
+ * Since: 1.0
+ */
+GBytes *
+np_pipe_client_request_sync (NpPipeClient  *self,
+                             GBytes        *request,
+                             GCancellable  *cancellable,
+                             GError       **error)
+{
+  g_autoptr(NpPipeClient) hold = NULL;
+  g_autoptr(NpStream) stream = NULL;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), NULL);
+  g_return_val_if_fail (request != NULL, NULL);
+  g_return_val_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  /* What arrives meanwhile may run handlers that drop the client. */
+  hold = g_object_ref (self);
+  stream = np_pipe_client_ref_stream (self, error);
+  if (stream == NULL)
+    return NULL;
+
+  return np_stream_request_sync (stream, request, cancellable, error);
 }

@@ -9,8 +9,10 @@
 
 #include "np-context-private.h"
 #include "np-error.h"
+#include "np-marshal.h"
 #include "np-name-private.h"
 #include "np-pipe-client-internal.h"
+#include "np-pipe-request-private.h"
 
 /**
  * NpPipeClient:
@@ -61,6 +63,7 @@
 
 enum {
   MESSAGE_RECEIVED,
+  REQUEST_RECEIVED,
   DISCONNECTED,
   N_SIGNALS
 };
@@ -115,6 +118,20 @@ np_pipe_client_stream_message (GObject *owner,
 }
 
 static void
+np_pipe_client_stream_request (GObject  *owner,
+                               NpStream *stream,
+                               guint32   id,
+                               GBytes   *message)
+{
+  g_autoptr(NpPipeRequest) request = _np_pipe_request_new (stream, id, message, NULL);
+  gboolean handled = FALSE;
+
+  g_signal_emit (owner, signals [REQUEST_RECEIVED], 0, request, &handled);
+  if (!handled)
+    _np_pipe_request_reply_unhandled (request);
+}
+
+static void
 np_pipe_client_stream_closed (GObject      *owner,
                               NpStream     *stream,
                               const GError *error)
@@ -155,6 +172,7 @@ np_pipe_client_stream_closed (GObject      *owner,
 const NpStreamCallbacks np_pipe_client_stream_callbacks = {
   .opened = np_pipe_client_stream_opened,
   .message = np_pipe_client_stream_message,
+  .request = np_pipe_client_stream_request,
   .closed = np_pipe_client_stream_closed,
 };
 
@@ -238,6 +256,32 @@ np_pipe_client_class_init (NpPipeClientClass *klass)
                   G_SIGNAL_RUN_LAST,
                   0, NULL, NULL, NULL,
                   G_TYPE_NONE, 1, G_TYPE_BYTES);
+
+  /**
+   * NpPipeClient::request-received:
+   * @self: a #NpPipeClient
+   * @request: the request, to answer once
+   *
+   * Emitted for each request the server sends
+   * ([method@Np.PipeConnection.request_async]), in its place among the
+   * messages. Answer it with [method@Np.PipeRequest.reply] or
+   * [method@Np.PipeRequest.reply_error], in the handler or later by
+   * keeping a reference, and return %TRUE. When no handler returns %TRUE,
+   * the server gets %NP_PIPE_ERROR_NOT_SUPPORTED at once.
+   *
+   * Returns: %TRUE when the request was taken care of
+   *
+   * Since: 1.0
+   */
+  signals [REQUEST_RECEIVED] =
+    g_signal_new ("request-received",
+                  G_TYPE_FROM_CLASS (klass),
+                  G_SIGNAL_RUN_LAST,
+                  0, g_signal_accumulator_true_handled, NULL,
+                  _np_marshal_BOOLEAN__OBJECT,
+                  G_TYPE_BOOLEAN, 1, NP_TYPE_PIPE_REQUEST);
+  g_signal_set_va_marshaller (signals [REQUEST_RECEIVED], G_TYPE_FROM_CLASS (klass),
+                              _np_marshal_BOOLEAN__OBJECTv);
 
   /**
    * NpPipeClient::disconnected:

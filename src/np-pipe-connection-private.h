@@ -18,6 +18,7 @@ typedef struct
   guint max_queued_bytes;
   guint handshake_timeout;
   guint close_timeout;
+  guint request_timeout;
 } NpConnectionLimits;
 
 NpPipeConnection *_np_pipe_connection_new    (NpPipeServer             *server,

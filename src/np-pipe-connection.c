@@ -14,8 +14,10 @@
 #include "np-context-private.h"
 #include "np-error.h"
 #include "np-pipe-connection-private.h"
+#include "np-pipe-request-private.h"
 #include "np-pipe-server-private.h"
 #include "np-stream-private.h"
+#include "np-variant.h"
 
 /**
  * NpPipeConnection:
@@ -151,6 +153,20 @@ np_pipe_connection_stream_message (GObject *owner,
 }
 
 static void
+np_pipe_connection_stream_request (GObject  *owner,
+                                   NpStream *stream,
+                                   guint32   id,
+                                   GBytes   *message)
+{
+  NpPipeConnection *self = NP_PIPE_CONNECTION (owner);
+  NpPipeServer *server = np_pipe_connection_peek_server (self);
+  g_autoptr(NpPipeRequest) request = _np_pipe_request_new (stream, id, message, self);
+
+  if (server == NULL || !_np_pipe_server_request_received (server, self, request))
+    _np_pipe_request_reply_unhandled (request);
+}
+
+static void
 np_pipe_connection_stream_closed (GObject      *owner,
                                   NpStream     *stream,
                                   const GError *error)
@@ -178,6 +194,7 @@ static const NpStreamCallbacks np_pipe_connection_stream_callbacks = {
   .leave = np_pipe_connection_stream_leave,
   .opened = np_pipe_connection_stream_opened,
   .message = np_pipe_connection_stream_message,
+  .request = np_pipe_connection_stream_request,
   .closed = np_pipe_connection_stream_closed,
 };
 
@@ -409,6 +426,7 @@ _np_pipe_connection_accept (NpPipeConnection         *self,
   stream = np_pipe_connection_create_stream (self, limits->max_message_size);
   np_stream_set_handshake_timeout (stream, limits->handshake_timeout);
   np_stream_set_close_timeout (stream, limits->close_timeout);
+  np_stream_set_request_timeout (stream, limits->request_timeout);
   /* A client that does not read is dropped rather than let grow the
    * server's memory. */
   np_stream_set_queue_limit (stream, limits->max_queued_bytes, TRUE);
@@ -640,6 +658,110 @@ np_pipe_connection_send_data (NpPipeConnection  *self,
   message = g_bytes_new (data, size);
 
   return np_pipe_connection_send (self, message, error);
+}
+
+/**
+ * np_pipe_connection_send_variant:
+ * @self: a #NpPipeConnection
+ * @value: the value; a floating reference is consumed
+ * @error: return location for a #GError
+ *
+ * Queues @value to the client as one message, with its type, as
+ * [func@Np.variant_to_message] makes it; the client reads it back with
+ * [func@Np.variant_from_message]. Fails like
+ * [method@Np.PipeConnection.send].
+ *
+ * Returns: %TRUE if the message was queued
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_connection_send_variant (NpPipeConnection  *self,
+                                 GVariant          *value,
+                                 GError           **error)
+{
+  g_autoptr(GBytes) message = NULL;
+
+  g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), FALSE);
+  g_return_val_if_fail (value != NULL, FALSE);
+
+  message = np_variant_to_message (value);
+
+  return np_pipe_connection_send (self, message, error);
+}
+
+/**
+ * np_pipe_connection_request_async:
+ * @self: a #NpPipeConnection
+ * @request: the request's message
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called with the client's reply, or the failure
+ * @user_data: data for @callback
+ *
+ * Asks the client: sends @request, which the client receives through
+ * [signal@Np.PipeClient::request-received], and reports its reply. Finish
+ * with [method@Np.PipeConnection.request_finish].
+ *
+ * Many requests may be in flight at once, in both directions; replies are
+ * matched whatever order they come in, and requests keep their place
+ * among the messages sent. A request unanswered after
+ * [property@Np.PipeServer:request-timeout] fails with
+ * %NP_PIPE_ERROR_TIMED_OUT; one to a client whose library has no
+ * requests fails at once with %NP_PIPE_ERROR_NOT_SUPPORTED; a disconnect
+ * fails every pending request with the disconnect's error. Cancelling
+ * fails only this request (with %G_IO_ERROR_CANCELLED); a reply that
+ * comes later is dropped, and a request cancelled before any of it was
+ * written is never sent.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_connection_request_async (NpPipeConnection    *self,
+                                  GBytes              *request,
+                                  GCancellable        *cancellable,
+                                  GAsyncReadyCallback  callback,
+                                  gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  NpStream *stream;
+
+  g_return_if_fail (NP_IS_PIPE_CONNECTION (self));
+  g_return_if_fail (request != NULL);
+  g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, np_pipe_connection_request_async);
+
+  stream = np_pipe_connection_get_stream (self);
+  if (stream == NULL || !self->accepted)
+    g_task_return_new_error (task, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
+                             "Client %" G_GUINT64_FORMAT " is not connected", self->id);
+  else
+    np_stream_request_async (stream, request, task);
+}
+
+/**
+ * np_pipe_connection_request_finish:
+ * @self: a #NpPipeConnection
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Np.PipeConnection.request_async]. An error the client
+ * replied with keeps its domain and code.
+ *
+ * Returns: (transfer full): the reply
+ *
+ * Since: 1.0
+ */
+GBytes *
+np_pipe_connection_request_finish (NpPipeConnection  *self,
+                                   GAsyncResult      *result,
+                                   GError           **error)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), NULL);
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
 }
 
 /**

@@ -27,6 +27,7 @@ enum {
   NP_PIPE_SERVER_PROP_ALLOW_OTHER_USERS,
   NP_PIPE_SERVER_PROP_HANDSHAKE_TIMEOUT,
   NP_PIPE_SERVER_PROP_CLOSE_TIMEOUT,
+  NP_PIPE_SERVER_PROP_REQUEST_TIMEOUT,
   NP_PIPE_SERVER_N_PROPS
 };
 
@@ -53,6 +54,7 @@ struct _NpPipeServer
   guint             max_connections;
   guint             handshake_timeout;
   guint             close_timeout;
+  guint             request_timeout;
   guint             allow_other_users : 1;
   guint             running : 1;
   guint             disposing : 1;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include "np-pipe-connection.h"
+#include "np-pipe-request.h"
 #include "np-pipe-server.h"
 
 G_BEGIN_DECLS
@@ -16,6 +17,9 @@ GMainContext *_np_pipe_server_get_context (NpPipeServer *self);
 void _np_pipe_server_message_received    (NpPipeServer     *self,
                                           NpPipeConnection *connection,
                                           GBytes           *message);
+gboolean _np_pipe_server_request_received (NpPipeServer     *self,
+                                           NpPipeConnection *connection,
+                                           NpPipeRequest    *request);
 void _np_pipe_server_client_disconnected (NpPipeServer     *self,
                                           NpPipeConnection *connection,
                                           const GError     *error);

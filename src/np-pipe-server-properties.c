@@ -13,6 +13,7 @@
 #define DEFAULT_MAX_MESSAGE_SIZE  (16 * 1024 * 1024)
 #define DEFAULT_HANDSHAKE_TIMEOUT 5000
 #define DEFAULT_CLOSE_TIMEOUT     5000
+#define DEFAULT_REQUEST_TIMEOUT   25000
 #define DEFAULT_MAX_CONNECTIONS   1024
 #define DEFAULT_MAX_QUEUED_BYTES  (64 * 1024 * 1024)
 
@@ -106,6 +107,10 @@ np_pipe_server_get_property (GObject    *object,
       g_value_set_uint (value, np_pipe_server_get_close_timeout (self));
       break;
 
+    case NP_PIPE_SERVER_PROP_REQUEST_TIMEOUT:
+      g_value_set_uint (value, np_pipe_server_get_request_timeout (self));
+      break;
+
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -148,6 +153,10 @@ np_pipe_server_set_property (GObject      *object,
 
     case NP_PIPE_SERVER_PROP_CLOSE_TIMEOUT:
       np_pipe_server_set_close_timeout (self, g_value_get_uint (value));
+      break;
+
+    case NP_PIPE_SERVER_PROP_REQUEST_TIMEOUT:
+      np_pipe_server_set_request_timeout (self, g_value_get_uint (value));
       break;
 
     default:
@@ -343,6 +352,24 @@ np_pipe_server_install_properties (GObjectClass *object_class)
   properties [NP_PIPE_SERVER_PROP_CLOSE_TIMEOUT] =
     g_param_spec_uint ("close-timeout", NULL, NULL,
                        0, G_MAXUINT, DEFAULT_CLOSE_TIMEOUT,
+                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                        G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeServer:request-timeout:
+   *
+   * How long, in milliseconds, a request the server sends to a client
+   * ([method@Np.PipeConnection.request_async]) waits for its reply; past
+   * it, the request fails with %NP_PIPE_ERROR_TIMED_OUT and a reply that
+   * comes later is dropped. 0 waits for as long as it takes; at most
+   * `G_MAXUINT`. The default is 25000 (25 seconds, as GDBus). A change
+   * applies to clients that connect afterwards.
+   *
+   * Since: 1.0
+   */
+  properties [NP_PIPE_SERVER_PROP_REQUEST_TIMEOUT] =
+    g_param_spec_uint ("request-timeout", NULL, NULL,
+                       0, G_MAXUINT, DEFAULT_REQUEST_TIMEOUT,
                        (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
                         G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
 
@@ -588,4 +615,43 @@ np_pipe_server_set_close_timeout (NpPipeServer *self,
 
   np_pipe_server_set_uint (self, &self->close_timeout, timeout_msec,
                            NP_PIPE_SERVER_PROP_CLOSE_TIMEOUT);
+}
+
+/**
+ * np_pipe_server_get_request_timeout:
+ * @self: a #NpPipeServer
+ *
+ * Gets [property@Np.PipeServer:request-timeout].
+ *
+ * Returns: how long a request to a client waits for its reply, in
+ *   milliseconds, 0 for no limit
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_server_get_request_timeout (NpPipeServer *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_SERVER (self), 0);
+
+  return np_pipe_server_get_uint (self, &self->request_timeout);
+}
+
+/**
+ * np_pipe_server_set_request_timeout:
+ * @self: a #NpPipeServer
+ * @timeout_msec: how long a request to a client waits for its reply, in
+ *   milliseconds, 0 for no limit
+ *
+ * Sets [property@Np.PipeServer:request-timeout].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_server_set_request_timeout (NpPipeServer *self,
+                                    guint         timeout_msec)
+{
+  g_return_if_fail (NP_IS_PIPE_SERVER (self));
+
+  np_pipe_server_set_uint (self, &self->request_timeout, timeout_msec,
+                           NP_PIPE_SERVER_PROP_REQUEST_TIMEOUT);
 }

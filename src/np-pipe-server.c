@@ -76,6 +76,7 @@ enum {
   AUTHORIZE_PEER,
   CLIENT_CONNECTED,
   MESSAGE_RECEIVED,
+  REQUEST_RECEIVED,
   CLIENT_DISCONNECTED,
   N_SIGNALS
 };
@@ -104,6 +105,18 @@ _np_pipe_server_message_received (NpPipeServer     *self,
                                   GBytes           *message)
 {
   g_signal_emit (self, signals [MESSAGE_RECEIVED], 0, connection, message);
+}
+
+gboolean
+_np_pipe_server_request_received (NpPipeServer     *self,
+                                  NpPipeConnection *connection,
+                                  NpPipeRequest    *request)
+{
+  gboolean handled = FALSE;
+
+  g_signal_emit (self, signals [REQUEST_RECEIVED], 0, connection, request, &handled);
+
+  return handled;
 }
 
 void
@@ -169,6 +182,7 @@ np_pipe_server_incoming (GObject           *owner,
   limits.max_queued_bytes = self->max_queued_bytes;
   limits.handshake_timeout = self->handshake_timeout;
   limits.close_timeout = self->close_timeout;
+  limits.request_timeout = self->request_timeout;
   max_connections = MIN (self->max_connections > 0 ? self->max_connections : G_MAXUINT,
                          self->fd_limit);
   allow_other_users = self->allow_other_users;
@@ -385,6 +399,34 @@ np_pipe_server_class_init (NpPipeServerClass *klass)
                   G_TYPE_NONE, 2, NP_TYPE_PIPE_CONNECTION, G_TYPE_BYTES);
   g_signal_set_va_marshaller (signals [MESSAGE_RECEIVED], G_TYPE_FROM_CLASS (klass),
                               _np_marshal_VOID__OBJECT_BOXEDv);
+
+  /**
+   * NpPipeServer::request-received:
+   * @self: a #NpPipeServer
+   * @connection: the client that sent the request
+   * @request: the request, to answer once
+   *
+   * Emitted for each request a client sends
+   * ([method@Np.PipeClient.request_async]), in its place among the
+   * messages. Answer it with [method@Np.PipeRequest.reply] or
+   * [method@Np.PipeRequest.reply_error], in the handler or later by
+   * keeping a reference, and return %TRUE. When no handler returns %TRUE,
+   * the client gets %NP_PIPE_ERROR_NOT_SUPPORTED at once; a request
+   * dropped unanswered gets %NP_PIPE_ERROR_FAILED.
+   *
+   * Returns: %TRUE when the request was taken care of
+   *
+   * Since: 1.0
+   */
+  signals [REQUEST_RECEIVED] =
+    g_signal_new ("request-received",
+                  G_TYPE_FROM_CLASS (klass),
+                  G_SIGNAL_RUN_LAST,
+                  0, g_signal_accumulator_true_handled, NULL,
+                  _np_marshal_BOOLEAN__OBJECT_OBJECT,
+                  G_TYPE_BOOLEAN, 2, NP_TYPE_PIPE_CONNECTION, NP_TYPE_PIPE_REQUEST);
+  g_signal_set_va_marshaller (signals [REQUEST_RECEIVED], G_TYPE_FROM_CLASS (klass),
+                              _np_marshal_BOOLEAN__OBJECT_OBJECTv);
 
   /**
    * NpPipeServer::client-disconnected:

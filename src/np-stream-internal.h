@@ -35,13 +35,26 @@ typedef enum
   NP_OP_WRITE,   /* send_async, flush_async: done once written reaches end */
   NP_OP_PING,    /* done when the peer's pong arrives */
   NP_OP_CLOSE,   /* done when the stream is closed */
+  NP_OP_REQUEST, /* done when the reply arrives */
 } NpOpKind;
 
-/* An asynchronous call waiting on the stream. */
+/* Where np_stream_request_sync() waits for its op. */
 typedef struct
 {
-  NpOpKind  kind;
-  GTask    *task;
+  GMutex    mutex;
+  GCond     cond;
+  gboolean  done;
+  GBytes   *reply;
+  GError   *error;
+} NpSyncWait;
+
+/* An asynchronous call waiting on the stream (or a blocking one, with
+ * @sync instead of @task). */
+typedef struct
+{
+  NpOpKind    kind;
+  GTask      *task;
+  NpSyncWait *sync;
   gulong    cancel_id;
   /* The frame the call queued, [start, end), or start == end when it
    * queued none: taken out again when it is cancelled before any of it
@@ -50,10 +63,29 @@ typedef struct
   guint64   end;
   guint64   ping_id;
   gint64    sent_at;
+  /* A request: its id once sent, its message until then (parked), and
+   * its deadline. */
+  guint32   request_id;
+  GBytes   *message;
+  GSource  *timeout;
   /* The result, once done. */
   GError   *error;
   gint64    value;
+  GBytes   *reply;
 } NpOp;
+
+void    np_sync_wait_done          (NpSyncWait    *wait,
+                                    NpOp          *op);
+
+/* What waits for the peer's hello before going out, in order: requests,
+ * which only a peer of version 2 or later may be sent, and whatever was
+ * sent after one. */
+typedef struct
+{
+  GBytes  *message;  /* NULL for a flush */
+  NpOp    *op;       /* a request, a send_async or flush_async, or NULL */
+  gboolean request;
+} NpParked;
 
 /* What a locked stretch leaves to do once the lock is dropped. */
 typedef struct
@@ -92,6 +124,12 @@ struct _NpStream
   GQueue                   writes;         /* of NpOp, by end */
   GQueue                   pings;          /* of NpOp, oldest first */
   GQueue                   closers;        /* of NpOp */
+  GHashTable              *requests;       /* request id → NpOp, sent, awaiting a reply */
+  GQueue                   parked;         /* of NpParked */
+  guint64                  parked_bytes;
+  guint32                  last_request_id;
+  guint                    request_timeout;
+  guint8                   version;        /* spoken, once the peer's hello arrived */
   GQueue                   deferred;       /* of NpOp, done, for the flusher to complete */
   guint64                  last_ping_id;
   GSource                 *io_source;
@@ -138,13 +176,10 @@ void    np_stream_abort_locked     (NpStream      *self,
                                     const GError  *error,
                                     NpStreamAfter *after);
 void    np_stream_opened_locked    (NpStream      *self,
-                                    guint32        peer_max_message_size);
-void    np_stream_peer_ended_locked(NpStream      *self,
+                                    guint8         version,
+                                    guint32        peer_max_message_size,
                                     NpStreamAfter *after);
-void    np_stream_queue_reply_locked
-                                   (NpStream      *self,
-                                    NpFrameType    type,
-                                    GBytes        *payload,
+void    np_stream_peer_ended_locked(NpStream      *self,
                                     NpStreamAfter *after);
 void    np_stream_update_events_locked
                                    (NpStream      *self);
@@ -180,8 +215,44 @@ void    np_stream_watch_cancellable(NpStream      *self,
 void    np_stream_after            (NpStream      *self,
                                     NpStreamAfter *after,
                                     gboolean       may_report);
+gboolean np_stream_poll_once       (NpStream      *self,
+                                    gint           timeout_msec,
+                                    GCancellable  *cancellable);
 void    np_stream_read             (NpStream      *self,
                                     GObject       *owner,
+                                    NpStreamAfter *after);
+gboolean np_stream_queue_message_at_locked
+                                   (NpStream      *self,
+                                    GBytes        *message,
+                                    NpOp          *op);
+gboolean np_stream_park_locked     (NpStream      *self,
+                                    GBytes        *message,
+                                    NpOp          *op,
+                                    gboolean       request);
+void    np_stream_unpark_locked    (NpStream      *self,
+                                    NpStreamAfter *after);
+void    np_stream_fail_requests_locked
+                                   (NpStream      *self,
+                                    const GError  *error,
+                                    NpStreamAfter *after);
+NpOp   *np_stream_find_request_op_locked
+                                   (NpStream      *self,
+                                    GTask         *task,
+                                    gboolean       take);
+gboolean np_stream_check_send_locked
+                                   (NpStream      *self,
+                                    gsize          len,
+                                    NpStreamAfter *after,
+                                    GError       **error);
+void    np_stream_handle_reply     (NpStream      *self,
+                                    NpFrameType    type,
+                                    GBytes        *payload,
+                                    NpStreamAfter *after);
+void    np_stream_queue_peer_frame_locked
+                                   (NpStream      *self,
+                                    const guint8  *header,
+                                    gsize          header_len,
+                                    GBytes        *payload,
                                     NpStreamAfter *after);
 void    np_stream_clear_partial    (NpStream      *self);
 

@@ -33,6 +33,11 @@ typedef struct
   /* A whole message arrived. */
   void     (*message) (GObject      *owner,
                        GBytes       *message);
+  /* A request arrived: answer it, once, with np_stream_reply(). */
+  void     (*request) (GObject      *owner,
+                       NpStream     *stream,
+                       guint32       id,
+                       GBytes       *message);
   /* The stream ended: @error is NULL after a clean close by either side.
    * Called once. */
   void     (*closed)  (GObject      *owner,
@@ -71,7 +76,8 @@ void      np_stream_configure_locked      (NpStream                *self,
                                            guint64                  max_queued_bytes,
                                            gboolean                 drop_when_full,
                                            guint                    handshake_timeout,
-                                           guint                    close_timeout);
+                                           guint                    close_timeout,
+                                           guint                    request_timeout);
 const char *np_stream_get_label           (NpStream                *self);
 gboolean  np_stream_is_open               (NpStream                *self);
 guint32   np_stream_get_peer_max_message_size
@@ -102,6 +108,20 @@ void      np_stream_close_async           (NpStream                *self,
                                            GTask                   *task);
 void      np_stream_abort                 (NpStream                *self,
                                            const GError            *error);
+void      np_stream_request_async         (NpStream                *self,
+                                           GBytes                  *message,
+                                           GTask                   *task);
+void      np_stream_reply                 (NpStream                *self,
+                                           guint32                  id,
+                                           GBytes                  *reply,
+                                           const GError            *reply_error);
+GBytes   *np_stream_request_sync          (NpStream                *self,
+                                           GBytes                  *message,
+                                           GCancellable            *cancellable,
+                                           GError                 **error);
+void      np_stream_set_request_timeout   (NpStream                *self,
+                                           guint                    timeout_msec);
+gboolean  np_stream_get_supports_requests (NpStream                *self);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (NpStream, np_stream_unref)
 

@@ -157,9 +157,14 @@ np_stream_handle_frame (NpStream      *self,
       break;
 
     case NP_FRAME_PING:
-      g_mutex_lock (self->lock);
-      np_stream_queue_reply_locked (self, NP_FRAME_PONG, payload, after);
-      g_mutex_unlock (self->lock);
+      {
+        guint8 header[NP_FRAME_HEADER_SIZE];
+
+        np_frame_header_encode (header, NP_FRAME_PONG, g_bytes_get_size (payload));
+        g_mutex_lock (self->lock);
+        np_stream_queue_peer_frame_locked (self, header, sizeof header, payload, after);
+        g_mutex_unlock (self->lock);
+      }
       break;
 
     case NP_FRAME_PONG:
@@ -168,6 +173,25 @@ np_stream_handle_frame (NpStream      *self,
 
     case NP_FRAME_GOODBYE:
       np_stream_handle_goodbye (self, payload, after);
+      break;
+
+    case NP_FRAME_REQUEST:
+      {
+        gsize len;
+        const guint8 *data = g_bytes_get_data (payload, &len);
+        guint32 id = np_request_id_decode (data);
+        g_autoptr(GBytes) message = g_bytes_new_from_bytes (payload, 4, len - 4);
+
+        /* In its place among the messages. */
+        np_stream_report_opened (self, owner);
+        if (owner != NULL)
+          self->callbacks->request (owner, self, id, message);
+      }
+      break;
+
+    case NP_FRAME_REPLY:
+    case NP_FRAME_ERROR:
+      np_stream_handle_reply (self, type, payload, after);
       break;
 
     default:
@@ -208,7 +232,7 @@ np_stream_parse (NpStream      *self,
             }
 
           g_mutex_lock (self->lock);
-          np_stream_opened_locked (self, hello.max_message_size);
+          np_stream_opened_locked (self, hello.version, hello.max_message_size, after);
           g_mutex_unlock (self->lock);
           self->open_pending = TRUE;
           p += NP_HELLO_SIZE;
@@ -218,7 +242,7 @@ np_stream_parse (NpStream      *self,
       if (left < NP_FRAME_HEADER_SIZE)
         break;
 
-      if (!np_frame_header_decode (p, self->max_message_size, &header, &error))
+      if (!np_frame_header_decode (p, self->version, self->max_message_size, &header, &error))
         {
           g_prefix_error (&error, "%s: ", self->label);
           np_stream_read_failed (self, error, TRUE, after);

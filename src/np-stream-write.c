@@ -26,8 +26,12 @@
 static void
 np_op_free (NpOp *op)
 {
+  g_assert (op->timeout == NULL);
+
   g_clear_object (&op->task);
   g_clear_error (&op->error);
+  g_clear_pointer (&op->message, g_bytes_unref);
+  g_clear_pointer (&op->reply, g_bytes_unref);
   g_free (op);
 }
 
@@ -38,7 +42,7 @@ np_op_new (NpOpKind  kind,
   NpOp *op = g_new0 (NpOp, 1);
 
   op->kind = kind;
-  op->task = g_object_ref (task);
+  op->task = task != NULL ? g_object_ref (task) : NULL;
 
   return op;
 }
@@ -46,7 +50,16 @@ np_op_new (NpOpKind  kind,
 void
 np_op_complete (NpOp *op)
 {
-  GCancellable *cancellable = g_task_get_cancellable (op->task);
+  GCancellable *cancellable;
+
+  if (op->sync != NULL)
+    {
+      np_sync_wait_done (op->sync, op);
+      np_op_free (op);
+      return;
+    }
+
+  cancellable = g_task_get_cancellable (op->task);
 
   if (op->cancel_id != 0)
     g_cancellable_disconnect (cancellable, op->cancel_id);
@@ -55,6 +68,9 @@ np_op_complete (NpOp *op)
     g_task_return_error (op->task, g_steal_pointer (&op->error));
   else if (op->kind == NP_OP_PING)
     g_task_return_int (op->task, op->value);
+  else if (op->kind == NP_OP_REQUEST)
+    g_task_return_pointer (op->task, g_steal_pointer (&op->reply),
+                           (GDestroyNotify) g_bytes_unref);
   else
     g_task_return_boolean (op->task, TRUE);
 
@@ -162,6 +178,20 @@ np_stream_request_flush_locked (NpStream *self)
     }
 }
 
+/* Moves back by @delta the positions of @op after @end. */
+static void
+np_op_move (NpOp    *op,
+            guint64  end,
+            guint64  delta)
+{
+  if (op->end >= end)
+    {
+      op->end -= delta;
+      if (op->start >= end)
+        op->start -= delta;
+    }
+}
+
 /* Takes the frame [start, end) out of the queue if none of it was
  * written, moving the positions of what follows. */
 static void
@@ -171,41 +201,37 @@ np_stream_unqueue_locked (NpStream *self,
 {
   guint64 delta = end - start;
   GQueue *lists[] = { &self->writes, &self->pings };
+  GHashTableIter iter;
+  gpointer op;
 
   if (delta == 0 || !np_out_queue_remove (&self->out, start, end))
     return;
 
   for (guint i = 0; i < G_N_ELEMENTS (lists); i++)
     for (GList *l = lists[i]->head; l != NULL; l = l->next)
-      {
-        NpOp *op = l->data;
+      np_op_move (l->data, end, delta);
 
-        if (op->end >= end)
-          {
-            op->end -= delta;
-            if (op->start >= end)
-              op->start -= delta;
-          }
-      }
+  g_hash_table_iter_init (&iter, self->requests);
+  while (g_hash_table_iter_next (&iter, NULL, &op))
+    np_op_move (op, end, delta);
 }
 
-/* Queues a frame the peer's own frames call for (a pong, later a reply):
- * past the queue limit the peer, which sends and does not read, is
- * dropped. */
+/* Queues a frame the peer's own frames call for (a pong, a reply): past
+ * the queue limit the peer, which sends and does not read, is dropped. */
 void
-np_stream_queue_reply_locked (NpStream      *self,
-                              NpFrameType    type,
-                              GBytes        *payload,
-                              NpStreamAfter *after)
+np_stream_queue_peer_frame_locked (NpStream      *self,
+                                   const guint8  *header,
+                                   gsize          header_len,
+                                   GBytes        *payload,
+                                   NpStreamAfter *after)
 {
-  guint8 header[NP_FRAME_HEADER_SIZE];
   gsize len = g_bytes_get_size (payload);
 
   if (self->state > NP_STREAM_OPEN)
     return;
 
   if (self->max_queued_bytes > 0 &&
-      np_out_queue_get_size (&self->out) + sizeof header + len > self->max_queued_bytes)
+      np_out_queue_get_size (&self->out) + header_len + len > self->max_queued_bytes)
     {
       g_autoptr(GError) error = NULL;
 
@@ -217,14 +243,13 @@ np_stream_queue_reply_locked (NpStream      *self,
       return;
     }
 
-  np_frame_header_encode (header, type, len);
-  np_out_queue_push_frame (&self->out, header, sizeof header, payload);
+  np_out_queue_push_frame (&self->out, header, header_len, payload);
   np_stream_request_flush_locked (self);
 }
 
 /* Sending */
 
-static gboolean
+gboolean
 np_stream_check_send_locked (NpStream       *self,
                              gsize           len,
                              NpStreamAfter  *after,
@@ -248,7 +273,7 @@ np_stream_check_send_locked (NpStream       *self,
       return FALSE;
     }
 
-  queued = np_out_queue_get_size (&self->out);
+  queued = np_out_queue_get_size (&self->out) + self->parked_bytes;
   if (self->max_queued_bytes > 0 &&
       queued + NP_FRAME_HEADER_SIZE + len > self->max_queued_bytes)
     {
@@ -271,15 +296,28 @@ np_stream_check_send_locked (NpStream       *self,
   return TRUE;
 }
 
-static guint64
-np_stream_queue_message_locked (NpStream *self,
-                                GBytes   *message)
+/* Queues @message, for @op (a send_async) when given, which then knows
+ * where its frame lies. Behind a request waiting for the peer's hello,
+ * it waits too, to keep its place: returns TRUE then, and @op is the
+ * waiting message's. */
+gboolean
+np_stream_queue_message_at_locked (NpStream *self,
+                                   GBytes   *message,
+                                   NpOp     *op)
 {
   guint8 header[NP_FRAME_HEADER_SIZE];
   guint64 start;
 
+  if (np_stream_park_locked (self, message, op, FALSE))
+    return TRUE;
+
   np_frame_header_encode (header, NP_FRAME_MESSAGE, g_bytes_get_size (message));
   start = np_out_queue_push_frame (&self->out, header, sizeof header, message);
+  if (op != NULL)
+    {
+      op->start = start;
+      op->end = self->out.queued;
+    }
 
   /* A caller that never returns to the main loop must not pile up. */
   if (!self->want_out && np_out_queue_get_size (&self->out) >= NP_WRITE_THRESHOLD)
@@ -287,7 +325,7 @@ np_stream_queue_message_locked (NpStream *self,
 
   np_stream_request_flush_locked (self);
 
-  return start;
+  return FALSE;
 }
 
 gboolean
@@ -312,7 +350,7 @@ np_stream_send_locked (NpStream  *self,
       return FALSE;
     }
 
-  np_stream_queue_message_locked (self, message);
+  np_stream_queue_message_at_locked (self, message, NULL);
   return TRUE;
 }
 
@@ -387,9 +425,11 @@ np_stream_cancelled_cb (GCancellable *cancellable,
   g_mutex_lock (self->lock);
   op = np_stream_find_op_locked (self, cancel->task, &queue);
   if (op != NULL)
+    g_queue_remove (queue, op);
+  else
+    op = np_stream_find_request_op_locked (self, cancel->task, TRUE);
+  if (op != NULL)
     {
-      g_queue_remove (queue, op);
-
       if (op->kind == NP_OP_CLOSE && self->state != NP_STREAM_CLOSED)
         {
           g_autoptr(GError) error = NULL;
@@ -443,6 +483,8 @@ np_stream_watch_cancellable (NpStream *self,
 
   g_mutex_lock (self->lock);
   op = np_stream_find_op_locked (self, task, &queue);
+  if (op == NULL)
+    op = np_stream_find_request_op_locked (self, task, FALSE);
   if (op != NULL)
     op->cancel_id = id;
   g_mutex_unlock (self->lock);
@@ -475,9 +517,8 @@ np_stream_send_async (NpStream *self,
     }
 
   op = np_op_new (NP_OP_WRITE, task);
-  op->start = np_stream_queue_message_locked (self, message);
-  op->end = self->out.queued;
-  g_queue_push_tail (&self->writes, op);
+  if (!np_stream_queue_message_at_locked (self, message, op))
+    g_queue_push_tail (&self->writes, op);
   /* It may be written already: the flusher reports it. */
   np_flusher_arm (self->flusher, &self->flush_link, TRUE);
   g_mutex_unlock (self->lock);
@@ -503,8 +544,12 @@ np_stream_flush_async (NpStream *self,
     }
 
   op = np_op_new (NP_OP_WRITE, task);
-  op->start = op->end = self->out.queued;
-  g_queue_push_tail (&self->writes, op);
+  /* Behind what waits for the peer's hello, it waits too. */
+  if (!np_stream_park_locked (self, NULL, op, FALSE))
+    {
+      op->start = op->end = self->out.queued;
+      g_queue_push_tail (&self->writes, op);
+    }
   np_flusher_arm (self->flusher, &self->flush_link, TRUE);
   g_mutex_unlock (self->lock);
 

@@ -167,6 +167,7 @@ np_stream_finish_locked (NpStream      *self,
                                                 "the pipe closed first");
   np_stream_fail_ops_locked (&self->writes, closed, after);
   np_stream_fail_ops_locked (&self->pings, closed, after);
+  np_stream_fail_requests_locked (self, closed, after);
   while ((op = g_queue_pop_head (&self->closers)) != NULL)
     {
       if (error != NULL)
@@ -207,17 +208,21 @@ np_stream_abort_locked (NpStream      *self,
 
 /* The peer's hello arrived. */
 void
-np_stream_opened_locked (NpStream *self,
-                         guint32   peer_max_message_size)
+np_stream_opened_locked (NpStream      *self,
+                         guint8         version,
+                         guint32        peer_max_message_size,
+                         NpStreamAfter *after)
 {
   /* Another thread may have closed it since the hello was read. */
   if (self->state != NP_STREAM_HANDSHAKE)
     return;
 
+  self->version = version;
   self->peer_max_message_size = peer_max_message_size;
   self->peer_known = TRUE;
   np_stream_set_state (self, NP_STREAM_OPEN);
   np_stream_destroy_source (&self->deadline);
+  np_stream_unpark_locked (self, after);
 }
 
 /* The peer ended its side at a frame boundary: it sends nothing more,
@@ -410,37 +415,18 @@ np_stream_deadline_cb (gpointer data)
 }
 
 /* The socket is readable or writable */
-static gboolean
-np_stream_io_dispatch (GSource     *source,
-                       GSourceFunc  callback,
-                       gpointer     user_data)
+/* Handles what the transport is ready for (@revents): writes, then
+ * reads and delivers. Called with the lock held, which it drops; from the
+ * I/O source's dispatch (@source), or by a thread that holds the context
+ * and waits for a reply itself (NULL). */
+static void
+np_stream_handle_io_locked (NpStream     *self,
+                            GIOCondition  revents,
+                            GSource      *source)
 {
-  NpStream *self = ((NpStreamSource *) source)->stream;
   NpStreamAfter after = NP_STREAM_AFTER_INIT;
-  GIOCondition revents;
   GObject *owner = NULL;
   gpointer held = NULL;
-
-  g_mutex_lock (self->lock);
-
-  if (self->io_source != source || self->fd_tag == NULL)
-    {
-      g_mutex_unlock (self->lock);
-      return G_SOURCE_CONTINUE;
-    }
-
-  revents = g_source_query_unix_fd (source, self->fd_tag);
-
-  /* A handler ran a main loop of its own while we deliver messages: read
-   * nothing until the outer read is done, or the order would break, and
-   * stop polling the socket meanwhile. */
-  if (self->reading)
-    {
-      g_source_remove_unix_fd (source, self->fd_tag);
-      self->fd_tag = NULL;
-      g_mutex_unlock (self->lock);
-      return G_SOURCE_CONTINUE;
-    }
 
   if (self->owner != NULL)
     owner = g_object_ref (self->owner);
@@ -472,7 +458,7 @@ np_stream_io_dispatch (GSource     *source,
 
   g_mutex_lock (self->lock);
   self->transport_users--;
-  if (self->fd_tag == NULL && self->io_source == source)
+  if (source != NULL && self->fd_tag == NULL && self->io_source == source)
     self->fd_tag = g_source_add_unix_fd (source, self->transport->fd, self->events);
   if (self->state != NP_STREAM_CLOSED)
     np_stream_settle_locked (self, &after);
@@ -487,8 +473,93 @@ np_stream_io_dispatch (GSource     *source,
         self->callbacks->leave (owner, held);
       g_object_unref (owner);
     }
+}
+
+/* The socket is readable or writable */
+static gboolean
+np_stream_io_dispatch (GSource     *source,
+                       GSourceFunc  callback,
+                       gpointer     user_data)
+{
+  NpStream *self = ((NpStreamSource *) source)->stream;
+  GIOCondition revents;
+
+  g_mutex_lock (self->lock);
+
+  if (self->io_source != source || self->fd_tag == NULL)
+    {
+      g_mutex_unlock (self->lock);
+      return G_SOURCE_CONTINUE;
+    }
+
+  revents = g_source_query_unix_fd (source, self->fd_tag);
+
+  /* A handler ran a main loop of its own while we deliver messages: read
+   * nothing until the outer read is done, or the order would break, and
+   * stop polling the socket meanwhile. */
+  if (self->reading)
+    {
+      g_source_remove_unix_fd (source, self->fd_tag);
+      self->fd_tag = NULL;
+      g_mutex_unlock (self->lock);
+      return G_SOURCE_CONTINUE;
+    }
+
+  np_stream_handle_io_locked (self, revents, source);
 
   return G_SOURCE_CONTINUE;
+}
+
+/* Waits for the transport, at most @timeout_msec (-1: no limit) or until
+ * @cancellable is cancelled, then handles what it is ready for, as the
+ * I/O source would. For a thread that holds the stream's context and
+ * runs nothing else meanwhile. Returns FALSE when cancelled. */
+gboolean
+np_stream_poll_once (NpStream     *self,
+                     gint          timeout_msec,
+                     GCancellable *cancellable)
+{
+  GPollFD fds[2] = { { -1, 0, 0 } };
+  guint n_fds = 1;
+  int res;
+
+  g_mutex_lock (self->lock);
+  if (self->state == NP_STREAM_CLOSED || self->transport == NULL)
+    {
+      g_mutex_unlock (self->lock);
+      return TRUE;
+    }
+
+  /* What the flusher would have written, had the context run. */
+  if (!self->want_out)
+    np_stream_write_some_locked (self);
+
+  fds[0].fd = self->transport->fd;
+  fds[0].events = self->events;
+  self->transport_users++;
+  g_mutex_unlock (self->lock);
+
+  if (g_cancellable_make_pollfd (cancellable, &fds[1]))
+    n_fds++;
+
+  do
+    res = g_poll (fds, n_fds, timeout_msec);
+  while (res < 0 && errno == EINTR);
+
+  if (n_fds > 1)
+    g_cancellable_release_fd (cancellable);
+
+  g_mutex_lock (self->lock);
+  self->transport_users--;
+  if (res > 0 && fds[0].revents != 0 && self->state != NP_STREAM_CLOSED)
+    np_stream_handle_io_locked (self, fds[0].revents, NULL);
+  else
+    {
+      np_stream_release_transport_locked (self);
+      g_mutex_unlock (self->lock);
+    }
+
+  return !g_cancellable_is_cancelled (cancellable);
 }
 
 static void
@@ -620,6 +691,8 @@ np_stream_new (GObject                 *owner,
   g_queue_init (&self->pings);
   g_queue_init (&self->closers);
   g_queue_init (&self->deferred);
+  g_queue_init (&self->parked);
+  self->requests = g_hash_table_new (NULL, NULL);
 
   self->io_source = g_source_new (&np_stream_io_funcs, sizeof (NpStreamSource));
   ((NpStreamSource *) self->io_source)->stream = np_stream_ref (self);
@@ -655,7 +728,10 @@ np_stream_unref (NpStream *self)
   g_assert (self->state == NP_STREAM_CLOSED);
   g_assert (self->transport_users == 0);
   g_assert (g_queue_is_empty (&self->writes) && g_queue_is_empty (&self->pings) &&
-            g_queue_is_empty (&self->closers) && g_queue_is_empty (&self->deferred));
+            g_queue_is_empty (&self->closers) && g_queue_is_empty (&self->deferred) &&
+            g_queue_is_empty (&self->parked) && g_hash_table_size (self->requests) == 0);
+
+  g_hash_table_unref (self->requests);
 
   np_stream_release_transport_locked (self);
   np_stream_clear_partial (self);
@@ -727,12 +803,14 @@ np_stream_configure_locked (NpStream *self,
                             guint64   max_queued_bytes,
                             gboolean  drop_when_full,
                             guint     handshake_timeout,
-                            guint     close_timeout)
+                            guint     close_timeout,
+                            guint     request_timeout)
 {
   self->max_queued_bytes = max_queued_bytes;
   self->drop_when_full = !!drop_when_full;
   self->handshake_timeout = handshake_timeout;
   self->close_timeout = close_timeout;
+  self->request_timeout = request_timeout;
 }
 
 /* Bounds what may be queued to the peer (0: no bound). Past the bound,

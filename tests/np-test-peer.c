@@ -21,8 +21,9 @@
  *       connect, send a message, and print "accepted" when the (echo)
  *       server answers, or "refused CODE" when it closes the connection
  *   np-test-peer serve NAME
- *       run a server that echoes each message to its sender; print
- *       "ready" once it listens, and stop when stdin closes
+ *       run a server that echoes each message to its sender, and answers
+ *       each request with its message; print "ready" once it listens,
+ *       and stop when stdin closes
  *   np-test-peer serve-limited NAME NOFILE FILL
  *       the same, with RLIMIT_NOFILE set to NOFILE and descriptors opened
  *       until FILL are in use (0: none); print "connected" for each client
@@ -275,6 +276,17 @@ serve_message_cb (NpPipeServer     *server,
     g_error ("%s", error->message);
 }
 
+/* Requests are answered with their message. */
+static gboolean
+serve_request_cb (NpPipeServer     *server,
+                  NpPipeConnection *connection,
+                  NpPipeRequest    *request,
+                  gpointer          user_data)
+{
+  np_pipe_request_reply (request, np_pipe_request_get_message (request));
+  return TRUE;
+}
+
 static gboolean
 serve_stdin_cb (int          fd,
                 GIOCondition condition,
@@ -332,6 +344,7 @@ run_serve_limited (const char *name,
 
   g_log_set_handler ("Np", G_LOG_LEVEL_WARNING, count_warning, &stats);
   g_signal_connect (server, "message-received", G_CALLBACK (serve_message_cb), NULL);
+  g_signal_connect (server, "request-received", G_CALLBACK (serve_request_cb), NULL);
   g_signal_connect (server, "client-connected", G_CALLBACK (count_connected), &stats);
   if (!np_pipe_server_start (server, &error))
     g_error ("%s", error->message);
@@ -361,6 +374,7 @@ run_serve (const char *name)
   g_autoptr(GError) error = NULL;
 
   g_signal_connect (server, "message-received", G_CALLBACK (serve_message_cb), NULL);
+  g_signal_connect (server, "request-received", G_CALLBACK (serve_request_cb), NULL);
   if (!np_pipe_server_start (server, &error))
     g_error ("%s", error->message);
 

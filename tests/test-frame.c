@@ -15,7 +15,7 @@ static void
 test_hello_round_trip (void)
 {
   guint8 bytes[NP_HELLO_SIZE];
-  const guint8 expected[NP_HELLO_SIZE] = { 'N', 'P', 'I', 'P', 1, 0, 0, 0, 0x01, 0x02, 0x03, 0x04 };
+  const guint8 expected[NP_HELLO_SIZE] = { 'N', 'P', 'I', 'P', 2, 0, 0, 0, 0x01, 0x02, 0x03, 0x04 };
   g_autoptr(GError) error = NULL;
   NpHello hello;
 
@@ -26,6 +26,11 @@ test_hello_round_trip (void)
   g_assert_no_error (error);
   g_assert_cmpuint (hello.version, ==, NP_PROTOCOL_VERSION);
   g_assert_cmpuint (hello.max_message_size, ==, 0x01020304);
+
+  /* A version 1 peer is spoken to in version 1. */
+  bytes[4] = 1;
+  g_assert_true (np_hello_decode (bytes, &hello, &error));
+  g_assert_cmpuint (hello.version, ==, 1);
 }
 
 static void
@@ -93,7 +98,7 @@ test_header_round_trip (void)
       g_assert_cmpuint (bytes[2], ==, 0x03);
       g_assert_cmpuint (bytes[3], ==, 0xe8);
       g_assert_cmpuint (bytes[4], ==, types[i]);
-      g_assert_true (np_frame_header_decode (bytes, 4096, &header, &error));
+      g_assert_true (np_frame_header_decode (bytes, 1, 4096, &header, &error));
       g_assert_no_error (error);
       g_assert_cmpuint (header.type, ==, types[i]);
       g_assert_cmpuint (header.length, ==, 1000);
@@ -110,35 +115,35 @@ test_header_limits (void)
   /* A message at the limit is fine, one byte over is refused from the
    * header alone. */
   np_frame_header_encode (bytes, NP_FRAME_MESSAGE, 4096);
-  g_assert_true (np_frame_header_decode (bytes, 4096, &header, &error));
+  g_assert_true (np_frame_header_decode (bytes, 1, 4096, &header, &error));
   np_frame_header_encode (bytes, NP_FRAME_MESSAGE, 4097);
-  g_assert_false (np_frame_header_decode (bytes, 4096, &header, &error));
+  g_assert_false (np_frame_header_decode (bytes, 1, 4096, &header, &error));
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE);
   g_clear_error (&error);
 
   np_frame_header_encode (bytes, NP_FRAME_MESSAGE, G_MAXUINT32);
-  g_assert_false (np_frame_header_decode (bytes, G_MAXUINT32 - 1, &header, &error));
+  g_assert_false (np_frame_header_decode (bytes, 1, G_MAXUINT32 - 1, &header, &error));
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE);
   g_clear_error (&error);
 
   /* Control frames are small whatever the message limit. */
   np_frame_header_encode (bytes, NP_FRAME_PING, NP_CONTROL_PAYLOAD_MAX);
-  g_assert_true (np_frame_header_decode (bytes, 0, &header, &error));
+  g_assert_true (np_frame_header_decode (bytes, 1, 0, &header, &error));
   np_frame_header_encode (bytes, NP_FRAME_PING, NP_CONTROL_PAYLOAD_MAX + 1);
-  g_assert_false (np_frame_header_decode (bytes, G_MAXUINT32, &header, &error));
+  g_assert_false (np_frame_header_decode (bytes, 1, G_MAXUINT32, &header, &error));
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
   g_clear_error (&error);
 
   /* Unknown types and reserved bits. */
   np_frame_header_encode (bytes, NP_FRAME_MESSAGE, 1);
   bytes[4] = 4;
-  g_assert_false (np_frame_header_decode (bytes, 4096, &header, &error));
+  g_assert_false (np_frame_header_decode (bytes, 1, 4096, &header, &error));
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
   g_clear_error (&error);
 
   np_frame_header_encode (bytes, NP_FRAME_MESSAGE, 1);
   bytes[6] = 1;
-  g_assert_false (np_frame_header_decode (bytes, 4096, &header, &error));
+  g_assert_false (np_frame_header_decode (bytes, 1, 4096, &header, &error));
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
 }
 
@@ -198,6 +203,148 @@ test_goodbye_long_reason (void)
   g_assert_true (g_utf8_validate ((const char *) data + 4, len - 4, NULL));
 }
 
+static void
+test_requests (void)
+{
+  g_autoptr(GError) error = NULL;
+  guint8 bytes[NP_REQUEST_HEADER_SIZE];
+  NpFrameHeader header;
+
+  np_request_header_encode (bytes, NP_FRAME_REQUEST, 0x01020304, 100);
+  g_assert_true (np_frame_header_decode (bytes, 2, 4096, &header, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (header.type, ==, NP_FRAME_REQUEST);
+  g_assert_cmpuint (header.length, ==, 104);
+  g_assert_cmpuint (np_request_id_decode (bytes + NP_FRAME_HEADER_SIZE), ==, 0x01020304);
+
+  /* Version 1 has no such frames. */
+  g_assert_false (np_frame_header_decode (bytes, 1, 4096, &header, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+  g_clear_error (&error);
+
+  /* The message is held to the limit, the id aside. */
+  np_request_header_encode (bytes, NP_FRAME_REPLY, 1, 4096);
+  g_assert_true (np_frame_header_decode (bytes, 2, 4096, &header, &error));
+  np_request_header_encode (bytes, NP_FRAME_REPLY, 1, 4097);
+  g_assert_false (np_frame_header_decode (bytes, 2, 4096, &header, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE);
+  g_clear_error (&error);
+  np_request_header_encode (bytes, NP_FRAME_REQUEST, 1, G_MAXUINT32 - 4);
+  g_assert_true (np_frame_header_decode (bytes, 2, G_MAXUINT32, &header, &error));
+
+  /* Too short for an id. */
+  np_frame_header_encode (bytes, NP_FRAME_REQUEST, 3);
+  g_assert_false (np_frame_header_decode (bytes, 2, 4096, &header, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+  g_clear_error (&error);
+
+  np_frame_header_encode (bytes, NP_FRAME_ERROR, NP_ERROR_REPLY_MAX + 1);
+  g_assert_false (np_frame_header_decode (bytes, 2, 4096, &header, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+  g_clear_error (&error);
+
+  np_frame_header_encode (bytes, 7, 0);
+  g_assert_false (np_frame_header_decode (bytes, 2, 4096, &header, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+}
+
+static void
+test_error_replies (void)
+{
+  g_autoptr(GError) sent = g_error_new (G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "No such thing: %s", "x");
+  g_autoptr(GError) received = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) payload = np_error_reply_encode (77, sent);
+  gsize len;
+  const guint8 *data = g_bytes_get_data (payload, &len);
+  guint32 id = 0;
+
+  g_assert_true (np_error_reply_decode (data, len, &id, &received, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (id, ==, 77);
+  g_assert_error (received, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
+  g_assert_cmpstr (received->message, ==, "No such thing: x");
+  g_clear_error (&received);
+
+  /* Negative codes survive. */
+  {
+    g_autoptr(GError) negative = g_error_new_literal (NP_PIPE_ERROR, -5, "negative");
+    g_autoptr(GBytes) p = np_error_reply_encode (1, negative);
+
+    data = g_bytes_get_data (p, &len);
+    g_assert_true (np_error_reply_decode (data, len, &id, &received, &error));
+    g_assert_error (received, NP_PIPE_ERROR, -5);
+    g_clear_error (&received);
+  }
+
+  /* A long message is cut to fit, on a character boundary. */
+  {
+    g_autoptr(GString) text = g_string_new (NULL);
+    g_autoptr(GError) long_error = NULL;
+    g_autoptr(GBytes) p = NULL;
+
+    while (text->len < 2 * NP_ERROR_REPLY_MAX)
+      g_string_append (text, "ü");
+    long_error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_FAILED, text->str);
+    p = np_error_reply_encode (2, long_error);
+    data = g_bytes_get_data (p, &len);
+    g_assert_cmpuint (len, <=, NP_ERROR_REPLY_MAX);
+    g_assert_true (np_error_reply_decode (data, len, &id, &received, &error));
+    g_assert_true (g_utf8_validate (received->message, -1, NULL));
+    g_clear_error (&received);
+  }
+
+  /* A domain that is no domain name arrives as FAILED, saying which. */
+  {
+    const guint8 odd[] = { 0, 0, 0, 3, 0, 0, 0, 9, 0, 4, 'a', ' ', 'b', '!', 'h', 'i' };
+
+    g_assert_true (np_error_reply_decode (odd, sizeof odd, &id, &received, &error));
+    g_assert_error (received, NP_PIPE_ERROR, NP_PIPE_ERROR_FAILED);
+    g_assert_nonnull (strstr (received->message, "hi"));
+    g_clear_error (&received);
+  }
+
+  /* Malformed: shorter than its header, or its domain. */
+  {
+    const guint8 short_payload[] = { 0, 0, 0, 3, 0, 0, 0, 9, 0 };
+    const guint8 long_domain[] = { 0, 0, 0, 3, 0, 0, 0, 9, 0, 40, 'a' };
+
+    g_assert_false (np_error_reply_decode (short_payload, sizeof short_payload, &id, &received, &error));
+    g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+    g_clear_error (&error);
+    g_assert_false (np_error_reply_decode (long_domain, sizeof long_domain, &id, &received, &error));
+    g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+    g_clear_error (&error);
+  }
+}
+
+/* A peer cannot make the process intern error domains without bound. */
+static void
+test_error_domains_bounded (void)
+{
+  guint n_own = 0;
+
+  for (guint i = 0; i < 1000; i++)
+    {
+      g_autofree char *domain = g_strdup_printf ("made-up-domain-%u-quark", i);
+      g_autoptr(GError) sent = g_error_new_literal (G_IO_ERROR, 1, "x");
+      g_autoptr(GError) received = NULL;
+      g_autoptr(GByteArray) payload = g_byte_array_new ();
+      guint8 header[NP_ERROR_REPLY_MIN] = { 0, 0, 0, 1, 0, 0, 0, 1, 0, 0 };
+      guint32 id;
+
+      header[9] = strlen (domain);
+      g_byte_array_append (payload, header, sizeof header);
+      g_byte_array_append (payload, (const guint8 *) domain, strlen (domain));
+      g_assert_true (np_error_reply_decode (payload->data, payload->len, &id, &received, NULL));
+      if (received->domain != NP_PIPE_ERROR)
+        n_own++;
+    }
+
+  g_assert_cmpuint (n_own, >, 0);
+  g_assert_cmpuint (n_own, <=, 256);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -211,6 +358,9 @@ main (int   argc,
   g_test_add_func ("/Np/Frame/header/limits", test_header_limits);
   g_test_add_func ("/Np/Frame/goodbye", test_goodbye);
   g_test_add_func ("/Np/Frame/goodbye/long-reason", test_goodbye_long_reason);
+  g_test_add_func ("/Np/Frame/requests", test_requests);
+  g_test_add_func ("/Np/Frame/error-replies", test_error_replies);
+  g_test_add_func ("/Np/Frame/error-domains-bounded", test_error_domains_bounded);
 
   return g_test_run ();
 }

@@ -47,6 +47,9 @@ G_BEGIN_DECLS
  *   it would pass the limit
  * @NP_PIPE_ERROR_TOO_MANY_CLIENTS: the server has as many clients as it
  *   accepts
+ * @NP_PIPE_ERROR_NOT_SUPPORTED: the peer cannot do what was asked of it:
+ *   it speaks a protocol version without requests, or nothing handled
+ *   the request
  *
  * Error codes in the `NP_PIPE_ERROR` domain.
  *
@@ -68,6 +71,7 @@ typedef enum
   NP_PIPE_ERROR_TIMED_OUT,
   NP_PIPE_ERROR_QUEUE_FULL,
   NP_PIPE_ERROR_TOO_MANY_CLIENTS,
+  NP_PIPE_ERROR_NOT_SUPPORTED,
 } NpPipeError;
 
 NP_AVAILABLE_IN_ALL

@@ -54,6 +54,11 @@ NP_AVAILABLE_IN_ALL
 void          np_pipe_client_set_close_timeout    (NpPipeClient         *self,
                                                    guint                 timeout_msec);
 NP_AVAILABLE_IN_ALL
+guint         np_pipe_client_get_request_timeout  (NpPipeClient         *self);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_client_set_request_timeout  (NpPipeClient         *self,
+                                                   guint                 timeout_msec);
+NP_AVAILABLE_IN_ALL
 gboolean      np_pipe_client_connect_sync         (NpPipeClient         *self,
                                                    GCancellable         *cancellable,
                                                    GError              **error);
@@ -107,6 +112,25 @@ NP_AVAILABLE_IN_ALL
 gboolean      np_pipe_client_ping_finish          (NpPipeClient         *self,
                                                    GAsyncResult         *result,
                                                    gint64               *round_trip_usec,
+                                                   GError              **error);
+NP_AVAILABLE_IN_ALL
+gboolean      np_pipe_client_send_variant         (NpPipeClient         *self,
+                                                   GVariant             *value,
+                                                   GError              **error);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_client_request_async        (NpPipeClient         *self,
+                                                   GBytes               *request,
+                                                   GCancellable         *cancellable,
+                                                   GAsyncReadyCallback   callback,
+                                                   gpointer              user_data);
+NP_AVAILABLE_IN_ALL
+GBytes       *np_pipe_client_request_finish       (NpPipeClient         *self,
+                                                   GAsyncResult         *result,
+                                                   GError              **error);
+NP_AVAILABLE_IN_ALL
+GBytes       *np_pipe_client_request_sync         (NpPipeClient         *self,
+                                                   GBytes               *request,
+                                                   GCancellable         *cancellable,
                                                    GError              **error);
 NP_AVAILABLE_IN_ALL
 guint64       np_pipe_client_get_queued_bytes     (NpPipeClient         *self);

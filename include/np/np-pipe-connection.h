@@ -45,6 +45,20 @@ gboolean      np_pipe_connection_send_data             (NpPipeConnection  *self,
                                                         gsize              size,
                                                         GError           **error);
 NP_AVAILABLE_IN_ALL
+gboolean      np_pipe_connection_send_variant          (NpPipeConnection  *self,
+                                                        GVariant          *value,
+                                                        GError           **error);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_connection_request_async         (NpPipeConnection  *self,
+                                                        GBytes            *request,
+                                                        GCancellable      *cancellable,
+                                                        GAsyncReadyCallback callback,
+                                                        gpointer           user_data);
+NP_AVAILABLE_IN_ALL
+GBytes       *np_pipe_connection_request_finish        (NpPipeConnection  *self,
+                                                        GAsyncResult      *result,
+                                                        GError           **error);
+NP_AVAILABLE_IN_ALL
 guint64       np_pipe_connection_get_queued_bytes      (NpPipeConnection  *self);
 NP_AVAILABLE_IN_ALL
 void          np_pipe_connection_close                 (NpPipeConnection  *self);

@@ -72,5 +72,10 @@ guint         np_pipe_server_get_close_timeout     (NpPipeServer  *self);
 NP_AVAILABLE_IN_ALL
 void          np_pipe_server_set_close_timeout     (NpPipeServer  *self,
                                                     guint          timeout_msec);
+NP_AVAILABLE_IN_ALL
+guint         np_pipe_server_get_request_timeout   (NpPipeServer  *self);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_server_set_request_timeout   (NpPipeServer  *self,
+                                                    guint          timeout_msec);
 
 G_END_DECLS

@@ -17,7 +17,9 @@ G_BEGIN_DECLS
 # include "np-error.h"
 # include "np-pipe-connection.h"
 # include "np-pipe-client.h"
+# include "np-pipe-request.h"
 # include "np-pipe-server.h"
+# include "np-variant.h"
 #undef NP_INSIDE
 
 G_END_DECLS

@@ -1,0 +1,663 @@
+/* np-stream-request.c: requests and replies on a stream
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "config.h"
+
+#include "np-error.h"
+#include "np-stream-internal.h"
+
+/* A request goes out as a REQUEST frame with an id of the sender's; the
+ * peer answers it once, with a REPLY or an ERROR frame of that id, in any
+ * order. Only a peer of protocol version 2 or later knows these frames:
+ * until the peer's hello tells its version, requests (and what is sent
+ * after them, to keep the order) wait here; a peer of version 1 fails
+ * them at once. Every function may be called from any thread. */
+
+static void
+np_parked_free (NpParked *parked)
+{
+  g_clear_pointer (&parked->message, g_bytes_unref);
+  g_free (parked);
+}
+
+/* Parks @message (and @op) when it must wait for the peer's hello: a
+ * request before the hello, or anything behind a parked request. */
+gboolean
+np_stream_park_locked (NpStream *self,
+                       GBytes   *message,
+                       NpOp     *op,
+                       gboolean  request)
+{
+  NpParked *parked;
+
+  if (self->peer_known || (!request && g_queue_is_empty (&self->parked)))
+    return FALSE;
+
+  parked = g_new0 (NpParked, 1);
+  parked->message = message != NULL ? g_bytes_ref (message) : NULL;
+  parked->op = op;
+  parked->request = request;
+  g_queue_push_tail (&self->parked, parked);
+  if (message != NULL)
+    self->parked_bytes += NP_REQUEST_HEADER_SIZE + g_bytes_get_size (message);
+
+  return TRUE;
+}
+
+static gboolean np_stream_request_timeout_cb (gpointer data);
+
+typedef struct
+{
+  NpStream *stream;
+  guint32   id;
+} NpTimeoutData;
+
+static void
+np_timeout_data_free (gpointer data)
+{
+  NpTimeoutData *timeout = data;
+
+  np_stream_unref (timeout->stream);
+  g_free (timeout);
+}
+
+/* Sends the request of @op: queues its frame, and starts its deadline. */
+static void
+np_stream_send_request_locked (NpStream *self,
+                               NpOp     *op)
+{
+  guint8 header[NP_REQUEST_HEADER_SIZE];
+  g_autoptr(GBytes) message = g_steal_pointer (&op->message);
+
+  /* 0 is never an id: a wrapped counter skips it. */
+  do
+    op->request_id = ++self->last_request_id;
+  while (op->request_id == 0 || g_hash_table_contains (self->requests, GUINT_TO_POINTER (op->request_id)));
+
+  np_request_header_encode (header, NP_FRAME_REQUEST, op->request_id, g_bytes_get_size (message));
+  op->start = np_out_queue_push_frame (&self->out, header, sizeof header, message);
+  op->end = self->out.queued;
+  g_hash_table_insert (self->requests, GUINT_TO_POINTER (op->request_id), op);
+
+  if (self->request_timeout > 0)
+    {
+      NpTimeoutData *data = g_new (NpTimeoutData, 1);
+
+      data->stream = np_stream_ref (self);
+      data->id = op->request_id;
+      op->timeout = g_timeout_source_new (self->request_timeout);
+      g_source_set_static_name (op->timeout, "[np] request deadline");
+      g_source_set_callback (op->timeout, np_stream_request_timeout_cb, data,
+                             np_timeout_data_free);
+      g_source_attach (op->timeout, self->context);
+    }
+
+  if (!self->want_out && np_out_queue_get_size (&self->out) >= 64 * 1024)
+    np_stream_write_some_locked (self);
+  np_stream_request_flush_locked (self);
+}
+
+static GError *
+np_stream_not_supported_error_new (NpStream *self)
+{
+  return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
+                              "the peer speaks protocol version %u, which has no requests",
+                              self->version);
+}
+
+/* The peer's hello arrived: what waited for it goes out, in order, or
+ * fails when the peer has no requests. */
+void
+np_stream_unpark_locked (NpStream      *self,
+                         NpStreamAfter *after)
+{
+  NpParked *parked;
+
+  while ((parked = g_queue_pop_head (&self->parked)) != NULL)
+    {
+      NpOp *op = g_steal_pointer (&parked->op);
+
+      if (parked->message != NULL)
+        self->parked_bytes -= NP_REQUEST_HEADER_SIZE + g_bytes_get_size (parked->message);
+
+      if (parked->request)
+        {
+          if (self->version < NP_PROTOCOL_REQUESTS)
+            {
+              op->error = np_stream_not_supported_error_new (self);
+              g_queue_push_tail (&after->done, op);
+            }
+          else
+            {
+              op->message = g_steal_pointer (&parked->message);
+              np_stream_send_request_locked (self, op);
+            }
+        }
+      else if (parked->message != NULL)
+        {
+          np_stream_queue_message_at_locked (self, parked->message, op);
+          if (op != NULL)
+            g_queue_push_tail (&self->writes, op);
+        }
+      else
+        {
+          /* A flush: of everything before it. */
+          op->start = op->end = self->out.queued;
+          g_queue_push_tail (&self->writes, op);
+        }
+
+      np_parked_free (parked);
+    }
+
+  g_assert (self->parked_bytes == 0);
+}
+
+/* The stream ended: every request waiting for its reply, or for the
+ * hello, fails with @error; messages behind them are dropped. */
+void
+np_stream_fail_requests_locked (NpStream      *self,
+                                const GError  *error,
+                                NpStreamAfter *after)
+{
+  GHashTableIter iter;
+  NpParked *parked;
+  NpOp *op;
+
+  g_hash_table_iter_init (&iter, self->requests);
+  while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &op))
+    {
+      g_hash_table_iter_steal (&iter);
+      if (op->timeout != NULL)
+        {
+          g_source_destroy (op->timeout);
+          g_clear_pointer (&op->timeout, g_source_unref);
+        }
+      op->error = g_error_copy (error);
+      g_queue_push_tail (&after->done, op);
+    }
+
+  while ((parked = g_queue_pop_head (&self->parked)) != NULL)
+    {
+      if (parked->op != NULL)
+        {
+          parked->op->error = g_error_copy (error);
+          g_queue_push_tail (&after->done, g_steal_pointer (&parked->op));
+        }
+      np_parked_free (parked);
+    }
+  self->parked_bytes = 0;
+}
+
+/* Finds the op of @task among the requests and the parked; with @take,
+ * takes it out, for a cancellation. NULL when it is in neither. */
+NpOp *
+np_stream_find_request_op_locked (NpStream *self,
+                                  GTask    *task,
+                                  gboolean  take)
+{
+  GHashTableIter iter;
+  NpOp *op;
+
+  g_hash_table_iter_init (&iter, self->requests);
+  while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &op))
+    if (op->task == task)
+      {
+        if (!take)
+          return op;
+        g_hash_table_iter_steal (&iter);
+        if (op->timeout != NULL)
+          {
+            g_source_destroy (op->timeout);
+            g_clear_pointer (&op->timeout, g_source_unref);
+          }
+        return op;
+      }
+
+  for (GList *l = self->parked.head; l != NULL; l = l->next)
+    {
+      NpParked *parked = l->data;
+
+      if (parked->op != NULL && parked->op->task == task)
+        {
+          if (!take)
+            return parked->op;
+          op = g_steal_pointer (&parked->op);
+          if (parked->message != NULL)
+            self->parked_bytes -= NP_REQUEST_HEADER_SIZE + g_bytes_get_size (parked->message);
+          g_queue_delete_link (&self->parked, l);
+          np_parked_free (parked);
+          /* Nothing of it was queued: there is nothing to take back. */
+          op->start = op->end = 0;
+          return op;
+        }
+    }
+
+  return NULL;
+}
+
+static gboolean
+np_stream_request_timeout_cb (gpointer data)
+{
+  NpTimeoutData *timeout = data;
+  NpStream *self = timeout->stream;
+  NpStreamAfter after = NP_STREAM_AFTER_INIT;
+  NpOp *op;
+
+  g_mutex_lock (self->lock);
+  op = g_hash_table_lookup (self->requests, GUINT_TO_POINTER (timeout->id));
+  if (op != NULL && op->timeout == g_main_current_source ())
+    {
+      g_hash_table_steal (self->requests, GUINT_TO_POINTER (timeout->id));
+      g_clear_pointer (&op->timeout, g_source_unref);
+      op->error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
+                                       "the peer did not answer the request within %u ms",
+                                       self->request_timeout);
+      g_queue_push_tail (&after.done, op);
+    }
+  g_mutex_unlock (self->lock);
+
+  np_stream_after (self, &after, FALSE);
+
+  return G_SOURCE_REMOVE;
+}
+
+/* A REPLY or ERROR frame arrived: it ends the request of its id; one of
+ * an id we do not wait for (timed out, cancelled) is dropped. A malformed
+ * error reply ends the stream. */
+void
+np_stream_handle_reply (NpStream      *self,
+                        NpFrameType    type,
+                        GBytes        *payload,
+                        NpStreamAfter *after)
+{
+  gsize len;
+  const guint8 *data = g_bytes_get_data (payload, &len);
+  g_autoptr(GError) reply_error = NULL;
+  g_autoptr(GError) error = NULL;
+  guint32 id;
+  NpOp *op;
+
+  if (type == NP_FRAME_ERROR)
+    {
+      if (!np_error_reply_decode (data, len, &id, &reply_error, &error))
+        {
+          g_prefix_error (&error, "%s: ", self->label);
+          g_mutex_lock (self->lock);
+          if (self->state != NP_STREAM_CLOSED)
+            np_stream_abort_locked (self, error, after);
+          g_mutex_unlock (self->lock);
+          return;
+        }
+    }
+  else
+    id = np_request_id_decode (data);
+
+  g_mutex_lock (self->lock);
+  op = g_hash_table_lookup (self->requests, GUINT_TO_POINTER (id));
+  if (op != NULL)
+    {
+      g_hash_table_steal (self->requests, GUINT_TO_POINTER (id));
+      if (op->timeout != NULL)
+        {
+          g_source_destroy (op->timeout);
+          g_clear_pointer (&op->timeout, g_source_unref);
+        }
+      if (reply_error != NULL)
+        op->error = g_steal_pointer (&reply_error);
+      else
+        op->reply = g_bytes_new_from_bytes (payload, 4, len - 4);
+      g_queue_push_tail (&after->done, op);
+    }
+  g_mutex_unlock (self->lock);
+}
+
+/* Sends @message as a request; @task returns the reply as a #GBytes, or
+ * the peer's error. */
+void
+np_stream_request_async (NpStream *self,
+                         GBytes   *message,
+                         GTask    *task)
+{
+  NpStreamAfter after = NP_STREAM_AFTER_INIT;
+  GError *error = NULL;
+  NpOp *op;
+
+  if (g_task_return_error_if_cancelled (task))
+    return;
+
+  g_mutex_lock (self->lock);
+  if (self->peer_known && self->version < NP_PROTOCOL_REQUESTS)
+    error = np_stream_not_supported_error_new (self);
+  else if (np_stream_check_send_locked (self, g_bytes_get_size (message), &after, &error))
+    {
+      op = np_op_new (NP_OP_REQUEST, task);
+      if (!np_stream_park_locked (self, message, op, TRUE))
+        {
+          op->message = g_bytes_ref (message);
+          np_stream_send_request_locked (self, op);
+        }
+    }
+  g_mutex_unlock (self->lock);
+
+  np_stream_after (self, &after, FALSE);
+
+  if (error != NULL)
+    g_task_return_error (task, error);
+  else
+    np_stream_watch_cancellable (self, task);
+}
+
+/* Answers request @id with @reply, or with @reply_error. An answer to a
+ * stream that closed goes nowhere. */
+void
+np_stream_reply (NpStream     *self,
+                 guint32       id,
+                 GBytes       *reply,
+                 const GError *reply_error)
+{
+  NpStreamAfter after = NP_STREAM_AFTER_INIT;
+
+  g_mutex_lock (self->lock);
+  if (reply_error != NULL)
+    {
+      g_autoptr(GBytes) payload = np_error_reply_encode (id, reply_error);
+      guint8 header[NP_FRAME_HEADER_SIZE];
+
+      np_frame_header_encode (header, NP_FRAME_ERROR, g_bytes_get_size (payload));
+      np_stream_queue_peer_frame_locked (self, header, sizeof header, payload, &after);
+    }
+  else
+    {
+      guint8 header[NP_REQUEST_HEADER_SIZE];
+
+      if (self->peer_known && g_bytes_get_size (reply) > self->peer_max_message_size)
+        {
+          g_autoptr(GError) too_large = NULL;
+          g_autoptr(GBytes) payload = NULL;
+          guint8 error_header[NP_FRAME_HEADER_SIZE];
+
+          /* The requester is told, instead of waiting for a reply that
+           * would cost it its connection. */
+          too_large = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
+                                   "The reply of %" G_GSIZE_FORMAT " bytes exceeds the limit of "
+                                   "%u bytes that the requesting side accepts",
+                                   g_bytes_get_size (reply), self->peer_max_message_size);
+          payload = np_error_reply_encode (id, too_large);
+          np_frame_header_encode (error_header, NP_FRAME_ERROR, g_bytes_get_size (payload));
+          np_stream_queue_peer_frame_locked (self, error_header, sizeof error_header, payload,
+                                             &after);
+        }
+      else
+        {
+          np_request_header_encode (header, NP_FRAME_REPLY, id, g_bytes_get_size (reply));
+          np_stream_queue_peer_frame_locked (self, header, sizeof header, reply, &after);
+        }
+    }
+
+  /* Reported from the context: a reply may come from any thread. */
+  if (after.finished || after.done.length > 0)
+    {
+      NpOp *op;
+
+      while ((op = g_queue_pop_head (&after.done)) != NULL)
+        g_queue_push_tail (&self->deferred, op);
+      after.finished = FALSE;
+      np_flusher_arm (self->flusher, &self->flush_link, TRUE);
+    }
+  g_mutex_unlock (self->lock);
+}
+
+void
+np_stream_set_request_timeout (NpStream *self,
+                               guint     timeout_msec)
+{
+  g_mutex_lock (self->lock);
+  self->request_timeout = timeout_msec;
+  g_mutex_unlock (self->lock);
+}
+
+/* Whether requests may be sent: TRUE until the peer's hello says it has
+ * none. */
+gboolean
+np_stream_get_supports_requests (NpStream *self)
+{
+  gboolean ret;
+
+  g_mutex_lock (self->lock);
+  ret = !self->peer_known || self->version >= NP_PROTOCOL_REQUESTS;
+  g_mutex_unlock (self->lock);
+
+  return ret;
+}
+
+/* Blocking requests */
+
+/* How long a thread that took the stream's context for itself keeps it
+ * between looks at whether another thread wants it. */
+#define NP_SYNC_SLICE_MSEC 50
+
+void
+np_sync_wait_done (NpSyncWait *wait,
+                   NpOp       *op)
+{
+  g_mutex_lock (&wait->mutex);
+  wait->reply = g_steal_pointer (&op->reply);
+  wait->error = g_steal_pointer (&op->error);
+  wait->done = TRUE;
+  g_cond_broadcast (&wait->cond);
+  g_mutex_unlock (&wait->mutex);
+}
+
+static void
+np_sync_wait_cancelled (GCancellable *cancellable,
+                        gpointer      data)
+{
+  NpSyncWait *wait = data;
+
+  g_mutex_lock (&wait->mutex);
+  g_cond_broadcast (&wait->cond);
+  g_mutex_unlock (&wait->mutex);
+}
+
+/* Takes @op, a request no longer waited for, out of the stream. */
+static void
+np_stream_drop_sync_request (NpStream *self,
+                             NpOp     *op)
+{
+  gboolean found = FALSE;
+
+  g_mutex_lock (self->lock);
+  if (g_hash_table_lookup (self->requests, GUINT_TO_POINTER (op->request_id)) == op)
+    {
+      g_hash_table_steal (self->requests, GUINT_TO_POINTER (op->request_id));
+      found = TRUE;
+    }
+  else
+    for (GList *l = self->parked.head; l != NULL; l = l->next)
+      {
+        NpParked *parked = l->data;
+
+        if (parked->op == op)
+          {
+            self->parked_bytes -= NP_REQUEST_HEADER_SIZE + g_bytes_get_size (parked->message);
+            g_queue_delete_link (&self->parked, l);
+            np_parked_free (parked);
+            found = TRUE;
+            break;
+          }
+      }
+  if (found && op->timeout != NULL)
+    {
+      g_source_destroy (op->timeout);
+      g_clear_pointer (&op->timeout, g_source_unref);
+    }
+  g_mutex_unlock (self->lock);
+
+  /* Found, it is ours to complete; otherwise another thread is
+   * completing it: either way, wait for that. */
+  if (found)
+    np_op_complete (op);
+}
+
+static void
+np_stream_abandon_sync_request (NpStream   *self,
+                                NpOp       *op,
+                                NpSyncWait *wait)
+{
+  np_stream_drop_sync_request (self, op);
+
+  g_mutex_lock (&wait->mutex);
+  while (!wait->done)
+    g_cond_wait (&wait->cond, &wait->mutex);
+  g_mutex_unlock (&wait->mutex);
+}
+
+/* Sends @message as a request and blocks the calling thread until the
+ * reply comes, the request timeout passes or @cancellable is cancelled.
+ * When no other thread runs the stream's context, this thread reads the
+ * transport itself (delivering what else arrives meanwhile, as the
+ * context would); otherwise it waits for that thread to read the reply.
+ * It never iterates a main context. */
+GBytes *
+np_stream_request_sync (NpStream      *self,
+                        GBytes        *message,
+                        GCancellable  *cancellable,
+                        GError       **error)
+{
+  NpStreamAfter after = NP_STREAM_AFTER_INIT;
+  NpSyncWait wait = { 0 };
+  GError *local_error = NULL;
+  gint64 deadline = -1;
+  gulong cancel_id;
+  NpOp *op = NULL;
+
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return NULL;
+
+  g_mutex_init (&wait.mutex);
+  g_cond_init (&wait.cond);
+
+  g_mutex_lock (self->lock);
+  if (self->peer_known && self->version < NP_PROTOCOL_REQUESTS)
+    local_error = np_stream_not_supported_error_new (self);
+  else if (np_stream_check_send_locked (self, g_bytes_get_size (message), &after, &local_error))
+    {
+      op = np_op_new (NP_OP_REQUEST, NULL);
+      op->sync = &wait;
+      if (!np_stream_park_locked (self, message, op, TRUE))
+        {
+          op->message = g_bytes_ref (message);
+          np_stream_send_request_locked (self, op);
+        }
+      if (self->request_timeout > 0)
+        deadline = g_get_monotonic_time () + self->request_timeout * G_TIME_SPAN_MILLISECOND;
+    }
+  g_mutex_unlock (self->lock);
+
+  np_stream_after (self, &after, FALSE);
+
+  if (op == NULL)
+    {
+      g_mutex_clear (&wait.mutex);
+      g_cond_clear (&wait.cond);
+      g_propagate_error (error, local_error);
+      return NULL;
+    }
+
+  cancel_id = cancellable != NULL
+              ? g_cancellable_connect (cancellable, G_CALLBACK (np_sync_wait_cancelled), &wait, NULL)
+              : 0;
+
+  for (;;)
+    {
+      gboolean done;
+      gint64 left = deadline < 0 ? -1 : deadline - g_get_monotonic_time ();
+      gboolean acquired = FALSE;
+
+      g_mutex_lock (&wait.mutex);
+      done = wait.done;
+      g_mutex_unlock (&wait.mutex);
+      if (done)
+        break;
+
+      if (g_cancellable_is_cancelled (cancellable) || (deadline >= 0 && left <= 0))
+        {
+          np_stream_abandon_sync_request (self, op, &wait);
+          if (wait.reply == NULL && wait.error == NULL)
+            {
+              if (g_cancellable_is_cancelled (cancellable))
+                wait.error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                                  "Operation was cancelled");
+              else
+                wait.error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
+                                                  "the peer did not answer the request within %u ms",
+                                                  self->request_timeout);
+            }
+          break;
+        }
+
+      if (g_main_context_is_owner (self->context) ||
+          (acquired = g_main_context_acquire (self->context)))
+        {
+          /* Inside the delivery of this stream's messages, reading more
+           * would break their order: nothing could ever read the reply. */
+          if (self->reading)
+            {
+              if (acquired)
+                g_main_context_release (self->context);
+              np_stream_abandon_sync_request (self, op, &wait);
+              g_clear_pointer (&wait.reply, g_bytes_unref);
+              g_clear_error (&wait.error);
+              wait.error = np_stream_error_new (self, G_IO_ERROR, G_IO_ERROR_WOULD_RECURSE,
+                                                "a blocking request cannot wait for its reply "
+                                                "from a handler of the same pipe's messages; "
+                                                "use the asynchronous call");
+              break;
+            }
+
+          /* Holding a context another thread may want to run, hold it
+           * for short stretches only. */
+          np_stream_poll_once (self,
+                               acquired ? (gint) MIN (left < 0 ? G_MAXINT64 : (left + 999) / 1000,
+                                                      NP_SYNC_SLICE_MSEC)
+                                        : (left < 0 ? -1 : (gint) ((left + 999) / 1000)),
+                               cancellable);
+          if (acquired)
+            g_main_context_release (self->context);
+        }
+      else
+        {
+          /* The thread that runs the context reads the reply. */
+          g_mutex_lock (&wait.mutex);
+          if (!wait.done && !g_cancellable_is_cancelled (cancellable))
+            {
+              gint64 until = g_get_monotonic_time () + 100 * G_TIME_SPAN_MILLISECOND;
+
+              /* Woken by the reply or the cancellable; the slice only
+               * catches a context that a thread stopped running. */
+              if (deadline >= 0)
+                until = MIN (until, deadline);
+              g_cond_wait_until (&wait.cond, &wait.mutex, until);
+            }
+          g_mutex_unlock (&wait.mutex);
+        }
+    }
+
+  if (cancellable != NULL)
+    g_cancellable_disconnect (cancellable, cancel_id);
+  g_mutex_clear (&wait.mutex);
+  g_cond_clear (&wait.cond);
+
+  if (wait.error != NULL)
+    {
+      g_propagate_error (error, wait.error);
+      g_clear_pointer (&wait.reply, g_bytes_unref);
+      return NULL;
+    }
+
+  return wait.reply;
+}

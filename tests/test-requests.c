@@ -1,0 +1,741 @@
+/* test-requests.c: requests and replies both ways, their errors, and
+ * typed GVariant messages
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include <glib/gstdio.h>
+
+#include "np-test-util.h"
+
+typedef struct
+{
+  NpPipeServer *server;
+  NpPipeClient *client;
+  GPtrArray    *connections;
+  GPtrArray    *kept;           /* requests the server keeps to answer later */
+  GPtrArray    *messages;       /* what the server received, in order */
+  guint         n_requests;
+  gboolean      answer;         /* answer at once with the message */
+  gboolean      keep;           /* keep, answer later */
+  gboolean      drop;           /* take, and drop unanswered */
+} Fixture;
+
+static gboolean
+on_request (NpPipeServer     *server,
+            NpPipeConnection *connection,
+            NpPipeRequest    *request,
+            Fixture          *f)
+{
+  g_assert_true (np_pipe_request_get_connection (request) == connection);
+  f->n_requests++;
+  g_ptr_array_add (f->messages, g_bytes_ref (np_pipe_request_get_message (request)));
+
+  if (f->answer)
+    np_pipe_request_reply (request, np_pipe_request_get_message (request));
+  else if (f->keep)
+    g_ptr_array_add (f->kept, g_object_ref (request));
+  else if (!f->drop)
+    return FALSE;
+
+  return TRUE;
+}
+
+static void
+on_message (NpPipeServer     *server,
+            NpPipeConnection *connection,
+            GBytes           *message,
+            Fixture          *f)
+{
+  g_ptr_array_add (f->messages, g_bytes_ref (message));
+}
+
+static void
+on_connected (NpPipeServer     *server,
+              NpPipeConnection *connection,
+              Fixture          *f)
+{
+  g_ptr_array_add (f->connections, g_object_ref (connection));
+}
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  f->connections = g_ptr_array_new_with_free_func (g_object_unref);
+  f->kept = g_ptr_array_new_with_free_func (g_object_unref);
+  f->messages = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  f->answer = TRUE;
+  f->server = np_pipe_server_new (NULL);
+  g_signal_connect (f->server, "request-received", G_CALLBACK (on_request), f);
+  g_signal_connect (f->server, "message-received", G_CALLBACK (on_message), f);
+  g_signal_connect (f->server, "client-connected", G_CALLBACK (on_connected), f);
+  g_assert_true (np_pipe_server_start (f->server, &error));
+  g_assert_no_error (error);
+
+  f->client = np_pipe_client_new (np_pipe_server_get_name (f->server));
+  g_assert_true (np_pipe_client_connect_sync (f->client, NULL, &error));
+  g_assert_no_error (error);
+  WAIT_UNTIL (f->connections->len == 1);
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_ptr_array_unref (f->kept);
+  g_clear_object (&f->client);
+  g_clear_object (&f->server);
+  g_ptr_array_unref (f->connections);
+  g_ptr_array_unref (f->messages);
+}
+
+static void
+async_done_cb (GObject      *object,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  *(GAsyncResult **) user_data = g_object_ref (result);
+}
+
+static GBytes *
+text (const char *s)
+{
+  return g_bytes_new (s, strlen (s));
+}
+
+static GBytes *
+client_request (Fixture  *f,
+                GBytes   *message,
+                GError  **error)
+{
+  g_autoptr(GAsyncResult) result = NULL;
+
+  np_pipe_client_request_async (f->client, message, NULL, async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+
+  return np_pipe_client_request_finish (f->client, result, error);
+}
+
+static gboolean
+client_answers_cb (NpPipeClient  *client,
+                   NpPipeRequest *request,
+                   gpointer       user_data)
+{
+  g_autoptr(GBytes) reply = g_bytes_new_static ("from the client", 15);
+
+  g_assert_null (np_pipe_request_get_connection (request));
+  np_pipe_request_reply (request, reply);
+  return TRUE;
+}
+
+/* A request each way, answered. */
+static void
+test_both_ways (Fixture       *f,
+                gconstpointer  data)
+{
+  g_autoptr(GBytes) message = text ("to the server");
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+
+  reply = client_request (f, message, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_bytes_equal (reply, message));
+  g_clear_pointer (&reply, g_bytes_unref);
+
+  g_signal_connect (f->client, "request-received", G_CALLBACK (client_answers_cb), NULL);
+  np_pipe_connection_request_async (g_ptr_array_index (f->connections, 0), message, NULL,
+                                    async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  reply = np_pipe_connection_request_finish (g_ptr_array_index (f->connections, 0), result, &error);
+  g_assert_no_error (error);
+  g_assert_cmpmem (g_bytes_get_data (reply, NULL), g_bytes_get_size (reply), "from the client", 15);
+}
+
+/* Replies given in another order than the requests came are matched to
+ * them; a thousand may be in flight. */
+static void
+test_out_of_order_and_many (Fixture       *f,
+                            gconstpointer  data)
+{
+  const guint n = 1000;
+  g_autoptr(GPtrArray) results = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autofree GAsyncResult **slots = g_new0 (GAsyncResult *, n);
+
+  f->answer = FALSE;
+  f->keep = TRUE;
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(GBytes) message = np_test_message_new (7, i, np_test_random_size (7, i));
+
+      np_pipe_client_request_async (f->client, message, NULL, async_done_cb, &slots[i]);
+    }
+  WAIT_UNTIL (f->kept->len == n);
+
+  /* Backwards. */
+  for (guint i = n; i-- > 0;)
+    {
+      NpPipeRequest *request = g_ptr_array_index (f->kept, i);
+
+      np_pipe_request_reply (request, np_pipe_request_get_message (request));
+    }
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(GBytes) reply = NULL;
+      g_autoptr(GError) error = NULL;
+      guint32 client = 0, seq = 0;
+
+      WAIT_UNTIL (slots[i] != NULL);
+      reply = np_pipe_client_request_finish (f->client, slots[i], &error);
+      g_assert_no_error (error);
+      g_assert_true (np_test_message_parse (reply, &client, &seq));
+      g_assert_cmpuint (seq, ==, i);
+      g_clear_object (&slots[i]);
+    }
+}
+
+/* A request unanswered in time fails with TIMED_OUT; the reply that
+ * comes later is dropped, and the connection goes on. */
+static void
+test_timeout (Fixture       *f,
+              gconstpointer  data)
+{
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (np_pipe_server_get_name (f->server));
+  g_autoptr(GBytes) message = text ("late");
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GError) error = NULL;
+
+  f->answer = FALSE;
+  f->keep = TRUE;
+  np_pipe_client_set_request_timeout (client, 100);
+  g_assert_cmpuint (np_pipe_client_get_request_timeout (client), ==, 100);
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+
+  np_pipe_client_request_async (client, message, NULL, async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  reply = np_pipe_client_request_finish (client, result, &error);
+  g_assert_null (reply);
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT);
+  g_clear_error (&error);
+  g_clear_object (&result);
+
+  /* Answered after all: dropped. */
+  g_assert_cmpuint (f->kept->len, ==, 1);
+  np_pipe_request_reply (g_ptr_array_index (f->kept, 0), message);
+
+  f->answer = TRUE;
+  f->keep = FALSE;
+  np_pipe_client_request_async (client, message, NULL, async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  reply = np_pipe_client_request_finish (client, result, &error);
+  g_assert_no_error (error);
+  g_assert_true (np_pipe_client_get_connected (client));
+}
+
+/* Cancelling fails that request only; one cancelled before any of it
+ * was written never reaches the server. */
+static void
+test_cancel (Fixture       *f,
+             gconstpointer  data)
+{
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GCancellable) before = g_cancellable_new ();
+  g_autoptr(GBytes) first = text ("first");
+  g_autoptr(GBytes) cancelled = text ("cancelled");
+  g_autoptr(GBytes) never = text ("never");
+  g_autoptr(GBytes) last = text ("last");
+  GAsyncResult *results[4] = { NULL };
+  g_autoptr(GError) error = NULL;
+
+  f->answer = FALSE;
+  f->keep = TRUE;
+
+  g_cancellable_cancel (before);
+  np_pipe_client_request_async (f->client, first, NULL, async_done_cb, &results[0]);
+  np_pipe_client_request_async (f->client, cancelled, cancellable, async_done_cb, &results[1]);
+  np_pipe_client_request_async (f->client, never, before, async_done_cb, &results[2]);
+  g_cancellable_cancel (cancellable);
+  np_pipe_client_request_async (f->client, last, NULL, async_done_cb, &results[3]);
+
+  WAIT_UNTIL (results[1] != NULL && results[2] != NULL && f->kept->len == 2);
+  g_assert_null (np_pipe_client_request_finish (f->client, results[1], &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+  g_assert_null (np_pipe_client_request_finish (f->client, results[2], &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+
+  /* Neither cancelled request reached the server. */
+  g_assert_true (g_bytes_equal (np_pipe_request_get_message (g_ptr_array_index (f->kept, 0)), first));
+  g_assert_true (g_bytes_equal (np_pipe_request_get_message (g_ptr_array_index (f->kept, 1)), last));
+
+  for (guint i = 0; i < f->kept->len; i++)
+    {
+      NpPipeRequest *request = g_ptr_array_index (f->kept, i);
+
+      np_pipe_request_reply (request, np_pipe_request_get_message (request));
+    }
+  WAIT_UNTIL (results[0] != NULL && results[3] != NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (results); i += 3)
+    {
+      g_autoptr(GBytes) reply = np_pipe_client_request_finish (f->client, results[i], &error);
+
+      g_assert_no_error (error);
+      g_assert_true (g_bytes_equal (reply, i == 0 ? first : last));
+    }
+
+  for (guint i = 0; i < G_N_ELEMENTS (results); i++)
+    g_clear_object (&results[i]);
+}
+
+/* Nobody answers: a request no handler takes gets NOT_SUPPORTED at once;
+ * one dropped unanswered gets FAILED. */
+static void
+test_unanswered (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autoptr(GBytes) message = text ("anyone?");
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GError) error = NULL;
+
+  f->answer = FALSE;
+  reply = client_request (f, message, &error);
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED);
+  g_clear_error (&error);
+
+  f->drop = TRUE;
+  reply = client_request (f, message, &error);
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_FAILED);
+  g_assert_nonnull (strstr (error->message, "without an answer"));
+  g_clear_error (&error);
+
+  /* The client too: with no handler, the server hears NOT_SUPPORTED. */
+  {
+    g_autoptr(GAsyncResult) result = NULL;
+
+    np_pipe_connection_request_async (g_ptr_array_index (f->connections, 0), message, NULL,
+                                      async_done_cb, &result);
+    WAIT_UNTIL (result != NULL);
+    g_assert_null (np_pipe_connection_request_finish (g_ptr_array_index (f->connections, 0),
+                                                      result, &error));
+    g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED);
+  }
+}
+
+static gboolean
+reply_error_cb (NpPipeServer     *server,
+                NpPipeConnection *connection,
+                NpPipeRequest    *request,
+                gpointer          user_data)
+{
+  const char *what = g_bytes_get_data (np_pipe_request_get_message (request), NULL);
+
+  if (g_str_has_prefix (what, "gio"))
+    {
+      g_autoptr(GError) error = g_error_new (G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "No “%s” here", "x");
+
+      np_pipe_request_reply_error (request, error);
+    }
+  else if (g_str_has_prefix (what, "np"))
+    np_pipe_request_reply_error_literal (request, NP_PIPE_ERROR, NP_PIPE_ERROR_QUEUE_FULL, "full");
+  else
+    np_pipe_request_reply_error_literal (request, g_quark_from_static_string ("my-app-error-quark"),
+                                         42, "an application error");
+  return TRUE;
+}
+
+/* An error reply keeps its domain, code and message. */
+static void
+test_error_domains (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autoptr(GBytes) gio = g_bytes_new_static ("gio", 4);
+  g_autoptr(GBytes) np = g_bytes_new_static ("np", 3);
+  g_autoptr(GBytes) app = g_bytes_new_static ("app", 4);
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GError) error = NULL;
+
+  f->answer = FALSE;
+  g_signal_connect (f->server, "request-received", G_CALLBACK (reply_error_cb), NULL);
+
+  reply = client_request (f, gio, &error);
+  g_assert_null (reply);
+  g_assert_true (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND));
+  g_assert_cmpstr (error->message, ==, "No “x” here");
+  g_clear_error (&error);
+
+  reply = client_request (f, np, &error);
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_QUEUE_FULL);
+  g_clear_error (&error);
+
+  reply = client_request (f, app, &error);
+  g_assert_error (error, g_quark_from_static_string ("my-app-error-quark"), 42);
+  g_assert_cmpstr (error->message, ==, "an application error");
+}
+
+/* Answering twice is a programming error, and sends nothing. */
+static void
+test_answer_twice (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autoptr(GBytes) message = text ("once");
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  NpPipeRequest *request;
+
+  f->answer = FALSE;
+  f->keep = TRUE;
+  np_pipe_client_request_async (f->client, message, NULL, NULL, NULL);
+  WAIT_UNTIL (f->kept->len == 1);
+  request = g_ptr_array_index (f->kept, 0);
+
+  g_assert_false (np_pipe_request_get_answered (request));
+  np_pipe_request_reply (request, message);
+  g_assert_true (np_pipe_request_get_answered (request));
+
+  g_test_expect_message ("Np", G_LOG_LEVEL_CRITICAL, "*answered once*");
+  np_pipe_request_reply (request, message);
+  g_test_assert_expected_messages ();
+
+  /* The connection is intact. */
+  f->keep = FALSE;
+  f->answer = TRUE;
+  reply = client_request (f, message, &error);
+  g_assert_no_error (error);
+}
+
+/* A disconnect fails every pending request with its error. */
+static void
+test_disconnect_fails_pending (Fixture       *f,
+                               gconstpointer  data)
+{
+  g_autoptr(GBytes) message = text ("pending");
+  GAsyncResult *results[3] = { NULL };
+  g_autoptr(GError) error = NULL;
+
+  f->answer = FALSE;
+  f->keep = TRUE;
+  for (guint i = 0; i < G_N_ELEMENTS (results); i++)
+    np_pipe_client_request_async (f->client, message, NULL, async_done_cb, &results[i]);
+  WAIT_UNTIL (f->kept->len == G_N_ELEMENTS (results));
+
+  np_pipe_server_stop (f->server);
+  for (guint i = 0; i < G_N_ELEMENTS (results); i++)
+    {
+      WAIT_UNTIL (results[i] != NULL);
+      g_assert_null (np_pipe_client_request_finish (f->client, results[i], &error));
+      g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED);
+      g_clear_error (&error);
+      g_clear_object (&results[i]);
+    }
+}
+
+/* Requests and messages keep their relative order on the wire. */
+static void
+test_order_with_messages (Fixture       *f,
+                          gconstpointer  data)
+{
+  const guint n = 200;
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(GBytes) message = np_test_message_new (9, i, np_test_size_for (i));
+      g_autoptr(GError) error = NULL;
+
+      if (i % 3 == 0)
+        np_pipe_client_request_async (f->client, message, NULL, NULL, NULL);
+      else
+        g_assert_true (np_pipe_client_send (f->client, message, &error));
+    }
+
+  WAIT_UNTIL (f->messages->len == n);
+  for (guint i = 0; i < n; i++)
+    {
+      guint32 client = 0, seq = 0;
+
+      g_assert_true (np_test_message_parse (g_ptr_array_index (f->messages, i), &client, &seq));
+      g_assert_cmpuint (seq, ==, i);
+    }
+}
+
+typedef struct
+{
+  Fixture *f;
+  gint     done;
+} SyncWorker;
+
+static gpointer
+request_sync_worker (gpointer data)
+{
+  SyncWorker *w = data;
+  g_autoptr(GBytes) message = text ("from a worker");
+  g_autoptr(GError) error = NULL;
+  GBytes *reply = np_pipe_client_request_sync (w->f->client, message, NULL, &error);
+
+  g_assert_no_error (error);
+  g_assert_true (g_bytes_equal (reply, message));
+  g_atomic_int_set (&w->done, TRUE);
+  g_main_context_wakeup (NULL);
+
+  return reply;
+}
+
+/* request_sync from a thread while the main thread runs the server, and
+ * from the main thread to a server in another process. */
+static void
+test_request_sync (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autofree char *name = g_strdup_printf ("sync-%u", g_random_int ());
+  const char *args[] = { "serve", name, NULL };
+  g_autoptr(GSubprocess) peer = NULL;
+  g_autoptr(NpPipeClient) client = NULL;
+  g_autoptr(GBytes) message = text ("blocking");
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *line = NULL;
+  SyncWorker w = { f, FALSE };
+  GThread *thread;
+  gpointer result = NULL;
+
+  /* The server runs here: this thread must run while the worker waits. */
+  thread = g_thread_new ("request-sync", request_sync_worker, &w);
+  WAIT_UNTIL (g_atomic_int_get (&w.done));
+  g_assert_cmpuint (f->n_requests, ==, 1);
+  result = g_thread_join (thread);
+  g_bytes_unref (result);
+
+  peer = np_test_spawn_peer (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE, args);
+  line = np_test_read_line (peer);
+  g_assert_cmpstr (line, ==, "ready");
+
+  /* No main loop runs: the call reads the socket itself. */
+  client = np_pipe_client_new (name);
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  reply = np_pipe_client_request_sync (client, message, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_bytes_equal (reply, message));
+
+  /* A cancelled one returns at once. */
+  {
+    g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+    g_autoptr(GBytes) none = NULL;
+
+    g_cancellable_cancel (cancellable);
+    none = np_pipe_client_request_sync (client, message, cancellable, &error);
+    g_assert_null (none);
+    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+    g_clear_error (&error);
+  }
+
+  np_pipe_client_close (client);
+  g_output_stream_close (g_subprocess_get_stdin_pipe (peer), NULL, NULL);
+  g_assert_true (g_subprocess_wait_check (peer, NULL, &error));
+}
+
+/* A peer of protocol version 1, which has no requests: a request fails
+ * at once with NOT_SUPPORTED, never by timing out, and the connection
+ * goes on. A request made before the peer's hello waits for it. */
+static void
+test_peer_without_requests (void)
+{
+  g_autofree char *name = g_strdup_printf ("v1-%u", g_random_int ());
+  NpTestRawServer *raw = np_test_raw_server_new (name, 8, TRUE);
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autoptr(GBytes) message = text ("request");
+  g_autoptr(GBytes) after = text ("a message after it");
+  g_autoptr(GAsyncResult) early = NULL;
+  g_autoptr(GAsyncResult) late = NULL;
+  g_autoptr(GError) error = NULL;
+  guint8 hello[12];
+  guint8 buf[64];
+  guint8 header[8];
+
+  np_pipe_client_set_request_timeout (client, 0);
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  np_pipe_client_request_async (client, message, NULL, async_done_cb, &early);
+  g_assert_true (np_pipe_client_send (client, after, &error));
+  WAIT_UNTIL (raw->accepted->len == 1);
+
+  np_test_hello (hello, 1, 1024);
+  np_test_raw_write (g_ptr_array_index (raw->accepted, 0), hello, sizeof hello);
+  WAIT_UNTIL (early != NULL);
+  g_assert_null (np_pipe_client_request_finish (client, early, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED);
+  g_clear_error (&error);
+
+  np_pipe_client_request_async (client, message, NULL, async_done_cb, &late);
+  WAIT_UNTIL (late != NULL);
+  g_assert_null (np_pipe_client_request_finish (client, late, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED);
+  g_clear_error (&error);
+
+  /* The version 1 peer saw our hello and the message, nothing else. */
+  np_test_raw_read_exactly (g_ptr_array_index (raw->accepted, 0), buf, 12);
+  g_assert_cmpuint (buf[4], ==, 2);
+  np_test_raw_read_exactly (g_ptr_array_index (raw->accepted, 0), header, sizeof header);
+  g_assert_cmpuint (header[4], ==, NP_TEST_MESSAGE);
+  g_assert_cmpuint (np_test_get_u32 (header), ==, g_bytes_get_size (after));
+  g_assert_true (np_pipe_client_get_connected (client));
+
+  np_test_raw_server_free (raw);
+}
+
+static void
+assert_round_trip (GVariant *value)
+{
+  g_autoptr(GVariant) sunk = g_variant_ref_sink (value);
+  g_autoptr(GBytes) message = np_variant_to_message (sunk);
+  g_autoptr(GVariant) back = NULL;
+  g_autoptr(GError) error = NULL;
+
+  back = np_variant_from_message (message, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_variant_equal (back, sunk));
+  g_assert_cmpstr (g_variant_get_type_string (back), ==, g_variant_get_type_string (sunk));
+}
+
+static void
+test_variant_round_trips (void)
+{
+  g_autoptr(GVariantBuilder) dict = g_variant_builder_new (G_VARIANT_TYPE_VARDICT);
+
+  g_variant_builder_add (dict, "{sv}", "name", g_variant_new_string ("Np"));
+  g_variant_builder_add (dict, "{sv}", "size", g_variant_new_uint64 (G_MAXUINT64));
+  g_variant_builder_add (dict, "{sv}", "list", g_variant_new_strv ((const char *[]) { "a", "b", NULL }, -1));
+
+  assert_round_trip (g_variant_builder_end (dict));
+  assert_round_trip (g_variant_new ("(ids)", -3, 2.5, "text"));
+  assert_round_trip (g_variant_new ("au", NULL));
+  assert_round_trip (g_variant_new_uint32 (7));
+  assert_round_trip (g_variant_new ("(a{sv}ay)", NULL, NULL));
+  assert_round_trip (g_variant_new ("mv", g_variant_new_boolean (TRUE)));
+  assert_round_trip (g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, "\1\2\3", 3, 1));
+}
+
+static void
+test_variant_malformed (void)
+{
+  static const struct {
+    const char *data;
+    gsize       len;
+  } cases[] = {
+    { "", 0 },                                          /* empty */
+    { "u", 1 },                                         /* no NUL */
+    { "q!\0\0\0\0\0\0", 8 },                            /* not a type */
+    { "r\0\0\0\0\0\0\0", 8 },                           /* indefinite */
+    { "u\0\0\0\0\0\0\0\1\0", 10 },                      /* truncated u */
+    { "u\0\0\0\0\0\0\0\1\0\0\0\0", 13 },                /* padded u */
+    { "s\0\0\0\0\0\0\0abc", 11 },                       /* string without NUL */
+    { "(uu)\0\0\0\0\1\0\0\0", 12 },                     /* truncated tuple */
+    { "as\0\0\0\0\0\0a\0b\0\x09", 13 },                 /* bad offset */
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(GBytes) message = g_bytes_new_static (cases[i].data, cases[i].len);
+      g_autoptr(GVariant) value = NULL;
+      g_autoptr(GError) error = NULL;
+
+      value = np_variant_from_message (message, &error);
+      if (value != NULL)
+        g_error ("case %u read as %s", i, g_variant_print (value, TRUE));
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+    }
+}
+
+static gboolean
+variant_request_cb (NpPipeServer     *server,
+                    NpPipeConnection *connection,
+                    NpPipeRequest    *request,
+                    gpointer          user_data)
+{
+  g_autoptr(GVariant) value = np_variant_from_message (np_pipe_request_get_message (request), NULL);
+  guint32 a, b;
+
+  g_variant_get (value, "(uu)", &a, &b);
+  np_pipe_request_reply_variant (request, g_variant_new ("(u)", a + b));
+  return TRUE;
+}
+
+/* Typed messages over a real pipe: sent, and as a request and its
+ * reply. */
+static void
+test_variant_messages (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autoptr(GVariant) sum = NULL;
+  g_autoptr(GVariant) received = NULL;
+  g_autoptr(GBytes) request = NULL;
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  guint32 total = 0;
+
+  f->answer = FALSE;
+  g_assert_true (np_pipe_client_send_variant (f->client, g_variant_new ("(sb)", "hi", TRUE), &error));
+  WAIT_UNTIL (f->messages->len == 1);
+  received = np_variant_from_message (g_ptr_array_index (f->messages, 0), &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (g_variant_get_type_string (received), ==, "(sb)");
+
+  g_signal_connect (f->server, "request-received", G_CALLBACK (variant_request_cb), NULL);
+  request = np_variant_to_message (g_variant_new ("(uu)", 40, 2));
+  reply = client_request (f, request, &error);
+  g_assert_no_error (error);
+  sum = np_variant_from_message (reply, &error);
+  g_assert_no_error (error);
+  g_variant_get (sum, "(u)", &total);
+  g_assert_cmpuint (total, ==, 42);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_autofree char *runtime_dir = NULL;
+  g_autoptr(GError) error = NULL;
+  int ret;
+
+  runtime_dir = g_dir_make_tmp ("np-requests-XXXXXX", &error);
+  g_assert_no_error (error);
+  g_setenv ("XDG_RUNTIME_DIR", runtime_dir, TRUE);
+
+  g_test_init (&argc, &argv, NULL);
+
+#define ADD(path, func) \
+  g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+
+  ADD ("/Np/Requests/both-ways", test_both_ways);
+  ADD ("/Np/Requests/out-of-order-and-many", test_out_of_order_and_many);
+  ADD ("/Np/Requests/timeout", test_timeout);
+  ADD ("/Np/Requests/cancel", test_cancel);
+  ADD ("/Np/Requests/unanswered", test_unanswered);
+  ADD ("/Np/Requests/error-domains", test_error_domains);
+  ADD ("/Np/Requests/answer-twice", test_answer_twice);
+  ADD ("/Np/Requests/disconnect-fails-pending", test_disconnect_fails_pending);
+  ADD ("/Np/Requests/order-with-messages", test_order_with_messages);
+  ADD ("/Np/Requests/request-sync", test_request_sync);
+  g_test_add_func ("/Np/Requests/peer-without-requests", test_peer_without_requests);
+  g_test_add_func ("/Np/Variant/round-trips", test_variant_round_trips);
+  g_test_add_func ("/Np/Variant/malformed", test_variant_malformed);
+  ADD ("/Np/Variant/messages", test_variant_messages);
+
+  ret = g_test_run ();
+
+  {
+    g_autofree char *np_dir = g_build_filename (runtime_dir, "np", NULL);
+
+    g_rmdir (np_dir);
+    g_rmdir (runtime_dir);
+  }
+
+  return ret;
+}
