@@ -184,8 +184,16 @@ np_stream_handle_frame (NpStream      *self,
 
         /* In its place among the messages. */
         np_stream_report_opened (self, owner);
-        if (owner != NULL)
+        if (owner != NULL && self->callbacks->request != NULL)
           self->callbacks->request (owner, self, id, message);
+        else
+          {
+            g_autoptr(GError) error = NULL;
+
+            error = g_error_new_literal (NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
+                                         "Nothing handles requests on this pipe");
+            np_stream_reply (self, id, NULL, error);
+          }
       }
       break;
 

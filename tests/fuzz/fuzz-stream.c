@@ -46,6 +46,18 @@ on_opened (GObject  *owner,
 {
 }
 
+/* Requests are answered, so that replies are exercised too. */
+static void
+on_request (GObject  *owner,
+            NpStream *stream,
+            guint32   id,
+            GBytes   *message)
+{
+  if (g_bytes_get_size (message) > MAX_MESSAGE_SIZE)
+    state->oversize = TRUE;
+  np_stream_reply (stream, id, message, NULL);
+}
+
 static void
 on_closed (GObject      *owner,
            NpStream     *stream,
@@ -57,6 +69,7 @@ on_closed (GObject      *owner,
 static const NpStreamCallbacks callbacks = {
   .opened = on_opened,
   .message = on_message,
+  .request = on_request,
   .closed = on_closed,
 };
 
