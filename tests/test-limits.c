@@ -116,6 +116,47 @@ test_ping_flood_server (void)
   g_assert_cmpuint (np_pipe_server_get_n_connections (server), ==, 0);
 }
 
+static gboolean
+echo_request_cb (NpPipeServer     *server,
+                 NpPipeConnection *connection,
+                 NpPipeRequest    *request,
+                 gpointer          user_data)
+{
+  np_pipe_request_reply (request, np_pipe_request_get_message (request));
+  return TRUE;
+}
+
+/* The same with requests: the replies to a peer that never reads them
+ * count against max-queued-bytes. */
+static void
+test_request_flood_server (void)
+{
+  g_autoptr(NpPipeServer) server = np_pipe_server_new (NULL);
+  g_autoptr(NpPipeConnection) connection = NULL;
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GBytes) request = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GError) dropped = NULL;
+  guint8 payload[4 + 1024] = { 0, 0, 0, 1 };
+  guint8 hello[12];
+
+  np_pipe_server_set_max_queued_bytes (server, QUEUE_LIMIT);
+  g_signal_connect (server, "client-connected", G_CALLBACK (record_connection_cb), &connection);
+  g_signal_connect (server, "client-disconnected", G_CALLBACK (record_server_error_cb), &dropped);
+  g_signal_connect (server, "request-received", G_CALLBACK (echo_request_cb), NULL);
+  g_assert_true (np_pipe_server_start (server, &error));
+
+  socket = np_test_raw_connect (np_pipe_server_get_path (server));
+  np_test_hello (hello, 2, 16 * 1024 * 1024);
+  np_test_raw_write (socket, hello, sizeof hello);
+  request = np_test_frame (4 /* REQUEST */, payload, sizeof payload);
+
+  flood (socket, request, &dropped, &connection);
+
+  g_assert_error (dropped, NP_PIPE_ERROR, NP_PIPE_ERROR_QUEUE_FULL);
+  g_assert_cmpuint (np_pipe_connection_get_queued_bytes (connection), ==, 0);
+}
+
 /* The same from a hostile server to a client. */
 static void
 test_ping_flood_client (void)
@@ -439,6 +480,7 @@ main (int   argc,
 
   g_test_add_func ("/Np/Limits/ping-flood/server", test_ping_flood_server);
   g_test_add_func ("/Np/Limits/ping-flood/client", test_ping_flood_client);
+  g_test_add_func ("/Np/Limits/request-flood/server", test_request_flood_server);
   g_test_add_func ("/Np/Limits/backlog-full", test_backlog_full);
   g_test_add_func ("/Np/Limits/descriptor-limit", test_descriptor_limit);
   g_test_add_func ("/Np/Limits/out-of-descriptors", test_out_of_descriptors);
