@@ -381,20 +381,31 @@ np_stream_deadline_cb (gpointer data)
   NpStream *self = data;
   NpStreamAfter after = NP_STREAM_AFTER_INIT;
   g_autoptr(GError) error = NULL;
+  gboolean ours;
 
   g_mutex_lock (self->lock);
   /* Another thread may have replaced it while this ran. */
-  if (self->deadline == g_main_current_source ())
-    {
-      g_clear_pointer (&self->deadline, g_source_unref);
+  ours = self->deadline == g_main_current_source ();
+  if (ours)
+    g_clear_pointer (&self->deadline, g_source_unref);
+  g_mutex_unlock (self->lock);
 
+  /* The hello may be waiting in the socket, unread because the context
+   * did not run (the application was busy): read before giving up, unless
+   * a handler of this stream's messages is what runs the context now. */
+  if (ours && np_stream_get_state (self) == NP_STREAM_HANDSHAKE && !self->reading)
+    np_stream_poll_once (self, 0, NULL);
+
+  g_mutex_lock (self->lock);
+  if (ours)
+    {
       if (self->state == NP_STREAM_HANDSHAKE)
         {
           error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
                                        "the peer did not complete the handshake in time");
           np_stream_abort_locked (self, error, &after);
         }
-      else if (self->state == NP_STREAM_CLOSING)
+      else if (self->state == NP_STREAM_CLOSING && self->deadline == NULL)
         {
           gint64 left = self->stall_until - g_get_monotonic_time ();
 
