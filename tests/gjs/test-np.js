@@ -322,7 +322,8 @@ test('an error reply keeps its domain and code', async () => {
     assert(caught?.matches(Np.PipeError, Np.PipeError.NOT_SUPPORTED), 'unhandled: NOT_SUPPORTED');
 
     server.connect('request-received', (_s, _connection, request) => {
-        request.reply_error_literal(Gio.io_error_quark(), Gio.IOErrorEnum.NOT_FOUND, 'no such thing');
+        request.reply_error_literal(Gio.io_error_quark(), Gio.IOErrorEnum.NOT_FOUND,
+            'no such thing');
         return true;
     });
     caught = null;
@@ -387,8 +388,10 @@ test('GLib.Variant round trip with send_variant and Np.variant_from_message', as
         new GLib.Variant('ai', [1, -2, 3]),
         new GLib.Variant('ay', new Uint8Array([0, 1, 255])),
     ];
-    server.connect('message-received', (_s, connection, message) =>
-        connection.send_variant(new GLib.Variant('(sv)', ['echo', Np.variant_from_message(message)])));
+    server.connect('message-received', (_s, connection, message) => {
+        const value = Np.variant_from_message(message);
+        connection.send_variant(new GLib.Variant('(sv)', ['echo', value]));
+    });
     server.connect('request-received', (_s, _connection, request) => {
         const asked = Np.variant_from_message(request.get_message());
         request.reply_variant(new GLib.Variant('a{sv}', {asked}));
@@ -409,7 +412,8 @@ test('GLib.Variant round trip with send_variant and Np.variant_from_message', as
         const received = Np.variant_from_message(events.messages[i].data);
         assert(received.equal(value), `the server reads ${value.print(true)}`);
         const echoed = Np.variant_from_message(c.messages[i]);
-        assert(echoed.equal(new GLib.Variant('(sv)', ['echo', value])), `echo of ${value.print(true)}`);
+        assert(echoed.equal(new GLib.Variant('(sv)', ['echo', value])),
+            `echo of ${value.print(true)}`);
     });
     assertEqual(JSON.stringify(Np.variant_from_message(events.messages[0].data).recursiveUnpack()),
         JSON.stringify({name: 'np', size: 42, nested: {ok: true}}), 'a{sv} unpacks');
@@ -424,7 +428,8 @@ test('GLib.Variant round trip with send_variant and Np.variant_from_message', as
     } catch (e) {
         caught = e;
     }
-    assert(caught?.matches(Gio.IOErrorEnum, Gio.IOErrorEnum.INVALID_DATA), 'malformed: INVALID_DATA');
+    assert(caught?.matches(Gio.IOErrorEnum, Gio.IOErrorEnum.INVALID_DATA),
+        'malformed: INVALID_DATA');
     c.client.close();
     server.stop();
 });
