@@ -259,7 +259,7 @@ print_help (FILE *out)
            "\n"
            "Commands:\n");
   for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
-    fprintf (out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+    fprintf (out, "  %-8s %s\n", commands[i].name, commands[i].summary);
   fprintf (out,
            "\n"
            "Run “np-pipe COMMAND --help” for the options of a command.\n"
