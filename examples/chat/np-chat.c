@@ -80,15 +80,17 @@ on_request_received (NpPipeServer     *server,
   gsize size;
   const char *command = g_bytes_get_data (np_pipe_request_get_message (request), &size);
   g_autoptr(GString) reply = NULL;
-  g_autofree char *text = NULL;
 
-  printf ("client %" G_GUINT64_FORMAT " asks: %.*s\n", np_pipe_connection_get_id (asker), (int) size, command);
+  printf ("client %" G_GUINT64_FORMAT " asks: %.*s\n",
+          np_pipe_connection_get_id (asker), (int) size, command);
 
   if (size != 4 || memcmp (command, "/who", 4) != 0)
     {
-      g_autofree char *what = g_strdup_printf ("unknown command “%.*s”; try /who", (int) size, command);
+      g_autofree char *what = g_strdup_printf ("unknown command “%.*s”; try /who",
+                                               (int) size, command);
 
-      np_pipe_request_reply_error_literal (request, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED, what);
+      np_pipe_request_reply_error_literal (request, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
+                                           what);
       return TRUE;
     }
 
