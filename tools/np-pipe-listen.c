@@ -78,6 +78,35 @@ listen_message_received (NpPipeServer     *server,
     }
 }
 
+/* Printed like a message; only --echo answers. Left unanswered, the
+ * library tells the client that nothing handles requests here. */
+static gboolean
+listen_request_received (NpPipeServer     *server,
+                         NpPipeConnection *sender,
+                         NpPipeRequest    *request,
+                         ListenOptions    *options)
+{
+  GBytes *message = np_pipe_request_get_message (request);
+
+  if (options->raw)
+    {
+      np_tool_write (g_bytes_get_data (message, NULL), g_bytes_get_size (message));
+    }
+  else
+    {
+      g_autofree char *prefix = g_strdup_printf ("client %" G_GUINT64_FORMAT " request",
+                                                 np_pipe_connection_get_id (sender));
+
+      np_tool_print_message (prefix, message, options->hex);
+    }
+
+  if (!options->echo)
+    return FALSE;
+
+  np_pipe_request_reply (request, message);
+  return TRUE;
+}
+
 static void
 listen_client_disconnected (NpPipeServer     *server,
                             NpPipeConnection *connection,
@@ -111,17 +140,18 @@ np_tool_run_listen (int    argc,
   g_autoptr(NpPipeServer) server = NULL;
   g_autoptr(GError) error = NULL;
   const GOptionEntry entries[] = {
-    { "echo", 'e', 0, G_OPTION_ARG_NONE, &options.echo, "Send each message back to its sender", NULL },
+    { "echo", 'e', 0, G_OPTION_ARG_NONE, &options.echo, "Send each message back to its sender, and answer each request with its message", NULL },
     { "broadcast", 'b', 0, G_OPTION_ARG_NONE, &options.broadcast, "Relay each message to all other clients", NULL },
-    { "hex", 'x', 0, G_OPTION_ARG_NONE, &options.hex, "Print every message as a hex dump", NULL },
-    { "raw", 'r', 0, G_OPTION_ARG_NONE, &options.raw, "Write the messages' bytes, unframed, to stdout; events go to stderr", NULL },
+    { "hex", 'x', 0, G_OPTION_ARG_NONE, &options.hex, "Print every message and request as a hex dump", NULL },
+    { "raw", 'r', 0, G_OPTION_ARG_NONE, &options.raw, "Write the bytes of messages and requests, unframed, to stdout; events go to stderr", NULL },
     { "max-message-size", 'm', 0, G_OPTION_ARG_INT, &max_message_size, "Largest message accepted, in bytes (default 16 MiB)", "BYTES" },
     { NULL }
   };
 
   g_option_context_set_summary (context,
                                 "Start a server (under a generated name when none is given)\n"
-                                "and print one line per event.");
+                                "and print one line per event. Without --echo, requests are\n"
+                                "printed and not answered: the client gets an error.");
   g_option_context_add_main_entries (context, entries, NULL);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return np_tool_usage_error (context, error->message);
@@ -136,6 +166,7 @@ np_tool_run_listen (int    argc,
 
   g_signal_connect (server, "client-connected", G_CALLBACK (listen_client_connected), &options);
   g_signal_connect (server, "message-received", G_CALLBACK (listen_message_received), &options);
+  g_signal_connect (server, "request-received", G_CALLBACK (listen_request_received), &options);
   g_signal_connect (server, "client-disconnected", G_CALLBACK (listen_client_disconnected), &options);
 
   if (!np_pipe_server_start (server, &error))

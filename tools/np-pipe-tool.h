@@ -43,6 +43,8 @@ int      np_tool_run_listen            (int             argc,
                                         char          **argv);
 int      np_tool_run_send              (int             argc,
                                         char          **argv);
+int      np_tool_run_request           (int             argc,
+                                        char          **argv);
 int      np_tool_run_ping              (int             argc,
                                         char          **argv);
 int      np_tool_run_list              (int             argc,

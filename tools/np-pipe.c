@@ -1,5 +1,5 @@
-/* np-pipe.c: listen on, send to, list and ping Np pipes; the commands
- * live in np-pipe-COMMAND.c, what they share here
+/* np-pipe.c: listen on, send messages and requests to, list and ping Np
+ * pipes; the commands live in np-pipe-COMMAND.c, what they share here
  *
  * Copyright 2026 The Np authors
  *
@@ -242,6 +242,7 @@ static const struct
 } commands[] = {
   { "listen", np_tool_run_listen, "Start a server and print what happens" },
   { "send", np_tool_run_send, "Send messages to a server" },
+  { "request", np_tool_run_request, "Send a request to a server and print its reply" },
   { "list", np_tool_run_list, "List the pipes of this user, live or stale" },
   { "ping", np_tool_run_ping, "Measure the round trip to a server" },
   { "demo", np_tool_run_demo, "Show a server and three clients at work" },
@@ -254,7 +255,7 @@ print_help (FILE *out)
            "Usage:\n"
            "  np-pipe COMMAND [OPTION…]\n"
            "\n"
-           "Listen on, send to, list and ping Np pipes.\n"
+           "Listen on, send messages and requests to, list and ping Np pipes.\n"
            "\n"
            "Commands:\n");
   for (guint i = 0; i < G_N_ELEMENTS (commands); i++)

@@ -4,9 +4,13 @@
  *   np-chat server [NAME]          serve until Ctrl-C
  *   np-chat client [NAME] [NICK]   send each line of stdin; print what comes
  *
+ * A client line starting with "/" is a command, sent as a request that
+ * the server answers: "/who" lists the clients connected, one per line.
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
+#include <locale.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -59,6 +63,53 @@ on_message_received (NpPipeServer     *server,
     }
 }
 
+/* Answers "/who" with the clients connected, in the order they came:
+ *
+ *   who: 2 connected
+ *   client 1 (pid 4242)
+ *   client 2 (pid 4243, you)
+ */
+static gboolean
+on_request_received (NpPipeServer     *server,
+                     NpPipeConnection *asker,
+                     NpPipeRequest    *request,
+                     gpointer          user_data)
+{
+  GListModel *connections = np_pipe_server_get_connections (server);
+  guint n = g_list_model_get_n_items (connections);
+  gsize size;
+  const char *command = g_bytes_get_data (np_pipe_request_get_message (request), &size);
+  g_autoptr(GString) reply = NULL;
+
+  printf ("client %" G_GUINT64_FORMAT " asks: %.*s\n",
+          np_pipe_connection_get_id (asker), (int) size, command);
+
+  if (size != 4 || memcmp (command, "/who", 4) != 0)
+    {
+      g_autofree char *what = g_strdup_printf ("unknown command “%.*s”; try /who",
+                                               (int) size, command);
+
+      np_pipe_request_reply_error_literal (request, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
+                                           what);
+      return TRUE;
+    }
+
+  reply = g_string_new (NULL);
+  g_string_append_printf (reply, "who: %u connected", n);
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(NpPipeConnection) connection = g_list_model_get_item (connections, i);
+
+      g_string_append_printf (reply, "\nclient %" G_GUINT64_FORMAT " (pid %d%s)",
+                              np_pipe_connection_get_id (connection),
+                              np_pipe_connection_get_peer_pid (connection),
+                              connection == asker ? ", you" : "");
+    }
+
+  np_pipe_request_reply_data (request, (const guint8 *) reply->str, reply->len);
+  return TRUE;
+}
+
 static void
 on_client_disconnected (NpPipeServer     *server,
                         NpPipeConnection *connection,
@@ -77,6 +128,7 @@ run_server (const char *name)
 
   g_signal_connect (server, "client-connected", G_CALLBACK (on_client_connected), NULL);
   g_signal_connect (server, "message-received", G_CALLBACK (on_message_received), NULL);
+  g_signal_connect (server, "request-received", G_CALLBACK (on_request_received), NULL);
   g_signal_connect (server, "client-disconnected", G_CALLBACK (on_client_disconnected), NULL);
 
   if (!np_pipe_server_start (server, &error))
@@ -101,9 +153,42 @@ typedef struct
   NpPipeClient     *client;
   GDataInputStream *input;
   const char       *nick;
+  guint             n_pending;  /* commands waiting for their answer */
+  gboolean          input_done;
 } Chat;
 
 static void read_next_line (Chat *chat);
+
+/* Closes once the input is over and every command has its answer. */
+static void
+close_when_done (Chat *chat)
+{
+  if (chat->input_done && chat->n_pending == 0)
+    np_pipe_client_close (chat->client);  /* writes out what is queued */
+}
+
+static void
+command_done_cb (GObject      *object,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  Chat *chat = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) reply = np_pipe_client_request_finish (chat->client, result, &error);
+
+  if (reply != NULL)
+    {
+      gsize size;
+      const char *text = g_bytes_get_data (reply, &size);
+
+      printf ("%.*s\n", (int) size, text);
+    }
+  else
+    g_printerr ("np-chat: %s\n", error->message);
+
+  chat->n_pending--;
+  close_when_done (chat);
+}
 
 static void
 line_read_cb (GObject      *object,
@@ -119,7 +204,18 @@ line_read_cb (GObject      *object,
     {
       if (error != NULL)
         g_printerr ("np-chat: %s\n", error->message);
-      np_pipe_client_close (chat->client);  /* writes out what is queued */
+      chat->input_done = TRUE;
+      close_when_done (chat);
+      return;
+    }
+
+  if (line[0] == '/')
+    {
+      g_autoptr(GBytes) command = g_bytes_new (line, strlen (line));
+
+      chat->n_pending++;
+      np_pipe_client_request_async (chat->client, command, NULL, command_done_cb, chat);
+      read_next_line (chat);
       return;
     }
 
@@ -173,7 +269,7 @@ run_client (const char *name,
   g_autoptr(GInputStream) stdin_stream = g_unix_input_stream_new (STDIN_FILENO, FALSE);
   g_autoptr(GDataInputStream) input = g_data_input_stream_new (stdin_stream);
   g_autoptr(GError) error = NULL;
-  Chat chat = { client, input, nick };
+  Chat chat = { client, input, nick, 0, FALSE };
 
   g_signal_connect (client, "message-received", G_CALLBACK (on_chat_message), NULL);
   g_signal_connect (client, "disconnected", G_CALLBACK (on_chat_disconnected), NULL);
@@ -196,6 +292,8 @@ main (int   argc,
 {
   g_autoptr(GMainLoop) main_loop = g_main_loop_new (NULL, FALSE);
   const char *name = argc > 2 ? argv[2] : DEFAULT_NAME;
+
+  setlocale (LC_ALL, "");
 
   /* One line at a time, whatever stdout is. */
   setvbuf (stdout, NULL, _IOLBF, 0);

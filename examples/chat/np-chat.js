@@ -4,6 +4,9 @@
 //   gjs -m np-chat.js server [NAME]          serve until Ctrl-C
 //   gjs -m np-chat.js client [NAME] [NICK]   send each line of stdin; print what comes
 //
+// A client line starting with "/" is a command, sent as a request that the
+// server answers: "/who" lists the clients connected, one per line.
+//
 // SPDX-License-Identifier: LGPL-2.1-or-later
 
 import GLib from 'gi://GLib';
@@ -39,6 +42,25 @@ function runServer(name) {
                 connection.send(message);
         }
     });
+    // Answers "/who" with the clients connected, in the order they came.
+    server.connect('request-received', (_server, asker, request) => {
+        const command = decoder.decode(request.get_message().toArray());
+        say(`client ${asker.get_id()} asks: ${command}`);
+        if (command !== '/who') {
+            request.reply_error_literal(Np.pipe_error_quark(), Np.PipeError.NOT_SUPPORTED,
+                `unknown command “${command}”; try /who`);
+            return true;
+        }
+        const connections = server.get_connections();
+        const lines = [`who: ${connections.get_n_items()} connected`];
+        for (let i = 0; i < connections.get_n_items(); i++) {
+            const connection = connections.get_item(i);
+            const you = connection === asker ? ', you' : '';
+            lines.push(`client ${connection.get_id()} (pid ${connection.get_peer_pid()}${you})`);
+        }
+        request.reply_data(encoder.encode(lines.join('\n')));
+        return true;
+    });
     server.connect('client-disconnected', (_server, connection, error) =>
         say(`left: client ${connection.get_id()}${error ? `: ${error.message}` : ''}`));
 
@@ -66,6 +88,22 @@ function runClient(name, nick) {
     const client = Np.PipeClient.new(name);
     const lines = Gio.DataInputStream.new(new Gio.UnixInputStream({fd: 0, close_fd: false}));
     let status = 0;
+    let pending = 0; // commands waiting for their answer
+    let inputDone = false;
+
+    const closeWhenDone = () => {
+        if (inputDone && pending === 0)
+            client.close(); // writes out what is queued
+    };
+    const onAnswer = (_client, result) => {
+        try {
+            say(decoder.decode(client.request_finish(result).toArray()));
+        } catch (e) {
+            complain(e.message);
+        }
+        pending--;
+        closeWhenDone();
+    };
 
     client.connect('message-received', (_client, message) => say(decoder.decode(message.toArray())));
     client.connect('disconnected', (_client, error) => {
@@ -82,7 +120,14 @@ function runClient(name, nick) {
     const onLine = (stream, result) => {
         const [line] = stream.read_line_finish_utf8(result);
         if (line === null) {
-            client.close(); // writes out what is queued
+            inputDone = true;
+            closeWhenDone();
+            return;
+        }
+        if (line.startsWith('/')) {
+            pending++;
+            client.request_async(new GLib.Bytes(encoder.encode(line)), null, onAnswer);
+            stream.read_line_async(GLib.PRIORITY_DEFAULT, null, onLine);
             return;
         }
         try {

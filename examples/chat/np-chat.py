@@ -5,6 +5,9 @@
 #   np-chat.py server [NAME]          serve until Ctrl-C
 #   np-chat.py client [NAME] [NICK]   send each line of stdin; print what comes
 #
+# A client line starting with "/" is a command, sent as a request that the
+# server answers: "/who" lists the clients connected, one per line.
+#
 # SPDX-License-Identifier: LGPL-2.1-or-later
 
 import getpass
@@ -33,12 +36,29 @@ def run_server(name):
             if connection != sender:
                 connection.send(message)
 
+    def on_request(server, asker, request):
+        # Answers "/who" with the clients connected, in the order they came.
+        command = request.get_message().get_data().decode("utf-8", "replace")
+        print(f"client {asker.get_id()} asks: {command}", flush=True)
+        if command != "/who":
+            request.reply_error_literal(Np.pipe_error_quark(), Np.PipeError.NOT_SUPPORTED,
+                                        f"unknown command “{command}”; try /who")
+            return True
+        connections = list(server.get_connections())
+        lines = [f"who: {len(connections)} connected"]
+        for connection in connections:
+            you = ", you" if connection == asker else ""
+            lines.append(f"client {connection.get_id()} (pid {connection.get_peer_pid()}{you})")
+        request.reply_data("\n".join(lines).encode())
+        return True
+
     def on_disconnected(server, connection, error):
         reason = f": {error.message}" if error else ""
         print(f"left: client {connection.get_id()}{reason}", flush=True)
 
     server.connect("client-connected", on_connected)
     server.connect("message-received", on_message)
+    server.connect("request-received", on_request)
     server.connect("client-disconnected", on_disconnected)
     try:
         server.start()
@@ -57,8 +77,23 @@ def run_server(name):
 def run_client(name, nick):
     loop = GLib.MainLoop()
     status = 0
+    pending = 0  # commands waiting for their answer
+    input_done = False
     client = Np.PipeClient.new(name)
     lines = Gio.DataInputStream.new(Gio.UnixInputStream.new(0, False))
+
+    def close_when_done():
+        if input_done and pending == 0:
+            client.close()  # writes out what is queued
+
+    def on_answer(client, result):
+        nonlocal pending
+        try:
+            print(client.request_finish(result).get_data().decode("utf-8", "replace"), flush=True)
+        except GLib.Error as error:
+            print(f"np-chat: {error.message}", file=sys.stderr, flush=True)
+        pending -= 1
+        close_when_done()
 
     def on_message(client, message):
         print(message.get_data().decode("utf-8", "replace"), flush=True)
@@ -71,10 +106,16 @@ def run_client(name, nick):
         GLib.idle_add(loop.quit)
 
     def on_line(stream, result):
-        nonlocal status
+        nonlocal status, pending, input_done
         line, _ = stream.read_line_finish_utf8(result)
         if line is None:
-            client.close()  # writes out what is queued
+            input_done = True
+            close_when_done()
+            return
+        if line.startswith("/"):
+            pending += 1
+            client.request_async(GLib.Bytes.new(line.encode()), None, on_answer)
+            stream.read_line_async(GLib.PRIORITY_DEFAULT, None, on_line)
             return
         try:
             client.send_data(f"{nick}: {line}".encode())

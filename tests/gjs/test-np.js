@@ -254,6 +254,186 @@ test('a GJS client talks to a server process written in C', () => {
     assert(process.wait_check(null), 'server exits cleanly');
 });
 
+Gio._promisify(Np.PipeClient.prototype, 'request_async', 'request_finish');
+Gio._promisify(Np.PipeConnection.prototype, 'request_async', 'request_finish');
+
+function text(bytes) {
+    return decoder.decode(bytes.toArray());
+}
+
+test('request_async with a promise, answered by a handler', async () => {
+    const {server, events} = startServer();
+    const seen = [];
+    server.connect('request-received', (_s, connection, request) => {
+        seen.push({connection, requestConnection: request.get_connection(),
+            answered: request.get_answered()});
+        request.reply_data(encoder.encode(`re: ${text(request.get_message())}`));
+        seen.push(request.get_answered());
+        return true;
+    });
+    const c = startClient(server.get_name());
+    const reply = await c.client.request_async(new GLib.Bytes(encoder.encode('hello')), null);
+    assert(reply instanceof GLib.Bytes, 'a GLib.Bytes');
+    assertEqual(text(reply), 're: hello', 'the reply');
+    assert(seen[0].requestConnection === seen[0].connection, 'the request knows its connection');
+    assertEqual(seen[0].answered, false, 'unanswered in the handler at first');
+    assertEqual(seen[1], true, 'answered after reply_data');
+    assertEqual(events.messages.length, 0, 'a request is no message');
+
+    // A Uint8Array is taken for the request's GLib.Bytes; many in flight.
+    const replies = await Promise.all([0, 1, 2, 3, 4].map(i =>
+        c.client.request_async(encoder.encode(`${i}`), null)));
+    assertEqual(replies.map(text).join(','), 're: 0,re: 1,re: 2,re: 3,re: 4', 'replies in order');
+    c.client.close();
+    server.stop();
+});
+
+test('a handler answers later, in any order', async () => {
+    const {server} = startServer();
+    const held = [];
+    server.connect('request-received', (_s, _connection, request) => {
+        held.push(request);
+        if (held.length === 3) {
+            GLib.idle_add(GLib.PRIORITY_DEFAULT, () => {
+                for (const r of held.reverse())
+                    r.reply(new GLib.Bytes(encoder.encode(`later: ${text(r.get_message())}`)));
+                return GLib.SOURCE_REMOVE;
+            });
+        }
+        return true;
+    });
+    const c = startClient(server.get_name());
+    const replies = await Promise.all(['a', 'b', 'c'].map(x =>
+        c.client.request_async(encoder.encode(x), null)));
+    assertEqual(replies.map(text).join(','), 'later: a,later: b,later: c', 'each its own reply');
+    c.client.close();
+    server.stop();
+});
+
+test('an error reply keeps its domain and code', async () => {
+    const {server} = startServer();
+    const c = startClient(server.get_name());
+    let caught = null;
+    try {
+        await c.client.request_async(encoder.encode('anyone?'), null);
+    } catch (e) {
+        caught = e;
+    }
+    assert(caught?.matches(Np.PipeError, Np.PipeError.NOT_SUPPORTED), 'unhandled: NOT_SUPPORTED');
+
+    server.connect('request-received', (_s, _connection, request) => {
+        request.reply_error_literal(Gio.io_error_quark(), Gio.IOErrorEnum.NOT_FOUND,
+            'no such thing');
+        return true;
+    });
+    caught = null;
+    try {
+        await c.client.request_async(encoder.encode('where?'), null);
+    } catch (e) {
+        caught = e;
+    }
+    assert(caught instanceof GLib.Error, 'a GLib.Error');
+    assert(caught.matches(Gio.IOErrorEnum, Gio.IOErrorEnum.NOT_FOUND), 'G_IO_ERROR_NOT_FOUND');
+    assertEqual(GLib.quark_to_string(caught.domain), 'g-io-error-quark', 'domain');
+    assertEqual(caught.code, Gio.IOErrorEnum.NOT_FOUND, 'code');
+    assertEqual(caught.message, 'no such thing', 'message');
+    c.client.close();
+    server.stop();
+});
+
+test('the server asks a GJS client', async () => {
+    const {server, events} = startServer();
+    const c = startClient(server.get_name());
+    c.client.connect('request-received', (_c, request) => {
+        assertEqual(request.get_connection(), null, 'no connection on the client side');
+        request.reply_data(encoder.encode(`client says ${text(request.get_message())}`));
+        return true;
+    });
+    waitUntil(() => events.connected.length === 1);
+    const reply = await events.connected[0].request_async(encoder.encode('hi'), null);
+    assertEqual(text(reply), 'client says hi', 'the client answered');
+    c.client.close();
+    server.stop();
+});
+
+test('request_async to a server process written in C', async () => {
+    const peer = GLib.build_filenamev([GLib.getenv('NP_TEST_BUILDDIR'), 'np-test-peer']);
+    const name = 'c-server-for-gjs-requests';
+    const process = Gio.Subprocess.new([peer, 'serve', name],
+        Gio.SubprocessFlags.STDIN_PIPE | Gio.SubprocessFlags.STDOUT_PIPE);
+    const out = Gio.DataInputStream.new(process.get_stdout_pipe());
+    const [line] = out.read_line_utf8(null);
+    assertEqual(line, 'ready', 'server ready');
+
+    const c = startClient(name);
+    const big = pattern(MIB, 11);
+    assertBytesEqual((await c.client.request_async(big, null)).toArray(), big, 'a 1 MiB request');
+    assertEqual(text(await c.client.request_async(encoder.encode('from gjs'), null)), 'from gjs',
+        'answered with its message');
+    c.client.close();
+
+    process.get_stdin_pipe().close(null);
+    assert(process.wait_check(null), 'server exits cleanly');
+});
+
+test('GLib.Variant round trip with send_variant and Np.variant_from_message', async () => {
+    const {server, events} = startServer();
+    const values = [
+        new GLib.Variant('a{sv}', {
+            name: new GLib.Variant('s', 'np'),
+            size: new GLib.Variant('u', 42),
+            nested: new GLib.Variant('a{sv}', {ok: new GLib.Variant('b', true)}),
+        }),
+        new GLib.Variant('(sias)', ['tuple', -7, ['x', 'grüße']]),
+        new GLib.Variant('ai', [1, -2, 3]),
+        new GLib.Variant('ay', new Uint8Array([0, 1, 255])),
+    ];
+    server.connect('message-received', (_s, connection, message) => {
+        const value = Np.variant_from_message(message);
+        connection.send_variant(new GLib.Variant('(sv)', ['echo', value]));
+    });
+    server.connect('request-received', (_s, _connection, request) => {
+        const asked = Np.variant_from_message(request.get_message());
+        request.reply_variant(new GLib.Variant('a{sv}', {asked}));
+        return true;
+    });
+
+    for (const value of values) {
+        const back = Np.variant_from_message(Np.variant_to_message(value));
+        assertEqual(back.get_type_string(), value.get_type_string(), 'type');
+        assert(back.equal(value), `${value.print(true)} comes back`);
+    }
+
+    const c = startClient(server.get_name());
+    for (const value of values)
+        c.client.send_variant(value);
+    waitUntil(() => c.messages.length === values.length);
+    values.forEach((value, i) => {
+        const received = Np.variant_from_message(events.messages[i].data);
+        assert(received.equal(value), `the server reads ${value.print(true)}`);
+        const echoed = Np.variant_from_message(c.messages[i]);
+        assert(echoed.equal(new GLib.Variant('(sv)', ['echo', value])),
+            `echo of ${value.print(true)}`);
+    });
+    assertEqual(JSON.stringify(Np.variant_from_message(events.messages[0].data).recursiveUnpack()),
+        JSON.stringify({name: 'np', size: 42, nested: {ok: true}}), 'a{sv} unpacks');
+
+    const reply = Np.variant_from_message(
+        await c.client.request_async(Np.variant_to_message(values[1]), null));
+    assert(reply.equal(new GLib.Variant('a{sv}', {asked: values[1]})), 'reply_variant');
+
+    let caught = null;
+    try {
+        Np.variant_from_message(encoder.encode('a{sv}'));
+    } catch (e) {
+        caught = e;
+    }
+    assert(caught?.matches(Gio.IOErrorEnum, Gio.IOErrorEnum.INVALID_DATA),
+        'malformed: INVALID_DATA');
+    c.client.close();
+    server.stop();
+});
+
 // Awaiting a test that returns a promise lets the main loop run until it
 // settles (a top-level await does that in GJS).
 print(`1..${tests.length}`);

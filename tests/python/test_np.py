@@ -7,6 +7,7 @@
 import os
 import sys
 import tempfile
+import threading
 import unittest
 
 # A runtime directory of our own, set before GLib reads it.
@@ -25,6 +26,36 @@ def wait_until(condition):
     context = GLib.MainContext.default()
     while not condition():
         context.iteration(True)
+
+
+def finish_when_done(finish):
+    """A callback for an _async call, and the list where it leaves the
+    result of finish(result), or the GLib.Error it raised."""
+    done = []
+
+    def callback(source, result, *user_data):
+        try:
+            done.append((finish(result), user_data))
+        except GLib.Error as error:
+            done.append((error, user_data))
+
+    return callback, done
+
+
+def start_peer(argv):
+    """Starts a server process that prints "ready" once it listens and
+    stops when its stdin closes."""
+    process = Gio.Subprocess.new(argv, Gio.SubprocessFlags.STDIN_PIPE |
+                                 Gio.SubprocessFlags.STDOUT_PIPE)
+    out = Gio.DataInputStream.new(process.get_stdout_pipe())
+    line, _ = out.read_line_utf8(None)
+    assert line == "ready", line
+    return process
+
+
+def stop_peer(process):
+    process.get_stdin_pipe().close(None)
+    return process.wait_check(None)
 
 
 def pattern(size, seed):
@@ -211,6 +242,316 @@ class TestServer(NpTestCase):
         self.assertEqual(self.events.connected[0].get_peer_pid(), pid)
         sent = [str(i).encode() * (i * 50 + 1) for i in range(200)]
         self.assertEqual([bytes(data) for _, data in self.events.messages], sent)
+
+
+class TestRequests(NpTestCase):
+    """Requests and replies, in both directions."""
+
+    def answer_with(self, answer):
+        """Has the server answer each request with answer(request)."""
+        def on_request(server, connection, request):
+            answer(request)
+            return True
+        self.server.connect("request-received", on_request)
+
+    def test_request_async_with_callback(self):
+        seen = []
+
+        def on_request(server, connection, request):
+            seen.append((connection, request.get_connection(), request.get_answered()))
+            request.reply_data(b"re: " + request.get_message().get_data())
+            seen.append(request.get_answered())
+            return True
+
+        self.server.connect("request-received", on_request)
+        c = Client(self.server.get_name())
+        callback, done = finish_when_done(c.client.request_finish)
+        c.client.request_async(GLib.Bytes.new(b"hello"), None, callback, "extra")
+        wait_until(lambda: done)
+
+        reply, user_data = done[0]
+        self.assertIsInstance(reply, GLib.Bytes)
+        self.assertEqual(reply.get_data(), b"re: hello")
+        self.assertEqual(user_data, ("extra",))
+        connection, request_connection, answered = seen[0]
+        self.assertIs(request_connection, connection)
+        self.assertFalse(answered)
+        self.assertTrue(seen[1])
+        self.assertEqual(self.events.messages, [], "a request is no message")
+
+    def test_many_requests_in_flight_answered_in_any_order(self):
+        held = []
+        self.answer_with(held.append)
+        c = Client(self.server.get_name())
+        callback, done = finish_when_done(c.client.request_finish)
+        for i in range(10):
+            c.client.request_async(GLib.Bytes.new(b"%d" % i), None, callback, i)
+        wait_until(lambda: len(held) == 10)
+
+        # Answered later, last first, from the main loop.
+        def answer_all():
+            for request in reversed(held):
+                request.reply(request.get_message())
+            held.clear()
+        GLib.idle_add(answer_all)
+        wait_until(lambda: len(done) == 10)
+        self.assertEqual(sorted((user_data[0], reply.get_data()) for reply, user_data in done),
+                         [(i, b"%d" % i) for i in range(10)])
+
+    def test_reply_data_with_bytes(self):
+        replies = {b"binary": b"\x00\xff\x00 binary", b"empty": b""}
+        self.answer_with(lambda r: r.reply_data(replies[r.get_message().get_data()]))
+        c = Client(self.server.get_name())
+        for ask, expected in replies.items():
+            callback, done = finish_when_done(c.client.request_finish)
+            c.client.request_async(GLib.Bytes.new(ask), None, callback)
+            wait_until(lambda: done)
+            reply = done[0][0]
+            self.assertEqual(reply.get_size(), len(expected))
+            self.assertEqual(bytes(reply.get_data() or b""), expected)
+
+    def test_error_reply_keeps_domain_and_code(self):
+        self.answer_with(lambda r: r.reply_error_literal(Gio.io_error_quark(),
+                                                         Gio.IOErrorEnum.NOT_FOUND,
+                                                         "no such thing"))
+        c = Client(self.server.get_name())
+        callback, done = finish_when_done(c.client.request_finish)
+        c.client.request_async(GLib.Bytes.new(b"where?"), None, callback)
+        wait_until(lambda: done)
+        error = done[0][0]
+        self.assertIsInstance(error, GLib.Error)
+        self.assertTrue(error.matches(Gio.io_error_quark(), Gio.IOErrorEnum.NOT_FOUND))
+        self.assertEqual(error.domain, "g-io-error-quark")
+        self.assertEqual(error.code, int(Gio.IOErrorEnum.NOT_FOUND))
+        self.assertEqual(error.message, "no such thing")
+
+    def test_error_reply_with_a_glib_error(self):
+        denied = GLib.Error.new_literal(Gio.io_error_quark(), "denied",
+                                        Gio.IOErrorEnum.PERMISSION_DENIED)
+        self.answer_with(lambda r: r.reply_error(denied))
+        c = Client(self.server.get_name())
+        callback, done = finish_when_done(c.client.request_finish)
+        c.client.request_async(GLib.Bytes.new(b"may I?"), None, callback)
+        wait_until(lambda: done)
+        error = done[0][0]
+        self.assertIsInstance(error, GLib.Error)
+        self.assertTrue(error.matches(Gio.io_error_quark(), Gio.IOErrorEnum.PERMISSION_DENIED))
+        self.assertEqual(error.message, "denied")
+
+    def test_unhandled_and_dropped_requests(self):
+        c = Client(self.server.get_name())
+        callback, done = finish_when_done(c.client.request_finish)
+        c.client.request_async(GLib.Bytes.new(b"anyone?"), None, callback)
+        wait_until(lambda: done)
+        self.assertTrue(done[0][0].matches(Np.pipe_error_quark(), Np.PipeError.NOT_SUPPORTED))
+
+        # Taken, never answered: the last reference gone answers it.
+        self.server.connect("request-received", lambda server, connection, request: True)
+        callback, done = finish_when_done(c.client.request_finish)
+        c.client.request_async(GLib.Bytes.new(b"anyone?"), None, callback)
+        wait_until(lambda: done)
+        self.assertTrue(done[0][0].matches(Np.pipe_error_quark(), Np.PipeError.FAILED))
+
+    def test_server_asks_the_client(self):
+        def on_request(client, request):
+            self.assertIsNone(request.get_connection())
+            request.reply_data(b"client says " + request.get_message().get_data())
+            return True
+
+        c = Client(self.server.get_name())
+        c.client.connect("request-received", on_request)
+        wait_until(lambda: self.events.connected)
+        connection = self.events.connected[0]
+        callback, done = finish_when_done(connection.request_finish)
+        connection.request_async(GLib.Bytes.new(b"hi"), None, callback)
+        wait_until(lambda: done)
+        self.assertEqual(done[0][0].get_data(), b"client says hi")
+
+    def test_request_sync_from_a_thread_while_the_main_loop_serves(self):
+        self.answer_with(lambda r: r.reply_data(b"re: " + r.get_message().get_data()))
+        name = self.server.get_name()
+        loop = GLib.MainLoop()
+        results = []
+
+        def worker():
+            try:
+                client = Np.PipeClient.new(name)
+                client.connect_sync(None)
+                for i in range(20):
+                    results.append(client.request_sync(GLib.Bytes.new(b"%d" % i), None).get_data())
+                client.close()
+            except Exception as error:  # reported by the main thread
+                results.append(error)
+            finally:
+                GLib.idle_add(loop.quit)
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        loop.run()
+        thread.join()
+        self.assertEqual(results, [b"re: %d" % i for i in range(20)])
+        self.assertEqual(self.events.messages, [])
+
+    def test_request_timeout(self):
+        held = []
+        self.answer_with(held.append)
+        client = Np.PipeClient(name=self.server.get_name(), request_timeout=50)
+        client.connect_sync(None)
+        callback, done = finish_when_done(client.request_finish)
+        client.request_async(GLib.Bytes.new(b"slow"), None, callback)
+        wait_until(lambda: done)
+        self.assertTrue(done[0][0].matches(Np.pipe_error_quark(), Np.PipeError.TIMED_OUT))
+        self.assertIn(self.server.get_name(), done[0][0].message)
+        held[0].reply_data(b"too late")  # goes nowhere
+        client.close()
+
+
+class TestRequestsToOtherProcesses(unittest.TestCase):
+    def test_request_sync_to_a_c_server(self):
+        peer = os.path.join(os.environ["NP_TEST_BUILDDIR"], "np-test-peer")
+        name = "c-server-for-python-requests"
+        process = start_peer([peer, "serve", name])
+        client = Np.PipeClient.new(name)
+        client.connect_sync(None)
+        # No main loop runs: request_sync reads the reply itself.
+        reply = client.request_sync(GLib.Bytes.new(b"ask the C server"), None)
+        self.assertEqual(reply.get_data(), b"ask the C server")
+        big = pattern(MIB, 9)
+        self.assertEqual(client.request_sync(GLib.Bytes.new(big), None).get_data(), big)
+
+        # Answers and echoed messages, each in its place.
+        messages = []
+        client.connect("message-received", lambda c, m: messages.append(m.get_data()))
+        client.send_data(b"a message")
+        self.assertEqual(client.request_sync(GLib.Bytes.new(b"after it"), None).get_data(),
+                         b"after it")
+        wait_until(lambda: messages)
+        self.assertEqual(messages, [b"a message"])
+        client.close()
+        self.assertTrue(stop_peer(process))
+
+    def test_error_domain_from_another_process(self):
+        # A domain this process never registered arrives as it was sent.
+        code = (
+            "import gi, sys\n"
+            "gi.require_version('Np', '1.0')\n"
+            "from gi.repository import GLib, Np\n"
+            "server = Np.PipeServer.new(sys.argv[1])\n"
+            "def on_request(server, connection, request):\n"
+            "    request.reply_error_literal(GLib.quark_from_string('np-test-app-error'),\n"
+            "                                42, 'custom trouble')\n"
+            "    return True\n"
+            "server.connect('request-received', on_request)\n"
+            "server.start()\n"
+            "loop = GLib.MainLoop()\n"
+            "GLib.io_add_watch(0, GLib.PRIORITY_DEFAULT, GLib.IO_HUP | GLib.IO_IN,\n"
+            "                  lambda *args: loop.quit())\n"
+            "print('ready', flush=True)\n"
+            "loop.run()\n"
+        )
+        name = "python-server-with-its-own-errors"
+        process = start_peer([sys.executable, "-c", code, name])
+        client = Np.PipeClient.new(name)
+        client.connect_sync(None)
+        with self.assertRaises(GLib.Error) as caught:
+            client.request_sync(GLib.Bytes.new(b"trouble?"), None)
+        self.assertEqual(caught.exception.domain, "np-test-app-error")
+        self.assertEqual(caught.exception.code, 42)
+        self.assertEqual(caught.exception.message, "custom trouble")
+        self.assertTrue(caught.exception.matches(GLib.quark_from_string("np-test-app-error"), 42))
+        client.close()
+        self.assertTrue(stop_peer(process))
+
+
+class TestVariants(NpTestCase):
+    """GLib.Variant messages: np_variant_to_message and
+    Np.variant_from_message, and what sends and answers with them."""
+
+    VALUES = [
+        GLib.Variant("a{sv}", {"name": GLib.Variant("s", "np"), "size": GLib.Variant("u", 42),
+                               "ratio": GLib.Variant("d", 0.5),
+                               "nested": GLib.Variant("a{sv}", {"ok": GLib.Variant("b", True)})}),
+        GLib.Variant("(sia{sv})", ("tuple", -7, {"x": GLib.Variant("x", -(1 << 40))})),
+        GLib.Variant("ai", [1, -2, 3, 1 << 30]),
+        GLib.Variant("as", ["", "grüße", "three"]),
+        GLib.Variant("aay", [b"", b"\x00\x01", b"bytes"]),
+        GLib.Variant("a(sv)", [("v", GLib.Variant("ms", None)), ("w", GLib.Variant("ms", "some"))]),
+        GLib.Variant("()", ()),
+        GLib.Variant("s", ""),
+    ]
+
+    def test_round_trip(self):
+        for value in self.VALUES:
+            message = Np.variant_to_message(value)
+            self.assertIsInstance(message, GLib.Bytes)
+            back = Np.variant_from_message(message)
+            self.assertEqual(back.get_type_string(), value.get_type_string())
+            self.assertTrue(back.equal(value), (value, back))
+            self.assertEqual(back.unpack(), value.unpack())
+
+    def test_message_layout(self):
+        # The type string, a NUL, zeros to 8 bytes, the value (little-endian).
+        data = Np.variant_to_message(GLib.Variant("(iu)", (1, 2))).get_data()
+        self.assertEqual(data, b"(iu)\0\0\0\0" + b"\x01\0\0\0\x02\0\0\0")
+
+    def test_send_variant_both_ways_and_reply_variant(self):
+        def on_message(server, connection, message):
+            value = Np.variant_from_message(message)
+            connection.send_variant(GLib.Variant("(sv)", ("echo", value)))
+
+        def on_request(server, connection, request):
+            value = Np.variant_from_message(request.get_message())
+            request.reply_variant(GLib.Variant("a{sv}", {"asked": value}))
+            return True
+
+        self.server.connect("message-received", on_message)
+        self.server.connect("request-received", on_request)
+        c = Client(self.server.get_name())
+        for value in self.VALUES:
+            c.client.send_variant(value)
+        wait_until(lambda: len(c.messages) == len(self.VALUES))
+        for value, message in zip(self.VALUES, c.messages):
+            expected = GLib.Variant("(sv)", ("echo", value))
+            self.assertTrue(Np.variant_from_message(message).equal(expected))
+        received = [Np.variant_from_message(GLib.Bytes.new(data))
+                    for _, data in self.events.messages]
+        self.assertEqual([v.unpack() for v in received], [v.unpack() for v in self.VALUES])
+
+        callback, done = finish_when_done(c.client.request_finish)
+        c.client.request_async(Np.variant_to_message(self.VALUES[1]), None, callback)
+        wait_until(lambda: done)
+        reply = Np.variant_from_message(done[0][0])
+        self.assertEqual(reply.get_type_string(), "a{sv}")
+        self.assertEqual(reply.unpack(), {"asked": self.VALUES[1].unpack()})
+
+    def test_malformed_variants_rejected(self):
+        valid = Np.variant_to_message(GLib.Variant("(ii)", (1, 2))).get_data()
+        cases = {
+            "empty": b"",
+            "no NUL after the type": b"(ii)",
+            "not a type": b"(i\0\0\0\0\0\0" + bytes(8),
+            "an indefinite type": b"a?\0\0\0\0\0\0",
+            "truncated header": b"a{sv}\0",
+            "truncated value": valid[:-1],
+            "a value too long": valid + b"\0",
+            "a string without its NUL": b"s\0\0\0\0\0\0\0abc",
+        }
+        for what, data in cases.items():
+            with self.subTest(what), self.assertRaises(GLib.Error) as caught:
+                Np.variant_from_message(GLib.Bytes.new(data))
+            self.assertTrue(caught.exception.matches(Gio.io_error_quark(),
+                                                     Gio.IOErrorEnum.INVALID_DATA),
+                            (what, caught.exception.message))
+
+        # A malformed variant is one bad message, not a broken connection.
+        c = Client(self.server.get_name())
+        c.client.send_data(b"a{sv}\0")
+        c.client.send_variant(GLib.Variant("s", "still here"))
+        wait_until(lambda: len(self.events.messages) == 2)
+        with self.assertRaises(GLib.Error):
+            Np.variant_from_message(GLib.Bytes.new(self.events.messages[0][1]))
+        second = GLib.Bytes.new(self.events.messages[1][1])
+        self.assertEqual(Np.variant_from_message(second).unpack(), "still here")
 
 
 class TestBindingsIdioms(unittest.TestCase):

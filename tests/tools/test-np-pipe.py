@@ -222,6 +222,173 @@ def ping_times_out_against_a_peer_that_never_answers():
         peer.close()
 
 
+class RequestPeer:
+    """A server speaking protocol version 2 with nothing but the socket
+    module (src/np-frame.c): accepts one connection, reads frames until
+    the client goes, and records each request. answer(request_id, payload)
+    gives the frame to answer it with, or None to never answer."""
+
+    REQUEST, REPLY, ERROR = 4, 5, 6
+
+    def __init__(self, name, answer=lambda request_id, payload: None, version=2):
+        os.makedirs(os.path.join(RUNTIME_DIR, "np"), mode=0o700, exist_ok=True)
+        self.path = os.path.join(RUNTIME_DIR, "np", name)
+        self.answer = answer
+        self.version = version
+        self.requests = []
+        self.got_request = threading.Event()
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(self.path)
+        self.server.listen()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def frame(frame_type, payload):
+        return struct.pack(">IB3x", len(payload), frame_type) + payload
+
+    @staticmethod
+    def read_exactly(connection, size):
+        data = b""
+        while len(data) < size:
+            chunk = connection.recv(size - len(data))
+            if not chunk:
+                return None
+            data += chunk
+        return data
+
+    def serve(self):
+        try:
+            connection, _ = self.server.accept()
+        except OSError:
+            return  # closed before anyone connected
+        with connection:
+            connection.sendall(b"NPIP" + bytes([self.version, 0, 0, 0]) + struct.pack(">I", 16 << 20))
+            if self.read_exactly(connection, 12) is None:
+                return
+            while True:
+                header = self.read_exactly(connection, 8)
+                if header is None:
+                    return
+                length, frame_type = struct.unpack(">IB3x", header)
+                payload = self.read_exactly(connection, length)
+                if payload is None:
+                    return
+                if frame_type == self.REQUEST:
+                    request_id = struct.unpack(">I", payload[:4])[0]
+                    self.requests.append((request_id, payload[4:]))
+                    self.got_request.set()
+                    reply = self.answer(request_id, payload[4:])
+                    if reply is not None:
+                        connection.sendall(reply)
+
+    def close(self):
+        try:
+            self.server.shutdown(socket.SHUT_RDWR)  # ends a pending accept()
+        except OSError:
+            pass
+        self.thread.join(timeout=120)
+        self.server.close()
+        os.unlink(self.path)
+
+
+@test
+def request_to_listen_echo():
+    listener = Listener("asked", "--echo")
+    result = run("request", "asked", "hello wörld")
+    assert result.returncode == 0, result
+    assert result.stdout.decode() == "reply: hello wörld\n", result.stdout
+    assert result.stderr == b"", result.stderr
+    listener.expect(lambda l: l.startswith("client 1 connected (pid "), "connected")
+    assert listener.line() == "client 1 request: hello wörld"
+    assert listener.line() == "client 1 disconnected"
+
+    # No limit, and a binary reply printed as a hex dump.
+    result = run("request", "--timeout", "0", "--hex", "asked", "abc")
+    assert result.returncode == 0, result
+    lines = result.stdout.decode().splitlines()
+    assert lines[0] == "reply: 3 bytes", lines
+    assert lines[1].startswith("  00000000  61 62 63 ") and lines[1].endswith(" |abc|"), lines
+    assert len(lines) == 2, lines
+    listener.expect(lambda l: l.startswith("client 2 connected"), "connected")
+    assert listener.line() == "client 2 request: abc"
+    listener.stop()
+
+
+@test
+def request_to_listen_without_echo_is_not_supported():
+    listener = Listener("unanswering")
+    result, elapsed = run_timed("request", "unanswering", "anyone?")
+    assert result.returncode == 1, result
+    assert result.stdout == b"", result.stdout
+    error = result.stderr.decode()
+    assert ("np-pipe: pipe “unanswering” answered the request with an error: "
+            "Nothing handles requests on this pipe (np-pipe-error-quark, 11)") in error, error
+    assert elapsed < PROMPTLY, f"took {elapsed:.1f} s"
+    listener.expect(lambda l: l.startswith("client 1 connected"), "connected")
+    assert listener.line() == "client 1 request: anyone?", "listen prints it all the same"
+    listener.stop()
+
+
+@test
+def request_times_out_against_a_peer_that_never_replies():
+    peer = RequestPeer("silent-peer")
+    try:
+        result, elapsed = run_timed("request", "--timeout", "1", "silent-peer", "anyone?")
+        assert peer.got_request.is_set(), "the peer received the request"
+        assert len(peer.requests) == 1 and peer.requests[0][1] == b"anyone?", peer.requests
+        assert result.returncode == 1, result
+        assert result.stdout == b"", result.stdout
+        error = result.stderr.decode()
+        assert "np-pipe: pipe “silent-peer”: the reply did not arrive within 1 s" in error, error
+        assert elapsed < PROMPTLY, f"took {elapsed:.1f} s"
+    finally:
+        peer.close()
+
+
+@test
+def request_error_reply_keeps_its_domain_and_code():
+    def error_reply(request_id, payload):
+        domain, message = b"g-io-error-quark", "no “%s” here".encode() % payload
+        return RequestPeer.frame(RequestPeer.ERROR,
+                                 struct.pack(">IIH", request_id, 1, len(domain)) + domain + message)
+
+    peer = RequestPeer("erring-peer", error_reply)
+    try:
+        result = run("request", "erring-peer", "thing")
+        assert result.returncode == 1, result
+        error = result.stderr.decode()
+        assert ("np-pipe: pipe “erring-peer” answered the request with an error: "
+                "no “thing” here (g-io-error-quark, 1)") in error, error
+    finally:
+        peer.close()
+
+    def binary_reply(request_id, payload):
+        return RequestPeer.frame(RequestPeer.REPLY, struct.pack(">I", request_id) + bytes([0, 1, 2]))
+
+    peer = RequestPeer("binary-peer", binary_reply)
+    try:
+        result = run("request", "binary-peer", "bytes, please")
+        assert result.returncode == 0, result
+        assert result.stdout.decode().splitlines()[0] == "reply: 3 bytes", result.stdout
+    finally:
+        peer.close()
+
+
+@test
+def request_to_a_version_1_peer_fails_at_once():
+    peer = RequestPeer("old-peer", version=1)
+    try:
+        result, elapsed = run_timed("request", "old-peer", "anyone?")
+        assert result.returncode == 1, result
+        error = result.stderr.decode()
+        assert "np-pipe: Pipe “old-peer”: the peer speaks protocol version 1, which has no requests" in error, error
+        assert elapsed < PROMPTLY, f"took {elapsed:.1f} s"
+        assert peer.requests == [], "nothing was sent"
+    finally:
+        peer.close()
+
+
 @test
 def list_live_and_stale():
     listener = Listener("alive")
@@ -310,7 +477,8 @@ def usage_errors_exit_2():
                  ["listen", "--raw", "--hex"], ["listen", "a", "b"], ["send", "--no-such-option", "x"],
                  ["list", "extra"], ["send", "--timeout", "1", "x", "m"],
                  ["send", "--wait", "1", "--timeout", "soon", "x", "m"],
-                 ["ping", "--timeout", "-1", "x"]):
+                 ["ping", "--timeout", "-1", "x"], ["request"], ["request", "x"],
+                 ["request", "x", "one", "two"], ["request", "--timeout", "soon", "x", "m"]):
         result = run(*args)
         assert result.returncode == 2, (args, result)
         assert result.stderr, (args, "says why")
