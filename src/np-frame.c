@@ -256,11 +256,27 @@ GBytes *
 np_error_reply_encode (guint32       id,
                        const GError *reply)
 {
+  g_autoptr(GError) substitute = NULL;
   const char *domain = g_quark_to_string (reply->domain);
-  gsize domain_len = MIN (strlen (domain), NP_ERROR_DOMAIN_MAX);
-  gsize message_len = strlen (reply->message);
-  gsize room = NP_ERROR_REPLY_MAX - NP_ERROR_REPLY_MIN - domain_len;
+  gsize domain_len = strlen (domain);
+  gsize message_len;
+  gsize room;
   guint8 *payload;
+
+  /* A domain name too long for the frame is not cut, which would name
+   * another domain: the error goes as a failure that names its domain,
+   * as the receiving side does with a domain it cannot take. */
+  if (domain_len > NP_ERROR_DOMAIN_MAX)
+    {
+      substitute = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_FAILED, "%s (error %d of “%s”)",
+                                reply->message, reply->code, domain);
+      reply = substitute;
+      domain = g_quark_to_string (reply->domain);
+      domain_len = strlen (domain);
+    }
+
+  message_len = strlen (reply->message);
+  room = NP_ERROR_REPLY_MAX - NP_ERROR_REPLY_MIN - domain_len;
 
   if (message_len > room)
     message_len = utf8_cut (reply->message, room);

@@ -294,6 +294,21 @@ test_error_replies (void)
     g_clear_error (&received);
   }
 
+  /* A domain name too long for the frame is not cut into another
+   * name: it arrives as FAILED, naming the domain and the code. */
+  {
+    g_autofree char *name = g_strnfill (NP_ERROR_DOMAIN_MAX + 10, 'd');
+    g_autoptr(GError) long_domain = g_error_new_literal (g_quark_from_string (name), 7, "deep");
+    g_autoptr(GBytes) p = np_error_reply_encode (4, long_domain);
+
+    data = g_bytes_get_data (p, &len);
+    g_assert_true (np_error_reply_decode (data, len, &id, &received, &error));
+    g_assert_cmpuint (id, ==, 4);
+    g_assert_error (received, NP_PIPE_ERROR, NP_PIPE_ERROR_FAILED);
+    g_assert_true (g_str_has_prefix (received->message, "deep (error 7 of “ddd"));
+    g_clear_error (&received);
+  }
+
   /* A domain that is no domain name arrives as FAILED, saying which. */
   {
     const guint8 odd[] = { 0, 0, 0, 3, 0, 0, 0, 9, 0, 4, 'a', ' ', 'b', '!', 'h', 'i' };
