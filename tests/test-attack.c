@@ -1,0 +1,753 @@
+/* test-attack.c: what a hostile peer or a careless application does to
+ * the library, and what the library must survive or refuse
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include <errno.h>
+#include <sys/socket.h>
+
+#include <glib/gstdio.h>
+
+#include "np-test-util.h"
+
+/* Frame types of protocol version 2 (docs/protocol.md). */
+enum
+{
+  NP_TEST_REQUEST = 4,
+  NP_TEST_REPLY = 5,
+  NP_TEST_ERROR = 6,
+};
+
+static char *
+unique_name (const char *prefix)
+{
+  return g_strdup_printf ("%s-%u", prefix, g_random_int ());
+}
+
+static void
+async_done_cb (GObject      *object,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  *(GAsyncResult **) user_data = g_object_ref (result);
+}
+
+/* Iterates what is ready in the default context, without blocking. */
+static void
+run_ready (guint n)
+{
+  for (guint i = 0; i < n; i++)
+    g_main_context_iteration (NULL, FALSE);
+}
+
+/* A frame of protocol version 2 with a request id before @payload. */
+static GBytes *
+id_frame (guint8        type,
+          guint32       id,
+          const guint8 *payload,
+          gsize         len)
+{
+  g_autofree guint8 *body = g_malloc (4 + len);
+
+  np_test_put_u32 (body, id);
+  if (len > 0)
+    memcpy (body + 4, payload, len);
+
+  return np_test_frame (type, body, 4 + len);
+}
+
+typedef struct
+{
+  guint8   type;
+  GBytes  *payload;
+} Frame;
+
+static void
+frame_free (gpointer data)
+{
+  Frame *frame = data;
+
+  g_bytes_unref (frame->payload);
+  g_free (frame);
+}
+
+/* Reads frames until the end of the stream. */
+static GPtrArray *
+read_frames_until_end (GSocket *socket)
+{
+  GPtrArray *frames = g_ptr_array_new_with_free_func (frame_free);
+
+  for (;;)
+    {
+      guint8 header[8];
+      g_autofree guint8 *payload = NULL;
+      gssize n = np_test_raw_read (socket, header, 1);
+      Frame *frame;
+      guint32 len;
+
+      if (n == 0)
+        return frames;
+
+      np_test_raw_read_exactly (socket, header + 1, 7);
+      len = np_test_get_u32 (header);
+      payload = g_malloc (MAX (len, 1));
+      np_test_raw_read_exactly (socket, payload, len);
+
+      frame = g_new0 (Frame, 1);
+      frame->type = header[4];
+      frame->payload = g_bytes_new_take (g_steal_pointer (&payload), len);
+      g_ptr_array_add (frames, frame);
+    }
+}
+
+/* Sends until the message is still queued: the peer does not read. */
+static void
+fill_client_queue (NpPipeClient *client)
+{
+  g_autoptr(GBytes) big = np_test_message_new (7, 0, 8 * 1024 * 1024);
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (np_pipe_client_send (client, big, &error));
+  g_assert_no_error (error);
+  run_ready (10);
+  g_assert_cmpuint (np_pipe_client_get_queued_bytes (client), >, 0);
+}
+
+/* 1. A connection the client replaced by a new connect is never detached
+ * from it: it keeps reporting to the client after the client is gone. */
+
+static void
+count_cb (gpointer  instance,
+          gpointer  arg,
+          guint    *count)
+{
+  (*count)++;
+}
+
+static void
+test_reconnect_while_closing_then_drop (void)
+{
+  g_autofree char *name = unique_name ("reconnect-closing");
+  NpTestRawServer *raw = np_test_raw_server_new (name, 8, TRUE);
+  g_autoptr(GBytes) probe = g_bytes_new_static ("probe", 5);
+  g_autoptr(GError) error = NULL;
+  NpPipeClient *client = np_pipe_client_new (name);
+  GSocket *first;
+  guint8 hello[12];
+  guint n_disconnected = 0;
+
+  g_signal_connect (client, "disconnected", G_CALLBACK (count_cb), &n_disconnected);
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_no_error (error);
+  WAIT_UNTIL (raw->accepted->len == 1);
+  first = g_ptr_array_index (raw->accepted, 0);
+
+  np_test_hello (hello, 2, 16 * 1024 * 1024);
+  np_test_raw_write (first, hello, sizeof hello);
+
+  /* More than the socket holds, so that the connection has to keep
+   * writing after the server ended its side. */
+  fill_client_queue (client);
+
+  g_assert_true (g_socket_shutdown (first, FALSE, TRUE, &error));
+  g_assert_no_error (error);
+
+  /* Once the client read the end of the stream, it no longer sends. */
+  while (np_pipe_client_send (client, probe, &error))
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED);
+  g_clear_error (&error);
+
+  /* Connecting again is allowed: the first connection is not open. */
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_no_error (error);
+  WAIT_UNTIL (raw->accepted->len == 2);
+
+  /* The application lets go of the client. */
+  g_object_unref (client);
+
+  /* The first server reads again: the first connection writes what it
+   * still has, then closes. Nothing may reach the freed client. */
+  {
+    g_autoptr(GPtrArray) frames = NULL;
+
+    np_test_raw_read_exactly (first, hello, sizeof hello);
+    frames = read_frames_until_end (first);
+    g_assert_cmpuint (frames->len, >=, 1);
+  }
+  run_ready (100);
+
+  np_test_raw_server_free (raw);
+}
+
+/* 2. A request followed by a half-close gets its whole answer, also when
+ * the application answers after the handler returned (protocol.md,
+ * "Closing"; NpPipeRequest: "or later, after asynchronous work"). */
+
+typedef struct
+{
+  GPtrArray *kept;
+  GPtrArray *disconnects;   /* of GError, or a NULL item for a clean close */
+} KeepRequests;
+
+static gboolean
+keep_request_cb (NpPipeServer     *server,
+                 NpPipeConnection *connection,
+                 NpPipeRequest    *request,
+                 KeepRequests     *keep)
+{
+  g_ptr_array_add (keep->kept, g_object_ref (request));
+  return TRUE;
+}
+
+static void
+record_disconnect_cb (NpPipeServer     *server,
+                      NpPipeConnection *connection,
+                      const GError     *error,
+                      KeepRequests     *keep)
+{
+  g_ptr_array_add (keep->disconnects, error != NULL ? g_error_copy (error) : NULL);
+}
+
+static void
+test_half_close_deferred_reply (void)
+{
+  g_autoptr(NpPipeServer) server = np_pipe_server_new (NULL);
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GBytes) request = id_frame (NP_TEST_REQUEST, 1, (const guint8 *) "ask", 3);
+  g_autoptr(GBytes) answer = g_bytes_new_static ("answer", 6);
+  g_autoptr(GPtrArray) frames = NULL;
+  g_autoptr(GError) error = NULL;
+  KeepRequests keep = { 0 };
+  guint8 hello[12];
+  Frame *frame;
+
+  keep.kept = g_ptr_array_new_with_free_func (g_object_unref);
+  keep.disconnects = g_ptr_array_new_with_free_func (np_test_error_free0);
+  g_signal_connect (server, "request-received", G_CALLBACK (keep_request_cb), &keep);
+  g_signal_connect (server, "client-disconnected", G_CALLBACK (record_disconnect_cb), &keep);
+  g_assert_true (np_pipe_server_start (server, &error));
+  g_assert_no_error (error);
+
+  socket = np_test_raw_connect (np_pipe_server_get_path (server));
+  np_test_hello (hello, 2, 16 * 1024 * 1024);
+  np_test_raw_write (socket, hello, sizeof hello);
+  np_test_raw_write_bytes (socket, request);
+  g_assert_true (g_socket_shutdown (socket, FALSE, TRUE, &error));
+  g_assert_no_error (error);
+
+  WAIT_UNTIL (keep.kept->len == 1);
+  /* The end of the stream is in the socket already: let the server see
+   * it before the application answers. */
+  run_ready (50);
+
+  np_pipe_request_reply (g_ptr_array_index (keep.kept, 0), answer);
+
+  np_test_raw_read_exactly (socket, hello, sizeof hello);
+  frames = read_frames_until_end (socket);
+
+  g_assert_cmpuint (frames->len, ==, 1);
+  frame = g_ptr_array_index (frames, 0);
+  g_assert_cmpuint (frame->type, ==, NP_TEST_REPLY);
+  g_assert_cmpuint (g_bytes_get_size (frame->payload), ==, 4 + 6);
+  g_assert_cmpuint (np_test_get_u32 (g_bytes_get_data (frame->payload, NULL)), ==, 1);
+
+  WAIT_UNTIL (keep.disconnects->len == 1);
+  g_assert_null (g_ptr_array_index (keep.disconnects, 0));
+
+  g_ptr_array_unref (keep.kept);
+  g_ptr_array_unref (keep.disconnects);
+}
+
+/* 3. An application that closes the client when its cancellable is
+ * cancelled, and uses that cancellable for a request too. */
+
+typedef struct
+{
+  NpPipeServer *server;
+  GPtrArray    *kept;
+  NpPipeClient *client;
+} CancelClose;
+
+static gboolean
+cancel_close_keep_cb (NpPipeServer     *server,
+                      NpPipeConnection *connection,
+                      NpPipeRequest    *request,
+                      CancelClose      *c)
+{
+  g_ptr_array_add (c->kept, g_object_ref (request));
+  return TRUE;
+}
+
+static void
+close_client_on_cancel_cb (GCancellable *cancellable,
+                           CancelClose  *c)
+{
+  np_pipe_client_close (c->client);
+}
+
+static void
+test_close_from_cancel_handler (void)
+{
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GBytes) message = g_bytes_new_static ("ask", 3);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  CancelClose c = { 0 };
+
+  c.kept = g_ptr_array_new_with_free_func (g_object_unref);
+  c.server = np_pipe_server_new (NULL);
+  g_signal_connect (c.server, "request-received", G_CALLBACK (cancel_close_keep_cb), &c);
+  g_assert_true (np_pipe_server_start (c.server, &error));
+  c.client = np_pipe_client_new (np_pipe_server_get_name (c.server));
+  g_assert_true (np_pipe_client_connect_sync (c.client, NULL, &error));
+  g_assert_no_error (error);
+
+  /* Connected before the request: it runs first. */
+  g_signal_connect (cancellable, "cancelled", G_CALLBACK (close_client_on_cancel_cb), &c);
+  np_pipe_client_request_async (c.client, message, cancellable, async_done_cb, &result);
+  WAIT_UNTIL (c.kept->len == 1);
+
+  g_cancellable_cancel (cancellable);
+
+  WAIT_UNTIL (result != NULL);
+  reply = np_pipe_client_request_finish (c.client, result, &error);
+  g_assert_null (reply);
+  g_assert_nonnull (error);
+
+  g_ptr_array_unref (c.kept);
+  g_object_unref (c.client);
+  g_object_unref (c.server);
+}
+
+
+/* 4. A connect that fails while the previous connection was still
+ * closing leaves a client that says it is connected, with nothing to
+ * send on, and that never says otherwise. */
+
+static void
+test_failed_reconnect_while_closing (void)
+{
+  g_autofree char *name = unique_name ("reconnect-fails");
+  NpTestRawServer *raw = np_test_raw_server_new (name, 8, TRUE);
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autoptr(GBytes) probe = g_bytes_new_static ("probe", 5);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) frames = NULL;
+  GSocket *first;
+  guint8 hello[12];
+  guint n_disconnected = 0;
+
+  g_signal_connect (client, "disconnected", G_CALLBACK (count_cb), &n_disconnected);
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_no_error (error);
+  WAIT_UNTIL (raw->accepted->len == 1);
+  first = g_ptr_array_index (raw->accepted, 0);
+
+  np_test_hello (hello, 2, 16 * 1024 * 1024);
+  np_test_raw_write (first, hello, sizeof hello);
+  fill_client_queue (client);
+  g_assert_true (g_socket_shutdown (first, FALSE, TRUE, &error));
+  g_assert_no_error (error);
+
+  while (np_pipe_client_send (client, probe, &error))
+    g_main_context_iteration (NULL, TRUE);
+  g_clear_error (&error);
+
+  /* A new connect, which the server drops before its hello. */
+  np_pipe_client_connect_async (client, NULL, async_done_cb, &result);
+  WAIT_UNTIL (raw->accepted->len == 2);
+  g_socket_close (g_ptr_array_index (raw->accepted, 1), NULL);
+  WAIT_UNTIL (result != NULL);
+  g_assert_false (np_pipe_client_connect_finish (client, result, &error));
+  g_assert_nonnull (error);
+  g_clear_error (&error);
+
+  /* The first connection ends too. */
+  np_test_raw_read_exactly (first, hello, sizeof hello);
+  frames = read_frames_until_end (first);
+  WAIT_UNTIL (n_disconnected == 1);
+  run_ready (20);
+
+  /* Nothing is connected, and the client was told so: it must say so. */
+  g_assert_false (np_pipe_client_send (client, probe, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED);
+  g_assert_false (np_pipe_client_get_connected (client));
+
+  np_test_raw_server_free (raw);
+}
+
+/* 5. A connection ended over an error finishes the frame it was writing,
+ * drops what it had queued after it, then writes the goodbye
+ * (protocol.md, "Frames"): no frame that was not begun goes out. */
+
+static void
+record_connection_cb (NpPipeServer      *server,
+                      NpPipeConnection  *connection,
+                      NpPipeConnection **out)
+{
+  *out = g_object_ref (connection);
+}
+
+static void
+test_abort_drops_frames_not_begun (void)
+{
+  g_autoptr(NpPipeServer) server = np_pipe_server_new (NULL);
+  g_autoptr(NpPipeConnection) connection = NULL;
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GBytes) too_much = g_bytes_new_take (g_malloc0 (2 * 1024 * 1024), 2 * 1024 * 1024);
+  g_autoptr(GPtrArray) frames = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree guint8 *sink = g_malloc (64 * 1024);
+  const gsize size = 1000;
+  const guint n_sent = 1000;
+  guint64 written, frame = 8 + size;
+  gsize drained = 0;
+  guint n_messages = 0;
+  guint8 hello[12];
+  Frame *last;
+
+  np_pipe_server_set_max_queued_bytes (server, 2 * 1024 * 1024);
+  g_signal_connect (server, "client-connected", G_CALLBACK (record_connection_cb), &connection);
+  g_assert_true (np_pipe_server_start (server, &error));
+  g_assert_no_error (error);
+
+  socket = np_test_raw_connect (np_pipe_server_get_path (server));
+  np_test_hello (hello, 2, 16 * 1024 * 1024);
+  np_test_raw_write (socket, hello, sizeof hello);
+  WAIT_UNTIL (connection != NULL);
+
+  /* Small messages, more than the socket holds: the server stops in the
+   * middle of one, with many queued behind it. */
+  for (guint i = 0; i < n_sent; i++)
+    {
+      g_autoptr(GBytes) message = np_test_message_new (1, i, size);
+
+      g_assert_true (np_pipe_connection_send (connection, message, &error));
+      g_assert_no_error (error);
+    }
+  run_ready (50);
+  g_assert_cmpuint (np_pipe_connection_get_queued_bytes (connection), >, 0);
+
+  /* The client reads some, which makes room in the socket, and keeps it
+   * (the server's context does not run meanwhile). */
+  g_socket_set_blocking (socket, TRUE);
+  while (drained < 64 * 1024)
+    {
+      gssize n = g_socket_receive (socket, (char *) sink, 64 * 1024 - drained, NULL, &error);
+
+      g_assert_no_error (error);
+      g_assert_cmpint (n, >, 0);
+      drained += n;
+    }
+  written = 12 + (guint64) n_sent * frame - np_pipe_connection_get_queued_bytes (connection);
+  g_assert_cmpuint ((written - 12) % frame, !=, 0);
+
+  /* A send past max-queued-bytes drops the client: the connection ends
+   * over QUEUE_FULL, writing what the socket takes at once. */
+  g_assert_false (np_pipe_connection_send (connection, too_much, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_QUEUE_FULL);
+
+  /* What the client reads: the hello and the messages written before
+   * (64 KiB of it read already), the rest of the one being written, then
+   * the goodbye. */
+  {
+    g_autoptr(GByteArray) all = g_byte_array_new ();
+    gssize n;
+    const guint8 *p, *end;
+
+    g_byte_array_append (all, sink, drained);
+    while ((n = np_test_raw_read (socket, sink, 64 * 1024)) > 0)
+      g_byte_array_append (all, sink, n);
+
+    p = all->data + 12;
+    end = all->data + all->len;
+    frames = g_ptr_array_new_with_free_func (frame_free);
+    while (p + 8 <= end)
+      {
+        guint32 len = np_test_get_u32 (p);
+        Frame *f;
+
+        g_assert_true (p + 8 + len <= end);
+        f = g_new0 (Frame, 1);
+        f->type = p[4];
+        f->payload = g_bytes_new (p + 8, len);
+        g_ptr_array_add (frames, f);
+        p += 8 + len;
+      }
+    g_assert_true (p == end);
+  }
+
+  g_assert_cmpuint (frames->len, >=, 1);
+  last = g_ptr_array_index (frames, frames->len - 1);
+  g_assert_cmpuint (last->type, ==, NP_TEST_GOODBYE);
+  for (guint i = 0; i < frames->len - 1; i++)
+    {
+      Frame *f = g_ptr_array_index (frames, i);
+
+      g_assert_cmpuint (f->type, ==, NP_TEST_MESSAGE);
+      n_messages++;
+    }
+
+  /* What was written whole, and the one being written: no more. */
+  g_assert_cmpuint (n_messages, ==, (written - 12 + frame - 1) / frame);
+}
+
+/* 6. close() writes out everything queued, and says so when it could
+ * not (np_pipe_client_close(): "Its error is NULL when everything was
+ * written"). What waits for the server's hello behind a request is
+ * queued too. */
+
+typedef struct
+{
+  guint   n_disconnected;
+  GError *error;
+} ClientEnd;
+
+static void
+client_end_cb (NpPipeClient *client,
+               const GError *error,
+               ClientEnd    *end)
+{
+  end->n_disconnected++;
+  g_clear_error (&end->error);
+  end->error = error != NULL ? g_error_copy (error) : NULL;
+}
+
+typedef struct
+{
+  guint n_messages;
+  guint n_requests;
+  guint n_disconnected;
+} ServerSeen;
+
+static void
+server_message_cb (NpPipeServer     *server,
+                   NpPipeConnection *connection,
+                   GBytes           *message,
+                   ServerSeen       *seen)
+{
+  seen->n_messages++;
+}
+
+static gboolean
+server_request_cb (NpPipeServer     *server,
+                   NpPipeConnection *connection,
+                   NpPipeRequest    *request,
+                   ServerSeen       *seen)
+{
+  seen->n_requests++;
+  np_pipe_request_reply (request, np_pipe_request_get_message (request));
+  return TRUE;
+}
+
+static void
+server_disconnected_cb (NpPipeServer     *server,
+                        NpPipeConnection *connection,
+                        const GError     *error,
+                        ServerSeen       *seen)
+{
+  seen->n_disconnected++;
+}
+
+static void
+test_close_drops_parked_as_clean (void)
+{
+  g_autoptr(NpPipeServer) server = np_pipe_server_new (NULL);
+  g_autoptr(NpPipeClient) client = NULL;
+  g_autoptr(GBytes) request = g_bytes_new_static ("request", 7);
+  g_autoptr(GBytes) message = g_bytes_new_static ("after the request", 17);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  ServerSeen seen = { 0 };
+  ClientEnd end = { 0 };
+
+  g_signal_connect (server, "message-received", G_CALLBACK (server_message_cb), &seen);
+  g_signal_connect (server, "request-received", G_CALLBACK (server_request_cb), &seen);
+  g_signal_connect (server, "client-disconnected", G_CALLBACK (server_disconnected_cb), &seen);
+  g_assert_true (np_pipe_server_start (server, &error));
+  g_assert_no_error (error);
+
+  client = np_pipe_client_new (np_pipe_server_get_name (server));
+  g_signal_connect (client, "disconnected", G_CALLBACK (client_end_cb), &end);
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_no_error (error);
+
+  /* A request, then a message: both queued, in that order. */
+  np_pipe_client_request_async (client, request, NULL, async_done_cb, &result);
+  g_assert_true (np_pipe_client_send (client, message, &error));
+  g_assert_no_error (error);
+
+  np_pipe_client_close (client);
+  g_assert_cmpuint (end.n_disconnected, ==, 1);
+
+  WAIT_UNTIL (result != NULL);
+  reply = np_pipe_client_request_finish (client, result, &error);
+  WAIT_UNTIL (seen.n_disconnected == 1);
+
+  /* Either the message went out, or close() says something was lost. */
+  if (seen.n_messages == 0)
+    {
+      g_assert_nonnull (end.error);
+    }
+  g_clear_error (&end.error);
+}
+
+/* 7. A handler that waits for a reply in a main loop of its own, the way
+ * GLib programs wait for an asynchronous result (np_pipe_client_request_sync():
+ * "use np_pipe_client_request_async() there"). */
+
+static gboolean
+echo_request_cb (NpPipeServer     *server,
+                 NpPipeConnection *connection,
+                 NpPipeRequest    *request,
+                 gpointer          user_data)
+{
+  np_pipe_request_reply (request, np_pipe_request_get_message (request));
+  return TRUE;
+}
+
+static void
+greet_cb (NpPipeServer     *server,
+          NpPipeConnection *connection,
+          gpointer          user_data)
+{
+  g_autoptr(GBytes) hello = g_bytes_new_static ("hello", 5);
+
+  g_assert_true (np_pipe_connection_send (connection, hello, NULL));
+}
+
+typedef struct
+{
+  gboolean replied;
+  gboolean handled;
+} NestedWait;
+
+static void
+ask_and_wait_cb (NpPipeClient *client,
+                 GBytes       *message,
+                 NestedWait   *wait)
+{
+  g_autoptr(GBytes) question = g_bytes_new_static ("question", 8);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GError) error = NULL;
+
+  np_pipe_client_request_async (client, question, NULL, async_done_cb, &result);
+  while (result == NULL)
+    g_main_context_iteration (NULL, TRUE);
+
+  reply = np_pipe_client_request_finish (client, result, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_bytes_equal (reply, question));
+  wait->handled = TRUE;
+}
+
+static void
+test_nested_loop_waits_for_reply (void)
+{
+  g_autoptr(NpPipeServer) server = np_pipe_server_new (NULL);
+  g_autoptr(NpPipeClient) client = NULL;
+  g_autoptr(GError) error = NULL;
+  NestedWait wait = { 0 };
+
+  g_signal_connect (server, "request-received", G_CALLBACK (echo_request_cb), NULL);
+  g_signal_connect (server, "client-connected", G_CALLBACK (greet_cb), NULL);
+  g_assert_true (np_pipe_server_start (server, &error));
+  client = np_pipe_client_new (np_pipe_server_get_name (server));
+  g_signal_connect (client, "message-received", G_CALLBACK (ask_and_wait_cb), &wait);
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_no_error (error);
+
+  WAIT_UNTIL (wait.handled);
+}
+
+
+/* Each test runs in a process of its own, so that a crash or a hang
+ * (shown as a timeout) fails that test alone, with its report. */
+typedef struct
+{
+  GTestFunc func;
+  guint     timeout_sec;
+} Isolated;
+
+static void
+run_isolated (gconstpointer data)
+{
+  const Isolated *test = data;
+
+  if (g_test_subprocess ())
+    {
+      test->func ();
+      return;
+    }
+
+  g_test_trap_subprocess (NULL, test->timeout_sec * G_USEC_PER_SEC,
+                          G_TEST_SUBPROCESS_INHERIT_STDERR);
+  if (!g_test_trap_has_passed ())
+    g_test_fail_printf ("%s", g_test_trap_reached_timeout ()
+                                ? "the test's process hung: it did not end in time"
+                                : "the test's process failed: see its report above");
+}
+
+static void
+add (const char *path,
+     GTestFunc   func,
+     guint       timeout_sec)
+{
+  Isolated *test = g_new0 (Isolated, 1);
+
+  test->func = func;
+  test->timeout_sec = timeout_sec;
+  g_test_add_data_func_full (path, test, run_isolated, g_free);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_autofree char *runtime_dir = NULL;
+  g_autoptr(GError) error = NULL;
+  gboolean owner = FALSE;
+  int ret;
+
+  /* A test's own process works in its parent's directory. */
+  if (g_getenv ("NP_ATTACK_RUNTIME_DIR") != NULL)
+    runtime_dir = g_strdup (g_getenv ("NP_ATTACK_RUNTIME_DIR"));
+  else
+    {
+      runtime_dir = g_dir_make_tmp ("np-attack-XXXXXX", &error);
+      g_assert_no_error (error);
+      g_setenv ("NP_ATTACK_RUNTIME_DIR", runtime_dir, TRUE);
+      owner = TRUE;
+    }
+  g_setenv ("XDG_RUNTIME_DIR", runtime_dir, TRUE);
+
+  g_test_init (&argc, &argv, NULL);
+
+  add ("/Np/Attack/reconnect-while-closing-then-drop", test_reconnect_while_closing_then_drop, 60);
+  add ("/Np/Attack/failed-reconnect-while-closing", test_failed_reconnect_while_closing, 60);
+  add ("/Np/Attack/half-close-deferred-reply", test_half_close_deferred_reply, 60);
+  add ("/Np/Attack/close-from-cancel-handler", test_close_from_cancel_handler, 20);
+  add ("/Np/Attack/abort-drops-frames-not-begun", test_abort_drops_frames_not_begun, 60);
+  add ("/Np/Attack/close-drops-parked-as-clean", test_close_drops_parked_as_clean, 60);
+  add ("/Np/Attack/nested-loop-waits-for-reply", test_nested_loop_waits_for_reply, 20);
+
+  ret = g_test_run ();
+
+  if (owner)
+    {
+      g_autofree char *np_dir = g_build_filename (runtime_dir, "np", NULL);
+
+      g_rmdir (np_dir);
+      g_rmdir (runtime_dir);
+    }
+
+  return ret;
+}
