@@ -669,6 +669,86 @@ test_nested_loop_waits_for_reply (void)
 }
 
 
+/* 8. request_sync() from a worker, to a server of the main thread's
+ * context, while the main thread runs that context with
+ * g_main_context_iteration() and does some work between iterations. The
+ * server answers in microseconds, if its context gets to run. */
+
+typedef struct
+{
+  NpPipeClient *client;
+  guint         n_requests;
+  guint         n_failed;
+  gint64        slowest;
+  gint          done;
+} SyncWorker;
+
+static gpointer
+request_sync_worker (gpointer data)
+{
+  SyncWorker *w = data;
+  g_autoptr(GBytes) message = g_bytes_new_static ("x", 1);
+
+  for (guint i = 0; i < w->n_requests; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GBytes) reply = NULL;
+      gint64 start = g_get_monotonic_time ();
+
+      reply = np_pipe_client_request_sync (w->client, message, NULL, &error);
+      w->slowest = MAX (w->slowest, g_get_monotonic_time () - start);
+      if (reply == NULL)
+        w->n_failed++;
+    }
+
+  g_atomic_int_set (&w->done, TRUE);
+  g_main_context_wakeup (NULL);
+
+  return NULL;
+}
+
+static void
+some_work (void)
+{
+  /* What an application does between two iterations of its loop. */
+  g_autoptr(GChecksum) checksum = g_checksum_new (G_CHECKSUM_SHA256);
+  guint8 block[4096] = { 0 };
+
+  for (guint i = 0; i < 1024; i++)
+    g_checksum_update (checksum, block, sizeof block);
+}
+
+static void
+test_request_sync_starves_context (void)
+{
+  g_autoptr(NpPipeServer) server = np_pipe_server_new (NULL);
+  g_autoptr(GError) error = NULL;
+  SyncWorker w = { 0 };
+  GThread *thread;
+
+  g_signal_connect (server, "request-received", G_CALLBACK (echo_request_cb), NULL);
+  g_assert_true (np_pipe_server_start (server, &error));
+  w.client = np_pipe_client_new (np_pipe_server_get_name (server));
+  np_pipe_client_set_request_timeout (w.client, 2000);
+  g_assert_true (np_pipe_client_connect_sync (w.client, NULL, &error));
+  g_assert_no_error (error);
+  w.n_requests = 40;
+
+  thread = g_thread_new ("request-sync", request_sync_worker, &w);
+  while (!g_atomic_int_get (&w.done))
+    {
+      g_main_context_iteration (NULL, TRUE);
+      some_work ();
+    }
+  g_thread_join (thread);
+
+  g_test_message ("slowest request: %" G_GINT64_FORMAT " us", w.slowest);
+  g_assert_cmpuint (w.n_failed, ==, 0);
+  /* A quarter of a second is a thousand times what an answer takes. */
+  g_assert_cmpint (w.slowest, <, 250 * G_TIME_SPAN_MILLISECOND);
+  g_object_unref (w.client);
+}
+
 /* Each test runs in a process of its own, so that a crash or a hang
  * (shown as a timeout) fails that test alone, with its report. */
 typedef struct
@@ -738,6 +818,7 @@ main (int   argc,
   add ("/Np/Attack/abort-drops-frames-not-begun", test_abort_drops_frames_not_begun, 60);
   add ("/Np/Attack/close-drops-parked-as-clean", test_close_drops_parked_as_clean, 60);
   add ("/Np/Attack/nested-loop-waits-for-reply", test_nested_loop_waits_for_reply, 20);
+  add ("/Np/Attack/request-sync-starves-context", test_request_sync_starves_context, 60);
 
   ret = g_test_run ();
 
