@@ -70,18 +70,28 @@ np_pipe_client_chain_cancellable (GCancellable *cancellable,
 }
 
 /* Makes a stream of @connection the client's; returns the one it
- * replaces. */
+ * replaces, if it is closed. One still closing (writing what was queued
+ * after the server ended its side, or closed by close_async()) goes on
+ * and reports its end as `disconnected`; until then the client keeps it
+ * among its retired streams, so that it can detach it when it goes.
+ * *@was_connected says whether the client was connected through it. */
 static NpStream *
 np_pipe_client_attach_locked (NpPipeClient       *self,
                               GSocketConnection  *connection,
                               guint               handshake_timeout,
-                              NpStream          **stream_out)
+                              NpStream          **stream_out,
+                              gboolean           *was_connected)
 {
   g_autofree char *label = g_strdup_printf ("Pipe “%s”", self->name);
   NpStream *old = self->stream;
 
-  if (old != NULL)
-    np_stream_set_queued_mirror_locked (old, NULL);
+  *was_connected = self->connected;
+  np_pipe_client_set_connected_locked (self, FALSE);
+  if (old != NULL && !np_stream_is_done_locked (old))
+    {
+      g_ptr_array_add (self->retired, old);
+      old = NULL;
+    }
 
   self->stream = np_stream_new (G_OBJECT (self), &np_pipe_client_stream_callbacks,
                                 np_transport_unix_new (connection), self->context,
@@ -130,6 +140,7 @@ np_pipe_client_connect_sync (NpPipeClient  *self,
   NpStream *old = NULL;
   NpStream *stream = NULL;
   gboolean already;
+  gboolean was_connected = FALSE;
   gulong chain_id;
   guint timeout;
 
@@ -163,7 +174,7 @@ np_pipe_client_connect_sync (NpPipeClient  *self,
     g_clear_object (&self->attempt);
   if (connection != NULL)
     {
-      old = np_pipe_client_attach_locked (self, connection, timeout, &stream);
+      old = np_pipe_client_attach_locked (self, connection, timeout, &stream, &was_connected);
       np_pipe_client_set_connected_locked (self, TRUE);
       np_stream_ref (stream);
     }
@@ -175,7 +186,8 @@ np_pipe_client_connect_sync (NpPipeClient  *self,
   np_stream_start (stream);
   np_stream_unref (stream);
   g_clear_pointer (&old, np_stream_unref);
-  np_context_notify (self->context, G_OBJECT (self), properties [NP_PIPE_CLIENT_PROP_CONNECTED]);
+  if (!was_connected)
+    np_context_notify (self->context, G_OBJECT (self), properties [NP_PIPE_CLIENT_PROP_CONNECTED]);
 
   return TRUE;
 }
@@ -286,6 +298,7 @@ np_pipe_client_socket_connected (GObject      *object,
   g_autoptr(GError) error = NULL;
   NpStream *old = NULL;
   NpStream *stream = NULL;
+  gboolean was_connected;
   guint timeout = 0;
   gulong id;
 
@@ -307,11 +320,13 @@ np_pipe_client_socket_connected (GObject      *object,
       g_mutex_unlock (self->lock);
       return;
     }
-  old = np_pipe_client_attach_locked (self, connection, timeout, &stream);
+  old = np_pipe_client_attach_locked (self, connection, timeout, &stream, &was_connected);
   self->connect_stream = np_stream_ref (stream);
   g_mutex_unlock (self->lock);
 
   g_clear_pointer (&old, np_stream_unref);
+  if (was_connected)
+    np_context_notify (self->context, G_OBJECT (self), properties [NP_PIPE_CLIENT_PROP_CONNECTED]);
 
   /* From here, the server's hello or goodbye ends the connect; so does a
    * cancel, at once. */

@@ -41,6 +41,7 @@ struct _NpPipeClient
   GMutex       *lock;
   /* Guarded by the lock. */
   NpStream     *stream;          /* the latest connection, perhaps closed */
+  GPtrArray    *retired;         /* earlier connections, still closing */
   GTask        *connect_task;    /* a connect_async waiting for the hello */
   NpStream     *connect_stream;  /* the stream it waits on */
   GCancellable *attempt;         /* cancels the connect under way */

@@ -137,8 +137,10 @@ np_pipe_client_stream_closed (GObject      *owner,
                               const GError *error)
 {
   NpPipeClient *self = NP_PIPE_CLIENT (owner);
+  NpStream *retired = NULL;
   gboolean notify = FALSE;
   GTask *task = NULL;
+  guint index;
 
   g_mutex_lock (self->lock);
   if (stream == self->connect_stream)
@@ -148,7 +150,11 @@ np_pipe_client_stream_closed (GObject      *owner,
       np_pipe_client_set_connected_locked (self, FALSE);
       notify = TRUE;
     }
+  else if (g_ptr_array_find (self->retired, stream, &index))
+    retired = g_ptr_array_steal_index_fast (self->retired, index);
   g_mutex_unlock (self->lock);
+
+  g_clear_pointer (&retired, np_stream_unref);
 
   /* A connection the server never accepted fails its connect_async. */
   if (task != NULL)
@@ -180,22 +186,24 @@ static void
 np_pipe_client_dispose (GObject *object)
 {
   NpPipeClient *self = (NpPipeClient *)object;
+  g_autoptr(GPtrArray) retired = NULL;
   NpStream *stream;
 
   g_mutex_lock (self->lock);
   np_pipe_client_set_connected_locked (self, FALSE);
   stream = g_steal_pointer (&self->stream);
+  if (stream != NULL)
+    g_ptr_array_add (self->retired, stream);
+  retired = g_steal_pointer (&self->retired);
+  self->retired = g_ptr_array_new_with_free_func ((GDestroyNotify) np_stream_unref);
   if (self->attempt != NULL)
     g_cancellable_cancel (self->attempt);
   g_mutex_unlock (self->lock);
 
   /* What the socket takes without blocking still goes out; call
    * np_pipe_client_close() to be sure everything does. */
-  if (stream != NULL)
-    {
-      np_stream_detach (stream);
-      np_stream_unref (stream);
-    }
+  for (guint i = 0; i < retired->len; i++)
+    np_stream_detach (g_ptr_array_index (retired, i));
 
   G_OBJECT_CLASS (np_pipe_client_parent_class)->dispose (object);
 }
@@ -209,6 +217,7 @@ np_pipe_client_finalize (GObject *object)
   g_assert (self->connect_task == NULL && self->connect_stream == NULL);
 
   g_clear_object (&self->attempt);
+  g_clear_pointer (&self->retired, g_ptr_array_unref);
   g_clear_pointer (&self->name, g_free);
   g_clear_pointer (&self->path, g_free);
   g_clear_pointer (&self->context, g_main_context_unref);
@@ -315,6 +324,7 @@ np_pipe_client_init (NpPipeClient *self)
 {
   self->lock = np_stream_lock_new ();
   self->context = g_main_context_ref_thread_default ();
+  self->retired = g_ptr_array_new_with_free_func ((GDestroyNotify) np_stream_unref);
 }
 
 /**

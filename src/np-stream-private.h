@@ -80,6 +80,7 @@ void      np_stream_configure_locked      (NpStream                *self,
                                            guint                    request_timeout);
 const char *np_stream_get_label           (NpStream                *self);
 gboolean  np_stream_is_open               (NpStream                *self);
+gboolean  np_stream_is_done_locked        (NpStream                *self);
 guint32   np_stream_get_peer_max_message_size
                                           (NpStream                *self);
 guint64   np_stream_get_queued_bytes      (NpStream                *self);

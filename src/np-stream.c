@@ -867,6 +867,13 @@ np_stream_is_open (NpStream *self)
   return np_stream_get_state (self) <= NP_STREAM_OPEN;
 }
 
+/* Closed, and its end reported: it no longer calls its owner. */
+gboolean
+np_stream_is_done_locked (NpStream *self)
+{
+  return self->state == NP_STREAM_CLOSED && !self->report_pending;
+}
+
 /* 0 until the peer's hello arrived. */
 guint32
 np_stream_get_peer_max_message_size (NpStream *self)

@@ -169,14 +169,18 @@ test_reconnect_while_closing_then_drop (void)
   /* The application lets go of the client. */
   g_object_unref (client);
 
-  /* The first server reads again: the first connection writes what it
-   * still has, then closes. Nothing may reach the freed client. */
+  /* The first server reads again: the first connection went with its
+   * client, after writing what the socket took (docs/client.md: dropping
+   * the last reference does not wait). Nothing may reach the freed
+   * client. */
   {
-    g_autoptr(GPtrArray) frames = NULL;
+    g_autofree guint8 *sink = g_malloc (64 * 1024);
+    guint64 total = 0;
+    gssize n;
 
-    np_test_raw_read_exactly (first, hello, sizeof hello);
-    frames = read_frames_until_end (first);
-    g_assert_cmpuint (frames->len, >=, 1);
+    while ((n = np_test_raw_read (first, sink, 64 * 1024)) > 0)
+      total += n;
+    g_assert_cmpuint (total, >, sizeof hello);
   }
   run_ready (100);
 
