@@ -128,6 +128,7 @@ struct _NpStream
   GQueue                   parked;         /* of NpParked */
   guint64                  parked_bytes;
   guint32                  last_request_id;
+  guint                    n_unanswered;   /* requests of the peer, delivered, not answered */
   guint                    request_timeout;
   guint8                   version;        /* spoken, once the peer's hello arrived */
   GQueue                   deferred;       /* of NpOp, done, for the flusher to complete */
@@ -141,6 +142,7 @@ struct _NpStream
   guint                    drop_when_full : 1;
   guint                    peer_known : 1;
   guint                    peer_eof : 1;
+  guint                    awaiting_answers : 1; /* closing waits for n_unanswered to reach 0 */
   guint                    want_out : 1;
   guint                    flush_requested : 1;
   guint                    report_pending : 1;
@@ -156,6 +158,14 @@ struct _NpStream
   guint                    reading : 1;
   guint                    open_pending : 1;
 };
+
+/* Closing has nothing left to do but to close: all written, and the
+ * answers the peer waits for given. */
+static inline gboolean
+np_stream_closing_done_locked (NpStream *self)
+{
+  return np_out_queue_is_empty (&self->out) && (!self->awaiting_answers || self->n_unanswered == 0);
+}
 
 NpOp   *np_op_new                  (NpOpKind       kind,
                                     GTask         *task);

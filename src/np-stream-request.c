@@ -362,6 +362,9 @@ np_stream_reply (NpStream     *self,
   NpStreamAfter after = NP_STREAM_AFTER_INIT;
 
   g_mutex_lock (self->lock);
+  /* Each request is answered once (NpPipeRequest sees to it). */
+  if (self->n_unanswered > 0)
+    self->n_unanswered--;
   if (reply_error != NULL)
     {
       g_autoptr(GBytes) payload = np_error_reply_encode (id, reply_error);

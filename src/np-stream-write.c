@@ -227,7 +227,9 @@ np_stream_queue_peer_frame_locked (NpStream      *self,
 {
   gsize len = g_bytes_get_size (payload);
 
-  if (self->state > NP_STREAM_OPEN)
+  /* After the peer's end of stream, only the answers it waits for. */
+  if (self->state > NP_STREAM_OPEN &&
+      !(self->state == NP_STREAM_CLOSING && self->awaiting_answers))
     return;
 
   if (self->max_queued_bytes > 0 &&
@@ -686,6 +688,8 @@ np_stream_flush_sync (NpStream      *self,
 static gboolean
 np_stream_begin_close_locked (NpStream *self)
 {
+  /* The application closes: answers it did not give are not awaited. */
+  self->awaiting_answers = FALSE;
   if (self->state > NP_STREAM_OPEN)
     return FALSE;
 
@@ -755,6 +759,7 @@ np_stream_close_sync (NpStream  *self,
 
   g_mutex_lock (self->lock);
 
+  self->awaiting_answers = FALSE;
   if (self->state <= NP_STREAM_OPEN)
     {
       np_stream_set_state (self, NP_STREAM_CLOSING);

@@ -227,7 +227,8 @@ np_stream_opened_locked (NpStream      *self,
 
 /* The peer ended its side at a frame boundary: it sends nothing more,
  * but may still read what we queued, which goes out (within the close
- * timeout) before the stream closes. */
+ * timeout) before the stream closes, and the answers to its requests
+ * that the application still owes, which it may give later. */
 void
 np_stream_peer_ended_locked (NpStream      *self,
                              NpStreamAfter *after)
@@ -236,8 +237,9 @@ np_stream_peer_ended_locked (NpStream      *self,
     return;
 
   self->peer_eof = TRUE;
+  self->awaiting_answers = TRUE;
 
-  if (np_out_queue_is_empty (&self->out) || self->write_error != NULL)
+  if (np_stream_closing_done_locked (self) || self->write_error != NULL)
     {
       np_stream_finish_locked (self, NULL, after);
       return;
@@ -261,7 +263,7 @@ np_stream_settle_locked (NpStream      *self,
         /* After the peer's end of stream, a peer that stops reading has
          * closed as it meant to. */
         np_stream_finish_locked (self, self->peer_eof ? NULL : self->write_error, after);
-      else if (np_out_queue_is_empty (&self->out))
+      else if (np_stream_closing_done_locked (self))
         np_stream_finish_locked (self, NULL, after);
     }
   else if (self->state <= NP_STREAM_OPEN && self->write_error != NULL &&
@@ -286,7 +288,7 @@ np_stream_needs_dispatch_locked (NpStream *self)
 
   return (op != NULL && (op->end <= self->out.written || self->write_error != NULL)) ||
          (self->state == NP_STREAM_CLOSING &&
-          (self->write_error != NULL || np_out_queue_is_empty (&self->out))) ||
+          (self->write_error != NULL || np_stream_closing_done_locked (self))) ||
          (self->write_error != NULL && !np_stream_write_error_is_hangup (self));
 }
 
@@ -368,6 +370,12 @@ np_stream_after (NpStream      *self,
 GError *
 np_stream_stalled_error_new (NpStream *self)
 {
+  if (np_out_queue_is_empty (&self->out))
+    return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
+                                "%u requests of the peer were still unanswered %u ms after "
+                                "it ended its side of the connection",
+                                self->n_unanswered, self->close_timeout);
+
   return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
                               "%" G_GUINT64_FORMAT " bytes queued to the peer were dropped: "
                               "it read nothing for %u ms while the connection closed",
