@@ -47,6 +47,58 @@ np_op_new (NpOpKind  kind,
   return op;
 }
 
+typedef struct
+{
+  GCancellable *cancellable;
+  gulong        id;
+} NpDisconnect;
+
+static gboolean
+np_disconnect_cb (gpointer data)
+{
+  NpDisconnect *disconnect = data;
+
+  g_cancellable_disconnect (disconnect->cancellable, disconnect->id);
+
+  return G_SOURCE_REMOVE;
+}
+
+static void
+np_disconnect_free (gpointer data)
+{
+  NpDisconnect *disconnect = data;
+
+  g_object_unref (disconnect->cancellable);
+  g_free (disconnect);
+}
+
+/* Disconnects handler @id of @cancellable. Once cancelled, the
+ * application may be inside the cancellable's emission (one of its
+ * handlers closing the pipe, say), where a disconnect would wait for
+ * that emission to end, forever: it is left to an idle of @context. */
+static void
+np_cancellable_disconnect_safely (GCancellable *cancellable,
+                                  gulong        id,
+                                  GMainContext *context)
+{
+  NpDisconnect *disconnect;
+  g_autoptr(GSource) idle = NULL;
+
+  if (!g_cancellable_is_cancelled (cancellable))
+    {
+      g_cancellable_disconnect (cancellable, id);
+      return;
+    }
+
+  disconnect = g_new (NpDisconnect, 1);
+  disconnect->cancellable = g_object_ref (cancellable);
+  disconnect->id = id;
+  idle = g_idle_source_new ();
+  g_source_set_static_name (idle, "[np] disconnect a cancellable");
+  g_source_set_callback (idle, np_disconnect_cb, disconnect, np_disconnect_free);
+  g_source_attach (idle, context);
+}
+
 void
 np_op_complete (NpOp *op)
 {
@@ -62,7 +114,7 @@ np_op_complete (NpOp *op)
   cancellable = g_task_get_cancellable (op->task);
 
   if (op->cancel_id != 0)
-    g_cancellable_disconnect (cancellable, op->cancel_id);
+    np_cancellable_disconnect_safely (cancellable, op->cancel_id, g_task_get_context (op->task));
 
   if (op->error != NULL)
     g_task_return_error (op->task, g_steal_pointer (&op->error));
