@@ -156,6 +156,23 @@ np_stream_unpark_locked (NpStream      *self,
   g_assert (self->parked_bytes == 0);
 }
 
+/* How many plain messages wait for the peer's hello behind a request. */
+guint
+np_stream_count_parked_messages_locked (NpStream *self)
+{
+  guint n = 0;
+
+  for (GList *l = self->parked.head; l != NULL; l = l->next)
+    {
+      NpParked *parked = l->data;
+
+      if (!parked->request && parked->message != NULL)
+        n++;
+    }
+
+  return n;
+}
+
 /* The stream ended: every request waiting for its reply, or for the
  * hello, fails with @error; messages behind them are dropped. */
 void

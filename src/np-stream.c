@@ -144,9 +144,20 @@ np_stream_finish_locked (NpStream      *self,
                          NpStreamAfter *after)
 {
   g_autoptr(GError) closed = NULL;
+  g_autoptr(GError) unsent = NULL;
+  guint n_parked;
   NpOp *op;
 
   g_assert (self->state != NP_STREAM_CLOSED);
+
+  /* Messages that wait behind a request for the peer's hello have no
+   * call of their own to fail: a close that drops them is not clean. */
+  n_parked = np_stream_count_parked_messages_locked (self);
+  if (error == NULL && n_parked > 0 && self->owner != NULL)
+    error = unsent = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
+                                          "%u messages queued behind a request were dropped: "
+                                          "the connection closed before the peer's hello",
+                                          n_parked);
 
   np_stream_set_state (self, NP_STREAM_CLOSED);
   self->error = error != NULL ? g_error_copy (error) : NULL;
