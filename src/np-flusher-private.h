@@ -38,6 +38,9 @@ struct _NpFlushLink
 
 NpFlusher *np_flusher_acquire (GMainContext *context);
 void       np_flusher_release (NpFlusher    *flusher);
+gboolean   np_flusher_context_is_running
+                              (NpFlusher    *flusher,
+                               guint         msec);
 void       np_flusher_arm     (NpFlusher    *flusher,
                                NpFlushLink  *link,
                                gboolean      dispatch);

@@ -28,6 +28,7 @@ struct _NpFlusher
   GQueue        pending;    /* to write in prepare */
   GQueue        ready;      /* to dispatch */
   guint         n_users;    /* guarded by the flushers lock */
+  gint64        last_prepare; /* when a thread last iterated the context; atomic */
 };
 
 static void
@@ -89,6 +90,8 @@ np_flusher_prepare (GSource *source,
   NpFlushLink *link;
 
   *timeout = -1;
+  /* The iteration's cached time: no clock read. */
+  __atomic_store_n (&self->last_prepare, g_source_get_time (source), __ATOMIC_RELAXED);
 
   while ((link = g_queue_pop_head (&pending)) != NULL)
     {
@@ -147,6 +150,18 @@ static GSourceFuncs np_flusher_funcs = {
 
 G_LOCK_DEFINE_STATIC (flushers);
 static GHashTable *flushers;   /* GMainContext → NpFlusher */
+
+/* Whether some thread iterated the flusher's context in the last
+ * @msec milliseconds: a thread that waits for something the context
+ * delivers may then leave it to that thread. */
+gboolean
+np_flusher_context_is_running (NpFlusher *self,
+                               guint      msec)
+{
+  gint64 last = __atomic_load_n (&self->last_prepare, __ATOMIC_RELAXED);
+
+  return last > 0 && g_get_monotonic_time () - last < (gint64) msec * G_TIME_SPAN_MILLISECOND;
+}
 
 NpFlusher *
 np_flusher_acquire (GMainContext *context)

@@ -457,8 +457,34 @@ np_stream_get_supports_requests (NpStream *self)
 /* Blocking requests */
 
 /* How long a thread that took the stream's context for itself keeps it
- * between looks at whether another thread wants it. */
+ * between looks at whether another thread wants it, and how long it then
+ * leaves it to that thread. */
 #define NP_SYNC_SLICE_MSEC 50
+#define NP_SYNC_YIELD_MSEC 5
+/* A context iterated this recently has a thread that runs it, and will
+ * read the reply: a blocking request then waits for that thread instead
+ * of taking the context from it. */
+#define NP_SYNC_RUNNING_MSEC 200
+
+/* Sleeps until @wait is done, @cancellable cancelled, @msec passed or
+ * @deadline (-1: none) came. */
+static void
+np_sync_wait_for (NpSyncWait   *wait,
+                  GCancellable *cancellable,
+                  guint         msec,
+                  gint64        deadline)
+{
+  g_mutex_lock (&wait->mutex);
+  if (!wait->done && !g_cancellable_is_cancelled (cancellable))
+    {
+      gint64 until = g_get_monotonic_time () + msec * G_TIME_SPAN_MILLISECOND;
+
+      if (deadline >= 0)
+        until = MIN (until, deadline);
+      g_cond_wait_until (&wait->cond, &wait->mutex, until);
+    }
+  g_mutex_unlock (&wait->mutex);
+}
 
 void
 np_sync_wait_done (NpSyncWait *wait,
@@ -621,7 +647,8 @@ np_stream_request_sync (NpStream      *self,
         }
 
       if (g_main_context_is_owner (self->context) ||
-          (acquired = g_main_context_acquire (self->context)))
+          (!np_flusher_context_is_running (self->flusher, NP_SYNC_RUNNING_MSEC) &&
+           (acquired = g_main_context_acquire (self->context))))
         {
           /* Inside the delivery of this stream's messages, reading more
            * would break their order: nothing could ever read the reply. */
@@ -647,24 +674,18 @@ np_stream_request_sync (NpStream      *self,
                                         : (left < 0 ? -1 : (gint) ((left + 999) / 1000)),
                                cancellable);
           if (acquired)
-            g_main_context_release (self->context);
+            {
+              /* A thread waiting for the context was woken by the
+               * release: let it take the context before looking again. */
+              g_main_context_release (self->context);
+              np_sync_wait_for (&wait, cancellable, NP_SYNC_YIELD_MSEC, deadline);
+            }
         }
       else
-        {
-          /* The thread that runs the context reads the reply. */
-          g_mutex_lock (&wait.mutex);
-          if (!wait.done && !g_cancellable_is_cancelled (cancellable))
-            {
-              gint64 until = g_get_monotonic_time () + 100 * G_TIME_SPAN_MILLISECOND;
-
-              /* Woken by the reply or the cancellable; the slice only
-               * catches a context that a thread stopped running. */
-              if (deadline >= 0)
-                until = MIN (until, deadline);
-              g_cond_wait_until (&wait.cond, &wait.mutex, until);
-            }
-          g_mutex_unlock (&wait.mutex);
-        }
+        /* The thread that runs the context reads the reply. Woken by the
+         * reply or the cancellable; the slice only catches a context that
+         * a thread stopped running. */
+        np_sync_wait_for (&wait, cancellable, 100, deadline);
     }
 
   if (cancellable != NULL)
