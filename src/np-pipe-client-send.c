@@ -499,9 +499,9 @@ np_pipe_client_request_finish (NpPipeClient  *self,
  * the socket itself (messages and requests that arrive meanwhile are
  * delivered from here, as the context would); otherwise it waits for that
  * thread to read the reply. So the server cannot run in the same thread:
- * it could not answer. Nor may this be called from a handler of this
- * client's own messages (it fails with %G_IO_ERROR_WOULD_RECURSE): use
- * [method@Np.PipeClient.request_async] there.
+ * it could not answer. Called from a handler of this client's own
+ * messages, it delivers the messages that follow, in order, before the
+ * handler returns, as a main loop run there would.
  *
  * Returns: (transfer full): the reply
  *

@@ -155,7 +155,12 @@ struct _NpStream
   gsize                    body_alloc;
   gsize                    body_filled;
   NpFrameType              body_type;
-  guint                    reading : 1;
+  /* What is left to parse of the buffer being delivered: a handler that
+   * runs a main loop of its own makes a nested read, which delivers this
+   * first, so that the order holds. NULL when nothing is being parsed. */
+  const guint8            *rest;
+  const guint8            *rest_end;
+  guint                    reading;        /* depth of nested reads */
   guint                    open_pending : 1;
 };
 

@@ -210,23 +210,22 @@ np_stream_handle_frame (NpStream      *self,
     }
 }
 
-/* Parses every complete hello and frame in @buf; keeps what is left over
- * as a partial header or body. */
+/* Parses every complete hello and frame left of the buffer being
+ * delivered (self->rest), advancing past each before delivering it: a
+ * handler that runs a nested read finds the frames after its own there.
+ * Keeps what is left over as a partial header or body. */
 static void
-np_stream_parse (NpStream      *self,
-                 GObject       *owner,
-                 const guint8  *buf,
-                 gsize          avail,
-                 NpStreamAfter *after)
+np_stream_parse_rest (NpStream      *self,
+                      GObject       *owner,
+                      NpStreamAfter *after)
 {
-  const guint8 *p = buf;
-  const guint8 *end = buf + avail;
-
-  while (p < end && np_stream_get_state (self) <= NP_STREAM_OPEN)
+  while (self->rest != NULL && self->rest < self->rest_end &&
+         np_stream_get_state (self) <= NP_STREAM_OPEN)
     {
       g_autoptr(GError) error = NULL;
+      const guint8 *p = self->rest;
+      gsize left = self->rest_end - p;
       NpFrameHeader header;
-      gsize left = end - p;
 
       if (np_stream_get_state (self) == NP_STREAM_HANDSHAKE)
         {
@@ -238,6 +237,7 @@ np_stream_parse (NpStream      *self,
           if (!np_hello_decode (p, &hello, &error))
             {
               g_prefix_error (&error, "%s: ", self->label);
+              self->rest = self->rest_end = NULL;
               np_stream_read_failed (self, error, TRUE, after);
               return;
             }
@@ -246,7 +246,7 @@ np_stream_parse (NpStream      *self,
           np_stream_opened_locked (self, hello.version, hello.max_message_size, after);
           g_mutex_unlock (self->lock);
           self->open_pending = TRUE;
-          p += NP_HELLO_SIZE;
+          self->rest = p + NP_HELLO_SIZE;
           continue;
         }
 
@@ -256,6 +256,7 @@ np_stream_parse (NpStream      *self,
       if (!np_frame_header_decode (p, self->version, self->max_message_size, &header, &error))
         {
           g_prefix_error (&error, "%s: ", self->label);
+          self->rest = self->rest_end = NULL;
           np_stream_read_failed (self, error, TRUE, after);
           return;
         }
@@ -267,7 +268,7 @@ np_stream_parse (NpStream      *self,
         {
           g_autoptr(GBytes) payload = g_bytes_new (p, header.length);
 
-          p += header.length;
+          self->rest = p + header.length;
           np_stream_handle_frame (self, owner, header.type, payload, after);
         }
       else
@@ -278,15 +279,21 @@ np_stream_parse (NpStream      *self,
           self->body = g_malloc (self->body_alloc);
           self->body_filled = left;
           memcpy (self->body, p, left);
+          self->rest = self->rest_end = NULL;
           return;
         }
     }
 
+  /* A nested read delivered the rest already. */
+  if (self->rest == NULL)
+    return;
+
   if (np_stream_get_state (self) <= NP_STREAM_OPEN)
     {
-      self->head_len = end - p;
-      memcpy (self->head, p, self->head_len);
+      self->head_len = self->rest_end - self->rest;
+      memcpy (self->head, self->rest, self->head_len);
     }
+  self->rest = self->rest_end = NULL;
 }
 
 /* Handles a read that moved no bytes. Returns TRUE to read on. */
@@ -357,6 +364,10 @@ np_stream_read (NpStream      *self,
   guint8 *buf = NULL;
   gsize budget = NP_READ_BUDGET;
 
+  /* Nested in the delivery of a buffer: what is left of it comes first. */
+  if (self->rest != NULL)
+    np_stream_parse_rest (self, owner, after);
+
   while (np_stream_get_state (self) <= NP_STREAM_OPEN && budget > 0)
     {
       gsize n = 0;
@@ -401,12 +412,10 @@ np_stream_read (NpStream      *self,
         break;
 
       budget -= MIN (budget, n);
-      {
-        gsize avail = self->head_len + n;
-
-        self->head_len = 0;
-        np_stream_parse (self, owner, buf, avail, after);
-      }
+      self->rest = buf;
+      self->rest_end = buf + self->head_len + n;
+      self->head_len = 0;
+      np_stream_parse_rest (self, owner, after);
 
       /* A short read means the socket is drained: don't pay for EAGAIN. */
       if (n < want)

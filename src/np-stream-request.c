@@ -650,22 +650,6 @@ np_stream_request_sync (NpStream      *self,
           (!np_flusher_context_is_running (self->flusher, NP_SYNC_RUNNING_MSEC) &&
            (acquired = g_main_context_acquire (self->context))))
         {
-          /* Inside the delivery of this stream's messages, reading more
-           * would break their order: nothing could ever read the reply. */
-          if (self->reading)
-            {
-              if (acquired)
-                g_main_context_release (self->context);
-              np_stream_abandon_sync_request (self, op, &wait);
-              g_clear_pointer (&wait.reply, g_bytes_unref);
-              g_clear_error (&wait.error);
-              wait.error = np_stream_error_new (self, G_IO_ERROR, G_IO_ERROR_WOULD_RECURSE,
-                                                "a blocking request cannot wait for its reply "
-                                                "from a handler of the same pipe's messages; "
-                                                "use the asynchronous call");
-              break;
-            }
-
           /* Holding a context another thread may want to run, hold it
            * for short stretches only. */
           np_stream_poll_once (self,

@@ -478,9 +478,9 @@ np_stream_handle_io_locked (NpStream     *self,
   if (np_stream_get_state (self) <= NP_STREAM_OPEN &&
       (revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)))
     {
-      self->reading = TRUE;
+      self->reading++;
       np_stream_read (self, owner, &after);
-      self->reading = FALSE;
+      self->reading--;
     }
 
   if (np_stream_get_state (self) > NP_STREAM_OPEN)
@@ -524,17 +524,9 @@ np_stream_io_dispatch (GSource     *source,
 
   revents = g_source_query_unix_fd (source, self->fd_tag);
 
-  /* A handler ran a main loop of its own while we deliver messages: read
-   * nothing until the outer read is done, or the order would break, and
-   * stop polling the socket meanwhile. */
-  if (self->reading)
-    {
-      g_source_remove_unix_fd (source, self->fd_tag);
-      self->fd_tag = NULL;
-      g_mutex_unlock (self->lock);
-      return G_SOURCE_CONTINUE;
-    }
-
+  /* A handler may run a main loop of its own while messages are
+   * delivered: the nested read delivers the rest of the outer one's
+   * buffer before reading more (np_stream_read()), so the order holds. */
   np_stream_handle_io_locked (self, revents, source);
 
   return G_SOURCE_CONTINUE;

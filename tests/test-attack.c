@@ -676,8 +676,89 @@ test_nested_loop_waits_for_reply (void)
   WAIT_UNTIL (wait.handled);
 }
 
+/* 8. Handlers that run main loops of their own, nested several deep,
+ * while messages keep coming: each message is delivered once, whole, in
+ * the order sent, whatever level of the nesting delivers it. */
 
-/* 8. request_sync() from a worker, to a server of the main thread's
+#define N_ORDERED 3000
+
+typedef struct
+{
+  GArray  *seen;       /* of guint32, the sequence numbers delivered */
+  guint    depth;
+  guint    max_depth;
+  gboolean broken;
+} Ordered;
+
+static void
+ordered_message_cb (NpPipeClient *client,
+                    GBytes       *message,
+                    Ordered      *o)
+{
+  guint32 id, seq;
+  guint target;
+
+  if (!np_test_message_parse (message, &id, &seq))
+    {
+      o->broken = TRUE;
+      return;
+    }
+  g_array_append_val (o->seen, seq);
+
+  /* Every 97th message runs a loop until 50 more arrived, up to 3 deep. */
+  if (seq % 97 != 0 || o->depth >= 3)
+    return;
+
+  o->depth++;
+  o->max_depth = MAX (o->max_depth, o->depth);
+  target = MIN (o->seen->len + 50, N_ORDERED);
+  while (o->seen->len < target && !o->broken)
+    g_main_context_iteration (NULL, TRUE);
+  o->depth--;
+}
+
+static void
+send_ordered_cb (NpPipeServer     *server,
+                 NpPipeConnection *connection,
+                 gpointer          user_data)
+{
+  for (guint32 i = 0; i < N_ORDERED; i++)
+    {
+      /* Some larger than a read, so that a body is read on its own. */
+      gsize size = i % 500 == 7 ? 200 * 1024 : np_test_random_size (1, i);
+      g_autoptr(GBytes) message = np_test_message_new (1, i, size);
+
+      g_assert_true (np_pipe_connection_send (connection, message, NULL));
+    }
+}
+
+static void
+test_nested_loops_keep_order (void)
+{
+  g_autoptr(NpPipeServer) server = np_pipe_server_new (NULL);
+  g_autoptr(NpPipeClient) client = NULL;
+  g_autoptr(GError) error = NULL;
+  Ordered o = { 0 };
+
+  o.seen = g_array_new (FALSE, FALSE, sizeof (guint32));
+  g_signal_connect (server, "client-connected", G_CALLBACK (send_ordered_cb), NULL);
+  g_assert_true (np_pipe_server_start (server, &error));
+  g_assert_no_error (error);
+  client = np_pipe_client_new (np_pipe_server_get_name (server));
+  g_signal_connect (client, "message-received", G_CALLBACK (ordered_message_cb), &o);
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_no_error (error);
+
+  WAIT_UNTIL (o.seen->len == N_ORDERED || o.broken);
+
+  g_assert_false (o.broken);
+  g_assert_cmpuint (o.max_depth, >=, 2);
+  for (guint i = 0; i < o.seen->len; i++)
+    g_assert_cmpuint (g_array_index (o.seen, guint32, i), ==, i);
+  g_array_unref (o.seen);
+}
+
+/* 9. request_sync() from a worker, to a server of the main thread's
  * context, while the main thread runs that context with
  * g_main_context_iteration() and does some work between iterations. The
  * server answers in microseconds, if its context gets to run. */
@@ -826,6 +907,7 @@ main (int   argc,
   add ("/Np/Attack/abort-drops-frames-not-begun", test_abort_drops_frames_not_begun, 60);
   add ("/Np/Attack/close-drops-parked-as-clean", test_close_drops_parked_as_clean, 60);
   add ("/Np/Attack/nested-loop-waits-for-reply", test_nested_loop_waits_for_reply, 20);
+  add ("/Np/Attack/nested-loops-keep-order", test_nested_loops_keep_order, 60);
   add ("/Np/Attack/request-sync-starves-context", test_request_sync_starves_context, 60);
 
   ret = g_test_run ();
