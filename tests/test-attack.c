@@ -842,9 +842,22 @@ test_request_sync_starves_context (void)
  * (shown as a timeout) fails that test alone, with its report. */
 typedef struct
 {
-  GTestFunc func;
-  guint     timeout_sec;
+  const char *path;
+  GTestFunc   func;
+  guint       timeout_sec;
 } Isolated;
+
+static const Isolated isolated_tests[] = {
+  { "/Np/Attack/reconnect-while-closing-then-drop", test_reconnect_while_closing_then_drop, 60 },
+  { "/Np/Attack/failed-reconnect-while-closing", test_failed_reconnect_while_closing, 60 },
+  { "/Np/Attack/half-close-deferred-reply", test_half_close_deferred_reply, 60 },
+  { "/Np/Attack/close-from-cancel-handler", test_close_from_cancel_handler, 20 },
+  { "/Np/Attack/abort-drops-frames-not-begun", test_abort_drops_frames_not_begun, 60 },
+  { "/Np/Attack/close-drops-parked-as-clean", test_close_drops_parked_as_clean, 60 },
+  { "/Np/Attack/nested-loop-waits-for-reply", test_nested_loop_waits_for_reply, 20 },
+  { "/Np/Attack/nested-loops-keep-order", test_nested_loops_keep_order, 60 },
+  { "/Np/Attack/request-sync-starves-context", test_request_sync_starves_context, 60 },
+};
 
 static void
 run_isolated (gconstpointer data)
@@ -863,18 +876,6 @@ run_isolated (gconstpointer data)
     g_test_fail_printf ("%s", g_test_trap_reached_timeout ()
                                 ? "the test's process hung: it did not end in time"
                                 : "the test's process failed: see its report above");
-}
-
-static void
-add (const char *path,
-     GTestFunc   func,
-     guint       timeout_sec)
-{
-  Isolated *test = g_new0 (Isolated, 1);
-
-  test->func = func;
-  test->timeout_sec = timeout_sec;
-  g_test_add_data_func_full (path, test, run_isolated, g_free);
 }
 
 int
@@ -900,15 +901,8 @@ main (int   argc,
 
   g_test_init (&argc, &argv, NULL);
 
-  add ("/Np/Attack/reconnect-while-closing-then-drop", test_reconnect_while_closing_then_drop, 60);
-  add ("/Np/Attack/failed-reconnect-while-closing", test_failed_reconnect_while_closing, 60);
-  add ("/Np/Attack/half-close-deferred-reply", test_half_close_deferred_reply, 60);
-  add ("/Np/Attack/close-from-cancel-handler", test_close_from_cancel_handler, 20);
-  add ("/Np/Attack/abort-drops-frames-not-begun", test_abort_drops_frames_not_begun, 60);
-  add ("/Np/Attack/close-drops-parked-as-clean", test_close_drops_parked_as_clean, 60);
-  add ("/Np/Attack/nested-loop-waits-for-reply", test_nested_loop_waits_for_reply, 20);
-  add ("/Np/Attack/nested-loops-keep-order", test_nested_loops_keep_order, 60);
-  add ("/Np/Attack/request-sync-starves-context", test_request_sync_starves_context, 60);
+  for (guint i = 0; i < G_N_ELEMENTS (isolated_tests); i++)
+    g_test_add_data_func (isolated_tests[i].path, &isolated_tests[i], run_isolated);
 
   ret = g_test_run ();
 
