@@ -1,6 +1,6 @@
 /* bench-gdbus.c: GDBus peer-to-peer (GDBusServer, no bus daemon), what a
  * GNOME developer would otherwise use: signals one way, method calls for
- * round trips
+ * round trips and requests
  *
  * Copyright 2026 The Np authors
  *
@@ -307,6 +307,99 @@ gdbus_holder (const char *address,
   return 0;
 }
 
+/* replier and requester: asynchronous method calls */
+
+static int
+gdbus_replier (const char *address,
+               guint       window)
+{
+  return gdbus_echo (address);
+}
+
+typedef struct
+{
+  GDBusConnection *connection;
+  GVariant        *parameters;
+  gsize            size;
+  guint64          count;
+  guint64          sent;
+  guint64          replies;
+  gboolean         refill;   /* each reply sends the next request */
+} Requester;
+
+static void call_done (GObject      *object,
+                       GAsyncResult *result,
+                       gpointer      user_data);
+
+static void
+call_next (Requester *r)
+{
+  r->sent++;
+  g_dbus_connection_call (r->connection, NULL, OBJECT_PATH, INTERFACE, "Echo",
+                          r->parameters, G_VARIANT_TYPE ("(ay)"), G_DBUS_CALL_FLAGS_NONE,
+                          -1, NULL, call_done, r);
+}
+
+static void
+call_done (GObject      *object,
+           GAsyncResult *result,
+           gpointer      user_data)
+{
+  Requester *r = user_data;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) data = NULL;
+  g_autoptr(GError) error = NULL;
+
+  reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (object), result, &error);
+  if (reply == NULL)
+    g_error ("%s", error->message);
+  data = g_variant_get_child_value (reply, 0);
+  bench_check_reply (g_variant_get_size (data), r->size);
+
+  r->replies++;
+  if (r->refill && r->sent < r->count)
+    call_next (r);
+}
+
+static int
+gdbus_requester (const char *address,
+                 guint64     count,
+                 gsize       size,
+                 guint       window)
+{
+  g_autoptr(GDBusConnection) connection = client_new (address);
+  g_autoptr(GVariant) parameters = payload_variant (size);
+  Requester r = { connection, parameters, size, count, 0, 0, window > 1 };
+  gint64 start;
+
+  if (window == 1)
+    {
+      g_autoptr(GArray) usecs = g_array_sized_new (FALSE, FALSE, sizeof (double), count);
+
+      for (guint64 i = 0; i < count; i++)
+        {
+          double usec;
+
+          start = g_get_monotonic_time ();
+          call_next (&r);
+          WAIT_UNTIL (r.replies == i + 1);
+          usec = g_get_monotonic_time () - start;
+          g_array_append_val (usecs, usec);
+        }
+      bench_print_rtts (usecs);
+    }
+  else
+    {
+      start = g_get_monotonic_time ();
+      for (guint i = 0; i < window && r.sent < count; i++)
+        call_next (&r);
+      WAIT_UNTIL (r.replies == count);
+      bench_report ("rate %f", count / ((g_get_monotonic_time () - start) / 1e6));
+    }
+
+  return 0;
+}
+
 const BenchTransport bench_gdbus = {
   .name = "gdbus",
   .title = "GDBus p2p",
@@ -317,4 +410,6 @@ const BenchTransport bench_gdbus = {
   .connector = gdbus_connector,
   .idler = gdbus_idler,
   .holder = gdbus_holder,
+  .replier = gdbus_replier,
+  .requester = gdbus_requester,
 };

@@ -24,6 +24,7 @@ server_new (const char *address,
 
   np_pipe_server_set_max_connections (server, max_connections);
   np_pipe_server_set_max_queued_bytes (server, 0);
+  np_pipe_server_set_request_timeout (server, 0);
   if (!np_pipe_server_start (server, &error))
     g_error ("%s", error->message);
 
@@ -37,6 +38,7 @@ client_new (const char *address)
   g_autoptr(GError) error = NULL;
 
   np_pipe_client_set_max_queued_bytes (client, 0);
+  np_pipe_client_set_request_timeout (client, 0);
   if (!np_pipe_client_connect_sync (client, NULL, &error))
     g_error ("%s", error->message);
 
@@ -360,6 +362,116 @@ np_thread_source (const char *address,
   return 0;
 }
 
+/* replier and requester */
+
+static gboolean
+reply_request (NpPipeServer     *server,
+               NpPipeConnection *connection,
+               NpPipeRequest    *request,
+               gpointer          user_data)
+{
+  np_pipe_request_reply (request, np_pipe_request_get_message (request));
+
+  return TRUE;
+}
+
+static int
+np_replier (const char *address,
+            guint       window)
+{
+  g_autoptr(NpPipeServer) server = server_new (address, 0);
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+
+  g_signal_connect (server, "request-received", G_CALLBACK (reply_request), NULL);
+  g_unix_fd_add (STDIN_FILENO, G_IO_IN | G_IO_HUP, bench_stdin_closed_cb, loop);
+  bench_ready ();
+  g_main_loop_run (loop);
+
+  return 0;
+}
+
+typedef struct
+{
+  NpPipeClient *client;
+  GBytes       *message;
+  guint64       count;
+  guint64       sent;
+  guint64       replies;
+  gboolean      refill;   /* each reply sends the next request */
+} Requester;
+
+static void request_done (GObject      *object,
+                          GAsyncResult *result,
+                          gpointer      user_data);
+
+static void
+request_next (Requester *r)
+{
+  r->sent++;
+  np_pipe_client_request_async (r->client, r->message, NULL, request_done, r);
+}
+
+static void
+request_done (GObject      *object,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  Requester *r = user_data;
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GError) error = NULL;
+
+  reply = np_pipe_client_request_finish (NP_PIPE_CLIENT (object), result, &error);
+  if (reply == NULL)
+    g_error ("%s", error->message);
+  bench_check_reply (g_bytes_get_size (reply), g_bytes_get_size (r->message));
+
+  r->replies++;
+  if (r->refill && r->sent < r->count)
+    request_next (r);
+}
+
+static int
+np_requester (const char *address,
+              guint64     count,
+              gsize       size,
+              guint       window)
+{
+  g_autoptr(NpPipeClient) client = client_new (address);
+  g_autoptr(GBytes) message = g_bytes_new_take (bench_payload (size), size);
+  Requester r = { client, message, count, 0, 0, window > 1 };
+  gint64 start;
+
+  if (window == 1)
+    {
+      g_autoptr(GArray) usecs = g_array_sized_new (FALSE, FALSE, sizeof (double), count);
+
+      /* Sent from here, as the echo round trip sends. */
+      for (guint64 i = 0; i < count; i++)
+        {
+          double usec;
+
+          start = g_get_monotonic_time ();
+          request_next (&r);
+          WAIT_UNTIL (r.replies == i + 1);
+          usec = g_get_monotonic_time () - start;
+          g_array_append_val (usecs, usec);
+        }
+      bench_print_rtts (usecs);
+    }
+  else
+    {
+      start = g_get_monotonic_time ();
+      for (guint i = 0; i < window && r.sent < count; i++)
+        request_next (&r);
+      WAIT_UNTIL (r.replies == count);
+      bench_report ("rate %f", count / ((g_get_monotonic_time () - start) / 1e6));
+    }
+
+  np_pipe_client_close (client);
+
+  return 0;
+}
+
 const BenchTransport bench_np = {
   .name = "np",
   .title = "Np",
@@ -372,4 +484,6 @@ const BenchTransport bench_np = {
   .holder = np_holder,
   .tagged_sink = np_tagged_sink,
   .thread_source = np_thread_source,
+  .replier = np_replier,
+  .requester = np_requester,
 };

@@ -1,6 +1,6 @@
 /* bench-zmq.c: ZeroMQ over ipc://, what a systems developer would
  * otherwise use: PUSH/PULL one way (a PUSH socket per sending thread),
- * REQ/REP for round trips
+ * REQ/REP for round trips, DEALER/ROUTER for requests in flight
  *
  * Copyright 2026 The Np authors
  *
@@ -343,6 +343,116 @@ zmq_thread_source (const char *address,
   return 0;
 }
 
+/* replier and requester: REQ/REP for one request at a time, DEALER/ROUTER
+ * for more in flight */
+
+static int
+zmq_replier (const char *address,
+             guint       window)
+{
+  void *context;
+  void *router;
+  zmq_msg_t identity, msg;
+
+  if (window == 1)
+    return zmq_echo (address);
+
+  context = zmq_ctx_new ();
+  unlink (address);
+  router = socket_new (context, ZMQ_ROUTER, address, TRUE);
+  bench_ready ();
+
+  zmq_msg_init (&identity);
+  zmq_msg_init (&msg);
+  for (;;)
+    {
+      zmq_pollitem_t items[2] = {
+        { router, 0, ZMQ_POLLIN, 0 },
+        { NULL, STDIN_FILENO, ZMQ_POLLIN, 0 },
+      };
+      char buf[64];
+
+      zmq_poll (items, 2, -1);
+      if (items[1].revents && read (STDIN_FILENO, buf, sizeof buf) <= 0)
+        break;
+      /* Every request waiting is answered before polling again. */
+      while (zmq_msg_recv (&identity, router, ZMQ_DONTWAIT) >= 0)
+        {
+          if (zmq_msg_recv (&msg, router, 0) < 0)
+            g_error ("recv: %s", zmq_strerror (zmq_errno ()));
+          if (zmq_msg_send (&identity, router, ZMQ_SNDMORE) < 0 ||
+              zmq_msg_send (&msg, router, 0) < 0)
+            g_error ("send: %s", zmq_strerror (zmq_errno ()));
+        }
+    }
+  zmq_msg_close (&identity);
+  zmq_msg_close (&msg);
+
+  zmq_close (router);
+  zmq_ctx_term (context);
+
+  return 0;
+}
+
+static int
+zmq_requester (const char *address,
+               guint64     count,
+               gsize       size,
+               guint       window)
+{
+  void *context = zmq_ctx_new ();
+  void *socket = socket_new (context, window == 1 ? ZMQ_REQ : ZMQ_DEALER, address, FALSE);
+  g_autofree guint8 *payload = bench_payload (size);
+  g_autofree guint8 *reply = g_malloc (size + 1);
+  guint64 sent = 0;
+  gint64 start;
+  int n;
+
+  if (window == 1)
+    {
+      g_autoptr(GArray) usecs = g_array_sized_new (FALSE, FALSE, sizeof (double), count);
+
+      for (guint64 i = 0; i < count; i++)
+        {
+          double usec;
+
+          start = g_get_monotonic_time ();
+          if (zmq_send (socket, payload, size, 0) < 0 ||
+              (n = zmq_recv (socket, reply, size + 1, 0)) < 0)
+            g_error ("%s", zmq_strerror (zmq_errno ()));
+          usec = g_get_monotonic_time () - start;
+          bench_check_reply (n, size);
+          g_array_append_val (usecs, usec);
+        }
+      bench_print_rtts (usecs);
+    }
+  else
+    {
+      start = g_get_monotonic_time ();
+      for (; sent < window && sent < count; sent++)
+        if (zmq_send (socket, payload, size, 0) < 0)
+          g_error ("send: %s", zmq_strerror (zmq_errno ()));
+      for (guint64 replies = 0; replies < count; replies++)
+        {
+          if ((n = zmq_recv (socket, reply, size + 1, 0)) < 0)
+            g_error ("recv: %s", zmq_strerror (zmq_errno ()));
+          bench_check_reply (n, size);
+          if (sent < count)
+            {
+              if (zmq_send (socket, payload, size, 0) < 0)
+                g_error ("send: %s", zmq_strerror (zmq_errno ()));
+              sent++;
+            }
+        }
+      bench_report ("rate %f", count / ((g_get_monotonic_time () - start) / 1e6));
+    }
+
+  zmq_close (socket);
+  zmq_ctx_term (context);
+
+  return 0;
+}
+
 const BenchTransport bench_zmq = {
   .name = "zmq",
   .title = "ZeroMQ ipc",
@@ -355,4 +465,6 @@ const BenchTransport bench_zmq = {
   .holder = zmq_holder,
   .tagged_sink = zmq_tagged_sink,
   .thread_source = zmq_thread_source,
+  .replier = zmq_replier,
+  .requester = zmq_requester,
 };

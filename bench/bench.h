@@ -55,6 +55,14 @@ typedef struct
   /* Sends @per_thread numbered messages of @size bytes, then an end mark,
    * from each of @threads threads of one process. */
   int (*thread_source) (const char *address, guint threads, guint64 per_thread, gsize size);
+  /* Answers every request with its own message, for a client that keeps
+   * @window requests in flight. */
+  int (*replier)   (const char *address, guint window);
+  /* Sends @count requests of @size bytes, keeping @window of them in
+   * flight: a new one goes out on each reply. With a window of 1, prints
+   * "rtt MEDIAN_US P99_US"; otherwise "rate REQUESTS_PER_SECOND", timed
+   * from the first request to the last reply. */
+  int (*requester) (const char *address, guint64 count, gsize size, guint window);
 } BenchTransport;
 
 extern const BenchTransport bench_np;
@@ -72,6 +80,7 @@ void    bench_report         (const char *format, ...) G_GNUC_PRINTF (1, 2);
 gint64  bench_rss_bytes      (void);
 int     bench_compare_double (gconstpointer a, gconstpointer b);
 void    bench_print_rtts     (GArray *usecs);
+void    bench_check_reply    (gsize size, gsize expected);
 guint8 *bench_payload        (gsize size);
 gboolean bench_stdin_closed_cb (gint fd, GIOCondition condition, gpointer loop);
 void    bench_wait_stdin_closed (void);

@@ -80,6 +80,15 @@ bench_print_rtts (GArray *usecs)
   bench_report ("rtt %f %f", v[usecs->len / 2], v[MIN (usecs->len - 1, usecs->len * 99 / 100)]);
 }
 
+void
+bench_check_reply (gsize size,
+                   gsize expected)
+{
+  if (size != expected)
+    g_error ("A reply of %" G_GSIZE_FORMAT " bytes arrived, not %" G_GSIZE_FORMAT,
+             size, expected);
+}
+
 guint8 *
 bench_payload (gsize size)
 {
@@ -214,6 +223,7 @@ typedef enum
   KIND_SETUP,
   KIND_MEMORY,
   KIND_THREADS,
+  KIND_REQUEST,
 } Kind;
 
 typedef struct
@@ -223,7 +233,7 @@ typedef struct
   const char *unit;
   Kind        kind;
   gsize       size;
-  guint       conns;       /* connections, or sending threads */
+  guint       conns;       /* connections, sending threads, or requests in flight */
   guint64     count;       /* messages, round trips or connections */
   guint       slow_divisor; /* GDBus does the same work in this many times fewer messages */
 } Scenario;
@@ -239,15 +249,19 @@ static Scenario scenarios[] = {
   { "setup", "5 connection + handshake", "conn/s", KIND_SETUP, 0, 1, 2000, 4 },
   { "memory", "5 server memory per idle connection", "bytes", KIND_MEMORY, 0, 1000, 0, 1 },
   { "threads-64", "6 4 threads, 64 B (Np: one client)", "msg/s", KIND_THREADS, 64, 4, 1000000, 1 },
+  { "request-64", "7 request round trip 64 B", "µs", KIND_REQUEST, 64, 1, 20000, 4 },
+  { "pipelined-64", "8 100 requests in flight, 64 B", "req/s", KIND_REQUEST, 64, 100, 400000, 40 },
 };
 
-/* The rows of the table: a round trip gives two. */
+/* The rows of the table: a round trip gives two. A row may also be
+ * compared with another row of Np's own, @np_reference. */
 typedef struct
 {
   const char *key;
   const char *title;
   const char *unit;
   gboolean    lower_is_better;
+  const char *np_reference;
 } Row;
 
 static const Row rows[] = {
@@ -262,7 +276,20 @@ static const Row rows[] = {
   { "setup", "5 connection + handshake", "conn/s", FALSE },
   { "memory", "5 server memory per idle connection", "bytes", TRUE },
   { "threads-64", "6 4 threads, 64 B (Np: one client)", "msg/s", FALSE },
+  { "request-64-median", "7 request round trip 64 B, median", "µs", TRUE, "rtt-64-median" },
+  { "request-64-p99", "7 request round trip 64 B, p99", "µs", TRUE, "rtt-64-p99" },
+  { "pipelined-64", "8 100 requests in flight, 64 B", "req/s", FALSE },
 };
+
+static const Row *
+row_of (const char *key)
+{
+  for (guint r = 0; key != NULL && r < G_N_ELEMENTS (rows); r++)
+    if (g_str_equal (rows[r].key, key))
+      return &rows[r];
+
+  return NULL;
+}
 
 static char *self_path;
 static char *work_dir;
@@ -542,6 +569,37 @@ measure_threads (const Scenario       *s,
   child_finish (sink);
 }
 
+/* One request at a time gives a round trip, many in flight a rate. */
+static void
+measure_request (const Scenario       *s,
+                 const BenchTransport *t,
+                 guint                 scale)
+{
+  g_autofree char *address = address_for (t);
+  g_autofree char *count = g_strdup_printf ("%" G_GUINT64_FORMAT, count_for (s, t, scale));
+  g_autofree char *size = g_strdup_printf ("%" G_GSIZE_FORMAT, s->size);
+  g_autofree char *window = g_strdup_printf ("%u", s->conns);
+  Child *replier, *requester;
+
+  replier = child_spawn ("replier", t, address, window, NULL);
+  child_expect (replier, "ready");
+  requester = child_spawn ("requester", t, address, count, size, window, NULL);
+  if (s->conns == 1)
+    {
+      g_autofree char *median_key = g_strconcat (s->key, "-median", NULL);
+      g_autofree char *p99_key = g_strconcat (s->key, "-p99", NULL);
+      double median, p99;
+
+      median = child_number (requester, "rtt", &p99);
+      record (median_key, t, median);
+      record (p99_key, t, p99);
+    }
+  else
+    record (s->key, t, child_number (requester, "rate", NULL));
+  child_finish (requester);
+  child_finish (replier);
+}
+
 static void
 measure (const Scenario       *s,
          const BenchTransport *t,
@@ -568,6 +626,10 @@ measure (const Scenario       *s,
     case KIND_THREADS:
       if (t->thread_source != NULL)
         measure_threads (s, t, scale);
+      break;
+    case KIND_REQUEST:
+      if (t->requester != NULL)
+        measure_request (s, t, scale);
       break;
     }
 }
@@ -624,6 +686,18 @@ print_table (void)
 
   printf ("\nMedians of the rounds. (N.NNx) is Np's value divided by that column's: "
           "above 1 is better for rates, below 1 for times and memory.\n");
+
+  for (guint r = 0; r < G_N_ELEMENTS (rows); r++)
+    {
+      const Row *reference_row = row_of (rows[r].np_reference);
+      double np, reference;
+
+      if (reference_row != NULL &&
+          median_of (rows[r].key, &bench_np, &np) &&
+          median_of (reference_row->key, &bench_np, &reference) && reference != 0)
+        printf ("Np, %s: %.2fx its %s\n",
+                rows[r].title, np / reference, reference_row->title + 2);
+    }
 }
 
 static void
@@ -660,7 +734,16 @@ write_json (const char *path,
           if (have_np && median_of (rows[r].key, transports[i], &value) && value != 0)
             g_string_append_printf (json, "%s\"%s\": %.4f", n++ ? ", " : "", transports[i]->name, np / value);
         }
-      g_string_append_printf (json, "}}%s\n", r + 1 < G_N_ELEMENTS (rows) ? "," : "");
+      g_string_append (json, "}");
+      if (rows[r].np_reference != NULL)
+        {
+          double reference;
+
+          g_string_append_printf (json, ", \"np_reference\": \"%s\"", rows[r].np_reference);
+          if (have_np && median_of (rows[r].np_reference, &bench_np, &reference) && reference != 0)
+            g_string_append_printf (json, ", \"np_reference_ratio\": %.4f", np / reference);
+        }
+      g_string_append_printf (json, "}%s\n", r + 1 < G_N_ELEMENTS (rows) ? "," : "");
     }
   g_string_append (json, "  ]\n}\n");
 
@@ -766,6 +849,10 @@ run_role (int    argc,
     return t->tagged_sink (address, ARG (5), ARG (6), ARG (7));
   if (g_str_equal (role, "thread-source") && argc == 8)
     return t->thread_source (address, ARG (5), ARG (6), ARG (7));
+  if (g_str_equal (role, "replier") && argc == 6)
+    return t->replier (address, ARG (5));
+  if (g_str_equal (role, "requester") && argc == 8)
+    return t->requester (address, ARG (5), ARG (6), ARG (7));
 #undef ARG
 
   g_error ("Bad role arguments");
@@ -791,7 +878,7 @@ main (int   argc,
     { "json", 'j', 0, G_OPTION_ARG_FILENAME, &json, "Also write the results as JSON to FILE (- for stdout)", "FILE" },
     { "only", 'o', 0, G_OPTION_ARG_STRING, &only,
       "Only the scenarios whose key starts with one of these prefixes (oneway-64, oneway-1m, "
-      "rtt, fanin, setup, memory, threads), separated by commas", "PREFIX,..." },
+      "rtt, fanin, setup, memory, threads, request, pipelined), separated by commas", "PREFIX,..." },
     { "transports", 't', 0, G_OPTION_ARG_STRING, &only_transports,
       "Only these transports (np, raw, raw-batched, glib, gdbus, zmq), separated by commas", "NAME,..." },
     { NULL }
