@@ -124,7 +124,8 @@ struct _NpStream
   GQueue                   writes;         /* of NpOp, by end */
   GQueue                   pings;          /* of NpOp, oldest first */
   GQueue                   closers;        /* of NpOp */
-  GHashTable              *requests;       /* request id → NpOp, sent, awaiting a reply */
+  GHashTable              *requests;       /* request id → NpOp, sent, awaiting a reply;
+                                            * NULL until the first request */
   GQueue                   parked;         /* of NpParked */
   guint64                  parked_bytes;
   guint32                  last_request_id;
@@ -170,6 +171,22 @@ static inline gboolean
 np_stream_closing_done_locked (NpStream *self)
 {
   return np_out_queue_is_empty (&self->out) && (!self->awaiting_answers || self->n_unanswered == 0);
+}
+
+/* The requests awaiting a reply; an empty table until the first is sent,
+ * which makes the stream's own. */
+static inline GHashTable *
+np_stream_get_requests_locked (NpStream *self)
+{
+  static GHashTable *empty;
+
+  if (G_LIKELY (self->requests != NULL))
+    return self->requests;
+
+  if (g_once_init_enter (&empty))
+    g_once_init_leave (&empty, g_hash_table_new (NULL, NULL));
+
+  return empty;
 }
 
 NpOp   *np_op_new                  (NpOpKind       kind,

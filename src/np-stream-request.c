@@ -73,6 +73,10 @@ np_stream_send_request_locked (NpStream *self,
   guint8 header[NP_REQUEST_HEADER_SIZE];
   g_autoptr(GBytes) message = g_steal_pointer (&op->message);
 
+  /* Made for the first request: most pipes never send one. */
+  if (self->requests == NULL)
+    self->requests = g_hash_table_new (NULL, NULL);
+
   /* 0 is never an id: a wrapped counter skips it. */
   do
     op->request_id = ++self->last_request_id;
@@ -184,7 +188,7 @@ np_stream_fail_requests_locked (NpStream      *self,
   NpParked *parked;
   NpOp *op;
 
-  g_hash_table_iter_init (&iter, self->requests);
+  g_hash_table_iter_init (&iter, np_stream_get_requests_locked (self));
   while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &op))
     {
       g_hash_table_iter_steal (&iter);
@@ -219,7 +223,7 @@ np_stream_find_request_op_locked (NpStream *self,
   GHashTableIter iter;
   NpOp *op;
 
-  g_hash_table_iter_init (&iter, self->requests);
+  g_hash_table_iter_init (&iter, np_stream_get_requests_locked (self));
   while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &op))
     if (op->task == task)
       {
@@ -265,7 +269,7 @@ np_stream_request_timeout_cb (gpointer data)
   NpOp *op;
 
   g_mutex_lock (self->lock);
-  op = g_hash_table_lookup (self->requests, GUINT_TO_POINTER (timeout->id));
+  op = g_hash_table_lookup (np_stream_get_requests_locked (self), GUINT_TO_POINTER (timeout->id));
   if (op != NULL && op->timeout == g_main_current_source ())
     {
       g_hash_table_steal (self->requests, GUINT_TO_POINTER (timeout->id));
@@ -314,7 +318,7 @@ np_stream_handle_reply (NpStream      *self,
     id = np_request_id_decode (data);
 
   g_mutex_lock (self->lock);
-  op = g_hash_table_lookup (self->requests, GUINT_TO_POINTER (id));
+  op = g_hash_table_lookup (np_stream_get_requests_locked (self), GUINT_TO_POINTER (id));
   if (op != NULL)
     {
       g_hash_table_steal (self->requests, GUINT_TO_POINTER (id));
@@ -517,7 +521,7 @@ np_stream_drop_sync_request (NpStream *self,
   gboolean found = FALSE;
 
   g_mutex_lock (self->lock);
-  if (g_hash_table_lookup (self->requests, GUINT_TO_POINTER (op->request_id)) == op)
+  if (g_hash_table_lookup (np_stream_get_requests_locked (self), GUINT_TO_POINTER (op->request_id)) == op)
     {
       g_hash_table_steal (self->requests, GUINT_TO_POINTER (op->request_id));
       found = TRUE;

@@ -263,7 +263,7 @@ np_stream_unqueue_locked (NpStream *self,
     for (GList *l = lists[i]->head; l != NULL; l = l->next)
       np_op_move (l->data, end, delta);
 
-  g_hash_table_iter_init (&iter, self->requests);
+  g_hash_table_iter_init (&iter, np_stream_get_requests_locked (self));
   while (g_hash_table_iter_next (&iter, NULL, &op))
     np_op_move (op, end, delta);
 }

@@ -714,7 +714,6 @@ np_stream_new (GObject                 *owner,
   g_queue_init (&self->closers);
   g_queue_init (&self->deferred);
   g_queue_init (&self->parked);
-  self->requests = g_hash_table_new (NULL, NULL);
 
   self->io_source = g_source_new (&np_stream_io_funcs, sizeof (NpStreamSource));
   ((NpStreamSource *) self->io_source)->stream = np_stream_ref (self);
@@ -751,9 +750,9 @@ np_stream_unref (NpStream *self)
   g_assert (self->transport_users == 0);
   g_assert (g_queue_is_empty (&self->writes) && g_queue_is_empty (&self->pings) &&
             g_queue_is_empty (&self->closers) && g_queue_is_empty (&self->deferred) &&
-            g_queue_is_empty (&self->parked) && g_hash_table_size (self->requests) == 0);
+            g_queue_is_empty (&self->parked) && g_hash_table_size (np_stream_get_requests_locked (self)) == 0);
 
-  g_hash_table_unref (self->requests);
+  g_clear_pointer (&self->requests, g_hash_table_unref);
 
   np_stream_release_transport_locked (self);
   np_stream_clear_partial (self);
