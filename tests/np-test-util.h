@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <glib/gstdio.h>
 #include <gio/gunixsocketaddress.h>
 #include <np/np.h>
 
@@ -117,6 +118,30 @@ np_test_message_parse (GBytes  *message,
       return FALSE;
 
   return TRUE;
+}
+
+/* Points XDG_RUNTIME_DIR at a new temporary directory, so that runs
+ * never share sockets; returns it, for np_test_runtime_dir_remove(). */
+static inline char *
+np_test_runtime_dir_new (const char *tmpl)
+{
+  g_autoptr(GError) error = NULL;
+  char *dir = g_dir_make_tmp (tmpl, &error);
+
+  g_assert_no_error (error);
+  g_setenv ("XDG_RUNTIME_DIR", dir, TRUE);
+
+  return dir;
+}
+
+/* Removes what np_test_runtime_dir_new() made, once the servers are gone. */
+static inline void
+np_test_runtime_dir_remove (const char *dir)
+{
+  g_autofree char *np_dir = g_build_filename (dir, "np", NULL);
+
+  g_rmdir (np_dir);
+  g_rmdir (dir);
 }
 
 /* A size in [8, 2048] that looks random but both ends can compute. */

@@ -883,21 +883,16 @@ main (int   argc,
       char *argv[])
 {
   g_autofree char *runtime_dir = NULL;
-  g_autoptr(GError) error = NULL;
-  gboolean owner = FALSE;
   int ret;
 
   /* A test's own process works in its parent's directory. */
   if (g_getenv ("NP_ATTACK_RUNTIME_DIR") != NULL)
-    runtime_dir = g_strdup (g_getenv ("NP_ATTACK_RUNTIME_DIR"));
+    g_setenv ("XDG_RUNTIME_DIR", g_getenv ("NP_ATTACK_RUNTIME_DIR"), TRUE);
   else
     {
-      runtime_dir = g_dir_make_tmp ("np-attack-XXXXXX", &error);
-      g_assert_no_error (error);
+      runtime_dir = np_test_runtime_dir_new ("np-attack-XXXXXX");
       g_setenv ("NP_ATTACK_RUNTIME_DIR", runtime_dir, TRUE);
-      owner = TRUE;
     }
-  g_setenv ("XDG_RUNTIME_DIR", runtime_dir, TRUE);
 
   g_test_init (&argc, &argv, NULL);
 
@@ -906,13 +901,8 @@ main (int   argc,
 
   ret = g_test_run ();
 
-  if (owner)
-    {
-      g_autofree char *np_dir = g_build_filename (runtime_dir, "np", NULL);
-
-      g_rmdir (np_dir);
-      g_rmdir (runtime_dir);
-    }
+  if (runtime_dir != NULL)
+    np_test_runtime_dir_remove (runtime_dir);
 
   return ret;
 }

@@ -864,11 +864,8 @@ main (int   argc,
       char *argv[])
 {
   g_autofree char *runtime_dir = NULL;
-  g_autoptr(GError) error = NULL;
 
-  runtime_dir = g_dir_make_tmp ("np-reliability-XXXXXX", &error);
-  g_assert_no_error (error);
-  g_setenv ("XDG_RUNTIME_DIR", runtime_dir, TRUE);
+  runtime_dir = np_test_runtime_dir_new ("np-reliability-XXXXXX");
 
   g_test_init (&argc, &argv, NULL);
 

@@ -1937,14 +1937,11 @@ main (int   argc,
       char *argv[])
 {
   g_autofree char *runtime_dir = NULL;
-  g_autoptr(GError) error = NULL;
   const char *timeout;
   int ret;
 
   /* A runtime directory of our own, so runs never share sockets. */
-  runtime_dir = g_dir_make_tmp ("np-threads-XXXXXX", &error);
-  g_assert_no_error (error);
-  g_setenv ("XDG_RUNTIME_DIR", runtime_dir, TRUE);
+  runtime_dir = np_test_runtime_dir_new ("np-threads-XXXXXX");
 
   /* Slow tools (valgrind) need longer waits; 0 waits for ever. */
   timeout = g_getenv ("NP_TEST_WAIT_TIMEOUT");
@@ -1987,12 +1984,7 @@ main (int   argc,
 
   g_main_context_release (NULL);
 
-  {
-    g_autofree char *np_dir = g_build_filename (runtime_dir, "np", NULL);
-
-    g_rmdir (np_dir);
-    g_rmdir (runtime_dir);
-  }
+  np_test_runtime_dir_remove (runtime_dir);
 
   return ret;
 }
