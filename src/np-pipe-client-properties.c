@@ -96,6 +96,10 @@ np_pipe_client_get_property (GObject    *object,
       g_value_set_uint (value, np_pipe_client_get_request_timeout (self));
       break;
 
+    case NP_PIPE_CLIENT_PROP_QUEUED_BYTES:
+      g_value_set_uint64 (value, np_pipe_client_get_queued_bytes (self));
+      break;
+
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -219,6 +223,12 @@ np_pipe_client_install_properties (GObjectClass *object_class)
    * what the server sent (the answers to its pings) count too: a server
    * that sends them and does not read is disconnected with that error.
    *
+   * Rather than meet that error, a producer pauses once
+   * [property@Np.PipeClient:queued-bytes] passes half this limit, and
+   * sends again on [signal@Np.PipeClient::queue-drained], emitted once
+   * the queue is down to a quarter of it. A change applies at once, to
+   * those marks too.
+   *
    * Since: 1.0
    */
   properties [NP_PIPE_CLIENT_PROP_MAX_QUEUED_BYTES] =
@@ -302,6 +312,26 @@ np_pipe_client_install_properties (GObjectClass *object_class)
                        0, G_MAXUINT, DEFAULT_REQUEST_TIMEOUT,
                        (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
                         G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeClient:queued-bytes:
+   *
+   * How many bytes are queued to the server and not yet written to the
+   * socket, framing included, as [method@Np.PipeClient.get_queued_bytes]
+   * returns it; 0 when not connected.
+   *
+   * It changes with every message sent and written, and is not notified:
+   * read it when needed, and connect to
+   * [signal@Np.PipeClient::queue-drained] to learn, without polling, when
+   * a queue that passed half of [property@Np.PipeClient:max-queued-bytes]
+   * drained.
+   *
+   * Since: 1.0
+   */
+  properties [NP_PIPE_CLIENT_PROP_QUEUED_BYTES] =
+    g_param_spec_uint64 ("queued-bytes", NULL, NULL,
+                         0, G_MAXUINT64, 0,
+                         (G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
 
   g_object_class_install_properties (object_class, NP_PIPE_CLIENT_N_PROPS, properties);
 }

@@ -65,6 +65,7 @@ enum {
   MESSAGE_RECEIVED,
   REQUEST_RECEIVED,
   DISCONNECTED,
+  QUEUE_DRAINED,
   N_SIGNALS
 };
 
@@ -132,6 +133,21 @@ np_pipe_client_stream_request (GObject  *owner,
 }
 
 static void
+np_pipe_client_stream_drained (GObject  *owner,
+                               NpStream *stream)
+{
+  NpPipeClient *self = NP_PIPE_CLIENT (owner);
+  gboolean current;
+
+  g_mutex_lock (self->lock);
+  current = stream == self->stream && self->connected;
+  g_mutex_unlock (self->lock);
+
+  if (current)
+    g_signal_emit (self, signals [QUEUE_DRAINED], 0);
+}
+
+static void
 np_pipe_client_stream_closed (GObject      *owner,
                               NpStream     *stream,
                               const GError *error)
@@ -179,6 +195,7 @@ const NpStreamCallbacks np_pipe_client_stream_callbacks = {
   .opened = np_pipe_client_stream_opened,
   .message = np_pipe_client_stream_message,
   .request = np_pipe_client_stream_request,
+  .drained = np_pipe_client_stream_drained,
   .closed = np_pipe_client_stream_closed,
 };
 
@@ -317,6 +334,34 @@ np_pipe_client_class_init (NpPipeClientClass *klass)
                   G_SIGNAL_RUN_LAST,
                   0, NULL, NULL, NULL,
                   G_TYPE_NONE, 1, G_TYPE_ERROR);
+
+  /**
+   * NpPipeClient::queue-drained:
+   * @self: a #NpPipeClient
+   *
+   * Emitted when what is queued to the server, having passed half of
+   * [property@Np.PipeClient:max-queued-bytes], has been written down to
+   * a quarter of it or less: the moment for a producer that paused to
+   * send again. A producer that pauses once
+   * [method@Np.PipeClient.get_queued_bytes] passes half the limit, and
+   * resumes on this signal, never meets %NP_PIPE_ERROR_QUEUE_FULL as
+   * long as each message, with its 8-byte header, is at most half the
+   * limit.
+   *
+   * It is emitted once per such crossing, from the client's main
+   * context, never from inside a send. With no limit
+   * ([property@Np.PipeClient:max-queued-bytes] 0) it is not emitted. A
+   * connection that closes before its queue drained emits nothing:
+   * [signal@Np.PipeClient::disconnected] tells.
+   *
+   * Since: 1.0
+   */
+  signals [QUEUE_DRAINED] =
+    g_signal_new ("queue-drained",
+                  G_TYPE_FROM_CLASS (klass),
+                  G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL,
+                  G_TYPE_NONE, 0);
 }
 
 static void

@@ -28,9 +28,12 @@
  * to the application by [signal@Np.PipeServer::client-connected]. The
  * messages it receives are reported by
  * [signal@Np.PipeServer::message-received], its end by
- * [signal@Np.PipeServer::client-disconnected]; the connection has no
- * signals of its own. Reply to the client with
- * [method@Np.PipeConnection.send].
+ * [signal@Np.PipeServer::client-disconnected]. Reply to the client with
+ * [method@Np.PipeConnection.send], or with
+ * [method@Np.PipeConnection.send_async] to learn when the message was
+ * written. The connection's own signal,
+ * [signal@Np.PipeConnection::queue-drained], paces a server that streams
+ * more to a client than the client reads at once.
  *
  * Who the peer is comes from the kernel (`SO_PEERCRED`), not from anything
  * the peer says: see [method@Np.PipeConnection.get_peer_pid] and
@@ -74,12 +77,19 @@ enum {
   PROP_PEER_GID,
   PROP_PEER_MAX_MESSAGE_SIZE,
   PROP_CONNECTED,
+  PROP_QUEUED_BYTES,
   N_PROPS
+};
+
+enum {
+  QUEUE_DRAINED,
+  N_SIGNALS
 };
 
 G_DEFINE_FINAL_TYPE (NpPipeConnection, np_pipe_connection, G_TYPE_OBJECT)
 
 static GParamSpec *properties [N_PROPS];
+static guint signals [N_SIGNALS];
 
 #define UNKNOWN_ID ((guint) -1)
 
@@ -167,6 +177,14 @@ np_pipe_connection_stream_request (GObject  *owner,
 }
 
 static void
+np_pipe_connection_stream_drained (GObject  *owner,
+                                   NpStream *stream)
+{
+  if (NP_PIPE_CONNECTION (owner)->accepted)
+    g_signal_emit (owner, signals [QUEUE_DRAINED], 0);
+}
+
+static void
 np_pipe_connection_stream_closed (GObject      *owner,
                                   NpStream     *stream,
                                   const GError *error)
@@ -195,6 +213,7 @@ static const NpStreamCallbacks np_pipe_connection_stream_callbacks = {
   .opened = np_pipe_connection_stream_opened,
   .message = np_pipe_connection_stream_message,
   .request = np_pipe_connection_stream_request,
+  .drained = np_pipe_connection_stream_drained,
   .closed = np_pipe_connection_stream_closed,
 };
 
@@ -256,6 +275,10 @@ np_pipe_connection_get_property (GObject    *object,
 
     case PROP_CONNECTED:
       g_value_set_boolean (value, np_pipe_connection_is_connected (self));
+      break;
+
+    case PROP_QUEUED_BYTES:
+      g_value_set_uint64 (value, np_pipe_connection_get_queued_bytes (self));
       break;
 
     default:
@@ -356,7 +379,55 @@ np_pipe_connection_class_init (NpPipeConnectionClass *klass)
                           FALSE,
                           (G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
 
+  /**
+   * NpPipeConnection:queued-bytes:
+   *
+   * How many bytes are queued to the client and not yet written to the
+   * socket, framing included, as
+   * [method@Np.PipeConnection.get_queued_bytes] returns it; 0 once the
+   * connection ended.
+   *
+   * It changes with every message sent and written, and is not notified:
+   * read it when needed, and connect to
+   * [signal@Np.PipeConnection::queue-drained] to learn, without polling,
+   * when a queue that passed half of the limit drained.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_QUEUED_BYTES] =
+    g_param_spec_uint64 ("queued-bytes", NULL, NULL,
+                         0, G_MAXUINT64, 0,
+                         (G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
   g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  /**
+   * NpPipeConnection::queue-drained:
+   * @self: a #NpPipeConnection
+   *
+   * Emitted when what is queued to the client, having passed half of
+   * the server's [property@Np.PipeServer:max-queued-bytes] (as it was
+   * when the client connected), has been written down to a quarter of it
+   * or less: the moment for a server that paused streaming to this
+   * client to send again. A client that does not read until a message
+   * would pass the limit is dropped; a server that pauses once
+   * [method@Np.PipeConnection.get_queued_bytes] passes half the limit,
+   * and resumes on this signal, never drops a client that reads, as long
+   * as each message, with its 8-byte header, is at most half the limit.
+   *
+   * It is emitted once per such crossing, from the server's main
+   * context, never from inside a send. With no limit (0) it is not
+   * emitted. A connection that closes before its queue drained emits
+   * nothing: [signal@Np.PipeServer::client-disconnected] tells.
+   *
+   * Since: 1.0
+   */
+  signals [QUEUE_DRAINED] =
+    g_signal_new ("queue-drained",
+                  G_TYPE_FROM_CLASS (klass),
+                  G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL,
+                  G_TYPE_NONE, 0);
 }
 
 static void
@@ -690,6 +761,195 @@ np_pipe_connection_send_variant (NpPipeConnection  *self,
   return np_pipe_connection_send (self, message, error);
 }
 
+/* The stream, or %NULL with @error set when the connection was never
+ * accepted. */
+static NpStream *
+np_pipe_connection_get_accepted_stream (NpPipeConnection  *self,
+                                        GError           **error)
+{
+  NpStream *stream = np_pipe_connection_get_stream (self);
+
+  if (stream == NULL || !self->accepted)
+    {
+      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
+                   "Client %" G_GUINT64_FORMAT " is not connected", self->id);
+      return NULL;
+    }
+
+  return stream;
+}
+
+/**
+ * np_pipe_connection_send_async:
+ * @self: a #NpPipeConnection
+ * @message: the message, 0 bytes or more
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called once the message is written to the
+ *   socket, or failed
+ * @user_data: data for @callback
+ *
+ * Queues @message like [method@Np.PipeConnection.send] and reports when
+ * it has been written to the socket, in the thread-default main context
+ * of the calling thread. Finish with
+ * [method@Np.PipeConnection.send_finish]. It fails as
+ * [method@Np.PipeConnection.send] does: a message that would pass
+ * [property@Np.PipeServer:max-queued-bytes] fails with
+ * %NP_PIPE_ERROR_QUEUE_FULL and drops the client.
+ *
+ * Cancelling before any byte of the message was written takes it out of
+ * the queue: the client never sees it. Once writing has begun, the
+ * message is delivered whole all the same, and the call still fails with
+ * %G_IO_ERROR_CANCELLED.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_connection_send_async (NpPipeConnection    *self,
+                               GBytes              *message,
+                               GCancellable        *cancellable,
+                               GAsyncReadyCallback  callback,
+                               gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  GError *error = NULL;
+  NpStream *stream;
+
+  g_return_if_fail (NP_IS_PIPE_CONNECTION (self));
+  g_return_if_fail (message != NULL);
+  g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, np_pipe_connection_send_async);
+
+  /* The task holds the connection, which holds the stream. */
+  stream = np_pipe_connection_get_accepted_stream (self, &error);
+  if (stream == NULL)
+    g_task_return_error (task, error);
+  else
+    np_stream_send_async (stream, message, task);
+}
+
+/**
+ * np_pipe_connection_send_finish:
+ * @self: a #NpPipeConnection
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Np.PipeConnection.send_async].
+ *
+ * Returns: %TRUE if the message was written to the socket
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_connection_send_finish (NpPipeConnection  *self,
+                                GAsyncResult      *result,
+                                GError           **error)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), FALSE);
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/**
+ * np_pipe_connection_flush_sync:
+ * @self: a #NpPipeConnection
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Writes out everything queued to the client, blocking the calling
+ * thread until the socket took it. No main context is iterated: when the
+ * client runs in the same thread, queue no more than the socket buffer
+ * holds (some hundred KiB) before flushing, or use
+ * [method@Np.PipeConnection.flush_async].
+ *
+ * Returns: %TRUE if everything queued was written
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_connection_flush_sync (NpPipeConnection  *self,
+                               GCancellable      *cancellable,
+                               GError           **error)
+{
+  g_autoptr(NpPipeConnection) hold = NULL;
+  NpStream *stream;
+
+  g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), FALSE);
+  g_return_val_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  /* Completing a send_async may run a callback that drops the last
+   * reference; the connection holds the stream. */
+  hold = g_object_ref (self);
+  stream = np_pipe_connection_get_accepted_stream (self, error);
+
+  return stream != NULL && np_stream_flush_sync (stream, cancellable, error);
+}
+
+/**
+ * np_pipe_connection_flush_async:
+ * @self: a #NpPipeConnection
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called once everything queued so far is
+ *   written, or failed
+ * @user_data: data for @callback
+ *
+ * Writes out everything queued to the client from the server's main
+ * context, and reports in the thread-default main context of the calling
+ * thread. Finish with [method@Np.PipeConnection.flush_finish].
+ * Cancelling fails the call at once with %G_IO_ERROR_CANCELLED; what is
+ * queued is written all the same.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_connection_flush_async (NpPipeConnection    *self,
+                                GCancellable        *cancellable,
+                                GAsyncReadyCallback  callback,
+                                gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  GError *error = NULL;
+  NpStream *stream;
+
+  g_return_if_fail (NP_IS_PIPE_CONNECTION (self));
+  g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, np_pipe_connection_flush_async);
+
+  stream = np_pipe_connection_get_accepted_stream (self, &error);
+  if (stream == NULL)
+    g_task_return_error (task, error);
+  else
+    np_stream_flush_async (stream, task);
+}
+
+/**
+ * np_pipe_connection_flush_finish:
+ * @self: a #NpPipeConnection
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Np.PipeConnection.flush_async].
+ *
+ * Returns: %TRUE if everything queued was written
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_connection_flush_finish (NpPipeConnection  *self,
+                                 GAsyncResult      *result,
+                                 GError           **error)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), FALSE);
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
 /**
  * np_pipe_connection_request_async:
  * @self: a #NpPipeConnection
@@ -770,6 +1030,8 @@ np_pipe_connection_request_finish (NpPipeConnection  *self,
  *
  * Gets how many bytes are queued to the client and not yet written to the
  * socket, framing included: a client that does not read makes it grow.
+ * This is [property@Np.PipeConnection:queued-bytes]; pace a stream of
+ * messages with [signal@Np.PipeConnection::queue-drained].
  *
  * Returns: the bytes queued, 0 once the connection ended
  *

@@ -118,6 +118,11 @@ struct _NpStream
   GError                  *write_error;
   guint32                  peer_max_message_size;
   guint64                  max_queued_bytes;
+  /* Flow control: past @high_water queued bytes (half the limit, or
+   * never without one) the queue is over half; drained to @low_water (a
+   * quarter) it is reported to the owner (drained()). */
+  guint64                  high_water;
+  guint64                  low_water;
   guint                    handshake_timeout;
   guint                    close_timeout;
   NpOutQueue               out;
@@ -147,6 +152,8 @@ struct _NpStream
   guint                    want_out : 1;
   guint                    flush_requested : 1;
   guint                    report_pending : 1;
+  guint                    over_half : 1;
+  guint                    drained_pending : 1;
 
   /* Read side: only the context's thread touches it, while dispatching. */
   guint8                   head[NP_HELLO_SIZE];
@@ -164,6 +171,14 @@ struct _NpStream
   guint                    reading;        /* depth of nested reads */
   guint                    open_pending : 1;
 };
+
+/* After each frame queued: the one comparison flow control costs. */
+static inline void
+np_stream_note_queued_locked (NpStream *self)
+{
+  if (G_UNLIKELY (np_out_queue_get_size (&self->out) > self->high_water))
+    self->over_half = TRUE;
+}
 
 /* Closing has nothing left to do but to close: all written, and the
  * answers the peer waits for given. */

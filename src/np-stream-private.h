@@ -38,6 +38,10 @@ typedef struct
                        NpStream     *stream,
                        guint32       id,
                        GBytes       *message);
+  /* Optional: what is queued, having passed half the queue limit,
+   * drained to a quarter of it. Not called once the stream is closed. */
+  void     (*drained) (GObject      *owner,
+                       NpStream     *stream);
   /* The stream ended: @error is NULL after a clean close by either side.
    * Called once. */
   void     (*closed)  (GObject      *owner,

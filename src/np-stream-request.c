@@ -85,6 +85,7 @@ np_stream_send_request_locked (NpStream *self,
   np_request_header_encode (header, NP_FRAME_REQUEST, op->request_id, g_bytes_get_size (message));
   op->start = np_out_queue_push_frame (&self->out, header, sizeof header, message);
   op->end = self->out.queued;
+  np_stream_note_queued_locked (self);
   g_hash_table_insert (self->requests, GUINT_TO_POINTER (op->request_id), op);
 
   if (self->request_timeout > 0)

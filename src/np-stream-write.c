@@ -185,6 +185,18 @@ np_stream_write_some_locked (NpStream *self)
         {
         case NP_IO_DONE:
           np_out_queue_consume (&self->out, written);
+          /* Reported from the context's dispatch, never from here. */
+          if (G_UNLIKELY (self->over_half) &&
+              np_out_queue_get_size (&self->out) <= self->low_water)
+            {
+              self->over_half = FALSE;
+              if (self->state <= NP_STREAM_OPEN && self->owner != NULL &&
+                  self->callbacks->drained != NULL)
+                {
+                  self->drained_pending = TRUE;
+                  np_flusher_arm (self->flusher, &self->flush_link, TRUE);
+                }
+            }
           /* A closing stream waits for a peer that reads, however slowly. */
           if (self->state == NP_STREAM_CLOSING && self->close_timeout > 0 && written > 0)
             self->stall_until = g_get_monotonic_time () +
@@ -298,6 +310,7 @@ np_stream_queue_peer_frame_locked (NpStream      *self,
     }
 
   np_out_queue_push_frame (&self->out, header, header_len, payload);
+  np_stream_note_queued_locked (self);
   np_stream_request_flush_locked (self);
 }
 
@@ -367,6 +380,7 @@ np_stream_queue_message_at_locked (NpStream *self,
 
   np_frame_header_encode (header, NP_FRAME_MESSAGE, g_bytes_get_size (message));
   start = np_out_queue_push_frame (&self->out, header, sizeof header, message);
+  np_stream_note_queued_locked (self);
   if (op != NULL)
     {
       op->start = start;
@@ -641,6 +655,7 @@ np_stream_ping_async (NpStream *self,
   np_frame_header_encode (header, NP_FRAME_PING, sizeof data);
   op->start = np_out_queue_push_frame (&self->out, header, sizeof header, payload);
   op->end = self->out.queued;
+  np_stream_note_queued_locked (self);
   op->sent_at = g_get_monotonic_time ();
   g_queue_push_tail (&self->pings, op);
   np_stream_request_flush_locked (self);

@@ -161,6 +161,9 @@ np_stream_finish_locked (NpStream      *self,
 
   np_stream_set_state (self, NP_STREAM_CLOSED);
   self->error = error != NULL ? g_error_copy (error) : NULL;
+  /* The end is all there is left to report. */
+  self->over_half = FALSE;
+  self->drained_pending = FALSE;
   self->report_pending = self->owner != NULL;
   self->want_out = FALSE;
   after->finished = TRUE;
@@ -291,7 +294,7 @@ np_stream_needs_dispatch_locked (NpStream *self)
 {
   NpOp *op = g_queue_peek_head (&self->writes);
 
-  if (self->deferred.length > 0)
+  if (self->deferred.length > 0 || self->drained_pending)
     return TRUE;
 
   if (self->state == NP_STREAM_CLOSED)
@@ -325,6 +328,30 @@ np_stream_report (NpStream *self)
   if (self->callbacks->enter != NULL)
     held = self->callbacks->enter (owner);
   self->callbacks->closed (owner, self, error);
+  if (self->callbacks->leave != NULL)
+    self->callbacks->leave (owner, held);
+  g_object_unref (owner);
+}
+
+/* Tells the owner that the queue drained, unless the stream closed
+ * meanwhile. From the context's dispatch. */
+static void
+np_stream_report_drained (NpStream *self)
+{
+  GObject *owner = NULL;
+  gpointer held = NULL;
+
+  g_mutex_lock (self->lock);
+  if (self->owner != NULL && self->state != NP_STREAM_CLOSED)
+    owner = g_object_ref (self->owner);
+  g_mutex_unlock (self->lock);
+
+  if (owner == NULL)
+    return;
+
+  if (self->callbacks->enter != NULL)
+    held = self->callbacks->enter (owner);
+  self->callbacks->drained (owner, self);
   if (self->callbacks->leave != NULL)
     self->callbacks->leave (owner, held);
   g_object_unref (owner);
@@ -619,6 +646,7 @@ np_stream_flush_dispatch (NpFlushLink *link)
 {
   NpStream *self = G_STRUCT_MEMBER_P (link, -G_STRUCT_OFFSET (NpStream, flush_link));
   NpStreamAfter after = NP_STREAM_AFTER_INIT;
+  gboolean drained;
   gboolean report;
 
   g_mutex_lock (self->lock);
@@ -632,9 +660,13 @@ np_stream_flush_dispatch (NpFlushLink *link)
       np_stream_settle_locked (self, &after);
     }
   report = self->report_pending;
+  drained = self->drained_pending;
+  self->drained_pending = FALSE;
   g_mutex_unlock (self->lock);
 
   np_stream_after (self, &after, FALSE);
+  if (drained)
+    np_stream_report_drained (self);
   if (report)
     np_stream_report (self);
 }
@@ -706,6 +738,7 @@ np_stream_new (GObject                 *owner,
   self->label = g_strdup (label);
   self->state = NP_STREAM_HANDSHAKE;
   self->max_message_size = max_message_size;
+  self->high_water = G_MAXUINT64;
   self->flusher = np_flusher_acquire (context);
   self->flush_link.funcs = &np_stream_flush_funcs;
   np_out_queue_init (&self->out);
@@ -819,6 +852,16 @@ np_stream_set_close_timeout (NpStream *self,
   g_mutex_unlock (self->lock);
 }
 
+/* Half the limit and a quarter of it; with no limit, the queue is never
+ * over half. A queue over half when the limit changes still reports
+ * once it drains to the new quarter (when the limit is gone: empties). */
+static void
+np_stream_set_water_marks_locked (NpStream *self)
+{
+  self->high_water = self->max_queued_bytes > 0 ? self->max_queued_bytes / 2 : G_MAXUINT64;
+  self->low_water = self->max_queued_bytes / 4;
+}
+
 void
 np_stream_configure_locked (NpStream *self,
                             guint64   max_queued_bytes,
@@ -829,6 +872,7 @@ np_stream_configure_locked (NpStream *self,
 {
   self->max_queued_bytes = max_queued_bytes;
   self->drop_when_full = !!drop_when_full;
+  np_stream_set_water_marks_locked (self);
   self->handshake_timeout = handshake_timeout;
   self->close_timeout = close_timeout;
   self->request_timeout = request_timeout;
@@ -853,6 +897,7 @@ np_stream_set_queue_limit_locked (NpStream *self,
 {
   self->max_queued_bytes = max_queued_bytes;
   self->drop_when_full = !!drop_when_full;
+  np_stream_set_water_marks_locked (self);
 }
 
 void

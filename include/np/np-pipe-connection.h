@@ -49,6 +49,29 @@ gboolean      np_pipe_connection_send_variant          (NpPipeConnection  *self,
                                                         GVariant          *value,
                                                         GError           **error);
 NP_AVAILABLE_IN_ALL
+void          np_pipe_connection_send_async            (NpPipeConnection  *self,
+                                                        GBytes            *message,
+                                                        GCancellable      *cancellable,
+                                                        GAsyncReadyCallback callback,
+                                                        gpointer           user_data);
+NP_AVAILABLE_IN_ALL
+gboolean      np_pipe_connection_send_finish           (NpPipeConnection  *self,
+                                                        GAsyncResult      *result,
+                                                        GError           **error);
+NP_AVAILABLE_IN_ALL
+gboolean      np_pipe_connection_flush_sync            (NpPipeConnection  *self,
+                                                        GCancellable      *cancellable,
+                                                        GError           **error);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_connection_flush_async           (NpPipeConnection  *self,
+                                                        GCancellable      *cancellable,
+                                                        GAsyncReadyCallback callback,
+                                                        gpointer           user_data);
+NP_AVAILABLE_IN_ALL
+gboolean      np_pipe_connection_flush_finish          (NpPipeConnection  *self,
+                                                        GAsyncResult      *result,
+                                                        GError           **error);
+NP_AVAILABLE_IN_ALL
 void          np_pipe_connection_request_async         (NpPipeConnection  *self,
                                                         GBytes            *request,
                                                         GCancellable      *cancellable,

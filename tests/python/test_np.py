@@ -5,6 +5,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -641,6 +642,109 @@ class TestCServer(unittest.TestCase):
 
         process.get_stdin_pipe().close(None)
         self.assertTrue(process.wait_check(None))
+
+
+def stop_process(process):
+    """Stops a peer process (SIGSTOP) and waits until it is stopped."""
+    pid = int(process.get_identifier())
+    os.kill(pid, signal.SIGSTOP)
+    os.waitid(os.P_PID, pid, os.WSTOPPED)
+
+
+def continue_process(process):
+    os.kill(int(process.get_identifier()), signal.SIGCONT)
+
+
+class TestFlowControl(unittest.TestCase):
+    """queue-drained and queued-bytes on both ends, against processes
+    written in C that are stopped while the queue fills."""
+
+    LIMIT = MIB
+
+    def test_client_pauses_on_queue_drained(self):
+        peer = os.path.join(os.environ["NP_TEST_BUILDDIR"], "np-test-peer")
+        name = "flow-python-client"
+        process = start_peer([peer, "serve", name])
+        client = Np.PipeClient.new(name)
+        client.props.max_queued_bytes = self.LIMIT
+        drained, notified, echoed = [], [], []
+        client.connect("queue-drained", lambda c: drained.append(c.get_queued_bytes()))
+        client.connect("notify::queued-bytes", lambda c, pspec: notified.append(pspec))
+        client.connect("message-received", lambda c, m: echoed.append(m.get_size()))
+        callback, done = finish_when_done(client.connect_finish)
+        client.connect_async(None, callback)
+        wait_until(lambda: done)
+        self.assertIs(done[0][0], True)
+
+        # The queued-bytes property is read-only.
+        with self.assertRaises(TypeError):
+            client.props.queued_bytes = 1
+
+        stop_process(process)
+        sent = 0
+        for _round in range(2):
+            before = len(drained)
+            while client.props.queued_bytes <= self.LIMIT // 2:
+                client.send(GLib.Bytes.new(pattern(64 * 1024, sent)))
+                sent += 1
+            self.assertEqual(client.props.queued_bytes, client.get_queued_bytes())
+            continue_process(process)
+            wait_until(lambda: len(drained) == before + 1)
+            self.assertLessEqual(drained[-1], self.LIMIT // 4)
+            stop_process(process)
+        continue_process(process)
+
+        wait_until(lambda: len(echoed) == sent)
+        self.assertEqual(len(drained), 2)
+        self.assertEqual(notified, [])
+        client.close()
+        self.assertTrue(stop_peer(process))
+
+    def test_connection_pauses_on_queue_drained(self):
+        peer = os.path.join(os.environ["NP_TEST_BUILDDIR"], "np-test-peer")
+        server = Np.PipeServer.new(None)
+        server.props.max_queued_bytes = self.LIMIT
+        events = Events(server)
+        drained = []
+        server.connect("client-connected",
+                       lambda s, c: c.connect("queue-drained",
+                                              lambda c: drained.append(c.props.queued_bytes)))
+        self.assertTrue(server.start())
+        count = 40
+        process = Gio.Subprocess.new([peer, "echo", server.get_name(), "7", str(count)],
+                                     Gio.SubprocessFlags.NONE)
+        wait_until(lambda: len(events.messages) == count)
+        connection = events.connected[0]
+        stop_process(process)
+
+        paused = 0
+        for _connection, data in events.messages[:-1]:
+            connection.send(GLib.Bytes.new(data))
+            if connection.props.queued_bytes > self.LIMIT // 2:
+                before = len(drained)
+                if paused == 0:
+                    continue_process(process)
+                paused += 1
+                wait_until(lambda: len(drained) == before + 1)
+                self.assertLessEqual(drained[-1], self.LIMIT // 4)
+        self.assertGreater(paused, 0)
+
+        # The last one with send_async, then a flush.
+        callback, sent = finish_when_done(connection.send_finish)
+        connection.send_async(GLib.Bytes.new(events.messages[-1][1]), None, callback)
+        callback, flushed = finish_when_done(connection.flush_finish)
+        connection.flush_async(None, callback)
+        wait_until(lambda: sent and flushed)
+        self.assertIs(sent[0][0], True)
+        self.assertIs(flushed[0][0], True)
+        self.assertTrue(connection.flush_sync(None))
+
+        # The C client checked every echo, in order.
+        self.assertTrue(process.wait_check(None))
+        wait_until(lambda: events.disconnected)
+        self.assertEqual(events.disconnected, [(connection, None)])
+        self.assertEqual(len(drained), paused)
+        server.stop()
 
 
 if __name__ == "__main__":
