@@ -210,7 +210,7 @@ typedef struct
   guint          interval;
   guint          wait : 1;
   guint          dialing : 1;      /* a socket connect is under way, or made */
-  guint          retry_soon : 1;   /* the server showed up while dialing */
+  guint          retry_soon : 1;   /* the server showed up since the last wait */
   guint          attempt_watched : 1;
 } ConnectData;
 
@@ -349,6 +349,15 @@ static void np_pipe_client_socket_connected (GObject      *object,
                                              GAsyncResult *result,
                                              gpointer      user_data);
 
+static GError *
+np_pipe_client_no_server_error_new (NpPipeClient *self,
+                                    ConnectData  *connect)
+{
+  return g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
+                      "No server started as pipe “%s” (%s) within %u ms",
+                      self->name, self->path, connect->timeout);
+}
+
 /* Dials the server once more, in the task's context, with what is left
  * of the connect timeout to wait for a busy one. */
 static void
@@ -385,15 +394,19 @@ np_pipe_client_retry_connect (gpointer data,
   if (!pending)
     return;
 
-  if (connect->dialing)
+  /* The last wait ends at the deadline: no server came. */
+  if (!from_monitor && !connect->dialing && connect->deadline > 0 &&
+      g_get_monotonic_time () >= connect->deadline)
     {
-      connect->retry_soon = connect->retry_soon || from_monitor;
+      g_autoptr(GError) error = np_pipe_client_no_server_error_new (self, connect);
+
+      np_pipe_client_connected (self, task, error);
       return;
     }
 
-  if (from_monitor)
-    connect->delay = connect->interval;
-  np_pipe_client_dial (self, task);
+  connect->retry_soon = connect->retry_soon || from_monitor;
+  if (!connect->dialing)
+    np_pipe_client_dial (self, task);
 }
 
 /* No server runs under the name: waits for one to start, until the
@@ -412,11 +425,16 @@ np_pipe_client_wait_for_server (NpPipeClient *self,
 
   if (connect->retry_soon)
     {
+      /* The server showed up: it may be about to listen. */
+      delay = np_backoff_jitter (MIN (connect->interval, NP_RETRY_SOON_MSEC));
       connect->delay = connect->interval;
       connect->retry_soon = FALSE;
     }
-  delay = np_backoff_jitter (connect->delay);
-  connect->delay = MIN ((guint64) connect->delay * 2, connect->max_delay);
+  else
+    {
+      delay = np_backoff_jitter (connect->delay);
+      connect->delay = MIN ((guint64) connect->delay * 2, connect->max_delay);
+    }
   if (connect->deadline > 0)
     delay = MIN ((gint64) delay, (connect->deadline - now + 999) / G_TIME_SPAN_MILLISECOND);
 
@@ -467,9 +485,7 @@ np_pipe_client_socket_connected (GObject      *object,
       if (connect->wait && g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_FOUND))
         {
           g_clear_error (&error);
-          g_set_error (&error, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
-                       "No server started as pipe “%s” (%s) within %u ms",
-                       self->name, self->path, connect->timeout);
+          error = np_pipe_client_no_server_error_new (self, connect);
         }
       np_pipe_client_connected (self, task, error);
       return;

@@ -70,7 +70,7 @@ struct _NpPipeClient
   guint         connected : 1;
   guint         auto_reconnect : 1;
   guint         reconnecting : 1;    /* lost its connection, tries again until close() */
-  guint         reconnect_soon : 1;  /* the server showed up during an attempt */
+  guint         reconnect_soon : 1;  /* the server showed up since the last wait */
 
   /* What the connected stream has queued, published by it for
    * np_pipe_client_get_queued_bytes(), which takes no lock. */

@@ -177,9 +177,7 @@ np_pipe_client_reconnect_fire (gpointer data,
       np_pipe_client_drop_held_locked (self);
     }
   go = self->reconnecting && !self->connected && self->attempt == NULL;
-  if (from_monitor && go)
-    self->reconnect_delay = self->reconnect_interval;
-  else if (from_monitor && self->attempt != NULL)
+  if (from_monitor)
     self->reconnect_soon = TRUE;
   g_mutex_unlock (self->lock);
 
@@ -221,11 +219,16 @@ np_pipe_client_reconnect_later (NpPipeClient *self)
 
       if (self->reconnect_soon)
         {
+          /* The server showed up: it may be about to listen. */
+          delay = np_backoff_jitter (MIN (self->reconnect_interval, NP_RETRY_SOON_MSEC));
           self->reconnect_delay = self->reconnect_interval;
           self->reconnect_soon = FALSE;
         }
-      delay = np_backoff_jitter (self->reconnect_delay);
-      self->reconnect_delay = MIN ((guint64) self->reconnect_delay * 2, max);
+      else
+        {
+          delay = np_backoff_jitter (self->reconnect_delay);
+          self->reconnect_delay = MIN ((guint64) self->reconnect_delay * 2, max);
+        }
       np_server_watch_set_timer (self->reconnect_watch, delay);
     }
   g_mutex_unlock (self->lock);

@@ -13,6 +13,11 @@ G_BEGIN_DECLS
 
 typedef struct _NpServerWatch NpServerWatch;
 
+/* The wait after an attempt that the server's socket appearing set off
+ * and that failed all the same: a server binds its socket a moment
+ * before it listens. */
+#define NP_RETRY_SOON_MSEC 50
+
 /* @from_monitor: the socket or its lock file changed, rather than the
  * timer firing. */
 typedef void (*NpServerWatchFunc) (gpointer data,
