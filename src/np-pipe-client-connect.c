@@ -137,6 +137,7 @@ np_pipe_client_connect_sync (NpPipeClient  *self,
   g_autoptr(NpPipeClient) hold = NULL;
   g_autoptr(GSocketConnection) connection = NULL;
   g_autoptr(GCancellable) attempt = NULL;
+  NpServerWatch *watch = NULL;
   NpStream *old = NULL;
   NpStream *stream = NULL;
   gboolean already;
@@ -175,11 +176,13 @@ np_pipe_client_connect_sync (NpPipeClient  *self,
   if (connection != NULL)
     {
       old = np_pipe_client_attach_locked (self, connection, timeout, &stream, &was_connected);
+      watch = np_pipe_client_stop_reconnecting_locked (self);
       np_pipe_client_set_connected_locked (self, TRUE);
       np_stream_ref (stream);
     }
   g_mutex_unlock (self->lock);
 
+  g_clear_pointer (&watch, np_server_watch_free);
   if (connection == NULL)
     return FALSE;
 
@@ -194,16 +197,30 @@ np_pipe_client_connect_sync (NpPipeClient  *self,
 
 typedef struct
 {
-  GCancellable *caller;      /* the caller's, chained to cancel attempt */
-  gulong        chain_id;
-  GCancellable *attempt;
-  gint64        deadline;
+  GCancellable  *caller;      /* the caller's, chained to cancel attempt */
+  gulong         chain_id;
+  GCancellable  *attempt;
+  gint64         deadline;
+  guint          timeout;
+  /* Waiting for a server that does not run yet (auto-reconnect). Only
+   * the task's context touches these, but watch, under the lock. */
+  NpServerWatch *watch;
+  guint          delay;       /* the next back-off, before jitter */
+  guint          max_delay;
+  guint          interval;
+  guint          wait : 1;
+  guint          dialing : 1;      /* a socket connect is under way, or made */
+  guint          retry_soon : 1;   /* the server showed up since the last wait */
+  guint          attempt_watched : 1;
 } ConnectData;
 
 static void
 connect_data_free (gpointer data)
 {
   ConnectData *connect = data;
+
+  /* The watch holds a reference on the task. */
+  g_assert (connect->watch == NULL);
 
   if (connect->caller != NULL)
     g_cancellable_disconnect (connect->caller, connect->chain_id);
@@ -220,6 +237,9 @@ np_pipe_client_connected (NpPipeClient *self,
                           GTask        *task,
                           const GError *error)
 {
+  ConnectData *connect = g_task_get_task_data (task);
+  NpServerWatch *waiting = NULL;
+  NpServerWatch *reconnect = NULL;
   NpStream *stream = NULL;
   GCancellable *attempt = NULL;
   gulong attempt_id = 0;
@@ -236,9 +256,19 @@ np_pipe_client_connected (NpPipeClient *self,
   attempt = g_steal_pointer (&self->attempt);
   attempt_id = self->attempt_id;
   self->attempt_id = 0;
+  waiting = g_steal_pointer (&connect->watch);
   if (error == NULL)
-    np_pipe_client_set_connected_locked (self, TRUE);
+    {
+      reconnect = np_pipe_client_stop_reconnecting_locked (self);
+      np_pipe_client_set_connected_locked (self, TRUE);
+    }
+  else if (!self->reconnecting)
+    /* Nothing will connect to send them. */
+    np_pipe_client_drop_held_locked (self);
   g_mutex_unlock (self->lock);
+
+  g_clear_pointer (&waiting, np_server_watch_free);
+  g_clear_pointer (&reconnect, np_server_watch_free);
 
   if (attempt != NULL)
     {
@@ -286,6 +316,149 @@ np_pipe_client_attempt_cancelled (GCancellable *attempt,
   g_source_attach (idle, g_task_get_context (task));
 }
 
+/* Has a cancel of the attempt end the connect at once, from the task's
+ * context: while it waits for the server's hello, or for the server to
+ * start. np_socket_connect_async() watches it while it dials. */
+static void
+np_pipe_client_watch_attempt (NpPipeClient *self,
+                              GTask        *task)
+{
+  ConnectData *connect = g_task_get_task_data (task);
+  gulong id;
+
+  if (connect->attempt_watched)
+    return;
+  connect->attempt_watched = TRUE;
+
+  id = g_cancellable_connect (connect->attempt, G_CALLBACK (np_pipe_client_attempt_cancelled),
+                              g_object_ref (task), g_object_unref);
+  g_mutex_lock (self->lock);
+  if (self->connect_task == task)
+    {
+      self->attempt_id = id;
+      id = 0;
+    }
+  g_mutex_unlock (self->lock);
+
+  /* Done already: whoever finished it did not know the handler. */
+  if (id != 0)
+    g_cancellable_disconnect (connect->attempt, id);
+}
+
+static void np_pipe_client_socket_connected (GObject      *object,
+                                             GAsyncResult *result,
+                                             gpointer      user_data);
+
+static GError *
+np_pipe_client_no_server_error_new (NpPipeClient *self,
+                                    ConnectData  *connect)
+{
+  return g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
+                      "No server started as pipe “%s” (%s) within %u ms",
+                      self->name, self->path, connect->timeout);
+}
+
+/* Dials the server once more, in the task's context, with what is left
+ * of the connect timeout to wait for a busy one. */
+static void
+np_pipe_client_dial (NpPipeClient *self,
+                     GTask        *task)
+{
+  ConnectData *connect = g_task_get_task_data (task);
+  guint timeout = 0;
+
+  if (connect->deadline > 0)
+    timeout = MAX (1, (connect->deadline - g_get_monotonic_time ()) / G_TIME_SPAN_MILLISECOND);
+
+  connect->dialing = TRUE;
+  g_main_context_push_thread_default (g_task_get_context (task));
+  np_socket_connect_async (self->name, self->path, timeout, connect->attempt,
+                           np_pipe_client_socket_connected, g_object_ref (task));
+  g_main_context_pop_thread_default (g_task_get_context (task));
+}
+
+/* The back-off passed, or the server's socket showed up. */
+static void
+np_pipe_client_retry_connect (gpointer data,
+                              gboolean from_monitor)
+{
+  GTask *task = data;
+  NpPipeClient *self = g_task_get_source_object (task);
+  ConnectData *connect = g_task_get_task_data (task);
+  gboolean pending;
+
+  g_mutex_lock (self->lock);
+  pending = self->connect_task == task;
+  g_mutex_unlock (self->lock);
+
+  if (!pending)
+    return;
+
+  /* The last wait ends at the deadline: no server came. */
+  if (!from_monitor && !connect->dialing && connect->deadline > 0 &&
+      g_get_monotonic_time () >= connect->deadline)
+    {
+      g_autoptr(GError) error = np_pipe_client_no_server_error_new (self, connect);
+
+      np_pipe_client_connected (self, task, error);
+      return;
+    }
+
+  connect->retry_soon = connect->retry_soon || from_monitor;
+  if (!connect->dialing)
+    np_pipe_client_dial (self, task);
+}
+
+/* No server runs under the name: waits for one to start, until the
+ * connect timeout. Returns FALSE when that has passed. */
+static gboolean
+np_pipe_client_wait_for_server (NpPipeClient *self,
+                                GTask        *task)
+{
+  ConnectData *connect = g_task_get_task_data (task);
+  NpServerWatch *watch = NULL;
+  gint64 now = g_get_monotonic_time ();
+  guint delay;
+
+  if (connect->deadline > 0 && now >= connect->deadline)
+    return FALSE;
+
+  if (connect->retry_soon)
+    {
+      /* The server showed up: it may be about to listen. */
+      delay = np_backoff_jitter (MIN (connect->interval, NP_RETRY_SOON_MSEC));
+      connect->delay = connect->interval;
+      connect->retry_soon = FALSE;
+    }
+  else
+    {
+      delay = np_backoff_jitter (connect->delay);
+      connect->delay = MIN ((guint64) connect->delay * 2, connect->max_delay);
+    }
+  if (connect->deadline > 0)
+    delay = MIN ((gint64) delay, (connect->deadline - now + 999) / G_TIME_SPAN_MILLISECOND);
+
+  if (connect->watch == NULL)
+    watch = np_server_watch_new (self->path, g_task_get_context (task),
+                                 np_pipe_client_retry_connect, g_object_ref (task), g_object_unref);
+
+  g_mutex_lock (self->lock);
+  if (self->connect_task == task)
+    {
+      if (watch != NULL)
+        connect->watch = g_steal_pointer (&watch);
+      np_server_watch_set_timer (connect->watch, delay);
+    }
+  g_mutex_unlock (self->lock);
+
+  /* Ended meanwhile (cancelled). */
+  g_clear_pointer (&watch, np_server_watch_free);
+
+  np_pipe_client_watch_attempt (self, task);
+
+  return TRUE;
+}
+
 static void
 np_pipe_client_socket_connected (GObject      *object,
                                  GAsyncResult *result,
@@ -296,15 +469,24 @@ np_pipe_client_socket_connected (GObject      *object,
   ConnectData *connect = g_task_get_task_data (task);
   g_autoptr(GSocketConnection) connection = NULL;
   g_autoptr(GError) error = NULL;
+  NpServerWatch *watch = NULL;
   NpStream *old = NULL;
   NpStream *stream = NULL;
   gboolean was_connected;
   guint timeout = 0;
-  gulong id;
 
   connection = np_socket_connect_finish (result, &error);
   if (connection == NULL)
     {
+      connect->dialing = FALSE;
+      if (connect->wait && g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_FOUND) &&
+          np_pipe_client_wait_for_server (self, task))
+        return;
+      if (connect->wait && g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_FOUND))
+        {
+          g_clear_error (&error);
+          error = np_pipe_client_no_server_error_new (self, connect);
+        }
       np_pipe_client_connected (self, task, error);
       return;
     }
@@ -322,27 +504,18 @@ np_pipe_client_socket_connected (GObject      *object,
     }
   old = np_pipe_client_attach_locked (self, connection, timeout, &stream, &was_connected);
   self->connect_stream = np_stream_ref (stream);
+  /* No more waiting for the server. */
+  watch = g_steal_pointer (&connect->watch);
   g_mutex_unlock (self->lock);
 
+  g_clear_pointer (&watch, np_server_watch_free);
   g_clear_pointer (&old, np_stream_unref);
   if (was_connected)
     np_context_notify (self->context, G_OBJECT (self), properties [NP_PIPE_CLIENT_PROP_CONNECTED]);
 
   /* From here, the server's hello or goodbye ends the connect; so does a
    * cancel, at once. */
-  id = g_cancellable_connect (connect->attempt, G_CALLBACK (np_pipe_client_attempt_cancelled),
-                              g_object_ref (task), g_object_unref);
-  g_mutex_lock (self->lock);
-  if (self->connect_task == task)
-    {
-      self->attempt_id = id;
-      id = 0;
-    }
-  g_mutex_unlock (self->lock);
-
-  /* Done already: whoever finished it did not know the handler. */
-  if (id != 0)
-    g_cancellable_disconnect (connect->attempt, id);
+  np_pipe_client_watch_attempt (self, task);
 
   np_stream_start (stream);
 }
@@ -375,14 +548,27 @@ np_pipe_client_connect_async (NpPipeClient        *self,
                               GAsyncReadyCallback  callback,
                               gpointer             user_data)
 {
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+  g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
+
+  np_pipe_client_connect_internal (self, cancellable, TRUE, callback, user_data);
+}
+
+/* Connects as connect_async() does, in the thread-default context of the
+ * caller; with @wait_for_server and auto-reconnect on, waits for a server
+ * that does not run yet. */
+void
+np_pipe_client_connect_internal (NpPipeClient        *self,
+                                 GCancellable        *cancellable,
+                                 gboolean             wait_for_server,
+                                 GAsyncReadyCallback  callback,
+                                 gpointer             user_data)
+{
   g_autoptr(GTask) task = NULL;
   ConnectData *connect;
   GError *error = NULL;
   gboolean already;
   guint timeout;
-
-  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
-  g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
 
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, np_pipe_client_connect_async);
@@ -409,14 +595,20 @@ np_pipe_client_connect_async (NpPipeClient        *self,
   self->connect_task = g_object_ref (task);
   connect->attempt = g_object_ref (self->attempt);
   timeout = self->connect_timeout;
+  connect->wait = wait_for_server && self->auto_reconnect;
+  connect->interval = self->reconnect_interval;
+  connect->max_delay = MAX (self->reconnect_interval, self->reconnect_max_interval);
   g_mutex_unlock (self->lock);
 
+  connect->timeout = timeout;
+  connect->delay = connect->interval;
   if (timeout > 0)
     connect->deadline = g_get_monotonic_time () + timeout * G_TIME_SPAN_MILLISECOND;
   if (cancellable != NULL)
     connect->caller = g_object_ref (cancellable);
   connect->chain_id = np_pipe_client_chain_cancellable (cancellable, connect->attempt);
 
+  connect->dialing = TRUE;
   np_socket_connect_async (self->name, self->path, timeout, connect->attempt,
                            np_pipe_client_socket_connected, g_steal_pointer (&task));
 }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include "np-pipe-client.h"
+#include "np-server-watch-private.h"
 #include "np-stream-private.h"
 
 G_BEGIN_DECLS
@@ -24,6 +25,9 @@ enum {
   NP_PIPE_CLIENT_PROP_CLOSE_TIMEOUT,
   NP_PIPE_CLIENT_PROP_REQUEST_TIMEOUT,
   NP_PIPE_CLIENT_PROP_QUEUED_BYTES,
+  NP_PIPE_CLIENT_PROP_AUTO_RECONNECT,
+  NP_PIPE_CLIENT_PROP_RECONNECT_INTERVAL,
+  NP_PIPE_CLIENT_PROP_RECONNECT_MAX_INTERVAL,
   NP_PIPE_CLIENT_N_PROPS
 };
 
@@ -52,7 +56,22 @@ struct _NpPipeClient
   guint         connect_timeout;
   guint         close_timeout;
   guint         request_timeout;
+  guint         reconnect_interval;
+  guint         reconnect_max_interval;
+  /* Reconnecting: the next back-off, before jitter, and what waits for
+   * the server to come back. */
+  guint         reconnect_delay;
+  NpServerWatch *reconnect_watch;
+  /* Messages sent while disconnected with auto-reconnect, to write
+   * first once connected again; their size, framing included. */
+  GQueue        held;
+  gsize         held_bytes;
+  /* The largest message the last server accepted, 0 when none said. */
+  guint32       last_peer_max_message_size;
   guint         connected : 1;
+  guint         auto_reconnect : 1;
+  guint         reconnecting : 1;    /* lost its connection, tries again until close() */
+  guint         reconnect_soon : 1;  /* the server showed up since the last wait */
 
   /* What the connected stream has queued, published by it for
    * np_pipe_client_get_queued_bytes(), which takes no lock. */
@@ -70,5 +89,19 @@ void  np_pipe_client_connected          (NpPipeClient *self,
                                          const GError *error);
 guint np_pipe_client_get_uint           (NpPipeClient *self,
                                          const guint  *field);
+void  np_pipe_client_connect_internal   (NpPipeClient        *self,
+                                         GCancellable        *cancellable,
+                                         gboolean             wait_for_server,
+                                         GAsyncReadyCallback  callback,
+                                         gpointer             user_data);
+gboolean np_pipe_client_may_hold_locked (NpPipeClient *self);
+gboolean np_pipe_client_hold_locked     (NpPipeClient  *self,
+                                         GBytes        *message,
+                                         GError       **error);
+guint np_pipe_client_drop_held_locked   (NpPipeClient *self);
+void  np_pipe_client_release_held_locked(NpPipeClient *self);
+NpServerWatch *np_pipe_client_stop_reconnecting_locked
+                                        (NpPipeClient *self);
+void  np_pipe_client_reconnect_later    (NpPipeClient *self);
 
 G_END_DECLS

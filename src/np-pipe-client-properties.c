@@ -15,6 +15,8 @@
 #define DEFAULT_CONNECT_TIMEOUT  5000
 #define DEFAULT_CLOSE_TIMEOUT    5000
 #define DEFAULT_REQUEST_TIMEOUT  25000
+#define DEFAULT_RECONNECT_INTERVAL      100
+#define DEFAULT_RECONNECT_MAX_INTERVAL  5000
 
 GParamSpec *np_pipe_client_properties [NP_PIPE_CLIENT_N_PROPS];
 
@@ -100,6 +102,18 @@ np_pipe_client_get_property (GObject    *object,
       g_value_set_uint64 (value, np_pipe_client_get_queued_bytes (self));
       break;
 
+    case NP_PIPE_CLIENT_PROP_AUTO_RECONNECT:
+      g_value_set_boolean (value, np_pipe_client_get_auto_reconnect (self));
+      break;
+
+    case NP_PIPE_CLIENT_PROP_RECONNECT_INTERVAL:
+      g_value_set_uint (value, np_pipe_client_get_reconnect_interval (self));
+      break;
+
+    case NP_PIPE_CLIENT_PROP_RECONNECT_MAX_INTERVAL:
+      g_value_set_uint (value, np_pipe_client_get_reconnect_max_interval (self));
+      break;
+
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -138,6 +152,18 @@ np_pipe_client_set_property (GObject      *object,
 
     case NP_PIPE_CLIENT_PROP_REQUEST_TIMEOUT:
       np_pipe_client_set_request_timeout (self, g_value_get_uint (value));
+      break;
+
+    case NP_PIPE_CLIENT_PROP_AUTO_RECONNECT:
+      np_pipe_client_set_auto_reconnect (self, g_value_get_boolean (value));
+      break;
+
+    case NP_PIPE_CLIENT_PROP_RECONNECT_INTERVAL:
+      np_pipe_client_set_reconnect_interval (self, g_value_get_uint (value));
+      break;
+
+    case NP_PIPE_CLIENT_PROP_RECONNECT_MAX_INTERVAL:
+      np_pipe_client_set_reconnect_max_interval (self, g_value_get_uint (value));
       break;
 
     default:
@@ -265,6 +291,13 @@ np_pipe_client_install_properties (GObjectClass *object_class)
    * [signal@Np.PipeClient::disconnected]). 0 waits for as long as it
    * takes; at most `G_MAXUINT`. The default is 5000 (5 seconds).
    *
+   * With [property@Np.PipeClient:auto-reconnect],
+   * [method@Np.PipeClient.connect_async] also waits this long for a
+   * server that does not run yet, and then fails with
+   * %NP_PIPE_ERROR_TIMED_OUT; each attempt of a reconnect is bounded by
+   * it as a connect is, but the reconnect itself goes on until
+   * [method@Np.PipeClient.close].
+   *
    * Since: 1.0
    */
   properties [NP_PIPE_CLIENT_PROP_CONNECT_TIMEOUT] =
@@ -332,6 +365,75 @@ np_pipe_client_install_properties (GObjectClass *object_class)
     g_param_spec_uint64 ("queued-bytes", NULL, NULL,
                          0, G_MAXUINT64, 0,
                          (G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeClient:auto-reconnect:
+   *
+   * Whether the client connects again by itself when its connection ends
+   * other than by [method@Np.PipeClient.close]: the server stopped, was
+   * killed, or dropped the client. It tries after
+   * [property@Np.PipeClient:reconnect-interval], then after a back-off
+   * that doubles up to [property@Np.PipeClient:reconnect-max-interval],
+   * each jittered by ±20 % so that many clients do not come back in
+   * lock-step, and at once when the server's socket appears in its
+   * directory. Each connection lost is reported by
+   * [signal@Np.PipeClient::disconnected], each one made by
+   * [signal@Np.PipeClient::connected].
+   *
+   * While the client is disconnected and comes back,
+   * [method@Np.PipeClient.send] holds messages (within
+   * [property@Np.PipeClient:max-queued-bytes]) and writes them first, in
+   * order, on the next connection; calls that report back (send_async,
+   * flush, ping, requests) fail at once with %NP_PIPE_ERROR_CLOSED.
+   * Delivery across a reconnect is at most once: what the lost
+   * connection had queued or was writing is never sent again. It also
+   * makes [method@Np.PipeClient.connect_async] wait for a server that
+   * does not run yet, for at most [property@Np.PipeClient:connect-timeout].
+   *
+   * %FALSE by default. Setting it to %FALSE stops a reconnect under way
+   * at its next attempt.
+   *
+   * Since: 1.0
+   */
+  properties [NP_PIPE_CLIENT_PROP_AUTO_RECONNECT] =
+    g_param_spec_boolean ("auto-reconnect", NULL, NULL,
+                          FALSE,
+                          (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                           G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeClient:reconnect-interval:
+   *
+   * The first back-off, in milliseconds, of
+   * [property@Np.PipeClient:auto-reconnect]: the wait before the first
+   * attempt after a connection is lost, and after the server's socket
+   * appeared but refused. From 1 to `G_MAXUINT`; the default is 100.
+   *
+   * Since: 1.0
+   */
+  properties [NP_PIPE_CLIENT_PROP_RECONNECT_INTERVAL] =
+    g_param_spec_uint ("reconnect-interval", NULL, NULL,
+                       1, G_MAXUINT, DEFAULT_RECONNECT_INTERVAL,
+                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                        G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeClient:reconnect-max-interval:
+   *
+   * The longest back-off, in milliseconds, of
+   * [property@Np.PipeClient:auto-reconnect]: the wait doubles after each
+   * failed attempt up to this. From 1 to `G_MAXUINT`; the default is
+   * 5000 (5 seconds). A value below
+   * [property@Np.PipeClient:reconnect-interval] acts as that interval:
+   * the two may be set in any order.
+   *
+   * Since: 1.0
+   */
+  properties [NP_PIPE_CLIENT_PROP_RECONNECT_MAX_INTERVAL] =
+    g_param_spec_uint ("reconnect-max-interval", NULL, NULL,
+                       1, G_MAXUINT, DEFAULT_RECONNECT_MAX_INTERVAL,
+                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                        G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
 
   g_object_class_install_properties (object_class, NP_PIPE_CLIENT_N_PROPS, properties);
 }
@@ -624,4 +726,134 @@ np_pipe_client_set_request_timeout (NpPipeClient *self,
 
   np_pipe_client_set_uint (self, &self->request_timeout, timeout_msec,
                            NP_PIPE_CLIENT_PROP_REQUEST_TIMEOUT);
+}
+
+/**
+ * np_pipe_client_get_auto_reconnect:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:auto-reconnect].
+ *
+ * Returns: %TRUE if the client connects again by itself
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_client_get_auto_reconnect (NpPipeClient *self)
+{
+  gboolean auto_reconnect;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
+
+  g_mutex_lock (self->lock);
+  auto_reconnect = self->auto_reconnect;
+  g_mutex_unlock (self->lock);
+
+  return auto_reconnect;
+}
+
+/**
+ * np_pipe_client_set_auto_reconnect:
+ * @self: a #NpPipeClient
+ * @auto_reconnect: whether to connect again by itself
+ *
+ * Sets [property@Np.PipeClient:auto-reconnect].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_set_auto_reconnect (NpPipeClient *self,
+                                   gboolean      auto_reconnect)
+{
+  gboolean changed;
+
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+
+  g_mutex_lock (self->lock);
+  changed = self->auto_reconnect != !!auto_reconnect;
+  self->auto_reconnect = !!auto_reconnect;
+  g_mutex_unlock (self->lock);
+
+  if (changed)
+    g_object_notify_by_pspec (G_OBJECT (self), properties [NP_PIPE_CLIENT_PROP_AUTO_RECONNECT]);
+}
+
+/**
+ * np_pipe_client_get_reconnect_interval:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:reconnect-interval].
+ *
+ * Returns: the first back-off of a reconnect, in milliseconds
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_client_get_reconnect_interval (NpPipeClient *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
+
+  return np_pipe_client_get_uint (self, &self->reconnect_interval);
+}
+
+/**
+ * np_pipe_client_set_reconnect_interval:
+ * @self: a #NpPipeClient
+ * @interval_msec: the first back-off of a reconnect, in milliseconds, at
+ *   least 1
+ *
+ * Sets [property@Np.PipeClient:reconnect-interval]. It applies from the
+ * next connection lost.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_set_reconnect_interval (NpPipeClient *self,
+                                       guint         interval_msec)
+{
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+  g_return_if_fail (interval_msec > 0);
+
+  np_pipe_client_set_uint (self, &self->reconnect_interval, interval_msec,
+                           NP_PIPE_CLIENT_PROP_RECONNECT_INTERVAL);
+}
+
+/**
+ * np_pipe_client_get_reconnect_max_interval:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:reconnect-max-interval].
+ *
+ * Returns: the longest back-off of a reconnect, in milliseconds
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_client_get_reconnect_max_interval (NpPipeClient *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
+
+  return np_pipe_client_get_uint (self, &self->reconnect_max_interval);
+}
+
+/**
+ * np_pipe_client_set_reconnect_max_interval:
+ * @self: a #NpPipeClient
+ * @interval_msec: the longest back-off of a reconnect, in milliseconds,
+ *   at least 1
+ *
+ * Sets [property@Np.PipeClient:reconnect-max-interval]. It applies from
+ * the next back-off.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_set_reconnect_max_interval (NpPipeClient *self,
+                                           guint         interval_msec)
+{
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+  g_return_if_fail (interval_msec > 0);
+
+  np_pipe_client_set_uint (self, &self->reconnect_max_interval, interval_msec,
+                           NP_PIPE_CLIENT_PROP_RECONNECT_MAX_INTERVAL);
 }

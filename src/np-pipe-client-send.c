@@ -80,6 +80,14 @@ np_pipe_client_run_request (NpStream *stream,
  * %NP_PIPE_ERROR_QUEUE_FULL when the server does not keep up (see
  * [property@Np.PipeClient:max-queued-bytes]).
  *
+ * With [property@Np.PipeClient:auto-reconnect], a message sent while the
+ * client is disconnected and connecting again (or while
+ * [method@Np.PipeClient.connect_async] waits for the server) is held,
+ * within [property@Np.PipeClient:max-queued-bytes], and written first,
+ * in order, once the server accepted the client. A message sent before
+ * the client noticed that its connection was lost may be lost with it:
+ * delivery across a reconnect is at most once.
+ *
  * Returns: %TRUE if the message was queued
  *
  * Since: 1.0
@@ -99,6 +107,8 @@ np_pipe_client_send (NpPipeClient  *self,
   g_mutex_lock (self->lock);
   if (self->connected && self->stream != NULL)
     ret = np_stream_send_locked (self->stream, message, error);
+  else if (np_pipe_client_may_hold_locked (self))
+    ret = np_pipe_client_hold_locked (self, message, error);
   else
     {
       np_pipe_client_set_not_connected (self, error);
@@ -373,7 +383,8 @@ np_pipe_client_ping_finish (NpPipeClient  *self,
  * socket, framing included: a measure of progress for a large send, or of
  * a server that does not keep up.
  *
- * Returns: the bytes queued, 0 when not connected
+ * Returns: the bytes queued, 0 when not connected (but for messages held
+ *   for a reconnect, see [property@Np.PipeClient:auto-reconnect])
  *
  * Since: 1.0
  */

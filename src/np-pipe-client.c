@@ -62,6 +62,7 @@
  */
 
 enum {
+  CONNECTED,
   MESSAGE_RECEIVED,
   REQUEST_RECEIVED,
   DISCONNECTED,
@@ -86,8 +87,10 @@ np_pipe_client_set_connected_locked (NpPipeClient *self,
 
   if (self->stream != NULL)
     np_stream_set_queued_mirror_locked (self->stream, connected ? &self->queued_bytes : NULL);
-  if (!connected)
-    __atomic_store_n (&self->queued_bytes, 0, __ATOMIC_RELAXED);
+  if (connected)
+    np_pipe_client_release_held_locked (self);
+  else
+    __atomic_store_n (&self->queued_bytes, self->held_bytes, __ATOMIC_RELAXED);
 }
 
 static void
@@ -95,11 +98,15 @@ np_pipe_client_stream_opened (GObject  *owner,
                               NpStream *stream)
 {
   NpPipeClient *self = NP_PIPE_CLIENT (owner);
+  guint32 peer_max_message_size = np_stream_get_peer_max_message_size (stream);
   GTask *task = NULL;
+  gboolean accepted;
 
   g_mutex_lock (self->lock);
   if (stream == self->connect_stream)
     task = g_object_ref (self->connect_task);
+  if (stream == self->stream)
+    self->last_peer_max_message_size = peer_max_message_size;
   g_mutex_unlock (self->lock);
 
   g_object_notify_by_pspec (owner, properties [NP_PIPE_CLIENT_PROP_PEER_MAX_MESSAGE_SIZE]);
@@ -109,6 +116,15 @@ np_pipe_client_stream_opened (GObject  *owner,
       np_pipe_client_connected (self, task, NULL);
       g_object_unref (task);
     }
+
+  /* Whatever connected it, connect_sync(), connect_async() or a
+   * reconnect, unless it was closed meanwhile. */
+  g_mutex_lock (self->lock);
+  accepted = stream == self->stream && self->connected;
+  g_mutex_unlock (self->lock);
+
+  if (accepted)
+    g_signal_emit (self, signals [CONNECTED], 0);
 }
 
 static void
@@ -155,6 +171,7 @@ np_pipe_client_stream_closed (GObject      *owner,
   NpPipeClient *self = NP_PIPE_CLIENT (owner);
   NpStream *retired = NULL;
   gboolean notify = FALSE;
+  gboolean reconnect = FALSE;
   GTask *task = NULL;
   guint index;
 
@@ -163,8 +180,15 @@ np_pipe_client_stream_closed (GObject      *owner,
     task = g_object_ref (self->connect_task);
   else if (stream == self->stream && self->connected)
     {
+      /* Not closed by close(): the server went, or dropped the client. */
       np_pipe_client_set_connected_locked (self, FALSE);
       notify = TRUE;
+      reconnect = self->auto_reconnect;
+      if (reconnect)
+        {
+          self->reconnecting = TRUE;
+          self->reconnect_delay = self->reconnect_interval;
+        }
     }
   else if (g_ptr_array_find (self->retired, stream, &index))
     retired = g_ptr_array_steal_index_fast (self->retired, index);
@@ -189,6 +213,10 @@ np_pipe_client_stream_closed (GObject      *owner,
   if (notify)
     g_object_notify_by_pspec (owner, properties [NP_PIPE_CLIENT_PROP_CONNECTED]);
   g_signal_emit (self, signals [DISCONNECTED], 0, error);
+
+  /* Unless a handler closed the client meanwhile. */
+  if (reconnect)
+    np_pipe_client_reconnect_later (self);
 }
 
 const NpStreamCallbacks np_pipe_client_stream_callbacks = {
@@ -204,9 +232,12 @@ np_pipe_client_dispose (GObject *object)
 {
   NpPipeClient *self = (NpPipeClient *)object;
   g_autoptr(GPtrArray) retired = NULL;
+  NpServerWatch *watch;
   NpStream *stream;
 
   g_mutex_lock (self->lock);
+  watch = np_pipe_client_stop_reconnecting_locked (self);
+  np_pipe_client_drop_held_locked (self);
   np_pipe_client_set_connected_locked (self, FALSE);
   stream = g_steal_pointer (&self->stream);
   if (stream != NULL)
@@ -216,6 +247,8 @@ np_pipe_client_dispose (GObject *object)
   if (self->attempt != NULL)
     g_cancellable_cancel (self->attempt);
   g_mutex_unlock (self->lock);
+
+  g_clear_pointer (&watch, np_server_watch_free);
 
   /* What the socket takes without blocking still goes out; call
    * np_pipe_client_close() to be sure everything does. */
@@ -232,6 +265,7 @@ np_pipe_client_finalize (GObject *object)
 
   /* A pending connect_async holds a reference on the client. */
   g_assert (self->connect_task == NULL && self->connect_stream == NULL);
+  g_assert (self->reconnect_watch == NULL && g_queue_is_empty (&self->held));
 
   g_clear_object (&self->attempt);
   g_clear_pointer (&self->retired, g_ptr_array_unref);
@@ -266,6 +300,27 @@ np_pipe_client_class_init (NpPipeClientClass *klass)
   object_class->finalize = np_pipe_client_finalize;
 
   np_pipe_client_install_properties (object_class);
+
+  /**
+   * NpPipeClient::connected:
+   * @self: a #NpPipeClient
+   *
+   * Emitted each time the server accepts the client (its handshake
+   * arrived): after [method@Np.PipeClient.connect_sync] or
+   * [method@Np.PipeClient.connect_async], and after each reconnect with
+   * [property@Np.PipeClient:auto-reconnect]. It comes when
+   * [method@Np.PipeClient.connect_async] would complete, in the client's
+   * main context; [property@Np.PipeClient:connected] is %TRUE then, and
+   * the messages sent while disconnected are already queued, first.
+   *
+   * Since: 1.0
+   */
+  signals [CONNECTED] =
+    g_signal_new ("connected",
+                  G_TYPE_FROM_CLASS (klass),
+                  G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL,
+                  G_TYPE_NONE, 0);
 
   /**
    * NpPipeClient::message-received:
@@ -370,6 +425,7 @@ np_pipe_client_init (NpPipeClient *self)
   self->lock = np_stream_lock_new ();
   self->context = g_main_context_ref_thread_default ();
   self->retired = g_ptr_array_new_with_free_func ((GDestroyNotify) np_stream_unref);
+  g_queue_init (&self->held);
 }
 
 /**
@@ -396,22 +452,30 @@ np_pipe_client_new (const char *name)
 
 /* Closing */
 
-/* Stops a connect under way and takes the connection for closing, if
- * there is one; the client is no longer connected afterwards. */
+/* Stops a connect or a reconnect under way and takes the connection for
+ * closing, if there is one; the client is no longer connected
+ * afterwards. What was held for a reconnect is dropped: *@n_dropped
+ * messages. */
 static NpStream *
-np_pipe_client_take_for_close (NpPipeClient *self)
+np_pipe_client_take_for_close (NpPipeClient *self,
+                               guint        *n_dropped)
 {
+  NpServerWatch *watch;
   NpStream *stream = NULL;
   gboolean notify;
 
   g_mutex_lock (self->lock);
   if (self->attempt != NULL)
     g_cancellable_cancel (self->attempt);
+  watch = np_pipe_client_stop_reconnecting_locked (self);
+  *n_dropped = np_pipe_client_drop_held_locked (self);
   notify = self->connected;
   if (self->connected && self->stream != NULL)
     stream = np_stream_ref (self->stream);
   np_pipe_client_set_connected_locked (self, FALSE);
   g_mutex_unlock (self->lock);
+
+  g_clear_pointer (&watch, np_server_watch_free);
 
   if (notify)
     np_context_notify (self->context, G_OBJECT (self), properties [NP_PIPE_CLIENT_PROP_CONNECTED]);
@@ -445,12 +509,13 @@ np_pipe_client_close (NpPipeClient *self)
 {
   g_autoptr(NpPipeClient) hold = NULL;
   g_autoptr(NpStream) stream = NULL;
+  guint n_dropped;
 
   g_return_if_fail (NP_IS_PIPE_CLIENT (self));
 
   /* The disconnected handler may drop the last reference. */
   hold = g_object_ref (self);
-  stream = np_pipe_client_take_for_close (self);
+  stream = np_pipe_client_take_for_close (self, &n_dropped);
   if (stream != NULL)
     np_stream_close_sync (stream, NULL);
 }
@@ -484,6 +549,7 @@ np_pipe_client_close_async (NpPipeClient        *self,
 {
   g_autoptr(GTask) task = NULL;
   g_autoptr(NpStream) stream = NULL;
+  guint n_dropped;
 
   g_return_if_fail (NP_IS_PIPE_CLIENT (self));
   g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
@@ -493,8 +559,13 @@ np_pipe_client_close_async (NpPipeClient        *self,
   /* Cancelled or not, the client is closed: say what was lost. */
   g_task_set_check_cancellable (task, FALSE);
 
-  stream = np_pipe_client_take_for_close (self);
-  if (stream == NULL)
+  stream = np_pipe_client_take_for_close (self, &n_dropped);
+  if (stream == NULL && n_dropped > 0)
+    g_task_return_new_error (task, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
+                             "Pipe “%s”: %u messages sent while disconnected were dropped: "
+                             "the client closed before it could connect again",
+                             self->name, n_dropped);
+  else if (stream == NULL)
     g_task_return_boolean (task, TRUE);
   else
     np_stream_close_async (stream, task);

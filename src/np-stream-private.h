@@ -96,6 +96,9 @@ gboolean  np_stream_send                  (NpStream                *self,
 gboolean  np_stream_send_locked           (NpStream                *self,
                                            GBytes                  *message,
                                            GError                 **error);
+gboolean  np_stream_send_held_locked      (NpStream                *self,
+                                           GBytes                  *message,
+                                           GError                 **error);
 void      np_stream_send_async            (NpStream                *self,
                                            GBytes                  *message,
                                            GTask                   *task);

@@ -422,6 +422,34 @@ np_stream_send_locked (NpStream  *self,
   return TRUE;
 }
 
+/* Queues a message the owner held while it had no connection: that
+ * queue had the same bound, so this one's is not checked again. */
+gboolean
+np_stream_send_held_locked (NpStream  *self,
+                            GBytes    *message,
+                            GError   **error)
+{
+  gsize len = g_bytes_get_size (message);
+
+  if (self->state > NP_STREAM_OPEN || self->write_error != NULL)
+    {
+      g_propagate_error (error, np_stream_closed_error_new (self));
+      return FALSE;
+    }
+
+  if (self->peer_known && len > self->peer_max_message_size)
+    {
+      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
+                   "%s: message of %" G_GSIZE_FORMAT " bytes exceeds the limit of %u bytes "
+                   "that the receiving side accepts",
+                   self->label, len, self->peer_max_message_size);
+      return FALSE;
+    }
+
+  np_stream_queue_message_at_locked (self, message, NULL);
+  return TRUE;
+}
+
 gboolean
 np_stream_send (NpStream  *self,
                 GBytes    *message,

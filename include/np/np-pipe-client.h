@@ -59,6 +59,25 @@ NP_AVAILABLE_IN_ALL
 void          np_pipe_client_set_request_timeout  (NpPipeClient         *self,
                                                    guint                 timeout_msec);
 NP_AVAILABLE_IN_ALL
+gboolean      np_pipe_client_get_auto_reconnect   (NpPipeClient         *self);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_client_set_auto_reconnect   (NpPipeClient         *self,
+                                                   gboolean              auto_reconnect);
+NP_AVAILABLE_IN_ALL
+guint         np_pipe_client_get_reconnect_interval
+                                                  (NpPipeClient         *self);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_client_set_reconnect_interval
+                                                  (NpPipeClient         *self,
+                                                   guint                 interval_msec);
+NP_AVAILABLE_IN_ALL
+guint         np_pipe_client_get_reconnect_max_interval
+                                                  (NpPipeClient         *self);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_client_set_reconnect_max_interval
+                                                  (NpPipeClient         *self,
+                                                   guint                 interval_msec);
+NP_AVAILABLE_IN_ALL
 gboolean      np_pipe_client_connect_sync         (NpPipeClient         *self,
                                                    GCancellable         *cancellable,
                                                    GError              **error);

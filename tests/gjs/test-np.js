@@ -434,6 +434,54 @@ test('GLib.Variant round trip with send_variant and Np.variant_from_message', as
     server.stop();
 });
 
+test('auto-reconnect: a client comes back to a restarted server', () => {
+    const {server, events} = startServer();
+    const client = new Np.PipeClient({name: server.get_name(), auto_reconnect: true,
+        reconnect_interval: 10});
+    let nConnected = 0;
+    const disconnects = [];
+    client.connect('connected', () => nConnected++);
+    client.connect('disconnected', (_c, error) => disconnects.push(error));
+    const results = [];
+    client.connect_async(null, (c, res) => results.push(c.connect_finish(res)));
+    waitUntil(() => nConnected === 1);
+    assertEqual(results[0], true, 'connected');
+
+    server.stop();
+    waitUntil(() => disconnects.length === 1);
+    assertEqual(client.connected, false, 'disconnected');
+    client.send_data(encoder.encode('held'));
+
+    assert(server.start(), 'server starts again');
+    waitUntil(() => nConnected === 2);
+    client.send_data(encoder.encode('after'));
+    waitUntil(() => events.messages.length === 2);
+    assertEqual(decoder.decode(events.messages[0].data), 'held', 'held message first');
+    assertEqual(decoder.decode(events.messages[1].data), 'after', 'then the next');
+
+    client.close();
+    server.stop();
+});
+
+test('auto-reconnect: close() during the back-off stops it', () => {
+    const {server} = startServer();
+    const client = new Np.PipeClient({name: server.get_name(), auto_reconnect: true,
+        reconnect_interval: 600000});
+    const disconnects = [];
+    client.connect('disconnected', (_c, error) => disconnects.push(error));
+    assert(client.connect_sync(null), 'client connects');
+
+    server.stop();
+    waitUntil(() => disconnects.length === 1);
+    client.close();
+    try {
+        client.send_data(encoder.encode('lost'));
+        assert(false, 'send after close fails');
+    } catch (e) {
+        assert(e.matches(Np.pipe_error_quark(), Np.PipeError.CLOSED), 'CLOSED');
+    }
+});
+
 // Awaiting a test that returns a promise lets the main loop run until it
 // settles (a top-level await does that in GJS).
 print(`1..${tests.length}`);

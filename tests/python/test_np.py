@@ -747,5 +747,67 @@ class TestFlowControl(unittest.TestCase):
         server.stop()
 
 
+class TestReconnect(unittest.TestCase):
+    """A client with auto-reconnect comes back to a server restarted
+    under the same name, and delivers what was sent meanwhile."""
+
+    def test_server_restarted(self):
+        server = Np.PipeServer.new("py-reconnect")
+        events = Events(server)
+        self.assertTrue(server.start())
+
+        client = Np.PipeClient.new("py-reconnect")
+        client.props.auto_reconnect = True
+        client.props.reconnect_interval = 10
+        connected = []
+        disconnects = []
+        client.connect("connected", lambda c: connected.append(c.get_connected()))
+        client.connect("disconnected", lambda c, e: disconnects.append(e))
+        callback, done = finish_when_done(client.connect_finish)
+        client.connect_async(None, callback)
+        wait_until(lambda: done)
+        self.assertIs(done[0][0], True)
+        self.assertEqual(connected, [True])
+
+        server.stop()
+        wait_until(lambda: disconnects)
+        self.assertFalse(client.get_connected())
+        client.send_data(b"held")  # written once the server is back
+        self.assertGreater(client.get_queued_bytes(), 0)
+
+        self.assertTrue(server.start())
+        wait_until(lambda: len(connected) == 2)
+        client.send_data(b"after")
+        wait_until(lambda: len(events.messages) == 2)
+        self.assertEqual([data for _, data in events.messages], [b"held", b"after"])
+
+        client.close()
+        server.stop()
+
+    def test_client_before_server_and_close(self):
+        client = Np.PipeClient.new("py-reconnect-later")
+        client.props.auto_reconnect = True
+        callback, done = finish_when_done(client.connect_finish)
+        client.connect_async(None, callback)
+        client.send_data(b"early")
+
+        server = Np.PipeServer.new("py-reconnect-later")
+        events = Events(server)
+        self.assertTrue(server.start())
+        wait_until(lambda: done)
+        self.assertIs(done[0][0], True)
+        wait_until(lambda: events.messages)
+        self.assertEqual(events.messages[0][1], b"early")
+
+        # Without auto-reconnect, a client that lost its server fails at once.
+        client.props.auto_reconnect = False
+        server.stop()
+        wait_until(lambda: not client.get_connected())
+        with self.assertRaises(GLib.Error) as caught:
+            client.send_data(b"lost")
+        self.assertTrue(caught.exception.matches(Np.pipe_error_quark(), Np.PipeError.CLOSED))
+        client.close()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -1,0 +1,37 @@
+/* np-server-watch-private.h: waiting for a server to appear under a name
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+typedef struct _NpServerWatch NpServerWatch;
+
+/* The wait after an attempt that the server's socket appearing set off
+ * and that failed all the same: a server binds its socket a moment
+ * before it listens. */
+#define NP_RETRY_SOON_MSEC 50
+
+/* @from_monitor: the socket or its lock file changed, rather than the
+ * timer firing. */
+typedef void (*NpServerWatchFunc) (gpointer data,
+                                   gboolean from_monitor);
+
+NpServerWatch *np_server_watch_new       (const char        *socket_path,
+                                          GMainContext      *context,
+                                          NpServerWatchFunc  func,
+                                          gpointer           data,
+                                          GDestroyNotify     destroy);
+void           np_server_watch_set_timer (NpServerWatch     *self,
+                                          guint              delay_msec);
+void           np_server_watch_free      (NpServerWatch     *self);
+
+guint          np_backoff_jitter         (guint              delay_msec);
+
+G_END_DECLS
