@@ -23,6 +23,7 @@ enum {
   NP_PIPE_CLIENT_PROP_CONNECT_TIMEOUT,
   NP_PIPE_CLIENT_PROP_CLOSE_TIMEOUT,
   NP_PIPE_CLIENT_PROP_REQUEST_TIMEOUT,
+  NP_PIPE_CLIENT_PROP_MAX_FDS_PER_MESSAGE,
   NP_PIPE_CLIENT_N_PROPS
 };
 
@@ -51,6 +52,7 @@ struct _NpPipeClient
   guint         connect_timeout;
   guint         close_timeout;
   guint         request_timeout;
+  guint         max_fds_per_message;
   guint         connected : 1;
 
   /* What the connected stream has queued, published by it for
