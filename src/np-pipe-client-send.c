@@ -130,9 +130,12 @@ np_pipe_client_send (NpPipeClient  *self,
  * Fails with %NP_PIPE_ERROR_NOT_SUPPORTED when the server's library does
  * not take descriptors (it speaks protocol version 2 or earlier), or
  * when @fds holds more than 253. Sent before the server's handshake
- * arrived, the message waits for it (and what is sent after it waits
- * too, to keep the order); should the server then turn out not to take
- * descriptors, the connection closes with %NP_PIPE_ERROR_NOT_SUPPORTED.
+ * arrived, the message goes out all the same, as any message does: a
+ * server too old to take descriptors then closes the connection with
+ * %NP_PIPE_ERROR_PROTOCOL, reported by
+ * [signal@Np.PipeClient::disconnected]. (Behind a request that waits for
+ * the handshake, it waits too, and such a server closes the connection
+ * with %NP_PIPE_ERROR_NOT_SUPPORTED.)
  * A server that takes fewer per message (its
  * [property@Np.PipeServer:max-fds-per-message]) than @fds holds closes
  * the connection with %NP_PIPE_ERROR_PROTOCOL.

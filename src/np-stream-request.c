@@ -25,9 +25,10 @@ np_parked_free (NpParked *parked)
   g_free (parked);
 }
 
-/* Parks @message and its @fds until the peer's hello tells whether it
- * takes descriptors (or behind what waits for it already). Returns
- * FALSE when it need not wait. */
+/* Parks @message and its @fds behind what waits for the peer's hello
+ * (a request), to keep its place. Returns FALSE when nothing waits: a
+ * message with descriptors itself does not wait for the hello, as a
+ * plain one does not (see np_stream_send_with_fds_locked()). */
 gboolean
 np_stream_park_fds_locked (NpStream    *self,
                            GBytes      *message,
@@ -35,7 +36,7 @@ np_stream_park_fds_locked (NpStream    *self,
 {
   NpParked *parked;
 
-  if (self->peer_known && g_queue_is_empty (&self->parked))
+  if (g_queue_is_empty (&self->parked))
     return FALSE;
 
   parked = g_new0 (NpParked, 1);

@@ -441,8 +441,11 @@ np_stream_queue_message_with_fds_locked (NpStream    *self,
 
 /* Queues @message with @fds (1 to NP_FDS_MAX descriptors), which go
  * with it over SCM_RIGHTS; a reference to @fds is kept until they are
- * written. Before the peer's hello, it waits for it, to know whether
- * the peer takes descriptors. */
+ * written. Before the peer's hello it goes out all the same, as a plain
+ * message does, rather than wait for a hello that a client which
+ * connects, sends and closes at once would never read: a peer too old
+ * for descriptors ends the connection with a protocol error, which is
+ * reported. Behind a request that waits for the hello, it waits too. */
 gboolean
 np_stream_send_with_fds_locked (NpStream     *self,
                                 GBytes       *message,
