@@ -14,9 +14,14 @@
 G_BEGIN_DECLS
 
 /* See docs/protocol.md for the byte layout. */
-#define NP_PROTOCOL_VERSION     2
+#define NP_PROTOCOL_VERSION     3
 /* The first version with requests and replies. */
 #define NP_PROTOCOL_REQUESTS    2
+/* The first version with messages that carry file descriptors. */
+#define NP_PROTOCOL_FDS         3
+/* The most descriptors one sendmsg() may carry (the kernel's
+ * SCM_MAX_FD), so the most one frame may. */
+#define NP_FDS_MAX              253
 #define NP_HELLO_SIZE           12
 #define NP_FRAME_HEADER_SIZE    8
 #define NP_CONTROL_PAYLOAD_MAX  1024
@@ -37,6 +42,9 @@ typedef enum
   NP_FRAME_REQUEST = 4,
   NP_FRAME_REPLY   = 5,
   NP_FRAME_ERROR   = 6,
+  /* From version 3 on: a message with descriptors, whose number is byte
+   * 5 of the header. */
+  NP_FRAME_MESSAGE_FDS = 7,
 } NpFrameType;
 
 typedef struct
@@ -49,6 +57,7 @@ typedef struct
 {
   NpFrameType type;
   guint32     length;
+  guint8      n_fds;    /* descriptors the frame carries */
 } NpFrameHeader;
 
 void      np_hello_encode         (guint8         out[NP_HELLO_SIZE],
@@ -59,6 +68,10 @@ gboolean  np_hello_decode         (const guint8   in[NP_HELLO_SIZE],
 void      np_frame_header_encode  (guint8         out[NP_FRAME_HEADER_SIZE],
                                    NpFrameType    type,
                                    guint32        length);
+void      np_frame_header_encode_fds
+                                  (guint8         out[NP_FRAME_HEADER_SIZE],
+                                   guint32        length,
+                                   guint8         n_fds);
 gboolean  np_frame_header_decode  (const guint8   in[NP_FRAME_HEADER_SIZE],
                                    guint8         version,
                                    guint32        max_message_size,

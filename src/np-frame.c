@@ -89,6 +89,19 @@ np_frame_header_encode (guint8      out[NP_FRAME_HEADER_SIZE],
   out[7] = 0;
 }
 
+/* The header of a MESSAGE_FDS frame: @n_fds (1 to NP_FDS_MAX) go with
+ * the write that holds its first byte. */
+void
+np_frame_header_encode_fds (guint8  out[NP_FRAME_HEADER_SIZE],
+                            guint32 length,
+                            guint8  n_fds)
+{
+  g_assert (n_fds > 0 && n_fds <= NP_FDS_MAX);
+
+  np_frame_header_encode (out, NP_FRAME_MESSAGE_FDS, length);
+  out[5] = n_fds;
+}
+
 /* Decodes a frame header, checking it against what the peer may send:
  * the frame types of @version, a message no larger than
  * @max_message_size. */
@@ -102,7 +115,13 @@ np_frame_header_decode (const guint8   in[NP_FRAME_HEADER_SIZE],
   guint32 length = get_u32 (in);
   guint8 type = in[4];
 
-  if (in[5] != 0 || in[6] != 0 || in[7] != 0)
+  guint8 n_fds = 0;
+
+  /* Byte 5 counts the descriptors of a frame that carries them. */
+  if (type == NP_FRAME_MESSAGE_FDS && version >= NP_PROTOCOL_FDS)
+    n_fds = in[5];
+
+  if (in[5] != n_fds || in[6] != 0 || in[7] != 0)
     {
       g_set_error_literal (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
                            "Malformed frame: reserved header bytes are not zero");
@@ -112,6 +131,24 @@ np_frame_header_decode (const guint8   in[NP_FRAME_HEADER_SIZE],
   switch (type)
     {
     case NP_FRAME_MESSAGE:
+      if (length > max_message_size)
+        {
+          g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
+                       "Message of %u bytes exceeds the limit of %u bytes",
+                       length, max_message_size);
+          return FALSE;
+        }
+      break;
+
+    case NP_FRAME_MESSAGE_FDS:
+      if (version < NP_PROTOCOL_FDS)
+        goto unknown;
+      if (n_fds == 0)
+        {
+          g_set_error_literal (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                               "Malformed frame: a message with descriptors carries none");
+          return FALSE;
+        }
       if (length > max_message_size)
         {
           g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
@@ -174,6 +211,7 @@ np_frame_header_decode (const guint8   in[NP_FRAME_HEADER_SIZE],
 
   header->type = type;
   header->length = length;
+  header->n_fds = n_fds;
 
   return TRUE;
 }

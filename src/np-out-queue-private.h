@@ -8,6 +8,7 @@
 #pragma once
 
 #include <gio/gio.h>
+#include <gio/gunixfdlist.h>
 
 G_BEGIN_DECLS
 
@@ -39,6 +40,14 @@ guint64  np_out_queue_push_frame (NpOutQueue       *queue,
                                   const guint8     *header,
                                   gsize             header_len,
                                   GBytes           *payload);
+guint64  np_out_queue_push_frame_with_fds
+                                 (NpOutQueue       *queue,
+                                  const guint8     *header,
+                                  gsize             header_len,
+                                  GBytes           *payload,
+                                  GUnixFDList      *fds);
+GUnixFDList *np_out_queue_peek_fds
+                                 (const NpOutQueue *queue);
 guint    np_out_queue_peek       (const NpOutQueue *queue,
                                   GOutputVector    *vectors,
                                   guint             max_vectors);

@@ -30,6 +30,9 @@ struct _NpOutChunk
    * does): what np_out_queue_cut() needs to keep frames whole. */
   guint64       frame_start;
   guint64       frame_end;
+  /* Descriptors that go with the first byte of the chunk, the first of
+   * a frame: until that byte is written. */
+  GUnixFDList  *fds;
   guint8        inline_data[];
 };
 
@@ -60,6 +63,7 @@ static void
 np_out_chunk_free (NpOutChunk *chunk)
 {
   g_clear_pointer (&chunk->bytes, g_bytes_unref);
+  g_clear_object (&chunk->fds);
   g_free (chunk);
 }
 
@@ -97,16 +101,17 @@ np_out_queue_append_chunk (NpOutQueue *queue,
 }
 
 static void
-np_out_queue_append_copy (NpOutQueue   *queue,
-                          const guint8 *data,
-                          gsize         len)
+np_out_queue_append_copy_full (NpOutQueue   *queue,
+                               const guint8 *data,
+                               gsize         len,
+                               gboolean      new_chunk)
 {
   NpOutChunk *tail = queue->tail;
 
   if (len == 0)
     return;
 
-  if (tail == NULL || tail->bytes != NULL || tail->cap - tail->len < len)
+  if (new_chunk || tail == NULL || tail->bytes != NULL || tail->cap - tail->len < len)
     {
       gsize cap = MAX (NP_OUT_CHUNK_SIZE, len);
 
@@ -119,11 +124,20 @@ np_out_queue_append_copy (NpOutQueue   *queue,
       tail->cap = cap;
       tail->frame_start = NO_FRAME;
       tail->frame_end = 0;
+      tail->fds = NULL;
       np_out_queue_append_chunk (queue, tail);
     }
 
   memcpy (tail->inline_data + tail->len, data, len);
   tail->len += len;
+}
+
+static inline void
+np_out_queue_append_copy (NpOutQueue   *queue,
+                          const guint8 *data,
+                          gsize         len)
+{
+  np_out_queue_append_copy_full (queue, data, len, FALSE);
 }
 
 static void
@@ -149,12 +163,28 @@ np_out_queue_push_frame (NpOutQueue   *queue,
                          gsize         header_len,
                          GBytes       *payload)
 {
+  return np_out_queue_push_frame_with_fds (queue, header, header_len, payload, NULL);
+}
+
+/* Queues one frame whose first byte carries @fds (nullable): the frame
+ * starts a chunk of its own, so that no write carries both the bytes of
+ * an earlier frame and these descriptors, which go with the first byte
+ * of the write that has them. A reference to @fds is kept until then. */
+guint64
+np_out_queue_push_frame_with_fds (NpOutQueue   *queue,
+                                  const guint8 *header,
+                                  gsize         header_len,
+                                  GBytes       *payload,
+                                  GUnixFDList  *fds)
+{
   guint64 start = queue->queued;
   gsize len = payload != NULL ? g_bytes_get_size (payload) : 0;
 
   g_assert (header_len > 0);
 
-  np_out_queue_append_copy (queue, header, header_len);
+  np_out_queue_append_copy_full (queue, header, header_len, fds != NULL);
+  if (fds != NULL)
+    queue->tail->fds = g_object_ref (fds);
   /* A header is never split across chunks. */
   if (queue->tail->frame_start == NO_FRAME)
     queue->tail->frame_start = start;
@@ -188,7 +218,16 @@ np_out_queue_push_preamble (NpOutQueue   *queue,
   np_out_queue_publish (queue);
 }
 
-/* Fills @vectors with what is queued, oldest first. Returns how many. */
+/* The descriptors to send with what np_out_queue_peek() gives, if any. */
+GUnixFDList *
+np_out_queue_peek_fds (const NpOutQueue *queue)
+{
+  return queue->head != NULL ? queue->head->fds : NULL;
+}
+
+/* Fills @vectors with what is queued, oldest first, up to the next chunk
+ * that carries descriptors (which must start a write of its own).
+ * Returns how many. */
 guint
 np_out_queue_peek (const NpOutQueue *queue,
                    GOutputVector    *vectors,
@@ -198,6 +237,9 @@ np_out_queue_peek (const NpOutQueue *queue,
 
   for (NpOutChunk *c = queue->head; c != NULL && n < max_vectors; c = c->next)
     {
+      if (n > 0 && c->fds != NULL)
+        break;
+
       vectors[n].buffer = c->data + c->offset;
       vectors[n].size = c->len - c->offset;
       n++;
@@ -214,6 +256,10 @@ np_out_queue_consume (NpOutQueue *queue,
   g_assert (written <= np_out_queue_get_size (queue));
 
   queue->written += written;
+
+  /* The descriptors went with the first byte. */
+  if (written > 0)
+    g_clear_object (&queue->head->fds);
 
   while (written > 0)
     {

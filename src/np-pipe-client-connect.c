@@ -98,6 +98,7 @@ np_pipe_client_attach_locked (NpPipeClient       *self,
                                 self->lock, label, self->max_message_size);
   np_stream_configure_locked (self->stream, self->max_queued_bytes, FALSE,
                               handshake_timeout, self->close_timeout, self->request_timeout);
+  np_stream_set_max_fds_locked (self->stream, self->max_fds_per_message);
   *stream_out = self->stream;
 
   return old;

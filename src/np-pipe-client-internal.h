@@ -28,6 +28,7 @@ enum {
   NP_PIPE_CLIENT_PROP_AUTO_RECONNECT,
   NP_PIPE_CLIENT_PROP_RECONNECT_INTERVAL,
   NP_PIPE_CLIENT_PROP_RECONNECT_MAX_INTERVAL,
+  NP_PIPE_CLIENT_PROP_MAX_FDS_PER_MESSAGE,
   NP_PIPE_CLIENT_N_PROPS
 };
 
@@ -68,6 +69,7 @@ struct _NpPipeClient
   gsize         held_bytes;
   /* The largest message the last server accepted, 0 when none said. */
   guint32       last_peer_max_message_size;
+  guint         max_fds_per_message;
   guint         connected : 1;
   guint         auto_reconnect : 1;
   guint         reconnecting : 1;    /* lost its connection, tries again until close() */

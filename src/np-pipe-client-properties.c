@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include "np-error.h"
+#include "np-frame-private.h"
 #include "np-pipe-client-internal.h"
 
 #define DEFAULT_MAX_MESSAGE_SIZE (16 * 1024 * 1024)
@@ -114,6 +115,10 @@ np_pipe_client_get_property (GObject    *object,
       g_value_set_uint (value, np_pipe_client_get_reconnect_max_interval (self));
       break;
 
+    case NP_PIPE_CLIENT_PROP_MAX_FDS_PER_MESSAGE:
+      g_value_set_uint (value, np_pipe_client_get_max_fds_per_message (self));
+      break;
+
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -164,6 +169,10 @@ np_pipe_client_set_property (GObject      *object,
 
     case NP_PIPE_CLIENT_PROP_RECONNECT_MAX_INTERVAL:
       np_pipe_client_set_reconnect_max_interval (self, g_value_get_uint (value));
+      break;
+
+    case NP_PIPE_CLIENT_PROP_MAX_FDS_PER_MESSAGE:
+      np_pipe_client_set_max_fds_per_message (self, g_value_get_uint (value));
       break;
 
     default:
@@ -434,6 +443,24 @@ np_pipe_client_install_properties (GObjectClass *object_class)
                        1, G_MAXUINT, DEFAULT_RECONNECT_MAX_INTERVAL,
                        (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
                         G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeClient:max-fds-per-message:
+   *
+   * The most file descriptors one message of the server may carry
+   * ([method@Np.PipeConnection.send_with_fds]), from 1 to 253 (the
+   * kernel's cap on one `sendmsg()`); the default is 16. A server that
+   * sends more is disconnected with %NP_PIPE_ERROR_PROTOCOL, and every
+   * descriptor it sent is closed. It applies from the next connect.
+   *
+   * Since: 1.0
+   */
+  properties [NP_PIPE_CLIENT_PROP_MAX_FDS_PER_MESSAGE] =
+    g_param_spec_uint ("max-fds-per-message", NULL, NULL,
+                       1, NP_FDS_MAX, NP_STREAM_MAX_FDS_DEFAULT,
+                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                        G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
 
   g_object_class_install_properties (object_class, NP_PIPE_CLIENT_N_PROPS, properties);
 }
@@ -856,4 +883,44 @@ np_pipe_client_set_reconnect_max_interval (NpPipeClient *self,
 
   np_pipe_client_set_uint (self, &self->reconnect_max_interval, interval_msec,
                            NP_PIPE_CLIENT_PROP_RECONNECT_MAX_INTERVAL);
+}
+
+/**
+ * np_pipe_client_get_max_fds_per_message:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:max-fds-per-message].
+ *
+ * Returns: the most descriptors one message of the server may carry
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_client_get_max_fds_per_message (NpPipeClient *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
+
+  return np_pipe_client_get_uint (self, &self->max_fds_per_message);
+}
+
+/**
+ * np_pipe_client_set_max_fds_per_message:
+ * @self: a #NpPipeClient
+ * @max_fds: the most descriptors one message of the server may carry, 1
+ *   to 253
+ *
+ * Sets [property@Np.PipeClient:max-fds-per-message]. It applies from
+ * the next connect.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_set_max_fds_per_message (NpPipeClient *self,
+                                        guint         max_fds)
+{
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+  g_return_if_fail (max_fds >= 1 && max_fds <= NP_FDS_MAX);
+
+  np_pipe_client_set_uint (self, &self->max_fds_per_message, max_fds,
+                           NP_PIPE_CLIENT_PROP_MAX_FDS_PER_MESSAGE);
 }

@@ -120,6 +120,70 @@ np_pipe_client_send (NpPipeClient  *self,
 }
 
 /**
+ * np_pipe_client_send_with_fds:
+ * @self: a #NpPipeClient
+ * @message: the message, 0 bytes or more
+ * @fds: (nullable): the descriptors to pass with it, at most 253
+ * @error: return location for a #GError
+ *
+ * Queues @message to the server with the file descriptors of @fds,
+ * which travel with it over the socket (`SCM_RIGHTS`): the server
+ * receives duplicates of them, with the message, through
+ * [signal@Np.PipeServer::message-with-fds-received]. This never blocks,
+ * and fails like [method@Np.PipeClient.send].
+ *
+ * The client keeps a reference to @fds until the message is written
+ * (the descriptors stay open until then); when the connection closes
+ * first, that reference is dropped. @fds with no descriptors, or %NULL,
+ * sends a plain message.
+ *
+ * Fails with %NP_PIPE_ERROR_NOT_SUPPORTED when the server's library does
+ * not take descriptors (it speaks protocol version 2 or earlier), or
+ * when @fds holds more than 253. Sent before the server's handshake
+ * arrived, the message goes out all the same, as any message does: a
+ * server too old to take descriptors then closes the connection with
+ * %NP_PIPE_ERROR_PROTOCOL, reported by
+ * [signal@Np.PipeClient::disconnected]. (Behind a request that waits for
+ * the handshake, it waits too, and such a server closes the connection
+ * with %NP_PIPE_ERROR_NOT_SUPPORTED.)
+ * A server that takes fewer per message (its
+ * [property@Np.PipeServer:max-fds-per-message]) than @fds holds closes
+ * the connection with %NP_PIPE_ERROR_PROTOCOL.
+ *
+ * Returns: %TRUE if the message was queued
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_client_send_with_fds (NpPipeClient  *self,
+                              GBytes        *message,
+                              GUnixFDList   *fds,
+                              GError       **error)
+{
+  gboolean ret;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
+  g_return_val_if_fail (message != NULL, FALSE);
+  g_return_val_if_fail (fds == NULL || G_IS_UNIX_FD_LIST (fds), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (fds == NULL || g_unix_fd_list_get_length (fds) == 0)
+    return np_pipe_client_send (self, message, error);
+
+  g_mutex_lock (self->lock);
+  if (self->connected && self->stream != NULL)
+    ret = np_stream_send_with_fds_locked (self->stream, message, fds, error);
+  else
+    {
+      np_pipe_client_set_not_connected (self, error);
+      ret = FALSE;
+    }
+  g_mutex_unlock (self->lock);
+
+  return ret;
+}
+
+/**
  * np_pipe_client_send_data:
  * @self: a #NpPipeClient
  * @data: (array length=size) (element-type guint8) (nullable): the message

@@ -7,6 +7,8 @@
 
 #include "config.h"
 
+#include <unistd.h>
+
 #include "np-context-private.h"
 #include "np-error.h"
 #include "np-marshal.h"
@@ -67,6 +69,7 @@ enum {
   REQUEST_RECEIVED,
   DISCONNECTED,
   QUEUE_DRAINED,
+  MESSAGE_WITH_FDS_RECEIVED,
   N_SIGNALS
 };
 
@@ -132,6 +135,25 @@ np_pipe_client_stream_message (GObject *owner,
                                GBytes  *message)
 {
   g_signal_emit (owner, signals [MESSAGE_RECEIVED], 0, message);
+}
+
+/* When nothing handles message-with-fds-received, the descriptors are
+ * closed and the message goes to message-received. */
+static void
+np_pipe_client_stream_message_with_fds (GObject     *owner,
+                                        GBytes      *message,
+                                        GUnixFDList *fds)
+{
+  if (g_signal_has_handler_pending (owner, signals [MESSAGE_WITH_FDS_RECEIVED], 0, FALSE))
+    g_signal_emit (owner, signals [MESSAGE_WITH_FDS_RECEIVED], 0, message, fds);
+  else
+    {
+      g_autofree int *taken = g_unix_fd_list_steal_fds (fds, NULL);
+
+      for (gint i = 0; taken[i] != -1; i++)
+        close (taken[i]);
+      g_signal_emit (owner, signals [MESSAGE_RECEIVED], 0, message);
+    }
 }
 
 static void
@@ -222,6 +244,7 @@ np_pipe_client_stream_closed (GObject      *owner,
 const NpStreamCallbacks np_pipe_client_stream_callbacks = {
   .opened = np_pipe_client_stream_opened,
   .message = np_pipe_client_stream_message,
+  .message_with_fds = np_pipe_client_stream_message_with_fds,
   .request = np_pipe_client_stream_request,
   .drained = np_pipe_client_stream_drained,
   .closed = np_pipe_client_stream_closed,
@@ -417,6 +440,36 @@ np_pipe_client_class_init (NpPipeClientClass *klass)
                   G_SIGNAL_RUN_LAST,
                   0, NULL, NULL, NULL,
                   G_TYPE_NONE, 0);
+
+  /**
+   * NpPipeClient::message-with-fds-received:
+   * @self: a #NpPipeClient
+   * @message: the whole message
+   * @fds: the descriptors that came with it, in the order they were sent
+   *
+   * Emitted for each whole message the server sends with descriptors
+   * ([method@Np.PipeConnection.send_with_fds]), in its place among the
+   * other messages. The descriptors are close-on-exec, and belong to
+   * the list: keep a reference to it, or take them with
+   * g_unix_fd_list_steal_fds(), or they are closed when the handler
+   * returns.
+   *
+   * When no handler is connected, the descriptors are closed and the
+   * message is emitted by [signal@Np.PipeClient::message-received]
+   * instead, so that an application that never asked for descriptors
+   * holds none.
+   *
+   * Since: 1.0
+   */
+  signals [MESSAGE_WITH_FDS_RECEIVED] =
+    g_signal_new ("message-with-fds-received",
+                  G_TYPE_FROM_CLASS (klass),
+                  G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL,
+                  _np_marshal_VOID__BOXED_OBJECT,
+                  G_TYPE_NONE, 2, G_TYPE_BYTES, G_TYPE_UNIX_FD_LIST);
+  g_signal_set_va_marshaller (signals [MESSAGE_WITH_FDS_RECEIVED], G_TYPE_FROM_CLASS (klass),
+                              _np_marshal_VOID__BOXED_OBJECTv);
 }
 
 static void

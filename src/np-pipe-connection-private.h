@@ -19,6 +19,7 @@ typedef struct
   guint handshake_timeout;
   guint close_timeout;
   guint request_timeout;
+  guint max_fds_per_message;
 } NpConnectionLimits;
 
 NpPipeConnection *_np_pipe_connection_new    (NpPipeServer             *server,

@@ -11,6 +11,8 @@
 # include <sys/socket.h>
 #endif
 
+#include <unistd.h>
+
 #include "np-context-private.h"
 #include "np-error.h"
 #include "np-pipe-connection-private.h"
@@ -163,6 +165,18 @@ np_pipe_connection_stream_message (GObject *owner,
 }
 
 static void
+np_pipe_connection_stream_message_with_fds (GObject     *owner,
+                                            GBytes      *message,
+                                            GUnixFDList *fds)
+{
+  NpPipeConnection *self = NP_PIPE_CONNECTION (owner);
+  NpPipeServer *server = np_pipe_connection_peek_server (self);
+
+  if (server != NULL)
+    _np_pipe_server_message_with_fds_received (server, self, message, fds);
+}
+
+static void
 np_pipe_connection_stream_request (GObject  *owner,
                                    NpStream *stream,
                                    guint32   id,
@@ -212,6 +226,7 @@ static const NpStreamCallbacks np_pipe_connection_stream_callbacks = {
   .leave = np_pipe_connection_stream_leave,
   .opened = np_pipe_connection_stream_opened,
   .message = np_pipe_connection_stream_message,
+  .message_with_fds = np_pipe_connection_stream_message_with_fds,
   .request = np_pipe_connection_stream_request,
   .drained = np_pipe_connection_stream_drained,
   .closed = np_pipe_connection_stream_closed,
@@ -498,6 +513,7 @@ _np_pipe_connection_accept (NpPipeConnection         *self,
   np_stream_set_handshake_timeout (stream, limits->handshake_timeout);
   np_stream_set_close_timeout (stream, limits->close_timeout);
   np_stream_set_request_timeout (stream, limits->request_timeout);
+  np_stream_set_max_fds (stream, limits->max_fds_per_message);
   /* A client that does not read is dropped rather than let grow the
    * server's memory. */
   np_stream_set_queue_limit (stream, limits->max_queued_bytes, TRUE);
@@ -698,6 +714,61 @@ np_pipe_connection_send (NpPipeConnection  *self,
     }
 
   return np_stream_send (stream, message, error);
+}
+
+/**
+ * np_pipe_connection_send_with_fds:
+ * @self: a #NpPipeConnection
+ * @message: the message, 0 bytes or more
+ * @fds: (nullable): the descriptors to pass with it, at most 253
+ * @error: return location for a #GError
+ *
+ * Queues @message to the client with the file descriptors of @fds,
+ * which travel with it over the socket (`SCM_RIGHTS`): the client
+ * receives duplicates of them, with the message, through
+ * [signal@Np.PipeClient::message-with-fds-received]. This never blocks,
+ * and fails like [method@Np.PipeConnection.send].
+ *
+ * The connection keeps a reference to @fds until the message is written
+ * (the descriptors stay open until then); when the connection closes
+ * first, that reference is dropped. @fds with no descriptors, or %NULL,
+ * sends a plain message.
+ *
+ * Fails with %NP_PIPE_ERROR_NOT_SUPPORTED when the client's library does
+ * not take descriptors (it speaks protocol version 2 or earlier) or when
+ * @fds holds more than 253. A client that takes fewer per message (its
+ * [property@Np.PipeClient:max-fds-per-message]) than @fds holds closes
+ * the connection with %NP_PIPE_ERROR_PROTOCOL.
+ *
+ * Returns: %TRUE if the message was queued
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_connection_send_with_fds (NpPipeConnection  *self,
+                                  GBytes            *message,
+                                  GUnixFDList       *fds,
+                                  GError           **error)
+{
+  NpStream *stream;
+
+  g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), FALSE);
+  g_return_val_if_fail (message != NULL, FALSE);
+  g_return_val_if_fail (fds == NULL || G_IS_UNIX_FD_LIST (fds), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (fds == NULL || g_unix_fd_list_get_length (fds) == 0)
+    return np_pipe_connection_send (self, message, error);
+
+  stream = np_pipe_connection_get_stream (self);
+  if (stream == NULL || !self->accepted)
+    {
+      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
+                   "Client %" G_GUINT64_FORMAT " is not connected", self->id);
+      return FALSE;
+    }
+
+  return np_stream_send_with_fds (stream, message, fds, error);
 }
 
 /**

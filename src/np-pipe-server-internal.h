@@ -28,6 +28,7 @@ enum {
   NP_PIPE_SERVER_PROP_HANDSHAKE_TIMEOUT,
   NP_PIPE_SERVER_PROP_CLOSE_TIMEOUT,
   NP_PIPE_SERVER_PROP_REQUEST_TIMEOUT,
+  NP_PIPE_SERVER_PROP_MAX_FDS_PER_MESSAGE,
   NP_PIPE_SERVER_N_PROPS
 };
 
@@ -55,6 +56,7 @@ struct _NpPipeServer
   guint             handshake_timeout;
   guint             close_timeout;
   guint             request_timeout;
+  guint             max_fds_per_message;
   guint             allow_other_users : 1;
   guint             running : 1;
   guint             disposing : 1;

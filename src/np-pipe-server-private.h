@@ -7,6 +7,8 @@
 
 #pragma once
 
+#include <gio/gunixfdlist.h>
+
 #include "np-pipe-connection.h"
 #include "np-pipe-request.h"
 #include "np-pipe-server.h"
@@ -17,6 +19,11 @@ GMainContext *_np_pipe_server_get_context (NpPipeServer *self);
 void _np_pipe_server_message_received    (NpPipeServer     *self,
                                           NpPipeConnection *connection,
                                           GBytes           *message);
+void _np_pipe_server_message_with_fds_received
+                                         (NpPipeServer     *self,
+                                          NpPipeConnection *connection,
+                                          GBytes           *message,
+                                          GUnixFDList      *fds);
 gboolean _np_pipe_server_request_received (NpPipeServer     *self,
                                            NpPipeConnection *connection,
                                            NpPipeRequest    *request);

@@ -8,7 +8,9 @@
 #include "config.h"
 
 #include "np-error.h"
+#include "np-frame-private.h"
 #include "np-pipe-server-internal.h"
+#include "np-stream-private.h"
 
 #define DEFAULT_MAX_MESSAGE_SIZE  (16 * 1024 * 1024)
 #define DEFAULT_HANDSHAKE_TIMEOUT 5000
@@ -111,6 +113,10 @@ np_pipe_server_get_property (GObject    *object,
       g_value_set_uint (value, np_pipe_server_get_request_timeout (self));
       break;
 
+    case NP_PIPE_SERVER_PROP_MAX_FDS_PER_MESSAGE:
+      g_value_set_uint (value, np_pipe_server_get_max_fds_per_message (self));
+      break;
+
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -157,6 +163,10 @@ np_pipe_server_set_property (GObject      *object,
 
     case NP_PIPE_SERVER_PROP_REQUEST_TIMEOUT:
       np_pipe_server_set_request_timeout (self, g_value_get_uint (value));
+      break;
+
+    case NP_PIPE_SERVER_PROP_MAX_FDS_PER_MESSAGE:
+      np_pipe_server_set_max_fds_per_message (self, g_value_get_uint (value));
       break;
 
     default:
@@ -370,6 +380,24 @@ np_pipe_server_install_properties (GObjectClass *object_class)
   properties [NP_PIPE_SERVER_PROP_REQUEST_TIMEOUT] =
     g_param_spec_uint ("request-timeout", NULL, NULL,
                        0, G_MAXUINT, DEFAULT_REQUEST_TIMEOUT,
+                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                        G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeServer:max-fds-per-message:
+   *
+   * The most file descriptors one message of a client may carry
+   * ([method@Np.PipeClient.send_with_fds]), from 1 to 253 (the kernel's
+   * cap on one `sendmsg()`); the default is 16. A client that sends more
+   * is disconnected with %NP_PIPE_ERROR_PROTOCOL, and every descriptor
+   * it sent is closed. A change applies to clients that connect
+   * afterwards.
+   *
+   * Since: 1.0
+   */
+  properties [NP_PIPE_SERVER_PROP_MAX_FDS_PER_MESSAGE] =
+    g_param_spec_uint ("max-fds-per-message", NULL, NULL,
+                       1, NP_FDS_MAX, NP_STREAM_MAX_FDS_DEFAULT,
                        (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
                         G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
 
@@ -654,4 +682,43 @@ np_pipe_server_set_request_timeout (NpPipeServer *self,
 
   np_pipe_server_set_uint (self, &self->request_timeout, timeout_msec,
                            NP_PIPE_SERVER_PROP_REQUEST_TIMEOUT);
+}
+
+/**
+ * np_pipe_server_get_max_fds_per_message:
+ * @self: a #NpPipeServer
+ *
+ * Gets [property@Np.PipeServer:max-fds-per-message].
+ *
+ * Returns: the most descriptors one message of a client may carry
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_server_get_max_fds_per_message (NpPipeServer *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_SERVER (self), 0);
+
+  return np_pipe_server_get_uint (self, &self->max_fds_per_message);
+}
+
+/**
+ * np_pipe_server_set_max_fds_per_message:
+ * @self: a #NpPipeServer
+ * @max_fds: the most descriptors one message of a client may carry, 1
+ *   to 253
+ *
+ * Sets [property@Np.PipeServer:max-fds-per-message].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_server_set_max_fds_per_message (NpPipeServer *self,
+                                        guint         max_fds)
+{
+  g_return_if_fail (NP_IS_PIPE_SERVER (self));
+  g_return_if_fail (max_fds >= 1 && max_fds <= NP_FDS_MAX);
+
+  np_pipe_server_set_uint (self, &self->max_fds_per_message, max_fds,
+                           NP_PIPE_SERVER_PROP_MAX_FDS_PER_MESSAGE);
 }

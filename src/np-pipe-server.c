@@ -12,6 +12,7 @@
 
 #include "np-context-private.h"
 #include "np-error.h"
+#include "np-fd-budget-private.h"
 #include "np-marshal.h"
 #include "np-name-private.h"
 #include "np-pipe-connection-private.h"
@@ -78,6 +79,7 @@ enum {
   MESSAGE_RECEIVED,
   REQUEST_RECEIVED,
   CLIENT_DISCONNECTED,
+  MESSAGE_WITH_FDS_RECEIVED,
   N_SIGNALS
 };
 
@@ -88,10 +90,6 @@ static guint signals [N_SIGNALS];
 #define properties np_pipe_server_properties
 
 void np_pipe_server_install_properties (GObjectClass *object_class);
-
-/* Descriptors left to the application, of RLIMIT_NOFILE: an eighth, and
- * at least this many. */
-#define NP_FD_RESERVE_MIN 32
 
 GMainContext *
 _np_pipe_server_get_context (NpPipeServer *self)
@@ -105,6 +103,27 @@ _np_pipe_server_message_received (NpPipeServer     *self,
                                   GBytes           *message)
 {
   g_signal_emit (self, signals [MESSAGE_RECEIVED], 0, connection, message);
+}
+
+/* Emits message-with-fds-received, or, when nothing handles it, closes
+ * the descriptors and emits message-received: an application that never
+ * asked for descriptors gets none. */
+void
+_np_pipe_server_message_with_fds_received (NpPipeServer     *self,
+                                           NpPipeConnection *connection,
+                                           GBytes           *message,
+                                           GUnixFDList      *fds)
+{
+  if (g_signal_has_handler_pending (self, signals [MESSAGE_WITH_FDS_RECEIVED], 0, FALSE))
+    g_signal_emit (self, signals [MESSAGE_WITH_FDS_RECEIVED], 0, connection, message, fds);
+  else
+    {
+      g_autofree int *taken = g_unix_fd_list_steal_fds (fds, NULL);
+
+      for (gint i = 0; taken[i] != -1; i++)
+        close (taken[i]);
+      g_signal_emit (self, signals [MESSAGE_RECEIVED], 0, connection, message);
+    }
 }
 
 gboolean
@@ -145,23 +164,6 @@ _np_pipe_server_client_disconnected (NpPipeServer     *self,
   g_object_unref (self);
 }
 
-/* The most connections this process has descriptors for, keeping some
- * for the application. */
-static guint
-np_pipe_server_fd_limit (void)
-{
-  struct rlimit limit;
-  rlim_t reserve;
-
-  if (getrlimit (RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY ||
-      limit.rlim_cur > G_MAXUINT)
-    return G_MAXUINT;
-
-  reserve = MAX (NP_FD_RESERVE_MIN, limit.rlim_cur / 8);
-
-  return limit.rlim_cur > reserve ? limit.rlim_cur - reserve : 1;
-}
-
 /* Decides on a peer that just connected, from the server's context. */
 static void
 np_pipe_server_incoming (GObject           *owner,
@@ -174,6 +176,7 @@ np_pipe_server_incoming (GObject           *owner,
   gboolean allow_other_users;
   gboolean allowed = FALSE;
   guint max_connections;
+  guint fd_limit;
   guint64 id;
 
   g_mutex_lock (&self->lock);
@@ -183,9 +186,11 @@ np_pipe_server_incoming (GObject           *owner,
   limits.handshake_timeout = self->handshake_timeout;
   limits.close_timeout = self->close_timeout;
   limits.request_timeout = self->request_timeout;
+  limits.max_fds_per_message = self->max_fds_per_message;
   max_connections = MIN (self->max_connections > 0 ? self->max_connections : G_MAXUINT,
                          self->fd_limit);
   allow_other_users = self->allow_other_users;
+  fd_limit = self->fd_limit;
   g_mutex_unlock (&self->lock);
 
   connection = _np_pipe_connection_new (self, socket_connection, id, &error);
@@ -197,7 +202,9 @@ np_pipe_server_incoming (GObject           *owner,
       return;
     }
 
-  if (np_pipe_server_get_n_connections (self) >= max_connections)
+  /* The descriptors the library holds for peers count too. */
+  if (np_pipe_server_get_n_connections (self) >= max_connections ||
+      (guint64) np_pipe_server_get_n_connections (self) + np_fd_budget_held () >= fd_limit)
     {
       g_set_error (&error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS,
                    "Pipe “%s” already serves its maximum of %u clients",
@@ -458,6 +465,37 @@ np_pipe_server_class_init (NpPipeServerClass *klass)
                   G_TYPE_NONE, 2, NP_TYPE_PIPE_CONNECTION, G_TYPE_ERROR);
   g_signal_set_va_marshaller (signals [CLIENT_DISCONNECTED], G_TYPE_FROM_CLASS (klass),
                               _np_marshal_VOID__OBJECT_BOXEDv);
+
+  /**
+   * NpPipeServer::message-with-fds-received:
+   * @self: a #NpPipeServer
+   * @connection: the client that sent the message
+   * @message: the whole message
+   * @fds: the descriptors that came with it, in the order they were sent
+   *
+   * Emitted for each whole message a client sends with descriptors
+   * ([method@Np.PipeClient.send_with_fds]), in its place among the other
+   * messages. The descriptors are close-on-exec, and belong to the
+   * list: keep a reference to it, or take them with
+   * g_unix_fd_list_steal_fds(), or they are closed when the handler
+   * returns.
+   *
+   * When no handler is connected, the descriptors are closed and the
+   * message is emitted by [signal@Np.PipeServer::message-received]
+   * instead, so that an application that never asked for descriptors
+   * holds none.
+   *
+   * Since: 1.0
+   */
+  signals [MESSAGE_WITH_FDS_RECEIVED] =
+    g_signal_new ("message-with-fds-received",
+                  G_TYPE_FROM_CLASS (klass),
+                  G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL,
+                  _np_marshal_VOID__OBJECT_BOXED_OBJECT,
+                  G_TYPE_NONE, 3, NP_TYPE_PIPE_CONNECTION, G_TYPE_BYTES, G_TYPE_UNIX_FD_LIST);
+  g_signal_set_va_marshaller (signals [MESSAGE_WITH_FDS_RECEIVED], G_TYPE_FROM_CLASS (klass),
+                              _np_marshal_VOID__OBJECT_BOXED_OBJECTv);
 }
 
 static void
@@ -556,7 +594,7 @@ np_pipe_server_start_locked (NpPipeServer  *self,
       return FALSE;
     }
 
-  self->fd_limit = np_pipe_server_fd_limit ();
+  self->fd_limit = np_fd_budget_limit ();
   self->listener = np_listener_new (socket, self->context, G_OBJECT (self),
                                     np_pipe_server_incoming, self->name);
   self->running = TRUE;

@@ -82,10 +82,21 @@ void    np_sync_wait_done          (NpSyncWait    *wait,
  * sent after one. */
 typedef struct
 {
-  GBytes  *message;  /* NULL for a flush */
-  NpOp    *op;       /* a request, a send_async or flush_async, or NULL */
-  gboolean request;
+  GBytes      *message;  /* NULL for a flush */
+  NpOp        *op;       /* a request, a send_async or flush_async, or NULL */
+  GUnixFDList *fds;      /* a message's descriptors, or NULL */
+  gboolean     request;
 } NpParked;
+
+/* Descriptors received with the bytes at [start, end) of what the peer
+ * sent, for the MESSAGE_FDS frame whose first byte lies there. */
+typedef struct
+{
+  guint64 start;
+  guint64 end;
+  guint   n;
+  int     fds[];
+} NpFdBatch;
 
 /* What a locked stretch leaves to do once the lock is dropped. */
 typedef struct
@@ -108,6 +119,7 @@ struct _NpStream
   char                    *label;
   guint32                  max_message_size;
   NpFlusher               *flusher;
+  guint                    max_fds;        /* set before the stream starts */
 
   /* Guarded by the lock. */
   GObject                 *owner;          /* NULL once detached */
@@ -163,6 +175,11 @@ struct _NpStream
   gsize                    body_alloc;
   gsize                    body_filled;
   NpFrameType              body_type;
+  GUnixFDList             *body_fds;       /* the descriptors of that body */
+  guint64                  received;       /* bytes received, all told */
+  const guint8            *buf;            /* the buffer being delivered */
+  guint64                  buf_pos;        /* where its first byte lies in the stream */
+  GQueue                   fd_batches;     /* of NpFdBatch, received, not yet matched */
   /* What is left to parse of the buffer being delivered: a handler that
    * runs a main loop of its own makes a nested read, which delivers this
    * first, so that the order holds. NULL when nothing is being parsed. */
@@ -272,6 +289,14 @@ gboolean np_stream_queue_message_at_locked
                                    (NpStream      *self,
                                     GBytes        *message,
                                     NpOp          *op);
+gboolean np_stream_park_fds_locked (NpStream      *self,
+                                    GBytes        *message,
+                                    GUnixFDList   *fds);
+void    np_stream_queue_message_with_fds_locked
+                                   (NpStream      *self,
+                                    GBytes        *message,
+                                    GUnixFDList   *fds);
+void    np_stream_clear_fds        (NpStream      *self);
 gboolean np_stream_park_locked     (NpStream      *self,
                                     GBytes        *message,
                                     NpOp          *op,

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <gio/gio.h>
+#include <gio/gunixfdlist.h>
 
 #include "np-frame-private.h"
 #include "np-transport-private.h"
@@ -16,6 +17,9 @@
 G_BEGIN_DECLS
 
 typedef struct _NpStream NpStream;
+
+/* The default of max-fds-per-message. */
+#define NP_STREAM_MAX_FDS_DEFAULT 16
 
 /* What a stream reports to its owner. Every call is made in the stream's
  * main context, with no lock held and a reference on the owner (and on
@@ -33,6 +37,12 @@ typedef struct
   /* A whole message arrived. */
   void     (*message) (GObject      *owner,
                        GBytes       *message);
+  /* A whole message with descriptors arrived: they are the owner's
+   * (closed with @fds unless it keeps a reference). */
+  void     (*message_with_fds)
+                      (GObject      *owner,
+                       GBytes       *message,
+                       GUnixFDList  *fds);
   /* A request arrived: answer it, once, with np_stream_reply(). */
   void     (*request) (GObject      *owner,
                        NpStream     *stream,
@@ -93,6 +103,19 @@ guint64   np_stream_get_queued_bytes_locked
 gboolean  np_stream_send                  (NpStream                *self,
                                            GBytes                  *message,
                                            GError                 **error);
+gboolean  np_stream_send_with_fds         (NpStream                *self,
+                                           GBytes                  *message,
+                                           GUnixFDList             *fds,
+                                           GError                 **error);
+gboolean  np_stream_send_with_fds_locked  (NpStream                *self,
+                                           GBytes                  *message,
+                                           GUnixFDList             *fds,
+                                           GError                 **error);
+void      np_stream_set_max_fds           (NpStream                *self,
+                                           guint                    max_fds);
+void      np_stream_set_max_fds_locked    (NpStream                *self,
+                                           guint                    max_fds);
+gboolean  np_stream_get_supports_fds      (NpStream                *self);
 gboolean  np_stream_send_locked           (NpStream                *self,
                                            GBytes                  *message,
                                            GError                 **error);

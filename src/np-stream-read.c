@@ -8,8 +8,10 @@
 #include "config.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #include "np-error.h"
+#include "np-fd-budget-private.h"
 #include "np-stream-internal.h"
 
 /* Bytes asked of the transport per read when no frame body is pending. */
@@ -55,12 +57,38 @@ give_back_read_buffer (guint8 *buf)
     g_free (buf);
 }
 
+static void
+np_fd_batch_free (NpFdBatch *batch)
+{
+  for (guint i = 0; i < batch->n; i++)
+    close (batch->fds[i]);
+  np_fd_budget_release (batch->n);
+  g_free (batch);
+}
+
+/* Closes the descriptors received and not delivered. */
+void
+np_stream_clear_fds (NpStream *self)
+{
+  NpFdBatch *batch;
+
+  while ((batch = g_queue_pop_head (&self->fd_batches)) != NULL)
+    np_fd_batch_free (batch);
+
+  if (self->body_fds != NULL)
+    {
+      np_fd_budget_release (g_unix_fd_list_get_length (self->body_fds));
+      g_clear_object (&self->body_fds);
+    }
+}
+
 void
 np_stream_clear_partial (NpStream *self)
 {
   self->head_len = 0;
   g_clear_pointer (&self->body, g_free);
   self->body_len = self->body_alloc = self->body_filled = 0;
+  np_stream_clear_fds (self);
 }
 
 /* Ends the stream from the read side. */
@@ -141,11 +169,25 @@ np_stream_handle_goodbye (NpStream      *self,
   np_stream_read_failed (self, error, FALSE, after);
 }
 
+/* Hands @fds (which the frame took from the budget) over with their
+ * message: from here on they are the owner's, or closed. */
+static void
+np_stream_deliver_fds (NpStream    *self,
+                       GObject     *owner,
+                       GBytes      *payload,
+                       GUnixFDList *fds)
+{
+  np_fd_budget_release (g_unix_fd_list_get_length (fds));
+  if (owner != NULL)
+    self->callbacks->message_with_fds (owner, payload, fds);
+}
+
 static void
 np_stream_handle_frame (NpStream      *self,
                         GObject       *owner,
                         NpFrameType    type,
                         GBytes        *payload,
+                        GUnixFDList   *fds,
                         NpStreamAfter *after)
 {
   switch (type)
@@ -154,6 +196,12 @@ np_stream_handle_frame (NpStream      *self,
       np_stream_report_opened (self, owner);
       if (owner != NULL)
         self->callbacks->message (owner, payload);
+      break;
+
+    case NP_FRAME_MESSAGE_FDS:
+      g_assert (fds != NULL);
+      np_stream_report_opened (self, owner);
+      np_stream_deliver_fds (self, owner, payload, fds);
       break;
 
     case NP_FRAME_PING:
@@ -210,6 +258,62 @@ np_stream_handle_frame (NpStream      *self,
     }
 }
 
+/* Matches the frame at @pos (its first byte's place in the stream) with
+ * the descriptors received: a MESSAGE_FDS frame takes those that came
+ * with its first byte, exactly as many as its header says; no other
+ * frame may start after descriptors nothing took. */
+static gboolean
+np_stream_match_fds (NpStream       *self,
+                     guint64         pos,
+                     NpFrameHeader  *header,
+                     GUnixFDList   **fds,
+                     GError        **error)
+{
+  NpFdBatch *batch = g_queue_peek_head (&self->fd_batches);
+
+  if (header->type != NP_FRAME_MESSAGE_FDS)
+    {
+      if (batch == NULL || batch->end > pos)
+        return TRUE;
+
+      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                   "%u descriptors came with bytes that start no message with descriptors",
+                   batch->n);
+      return FALSE;
+    }
+
+  if (header->n_fds > self->max_fds)
+    {
+      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                   "a message carries %u descriptors, more than the %u allowed",
+                   header->n_fds, self->max_fds);
+      return FALSE;
+    }
+
+  if (batch == NULL || batch->start > pos || batch->end <= pos)
+    {
+      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                   "a message announces %u descriptors, but none came with its first byte",
+                   header->n_fds);
+      return FALSE;
+    }
+
+  if (batch->n != header->n_fds)
+    {
+      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                   "a message announces %u descriptors, but %u came with it",
+                   header->n_fds, batch->n);
+      return FALSE;
+    }
+
+  /* Still counted in the budget until delivered. */
+  g_queue_pop_head (&self->fd_batches);
+  *fds = g_unix_fd_list_new_from_array (batch->fds, batch->n);
+  g_free (batch);
+
+  return TRUE;
+}
+
 /* Parses every complete hello and frame left of the buffer being
  * delivered (self->rest), advancing past each before delivering it: a
  * handler that runs a nested read finds the frames after its own there.
@@ -223,6 +327,7 @@ np_stream_parse_rest (NpStream      *self,
          np_stream_get_state (self) <= NP_STREAM_OPEN)
     {
       g_autoptr(GError) error = NULL;
+      g_autoptr(GUnixFDList) fds = NULL;
       const guint8 *p = self->rest;
       gsize left = self->rest_end - p;
       NpFrameHeader header;
@@ -253,7 +358,8 @@ np_stream_parse_rest (NpStream      *self,
       if (left < NP_FRAME_HEADER_SIZE)
         break;
 
-      if (!np_frame_header_decode (p, self->version, self->max_message_size, &header, &error))
+      if (!np_frame_header_decode (p, self->version, self->max_message_size, &header, &error) ||
+          !np_stream_match_fds (self, self->buf_pos + (p - self->buf), &header, &fds, &error))
         {
           g_prefix_error (&error, "%s: ", self->label);
           self->rest = self->rest_end = NULL;
@@ -269,10 +375,11 @@ np_stream_parse_rest (NpStream      *self,
           g_autoptr(GBytes) payload = g_bytes_new (p, header.length);
 
           self->rest = p + header.length;
-          np_stream_handle_frame (self, owner, header.type, payload, after);
+          np_stream_handle_frame (self, owner, header.type, payload, fds, after);
         }
       else
         {
+          self->body_fds = g_steal_pointer (&fds);
           self->body_type = header.type;
           self->body_len = header.length;
           self->body_alloc = MAX (left, MIN (header.length, NP_BODY_INITIAL));
@@ -336,6 +443,49 @@ np_stream_read_ended (NpStream      *self,
   return FALSE;
 }
 
+/* Keeps the descriptors one receive brought, for the frame that starts
+ * in the bytes it brought: [@start, @end). Returns FALSE, having closed
+ * them and ended the stream, when they cannot be kept. */
+static gboolean
+np_stream_keep_fds (NpStream      *self,
+                    NpReceivedFds *fds,
+                    guint64        start,
+                    guint64        end,
+                    NpStreamAfter *after)
+{
+  g_autoptr(GError) error = NULL;
+  NpFdBatch *batch;
+
+  if (fds->truncated)
+    error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                                 "a control message was cut short: the peer sent more than "
+                                 "the %u descriptors a message may carry, or this process "
+                                 "has no descriptors left", self->max_fds);
+  else if (!np_fd_budget_hold (fds->n))
+    error = np_stream_error_new (self, G_IO_ERROR, G_IO_ERROR_TOO_MANY_OPEN_FILES,
+                                 "the peer sent %u descriptors, which would take the "
+                                 "library past the %u this process may use (RLIMIT_NOFILE "
+                                 "less a reserve for the application)",
+                                 fds->n, np_fd_budget_limit ());
+
+  if (error != NULL)
+    {
+      for (guint i = 0; i < fds->n; i++)
+        close (fds->fds[i]);
+      np_stream_read_failed (self, error, TRUE, after);
+      return FALSE;
+    }
+
+  batch = g_malloc (sizeof (NpFdBatch) + fds->n * sizeof (int));
+  batch->start = start;
+  batch->end = end;
+  batch->n = fds->n;
+  memcpy (batch->fds, fds->fds, fds->n * sizeof (int));
+  g_queue_push_tail (&self->fd_batches, batch);
+
+  return TRUE;
+}
+
 static gboolean
 np_stream_receive (NpStream      *self,
                    guint8        *buffer,
@@ -344,12 +494,23 @@ np_stream_receive (NpStream      *self,
                    NpStreamAfter *after)
 {
   g_autoptr(GError) error = NULL;
+  NpReceivedFds fds;
   NpIOStatus status;
+  guint64 start = self->received;
 
-  status = self->transport->funcs->receive (self->transport, buffer, size, received, &error);
+  fds.max = self->max_fds;
+  status = self->transport->funcs->receive (self->transport, buffer, size, received,
+                                            &fds, &error);
   if (status == NP_IO_DONE && *received > 0)
-    return TRUE;
+    {
+      self->received += *received;
+      if (G_UNLIKELY (fds.n > 0 || fds.truncated))
+        return np_stream_keep_fds (self, &fds, start, self->received, after);
+      return TRUE;
+    }
 
+  /* Descriptors never come without bytes; nothing to close. */
+  g_assert (fds.n == 0);
   np_stream_read_ended (self, status, error, after);
   return FALSE;
 }
@@ -394,8 +555,10 @@ np_stream_read (NpStream      *self,
               g_autoptr(GBytes) payload = g_bytes_new_take (g_steal_pointer (&self->body),
                                                             self->body_len);
 
+              g_autoptr(GUnixFDList) fds = g_steal_pointer (&self->body_fds);
+
               self->body_len = self->body_alloc = self->body_filled = 0;
-              np_stream_handle_frame (self, owner, self->body_type, payload, after);
+              np_stream_handle_frame (self, owner, self->body_type, payload, fds, after);
             }
           else if (n < want)
             break;
@@ -412,13 +575,16 @@ np_stream_read (NpStream      *self,
         break;
 
       budget -= MIN (budget, n);
+      self->buf = buf;
+      self->buf_pos = self->received - n - self->head_len;
       self->rest = buf;
       self->rest_end = buf + self->head_len + n;
       self->head_len = 0;
       np_stream_parse_rest (self, owner, after);
 
-      /* A short read means the socket is drained: don't pay for EAGAIN. */
-      if (n < want)
+      /* A short read means the socket is drained (don't pay for EAGAIN),
+       * unless it stopped after a write that carried descriptors. */
+      if (n < want && g_queue_is_empty (&self->fd_batches))
         break;
     }
 

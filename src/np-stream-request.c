@@ -21,7 +21,31 @@ static void
 np_parked_free (NpParked *parked)
 {
   g_clear_pointer (&parked->message, g_bytes_unref);
+  g_clear_object (&parked->fds);
   g_free (parked);
+}
+
+/* Parks @message and its @fds behind what waits for the peer's hello
+ * (a request), to keep its place. Returns FALSE when nothing waits: a
+ * message with descriptors itself does not wait for the hello, as a
+ * plain one does not (see np_stream_send_with_fds_locked()). */
+gboolean
+np_stream_park_fds_locked (NpStream    *self,
+                           GBytes      *message,
+                           GUnixFDList *fds)
+{
+  NpParked *parked;
+
+  if (g_queue_is_empty (&self->parked))
+    return FALSE;
+
+  parked = g_new0 (NpParked, 1);
+  parked->message = g_bytes_ref (message);
+  parked->fds = g_object_ref (fds);
+  g_queue_push_tail (&self->parked, parked);
+  self->parked_bytes += NP_REQUEST_HEADER_SIZE + g_bytes_get_size (message);
+
+  return TRUE;
 }
 
 /* Parks @message (and @op) when it must wait for the peer's hello: a
@@ -141,6 +165,26 @@ np_stream_unpark_locked (NpStream      *self,
               op->message = g_steal_pointer (&parked->message);
               np_stream_send_request_locked (self, op);
             }
+        }
+      else if (parked->fds != NULL)
+        {
+          if (self->version < NP_PROTOCOL_FDS)
+            {
+              g_autoptr(GError) error = NULL;
+
+              /* The call that queued it returned long ago: the message
+               * cannot go, and dropping it silently would lose it. */
+              error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
+                                           "a message with descriptors was sent before the "
+                                           "peer's handshake, and the peer speaks protocol "
+                                           "version %u, which carries no descriptors",
+                                           self->version);
+              np_parked_free (parked);
+              self->parked_bytes = 0;
+              np_stream_abort_locked (self, error, after);
+              return;
+            }
+          np_stream_queue_message_with_fds_locked (self, parked->message, parked->fds);
         }
       else if (parked->message != NULL)
         {

@@ -177,11 +177,17 @@ np_stream_write_some_locked (NpStream *self)
     {
       GOutputVector vectors[NP_IOV_MAX];
       guint n_vectors = np_out_queue_peek (&self->out, vectors, NP_IOV_MAX);
+      GUnixFDList *fds = np_out_queue_peek_fds (&self->out);
+      const int *fd_array = NULL;
+      int n_fds = 0;
       g_autoptr(GError) error = NULL;
       gsize written = 0;
 
+      if (fds != NULL)
+        fd_array = g_unix_fd_list_peek_fds (fds, &n_fds);
+
       switch (self->transport->funcs->send (self->transport, vectors, n_vectors,
-                                            &written, &error))
+                                            fd_array, n_fds, &written, &error))
         {
         case NP_IO_DONE:
           np_out_queue_consume (&self->out, written);
@@ -396,6 +402,22 @@ np_stream_queue_message_at_locked (NpStream *self,
   return FALSE;
 }
 
+/* What a failed send() left to do is reported and completed from the
+ * context, never from inside send(), nor with the lock held. */
+static void
+np_stream_defer_locked (NpStream      *self,
+                        NpStreamAfter *after)
+{
+  if (after->finished || after->done.length > 0)
+    {
+      NpOp *op;
+
+      while ((op = g_queue_pop_head (&after->done)) != NULL)
+        g_queue_push_tail (&self->deferred, op);
+      np_flusher_arm (self->flusher, &self->flush_link, TRUE);
+    }
+}
+
 gboolean
 np_stream_send_locked (NpStream  *self,
                        GBytes    *message,
@@ -405,16 +427,7 @@ np_stream_send_locked (NpStream  *self,
 
   if (!np_stream_check_send_locked (self, g_bytes_get_size (message), &after, error))
     {
-      /* Reported and completed from the context, never from inside
-       * send(), nor with the lock held. */
-      if (after.finished || after.done.length > 0)
-        {
-          NpOp *op;
-
-          while ((op = g_queue_pop_head (&after.done)) != NULL)
-            g_queue_push_tail (&self->deferred, op);
-          np_flusher_arm (self->flusher, &self->flush_link, TRUE);
-        }
+      np_stream_defer_locked (self, &after);
       return FALSE;
     }
 
@@ -448,6 +461,85 @@ np_stream_send_held_locked (NpStream  *self,
 
   np_stream_queue_message_at_locked (self, message, NULL);
   return TRUE;
+}
+
+/* Queues a MESSAGE_FDS frame: the peer is known to take descriptors. */
+void
+np_stream_queue_message_with_fds_locked (NpStream    *self,
+                                         GBytes      *message,
+                                         GUnixFDList *fds)
+{
+  guint8 header[NP_FRAME_HEADER_SIZE];
+
+  np_frame_header_encode_fds (header, g_bytes_get_size (message),
+                              g_unix_fd_list_get_length (fds));
+  np_out_queue_push_frame_with_fds (&self->out, header, sizeof header, message, fds);
+
+  if (!self->want_out && np_out_queue_get_size (&self->out) >= NP_WRITE_THRESHOLD)
+    np_stream_write_some_locked (self);
+
+  np_stream_request_flush_locked (self);
+}
+
+/* Queues @message with @fds (1 to NP_FDS_MAX descriptors), which go
+ * with it over SCM_RIGHTS; a reference to @fds is kept until they are
+ * written. Before the peer's hello it goes out all the same, as a plain
+ * message does, rather than wait for a hello that a client which
+ * connects, sends and closes at once would never read: a peer too old
+ * for descriptors ends the connection with a protocol error, which is
+ * reported. Behind a request that waits for the hello, it waits too. */
+gboolean
+np_stream_send_with_fds_locked (NpStream     *self,
+                                GBytes       *message,
+                                GUnixFDList  *fds,
+                                GError      **error)
+{
+  NpStreamAfter after = NP_STREAM_AFTER_INIT;
+  guint n_fds = g_unix_fd_list_get_length (fds);
+
+  g_assert (n_fds > 0);
+
+  if (!np_stream_check_send_locked (self, g_bytes_get_size (message), &after, error))
+    {
+      np_stream_defer_locked (self, &after);
+      return FALSE;
+    }
+
+  if (n_fds > NP_FDS_MAX)
+    {
+      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
+                   "%s: a message carries at most %u descriptors, not %u",
+                   self->label, NP_FDS_MAX, n_fds);
+      return FALSE;
+    }
+
+  if (self->peer_known && self->version < NP_PROTOCOL_FDS)
+    {
+      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
+                   "%s: the peer speaks protocol version %u, which carries no descriptors",
+                   self->label, self->version);
+      return FALSE;
+    }
+
+  if (!np_stream_park_fds_locked (self, message, fds))
+    np_stream_queue_message_with_fds_locked (self, message, fds);
+
+  return TRUE;
+}
+
+gboolean
+np_stream_send_with_fds (NpStream     *self,
+                         GBytes       *message,
+                         GUnixFDList  *fds,
+                         GError      **error)
+{
+  gboolean ret;
+
+  g_mutex_lock (self->lock);
+  ret = np_stream_send_with_fds_locked (self, message, fds, error);
+  g_mutex_unlock (self->lock);
+
+  return ret;
 }
 
 gboolean

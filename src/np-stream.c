@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "np-error.h"
+#include "np-fd-budget-private.h"
 #include "np-stream-internal.h"
 
 /* Threads: every function here may be called from any thread. The lock
@@ -110,6 +111,7 @@ np_stream_release_transport_locked (NpStream *self)
     {
       self->transport = NULL;
       transport->funcs->free (transport);
+      np_fd_budget_remove_stream ();
     }
 }
 
@@ -324,6 +326,12 @@ np_stream_report (NpStream *self)
 
   if (owner == NULL)
     return;
+
+  /* The end is reported from the context, where the read side lives:
+   * descriptors received and not delivered go now, not when the last
+   * reference does. */
+  if (self->reading == 0)
+    np_stream_clear_partial (self);
 
   if (self->callbacks->enter != NULL)
     held = self->callbacks->enter (owner);
@@ -747,6 +755,9 @@ np_stream_new (GObject                 *owner,
   g_queue_init (&self->closers);
   g_queue_init (&self->deferred);
   g_queue_init (&self->parked);
+  g_queue_init (&self->fd_batches);
+  self->max_fds = NP_STREAM_MAX_FDS_DEFAULT;
+  np_fd_budget_add_stream ();
 
   self->io_source = g_source_new (&np_stream_io_funcs, sizeof (NpStreamSource));
   ((NpStreamSource *) self->io_source)->stream = np_stream_ref (self);
@@ -841,6 +852,40 @@ np_stream_set_handshake_timeout (NpStream *self,
   g_mutex_lock (self->lock);
   self->handshake_timeout = timeout_msec;
   g_mutex_unlock (self->lock);
+}
+
+/* The most descriptors one message of the peer may carry, 1 to
+ * NP_FDS_MAX: a peer that sends more is cut off. */
+void
+np_stream_set_max_fds_locked (NpStream *self,
+                              guint     max_fds)
+{
+  g_assert (max_fds > 0 && max_fds <= NP_FDS_MAX);
+
+  self->max_fds = max_fds;
+}
+
+void
+np_stream_set_max_fds (NpStream *self,
+                       guint     max_fds)
+{
+  g_mutex_lock (self->lock);
+  np_stream_set_max_fds_locked (self, max_fds);
+  g_mutex_unlock (self->lock);
+}
+
+/* Whether messages with descriptors may be sent: TRUE until the peer's
+ * hello tells otherwise. */
+gboolean
+np_stream_get_supports_fds (NpStream *self)
+{
+  gboolean ret;
+
+  g_mutex_lock (self->lock);
+  ret = !self->peer_known || self->version >= NP_PROTOCOL_FDS;
+  g_mutex_unlock (self->lock);
+
+  return ret;
 }
 
 void

@@ -24,17 +24,36 @@ typedef enum
  * (np-transport-unix.c); the framing, the queue and the state machine
  * above it know only these calls, so that another one (TLS over TCP,
  * through pollable streams) can slot in. None of them blocks. */
+/* The descriptors one receive brought: at most @max are taken; more
+ * (or a control message cut short) sets @truncated, and the kernel
+ * closes what did not fit. */
 typedef struct
 {
+  guint    max;
+  guint    n;
+  gboolean truncated;
+  int      fds[253];
+} NpReceivedFds;
+
+typedef struct
+{
+  /* @fds (@n_fds of them, or none) go with the first byte written. */
   NpIOStatus (*send)     (NpTransport         *self,
                           const GOutputVector *vectors,
                           guint                n_vectors,
+                          const int           *fds,
+                          guint                n_fds,
                           gsize               *written,
                           GError             **error);
+  /* With @fds, descriptors are received too (close-on-exec); without,
+   * any the peer sends are closed by the kernel. A receive never
+   * returns bytes that follow those of a write that carried
+   * descriptors. */
   NpIOStatus (*receive)  (NpTransport         *self,
                           guint8              *buffer,
                           gsize                size,
                           gsize               *received,
+                          NpReceivedFds       *fds,
                           GError             **error);
   /* Ends both directions at once, without releasing anything. */
   void       (*shutdown) (NpTransport         *self);

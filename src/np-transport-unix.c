@@ -8,9 +8,12 @@
 #include "config.h"
 
 #include <errno.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
+#include "np-frame-private.h"
 #include "np-transport-private.h"
 
 #define NP_DRAIN_MAX (256 * 1024)
@@ -20,6 +23,8 @@ typedef struct
   NpTransport        parent;
   GSocketConnection *connection;
 } NpTransportUnix;
+
+G_STATIC_ASSERT (G_N_ELEMENTS (((NpReceivedFds *) NULL)->fds) == NP_FDS_MAX);
 
 /* sendmsg() takes GOutputVector arrays as they are. */
 G_STATIC_ASSERT (sizeof (GOutputVector) == sizeof (struct iovec));
@@ -41,6 +46,8 @@ static NpIOStatus
 np_transport_unix_send (NpTransport         *transport,
                         const GOutputVector *vectors,
                         guint                n_vectors,
+                        const int           *fds,
+                        guint                n_fds,
                         gsize               *written,
                         GError             **error)
 {
@@ -48,7 +55,27 @@ np_transport_unix_send (NpTransport         *transport,
     .msg_iov = (struct iovec *) vectors,
     .msg_iovlen = n_vectors,
   };
+  union {
+    struct cmsghdr header;
+    char           space[CMSG_SPACE (sizeof (int) * NP_FDS_MAX)];
+  } control;
   gssize n;
+
+  /* Only a write that carries descriptors pays for a control message. */
+  if (n_fds > 0)
+    {
+      struct cmsghdr *cmsg;
+
+      g_assert (n_fds <= NP_FDS_MAX);
+      memset (&control, 0, CMSG_SPACE (sizeof (int) * n_fds));
+      msg.msg_control = control.space;
+      msg.msg_controllen = CMSG_SPACE (sizeof (int) * n_fds);
+      cmsg = CMSG_FIRSTHDR (&msg);
+      cmsg->cmsg_level = SOL_SOCKET;
+      cmsg->cmsg_type = SCM_RIGHTS;
+      cmsg->cmsg_len = CMSG_LEN (sizeof (int) * n_fds);
+      memcpy (CMSG_DATA (cmsg), fds, sizeof (int) * n_fds);
+    }
 
   do
     n = sendmsg (transport->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -61,18 +88,76 @@ np_transport_unix_send (NpTransport         *transport,
   return NP_IO_DONE;
 }
 
-static NpIOStatus
-np_transport_unix_receive (NpTransport  *transport,
-                           guint8       *buffer,
-                           gsize         size,
-                           gsize        *received,
-                           GError      **error)
+/* Takes the descriptors of @msg into @fds; any past @fds->max are
+ * closed, and mark it truncated. */
+static void
+np_transport_unix_take_fds (struct msghdr *msg,
+                            NpReceivedFds *fds)
 {
+  fds->n = 0;
+  fds->truncated = (msg->msg_flags & MSG_CTRUNC) != 0;
+
+  for (struct cmsghdr *cmsg = CMSG_FIRSTHDR (msg); cmsg != NULL; cmsg = CMSG_NXTHDR (msg, cmsg))
+    {
+      const guint8 *data = CMSG_DATA (cmsg);
+      gsize count;
+
+      if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS)
+        continue;
+
+      count = (cmsg->cmsg_len - CMSG_LEN (0)) / sizeof (int);
+      for (gsize i = 0; i < count; i++)
+        {
+          int fd;
+
+          memcpy (&fd, data + i * sizeof (int), sizeof fd);
+          if (fds->n < fds->max)
+            fds->fds[fds->n++] = fd;
+          else
+            {
+              /* The buffer is rounded up: it may hold one more. */
+              close (fd);
+              fds->truncated = TRUE;
+            }
+        }
+    }
+}
+
+static NpIOStatus
+np_transport_unix_receive (NpTransport    *transport,
+                           guint8         *buffer,
+                           gsize           size,
+                           gsize          *received,
+                           NpReceivedFds  *fds,
+                           GError        **error)
+{
+  union {
+    struct cmsghdr header;
+    char           space[CMSG_SPACE (sizeof (int) * NP_FDS_MAX)];
+  } control;
+  struct iovec iov = { buffer, size };
+  struct msghdr msg = {
+    .msg_iov = &iov,
+    .msg_iovlen = 1,
+  };
   gssize n;
 
+  if (fds != NULL)
+    {
+      g_assert (fds->max > 0 && fds->max <= NP_FDS_MAX);
+      fds->n = 0;
+      fds->truncated = FALSE;
+      /* Room for what the stream accepts: more is cut (MSG_CTRUNC). */
+      msg.msg_control = control.space;
+      msg.msg_controllen = CMSG_SPACE (sizeof (int) * fds->max);
+    }
+
   do
-    n = recv (transport->fd, buffer, size, MSG_DONTWAIT);
+    n = recvmsg (transport->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
   while (n < 0 && errno == EINTR);
+
+  if (n >= 0 && fds != NULL)
+    np_transport_unix_take_fds (&msg, fds);
 
   if (n < 0)
     {

@@ -34,11 +34,21 @@
  *       its client on that connection, sized by np_test_mixed_size().
  *       Print "ready" once it listens; when stdin closes, wait until every
  *       client that connected has gone, then print "MESSAGES BAD CLIENTS"
+ *   np-test-peer fd-send NAME TEXT
+ *       connect, send the message "memfd" with a memfd holding TEXT, and
+ *       close, without ever running a main loop
+ *   np-test-peer fd-receive NAME
+ *       connect, and print "MESSAGE DATA" for the first message with
+ *       descriptors that comes: its text, and what its first descriptor
+ *       reads until its end; then close
  */
+
+#define _GNU_SOURCE
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 
 #include <gio/gio.h>
@@ -510,6 +520,70 @@ run_count (const char *name)
   return 0;
 }
 
+static int
+run_fd_send (const char *name,
+             const char *text)
+{
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autoptr(GUnixFDList) fds = g_unix_fd_list_new ();
+  g_autoptr(GBytes) message = g_bytes_new_static ("memfd", 5);
+  g_autoptr(GError) error = NULL;
+  int fd = memfd_create ("np-test", MFD_CLOEXEC);
+
+  if (fd < 0 || write (fd, text, strlen (text)) != (gssize) strlen (text))
+    g_error ("memfd: %s", g_strerror (errno));
+  g_unix_fd_list_append (fds, fd, &error);
+  g_assert_no_error (error);
+  close (fd);
+
+  if (!np_pipe_client_connect_sync (client, NULL, &error) ||
+      !np_pipe_client_send_with_fds (client, message, fds, &error))
+    g_error ("%s", error->message);
+  g_clear_object (&fds);
+  np_pipe_client_close (client);
+
+  return 0;
+}
+
+static void
+fd_receive_cb (NpPipeClient *client,
+               GBytes       *message,
+               GUnixFDList  *fds,
+               gboolean     *done)
+{
+  g_autoptr(GString) data = g_string_new (NULL);
+  g_autoptr(GError) error = NULL;
+  int fd = g_unix_fd_list_get (fds, 0, &error);
+  char buf[256];
+  gssize n;
+
+  g_assert_no_error (error);
+  while ((n = read (fd, buf, sizeof buf)) > 0)
+    g_string_append_len (data, buf, n);
+  close (fd);
+
+  printf ("%.*s %s\n", (int) g_bytes_get_size (message),
+          (const char *) g_bytes_get_data (message, NULL), data->str);
+  fflush (stdout);
+  *done = TRUE;
+}
+
+static int
+run_fd_receive (const char *name)
+{
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autoptr(GError) error = NULL;
+  gboolean done = FALSE;
+
+  g_signal_connect (client, "message-with-fds-received", G_CALLBACK (fd_receive_cb), &done);
+  if (!np_pipe_client_connect_sync (client, NULL, &error))
+    g_error ("%s", error->message);
+  WAIT_UNTIL (done);
+  np_pipe_client_close (client);
+
+  return 0;
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -532,6 +606,10 @@ main (int   argc,
     return run_serve_limited (argv[2], atoi (argv[3]), atoi (argv[4]));
   if (argc == 3 && g_str_equal (argv[1], "count"))
     return run_count (argv[2]);
+  if (argc == 4 && g_str_equal (argv[1], "fd-send"))
+    return run_fd_send (argv[2], argv[3]);
+  if (argc == 3 && g_str_equal (argv[1], "fd-receive"))
+    return run_fd_receive (argv[2]);
 
   g_printerr ("Usage: %s send|echo|load NAME CLIENT COUNT | garbage|half|probe PATH | serve|count NAME"
               " | serve-limited NAME NOFILE FILL\n", argv[0]);

@@ -12,6 +12,7 @@
 #endif
 
 #include <gio/gio.h>
+#include <gio/gunixfdlist.h>
 
 #include "np-version-macros.h"
 
@@ -163,6 +164,19 @@ void          np_pipe_client_close_async          (NpPipeClient         *self,
 NP_AVAILABLE_IN_ALL
 gboolean      np_pipe_client_close_finish         (NpPipeClient         *self,
                                                    GAsyncResult         *result,
+                                                   GError              **error);
+
+NP_AVAILABLE_IN_ALL
+guint         np_pipe_client_get_max_fds_per_message
+                                                  (NpPipeClient         *self);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_client_set_max_fds_per_message
+                                                  (NpPipeClient         *self,
+                                                   guint                 max_fds);
+NP_AVAILABLE_IN_ALL
+gboolean      np_pipe_client_send_with_fds        (NpPipeClient         *self,
+                                                   GBytes               *message,
+                                                   GUnixFDList          *fds,
                                                    GError              **error);
 
 G_END_DECLS

@@ -12,6 +12,7 @@
 #endif
 
 #include <gio/gio.h>
+#include <gio/gunixfdlist.h>
 
 #include "np-version-macros.h"
 
@@ -38,6 +39,11 @@ guint         np_pipe_connection_get_peer_max_message_size
 NP_AVAILABLE_IN_ALL
 gboolean      np_pipe_connection_send                  (NpPipeConnection  *self,
                                                         GBytes            *message,
+                                                        GError           **error);
+NP_AVAILABLE_IN_ALL
+gboolean      np_pipe_connection_send_with_fds         (NpPipeConnection  *self,
+                                                        GBytes            *message,
+                                                        GUnixFDList       *fds,
                                                         GError           **error);
 NP_AVAILABLE_IN_ALL
 gboolean      np_pipe_connection_send_data             (NpPipeConnection  *self,

@@ -78,4 +78,12 @@ NP_AVAILABLE_IN_ALL
 void          np_pipe_server_set_request_timeout   (NpPipeServer  *self,
                                                     guint          timeout_msec);
 
+NP_AVAILABLE_IN_ALL
+guint         np_pipe_server_get_max_fds_per_message
+                                                   (NpPipeServer  *self);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_server_set_max_fds_per_message
+                                                   (NpPipeServer  *self,
+                                                    guint          max_fds);
+
 G_END_DECLS

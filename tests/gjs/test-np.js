@@ -482,6 +482,46 @@ test('auto-reconnect: close() during the back-off stops it', () => {
     }
 });
 
+test('descriptors both ways with Gio.UnixFDList, to and from C processes', () => {
+    const {server, events} = startServer();
+    const received = [];
+    server.connect('message-with-fds-received', (_s, connection, message, fds) =>
+        received.push({data: message.toArray(), fds}));
+    const name = server.get_name();
+    const peer = GLib.build_filenamev([GLib.getenv('NP_TEST_BUILDDIR'), 'np-test-peer']);
+
+    // A memfd from a C client, read through /proc (where it opens anew,
+    // at its start: the writer left the shared offset at its end).
+    const sender = Gio.Subprocess.new([peer, 'fd-send', name, 'from C'], Gio.SubprocessFlags.NONE);
+    waitUntil(() => received.length === 1);
+    assertEqual(decoder.decode(received[0].data), 'memfd', 'message');
+    assertEqual(received[0].fds.get_length(), 1, 'one descriptor');
+    const memfd = received[0].fds.get(0);
+    const [, contents] = GLib.file_get_contents(`/proc/self/fd/${memfd}`);
+    assertEqual(decoder.decode(contents), 'from C', 'memfd contents');
+    Gio.UnixInputStream.new(memfd, true).close(null);
+    assert(sender.wait_check(null), 'sender exits');
+
+    // A temporary file's descriptor to a C client, which reads it.
+    const receiver = Gio.Subprocess.new([peer, 'fd-receive', name], Gio.SubprocessFlags.STDOUT_PIPE);
+    waitUntil(() => events.connected.length === 2);
+    const [fd, path] = GLib.file_open_tmp('np-gjs-XXXXXX');
+    // Written through a description of its own, so that the one sent
+    // still reads from the start.
+    const io = Gio.File.new_for_path(path).open_readwrite(null);
+    io.get_output_stream().write_bytes(encoder.encode('from GJS'), null);
+    io.close(null);
+    const fds = Gio.UnixFDList.new_from_array([fd]);
+    assert(events.connected[1].send_with_fds(encoder.encode('file'), fds), 'send_with_fds');
+    waitUntil(() => events.connected[1].get_queued_bytes() === 0);
+    const out = Gio.DataInputStream.new(receiver.get_stdout_pipe());
+    const [line] = out.read_line_utf8(null);
+    assertEqual(line, 'file from GJS', 'what the C client read');
+    assert(receiver.wait_check(null), 'receiver exits');
+    GLib.unlink(path);
+    server.stop();
+});
+
 // Awaiting a test that returns a promise lets the main loop run until it
 // settles (a top-level await does that in GJS).
 print(`1..${tests.length}`);

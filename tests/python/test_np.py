@@ -809,5 +809,76 @@ class TestReconnect(unittest.TestCase):
         client.close()
 
 
+class TestFileDescriptors(NpTestCase):
+    """Descriptors with messages, as Gio.UnixFDList."""
+
+    def test_fd_from_a_child_process_and_back(self):
+        received = []
+        self.server.connect("message-with-fds-received",
+                            lambda s, conn, m, fds: received.append((conn, m.get_data(), fds)))
+        code = (
+            "import gi, os, sys\n"
+            "gi.require_version('Np', '1.0')\n"
+            "from gi.repository import Gio, GLib, Np\n"
+            "c = Np.PipeClient.new(sys.argv[1])\n"
+            "got = []\n"
+            "c.connect('message-with-fds-received', lambda c, m, fds: got.append(fds.steal_fds()))\n"
+            "c.connect_sync(None)\n"
+            "r, w = os.pipe()\n"
+            "os.write(w, b'from the child')\n"
+            "os.close(w)\n"
+            "fds = Gio.UnixFDList.new_from_array([r])\n"
+            "c.send_with_fds(GLib.Bytes.new(b'pipe'), fds)\n"
+            "while not got:\n"
+            "    GLib.MainContext.default().iteration(True)\n"
+            "with os.fdopen(got[0][0], 'rb') as f:\n"
+            "    c.send_data(f.read())\n"
+            "c.close()\n"
+        )
+        process = Gio.Subprocess.new([sys.executable, "-c", code, self.server.get_name()],
+                                     Gio.SubprocessFlags.NONE)
+        wait_until(lambda: received)
+        connection, data, fds = received[0]
+        self.assertEqual(bytes(data), b"pipe")
+        self.assertEqual(fds.get_length(), 1)
+        with os.fdopen(fds.get(0), "rb") as f:
+            self.assertEqual(f.read(), b"from the child")
+
+        # And back: a memfd the child reads and returns as a message.
+        memfd = os.memfd_create("np-python-test")
+        os.write(memfd, b"from the parent")
+        os.lseek(memfd, 0, os.SEEK_SET)
+        reply = Gio.UnixFDList.new_from_array([memfd])
+        self.assertTrue(connection.send_with_fds(GLib.Bytes.new(b"memfd"), reply))
+        wait_until(lambda: self.events.messages)
+        self.assertEqual(bytes(self.events.messages[0][1]), b"from the parent")
+        self.assertTrue(process.wait_check(None))
+
+    def test_unhandled_fds_go_to_message_received_and_are_closed(self):
+        client = Client(self.server.get_name())
+        before = len(os.listdir("/proc/self/fd"))
+        r, w = os.pipe()
+        fds = Gio.UnixFDList.new_from_array([r])
+        for _ in range(100):
+            client.client.send_with_fds(GLib.Bytes.new(b"unasked"), fds)
+        del fds
+        os.close(w)
+        wait_until(lambda: len(self.events.messages) == 100)
+        self.assertEqual({bytes(data) for _, data in self.events.messages}, {b"unasked"})
+        self.assertEqual(len(os.listdir("/proc/self/fd")), before)
+        client.client.close()
+
+    def test_max_fds_per_message(self):
+        self.assertEqual(self.server.props.max_fds_per_message, 16)
+        self.server.props.max_fds_per_message = 2
+        client = Client(self.server.get_name())
+        wait_until(lambda: self.events.connected)
+        fds = Gio.UnixFDList.new_from_array([os.memfd_create("x") for _ in range(3)])
+        client.client.send_with_fds(GLib.Bytes.new(b"three"), fds)
+        wait_until(lambda: self.events.disconnected)
+        error = self.events.disconnected[0][1]
+        self.assertTrue(error.matches(Np.pipe_error_quark(), Np.PipeError.PROTOCOL))
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -1,0 +1,86 @@
+/* np-fd-budget.c
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "config.h"
+
+#include <sys/resource.h>
+
+#include "np-fd-budget-private.h"
+
+/* Descriptors left to the application, of RLIMIT_NOFILE: an eighth, and
+ * at least this many. */
+#define NP_FD_RESERVE_MIN 32
+
+/* Process-wide, so that peers cannot add up past the limit by spreading
+ * their descriptors over connections (or servers): the streams, one
+ * socket each, and the descriptors received from peers and not yet
+ * handed to the application. */
+static guint np_fd_streams;
+static guint np_fd_held;
+
+/* The most descriptors the library may use, keeping some for the
+ * application: a server accepts no client past it, and a peer that
+ * would make the library hold more is dropped. */
+guint
+np_fd_budget_limit (void)
+{
+  struct rlimit limit;
+  rlim_t reserve;
+
+  if (getrlimit (RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY ||
+      limit.rlim_cur > G_MAXUINT)
+    return G_MAXUINT;
+
+  reserve = MAX (NP_FD_RESERVE_MIN, limit.rlim_cur / 8);
+
+  return limit.rlim_cur > reserve ? limit.rlim_cur - reserve : 1;
+}
+
+/* Received descriptors not yet delivered. */
+guint
+np_fd_budget_held (void)
+{
+  return g_atomic_int_get (&np_fd_held);
+}
+
+/* Counts @n more received descriptors, unless that would pass the
+ * limit: then counts nothing and returns FALSE. */
+gboolean
+np_fd_budget_hold (guint n)
+{
+  guint limit = np_fd_budget_limit ();
+
+  for (;;)
+    {
+      guint held = (guint) g_atomic_int_get (&np_fd_held);
+      guint64 used = (guint64) held + (guint) g_atomic_int_get (&np_fd_streams) + n;
+
+      if (used > (guint64) limit)
+        return FALSE;
+      if (g_atomic_int_compare_and_exchange (&np_fd_held, held, held + n))
+        return TRUE;
+    }
+}
+
+void
+np_fd_budget_release (guint n)
+{
+  g_assert ((guint) g_atomic_int_get (&np_fd_held) >= n);
+  g_atomic_int_add (&np_fd_held, -(gint) n);
+}
+
+void
+np_fd_budget_add_stream (void)
+{
+  g_atomic_int_inc (&np_fd_streams);
+}
+
+void
+np_fd_budget_remove_stream (void)
+{
+  g_atomic_int_dec_and_test (&np_fd_streams);
+}

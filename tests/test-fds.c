@@ -1,0 +1,600 @@
+/* test-fds.c: file descriptors that travel with messages
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+
+#include <gio/gunixfdlist.h>
+#include <glib/gstdio.h>
+
+#include "np-test-util.h"
+
+typedef struct
+{
+  NpPipeServer *server;
+  GPtrArray    *connections;
+  GPtrArray    *messages;     /* of GBytes, from message-received */
+  GPtrArray    *fd_messages;  /* of GBytes, from message-with-fds-received */
+  GPtrArray    *fd_lists;     /* of GUnixFDList, kept */
+  GError       *disconnect_error;
+  guint         n_disconnected;
+} Fixture;
+
+static void
+on_connected (NpPipeServer     *server,
+              NpPipeConnection *connection,
+              Fixture          *f)
+{
+  g_ptr_array_add (f->connections, g_object_ref (connection));
+}
+
+static void
+on_message (NpPipeServer     *server,
+            NpPipeConnection *connection,
+            GBytes           *message,
+            Fixture          *f)
+{
+  g_ptr_array_add (f->messages, g_bytes_ref (message));
+}
+
+static void
+on_message_with_fds (NpPipeServer     *server,
+                     NpPipeConnection *connection,
+                     GBytes           *message,
+                     GUnixFDList      *fds,
+                     Fixture          *f)
+{
+  g_ptr_array_add (f->fd_messages, g_bytes_ref (message));
+  g_ptr_array_add (f->fd_lists, g_object_ref (fds));
+}
+
+static void
+on_disconnected (NpPipeServer     *server,
+                 NpPipeConnection *connection,
+                 const GError     *error,
+                 Fixture          *f)
+{
+  g_clear_error (&f->disconnect_error);
+  if (error != NULL)
+    f->disconnect_error = g_error_copy (error);
+  f->n_disconnected++;
+}
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  f->connections = g_ptr_array_new_with_free_func (g_object_unref);
+  f->messages = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  f->fd_messages = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  f->fd_lists = g_ptr_array_new_with_free_func (g_object_unref);
+  f->server = np_pipe_server_new (NULL);
+  g_signal_connect (f->server, "client-connected", G_CALLBACK (on_connected), f);
+  g_signal_connect (f->server, "message-received", G_CALLBACK (on_message), f);
+  g_signal_connect (f->server, "client-disconnected", G_CALLBACK (on_disconnected), f);
+  /* Tests that want descriptors connect message-with-fds-received. */
+  g_assert_true (np_pipe_server_start (f->server, &error));
+  g_assert_no_error (error);
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_clear_object (&f->server);
+  g_ptr_array_unref (f->connections);
+  g_ptr_array_unref (f->messages);
+  g_ptr_array_unref (f->fd_messages);
+  g_ptr_array_unref (f->fd_lists);
+  g_clear_error (&f->disconnect_error);
+}
+
+static void
+want_fds (Fixture *f)
+{
+  g_signal_connect (f->server, "message-with-fds-received", G_CALLBACK (on_message_with_fds), f);
+}
+
+/* The descriptors this process has open. */
+static guint
+count_open_fds (void)
+{
+  g_autoptr(GDir) dir = g_dir_open ("/proc/self/fd", 0, NULL);
+  guint n = 0;
+
+  g_assert_nonnull (dir);
+  while (g_dir_read_name (dir) != NULL)
+    n++;
+
+  /* Less the one the listing itself used. */
+  return n - 1;
+}
+
+static int
+memfd_with (const char *text)
+{
+  int fd = memfd_create ("np-test-fds", MFD_CLOEXEC);
+
+  g_assert_cmpint (fd, >=, 0);
+  g_assert_cmpint (write (fd, text, strlen (text)), ==, (gssize) strlen (text));
+
+  return fd;
+}
+
+/* What @fd holds, read from its start. */
+static char *
+read_all (int fd)
+{
+  GString *data = g_string_new (NULL);
+  char buf[256];
+  gssize n;
+
+  lseek (fd, 0, SEEK_SET);
+  while ((n = read (fd, buf, sizeof buf)) > 0)
+    g_string_append_len (data, buf, n);
+
+  return g_string_free (data, FALSE);
+}
+
+static GBytes *
+text (const char *s)
+{
+  return g_bytes_new (s, strlen (s));
+}
+
+/* A memfd sent by another process arrives with its message, and reads
+ * what that process wrote into it; it is close-on-exec. */
+static void
+test_memfd_client_to_server (Fixture       *f,
+                             gconstpointer  data)
+{
+  const char *args[] = { "fd-send", np_pipe_server_get_name (f->server),
+                         "written by the client process", NULL };
+  g_autoptr(GSubprocess) peer = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *contents = NULL;
+  GUnixFDList *fds;
+  int fd;
+
+  want_fds (f);
+  peer = np_test_spawn_peer (G_SUBPROCESS_FLAGS_NONE, args);
+  WAIT_UNTIL (f->fd_lists->len == 1);
+
+  g_assert_cmpmem (g_bytes_get_data (f->fd_messages->pdata[0], NULL),
+                   g_bytes_get_size (f->fd_messages->pdata[0]), "memfd", 5);
+  fds = f->fd_lists->pdata[0];
+  g_assert_cmpint (g_unix_fd_list_get_length (fds), ==, 1);
+  fd = g_unix_fd_list_peek_fds (fds, NULL)[0];
+  g_assert_cmpint (fcntl (fd, F_GETFD) & FD_CLOEXEC, ==, FD_CLOEXEC);
+  contents = read_all (fd);
+  g_assert_cmpstr (contents, ==, "written by the client process");
+  g_assert_cmpuint (f->messages->len, ==, 0);
+
+  g_assert_true (g_subprocess_wait_check (peer, NULL, &error));
+  g_assert_no_error (error);
+  WAIT_UNTIL (f->n_disconnected == 1);
+  g_assert_no_error (f->disconnect_error);
+}
+
+/* The read end of a pipe sent to a client in another process: it reads
+ * what the server writes into the other end, to its end. */
+static void
+test_pipe_server_to_client (Fixture       *f,
+                            gconstpointer  data)
+{
+  const char *args[] = { "fd-receive", np_pipe_server_get_name (f->server), NULL };
+  const char *words = "through a pipe from the server";
+  g_autoptr(GSubprocess) peer = NULL;
+  g_autoptr(GUnixFDList) fds = g_unix_fd_list_new ();
+  g_autoptr(GBytes) message = text ("pipe");
+  g_autoptr(GError) error = NULL;
+  g_autofree char *line = NULL;
+  int ends[2];
+
+  peer = np_test_spawn_peer (G_SUBPROCESS_FLAGS_STDOUT_PIPE, args);
+  WAIT_UNTIL (f->connections->len == 1);
+
+  g_assert_cmpint (pipe2 (ends, O_CLOEXEC), ==, 0);
+  g_unix_fd_list_append (fds, ends[0], &error);
+  g_assert_no_error (error);
+  close (ends[0]);
+  g_assert_true (np_pipe_connection_send_with_fds (f->connections->pdata[0], message, fds, &error));
+  g_assert_no_error (error);
+  g_clear_object (&fds);
+
+  g_assert_cmpint (write (ends[1], words, strlen (words)), ==, (gssize) strlen (words));
+  close (ends[1]);
+
+  line = np_test_read_line (peer);
+  g_assert_cmpstr (line, ==, "pipe through a pipe from the server");
+  g_assert_true (g_subprocess_wait_check (peer, NULL, &error));
+  g_assert_no_error (error);
+}
+
+/* With no handler for descriptors, they are closed and the message goes
+ * to message-received: 1,000 of them leave no descriptor open. */
+static void
+test_unhandled_closed (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (np_pipe_server_get_name (f->server));
+  g_autoptr(GUnixFDList) fds = g_unix_fd_list_new ();
+  g_autoptr(GBytes) message = text ("unasked");
+  g_autoptr(GError) error = NULL;
+  guint before;
+  int fd;
+
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_no_error (error);
+  WAIT_UNTIL (f->connections->len == 1 && np_pipe_client_get_peer_max_message_size (client) > 0);
+
+  before = count_open_fds ();
+  fd = memfd_with ("x");
+  g_unix_fd_list_append (fds, fd, &error);
+  g_assert_no_error (error);
+  close (fd);
+
+  for (guint i = 0; i < 1000; i++)
+    {
+      g_assert_true (np_pipe_client_send_with_fds (client, message, fds, &error));
+      g_assert_no_error (error);
+      /* Spread over reads of their own, and not. */
+      if (i % 7 == 0)
+        g_main_context_iteration (NULL, FALSE);
+    }
+  g_clear_object (&fds);
+
+  WAIT_UNTIL (f->messages->len == 1000);
+  for (guint i = 0; i < f->messages->len; i++)
+    g_assert_true (g_bytes_equal (f->messages->pdata[i], message));
+  g_assert_cmpuint (count_open_fds (), ==, before);
+  g_assert_true (np_pipe_client_get_connected (client));
+}
+
+/* Messages with and without descriptors keep their order, and each
+ * list is the one sent with its message. */
+static void
+test_order_and_matching (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (np_pipe_server_get_name (f->server));
+  g_autoptr(GError) error = NULL;
+  guint n_fds_messages = 0;
+
+  want_fds (f);
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+
+  for (guint i = 0; i < 60; i++)
+    {
+      g_autofree char *label = g_strdup_printf ("%u", i);
+      g_autoptr(GBytes) message = text (label);
+
+      if (i % 3 == 0)
+        {
+          g_autoptr(GUnixFDList) fds = g_unix_fd_list_new ();
+
+          for (guint j = 0; j <= i % 4; j++)
+            {
+              int fd = memfd_with (label);
+
+              g_unix_fd_list_append (fds, fd, &error);
+              g_assert_no_error (error);
+              close (fd);
+            }
+          g_assert_true (np_pipe_client_send_with_fds (client, message, fds, &error));
+          n_fds_messages++;
+        }
+      else
+        g_assert_true (np_pipe_client_send (client, message, &error));
+      g_assert_no_error (error);
+    }
+
+  WAIT_UNTIL (f->fd_messages->len == n_fds_messages && f->messages->len == 60 - n_fds_messages);
+  for (guint k = 0; k < f->fd_lists->len; k++)
+    {
+      g_autofree char *label = g_strdup_printf ("%u", k * 3);
+      GUnixFDList *fds = f->fd_lists->pdata[k];
+
+      g_assert_cmpmem (g_bytes_get_data (f->fd_messages->pdata[k], NULL),
+                       g_bytes_get_size (f->fd_messages->pdata[k]), label, strlen (label));
+      g_assert_cmpint (g_unix_fd_list_get_length (fds), ==, (k * 3) % 4 + 1);
+      for (gint j = 0; j < g_unix_fd_list_get_length (fds); j++)
+        {
+          g_autofree char *contents = read_all (g_unix_fd_list_peek_fds (fds, NULL)[j]);
+
+          g_assert_cmpstr (contents, ==, label);
+        }
+    }
+}
+
+/* A hello of version 3 from a raw peer, then a wait for the server's. */
+static GSocket *
+raw_peer (Fixture *f)
+{
+  g_autoptr(GError) error = NULL;
+  GSocket *socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  guint8 hello[12] = { 'N', 'P', 'I', 'P', 3, 0, 0, 0, 0, 0, 16, 0 };
+
+  np_test_raw_write (socket, hello, sizeof hello);
+  WAIT_UNTIL (f->connections->len == 1);
+
+  return socket;
+}
+
+/* Sends @len bytes of @data with @n_fds descriptors in one sendmsg(). */
+static void
+raw_send_with_fds (GSocket      *socket,
+                   const guint8 *data,
+                   gsize         len,
+                   const int    *fds,
+                   guint         n_fds)
+{
+  union {
+    struct cmsghdr header;
+    char           space[CMSG_SPACE (sizeof (int) * 253)];
+  } control;
+  struct iovec iov = { (void *) data, len };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+  struct cmsghdr *cmsg;
+
+  memset (&control, 0, sizeof control);
+  msg.msg_control = control.space;
+  msg.msg_controllen = CMSG_SPACE (sizeof (int) * n_fds);
+  cmsg = CMSG_FIRSTHDR (&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN (sizeof (int) * n_fds);
+  memcpy (CMSG_DATA (cmsg), fds, sizeof (int) * n_fds);
+
+  g_assert_cmpint (sendmsg (g_socket_get_fd (socket), &msg, MSG_NOSIGNAL), ==, (gssize) len);
+}
+
+typedef enum
+{
+  BAD_TOO_MANY,     /* the header announces more than allowed */
+  BAD_TRUNCATED,    /* more descriptors than the control buffer holds */
+  BAD_MISMATCH,     /* the header announces another number than came */
+  BAD_STRAY,        /* descriptors with a plain message */
+  BAD_CUT,          /* the connection ends in the middle of the body */
+} Bad;
+
+/* A raw peer that breaks the rules of descriptors: its connection
+ * closes with PROTOCOL, and every descriptor it sent is closed. */
+static void
+test_bad_peer (Fixture       *f,
+               gconstpointer  data)
+{
+  Bad bad = GPOINTER_TO_INT (data);
+  g_autoptr(GSocket) socket = NULL;
+  guint8 frame[8 + 5] = { 0, 0, 0, 5, 7, 0, 0, 0, 'h', 'e', 'l', 'l', 'o' };
+  const char *expected = NULL;
+  int fds[6];
+  guint n_fds = 2;
+  gsize len = sizeof frame;
+  guint before;
+
+  want_fds (f);
+  np_pipe_server_set_max_fds_per_message (f->server, 4);
+  before = count_open_fds ();
+  socket = raw_peer (f);
+
+  switch (bad)
+    {
+    case BAD_TOO_MANY:
+      frame[5] = 5;
+      expected = "more than the 4 allowed";
+      break;
+    case BAD_TRUNCATED:
+      frame[5] = n_fds = 6;
+      expected = "cut short";
+      break;
+    case BAD_MISMATCH:
+      frame[5] = 3;
+      expected = "but 2 came";
+      break;
+    case BAD_STRAY:
+      frame[4] = 0;
+      expected = "start no message with descriptors";
+      break;
+    case BAD_CUT:
+      frame[5] = 2;
+      len = sizeof frame - 2;
+      expected = "in the middle of a message";
+      break;
+    default:
+      g_assert_not_reached ();
+    }
+
+  for (guint i = 0; i < n_fds; i++)
+    fds[i] = memfd_with ("held");
+  raw_send_with_fds (socket, frame, len, fds, n_fds);
+  for (guint i = 0; i < n_fds; i++)
+    close (fds[i]);
+  if (bad == BAD_STRAY)
+    {
+      /* Noticed at the next frame. */
+      np_test_raw_write (socket, frame, sizeof frame);
+    }
+  if (bad == BAD_CUT)
+    {
+      /* Received and held, then the end of the stream. */
+      WAIT_UNTIL (count_open_fds () >= before + 2 + 2);
+      g_socket_shutdown (socket, FALSE, TRUE, NULL);
+    }
+
+  WAIT_UNTIL (f->n_disconnected == 1);
+  g_assert_error (f->disconnect_error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+  g_assert_nonnull (strstr (f->disconnect_error->message, expected));
+  g_assert_cmpuint (f->fd_messages->len, ==, 0);
+  g_assert_cmpuint (f->messages->len, ==, bad == BAD_STRAY ? 1 : 0);
+
+  g_socket_close (socket, NULL);
+  g_ptr_array_set_size (f->connections, 0);
+  WAIT_UNTIL (count_open_fds () == before);
+}
+
+/* A peer of version 2 takes no descriptors: sending to it fails at once
+ * with NOT_SUPPORTED, and the connection goes on. */
+static void
+test_peer_without_fds (void)
+{
+  g_autofree char *name = g_strdup_printf ("v2-%u", g_random_int ());
+  NpTestRawServer *raw = np_test_raw_server_new (name, 8, TRUE);
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autoptr(GUnixFDList) fds = g_unix_fd_list_new ();
+  g_autoptr(GBytes) message = text ("with a descriptor");
+  g_autoptr(GError) error = NULL;
+  guint8 hello[12] = { 'N', 'P', 'I', 'P', 2, 0, 0, 0, 0, 0, 16, 0 };
+  int fd = memfd_with ("x");
+
+  g_unix_fd_list_append (fds, fd, &error);
+  g_assert_no_error (error);
+  close (fd);
+
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  WAIT_UNTIL (raw->accepted->len == 1);
+  np_test_raw_write (g_ptr_array_index (raw->accepted, 0), hello, sizeof hello);
+  WAIT_UNTIL (np_pipe_client_get_peer_max_message_size (client) > 0);
+
+  g_assert_false (np_pipe_client_send_with_fds (client, message, fds, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED);
+  g_clear_error (&error);
+  g_assert_true (np_pipe_client_send (client, message, &error));
+  g_assert_true (np_pipe_client_get_connected (client));
+
+  np_pipe_client_close (client);
+  np_test_raw_server_free (raw);
+}
+
+static void
+on_client_disconnected (NpPipeClient  *client,
+                        const GError  *error,
+                        GError       **out)
+{
+  *out = error != NULL ? g_error_copy (error) : g_error_new_literal (G_IO_ERROR, 0, "clean");
+}
+
+/* A message with descriptors sent behind a request that waits for a
+ * version 2 peer's hello waits too, then closes the connection with
+ * NOT_SUPPORTED rather than be lost; the reference to its descriptors
+ * goes with it. */
+static void
+test_early_to_peer_without_fds (void)
+{
+  g_autofree char *name = g_strdup_printf ("v2-early-%u", g_random_int ());
+  NpTestRawServer *raw = np_test_raw_server_new (name, 8, TRUE);
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  GUnixFDList *fds = g_unix_fd_list_new ();
+  g_autoptr(GBytes) message = text ("early");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GError) ended = NULL;
+  guint8 hello[12] = { 'N', 'P', 'I', 'P', 2, 0, 0, 0, 0, 0, 16, 0 };
+  int fd = memfd_with ("x");
+
+  g_unix_fd_list_append (fds, fd, &error);
+  g_assert_no_error (error);
+  close (fd);
+  g_object_add_weak_pointer (G_OBJECT (fds), (gpointer *) &fds);
+
+  g_signal_connect (client, "disconnected", G_CALLBACK (on_client_disconnected), &ended);
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  np_pipe_client_request_async (client, message, NULL, NULL, NULL);
+  g_assert_true (np_pipe_client_send_with_fds (client, message, fds, &error));
+  g_assert_no_error (error);
+  g_object_unref (fds);
+  g_assert_nonnull (fds);   /* queued: the client holds it */
+
+  WAIT_UNTIL (raw->accepted->len == 1);
+  np_test_raw_write (g_ptr_array_index (raw->accepted, 0), hello, sizeof hello);
+  WAIT_UNTIL (ended != NULL);
+  g_assert_error (ended, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED);
+  g_assert_null (fds);
+
+  np_test_raw_server_free (raw);
+}
+
+/* Descriptors queued to a peer that never reads them are let go of when
+ * the connection closes. */
+static void
+test_queued_dropped_on_close (Fixture       *f,
+                              gconstpointer  data)
+{
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (np_pipe_server_get_name (f->server));
+  GUnixFDList *fds = g_unix_fd_list_new ();
+  g_autoptr(GBytes) big = NULL;
+  g_autoptr(GError) error = NULL;
+  guint8 *data_ = g_malloc0 (4 << 20);
+  int fd = memfd_with ("x");
+
+  big = g_bytes_new_take (data_, 4 << 20);
+  g_unix_fd_list_append (fds, fd, &error);
+  close (fd);
+  g_object_add_weak_pointer (G_OBJECT (fds), (gpointer *) &fds);
+
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  WAIT_UNTIL (f->connections->len == 1 && np_pipe_client_get_peer_max_message_size (client) > 0);
+
+  /* The server sends to a client that does not run its loop: behind
+   * 4 MiB, the descriptors stay queued. */
+  g_assert_true (np_pipe_connection_send (f->connections->pdata[0], big, &error));
+  g_assert_true (np_pipe_connection_send_with_fds (f->connections->pdata[0], big, fds, &error));
+  g_assert_no_error (error);
+  g_object_unref (fds);
+  g_assert_nonnull (fds);
+
+  g_clear_object (&client);
+  WAIT_UNTIL (f->n_disconnected == 1);
+  g_assert_null (fds);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_autofree char *runtime_dir = NULL;
+  g_autoptr(GError) error = NULL;
+  int ret;
+
+  runtime_dir = g_dir_make_tmp ("np-fds-XXXXXX", &error);
+  g_assert_no_error (error);
+  g_setenv ("XDG_RUNTIME_DIR", runtime_dir, TRUE);
+
+  g_test_init (&argc, &argv, NULL);
+
+#define ADD(path, func, data) \
+  g_test_add (path, Fixture, data, fixture_setup, func, fixture_teardown)
+
+  ADD ("/Np/Fds/memfd-client-to-server", test_memfd_client_to_server, NULL);
+  ADD ("/Np/Fds/pipe-server-to-client", test_pipe_server_to_client, NULL);
+  ADD ("/Np/Fds/unhandled-closed", test_unhandled_closed, NULL);
+  ADD ("/Np/Fds/order-and-matching", test_order_and_matching, NULL);
+  ADD ("/Np/Fds/bad/too-many", test_bad_peer, GINT_TO_POINTER (BAD_TOO_MANY));
+  ADD ("/Np/Fds/bad/truncated", test_bad_peer, GINT_TO_POINTER (BAD_TRUNCATED));
+  ADD ("/Np/Fds/bad/mismatch", test_bad_peer, GINT_TO_POINTER (BAD_MISMATCH));
+  ADD ("/Np/Fds/bad/stray", test_bad_peer, GINT_TO_POINTER (BAD_STRAY));
+  ADD ("/Np/Fds/bad/cut", test_bad_peer, GINT_TO_POINTER (BAD_CUT));
+  g_test_add_func ("/Np/Fds/peer-without-fds", test_peer_without_fds);
+  g_test_add_func ("/Np/Fds/early-to-peer-without-fds", test_early_to_peer_without_fds);
+  ADD ("/Np/Fds/queued-dropped-on-close", test_queued_dropped_on_close, NULL);
+
+  ret = g_test_run ();
+
+  {
+    g_autofree char *np_dir = g_build_filename (runtime_dir, "np", NULL);
+
+    g_rmdir (np_dir);
+    g_rmdir (runtime_dir);
+  }
+
+  return ret;
+}
