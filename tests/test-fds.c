@@ -562,12 +562,9 @@ main (int   argc,
       char *argv[])
 {
   g_autofree char *runtime_dir = NULL;
-  g_autoptr(GError) error = NULL;
   int ret;
 
-  runtime_dir = g_dir_make_tmp ("np-fds-XXXXXX", &error);
-  g_assert_no_error (error);
-  g_setenv ("XDG_RUNTIME_DIR", runtime_dir, TRUE);
+  runtime_dir = np_test_runtime_dir_new ("np-fds-XXXXXX");
 
   g_test_init (&argc, &argv, NULL);
 
@@ -589,12 +586,7 @@ main (int   argc,
 
   ret = g_test_run ();
 
-  {
-    g_autofree char *np_dir = g_build_filename (runtime_dir, "np", NULL);
-
-    g_rmdir (np_dir);
-    g_rmdir (runtime_dir);
-  }
+  np_test_runtime_dir_remove (runtime_dir);
 
   return ret;
 }

@@ -639,12 +639,9 @@ main (int   argc,
       char *argv[])
 {
   g_autofree char *runtime_dir = NULL;
-  g_autoptr(GError) error = NULL;
   int ret;
 
-  runtime_dir = g_dir_make_tmp ("np-flow-XXXXXX", &error);
-  g_assert_no_error (error);
-  g_setenv ("XDG_RUNTIME_DIR", runtime_dir, TRUE);
+  runtime_dir = np_test_runtime_dir_new ("np-flow-XXXXXX");
 
   g_test_init (&argc, &argv, NULL);
 
@@ -658,7 +655,7 @@ main (int   argc,
 
   ret = g_test_run ();
 
-  g_rmdir (runtime_dir);
+  np_test_runtime_dir_remove (runtime_dir);
 
   return ret;
 }

@@ -600,11 +600,9 @@ main (int   argc,
       char *argv[])
 {
   g_autofree char *runtime_dir = NULL;
-  g_autoptr(GError) error = NULL;
+  int ret;
 
-  runtime_dir = g_dir_make_tmp ("np-reconnect-XXXXXX", &error);
-  g_assert_no_error (error);
-  g_setenv ("XDG_RUNTIME_DIR", runtime_dir, TRUE);
+  runtime_dir = np_test_runtime_dir_new ("np-reconnect-XXXXXX");
 
   g_test_init (&argc, &argv, NULL);
 
@@ -621,5 +619,9 @@ main (int   argc,
   g_test_add_func ("/Np/Reconnect/requests-across-disconnect", test_requests_across_disconnect);
   g_test_add_func ("/Np/Reconnect/held-bounded", test_held_bounded);
 
-  return g_test_run ();
+  ret = g_test_run ();
+
+  np_test_runtime_dir_remove (runtime_dir);
+
+  return ret;
 }
