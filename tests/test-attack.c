@@ -6,8 +6,14 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
+#define _GNU_SOURCE
+
 #include <errno.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+
+#include <gio/gunixfdlist.h>
 
 #include <glib/gstdio.h>
 
@@ -838,6 +844,181 @@ test_request_sync_starves_context (void)
   g_object_unref (w.client);
 }
 
+/* 10. Descriptors sent with the bytes of a message body belong to no
+ * frame: a peer that keeps sending them must not make the server hold
+ * them until the message ends, or the library's descriptor budget. */
+
+/* The descriptors this process has open. */
+static guint
+count_open_fds (void)
+{
+  g_autoptr(GDir) dir = g_dir_open ("/proc/self/fd", 0, NULL);
+  guint n = 0;
+
+  g_assert_nonnull (dir);
+  while (g_dir_read_name (dir) != NULL)
+    n++;
+
+  /* Less the one the listing itself used. */
+  return n - 1;
+}
+
+/* Sends @len bytes of @data with @n_fds copies of @fd in one sendmsg(). */
+static void
+raw_send_with_fds (GSocket      *socket,
+                   const guint8 *data,
+                   gsize         len,
+                   int           fd,
+                   guint         n_fds)
+{
+  union {
+    struct cmsghdr header;
+    char           space[CMSG_SPACE (sizeof (int) * 253)];
+  } control;
+  struct iovec iov = { (void *) data, len };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+  struct cmsghdr *cmsg;
+
+  g_assert_cmpuint (n_fds, >, 0);
+  g_assert_cmpuint (n_fds, <=, 253);
+  memset (&control, 0, sizeof control);
+  msg.msg_control = control.space;
+  msg.msg_controllen = CMSG_SPACE (sizeof (int) * n_fds);
+  cmsg = CMSG_FIRSTHDR (&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN (sizeof (int) * n_fds);
+  for (guint i = 0; i < n_fds; i++)
+    memcpy (CMSG_DATA (cmsg) + i * sizeof (int), &fd, sizeof (int));
+
+  g_assert_cmpint (sendmsg (g_socket_get_fd (socket), &msg, MSG_NOSIGNAL), ==, (gssize) len);
+}
+
+/* A raw peer of protocol version 3, its hello sent. */
+static GSocket *
+raw_peer_v3 (NpPipeServer *server)
+{
+  GSocket *socket = np_test_raw_connect (np_pipe_server_get_path (server));
+  guint8 hello[12];
+
+  np_test_hello (hello, 3, 16 * 1024 * 1024);
+  np_test_raw_write (socket, hello, sizeof hello);
+
+  return socket;
+}
+
+typedef struct
+{
+  GPtrArray *connections;
+  GPtrArray *fd_lists;
+  GError    *error;
+  guint      n_disconnected;
+} FdServer;
+
+static void
+fd_server_connected_cb (NpPipeServer     *server,
+                        NpPipeConnection *connection,
+                        FdServer         *f)
+{
+  g_ptr_array_add (f->connections, g_object_ref (connection));
+}
+
+static void
+fd_server_message_cb (NpPipeServer     *server,
+                      NpPipeConnection *connection,
+                      GBytes           *message,
+                      GUnixFDList      *fds,
+                      FdServer         *f)
+{
+  g_ptr_array_add (f->fd_lists, g_object_ref (fds));
+}
+
+static void
+fd_server_disconnected_cb (NpPipeServer     *server,
+                           NpPipeConnection *connection,
+                           const GError     *error,
+                           FdServer         *f)
+{
+  g_clear_error (&f->error);
+  if (error != NULL)
+    f->error = g_error_copy (error);
+  f->n_disconnected++;
+  g_ptr_array_remove (f->connections, connection);
+}
+
+static NpPipeServer *
+fd_server_new (FdServer *f,
+               guint     max_fds)
+{
+  NpPipeServer *server = np_pipe_server_new (NULL);
+  g_autoptr(GError) error = NULL;
+
+  f->connections = g_ptr_array_new_with_free_func (g_object_unref);
+  f->fd_lists = g_ptr_array_new_with_free_func (g_object_unref);
+  np_pipe_server_set_max_fds_per_message (server, max_fds);
+  g_signal_connect (server, "client-connected", G_CALLBACK (fd_server_connected_cb), f);
+  g_signal_connect (server, "message-with-fds-received", G_CALLBACK (fd_server_message_cb), f);
+  g_signal_connect (server, "client-disconnected", G_CALLBACK (fd_server_disconnected_cb), f);
+  g_assert_true (np_pipe_server_start (server, &error));
+  g_assert_no_error (error);
+
+  return server;
+}
+
+static void
+fd_server_clear (FdServer *f)
+{
+  g_clear_pointer (&f->connections, g_ptr_array_unref);
+  g_clear_pointer (&f->fd_lists, g_ptr_array_unref);
+  g_clear_error (&f->error);
+}
+
+static void
+test_fds_in_body (void)
+{
+  FdServer f = { 0 };
+  g_autoptr(NpPipeServer) server = fd_server_new (&f, 4);
+  g_autoptr(GSocket) socket = NULL;
+  guint8 header[8] = { 0 };
+  guint8 byte = 'x';
+  guint base, held_at_most;
+  int fd = memfd_create ("np-attack", MFD_CLOEXEC);
+
+  g_assert_cmpint (fd, >=, 0);
+  base = count_open_fds ();
+  socket = raw_peer_v3 (server);
+  WAIT_UNTIL (f.connections->len == 1);
+
+  /* A plain message of 1 MiB, its body sent a byte at a time, each
+   * byte with 4 descriptors: 200 in all. */
+  np_test_put_u32 (header, 1024 * 1024);
+  np_test_raw_write (socket, header, sizeof header);
+  for (guint i = 0; i < 50; i++)
+    raw_send_with_fds (socket, &byte, 1, fd, 4);
+
+  /* Dropped at the first, never holding more than one write's. */
+  held_at_most = base + 2;
+  while (f.n_disconnected == 0)
+    {
+      g_main_context_iteration (NULL, TRUE);
+      held_at_most = MAX (held_at_most, count_open_fds ());
+      /* Ends the test rather than waiting for the budget to run out. */
+      if (held_at_most > base + 2 + 4)
+        break;
+    }
+  g_assert_cmpuint (held_at_most, <=, base + 2 + 4);
+  g_assert_error (f.error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+  g_assert_nonnull (strstr (f.error->message, "descriptors"));
+  g_assert_cmpuint (f.fd_lists->len, ==, 0);
+
+  g_socket_close (socket, NULL);
+  WAIT_UNTIL (count_open_fds () == base);
+
+  close (fd);
+  g_clear_object (&server);
+  fd_server_clear (&f);
+}
+
 /* Each test runs in a process of its own, so that a crash or a hang
  * (shown as a timeout) fails that test alone, with its report. */
 typedef struct
@@ -857,6 +1038,7 @@ static const Isolated isolated_tests[] = {
   { "/Np/Attack/nested-loop-waits-for-reply", test_nested_loop_waits_for_reply, 20 },
   { "/Np/Attack/nested-loops-keep-order", test_nested_loops_keep_order, 60 },
   { "/Np/Attack/request-sync-starves-context", test_request_sync_starves_context, 60 },
+  { "/Np/Attack/fds/in-body", test_fds_in_body, 60 },
 };
 
 static void
