@@ -1019,6 +1019,107 @@ test_fds_in_body (void)
   fd_server_clear (&f);
 }
 
+/* 11. The descriptor budget (np-fd-budget.c): with RLIMIT_NOFILE at 48,
+ * the library may hold 16 descriptors, its connections included. A peer
+ * whose descriptors would pass it is dropped with TOO_MANY_OPEN_FILES,
+ * its descriptors closed; a new client past it is refused with
+ * TOO_MANY_CLIENTS, saying why; and once the descriptors are delivered
+ * and let go of, peers are served again. */
+
+static void
+test_fd_budget (void)
+{
+  FdServer f = { 0 };
+  g_autoptr(NpPipeServer) server = NULL;
+  g_autoptr(GSocket) holder = NULL;
+  g_autoptr(GSocket) greedy = NULL;
+  g_autoptr(GPtrArray) others = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GSocket) refused = NULL;
+  g_autoptr(GByteArray) goodbye = g_byte_array_new ();
+  struct rlimit limit;
+  guint8 frame[8 + 100] = { 0 };
+  guint8 buf[4096];
+  guint base, before, n_gone;
+  gssize n;
+  int fd;
+
+  g_assert_cmpint (getrlimit (RLIMIT_NOFILE, &limit), ==, 0);
+  limit.rlim_cur = 48;
+  g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &limit), ==, 0);
+
+  fd = memfd_create ("np-attack", MFD_CLOEXEC);
+  g_assert_cmpint (fd, >=, 0);
+  server = fd_server_new (&f, 8);
+  base = count_open_fds ();
+  g_assert_cmpuint (base, <, 24);
+
+  /* A message of 8 descriptors, its body not all there: the server
+   * holds them, 8 of its 16. */
+  np_test_put_u32 (frame, 100);
+  frame[4] = 7;
+  frame[5] = 8;
+  holder = raw_peer_v3 (server);
+  WAIT_UNTIL (f.connections->len == 1);
+  raw_send_with_fds (holder, frame, 8 + 1, fd, 8);
+  WAIT_UNTIL (count_open_fds () == base + 2 + 8);
+
+  /* 8 more would take it to 8 + 8 + its 2 connections. */
+  greedy = raw_peer_v3 (server);
+  WAIT_UNTIL (f.connections->len == 2);
+  raw_send_with_fds (greedy, frame, 8 + 1, fd, 8);
+  WAIT_UNTIL (f.n_disconnected == 1);
+  g_assert_error (f.error, G_IO_ERROR, G_IO_ERROR_TOO_MANY_OPEN_FILES);
+  g_assert_nonnull (strstr (f.error->message, "RLIMIT_NOFILE"));
+  g_socket_close (greedy, NULL);
+  WAIT_UNTIL (count_open_fds () == base + 2 + 8);
+
+  /* Clients fill what is left: 8 held, and connections up to 8. */
+  while (f.connections->len < 8)
+    {
+      guint n_before = f.connections->len;
+
+      g_ptr_array_add (others, raw_peer_v3 (server));
+      WAIT_UNTIL (f.connections->len == n_before + 1);
+    }
+  refused = raw_peer_v3 (server);
+  while ((n = np_test_raw_read (refused, buf, sizeof buf)) > 0)
+    g_byte_array_append (goodbye, buf, n);
+  g_assert_cmpuint (f.connections->len, ==, 8);
+  g_assert_nonnull (memmem (goodbye->data, goodbye->len, "no descriptors left",
+                           strlen ("no descriptors left")));
+  g_socket_close (refused, NULL);
+  g_ptr_array_set_size (others, 0);
+  WAIT_UNTIL (f.connections->len == 1);
+
+  /* The holder's message completes: its descriptors are the
+   * application's, out of the budget. */
+  np_test_raw_write (holder, frame + 9, sizeof frame - 9);
+  WAIT_UNTIL (f.fd_lists->len == 1);
+  g_assert_cmpint (g_unix_fd_list_get_length (g_ptr_array_index (f.fd_lists, 0)), ==, 8);
+  g_ptr_array_set_size (f.fd_lists, 0);
+  before = count_open_fds ();
+  g_assert_cmpuint (before, ==, base + 2);
+
+  /* And the greedy peer's message now gets through. */
+  n_gone = f.n_disconnected;
+  greedy = raw_peer_v3 (server);
+  WAIT_UNTIL (f.connections->len == 2);
+  raw_send_with_fds (greedy, frame, sizeof frame, fd, 8);
+  WAIT_UNTIL (f.fd_lists->len == 1);
+  g_assert_cmpint (g_unix_fd_list_get_length (g_ptr_array_index (f.fd_lists, 0)), ==, 8);
+  g_assert_cmpuint (f.n_disconnected, ==, n_gone);
+  g_ptr_array_set_size (f.fd_lists, 0);
+
+  g_socket_close (greedy, NULL);
+  g_socket_close (holder, NULL);
+  WAIT_UNTIL (f.connections->len == 0);
+  WAIT_UNTIL (count_open_fds () == base);
+
+  close (fd);
+  g_clear_object (&server);
+  fd_server_clear (&f);
+}
+
 /* Each test runs in a process of its own, so that a crash or a hang
  * (shown as a timeout) fails that test alone, with its report. */
 typedef struct
@@ -1039,6 +1140,7 @@ static const Isolated isolated_tests[] = {
   { "/Np/Attack/nested-loops-keep-order", test_nested_loops_keep_order, 60 },
   { "/Np/Attack/request-sync-starves-context", test_request_sync_starves_context, 60 },
   { "/Np/Attack/fds/in-body", test_fds_in_body, 60 },
+  { "/Np/Attack/fds/budget", test_fd_budget, 60 },
 };
 
 static void
