@@ -1120,6 +1120,87 @@ test_fd_budget (void)
   fd_server_clear (&f);
 }
 
+/* 12. A server that accepts, says hello and closes at once, forever:
+ * each connect succeeds, so a client that started its back-off afresh
+ * after each one would come back ten times a second for ever. The
+ * attempts over a window of time are counted by the listener. */
+
+typedef struct
+{
+  GSocket *listener;
+  guint    n_accepted;
+} Flapper;
+
+static gboolean
+flapper_accept_cb (GSocket      *listener,
+                   GIOCondition  condition,
+                   gpointer      data)
+{
+  Flapper *flapper = data;
+  g_autoptr(GSocket) peer = g_socket_accept (listener, NULL, NULL);
+  guint8 hello[12];
+
+  if (peer == NULL)
+    return G_SOURCE_CONTINUE;
+
+  flapper->n_accepted++;
+  np_test_hello (hello, 3, 16 * 1024 * 1024);
+  g_socket_send (peer, (const char *) hello, sizeof hello, NULL, NULL);
+  g_socket_close (peer, NULL);
+
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+set_flag_cb (gpointer data)
+{
+  *(gboolean *) data = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+static void
+test_reconnect_flapping_server (void)
+{
+  g_autofree char *name = unique_name ("flapping");
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  NpTestRawServer *raw = np_test_raw_server_new (name, 16, FALSE);
+  Flapper flapper = { raw->listener, 0 };
+  guint n_connected = 0, n_disconnected = 0;
+  gboolean window_over = FALSE;
+  GSource *source;
+
+  source = g_socket_create_source (raw->listener, G_IO_IN, NULL);
+  g_source_set_callback (source, G_SOURCE_FUNC (flapper_accept_cb), &flapper, NULL);
+  g_source_attach (source, NULL);
+
+  /* Back-off from 20 ms up to 10 s. */
+  g_object_set (client, "auto-reconnect", TRUE, "reconnect-interval", 20,
+                "reconnect-max-interval", 10000, NULL);
+  g_signal_connect (client, "connected", G_CALLBACK (count_cb), &n_connected);
+  g_signal_connect (client, "disconnected", G_CALLBACK (count_cb), &n_disconnected);
+  np_pipe_client_connect_async (client, NULL, async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  g_assert_true (np_pipe_client_connect_finish (client, result, &error));
+  g_assert_no_error (error);
+
+  /* In 2 s, backing off from 20 ms: 20 + 40 + ... + 1280 passes 2 s
+   * after 7 attempts (8 with jitter); started afresh, it comes back
+   * some 100 times. */
+  g_timeout_add (2000, set_flag_cb, &window_over);
+  WAIT_UNTIL (window_over);
+  g_assert_cmpuint (flapper.n_accepted, >=, 2);
+  g_assert_cmpuint (flapper.n_accepted, <=, 12);
+  g_assert_cmpuint (n_connected, >=, 1);
+  g_assert_cmpuint (n_disconnected, >=, 1);
+
+  np_pipe_client_close (client);
+  g_source_destroy (source);
+  g_source_unref (source);
+  np_test_raw_server_free (raw);
+}
+
 /* Each test runs in a process of its own, so that a crash or a hang
  * (shown as a timeout) fails that test alone, with its report. */
 typedef struct
@@ -1141,6 +1222,7 @@ static const Isolated isolated_tests[] = {
   { "/Np/Attack/request-sync-starves-context", test_request_sync_starves_context, 60 },
   { "/Np/Attack/fds/in-body", test_fds_in_body, 60 },
   { "/Np/Attack/fds/budget", test_fd_budget, 60 },
+  { "/Np/Attack/reconnect/flapping-server", test_reconnect_flapping_server, 60 },
 };
 
 static void
