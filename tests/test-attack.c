@@ -1102,6 +1102,7 @@ test_fd_budget (void)
 
   /* And the greedy peer's message now gets through. */
   n_gone = f.n_disconnected;
+  g_clear_object (&greedy);
   greedy = raw_peer_v3 (server);
   WAIT_UNTIL (f.connections->len == 2);
   raw_send_with_fds (greedy, frame, sizeof frame, fd, 8);
@@ -1201,6 +1202,105 @@ test_reconnect_flapping_server (void)
   np_test_raw_server_free (raw);
 }
 
+/* 13. An application that drops its last reference to a client inside
+ * its connected, queue-drained or message-with-fds-received handler:
+ * the client goes, its connection closes, nothing is used after. */
+
+typedef enum
+{
+  DROP_IN_CONNECTED,
+  DROP_IN_DRAINED,
+  DROP_IN_FDS,
+} DropIn;
+
+static void
+drop_client_cb (NpPipeClient *client,
+                gpointer      data)
+{
+  NpPipeClient **slot = data;
+
+  g_assert_true (*slot == client);
+  g_clear_object (slot);
+}
+
+static void
+drop_client_fds_cb (NpPipeClient *client,
+                    GBytes       *message,
+                    GUnixFDList  *fds,
+                    gpointer      data)
+{
+  g_assert_cmpint (g_unix_fd_list_get_length (fds), ==, 1);
+  drop_client_cb (client, data);
+}
+
+static void
+test_drop_client_in_handler (gconstpointer data)
+{
+  DropIn where = GPOINTER_TO_INT (data);
+  FdServer f = { 0 };
+  g_autoptr(NpPipeServer) server = fd_server_new (&f, 4);
+  NpPipeClient *client = np_pipe_client_new (np_pipe_server_get_path (server));
+  GWeakRef weak;
+  g_autoptr(GError) error = NULL;
+
+  g_weak_ref_init (&weak, client);
+  g_object_set (client, "auto-reconnect", TRUE, "max-queued-bytes", 64 * 1024, NULL);
+  switch (where)
+    {
+    case DROP_IN_CONNECTED:
+      g_signal_connect (client, "connected", G_CALLBACK (drop_client_cb), &client);
+      np_pipe_client_connect_async (client, NULL, NULL, NULL);
+      break;
+
+    case DROP_IN_DRAINED:
+      {
+        g_autoptr(GBytes) big = np_test_message_new (1, 0, 40 * 1024);
+
+        g_signal_connect (client, "queue-drained", G_CALLBACK (drop_client_cb), &client);
+        g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+        g_assert_no_error (error);
+        g_assert_true (np_pipe_client_send (client, big, &error));
+        g_assert_no_error (error);
+      }
+      break;
+
+    case DROP_IN_FDS:
+      {
+        g_autoptr(GBytes) message = g_bytes_new_static ("fd", 2);
+        g_autoptr(GUnixFDList) fds = g_unix_fd_list_new ();
+        int fd = memfd_create ("np-attack", MFD_CLOEXEC);
+
+        g_assert_cmpint (g_unix_fd_list_append (fds, fd, &error), ==, 0);
+        g_assert_no_error (error);
+        close (fd);
+        g_signal_connect (client, "message-with-fds-received", G_CALLBACK (drop_client_fds_cb), &client);
+        g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+        g_assert_no_error (error);
+        WAIT_UNTIL (f.connections->len == 1);
+        g_assert_true (np_pipe_connection_send_with_fds (g_ptr_array_index (f.connections, 0),
+                                                         message, fds, &error));
+        g_assert_no_error (error);
+      }
+      break;
+
+    default:
+      g_assert_not_reached ();
+    }
+
+  WAIT_UNTIL (client == NULL);
+  WAIT_UNTIL (f.n_disconnected == 1);
+  g_assert_null (g_weak_ref_get (&weak));
+  g_weak_ref_clear (&weak);
+  run_ready (10);
+
+  g_clear_object (&server);
+  fd_server_clear (&f);
+}
+
+static void test_drop_in_connected (void) { test_drop_client_in_handler (GINT_TO_POINTER (DROP_IN_CONNECTED)); }
+static void test_drop_in_drained (void) { test_drop_client_in_handler (GINT_TO_POINTER (DROP_IN_DRAINED)); }
+static void test_drop_in_fds (void) { test_drop_client_in_handler (GINT_TO_POINTER (DROP_IN_FDS)); }
+
 /* Each test runs in a process of its own, so that a crash or a hang
  * (shown as a timeout) fails that test alone, with its report. */
 typedef struct
@@ -1223,6 +1323,9 @@ static const Isolated isolated_tests[] = {
   { "/Np/Attack/fds/in-body", test_fds_in_body, 60 },
   { "/Np/Attack/fds/budget", test_fd_budget, 60 },
   { "/Np/Attack/reconnect/flapping-server", test_reconnect_flapping_server, 60 },
+  { "/Np/Attack/drop-in-handler/connected", test_drop_in_connected, 30 },
+  { "/Np/Attack/drop-in-handler/queue-drained", test_drop_in_drained, 30 },
+  { "/Np/Attack/drop-in-handler/message-with-fds", test_drop_in_fds, 30 },
 };
 
 static void
