@@ -63,6 +63,8 @@ struct _NpPipeClient
    * the server to come back. */
   guint         reconnect_delay;
   NpServerWatch *reconnect_watch;
+  /* When the client last became connected (monotonic, µs). */
+  gint64        connected_since;
   /* Messages sent while disconnected with auto-reconnect, to write
    * first once connected again; their size, framing included. */
   GQueue        held;

@@ -385,7 +385,11 @@ np_pipe_client_install_properties (GObjectClass *object_class)
    * that doubles up to [property@Np.PipeClient:reconnect-max-interval],
    * each jittered by ±20 % so that many clients do not come back in
    * lock-step, and at once when the server's socket appears in its
-   * directory. Each connection lost is reported by
+   * directory. The back-off starts again from
+   * [property@Np.PipeClient:reconnect-interval] only after a connection
+   * that lasted longer than the next wait would be: a server that
+   * accepts the client and drops it at once is met with ever longer
+   * waits, not with a connect every interval. Each connection lost is reported by
    * [signal@Np.PipeClient::disconnected], each one made by
    * [signal@Np.PipeClient::connected].
    *

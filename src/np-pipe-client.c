@@ -87,6 +87,8 @@ np_pipe_client_set_connected_locked (NpPipeClient *self,
                                      gboolean      connected)
 {
   self->connected = !!connected;
+  if (connected)
+    self->connected_since = g_get_monotonic_time ();
 
   if (self->stream != NULL)
     np_stream_set_queued_mirror_locked (self->stream, connected ? &self->queued_bytes : NULL);
@@ -208,8 +210,15 @@ np_pipe_client_stream_closed (GObject      *owner,
       reconnect = self->auto_reconnect;
       if (reconnect)
         {
+          gint64 lasted_msec = (g_get_monotonic_time () - self->connected_since) / 1000;
+
+          /* The back-off starts afresh after a connection that lasted
+           * longer than the wait it would go on with; a server that
+           * accepts and drops the client at once keeps it backing off
+           * instead of being called on every reconnect-interval. */
           self->reconnecting = TRUE;
-          self->reconnect_delay = self->reconnect_interval;
+          if (self->reconnect_delay == 0 || lasted_msec >= self->reconnect_delay)
+            self->reconnect_delay = self->reconnect_interval;
         }
     }
   else if (g_ptr_array_find (self->retired, stream, &index))

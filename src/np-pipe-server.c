@@ -203,12 +203,22 @@ np_pipe_server_incoming (GObject           *owner,
     }
 
   /* The descriptors the library holds for peers count too. */
-  if (np_pipe_server_get_n_connections (self) >= max_connections ||
-      (guint64) np_pipe_server_get_n_connections (self) + np_fd_budget_held () >= fd_limit)
+  if (np_pipe_server_get_n_connections (self) >= max_connections)
     {
       g_set_error (&error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS,
                    "Pipe “%s” already serves its maximum of %u clients",
                    self->name, max_connections);
+    }
+  else if ((guint64) np_pipe_server_get_n_connections (self) + np_fd_budget_held () >= fd_limit)
+    {
+      /* Said apart: max-connections is not what to raise. */
+      g_set_error (&error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS,
+                   "Pipe “%s” has no descriptors left for another client: its %u clients "
+                   "and the %u descriptors received from peers and not yet delivered "
+                   "reach the %u this process may use (RLIMIT_NOFILE less a reserve "
+                   "for the application)",
+                   self->name, np_pipe_server_get_n_connections (self),
+                   np_fd_budget_held (), fd_limit);
     }
   else if (!allow_other_users &&
            np_pipe_connection_get_peer_uid (connection) != getuid ())

@@ -445,18 +445,27 @@ np_stream_read_ended (NpStream      *self,
 
 /* Keeps the descriptors one receive brought, for the frame that starts
  * in the bytes it brought: [@start, @end). Returns FALSE, having closed
- * them and ended the stream, when they cannot be kept. */
+ * them and ended the stream, when they cannot be kept. @in_body: the
+ * bytes were read into a frame's body, where no frame starts. */
 static gboolean
 np_stream_keep_fds (NpStream      *self,
                     NpReceivedFds *fds,
                     guint64        start,
                     guint64        end,
+                    gboolean       in_body,
                     NpStreamAfter *after)
 {
   g_autoptr(GError) error = NULL;
   NpFdBatch *batch;
 
-  if (fds->truncated)
+  /* Refused at once: kept until the next frame's header, such
+   * descriptors would pile up for as long as the body lasts. */
+  if (in_body && !fds->truncated)
+    error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                                 "%u descriptors came with bytes in the middle of a "
+                                 "message, where no message with descriptors starts",
+                                 fds->n);
+  else if (fds->truncated)
     error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
                                  "a control message was cut short: the peer sent more than "
                                  "the %u descriptors a message may carry, or this process "
@@ -490,6 +499,7 @@ static gboolean
 np_stream_receive (NpStream      *self,
                    guint8        *buffer,
                    gsize          size,
+                   gboolean       in_body,
                    gsize         *received,
                    NpStreamAfter *after)
 {
@@ -505,7 +515,7 @@ np_stream_receive (NpStream      *self,
     {
       self->received += *received;
       if (G_UNLIKELY (fds.n > 0 || fds.truncated))
-        return np_stream_keep_fds (self, &fds, start, self->received, after);
+        return np_stream_keep_fds (self, &fds, start, self->received, in_body, after);
       return TRUE;
     }
 
@@ -544,7 +554,7 @@ np_stream_read (NpStream      *self,
             }
 
           want = self->body_alloc - self->body_filled;
-          if (!np_stream_receive (self, self->body + self->body_filled, want, &n, after))
+          if (!np_stream_receive (self, self->body + self->body_filled, want, TRUE, &n, after))
             break;
 
           budget -= MIN (budget, n);
@@ -571,7 +581,7 @@ np_stream_read (NpStream      *self,
 
       memcpy (buf, self->head, self->head_len);
       want = NP_READ_CHUNK - self->head_len;
-      if (!np_stream_receive (self, buf + self->head_len, want, &n, after))
+      if (!np_stream_receive (self, buf + self->head_len, want, FALSE, &n, after))
         break;
 
       budget -= MIN (budget, n);

@@ -6,8 +6,14 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
+#define _GNU_SOURCE
+
 #include <errno.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+
+#include <gio/gunixfdlist.h>
 
 #include <glib/gstdio.h>
 
@@ -838,6 +844,463 @@ test_request_sync_starves_context (void)
   g_object_unref (w.client);
 }
 
+/* 10. Descriptors sent with the bytes of a message body belong to no
+ * frame: a peer that keeps sending them must not make the server hold
+ * them until the message ends, or the library's descriptor budget. */
+
+/* The descriptors this process has open. */
+static guint
+count_open_fds (void)
+{
+  g_autoptr(GDir) dir = g_dir_open ("/proc/self/fd", 0, NULL);
+  guint n = 0;
+
+  g_assert_nonnull (dir);
+  while (g_dir_read_name (dir) != NULL)
+    n++;
+
+  /* Less the one the listing itself used. */
+  return n - 1;
+}
+
+/* Sends @len bytes of @data with @n_fds copies of @fd in one sendmsg(). */
+static void
+raw_send_with_fds (GSocket      *socket,
+                   const guint8 *data,
+                   gsize         len,
+                   int           fd,
+                   guint         n_fds)
+{
+  union {
+    struct cmsghdr header;
+    char           space[CMSG_SPACE (sizeof (int) * 253)];
+  } control;
+  struct iovec iov = { (void *) data, len };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+  struct cmsghdr *cmsg;
+
+  g_assert_cmpuint (n_fds, >, 0);
+  g_assert_cmpuint (n_fds, <=, 253);
+  memset (&control, 0, sizeof control);
+  msg.msg_control = control.space;
+  msg.msg_controllen = CMSG_SPACE (sizeof (int) * n_fds);
+  cmsg = CMSG_FIRSTHDR (&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN (sizeof (int) * n_fds);
+  for (guint i = 0; i < n_fds; i++)
+    memcpy (CMSG_DATA (cmsg) + i * sizeof (int), &fd, sizeof (int));
+
+  g_assert_cmpint (sendmsg (g_socket_get_fd (socket), &msg, MSG_NOSIGNAL), ==, (gssize) len);
+}
+
+/* A raw peer of protocol version 3, its hello sent. */
+static GSocket *
+raw_peer_v3 (NpPipeServer *server)
+{
+  GSocket *socket = np_test_raw_connect (np_pipe_server_get_path (server));
+  guint8 hello[12];
+
+  np_test_hello (hello, 3, 16 * 1024 * 1024);
+  np_test_raw_write (socket, hello, sizeof hello);
+
+  return socket;
+}
+
+typedef struct
+{
+  GPtrArray *connections;
+  GPtrArray *fd_lists;
+  GError    *error;
+  guint      n_disconnected;
+} FdServer;
+
+static void
+fd_server_connected_cb (NpPipeServer     *server,
+                        NpPipeConnection *connection,
+                        FdServer         *f)
+{
+  g_ptr_array_add (f->connections, g_object_ref (connection));
+}
+
+static void
+fd_server_message_cb (NpPipeServer     *server,
+                      NpPipeConnection *connection,
+                      GBytes           *message,
+                      GUnixFDList      *fds,
+                      FdServer         *f)
+{
+  g_ptr_array_add (f->fd_lists, g_object_ref (fds));
+}
+
+static void
+fd_server_disconnected_cb (NpPipeServer     *server,
+                           NpPipeConnection *connection,
+                           const GError     *error,
+                           FdServer         *f)
+{
+  g_clear_error (&f->error);
+  if (error != NULL)
+    f->error = g_error_copy (error);
+  f->n_disconnected++;
+  g_ptr_array_remove (f->connections, connection);
+}
+
+static NpPipeServer *
+fd_server_new (FdServer *f,
+               guint     max_fds)
+{
+  NpPipeServer *server = np_pipe_server_new (NULL);
+  g_autoptr(GError) error = NULL;
+
+  f->connections = g_ptr_array_new_with_free_func (g_object_unref);
+  f->fd_lists = g_ptr_array_new_with_free_func (g_object_unref);
+  np_pipe_server_set_max_fds_per_message (server, max_fds);
+  g_signal_connect (server, "client-connected", G_CALLBACK (fd_server_connected_cb), f);
+  g_signal_connect (server, "message-with-fds-received", G_CALLBACK (fd_server_message_cb), f);
+  g_signal_connect (server, "client-disconnected", G_CALLBACK (fd_server_disconnected_cb), f);
+  g_assert_true (np_pipe_server_start (server, &error));
+  g_assert_no_error (error);
+
+  return server;
+}
+
+static void
+fd_server_clear (FdServer *f)
+{
+  g_clear_pointer (&f->connections, g_ptr_array_unref);
+  g_clear_pointer (&f->fd_lists, g_ptr_array_unref);
+  g_clear_error (&f->error);
+}
+
+static void
+test_fds_in_body (void)
+{
+  FdServer f = { 0 };
+  g_autoptr(NpPipeServer) server = fd_server_new (&f, 4);
+  g_autoptr(GSocket) socket = NULL;
+  guint8 header[8] = { 0 };
+  guint8 byte = 'x';
+  guint base, held_at_most;
+  int fd = memfd_create ("np-attack", MFD_CLOEXEC);
+
+  g_assert_cmpint (fd, >=, 0);
+  base = count_open_fds ();
+  socket = raw_peer_v3 (server);
+  WAIT_UNTIL (f.connections->len == 1);
+
+  /* A plain message of 1 MiB, its body sent a byte at a time, each
+   * byte with 4 descriptors: 200 in all. */
+  np_test_put_u32 (header, 1024 * 1024);
+  np_test_raw_write (socket, header, sizeof header);
+  for (guint i = 0; i < 50; i++)
+    raw_send_with_fds (socket, &byte, 1, fd, 4);
+
+  /* Dropped at the first, never holding more than one write's. */
+  held_at_most = base + 2;
+  while (f.n_disconnected == 0)
+    {
+      g_main_context_iteration (NULL, TRUE);
+      held_at_most = MAX (held_at_most, count_open_fds ());
+      /* Ends the test rather than waiting for the budget to run out. */
+      if (held_at_most > base + 2 + 4)
+        break;
+    }
+  g_assert_cmpuint (held_at_most, <=, base + 2 + 4);
+  g_assert_error (f.error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+  g_assert_nonnull (strstr (f.error->message, "descriptors"));
+  g_assert_cmpuint (f.fd_lists->len, ==, 0);
+
+  g_socket_close (socket, NULL);
+  WAIT_UNTIL (count_open_fds () == base);
+
+  close (fd);
+  g_clear_object (&server);
+  fd_server_clear (&f);
+}
+
+/* 11. The descriptor budget (np-fd-budget.c): with RLIMIT_NOFILE at 48,
+ * the library may hold 16 descriptors, its connections included. A peer
+ * whose descriptors would pass it is dropped with TOO_MANY_OPEN_FILES,
+ * its descriptors closed; a new client past it is refused with
+ * TOO_MANY_CLIENTS, saying why; and once the descriptors are delivered
+ * and let go of, peers are served again. */
+
+static void
+test_fd_budget (void)
+{
+  FdServer f = { 0 };
+  g_autoptr(NpPipeServer) server = NULL;
+  g_autoptr(GSocket) holder = NULL;
+  g_autoptr(GSocket) greedy = NULL;
+  g_autoptr(GPtrArray) others = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GSocket) refused = NULL;
+  g_autoptr(GByteArray) goodbye = g_byte_array_new ();
+  struct rlimit limit;
+  guint8 frame[8 + 100] = { 0 };
+  guint8 buf[4096];
+  guint base, before, n_gone;
+  gssize n;
+  int fd;
+
+  g_assert_cmpint (getrlimit (RLIMIT_NOFILE, &limit), ==, 0);
+  limit.rlim_cur = 48;
+  g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &limit), ==, 0);
+
+  fd = memfd_create ("np-attack", MFD_CLOEXEC);
+  g_assert_cmpint (fd, >=, 0);
+  server = fd_server_new (&f, 8);
+  base = count_open_fds ();
+  g_assert_cmpuint (base, <, 24);
+
+  /* A message of 8 descriptors, its body not all there: the server
+   * holds them, 8 of its 16. */
+  np_test_put_u32 (frame, 100);
+  frame[4] = 7;
+  frame[5] = 8;
+  holder = raw_peer_v3 (server);
+  WAIT_UNTIL (f.connections->len == 1);
+  raw_send_with_fds (holder, frame, 8 + 1, fd, 8);
+  WAIT_UNTIL (count_open_fds () == base + 2 + 8);
+
+  /* 8 more would take it to 8 + 8 + its 2 connections. */
+  greedy = raw_peer_v3 (server);
+  WAIT_UNTIL (f.connections->len == 2);
+  raw_send_with_fds (greedy, frame, 8 + 1, fd, 8);
+  WAIT_UNTIL (f.n_disconnected == 1);
+  g_assert_error (f.error, G_IO_ERROR, G_IO_ERROR_TOO_MANY_OPEN_FILES);
+  g_assert_nonnull (strstr (f.error->message, "RLIMIT_NOFILE"));
+  g_socket_close (greedy, NULL);
+  WAIT_UNTIL (count_open_fds () == base + 2 + 8);
+
+  /* Clients fill what is left: 8 held, and connections up to 8. */
+  while (f.connections->len < 8)
+    {
+      guint n_before = f.connections->len;
+
+      g_ptr_array_add (others, raw_peer_v3 (server));
+      WAIT_UNTIL (f.connections->len == n_before + 1);
+    }
+  refused = raw_peer_v3 (server);
+  while ((n = np_test_raw_read (refused, buf, sizeof buf)) > 0)
+    g_byte_array_append (goodbye, buf, n);
+  g_assert_cmpuint (f.connections->len, ==, 8);
+  g_assert_nonnull (memmem (goodbye->data, goodbye->len, "no descriptors left",
+                           strlen ("no descriptors left")));
+  g_socket_close (refused, NULL);
+  g_ptr_array_set_size (others, 0);
+  WAIT_UNTIL (f.connections->len == 1);
+
+  /* The holder's message completes: its descriptors are the
+   * application's, out of the budget. */
+  np_test_raw_write (holder, frame + 9, sizeof frame - 9);
+  WAIT_UNTIL (f.fd_lists->len == 1);
+  g_assert_cmpint (g_unix_fd_list_get_length (g_ptr_array_index (f.fd_lists, 0)), ==, 8);
+  g_ptr_array_set_size (f.fd_lists, 0);
+  before = count_open_fds ();
+  g_assert_cmpuint (before, ==, base + 2);
+
+  /* And the greedy peer's message now gets through. */
+  n_gone = f.n_disconnected;
+  g_clear_object (&greedy);
+  greedy = raw_peer_v3 (server);
+  WAIT_UNTIL (f.connections->len == 2);
+  raw_send_with_fds (greedy, frame, sizeof frame, fd, 8);
+  WAIT_UNTIL (f.fd_lists->len == 1);
+  g_assert_cmpint (g_unix_fd_list_get_length (g_ptr_array_index (f.fd_lists, 0)), ==, 8);
+  g_assert_cmpuint (f.n_disconnected, ==, n_gone);
+  g_ptr_array_set_size (f.fd_lists, 0);
+
+  g_socket_close (greedy, NULL);
+  g_socket_close (holder, NULL);
+  WAIT_UNTIL (f.connections->len == 0);
+  WAIT_UNTIL (count_open_fds () == base);
+
+  close (fd);
+  g_clear_object (&server);
+  fd_server_clear (&f);
+}
+
+/* 12. A server that accepts, says hello and closes at once, forever:
+ * each connect succeeds, so a client that started its back-off afresh
+ * after each one would come back ten times a second for ever. The
+ * attempts over a window of time are counted by the listener. */
+
+typedef struct
+{
+  GSocket *listener;
+  guint    n_accepted;
+} Flapper;
+
+static gboolean
+flapper_accept_cb (GSocket      *listener,
+                   GIOCondition  condition,
+                   gpointer      data)
+{
+  Flapper *flapper = data;
+  g_autoptr(GSocket) peer = g_socket_accept (listener, NULL, NULL);
+  guint8 hello[12];
+
+  if (peer == NULL)
+    return G_SOURCE_CONTINUE;
+
+  flapper->n_accepted++;
+  np_test_hello (hello, 3, 16 * 1024 * 1024);
+  g_socket_send (peer, (const char *) hello, sizeof hello, NULL, NULL);
+  g_socket_close (peer, NULL);
+
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+set_flag_cb (gpointer data)
+{
+  *(gboolean *) data = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+static void
+test_reconnect_flapping_server (void)
+{
+  g_autofree char *name = unique_name ("flapping");
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  NpTestRawServer *raw = np_test_raw_server_new (name, 16, FALSE);
+  Flapper flapper = { raw->listener, 0 };
+  guint n_connected = 0, n_disconnected = 0;
+  gboolean window_over = FALSE;
+  GSource *source;
+
+  source = g_socket_create_source (raw->listener, G_IO_IN, NULL);
+  g_source_set_callback (source, G_SOURCE_FUNC (flapper_accept_cb), &flapper, NULL);
+  g_source_attach (source, NULL);
+
+  /* Back-off from 20 ms up to 10 s. */
+  g_object_set (client, "auto-reconnect", TRUE, "reconnect-interval", 20,
+                "reconnect-max-interval", 10000, NULL);
+  g_signal_connect (client, "connected", G_CALLBACK (count_cb), &n_connected);
+  g_signal_connect (client, "disconnected", G_CALLBACK (count_cb), &n_disconnected);
+  np_pipe_client_connect_async (client, NULL, async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  g_assert_true (np_pipe_client_connect_finish (client, result, &error));
+  g_assert_no_error (error);
+
+  /* In 2 s, backing off from 20 ms: 20 + 40 + ... + 1280 passes 2 s
+   * after 7 attempts (8 with jitter); started afresh, it comes back
+   * some 100 times. */
+  g_timeout_add (2000, set_flag_cb, &window_over);
+  WAIT_UNTIL (window_over);
+  g_assert_cmpuint (flapper.n_accepted, >=, 2);
+  g_assert_cmpuint (flapper.n_accepted, <=, 12);
+  g_assert_cmpuint (n_connected, >=, 1);
+  g_assert_cmpuint (n_disconnected, >=, 1);
+
+  np_pipe_client_close (client);
+  g_source_destroy (source);
+  g_source_unref (source);
+  np_test_raw_server_free (raw);
+}
+
+/* 13. An application that drops its last reference to a client inside
+ * its connected, queue-drained or message-with-fds-received handler:
+ * the client goes, its connection closes, nothing is used after. */
+
+typedef enum
+{
+  DROP_IN_CONNECTED,
+  DROP_IN_DRAINED,
+  DROP_IN_FDS,
+} DropIn;
+
+static void
+drop_client_cb (NpPipeClient *client,
+                gpointer      data)
+{
+  NpPipeClient **slot = data;
+
+  g_assert_true (*slot == client);
+  g_clear_object (slot);
+}
+
+static void
+drop_client_fds_cb (NpPipeClient *client,
+                    GBytes       *message,
+                    GUnixFDList  *fds,
+                    gpointer      data)
+{
+  g_assert_cmpint (g_unix_fd_list_get_length (fds), ==, 1);
+  drop_client_cb (client, data);
+}
+
+static void
+test_drop_client_in_handler (gconstpointer data)
+{
+  DropIn where = GPOINTER_TO_INT (data);
+  FdServer f = { 0 };
+  g_autoptr(NpPipeServer) server = fd_server_new (&f, 4);
+  NpPipeClient *client = np_pipe_client_new (np_pipe_server_get_path (server));
+  GWeakRef weak;
+  g_autoptr(GError) error = NULL;
+
+  g_weak_ref_init (&weak, client);
+  g_object_set (client, "auto-reconnect", TRUE, "max-queued-bytes", 64 * 1024, NULL);
+  switch (where)
+    {
+    case DROP_IN_CONNECTED:
+      g_signal_connect (client, "connected", G_CALLBACK (drop_client_cb), &client);
+      np_pipe_client_connect_async (client, NULL, NULL, NULL);
+      break;
+
+    case DROP_IN_DRAINED:
+      {
+        g_autoptr(GBytes) big = np_test_message_new (1, 0, 40 * 1024);
+
+        g_signal_connect (client, "queue-drained", G_CALLBACK (drop_client_cb), &client);
+        g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+        g_assert_no_error (error);
+        g_assert_true (np_pipe_client_send (client, big, &error));
+        g_assert_no_error (error);
+      }
+      break;
+
+    case DROP_IN_FDS:
+      {
+        g_autoptr(GBytes) message = g_bytes_new_static ("fd", 2);
+        g_autoptr(GUnixFDList) fds = g_unix_fd_list_new ();
+        int fd = memfd_create ("np-attack", MFD_CLOEXEC);
+
+        g_assert_cmpint (g_unix_fd_list_append (fds, fd, &error), ==, 0);
+        g_assert_no_error (error);
+        close (fd);
+        g_signal_connect (client, "message-with-fds-received", G_CALLBACK (drop_client_fds_cb), &client);
+        g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+        g_assert_no_error (error);
+        WAIT_UNTIL (f.connections->len == 1);
+        g_assert_true (np_pipe_connection_send_with_fds (g_ptr_array_index (f.connections, 0),
+                                                         message, fds, &error));
+        g_assert_no_error (error);
+      }
+      break;
+
+    default:
+      g_assert_not_reached ();
+    }
+
+  WAIT_UNTIL (client == NULL);
+  WAIT_UNTIL (f.n_disconnected == 1);
+  g_assert_null (g_weak_ref_get (&weak));
+  g_weak_ref_clear (&weak);
+  run_ready (10);
+
+  g_clear_object (&server);
+  fd_server_clear (&f);
+}
+
+static void test_drop_in_connected (void) { test_drop_client_in_handler (GINT_TO_POINTER (DROP_IN_CONNECTED)); }
+static void test_drop_in_drained (void) { test_drop_client_in_handler (GINT_TO_POINTER (DROP_IN_DRAINED)); }
+static void test_drop_in_fds (void) { test_drop_client_in_handler (GINT_TO_POINTER (DROP_IN_FDS)); }
+
 /* Each test runs in a process of its own, so that a crash or a hang
  * (shown as a timeout) fails that test alone, with its report. */
 typedef struct
@@ -857,6 +1320,12 @@ static const Isolated isolated_tests[] = {
   { "/Np/Attack/nested-loop-waits-for-reply", test_nested_loop_waits_for_reply, 20 },
   { "/Np/Attack/nested-loops-keep-order", test_nested_loops_keep_order, 60 },
   { "/Np/Attack/request-sync-starves-context", test_request_sync_starves_context, 60 },
+  { "/Np/Attack/fds/in-body", test_fds_in_body, 60 },
+  { "/Np/Attack/fds/budget", test_fd_budget, 60 },
+  { "/Np/Attack/reconnect/flapping-server", test_reconnect_flapping_server, 60 },
+  { "/Np/Attack/drop-in-handler/connected", test_drop_in_connected, 30 },
+  { "/Np/Attack/drop-in-handler/queue-drained", test_drop_in_drained, 30 },
+  { "/Np/Attack/drop-in-handler/message-with-fds", test_drop_in_fds, 30 },
 };
 
 static void
