@@ -1,6 +1,7 @@
 /* bench-gdbus.c: GDBus peer-to-peer (GDBusServer, no bus daemon), what a
  * GNOME developer would otherwise use: signals one way, method calls for
- * round trips and requests
+ * round trips and requests, with a descriptor in a GUnixFDList for
+ * round trips that pass one
  *
  * Copyright 2026 The Np authors
  *
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include <gio/gio.h>
+#include <gio/gunixfdlist.h>
 #include <glib-unix.h>
 
 #include "bench.h"
@@ -25,6 +27,12 @@ static const char introspection_xml[] =
   "    <method name='Echo'>"
   "      <arg type='ay' name='data' direction='in'/>"
   "      <arg type='ay' name='data' direction='out'/>"
+  "    </method>"
+  "    <method name='EchoFd'>"
+  "      <arg type='ay' name='data' direction='in'/>"
+  "      <arg type='h' name='fd' direction='in'/>"
+  "      <arg type='ay' name='data' direction='out'/>"
+  "      <arg type='h' name='fd' direction='out'/>"
   "    </method>"
   "  </interface>"
   "</node>";
@@ -171,7 +179,34 @@ gdbus_source (const char *address,
   return 0;
 }
 
-/* echo: a method that returns its argument */
+/* A message's descriptor: fails unless exactly one came, with the handle
+ * that names it; checks and closes it. */
+static void
+fd_list_check_close (GUnixFDList *fds,
+                     gint32       handle)
+{
+  g_autofree int *taken = NULL;
+
+  if (fds == NULL || g_unix_fd_list_get_length (fds) != 1 || handle != 0)
+    g_error ("A message arrived with %d descriptors (handle %d), not 1",
+             fds != NULL ? g_unix_fd_list_get_length (fds) : 0, handle);
+  taken = g_unix_fd_list_steal_fds (fds, NULL);
+  bench_fd_check_close (taken[0]);
+}
+
+static GUnixFDList *
+fd_list_new (void)
+{
+  int fd = bench_fd_new ();
+
+  return g_unix_fd_list_new_from_array (&fd, 1);
+}
+
+/* The fd echo's own descriptor, sent back with every reply. */
+static GUnixFDList *echo_fds;
+
+/* echo: a method that returns its argument; EchoFd also checks the
+ * descriptor that came and answers with its own */
 
 static void
 echo_method (GDBusConnection       *connection,
@@ -183,6 +218,20 @@ echo_method (GDBusConnection       *connection,
              GDBusMethodInvocation *invocation,
              gpointer               user_data)
 {
+  if (g_str_equal (method, "EchoFd"))
+    {
+      GDBusMessage *message = g_dbus_method_invocation_get_message (invocation);
+      g_autoptr(GVariant) data = g_variant_get_child_value (parameters, 0);
+      gint32 handle;
+
+      g_variant_get_child (parameters, 1, "h", &handle);
+      fd_list_check_close (g_dbus_message_get_unix_fd_list (message), handle);
+      g_dbus_method_invocation_return_value_with_unix_fd_list (invocation,
+                                                               g_variant_new ("(@ayh)", data, 0),
+                                                               echo_fds);
+      return;
+    }
+
   g_dbus_method_invocation_return_value (invocation, parameters);
 }
 
@@ -400,6 +449,89 @@ gdbus_requester (const char *address,
   return 0;
 }
 
+/* fd echo and fd pinger: EchoFd, one call at a time, each way a memfd in a
+ * GUnixFDList */
+
+static int
+gdbus_fd_echo (const char *address)
+{
+  int ret;
+
+  echo_fds = fd_list_new ();
+  ret = gdbus_echo (address);
+  g_clear_object (&echo_fds);
+
+  return ret;
+}
+
+typedef struct
+{
+  guint64 replies;
+  gsize   size;
+} FdPinger;
+
+static void
+fd_call_done (GObject      *object,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  FdPinger *p = user_data;
+  g_autoptr(GUnixFDList) fds = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) data = NULL;
+  g_autoptr(GError) error = NULL;
+  gint32 handle;
+
+  reply = g_dbus_connection_call_with_unix_fd_list_finish (G_DBUS_CONNECTION (object), &fds,
+                                                           result, &error);
+  if (reply == NULL)
+    g_error ("%s", error->message);
+  data = g_variant_get_child_value (reply, 0);
+  bench_check_reply (g_variant_get_size (data), p->size);
+  g_variant_get_child (reply, 1, "h", &handle);
+  fd_list_check_close (fds, handle);
+
+  p->replies++;
+}
+
+static int
+gdbus_fd_pinger (const char *address,
+                 guint       count,
+                 gsize       size)
+{
+  g_autoptr(GDBusConnection) connection = client_new (address);
+  g_autofree guint8 *payload = bench_payload (size);
+  g_autoptr(GVariant) parameters = NULL;
+  g_autoptr(GUnixFDList) fds = fd_list_new ();
+  g_autoptr(GArray) usecs = g_array_sized_new (FALSE, FALSE, sizeof (double), count);
+  FdPinger p = { 0, size };
+
+  if (!(g_dbus_connection_get_capabilities (connection) & G_DBUS_CAPABILITY_FLAGS_UNIX_FD_PASSING))
+    g_error ("This GDBus connection cannot pass descriptors");
+  parameters = g_variant_ref_sink (g_variant_new ("(@ayh)",
+                                                  g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE,
+                                                                             payload, size, 1),
+                                                  0));
+
+  for (guint i = 0; i < count; i++)
+    {
+      gint64 start = g_get_monotonic_time ();
+      double usec;
+
+      g_dbus_connection_call_with_unix_fd_list (connection, NULL, OBJECT_PATH, INTERFACE, "EchoFd",
+                                                parameters, G_VARIANT_TYPE ("(ayh)"),
+                                                G_DBUS_CALL_FLAGS_NONE, -1, fds, NULL,
+                                                fd_call_done, &p);
+      WAIT_UNTIL (p.replies == i + 1);
+      usec = g_get_monotonic_time () - start;
+      g_array_append_val (usecs, usec);
+    }
+
+  bench_print_rtts (usecs);
+
+  return 0;
+}
+
 const BenchTransport bench_gdbus = {
   .name = "gdbus",
   .title = "GDBus p2p",
@@ -412,4 +544,6 @@ const BenchTransport bench_gdbus = {
   .holder = gdbus_holder,
   .replier = gdbus_replier,
   .requester = gdbus_requester,
+  .fd_echo = gdbus_fd_echo,
+  .fd_pinger = gdbus_fd_pinger,
 };

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include <gio/gunixfdlist.h>
 #include <glib-unix.h>
 #include <np/np.h>
 
@@ -472,6 +473,121 @@ np_requester (const char *address,
   return 0;
 }
 
+/* fd echo and fd pinger: each message carries a memfd, made once by each
+ * side and sent every time; the receiver checks and closes the one that
+ * arrives. */
+
+static GUnixFDList *
+fd_list_new (void)
+{
+  int fd = bench_fd_new ();
+
+  return g_unix_fd_list_new_from_array (&fd, 1);
+}
+
+static void
+fd_list_check_close (GUnixFDList *fds)
+{
+  g_autofree int *taken = NULL;
+  gint n;
+
+  if (fds == NULL || g_unix_fd_list_get_length (fds) != 1)
+    g_error ("A message arrived with %d descriptors, not 1",
+             fds != NULL ? g_unix_fd_list_get_length (fds) : 0);
+  taken = g_unix_fd_list_steal_fds (fds, &n);
+  bench_fd_check_close (taken[0]);
+}
+
+static void
+server_message_without_fd (NpPipeServer     *server,
+                           NpPipeConnection *connection,
+                           GBytes           *message,
+                           gpointer          user_data)
+{
+  g_error ("A message arrived without a descriptor");
+}
+
+static void
+client_message_without_fd (NpPipeClient *client,
+                           GBytes       *message,
+                           gpointer      user_data)
+{
+  g_error ("A message arrived without a descriptor");
+}
+
+static void
+fd_echo_message (NpPipeServer     *server,
+                 NpPipeConnection *connection,
+                 GBytes           *message,
+                 GUnixFDList      *fds,
+                 GUnixFDList      *own)
+{
+  g_autoptr(GError) error = NULL;
+
+  fd_list_check_close (fds);
+  if (!np_pipe_connection_send_with_fds (connection, message, own, &error))
+    g_error ("%s", error->message);
+}
+
+static int
+np_fd_echo (const char *address)
+{
+  g_autoptr(NpPipeServer) server = server_new (address, 0);
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+  g_autoptr(GUnixFDList) own = fd_list_new ();
+
+  g_signal_connect (server, "message-with-fds-received", G_CALLBACK (fd_echo_message), own);
+  g_signal_connect (server, "message-received", G_CALLBACK (server_message_without_fd), NULL);
+  g_unix_fd_add (STDIN_FILENO, G_IO_IN | G_IO_HUP, bench_stdin_closed_cb, loop);
+  bench_ready ();
+  g_main_loop_run (loop);
+
+  return 0;
+}
+
+static void
+count_fd_message (NpPipeClient *client,
+                  GBytes       *message,
+                  GUnixFDList  *fds,
+                  guint        *received)
+{
+  fd_list_check_close (fds);
+  (*received)++;
+}
+
+static int
+np_fd_pinger (const char *address,
+              guint       count,
+              gsize       size)
+{
+  g_autoptr(NpPipeClient) client = client_new (address);
+  g_autoptr(GBytes) message = g_bytes_new_take (bench_payload (size), size);
+  g_autoptr(GUnixFDList) fds = fd_list_new ();
+  g_autoptr(GArray) usecs = g_array_sized_new (FALSE, FALSE, sizeof (double), count);
+  guint received = 0;
+
+  g_signal_connect (client, "message-with-fds-received", G_CALLBACK (count_fd_message), &received);
+  g_signal_connect (client, "message-received", G_CALLBACK (client_message_without_fd), NULL);
+
+  for (guint i = 0; i < count; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      gint64 start = g_get_monotonic_time ();
+      double usec;
+
+      if (!np_pipe_client_send_with_fds (client, message, fds, &error))
+        g_error ("%s", error->message);
+      WAIT_UNTIL (received == i + 1);
+      usec = g_get_monotonic_time () - start;
+      g_array_append_val (usecs, usec);
+    }
+
+  bench_print_rtts (usecs);
+  np_pipe_client_close (client);
+
+  return 0;
+}
+
 const BenchTransport bench_np = {
   .name = "np",
   .title = "Np",
@@ -486,4 +602,6 @@ const BenchTransport bench_np = {
   .thread_source = np_thread_source,
   .replier = np_replier,
   .requester = np_requester,
+  .fd_echo = np_fd_echo,
+  .fd_pinger = np_fd_pinger,
 };

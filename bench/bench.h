@@ -63,6 +63,14 @@ typedef struct
    * "rtt MEDIAN_US P99_US"; otherwise "rate REQUESTS_PER_SECOND", timed
    * from the first request to the last reply. */
   int (*requester) (const char *address, guint64 count, gsize size, guint window);
+  /* Echoes every message that comes with one descriptor, with one
+   * descriptor of its own (see bench_fd_new()); fails on a message that
+   * comes without. */
+  int (*fd_echo)   (const char *address);
+  /* Sends a message with one descriptor and waits for its echo and the
+   * descriptor that comes back, @count times; prints
+   * "rtt MEDIAN_US P99_US". */
+  int (*fd_pinger) (const char *address, guint count, gsize size);
 } BenchTransport;
 
 extern const BenchTransport bench_np;
@@ -82,6 +90,8 @@ int     bench_compare_double (gconstpointer a, gconstpointer b);
 void    bench_print_rtts     (GArray *usecs);
 void    bench_check_reply    (gsize size, gsize expected);
 guint8 *bench_payload        (gsize size);
+int     bench_fd_new         (void);
+void    bench_fd_check_close (int fd);
 gboolean bench_stdin_closed_cb (gint fd, GIOCondition condition, gpointer loop);
 void    bench_wait_stdin_closed (void);
 

@@ -14,10 +14,13 @@
 
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -98,6 +101,36 @@ bench_payload (gsize size)
     data[i] = i;
 
   return data;
+}
+
+/* The descriptor passed with each message of scenario 9: a memfd of
+ * BENCH_FD_SIZE bytes, made once by each side and sent every time. */
+#define BENCH_FD_SIZE 4096
+
+int
+bench_fd_new (void)
+{
+  int fd = memfd_create ("np-bench", MFD_CLOEXEC);
+
+  if (fd < 0 || ftruncate (fd, BENCH_FD_SIZE) < 0)
+    g_error ("memfd: %s", g_strerror (errno));
+
+  return fd;
+}
+
+/* Fails the process unless @fd is an open memfd of the size the peer
+ * made it (a descriptor really arrived), then closes it. */
+void
+bench_fd_check_close (int fd)
+{
+  struct stat st;
+
+  if (fd < 0 || fstat (fd, &st) < 0)
+    g_error ("No valid descriptor arrived (%d): %s", fd, g_strerror (errno));
+  if (st.st_size != BENCH_FD_SIZE)
+    g_error ("A descriptor of %" G_GINT64_FORMAT " bytes arrived, not %d",
+             (gint64) st.st_size, BENCH_FD_SIZE);
+  close (fd);
 }
 
 gboolean
@@ -224,6 +257,7 @@ typedef enum
   KIND_MEMORY,
   KIND_THREADS,
   KIND_REQUEST,
+  KIND_FDS,
 } Kind;
 
 typedef struct
@@ -251,6 +285,7 @@ static Scenario scenarios[] = {
   { "threads-64", "6 4 threads, 64 B (Np: one client)", "msg/s", KIND_THREADS, 64, 4, 1000000, 1 },
   { "request-64", "7 request round trip 64 B", "µs", KIND_REQUEST, 64, 1, 20000, 4 },
   { "pipelined-64", "8 100 requests in flight, 64 B", "req/s", KIND_REQUEST, 64, 100, 400000, 40 },
+  { "fds-64", "9 round trip 64 B + 1 fd", "µs", KIND_FDS, 64, 1, 20000, 4 },
 };
 
 /* The rows of the table: a round trip gives two. A row may also be
@@ -279,6 +314,8 @@ static const Row rows[] = {
   { "request-64-median", "7 request round trip 64 B, median", "µs", TRUE, "rtt-64-median" },
   { "request-64-p99", "7 request round trip 64 B, p99", "µs", TRUE, "rtt-64-p99" },
   { "pipelined-64", "8 100 requests in flight, 64 B", "req/s", FALSE },
+  { "fds-64-median", "9 round trip 64 B + 1 fd, median", "µs", TRUE, "rtt-64-median" },
+  { "fds-64-p99", "9 round trip 64 B + 1 fd, p99", "µs", TRUE, "rtt-64-p99" },
 };
 
 static const Row *
@@ -489,6 +526,7 @@ measure_oneway (const Scenario       *s,
   record (s->key, t, s->size >= 1024 * 1024 ? rate * s->size / 1e9 : rate);
 }
 
+/* A round trip; in scenario 9 each message carries a descriptor. */
 static void
 measure_rtt (const Scenario       *s,
              const BenchTransport *t,
@@ -499,12 +537,13 @@ measure_rtt (const Scenario       *s,
   g_autofree char *size = g_strdup_printf ("%" G_GSIZE_FORMAT, s->size);
   g_autofree char *median_key = g_strconcat (s->key, "-median", NULL);
   g_autofree char *p99_key = g_strconcat (s->key, "-p99", NULL);
+  gboolean fds = s->kind == KIND_FDS;
   Child *echo, *pinger;
   double median, p99;
 
-  echo = child_spawn ("echo", t, address, NULL);
+  echo = child_spawn (fds ? "fd-echo" : "echo", t, address, NULL);
   child_expect (echo, "ready");
-  pinger = child_spawn ("pinger", t, address, count, size, NULL);
+  pinger = child_spawn (fds ? "fd-pinger" : "pinger", t, address, count, size, NULL);
   median = child_number (pinger, "rtt", &p99);
   child_finish (pinger);
   child_finish (echo);
@@ -613,6 +652,10 @@ measure (const Scenario       *s,
       break;
     case KIND_RTT:
       if (t->pinger != NULL)
+        measure_rtt (s, t, scale);
+      break;
+    case KIND_FDS:
+      if (t->fd_pinger != NULL)
         measure_rtt (s, t, scale);
       break;
     case KIND_SETUP:
@@ -853,6 +896,10 @@ run_role (int    argc,
     return t->replier (address, ARG (5));
   if (g_str_equal (role, "requester") && argc == 8)
     return t->requester (address, ARG (5), ARG (6), ARG (7));
+  if (g_str_equal (role, "fd-echo") && argc == 5)
+    return t->fd_echo (address);
+  if (g_str_equal (role, "fd-pinger") && argc == 7)
+    return t->fd_pinger (address, ARG (5), ARG (6));
 #undef ARG
 
   g_error ("Bad role arguments");
@@ -878,7 +925,7 @@ main (int   argc,
     { "json", 'j', 0, G_OPTION_ARG_FILENAME, &json, "Also write the results as JSON to FILE (- for stdout)", "FILE" },
     { "only", 'o', 0, G_OPTION_ARG_STRING, &only,
       "Only the scenarios whose key starts with one of these prefixes (oneway-64, oneway-1m, "
-      "rtt, fanin, setup, memory, threads, request, pipelined), separated by commas", "PREFIX,..." },
+      "rtt, fanin, setup, memory, threads, request, pipelined, fds), separated by commas", "PREFIX,..." },
     { "transports", 't', 0, G_OPTION_ARG_STRING, &only_transports,
       "Only these transports (np, raw, raw-batched, glib, gdbus, zmq), separated by commas", "NAME,..." },
     { NULL }
