@@ -28,6 +28,8 @@ typedef struct
   guint64     queued;    /* position of the end of the last frame */
   guint64     written;   /* position of the next byte to write */
   gsize      *mirror;    /* where the size is published, if anywhere */
+  NpOutChunk *spare;     /* written chunks kept for reuse while busy */
+  guint       n_spare;
 } NpOutQueue;
 
 void     np_out_queue_init       (NpOutQueue       *queue);

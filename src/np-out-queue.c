@@ -14,6 +14,11 @@
 /* Copied bytes go into chunks of at least this size, so that a burst of
  * small frames is one allocation and one vector. */
 #define NP_OUT_CHUNK_SIZE (16 * 1024)
+/* Written chunks a busy queue keeps to copy into again, instead of
+ * handing them back to malloc, which may return them to the system and
+ * fault them in anew on every cycle of a producer that fills the queue
+ * and waits for it to drain. An empty queue keeps none. */
+#define NP_OUT_SPARE_MAX 32
 
 #define NO_FRAME G_MAXUINT64
 
@@ -68,6 +73,36 @@ np_out_chunk_free (NpOutChunk *chunk)
 }
 
 static void
+np_out_queue_free_spares (NpOutQueue *queue)
+{
+  while (queue->spare != NULL)
+    {
+      NpOutChunk *next = queue->spare->next;
+
+      g_free (queue->spare);
+      queue->spare = next;
+    }
+  queue->n_spare = 0;
+}
+
+/* Keeps @chunk, written, for np_out_queue_append_copy_full(). */
+static void
+np_out_queue_recycle (NpOutQueue *queue,
+                      NpOutChunk *chunk)
+{
+  if (chunk->bytes != NULL || chunk->cap != NP_OUT_CHUNK_SIZE || queue->n_spare >= NP_OUT_SPARE_MAX)
+    {
+      np_out_chunk_free (chunk);
+      return;
+    }
+
+  g_clear_object (&chunk->fds);
+  chunk->next = queue->spare;
+  queue->spare = chunk;
+  queue->n_spare++;
+}
+
+static void
 np_out_queue_free_from (NpOutChunk *chunk)
 {
   while (chunk != NULL)
@@ -84,6 +119,7 @@ void
 np_out_queue_clear (NpOutQueue *queue)
 {
   np_out_queue_free_from (queue->head);
+  np_out_queue_free_spares (queue);
   queue->head = queue->tail = NULL;
   queue->written = queue->queued;
   np_out_queue_publish (queue);
@@ -115,7 +151,14 @@ np_out_queue_append_copy_full (NpOutQueue   *queue,
     {
       gsize cap = MAX (NP_OUT_CHUNK_SIZE, len);
 
-      tail = g_malloc (sizeof (NpOutChunk) + cap);
+      if (cap == NP_OUT_CHUNK_SIZE && queue->spare != NULL)
+        {
+          tail = queue->spare;
+          queue->spare = tail->next;
+          queue->n_spare--;
+        }
+      else
+        tail = g_malloc (sizeof (NpOutChunk) + cap);
       tail->next = NULL;
       tail->bytes = NULL;
       tail->data = tail->inline_data;
@@ -277,8 +320,11 @@ np_out_queue_consume (NpOutQueue *queue,
       queue->head = chunk->next;
       if (queue->head == NULL)
         queue->tail = NULL;
-      np_out_chunk_free (chunk);
+      np_out_queue_recycle (queue, chunk);
     }
+
+  if (queue->head == NULL)
+    np_out_queue_free_spares (queue);
 
   np_out_queue_publish (queue);
 }
