@@ -358,8 +358,10 @@ np_stream_parse_rest (NpStream      *self,
       if (left < NP_FRAME_HEADER_SIZE)
         break;
 
+      /* Plain frames with no descriptors received skip the matching. */
       if (!np_frame_header_decode (p, self->version, self->max_message_size, &header, &error) ||
-          !np_stream_match_fds (self, self->buf_pos + (p - self->buf), &header, &fds, &error))
+          (G_UNLIKELY (header.type == NP_FRAME_MESSAGE_FDS || self->fd_batches.head != NULL) &&
+           !np_stream_match_fds (self, self->buf_pos + (p - self->buf), &header, &fds, &error)))
         {
           g_prefix_error (&error, "%s: ", self->label);
           self->rest = self->rest_end = NULL;
