@@ -21,6 +21,10 @@
  * handed to the application. */
 static guint np_fd_streams;
 static guint np_fd_held;
+/* The limit as last read, 0 before: receiving uses it, so that a message
+ * with descriptors costs no system call for it. A server reads the limit
+ * anew when it starts. */
+static guint np_fd_limit;
 
 /* The most descriptors the library may use, keeping some for the
  * application: a server accepts no client past it, and a peer that
@@ -30,14 +34,27 @@ np_fd_budget_limit (void)
 {
   struct rlimit limit;
   rlim_t reserve;
+  guint ret;
 
   if (getrlimit (RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY ||
       limit.rlim_cur > G_MAXUINT)
-    return G_MAXUINT;
+    ret = G_MAXUINT;
+  else
+    {
+      reserve = MAX (NP_FD_RESERVE_MIN, limit.rlim_cur / 8);
+      ret = limit.rlim_cur > reserve ? limit.rlim_cur - reserve : 1;
+    }
+  g_atomic_int_set (&np_fd_limit, ret);
 
-  reserve = MAX (NP_FD_RESERVE_MIN, limit.rlim_cur / 8);
+  return ret;
+}
 
-  return limit.rlim_cur > reserve ? limit.rlim_cur - reserve : 1;
+static guint
+np_fd_budget_cached_limit (void)
+{
+  guint limit = g_atomic_int_get (&np_fd_limit);
+
+  return limit != 0 ? limit : np_fd_budget_limit ();
 }
 
 /* Received descriptors not yet delivered. */
@@ -52,7 +69,7 @@ np_fd_budget_held (void)
 gboolean
 np_fd_budget_hold (guint n)
 {
-  guint limit = np_fd_budget_limit ();
+  guint limit = np_fd_budget_cached_limit ();
 
   for (;;)
     {
