@@ -14,6 +14,7 @@ G_BEGIN_DECLS
 
 guint    np_fd_budget_limit      (void);
 guint    np_fd_budget_held       (void);
+guint64  np_fd_budget_used       (void);
 gboolean np_fd_budget_hold       (guint n);
 void     np_fd_budget_release    (guint n);
 void     np_fd_budget_add_stream (void);

@@ -64,6 +64,14 @@ np_fd_budget_held (void)
   return g_atomic_int_get (&np_fd_held);
 }
 
+/* What the library uses now: a socket per stream, in every pipe of the
+ * process, and the descriptors received and not yet delivered. */
+guint64
+np_fd_budget_used (void)
+{
+  return (guint64) (guint) g_atomic_int_get (&np_fd_streams) + (guint) g_atomic_int_get (&np_fd_held);
+}
+
 /* Counts @n more received descriptors, unless that would pass the
  * limit: then counts nothing and returns FALSE. */
 gboolean

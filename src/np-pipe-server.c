@@ -209,16 +209,20 @@ np_pipe_server_incoming (GObject           *owner,
                    "Pipe “%s” already serves its maximum of %u clients",
                    self->name, max_connections);
     }
-  else if ((guint64) np_pipe_server_get_n_connections (self) + np_fd_budget_held () >= fd_limit)
+  else if (np_fd_budget_used () >= fd_limit)
     {
-      /* Said apart: max-connections is not what to raise. */
+      /* Said apart: max-connections is not what to raise. The count is
+       * the process's, as when a peer's descriptors are received: the
+       * connections of every pipe (this client's stream is not made
+       * yet) and the descriptors received from peers and not yet
+       * delivered. */
       g_set_error (&error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS,
-                   "Pipe “%s” has no descriptors left for another client: its %u clients "
-                   "and the %u descriptors received from peers and not yet delivered "
-                   "reach the %u this process may use (RLIMIT_NOFILE less a reserve "
-                   "for the application)",
-                   self->name, np_pipe_server_get_n_connections (self),
-                   np_fd_budget_held (), fd_limit);
+                   "Pipe “%s” has no descriptors left for another client: the %u "
+                   "descriptors received from peers and not yet delivered, and the "
+                   "connections of this process (%u to this pipe), reach the %u it may use "
+                   "(RLIMIT_NOFILE less a reserve for the application)",
+                   self->name, np_fd_budget_held (), np_pipe_server_get_n_connections (self),
+                   fd_limit);
     }
   else if (!allow_other_users &&
            np_pipe_connection_get_peer_uid (connection) != getuid ())
