@@ -120,6 +120,21 @@ np_test_message_parse (GBytes  *message,
   return TRUE;
 }
 
+/* The descriptors this process has open. */
+static inline guint
+np_test_count_open_fds (void)
+{
+  g_autoptr(GDir) dir = g_dir_open ("/proc/self/fd", 0, NULL);
+  guint n = 0;
+
+  g_assert_nonnull (dir);
+  while (g_dir_read_name (dir) != NULL)
+    n++;
+
+  /* Less the one the listing itself used. */
+  return n - 1;
+}
+
 /* Points XDG_RUNTIME_DIR at a new temporary directory, so that runs
  * never share sockets; returns it, for np_test_runtime_dir_remove(). */
 static inline char *

@@ -849,20 +849,6 @@ test_request_sync_starves_context (void)
  * them until the message ends, or the library's descriptor budget. */
 
 /* The descriptors this process has open. */
-static guint
-count_open_fds (void)
-{
-  g_autoptr(GDir) dir = g_dir_open ("/proc/self/fd", 0, NULL);
-  guint n = 0;
-
-  g_assert_nonnull (dir);
-  while (g_dir_read_name (dir) != NULL)
-    n++;
-
-  /* Less the one the listing itself used. */
-  return n - 1;
-}
-
 /* Sends @len bytes of @data with @n_fds copies of @fd in one sendmsg(). */
 static void
 raw_send_with_fds (GSocket      *socket,
@@ -985,7 +971,7 @@ test_fds_in_body (void)
   int fd = memfd_create ("np-attack", MFD_CLOEXEC);
 
   g_assert_cmpint (fd, >=, 0);
-  base = count_open_fds ();
+  base = np_test_count_open_fds ();
   socket = raw_peer_v3 (server);
   WAIT_UNTIL (f.connections->len == 1);
 
@@ -1001,7 +987,7 @@ test_fds_in_body (void)
   while (f.n_disconnected == 0)
     {
       g_main_context_iteration (NULL, TRUE);
-      held_at_most = MAX (held_at_most, count_open_fds ());
+      held_at_most = MAX (held_at_most, np_test_count_open_fds ());
       /* Ends the test rather than waiting for the budget to run out. */
       if (held_at_most > base + 2 + 4)
         break;
@@ -1012,7 +998,7 @@ test_fds_in_body (void)
   g_assert_cmpuint (f.fd_lists->len, ==, 0);
 
   g_socket_close (socket, NULL);
-  WAIT_UNTIL (count_open_fds () == base);
+  WAIT_UNTIL (np_test_count_open_fds () == base);
 
   close (fd);
   g_clear_object (&server);
@@ -1050,7 +1036,7 @@ test_fd_budget (void)
   fd = memfd_create ("np-attack", MFD_CLOEXEC);
   g_assert_cmpint (fd, >=, 0);
   server = fd_server_new (&f, 8);
-  base = count_open_fds ();
+  base = np_test_count_open_fds ();
   g_assert_cmpuint (base, <, 24);
 
   /* A message of 8 descriptors, its body not all there: the server
@@ -1061,7 +1047,7 @@ test_fd_budget (void)
   holder = raw_peer_v3 (server);
   WAIT_UNTIL (f.connections->len == 1);
   raw_send_with_fds (holder, frame, 8 + 1, fd, 8);
-  WAIT_UNTIL (count_open_fds () == base + 2 + 8);
+  WAIT_UNTIL (np_test_count_open_fds () == base + 2 + 8);
 
   /* 8 more would take it to 8 + 8 + its 2 connections. */
   greedy = raw_peer_v3 (server);
@@ -1071,7 +1057,7 @@ test_fd_budget (void)
   g_assert_error (f.error, G_IO_ERROR, G_IO_ERROR_TOO_MANY_OPEN_FILES);
   g_assert_nonnull (strstr (f.error->message, "RLIMIT_NOFILE"));
   g_socket_close (greedy, NULL);
-  WAIT_UNTIL (count_open_fds () == base + 2 + 8);
+  WAIT_UNTIL (np_test_count_open_fds () == base + 2 + 8);
 
   /* Clients fill what is left: 8 held, and connections up to 8. */
   while (f.connections->len < 8)
@@ -1097,7 +1083,7 @@ test_fd_budget (void)
   WAIT_UNTIL (f.fd_lists->len == 1);
   g_assert_cmpint (g_unix_fd_list_get_length (g_ptr_array_index (f.fd_lists, 0)), ==, 8);
   g_ptr_array_set_size (f.fd_lists, 0);
-  before = count_open_fds ();
+  before = np_test_count_open_fds ();
   g_assert_cmpuint (before, ==, base + 2);
 
   /* And the greedy peer's message now gets through. */
@@ -1114,7 +1100,7 @@ test_fd_budget (void)
   g_socket_close (greedy, NULL);
   g_socket_close (holder, NULL);
   WAIT_UNTIL (f.connections->len == 0);
-  WAIT_UNTIL (count_open_fds () == base);
+  WAIT_UNTIL (np_test_count_open_fds () == base);
 
   close (fd);
   g_clear_object (&server);

@@ -105,21 +105,6 @@ want_fds (Fixture *f)
   g_signal_connect (f->server, "message-with-fds-received", G_CALLBACK (on_message_with_fds), f);
 }
 
-/* The descriptors this process has open. */
-static guint
-count_open_fds (void)
-{
-  g_autoptr(GDir) dir = g_dir_open ("/proc/self/fd", 0, NULL);
-  guint n = 0;
-
-  g_assert_nonnull (dir);
-  while (g_dir_read_name (dir) != NULL)
-    n++;
-
-  /* Less the one the listing itself used. */
-  return n - 1;
-}
-
 static int
 memfd_with (const char *text)
 {
@@ -238,7 +223,7 @@ test_unhandled_closed (Fixture       *f,
   g_assert_no_error (error);
   WAIT_UNTIL (f->connections->len == 1 && np_pipe_client_get_peer_max_message_size (client) > 0);
 
-  before = count_open_fds ();
+  before = np_test_count_open_fds ();
   fd = memfd_with ("x");
   g_unix_fd_list_append (fds, fd, &error);
   g_assert_no_error (error);
@@ -257,7 +242,7 @@ test_unhandled_closed (Fixture       *f,
   WAIT_UNTIL (f->messages->len == 1000);
   for (guint i = 0; i < f->messages->len; i++)
     g_assert_true (g_bytes_equal (f->messages->pdata[i], message));
-  g_assert_cmpuint (count_open_fds (), ==, before);
+  g_assert_cmpuint (np_test_count_open_fds (), ==, before);
   g_assert_true (np_pipe_client_get_connected (client));
 }
 
@@ -385,7 +370,7 @@ test_bad_peer (Fixture       *f,
 
   want_fds (f);
   np_pipe_server_set_max_fds_per_message (f->server, 4);
-  before = count_open_fds ();
+  before = np_test_count_open_fds ();
   socket = raw_peer (f);
 
   switch (bad)
@@ -428,7 +413,7 @@ test_bad_peer (Fixture       *f,
   if (bad == BAD_CUT)
     {
       /* Received and held, then the end of the stream. */
-      WAIT_UNTIL (count_open_fds () >= before + 2 + 2);
+      WAIT_UNTIL (np_test_count_open_fds () >= before + 2 + 2);
       g_socket_shutdown (socket, FALSE, TRUE, NULL);
     }
 
@@ -440,7 +425,7 @@ test_bad_peer (Fixture       *f,
 
   g_socket_close (socket, NULL);
   g_ptr_array_set_size (f->connections, 0);
-  WAIT_UNTIL (count_open_fds () == before);
+  WAIT_UNTIL (np_test_count_open_fds () == before);
 }
 
 /* A peer of version 2 takes no descriptors: sending to it fails at once
