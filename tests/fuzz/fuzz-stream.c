@@ -58,6 +58,16 @@ on_request (GObject  *owner,
   np_stream_reply (stream, id, message, NULL);
 }
 
+/* Bytes alone never carry descriptors: a frame that announces some must
+ * end the stream, never get here. */
+static void
+on_message_with_fds (GObject     *owner,
+                     GBytes      *message,
+                     GUnixFDList *fds)
+{
+  g_assert_not_reached ();
+}
+
 static void
 on_closed (GObject      *owner,
            NpStream     *stream,
@@ -70,6 +80,7 @@ static const NpStreamCallbacks callbacks = {
   .opened = on_opened,
   .message = on_message,
   .request = on_request,
+  .message_with_fds = on_message_with_fds,
   .closed = on_closed,
 };
 
