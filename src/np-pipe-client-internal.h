@@ -63,6 +63,8 @@ struct _NpPipeClient
    * the server to come back. */
   guint         reconnect_delay;
   NpServerWatch *reconnect_watch;
+  /* Attempts made before the current wait ran out. */
+  guint         reconnect_early;
   /* When the client last became connected (monotonic, µs). */
   gint64        connected_since;
   /* Messages sent while disconnected with auto-reconnect, to write
@@ -76,6 +78,7 @@ struct _NpPipeClient
   guint         auto_reconnect : 1;
   guint         reconnecting : 1;    /* lost its connection, tries again until close() */
   guint         reconnect_soon : 1;  /* the server showed up since the last wait */
+  guint         reconnect_timer_full : 1;  /* the timer is a whole back-off */
 
   /* What the connected stream has queued, published by it for
    * np_pipe_client_get_queued_bytes(), which takes no lock. */

@@ -165,6 +165,7 @@ np_pipe_client_reconnect_fire (gpointer data,
 {
   g_autoptr(NpPipeClient) self = g_weak_ref_get (data);
   NpServerWatch *stopped = NULL;
+  gboolean early;
   gboolean go;
 
   if (self == NULL)
@@ -176,9 +177,16 @@ np_pipe_client_reconnect_fire (gpointer data,
       stopped = np_pipe_client_stop_reconnecting_locked (self);
       np_pipe_client_drop_held_locked (self);
     }
-  go = self->reconnecting && !self->connected && self->attempt == NULL;
-  if (from_monitor)
+  /* A whole back-off passed: hints may cut the next one short again. */
+  if (!from_monitor && self->reconnect_timer_full)
+    self->reconnect_early = 0;
+  early = from_monitor || !self->reconnect_timer_full;
+  go = self->reconnecting && !self->connected && self->attempt == NULL &&
+       (!early || self->reconnect_early < NP_EARLY_ATTEMPTS_PER_WAIT);
+  if (from_monitor && self->reconnect_early < NP_EARLY_ATTEMPTS_PER_WAIT)
     self->reconnect_soon = TRUE;
+  if (go && early)
+    self->reconnect_early++;
   g_mutex_unlock (self->lock);
 
   g_clear_pointer (&stopped, np_server_watch_free);
@@ -217,18 +225,20 @@ np_pipe_client_reconnect_later (NpPipeClient *self)
       guint max = MAX (self->reconnect_interval, self->reconnect_max_interval);
       guint delay;
 
-      if (self->reconnect_soon)
+      /* The server showed up: it may be about to listen. That does not
+       * start the back-off afresh: only a connection that lasted does. */
+      if (self->reconnect_soon && self->reconnect_early < NP_EARLY_ATTEMPTS_PER_WAIT)
         {
-          /* The server showed up: it may be about to listen. */
           delay = np_backoff_jitter (MIN (self->reconnect_interval, NP_RETRY_SOON_MSEC));
-          self->reconnect_delay = self->reconnect_interval;
-          self->reconnect_soon = FALSE;
+          self->reconnect_timer_full = FALSE;
         }
       else
         {
           delay = np_backoff_jitter (self->reconnect_delay);
           self->reconnect_delay = MIN ((guint64) self->reconnect_delay * 2, max);
+          self->reconnect_timer_full = TRUE;
         }
+      self->reconnect_soon = FALSE;
       np_server_watch_set_timer (self->reconnect_watch, delay);
     }
   g_mutex_unlock (self->lock);

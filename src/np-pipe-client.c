@@ -217,6 +217,8 @@ np_pipe_client_stream_closed (GObject      *owner,
            * accepts and drops the client at once keeps it backing off
            * instead of being called on every reconnect-interval. */
           self->reconnecting = TRUE;
+          self->reconnect_early = 0;
+          self->reconnect_timer_full = FALSE;
           if (self->reconnect_delay == 0 || lasted_msec >= self->reconnect_delay)
             self->reconnect_delay = self->reconnect_interval;
         }
