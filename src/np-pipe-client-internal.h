@@ -51,6 +51,7 @@ struct _NpPipeClient
   GTask        *connect_task;    /* a connect_async waiting for the hello */
   NpStream     *connect_stream;  /* the stream it waits on */
   GCancellable *attempt;         /* cancels the connect under way */
+  GCancellable *reconnect_attempt;  /* attempt, when the reconnect loop made it */
   gulong        attempt_id;      /* handler of connect_task on attempt */
   guint         max_message_size;
   guint         max_queued_bytes;
@@ -110,5 +111,6 @@ void  np_pipe_client_release_held_locked(NpPipeClient *self);
 NpServerWatch *np_pipe_client_stop_reconnecting_locked
                                         (NpPipeClient *self);
 void  np_pipe_client_reconnect_later    (NpPipeClient *self);
+void  np_pipe_client_stop_auto_reconnect(NpPipeClient *self);
 
 G_END_DECLS

@@ -302,6 +302,7 @@ np_pipe_client_finalize (GObject *object)
   g_assert (self->reconnect_watch == NULL && g_queue_is_empty (&self->held));
 
   g_clear_object (&self->attempt);
+  g_clear_object (&self->reconnect_attempt);
   g_clear_pointer (&self->retired, g_ptr_array_unref);
   g_clear_pointer (&self->name, g_free);
   g_clear_pointer (&self->path, g_free);
