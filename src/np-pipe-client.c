@@ -414,7 +414,9 @@ np_pipe_client_class_init (NpPipeClientClass *klass)
    * of the client's, and is %NP_PIPE_ERROR_TIMED_OUT when a close had to
    * drop what was queued. A connection that
    * [method@Np.PipeClient.connect_async] reported as failed is not
-   * reported again here.
+   * reported again here. Setting [property@Np.PipeClient:auto-reconnect]
+   * to %FALSE while messages wait for a reconnect drops them, and emits
+   * this once more, with %NP_PIPE_ERROR_CLOSED saying how many.
    *
    * Since: 1.0
    */
