@@ -212,6 +212,8 @@ typedef struct
   guint          wait : 1;
   guint          dialing : 1;      /* a socket connect is under way, or made */
   guint          retry_soon : 1;   /* the server showed up since the last wait */
+  guint          timer_full : 1;   /* the timer is a whole back-off */
+  guint          early;            /* attempts made before this wait ran out */
   guint          attempt_watched : 1;
 } ConnectData;
 
@@ -405,9 +407,18 @@ np_pipe_client_retry_connect (gpointer data,
       return;
     }
 
+  /* As the reconnect loop: a few hints per wait, then the back-off. */
+  if (!from_monitor && connect->timer_full)
+    connect->early = 0;
+  if ((from_monitor || !connect->timer_full) && connect->early >= NP_EARLY_ATTEMPTS_PER_WAIT)
+    return;
   connect->retry_soon = connect->retry_soon || from_monitor;
   if (!connect->dialing)
-    np_pipe_client_dial (self, task);
+    {
+      if (from_monitor || !connect->timer_full)
+        connect->early++;
+      np_pipe_client_dial (self, task);
+    }
 }
 
 /* No server runs under the name: waits for one to start, until the
@@ -424,18 +435,19 @@ np_pipe_client_wait_for_server (NpPipeClient *self,
   if (connect->deadline > 0 && now >= connect->deadline)
     return FALSE;
 
-  if (connect->retry_soon)
+  if (connect->retry_soon && connect->early < NP_EARLY_ATTEMPTS_PER_WAIT)
     {
       /* The server showed up: it may be about to listen. */
       delay = np_backoff_jitter (MIN (connect->interval, NP_RETRY_SOON_MSEC));
-      connect->delay = connect->interval;
-      connect->retry_soon = FALSE;
+      connect->timer_full = FALSE;
     }
   else
     {
       delay = np_backoff_jitter (connect->delay);
       connect->delay = MIN ((guint64) connect->delay * 2, connect->max_delay);
+      connect->timer_full = TRUE;
     }
+  connect->retry_soon = FALSE;
   if (connect->deadline > 0)
     delay = MIN ((gint64) delay, (connect->deadline - now + 999) / G_TIME_SPAN_MILLISECOND);
 

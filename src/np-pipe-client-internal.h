@@ -51,6 +51,7 @@ struct _NpPipeClient
   GTask        *connect_task;    /* a connect_async waiting for the hello */
   NpStream     *connect_stream;  /* the stream it waits on */
   GCancellable *attempt;         /* cancels the connect under way */
+  GCancellable *reconnect_attempt;  /* attempt, when the reconnect loop made it */
   gulong        attempt_id;      /* handler of connect_task on attempt */
   guint         max_message_size;
   guint         max_queued_bytes;
@@ -63,6 +64,8 @@ struct _NpPipeClient
    * the server to come back. */
   guint         reconnect_delay;
   NpServerWatch *reconnect_watch;
+  /* Attempts made before the current wait ran out. */
+  guint         reconnect_early;
   /* When the client last became connected (monotonic, µs). */
   gint64        connected_since;
   /* Messages sent while disconnected with auto-reconnect, to write
@@ -76,6 +79,7 @@ struct _NpPipeClient
   guint         auto_reconnect : 1;
   guint         reconnecting : 1;    /* lost its connection, tries again until close() */
   guint         reconnect_soon : 1;  /* the server showed up since the last wait */
+  guint         reconnect_timer_full : 1;  /* the timer is a whole back-off */
 
   /* What the connected stream has queued, published by it for
    * np_pipe_client_get_queued_bytes(), which takes no lock. */
@@ -107,5 +111,6 @@ void  np_pipe_client_release_held_locked(NpPipeClient *self);
 NpServerWatch *np_pipe_client_stop_reconnecting_locked
                                         (NpPipeClient *self);
 void  np_pipe_client_reconnect_later    (NpPipeClient *self);
+void  np_pipe_client_stop_auto_reconnect(NpPipeClient *self);
 
 G_END_DECLS

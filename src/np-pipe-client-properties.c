@@ -404,7 +404,9 @@ np_pipe_client_install_properties (GObjectClass *object_class)
    * does not run yet, for at most [property@Np.PipeClient:connect-timeout].
    *
    * %FALSE by default. Setting it to %FALSE stops a reconnect under way
-   * at its next attempt.
+   * at once, giving up an attempt in progress; the messages held for it
+   * are dropped, and a [signal@Np.PipeClient::disconnected] of its own,
+   * with %NP_PIPE_ERROR_CLOSED, says how many.
    *
    * Since: 1.0
    */
@@ -804,6 +806,9 @@ np_pipe_client_set_auto_reconnect (NpPipeClient *self,
   changed = self->auto_reconnect != !!auto_reconnect;
   self->auto_reconnect = !!auto_reconnect;
   g_mutex_unlock (self->lock);
+
+  if (!auto_reconnect)
+    np_pipe_client_stop_auto_reconnect (self);
 
   if (changed)
     g_object_notify_by_pspec (G_OBJECT (self), properties [NP_PIPE_CLIENT_PROP_AUTO_RECONNECT]);

@@ -121,6 +121,7 @@ np_pipe_client_stop_reconnecting_locked (NpPipeClient *self)
 {
   self->reconnecting = FALSE;
   self->reconnect_soon = FALSE;
+  g_clear_object (&self->reconnect_attempt);
 
   return g_steal_pointer (&self->reconnect_watch);
 }
@@ -165,6 +166,7 @@ np_pipe_client_reconnect_fire (gpointer data,
 {
   g_autoptr(NpPipeClient) self = g_weak_ref_get (data);
   NpServerWatch *stopped = NULL;
+  gboolean early;
   gboolean go;
 
   if (self == NULL)
@@ -176,9 +178,16 @@ np_pipe_client_reconnect_fire (gpointer data,
       stopped = np_pipe_client_stop_reconnecting_locked (self);
       np_pipe_client_drop_held_locked (self);
     }
-  go = self->reconnecting && !self->connected && self->attempt == NULL;
-  if (from_monitor)
+  /* A whole back-off passed: hints may cut the next one short again. */
+  if (!from_monitor && self->reconnect_timer_full)
+    self->reconnect_early = 0;
+  early = from_monitor || !self->reconnect_timer_full;
+  go = self->reconnecting && !self->connected && self->attempt == NULL &&
+       (!early || self->reconnect_early < NP_EARLY_ATTEMPTS_PER_WAIT);
+  if (from_monitor && self->reconnect_early < NP_EARLY_ATTEMPTS_PER_WAIT)
     self->reconnect_soon = TRUE;
+  if (go && early)
+    self->reconnect_early++;
   g_mutex_unlock (self->lock);
 
   g_clear_pointer (&stopped, np_server_watch_free);
@@ -190,6 +199,81 @@ np_pipe_client_reconnect_fire (gpointer data,
   g_main_context_push_thread_default (self->context);
   np_pipe_client_connect_internal (self, NULL, FALSE, np_pipe_client_reconnected, NULL);
   g_main_context_pop_thread_default (self->context);
+
+  /* Known, so that turning auto-reconnect off gives it up. */
+  g_mutex_lock (self->lock);
+  if (self->reconnecting)
+    g_set_object (&self->reconnect_attempt, self->attempt);
+  g_mutex_unlock (self->lock);
+}
+
+typedef struct
+{
+  NpPipeClient *client;
+  GError       *error;
+} Dropped;
+
+static gboolean
+np_pipe_client_report_dropped_cb (gpointer data)
+{
+  Dropped *dropped = data;
+
+  g_signal_emit_by_name (dropped->client, "disconnected", dropped->error);
+
+  return G_SOURCE_REMOVE;
+}
+
+static void
+dropped_free (gpointer data)
+{
+  Dropped *dropped = data;
+
+  g_object_unref (dropped->client);
+  g_error_free (dropped->error);
+  g_free (dropped);
+}
+
+/* auto-reconnect was turned off: a reconnect under way stops at once,
+ * its attempt (if any) is given up, and what was held is dropped and
+ * reported by a `disconnected` of its own, from the client's context,
+ * never from inside the setter. */
+void
+np_pipe_client_stop_auto_reconnect (NpPipeClient *self)
+{
+  g_autoptr(GCancellable) attempt = NULL;
+  NpServerWatch *watch = NULL;
+  guint n_dropped = 0;
+
+  g_mutex_lock (self->lock);
+  if (self->auto_reconnect || !self->reconnecting)
+    {
+      g_mutex_unlock (self->lock);
+      return;
+    }
+  if (self->attempt != NULL && self->attempt == self->reconnect_attempt)
+    attempt = g_object_ref (self->attempt);
+  watch = np_pipe_client_stop_reconnecting_locked (self);
+  n_dropped = np_pipe_client_drop_held_locked (self);
+  g_mutex_unlock (self->lock);
+
+  g_clear_pointer (&watch, np_server_watch_free);
+  if (attempt != NULL)
+    g_cancellable_cancel (attempt);
+
+  if (n_dropped > 0)
+    {
+      Dropped *dropped = g_new0 (Dropped, 1);
+      g_autoptr(GSource) idle = g_idle_source_new ();
+
+      dropped->client = g_object_ref (self);
+      dropped->error = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
+                                    "Pipe “%s”: %u messages sent while disconnected were "
+                                    "dropped: auto-reconnect was turned off",
+                                    self->name, n_dropped);
+      g_source_set_static_name (idle, "[np] report held messages dropped");
+      g_source_set_callback (idle, np_pipe_client_report_dropped_cb, dropped, dropped_free);
+      g_source_attach (idle, self->context);
+    }
 }
 
 /* Arms the next attempt of the reconnect loop, if it still runs: after a
@@ -217,18 +301,20 @@ np_pipe_client_reconnect_later (NpPipeClient *self)
       guint max = MAX (self->reconnect_interval, self->reconnect_max_interval);
       guint delay;
 
-      if (self->reconnect_soon)
+      /* The server showed up: it may be about to listen. That does not
+       * start the back-off afresh: only a connection that lasted does. */
+      if (self->reconnect_soon && self->reconnect_early < NP_EARLY_ATTEMPTS_PER_WAIT)
         {
-          /* The server showed up: it may be about to listen. */
           delay = np_backoff_jitter (MIN (self->reconnect_interval, NP_RETRY_SOON_MSEC));
-          self->reconnect_delay = self->reconnect_interval;
-          self->reconnect_soon = FALSE;
+          self->reconnect_timer_full = FALSE;
         }
       else
         {
           delay = np_backoff_jitter (self->reconnect_delay);
           self->reconnect_delay = MIN ((guint64) self->reconnect_delay * 2, max);
+          self->reconnect_timer_full = TRUE;
         }
+      self->reconnect_soon = FALSE;
       np_server_watch_set_timer (self->reconnect_watch, delay);
     }
   g_mutex_unlock (self->lock);

@@ -217,6 +217,8 @@ np_pipe_client_stream_closed (GObject      *owner,
            * accepts and drops the client at once keeps it backing off
            * instead of being called on every reconnect-interval. */
           self->reconnecting = TRUE;
+          self->reconnect_early = 0;
+          self->reconnect_timer_full = FALSE;
           if (self->reconnect_delay == 0 || lasted_msec >= self->reconnect_delay)
             self->reconnect_delay = self->reconnect_interval;
         }
@@ -300,6 +302,7 @@ np_pipe_client_finalize (GObject *object)
   g_assert (self->reconnect_watch == NULL && g_queue_is_empty (&self->held));
 
   g_clear_object (&self->attempt);
+  g_clear_object (&self->reconnect_attempt);
   g_clear_pointer (&self->retired, g_ptr_array_unref);
   g_clear_pointer (&self->name, g_free);
   g_clear_pointer (&self->path, g_free);
@@ -411,7 +414,9 @@ np_pipe_client_class_init (NpPipeClientClass *klass)
    * of the client's, and is %NP_PIPE_ERROR_TIMED_OUT when a close had to
    * drop what was queued. A connection that
    * [method@Np.PipeClient.connect_async] reported as failed is not
-   * reported again here.
+   * reported again here. Setting [property@Np.PipeClient:auto-reconnect]
+   * to %FALSE while messages wait for a reconnect drops them, and emits
+   * this once more, with %NP_PIPE_ERROR_CLOSED saying how many.
    *
    * Since: 1.0
    */

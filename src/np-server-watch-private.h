@@ -18,6 +18,14 @@ typedef struct _NpServerWatch NpServerWatch;
  * before it listens. */
 #define NP_RETRY_SOON_MSEC 50
 
+/* How many attempts a wait of the back-off may see before its end: set
+ * off by the socket or lock file appearing, or retrying soon after one
+ * of those. A starting server takes its lock, binds, then listens; a
+ * server that makes its socket again and again without ever accepting
+ * must not make its clients connect as often, so past these the hints
+ * wait for the back-off, which goes on growing. */
+#define NP_EARLY_ATTEMPTS_PER_WAIT 3
+
 /* @from_monitor: the socket or its lock file changed, rather than the
  * timer firing. */
 typedef void (*NpServerWatchFunc) (gpointer data,

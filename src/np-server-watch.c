@@ -16,7 +16,8 @@
  * the only way where no monitor can be had (no inotify, a directory that
  * does not exist yet and cannot be watched). While the directory does
  * not exist (no server ever ran), its parent is watched for it to be
- * created, and the directory from then on. A socket that appears is
+ * created, and the directory from then on; a directory removed while
+ * watched is waited for again the same way. A socket that appears is
  * only a hint: whoever is called tries to connect, and a stale socket
  * (no server holds its lock) refuses the connection.
  *
@@ -92,6 +93,15 @@ np_server_watch_changed (GFileMonitor      *monitor,
     case G_FILE_MONITOR_EVENT_MOVED_IN:
     case G_FILE_MONITOR_EVENT_RENAMED:
       break;
+
+    case G_FILE_MONITOR_EVENT_DELETED:
+    case G_FILE_MONITOR_EVENT_MOVED_OUT:
+    case G_FILE_MONITOR_EVENT_UNMOUNTED:
+      /* The directory itself went: a monitor of it would never report
+       * again, not even once a directory of that name is made anew. */
+      if (!self->on_parent && !g_file_test (self->dir_path, G_FILE_TEST_IS_DIR))
+        np_server_watch_monitor (self);
+      return;
 
     default:
       return;
