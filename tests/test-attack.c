@@ -1713,8 +1713,9 @@ test_reconnect_no_hello_server (void)
   raw = np_test_raw_server_new (name, 16, TRUE);
   run_for (1000);
   n = raw->accepted->len;
-  /* At most one attempt per connect-timeout, and a few waits. */
-  g_assert_cmpuint (n, >=, 3);
+  /* At most one attempt per connect-timeout, and a few waits; it keeps
+   * trying (a loaded machine may run fewer attempts, never more). */
+  g_assert_cmpuint (n, >=, 2);
   g_assert_cmpuint (n, <=, 12);
   for (guint i = 0; i + 1 < n; i++)
     raw_wait_closed (g_ptr_array_index (raw->accepted, i));
