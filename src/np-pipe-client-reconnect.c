@@ -82,6 +82,14 @@ np_pipe_client_drop_held_locked (NpPipeClient *self)
   return n_dropped;
 }
 
+static gboolean
+np_pipe_client_warn_cb (gpointer data)
+{
+  g_warning ("%s", (const char *) data);
+
+  return G_SOURCE_REMOVE;
+}
+
 /* The client just became connected to self->stream: what was held goes
  * out first. */
 void
@@ -108,9 +116,20 @@ np_pipe_client_release_held_locked (NpPipeClient *self)
     }
   self->held_bytes = 0;
 
+  /* Logged from the client's context: a log handler may call the
+   * client, whose lock is held here. */
   if (n_dropped > 0)
-    g_warning ("Pipe “%s”: %u messages sent while disconnected were dropped: %s",
-               self->name, n_dropped, first_error->message);
+    {
+      g_autoptr(GSource) idle = g_idle_source_new ();
+
+      g_source_set_static_name (idle, "[np] warn of held messages dropped");
+      g_source_set_callback (idle, np_pipe_client_warn_cb,
+                             g_strdup_printf ("Pipe “%s”: %u messages sent while disconnected "
+                                              "were dropped: %s",
+                                              self->name, n_dropped, first_error->message),
+                             g_free);
+      g_source_attach (idle, self->context);
+    }
 }
 
 /* Reconnecting */

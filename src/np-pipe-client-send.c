@@ -130,7 +130,11 @@ np_pipe_client_send (NpPipeClient  *self,
  * which travel with it over the socket (`SCM_RIGHTS`): the server
  * receives duplicates of them, with the message, through
  * [signal@Np.PipeServer::message-with-fds-received]. This never blocks,
- * and fails like [method@Np.PipeClient.send].
+ * and fails like [method@Np.PipeClient.send], but for one thing: while
+ * the client is disconnected, with
+ * [property@Np.PipeClient:auto-reconnect] too, it fails with
+ * %NP_PIPE_ERROR_CLOSED rather than hold the message (and its open
+ * descriptors) for a server that may never come back.
  *
  * The client keeps a reference to @fds until the message is written
  * (the descriptors stay open until then); when the connection closes

@@ -101,6 +101,24 @@ np_pipe_connection_get_stream (NpPipeConnection *self)
   return g_atomic_pointer_get (&self->stream);
 }
 
+/* The stream, or %NULL with @error set when the connection was never
+ * accepted. */
+static NpStream *
+np_pipe_connection_get_accepted_stream (NpPipeConnection  *self,
+                                        GError           **error)
+{
+  NpStream *stream = np_pipe_connection_get_stream (self);
+
+  if (stream == NULL || !self->accepted)
+    {
+      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
+                   "Client %" G_GUINT64_FORMAT " is not connected", self->id);
+      return NULL;
+    }
+
+  return stream;
+}
+
 /* Marks the connection closing; notifies once, from the server's
  * context. */
 static void
@@ -705,13 +723,9 @@ np_pipe_connection_send (NpPipeConnection  *self,
   g_return_val_if_fail (message != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  stream = np_pipe_connection_get_stream (self);
-  if (stream == NULL || !self->accepted)
-    {
-      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                   "Client %" G_GUINT64_FORMAT " is not connected", self->id);
-      return FALSE;
-    }
+  stream = np_pipe_connection_get_accepted_stream (self, error);
+  if (stream == NULL)
+    return FALSE;
 
   return np_stream_send (stream, message, error);
 }
@@ -760,13 +774,9 @@ np_pipe_connection_send_with_fds (NpPipeConnection  *self,
   if (fds == NULL || g_unix_fd_list_get_length (fds) == 0)
     return np_pipe_connection_send (self, message, error);
 
-  stream = np_pipe_connection_get_stream (self);
-  if (stream == NULL || !self->accepted)
-    {
-      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                   "Client %" G_GUINT64_FORMAT " is not connected", self->id);
-      return FALSE;
-    }
+  stream = np_pipe_connection_get_accepted_stream (self, error);
+  if (stream == NULL)
+    return FALSE;
 
   return np_stream_send_with_fds (stream, message, fds, error);
 }
@@ -830,24 +840,6 @@ np_pipe_connection_send_variant (NpPipeConnection  *self,
   message = np_variant_to_message (value);
 
   return np_pipe_connection_send (self, message, error);
-}
-
-/* The stream, or %NULL with @error set when the connection was never
- * accepted. */
-static NpStream *
-np_pipe_connection_get_accepted_stream (NpPipeConnection  *self,
-                                        GError           **error)
-{
-  NpStream *stream = np_pipe_connection_get_stream (self);
-
-  if (stream == NULL || !self->accepted)
-    {
-      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                   "Client %" G_GUINT64_FORMAT " is not connected", self->id);
-      return NULL;
-    }
-
-  return stream;
 }
 
 /**
@@ -1054,6 +1046,7 @@ np_pipe_connection_request_async (NpPipeConnection    *self,
                                   gpointer             user_data)
 {
   g_autoptr(GTask) task = NULL;
+  GError *error = NULL;
   NpStream *stream;
 
   g_return_if_fail (NP_IS_PIPE_CONNECTION (self));
@@ -1063,10 +1056,9 @@ np_pipe_connection_request_async (NpPipeConnection    *self,
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, np_pipe_connection_request_async);
 
-  stream = np_pipe_connection_get_stream (self);
-  if (stream == NULL || !self->accepted)
-    g_task_return_new_error (task, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                             "Client %" G_GUINT64_FORMAT " is not connected", self->id);
+  stream = np_pipe_connection_get_accepted_stream (self, &error);
+  if (stream == NULL)
+    g_task_return_error (task, error);
   else
     np_stream_request_async (stream, request, task);
 }

@@ -303,6 +303,8 @@ gboolean np_stream_park_locked     (NpStream      *self,
                                     gboolean       request);
 void    np_stream_unpark_locked    (NpStream      *self,
                                     NpStreamAfter *after);
+void    np_stream_defer_locked     (NpStream      *self,
+                                    NpStreamAfter *after);
 guint   np_stream_count_parked_messages_locked
                                    (NpStream      *self);
 void    np_stream_fail_requests_locked

@@ -468,15 +468,7 @@ np_stream_reply (NpStream     *self,
     }
 
   /* Reported from the context: a reply may come from any thread. */
-  if (after.finished || after.done.length > 0)
-    {
-      NpOp *op;
-
-      while ((op = g_queue_pop_head (&after.done)) != NULL)
-        g_queue_push_tail (&self->deferred, op);
-      after.finished = FALSE;
-      np_flusher_arm (self->flusher, &self->flush_link, TRUE);
-    }
+  np_stream_defer_locked (self, &after);
   g_mutex_unlock (self->lock);
 }
 

@@ -402,9 +402,11 @@ np_stream_queue_message_at_locked (NpStream *self,
   return FALSE;
 }
 
-/* What a failed send() left to do is reported and completed from the
- * context, never from inside send(), nor with the lock held. */
-static void
+/* Leaves what a locked stretch left to do (ops to complete, the end to
+ * report) to the context's flusher: for a caller that may be in any
+ * thread, or inside a call the application made (a failed send(), a
+ * reply), where completing them here would be too early. */
+void
 np_stream_defer_locked (NpStream      *self,
                         NpStreamAfter *after)
 {
@@ -414,6 +416,7 @@ np_stream_defer_locked (NpStream      *self,
 
       while ((op = g_queue_pop_head (&after->done)) != NULL)
         g_queue_push_tail (&self->deferred, op);
+      after->finished = FALSE;
       np_flusher_arm (self->flusher, &self->flush_link, TRUE);
     }
 }
