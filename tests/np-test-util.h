@@ -8,6 +8,7 @@
 #pragma once
 
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <glib/gstdio.h>
@@ -118,6 +119,36 @@ np_test_message_parse (GBytes  *message,
       return FALSE;
 
   return TRUE;
+}
+
+/* Sends @len bytes of @data with @n_fds (1 to 253) descriptors in one
+ * sendmsg(), as a peer that passes descriptors does. */
+static inline void
+np_test_raw_send_with_fds (GSocket      *socket,
+                           const guint8 *data,
+                           gsize         len,
+                           const int    *fds,
+                           guint         n_fds)
+{
+  union {
+    struct cmsghdr header;
+    char           space[CMSG_SPACE (sizeof (int) * 253)];
+  } control;
+  struct iovec iov = { (void *) data, len };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+  struct cmsghdr *cmsg;
+
+  g_assert_cmpuint (n_fds, <=, 253);
+  memset (&control, 0, sizeof control);
+  msg.msg_control = control.space;
+  msg.msg_controllen = CMSG_SPACE (sizeof (int) * n_fds);
+  cmsg = CMSG_FIRSTHDR (&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN (sizeof (int) * n_fds);
+  memcpy (CMSG_DATA (cmsg), fds, sizeof (int) * n_fds);
+
+  g_assert_cmpint (sendmsg (g_socket_get_fd (socket), &msg, MSG_NOSIGNAL), ==, (gssize) len);
 }
 
 /* The descriptors this process has open. */

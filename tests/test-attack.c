@@ -133,19 +133,18 @@ count_cb (gpointer  instance,
   (*count)++;
 }
 
-static void
-test_reconnect_while_closing_then_drop (void)
+/* Connects @client to @raw and leaves the connection closing: more
+ * queued than the socket holds, and the server's side ended, so that
+ * the connection has to keep writing. Returns the server's end. */
+static GSocket *
+leave_client_closing (NpTestRawServer *raw,
+                      NpPipeClient    *client)
 {
-  g_autofree char *name = unique_name ("reconnect-closing");
-  NpTestRawServer *raw = np_test_raw_server_new (name, 8, TRUE);
   g_autoptr(GBytes) probe = g_bytes_new_static ("probe", 5);
   g_autoptr(GError) error = NULL;
-  NpPipeClient *client = np_pipe_client_new (name);
   GSocket *first;
   guint8 hello[12];
-  guint n_disconnected = 0;
 
-  g_signal_connect (client, "disconnected", G_CALLBACK (count_cb), &n_disconnected);
   g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
   g_assert_no_error (error);
   WAIT_UNTIL (raw->accepted->len == 1);
@@ -153,9 +152,6 @@ test_reconnect_while_closing_then_drop (void)
 
   np_test_hello (hello, 2, 16 * 1024 * 1024);
   np_test_raw_write (first, hello, sizeof hello);
-
-  /* More than the socket holds, so that the connection has to keep
-   * writing after the server ended its side. */
   fill_client_queue (client);
 
   g_assert_true (g_socket_shutdown (first, FALSE, TRUE, &error));
@@ -165,7 +161,23 @@ test_reconnect_while_closing_then_drop (void)
   while (np_pipe_client_send (client, probe, &error))
     g_main_context_iteration (NULL, TRUE);
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED);
-  g_clear_error (&error);
+
+  return first;
+}
+
+static void
+test_reconnect_while_closing_then_drop (void)
+{
+  g_autofree char *name = unique_name ("reconnect-closing");
+  NpTestRawServer *raw = np_test_raw_server_new (name, 8, TRUE);
+  g_autoptr(GError) error = NULL;
+  NpPipeClient *client = np_pipe_client_new (name);
+  GSocket *first;
+  guint8 hello[12];
+  guint n_disconnected = 0;
+
+  g_signal_connect (client, "disconnected", G_CALLBACK (count_cb), &n_disconnected);
+  first = leave_client_closing (raw, client);
 
   /* Connecting again is allowed: the first connection is not open. */
   g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
@@ -354,20 +366,7 @@ test_failed_reconnect_while_closing (void)
   guint n_disconnected = 0;
 
   g_signal_connect (client, "disconnected", G_CALLBACK (count_cb), &n_disconnected);
-  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
-  g_assert_no_error (error);
-  WAIT_UNTIL (raw->accepted->len == 1);
-  first = g_ptr_array_index (raw->accepted, 0);
-
-  np_test_hello (hello, 2, 16 * 1024 * 1024);
-  np_test_raw_write (first, hello, sizeof hello);
-  fill_client_queue (client);
-  g_assert_true (g_socket_shutdown (first, FALSE, TRUE, &error));
-  g_assert_no_error (error);
-
-  while (np_pipe_client_send (client, probe, &error))
-    g_main_context_iteration (NULL, TRUE);
-  g_clear_error (&error);
+  first = leave_client_closing (raw, client);
 
   /* A new connect, which the server drops before its hello. */
   np_pipe_client_connect_async (client, NULL, async_done_cb, &result);
@@ -848,7 +847,6 @@ test_request_sync_starves_context (void)
  * frame: a peer that keeps sending them must not make the server hold
  * them until the message ends, or the library's descriptor budget. */
 
-/* The descriptors this process has open. */
 /* Sends @len bytes of @data with @n_fds copies of @fd in one sendmsg(). */
 static void
 raw_send_with_fds (GSocket      *socket,
@@ -857,27 +855,13 @@ raw_send_with_fds (GSocket      *socket,
                    int           fd,
                    guint         n_fds)
 {
-  union {
-    struct cmsghdr header;
-    char           space[CMSG_SPACE (sizeof (int) * 253)];
-  } control;
-  struct iovec iov = { (void *) data, len };
-  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-  struct cmsghdr *cmsg;
+  int fds[253];
 
   g_assert_cmpuint (n_fds, >, 0);
-  g_assert_cmpuint (n_fds, <=, 253);
-  memset (&control, 0, sizeof control);
-  msg.msg_control = control.space;
-  msg.msg_controllen = CMSG_SPACE (sizeof (int) * n_fds);
-  cmsg = CMSG_FIRSTHDR (&msg);
-  cmsg->cmsg_level = SOL_SOCKET;
-  cmsg->cmsg_type = SCM_RIGHTS;
-  cmsg->cmsg_len = CMSG_LEN (sizeof (int) * n_fds);
+  g_assert_cmpuint (n_fds, <=, G_N_ELEMENTS (fds));
   for (guint i = 0; i < n_fds; i++)
-    memcpy (CMSG_DATA (cmsg) + i * sizeof (int), &fd, sizeof (int));
-
-  g_assert_cmpint (sendmsg (g_socket_get_fd (socket), &msg, MSG_NOSIGNAL), ==, (gssize) len);
+    fds[i] = fd;
+  np_test_raw_send_with_fds (socket, data, len, fds, n_fds);
 }
 
 /* A raw peer of protocol version 3, its hello sent. */

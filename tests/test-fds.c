@@ -316,34 +316,6 @@ raw_peer (Fixture *f)
   return socket;
 }
 
-/* Sends @len bytes of @data with @n_fds descriptors in one sendmsg(). */
-static void
-raw_send_with_fds (GSocket      *socket,
-                   const guint8 *data,
-                   gsize         len,
-                   const int    *fds,
-                   guint         n_fds)
-{
-  union {
-    struct cmsghdr header;
-    char           space[CMSG_SPACE (sizeof (int) * 253)];
-  } control;
-  struct iovec iov = { (void *) data, len };
-  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-  struct cmsghdr *cmsg;
-
-  memset (&control, 0, sizeof control);
-  msg.msg_control = control.space;
-  msg.msg_controllen = CMSG_SPACE (sizeof (int) * n_fds);
-  cmsg = CMSG_FIRSTHDR (&msg);
-  cmsg->cmsg_level = SOL_SOCKET;
-  cmsg->cmsg_type = SCM_RIGHTS;
-  cmsg->cmsg_len = CMSG_LEN (sizeof (int) * n_fds);
-  memcpy (CMSG_DATA (cmsg), fds, sizeof (int) * n_fds);
-
-  g_assert_cmpint (sendmsg (g_socket_get_fd (socket), &msg, MSG_NOSIGNAL), ==, (gssize) len);
-}
-
 typedef enum
 {
   BAD_TOO_MANY,     /* the header announces more than allowed */
@@ -402,7 +374,7 @@ test_bad_peer (Fixture       *f,
 
   for (guint i = 0; i < n_fds; i++)
     fds[i] = memfd_with ("held");
-  raw_send_with_fds (socket, frame, len, fds, n_fds);
+  np_test_raw_send_with_fds (socket, frame, len, fds, n_fds);
   for (guint i = 0; i < n_fds; i++)
     close (fds[i]);
   if (bad == BAD_STRAY)
