@@ -50,6 +50,12 @@ G_BEGIN_DECLS
  * @NP_PIPE_ERROR_NOT_SUPPORTED: the peer cannot do what was asked of it:
  *   it speaks a protocol version without requests, or nothing handled
  *   the request
+ * @NP_PIPE_ERROR_PEER_VANISHED: the peer went away without closing: its
+ *   process was killed or crashed, or its end of the connection was lost
+ *   (told apart from a clean close from protocol version 4 on)
+ * @NP_PIPE_ERROR_TOO_MANY_REQUESTS: the peer holds as many of this side's
+ *   requests unanswered as it accepts (`max-pending-requests`,
+ *   `max-pending-request-bytes`): the request was not delivered
  *
  * Error codes in the `NP_PIPE_ERROR` domain.
  *
@@ -72,6 +78,8 @@ typedef enum
   NP_PIPE_ERROR_QUEUE_FULL,
   NP_PIPE_ERROR_TOO_MANY_CLIENTS,
   NP_PIPE_ERROR_NOT_SUPPORTED,
+  NP_PIPE_ERROR_PEER_VANISHED,
+  NP_PIPE_ERROR_TOO_MANY_REQUESTS,
 } NpPipeError;
 
 NP_AVAILABLE_IN_ALL
