@@ -19,6 +19,10 @@ G_BEGIN_DECLS
 #define NP_PROTOCOL_REQUESTS    2
 /* The first version with messages that carry file descriptors. */
 #define NP_PROTOCOL_FDS         3
+/* The first version with a SETTINGS frame after the hello, a GOODBYE on
+ * every normal close (so that an end of stream without one is a peer
+ * that vanished), and requests and replies that carry descriptors. */
+#define NP_PROTOCOL_SETTINGS    4
 /* The most descriptors one sendmsg() may carry (the kernel's
  * SCM_MAX_FD), so the most one frame may. */
 #define NP_FDS_MAX              253
@@ -45,6 +49,13 @@ typedef enum
   /* From version 3 on: a message with descriptors, whose number is byte
    * 5 of the header. */
   NP_FRAME_MESSAGE_FDS = 7,
+  /* From version 4 on: what the sender takes (its descriptor limit) and
+   * is, sent once, after the peer's hello. */
+  NP_FRAME_SETTINGS    = 8,
+  /* From version 4 on: a request and a reply with descriptors, counted
+   * in byte 5 of the header as for NP_FRAME_MESSAGE_FDS. */
+  NP_FRAME_REQUEST_FDS = 9,
+  NP_FRAME_REPLY_FDS   = 10,
 } NpFrameType;
 
 typedef struct
