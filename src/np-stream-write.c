@@ -31,7 +31,9 @@ np_op_free (NpOp *op)
   g_clear_object (&op->task);
   g_clear_error (&op->error);
   g_clear_pointer (&op->message, g_bytes_unref);
+  g_clear_object (&op->fds);
   g_clear_pointer (&op->reply, g_bytes_unref);
+  g_clear_object (&op->reply_fds);
   g_free (op);
 }
 
@@ -121,8 +123,14 @@ np_op_complete (NpOp *op)
   else if (op->kind == NP_OP_PING)
     g_task_return_int (op->task, op->value);
   else if (op->kind == NP_OP_REQUEST)
-    g_task_return_pointer (op->task, g_steal_pointer (&op->reply),
-                           (GDestroyNotify) g_bytes_unref);
+    {
+      /* Held by the task until np_stream_request_finish() takes them,
+       * closed with it otherwise. */
+      if (op->reply_fds != NULL)
+        np_stream_set_reply_fds (op->task, g_steal_pointer (&op->reply_fds));
+      g_task_return_pointer (op->task, g_steal_pointer (&op->reply),
+                             (GDestroyNotify) g_bytes_unref);
+    }
   else
     g_task_return_boolean (op->task, TRUE);
 
@@ -295,6 +303,18 @@ np_stream_queue_peer_frame_locked (NpStream      *self,
                                    GBytes        *payload,
                                    NpStreamAfter *after)
 {
+  np_stream_queue_peer_frame_with_fds_locked (self, header, header_len, payload, NULL, after);
+}
+
+/* The same, for a frame whose first byte carries @fds (nullable). */
+void
+np_stream_queue_peer_frame_with_fds_locked (NpStream      *self,
+                                            const guint8  *header,
+                                            gsize          header_len,
+                                            GBytes        *payload,
+                                            GUnixFDList   *fds,
+                                            NpStreamAfter *after)
+{
   gsize len = g_bytes_get_size (payload);
 
   /* After the peer's end of stream, only the answers it waits for. */
@@ -315,7 +335,7 @@ np_stream_queue_peer_frame_locked (NpStream      *self,
       return;
     }
 
-  np_out_queue_push_frame (&self->out, header, header_len, payload);
+  np_out_queue_push_frame_with_fds (&self->out, header, header_len, payload, fds);
   np_stream_note_queued_locked (self);
   np_stream_request_flush_locked (self);
 }
@@ -484,6 +504,35 @@ np_stream_queue_message_with_fds_locked (NpStream    *self,
   np_stream_request_flush_locked (self);
 }
 
+/* Whether a frame (a message, request or reply) may carry @n_fds
+ * descriptors to the peer: no more than one sendmsg() takes, and a peer
+ * whose version carries descriptors, when its hello told. A request or
+ * reply with descriptors also needs version NP_PROTOCOL_SETTINGS, which
+ * its caller checks. */
+gboolean
+np_stream_check_fds_locked (NpStream  *self,
+                            guint      n_fds,
+                            GError   **error)
+{
+  if (n_fds > NP_FDS_MAX)
+    {
+      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
+                   "%s: a message carries at most %u descriptors, not %u",
+                   self->label, NP_FDS_MAX, n_fds);
+      return FALSE;
+    }
+
+  if (self->peer_known && self->version < NP_PROTOCOL_FDS)
+    {
+      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
+                   "%s: the peer speaks protocol version %u, which carries no descriptors",
+                   self->label, self->version);
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
 /* Queues @message with @fds (1 to NP_FDS_MAX descriptors), which go
  * with it over SCM_RIGHTS; a reference to @fds is kept until they are
  * written. Before the peer's hello it goes out all the same, as a plain
@@ -508,21 +557,8 @@ np_stream_send_with_fds_locked (NpStream     *self,
       return FALSE;
     }
 
-  if (n_fds > NP_FDS_MAX)
-    {
-      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
-                   "%s: a message carries at most %u descriptors, not %u",
-                   self->label, NP_FDS_MAX, n_fds);
-      return FALSE;
-    }
-
-  if (self->peer_known && self->version < NP_PROTOCOL_FDS)
-    {
-      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
-                   "%s: the peer speaks protocol version %u, which carries no descriptors",
-                   self->label, self->version);
-      return FALSE;
-    }
+  if (!np_stream_check_fds_locked (self, n_fds, error))
+    return FALSE;
 
   if (!np_stream_park_fds_locked (self, message, fds))
     np_stream_queue_message_with_fds_locked (self, message, fds);
