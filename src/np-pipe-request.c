@@ -37,6 +37,10 @@
  * }
  * ```
  *
+ * A request may carry file descriptors, and its reply too (protocol
+ * version 4): see [method@Np.PipeRequest.get_fd_list] and
+ * [method@Np.PipeRequest.reply_with_fds].
+ *
  * A request is answered once: answering it again is a programming error,
  * reported with `g_critical()`, and sends nothing. A request dropped
  * unanswered (its last reference gone) is answered with an error
