@@ -1209,7 +1209,7 @@ np_pipe_connection_request_with_fds_sync (NpPipeConnection  *self,
                                           GError           **error)
 {
   g_autoptr(NpPipeConnection) hold = NULL;
-  NpStream *stream;
+  g_autoptr(NpStream) stream = NULL;
 
   g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), NULL);
   g_return_val_if_fail (request != NULL, NULL);
@@ -1223,6 +1223,7 @@ np_pipe_connection_request_with_fds_sync (NpPipeConnection  *self,
   stream = np_pipe_connection_get_accepted_stream (self, error);
   if (stream == NULL)
     return NULL;
+  np_stream_ref (stream);
 
   return np_stream_request_sync (stream, request, fd_list, out_fd_list, cancellable, error);
 }
