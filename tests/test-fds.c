@@ -991,6 +991,100 @@ test_request_fds_cancelled (Fixture       *f,
   g_assert_cmpuint (f->n_disconnected, ==, 0);
 }
 
+typedef struct
+{
+  const char   *name;
+  GMainContext *context;
+  gint          ready;
+  gint          stop;
+} ClientThread;
+
+/* Answers with the request's message and descriptors. */
+static gboolean
+on_client_request_echo (NpPipeClient  *client,
+                        NpPipeRequest *request,
+                        gpointer       user_data)
+{
+  np_pipe_request_reply_with_fds (request, np_pipe_request_get_message (request),
+                                  np_pipe_request_get_fd_list (request));
+  return TRUE;
+}
+
+/* A client that runs in a thread and a main context of its own. */
+static gpointer
+client_thread (gpointer data)
+{
+  ClientThread *t = data;
+  g_autoptr(NpPipeClient) client = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_main_context_push_thread_default (t->context);
+  client = np_pipe_client_new (t->name);
+  g_signal_connect (client, "request-received", G_CALLBACK (on_client_request_echo), NULL);
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_no_error (error);
+  g_atomic_int_set (&t->ready, TRUE);
+  /* The main thread may be waiting for that alone. */
+  g_main_context_wakeup (NULL);
+  while (!g_atomic_int_get (&t->stop))
+    g_main_context_iteration (t->context, TRUE);
+  np_pipe_client_close (client);
+  g_clear_object (&client);
+  g_main_context_pop_thread_default (t->context);
+
+  return NULL;
+}
+
+/* The server asks, blocking, a client that runs in another thread: a
+ * plain request gets a plain reply, and (from version 4 on) one with a
+ * memfd gets it back. */
+static void
+test_connection_request_sync (Fixture       *f,
+                              gconstpointer  data)
+{
+  ClientThread t = { np_pipe_server_get_name (f->server), g_main_context_new (), FALSE, FALSE };
+  g_autoptr(GBytes) message = text ("from the server, waiting");
+  g_autoptr(GError) error = NULL;
+  NpPipeConnection *connection;
+  GThread *thread;
+
+  thread = g_thread_new ("client", client_thread, &t);
+  WAIT_UNTIL (f->connections->len == 1 && g_atomic_int_get (&t.ready));
+  connection = f->connections->pdata[0];
+
+  {
+    g_autoptr(GUnixFDList) reply_fds = NULL;
+    g_autoptr(GBytes) reply = NULL;
+
+    reply = np_pipe_connection_request_with_fds_sync (connection, message, NULL, &reply_fds,
+                                                      NULL, &error);
+    g_assert_no_error (error);
+    g_assert_true (g_bytes_equal (reply, message));
+    g_assert_null (reply_fds);
+  }
+
+  if (NP_PROTOCOL_VERSION >= NP_PROTOCOL_SETTINGS)
+    {
+      g_autoptr(GUnixFDList) fds = fd_list_with ("the server's, and back");
+      g_autoptr(GUnixFDList) reply_fds = NULL;
+      g_autoptr(GBytes) reply = NULL;
+      g_autofree char *contents = NULL;
+
+      reply = np_pipe_connection_request_with_fds_sync (connection, message, fds, &reply_fds,
+                                                        NULL, &error);
+      g_assert_no_error (error);
+      g_assert_true (g_bytes_equal (reply, message));
+      contents = read_fd_list (reply_fds);
+      g_assert_cmpstr (contents, ==, "the server's, and back");
+    }
+
+  g_atomic_int_set (&t.stop, TRUE);
+  g_main_context_wakeup (t.context);
+  g_thread_join (thread);
+  g_main_context_unref (t.context);
+  WAIT_UNTIL (f->n_disconnected == 1);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1022,6 +1116,7 @@ main (int   argc,
   ADD ("/Np/Fds/request/reply-to-version-3", test_reply_to_version_3, NULL);
   ADD ("/Np/Fds/request/unhandled-closed", test_request_fds_closed, NULL);
   ADD ("/Np/Fds/request/cancelled", test_request_fds_cancelled, NULL);
+  ADD ("/Np/Fds/request/connection-sync", test_connection_request_sync, NULL);
 
   ret = g_test_run ();
 
