@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <glib/gi18n-lib.h>
+
 #include "np-error.h"
 #include "np-fd-budget-private.h"
 #include "np-stream-internal.h"
@@ -123,6 +125,19 @@ np_stream_report_opened (NpStream *self,
     self->callbacks->opened (owner, self);
 }
 
+/* Descriptors came with bytes in which no frame that carries them
+ * starts: found when a later frame starts, or the stream ends. */
+static GError *
+np_stream_stray_fds_error_new (NpStream *self)
+{
+  NpFdBatch *batch = g_queue_peek_head (&self->fd_batches);
+
+  return g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                      _("%u descriptors came with bytes that start no message "
+                        "with descriptors"),
+                      batch->n);
+}
+
 static void
 np_stream_handle_pong (NpStream      *self,
                        GBytes        *payload,
@@ -160,13 +175,59 @@ np_stream_handle_goodbye (NpStream      *self,
   const guint8 *data = g_bytes_get_data (payload, &len);
   g_autoptr(GError) error = np_goodbye_decode (data, len);
 
-  /* A goodbye that announces a normal close is a clean close. */
+  /* A goodbye that announces a normal close ends the peer's side, as the
+   * end of the stream does: what is queued to it, and the answers it
+   * waits for, still go out before the stream closes cleanly. */
   if (g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED))
-    g_clear_error (&error);
-  else
+    {
+      self->goodbye_received = TRUE;
+      /* Nothing follows a goodbye: descriptors nothing took are stray. */
+      if (self->fd_batches.head != NULL)
+        {
+          error = np_stream_stray_fds_error_new (self);
+          g_prefix_error (&error, "%s: ", self->label);
+          np_stream_read_failed (self, error, TRUE, after);
+          return;
+        }
+      g_mutex_lock (self->lock);
+      np_stream_peer_ended_locked (self, after);
+      g_mutex_unlock (self->lock);
+      return;
+    }
+
+  g_prefix_error (&error, "%s: ", self->label);
+  np_stream_read_failed (self, error, FALSE, after);
+}
+
+/* The peer's settings, the last step of its handshake (version 4 on). */
+static void
+np_stream_handle_settings (NpStream      *self,
+                           GBytes        *payload,
+                           NpStreamAfter *after)
+{
+  g_autoptr(GError) error = NULL;
+  gsize len;
+  const guint8 *data = g_bytes_get_data (payload, &len);
+  NpSettings settings;
+
+  if (self->settings_received)
+    error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                                 _("the peer sent its settings twice"));
+  else if (!np_settings_decode (data, len, &settings, &error))
     g_prefix_error (&error, "%s: ", self->label);
 
-  np_stream_read_failed (self, error, FALSE, after);
+  if (error != NULL)
+    {
+      np_stream_read_failed (self, error, TRUE, after);
+      return;
+    }
+
+  g_mutex_lock (self->lock);
+  self->settings_received = TRUE;
+  self->peer_max_fds = settings.max_fds;
+  np_stream_opened_locked (self, after);
+  g_mutex_unlock (self->lock);
+  self->open_pending = TRUE;
 }
 
 /* Hands @fds (which the frame took from the budget) over with their
@@ -223,6 +284,10 @@ np_stream_handle_frame (NpStream      *self,
       np_stream_handle_goodbye (self, payload, after);
       break;
 
+    case NP_FRAME_SETTINGS:
+      np_stream_handle_settings (self, payload, after);
+      break;
+
     case NP_FRAME_REQUEST:
       {
         gsize len;
@@ -276,9 +341,7 @@ np_stream_match_fds (NpStream       *self,
       if (batch == NULL || batch->end > pos)
         return TRUE;
 
-      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                   "%u descriptors came with bytes that start no message with descriptors",
-                   batch->n);
+      g_propagate_error (error, np_stream_stray_fds_error_new (self));
       return FALSE;
     }
 
@@ -332,7 +395,7 @@ np_stream_parse_rest (NpStream      *self,
       gsize left = self->rest_end - p;
       NpFrameHeader header;
 
-      if (np_stream_get_state (self) == NP_STREAM_HANDSHAKE)
+      if (!self->hello_read)
         {
           NpHello hello;
 
@@ -348,8 +411,9 @@ np_stream_parse_rest (NpStream      *self,
             }
 
           g_mutex_lock (self->lock);
-          np_stream_opened_locked (self, hello.version, hello.max_message_size, after);
+          np_stream_hello_locked (self, hello.version, hello.max_message_size, after);
           g_mutex_unlock (self->lock);
+          self->hello_read = TRUE;
           self->open_pending = TRUE;
           self->rest = p + NP_HELLO_SIZE;
           continue;
@@ -426,12 +490,21 @@ np_stream_read_ended (NpStream      *self,
     }
 
   /* The end of the stream. */
-  if (np_stream_get_state (self) == NP_STREAM_HANDSHAKE)
+  if (!self->hello_read)
     error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
                                  "The peer closed the connection before completing the handshake");
   else if (self->head_len > 0 || self->body != NULL)
     error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
                                  "The peer closed the connection in the middle of a message");
+  else if (self->fd_batches.head != NULL)
+    {
+      error = np_stream_stray_fds_error_new (self);
+      g_prefix_error (&error, "%s: ", self->label);
+    }
+  else if (self->version >= NP_PROTOCOL_SETTINGS)
+    error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PEER_VANISHED,
+                                 _("The peer went away without closing the connection: "
+                                   "its process ended or crashed"));
 
   if (error != NULL)
     np_stream_read_failed (self, error, FALSE, after);

@@ -25,10 +25,10 @@ np_parked_free (NpParked *parked)
   g_free (parked);
 }
 
-/* Parks @message and its @fds behind what waits for the peer's hello
- * (a request), to keep its place. Returns FALSE when nothing waits: a
- * message with descriptors itself does not wait for the hello, as a
- * plain one does not (see np_stream_send_with_fds_locked()). */
+/* Parks @message and its @fds until the peer's handshake tells how
+ * many descriptors it takes (its settings, from version 4 on), or
+ * behind what waits for it, to keep its place. Returns FALSE when
+ * nothing needs to wait. */
 gboolean
 np_stream_park_fds_locked (NpStream    *self,
                            GBytes      *message,
@@ -36,7 +36,7 @@ np_stream_park_fds_locked (NpStream    *self,
 {
   NpParked *parked;
 
-  if (g_queue_is_empty (&self->parked))
+  if (self->peer_ready)
     return FALSE;
 
   parked = g_new0 (NpParked, 1);
@@ -58,7 +58,7 @@ np_stream_park_locked (NpStream *self,
 {
   NpParked *parked;
 
-  if (self->peer_known || (!request && g_queue_is_empty (&self->parked)))
+  if (self->peer_ready || (!request && g_queue_is_empty (&self->parked)))
     return FALSE;
 
   parked = g_new0 (NpParked, 1);
@@ -138,8 +138,20 @@ np_stream_not_supported_error_new (NpStream *self)
                               self->version);
 }
 
-/* The peer's hello arrived: what waited for it goes out, in order, or
- * fails when the peer has no requests. */
+/* A message that waited for the peer's handshake and cannot go: its
+ * call returned long ago, so only a warning can tell. The connection is
+ * unharmed: what follows still goes out. */
+static void
+np_stream_drop_parked (NpStream     *self,
+                       const GError *error)
+{
+  g_warning ("%s; the message was dropped", error->message);
+}
+
+/* The peer's handshake is complete: what waited for it goes out, in
+ * order, checked against what the peer announced (its version, its
+ * message size, its descriptor limit); what does not fit fails on its
+ * own, and the rest goes out. */
 void
 np_stream_unpark_locked (NpStream      *self,
                          NpStreamAfter *after)
@@ -149,11 +161,31 @@ np_stream_unpark_locked (NpStream      *self,
   while ((parked = g_queue_pop_head (&self->parked)) != NULL)
     {
       NpOp *op = g_steal_pointer (&parked->op);
+      g_autoptr(GError) unfit = NULL;
 
       if (parked->message != NULL)
-        self->parked_bytes -= NP_REQUEST_HEADER_SIZE + g_bytes_get_size (parked->message);
+        {
+          gsize len = g_bytes_get_size (parked->message);
 
-      if (parked->request)
+          self->parked_bytes -= NP_REQUEST_HEADER_SIZE + len;
+          if (len > self->peer_max_message_size)
+            unfit = np_stream_too_large_error_new (self, len);
+        }
+
+      if (unfit == NULL && parked->fds != NULL && self->version >= NP_PROTOCOL_FDS)
+        np_stream_check_fds_locked (self, g_unix_fd_list_get_length (parked->fds), &unfit);
+
+      if (unfit != NULL && parked->message != NULL)
+        {
+          if (op != NULL)
+            {
+              op->error = g_steal_pointer (&unfit);
+              g_queue_push_tail (&after->done, op);
+            }
+          else
+            np_stream_drop_parked (self, unfit);
+        }
+      else if (parked->request)
         {
           if (self->version < NP_PROTOCOL_REQUESTS)
             {

@@ -10,6 +10,8 @@
 
 #include <errno.h>
 
+#include <glib/gi18n-lib.h>
+
 #include "np-error.h"
 #include "np-stream-internal.h"
 
@@ -322,6 +324,56 @@ np_stream_queue_peer_frame_locked (NpStream      *self,
 
 /* Sending */
 
+GError *
+np_stream_too_large_error_new (NpStream *self,
+                               gsize     len)
+{
+  return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
+                              "message of %" G_GSIZE_FORMAT " bytes exceeds the limit of %u "
+                              "bytes that the receiving side accepts",
+                              len, self->peer_max_message_size);
+}
+
+/* Whether @n_fds descriptors may go in one frame to the peer: never more
+ * than the kernel passes in one write, none to a peer too old for them,
+ * and from version 4 on, no more than the peer announced it takes. */
+gboolean
+np_stream_check_fds_locked (NpStream  *self,
+                            guint      n_fds,
+                            GError   **error)
+{
+  if (n_fds > NP_FDS_MAX)
+    {
+      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
+                   "%s: a message carries at most %u descriptors, not %u",
+                   self->label, NP_FDS_MAX, n_fds);
+      return FALSE;
+    }
+
+  if (self->peer_known && self->version < NP_PROTOCOL_FDS)
+    {
+      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
+                   "%s: the peer speaks protocol version %u, which carries no descriptors",
+                   self->label, self->version);
+      return FALSE;
+    }
+
+  if (self->settings_received && n_fds > self->peer_max_fds)
+    {
+      if (self->peer_max_fds == 0)
+        g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
+                     _("%s: the peer takes no descriptors"), self->label);
+      else
+        g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
+                     _("%s: %u descriptors exceed the limit of %u per message that the "
+                       "receiving side accepts"),
+                     self->label, n_fds, self->peer_max_fds);
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
 gboolean
 np_stream_check_send_locked (NpStream       *self,
                              gsize           len,
@@ -339,10 +391,7 @@ np_stream_check_send_locked (NpStream       *self,
 
   if (self->peer_known && len > self->peer_max_message_size)
     {
-      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
-                   "%s: message of %" G_GSIZE_FORMAT " bytes exceeds the limit of %u bytes "
-                   "that the receiving side accepts",
-                   self->label, len, self->peer_max_message_size);
+      g_propagate_error (error, np_stream_too_large_error_new (self, len));
       return FALSE;
     }
 
@@ -455,10 +504,7 @@ np_stream_send_held_locked (NpStream  *self,
 
   if (self->peer_known && len > self->peer_max_message_size)
     {
-      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
-                   "%s: message of %" G_GSIZE_FORMAT " bytes exceeds the limit of %u bytes "
-                   "that the receiving side accepts",
-                   self->label, len, self->peer_max_message_size);
+      g_propagate_error (error, np_stream_too_large_error_new (self, len));
       return FALSE;
     }
 
@@ -486,11 +532,9 @@ np_stream_queue_message_with_fds_locked (NpStream    *self,
 
 /* Queues @message with @fds (1 to NP_FDS_MAX descriptors), which go
  * with it over SCM_RIGHTS; a reference to @fds is kept until they are
- * written. Before the peer's hello it goes out all the same, as a plain
- * message does, rather than wait for a hello that a client which
- * connects, sends and closes at once would never read: a peer too old
- * for descriptors ends the connection with a protocol error, which is
- * reported. Behind a request that waits for the hello, it waits too. */
+ * written. Until the peer's handshake is complete, it waits, as a
+ * request does: only then is it known whether the peer takes
+ * descriptors, and how many (its settings, from version 4 on). */
 gboolean
 np_stream_send_with_fds_locked (NpStream     *self,
                                 GBytes       *message,
@@ -508,21 +552,8 @@ np_stream_send_with_fds_locked (NpStream     *self,
       return FALSE;
     }
 
-  if (n_fds > NP_FDS_MAX)
-    {
-      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
-                   "%s: a message carries at most %u descriptors, not %u",
-                   self->label, NP_FDS_MAX, n_fds);
-      return FALSE;
-    }
-
-  if (self->peer_known && self->version < NP_PROTOCOL_FDS)
-    {
-      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
-                   "%s: the peer speaks protocol version %u, which carries no descriptors",
-                   self->label, self->version);
-      return FALSE;
-    }
+  if (!np_stream_check_fds_locked (self, n_fds, error))
+    return FALSE;
 
   if (!np_stream_park_fds_locked (self, message, fds))
     np_stream_queue_message_with_fds_locked (self, message, fds);
@@ -948,6 +979,28 @@ np_stream_close_sync (NpStream  *self,
   gboolean ret;
 
   g_mutex_lock (self->lock);
+
+  self->stall_until = g_get_monotonic_time () + self->close_timeout * G_TIME_SPAN_MILLISECOND;
+
+  /* What waits for the peer's handshake (requests, messages with
+   * descriptors) goes out once it completes: a caller without a main
+   * loop (connect, send, close) waits for it here, within the close
+   * timeout, when it may read for the context. */
+  while (self->state == NP_STREAM_HANDSHAKE && !g_queue_is_empty (&self->parked) &&
+         g_main_context_acquire (self->context))
+    {
+      gint64 left = self->stall_until - g_get_monotonic_time ();
+
+      g_mutex_unlock (self->lock);
+      if (self->close_timeout == 0 || left > 0)
+        np_stream_poll_once (self, self->close_timeout == 0 ? -1 : (gint) ((left + 999) / 1000),
+                             NULL);
+      g_main_context_release (self->context);
+      g_mutex_lock (self->lock);
+
+      if (self->close_timeout > 0 && left <= 0)
+        break;
+    }
 
   self->awaiting_answers = FALSE;
   if (self->state <= NP_STREAM_OPEN)

@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include <glib/gi18n-lib.h>
+
 #include "np-error.h"
 #include "np-fd-budget-private.h"
 #include "np-stream-internal.h"
@@ -196,38 +198,85 @@ np_stream_finish_locked (NpStream      *self,
   np_stream_release_transport_locked (self);
 }
 
+static void
+np_stream_push_goodbye_locked (NpStream     *self,
+                               NpPipeError   code,
+                               const char   *reason)
+{
+  g_autoptr(GBytes) goodbye = np_goodbye_encode (code, reason);
+  guint8 header[NP_FRAME_HEADER_SIZE];
+
+  self->goodbye_queued = TRUE;
+  np_frame_header_encode (header, NP_FRAME_GOODBYE, g_bytes_get_size (goodbye));
+  np_out_queue_push_frame (&self->out, header, sizeof header, goodbye);
+}
+
+/* Queues the goodbye of a normal close, once, behind everything queued:
+ * from version 4 on, it is how the peer tells a close from a vanishing
+ * (older peers take it as the clean close it always meant). */
+void
+np_stream_queue_goodbye_locked (NpStream *self)
+{
+  if (self->goodbye_queued || self->write_error != NULL || self->transport == NULL)
+    return;
+
+  np_stream_push_goodbye_locked (self, NP_PIPE_ERROR_CLOSED, "closed");
+}
+
 /* Ends the stream because of @error, telling the peer why in a goodbye
- * frame when the socket takes it without blocking. What was queued and
- * not begun is dropped, so the goodbye follows a whole frame. */
+ * frame. What was queued and not begun is dropped; the frame being
+ * written is finished first, so that the goodbye follows a whole frame:
+ * when the socket does not take both at once, the stream stays closing
+ * (reading nothing more) until they are out, or the close timeout ends
+ * the wait. The calls waiting on the stream fail at once. */
 void
 np_stream_abort_locked (NpStream      *self,
                         const GError  *error,
                         NpStreamAfter *after)
 {
-  if (self->state == NP_STREAM_CLOSED)
+  g_autoptr(GError) failed = NULL;
+
+  if (self->state == NP_STREAM_CLOSED || self->abort_error != NULL)
     return;
 
   if (self->write_error == NULL && self->transport != NULL)
     {
       gint code = error->domain == NP_PIPE_ERROR ? error->code : NP_PIPE_ERROR_FAILED;
-      g_autoptr(GBytes) goodbye = np_goodbye_encode (code, error->message);
-      guint8 header[NP_FRAME_HEADER_SIZE];
 
       np_out_queue_cut (&self->out);
-      np_frame_header_encode (header, NP_FRAME_GOODBYE, g_bytes_get_size (goodbye));
-      np_out_queue_push_frame (&self->out, header, sizeof header, goodbye);
-      np_stream_write_some_locked (self);
+      np_stream_push_goodbye_locked (self, code, error->message);
+      if (!self->want_out)
+        np_stream_write_some_locked (self);
     }
 
-  np_stream_finish_locked (self, error, after);
+  if (self->write_error != NULL || np_out_queue_is_empty (&self->out) ||
+      self->close_timeout == 0)
+    {
+      np_stream_finish_locked (self, error, after);
+      return;
+    }
+
+  /* Nothing that waits on the stream waits for the goodbye. */
+  self->abort_error = g_error_copy (error);
+  failed = g_error_copy (error);
+  np_stream_fail_ops_locked (&self->writes, failed, after);
+  np_stream_fail_ops_locked (&self->pings, failed, after);
+  np_stream_fail_requests_locked (self, failed, after);
+  self->awaiting_answers = FALSE;
+  if (self->state != NP_STREAM_CLOSING)
+    np_stream_set_state (self, NP_STREAM_CLOSING);
+  np_stream_update_events_locked (self);
+  np_stream_set_deadline_locked (self, self->close_timeout);
+  np_stream_request_flush_locked (self);
 }
 
-/* The peer's hello arrived. */
+/* The peer's hello arrived: from version 4 on, the stream opens once
+ * the peer's settings follow, and ours go out now. */
 void
-np_stream_opened_locked (NpStream      *self,
-                         guint8         version,
-                         guint32        peer_max_message_size,
-                         NpStreamAfter *after)
+np_stream_hello_locked (NpStream      *self,
+                        guint8         version,
+                        guint32        peer_max_message_size,
+                        NpStreamAfter *after)
 {
   /* Another thread may have closed it since the hello was read. */
   if (self->state != NP_STREAM_HANDSHAKE)
@@ -236,6 +285,33 @@ np_stream_opened_locked (NpStream      *self,
   self->version = version;
   self->peer_max_message_size = peer_max_message_size;
   self->peer_known = TRUE;
+
+  if (version >= NP_PROTOCOL_SETTINGS)
+    {
+      g_autoptr(GBytes) settings = np_settings_encode (self->max_fds);
+      guint8 header[NP_FRAME_HEADER_SIZE];
+
+      np_frame_header_encode (header, NP_FRAME_SETTINGS, g_bytes_get_size (settings));
+      np_out_queue_push_frame (&self->out, header, sizeof header, settings);
+      /* At once: they count in no one's queued bytes. */
+      if (!self->want_out)
+        np_stream_write_some_locked (self);
+      np_stream_request_flush_locked (self);
+      return;
+    }
+
+  np_stream_opened_locked (self, after);
+}
+
+/* The peer's handshake is complete: what waited for it goes out. */
+void
+np_stream_opened_locked (NpStream      *self,
+                         NpStreamAfter *after)
+{
+  if (self->state != NP_STREAM_HANDSHAKE)
+    return;
+
+  self->peer_ready = TRUE;
   np_stream_set_state (self, NP_STREAM_OPEN);
   np_stream_destroy_source (&self->deadline);
   np_stream_unpark_locked (self, after);
@@ -255,15 +331,10 @@ np_stream_peer_ended_locked (NpStream      *self,
   self->peer_eof = TRUE;
   self->awaiting_answers = TRUE;
 
-  if (np_stream_closing_done_locked (self) || self->write_error != NULL)
-    {
-      np_stream_finish_locked (self, NULL, after);
-      return;
-    }
-
   np_stream_set_state (self, NP_STREAM_CLOSING);
   np_stream_update_events_locked (self);
   np_stream_set_deadline_locked (self, self->close_timeout);
+  np_stream_settle_locked (self, after);
   np_stream_request_flush_locked (self);
 }
 
@@ -273,7 +344,22 @@ void
 np_stream_settle_locked (NpStream      *self,
                          NpStreamAfter *after)
 {
-  if (self->state == NP_STREAM_CLOSING)
+  /* Closing normally, with nothing left to send but the goodbye. */
+  if (self->state == NP_STREAM_CLOSING && self->abort_error == NULL &&
+      self->write_error == NULL && !self->goodbye_queued &&
+      np_stream_closing_done_locked (self))
+    {
+      np_stream_queue_goodbye_locked (self);
+      if (!self->want_out)
+        np_stream_write_some_locked (self);
+    }
+
+  if (self->state == NP_STREAM_CLOSING && self->abort_error != NULL)
+    {
+      if (self->write_error != NULL || np_out_queue_is_empty (&self->out))
+        np_stream_finish_locked (self, self->abort_error, after);
+    }
+  else if (self->state == NP_STREAM_CLOSING)
     {
       if (self->write_error != NULL)
         /* After the peer's end of stream, a peer that stops reading has
@@ -465,6 +551,8 @@ np_stream_deadline_cb (gpointer data)
 
           if (left > 0)
             np_stream_set_deadline_locked (self, (left + 999) / 1000);
+          else if (self->abort_error != NULL)
+            np_stream_finish_locked (self, self->abort_error, &after);
           else
             {
               error = np_stream_stalled_error_new (self);
@@ -802,6 +890,7 @@ np_stream_unref (NpStream *self)
   np_stream_clear_partial (self);
   np_flusher_release (self->flusher);
   g_clear_error (&self->error);
+  g_clear_error (&self->abort_error);
   g_clear_error (&self->write_error);
   g_main_context_unref (self->context);
   g_free (self->label);
@@ -837,6 +926,8 @@ np_stream_detach (NpStream *self)
   np_out_queue_set_mirror (&self->out, NULL);
   if (self->state != NP_STREAM_CLOSED)
     {
+      if (self->abort_error == NULL)
+        np_stream_queue_goodbye_locked (self);
       np_stream_write_some_locked (self);
       np_stream_finish_locked (self, NULL, &after);
     }

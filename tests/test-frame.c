@@ -15,7 +15,7 @@ static void
 test_hello_round_trip (void)
 {
   guint8 bytes[NP_HELLO_SIZE];
-  const guint8 expected[NP_HELLO_SIZE] = { 'N', 'P', 'I', 'P', 3, 0, 0, 0, 0x01, 0x02, 0x03, 0x04 };
+  const guint8 expected[NP_HELLO_SIZE] = { 'N', 'P', 'I', 'P', 4, 0, 0, 0, 0x01, 0x02, 0x03, 0x04 };
   g_autoptr(GError) error = NULL;
   NpHello hello;
 

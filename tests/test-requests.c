@@ -580,7 +580,7 @@ test_peer_without_requests (void)
 
   /* The version 1 peer saw our hello and the message, nothing else. */
   np_test_raw_read_exactly (g_ptr_array_index (raw->accepted, 0), buf, 12);
-  g_assert_cmpuint (buf[4], ==, 3);
+  g_assert_cmpuint (buf[4], ==, 4);
   np_test_raw_read_exactly (g_ptr_array_index (raw->accepted, 0), header, sizeof header);
   g_assert_cmpuint (header[4], ==, NP_TEST_MESSAGE);
   g_assert_cmpuint (np_test_get_u32 (header), ==, g_bytes_get_size (after));

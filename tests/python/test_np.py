@@ -856,6 +856,8 @@ class TestFileDescriptors(NpTestCase):
 
     def test_unhandled_fds_go_to_message_received_and_are_closed(self):
         client = Client(self.server.get_name())
+        # Counted once the server holds its end of the connection.
+        wait_until(lambda: self.events.connected)
         before = len(os.listdir("/proc/self/fd"))
         r, w = os.pipe()
         fds = Gio.UnixFDList.new_from_array([r])
@@ -869,15 +871,28 @@ class TestFileDescriptors(NpTestCase):
         client.client.close()
 
     def test_max_fds_per_message(self):
+        # The server announces its limit in its handshake: a send past it
+        # fails at the call, and the connection goes on.
         self.assertEqual(self.server.props.max_fds_per_message, 16)
         self.server.props.max_fds_per_message = 2
-        client = Client(self.server.get_name())
-        wait_until(lambda: self.events.connected)
+        client = Np.PipeClient.new(self.server.get_name())
+        opened = []
+        client.connect("connected", lambda c: opened.append(True))
+        client.connect_sync(None)
+        wait_until(lambda: opened)
         fds = Gio.UnixFDList.new_from_array([os.memfd_create("x") for _ in range(3)])
-        client.client.send_with_fds(GLib.Bytes.new(b"three"), fds)
-        wait_until(lambda: self.events.disconnected)
-        error = self.events.disconnected[0][1]
-        self.assertTrue(error.matches(Np.pipe_error_quark(), Np.PipeError.PROTOCOL))
+        with self.assertRaises(GLib.Error) as raised:
+            client.send_with_fds(GLib.Bytes.new(b"three"), fds)
+        self.assertTrue(raised.exception.matches(Np.pipe_error_quark(),
+                                                 Np.PipeError.MESSAGE_TOO_LARGE))
+        two = Gio.UnixFDList.new_from_array([os.memfd_create("x") for _ in range(2)])
+        client.send_with_fds(GLib.Bytes.new(b"two"), two)
+        client.send_data(b"after")
+        wait_until(lambda: len(self.events.messages) == 2)
+        self.assertEqual([bytes(m) for _, m in self.events.messages],
+                         [b"two", b"after"])
+        self.assertEqual(self.events.disconnected, [])
+        client.close()
 
 
 if __name__ == "__main__":
