@@ -49,7 +49,8 @@ struct _NpPipeClient
   NpStream     *stream;          /* the latest connection, perhaps closed */
   GPtrArray    *retired;         /* earlier connections, still closing */
   GTask        *connect_task;    /* a connect_async waiting for the hello */
-  NpStream     *connect_stream;  /* the stream it waits on */
+  NpStreamWait *connect_wait;    /* or a connect_sync */
+  NpStream     *connect_stream;  /* the stream either waits on */
   GCancellable *attempt;         /* cancels the connect under way */
   GCancellable *reconnect_attempt;  /* attempt, when the reconnect loop made it */
   gulong        attempt_id;      /* handler of connect_task on attempt */
@@ -94,6 +95,9 @@ void  np_pipe_client_set_connected_locked
                                          gboolean      connected);
 void  np_pipe_client_connected          (NpPipeClient *self,
                                          GTask        *task,
+                                         const GError *error);
+gboolean np_pipe_client_connected_sync  (NpPipeClient *self,
+                                         NpStream     *stream,
                                          const GError *error);
 guint np_pipe_client_get_uint           (NpPipeClient *self,
                                          const guint  *field);

@@ -9,6 +9,8 @@
 
 #include <unistd.h>
 
+#include <glib/gi18n-lib.h>
+
 #include "np-context-private.h"
 #include "np-error.h"
 #include "np-marshal.h"
@@ -108,13 +110,15 @@ np_pipe_client_stream_opened (GObject  *owner,
   gboolean accepted;
 
   g_mutex_lock (self->lock);
-  if (stream == self->connect_stream)
+  if (stream == self->connect_stream && self->connect_task != NULL)
     task = g_object_ref (self->connect_task);
   if (stream == self->stream)
     self->last_peer_max_message_size = peer_max_message_size;
   g_mutex_unlock (self->lock);
 
   g_object_notify_by_pspec (owner, properties [NP_PIPE_CLIENT_PROP_PEER_MAX_MESSAGE_SIZE]);
+
+  np_pipe_client_connected_sync (self, stream, NULL);
 
   if (task != NULL)
     {
@@ -196,12 +200,15 @@ np_pipe_client_stream_closed (GObject      *owner,
   NpStream *retired = NULL;
   gboolean notify = FALSE;
   gboolean reconnect = FALSE;
+  gboolean sync = FALSE;
   GTask *task = NULL;
   guint index;
 
   g_mutex_lock (self->lock);
-  if (stream == self->connect_stream)
+  if (stream == self->connect_stream && self->connect_task != NULL)
     task = g_object_ref (self->connect_task);
+  else if (stream == self->connect_stream)
+    sync = TRUE;
   else if (stream == self->stream && self->connected)
     {
       /* Not closed by close(): the server went, or dropped the client. */
@@ -229,7 +236,19 @@ np_pipe_client_stream_closed (GObject      *owner,
 
   g_clear_pointer (&retired, np_stream_unref);
 
-  /* A connection the server never accepted fails its connect_async. */
+  /* A connection the server never accepted fails its connect. */
+  if (sync)
+    {
+      g_autoptr(GError) refused = NULL;
+
+      if (error == NULL)
+        refused = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
+                               _("Pipe “%s” closed the connection before accepting it"),
+                               self->name);
+      np_pipe_client_connected_sync (self, stream, error != NULL ? error : refused);
+      return;
+    }
+
   if (task != NULL)
     {
       g_autoptr(GError) refused = NULL;
@@ -298,7 +317,8 @@ np_pipe_client_finalize (GObject *object)
   NpPipeClient *self = (NpPipeClient *)object;
 
   /* A pending connect_async holds a reference on the client. */
-  g_assert (self->connect_task == NULL && self->connect_stream == NULL);
+  g_assert (self->connect_task == NULL && self->connect_wait == NULL &&
+            self->connect_stream == NULL);
   g_assert (self->reconnect_watch == NULL && g_queue_is_empty (&self->held));
 
   g_clear_object (&self->attempt);

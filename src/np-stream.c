@@ -619,6 +619,150 @@ np_stream_poll_once (NpStream     *self,
   return !g_cancellable_is_cancelled (cancellable);
 }
 
+/* Blocking calls of the owner */
+
+/* As a blocking request: a thread that took the stream's context for
+ * itself keeps it this long between looks at whether another thread
+ * wants it, then leaves it this long to that thread; a context iterated
+ * this recently has a thread that runs it, and reads for us. */
+#define NP_BLOCK_SLICE_MSEC   50
+#define NP_BLOCK_YIELD_MSEC   5
+#define NP_BLOCK_RUNNING_MSEC 200
+
+void
+np_stream_wait_init (NpStreamWait *wait)
+{
+  g_mutex_init (&wait->mutex);
+  g_cond_init (&wait->cond);
+  wait->done = FALSE;
+  wait->error = NULL;
+}
+
+void
+np_stream_wait_clear (NpStreamWait *wait)
+{
+  g_mutex_clear (&wait->mutex);
+  g_cond_clear (&wait->cond);
+  g_clear_error (&wait->error);
+}
+
+/* Ends @wait, with @error (NULL: success); once. */
+void
+np_stream_wait_done (NpStreamWait *wait,
+                     const GError *error)
+{
+  g_mutex_lock (&wait->mutex);
+  g_assert (!wait->done);
+  wait->error = error != NULL ? g_error_copy (error) : NULL;
+  wait->done = TRUE;
+  g_cond_broadcast (&wait->cond);
+  g_mutex_unlock (&wait->mutex);
+}
+
+gboolean
+np_stream_wait_is_done (NpStreamWait *wait)
+{
+  gboolean done;
+
+  g_mutex_lock (&wait->mutex);
+  done = wait->done;
+  g_mutex_unlock (&wait->mutex);
+
+  return done;
+}
+
+static void
+np_stream_wait_cancelled (GCancellable *cancellable,
+                          gpointer      data)
+{
+  NpStreamWait *wait = data;
+
+  g_mutex_lock (&wait->mutex);
+  g_cond_broadcast (&wait->cond);
+  g_mutex_unlock (&wait->mutex);
+}
+
+/* Sleeps until @wait is done, @cancellable cancelled, @msec passed or
+ * @deadline (-1: none) came. */
+static void
+np_stream_wait_for (NpStreamWait *wait,
+                    GCancellable *cancellable,
+                    guint         msec,
+                    gint64        deadline)
+{
+  g_mutex_lock (&wait->mutex);
+  if (!wait->done && !g_cancellable_is_cancelled (cancellable))
+    {
+      gint64 until = g_get_monotonic_time () + msec * G_TIME_SPAN_MILLISECOND;
+
+      if (deadline >= 0)
+        until = MIN (until, deadline);
+      g_cond_wait_until (&wait->cond, &wait->mutex, until);
+    }
+  g_mutex_unlock (&wait->mutex);
+}
+
+/* Blocks the calling thread until @wait is done (by the owner, from one
+ * of its callbacks), @deadline (monotonic, -1: none) passes or
+ * @cancellable is cancelled. It never iterates a main context: when no
+ * other thread runs the stream's context, this thread reads the
+ * transport itself, and reports what arrives as the context would;
+ * otherwise it waits for that thread. Returns whether @wait is done. */
+gboolean
+np_stream_block (NpStream     *self,
+                 NpStreamWait *wait,
+                 gint64        deadline,
+                 GCancellable *cancellable)
+{
+  gulong cancel_id = 0;
+
+  if (cancellable != NULL)
+    cancel_id = g_cancellable_connect (cancellable, G_CALLBACK (np_stream_wait_cancelled),
+                                       wait, NULL);
+
+  while (!np_stream_wait_is_done (wait) && !g_cancellable_is_cancelled (cancellable))
+    {
+      gint64 left = deadline < 0 ? -1 : deadline - g_get_monotonic_time ();
+      gboolean acquired = FALSE;
+      gint msec;
+
+      if (deadline >= 0 && left <= 0)
+        break;
+      msec = left < 0 ? -1 : (gint) MIN ((left + 999) / 1000, G_MAXINT);
+
+      if (g_main_context_is_owner (self->context) ||
+          (!np_flusher_context_is_running (self->flusher, NP_BLOCK_RUNNING_MSEC) &&
+           (acquired = g_main_context_acquire (self->context))))
+        {
+          gboolean closed = np_stream_get_state (self) == NP_STREAM_CLOSED;
+
+          /* Closed, its end perhaps not reported: this thread does it. */
+          if (closed)
+            np_stream_report (self);
+          else
+            np_stream_poll_once (self, acquired ? (msec < 0 ? NP_BLOCK_SLICE_MSEC
+                                                            : MIN (msec, NP_BLOCK_SLICE_MSEC))
+                                                : msec,
+                                 cancellable);
+          if (acquired)
+            g_main_context_release (self->context);
+
+          /* Nothing more will come from a closed stream. */
+          if (closed)
+            break;
+          if (acquired)
+            np_stream_wait_for (wait, cancellable, NP_BLOCK_YIELD_MSEC, deadline);
+        }
+      else
+        np_stream_wait_for (wait, cancellable, 100, deadline);
+    }
+
+  if (cancellable != NULL)
+    g_cancellable_disconnect (cancellable, cancel_id);
+
+  return np_stream_wait_is_done (wait);
+}
+
 static void
 np_stream_source_finalize (GSource *source)
 {
