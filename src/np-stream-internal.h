@@ -331,6 +331,10 @@ void    np_stream_queue_peer_frame_locked
                                     GBytes        *payload,
                                     NpStreamAfter *after);
 void    np_stream_clear_partial    (NpStream      *self);
+GError *np_stream_read_goodbye_locked
+                                   (NpStream      *self);
+void    np_stream_read_after_hangup(NpStream      *self);
+GError *np_stream_ended_error_new  (NpStream      *self);
 
 static inline NpStreamState
 np_stream_get_state (NpStream *self)

@@ -267,6 +267,38 @@ np_stream_peer_ended_locked (NpStream      *self,
   np_stream_request_flush_locked (self);
 }
 
+/* The error a call that fails on a closed stream reports: why it ended,
+ * when the peer said (a refusal, above all), or that it is closed. */
+GError *
+np_stream_ended_error_new (NpStream *self)
+{
+  if (self->state == NP_STREAM_CLOSED && self->error != NULL &&
+      self->error->domain == NP_PIPE_ERROR && self->error->code != NP_PIPE_ERROR_CLOSED)
+    return g_error_copy (self->error);
+
+  return np_stream_closed_error_new (self);
+}
+
+/* A write found the peer gone while the stream closes: the goodbye the
+ * peer left in the socket, if any, when this thread may read it (it
+ * holds the context, or takes it: nothing else reads then). */
+static GError *
+np_stream_goodbye_of_hangup_locked (NpStream *self)
+{
+  GError *goodbye = NULL;
+  gboolean acquired = FALSE;
+
+  if (g_main_context_is_owner (self->context) ||
+      (acquired = g_main_context_acquire (self->context)))
+    {
+      goodbye = np_stream_read_goodbye_locked (self);
+      if (acquired)
+        g_main_context_release (self->context);
+    }
+
+  return goodbye;
+}
+
 /* Takes the stream as far as what was written allows: a closing stream
  * whose queue is out closes, a write failure ends it. */
 void
@@ -276,9 +308,19 @@ np_stream_settle_locked (NpStream      *self,
   if (self->state == NP_STREAM_CLOSING)
     {
       if (self->write_error != NULL)
-        /* After the peer's end of stream, a peer that stops reading has
-         * closed as it meant to. */
-        np_stream_finish_locked (self, self->peer_eof ? NULL : self->write_error, after);
+        {
+          g_autoptr(GError) goodbye = NULL;
+
+          if (!self->peer_eof && np_stream_write_error_is_hangup (self))
+            goodbye = np_stream_goodbye_of_hangup_locked (self);
+
+          /* After the peer's end of stream, a peer that stops reading has
+           * closed as it meant to; one that said why it went away did so
+           * for that reason. */
+          np_stream_finish_locked (self, self->peer_eof ? NULL
+                                         : goodbye != NULL ? goodbye : self->write_error,
+                                   after);
+        }
       else if (np_stream_closing_done_locked (self))
         np_stream_finish_locked (self, NULL, after);
     }
@@ -761,6 +803,43 @@ np_stream_block (NpStream     *self,
     g_cancellable_disconnect (cancellable, cancel_id);
 
   return np_stream_wait_is_done (wait);
+}
+
+/* A write found the peer gone (a broken pipe, a reset) while the stream
+ * is open: what the peer sent before going, a goodbye that says why
+ * above all, is still in the socket. When this thread may read (it
+ * holds the stream's context, or takes it), it reads all of it, so that
+ * the stream ends with the peer's reason rather than a broken pipe;
+ * otherwise the thread that runs the context does. Called with no lock
+ * held. */
+void
+np_stream_read_after_hangup (NpStream *self)
+{
+  gboolean acquired = FALSE;
+  gboolean hangup;
+
+  g_mutex_lock (self->lock);
+  hangup = self->state <= NP_STREAM_OPEN && np_stream_write_error_is_hangup (self);
+  g_mutex_unlock (self->lock);
+
+  if (!hangup || self->reading > 0 ||
+      !(g_main_context_is_owner (self->context) ||
+        (acquired = g_main_context_acquire (self->context))))
+    return;
+
+  /* The peer is gone: what it sent is all there is, and is bounded by
+   * the socket's buffer. */
+  for (;;)
+    {
+      guint64 received = self->received;
+
+      np_stream_poll_once (self, 0, NULL);
+      if (np_stream_get_state (self) > NP_STREAM_OPEN || self->received == received)
+        break;
+    }
+
+  if (acquired)
+    g_main_context_release (self->context);
 }
 
 static void
