@@ -53,6 +53,7 @@ np_pipe_client_begin_connect_locked (NpPipeClient  *self,
     }
 
   self->attempt = g_cancellable_new ();
+  np_pipe_client_note_refusal_locked (self, NULL);
   return TRUE;
 }
 

@@ -73,6 +73,10 @@ struct _NpPipeClient
    * first once connected again; their size, framing included. */
   GQueue        held;
   gsize         held_bytes;
+  /* Why the server refused the last connection (or the last message),
+   * until the next connect or close(): what calls made meanwhile fail
+   * with. */
+  GError       *refusal;
   /* The largest message the last server accepted, 0 when none said. */
   guint32       last_peer_max_message_size;
   guint         max_fds_per_message;
@@ -90,6 +94,8 @@ struct _NpPipeClient
 extern const NpStreamCallbacks np_pipe_client_stream_callbacks;
 
 void  np_pipe_client_install_properties (GObjectClass *object_class);
+void  np_pipe_client_note_refusal_locked(NpPipeClient *self,
+                                         const GError *error);
 void  np_pipe_client_set_connected_locked
                                         (NpPipeClient *self,
                                          gboolean      connected);

@@ -100,6 +100,23 @@ np_pipe_client_set_connected_locked (NpPipeClient *self,
     __atomic_store_n (&self->queued_bytes, self->held_bytes, __ATOMIC_RELAXED);
 }
 
+/* Keeps why the server refused the client, or a message of it, for the
+ * calls made until the next connect or close() (@error NULL: forgets). */
+void
+np_pipe_client_note_refusal_locked (NpPipeClient *self,
+                                    const GError *error)
+{
+  if (error != NULL &&
+      !g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED) &&
+      !g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS) &&
+      !g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE))
+    return;
+
+  g_clear_error (&self->refusal);
+  if (error != NULL)
+    self->refusal = g_error_copy (error);
+}
+
 static void
 np_pipe_client_stream_opened (GObject  *owner,
                               NpStream *stream)
@@ -205,6 +222,8 @@ np_pipe_client_stream_closed (GObject      *owner,
   guint index;
 
   g_mutex_lock (self->lock);
+  if (stream == self->connect_stream || stream == self->stream)
+    np_pipe_client_note_refusal_locked (self, error);
   if (stream == self->connect_stream && self->connect_task != NULL)
     task = g_object_ref (self->connect_task);
   else if (stream == self->connect_stream)
@@ -323,6 +342,7 @@ np_pipe_client_finalize (GObject *object)
 
   g_clear_object (&self->attempt);
   g_clear_object (&self->reconnect_attempt);
+  g_clear_error (&self->refusal);
   g_clear_pointer (&self->retired, g_ptr_array_unref);
   g_clear_pointer (&self->name, g_free);
   g_clear_pointer (&self->path, g_free);
@@ -554,6 +574,7 @@ np_pipe_client_take_for_close (NpPipeClient *self,
   g_mutex_lock (self->lock);
   if (self->attempt != NULL)
     g_cancellable_cancel (self->attempt);
+  np_pipe_client_note_refusal_locked (self, NULL);
   watch = np_pipe_client_stop_reconnecting_locked (self);
   *n_dropped = np_pipe_client_drop_held_locked (self);
   notify = self->connected;
