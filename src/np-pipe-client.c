@@ -39,12 +39,12 @@
  * loses nothing either. Messages from the server arrive through
  * [signal@Np.PipeClient::message-received] while the main context runs.
  *
- * [method@Np.PipeClient.connect_async] completes once the server has
- * accepted the client, so a refusal is its error.
- * [method@Np.PipeClient.connect_sync] returns as soon as the connection is
- * made, without waiting for anything only the server's main loop can
- * provide, so that a server and its clients may share one thread; a
- * refusal then arrives as [signal@Np.PipeClient::disconnected].
+ * [method@Np.PipeClient.connect_async] and
+ * [method@Np.PipeClient.connect_sync] complete once the server has
+ * accepted the client, so a refusal is their error. connect_sync does not
+ * wait for a server of this process that only the calling thread would
+ * run, so that a server and its clients may share one thread: a refusal
+ * then arrives as [signal@Np.PipeClient::disconnected].
  *
  * ## Threads and main contexts
  *
@@ -449,7 +449,8 @@ np_pipe_client_class_init (NpPipeClientClass *klass)
    * [method@Np.PipeClient.close], when the server stops, or on a failure.
    * @error is %NP_PIPE_ERROR_PERMISSION_DENIED or
    * %NP_PIPE_ERROR_TOO_MANY_CLIENTS when the server refused a client
-   * connected with [method@Np.PipeClient.connect_sync], carries the
+   * that [method@Np.PipeClient.connect_sync] did not wait for (a server
+   * in the same thread), carries the
    * server's reason when the server closed the connection over an error
    * of the client's, and is %NP_PIPE_ERROR_TIMED_OUT when a close had to
    * drop what was queued. A connection that
