@@ -166,6 +166,7 @@ struct _NpStream
   guint                    report_pending : 1;
   guint                    over_half : 1;
   guint                    drained_pending : 1;
+  guint                    peer_said_why : 1;  /* the error is the peer's goodbye's */
 
   /* Read side: only the context's thread touches it, while dispatching. */
   guint8                   head[NP_HELLO_SIZE];

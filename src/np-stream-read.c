@@ -166,6 +166,11 @@ np_stream_handle_goodbye (NpStream      *self,
   else
     g_prefix_error (&error, "%s: ", self->label);
 
+  g_mutex_lock (self->lock);
+  if (self->state != NP_STREAM_CLOSED && error != NULL)
+    self->peer_said_why = TRUE;
+  g_mutex_unlock (self->lock);
+
   np_stream_read_failed (self, error, FALSE, after);
 }
 

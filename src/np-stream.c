@@ -272,8 +272,7 @@ np_stream_peer_ended_locked (NpStream      *self,
 GError *
 np_stream_ended_error_new (NpStream *self)
 {
-  if (self->state == NP_STREAM_CLOSED && self->error != NULL &&
-      self->error->domain == NP_PIPE_ERROR && self->error->code != NP_PIPE_ERROR_CLOSED)
+  if (self->state == NP_STREAM_CLOSED && self->error != NULL && self->peer_said_why)
     return g_error_copy (self->error);
 
   return np_stream_closed_error_new (self);
@@ -313,6 +312,7 @@ np_stream_settle_locked (NpStream      *self,
 
           if (!self->peer_eof && np_stream_write_error_is_hangup (self))
             goodbye = np_stream_goodbye_of_hangup_locked (self);
+          self->peer_said_why = goodbye != NULL;
 
           /* After the peer's end of stream, a peer that stops reading has
            * closed as it meant to; one that said why it went away did so
