@@ -292,13 +292,13 @@ np_pipe_client_install_properties (GObjectClass *object_class)
    * NpPipeClient:connect-timeout:
    *
    * How long, in milliseconds, connecting may take: waiting for room in a
-   * busy server's queue of new connections, and, for
-   * [method@Np.PipeClient.connect_async], waiting for the server to accept
-   * the client. A server that has not answered the handshake by then is
-   * given up with %NP_PIPE_ERROR_TIMED_OUT, after
-   * [method@Np.PipeClient.connect_sync] too (through
-   * [signal@Np.PipeClient::disconnected]). 0 waits for as long as it
-   * takes; at most `G_MAXUINT`. The default is 5000 (5 seconds).
+   * busy server's queue of new connections, and waiting for the server to
+   * accept the client. A server that has not answered the handshake by
+   * then is given up with %NP_PIPE_ERROR_TIMED_OUT (after a
+   * [method@Np.PipeClient.connect_sync] that did not wait for a server in
+   * its own thread, through [signal@Np.PipeClient::disconnected]). 0
+   * waits for as long as it takes; at most `G_MAXUINT`. The default is
+   * 5000 (5 seconds).
    *
    * With [property@Np.PipeClient:auto-reconnect],
    * [method@Np.PipeClient.connect_async] also waits this long for a

@@ -174,6 +174,7 @@ struct _NpStream
   guint                    report_pending : 1;
   guint                    over_half : 1;
   guint                    drained_pending : 1;
+  guint                    peer_said_why : 1;  /* the error is the peer's goodbye's */
 
   /* Read side: only the context's thread touches it, while dispatching. */
   guint8                   head[NP_HELLO_SIZE];
@@ -350,6 +351,10 @@ void    np_stream_queue_peer_frame_locked
                                     GBytes        *payload,
                                     NpStreamAfter *after);
 void    np_stream_clear_partial    (NpStream      *self);
+GError *np_stream_read_goodbye_locked
+                                   (NpStream      *self);
+void    np_stream_read_after_hangup(NpStream      *self);
+GError *np_stream_ended_error_new  (NpStream      *self);
 
 static inline NpStreamState
 np_stream_get_state (NpStream *self)

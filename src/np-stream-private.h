@@ -59,6 +59,22 @@ typedef struct
                        const GError *error);
 } NpStreamCallbacks;
 
+/* What a blocking call of the owner waits for, done from the owner's
+ * callbacks (np_stream_block()). */
+typedef struct
+{
+  GMutex    mutex;
+  GCond     cond;
+  gboolean  done;
+  GError   *error;
+} NpStreamWait;
+
+void      np_stream_wait_init             (NpStreamWait            *wait);
+void      np_stream_wait_clear            (NpStreamWait            *wait);
+void      np_stream_wait_done             (NpStreamWait            *wait,
+                                           const GError            *error);
+gboolean  np_stream_wait_is_done          (NpStreamWait            *wait);
+
 GMutex   *np_stream_lock_new              (void);
 GMutex   *np_stream_lock_ref              (GMutex                  *lock);
 void      np_stream_lock_unref            (GMutex                  *lock);
@@ -153,6 +169,10 @@ GBytes   *np_stream_request_sync          (NpStream                *self,
 void      np_stream_set_request_timeout   (NpStream                *self,
                                            guint                    timeout_msec);
 gboolean  np_stream_get_supports_requests (NpStream                *self);
+gboolean  np_stream_block                 (NpStream                *self,
+                                           NpStreamWait            *wait,
+                                           gint64                   deadline,
+                                           GCancellable            *cancellable);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (NpStream, np_stream_unref)
 

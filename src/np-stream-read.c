@@ -196,6 +196,10 @@ np_stream_handle_goodbye (NpStream      *self,
     }
 
   g_prefix_error (&error, "%s: ", self->label);
+  g_mutex_lock (self->lock);
+  if (self->state != NP_STREAM_CLOSED)
+    self->peer_said_why = TRUE;
+  g_mutex_unlock (self->lock);
   np_stream_read_failed (self, error, FALSE, after);
 }
 
@@ -675,4 +679,111 @@ np_stream_read (NpStream      *self,
 
   give_back_read_buffer (buf);
   np_stream_report_opened (self, owner);
+}
+
+/* The goodbye of a peer that went away while the stream was closing
+ * (a write found it gone, and the stream no longer reads): what the peer
+ * sent before going, its goodbye above all, may still be in the socket.
+ * Reads it, delivering nothing, and returns the goodbye's error with the
+ * peer's reason; NULL when none came, or it announced a normal close.
+ * Called with the lock held, by a thread that holds the context, so that
+ * nothing else reads. */
+GError *
+np_stream_read_goodbye_locked (NpStream *self)
+{
+  g_autoptr(GByteArray) pending = g_byte_array_new ();
+  g_autofree guint8 *chunk = NULL;
+  gboolean hello = !self->peer_known;
+  guint8 version = self->version;
+  guint64 skip = 0;
+  gsize budget = NP_READ_BUDGET;
+
+  if (self->transport == NULL)
+    return NULL;
+
+  /* What was received and not yet parsed comes first. */
+  if (self->rest != NULL)
+    g_byte_array_append (pending, self->rest, self->rest_end - self->rest);
+  else if (self->body != NULL && self->body_type == NP_FRAME_GOODBYE)
+    {
+      guint8 header[NP_FRAME_HEADER_SIZE];
+
+      np_frame_header_encode (header, NP_FRAME_GOODBYE, self->body_len);
+      g_byte_array_append (pending, header, sizeof header);
+      g_byte_array_append (pending, self->body, self->body_filled);
+    }
+  else if (self->body != NULL)
+    skip = self->body_len - self->body_filled;
+  else
+    g_byte_array_append (pending, self->head, self->head_len);
+
+  for (;;)
+    {
+      gsize n = 0;
+      NpIOStatus status;
+
+      for (;;)
+        {
+          NpFrameHeader header;
+          gsize drop;
+
+          if (skip > 0)
+            {
+              drop = MIN (skip, pending->len);
+              g_byte_array_remove_range (pending, 0, drop);
+              skip -= drop;
+              if (skip > 0)
+                break;
+            }
+
+          if (hello)
+            {
+              NpHello peer;
+
+              if (pending->len < NP_HELLO_SIZE)
+                break;
+              if (!np_hello_decode (pending->data, &peer, NULL))
+                return NULL;
+              version = peer.version;
+              hello = FALSE;
+              g_byte_array_remove_range (pending, 0, NP_HELLO_SIZE);
+              continue;
+            }
+
+          if (pending->len < NP_FRAME_HEADER_SIZE)
+            break;
+          if (!np_frame_header_decode (pending->data, version, self->max_message_size, &header, NULL))
+            return NULL;
+
+          if (header.type == NP_FRAME_GOODBYE)
+            {
+              GError *error;
+
+              if (pending->len - NP_FRAME_HEADER_SIZE < header.length)
+                break;
+              error = np_goodbye_decode (pending->data + NP_FRAME_HEADER_SIZE, header.length);
+              if (g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED))
+                g_clear_error (&error);
+              else
+                g_prefix_error (&error, "%s: ", self->label);
+              return error;
+            }
+
+          g_byte_array_remove_range (pending, 0, NP_FRAME_HEADER_SIZE);
+          skip = header.length;
+        }
+
+      if (budget == 0)
+        return NULL;
+
+      if (chunk == NULL)
+        chunk = g_malloc (NP_READ_CHUNK);
+      status = self->transport->funcs->receive (self->transport, chunk, NP_READ_CHUNK, &n,
+                                                NULL, NULL);
+      if (status != NP_IO_DONE || n == 0)
+        return NULL;
+
+      budget -= MIN (budget, n);
+      g_byte_array_append (pending, chunk, n);
+    }
 }

@@ -660,6 +660,9 @@ np_stream_request_sync (NpStream      *self,
   g_mutex_init (&wait.mutex);
   g_cond_init (&wait.cond);
 
+  /* A peer that went away may have said why: that is the error. */
+  np_stream_read_after_hangup (self);
+
   g_mutex_lock (self->lock);
   if (self->peer_known && self->version < NP_PROTOCOL_REQUESTS)
     local_error = np_stream_not_supported_error_new (self);

@@ -385,7 +385,7 @@ np_stream_check_send_locked (NpStream       *self,
   /* After a hang-up on the write side, reading soon reports the end. */
   if (self->state > NP_STREAM_OPEN || self->write_error != NULL)
     {
-      g_propagate_error (error, np_stream_closed_error_new (self));
+      g_propagate_error (error, np_stream_ended_error_new (self));
       return FALSE;
     }
 
@@ -862,6 +862,7 @@ np_stream_flush_sync (NpStream      *self,
                       GError       **error)
 {
   NpStreamAfter after = NP_STREAM_AFTER_INIT;
+  gboolean read_peer = FALSE;
   gboolean ret = FALSE;
 
   g_mutex_lock (self->lock);
@@ -869,11 +870,21 @@ np_stream_flush_sync (NpStream      *self,
     {
       if (self->state == NP_STREAM_CLOSED)
         {
-          g_propagate_error (error, np_stream_closed_error_new (self));
+          g_propagate_error (error, np_stream_ended_error_new (self));
           break;
         }
 
       np_stream_write_some_locked (self);
+
+      /* The peer went away: why, it may have said before going. */
+      if (self->write_error != NULL && !read_peer && np_stream_write_error_is_hangup (self))
+        {
+          read_peer = TRUE;
+          g_mutex_unlock (self->lock);
+          np_stream_read_after_hangup (self);
+          g_mutex_lock (self->lock);
+          continue;
+        }
 
       if (self->write_error != NULL)
         {

@@ -338,6 +338,37 @@ np_stream_peer_ended_locked (NpStream      *self,
   np_stream_request_flush_locked (self);
 }
 
+/* The error a call that fails on a closed stream reports: why it ended,
+ * when the peer said (a refusal, above all), or that it is closed. */
+GError *
+np_stream_ended_error_new (NpStream *self)
+{
+  if (self->state == NP_STREAM_CLOSED && self->error != NULL && self->peer_said_why)
+    return g_error_copy (self->error);
+
+  return np_stream_closed_error_new (self);
+}
+
+/* A write found the peer gone while the stream closes: the goodbye the
+ * peer left in the socket, if any, when this thread may read it (it
+ * holds the context, or takes it: nothing else reads then). */
+static GError *
+np_stream_goodbye_of_hangup_locked (NpStream *self)
+{
+  GError *goodbye = NULL;
+  gboolean acquired = FALSE;
+
+  if (g_main_context_is_owner (self->context) ||
+      (acquired = g_main_context_acquire (self->context)))
+    {
+      goodbye = np_stream_read_goodbye_locked (self);
+      if (acquired)
+        g_main_context_release (self->context);
+    }
+
+  return goodbye;
+}
+
 /* Takes the stream as far as what was written allows: a closing stream
  * whose queue is out closes, a write failure ends it. */
 void
@@ -362,9 +393,20 @@ np_stream_settle_locked (NpStream      *self,
   else if (self->state == NP_STREAM_CLOSING)
     {
       if (self->write_error != NULL)
-        /* After the peer's end of stream, a peer that stops reading has
-         * closed as it meant to. */
-        np_stream_finish_locked (self, self->peer_eof ? NULL : self->write_error, after);
+        {
+          g_autoptr(GError) goodbye = NULL;
+
+          if (!self->peer_eof && np_stream_write_error_is_hangup (self))
+            goodbye = np_stream_goodbye_of_hangup_locked (self);
+          self->peer_said_why = goodbye != NULL;
+
+          /* After the peer's end of stream, a peer that stops reading has
+           * closed as it meant to; one that said why it went away did so
+           * for that reason. */
+          np_stream_finish_locked (self, self->peer_eof ? NULL
+                                         : goodbye != NULL ? goodbye : self->write_error,
+                                   after);
+        }
       else if (np_stream_closing_done_locked (self))
         np_stream_finish_locked (self, NULL, after);
     }
@@ -705,6 +747,187 @@ np_stream_poll_once (NpStream     *self,
     }
 
   return !g_cancellable_is_cancelled (cancellable);
+}
+
+/* Blocking calls of the owner */
+
+/* As a blocking request: a thread that took the stream's context for
+ * itself keeps it this long between looks at whether another thread
+ * wants it, then leaves it this long to that thread; a context iterated
+ * this recently has a thread that runs it, and reads for us. */
+#define NP_BLOCK_SLICE_MSEC   50
+#define NP_BLOCK_YIELD_MSEC   5
+#define NP_BLOCK_RUNNING_MSEC 200
+
+void
+np_stream_wait_init (NpStreamWait *wait)
+{
+  g_mutex_init (&wait->mutex);
+  g_cond_init (&wait->cond);
+  wait->done = FALSE;
+  wait->error = NULL;
+}
+
+void
+np_stream_wait_clear (NpStreamWait *wait)
+{
+  g_mutex_clear (&wait->mutex);
+  g_cond_clear (&wait->cond);
+  g_clear_error (&wait->error);
+}
+
+/* Ends @wait, with @error (NULL: success); once. */
+void
+np_stream_wait_done (NpStreamWait *wait,
+                     const GError *error)
+{
+  g_mutex_lock (&wait->mutex);
+  g_assert (!wait->done);
+  wait->error = error != NULL ? g_error_copy (error) : NULL;
+  wait->done = TRUE;
+  g_cond_broadcast (&wait->cond);
+  g_mutex_unlock (&wait->mutex);
+}
+
+gboolean
+np_stream_wait_is_done (NpStreamWait *wait)
+{
+  gboolean done;
+
+  g_mutex_lock (&wait->mutex);
+  done = wait->done;
+  g_mutex_unlock (&wait->mutex);
+
+  return done;
+}
+
+static void
+np_stream_wait_cancelled (GCancellable *cancellable,
+                          gpointer      data)
+{
+  NpStreamWait *wait = data;
+
+  g_mutex_lock (&wait->mutex);
+  g_cond_broadcast (&wait->cond);
+  g_mutex_unlock (&wait->mutex);
+}
+
+/* Sleeps until @wait is done, @cancellable cancelled, @msec passed or
+ * @deadline (-1: none) came. */
+static void
+np_stream_wait_for (NpStreamWait *wait,
+                    GCancellable *cancellable,
+                    guint         msec,
+                    gint64        deadline)
+{
+  g_mutex_lock (&wait->mutex);
+  if (!wait->done && !g_cancellable_is_cancelled (cancellable))
+    {
+      gint64 until = g_get_monotonic_time () + msec * G_TIME_SPAN_MILLISECOND;
+
+      if (deadline >= 0)
+        until = MIN (until, deadline);
+      g_cond_wait_until (&wait->cond, &wait->mutex, until);
+    }
+  g_mutex_unlock (&wait->mutex);
+}
+
+/* Blocks the calling thread until @wait is done (by the owner, from one
+ * of its callbacks), @deadline (monotonic, -1: none) passes or
+ * @cancellable is cancelled. It never iterates a main context: when no
+ * other thread runs the stream's context, this thread reads the
+ * transport itself, and reports what arrives as the context would;
+ * otherwise it waits for that thread. Returns whether @wait is done. */
+gboolean
+np_stream_block (NpStream     *self,
+                 NpStreamWait *wait,
+                 gint64        deadline,
+                 GCancellable *cancellable)
+{
+  gulong cancel_id = 0;
+
+  if (cancellable != NULL)
+    cancel_id = g_cancellable_connect (cancellable, G_CALLBACK (np_stream_wait_cancelled),
+                                       wait, NULL);
+
+  while (!np_stream_wait_is_done (wait) && !g_cancellable_is_cancelled (cancellable))
+    {
+      gint64 left = deadline < 0 ? -1 : deadline - g_get_monotonic_time ();
+      gboolean acquired = FALSE;
+      gint msec;
+
+      if (deadline >= 0 && left <= 0)
+        break;
+      msec = left < 0 ? -1 : (gint) MIN ((left + 999) / 1000, G_MAXINT);
+
+      if (g_main_context_is_owner (self->context) ||
+          (!np_flusher_context_is_running (self->flusher, NP_BLOCK_RUNNING_MSEC) &&
+           (acquired = g_main_context_acquire (self->context))))
+        {
+          gboolean closed = np_stream_get_state (self) == NP_STREAM_CLOSED;
+
+          /* Closed, its end perhaps not reported: this thread does it. */
+          if (closed)
+            np_stream_report (self);
+          else
+            np_stream_poll_once (self, acquired ? (msec < 0 ? NP_BLOCK_SLICE_MSEC
+                                                            : MIN (msec, NP_BLOCK_SLICE_MSEC))
+                                                : msec,
+                                 cancellable);
+          if (acquired)
+            g_main_context_release (self->context);
+
+          /* Nothing more will come from a closed stream. */
+          if (closed)
+            break;
+          if (acquired)
+            np_stream_wait_for (wait, cancellable, NP_BLOCK_YIELD_MSEC, deadline);
+        }
+      else
+        np_stream_wait_for (wait, cancellable, 100, deadline);
+    }
+
+  if (cancellable != NULL)
+    g_cancellable_disconnect (cancellable, cancel_id);
+
+  return np_stream_wait_is_done (wait);
+}
+
+/* A write found the peer gone (a broken pipe, a reset) while the stream
+ * is open: what the peer sent before going, a goodbye that says why
+ * above all, is still in the socket. When this thread may read (it
+ * holds the stream's context, or takes it), it reads all of it, so that
+ * the stream ends with the peer's reason rather than a broken pipe;
+ * otherwise the thread that runs the context does. Called with no lock
+ * held. */
+void
+np_stream_read_after_hangup (NpStream *self)
+{
+  gboolean acquired = FALSE;
+  gboolean hangup;
+
+  g_mutex_lock (self->lock);
+  hangup = self->state <= NP_STREAM_OPEN && np_stream_write_error_is_hangup (self);
+  g_mutex_unlock (self->lock);
+
+  if (!hangup || self->reading > 0 ||
+      !(g_main_context_is_owner (self->context) ||
+        (acquired = g_main_context_acquire (self->context))))
+    return;
+
+  /* The peer is gone: what it sent is all there is, and is bounded by
+   * the socket's buffer. */
+  for (;;)
+    {
+      guint64 received = self->received;
+
+      np_stream_poll_once (self, 0, NULL);
+      if (np_stream_get_state (self) > NP_STREAM_OPEN || self->received == received)
+        break;
+    }
+
+  if (acquired)
+    g_main_context_release (self->context);
 }
 
 static void

@@ -29,6 +29,11 @@
  *       until FILL are in use (0: none); print "connected" for each client
  *       announced and "warning" for each warning the library logs; on
  *       stdin's end, print "warnings W connected C", their counts
+ *   np-test-peer serve-as NAME refuse|full|mute
+ *       run a server that refuses every client (authorize-peer), that
+ *       takes one client at most (max-connections 1), or a listener that
+ *       accepts and never says hello; print "ready" once it listens, and
+ *       stop when stdin closes
  *   np-test-peer count NAME
  *       run a server that checks each message: the next test message of
  *       its client on that connection, sized by np_test_mixed_size().
@@ -400,6 +405,47 @@ run_serve (const char *name)
   return 0;
 }
 
+static gboolean
+refuse_cb (NpPipeServer     *server,
+           NpPipeConnection *connection,
+           gpointer          user_data)
+{
+  return FALSE;
+}
+
+static int
+run_serve_as (const char *name,
+              const char *mode)
+{
+  g_autoptr(NpPipeServer) server = np_pipe_server_new (name);
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+  g_autoptr(GError) error = NULL;
+  NpTestRawServer *mute = NULL;
+
+  g_signal_connect (server, "message-received", G_CALLBACK (serve_message_cb), NULL);
+  g_signal_connect (server, "request-received", G_CALLBACK (serve_request_cb), NULL);
+  if (g_str_equal (mode, "refuse"))
+    g_signal_connect (server, "authorize-peer", G_CALLBACK (refuse_cb), NULL);
+  else if (g_str_equal (mode, "full"))
+    np_pipe_server_set_max_connections (server, 1);
+  else if (g_str_equal (mode, "mute"))
+    mute = np_test_raw_server_new (name, 8, TRUE);
+  else
+    g_error ("serve-as: no mode %s", mode);
+
+  if (mute == NULL && !np_pipe_server_start (server, &error))
+    g_error ("%s", error->message);
+
+  g_unix_fd_add (STDIN_FILENO, G_IO_IN | G_IO_HUP, serve_stdin_cb, loop);
+  printf ("ready\n");
+  fflush (stdout);
+  g_main_loop_run (loop);
+
+  g_clear_pointer (&mute, np_test_raw_server_free);
+
+  return 0;
+}
+
 typedef struct
 {
   GHashTable *next_seq;     /* connection → next sequence number + 1 */
@@ -604,6 +650,8 @@ main (int   argc,
     return run_serve (argv[2]);
   if (argc == 5 && g_str_equal (argv[1], "serve-limited"))
     return run_serve_limited (argv[2], atoi (argv[3]), atoi (argv[4]));
+  if (argc == 4 && g_str_equal (argv[1], "serve-as"))
+    return run_serve_as (argv[2], argv[3]);
   if (argc == 3 && g_str_equal (argv[1], "count"))
     return run_count (argv[2]);
   if (argc == 4 && g_str_equal (argv[1], "fd-send"))
@@ -612,6 +660,6 @@ main (int   argc,
     return run_fd_receive (argv[2]);
 
   g_printerr ("Usage: %s send|echo|load NAME CLIENT COUNT | garbage|half|probe PATH | serve|count NAME"
-              " | serve-limited NAME NOFILE FILL\n", argv[0]);
+              " | serve-limited NAME NOFILE FILL | serve-as NAME refuse|full|mute\n", argv[0]);
   return 2;
 }

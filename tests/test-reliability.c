@@ -859,6 +859,325 @@ test_planted_symlinks (void)
   g_unlink (target);
 }
 
+
+/* Refusals seen by a client without a main loop: blocking calls only,
+ * nothing iterates this thread's context while the client works. */
+
+typedef struct
+{
+  guint   n;
+  guint   n_clean;
+  GError *error;
+} Ends;
+
+static void
+ends_cb (NpPipeClient *client,
+         const GError *error,
+         Ends         *e)
+{
+  e->n++;
+  if (error == NULL)
+    e->n_clean++;
+  g_clear_error (&e->error);
+  e->error = error != NULL ? g_error_copy (error) : NULL;
+}
+
+/* An Np server, or a listener that never says hello, in another
+ * process (np-test-peer serve-as). */
+static GSubprocess *
+spawn_server_as (const char *name,
+                 const char *mode)
+{
+  const char *args[] = { "serve-as", name, mode, NULL };
+  GSubprocess *server = np_test_spawn_peer (G_SUBPROCESS_FLAGS_STDIN_PIPE |
+                                            G_SUBPROCESS_FLAGS_STDOUT_PIPE, args);
+  g_autofree char *line = np_test_read_line (server);
+
+  g_assert_cmpstr (line, ==, "ready");
+
+  return server;
+}
+
+static void
+stop_server_as (GSubprocess *server)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_output_stream_close (g_subprocess_get_stdin_pipe (server), NULL, NULL);
+  g_assert_true (g_subprocess_wait_check (server, NULL, &error));
+  g_assert_no_error (error);
+  g_object_unref (server);
+}
+
+/* connect_sync, send, close against a server that refuses: the refusal,
+ * with the server's reason, every time; never a success, never a clean
+ * close. */
+static void
+test_refused_without_loop (void)
+{
+  const char *name = "refusing-elsewhere";
+  GSubprocess *server = spawn_server_as (name, "refuse");
+
+  for (guint run = 0; run < 4; run++)
+    {
+      g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+      g_autoptr(GError) error = NULL;
+      Ends e = { 0 };
+
+      g_signal_connect (client, "disconnected", G_CALLBACK (ends_cb), &e);
+
+      g_assert_false (np_pipe_client_connect_sync (client, NULL, &error));
+      g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED);
+      g_assert_nonnull (strstr (error->message, "refused the peer"));
+      g_assert_false (np_pipe_client_get_connected (client));
+      g_clear_error (&error);
+
+      g_assert_false (np_pipe_client_send_data (client, (const guint8 *) "important", 9, &error));
+      g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED);
+      g_clear_error (&error);
+
+      np_pipe_client_close (client);
+      g_assert_cmpuint (e.n_clean, ==, 0);
+      g_clear_error (&e.error);
+    }
+
+  stop_server_as (server);
+}
+
+/* A full server: connect_sync fails with TOO_MANY_CLIENTS, and so does a
+ * request_sync made after it; the client that got in works. */
+static void
+test_full_without_loop (void)
+{
+  const char *name = "full-elsewhere";
+  GSubprocess *server = spawn_server_as (name, "full");
+  g_autoptr(NpPipeClient) first = np_pipe_client_new (name);
+  g_autoptr(NpPipeClient) second = np_pipe_client_new (name);
+  g_autoptr(GBytes) request = g_bytes_new_static ("ask", 3);
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (np_pipe_client_connect_sync (first, NULL, &error));
+  g_assert_no_error (error);
+
+  g_assert_false (np_pipe_client_connect_sync (second, NULL, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS);
+  g_assert_nonnull (strstr (error->message, name));
+  g_clear_error (&error);
+
+  g_assert_null (np_pipe_client_request_sync (second, request, NULL, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS);
+  g_clear_error (&error);
+
+  reply = np_pipe_client_request_sync (first, request, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_bytes_equal (reply, request));
+
+  np_pipe_client_close (first);
+  np_pipe_client_close (second);
+  stop_server_as (server);
+}
+
+/* A listener that accepts and never says hello: connect_sync gives up
+ * at the connect timeout. */
+static void
+test_mute_without_loop (void)
+{
+  const char *name = "mute-elsewhere";
+  GSubprocess *server = spawn_server_as (name, "mute");
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autoptr(GError) error = NULL;
+  gint64 start;
+
+  np_pipe_client_set_connect_timeout (client, 300);
+  start = g_get_monotonic_time ();
+  g_assert_false (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_cmpint (g_get_monotonic_time () - start, >=, 300 * G_TIME_SPAN_MILLISECOND);
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT);
+  g_assert_nonnull (strstr (error->message, name));
+  g_assert_false (np_pipe_client_get_connected (client));
+
+  np_pipe_client_close (client);
+  stop_server_as (server);
+}
+
+/* A server of this process that another thread runs answers while this
+ * thread waits: the refusal is connect_sync's error. */
+typedef struct
+{
+  const char   *name;
+  GMainContext *context;
+  GMainLoop    *loop;
+  GMutex        mutex;
+  GCond         cond;
+  gboolean      ready;
+} ServerThread;
+
+static gboolean
+refuse_peer_cb (NpPipeServer     *server,
+                NpPipeConnection *connection,
+                gpointer          user_data)
+{
+  return FALSE;
+}
+
+static gpointer
+server_thread (gpointer data)
+{
+  ServerThread *t = data;
+  g_autoptr(NpPipeServer) server = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_main_context_push_thread_default (t->context);
+  server = np_pipe_server_new (t->name);
+  g_signal_connect (server, "authorize-peer", G_CALLBACK (refuse_peer_cb), NULL);
+  g_assert_true (np_pipe_server_start (server, &error));
+  g_assert_no_error (error);
+
+  g_mutex_lock (&t->mutex);
+  t->ready = TRUE;
+  g_cond_signal (&t->cond);
+  g_mutex_unlock (&t->mutex);
+
+  g_main_loop_run (t->loop);
+  np_pipe_server_stop (server);
+  g_main_context_pop_thread_default (t->context);
+
+  return NULL;
+}
+
+static void
+test_refused_by_other_thread (void)
+{
+  ServerThread t = { .name = "refusing-thread" };
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (t.name);
+  g_autoptr(GError) error = NULL;
+  GThread *thread;
+
+  t.context = g_main_context_new ();
+  t.loop = g_main_loop_new (t.context, FALSE);
+  g_mutex_init (&t.mutex);
+  g_cond_init (&t.cond);
+  thread = g_thread_new ("server", server_thread, &t);
+  g_mutex_lock (&t.mutex);
+  while (!t.ready)
+    g_cond_wait (&t.cond, &t.mutex);
+  g_mutex_unlock (&t.mutex);
+
+  g_assert_false (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED);
+
+  g_main_loop_quit (t.loop);
+  g_thread_join (thread);
+  g_main_loop_unref (t.loop);
+  g_main_context_unref (t.context);
+  g_mutex_clear (&t.mutex);
+  g_cond_clear (&t.cond);
+}
+
+/* A server in this very thread: connect_sync cannot wait for it, and
+ * returns at once; once the loop runs, the connection works. */
+static void
+test_same_thread_server (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (np_pipe_server_get_name (f->server));
+  g_autoptr(GBytes) message = np_test_message_new (7, 0, 100);
+  g_autoptr(GError) error = NULL;
+  Ends e = { 0 };
+
+  g_signal_connect (client, "disconnected", G_CALLBACK (ends_cb), &e);
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (np_pipe_client_get_connected (client));
+  g_assert_true (np_pipe_client_send (client, message, &error));
+  g_assert_no_error (error);
+
+  WAIT_UNTIL (f->n_messages == 1);
+  g_assert_cmpuint (f->n_corrupt, ==, 0);
+  g_assert_cmpuint (e.n, ==, 0);
+
+  np_pipe_client_close (client);
+  g_assert_cmpuint (e.n_clean, ==, 1);
+}
+
+/* A refusal that comes after connect_sync returned (a listener of this
+ * process, which connect_sync does not wait for) left unread while the
+ * client writes: each call reports it, not a broken pipe. */
+static GSocket *
+refuse_raw (NpTestRawServer *raw,
+            guint32          code)
+{
+  g_autoptr(GBytes) goodbye = np_test_goodbye (code, "no room here");
+  GSocket *peer;
+  guint8 hello_v3[12];
+
+  WAIT_UNTIL (raw->accepted->len == 1);
+  peer = g_ptr_array_steal_index (raw->accepted, 0);
+  np_test_hello (hello_v3, 3, 1024);
+  np_test_raw_write (peer, hello_v3, sizeof hello_v3);
+  np_test_raw_write_bytes (peer, goodbye);
+  /* Gone, with the client's handshake unread. */
+  g_socket_close (peer, NULL);
+
+  return peer;
+}
+
+static void
+test_refusal_after_connect (void)
+{
+  const char *name = "refusing-raw";
+  NpTestRawServer *raw = np_test_raw_server_new (name, 8, TRUE);
+  g_autoptr(GBytes) request = g_bytes_new_static ("ask", 3);
+  g_autoptr(GError) error = NULL;
+
+  /* flush_sync, then request_sync. */
+  {
+    g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+    g_autoptr(GSocket) peer = NULL;
+    Ends e = { 0 };
+
+    g_signal_connect (client, "disconnected", G_CALLBACK (ends_cb), &e);
+    g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+    peer = refuse_raw (raw, NP_PIPE_ERROR_TOO_MANY_CLIENTS);
+
+    g_assert_true (np_pipe_client_send_data (client, (const guint8 *) "important", 9, &error));
+    g_assert_false (np_pipe_client_flush_sync (client, NULL, &error));
+    g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS);
+    g_assert_nonnull (strstr (error->message, "no room here"));
+    g_clear_error (&error);
+
+    g_assert_null (np_pipe_client_request_sync (client, request, NULL, &error));
+    g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS);
+    g_clear_error (&error);
+
+    np_pipe_client_close (client);
+    g_assert_cmpuint (e.n_clean, ==, 0);
+    g_assert_error (e.error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS);
+    g_clear_error (&e.error);
+  }
+
+  /* send, then close: disconnected says why. */
+  {
+    g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+    g_autoptr(GSocket) peer = NULL;
+    Ends e = { 0 };
+
+    g_signal_connect (client, "disconnected", G_CALLBACK (ends_cb), &e);
+    g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+    peer = refuse_raw (raw, NP_PIPE_ERROR_PERMISSION_DENIED);
+
+    g_assert_true (np_pipe_client_send_data (client, (const guint8 *) "important", 9, &error));
+    np_pipe_client_close (client);
+    g_assert_cmpuint (e.n, ==, 1);
+    g_assert_error (e.error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED);
+    g_assert_nonnull (strstr (e.error->message, "no room here"));
+    g_clear_error (&e.error);
+  }
+
+  np_test_raw_server_free (raw);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -887,6 +1206,12 @@ main (int   argc,
   ADD ("/Np/Reliability/limits/max-connections", test_max_connections);
   g_test_add_func ("/Np/Reliability/access/other-uid", test_other_uid);
   g_test_add_func ("/Np/Reliability/access/planted-symlinks", test_planted_symlinks);
+  g_test_add_func ("/Np/Reliability/refusals/refused-without-loop", test_refused_without_loop);
+  g_test_add_func ("/Np/Reliability/refusals/full-without-loop", test_full_without_loop);
+  g_test_add_func ("/Np/Reliability/refusals/mute-without-loop", test_mute_without_loop);
+  g_test_add_func ("/Np/Reliability/refusals/refused-by-other-thread", test_refused_by_other_thread);
+  ADD ("/Np/Reliability/refusals/same-thread-server", test_same_thread_server);
+  g_test_add_func ("/Np/Reliability/refusals/refusal-after-connect", test_refusal_after_connect);
 
   return g_test_run ();
 }

@@ -464,6 +464,98 @@ class TestRequestsToOtherProcesses(unittest.TestCase):
         self.assertTrue(stop_peer(process))
 
 
+class TestRefusalsWithoutMainLoop(unittest.TestCase):
+    """A script that runs no main loop, against servers in other
+    processes: each refusal is the error of the call that meets it."""
+
+    PEER = os.path.join(os.environ.get("NP_TEST_BUILDDIR", ""), "np-test-peer")
+
+    def assertPipeError(self, error, code):
+        self.assertTrue(error.matches(Np.pipe_error_quark(), code), (error.message, error.code))
+
+    def single_instance(self, name, message):
+        """The single-instance pattern: be the server, or, when one runs
+        already, hand it the message and go."""
+        server = Np.PipeServer.new(name)
+        try:
+            server.start()
+            self.fail("another instance listens already")
+        except GLib.Error as error:
+            self.assertPipeError(error, Np.PipeError.ADDRESS_IN_USE)
+        client = Np.PipeClient.new(name)
+        ends = []
+        client.connect("disconnected", lambda c, e: ends.append(e))
+        try:
+            client.connect_sync(None)
+            client.send_data(message)
+        finally:
+            client.close()
+        return client, ends
+
+    def test_single_instance_handing_over(self):
+        name = "single-instance-accepting"
+        process = start_peer([self.PEER, "serve", name])
+        client, ends = self.single_instance(name, b"open file.txt")
+        self.assertEqual(ends, [None])
+        self.assertTrue(stop_peer(process))
+
+    def test_single_instance_refused(self):
+        name = "single-instance-refusing"
+        process = start_peer([self.PEER, "serve-as", name, "refuse"])
+        for _ in range(4):
+            with self.assertRaises(GLib.Error) as caught:
+                self.single_instance(name, b"important")
+            self.assertPipeError(caught.exception, Np.PipeError.PERMISSION_DENIED)
+            self.assertIn("refused", caught.exception.message)
+        self.assertTrue(stop_peer(process))
+
+    def test_script_against_a_refusing_server(self):
+        name = "script-refused"
+        process = start_peer([self.PEER, "serve-as", name, "refuse"])
+        client = Np.PipeClient.new(name)
+        ends = []
+        client.connect("disconnected", lambda c, e: ends.append(e))
+        with self.assertRaises(GLib.Error) as caught:
+            client.connect_sync(None)
+        self.assertPipeError(caught.exception, Np.PipeError.PERMISSION_DENIED)
+        with self.assertRaises(GLib.Error) as caught:
+            client.send_data(b"important")
+        self.assertPipeError(caught.exception, Np.PipeError.PERMISSION_DENIED)
+        client.close()
+        self.assertNotIn(None, ends)
+        self.assertTrue(stop_peer(process))
+
+    def test_script_against_a_full_server(self):
+        name = "script-full"
+        process = start_peer([self.PEER, "serve-as", name, "full"])
+        first = Np.PipeClient.new(name)
+        first.connect_sync(None)
+        second = Np.PipeClient.new(name)
+        with self.assertRaises(GLib.Error) as caught:
+            second.connect_sync(None)
+        self.assertPipeError(caught.exception, Np.PipeError.TOO_MANY_CLIENTS)
+        self.assertIn(name, caught.exception.message)
+        with self.assertRaises(GLib.Error) as caught:
+            second.request_sync(GLib.Bytes.new(b"ask"), None)
+        self.assertPipeError(caught.exception, Np.PipeError.TOO_MANY_CLIENTS)
+        self.assertEqual(first.request_sync(GLib.Bytes.new(b"ask"), None).get_data(), b"ask")
+        first.close()
+        second.close()
+        self.assertTrue(stop_peer(process))
+
+    def test_script_against_a_server_that_never_answers(self):
+        name = "script-mute"
+        process = start_peer([self.PEER, "serve-as", name, "mute"])
+        client = Np.PipeClient.new(name)
+        client.props.connect_timeout = 300
+        with self.assertRaises(GLib.Error) as caught:
+            client.connect_sync(None)
+        self.assertPipeError(caught.exception, Np.PipeError.TIMED_OUT)
+        self.assertFalse(client.props.connected)
+        client.close()
+        self.assertTrue(stop_peer(process))
+
+
 class TestVariants(NpTestCase):
     """GLib.Variant messages: np_variant_to_message and
     Np.variant_from_message, and what sends and answers with them."""
