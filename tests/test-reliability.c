@@ -308,6 +308,34 @@ test_huge_length (Fixture       *f,
   assert_heap_back (f);
 }
 
+/* An ERROR whose domain is longer than 255 bytes is a protocol error,
+ * even when the frame holds all of it and answers no request. */
+static void
+test_error_domain_too_long (Fixture       *f,
+                            gconstpointer  data)
+{
+  static const guint8 hello_v2[12] = { 'N', 'P', 'I', 'P', 2, 0, 0, 0, 0x01, 0, 0, 0 };
+  g_autoptr(NpPipeClient) bystander = bystander_new (f);
+  g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  g_autoptr(GByteArray) payload = g_byte_array_new ();
+  g_autoptr(GBytes) frame = NULL;
+  const guint8 head[10] = { 0, 0, 0, 1, 0, 0, 0, 9, 1, 0 };  /* D = 256 */
+  g_autofree char *domain = g_strnfill (256, 'd');
+
+  g_byte_array_append (payload, head, sizeof head);
+  g_byte_array_append (payload, (const guint8 *) domain, 256);
+  g_byte_array_append (payload, (const guint8 *) "no", 2);
+  frame = np_test_frame (6, payload->data, payload->len);
+
+  np_test_raw_write (socket, hello_v2, sizeof hello_v2);
+  np_test_raw_write_bytes (socket, frame);
+  WAIT_UNTIL (f->n_disconnected == 1);
+  g_assert_error (last_error (f), NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+  g_assert_nonnull (strstr (last_error (f)->message, "Malformed error reply"));
+
+  bystander_check (f, bystander, 4, 100);
+}
+
 static void
 test_truncated_frame (Fixture       *f,
                       gconstpointer  data)
@@ -1064,6 +1092,7 @@ main (int   argc,
   ADD ("/Np/Reliability/hostile/random-bytes", test_random_bytes);
   ADD ("/Np/Reliability/hostile/huge-length", test_huge_length);
   ADD ("/Np/Reliability/hostile/truncated-frame", test_truncated_frame);
+  ADD ("/Np/Reliability/hostile/error-domain-too-long", test_error_domain_too_long);
   ADD ("/Np/Reliability/hostile/bad-handshakes", test_bad_handshakes);
   ADD ("/Np/Reliability/hostile/slow-drip", test_slow_drip);
   ADD ("/Np/Reliability/hostile/idle-past-deadline", test_idle_past_deadline);
