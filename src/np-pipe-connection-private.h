@@ -31,5 +31,7 @@ void              _np_pipe_connection_accept (NpPipeConnection         *self,
 void              _np_pipe_connection_refuse (NpPipeConnection         *self,
                                               const GError             *reason);
 void              _np_pipe_connection_detach (NpPipeConnection         *self);
+guint             _np_pipe_connection_count_peers_closed
+                                             (GPtrArray                *connections);
 
 G_END_DECLS

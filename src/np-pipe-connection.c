@@ -557,6 +557,26 @@ _np_pipe_connection_refuse (NpPipeConnection *self,
   np_stream_abort (stream, reason);
 }
 
+/* Counts the accepted @connections whose clients have closed their side,
+ * for the server at its limit: see np_stream_count_peers_closed(). */
+guint
+_np_pipe_connection_count_peers_closed (GPtrArray *connections)
+{
+  g_autofree NpStream **streams = g_new (NpStream *, MAX (connections->len, 1));
+  guint n = 0;
+
+  for (guint i = 0; i < connections->len; i++)
+    {
+      NpPipeConnection *self = g_ptr_array_index (connections, i);
+      NpStream *stream = np_pipe_connection_get_stream (self);
+
+      if (stream != NULL && self->accepted)
+        streams[n++] = stream;
+    }
+
+  return np_stream_count_peers_closed (streams, n);
+}
+
 /* The server is going away: close without reporting to it. */
 void
 _np_pipe_connection_detach (NpPipeConnection *self)

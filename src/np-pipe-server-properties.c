@@ -296,6 +296,14 @@ np_pipe_server_install_properties (GObjectClass *object_class)
    * %NP_PIPE_ERROR_TOO_MANY_CLIENTS while the connected ones go on.
    * 0 means no limit; at most `G_MAXUINT`; the default is 1024.
    *
+   * A connection whose client has already closed its side does not
+   * count, even while its end is still unread or what is queued to it
+   * still goes out: a client that closes and connects again at once is
+   * served. At most as many such connections again are held while they
+   * end (each within [property@Np.PipeServer:close-timeout]), so
+   * [property@Np.PipeServer:n-connections] may pass this limit, up to
+   * twice it.
+   *
    * Whatever it says, a server never serves more clients than the
    * process has descriptors for: `RLIMIT_NOFILE` (`ulimit -n`) less an
    * eighth of it, and at least 32, left to the application. Should the

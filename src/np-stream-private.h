@@ -110,6 +110,8 @@ void      np_stream_configure_locked      (NpStream                *self,
                                            guint                    request_timeout);
 const char *np_stream_get_label           (NpStream                *self);
 gboolean  np_stream_is_open               (NpStream                *self);
+guint     np_stream_count_peers_closed    (NpStream * const        *streams,
+                                           guint                    n);
 gboolean  np_stream_is_done_locked        (NpStream                *self);
 guint32   np_stream_get_peer_max_message_size
                                           (NpStream                *self);

@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 
 #include <glib/gi18n-lib.h>
@@ -1279,6 +1280,67 @@ gboolean
 np_stream_is_open (NpStream *self)
 {
   return np_stream_get_state (self) <= NP_STREAM_OPEN;
+}
+
+#ifndef POLLRDHUP
+# define POLLRDHUP 0
+#endif
+
+/* Counts the @n streams whose peers have closed their side: the end of
+ * the stream was read, or waits in the socket unread (found by one poll()
+ * for all of them, which reads nothing, so nothing is delivered out of
+ * its turn), or the stream is over. Each such stream ends by itself
+ * within its close timeout once its context reads on. */
+guint
+np_stream_count_peers_closed (NpStream * const *streams,
+                              guint             n)
+{
+  g_autofree struct pollfd *fds = g_new (struct pollfd, n);
+  g_autofree NpStream **held = g_new (NpStream *, n);
+  guint n_held = 0;
+  guint n_closed = 0;
+  int res = 0;
+
+  for (guint i = 0; i < n; i++)
+    {
+      NpStream *self = streams[i];
+
+      g_mutex_lock (self->lock);
+      if (self->state == NP_STREAM_CLOSED || self->peer_eof || self->transport == NULL)
+        n_closed++;
+      else
+        {
+          /* Keeps the descriptor open until the poll is over. */
+          self->transport_users++;
+          fds[n_held].fd = self->transport->fd;
+          fds[n_held].events = POLLRDHUP;
+          fds[n_held].revents = 0;
+          held[n_held++] = self;
+        }
+      g_mutex_unlock (self->lock);
+    }
+
+  if (n_held > 0)
+    {
+      do
+        res = poll (fds, n_held, 0);
+      while (res < 0 && errno == EINTR);
+    }
+
+  for (guint i = 0; i < n_held; i++)
+    {
+      NpStream *self = held[i];
+
+      if (res > 0 && (fds[i].revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0)
+        n_closed++;
+
+      g_mutex_lock (self->lock);
+      self->transport_users--;
+      np_stream_release_transport_locked (self);
+      g_mutex_unlock (self->lock);
+    }
+
+  return n_closed;
 }
 
 /* Closed, and its end reported: it no longer calls its owner. */

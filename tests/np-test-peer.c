@@ -42,6 +42,10 @@
  *   np-test-peer fd-send NAME TEXT
  *       connect, send the message "memfd" with a memfd holding TEXT, and
  *       close, without ever running a main loop
+ *   np-test-peer reconnect NAME
+ *       connect, send test message 0 of client 0, close, connect again at
+ *       once and print "accepted", or "refused CODE"; then wait for stdin
+ *       to close, and close
  *   np-test-peer fd-receive NAME
  *       connect, and print "MESSAGE DATA" for the first message with
  *       descriptors that comes: its text, and what its first descriptor
@@ -275,6 +279,48 @@ run_probe (const char *path)
   g_main_loop_run (loop);
   printf ("%s\n", probe.verdict);
   g_free (probe.verdict);
+
+  return 0;
+}
+
+static void
+reconnect_done_cb (GObject      *object,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  *(GAsyncResult **) user_data = g_object_ref (result);
+}
+
+/* The single-instance pattern: a client closes and connects again at
+ * once. */
+static int
+run_reconnect (const char *name)
+{
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autoptr(GBytes) message = np_test_message_new (0, 0, np_test_size_for (0));
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  char buf[256];
+
+  np_pipe_client_set_close_timeout (client, 0);
+  if (!np_pipe_client_connect_sync (client, NULL, &error) ||
+      !np_pipe_client_send (client, message, &error))
+    g_error ("%s", error->message);
+  np_pipe_client_close (client);
+
+  /* Only the asynchronous connect waits for the server to accept. */
+  np_pipe_client_connect_async (client, NULL, reconnect_done_cb, &result);
+  while (result == NULL)
+    g_main_context_iteration (NULL, TRUE);
+  if (np_pipe_client_connect_finish (client, result, &error))
+    printf ("accepted\n");
+  else
+    printf ("refused %d\n", error->domain == NP_PIPE_ERROR ? error->code : -1);
+  fflush (stdout);
+
+  while (read (STDIN_FILENO, buf, sizeof buf) > 0)
+    ;
+  np_pipe_client_close (client);
 
   return 0;
 }
@@ -656,6 +702,8 @@ main (int   argc,
     return run_count (argv[2]);
   if (argc == 4 && g_str_equal (argv[1], "fd-send"))
     return run_fd_send (argv[2], argv[3]);
+  if (argc == 3 && g_str_equal (argv[1], "reconnect"))
+    return run_reconnect (argv[2]);
   if (argc == 3 && g_str_equal (argv[1], "fd-receive"))
     return run_fd_receive (argv[2]);
 

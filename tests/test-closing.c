@@ -416,6 +416,20 @@ test_client_handshake_deadline (void)
   g_assert_false (np_pipe_client_get_connected (client));
   g_clear_error (&error);
 
+  /* The server is told why: the client's hello, then GOODBYE TIMED_OUT,
+   * then the end of the stream. */
+  g_assert_cmpuint (raw->accepted->len, ==, 1);
+  {
+    GSocket *peer = g_ptr_array_index (raw->accepted, 0);
+    guint8 bytes[12 + 8 + 4];
+
+    np_test_raw_read_exactly (peer, bytes, sizeof bytes);
+    g_assert_cmpmem (bytes, 4, "NPIP", 4);
+    g_assert_cmpuint (bytes[12 + 4], ==, NP_TEST_GOODBYE);
+    g_assert_cmpuint (np_test_get_u32 (bytes + 12 + 8), ==, NP_PIPE_ERROR_TIMED_OUT);
+    g_assert_cmpuint (np_test_get_u32 (bytes + 12), >=, 4);
+  }
+
   np_pipe_client_set_connect_timeout (sync_client, 100);
   g_signal_connect (sync_client, "disconnected", G_CALLBACK (count_disconnect_cb), &d);
   g_assert_true (np_pipe_client_connect_sync (sync_client, NULL, &error));

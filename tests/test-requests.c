@@ -157,6 +157,44 @@ test_both_ways (Fixture       *f,
   g_assert_cmpmem (g_bytes_get_data (reply, NULL), g_bytes_get_size (reply), "from the client", 15);
 }
 
+/* A reply larger than the requester takes (the max message size of its
+ * hello) goes as an ERROR of code MESSAGE_TOO_LARGE instead, from the
+ * side that answers: the request fails, the connection goes on. */
+static void
+test_reply_too_large (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(NpPipeClient) small = np_pipe_client_new (np_pipe_server_get_name (f->server));
+  g_autoptr(GBytes) large = g_bytes_new_take (g_malloc0 (2000), 2000);
+  g_autoptr(GBytes) fits = text ("fits");
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+
+  np_pipe_client_set_max_message_size (small, 1024);
+  np_pipe_client_connect_async (small, NULL, async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  g_assert_true (np_pipe_client_connect_finish (small, result, &error));
+  g_assert_no_error (error);
+  g_clear_object (&result);
+
+  np_pipe_client_request_async (small, large, NULL, async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  reply = np_pipe_client_request_finish (small, result, &error);
+  g_assert_null (reply);
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE);
+  g_assert_nonnull (strstr (error->message, "1024"));
+  g_clear_error (&error);
+  g_clear_object (&result);
+
+  g_assert_true (np_pipe_client_get_connected (small));
+  np_pipe_client_request_async (small, fits, NULL, async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  reply = np_pipe_client_request_finish (small, result, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_bytes_equal (reply, fits));
+}
+
 /* Replies given in another order than the requests came are matched to
  * them; a thousand may be in flight. */
 static void
@@ -713,6 +751,7 @@ main (int   argc,
 
   ADD ("/Np/Requests/both-ways", test_both_ways);
   ADD ("/Np/Requests/out-of-order-and-many", test_out_of_order_and_many);
+  ADD ("/Np/Requests/reply-too-large", test_reply_too_large);
   ADD ("/Np/Requests/timeout", test_timeout);
   ADD ("/Np/Requests/cancel", test_cancel);
   ADD ("/Np/Requests/unanswered", test_unanswered);

@@ -205,6 +205,25 @@ class TestServer(NpTestCase):
         self.assertTrue(self.events.disconnected[0][1].matches(
             Np.pipe_error_quark(), Np.PipeError.MESSAGE_TOO_LARGE))
 
+    def test_single_instance_client_reconnects_at_once(self):
+        """At max-connections 1, a client that closes and connects again at
+        once is served: its old connection is not in the way."""
+        self.server.props.max_connections = 1
+        client = Np.PipeClient.new(self.server.get_name())
+        disconnects = []
+        client.connect("disconnected", lambda c, e: disconnects.append(e))
+        for attempt in range(3):
+            callback, done = finish_when_done(client.connect_finish)
+            client.connect_async(None, callback)
+            wait_until(lambda: done)
+            self.assertIs(done[0][0], True, done[0][0])
+            client.send_data(b"attempt %d" % attempt)
+            client.close()
+            self.assertEqual(disconnects, [None] * (attempt + 1))
+        wait_until(lambda: len(self.events.messages) == 3)
+        self.assertEqual([bytes(data) for _, data in self.events.messages],
+                         [b"attempt 0", b"attempt 1", b"attempt 2"])
+
     def test_async_connect_and_send(self):
         client = Np.PipeClient.new(self.server.get_name())
         results = []
