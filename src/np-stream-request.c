@@ -342,14 +342,15 @@ np_stream_handle_reply (NpStream      *self,
 {
   gsize len;
   const guint8 *data = g_bytes_get_data (payload, &len);
-  g_autoptr(GError) reply_error = NULL;
   g_autoptr(GError) error = NULL;
   guint32 id;
   NpOp *op;
 
+  /* The id first: an error's domain is learnt (a quark, never freed, of
+   * a budget the whole process shares) only for a request that waits. */
   if (type == NP_FRAME_ERROR)
     {
-      if (!np_error_reply_decode (data, len, &id, &reply_error, &error))
+      if (!np_error_reply_decode (data, len, &id, NULL, &error))
         {
           g_prefix_error (&error, "%s: ", self->label);
           g_mutex_lock (self->lock);
@@ -372,13 +373,22 @@ np_stream_handle_reply (NpStream      *self,
           g_source_destroy (op->timeout);
           g_clear_pointer (&op->timeout, g_source_unref);
         }
-      if (reply_error != NULL)
-        op->error = g_steal_pointer (&reply_error);
-      else
-        op->reply = g_bytes_new_from_bytes (payload, 4, len - 4);
-      g_queue_push_tail (&after->done, op);
     }
   g_mutex_unlock (self->lock);
+
+  if (op == NULL)
+    return;
+
+  /* Taken out of the table, the op is ours alone. The payload was
+   * checked above. */
+  if (type == NP_FRAME_ERROR)
+    {
+      if (!np_error_reply_decode (data, len, &id, &op->error, NULL))
+        g_assert_not_reached ();
+    }
+  else
+    op->reply = g_bytes_new_from_bytes (payload, 4, len - 4);
+  g_queue_push_tail (&after->done, op);
 }
 
 /* Sends @message as a request; @task returns the reply as a #GBytes, or

@@ -10,6 +10,8 @@
 
 #include "np-test-util.h"
 
+#include "np-frame-private.h"
+
 typedef struct
 {
   NpPipeServer *server;
@@ -21,6 +23,8 @@ typedef struct
   gboolean      answer;         /* answer at once with the message */
   gboolean      keep;           /* keep, answer later */
   gboolean      drop;           /* take, and drop unanswered */
+  GError       *disconnected;   /* why the last connection ended */
+  guint         n_disconnected;
 } Fixture;
 
 static gboolean
@@ -61,6 +65,17 @@ on_connected (NpPipeServer     *server,
 }
 
 static void
+on_disconnected (NpPipeServer     *server,
+                 NpPipeConnection *connection,
+                 const GError     *error,
+                 Fixture          *f)
+{
+  g_clear_error (&f->disconnected);
+  f->disconnected = error != NULL ? g_error_copy (error) : NULL;
+  f->n_disconnected++;
+}
+
+static void
 fixture_setup (Fixture       *f,
                gconstpointer  data)
 {
@@ -74,6 +89,7 @@ fixture_setup (Fixture       *f,
   g_signal_connect (f->server, "request-received", G_CALLBACK (on_request), f);
   g_signal_connect (f->server, "message-received", G_CALLBACK (on_message), f);
   g_signal_connect (f->server, "client-connected", G_CALLBACK (on_connected), f);
+  g_signal_connect (f->server, "client-disconnected", G_CALLBACK (on_disconnected), f);
   g_assert_true (np_pipe_server_start (f->server, &error));
   g_assert_no_error (error);
 
@@ -92,6 +108,7 @@ fixture_teardown (Fixture       *f,
   g_clear_object (&f->server);
   g_ptr_array_unref (f->connections);
   g_ptr_array_unref (f->messages);
+  g_clear_error (&f->disconnected);
 }
 
 static void
@@ -589,6 +606,131 @@ test_peer_without_requests (void)
   np_test_raw_server_free (raw);
 }
 
+/* Reads @len bytes the server wrote. The server writes as the loop
+ * prepares to poll: a source on the socket wakes the poll for them. */
+static void
+raw_read_exactly (GSocket *socket,
+                  guint8  *buf,
+                  gsize    len)
+{
+  g_autoptr(GSource) source = g_socket_create_source (socket, G_IO_IN, NULL);
+
+  g_source_set_dummy_callback (source);
+  g_source_attach (source, NULL);
+  np_test_raw_read_exactly (socket, buf, len);
+  g_source_destroy (source);
+}
+
+/* A raw peer of protocol version 3: its hello said, the server's read. */
+static GSocket *
+raw_peer_new (Fixture *f)
+{
+  GSocket *socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  guint8 hello[NP_HELLO_SIZE];
+  guint n = f->connections->len;
+
+  np_test_hello (hello, 3, 1024 * 1024);
+  np_test_raw_write (socket, hello, sizeof hello);
+  raw_read_exactly (socket, hello, sizeof hello);
+  g_assert_cmpmem (hello, 4, "NPIP", 4);
+  WAIT_UNTIL (f->connections->len == n + 1);
+
+  return socket;
+}
+
+/* An ERROR frame, written out by hand: np_error_reply_encode() takes a
+ * GError, whose domain would be interned in this process, the one under
+ * test. */
+static void
+raw_send_error (GSocket    *socket,
+                guint32     id,
+                const char *domain,
+                guint32     code,
+                const char *message)
+{
+  g_autoptr(GByteArray) payload = g_byte_array_new ();
+  guint8 header[NP_FRAME_HEADER_SIZE];
+  guint8 fields[NP_ERROR_REPLY_MIN];
+
+  np_test_put_u32 (fields, id);
+  np_test_put_u32 (fields + 4, code);
+  fields[8] = 0;
+  fields[9] = strlen (domain);
+  g_byte_array_append (payload, fields, sizeof fields);
+  g_byte_array_append (payload, (const guint8 *) domain, strlen (domain));
+  g_byte_array_append (payload, (const guint8 *) message, strlen (message));
+  np_frame_header_encode (header, NP_FRAME_ERROR, payload->len);
+  np_test_raw_write (socket, header, sizeof header);
+  np_test_raw_write (socket, payload->data, payload->len);
+}
+
+/* The next frame from the server: its type, and its payload. */
+static GBytes *
+raw_read_frame (GSocket *socket,
+                guint8  *type)
+{
+  guint8 header[NP_FRAME_HEADER_SIZE];
+  guint32 len;
+  guint8 *payload;
+
+  raw_read_exactly (socket, header, sizeof header);
+  len = np_test_get_u32 (header);
+  *type = header[4];
+  payload = g_malloc (MAX (len, 1));
+  raw_read_exactly (socket, payload, len);
+
+  return g_bytes_new_take (payload, len);
+}
+
+/* Error replies to requests nobody waits for cost the process nothing:
+ * 2,000 of them in made-up domains leave the budget of domains learnt
+ * from peers whole, and a real answer in a domain this process never
+ * saw, on another connection, still arrives in that domain. */
+static void
+test_error_domains_unwaited (Fixture       *f,
+                             gconstpointer  data)
+{
+  g_autoptr(GSocket) flooder = raw_peer_new (f);
+  g_autoptr(GSocket) answerer = NULL;
+  g_autoptr(GBytes) payload = NULL;
+  g_autoptr(GBytes) message = text ("asked");
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  NpPipeConnection *connection;
+  guint8 ping[NP_FRAME_HEADER_SIZE + 8] = { 0 };
+  guint8 type;
+
+  for (guint i = 0; i < 2000; i++)
+    {
+      g_autofree char *domain = g_strdup_printf ("np-test-unwaited-%u-quark", i);
+
+      raw_send_error (flooder, 1000 + i, domain, 1, "nobody asked");
+    }
+
+  /* Once the pong comes, the server has read every error before it. */
+  np_frame_header_encode (ping, NP_FRAME_PING, 8);
+  np_test_raw_write (flooder, ping, sizeof ping);
+  payload = raw_read_frame (flooder, &type);
+  g_assert_cmpuint (type, ==, NP_FRAME_PONG);
+  g_assert_cmpuint (f->n_disconnected, ==, 0);
+
+  answerer = raw_peer_new (f);
+  connection = g_ptr_array_index (f->connections, f->connections->len - 1);
+  np_pipe_connection_request_async (connection, message, NULL, async_done_cb, &result);
+  g_clear_pointer (&payload, g_bytes_unref);
+  payload = raw_read_frame (answerer, &type);
+  g_assert_cmpuint (type, ==, NP_FRAME_REQUEST);
+  raw_send_error (answerer, np_request_id_decode (g_bytes_get_data (payload, NULL)),
+                  "np-test-late-domain-quark", 7, "answered");
+
+  WAIT_UNTIL (result != NULL);
+  g_assert_null (np_pipe_connection_request_finish (connection, result, &error));
+  g_assert_nonnull (error);
+  g_assert_cmpstr (g_quark_to_string (error->domain), ==, "np-test-late-domain-quark");
+  g_assert_cmpint (error->code, ==, 7);
+  g_assert_cmpstr (error->message, ==, "answered");
+}
+
 static void
 assert_round_trip (GVariant *value)
 {
@@ -722,6 +864,7 @@ main (int   argc,
   ADD ("/Np/Requests/order-with-messages", test_order_with_messages);
   ADD ("/Np/Requests/request-sync", test_request_sync);
   g_test_add_func ("/Np/Requests/peer-without-requests", test_peer_without_requests);
+  ADD ("/Np/Requests/error-domains/unwaited", test_error_domains_unwaited);
   g_test_add_func ("/Np/Variant/round-trips", test_variant_round_trips);
   g_test_add_func ("/Np/Variant/malformed", test_variant_malformed);
   ADD ("/Np/Variant/messages", test_variant_messages);
