@@ -7,6 +7,8 @@
 
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include "np-error.h"
 #include "np-stream-internal.h"
 
@@ -391,6 +393,64 @@ np_stream_handle_reply (NpStream      *self,
   g_queue_push_tail (&after->done, op);
 }
 
+/* Queues an ERROR frame that answers request @id with @reply_error. */
+static void
+np_stream_queue_error_reply_locked (NpStream      *self,
+                                    guint32        id,
+                                    const GError  *reply_error,
+                                    NpStreamAfter *after)
+{
+  g_autoptr(GBytes) payload = np_error_reply_encode (id, reply_error);
+  guint8 header[NP_FRAME_HEADER_SIZE];
+
+  np_frame_header_encode (header, NP_FRAME_ERROR, g_bytes_get_size (payload));
+  np_stream_queue_peer_frame_locked (self, header, sizeof header, payload, after);
+}
+
+/* A request of @size bytes came from the peer, as request @id: returns
+ * TRUE to deliver it, counted among those that wait for an answer until
+ * np_stream_reply(). One of id 0, which no request has, or of an id that
+ * waits already, whose answers could not be told apart, ends the stream.
+ * From the read side. */
+gboolean
+np_stream_take_request (NpStream      *self,
+                        guint32        id,
+                        gsize          size,
+                        NpStreamAfter *after)
+{
+  g_autoptr(GError) error = NULL;
+  gboolean take = FALSE;
+
+  g_mutex_lock (self->lock);
+  if (id == 0)
+    {
+      error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                                   _("the peer sent a request of id 0, which no request has"));
+      np_stream_abort_locked (self, error, after);
+    }
+  else if (self->unanswered != NULL &&
+           g_hash_table_contains (self->unanswered, GUINT_TO_POINTER (id)))
+    {
+      error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                                   _("the peer sent a request of id %u while its request of "
+                                     "that id still waits for an answer"), id);
+      np_stream_abort_locked (self, error, after);
+    }
+  else
+    {
+      /* Made for the first request: most pipes never receive one. */
+      if (self->unanswered == NULL)
+        self->unanswered = g_hash_table_new (NULL, NULL);
+      g_hash_table_insert (self->unanswered, GUINT_TO_POINTER (id), GSIZE_TO_POINTER (size));
+      self->n_unanswered++;
+      self->unanswered_bytes += size;
+      take = TRUE;
+    }
+  g_mutex_unlock (self->lock);
+
+  return take;
+}
+
 /* Sends @message as a request; @task returns the reply as a #GBytes, or
  * the peer's error. */
 void
@@ -436,19 +496,19 @@ np_stream_reply (NpStream     *self,
                  const GError *reply_error)
 {
   NpStreamAfter after = NP_STREAM_AFTER_INIT;
+  gpointer size;
 
   g_mutex_lock (self->lock);
-  /* Each request is answered once (NpPipeRequest sees to it). */
-  if (self->n_unanswered > 0)
-    self->n_unanswered--;
-  if (reply_error != NULL)
+  /* Each request is answered once (NpPipeRequest sees to it): its id
+   * may come again. */
+  if (self->unanswered != NULL &&
+      g_hash_table_steal_extended (self->unanswered, GUINT_TO_POINTER (id), NULL, &size))
     {
-      g_autoptr(GBytes) payload = np_error_reply_encode (id, reply_error);
-      guint8 header[NP_FRAME_HEADER_SIZE];
-
-      np_frame_header_encode (header, NP_FRAME_ERROR, g_bytes_get_size (payload));
-      np_stream_queue_peer_frame_locked (self, header, sizeof header, payload, &after);
+      self->n_unanswered--;
+      self->unanswered_bytes -= GPOINTER_TO_SIZE (size);
     }
+  if (reply_error != NULL)
+    np_stream_queue_error_reply_locked (self, id, reply_error, &after);
   else
     {
       guint8 header[NP_REQUEST_HEADER_SIZE];

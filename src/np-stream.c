@@ -797,6 +797,7 @@ np_stream_unref (NpStream *self)
             g_queue_is_empty (&self->parked) && g_hash_table_size (np_stream_get_requests_locked (self)) == 0);
 
   g_clear_pointer (&self->requests, g_hash_table_unref);
+  g_clear_pointer (&self->unanswered, g_hash_table_unref);
 
   np_stream_release_transport_locked (self);
   np_stream_clear_partial (self);

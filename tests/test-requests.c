@@ -23,6 +23,10 @@ typedef struct
   gboolean      answer;         /* answer at once with the message */
   gboolean      keep;           /* keep, answer later */
   gboolean      drop;           /* take, and drop unanswered */
+  guint         holding;        /* of kept, not yet answered */
+  guint         max_holding;    /* what holding may reach, 0: unchecked */
+  gsize         holding_bytes;  /* their messages' sizes */
+  gsize         max_holding_bytes; /* what those may reach, 0: unchecked */
   GError       *disconnected;   /* why the last connection ended */
   guint         n_disconnected;
 } Fixture;
@@ -40,7 +44,19 @@ on_request (NpPipeServer     *server,
   if (f->answer)
     np_pipe_request_reply (request, np_pipe_request_get_message (request));
   else if (f->keep)
-    g_ptr_array_add (f->kept, g_object_ref (request));
+    {
+      /* Counted, not timed: the server never hands over one past its
+       * bound. */
+      gsize size = g_bytes_get_size (np_pipe_request_get_message (request));
+
+      if (f->max_holding > 0)
+        g_assert_cmpuint (f->holding, <, f->max_holding);
+      if (f->max_holding_bytes > 0)
+        g_assert_cmpuint (f->holding_bytes + size, <=, f->max_holding_bytes);
+      f->holding++;
+      f->holding_bytes += size;
+      g_ptr_array_add (f->kept, g_object_ref (request));
+    }
   else if (!f->drop)
     return FALSE;
 
@@ -682,6 +698,93 @@ raw_read_frame (GSocket *socket,
   return g_bytes_new_take (payload, len);
 }
 
+static void
+raw_send_request (GSocket    *socket,
+                  guint32     id,
+                  const char *message)
+{
+  guint8 header[NP_REQUEST_HEADER_SIZE];
+
+  np_request_header_encode (header, NP_FRAME_REQUEST, id, strlen (message));
+  np_test_raw_write (socket, header, sizeof header);
+  np_test_raw_write (socket, (const guint8 *) message, strlen (message));
+}
+
+static void
+assert_raw_reply (GSocket    *socket,
+                  guint32     id,
+                  const char *message)
+{
+  g_autoptr(GBytes) payload = NULL;
+  const guint8 *data;
+  gsize len;
+  guint8 type;
+
+  payload = raw_read_frame (socket, &type);
+  data = g_bytes_get_data (payload, &len);
+  g_assert_cmpuint (type, ==, NP_FRAME_REPLY);
+  g_assert_cmpuint (np_request_id_decode (data), ==, id);
+  g_assert_cmpmem (data + 4, len - 4, message, strlen (message));
+}
+
+static void
+assert_raw_goodbye (GSocket     *socket,
+                    NpPipeError  code)
+{
+  g_autoptr(GBytes) payload = NULL;
+  guint8 type;
+
+  payload = raw_read_frame (socket, &type);
+  g_assert_cmpuint (type, ==, NP_FRAME_GOODBYE);
+  g_assert_cmpuint (g_bytes_get_size (payload), >=, 4);
+  g_assert_cmpuint (np_test_get_u32 (g_bytes_get_data (payload, NULL)), ==, code);
+}
+
+/* A request whose id already waits for an answer could not be told from
+ * it by its answers: the connection ends with PROTOCOL, and the second
+ * is never delivered. An id answered may come again. */
+static void
+test_duplicate_id (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autoptr(GSocket) peer = raw_peer_new (f);
+
+  raw_send_request (peer, 7, "first");
+  assert_raw_reply (peer, 7, "first");
+  raw_send_request (peer, 7, "again");
+  assert_raw_reply (peer, 7, "again");
+
+  f->answer = FALSE;
+  f->keep = TRUE;
+  f->max_holding = 1;
+  raw_send_request (peer, 5, "held");
+  raw_send_request (peer, 5, "same id");
+  assert_raw_goodbye (peer, NP_PIPE_ERROR_PROTOCOL);
+
+  WAIT_UNTIL (f->n_disconnected == 1);
+  g_assert_error (f->disconnected, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+  g_assert_cmpuint (f->n_requests, ==, 3);
+  g_assert_cmpuint (f->kept->len, ==, 1);
+  g_assert_true (np_pipe_client_get_connected (f->client));
+}
+
+/* No request has id 0 (the counter skips it): one that does is a
+ * protocol error, never delivered. */
+static void
+test_id_zero (Fixture       *f,
+              gconstpointer  data)
+{
+  g_autoptr(GSocket) peer = raw_peer_new (f);
+
+  raw_send_request (peer, 0, "zero");
+  assert_raw_goodbye (peer, NP_PIPE_ERROR_PROTOCOL);
+
+  WAIT_UNTIL (f->n_disconnected == 1);
+  g_assert_error (f->disconnected, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+  g_assert_cmpuint (f->n_requests, ==, 0);
+  g_assert_true (np_pipe_client_get_connected (f->client));
+}
+
 /* Error replies to requests nobody waits for cost the process nothing:
  * 2,000 of them in made-up domains leave the budget of domains learnt
  * from peers whole, and a real answer in a domain this process never
@@ -864,6 +967,8 @@ main (int   argc,
   ADD ("/Np/Requests/order-with-messages", test_order_with_messages);
   ADD ("/Np/Requests/request-sync", test_request_sync);
   g_test_add_func ("/Np/Requests/peer-without-requests", test_peer_without_requests);
+  ADD ("/Np/Requests/duplicate-id", test_duplicate_id);
+  ADD ("/Np/Requests/id-zero", test_id_zero);
   ADD ("/Np/Requests/error-domains/unwaited", test_error_domains_unwaited);
   g_test_add_func ("/Np/Variant/round-trips", test_variant_round_trips);
   g_test_add_func ("/Np/Variant/malformed", test_variant_malformed);
