@@ -150,6 +150,8 @@ struct _NpStream
   GHashTable              *unanswered;     /* their ids → their messages' sizes; NULL
                                             * until the first */
   guint64                  unanswered_bytes; /* those sizes, summed */
+  guint                    max_pending_requests;      /* 0: no bound */
+  guint                    max_pending_request_bytes; /* 0: no bound */
   guint                    request_timeout;
   guint8                   version;        /* spoken, once the peer's hello arrived */
   GQueue                   deferred;       /* of NpOp, done, for the flusher to complete */

@@ -407,11 +407,39 @@ np_stream_queue_error_reply_locked (NpStream      *self,
   np_stream_queue_peer_frame_locked (self, header, sizeof header, payload, after);
 }
 
+/* Why a request of @size bytes may not be held with those that wait for
+ * an answer, or NULL when it may. */
+static GError *
+np_stream_check_pending_locked (NpStream *self,
+                                gsize     size)
+{
+  if (self->max_pending_requests > 0 && self->n_unanswered >= self->max_pending_requests)
+    return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_REQUESTS,
+                                _("the request was refused: %u requests already wait for "
+                                  "an answer on this connection, the most it holds "
+                                  "(max-pending-requests)"),
+                                self->n_unanswered);
+
+  if (self->max_pending_request_bytes > 0 &&
+      self->unanswered_bytes + size > self->max_pending_request_bytes)
+    return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_REQUESTS,
+                                _("the request of %u bytes was refused: with the %u bytes "
+                                  "of the requests that already wait for an answer on this "
+                                  "connection, it would pass the %u bytes it holds "
+                                  "(max-pending-request-bytes)"),
+                                (guint) MIN (size, G_MAXUINT),
+                                (guint) MIN (self->unanswered_bytes, G_MAXUINT),
+                                self->max_pending_request_bytes);
+
+  return NULL;
+}
+
 /* A request of @size bytes came from the peer, as request @id: returns
  * TRUE to deliver it, counted among those that wait for an answer until
- * np_stream_reply(). One of id 0, which no request has, or of an id that
- * waits already, whose answers could not be told apart, ends the stream.
- * From the read side. */
+ * np_stream_reply(). One past the bounds is answered at once with
+ * TOO_MANY_REQUESTS (its bytes go with the frame); one of id 0, which
+ * no request has, or of an id that waits already, whose answers could
+ * not be told apart, ends the stream. From the read side. */
 gboolean
 np_stream_take_request (NpStream      *self,
                         guint32        id,
@@ -436,6 +464,8 @@ np_stream_take_request (NpStream      *self,
                                      "that id still waits for an answer"), id);
       np_stream_abort_locked (self, error, after);
     }
+  else if ((error = np_stream_check_pending_locked (self, size)) != NULL)
+    np_stream_queue_error_reply_locked (self, id, error, after);
   else
     {
       /* Made for the first request: most pipes never receive one. */
@@ -449,6 +479,28 @@ np_stream_take_request (NpStream      *self,
   g_mutex_unlock (self->lock);
 
   return take;
+}
+
+/* Bounds the requests of the peer that may wait for an answer at once,
+ * in number and in bytes (0: no bound); a change applies to the next
+ * request that comes. */
+void
+np_stream_set_pending_limits_locked (NpStream *self,
+                                     guint     max_requests,
+                                     guint     max_bytes)
+{
+  self->max_pending_requests = max_requests;
+  self->max_pending_request_bytes = max_bytes;
+}
+
+void
+np_stream_set_pending_limits (NpStream *self,
+                              guint     max_requests,
+                              guint     max_bytes)
+{
+  g_mutex_lock (self->lock);
+  np_stream_set_pending_limits_locked (self, max_requests, max_bytes);
+  g_mutex_unlock (self->lock);
 }
 
 /* Sends @message as a request; @task returns the reply as a #GBytes, or

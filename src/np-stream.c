@@ -757,6 +757,8 @@ np_stream_new (GObject                 *owner,
   g_queue_init (&self->parked);
   g_queue_init (&self->fd_batches);
   self->max_fds = NP_STREAM_MAX_FDS_DEFAULT;
+  self->max_pending_requests = NP_STREAM_MAX_PENDING_REQUESTS_DEFAULT;
+  self->max_pending_request_bytes = NP_STREAM_MAX_PENDING_REQUEST_BYTES_DEFAULT;
   np_fd_budget_add_stream ();
 
   self->io_source = g_source_new (&np_stream_io_funcs, sizeof (NpStreamSource));

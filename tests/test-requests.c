@@ -622,6 +622,298 @@ test_peer_without_requests (void)
   np_test_raw_server_free (raw);
 }
 
+/* Bounds on the requests a side holds unanswered */
+
+/* Another client of the fixture's server, connected: it takes the
+ * server's settings as they are now. */
+static NpPipeClient *
+connect_client (Fixture *f)
+{
+  NpPipeClient *client = np_pipe_client_new (np_pipe_server_get_name (f->server));
+  g_autoptr(GError) error = NULL;
+  guint n = f->connections->len;
+
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_no_error (error);
+  WAIT_UNTIL (f->connections->len == n + 1);
+
+  return client;
+}
+
+/* Answers kept request @i with its own message. */
+static void
+answer_kept (Fixture *f,
+             guint    i)
+{
+  NpPipeRequest *request = g_ptr_array_index (f->kept, i);
+
+  np_pipe_request_reply (request, np_pipe_request_get_message (request));
+  f->holding--;
+  f->holding_bytes -= g_bytes_get_size (np_pipe_request_get_message (request));
+}
+
+static void
+assert_refused (GAsyncResult **result,
+                NpPipeClient  *client)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_nonnull (*result);
+  g_assert_null (np_pipe_client_request_finish (client, *result, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_REQUESTS);
+  g_clear_object (result);
+}
+
+static void
+assert_echoed (GAsyncResult **result,
+               NpPipeClient  *client,
+               gsize          size)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) reply = NULL;
+
+  WAIT_UNTIL (*result != NULL);
+  reply = np_pipe_client_request_finish (client, *result, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_bytes_get_size (reply), ==, size);
+  g_clear_object (result);
+}
+
+static guint
+count_done (GAsyncResult **results,
+            guint          n)
+{
+  guint done = 0;
+
+  for (guint i = 0; i < n; i++)
+    if (results[i] != NULL)
+      done++;
+
+  return done;
+}
+
+/* A client cannot make the server hold more of its requests unanswered
+ * than max-pending-requests: those past it are answered at once with
+ * TOO_MANY_REQUESTS and never delivered, the held ones can still be
+ * answered, and answering some makes room for as many. */
+static void
+test_pending_count (Fixture       *f,
+                    gconstpointer  data)
+{
+  const guint limit = 8;
+  const guint n = 3 * limit;
+  g_autoptr(NpPipeClient) client = NULL;
+  g_autofree GAsyncResult **results = g_new0 (GAsyncResult *, n + 4);
+
+  g_assert_cmpuint (np_pipe_server_get_max_pending_requests (f->server), ==, 4096);
+  np_pipe_server_set_max_pending_requests (f->server, limit);
+  g_assert_cmpuint (np_pipe_server_get_max_pending_requests (f->server), ==, limit);
+  client = connect_client (f);
+
+  f->answer = FALSE;
+  f->keep = TRUE;
+  f->max_holding = limit;
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(GBytes) message = np_test_message_new (1, i, 16);
+
+      np_pipe_client_request_async (client, message, NULL, async_done_cb, &results[i]);
+    }
+
+  /* Taken in order: the first ones are held, every later one refused. */
+  WAIT_UNTIL (count_done (results, n) == n - limit);
+  g_assert_cmpuint (f->kept->len, ==, limit);
+  g_assert_cmpuint (f->n_requests, ==, limit);
+  for (guint i = 0; i < n; i++)
+    if (i < limit)
+      g_assert_null (results[i]);
+    else
+      assert_refused (&results[i], client);
+
+  /* Three answered: three more are taken, and not a fourth. */
+  for (guint i = 0; i < 3; i++)
+    {
+      answer_kept (f, i);
+      assert_echoed (&results[i], client, 16);
+    }
+  for (guint i = n; i < n + 4; i++)
+    {
+      g_autoptr(GBytes) message = np_test_message_new (1, i, 16);
+
+      np_pipe_client_request_async (client, message, NULL, async_done_cb, &results[i]);
+    }
+  WAIT_UNTIL (results[n + 3] != NULL);
+  assert_refused (&results[n + 3], client);
+  g_assert_cmpuint (f->kept->len, ==, limit + 3);
+  g_assert_cmpuint (f->holding, ==, limit);
+
+  /* Every held one is still answered. */
+  for (guint i = 3; i < f->kept->len; i++)
+    answer_kept (f, i);
+  for (guint i = 3; i < limit; i++)
+    assert_echoed (&results[i], client, 16);
+  for (guint i = n; i < n + 3; i++)
+    assert_echoed (&results[i], client, 16);
+  g_assert_true (np_pipe_client_get_connected (client));
+  g_assert_cmpuint (f->n_disconnected, ==, 0);
+}
+
+/* The same in bytes: a few large requests take up
+ * max-pending-request-bytes, and the next one that would pass it is
+ * refused, while a small one still fits. */
+static void
+test_pending_bytes (Fixture       *f,
+                    gconstpointer  data)
+{
+  const guint limit = 1024 * 1024;
+  const gsize big = 300000;
+  const gsize sizes[] = { big, big, big, big, 100, big, big };
+  g_autoptr(NpPipeClient) client = NULL;
+  GAsyncResult *results[G_N_ELEMENTS (sizes)] = { NULL };
+
+  g_assert_cmpuint (np_pipe_server_get_max_pending_request_bytes (f->server), ==, 64 * 1024 * 1024);
+  np_pipe_server_set_max_pending_request_bytes (f->server, limit);
+  g_assert_cmpuint (np_pipe_server_get_max_pending_request_bytes (f->server), ==, limit);
+  client = connect_client (f);
+
+  f->answer = FALSE;
+  f->keep = TRUE;
+  f->max_holding_bytes = limit;
+  for (guint i = 0; i < 5; i++)
+    {
+      g_autoptr(GBytes) message = np_test_message_new (2, i, sizes[i]);
+
+      np_pipe_client_request_async (client, message, NULL, async_done_cb, &results[i]);
+    }
+
+  /* Three fill 900000 of the 1048576 bytes; the fourth would pass them;
+   * 100 more bytes still fit. */
+  WAIT_UNTIL (results[3] != NULL && f->kept->len == 4);
+  assert_refused (&results[3], client);
+  g_assert_cmpuint (f->n_requests, ==, 4);
+  for (guint i = 0; i < 5; i++)
+    if (i != 3)
+      g_assert_null (results[i]);
+
+  /* One answered makes room for one more large request, not two. */
+  answer_kept (f, 0);
+  assert_echoed (&results[0], client, big);
+  for (guint i = 5; i < 7; i++)
+    {
+      g_autoptr(GBytes) message = np_test_message_new (2, i, sizes[i]);
+
+      np_pipe_client_request_async (client, message, NULL, async_done_cb, &results[i]);
+    }
+  WAIT_UNTIL (results[6] != NULL);
+  assert_refused (&results[6], client);
+  g_assert_cmpuint (f->kept->len, ==, 5);
+
+  for (guint i = 1; i < f->kept->len; i++)
+    answer_kept (f, i);
+  for (guint i = 0; i < G_N_ELEMENTS (sizes); i++)
+    if (i != 0 && i != 3 && i != 6)
+      assert_echoed (&results[i], client, sizes[i]);
+  g_assert_cmpuint (f->n_disconnected, ==, 0);
+}
+
+/* The requests a client keeps, counted against what it should take. */
+typedef struct
+{
+  GPtrArray *kept;
+  guint      holding;
+  guint      max_holding;
+  gsize      holding_bytes;
+  gsize      max_holding_bytes;
+} Keeper;
+
+static gboolean
+client_keeps_cb (NpPipeClient  *client,
+                 NpPipeRequest *request,
+                 Keeper        *k)
+{
+  gsize size = g_bytes_get_size (np_pipe_request_get_message (request));
+
+  g_assert_cmpuint (k->holding, <, k->max_holding);
+  g_assert_cmpuint (k->holding_bytes + size, <=, k->max_holding_bytes);
+  k->holding++;
+  k->holding_bytes += size;
+  g_ptr_array_add (k->kept, g_object_ref (request));
+  return TRUE;
+}
+
+static void
+keeper_answer (Keeper *k,
+               guint   i)
+{
+  NpPipeRequest *request = g_ptr_array_index (k->kept, i);
+
+  np_pipe_request_reply (request, np_pipe_request_get_message (request));
+  k->holding--;
+  k->holding_bytes -= g_bytes_get_size (np_pipe_request_get_message (request));
+}
+
+static GError *
+connection_request (NpPipeConnection  *connection,
+                    GAsyncResult     **result)
+{
+  GError *error = NULL;
+  g_autoptr(GBytes) reply = NULL;
+
+  WAIT_UNTIL (*result != NULL);
+  reply = np_pipe_connection_request_finish (connection, *result, &error);
+  g_clear_object (result);
+
+  return error;
+}
+
+/* The client holds to its own bounds on the server's requests, and a
+ * change applies at once. */
+static void
+test_pending_client (Fixture       *f,
+                     gconstpointer  data)
+{
+  NpPipeConnection *connection = g_ptr_array_index (f->connections, 0);
+  g_autoptr(GPtrArray) kept = g_ptr_array_new_with_free_func (g_object_unref);
+  Keeper k = { kept, 0, 2, 0, G_MAXSIZE };
+  g_autoptr(GBytes) small = text ("small");
+  g_autoptr(GBytes) large = text ("larger than ten bytes");
+  GAsyncResult *results[5] = { NULL };
+  GError *error;
+
+  g_assert_cmpuint (np_pipe_client_get_max_pending_requests (f->client), ==, 4096);
+  g_assert_cmpuint (np_pipe_client_get_max_pending_request_bytes (f->client), ==, 64 * 1024 * 1024);
+  np_pipe_client_set_max_pending_requests (f->client, 2);
+  g_assert_cmpuint (np_pipe_client_get_max_pending_requests (f->client), ==, 2);
+  g_signal_connect (f->client, "request-received", G_CALLBACK (client_keeps_cb), &k);
+
+  for (guint i = 0; i < 3; i++)
+    np_pipe_connection_request_async (connection, small, NULL, async_done_cb, &results[i]);
+  error = connection_request (connection, &results[2]);
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_REQUESTS);
+  g_clear_error (&error);
+  g_assert_cmpuint (kept->len, ==, 2);
+
+  keeper_answer (&k, 0);
+  g_assert_no_error (connection_request (connection, &results[0]));
+
+  /* A request past the bytes is refused, one within them taken. */
+  np_pipe_client_set_max_pending_request_bytes (f->client, 10);
+  k.max_holding_bytes = 10;
+  g_assert_cmpuint (np_pipe_client_get_max_pending_request_bytes (f->client), ==, 10);
+  np_pipe_connection_request_async (connection, large, NULL, async_done_cb, &results[3]);
+  error = connection_request (connection, &results[3]);
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_REQUESTS);
+  g_clear_error (&error);
+  np_pipe_connection_request_async (connection, small, NULL, async_done_cb, &results[4]);
+  WAIT_UNTIL (kept->len == 3);
+
+  keeper_answer (&k, 1);
+  keeper_answer (&k, 2);
+  g_assert_no_error (connection_request (connection, &results[1]));
+  g_assert_no_error (connection_request (connection, &results[4]));
+  g_assert_true (np_pipe_client_get_connected (f->client));
+}
+
 /* Reads @len bytes the server wrote. The server writes as the loop
  * prepares to poll: a source on the socket wakes the poll for them. */
 static void
@@ -967,6 +1259,9 @@ main (int   argc,
   ADD ("/Np/Requests/order-with-messages", test_order_with_messages);
   ADD ("/Np/Requests/request-sync", test_request_sync);
   g_test_add_func ("/Np/Requests/peer-without-requests", test_peer_without_requests);
+  ADD ("/Np/Requests/pending/count", test_pending_count);
+  ADD ("/Np/Requests/pending/bytes", test_pending_bytes);
+  ADD ("/Np/Requests/pending/client", test_pending_client);
   ADD ("/Np/Requests/duplicate-id", test_duplicate_id);
   ADD ("/Np/Requests/id-zero", test_id_zero);
   ADD ("/Np/Requests/error-domains/unwaited", test_error_domains_unwaited);
