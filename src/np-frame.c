@@ -423,7 +423,9 @@ np_error_domain_from_peer (const char *domain)
 
 /* Decodes an error reply into @id and the error it carries, in its own
  * domain when that is a plausible domain name. Fails, with @error, on a
- * malformed payload. */
+ * malformed payload. With @reply NULL it only checks the payload and
+ * reads the id: the domain, which may cost a quark, is learnt only for
+ * a request that waits for it. */
 gboolean
 np_error_reply_decode (const guint8  *payload,
                        gsize          length,
@@ -445,6 +447,9 @@ np_error_reply_decode (const guint8  *payload,
     goto malformed;
 
   *id = get_u32 (payload);
+  if (reply == NULL)
+    return TRUE;
+
   code = (gint) get_u32 (payload + 4);
   domain = g_strndup ((const char *) payload + NP_ERROR_REPLY_MIN, domain_len);
   message = g_utf8_make_valid ((const char *) payload + NP_ERROR_REPLY_MIN + domain_len,

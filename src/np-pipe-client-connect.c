@@ -106,6 +106,8 @@ np_pipe_client_attach_locked (NpPipeClient       *self,
   np_stream_configure_locked (self->stream, self->max_queued_bytes, FALSE,
                               handshake_timeout, self->close_timeout, self->request_timeout);
   np_stream_set_max_fds_locked (self->stream, self->max_fds_per_message);
+  np_stream_set_pending_limits_locked (self->stream, self->max_pending_requests,
+                                       self->max_pending_request_bytes);
   *stream_out = self->stream;
 
   return old;

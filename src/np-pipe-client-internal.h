@@ -29,6 +29,8 @@ enum {
   NP_PIPE_CLIENT_PROP_RECONNECT_INTERVAL,
   NP_PIPE_CLIENT_PROP_RECONNECT_MAX_INTERVAL,
   NP_PIPE_CLIENT_PROP_MAX_FDS_PER_MESSAGE,
+  NP_PIPE_CLIENT_PROP_MAX_PENDING_REQUESTS,
+  NP_PIPE_CLIENT_PROP_MAX_PENDING_REQUEST_BYTES,
   NP_PIPE_CLIENT_N_PROPS
 };
 
@@ -80,6 +82,8 @@ struct _NpPipeClient
   /* The largest message the last server accepted, 0 when none said. */
   guint32       last_peer_max_message_size;
   guint         max_fds_per_message;
+  guint         max_pending_requests;
+  guint         max_pending_request_bytes;
   guint         connected : 1;
   guint         auto_reconnect : 1;
   guint         reconnecting : 1;    /* lost its connection, tries again until close() */

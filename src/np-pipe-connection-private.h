@@ -20,6 +20,8 @@ typedef struct
   guint close_timeout;
   guint request_timeout;
   guint max_fds_per_message;
+  guint max_pending_requests;
+  guint max_pending_request_bytes;
 } NpConnectionLimits;
 
 NpPipeConnection *_np_pipe_connection_new    (NpPipeServer             *server,

@@ -532,6 +532,8 @@ _np_pipe_connection_accept (NpPipeConnection         *self,
   np_stream_set_close_timeout (stream, limits->close_timeout);
   np_stream_set_request_timeout (stream, limits->request_timeout);
   np_stream_set_max_fds (stream, limits->max_fds_per_message);
+  np_stream_set_pending_limits (stream, limits->max_pending_requests,
+                                limits->max_pending_request_bytes);
   /* A client that does not read is dropped rather than let grow the
    * server's memory. */
   np_stream_set_queue_limit (stream, limits->max_queued_bytes, TRUE);

@@ -190,6 +190,8 @@ np_pipe_server_incoming (GObject           *owner,
   limits.close_timeout = self->close_timeout;
   limits.request_timeout = self->request_timeout;
   limits.max_fds_per_message = self->max_fds_per_message;
+  limits.max_pending_requests = self->max_pending_requests;
+  limits.max_pending_request_bytes = self->max_pending_request_bytes;
   max_connections = MIN (self->max_connections > 0 ? self->max_connections : G_MAXUINT,
                          self->fd_limit);
   allow_other_users = self->allow_other_users;

@@ -151,6 +151,11 @@ struct _NpStream
   guint64                  parked_bytes;
   guint32                  last_request_id;
   guint                    n_unanswered;   /* requests of the peer, delivered, not answered */
+  GHashTable              *unanswered;     /* their ids → their messages' sizes; NULL
+                                            * until the first */
+  guint64                  unanswered_bytes; /* those sizes, summed */
+  guint                    max_pending_requests;      /* 0: no bound */
+  guint                    max_pending_request_bytes; /* 0: no bound */
   guint                    request_timeout;
   guint8                   version;        /* spoken, once the peer's hello arrived */
   GQueue                   deferred;       /* of NpOp, done, for the flusher to complete */
@@ -340,6 +345,10 @@ gboolean np_stream_check_send_locked
                                     gsize          len,
                                     NpStreamAfter *after,
                                     GError       **error);
+gboolean np_stream_take_request    (NpStream      *self,
+                                    guint32        id,
+                                    gsize          size,
+                                    NpStreamAfter *after);
 void    np_stream_handle_reply     (NpStream      *self,
                                     NpFrameType    type,
                                     GBytes        *payload,

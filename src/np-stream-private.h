@@ -20,6 +20,10 @@ typedef struct _NpStream NpStream;
 
 /* The default of max-fds-per-message. */
 #define NP_STREAM_MAX_FDS_DEFAULT 16
+/* The defaults of max-pending-requests and max-pending-request-bytes
+ * (their property docs say why these). */
+#define NP_STREAM_MAX_PENDING_REQUESTS_DEFAULT      4096
+#define NP_STREAM_MAX_PENDING_REQUEST_BYTES_DEFAULT (64 * 1024 * 1024)
 
 /* What a stream reports to its owner. Every call is made in the stream's
  * main context, with no lock held and a reference on the owner (and on
@@ -170,6 +174,13 @@ GBytes   *np_stream_request_sync          (NpStream                *self,
                                            GError                 **error);
 void      np_stream_set_request_timeout   (NpStream                *self,
                                            guint                    timeout_msec);
+void      np_stream_set_pending_limits    (NpStream                *self,
+                                           guint                    max_requests,
+                                           guint                    max_bytes);
+void      np_stream_set_pending_limits_locked
+                                          (NpStream                *self,
+                                           guint                    max_requests,
+                                           guint                    max_bytes);
 gboolean  np_stream_get_supports_requests (NpStream                *self);
 gboolean  np_stream_block                 (NpStream                *self,
                                            NpStreamWait            *wait,

@@ -301,9 +301,8 @@ np_stream_handle_frame (NpStream      *self,
 
         /* In its place among the messages. */
         np_stream_report_opened (self, owner);
-        g_mutex_lock (self->lock);
-        self->n_unanswered++;
-        g_mutex_unlock (self->lock);
+        if (!np_stream_take_request (self, id, len - 4, after))
+          break;
         if (owner != NULL && self->callbacks->request != NULL)
           self->callbacks->request (owner, self, id, message);
         else

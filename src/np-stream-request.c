@@ -7,6 +7,8 @@
 
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include "np-error.h"
 #include "np-stream-internal.h"
 
@@ -374,14 +376,15 @@ np_stream_handle_reply (NpStream      *self,
 {
   gsize len;
   const guint8 *data = g_bytes_get_data (payload, &len);
-  g_autoptr(GError) reply_error = NULL;
   g_autoptr(GError) error = NULL;
   guint32 id;
   NpOp *op;
 
+  /* The id first: an error's domain is learnt (a quark, never freed, of
+   * a budget the whole process shares) only for a request that waits. */
   if (type == NP_FRAME_ERROR)
     {
-      if (!np_error_reply_decode (data, len, &id, &reply_error, &error))
+      if (!np_error_reply_decode (data, len, &id, NULL, &error))
         {
           g_prefix_error (&error, "%s: ", self->label);
           g_mutex_lock (self->lock);
@@ -404,12 +407,131 @@ np_stream_handle_reply (NpStream      *self,
           g_source_destroy (op->timeout);
           g_clear_pointer (&op->timeout, g_source_unref);
         }
-      if (reply_error != NULL)
-        op->error = g_steal_pointer (&reply_error);
-      else
-        op->reply = g_bytes_new_from_bytes (payload, 4, len - 4);
-      g_queue_push_tail (&after->done, op);
     }
+  g_mutex_unlock (self->lock);
+
+  if (op == NULL)
+    return;
+
+  /* Taken out of the table, the op is ours alone. The payload was
+   * checked above. */
+  if (type == NP_FRAME_ERROR)
+    {
+      if (!np_error_reply_decode (data, len, &id, &op->error, NULL))
+        g_assert_not_reached ();
+    }
+  else
+    op->reply = g_bytes_new_from_bytes (payload, 4, len - 4);
+  g_queue_push_tail (&after->done, op);
+}
+
+/* Queues an ERROR frame that answers request @id with @reply_error. */
+static void
+np_stream_queue_error_reply_locked (NpStream      *self,
+                                    guint32        id,
+                                    const GError  *reply_error,
+                                    NpStreamAfter *after)
+{
+  g_autoptr(GBytes) payload = np_error_reply_encode (id, reply_error);
+  guint8 header[NP_FRAME_HEADER_SIZE];
+
+  np_frame_header_encode (header, NP_FRAME_ERROR, g_bytes_get_size (payload));
+  np_stream_queue_peer_frame_locked (self, header, sizeof header, payload, after);
+}
+
+/* Why a request of @size bytes may not be held with those that wait for
+ * an answer, or NULL when it may. */
+static GError *
+np_stream_check_pending_locked (NpStream *self,
+                                gsize     size)
+{
+  if (self->max_pending_requests > 0 && self->n_unanswered >= self->max_pending_requests)
+    return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_REQUESTS,
+                                _("the request was refused: %u requests already wait for "
+                                  "an answer on this connection, the most it holds "
+                                  "(max-pending-requests)"),
+                                self->n_unanswered);
+
+  if (self->max_pending_request_bytes > 0 &&
+      self->unanswered_bytes + size > self->max_pending_request_bytes)
+    return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_REQUESTS,
+                                _("the request of %u bytes was refused: with the %u bytes "
+                                  "of the requests that already wait for an answer on this "
+                                  "connection, it would pass the %u bytes it holds "
+                                  "(max-pending-request-bytes)"),
+                                (guint) MIN (size, G_MAXUINT),
+                                (guint) MIN (self->unanswered_bytes, G_MAXUINT),
+                                self->max_pending_request_bytes);
+
+  return NULL;
+}
+
+/* A request of @size bytes came from the peer, as request @id: returns
+ * TRUE to deliver it, counted among those that wait for an answer until
+ * np_stream_reply(). One past the bounds is answered at once with
+ * TOO_MANY_REQUESTS (its bytes go with the frame); one of id 0, which
+ * no request has, or of an id that waits already, whose answers could
+ * not be told apart, ends the stream. From the read side. */
+gboolean
+np_stream_take_request (NpStream      *self,
+                        guint32        id,
+                        gsize          size,
+                        NpStreamAfter *after)
+{
+  g_autoptr(GError) error = NULL;
+  gboolean take = FALSE;
+
+  g_mutex_lock (self->lock);
+  if (id == 0)
+    {
+      error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                                   _("the peer sent a request of id 0, which no request has"));
+      np_stream_abort_locked (self, error, after);
+    }
+  else if (self->unanswered != NULL &&
+           g_hash_table_contains (self->unanswered, GUINT_TO_POINTER (id)))
+    {
+      error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                                   _("the peer sent a request of id %u while its request of "
+                                     "that id still waits for an answer"), id);
+      np_stream_abort_locked (self, error, after);
+    }
+  else if ((error = np_stream_check_pending_locked (self, size)) != NULL)
+    np_stream_queue_error_reply_locked (self, id, error, after);
+  else
+    {
+      /* Made for the first request: most pipes never receive one. */
+      if (self->unanswered == NULL)
+        self->unanswered = g_hash_table_new (NULL, NULL);
+      g_hash_table_insert (self->unanswered, GUINT_TO_POINTER (id), GSIZE_TO_POINTER (size));
+      self->n_unanswered++;
+      self->unanswered_bytes += size;
+      take = TRUE;
+    }
+  g_mutex_unlock (self->lock);
+
+  return take;
+}
+
+/* Bounds the requests of the peer that may wait for an answer at once,
+ * in number and in bytes (0: no bound); a change applies to the next
+ * request that comes. */
+void
+np_stream_set_pending_limits_locked (NpStream *self,
+                                     guint     max_requests,
+                                     guint     max_bytes)
+{
+  self->max_pending_requests = max_requests;
+  self->max_pending_request_bytes = max_bytes;
+}
+
+void
+np_stream_set_pending_limits (NpStream *self,
+                              guint     max_requests,
+                              guint     max_bytes)
+{
+  g_mutex_lock (self->lock);
+  np_stream_set_pending_limits_locked (self, max_requests, max_bytes);
   g_mutex_unlock (self->lock);
 }
 
@@ -458,19 +580,19 @@ np_stream_reply (NpStream     *self,
                  const GError *reply_error)
 {
   NpStreamAfter after = NP_STREAM_AFTER_INIT;
+  gpointer size;
 
   g_mutex_lock (self->lock);
-  /* Each request is answered once (NpPipeRequest sees to it). */
-  if (self->n_unanswered > 0)
-    self->n_unanswered--;
-  if (reply_error != NULL)
+  /* Each request is answered once (NpPipeRequest sees to it): its id
+   * may come again. */
+  if (self->unanswered != NULL &&
+      g_hash_table_steal_extended (self->unanswered, GUINT_TO_POINTER (id), NULL, &size))
     {
-      g_autoptr(GBytes) payload = np_error_reply_encode (id, reply_error);
-      guint8 header[NP_FRAME_HEADER_SIZE];
-
-      np_frame_header_encode (header, NP_FRAME_ERROR, g_bytes_get_size (payload));
-      np_stream_queue_peer_frame_locked (self, header, sizeof header, payload, &after);
+      self->n_unanswered--;
+      self->unanswered_bytes -= GPOINTER_TO_SIZE (size);
     }
+  if (reply_error != NULL)
+    np_stream_queue_error_reply_locked (self, id, reply_error, &after);
   else
     {
       guint8 header[NP_REQUEST_HEADER_SIZE];

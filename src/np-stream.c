@@ -1069,6 +1069,8 @@ np_stream_new (GObject                 *owner,
   g_queue_init (&self->parked);
   g_queue_init (&self->fd_batches);
   self->max_fds = NP_STREAM_MAX_FDS_DEFAULT;
+  self->max_pending_requests = NP_STREAM_MAX_PENDING_REQUESTS_DEFAULT;
+  self->max_pending_request_bytes = NP_STREAM_MAX_PENDING_REQUEST_BYTES_DEFAULT;
   np_fd_budget_add_stream ();
 
   self->io_source = g_source_new (&np_stream_io_funcs, sizeof (NpStreamSource));
@@ -1109,6 +1111,7 @@ np_stream_unref (NpStream *self)
             g_queue_is_empty (&self->parked) && g_hash_table_size (np_stream_get_requests_locked (self)) == 0);
 
   g_clear_pointer (&self->requests, g_hash_table_unref);
+  g_clear_pointer (&self->unanswered, g_hash_table_unref);
 
   np_stream_release_transport_locked (self);
   np_stream_clear_partial (self);

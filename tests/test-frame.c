@@ -413,6 +413,24 @@ test_error_domains_bounded (void)
   g_assert_cmpuint (n_own, <=, 256);
 }
 
+/* Read for its id alone, an error reply learns nothing of its domain. */
+static void
+test_error_reply_id_only (void)
+{
+  const char *domain = "np-test-id-only-domain-quark";
+  g_autoptr(GByteArray) payload = g_byte_array_new ();
+  guint8 header[NP_ERROR_REPLY_MIN] = { 0, 0, 0, 42, 0, 0, 0, 1, 0, 0 };
+  guint32 id = 0;
+
+  header[9] = strlen (domain);
+  g_byte_array_append (payload, header, sizeof header);
+  g_byte_array_append (payload, (const guint8 *) domain, strlen (domain));
+
+  g_assert_true (np_error_reply_decode (payload->data, payload->len, &id, NULL, NULL));
+  g_assert_cmpuint (id, ==, 42);
+  g_assert_cmpuint (g_quark_try_string (domain), ==, 0);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -429,6 +447,7 @@ main (int   argc,
   g_test_add_func ("/Np/Frame/requests", test_requests);
   g_test_add_func ("/Np/Frame/error-replies", test_error_replies);
   g_test_add_func ("/Np/Frame/error-domains-bounded", test_error_domains_bounded);
+  g_test_add_func ("/Np/Frame/error-reply-id-only", test_error_reply_id_only);
 
   return g_test_run ();
 }

@@ -318,6 +318,26 @@ class TestRequests(NpTestCase):
         self.assertEqual(sorted((user_data[0], reply.get_data()) for reply, user_data in done),
                          [(i, b"%d" % i) for i in range(10)])
 
+    def test_pending_requests_bounded(self):
+        self.assertEqual(self.server.props.max_pending_requests, 4096)
+        self.assertEqual(self.server.props.max_pending_request_bytes, 64 * MIB)
+        self.server.props.max_pending_requests = 2
+        held = []
+        self.answer_with(held.append)
+        c = Client(self.server.get_name())
+        callback, done = finish_when_done(c.client.request_finish)
+        for i in range(3):
+            c.client.request_async(GLib.Bytes.new(b"%d" % i), None, callback, i)
+        wait_until(lambda: done)
+        error, (index,) = done[0]
+        self.assertEqual(index, 2)
+        self.assertTrue(error.matches(Np.pipe_error_quark(), Np.PipeError.TOO_MANY_REQUESTS))
+        self.assertEqual(len(held), 2)
+        for request in held:
+            request.reply(request.get_message())
+        held.clear()
+        wait_until(lambda: len(done) == 3)
+
     def test_reply_data_with_bytes(self):
         replies = {b"binary": b"\x00\xff\x00 binary", b"empty": b""}
         self.answer_with(lambda r: r.reply_data(replies[r.get_message().get_data()]))
