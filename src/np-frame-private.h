@@ -14,7 +14,7 @@
 G_BEGIN_DECLS
 
 /* See docs/protocol.md for the byte layout. */
-#define NP_PROTOCOL_VERSION     3
+#define NP_PROTOCOL_VERSION     4
 /* The first version with requests and replies. */
 #define NP_PROTOCOL_REQUESTS    2
 /* The first version with messages that carry file descriptors. */
@@ -35,6 +35,9 @@ G_BEGIN_DECLS
 #define NP_ERROR_REPLY_MIN      10
 #define NP_ERROR_REPLY_MAX      8192
 #define NP_ERROR_DOMAIN_MAX     255
+/* A SETTINGS payload: flags and the descriptor limit, then room for
+ * later versions, up to NP_CONTROL_PAYLOAD_MAX. */
+#define NP_SETTINGS_SIZE        8
 
 typedef enum
 {
@@ -63,6 +66,13 @@ typedef struct
   guint8  version;
   guint32 max_message_size;
 } NpHello;
+
+/* What a peer of version 4 or later announces after the hello. */
+typedef struct
+{
+  guint32 flags;        /* none defined yet; unknown bits are ignored */
+  guint32 max_fds;      /* the most descriptors one frame may carry to it */
+} NpSettings;
 
 typedef struct
 {
@@ -105,6 +115,11 @@ gboolean  np_error_reply_decode   (const guint8  *payload,
                                    gsize          length,
                                    guint32       *id,
                                    GError       **reply,
+                                   GError       **error);
+GBytes   *np_settings_encode      (guint32        max_fds);
+gboolean  np_settings_decode      (const guint8  *payload,
+                                   gsize          length,
+                                   NpSettings    *settings,
                                    GError       **error);
 GBytes   *np_goodbye_encode       (NpPipeError    code,
                                    const char    *reason);

@@ -9,6 +9,8 @@
 
 #include <string.h>
 
+#include <glib/gi18n-lib.h>
+
 #include "np-frame-private.h"
 
 static const guint8 np_magic[4] = { 'N', 'P', 'I', 'P' };
@@ -216,6 +218,18 @@ np_frame_header_decode (const guint8   in[NP_FRAME_HEADER_SIZE],
         }
       break;
 
+    case NP_FRAME_SETTINGS:
+      if (version < NP_PROTOCOL_SETTINGS)
+        goto unknown;
+      if (length < NP_SETTINGS_SIZE || length > NP_CONTROL_PAYLOAD_MAX)
+        {
+          g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                       _("Malformed frame: settings of %u bytes (%u to %u are allowed)"),
+                       length, NP_SETTINGS_SIZE, NP_CONTROL_PAYLOAD_MAX);
+          return FALSE;
+        }
+      break;
+
     case NP_FRAME_ERROR:
       if (version < NP_PROTOCOL_REQUESTS)
         goto unknown;
@@ -239,6 +253,43 @@ np_frame_header_decode (const guint8   in[NP_FRAME_HEADER_SIZE],
   header->type = type;
   header->length = length;
   header->n_fds = n_fds;
+
+  return TRUE;
+}
+
+/* The payload of a SETTINGS frame. */
+GBytes *
+np_settings_encode (guint32 max_fds)
+{
+  guint8 payload[NP_SETTINGS_SIZE];
+
+  put_u32 (payload, 0);
+  put_u32 (payload + 4, max_fds);
+
+  return g_bytes_new (payload, sizeof payload);
+}
+
+/* Reads a SETTINGS payload (its length checked by the header): flags
+ * this version does not know, and bytes past the fields it knows, are
+ * for later versions and ignored. */
+gboolean
+np_settings_decode (const guint8  *payload,
+                    gsize          length,
+                    NpSettings    *settings,
+                    GError       **error)
+{
+  g_assert (length >= NP_SETTINGS_SIZE);
+
+  settings->flags = get_u32 (payload);
+  settings->max_fds = get_u32 (payload + 4);
+  if (settings->max_fds > NP_FDS_MAX)
+    {
+      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                   _("Malformed settings: a limit of %u descriptors per message, more "
+                     "than the %u one message can carry"),
+                   settings->max_fds, NP_FDS_MAX);
+      return FALSE;
+    }
 
   return TRUE;
 }
@@ -416,7 +467,9 @@ np_error_domain_from_peer (const char *domain)
 
 /* Decodes an error reply into @id and the error it carries, in its own
  * domain when that is a plausible domain name. Fails, with @error, on a
- * malformed payload. */
+ * malformed payload. With @reply NULL it only checks the payload and
+ * reads the id: the domain, which may cost a quark, is learnt only for
+ * a request that waits for it. */
 gboolean
 np_error_reply_decode (const guint8  *payload,
                        gsize          length,
@@ -438,6 +491,9 @@ np_error_reply_decode (const guint8  *payload,
     goto malformed;
 
   *id = get_u32 (payload);
+  if (reply == NULL)
+    return TRUE;
+
   code = (gint) get_u32 (payload + 4);
   domain = g_strndup ((const char *) payload + NP_ERROR_REPLY_MIN, domain_len);
   message = g_utf8_make_valid ((const char *) payload + NP_ERROR_REPLY_MIN + domain_len,

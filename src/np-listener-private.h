@@ -23,5 +23,7 @@ NpListener *np_listener_new    (GSocket            *socket,
                                 const char         *name);
 void        np_listener_resume (NpListener         *self);
 void        np_listener_close  (NpListener         *self);
+GMainContext *np_listener_lookup_context
+                               (const char         *path);
 
 G_END_DECLS

@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <gio/gunixsocketaddress.h>
+
 #include "np-listener-private.h"
 
 /* Connections taken per dispatch before the other sources get a turn. */
@@ -34,6 +36,7 @@ struct _NpListener
   GSocket            *socket;
   GMainContext       *context;
   char               *name;
+  char               *path;       /* where it listens, NULL when unnamed */
   NpListenerIncoming  incoming;
 
   /* Guarded by the lock. */
@@ -70,6 +73,7 @@ np_listener_unref (gpointer data)
   g_object_unref (self->socket);
   g_main_context_unref (self->context);
   g_free (self->name);
+  g_free (self->path);
   g_mutex_clear (&self->lock);
   g_free (self);
 }
@@ -208,6 +212,41 @@ np_listener_accept_cb (GSocket      *socket,
   return G_SOURCE_CONTINUE;
 }
 
+/* The servers of this process, by the path they listen on: a client of
+ * this process that blocks until its server answers must not wait for a
+ * server that only the blocking thread would run. */
+G_LOCK_DEFINE_STATIC (listening);
+static GHashTable *listening;   /* path → NpListener, not a reference */
+
+static char *
+np_listener_socket_path (GSocket *socket)
+{
+  g_autoptr(GSocketAddress) address = g_socket_get_local_address (socket, NULL);
+
+  if (!G_IS_UNIX_SOCKET_ADDRESS (address) ||
+      g_unix_socket_address_get_address_type (G_UNIX_SOCKET_ADDRESS (address)) != G_UNIX_SOCKET_ADDRESS_PATH)
+    return NULL;
+
+  return g_strdup (g_unix_socket_address_get_path (G_UNIX_SOCKET_ADDRESS (address)));
+}
+
+/* The main context of the server of this process that listens on @path,
+ * with a reference, or NULL when none does. */
+GMainContext *
+np_listener_lookup_context (const char *path)
+{
+  GMainContext *context = NULL;
+  NpListener *listener;
+
+  G_LOCK (listening);
+  listener = listening != NULL ? g_hash_table_lookup (listening, path) : NULL;
+  if (listener != NULL)
+    context = g_main_context_ref (listener->context);
+  G_UNLOCK (listening);
+
+  return context;
+}
+
 /* Accepts on @socket, a listening socket, from @context, handing each
  * connection to @incoming. */
 NpListener *
@@ -226,6 +265,16 @@ np_listener_new (GSocket            *socket,
   self->owner = owner;
   self->incoming = incoming;
   self->name = g_strdup (name);
+  self->path = np_listener_socket_path (socket);
+
+  if (self->path != NULL)
+    {
+      G_LOCK (listening);
+      if (listening == NULL)
+        listening = g_hash_table_new (g_str_hash, g_str_equal);
+      g_hash_table_insert (listening, self->path, self);
+      G_UNLOCK (listening);
+    }
 
   g_mutex_lock (&self->lock);
   np_listener_watch_locked (self);
@@ -249,6 +298,14 @@ np_listener_resume (NpListener *self)
 void
 np_listener_close (NpListener *self)
 {
+  if (self->path != NULL)
+    {
+      G_LOCK (listening);
+      if (g_hash_table_lookup (listening, self->path) == self)
+        g_hash_table_remove (listening, self->path);
+      G_UNLOCK (listening);
+    }
+
   g_mutex_lock (&self->lock);
   self->owner = NULL;
   np_listener_clear_source (&self->source);

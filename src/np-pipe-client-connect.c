@@ -7,8 +7,14 @@
 
 #include "config.h"
 
+#include <unistd.h>
+
+#include <glib/gi18n-lib.h>
+#include <gio/gunixsocketaddress.h>
+
 #include "np-context-private.h"
 #include "np-error.h"
+#include "np-listener-private.h"
 #include "np-name-private.h"
 #include "np-pipe-client-internal.h"
 #include "np-socket-connect-private.h"
@@ -47,6 +53,7 @@ np_pipe_client_begin_connect_locked (NpPipeClient  *self,
     }
 
   self->attempt = g_cancellable_new ();
+  np_pipe_client_note_refusal_locked (self, NULL);
   return TRUE;
 }
 
@@ -99,9 +106,87 @@ np_pipe_client_attach_locked (NpPipeClient       *self,
   np_stream_configure_locked (self->stream, self->max_queued_bytes, FALSE,
                               handshake_timeout, self->close_timeout, self->request_timeout);
   np_stream_set_max_fds_locked (self->stream, self->max_fds_per_message);
+  np_stream_set_pending_limits_locked (self->stream, self->max_pending_requests,
+                                       self->max_pending_request_bytes);
   *stream_out = self->stream;
 
   return old;
+}
+
+/* Whether connect_sync() may wait for the server's hello on
+ * @connection: not when the server is one of this process that only the
+ * calling thread would run (its context is owned by this thread, or is
+ * this thread's own and no other thread runs it), which would wait for
+ * itself, nor when it is a listener of this process whose context is
+ * unknown. */
+static gboolean
+np_pipe_client_server_answers (GSocketConnection *connection)
+{
+  GSocket *socket = g_socket_connection_get_socket (connection);
+  g_autoptr(GCredentials) credentials = g_socket_get_credentials (socket, NULL);
+  g_autoptr(GSocketAddress) address = NULL;
+  g_autoptr(GMainContext) context = NULL;
+  GMainContext *here;
+
+  /* Another process answers whatever this thread does. */
+  if (credentials == NULL || g_credentials_get_unix_pid (credentials, NULL) != getpid ())
+    return TRUE;
+
+  address = g_socket_connection_get_remote_address (connection, NULL);
+  if (G_IS_UNIX_SOCKET_ADDRESS (address))
+    context = np_listener_lookup_context (g_unix_socket_address_get_path (G_UNIX_SOCKET_ADDRESS (address)));
+  if (context == NULL)
+    return FALSE;
+
+  if (g_main_context_is_owner (context))
+    return FALSE;
+
+  here = g_main_context_get_thread_default ();
+  if (here == NULL)
+    here = g_main_context_default ();
+  if (context == here && g_main_context_acquire (context))
+    {
+      g_main_context_release (context);
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+/* Ends the wait of connect_sync() on @stream, once, with success when
+ * @error is %NULL: the server's hello arrived, or the connection ended
+ * first. Returns FALSE when no connect_sync() waits on @stream. Called
+ * from the stream's callbacks, in whatever thread reads it. */
+gboolean
+np_pipe_client_connected_sync (NpPipeClient *self,
+                               NpStream     *stream,
+                               const GError *error)
+{
+  NpServerWatch *reconnect = NULL;
+  NpStreamWait *wait = NULL;
+  NpStream *waited = NULL;
+
+  g_mutex_lock (self->lock);
+  if (self->connect_wait != NULL && self->connect_stream == stream)
+    {
+      wait = g_steal_pointer (&self->connect_wait);
+      waited = g_steal_pointer (&self->connect_stream);
+      if (error == NULL)
+        {
+          reconnect = np_pipe_client_stop_reconnecting_locked (self);
+          np_pipe_client_set_connected_locked (self, TRUE);
+        }
+    }
+  g_mutex_unlock (self->lock);
+
+  if (wait == NULL)
+    return FALSE;
+
+  g_clear_pointer (&reconnect, np_server_watch_free);
+  g_clear_pointer (&waited, np_stream_unref);
+  np_stream_wait_done (wait, error);
+
+  return TRUE;
 }
 
 /**
@@ -110,21 +195,34 @@ np_pipe_client_attach_locked (NpPipeClient       *self,
  * @cancellable: (nullable): a #GCancellable
  * @error: return location for a #GError
  *
- * Connects to the server and sends the handshake, blocking the calling
- * thread only while the connection is made (when the server is alive but
- * so busy that its queue of new connections is full, for at most
- * [property@Np.PipeClient:connect-timeout]).
+ * Connects to the server and waits until the server has accepted the
+ * client (its handshake arrived), as [method@Np.PipeClient.connect_async]
+ * does, blocking the calling thread for at most
+ * [property@Np.PipeClient:connect-timeout] in all. A refusal is the error
+ * of this call: %NP_PIPE_ERROR_PERMISSION_DENIED or
+ * %NP_PIPE_ERROR_TOO_MANY_CLIENTS, with the server's reason. No main
+ * context is iterated: when no other thread runs the client's main
+ * context, this thread reads the socket itself, and
+ * [signal@Np.PipeClient::connected] (and any message that arrives with the
+ * handshake) is emitted from here, as the context would.
  *
- * This does not wait for the server to accept the client, which only the
- * server's main loop can tell: the server may then run in the same
- * thread. A refusal the server decides afterwards arrives as
- * [signal@Np.PipeClient::disconnected]. To learn it from the call
- * itself, use [method@Np.PipeClient.connect_async].
+ * One server is not waited for: a [class@Np.PipeServer] of this same
+ * process whose main context only the calling thread would run (this
+ * thread owns that context, or it is this thread's thread-default one and
+ * no other thread runs it), which could not answer while this thread
+ * waits; nor a listening socket of this process that is no
+ * [class@Np.PipeServer]. Then this returns as soon as the connection is
+ * made, without waiting for anything only that main loop can provide, so
+ * that a server and its clients may share one thread: once the loop runs,
+ * the connection works, and a refusal arrives as
+ * [signal@Np.PipeClient::disconnected].
  *
  * Fails with %NP_PIPE_ERROR_NOT_FOUND when no server runs under the name,
- * %NP_PIPE_ERROR_INVALID_NAME when the name cannot be a pipe, and
- * %NP_PIPE_ERROR_TIMED_OUT when a busy server did not take the connection
- * in time. Connecting a connected client does nothing.
+ * %NP_PIPE_ERROR_INVALID_NAME when the name cannot be a pipe,
+ * %NP_PIPE_ERROR_TIMED_OUT when the server did not take the connection or
+ * did not answer the handshake in time, and %G_IO_ERROR_CANCELLED when
+ * @cancellable is cancelled or [method@Np.PipeClient.close] is called
+ * meanwhile. Connecting a connected client does nothing.
  *
  * Returns: %TRUE if the client is connected
  *
@@ -138,11 +236,16 @@ np_pipe_client_connect_sync (NpPipeClient  *self,
   g_autoptr(NpPipeClient) hold = NULL;
   g_autoptr(GSocketConnection) connection = NULL;
   g_autoptr(GCancellable) attempt = NULL;
+  g_autoptr(GError) failure = NULL;
   NpServerWatch *watch = NULL;
   NpStream *old = NULL;
   NpStream *stream = NULL;
+  NpStreamWait wait;
   gboolean already;
   gboolean was_connected = FALSE;
+  gboolean wait_for_server = FALSE;
+  gboolean ret = TRUE;
+  gint64 deadline = -1;
   gulong chain_id;
   guint timeout;
 
@@ -167,33 +270,106 @@ np_pipe_client_connect_sync (NpPipeClient  *self,
   timeout = self->connect_timeout;
   g_mutex_unlock (self->lock);
 
+  if (timeout > 0)
+    deadline = g_get_monotonic_time () + timeout * G_TIME_SPAN_MILLISECOND;
+
   chain_id = np_pipe_client_chain_cancellable (cancellable, attempt);
   connection = np_socket_connect_sync (self->name, self->path, timeout, attempt, error);
-  g_cancellable_disconnect (cancellable, chain_id);
+  if (connection != NULL)
+    wait_for_server = np_pipe_client_server_answers (connection);
+
+  np_stream_wait_init (&wait);
 
   g_mutex_lock (self->lock);
-  if (self->attempt == attempt)
-    g_clear_object (&self->attempt);
   if (connection != NULL)
     {
-      old = np_pipe_client_attach_locked (self, connection, timeout, &stream, &was_connected);
-      watch = np_pipe_client_stop_reconnecting_locked (self);
-      np_pipe_client_set_connected_locked (self, TRUE);
+      guint left = 0;
+
+      /* What is left of the connect timeout bounds the handshake. */
+      if (deadline >= 0)
+        left = MAX (1, (deadline - g_get_monotonic_time ()) / G_TIME_SPAN_MILLISECOND);
+      old = np_pipe_client_attach_locked (self, connection, left, &stream, &was_connected);
       np_stream_ref (stream);
+      if (wait_for_server)
+        {
+          /* Until the server answers, a connect is under way. */
+          self->connect_wait = &wait;
+          self->connect_stream = np_stream_ref (stream);
+        }
+      else
+        {
+          watch = np_pipe_client_stop_reconnecting_locked (self);
+          np_pipe_client_set_connected_locked (self, TRUE);
+        }
     }
+  if (!wait_for_server && self->attempt == attempt)
+    g_clear_object (&self->attempt);
   g_mutex_unlock (self->lock);
 
   g_clear_pointer (&watch, np_server_watch_free);
   if (connection == NULL)
-    return FALSE;
+    {
+      g_cancellable_disconnect (cancellable, chain_id);
+      np_stream_wait_clear (&wait);
+      return FALSE;
+    }
 
-  np_stream_start (stream);
-  np_stream_unref (stream);
   g_clear_pointer (&old, np_stream_unref);
-  if (!was_connected)
+  np_stream_start (stream);
+
+  if (wait_for_server)
+    {
+      if (was_connected)
+        np_context_notify (self->context, G_OBJECT (self), properties [NP_PIPE_CLIENT_PROP_CONNECTED]);
+
+      np_stream_block (stream, &wait, deadline, attempt);
+
+      g_mutex_lock (self->lock);
+      if (self->connect_wait == &wait)
+        {
+          /* Given up: cancelled, or the server did not answer in time. */
+          self->connect_wait = NULL;
+          g_clear_pointer (&self->connect_stream, np_stream_unref);
+          if (g_cancellable_is_cancelled (attempt))
+            failure = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                           _("Operation was cancelled"));
+          else
+            failure = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
+                                   _("Pipe “%s”: the server did not complete the handshake "
+                                     "within %u ms"),
+                                   self->name, timeout);
+        }
+      if (self->attempt == attempt)
+        g_clear_object (&self->attempt);
+      g_mutex_unlock (self->lock);
+
+      /* Otherwise whoever took the wait ends it, if not yet. */
+      g_mutex_lock (&wait.mutex);
+      while (failure == NULL && !wait.done)
+        g_cond_wait (&wait.cond, &wait.mutex);
+      g_mutex_unlock (&wait.mutex);
+
+      if (failure == NULL && wait.error != NULL)
+        failure = g_error_copy (wait.error);
+
+      /* A connection that failed is closed without a report. */
+      if (failure != NULL)
+        {
+          np_stream_detach (stream);
+          g_propagate_error (error, g_steal_pointer (&failure));
+          ret = FALSE;
+        }
+      else
+        np_context_notify (self->context, G_OBJECT (self), properties [NP_PIPE_CLIENT_PROP_CONNECTED]);
+    }
+  else if (!was_connected)
     np_context_notify (self->context, G_OBJECT (self), properties [NP_PIPE_CLIENT_PROP_CONNECTED]);
 
-  return TRUE;
+  g_cancellable_disconnect (cancellable, chain_id);
+  np_stream_unref (stream);
+  np_stream_wait_clear (&wait);
+
+  return ret;
 }
 
 typedef struct

@@ -29,6 +29,8 @@ enum {
   NP_PIPE_CLIENT_PROP_RECONNECT_INTERVAL,
   NP_PIPE_CLIENT_PROP_RECONNECT_MAX_INTERVAL,
   NP_PIPE_CLIENT_PROP_MAX_FDS_PER_MESSAGE,
+  NP_PIPE_CLIENT_PROP_MAX_PENDING_REQUESTS,
+  NP_PIPE_CLIENT_PROP_MAX_PENDING_REQUEST_BYTES,
   NP_PIPE_CLIENT_N_PROPS
 };
 
@@ -49,7 +51,8 @@ struct _NpPipeClient
   NpStream     *stream;          /* the latest connection, perhaps closed */
   GPtrArray    *retired;         /* earlier connections, still closing */
   GTask        *connect_task;    /* a connect_async waiting for the hello */
-  NpStream     *connect_stream;  /* the stream it waits on */
+  NpStreamWait *connect_wait;    /* or a connect_sync */
+  NpStream     *connect_stream;  /* the stream either waits on */
   GCancellable *attempt;         /* cancels the connect under way */
   GCancellable *reconnect_attempt;  /* attempt, when the reconnect loop made it */
   gulong        attempt_id;      /* handler of connect_task on attempt */
@@ -72,9 +75,15 @@ struct _NpPipeClient
    * first once connected again; their size, framing included. */
   GQueue        held;
   gsize         held_bytes;
+  /* Why the server refused the last connection (or the last message),
+   * until the next connect or close(): what calls made meanwhile fail
+   * with. */
+  GError       *refusal;
   /* The largest message the last server accepted, 0 when none said. */
   guint32       last_peer_max_message_size;
   guint         max_fds_per_message;
+  guint         max_pending_requests;
+  guint         max_pending_request_bytes;
   guint         connected : 1;
   guint         auto_reconnect : 1;
   guint         reconnecting : 1;    /* lost its connection, tries again until close() */
@@ -89,11 +98,16 @@ struct _NpPipeClient
 extern const NpStreamCallbacks np_pipe_client_stream_callbacks;
 
 void  np_pipe_client_install_properties (GObjectClass *object_class);
+void  np_pipe_client_note_refusal_locked(NpPipeClient *self,
+                                         const GError *error);
 void  np_pipe_client_set_connected_locked
                                         (NpPipeClient *self,
                                          gboolean      connected);
 void  np_pipe_client_connected          (NpPipeClient *self,
                                          GTask        *task,
+                                         const GError *error);
+gboolean np_pipe_client_connected_sync  (NpPipeClient *self,
+                                         NpStream     *stream,
                                          const GError *error);
 guint np_pipe_client_get_uint           (NpPipeClient *self,
                                          const guint  *field);

@@ -119,6 +119,14 @@ np_pipe_client_get_property (GObject    *object,
       g_value_set_uint (value, np_pipe_client_get_max_fds_per_message (self));
       break;
 
+    case NP_PIPE_CLIENT_PROP_MAX_PENDING_REQUESTS:
+      g_value_set_uint (value, np_pipe_client_get_max_pending_requests (self));
+      break;
+
+    case NP_PIPE_CLIENT_PROP_MAX_PENDING_REQUEST_BYTES:
+      g_value_set_uint (value, np_pipe_client_get_max_pending_request_bytes (self));
+      break;
+
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -173,6 +181,14 @@ np_pipe_client_set_property (GObject      *object,
 
     case NP_PIPE_CLIENT_PROP_MAX_FDS_PER_MESSAGE:
       np_pipe_client_set_max_fds_per_message (self, g_value_get_uint (value));
+      break;
+
+    case NP_PIPE_CLIENT_PROP_MAX_PENDING_REQUESTS:
+      np_pipe_client_set_max_pending_requests (self, g_value_get_uint (value));
+      break;
+
+    case NP_PIPE_CLIENT_PROP_MAX_PENDING_REQUEST_BYTES:
+      np_pipe_client_set_max_pending_request_bytes (self, g_value_get_uint (value));
       break;
 
     default:
@@ -292,13 +308,13 @@ np_pipe_client_install_properties (GObjectClass *object_class)
    * NpPipeClient:connect-timeout:
    *
    * How long, in milliseconds, connecting may take: waiting for room in a
-   * busy server's queue of new connections, and, for
-   * [method@Np.PipeClient.connect_async], waiting for the server to accept
-   * the client. A server that has not answered the handshake by then is
-   * given up with %NP_PIPE_ERROR_TIMED_OUT, after
-   * [method@Np.PipeClient.connect_sync] too (through
-   * [signal@Np.PipeClient::disconnected]). 0 waits for as long as it
-   * takes; at most `G_MAXUINT`. The default is 5000 (5 seconds).
+   * busy server's queue of new connections, and waiting for the server to
+   * accept the client. A server that has not answered the handshake by
+   * then is given up with %NP_PIPE_ERROR_TIMED_OUT (after a
+   * [method@Np.PipeClient.connect_sync] that did not wait for a server in
+   * its own thread, through [signal@Np.PipeClient::disconnected]). 0
+   * waits for as long as it takes; at most `G_MAXUINT`. The default is
+   * 5000 (5 seconds).
    *
    * With [property@Np.PipeClient:auto-reconnect],
    * [method@Np.PipeClient.connect_async] also waits this long for a
@@ -465,6 +481,62 @@ np_pipe_client_install_properties (GObjectClass *object_class)
   properties [NP_PIPE_CLIENT_PROP_MAX_FDS_PER_MESSAGE] =
     g_param_spec_uint ("max-fds-per-message", NULL, NULL,
                        1, NP_FDS_MAX, NP_STREAM_MAX_FDS_DEFAULT,
+                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                        G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeClient:max-pending-requests:
+   *
+   * The most requests of the server the client holds unanswered at once:
+   * those [signal@Np.PipeClient::request-received] delivered and the
+   * application has not answered yet, such as the [class@Np.PipeRequest]s
+   * it keeps to answer later. A request past it is not delivered: it is
+   * answered at once with %NP_PIPE_ERROR_TOO_MANY_REQUESTS, which the
+   * server can tell from any other answer, and its bytes are freed; once
+   * some are answered, requests are taken again. With
+   * [property@Np.PipeClient:max-pending-request-bytes], it keeps a server
+   * that asks faster than the application answers from growing the
+   * client's memory without bound.
+   *
+   * The default, 4096, is far more than an application keeps in flight
+   * (a request waits only while the application works on it), and keeps
+   * what the library holds for them, a few hundred bytes each besides
+   * their messages, to about a megabyte. 0 means no limit; at most
+   * `G_MAXUINT`. A change applies at once, from the next request of the
+   * server.
+   *
+   * Since: 1.0
+   */
+  properties [NP_PIPE_CLIENT_PROP_MAX_PENDING_REQUESTS] =
+    g_param_spec_uint ("max-pending-requests", NULL, NULL,
+                       0, G_MAXUINT, NP_STREAM_MAX_PENDING_REQUESTS_DEFAULT,
+                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                        G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeClient:max-pending-request-bytes:
+   *
+   * The most bytes of requests of the server the client holds unanswered
+   * at once: the sizes of their messages, summed. A request that would
+   * take them past it is answered at once with
+   * %NP_PIPE_ERROR_TOO_MANY_REQUESTS and not delivered, as past
+   * [property@Np.PipeClient:max-pending-requests]; one larger than this
+   * on its own is always refused. A request may be as large as
+   * [property@Np.PipeClient:max-message-size], so that a number of
+   * requests alone would bound little.
+   *
+   * The default, 67108864 (64 MiB), holds four requests of the largest
+   * size a client takes by default (16 MiB), and is the default of
+   * [property@Np.PipeClient:max-queued-bytes], the bound on what waits to
+   * be written to the server: no ordinary application meets it. 0 means
+   * no limit; at most `G_MAXUINT32`. A change applies at once, from the
+   * next request of the server.
+   *
+   * Since: 1.0
+   */
+  properties [NP_PIPE_CLIENT_PROP_MAX_PENDING_REQUEST_BYTES] =
+    g_param_spec_uint ("max-pending-request-bytes", NULL, NULL,
+                       0, G_MAXUINT32, NP_STREAM_MAX_PENDING_REQUEST_BYTES_DEFAULT,
                        (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
                         G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
 
@@ -933,4 +1005,106 @@ np_pipe_client_set_max_fds_per_message (NpPipeClient *self,
 
   np_pipe_client_set_uint (self, &self->max_fds_per_message, max_fds,
                            NP_PIPE_CLIENT_PROP_MAX_FDS_PER_MESSAGE);
+}
+
+/* Sets one of the bounds on the server's requests held unanswered, on
+ * the connection too. */
+static void
+np_pipe_client_set_pending_limit (NpPipeClient *self,
+                                  guint        *field,
+                                  guint         value,
+                                  guint         prop_id)
+{
+  gboolean changed;
+
+  g_mutex_lock (self->lock);
+  changed = *field != value;
+  *field = value;
+  if (self->stream != NULL)
+    np_stream_set_pending_limits_locked (self->stream, self->max_pending_requests,
+                                         self->max_pending_request_bytes);
+  g_mutex_unlock (self->lock);
+
+  if (changed)
+    g_object_notify_by_pspec (G_OBJECT (self), properties [prop_id]);
+}
+
+/**
+ * np_pipe_client_get_max_pending_requests:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:max-pending-requests].
+ *
+ * Returns: the most requests of the server held unanswered at once, 0
+ *   for no limit
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_client_get_max_pending_requests (NpPipeClient *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
+
+  return np_pipe_client_get_uint (self, &self->max_pending_requests);
+}
+
+/**
+ * np_pipe_client_set_max_pending_requests:
+ * @self: a #NpPipeClient
+ * @max_pending_requests: the most requests of the server held unanswered
+ *   at once, 0 for no limit
+ *
+ * Sets [property@Np.PipeClient:max-pending-requests]. It applies at once.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_set_max_pending_requests (NpPipeClient *self,
+                                         guint         max_pending_requests)
+{
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+
+  np_pipe_client_set_pending_limit (self, &self->max_pending_requests, max_pending_requests,
+                                    NP_PIPE_CLIENT_PROP_MAX_PENDING_REQUESTS);
+}
+
+/**
+ * np_pipe_client_get_max_pending_request_bytes:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:max-pending-request-bytes].
+ *
+ * Returns: the most bytes of requests of the server held unanswered at
+ *   once, 0 for no limit
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_client_get_max_pending_request_bytes (NpPipeClient *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
+
+  return np_pipe_client_get_uint (self, &self->max_pending_request_bytes);
+}
+
+/**
+ * np_pipe_client_set_max_pending_request_bytes:
+ * @self: a #NpPipeClient
+ * @max_pending_request_bytes: the most bytes of requests of the server
+ *   held unanswered at once, 0 for no limit
+ *
+ * Sets [property@Np.PipeClient:max-pending-request-bytes]. It applies at
+ * once.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_set_max_pending_request_bytes (NpPipeClient *self,
+                                              guint         max_pending_request_bytes)
+{
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+
+  np_pipe_client_set_pending_limit (self, &self->max_pending_request_bytes,
+                                    max_pending_request_bytes,
+                                    NP_PIPE_CLIENT_PROP_MAX_PENDING_REQUEST_BYTES);
 }

@@ -11,12 +11,17 @@
 #include "np-pipe-client-internal.h"
 #include "np-variant.h"
 
+/* Not connected: because the server refused the client, when it did
+ * (the refusal is what the caller needs to know), or simply. */
 static void
-np_pipe_client_set_not_connected (NpPipeClient  *self,
-                                  GError       **error)
+np_pipe_client_set_not_connected_locked (NpPipeClient  *self,
+                                         GError       **error)
 {
-  g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-               "Pipe “%s” is not connected", self->name);
+  if (self->refusal != NULL)
+    g_propagate_error (error, g_error_copy (self->refusal));
+  else
+    g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
+                 "Pipe “%s” is not connected", self->name);
 }
 
 /* The connection, with a reference, or %NULL when not connected. */
@@ -29,10 +34,9 @@ np_pipe_client_ref_stream (NpPipeClient  *self,
   g_mutex_lock (self->lock);
   if (self->connected && self->stream != NULL)
     stream = np_stream_ref (self->stream);
+  else
+    np_pipe_client_set_not_connected_locked (self, error);
   g_mutex_unlock (self->lock);
-
-  if (stream == NULL)
-    np_pipe_client_set_not_connected (self, error);
 
   return stream;
 }
@@ -111,7 +115,7 @@ np_pipe_client_send (NpPipeClient  *self,
     ret = np_pipe_client_hold_locked (self, message, error);
   else
     {
-      np_pipe_client_set_not_connected (self, error);
+      np_pipe_client_set_not_connected_locked (self, error);
       ret = FALSE;
     }
   g_mutex_unlock (self->lock);
@@ -179,7 +183,7 @@ np_pipe_client_send_with_fds (NpPipeClient  *self,
     ret = np_stream_send_with_fds_locked (self->stream, message, fds, error);
   else
     {
-      np_pipe_client_set_not_connected (self, error);
+      np_pipe_client_set_not_connected_locked (self, error);
       ret = FALSE;
     }
   g_mutex_unlock (self->lock);

@@ -9,6 +9,8 @@
 
 #include <unistd.h>
 
+#include <glib/gi18n-lib.h>
+
 #include "np-context-private.h"
 #include "np-error.h"
 #include "np-marshal.h"
@@ -37,12 +39,12 @@
  * loses nothing either. Messages from the server arrive through
  * [signal@Np.PipeClient::message-received] while the main context runs.
  *
- * [method@Np.PipeClient.connect_async] completes once the server has
- * accepted the client, so a refusal is its error.
- * [method@Np.PipeClient.connect_sync] returns as soon as the connection is
- * made, without waiting for anything only the server's main loop can
- * provide, so that a server and its clients may share one thread; a
- * refusal then arrives as [signal@Np.PipeClient::disconnected].
+ * [method@Np.PipeClient.connect_async] and
+ * [method@Np.PipeClient.connect_sync] complete once the server has
+ * accepted the client, so a refusal is their error. connect_sync does not
+ * wait for a server of this process that only the calling thread would
+ * run, so that a server and its clients may share one thread: a refusal
+ * then arrives as [signal@Np.PipeClient::disconnected].
  *
  * ## Threads and main contexts
  *
@@ -98,6 +100,23 @@ np_pipe_client_set_connected_locked (NpPipeClient *self,
     __atomic_store_n (&self->queued_bytes, self->held_bytes, __ATOMIC_RELAXED);
 }
 
+/* Keeps why the server refused the client, or a message of it, for the
+ * calls made until the next connect or close() (@error NULL: forgets). */
+void
+np_pipe_client_note_refusal_locked (NpPipeClient *self,
+                                    const GError *error)
+{
+  if (error != NULL &&
+      !g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED) &&
+      !g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS) &&
+      !g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE))
+    return;
+
+  g_clear_error (&self->refusal);
+  if (error != NULL)
+    self->refusal = g_error_copy (error);
+}
+
 static void
 np_pipe_client_stream_opened (GObject  *owner,
                               NpStream *stream)
@@ -108,13 +127,15 @@ np_pipe_client_stream_opened (GObject  *owner,
   gboolean accepted;
 
   g_mutex_lock (self->lock);
-  if (stream == self->connect_stream)
+  if (stream == self->connect_stream && self->connect_task != NULL)
     task = g_object_ref (self->connect_task);
   if (stream == self->stream)
     self->last_peer_max_message_size = peer_max_message_size;
   g_mutex_unlock (self->lock);
 
   g_object_notify_by_pspec (owner, properties [NP_PIPE_CLIENT_PROP_PEER_MAX_MESSAGE_SIZE]);
+
+  np_pipe_client_connected_sync (self, stream, NULL);
 
   if (task != NULL)
     {
@@ -197,12 +218,17 @@ np_pipe_client_stream_closed (GObject      *owner,
   NpStream *retired = NULL;
   gboolean notify = FALSE;
   gboolean reconnect = FALSE;
+  gboolean sync = FALSE;
   GTask *task = NULL;
   guint index;
 
   g_mutex_lock (self->lock);
-  if (stream == self->connect_stream)
+  if (stream == self->connect_stream || stream == self->stream)
+    np_pipe_client_note_refusal_locked (self, error);
+  if (stream == self->connect_stream && self->connect_task != NULL)
     task = g_object_ref (self->connect_task);
+  else if (stream == self->connect_stream)
+    sync = TRUE;
   else if (stream == self->stream && self->connected)
     {
       /* Not closed by close(): the server went, or dropped the client. */
@@ -230,7 +256,19 @@ np_pipe_client_stream_closed (GObject      *owner,
 
   g_clear_pointer (&retired, np_stream_unref);
 
-  /* A connection the server never accepted fails its connect_async. */
+  /* A connection the server never accepted fails its connect. */
+  if (sync)
+    {
+      g_autoptr(GError) refused = NULL;
+
+      if (error == NULL)
+        refused = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
+                               _("Pipe “%s” closed the connection before accepting it"),
+                               self->name);
+      np_pipe_client_connected_sync (self, stream, error != NULL ? error : refused);
+      return;
+    }
+
   if (task != NULL)
     {
       g_autoptr(GError) refused = NULL;
@@ -299,11 +337,13 @@ np_pipe_client_finalize (GObject *object)
   NpPipeClient *self = (NpPipeClient *)object;
 
   /* A pending connect_async holds a reference on the client. */
-  g_assert (self->connect_task == NULL && self->connect_stream == NULL);
+  g_assert (self->connect_task == NULL && self->connect_wait == NULL &&
+            self->connect_stream == NULL);
   g_assert (self->reconnect_watch == NULL && g_queue_is_empty (&self->held));
 
   g_clear_object (&self->attempt);
   g_clear_object (&self->reconnect_attempt);
+  g_clear_error (&self->refusal);
   g_clear_pointer (&self->retired, g_ptr_array_unref);
   g_clear_pointer (&self->name, g_free);
   g_clear_pointer (&self->path, g_free);
@@ -410,7 +450,8 @@ np_pipe_client_class_init (NpPipeClientClass *klass)
    * [method@Np.PipeClient.close], when the server stops, or on a failure.
    * @error is %NP_PIPE_ERROR_PERMISSION_DENIED or
    * %NP_PIPE_ERROR_TOO_MANY_CLIENTS when the server refused a client
-   * connected with [method@Np.PipeClient.connect_sync], carries the
+   * that [method@Np.PipeClient.connect_sync] did not wait for (a server
+   * in the same thread), carries the
    * server's reason when the server closed the connection over an error
    * of the client's, and is %NP_PIPE_ERROR_TIMED_OUT when a close had to
    * drop what was queued. A connection that
@@ -535,6 +576,7 @@ np_pipe_client_take_for_close (NpPipeClient *self,
   g_mutex_lock (self->lock);
   if (self->attempt != NULL)
     g_cancellable_cancel (self->attempt);
+  np_pipe_client_note_refusal_locked (self, NULL);
   watch = np_pipe_client_stop_reconnecting_locked (self);
   *n_dropped = np_pipe_client_drop_held_locked (self);
   notify = self->connected;

@@ -20,6 +20,8 @@ typedef struct
   guint close_timeout;
   guint request_timeout;
   guint max_fds_per_message;
+  guint max_pending_requests;
+  guint max_pending_request_bytes;
 } NpConnectionLimits;
 
 NpPipeConnection *_np_pipe_connection_new    (NpPipeServer             *server,
@@ -31,5 +33,7 @@ void              _np_pipe_connection_accept (NpPipeConnection         *self,
 void              _np_pipe_connection_refuse (NpPipeConnection         *self,
                                               const GError             *reason);
 void              _np_pipe_connection_detach (NpPipeConnection         *self);
+guint             _np_pipe_connection_count_peers_closed
+                                             (GPtrArray                *connections);
 
 G_END_DECLS

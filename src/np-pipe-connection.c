@@ -533,6 +533,8 @@ _np_pipe_connection_accept (NpPipeConnection         *self,
   np_stream_set_close_timeout (stream, limits->close_timeout);
   np_stream_set_request_timeout (stream, limits->request_timeout);
   np_stream_set_max_fds (stream, limits->max_fds_per_message);
+  np_stream_set_pending_limits (stream, limits->max_pending_requests,
+                                limits->max_pending_request_bytes);
   /* A client that does not read is dropped rather than let grow the
    * server's memory. */
   np_stream_set_queue_limit (stream, limits->max_queued_bytes, TRUE);
@@ -556,6 +558,26 @@ _np_pipe_connection_refuse (NpPipeConnection *self,
   stream = np_pipe_connection_create_stream (self, 0);
   g_atomic_pointer_set (&self->stream, stream);
   np_stream_abort (stream, reason);
+}
+
+/* Counts the accepted @connections whose clients have closed their side,
+ * for the server at its limit: see np_stream_count_peers_closed(). */
+guint
+_np_pipe_connection_count_peers_closed (GPtrArray *connections)
+{
+  g_autofree NpStream **streams = g_new (NpStream *, MAX (connections->len, 1));
+  guint n = 0;
+
+  for (guint i = 0; i < connections->len; i++)
+    {
+      NpPipeConnection *self = g_ptr_array_index (connections, i);
+      NpStream *stream = np_pipe_connection_get_stream (self);
+
+      if (stream != NULL && self->accepted)
+        streams[n++] = stream;
+    }
+
+  return np_stream_count_peers_closed (streams, n);
 }
 
 /* The server is going away: close without reporting to it. */

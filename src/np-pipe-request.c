@@ -46,6 +46,13 @@
  * unanswered (its last reference gone) is answered with an error
  * (%NP_PIPE_ERROR_FAILED), so that no peer waits for ever.
  *
+ * Requests kept to answer later are bounded per connection
+ * ([property@Np.PipeServer:max-pending-requests] and
+ * [property@Np.PipeServer:max-pending-request-bytes], and the same
+ * properties of [class@Np.PipeClient]): past them, the peer's further
+ * requests are answered at once with %NP_PIPE_ERROR_TOO_MANY_REQUESTS,
+ * never delivered, until some are answered.
+ *
  * The methods may be called from any thread.
  *
  * Since: 1.0

@@ -29,6 +29,8 @@ enum {
   NP_PIPE_SERVER_PROP_CLOSE_TIMEOUT,
   NP_PIPE_SERVER_PROP_REQUEST_TIMEOUT,
   NP_PIPE_SERVER_PROP_MAX_FDS_PER_MESSAGE,
+  NP_PIPE_SERVER_PROP_MAX_PENDING_REQUESTS,
+  NP_PIPE_SERVER_PROP_MAX_PENDING_REQUEST_BYTES,
   NP_PIPE_SERVER_N_PROPS
 };
 
@@ -57,6 +59,8 @@ struct _NpPipeServer
   guint             close_timeout;
   guint             request_timeout;
   guint             max_fds_per_message;
+  guint             max_pending_requests;
+  guint             max_pending_request_bytes;
   guint             allow_other_users : 1;
   guint             running : 1;
   guint             disposing : 1;

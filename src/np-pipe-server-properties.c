@@ -117,6 +117,14 @@ np_pipe_server_get_property (GObject    *object,
       g_value_set_uint (value, np_pipe_server_get_max_fds_per_message (self));
       break;
 
+    case NP_PIPE_SERVER_PROP_MAX_PENDING_REQUESTS:
+      g_value_set_uint (value, np_pipe_server_get_max_pending_requests (self));
+      break;
+
+    case NP_PIPE_SERVER_PROP_MAX_PENDING_REQUEST_BYTES:
+      g_value_set_uint (value, np_pipe_server_get_max_pending_request_bytes (self));
+      break;
+
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -167,6 +175,14 @@ np_pipe_server_set_property (GObject      *object,
 
     case NP_PIPE_SERVER_PROP_MAX_FDS_PER_MESSAGE:
       np_pipe_server_set_max_fds_per_message (self, g_value_get_uint (value));
+      break;
+
+    case NP_PIPE_SERVER_PROP_MAX_PENDING_REQUESTS:
+      np_pipe_server_set_max_pending_requests (self, g_value_get_uint (value));
+      break;
+
+    case NP_PIPE_SERVER_PROP_MAX_PENDING_REQUEST_BYTES:
+      np_pipe_server_set_max_pending_request_bytes (self, g_value_get_uint (value));
       break;
 
     default:
@@ -296,6 +312,14 @@ np_pipe_server_install_properties (GObjectClass *object_class)
    * %NP_PIPE_ERROR_TOO_MANY_CLIENTS while the connected ones go on.
    * 0 means no limit; at most `G_MAXUINT`; the default is 1024.
    *
+   * A connection whose client has already closed its side does not
+   * count, even while its end is still unread or what is queued to it
+   * still goes out: a client that closes and connects again at once is
+   * served. At most as many such connections again are held while they
+   * end (each within [property@Np.PipeServer:close-timeout]), so
+   * [property@Np.PipeServer:n-connections] may pass this limit, up to
+   * twice it.
+   *
    * Whatever it says, a server never serves more clients than the
    * process has descriptors for: `RLIMIT_NOFILE` (`ulimit -n`) less an
    * eighth of it, and at least 32, left to the application. Should the
@@ -399,6 +423,62 @@ np_pipe_server_install_properties (GObjectClass *object_class)
   properties [NP_PIPE_SERVER_PROP_MAX_FDS_PER_MESSAGE] =
     g_param_spec_uint ("max-fds-per-message", NULL, NULL,
                        1, NP_FDS_MAX, NP_STREAM_MAX_FDS_DEFAULT,
+                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                        G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeServer:max-pending-requests:
+   *
+   * The most requests of one client the server holds unanswered at once:
+   * those [signal@Np.PipeServer::request-received] delivered and the
+   * application has not answered yet, such as the [class@Np.PipeRequest]s
+   * it keeps to answer later. A request past it is not delivered: it is
+   * answered at once with %NP_PIPE_ERROR_TOO_MANY_REQUESTS, which the
+   * client can tell from any other answer, and its bytes are freed; once
+   * some are answered, requests are taken again. With
+   * [property@Np.PipeServer:max-pending-request-bytes], it keeps a client
+   * that asks faster than the application answers from growing the
+   * server's memory without bound.
+   *
+   * The default, 4096, is far more than an application keeps in flight
+   * (a request waits only while the application works on it), and keeps
+   * what the library holds for them, a few hundred bytes each besides
+   * their messages, to about a megabyte per client. 0 means no limit; at
+   * most `G_MAXUINT`. A change applies to clients that connect
+   * afterwards.
+   *
+   * Since: 1.0
+   */
+  properties [NP_PIPE_SERVER_PROP_MAX_PENDING_REQUESTS] =
+    g_param_spec_uint ("max-pending-requests", NULL, NULL,
+                       0, G_MAXUINT, NP_STREAM_MAX_PENDING_REQUESTS_DEFAULT,
+                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                        G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeServer:max-pending-request-bytes:
+   *
+   * The most bytes of requests of one client the server holds unanswered
+   * at once: the sizes of their messages, summed. A request that would
+   * take them past it is answered at once with
+   * %NP_PIPE_ERROR_TOO_MANY_REQUESTS and not delivered, as past
+   * [property@Np.PipeServer:max-pending-requests]; one larger than this
+   * on its own is always refused. A request may be as large as
+   * [property@Np.PipeServer:max-message-size], so that a number of
+   * requests alone would bound little.
+   *
+   * The default, 67108864 (64 MiB), holds four requests of the largest
+   * size a server takes by default (16 MiB), and is the default of
+   * [property@Np.PipeServer:max-queued-bytes], the bound on what waits to
+   * be written to a client: no ordinary application meets it. 0 means no
+   * limit; at most `G_MAXUINT32`. A change applies to clients that
+   * connect afterwards.
+   *
+   * Since: 1.0
+   */
+  properties [NP_PIPE_SERVER_PROP_MAX_PENDING_REQUEST_BYTES] =
+    g_param_spec_uint ("max-pending-request-bytes", NULL, NULL,
+                       0, G_MAXUINT32, NP_STREAM_MAX_PENDING_REQUEST_BYTES_DEFAULT,
                        (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
                         G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
 
@@ -722,4 +802,82 @@ np_pipe_server_set_max_fds_per_message (NpPipeServer *self,
 
   np_pipe_server_set_uint (self, &self->max_fds_per_message, max_fds,
                            NP_PIPE_SERVER_PROP_MAX_FDS_PER_MESSAGE);
+}
+
+/**
+ * np_pipe_server_get_max_pending_requests:
+ * @self: a #NpPipeServer
+ *
+ * Gets [property@Np.PipeServer:max-pending-requests].
+ *
+ * Returns: the most requests of one client held unanswered at once, 0
+ *   for no limit
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_server_get_max_pending_requests (NpPipeServer *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_SERVER (self), 0);
+
+  return np_pipe_server_get_uint (self, &self->max_pending_requests);
+}
+
+/**
+ * np_pipe_server_set_max_pending_requests:
+ * @self: a #NpPipeServer
+ * @max_pending_requests: the most requests of one client held unanswered
+ *   at once, 0 for no limit
+ *
+ * Sets [property@Np.PipeServer:max-pending-requests].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_server_set_max_pending_requests (NpPipeServer *self,
+                                         guint         max_pending_requests)
+{
+  g_return_if_fail (NP_IS_PIPE_SERVER (self));
+
+  np_pipe_server_set_uint (self, &self->max_pending_requests, max_pending_requests,
+                           NP_PIPE_SERVER_PROP_MAX_PENDING_REQUESTS);
+}
+
+/**
+ * np_pipe_server_get_max_pending_request_bytes:
+ * @self: a #NpPipeServer
+ *
+ * Gets [property@Np.PipeServer:max-pending-request-bytes].
+ *
+ * Returns: the most bytes of requests of one client held unanswered at
+ *   once, 0 for no limit
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_server_get_max_pending_request_bytes (NpPipeServer *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_SERVER (self), 0);
+
+  return np_pipe_server_get_uint (self, &self->max_pending_request_bytes);
+}
+
+/**
+ * np_pipe_server_set_max_pending_request_bytes:
+ * @self: a #NpPipeServer
+ * @max_pending_request_bytes: the most bytes of requests of one client
+ *   held unanswered at once, 0 for no limit
+ *
+ * Sets [property@Np.PipeServer:max-pending-request-bytes].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_server_set_max_pending_request_bytes (NpPipeServer *self,
+                                              guint         max_pending_request_bytes)
+{
+  g_return_if_fail (NP_IS_PIPE_SERVER (self));
+
+  np_pipe_server_set_uint (self, &self->max_pending_request_bytes, max_pending_request_bytes,
+                           NP_PIPE_SERVER_PROP_MAX_PENDING_REQUEST_BYTES);
 }

@@ -7,6 +7,7 @@
 
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -176,6 +177,8 @@ np_pipe_server_incoming (GObject           *owner,
   gboolean allow_other_users;
   gboolean allowed = FALSE;
   guint max_connections;
+  guint n_connections;
+  guint n_closed = 0;
   guint fd_limit;
   guint64 id;
 
@@ -187,6 +190,8 @@ np_pipe_server_incoming (GObject           *owner,
   limits.close_timeout = self->close_timeout;
   limits.request_timeout = self->request_timeout;
   limits.max_fds_per_message = self->max_fds_per_message;
+  limits.max_pending_requests = self->max_pending_requests;
+  limits.max_pending_request_bytes = self->max_pending_request_bytes;
   max_connections = MIN (self->max_connections > 0 ? self->max_connections : G_MAXUINT,
                          self->fd_limit);
   allow_other_users = self->allow_other_users;
@@ -203,11 +208,31 @@ np_pipe_server_incoming (GObject           *owner,
     }
 
   /* The descriptors the library holds for peers count too. */
-  if (np_pipe_server_get_n_connections (self) >= max_connections)
+  n_connections = np_pipe_server_get_n_connections (self);
+  if (n_connections >= max_connections)
+    {
+      g_autoptr(GPtrArray) connections = np_connection_list_snapshot (self->connections);
+
+      /* Only at the limit: a client that closed and connects again at
+       * once must not find its old connection in its way, its end of
+       * stream unread. Such connections end by themselves within
+       * close-timeout; no more than max-connections of them are let
+       * aside, so what the server holds stays bounded. */
+      n_closed = _np_pipe_connection_count_peers_closed (connections);
+    }
+
+  if (n_connections - MIN (n_closed, n_connections) >= max_connections)
     {
       g_set_error (&error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS,
                    "Pipe “%s” already serves its maximum of %u clients",
                    self->name, max_connections);
+    }
+  else if ((guint64) n_connections >= 2 * (guint64) max_connections)
+    {
+      g_set_error (&error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS,
+                   _("Pipe “%s” already holds twice its maximum of %u clients: %u of "
+                     "them have closed and are still ending"),
+                   self->name, max_connections, n_closed);
     }
   else if (np_fd_budget_used () >= fd_limit)
     {

@@ -16,7 +16,8 @@ G_BEGIN_DECLS
 /* The life of a stream. Every change goes through np_stream_set_state(),
  * which asserts that it is one of these:
  *
- *   HANDSHAKE → OPEN       the peer's hello arrived
+ *   HANDSHAKE → OPEN       the peer's hello arrived and, from protocol
+ *                          version 4 on, its settings
  *   HANDSHAKE → CLOSING    closed by us before the peer's hello
  *   OPEN      → CLOSING    closed by us, or the peer's end of stream at a
  *                          frame boundary: what is queued still goes out
@@ -132,8 +133,11 @@ struct _NpStream
   guint                    transport_users;
   NpStreamState            state;          /* written under the lock, read atomically too */
   GError                  *error;          /* why the stream closed */
+  GError                  *abort_error;    /* closing because of it: the frame being
+                                            * written and the goodbye still go out */
   GError                  *write_error;
   guint32                  peer_max_message_size;
+  guint                    peer_max_fds;   /* from the peer's settings (version 4 on) */
   guint64                  max_queued_bytes;
   /* Flow control: past @high_water queued bytes (half the limit, or
    * never without one) the queue is over half; drained to @low_water (a
@@ -152,6 +156,11 @@ struct _NpStream
   guint64                  parked_bytes;
   guint32                  last_request_id;
   guint                    n_unanswered;   /* requests of the peer, delivered, not answered */
+  GHashTable              *unanswered;     /* their ids → their messages' sizes; NULL
+                                            * until the first */
+  guint64                  unanswered_bytes; /* those sizes, summed */
+  guint                    max_pending_requests;      /* 0: no bound */
+  guint                    max_pending_request_bytes; /* 0: no bound */
   guint                    request_timeout;
   guint8                   version;        /* spoken, once the peer's hello arrived */
   GQueue                   deferred;       /* of NpOp, done, for the flusher to complete */
@@ -163,7 +172,11 @@ struct _NpStream
   gint64                   stall_until;    /* closing: the peer must read by then */
   NpFlushLink              flush_link;
   guint                    drop_when_full : 1;
-  guint                    peer_known : 1;
+  guint                    peer_known : 1;     /* its hello arrived: version, message limit */
+  guint                    peer_ready : 1;     /* and its settings: open, nothing parks */
+  guint                    settings_received : 1;
+  guint                    goodbye_queued : 1; /* ours, whatever its code */
+  guint                    goodbye_received : 1;
   guint                    peer_eof : 1;
   guint                    awaiting_answers : 1; /* closing waits for n_unanswered to reach 0 */
   guint                    want_out : 1;
@@ -171,6 +184,7 @@ struct _NpStream
   guint                    report_pending : 1;
   guint                    over_half : 1;
   guint                    drained_pending : 1;
+  guint                    peer_said_why : 1;  /* the error is the peer's goodbye's */
 
   /* Read side: only the context's thread touches it, while dispatching. */
   guint8                   head[NP_HELLO_SIZE];
@@ -191,6 +205,7 @@ struct _NpStream
   const guint8            *rest;
   const guint8            *rest_end;
   guint                    reading;        /* depth of nested reads */
+  guint                    hello_read : 1;
   guint                    open_pending : 1;
 };
 
@@ -244,10 +259,20 @@ void    np_stream_finish_locked    (NpStream      *self,
 void    np_stream_abort_locked     (NpStream      *self,
                                     const GError  *error,
                                     NpStreamAfter *after);
-void    np_stream_opened_locked    (NpStream      *self,
+void    np_stream_hello_locked     (NpStream      *self,
                                     guint8         version,
                                     guint32        peer_max_message_size,
                                     NpStreamAfter *after);
+void    np_stream_opened_locked    (NpStream      *self,
+                                    NpStreamAfter *after);
+void    np_stream_queue_goodbye_locked
+                                   (NpStream      *self);
+GError *np_stream_too_large_error_new
+                                   (NpStream      *self,
+                                    gsize          len);
+gboolean np_stream_check_fds_locked(NpStream      *self,
+                                    guint          n_fds,
+                                    GError       **error);
 void    np_stream_peer_ended_locked(NpStream      *self,
                                     NpStreamAfter *after);
 void    np_stream_update_events_locked
@@ -325,9 +350,10 @@ gboolean np_stream_check_send_locked
                                     gsize          len,
                                     NpStreamAfter *after,
                                     GError       **error);
-gboolean np_stream_check_fds_locked(NpStream      *self,
-                                    guint          n_fds,
-                                    GError       **error);
+gboolean np_stream_take_request    (NpStream      *self,
+                                    guint32        id,
+                                    gsize          size,
+                                    NpStreamAfter *after);
 void    np_stream_handle_reply     (NpStream      *self,
                                     NpFrameType    type,
                                     GBytes        *payload,
@@ -347,6 +373,10 @@ void    np_stream_queue_peer_frame_with_fds_locked
                                     GUnixFDList   *fds,
                                     NpStreamAfter *after);
 void    np_stream_clear_partial    (NpStream      *self);
+GError *np_stream_read_goodbye_locked
+                                   (NpStream      *self);
+void    np_stream_read_after_hangup(NpStream      *self);
+GError *np_stream_ended_error_new  (NpStream      *self);
 
 static inline NpStreamState
 np_stream_get_state (NpStream *self)

@@ -20,6 +20,10 @@ typedef struct _NpStream NpStream;
 
 /* The default of max-fds-per-message. */
 #define NP_STREAM_MAX_FDS_DEFAULT 16
+/* The defaults of max-pending-requests and max-pending-request-bytes
+ * (their property docs say why these). */
+#define NP_STREAM_MAX_PENDING_REQUESTS_DEFAULT      4096
+#define NP_STREAM_MAX_PENDING_REQUEST_BYTES_DEFAULT (64 * 1024 * 1024)
 
 /* What a stream reports to its owner. Every call is made in the stream's
  * main context, with no lock held and a reference on the owner (and on
@@ -62,6 +66,22 @@ typedef struct
                        const GError *error);
 } NpStreamCallbacks;
 
+/* What a blocking call of the owner waits for, done from the owner's
+ * callbacks (np_stream_block()). */
+typedef struct
+{
+  GMutex    mutex;
+  GCond     cond;
+  gboolean  done;
+  GError   *error;
+} NpStreamWait;
+
+void      np_stream_wait_init             (NpStreamWait            *wait);
+void      np_stream_wait_clear            (NpStreamWait            *wait);
+void      np_stream_wait_done             (NpStreamWait            *wait,
+                                           const GError            *error);
+gboolean  np_stream_wait_is_done          (NpStreamWait            *wait);
+
 GMutex   *np_stream_lock_new              (void);
 GMutex   *np_stream_lock_ref              (GMutex                  *lock);
 void      np_stream_lock_unref            (GMutex                  *lock);
@@ -97,6 +117,8 @@ void      np_stream_configure_locked      (NpStream                *self,
                                            guint                    request_timeout);
 const char *np_stream_get_label           (NpStream                *self);
 gboolean  np_stream_is_open               (NpStream                *self);
+guint     np_stream_count_peers_closed    (NpStream * const        *streams,
+                                           guint                    n);
 gboolean  np_stream_is_done_locked        (NpStream                *self);
 guint32   np_stream_get_peer_max_message_size
                                           (NpStream                *self);
@@ -162,7 +184,18 @@ GBytes   *np_stream_request_sync          (NpStream                *self,
                                            GError                 **error);
 void      np_stream_set_request_timeout   (NpStream                *self,
                                            guint                    timeout_msec);
+void      np_stream_set_pending_limits    (NpStream                *self,
+                                           guint                    max_requests,
+                                           guint                    max_bytes);
+void      np_stream_set_pending_limits_locked
+                                          (NpStream                *self,
+                                           guint                    max_requests,
+                                           guint                    max_bytes);
 gboolean  np_stream_get_supports_requests (NpStream                *self);
+gboolean  np_stream_block                 (NpStream                *self,
+                                           NpStreamWait            *wait,
+                                           gint64                   deadline,
+                                           GCancellable            *cancellable);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (NpStream, np_stream_unref)
 

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <glib/gi18n-lib.h>
+
 #include "np-error.h"
 #include "np-fd-budget-private.h"
 #include "np-stream-internal.h"
@@ -123,6 +125,19 @@ np_stream_report_opened (NpStream *self,
     self->callbacks->opened (owner, self);
 }
 
+/* Descriptors came with bytes in which no frame that carries them
+ * starts: found when a later frame starts, or the stream ends. */
+static GError *
+np_stream_stray_fds_error_new (NpStream *self)
+{
+  NpFdBatch *batch = g_queue_peek_head (&self->fd_batches);
+
+  return g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                      _("%u descriptors came with bytes that start no message "
+                        "with descriptors"),
+                      batch->n);
+}
+
 static void
 np_stream_handle_pong (NpStream      *self,
                        GBytes        *payload,
@@ -160,13 +175,63 @@ np_stream_handle_goodbye (NpStream      *self,
   const guint8 *data = g_bytes_get_data (payload, &len);
   g_autoptr(GError) error = np_goodbye_decode (data, len);
 
-  /* A goodbye that announces a normal close is a clean close. */
+  /* A goodbye that announces a normal close ends the peer's side, as the
+   * end of the stream does: what is queued to it, and the answers it
+   * waits for, still go out before the stream closes cleanly. */
   if (g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED))
-    g_clear_error (&error);
-  else
+    {
+      self->goodbye_received = TRUE;
+      /* Nothing follows a goodbye: descriptors nothing took are stray. */
+      if (self->fd_batches.head != NULL)
+        {
+          error = np_stream_stray_fds_error_new (self);
+          g_prefix_error (&error, "%s: ", self->label);
+          np_stream_read_failed (self, error, TRUE, after);
+          return;
+        }
+      g_mutex_lock (self->lock);
+      np_stream_peer_ended_locked (self, after);
+      g_mutex_unlock (self->lock);
+      return;
+    }
+
+  g_prefix_error (&error, "%s: ", self->label);
+  g_mutex_lock (self->lock);
+  if (self->state != NP_STREAM_CLOSED)
+    self->peer_said_why = TRUE;
+  g_mutex_unlock (self->lock);
+  np_stream_read_failed (self, error, FALSE, after);
+}
+
+/* The peer's settings, the last step of its handshake (version 4 on). */
+static void
+np_stream_handle_settings (NpStream      *self,
+                           GBytes        *payload,
+                           NpStreamAfter *after)
+{
+  g_autoptr(GError) error = NULL;
+  gsize len;
+  const guint8 *data = g_bytes_get_data (payload, &len);
+  NpSettings settings;
+
+  if (self->settings_received)
+    error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                                 _("the peer sent its settings twice"));
+  else if (!np_settings_decode (data, len, &settings, &error))
     g_prefix_error (&error, "%s: ", self->label);
 
-  np_stream_read_failed (self, error, FALSE, after);
+  if (error != NULL)
+    {
+      np_stream_read_failed (self, error, TRUE, after);
+      return;
+    }
+
+  g_mutex_lock (self->lock);
+  self->settings_received = TRUE;
+  self->peer_max_fds = settings.max_fds;
+  np_stream_opened_locked (self, after);
+  g_mutex_unlock (self->lock);
+  self->open_pending = TRUE;
 }
 
 /* Hands @fds (which the frame took from the budget) over with their
@@ -223,6 +288,10 @@ np_stream_handle_frame (NpStream      *self,
       np_stream_handle_goodbye (self, payload, after);
       break;
 
+    case NP_FRAME_SETTINGS:
+      np_stream_handle_settings (self, payload, after);
+      break;
+
     case NP_FRAME_REQUEST:
     case NP_FRAME_REQUEST_FDS:
       {
@@ -238,9 +307,8 @@ np_stream_handle_frame (NpStream      *self,
         np_stream_report_opened (self, owner);
         if (fds != NULL)
           np_fd_budget_release (g_unix_fd_list_get_length (fds));
-        g_mutex_lock (self->lock);
-        self->n_unanswered++;
-        g_mutex_unlock (self->lock);
+        if (!np_stream_take_request (self, id, len - 4, after))
+          break;
         if (owner != NULL && self->callbacks->request != NULL)
           self->callbacks->request (owner, self, id, message, fds);
         else
@@ -289,9 +357,7 @@ np_stream_match_fds (NpStream       *self,
       if (batch == NULL || batch->end > pos)
         return TRUE;
 
-      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                   "%u descriptors came with bytes that start no message with descriptors",
-                   batch->n);
+      g_propagate_error (error, np_stream_stray_fds_error_new (self));
       return FALSE;
     }
 
@@ -345,7 +411,7 @@ np_stream_parse_rest (NpStream      *self,
       gsize left = self->rest_end - p;
       NpFrameHeader header;
 
-      if (np_stream_get_state (self) == NP_STREAM_HANDSHAKE)
+      if (!self->hello_read)
         {
           NpHello hello;
 
@@ -361,8 +427,9 @@ np_stream_parse_rest (NpStream      *self,
             }
 
           g_mutex_lock (self->lock);
-          np_stream_opened_locked (self, hello.version, hello.max_message_size, after);
+          np_stream_hello_locked (self, hello.version, hello.max_message_size, after);
           g_mutex_unlock (self->lock);
+          self->hello_read = TRUE;
           self->open_pending = TRUE;
           self->rest = p + NP_HELLO_SIZE;
           continue;
@@ -439,12 +506,21 @@ np_stream_read_ended (NpStream      *self,
     }
 
   /* The end of the stream. */
-  if (np_stream_get_state (self) == NP_STREAM_HANDSHAKE)
+  if (!self->hello_read)
     error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
                                  "The peer closed the connection before completing the handshake");
   else if (self->head_len > 0 || self->body != NULL)
     error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
                                  "The peer closed the connection in the middle of a message");
+  else if (self->fd_batches.head != NULL)
+    {
+      error = np_stream_stray_fds_error_new (self);
+      g_prefix_error (&error, "%s: ", self->label);
+    }
+  else if (self->version >= NP_PROTOCOL_SETTINGS)
+    error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PEER_VANISHED,
+                                 _("The peer went away without closing the connection: "
+                                   "its process ended or crashed"));
 
   if (error != NULL)
     np_stream_read_failed (self, error, FALSE, after);
@@ -615,4 +691,111 @@ np_stream_read (NpStream      *self,
 
   give_back_read_buffer (buf);
   np_stream_report_opened (self, owner);
+}
+
+/* The goodbye of a peer that went away while the stream was closing
+ * (a write found it gone, and the stream no longer reads): what the peer
+ * sent before going, its goodbye above all, may still be in the socket.
+ * Reads it, delivering nothing, and returns the goodbye's error with the
+ * peer's reason; NULL when none came, or it announced a normal close.
+ * Called with the lock held, by a thread that holds the context, so that
+ * nothing else reads. */
+GError *
+np_stream_read_goodbye_locked (NpStream *self)
+{
+  g_autoptr(GByteArray) pending = g_byte_array_new ();
+  g_autofree guint8 *chunk = NULL;
+  gboolean hello = !self->peer_known;
+  guint8 version = self->version;
+  guint64 skip = 0;
+  gsize budget = NP_READ_BUDGET;
+
+  if (self->transport == NULL)
+    return NULL;
+
+  /* What was received and not yet parsed comes first. */
+  if (self->rest != NULL)
+    g_byte_array_append (pending, self->rest, self->rest_end - self->rest);
+  else if (self->body != NULL && self->body_type == NP_FRAME_GOODBYE)
+    {
+      guint8 header[NP_FRAME_HEADER_SIZE];
+
+      np_frame_header_encode (header, NP_FRAME_GOODBYE, self->body_len);
+      g_byte_array_append (pending, header, sizeof header);
+      g_byte_array_append (pending, self->body, self->body_filled);
+    }
+  else if (self->body != NULL)
+    skip = self->body_len - self->body_filled;
+  else
+    g_byte_array_append (pending, self->head, self->head_len);
+
+  for (;;)
+    {
+      gsize n = 0;
+      NpIOStatus status;
+
+      for (;;)
+        {
+          NpFrameHeader header;
+          gsize drop;
+
+          if (skip > 0)
+            {
+              drop = MIN (skip, pending->len);
+              g_byte_array_remove_range (pending, 0, drop);
+              skip -= drop;
+              if (skip > 0)
+                break;
+            }
+
+          if (hello)
+            {
+              NpHello peer;
+
+              if (pending->len < NP_HELLO_SIZE)
+                break;
+              if (!np_hello_decode (pending->data, &peer, NULL))
+                return NULL;
+              version = peer.version;
+              hello = FALSE;
+              g_byte_array_remove_range (pending, 0, NP_HELLO_SIZE);
+              continue;
+            }
+
+          if (pending->len < NP_FRAME_HEADER_SIZE)
+            break;
+          if (!np_frame_header_decode (pending->data, version, self->max_message_size, &header, NULL))
+            return NULL;
+
+          if (header.type == NP_FRAME_GOODBYE)
+            {
+              GError *error;
+
+              if (pending->len - NP_FRAME_HEADER_SIZE < header.length)
+                break;
+              error = np_goodbye_decode (pending->data + NP_FRAME_HEADER_SIZE, header.length);
+              if (g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED))
+                g_clear_error (&error);
+              else
+                g_prefix_error (&error, "%s: ", self->label);
+              return error;
+            }
+
+          g_byte_array_remove_range (pending, 0, NP_FRAME_HEADER_SIZE);
+          skip = header.length;
+        }
+
+      if (budget == 0)
+        return NULL;
+
+      if (chunk == NULL)
+        chunk = g_malloc (NP_READ_CHUNK);
+      status = self->transport->funcs->receive (self->transport, chunk, NP_READ_CHUNK, &n,
+                                                NULL, NULL);
+      if (status != NP_IO_DONE || n == 0)
+        return NULL;
+
+      budget -= MIN (budget, n);
+      g_byte_array_append (pending, chunk, n);
+    }
 }

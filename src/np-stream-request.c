@@ -31,10 +31,10 @@ np_parked_free (NpParked *parked)
   g_free (parked);
 }
 
-/* Parks @message and its @fds behind what waits for the peer's hello
- * (a request), to keep its place. Returns FALSE when nothing waits: a
- * message with descriptors itself does not wait for the hello, as a
- * plain one does not (see np_stream_send_with_fds_locked()). */
+/* Parks @message and its @fds until the peer's handshake tells how
+ * many descriptors it takes (its settings, from version 4 on), or
+ * behind what waits for it, to keep its place. Returns FALSE when
+ * nothing needs to wait. */
 gboolean
 np_stream_park_fds_locked (NpStream    *self,
                            GBytes      *message,
@@ -42,7 +42,7 @@ np_stream_park_fds_locked (NpStream    *self,
 {
   NpParked *parked;
 
-  if (g_queue_is_empty (&self->parked))
+  if (self->peer_ready)
     return FALSE;
 
   parked = g_new0 (NpParked, 1);
@@ -64,7 +64,7 @@ np_stream_park_locked (NpStream *self,
 {
   NpParked *parked;
 
-  if (self->peer_known || (!request && g_queue_is_empty (&self->parked)))
+  if (self->peer_ready || (!request && g_queue_is_empty (&self->parked)))
     return FALSE;
 
   parked = g_new0 (NpParked, 1);
@@ -177,8 +177,20 @@ np_stream_check_request_fds_locked (NpStream  *self,
   return np_stream_check_fds_locked (self, n_fds, error);
 }
 
-/* The peer's hello arrived: what waited for it goes out, in order, or
- * fails when the peer has no requests. */
+/* A message that waited for the peer's handshake and cannot go: its
+ * call returned long ago, so only a warning can tell. The connection is
+ * unharmed: what follows still goes out. */
+static void
+np_stream_drop_parked (NpStream     *self,
+                       const GError *error)
+{
+  g_warning ("%s; the message was dropped", error->message);
+}
+
+/* The peer's handshake is complete: what waited for it goes out, in
+ * order, checked against what the peer announced (its version, its
+ * message size, its descriptor limit); what does not fit fails on its
+ * own, and the rest goes out. */
 void
 np_stream_unpark_locked (NpStream      *self,
                          NpStreamAfter *after)
@@ -188,11 +200,31 @@ np_stream_unpark_locked (NpStream      *self,
   while ((parked = g_queue_pop_head (&self->parked)) != NULL)
     {
       NpOp *op = g_steal_pointer (&parked->op);
+      g_autoptr(GError) unfit = NULL;
 
       if (parked->message != NULL)
-        self->parked_bytes -= NP_REQUEST_HEADER_SIZE + g_bytes_get_size (parked->message);
+        {
+          gsize len = g_bytes_get_size (parked->message);
 
-      if (parked->request)
+          self->parked_bytes -= NP_REQUEST_HEADER_SIZE + len;
+          if (len > self->peer_max_message_size)
+            unfit = np_stream_too_large_error_new (self, len);
+        }
+
+      if (unfit == NULL && parked->fds != NULL && self->version >= NP_PROTOCOL_FDS)
+        np_stream_check_fds_locked (self, g_unix_fd_list_get_length (parked->fds), &unfit);
+
+      if (unfit != NULL && parked->message != NULL)
+        {
+          if (op != NULL)
+            {
+              op->error = g_steal_pointer (&unfit);
+              g_queue_push_tail (&after->done, op);
+            }
+          else
+            np_stream_drop_parked (self, unfit);
+        }
+      else if (parked->request)
         {
           if (self->version < NP_PROTOCOL_REQUESTS)
             {
@@ -387,14 +419,15 @@ np_stream_handle_reply (NpStream      *self,
 {
   gsize len;
   const guint8 *data = g_bytes_get_data (payload, &len);
-  g_autoptr(GError) reply_error = NULL;
   g_autoptr(GError) error = NULL;
   guint32 id;
   NpOp *op;
 
+  /* The id first: an error's domain is learnt (a quark, never freed, of
+   * a budget the whole process shares) only for a request that waits. */
   if (type == NP_FRAME_ERROR)
     {
-      if (!np_error_reply_decode (data, len, &id, &reply_error, &error))
+      if (!np_error_reply_decode (data, len, &id, NULL, &error))
         {
           g_prefix_error (&error, "%s: ", self->label);
           g_mutex_lock (self->lock);
@@ -417,15 +450,134 @@ np_stream_handle_reply (NpStream      *self,
           g_source_destroy (op->timeout);
           g_clear_pointer (&op->timeout, g_source_unref);
         }
-      if (reply_error != NULL)
-        op->error = g_steal_pointer (&reply_error);
-      else
-        {
-          op->reply = g_bytes_new_from_bytes (payload, 4, len - 4);
-          op->reply_fds = fds != NULL ? g_object_ref (fds) : NULL;
-        }
-      g_queue_push_tail (&after->done, op);
     }
+  g_mutex_unlock (self->lock);
+
+  if (op == NULL)
+    return;
+
+  /* Taken out of the table, the op is ours alone. The payload was
+   * checked above. */
+  if (type == NP_FRAME_ERROR)
+    {
+      if (!np_error_reply_decode (data, len, &id, &op->error, NULL))
+        g_assert_not_reached ();
+    }
+  else
+    {
+      op->reply = g_bytes_new_from_bytes (payload, 4, len - 4);
+      op->reply_fds = fds != NULL ? g_object_ref (fds) : NULL;
+    }
+  g_queue_push_tail (&after->done, op);
+}
+
+/* Queues an ERROR frame that answers request @id with @reply_error. */
+static void
+np_stream_queue_error_reply_locked (NpStream      *self,
+                                    guint32        id,
+                                    const GError  *reply_error,
+                                    NpStreamAfter *after)
+{
+  g_autoptr(GBytes) payload = np_error_reply_encode (id, reply_error);
+  guint8 header[NP_FRAME_HEADER_SIZE];
+
+  np_frame_header_encode (header, NP_FRAME_ERROR, g_bytes_get_size (payload));
+  np_stream_queue_peer_frame_locked (self, header, sizeof header, payload, after);
+}
+
+/* Why a request of @size bytes may not be held with those that wait for
+ * an answer, or NULL when it may. */
+static GError *
+np_stream_check_pending_locked (NpStream *self,
+                                gsize     size)
+{
+  if (self->max_pending_requests > 0 && self->n_unanswered >= self->max_pending_requests)
+    return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_REQUESTS,
+                                _("the request was refused: %u requests already wait for "
+                                  "an answer on this connection, the most it holds "
+                                  "(max-pending-requests)"),
+                                self->n_unanswered);
+
+  if (self->max_pending_request_bytes > 0 &&
+      self->unanswered_bytes + size > self->max_pending_request_bytes)
+    return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_REQUESTS,
+                                _("the request of %u bytes was refused: with the %u bytes "
+                                  "of the requests that already wait for an answer on this "
+                                  "connection, it would pass the %u bytes it holds "
+                                  "(max-pending-request-bytes)"),
+                                (guint) MIN (size, G_MAXUINT),
+                                (guint) MIN (self->unanswered_bytes, G_MAXUINT),
+                                self->max_pending_request_bytes);
+
+  return NULL;
+}
+
+/* A request of @size bytes came from the peer, as request @id: returns
+ * TRUE to deliver it, counted among those that wait for an answer until
+ * np_stream_reply(). One past the bounds is answered at once with
+ * TOO_MANY_REQUESTS (its bytes go with the frame); one of id 0, which
+ * no request has, or of an id that waits already, whose answers could
+ * not be told apart, ends the stream. From the read side. */
+gboolean
+np_stream_take_request (NpStream      *self,
+                        guint32        id,
+                        gsize          size,
+                        NpStreamAfter *after)
+{
+  g_autoptr(GError) error = NULL;
+  gboolean take = FALSE;
+
+  g_mutex_lock (self->lock);
+  if (id == 0)
+    {
+      error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                                   _("the peer sent a request of id 0, which no request has"));
+      np_stream_abort_locked (self, error, after);
+    }
+  else if (self->unanswered != NULL &&
+           g_hash_table_contains (self->unanswered, GUINT_TO_POINTER (id)))
+    {
+      error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                                   _("the peer sent a request of id %u while its request of "
+                                     "that id still waits for an answer"), id);
+      np_stream_abort_locked (self, error, after);
+    }
+  else if ((error = np_stream_check_pending_locked (self, size)) != NULL)
+    np_stream_queue_error_reply_locked (self, id, error, after);
+  else
+    {
+      /* Made for the first request: most pipes never receive one. */
+      if (self->unanswered == NULL)
+        self->unanswered = g_hash_table_new (NULL, NULL);
+      g_hash_table_insert (self->unanswered, GUINT_TO_POINTER (id), GSIZE_TO_POINTER (size));
+      self->n_unanswered++;
+      self->unanswered_bytes += size;
+      take = TRUE;
+    }
+  g_mutex_unlock (self->lock);
+
+  return take;
+}
+
+/* Bounds the requests of the peer that may wait for an answer at once,
+ * in number and in bytes (0: no bound); a change applies to the next
+ * request that comes. */
+void
+np_stream_set_pending_limits_locked (NpStream *self,
+                                     guint     max_requests,
+                                     guint     max_bytes)
+{
+  self->max_pending_requests = max_requests;
+  self->max_pending_request_bytes = max_bytes;
+}
+
+void
+np_stream_set_pending_limits (NpStream *self,
+                              guint     max_requests,
+                              guint     max_bytes)
+{
+  g_mutex_lock (self->lock);
+  np_stream_set_pending_limits_locked (self, max_requests, max_bytes);
   g_mutex_unlock (self->lock);
 }
 
@@ -484,11 +636,17 @@ np_stream_reply (NpStream     *self,
   guint n_fds = fds != NULL ? g_unix_fd_list_get_length (fds) : 0;
   g_autoptr(GError) refused = NULL;
   g_autoptr(GError) not_sent = NULL;
+  gpointer size;
 
   g_mutex_lock (self->lock);
-  /* Each request is answered once (NpPipeRequest sees to it). */
-  if (self->n_unanswered > 0)
-    self->n_unanswered--;
+  /* Each request is answered once (NpPipeRequest sees to it): its id
+   * may come again. */
+  if (self->unanswered != NULL &&
+      g_hash_table_steal_extended (self->unanswered, GUINT_TO_POINTER (id), NULL, &size))
+    {
+      self->n_unanswered--;
+      self->unanswered_bytes -= GPOINTER_TO_SIZE (size);
+    }
   /* Descriptors the requester cannot take: it is told, as of a reply too
    * large, rather than given the reply without them. */
   if (reply_error == NULL && n_fds > 0 &&
@@ -500,13 +658,7 @@ np_stream_reply (NpStream     *self,
       reply_error = not_sent;
     }
   if (reply_error != NULL)
-    {
-      g_autoptr(GBytes) payload = np_error_reply_encode (id, reply_error);
-      guint8 header[NP_FRAME_HEADER_SIZE];
-
-      np_frame_header_encode (header, NP_FRAME_ERROR, g_bytes_get_size (payload));
-      np_stream_queue_peer_frame_locked (self, header, sizeof header, payload, &after);
-    }
+    np_stream_queue_error_reply_locked (self, id, reply_error, &after);
   else
     {
       guint8 header[NP_REQUEST_HEADER_SIZE];
@@ -708,6 +860,9 @@ np_stream_request_sync (NpStream      *self,
 
   g_mutex_init (&wait.mutex);
   g_cond_init (&wait.cond);
+
+  /* A peer that went away may have said why: that is the error. */
+  np_stream_read_after_hangup (self);
 
   g_mutex_lock (self->lock);
   if (self->peer_known && self->version < NP_PROTOCOL_REQUESTS)

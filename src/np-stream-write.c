@@ -10,6 +10,8 @@
 
 #include <errno.h>
 
+#include <glib/gi18n-lib.h>
+
 #include "np-error.h"
 #include "np-stream-internal.h"
 
@@ -342,6 +344,56 @@ np_stream_queue_peer_frame_with_fds_locked (NpStream      *self,
 
 /* Sending */
 
+GError *
+np_stream_too_large_error_new (NpStream *self,
+                               gsize     len)
+{
+  return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
+                              "message of %" G_GSIZE_FORMAT " bytes exceeds the limit of %u "
+                              "bytes that the receiving side accepts",
+                              len, self->peer_max_message_size);
+}
+
+/* Whether @n_fds descriptors may go in one frame to the peer: never more
+ * than the kernel passes in one write, none to a peer too old for them,
+ * and from version 4 on, no more than the peer announced it takes. */
+gboolean
+np_stream_check_fds_locked (NpStream  *self,
+                            guint      n_fds,
+                            GError   **error)
+{
+  if (n_fds > NP_FDS_MAX)
+    {
+      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
+                   "%s: a message carries at most %u descriptors, not %u",
+                   self->label, NP_FDS_MAX, n_fds);
+      return FALSE;
+    }
+
+  if (self->peer_known && self->version < NP_PROTOCOL_FDS)
+    {
+      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
+                   "%s: the peer speaks protocol version %u, which carries no descriptors",
+                   self->label, self->version);
+      return FALSE;
+    }
+
+  if (self->settings_received && n_fds > self->peer_max_fds)
+    {
+      if (self->peer_max_fds == 0)
+        g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
+                     _("%s: the peer takes no descriptors"), self->label);
+      else
+        g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
+                     _("%s: %u descriptors exceed the limit of %u per message that the "
+                       "receiving side accepts"),
+                     self->label, n_fds, self->peer_max_fds);
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
 gboolean
 np_stream_check_send_locked (NpStream       *self,
                              gsize           len,
@@ -353,16 +405,13 @@ np_stream_check_send_locked (NpStream       *self,
   /* After a hang-up on the write side, reading soon reports the end. */
   if (self->state > NP_STREAM_OPEN || self->write_error != NULL)
     {
-      g_propagate_error (error, np_stream_closed_error_new (self));
+      g_propagate_error (error, np_stream_ended_error_new (self));
       return FALSE;
     }
 
   if (self->peer_known && len > self->peer_max_message_size)
     {
-      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
-                   "%s: message of %" G_GSIZE_FORMAT " bytes exceeds the limit of %u bytes "
-                   "that the receiving side accepts",
-                   self->label, len, self->peer_max_message_size);
+      g_propagate_error (error, np_stream_too_large_error_new (self, len));
       return FALSE;
     }
 
@@ -475,10 +524,7 @@ np_stream_send_held_locked (NpStream  *self,
 
   if (self->peer_known && len > self->peer_max_message_size)
     {
-      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
-                   "%s: message of %" G_GSIZE_FORMAT " bytes exceeds the limit of %u bytes "
-                   "that the receiving side accepts",
-                   self->label, len, self->peer_max_message_size);
+      g_propagate_error (error, np_stream_too_large_error_new (self, len));
       return FALSE;
     }
 
@@ -504,42 +550,11 @@ np_stream_queue_message_with_fds_locked (NpStream    *self,
   np_stream_request_flush_locked (self);
 }
 
-/* Whether a frame (a message, request or reply) may carry @n_fds
- * descriptors to the peer: no more than one sendmsg() takes, and a peer
- * whose version carries descriptors, when its hello told. A request or
- * reply with descriptors also needs version NP_PROTOCOL_SETTINGS, which
- * its caller checks. */
-gboolean
-np_stream_check_fds_locked (NpStream  *self,
-                            guint      n_fds,
-                            GError   **error)
-{
-  if (n_fds > NP_FDS_MAX)
-    {
-      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
-                   "%s: a message carries at most %u descriptors, not %u",
-                   self->label, NP_FDS_MAX, n_fds);
-      return FALSE;
-    }
-
-  if (self->peer_known && self->version < NP_PROTOCOL_FDS)
-    {
-      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
-                   "%s: the peer speaks protocol version %u, which carries no descriptors",
-                   self->label, self->version);
-      return FALSE;
-    }
-
-  return TRUE;
-}
-
 /* Queues @message with @fds (1 to NP_FDS_MAX descriptors), which go
  * with it over SCM_RIGHTS; a reference to @fds is kept until they are
- * written. Before the peer's hello it goes out all the same, as a plain
- * message does, rather than wait for a hello that a client which
- * connects, sends and closes at once would never read: a peer too old
- * for descriptors ends the connection with a protocol error, which is
- * reported. Behind a request that waits for the hello, it waits too. */
+ * written. Until the peer's handshake is complete, it waits, as a
+ * request does: only then is it known whether the peer takes
+ * descriptors, and how many (its settings, from version 4 on). */
 gboolean
 np_stream_send_with_fds_locked (NpStream     *self,
                                 GBytes       *message,
@@ -867,6 +882,7 @@ np_stream_flush_sync (NpStream      *self,
                       GError       **error)
 {
   NpStreamAfter after = NP_STREAM_AFTER_INIT;
+  gboolean read_peer = FALSE;
   gboolean ret = FALSE;
 
   g_mutex_lock (self->lock);
@@ -874,11 +890,21 @@ np_stream_flush_sync (NpStream      *self,
     {
       if (self->state == NP_STREAM_CLOSED)
         {
-          g_propagate_error (error, np_stream_closed_error_new (self));
+          g_propagate_error (error, np_stream_ended_error_new (self));
           break;
         }
 
       np_stream_write_some_locked (self);
+
+      /* The peer went away: why, it may have said before going. */
+      if (self->write_error != NULL && !read_peer && np_stream_write_error_is_hangup (self))
+        {
+          read_peer = TRUE;
+          g_mutex_unlock (self->lock);
+          np_stream_read_after_hangup (self);
+          g_mutex_lock (self->lock);
+          continue;
+        }
 
       if (self->write_error != NULL)
         {
@@ -984,6 +1010,28 @@ np_stream_close_sync (NpStream  *self,
   gboolean ret;
 
   g_mutex_lock (self->lock);
+
+  self->stall_until = g_get_monotonic_time () + self->close_timeout * G_TIME_SPAN_MILLISECOND;
+
+  /* What waits for the peer's handshake (requests, messages with
+   * descriptors) goes out once it completes: a caller without a main
+   * loop (connect, send, close) waits for it here, within the close
+   * timeout, when it may read for the context. */
+  while (self->state == NP_STREAM_HANDSHAKE && !g_queue_is_empty (&self->parked) &&
+         g_main_context_acquire (self->context))
+    {
+      gint64 left = self->stall_until - g_get_monotonic_time ();
+
+      g_mutex_unlock (self->lock);
+      if (self->close_timeout == 0 || left > 0)
+        np_stream_poll_once (self, self->close_timeout == 0 ? -1 : (gint) ((left + 999) / 1000),
+                             NULL);
+      g_main_context_release (self->context);
+      g_mutex_lock (self->lock);
+
+      if (self->close_timeout > 0 && left <= 0)
+        break;
+    }
 
   self->awaiting_answers = FALSE;
   if (self->state <= NP_STREAM_OPEN)

@@ -8,7 +8,10 @@
 #include "config.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
+
+#include <glib/gi18n-lib.h>
 
 #include "np-error.h"
 #include "np-fd-budget-private.h"
@@ -196,38 +199,85 @@ np_stream_finish_locked (NpStream      *self,
   np_stream_release_transport_locked (self);
 }
 
+static void
+np_stream_push_goodbye_locked (NpStream     *self,
+                               NpPipeError   code,
+                               const char   *reason)
+{
+  g_autoptr(GBytes) goodbye = np_goodbye_encode (code, reason);
+  guint8 header[NP_FRAME_HEADER_SIZE];
+
+  self->goodbye_queued = TRUE;
+  np_frame_header_encode (header, NP_FRAME_GOODBYE, g_bytes_get_size (goodbye));
+  np_out_queue_push_frame (&self->out, header, sizeof header, goodbye);
+}
+
+/* Queues the goodbye of a normal close, once, behind everything queued:
+ * from version 4 on, it is how the peer tells a close from a vanishing
+ * (older peers take it as the clean close it always meant). */
+void
+np_stream_queue_goodbye_locked (NpStream *self)
+{
+  if (self->goodbye_queued || self->write_error != NULL || self->transport == NULL)
+    return;
+
+  np_stream_push_goodbye_locked (self, NP_PIPE_ERROR_CLOSED, "closed");
+}
+
 /* Ends the stream because of @error, telling the peer why in a goodbye
- * frame when the socket takes it without blocking. What was queued and
- * not begun is dropped, so the goodbye follows a whole frame. */
+ * frame. What was queued and not begun is dropped; the frame being
+ * written is finished first, so that the goodbye follows a whole frame:
+ * when the socket does not take both at once, the stream stays closing
+ * (reading nothing more) until they are out, or the close timeout ends
+ * the wait. The calls waiting on the stream fail at once. */
 void
 np_stream_abort_locked (NpStream      *self,
                         const GError  *error,
                         NpStreamAfter *after)
 {
-  if (self->state == NP_STREAM_CLOSED)
+  g_autoptr(GError) failed = NULL;
+
+  if (self->state == NP_STREAM_CLOSED || self->abort_error != NULL)
     return;
 
   if (self->write_error == NULL && self->transport != NULL)
     {
       gint code = error->domain == NP_PIPE_ERROR ? error->code : NP_PIPE_ERROR_FAILED;
-      g_autoptr(GBytes) goodbye = np_goodbye_encode (code, error->message);
-      guint8 header[NP_FRAME_HEADER_SIZE];
 
       np_out_queue_cut (&self->out);
-      np_frame_header_encode (header, NP_FRAME_GOODBYE, g_bytes_get_size (goodbye));
-      np_out_queue_push_frame (&self->out, header, sizeof header, goodbye);
-      np_stream_write_some_locked (self);
+      np_stream_push_goodbye_locked (self, code, error->message);
+      if (!self->want_out)
+        np_stream_write_some_locked (self);
     }
 
-  np_stream_finish_locked (self, error, after);
+  if (self->write_error != NULL || np_out_queue_is_empty (&self->out) ||
+      self->close_timeout == 0)
+    {
+      np_stream_finish_locked (self, error, after);
+      return;
+    }
+
+  /* Nothing that waits on the stream waits for the goodbye. */
+  self->abort_error = g_error_copy (error);
+  failed = g_error_copy (error);
+  np_stream_fail_ops_locked (&self->writes, failed, after);
+  np_stream_fail_ops_locked (&self->pings, failed, after);
+  np_stream_fail_requests_locked (self, failed, after);
+  self->awaiting_answers = FALSE;
+  if (self->state != NP_STREAM_CLOSING)
+    np_stream_set_state (self, NP_STREAM_CLOSING);
+  np_stream_update_events_locked (self);
+  np_stream_set_deadline_locked (self, self->close_timeout);
+  np_stream_request_flush_locked (self);
 }
 
-/* The peer's hello arrived. */
+/* The peer's hello arrived: from version 4 on, the stream opens once
+ * the peer's settings follow, and ours go out now. */
 void
-np_stream_opened_locked (NpStream      *self,
-                         guint8         version,
-                         guint32        peer_max_message_size,
-                         NpStreamAfter *after)
+np_stream_hello_locked (NpStream      *self,
+                        guint8         version,
+                        guint32        peer_max_message_size,
+                        NpStreamAfter *after)
 {
   /* Another thread may have closed it since the hello was read. */
   if (self->state != NP_STREAM_HANDSHAKE)
@@ -236,6 +286,33 @@ np_stream_opened_locked (NpStream      *self,
   self->version = version;
   self->peer_max_message_size = peer_max_message_size;
   self->peer_known = TRUE;
+
+  if (version >= NP_PROTOCOL_SETTINGS)
+    {
+      g_autoptr(GBytes) settings = np_settings_encode (self->max_fds);
+      guint8 header[NP_FRAME_HEADER_SIZE];
+
+      np_frame_header_encode (header, NP_FRAME_SETTINGS, g_bytes_get_size (settings));
+      np_out_queue_push_frame (&self->out, header, sizeof header, settings);
+      /* At once: they count in no one's queued bytes. */
+      if (!self->want_out)
+        np_stream_write_some_locked (self);
+      np_stream_request_flush_locked (self);
+      return;
+    }
+
+  np_stream_opened_locked (self, after);
+}
+
+/* The peer's handshake is complete: what waited for it goes out. */
+void
+np_stream_opened_locked (NpStream      *self,
+                         NpStreamAfter *after)
+{
+  if (self->state != NP_STREAM_HANDSHAKE)
+    return;
+
+  self->peer_ready = TRUE;
   np_stream_set_state (self, NP_STREAM_OPEN);
   np_stream_destroy_source (&self->deadline);
   np_stream_unpark_locked (self, after);
@@ -255,16 +332,42 @@ np_stream_peer_ended_locked (NpStream      *self,
   self->peer_eof = TRUE;
   self->awaiting_answers = TRUE;
 
-  if (np_stream_closing_done_locked (self) || self->write_error != NULL)
-    {
-      np_stream_finish_locked (self, NULL, after);
-      return;
-    }
-
   np_stream_set_state (self, NP_STREAM_CLOSING);
   np_stream_update_events_locked (self);
   np_stream_set_deadline_locked (self, self->close_timeout);
+  np_stream_settle_locked (self, after);
   np_stream_request_flush_locked (self);
+}
+
+/* The error a call that fails on a closed stream reports: why it ended,
+ * when the peer said (a refusal, above all), or that it is closed. */
+GError *
+np_stream_ended_error_new (NpStream *self)
+{
+  if (self->state == NP_STREAM_CLOSED && self->error != NULL && self->peer_said_why)
+    return g_error_copy (self->error);
+
+  return np_stream_closed_error_new (self);
+}
+
+/* A write found the peer gone while the stream closes: the goodbye the
+ * peer left in the socket, if any, when this thread may read it (it
+ * holds the context, or takes it: nothing else reads then). */
+static GError *
+np_stream_goodbye_of_hangup_locked (NpStream *self)
+{
+  GError *goodbye = NULL;
+  gboolean acquired = FALSE;
+
+  if (g_main_context_is_owner (self->context) ||
+      (acquired = g_main_context_acquire (self->context)))
+    {
+      goodbye = np_stream_read_goodbye_locked (self);
+      if (acquired)
+        g_main_context_release (self->context);
+    }
+
+  return goodbye;
 }
 
 /* Takes the stream as far as what was written allows: a closing stream
@@ -273,12 +376,38 @@ void
 np_stream_settle_locked (NpStream      *self,
                          NpStreamAfter *after)
 {
-  if (self->state == NP_STREAM_CLOSING)
+  /* Closing normally, with nothing left to send but the goodbye. */
+  if (self->state == NP_STREAM_CLOSING && self->abort_error == NULL &&
+      self->write_error == NULL && !self->goodbye_queued &&
+      np_stream_closing_done_locked (self))
+    {
+      np_stream_queue_goodbye_locked (self);
+      if (!self->want_out)
+        np_stream_write_some_locked (self);
+    }
+
+  if (self->state == NP_STREAM_CLOSING && self->abort_error != NULL)
+    {
+      if (self->write_error != NULL || np_out_queue_is_empty (&self->out))
+        np_stream_finish_locked (self, self->abort_error, after);
+    }
+  else if (self->state == NP_STREAM_CLOSING)
     {
       if (self->write_error != NULL)
-        /* After the peer's end of stream, a peer that stops reading has
-         * closed as it meant to. */
-        np_stream_finish_locked (self, self->peer_eof ? NULL : self->write_error, after);
+        {
+          g_autoptr(GError) goodbye = NULL;
+
+          if (!self->peer_eof && np_stream_write_error_is_hangup (self))
+            goodbye = np_stream_goodbye_of_hangup_locked (self);
+          self->peer_said_why = goodbye != NULL;
+
+          /* After the peer's end of stream, a peer that stops reading has
+           * closed as it meant to; one that said why it went away did so
+           * for that reason. */
+          np_stream_finish_locked (self, self->peer_eof ? NULL
+                                         : goodbye != NULL ? goodbye : self->write_error,
+                                   after);
+        }
       else if (np_stream_closing_done_locked (self))
         np_stream_finish_locked (self, NULL, after);
     }
@@ -465,6 +594,8 @@ np_stream_deadline_cb (gpointer data)
 
           if (left > 0)
             np_stream_set_deadline_locked (self, (left + 999) / 1000);
+          else if (self->abort_error != NULL)
+            np_stream_finish_locked (self, self->abort_error, &after);
           else
             {
               error = np_stream_stalled_error_new (self);
@@ -619,6 +750,187 @@ np_stream_poll_once (NpStream     *self,
   return !g_cancellable_is_cancelled (cancellable);
 }
 
+/* Blocking calls of the owner */
+
+/* As a blocking request: a thread that took the stream's context for
+ * itself keeps it this long between looks at whether another thread
+ * wants it, then leaves it this long to that thread; a context iterated
+ * this recently has a thread that runs it, and reads for us. */
+#define NP_BLOCK_SLICE_MSEC   50
+#define NP_BLOCK_YIELD_MSEC   5
+#define NP_BLOCK_RUNNING_MSEC 200
+
+void
+np_stream_wait_init (NpStreamWait *wait)
+{
+  g_mutex_init (&wait->mutex);
+  g_cond_init (&wait->cond);
+  wait->done = FALSE;
+  wait->error = NULL;
+}
+
+void
+np_stream_wait_clear (NpStreamWait *wait)
+{
+  g_mutex_clear (&wait->mutex);
+  g_cond_clear (&wait->cond);
+  g_clear_error (&wait->error);
+}
+
+/* Ends @wait, with @error (NULL: success); once. */
+void
+np_stream_wait_done (NpStreamWait *wait,
+                     const GError *error)
+{
+  g_mutex_lock (&wait->mutex);
+  g_assert (!wait->done);
+  wait->error = error != NULL ? g_error_copy (error) : NULL;
+  wait->done = TRUE;
+  g_cond_broadcast (&wait->cond);
+  g_mutex_unlock (&wait->mutex);
+}
+
+gboolean
+np_stream_wait_is_done (NpStreamWait *wait)
+{
+  gboolean done;
+
+  g_mutex_lock (&wait->mutex);
+  done = wait->done;
+  g_mutex_unlock (&wait->mutex);
+
+  return done;
+}
+
+static void
+np_stream_wait_cancelled (GCancellable *cancellable,
+                          gpointer      data)
+{
+  NpStreamWait *wait = data;
+
+  g_mutex_lock (&wait->mutex);
+  g_cond_broadcast (&wait->cond);
+  g_mutex_unlock (&wait->mutex);
+}
+
+/* Sleeps until @wait is done, @cancellable cancelled, @msec passed or
+ * @deadline (-1: none) came. */
+static void
+np_stream_wait_for (NpStreamWait *wait,
+                    GCancellable *cancellable,
+                    guint         msec,
+                    gint64        deadline)
+{
+  g_mutex_lock (&wait->mutex);
+  if (!wait->done && !g_cancellable_is_cancelled (cancellable))
+    {
+      gint64 until = g_get_monotonic_time () + msec * G_TIME_SPAN_MILLISECOND;
+
+      if (deadline >= 0)
+        until = MIN (until, deadline);
+      g_cond_wait_until (&wait->cond, &wait->mutex, until);
+    }
+  g_mutex_unlock (&wait->mutex);
+}
+
+/* Blocks the calling thread until @wait is done (by the owner, from one
+ * of its callbacks), @deadline (monotonic, -1: none) passes or
+ * @cancellable is cancelled. It never iterates a main context: when no
+ * other thread runs the stream's context, this thread reads the
+ * transport itself, and reports what arrives as the context would;
+ * otherwise it waits for that thread. Returns whether @wait is done. */
+gboolean
+np_stream_block (NpStream     *self,
+                 NpStreamWait *wait,
+                 gint64        deadline,
+                 GCancellable *cancellable)
+{
+  gulong cancel_id = 0;
+
+  if (cancellable != NULL)
+    cancel_id = g_cancellable_connect (cancellable, G_CALLBACK (np_stream_wait_cancelled),
+                                       wait, NULL);
+
+  while (!np_stream_wait_is_done (wait) && !g_cancellable_is_cancelled (cancellable))
+    {
+      gint64 left = deadline < 0 ? -1 : deadline - g_get_monotonic_time ();
+      gboolean acquired = FALSE;
+      gint msec;
+
+      if (deadline >= 0 && left <= 0)
+        break;
+      msec = left < 0 ? -1 : (gint) MIN ((left + 999) / 1000, G_MAXINT);
+
+      if (g_main_context_is_owner (self->context) ||
+          (!np_flusher_context_is_running (self->flusher, NP_BLOCK_RUNNING_MSEC) &&
+           (acquired = g_main_context_acquire (self->context))))
+        {
+          gboolean closed = np_stream_get_state (self) == NP_STREAM_CLOSED;
+
+          /* Closed, its end perhaps not reported: this thread does it. */
+          if (closed)
+            np_stream_report (self);
+          else
+            np_stream_poll_once (self, acquired ? (msec < 0 ? NP_BLOCK_SLICE_MSEC
+                                                            : MIN (msec, NP_BLOCK_SLICE_MSEC))
+                                                : msec,
+                                 cancellable);
+          if (acquired)
+            g_main_context_release (self->context);
+
+          /* Nothing more will come from a closed stream. */
+          if (closed)
+            break;
+          if (acquired)
+            np_stream_wait_for (wait, cancellable, NP_BLOCK_YIELD_MSEC, deadline);
+        }
+      else
+        np_stream_wait_for (wait, cancellable, 100, deadline);
+    }
+
+  if (cancellable != NULL)
+    g_cancellable_disconnect (cancellable, cancel_id);
+
+  return np_stream_wait_is_done (wait);
+}
+
+/* A write found the peer gone (a broken pipe, a reset) while the stream
+ * is open: what the peer sent before going, a goodbye that says why
+ * above all, is still in the socket. When this thread may read (it
+ * holds the stream's context, or takes it), it reads all of it, so that
+ * the stream ends with the peer's reason rather than a broken pipe;
+ * otherwise the thread that runs the context does. Called with no lock
+ * held. */
+void
+np_stream_read_after_hangup (NpStream *self)
+{
+  gboolean acquired = FALSE;
+  gboolean hangup;
+
+  g_mutex_lock (self->lock);
+  hangup = self->state <= NP_STREAM_OPEN && np_stream_write_error_is_hangup (self);
+  g_mutex_unlock (self->lock);
+
+  if (!hangup || self->reading > 0 ||
+      !(g_main_context_is_owner (self->context) ||
+        (acquired = g_main_context_acquire (self->context))))
+    return;
+
+  /* The peer is gone: what it sent is all there is, and is bounded by
+   * the socket's buffer. */
+  for (;;)
+    {
+      guint64 received = self->received;
+
+      np_stream_poll_once (self, 0, NULL);
+      if (np_stream_get_state (self) > NP_STREAM_OPEN || self->received == received)
+        break;
+    }
+
+  if (acquired)
+    g_main_context_release (self->context);
+}
+
 static void
 np_stream_source_finalize (GSource *source)
 {
@@ -757,6 +1069,8 @@ np_stream_new (GObject                 *owner,
   g_queue_init (&self->parked);
   g_queue_init (&self->fd_batches);
   self->max_fds = NP_STREAM_MAX_FDS_DEFAULT;
+  self->max_pending_requests = NP_STREAM_MAX_PENDING_REQUESTS_DEFAULT;
+  self->max_pending_request_bytes = NP_STREAM_MAX_PENDING_REQUEST_BYTES_DEFAULT;
   np_fd_budget_add_stream ();
 
   self->io_source = g_source_new (&np_stream_io_funcs, sizeof (NpStreamSource));
@@ -797,11 +1111,13 @@ np_stream_unref (NpStream *self)
             g_queue_is_empty (&self->parked) && g_hash_table_size (np_stream_get_requests_locked (self)) == 0);
 
   g_clear_pointer (&self->requests, g_hash_table_unref);
+  g_clear_pointer (&self->unanswered, g_hash_table_unref);
 
   np_stream_release_transport_locked (self);
   np_stream_clear_partial (self);
   np_flusher_release (self->flusher);
   g_clear_error (&self->error);
+  g_clear_error (&self->abort_error);
   g_clear_error (&self->write_error);
   g_main_context_unref (self->context);
   g_free (self->label);
@@ -837,6 +1153,8 @@ np_stream_detach (NpStream *self)
   np_out_queue_set_mirror (&self->out, NULL);
   if (self->state != NP_STREAM_CLOSED)
     {
+      if (self->abort_error == NULL)
+        np_stream_queue_goodbye_locked (self);
       np_stream_write_some_locked (self);
       np_stream_finish_locked (self, NULL, &after);
     }
@@ -965,6 +1283,67 @@ gboolean
 np_stream_is_open (NpStream *self)
 {
   return np_stream_get_state (self) <= NP_STREAM_OPEN;
+}
+
+#ifndef POLLRDHUP
+# define POLLRDHUP 0
+#endif
+
+/* Counts the @n streams whose peers have closed their side: the end of
+ * the stream was read, or waits in the socket unread (found by one poll()
+ * for all of them, which reads nothing, so nothing is delivered out of
+ * its turn), or the stream is over. Each such stream ends by itself
+ * within its close timeout once its context reads on. */
+guint
+np_stream_count_peers_closed (NpStream * const *streams,
+                              guint             n)
+{
+  g_autofree struct pollfd *fds = g_new (struct pollfd, n);
+  g_autofree NpStream **held = g_new (NpStream *, n);
+  guint n_held = 0;
+  guint n_closed = 0;
+  int res = 0;
+
+  for (guint i = 0; i < n; i++)
+    {
+      NpStream *self = streams[i];
+
+      g_mutex_lock (self->lock);
+      if (self->state == NP_STREAM_CLOSED || self->peer_eof || self->transport == NULL)
+        n_closed++;
+      else
+        {
+          /* Keeps the descriptor open until the poll is over. */
+          self->transport_users++;
+          fds[n_held].fd = self->transport->fd;
+          fds[n_held].events = POLLRDHUP;
+          fds[n_held].revents = 0;
+          held[n_held++] = self;
+        }
+      g_mutex_unlock (self->lock);
+    }
+
+  if (n_held > 0)
+    {
+      do
+        res = poll (fds, n_held, 0);
+      while (res < 0 && errno == EINTR);
+    }
+
+  for (guint i = 0; i < n_held; i++)
+    {
+      NpStream *self = held[i];
+
+      if (res > 0 && (fds[i].revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0)
+        n_closed++;
+
+      g_mutex_lock (self->lock);
+      self->transport_users--;
+      np_stream_release_transport_locked (self);
+      g_mutex_unlock (self->lock);
+    }
+
+  return n_closed;
 }
 
 /* Closed, and its end reported: it no longer calls its owner. */

@@ -29,6 +29,11 @@
  *       until FILL are in use (0: none); print "connected" for each client
  *       announced and "warning" for each warning the library logs; on
  *       stdin's end, print "warnings W connected C", their counts
+ *   np-test-peer serve-as NAME refuse|full|mute
+ *       run a server that refuses every client (authorize-peer), that
+ *       takes one client at most (max-connections 1), or a listener that
+ *       accepts and never says hello; print "ready" once it listens, and
+ *       stop when stdin closes
  *   np-test-peer count NAME
  *       run a server that checks each message: the next test message of
  *       its client on that connection, sized by np_test_mixed_size().
@@ -37,6 +42,10 @@
  *   np-test-peer fd-send NAME TEXT
  *       connect, send the message "memfd" with a memfd holding TEXT, and
  *       close, without ever running a main loop
+ *   np-test-peer reconnect NAME
+ *       connect, send test message 0 of client 0, close, connect again at
+ *       once and print "accepted", or "refused CODE"; then wait for stdin
+ *       to close, and close
  *   np-test-peer fd-receive NAME
  *       connect, and print "MESSAGE DATA" for the first message with
  *       descriptors that comes: its text, and what its first descriptor
@@ -275,6 +284,48 @@ run_probe (const char *path)
 }
 
 static void
+reconnect_done_cb (GObject      *object,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  *(GAsyncResult **) user_data = g_object_ref (result);
+}
+
+/* The single-instance pattern: a client closes and connects again at
+ * once. */
+static int
+run_reconnect (const char *name)
+{
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autoptr(GBytes) message = np_test_message_new (0, 0, np_test_size_for (0));
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  char buf[256];
+
+  np_pipe_client_set_close_timeout (client, 0);
+  if (!np_pipe_client_connect_sync (client, NULL, &error) ||
+      !np_pipe_client_send (client, message, &error))
+    g_error ("%s", error->message);
+  np_pipe_client_close (client);
+
+  /* Only the asynchronous connect waits for the server to accept. */
+  np_pipe_client_connect_async (client, NULL, reconnect_done_cb, &result);
+  while (result == NULL)
+    g_main_context_iteration (NULL, TRUE);
+  if (np_pipe_client_connect_finish (client, result, &error))
+    printf ("accepted\n");
+  else
+    printf ("refused %d\n", error->domain == NP_PIPE_ERROR ? error->code : -1);
+  fflush (stdout);
+
+  while (read (STDIN_FILENO, buf, sizeof buf) > 0)
+    ;
+  np_pipe_client_close (client);
+
+  return 0;
+}
+
+static void
 serve_message_cb (NpPipeServer     *server,
                   NpPipeConnection *connection,
                   GBytes           *message,
@@ -397,6 +448,47 @@ run_serve (const char *name)
   printf ("ready\n");
   fflush (stdout);
   g_main_loop_run (loop);
+
+  return 0;
+}
+
+static gboolean
+refuse_cb (NpPipeServer     *server,
+           NpPipeConnection *connection,
+           gpointer          user_data)
+{
+  return FALSE;
+}
+
+static int
+run_serve_as (const char *name,
+              const char *mode)
+{
+  g_autoptr(NpPipeServer) server = np_pipe_server_new (name);
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+  g_autoptr(GError) error = NULL;
+  NpTestRawServer *mute = NULL;
+
+  g_signal_connect (server, "message-received", G_CALLBACK (serve_message_cb), NULL);
+  g_signal_connect (server, "request-received", G_CALLBACK (serve_request_cb), NULL);
+  if (g_str_equal (mode, "refuse"))
+    g_signal_connect (server, "authorize-peer", G_CALLBACK (refuse_cb), NULL);
+  else if (g_str_equal (mode, "full"))
+    np_pipe_server_set_max_connections (server, 1);
+  else if (g_str_equal (mode, "mute"))
+    mute = np_test_raw_server_new (name, 8, TRUE);
+  else
+    g_error ("serve-as: no mode %s", mode);
+
+  if (mute == NULL && !np_pipe_server_start (server, &error))
+    g_error ("%s", error->message);
+
+  g_unix_fd_add (STDIN_FILENO, G_IO_IN | G_IO_HUP, serve_stdin_cb, loop);
+  printf ("ready\n");
+  fflush (stdout);
+  g_main_loop_run (loop);
+
+  g_clear_pointer (&mute, np_test_raw_server_free);
 
   return 0;
 }
@@ -605,14 +697,18 @@ main (int   argc,
     return run_serve (argv[2]);
   if (argc == 5 && g_str_equal (argv[1], "serve-limited"))
     return run_serve_limited (argv[2], atoi (argv[3]), atoi (argv[4]));
+  if (argc == 4 && g_str_equal (argv[1], "serve-as"))
+    return run_serve_as (argv[2], argv[3]);
   if (argc == 3 && g_str_equal (argv[1], "count"))
     return run_count (argv[2]);
   if (argc == 4 && g_str_equal (argv[1], "fd-send"))
     return run_fd_send (argv[2], argv[3]);
+  if (argc == 3 && g_str_equal (argv[1], "reconnect"))
+    return run_reconnect (argv[2]);
   if (argc == 3 && g_str_equal (argv[1], "fd-receive"))
     return run_fd_receive (argv[2]);
 
   g_printerr ("Usage: %s send|echo|load NAME CLIENT COUNT | garbage|half|probe PATH | serve|count NAME"
-              " | serve-limited NAME NOFILE FILL\n", argv[0]);
+              " | serve-limited NAME NOFILE FILL | serve-as NAME refuse|full|mute\n", argv[0]);
   return 2;
 }

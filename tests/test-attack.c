@@ -271,11 +271,16 @@ test_half_close_deferred_reply (void)
   np_test_raw_read_exactly (socket, hello, sizeof hello);
   frames = read_frames_until_end (socket);
 
-  g_assert_cmpuint (frames->len, ==, 1);
+  /* The reply, then the goodbye of a normal close. */
+  g_assert_cmpuint (frames->len, ==, 2);
   frame = g_ptr_array_index (frames, 0);
   g_assert_cmpuint (frame->type, ==, NP_TEST_REPLY);
   g_assert_cmpuint (g_bytes_get_size (frame->payload), ==, 4 + 6);
   g_assert_cmpuint (np_test_get_u32 (g_bytes_get_data (frame->payload, NULL)), ==, 1);
+  frame = g_ptr_array_index (frames, 1);
+  g_assert_cmpuint (frame->type, ==, NP_TEST_GOODBYE);
+  g_assert_cmpuint (np_test_get_u32 (g_bytes_get_data (frame->payload, NULL)), ==,
+                    NP_PIPE_ERROR_CLOSED);
 
   WAIT_UNTIL (keep.disconnects->len == 1);
   g_assert_null (g_ptr_array_index (keep.disconnects, 0));

@@ -154,8 +154,10 @@ test_half_close_server (Fixture       *f,
   np_test_raw_read_exactly (socket, server_hello, sizeof server_hello);
   sizes = read_frames_until_end (socket);
 
-  g_assert_cmpuint (sizes->len, ==, 1);
+  /* The reply, then the goodbye of a normal close. */
+  g_assert_cmpuint (sizes->len, ==, 2);
   g_assert_cmpuint (g_array_index (sizes, guint32, 0), ==, 1024 * 1024);
+  g_assert_cmpuint (g_array_index (sizes, guint32, 1), ==, 4 + strlen ("closed"));
 
   WAIT_UNTIL (f->disconnect_errors->len == 1);
   g_assert_null (g_ptr_array_index (f->disconnect_errors, 0));
@@ -194,8 +196,10 @@ test_half_close_client (void)
   np_test_raw_read_exactly (peer, hello, sizeof hello);
   sizes = read_frames_until_end (peer);
 
-  g_assert_cmpuint (sizes->len, ==, 2);
+  /* Both messages, then the goodbye of a normal close. */
+  g_assert_cmpuint (sizes->len, ==, 3);
   g_assert_cmpuint (g_array_index (sizes, guint32, 1), ==, 2 * 1024 * 1024);
+  g_assert_cmpuint (g_array_index (sizes, guint32, 2), ==, 4 + strlen ("closed"));
   WAIT_UNTIL (d.n_disconnected == 1);
   g_assert_no_error (d.error);
 
@@ -305,12 +309,24 @@ test_close_during_connect (void)
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   g_assert_false (np_pipe_client_get_connected (client));
 
-  /* The connection it had made is gone too: its hello, then the end. */
+  /* The connection it had made is gone too: its hello, the goodbye of a
+   * normal close, then the end. */
   {
     guint8 hello[12];
+    guint8 header[8];
+    guint8 code[4];
     guint8 byte;
+    gsize reason_len;
+    g_autofree guint8 *reason = NULL;
 
     np_test_raw_read_exactly (g_ptr_array_index (raw->accepted, 0), hello, sizeof hello);
+    np_test_raw_read_exactly (g_ptr_array_index (raw->accepted, 0), header, sizeof header);
+    g_assert_cmpuint (header[4], ==, 3);   /* GOODBYE */
+    np_test_raw_read_exactly (g_ptr_array_index (raw->accepted, 0), code, sizeof code);
+    g_assert_cmpuint (np_test_get_u32 (code), ==, NP_PIPE_ERROR_CLOSED);
+    reason_len = np_test_get_u32 (header) - sizeof code;
+    reason = g_malloc (reason_len + 1);
+    np_test_raw_read_exactly (g_ptr_array_index (raw->accepted, 0), reason, reason_len);
     g_assert_cmpint (np_test_raw_read (g_ptr_array_index (raw->accepted, 0), &byte, 1), ==, 0);
   }
 
@@ -399,6 +415,20 @@ test_client_handshake_deadline (void)
   g_assert_nonnull (strstr (error->message, name));
   g_assert_false (np_pipe_client_get_connected (client));
   g_clear_error (&error);
+
+  /* The server is told why: the client's hello, then GOODBYE TIMED_OUT,
+   * then the end of the stream. */
+  g_assert_cmpuint (raw->accepted->len, ==, 1);
+  {
+    GSocket *peer = g_ptr_array_index (raw->accepted, 0);
+    guint8 bytes[12 + 8 + 4];
+
+    np_test_raw_read_exactly (peer, bytes, sizeof bytes);
+    g_assert_cmpmem (bytes, 4, "NPIP", 4);
+    g_assert_cmpuint (bytes[12 + 4], ==, NP_TEST_GOODBYE);
+    g_assert_cmpuint (np_test_get_u32 (bytes + 12 + 8), ==, NP_PIPE_ERROR_TIMED_OUT);
+    g_assert_cmpuint (np_test_get_u32 (bytes + 12), >=, 4);
+  }
 
   np_pipe_client_set_connect_timeout (sync_client, 100);
   g_signal_connect (sync_client, "disconnected", G_CALLBACK (count_disconnect_cb), &d);

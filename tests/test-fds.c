@@ -402,6 +402,42 @@ test_bad_peer (Fixture       *f,
   WAIT_UNTIL (np_test_count_open_fds () == before);
 }
 
+/* The peer's hello, a plain message and a message with descriptors, in
+ * three writes made before the server reads anything: its first read
+ * returns the three together (a read stops after the write that carried
+ * descriptors, not before), and the descriptors go to the frame that
+ * starts in it, after the hello and the earlier frame. */
+static void
+test_after_earlier_bytes (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  const guint8 hello[12] = { 'N', 'P', 'I', 'P', 3, 0, 0, 0, 0, 0, 16, 0 };
+  const guint8 plain[8 + 5] = { 0, 0, 0, 5, 0, 0, 0, 0, 'f', 'i', 'r', 's', 't' };
+  const guint8 frame[8 + 4] = { 0, 0, 0, 4, 7, 1, 0, 0, 'w', 'i', 't', 'h' };
+  g_autofree char *contents = NULL;
+  int fd = memfd_with ("carried");
+
+  want_fds (f);
+  /* Nothing runs the server's context until all three are in the socket. */
+  np_test_raw_write (socket, hello, sizeof hello);
+  np_test_raw_write (socket, plain, sizeof plain);
+  np_test_raw_send_with_fds (socket, frame, sizeof frame, &fd, 1);
+  close (fd);
+
+  WAIT_UNTIL (f->fd_messages->len == 1 || f->n_disconnected > 0);
+  g_assert_no_error (f->disconnect_error);
+  g_assert_cmpuint (f->n_disconnected, ==, 0);
+  g_assert_cmpuint (f->messages->len, ==, 1);
+  g_assert_cmpmem (g_bytes_get_data (f->messages->pdata[0], NULL),
+                   g_bytes_get_size (f->messages->pdata[0]), "first", 5);
+  g_assert_cmpmem (g_bytes_get_data (f->fd_messages->pdata[0], NULL),
+                   g_bytes_get_size (f->fd_messages->pdata[0]), "with", 4);
+  g_assert_cmpint (g_unix_fd_list_get_length (f->fd_lists->pdata[0]), ==, 1);
+  contents = read_all (g_unix_fd_list_peek_fds (f->fd_lists->pdata[0], NULL)[0]);
+  g_assert_cmpstr (contents, ==, "carried");
+}
+
 /* A peer of version 2 takes no descriptors: sending to it fails at once
  * with NOT_SUPPORTED, and the connection goes on. */
 static void
@@ -1103,6 +1139,7 @@ main (int   argc,
   ADD ("/Np/Fds/pipe-server-to-client", test_pipe_server_to_client, NULL);
   ADD ("/Np/Fds/unhandled-closed", test_unhandled_closed, NULL);
   ADD ("/Np/Fds/order-and-matching", test_order_and_matching, NULL);
+  ADD ("/Np/Fds/after-earlier-bytes", test_after_earlier_bytes, NULL);
   ADD ("/Np/Fds/bad/too-many", test_bad_peer, GINT_TO_POINTER (BAD_TOO_MANY));
   ADD ("/Np/Fds/bad/truncated", test_bad_peer, GINT_TO_POINTER (BAD_TRUNCATED));
   ADD ("/Np/Fds/bad/mismatch", test_bad_peer, GINT_TO_POINTER (BAD_MISMATCH));

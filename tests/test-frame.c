@@ -15,7 +15,7 @@ static void
 test_hello_round_trip (void)
 {
   guint8 bytes[NP_HELLO_SIZE];
-  const guint8 expected[NP_HELLO_SIZE] = { 'N', 'P', 'I', 'P', 3, 0, 0, 0, 0x01, 0x02, 0x03, 0x04 };
+  const guint8 expected[NP_HELLO_SIZE] = { 'N', 'P', 'I', 'P', 4, 0, 0, 0, 0x01, 0x02, 0x03, 0x04 };
   g_autoptr(GError) error = NULL;
   NpHello hello;
 
@@ -182,6 +182,18 @@ test_goodbye (void)
   error = np_goodbye_decode (invalid_utf8, sizeof invalid_utf8);
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
   g_assert_true (g_utf8_validate (error->message, -1, NULL));
+  g_clear_error (&error);
+
+  /* Each byte that is not part of a valid UTF-8 character, a NUL too,
+   * becomes U+FFFD. */
+  {
+    const guint8 bad[] = { 0, 0, 0, 8, 'a', 0xff, 'b', 0, 'c', 0xe2, 0x82, 'd', 0xc3, 0xa9 };
+
+    error = np_goodbye_decode (bad, sizeof bad);
+    g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT);
+    g_assert_cmpstr (error->message, ==,
+                     "The peer closed the connection: a\uFFFDb\uFFFDc\uFFFD\uFFFDdé");
+  }
 }
 
 static void
@@ -392,6 +404,47 @@ test_error_replies (void)
     g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
     g_clear_error (&error);
   }
+
+  /* A domain over 255 bytes is a protocol error, even when the payload
+   * holds all of it. */
+  {
+    g_autoptr(GByteArray) over = g_byte_array_new ();
+    const guint8 head[] = { 0, 0, 0, 3, 0, 0, 0, 9, 1, 0 };  /* D = 256 */
+    g_autofree char *name = g_strnfill (256, 'd');
+
+    g_byte_array_append (over, head, sizeof head);
+    g_byte_array_append (over, (const guint8 *) name, 256);
+    g_byte_array_append (over, (const guint8 *) "hi", 2);
+    g_assert_false (np_error_reply_decode (over->data, over->len, &id, &received, &error));
+    g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+    g_assert_null (received);
+    g_clear_error (&error);
+  }
+
+  /* An empty domain is no domain: FAILED, naming the code. */
+  {
+    const guint8 empty[] = { 0, 0, 0, 5, 0, 0, 0, 9, 0, 0, 'h', 'i' };
+
+    g_assert_true (np_error_reply_decode (empty, sizeof empty, &id, &received, &error));
+    g_assert_no_error (error);
+    g_assert_cmpuint (id, ==, 5);
+    g_assert_error (received, NP_PIPE_ERROR, NP_PIPE_ERROR_FAILED);
+    g_assert_cmpstr (received->message, ==, "hi (error 9 of “”)");
+    g_clear_error (&received);
+  }
+
+  /* Each byte of the message that is not part of a valid UTF-8
+   * character, a NUL too, becomes U+FFFD. */
+  {
+    const guint8 bad[] = { 0, 0, 0, 6, 0, 0, 0, 1, 0, 16,
+                           'g', '-', 'i', 'o', '-', 'e', 'r', 'r', 'o', 'r', '-', 'q', 'u', 'a', 'r', 'k',
+                           'a', 0xff, 'b', 0, 'c', 0xe2, 0x82, 'd', 0xc3, 0xa9 };
+
+    g_assert_true (np_error_reply_decode (bad, sizeof bad, &id, &received, &error));
+    g_assert_error (received, G_IO_ERROR, 1);
+    g_assert_cmpstr (received->message, ==, "a\uFFFDb\uFFFDc\uFFFD\uFFFDdé");
+    g_clear_error (&received);
+  }
 }
 
 /* A peer cannot make the process intern error domains without bound. */
@@ -421,6 +474,24 @@ test_error_domains_bounded (void)
   g_assert_cmpuint (n_own, <=, 256);
 }
 
+/* Read for its id alone, an error reply learns nothing of its domain. */
+static void
+test_error_reply_id_only (void)
+{
+  const char *domain = "np-test-id-only-domain-quark";
+  g_autoptr(GByteArray) payload = g_byte_array_new ();
+  guint8 header[NP_ERROR_REPLY_MIN] = { 0, 0, 0, 42, 0, 0, 0, 1, 0, 0 };
+  guint32 id = 0;
+
+  header[9] = strlen (domain);
+  g_byte_array_append (payload, header, sizeof header);
+  g_byte_array_append (payload, (const guint8 *) domain, strlen (domain));
+
+  g_assert_true (np_error_reply_decode (payload->data, payload->len, &id, NULL, NULL));
+  g_assert_cmpuint (id, ==, 42);
+  g_assert_cmpuint (g_quark_try_string (domain), ==, 0);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -438,6 +509,7 @@ main (int   argc,
   g_test_add_func ("/Np/Frame/requests-with-fds", test_requests_with_fds);
   g_test_add_func ("/Np/Frame/error-replies", test_error_replies);
   g_test_add_func ("/Np/Frame/error-domains-bounded", test_error_domains_bounded);
+  g_test_add_func ("/Np/Frame/error-reply-id-only", test_error_reply_id_only);
 
   return g_test_run ();
 }

@@ -6,6 +6,10 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+
 #include <glib/gstdio.h>
 
 #include "np-test-util.h"
@@ -39,6 +43,7 @@ typedef struct
   gboolean      use_flush;
   gboolean      callback_ran;
   gboolean      finalized;
+  pid_t         server_pid;
 } DropCase;
 
 static void
@@ -59,6 +64,8 @@ close_from_timeout_cb (gpointer user_data)
   DropCase *drop = user_data;
   NpPipeClient *client = drop->client;
   g_autoptr(GError) error = NULL;
+
+  g_assert_cmpint (kill (drop->server_pid, SIGCONT), ==, 0);
 
   /* The pending send completes inside this call, from a source of the
    * client's context: its callback drops the client while the call is
@@ -88,11 +95,18 @@ test_drop_in_callback (gconstpointer data)
   g_autoptr(GBytes) message = np_test_message_new (1, 0, 4 * 1024 * 1024);
   g_autoptr(GError) error = NULL;
   DropCase drop = { .use_flush = GPOINTER_TO_INT (data) };
+  siginfo_t stopped;
 
   drop.client = np_pipe_client_new (name);
   g_object_weak_ref (G_OBJECT (drop.client), finalized_cb, &drop);
   g_assert_true (np_pipe_client_connect_sync (drop.client, NULL, &error));
   g_assert_no_error (error);
+
+  /* The server reads nothing until the call is made: the send cannot
+   * complete before it. */
+  drop.server_pid = atoi (g_subprocess_get_identifier (server));
+  g_assert_cmpint (kill (drop.server_pid, SIGSTOP), ==, 0);
+  g_assert_cmpint (waitid (P_PID, drop.server_pid, &stopped, WSTOPPED | WNOWAIT), ==, 0);
 
   np_pipe_client_send_async (drop.client, message, NULL, drop_last_ref_cb, &drop);
   g_timeout_add (0, close_from_timeout_cb, &drop);

@@ -906,7 +906,7 @@ test_ping (Fixture       *f,
     }
 
   g_assert_cmpmem (reply, 4, "NPIP", 4);
-  g_assert_cmpuint (reply[4], ==, 3);   /* the version the server speaks */
+  g_assert_cmpuint (reply[4], ==, 4);   /* the version the server speaks */
   g_assert_cmpuint (reply[12 + 3], ==, 4);   /* length */
   g_assert_cmpuint (reply[12 + 4], ==, 2);   /* PONG */
   g_assert_cmpmem (reply + 12 + 8, 4, "abcd", 4);

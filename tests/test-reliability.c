@@ -308,6 +308,34 @@ test_huge_length (Fixture       *f,
   assert_heap_back (f);
 }
 
+/* An ERROR whose domain is longer than 255 bytes is a protocol error,
+ * even when the frame holds all of it and answers no request. */
+static void
+test_error_domain_too_long (Fixture       *f,
+                            gconstpointer  data)
+{
+  static const guint8 hello_v2[12] = { 'N', 'P', 'I', 'P', 2, 0, 0, 0, 0x01, 0, 0, 0 };
+  g_autoptr(NpPipeClient) bystander = bystander_new (f);
+  g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  g_autoptr(GByteArray) payload = g_byte_array_new ();
+  g_autoptr(GBytes) frame = NULL;
+  const guint8 head[10] = { 0, 0, 0, 1, 0, 0, 0, 9, 1, 0 };  /* D = 256 */
+  g_autofree char *domain = g_strnfill (256, 'd');
+
+  g_byte_array_append (payload, head, sizeof head);
+  g_byte_array_append (payload, (const guint8 *) domain, 256);
+  g_byte_array_append (payload, (const guint8 *) "no", 2);
+  frame = np_test_frame (6, payload->data, payload->len);
+
+  np_test_raw_write (socket, hello_v2, sizeof hello_v2);
+  np_test_raw_write_bytes (socket, frame);
+  WAIT_UNTIL (f->n_disconnected == 1);
+  g_assert_error (last_error (f), NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+  g_assert_nonnull (strstr (last_error (f)->message, "Malformed error reply"));
+
+  bystander_check (f, bystander, 4, 100);
+}
+
 static void
 test_truncated_frame (Fixture       *f,
                       gconstpointer  data)
@@ -709,6 +737,195 @@ test_max_connections (Fixture       *f,
   g_object_unref (extra.client);
 }
 
+static void
+async_done_cb (GObject      *object,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  *(GAsyncResult **) user_data = g_object_ref (result);
+}
+
+/* Connects @client from this thread's context, which also runs the
+ * server; returns whether the server took it, with @error set if not. */
+static gboolean
+connect_and_wait (NpPipeClient  *client,
+                  GError       **error)
+{
+  g_autoptr(GAsyncResult) result = NULL;
+
+  np_pipe_client_connect_async (client, NULL, async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+
+  return np_pipe_client_connect_finish (client, result, error);
+}
+
+static void
+count_client_disconnect_cb (NpPipeClient *client,
+                            GError       *error,
+                            guint        *n_clean)
+{
+  g_assert_no_error (error);
+  (*n_clean)++;
+}
+
+/* The single-instance pattern, client and server in one main context: at
+ * max-connections 1 a client closes cleanly and connects again at once,
+ * while the end of its first connection is still unread by the server.
+ * The old connection is not in its way; a live one still is. */
+static void
+test_reconnect_at_once (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (np_pipe_server_get_name (f->server));
+  g_autoptr(NpPipeClient) third = np_pipe_client_new (np_pipe_server_get_name (f->server));
+  g_autoptr(GError) error = NULL;
+  guint n_clean = 0;
+
+  np_pipe_server_set_max_connections (f->server, 1);
+  g_signal_connect (client, "disconnected", G_CALLBACK (count_client_disconnect_cb), &n_clean);
+
+  for (guint round = 0; round < 3; round++)
+    {
+      g_autoptr(GBytes) message = np_test_message_new (0, 0, np_test_size_for (0));
+
+      g_assert_true (connect_and_wait (client, &error));
+      g_assert_no_error (error);
+      g_assert_true (np_pipe_client_send (client, message, &error));
+      g_assert_no_error (error);
+      np_pipe_client_close (client);
+      g_assert_cmpuint (n_clean, ==, round + 1);
+    }
+
+  g_assert_true (connect_and_wait (client, &error));
+  g_assert_no_error (error);
+  WAIT_UNTIL (f->n_disconnected == 3);
+  for (guint i = 0; i < f->disconnect_errors->len; i++)
+    g_assert_null (g_ptr_array_index (f->disconnect_errors, i));
+  g_assert_cmpuint (f->connected->len, ==, 4);
+  g_assert_cmpuint (f->n_messages, ==, 3);
+
+  /* A third client while that one lives is refused. */
+  g_assert_false (connect_and_wait (third, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS);
+  g_assert_cmpuint (f->connected->len, ==, 4);
+  g_assert_true (np_pipe_client_get_connected (client));
+  g_assert_true (np_pipe_connection_is_connected (g_ptr_array_index (f->connected, 3)));
+}
+
+static void
+block_loop_cb (NpPipeServer     *server,
+               NpPipeConnection *connection,
+               GBytes           *message,
+               gpointer          user_data)
+{
+  /* A server busy with its work: the client closes and connects again
+   * meanwhile. */
+  g_usleep (300 * G_TIME_SPAN_MILLISECOND);
+}
+
+/* The same across processes, the server's loop blocked 300 ms by a
+ * handler of the first connection's message. */
+static void
+test_reconnect_at_once_busy_server (Fixture       *f,
+                                    gconstpointer  data)
+{
+  g_autoptr(NpPipeClient) third = np_pipe_client_new (np_pipe_server_get_name (f->server));
+  g_autoptr(GError) error = NULL;
+
+  np_pipe_server_set_max_connections (f->server, 1);
+  g_signal_connect (f->server, "message-received", G_CALLBACK (block_loop_cb), NULL);
+
+  for (guint round = 0; round < 3; round++)
+    {
+      g_autoptr(GSubprocess) peer = NULL;
+      g_autofree char *line = NULL;
+      guint n_done = 0;
+      guint connected = f->connected->len;
+      guint disconnected = f->n_disconnected;
+
+      peer = spawn_peer (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDIN_PIPE,
+                         "reconnect", np_pipe_server_get_name (f->server), 0, 0);
+      line = read_peer_line (peer);
+      g_assert_cmpstr (line, ==, "accepted");
+      WAIT_UNTIL (f->connected->len == connected + 2 && f->n_disconnected == disconnected + 1);
+      g_assert_null (last_error (f));
+
+      /* The limit holds for the live one. */
+      g_assert_false (connect_and_wait (third, &error));
+      g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS);
+      g_clear_error (&error);
+
+      g_output_stream_close (g_subprocess_get_stdin_pipe (peer), NULL, NULL);
+      g_subprocess_wait_async (peer, NULL, wait_cb, &n_done);
+      WAIT_UNTIL (n_done == 1 && f->n_disconnected == disconnected + 2);
+      g_assert_true (g_subprocess_get_if_exited (peer));
+      g_assert_cmpint (g_subprocess_get_exit_status (peer), ==, 0);
+    }
+
+  g_assert_cmpuint (f->n_messages, ==, 3);
+}
+
+/* Connections whose peers closed are let aside at the limit, but no more
+ * than max-connections of them: peers that end their side and never read
+ * cannot make the server hold more than twice the limit, and each such
+ * connection is dropped after close-timeout. */
+static void
+test_closed_peers_bounded (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autoptr(GBytes) big = g_bytes_new_take (g_malloc0 (4 * 1024 * 1024), 4 * 1024 * 1024);
+  g_autoptr(GSocket) a = NULL;
+  g_autoptr(GSocket) b = NULL;
+  g_autoptr(NpPipeClient) c = np_pipe_client_new (np_pipe_server_get_name (f->server));
+  g_autoptr(NpPipeClient) d = np_pipe_client_new (np_pipe_server_get_name (f->server));
+  g_autoptr(GError) error = NULL;
+
+  np_pipe_server_set_max_connections (f->server, 1);
+  np_pipe_server_set_close_timeout (f->server, 1500);
+
+  /* A says hello, is sent more than its socket holds, ends its side and
+   * reads nothing. */
+  a = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  np_test_raw_write (a, hello, sizeof hello);
+  WAIT_UNTIL (f->connected->len == 1);
+  g_assert_true (np_pipe_connection_send (g_ptr_array_index (f->connected, 0), big, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_socket_shutdown (a, FALSE, TRUE, &error));
+  g_assert_no_error (error);
+
+  /* B gets in in spite of A, as long as it lives a third does not. */
+  b = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  np_test_raw_write (b, hello, sizeof hello);
+  /* Refused, B would be closed at once. */
+  WAIT_UNTIL (f->connected->len == 2 || g_socket_condition_check (b, G_IO_HUP) != 0);
+  g_assert_cmpuint (f->connected->len, ==, 2);
+  g_assert_false (connect_and_wait (c, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS);
+  g_clear_error (&error);
+
+  /* B does as A did: two closing connections, at twice the limit. */
+  g_assert_true (np_pipe_connection_send (g_ptr_array_index (f->connected, 1), big, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_socket_shutdown (b, FALSE, TRUE, &error));
+  g_assert_no_error (error);
+  g_assert_false (connect_and_wait (c, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS);
+  g_clear_error (&error);
+  g_assert_cmpuint (f->connected->len, ==, 2);
+  g_assert_cmpuint (f->n_disconnected, ==, 0);
+
+  /* Both are dropped within close-timeout; then clients get in. */
+  WAIT_UNTIL (f->n_disconnected == 2);
+  for (guint i = 0; i < 2; i++)
+    g_assert_error ((const GError *) g_ptr_array_index (f->disconnect_errors, i),
+                    NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT);
+  g_assert_true (connect_and_wait (d, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (f->connected->len, ==, 3);
+  g_clear_pointer (&big, g_bytes_unref);
+  assert_heap_back (f);
+}
+
 /* Access */
 
 static void
@@ -859,6 +1076,325 @@ test_planted_symlinks (void)
   g_unlink (target);
 }
 
+
+/* Refusals seen by a client without a main loop: blocking calls only,
+ * nothing iterates this thread's context while the client works. */
+
+typedef struct
+{
+  guint   n;
+  guint   n_clean;
+  GError *error;
+} Ends;
+
+static void
+ends_cb (NpPipeClient *client,
+         const GError *error,
+         Ends         *e)
+{
+  e->n++;
+  if (error == NULL)
+    e->n_clean++;
+  g_clear_error (&e->error);
+  e->error = error != NULL ? g_error_copy (error) : NULL;
+}
+
+/* An Np server, or a listener that never says hello, in another
+ * process (np-test-peer serve-as). */
+static GSubprocess *
+spawn_server_as (const char *name,
+                 const char *mode)
+{
+  const char *args[] = { "serve-as", name, mode, NULL };
+  GSubprocess *server = np_test_spawn_peer (G_SUBPROCESS_FLAGS_STDIN_PIPE |
+                                            G_SUBPROCESS_FLAGS_STDOUT_PIPE, args);
+  g_autofree char *line = np_test_read_line (server);
+
+  g_assert_cmpstr (line, ==, "ready");
+
+  return server;
+}
+
+static void
+stop_server_as (GSubprocess *server)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_output_stream_close (g_subprocess_get_stdin_pipe (server), NULL, NULL);
+  g_assert_true (g_subprocess_wait_check (server, NULL, &error));
+  g_assert_no_error (error);
+  g_object_unref (server);
+}
+
+/* connect_sync, send, close against a server that refuses: the refusal,
+ * with the server's reason, every time; never a success, never a clean
+ * close. */
+static void
+test_refused_without_loop (void)
+{
+  const char *name = "refusing-elsewhere";
+  GSubprocess *server = spawn_server_as (name, "refuse");
+
+  for (guint run = 0; run < 4; run++)
+    {
+      g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+      g_autoptr(GError) error = NULL;
+      Ends e = { 0 };
+
+      g_signal_connect (client, "disconnected", G_CALLBACK (ends_cb), &e);
+
+      g_assert_false (np_pipe_client_connect_sync (client, NULL, &error));
+      g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED);
+      g_assert_nonnull (strstr (error->message, "refused the peer"));
+      g_assert_false (np_pipe_client_get_connected (client));
+      g_clear_error (&error);
+
+      g_assert_false (np_pipe_client_send_data (client, (const guint8 *) "important", 9, &error));
+      g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED);
+      g_clear_error (&error);
+
+      np_pipe_client_close (client);
+      g_assert_cmpuint (e.n_clean, ==, 0);
+      g_clear_error (&e.error);
+    }
+
+  stop_server_as (server);
+}
+
+/* A full server: connect_sync fails with TOO_MANY_CLIENTS, and so does a
+ * request_sync made after it; the client that got in works. */
+static void
+test_full_without_loop (void)
+{
+  const char *name = "full-elsewhere";
+  GSubprocess *server = spawn_server_as (name, "full");
+  g_autoptr(NpPipeClient) first = np_pipe_client_new (name);
+  g_autoptr(NpPipeClient) second = np_pipe_client_new (name);
+  g_autoptr(GBytes) request = g_bytes_new_static ("ask", 3);
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (np_pipe_client_connect_sync (first, NULL, &error));
+  g_assert_no_error (error);
+
+  g_assert_false (np_pipe_client_connect_sync (second, NULL, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS);
+  g_assert_nonnull (strstr (error->message, name));
+  g_clear_error (&error);
+
+  g_assert_null (np_pipe_client_request_sync (second, request, NULL, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS);
+  g_clear_error (&error);
+
+  reply = np_pipe_client_request_sync (first, request, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_bytes_equal (reply, request));
+
+  np_pipe_client_close (first);
+  np_pipe_client_close (second);
+  stop_server_as (server);
+}
+
+/* A listener that accepts and never says hello: connect_sync gives up
+ * at the connect timeout. */
+static void
+test_mute_without_loop (void)
+{
+  const char *name = "mute-elsewhere";
+  GSubprocess *server = spawn_server_as (name, "mute");
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autoptr(GError) error = NULL;
+  gint64 start;
+
+  np_pipe_client_set_connect_timeout (client, 300);
+  start = g_get_monotonic_time ();
+  g_assert_false (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_cmpint (g_get_monotonic_time () - start, >=, 300 * G_TIME_SPAN_MILLISECOND);
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT);
+  g_assert_nonnull (strstr (error->message, name));
+  g_assert_false (np_pipe_client_get_connected (client));
+
+  np_pipe_client_close (client);
+  stop_server_as (server);
+}
+
+/* A server of this process that another thread runs answers while this
+ * thread waits: the refusal is connect_sync's error. */
+typedef struct
+{
+  const char   *name;
+  GMainContext *context;
+  GMainLoop    *loop;
+  GMutex        mutex;
+  GCond         cond;
+  gboolean      ready;
+} ServerThread;
+
+static gboolean
+refuse_peer_cb (NpPipeServer     *server,
+                NpPipeConnection *connection,
+                gpointer          user_data)
+{
+  return FALSE;
+}
+
+static gpointer
+server_thread (gpointer data)
+{
+  ServerThread *t = data;
+  g_autoptr(NpPipeServer) server = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_main_context_push_thread_default (t->context);
+  server = np_pipe_server_new (t->name);
+  g_signal_connect (server, "authorize-peer", G_CALLBACK (refuse_peer_cb), NULL);
+  g_assert_true (np_pipe_server_start (server, &error));
+  g_assert_no_error (error);
+
+  g_mutex_lock (&t->mutex);
+  t->ready = TRUE;
+  g_cond_signal (&t->cond);
+  g_mutex_unlock (&t->mutex);
+
+  g_main_loop_run (t->loop);
+  np_pipe_server_stop (server);
+  g_main_context_pop_thread_default (t->context);
+
+  return NULL;
+}
+
+static void
+test_refused_by_other_thread (void)
+{
+  ServerThread t = { .name = "refusing-thread" };
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (t.name);
+  g_autoptr(GError) error = NULL;
+  GThread *thread;
+
+  t.context = g_main_context_new ();
+  t.loop = g_main_loop_new (t.context, FALSE);
+  g_mutex_init (&t.mutex);
+  g_cond_init (&t.cond);
+  thread = g_thread_new ("server", server_thread, &t);
+  g_mutex_lock (&t.mutex);
+  while (!t.ready)
+    g_cond_wait (&t.cond, &t.mutex);
+  g_mutex_unlock (&t.mutex);
+
+  g_assert_false (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED);
+
+  g_main_loop_quit (t.loop);
+  g_thread_join (thread);
+  g_main_loop_unref (t.loop);
+  g_main_context_unref (t.context);
+  g_mutex_clear (&t.mutex);
+  g_cond_clear (&t.cond);
+}
+
+/* A server in this very thread: connect_sync cannot wait for it, and
+ * returns at once; once the loop runs, the connection works. */
+static void
+test_same_thread_server (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (np_pipe_server_get_name (f->server));
+  g_autoptr(GBytes) message = np_test_message_new (7, 0, 100);
+  g_autoptr(GError) error = NULL;
+  Ends e = { 0 };
+
+  g_signal_connect (client, "disconnected", G_CALLBACK (ends_cb), &e);
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (np_pipe_client_get_connected (client));
+  g_assert_true (np_pipe_client_send (client, message, &error));
+  g_assert_no_error (error);
+
+  WAIT_UNTIL (f->n_messages == 1);
+  g_assert_cmpuint (f->n_corrupt, ==, 0);
+  g_assert_cmpuint (e.n, ==, 0);
+
+  np_pipe_client_close (client);
+  g_assert_cmpuint (e.n_clean, ==, 1);
+}
+
+/* A refusal that comes after connect_sync returned (a listener of this
+ * process, which connect_sync does not wait for) left unread while the
+ * client writes: each call reports it, not a broken pipe. */
+static GSocket *
+refuse_raw (NpTestRawServer *raw,
+            guint32          code)
+{
+  g_autoptr(GBytes) goodbye = np_test_goodbye (code, "no room here");
+  GSocket *peer;
+  guint8 hello_v3[12];
+
+  WAIT_UNTIL (raw->accepted->len == 1);
+  peer = g_ptr_array_steal_index (raw->accepted, 0);
+  np_test_hello (hello_v3, 3, 1024);
+  np_test_raw_write (peer, hello_v3, sizeof hello_v3);
+  np_test_raw_write_bytes (peer, goodbye);
+  /* Gone, with the client's handshake unread. */
+  g_socket_close (peer, NULL);
+
+  return peer;
+}
+
+static void
+test_refusal_after_connect (void)
+{
+  const char *name = "refusing-raw";
+  NpTestRawServer *raw = np_test_raw_server_new (name, 8, TRUE);
+  g_autoptr(GBytes) request = g_bytes_new_static ("ask", 3);
+  g_autoptr(GError) error = NULL;
+
+  /* flush_sync, then request_sync. */
+  {
+    g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+    g_autoptr(GSocket) peer = NULL;
+    Ends e = { 0 };
+
+    g_signal_connect (client, "disconnected", G_CALLBACK (ends_cb), &e);
+    g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+    peer = refuse_raw (raw, NP_PIPE_ERROR_TOO_MANY_CLIENTS);
+
+    g_assert_true (np_pipe_client_send_data (client, (const guint8 *) "important", 9, &error));
+    g_assert_false (np_pipe_client_flush_sync (client, NULL, &error));
+    g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS);
+    g_assert_nonnull (strstr (error->message, "no room here"));
+    g_clear_error (&error);
+
+    g_assert_null (np_pipe_client_request_sync (client, request, NULL, &error));
+    g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS);
+    g_clear_error (&error);
+
+    np_pipe_client_close (client);
+    g_assert_cmpuint (e.n_clean, ==, 0);
+    g_assert_error (e.error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS);
+    g_clear_error (&e.error);
+  }
+
+  /* send, then close: disconnected says why. */
+  {
+    g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+    g_autoptr(GSocket) peer = NULL;
+    Ends e = { 0 };
+
+    g_signal_connect (client, "disconnected", G_CALLBACK (ends_cb), &e);
+    g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+    peer = refuse_raw (raw, NP_PIPE_ERROR_PERMISSION_DENIED);
+
+    g_assert_true (np_pipe_client_send_data (client, (const guint8 *) "important", 9, &error));
+    np_pipe_client_close (client);
+    g_assert_cmpuint (e.n, ==, 1);
+    g_assert_error (e.error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED);
+    g_assert_nonnull (strstr (e.error->message, "no room here"));
+    g_clear_error (&e.error);
+  }
+
+  np_test_raw_server_free (raw);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -875,6 +1411,7 @@ main (int   argc,
   ADD ("/Np/Reliability/hostile/random-bytes", test_random_bytes);
   ADD ("/Np/Reliability/hostile/huge-length", test_huge_length);
   ADD ("/Np/Reliability/hostile/truncated-frame", test_truncated_frame);
+  ADD ("/Np/Reliability/hostile/error-domain-too-long", test_error_domain_too_long);
   ADD ("/Np/Reliability/hostile/bad-handshakes", test_bad_handshakes);
   ADD ("/Np/Reliability/hostile/slow-drip", test_slow_drip);
   ADD ("/Np/Reliability/hostile/idle-past-deadline", test_idle_past_deadline);
@@ -885,8 +1422,17 @@ main (int   argc,
   g_test_add_func ("/Np/Reliability/faults/server-killed-and-restarted", test_server_killed_and_restarted);
   ADD ("/Np/Reliability/faults/stop-in-flight", test_stop_in_flight);
   ADD ("/Np/Reliability/limits/max-connections", test_max_connections);
+  ADD ("/Np/Reliability/limits/reconnect-at-once", test_reconnect_at_once);
+  ADD ("/Np/Reliability/limits/reconnect-at-once/busy-server", test_reconnect_at_once_busy_server);
+  ADD ("/Np/Reliability/limits/closed-peers-bounded", test_closed_peers_bounded);
   g_test_add_func ("/Np/Reliability/access/other-uid", test_other_uid);
   g_test_add_func ("/Np/Reliability/access/planted-symlinks", test_planted_symlinks);
+  g_test_add_func ("/Np/Reliability/refusals/refused-without-loop", test_refused_without_loop);
+  g_test_add_func ("/Np/Reliability/refusals/full-without-loop", test_full_without_loop);
+  g_test_add_func ("/Np/Reliability/refusals/mute-without-loop", test_mute_without_loop);
+  g_test_add_func ("/Np/Reliability/refusals/refused-by-other-thread", test_refused_by_other_thread);
+  ADD ("/Np/Reliability/refusals/same-thread-server", test_same_thread_server);
+  g_test_add_func ("/Np/Reliability/refusals/refusal-after-connect", test_refusal_after_connect);
 
   return g_test_run ();
 }

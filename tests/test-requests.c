@@ -10,6 +10,8 @@
 
 #include "np-test-util.h"
 
+#include "np-frame-private.h"
+
 typedef struct
 {
   NpPipeServer *server;
@@ -21,6 +23,12 @@ typedef struct
   gboolean      answer;         /* answer at once with the message */
   gboolean      keep;           /* keep, answer later */
   gboolean      drop;           /* take, and drop unanswered */
+  guint         holding;        /* of kept, not yet answered */
+  guint         max_holding;    /* what holding may reach, 0: unchecked */
+  gsize         holding_bytes;  /* their messages' sizes */
+  gsize         max_holding_bytes; /* what those may reach, 0: unchecked */
+  GError       *disconnected;   /* why the last connection ended */
+  guint         n_disconnected;
 } Fixture;
 
 static gboolean
@@ -36,7 +44,19 @@ on_request (NpPipeServer     *server,
   if (f->answer)
     np_pipe_request_reply (request, np_pipe_request_get_message (request));
   else if (f->keep)
-    g_ptr_array_add (f->kept, g_object_ref (request));
+    {
+      /* Counted, not timed: the server never hands over one past its
+       * bound. */
+      gsize size = g_bytes_get_size (np_pipe_request_get_message (request));
+
+      if (f->max_holding > 0)
+        g_assert_cmpuint (f->holding, <, f->max_holding);
+      if (f->max_holding_bytes > 0)
+        g_assert_cmpuint (f->holding_bytes + size, <=, f->max_holding_bytes);
+      f->holding++;
+      f->holding_bytes += size;
+      g_ptr_array_add (f->kept, g_object_ref (request));
+    }
   else if (!f->drop)
     return FALSE;
 
@@ -61,6 +81,17 @@ on_connected (NpPipeServer     *server,
 }
 
 static void
+on_disconnected (NpPipeServer     *server,
+                 NpPipeConnection *connection,
+                 const GError     *error,
+                 Fixture          *f)
+{
+  g_clear_error (&f->disconnected);
+  f->disconnected = error != NULL ? g_error_copy (error) : NULL;
+  f->n_disconnected++;
+}
+
+static void
 fixture_setup (Fixture       *f,
                gconstpointer  data)
 {
@@ -74,6 +105,7 @@ fixture_setup (Fixture       *f,
   g_signal_connect (f->server, "request-received", G_CALLBACK (on_request), f);
   g_signal_connect (f->server, "message-received", G_CALLBACK (on_message), f);
   g_signal_connect (f->server, "client-connected", G_CALLBACK (on_connected), f);
+  g_signal_connect (f->server, "client-disconnected", G_CALLBACK (on_disconnected), f);
   g_assert_true (np_pipe_server_start (f->server, &error));
   g_assert_no_error (error);
 
@@ -92,6 +124,7 @@ fixture_teardown (Fixture       *f,
   g_clear_object (&f->server);
   g_ptr_array_unref (f->connections);
   g_ptr_array_unref (f->messages);
+  g_clear_error (&f->disconnected);
 }
 
 static void
@@ -155,6 +188,44 @@ test_both_ways (Fixture       *f,
   reply = np_pipe_connection_request_finish (g_ptr_array_index (f->connections, 0), result, &error);
   g_assert_no_error (error);
   g_assert_cmpmem (g_bytes_get_data (reply, NULL), g_bytes_get_size (reply), "from the client", 15);
+}
+
+/* A reply larger than the requester takes (the max message size of its
+ * hello) goes as an ERROR of code MESSAGE_TOO_LARGE instead, from the
+ * side that answers: the request fails, the connection goes on. */
+static void
+test_reply_too_large (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(NpPipeClient) small = np_pipe_client_new (np_pipe_server_get_name (f->server));
+  g_autoptr(GBytes) large = g_bytes_new_take (g_malloc0 (2000), 2000);
+  g_autoptr(GBytes) fits = text ("fits");
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+
+  np_pipe_client_set_max_message_size (small, 1024);
+  np_pipe_client_connect_async (small, NULL, async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  g_assert_true (np_pipe_client_connect_finish (small, result, &error));
+  g_assert_no_error (error);
+  g_clear_object (&result);
+
+  np_pipe_client_request_async (small, large, NULL, async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  reply = np_pipe_client_request_finish (small, result, &error);
+  g_assert_null (reply);
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE);
+  g_assert_nonnull (strstr (error->message, "1024"));
+  g_clear_error (&error);
+  g_clear_object (&result);
+
+  g_assert_true (np_pipe_client_get_connected (small));
+  np_pipe_client_request_async (small, fits, NULL, async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  reply = np_pipe_client_request_finish (small, result, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_bytes_equal (reply, fits));
 }
 
 /* Replies given in another order than the requests came are matched to
@@ -580,13 +651,517 @@ test_peer_without_requests (void)
 
   /* The version 1 peer saw our hello and the message, nothing else. */
   np_test_raw_read_exactly (g_ptr_array_index (raw->accepted, 0), buf, 12);
-  g_assert_cmpuint (buf[4], ==, 3);
+  g_assert_cmpuint (buf[4], ==, 4);
   np_test_raw_read_exactly (g_ptr_array_index (raw->accepted, 0), header, sizeof header);
   g_assert_cmpuint (header[4], ==, NP_TEST_MESSAGE);
   g_assert_cmpuint (np_test_get_u32 (header), ==, g_bytes_get_size (after));
   g_assert_true (np_pipe_client_get_connected (client));
 
   np_test_raw_server_free (raw);
+}
+
+/* Bounds on the requests a side holds unanswered */
+
+/* Another client of the fixture's server, connected: it takes the
+ * server's settings as they are now. */
+static NpPipeClient *
+connect_client (Fixture *f)
+{
+  NpPipeClient *client = np_pipe_client_new (np_pipe_server_get_name (f->server));
+  g_autoptr(GError) error = NULL;
+  guint n = f->connections->len;
+
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_no_error (error);
+  WAIT_UNTIL (f->connections->len == n + 1);
+
+  return client;
+}
+
+/* Answers kept request @i with its own message. */
+static void
+answer_kept (Fixture *f,
+             guint    i)
+{
+  NpPipeRequest *request = g_ptr_array_index (f->kept, i);
+
+  np_pipe_request_reply (request, np_pipe_request_get_message (request));
+  f->holding--;
+  f->holding_bytes -= g_bytes_get_size (np_pipe_request_get_message (request));
+}
+
+static void
+assert_refused (GAsyncResult **result,
+                NpPipeClient  *client)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_nonnull (*result);
+  g_assert_null (np_pipe_client_request_finish (client, *result, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_REQUESTS);
+  g_clear_object (result);
+}
+
+static void
+assert_echoed (GAsyncResult **result,
+               NpPipeClient  *client,
+               gsize          size)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) reply = NULL;
+
+  WAIT_UNTIL (*result != NULL);
+  reply = np_pipe_client_request_finish (client, *result, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_bytes_get_size (reply), ==, size);
+  g_clear_object (result);
+}
+
+static guint
+count_done (GAsyncResult **results,
+            guint          n)
+{
+  guint done = 0;
+
+  for (guint i = 0; i < n; i++)
+    if (results[i] != NULL)
+      done++;
+
+  return done;
+}
+
+/* A client cannot make the server hold more of its requests unanswered
+ * than max-pending-requests: those past it are answered at once with
+ * TOO_MANY_REQUESTS and never delivered, the held ones can still be
+ * answered, and answering some makes room for as many. */
+static void
+test_pending_count (Fixture       *f,
+                    gconstpointer  data)
+{
+  const guint limit = 8;
+  const guint n = 3 * limit;
+  g_autoptr(NpPipeClient) client = NULL;
+  g_autofree GAsyncResult **results = g_new0 (GAsyncResult *, n + 4);
+
+  g_assert_cmpuint (np_pipe_server_get_max_pending_requests (f->server), ==, 4096);
+  np_pipe_server_set_max_pending_requests (f->server, limit);
+  g_assert_cmpuint (np_pipe_server_get_max_pending_requests (f->server), ==, limit);
+  client = connect_client (f);
+
+  f->answer = FALSE;
+  f->keep = TRUE;
+  f->max_holding = limit;
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(GBytes) message = np_test_message_new (1, i, 16);
+
+      np_pipe_client_request_async (client, message, NULL, async_done_cb, &results[i]);
+    }
+
+  /* Taken in order: the first ones are held, every later one refused. */
+  WAIT_UNTIL (count_done (results, n) == n - limit);
+  g_assert_cmpuint (f->kept->len, ==, limit);
+  g_assert_cmpuint (f->n_requests, ==, limit);
+  for (guint i = 0; i < n; i++)
+    if (i < limit)
+      g_assert_null (results[i]);
+    else
+      assert_refused (&results[i], client);
+
+  /* Three answered: three more are taken, and not a fourth. */
+  for (guint i = 0; i < 3; i++)
+    {
+      answer_kept (f, i);
+      assert_echoed (&results[i], client, 16);
+    }
+  for (guint i = n; i < n + 4; i++)
+    {
+      g_autoptr(GBytes) message = np_test_message_new (1, i, 16);
+
+      np_pipe_client_request_async (client, message, NULL, async_done_cb, &results[i]);
+    }
+  WAIT_UNTIL (results[n + 3] != NULL);
+  assert_refused (&results[n + 3], client);
+  g_assert_cmpuint (f->kept->len, ==, limit + 3);
+  g_assert_cmpuint (f->holding, ==, limit);
+
+  /* Every held one is still answered. */
+  for (guint i = 3; i < f->kept->len; i++)
+    answer_kept (f, i);
+  for (guint i = 3; i < limit; i++)
+    assert_echoed (&results[i], client, 16);
+  for (guint i = n; i < n + 3; i++)
+    assert_echoed (&results[i], client, 16);
+  g_assert_true (np_pipe_client_get_connected (client));
+  g_assert_cmpuint (f->n_disconnected, ==, 0);
+}
+
+/* The same in bytes: a few large requests take up
+ * max-pending-request-bytes, and the next one that would pass it is
+ * refused, while a small one still fits. */
+static void
+test_pending_bytes (Fixture       *f,
+                    gconstpointer  data)
+{
+  const guint limit = 1024 * 1024;
+  const gsize big = 300000;
+  const gsize sizes[] = { big, big, big, big, 100, big, big };
+  g_autoptr(NpPipeClient) client = NULL;
+  GAsyncResult *results[G_N_ELEMENTS (sizes)] = { NULL };
+
+  g_assert_cmpuint (np_pipe_server_get_max_pending_request_bytes (f->server), ==, 64 * 1024 * 1024);
+  np_pipe_server_set_max_pending_request_bytes (f->server, limit);
+  g_assert_cmpuint (np_pipe_server_get_max_pending_request_bytes (f->server), ==, limit);
+  client = connect_client (f);
+
+  f->answer = FALSE;
+  f->keep = TRUE;
+  f->max_holding_bytes = limit;
+  for (guint i = 0; i < 5; i++)
+    {
+      g_autoptr(GBytes) message = np_test_message_new (2, i, sizes[i]);
+
+      np_pipe_client_request_async (client, message, NULL, async_done_cb, &results[i]);
+    }
+
+  /* Three fill 900000 of the 1048576 bytes; the fourth would pass them;
+   * 100 more bytes still fit. */
+  WAIT_UNTIL (results[3] != NULL && f->kept->len == 4);
+  assert_refused (&results[3], client);
+  g_assert_cmpuint (f->n_requests, ==, 4);
+  for (guint i = 0; i < 5; i++)
+    if (i != 3)
+      g_assert_null (results[i]);
+
+  /* One answered makes room for one more large request, not two. */
+  answer_kept (f, 0);
+  assert_echoed (&results[0], client, big);
+  for (guint i = 5; i < 7; i++)
+    {
+      g_autoptr(GBytes) message = np_test_message_new (2, i, sizes[i]);
+
+      np_pipe_client_request_async (client, message, NULL, async_done_cb, &results[i]);
+    }
+  WAIT_UNTIL (results[6] != NULL);
+  assert_refused (&results[6], client);
+  g_assert_cmpuint (f->kept->len, ==, 5);
+
+  for (guint i = 1; i < f->kept->len; i++)
+    answer_kept (f, i);
+  for (guint i = 0; i < G_N_ELEMENTS (sizes); i++)
+    if (i != 0 && i != 3 && i != 6)
+      assert_echoed (&results[i], client, sizes[i]);
+  g_assert_cmpuint (f->n_disconnected, ==, 0);
+}
+
+/* The requests a client keeps, counted against what it should take. */
+typedef struct
+{
+  GPtrArray *kept;
+  guint      holding;
+  guint      max_holding;
+  gsize      holding_bytes;
+  gsize      max_holding_bytes;
+} Keeper;
+
+static gboolean
+client_keeps_cb (NpPipeClient  *client,
+                 NpPipeRequest *request,
+                 Keeper        *k)
+{
+  gsize size = g_bytes_get_size (np_pipe_request_get_message (request));
+
+  g_assert_cmpuint (k->holding, <, k->max_holding);
+  g_assert_cmpuint (k->holding_bytes + size, <=, k->max_holding_bytes);
+  k->holding++;
+  k->holding_bytes += size;
+  g_ptr_array_add (k->kept, g_object_ref (request));
+  return TRUE;
+}
+
+static void
+keeper_answer (Keeper *k,
+               guint   i)
+{
+  NpPipeRequest *request = g_ptr_array_index (k->kept, i);
+
+  np_pipe_request_reply (request, np_pipe_request_get_message (request));
+  k->holding--;
+  k->holding_bytes -= g_bytes_get_size (np_pipe_request_get_message (request));
+}
+
+static GError *
+connection_request (NpPipeConnection  *connection,
+                    GAsyncResult     **result)
+{
+  GError *error = NULL;
+  g_autoptr(GBytes) reply = NULL;
+
+  WAIT_UNTIL (*result != NULL);
+  reply = np_pipe_connection_request_finish (connection, *result, &error);
+  g_clear_object (result);
+
+  return error;
+}
+
+/* The client holds to its own bounds on the server's requests, and a
+ * change applies at once. */
+static void
+test_pending_client (Fixture       *f,
+                     gconstpointer  data)
+{
+  NpPipeConnection *connection = g_ptr_array_index (f->connections, 0);
+  g_autoptr(GPtrArray) kept = g_ptr_array_new_with_free_func (g_object_unref);
+  Keeper k = { kept, 0, 2, 0, G_MAXSIZE };
+  g_autoptr(GBytes) small = text ("small");
+  g_autoptr(GBytes) large = text ("larger than ten bytes");
+  GAsyncResult *results[5] = { NULL };
+  GError *error;
+
+  g_assert_cmpuint (np_pipe_client_get_max_pending_requests (f->client), ==, 4096);
+  g_assert_cmpuint (np_pipe_client_get_max_pending_request_bytes (f->client), ==, 64 * 1024 * 1024);
+  np_pipe_client_set_max_pending_requests (f->client, 2);
+  g_assert_cmpuint (np_pipe_client_get_max_pending_requests (f->client), ==, 2);
+  g_signal_connect (f->client, "request-received", G_CALLBACK (client_keeps_cb), &k);
+
+  for (guint i = 0; i < 3; i++)
+    np_pipe_connection_request_async (connection, small, NULL, async_done_cb, &results[i]);
+  error = connection_request (connection, &results[2]);
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_REQUESTS);
+  g_clear_error (&error);
+  g_assert_cmpuint (kept->len, ==, 2);
+
+  keeper_answer (&k, 0);
+  g_assert_no_error (connection_request (connection, &results[0]));
+
+  /* A request past the bytes is refused, one within them taken. */
+  np_pipe_client_set_max_pending_request_bytes (f->client, 10);
+  k.max_holding_bytes = 10;
+  g_assert_cmpuint (np_pipe_client_get_max_pending_request_bytes (f->client), ==, 10);
+  np_pipe_connection_request_async (connection, large, NULL, async_done_cb, &results[3]);
+  error = connection_request (connection, &results[3]);
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_REQUESTS);
+  g_clear_error (&error);
+  np_pipe_connection_request_async (connection, small, NULL, async_done_cb, &results[4]);
+  WAIT_UNTIL (kept->len == 3);
+
+  keeper_answer (&k, 1);
+  keeper_answer (&k, 2);
+  g_assert_no_error (connection_request (connection, &results[1]));
+  g_assert_no_error (connection_request (connection, &results[4]));
+  g_assert_true (np_pipe_client_get_connected (f->client));
+}
+
+/* Reads @len bytes the server wrote. The server writes as the loop
+ * prepares to poll: a source on the socket wakes the poll for them. */
+static void
+raw_read_exactly (GSocket *socket,
+                  guint8  *buf,
+                  gsize    len)
+{
+  g_autoptr(GSource) source = g_socket_create_source (socket, G_IO_IN, NULL);
+
+  g_source_set_dummy_callback (source);
+  g_source_attach (source, NULL);
+  np_test_raw_read_exactly (socket, buf, len);
+  g_source_destroy (source);
+}
+
+/* A raw peer of protocol version 3: its hello said, the server's read. */
+static GSocket *
+raw_peer_new (Fixture *f)
+{
+  GSocket *socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  guint8 hello[NP_HELLO_SIZE];
+  guint n = f->connections->len;
+
+  np_test_hello (hello, 3, 1024 * 1024);
+  np_test_raw_write (socket, hello, sizeof hello);
+  raw_read_exactly (socket, hello, sizeof hello);
+  g_assert_cmpmem (hello, 4, "NPIP", 4);
+  WAIT_UNTIL (f->connections->len == n + 1);
+
+  return socket;
+}
+
+/* An ERROR frame, written out by hand: np_error_reply_encode() takes a
+ * GError, whose domain would be interned in this process, the one under
+ * test. */
+static void
+raw_send_error (GSocket    *socket,
+                guint32     id,
+                const char *domain,
+                guint32     code,
+                const char *message)
+{
+  g_autoptr(GByteArray) payload = g_byte_array_new ();
+  guint8 header[NP_FRAME_HEADER_SIZE];
+  guint8 fields[NP_ERROR_REPLY_MIN];
+
+  np_test_put_u32 (fields, id);
+  np_test_put_u32 (fields + 4, code);
+  fields[8] = 0;
+  fields[9] = strlen (domain);
+  g_byte_array_append (payload, fields, sizeof fields);
+  g_byte_array_append (payload, (const guint8 *) domain, strlen (domain));
+  g_byte_array_append (payload, (const guint8 *) message, strlen (message));
+  np_frame_header_encode (header, NP_FRAME_ERROR, payload->len);
+  np_test_raw_write (socket, header, sizeof header);
+  np_test_raw_write (socket, payload->data, payload->len);
+}
+
+/* The next frame from the server: its type, and its payload. */
+static GBytes *
+raw_read_frame (GSocket *socket,
+                guint8  *type)
+{
+  guint8 header[NP_FRAME_HEADER_SIZE];
+  guint32 len;
+  guint8 *payload;
+
+  raw_read_exactly (socket, header, sizeof header);
+  len = np_test_get_u32 (header);
+  *type = header[4];
+  payload = g_malloc (MAX (len, 1));
+  raw_read_exactly (socket, payload, len);
+
+  return g_bytes_new_take (payload, len);
+}
+
+static void
+raw_send_request (GSocket    *socket,
+                  guint32     id,
+                  const char *message)
+{
+  guint8 header[NP_REQUEST_HEADER_SIZE];
+
+  np_request_header_encode (header, NP_FRAME_REQUEST, id, strlen (message));
+  np_test_raw_write (socket, header, sizeof header);
+  np_test_raw_write (socket, (const guint8 *) message, strlen (message));
+}
+
+static void
+assert_raw_reply (GSocket    *socket,
+                  guint32     id,
+                  const char *message)
+{
+  g_autoptr(GBytes) payload = NULL;
+  const guint8 *data;
+  gsize len;
+  guint8 type;
+
+  payload = raw_read_frame (socket, &type);
+  data = g_bytes_get_data (payload, &len);
+  g_assert_cmpuint (type, ==, NP_FRAME_REPLY);
+  g_assert_cmpuint (np_request_id_decode (data), ==, id);
+  g_assert_cmpmem (data + 4, len - 4, message, strlen (message));
+}
+
+static void
+assert_raw_goodbye (GSocket     *socket,
+                    NpPipeError  code)
+{
+  g_autoptr(GBytes) payload = NULL;
+  guint8 type;
+
+  payload = raw_read_frame (socket, &type);
+  g_assert_cmpuint (type, ==, NP_FRAME_GOODBYE);
+  g_assert_cmpuint (g_bytes_get_size (payload), >=, 4);
+  g_assert_cmpuint (np_test_get_u32 (g_bytes_get_data (payload, NULL)), ==, code);
+}
+
+/* A request whose id already waits for an answer could not be told from
+ * it by its answers: the connection ends with PROTOCOL, and the second
+ * is never delivered. An id answered may come again. */
+static void
+test_duplicate_id (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autoptr(GSocket) peer = raw_peer_new (f);
+
+  raw_send_request (peer, 7, "first");
+  assert_raw_reply (peer, 7, "first");
+  raw_send_request (peer, 7, "again");
+  assert_raw_reply (peer, 7, "again");
+
+  f->answer = FALSE;
+  f->keep = TRUE;
+  f->max_holding = 1;
+  raw_send_request (peer, 5, "held");
+  raw_send_request (peer, 5, "same id");
+  assert_raw_goodbye (peer, NP_PIPE_ERROR_PROTOCOL);
+
+  WAIT_UNTIL (f->n_disconnected == 1);
+  g_assert_error (f->disconnected, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+  g_assert_cmpuint (f->n_requests, ==, 3);
+  g_assert_cmpuint (f->kept->len, ==, 1);
+  g_assert_true (np_pipe_client_get_connected (f->client));
+}
+
+/* No request has id 0 (the counter skips it): one that does is a
+ * protocol error, never delivered. */
+static void
+test_id_zero (Fixture       *f,
+              gconstpointer  data)
+{
+  g_autoptr(GSocket) peer = raw_peer_new (f);
+
+  raw_send_request (peer, 0, "zero");
+  assert_raw_goodbye (peer, NP_PIPE_ERROR_PROTOCOL);
+
+  WAIT_UNTIL (f->n_disconnected == 1);
+  g_assert_error (f->disconnected, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+  g_assert_cmpuint (f->n_requests, ==, 0);
+  g_assert_true (np_pipe_client_get_connected (f->client));
+}
+
+/* Error replies to requests nobody waits for cost the process nothing:
+ * 2,000 of them in made-up domains leave the budget of domains learnt
+ * from peers whole, and a real answer in a domain this process never
+ * saw, on another connection, still arrives in that domain. */
+static void
+test_error_domains_unwaited (Fixture       *f,
+                             gconstpointer  data)
+{
+  g_autoptr(GSocket) flooder = raw_peer_new (f);
+  g_autoptr(GSocket) answerer = NULL;
+  g_autoptr(GBytes) payload = NULL;
+  g_autoptr(GBytes) message = text ("asked");
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  NpPipeConnection *connection;
+  guint8 ping[NP_FRAME_HEADER_SIZE + 8] = { 0 };
+  guint8 type;
+
+  for (guint i = 0; i < 2000; i++)
+    {
+      g_autofree char *domain = g_strdup_printf ("np-test-unwaited-%u-quark", i);
+
+      raw_send_error (flooder, 1000 + i, domain, 1, "nobody asked");
+    }
+
+  /* Once the pong comes, the server has read every error before it. */
+  np_frame_header_encode (ping, NP_FRAME_PING, 8);
+  np_test_raw_write (flooder, ping, sizeof ping);
+  payload = raw_read_frame (flooder, &type);
+  g_assert_cmpuint (type, ==, NP_FRAME_PONG);
+  g_assert_cmpuint (f->n_disconnected, ==, 0);
+
+  answerer = raw_peer_new (f);
+  connection = g_ptr_array_index (f->connections, f->connections->len - 1);
+  np_pipe_connection_request_async (connection, message, NULL, async_done_cb, &result);
+  g_clear_pointer (&payload, g_bytes_unref);
+  payload = raw_read_frame (answerer, &type);
+  g_assert_cmpuint (type, ==, NP_FRAME_REQUEST);
+  raw_send_error (answerer, np_request_id_decode (g_bytes_get_data (payload, NULL)),
+                  "np-test-late-domain-quark", 7, "answered");
+
+  WAIT_UNTIL (result != NULL);
+  g_assert_null (np_pipe_connection_request_finish (connection, result, &error));
+  g_assert_nonnull (error);
+  g_assert_cmpstr (g_quark_to_string (error->domain), ==, "np-test-late-domain-quark");
+  g_assert_cmpint (error->code, ==, 7);
+  g_assert_cmpstr (error->message, ==, "answered");
 }
 
 static void
@@ -713,6 +1288,7 @@ main (int   argc,
 
   ADD ("/Np/Requests/both-ways", test_both_ways);
   ADD ("/Np/Requests/out-of-order-and-many", test_out_of_order_and_many);
+  ADD ("/Np/Requests/reply-too-large", test_reply_too_large);
   ADD ("/Np/Requests/timeout", test_timeout);
   ADD ("/Np/Requests/cancel", test_cancel);
   ADD ("/Np/Requests/unanswered", test_unanswered);
@@ -722,6 +1298,12 @@ main (int   argc,
   ADD ("/Np/Requests/order-with-messages", test_order_with_messages);
   ADD ("/Np/Requests/request-sync", test_request_sync);
   g_test_add_func ("/Np/Requests/peer-without-requests", test_peer_without_requests);
+  ADD ("/Np/Requests/pending/count", test_pending_count);
+  ADD ("/Np/Requests/pending/bytes", test_pending_bytes);
+  ADD ("/Np/Requests/pending/client", test_pending_client);
+  ADD ("/Np/Requests/duplicate-id", test_duplicate_id);
+  ADD ("/Np/Requests/id-zero", test_id_zero);
+  ADD ("/Np/Requests/error-domains/unwaited", test_error_domains_unwaited);
   g_test_add_func ("/Np/Variant/round-trips", test_variant_round_trips);
   g_test_add_func ("/Np/Variant/malformed", test_variant_malformed);
   ADD ("/Np/Variant/messages", test_variant_messages);

@@ -83,12 +83,14 @@ send_disconnected (NpPipeClient *client,
                    GError       *error,
                    Send         *s)
 {
+  /* Once: a failed send or flush said why already. */
   if (error != NULL)
     {
-      g_printerr ("np-pipe: %s\n", error->message);
+      if (!s->failed)
+        g_printerr ("np-pipe: %s\n", error->message);
       s->failed = TRUE;
     }
-  else if (!s->sending_done)
+  else if (!s->sending_done && !s->failed)
     {
       g_printerr ("np-pipe: pipe “%s”: the server closed the connection before "
                   "everything was sent\n", np_pipe_client_get_name (client));
@@ -303,7 +305,9 @@ np_tool_run_send (int    argc,
       read_next_record (&s);
     }
 
-  np_tool_run_loop ();
+  /* A send that failed before the loop ran ended it already. */
+  if (!s.sending_done)
+    np_tool_run_loop ();
   g_clear_handle_id (&s.timeout_id, g_source_remove);
 
   /* Writes out what is still queued. */

@@ -196,6 +196,20 @@ void          np_pipe_client_set_max_fds_per_message
                                                   (NpPipeClient         *self,
                                                    guint                 max_fds);
 NP_AVAILABLE_IN_ALL
+guint         np_pipe_client_get_max_pending_requests
+                                                  (NpPipeClient         *self);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_client_set_max_pending_requests
+                                                  (NpPipeClient         *self,
+                                                   guint                 max_pending_requests);
+NP_AVAILABLE_IN_ALL
+guint         np_pipe_client_get_max_pending_request_bytes
+                                                  (NpPipeClient         *self);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_client_set_max_pending_request_bytes
+                                                  (NpPipeClient         *self,
+                                                   guint                 max_pending_request_bytes);
+NP_AVAILABLE_IN_ALL
 gboolean      np_pipe_client_send_with_fds        (NpPipeClient         *self,
                                                    GBytes               *message,
                                                    GUnixFDList          *fds,

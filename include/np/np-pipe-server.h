@@ -85,5 +85,19 @@ NP_AVAILABLE_IN_ALL
 void          np_pipe_server_set_max_fds_per_message
                                                    (NpPipeServer  *self,
                                                     guint          max_fds);
+NP_AVAILABLE_IN_ALL
+guint         np_pipe_server_get_max_pending_requests
+                                                   (NpPipeServer  *self);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_server_set_max_pending_requests
+                                                   (NpPipeServer  *self,
+                                                    guint          max_pending_requests);
+NP_AVAILABLE_IN_ALL
+guint         np_pipe_server_get_max_pending_request_bytes
+                                                   (NpPipeServer  *self);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_server_set_max_pending_request_bytes
+                                                   (NpPipeServer  *self,
+                                                    guint          max_pending_request_bytes);
 
 G_END_DECLS

@@ -245,6 +245,25 @@ class TestServer(NpTestCase):
         self.assertTrue(self.events.disconnected[0][1].matches(
             Np.pipe_error_quark(), Np.PipeError.MESSAGE_TOO_LARGE))
 
+    def test_single_instance_client_reconnects_at_once(self):
+        """At max-connections 1, a client that closes and connects again at
+        once is served: its old connection is not in the way."""
+        self.server.props.max_connections = 1
+        client = Np.PipeClient.new(self.server.get_name())
+        disconnects = []
+        client.connect("disconnected", lambda c, e: disconnects.append(e))
+        for attempt in range(3):
+            callback, done = finish_when_done(client.connect_finish)
+            client.connect_async(None, callback)
+            wait_until(lambda: done)
+            self.assertIs(done[0][0], True, done[0][0])
+            client.send_data(b"attempt %d" % attempt)
+            client.close()
+            self.assertEqual(disconnects, [None] * (attempt + 1))
+        wait_until(lambda: len(self.events.messages) == 3)
+        self.assertEqual([bytes(data) for _, data in self.events.messages],
+                         [b"attempt 0", b"attempt 1", b"attempt 2"])
+
     def test_async_connect_and_send(self):
         client = Np.PipeClient.new(self.server.get_name())
         results = []
@@ -338,6 +357,26 @@ class TestRequests(NpTestCase):
         wait_until(lambda: len(done) == 10)
         self.assertEqual(sorted((user_data[0], reply.get_data()) for reply, user_data in done),
                          [(i, b"%d" % i) for i in range(10)])
+
+    def test_pending_requests_bounded(self):
+        self.assertEqual(self.server.props.max_pending_requests, 4096)
+        self.assertEqual(self.server.props.max_pending_request_bytes, 64 * MIB)
+        self.server.props.max_pending_requests = 2
+        held = []
+        self.answer_with(held.append)
+        c = Client(self.server.get_name())
+        callback, done = finish_when_done(c.client.request_finish)
+        for i in range(3):
+            c.client.request_async(GLib.Bytes.new(b"%d" % i), None, callback, i)
+        wait_until(lambda: done)
+        error, (index,) = done[0]
+        self.assertEqual(index, 2)
+        self.assertTrue(error.matches(Np.pipe_error_quark(), Np.PipeError.TOO_MANY_REQUESTS))
+        self.assertEqual(len(held), 2)
+        for request in held:
+            request.reply(request.get_message())
+        held.clear()
+        wait_until(lambda: len(done) == 3)
 
     def test_reply_data_with_bytes(self):
         replies = {b"binary": b"\x00\xff\x00 binary", b"empty": b""}
@@ -500,6 +539,98 @@ class TestRequestsToOtherProcesses(unittest.TestCase):
         self.assertEqual(caught.exception.code, 42)
         self.assertEqual(caught.exception.message, "custom trouble")
         self.assertTrue(caught.exception.matches(GLib.quark_from_string("np-test-app-error"), 42))
+        client.close()
+        self.assertTrue(stop_peer(process))
+
+
+class TestRefusalsWithoutMainLoop(unittest.TestCase):
+    """A script that runs no main loop, against servers in other
+    processes: each refusal is the error of the call that meets it."""
+
+    PEER = os.path.join(os.environ.get("NP_TEST_BUILDDIR", ""), "np-test-peer")
+
+    def assertPipeError(self, error, code):
+        self.assertTrue(error.matches(Np.pipe_error_quark(), code), (error.message, error.code))
+
+    def single_instance(self, name, message):
+        """The single-instance pattern: be the server, or, when one runs
+        already, hand it the message and go."""
+        server = Np.PipeServer.new(name)
+        try:
+            server.start()
+            self.fail("another instance listens already")
+        except GLib.Error as error:
+            self.assertPipeError(error, Np.PipeError.ADDRESS_IN_USE)
+        client = Np.PipeClient.new(name)
+        ends = []
+        client.connect("disconnected", lambda c, e: ends.append(e))
+        try:
+            client.connect_sync(None)
+            client.send_data(message)
+        finally:
+            client.close()
+        return client, ends
+
+    def test_single_instance_handing_over(self):
+        name = "single-instance-accepting"
+        process = start_peer([self.PEER, "serve", name])
+        client, ends = self.single_instance(name, b"open file.txt")
+        self.assertEqual(ends, [None])
+        self.assertTrue(stop_peer(process))
+
+    def test_single_instance_refused(self):
+        name = "single-instance-refusing"
+        process = start_peer([self.PEER, "serve-as", name, "refuse"])
+        for _ in range(4):
+            with self.assertRaises(GLib.Error) as caught:
+                self.single_instance(name, b"important")
+            self.assertPipeError(caught.exception, Np.PipeError.PERMISSION_DENIED)
+            self.assertIn("refused", caught.exception.message)
+        self.assertTrue(stop_peer(process))
+
+    def test_script_against_a_refusing_server(self):
+        name = "script-refused"
+        process = start_peer([self.PEER, "serve-as", name, "refuse"])
+        client = Np.PipeClient.new(name)
+        ends = []
+        client.connect("disconnected", lambda c, e: ends.append(e))
+        with self.assertRaises(GLib.Error) as caught:
+            client.connect_sync(None)
+        self.assertPipeError(caught.exception, Np.PipeError.PERMISSION_DENIED)
+        with self.assertRaises(GLib.Error) as caught:
+            client.send_data(b"important")
+        self.assertPipeError(caught.exception, Np.PipeError.PERMISSION_DENIED)
+        client.close()
+        self.assertNotIn(None, ends)
+        self.assertTrue(stop_peer(process))
+
+    def test_script_against_a_full_server(self):
+        name = "script-full"
+        process = start_peer([self.PEER, "serve-as", name, "full"])
+        first = Np.PipeClient.new(name)
+        first.connect_sync(None)
+        second = Np.PipeClient.new(name)
+        with self.assertRaises(GLib.Error) as caught:
+            second.connect_sync(None)
+        self.assertPipeError(caught.exception, Np.PipeError.TOO_MANY_CLIENTS)
+        self.assertIn(name, caught.exception.message)
+        with self.assertRaises(GLib.Error) as caught:
+            second.request_sync(GLib.Bytes.new(b"ask"), None)
+        self.assertPipeError(caught.exception, Np.PipeError.TOO_MANY_CLIENTS)
+        self.assertEqual(first.request_sync(GLib.Bytes.new(b"ask"), None).get_data(), b"ask")
+        first.close()
+        second.close()
+        self.assertTrue(stop_peer(process))
+
+    def test_script_against_a_server_that_never_answers(self):
+        name = "script-mute"
+        process = start_peer([self.PEER, "serve-as", name, "mute"])
+        client = Np.PipeClient.new(name)
+        client.props.connect_timeout = 300
+        with self.assertRaises(GLib.Error) as caught:
+            client.connect_sync(None)
+        self.assertPipeError(caught.exception, Np.PipeError.TIMED_OUT)
+        self.assertFalse(client.props.connected)
         client.close()
         self.assertTrue(stop_peer(process))
 
@@ -964,15 +1095,28 @@ class TestFileDescriptors(NpTestCase):
         self.assertTrue(stop_peer(process))
 
     def test_max_fds_per_message(self):
+        # The server announces its limit in its handshake: a send past it
+        # fails at the call, and the connection goes on.
         self.assertEqual(self.server.props.max_fds_per_message, 16)
         self.server.props.max_fds_per_message = 2
-        client = Client(self.server.get_name())
-        wait_until(lambda: self.events.connected)
+        client = Np.PipeClient.new(self.server.get_name())
+        opened = []
+        client.connect("connected", lambda c: opened.append(True))
+        client.connect_sync(None)
+        wait_until(lambda: opened)
         fds = Gio.UnixFDList.new_from_array([os.memfd_create("x") for _ in range(3)])
-        client.client.send_with_fds(GLib.Bytes.new(b"three"), fds)
-        wait_until(lambda: self.events.disconnected)
-        error = self.events.disconnected[0][1]
-        self.assertTrue(error.matches(Np.pipe_error_quark(), Np.PipeError.PROTOCOL))
+        with self.assertRaises(GLib.Error) as raised:
+            client.send_with_fds(GLib.Bytes.new(b"three"), fds)
+        self.assertTrue(raised.exception.matches(Np.pipe_error_quark(),
+                                                 Np.PipeError.MESSAGE_TOO_LARGE))
+        two = Gio.UnixFDList.new_from_array([os.memfd_create("x") for _ in range(2)])
+        client.send_with_fds(GLib.Bytes.new(b"two"), two)
+        client.send_data(b"after")
+        wait_until(lambda: len(self.events.messages) == 2)
+        self.assertEqual([bytes(m) for _, m in self.events.messages],
+                         [b"two", b"after"])
+        self.assertEqual(self.events.disconnected, [])
+        client.close()
 
 
 if __name__ == "__main__":

@@ -459,6 +459,102 @@ def list_after_a_crash_and_beside_a_foreign_listener():
     alive.stop()
 
 
+class RefusingPeer:
+    """A server that answers every client as an Np server refusing it does
+    (docs/protocol.md): its hello and a GOODBYE with @code and @reason in
+    one write, then closes. With code None, it accepts and never says
+    hello."""
+
+    def __init__(self, name, code=None, reason=""):
+        os.makedirs(os.path.join(RUNTIME_DIR, "np"), mode=0o700, exist_ok=True)
+        self.path = os.path.join(RUNTIME_DIR, "np", name)
+        self.code = code
+        self.reason = reason.encode()
+        self.connections = []
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(self.path)
+        self.server.listen()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                return  # closed
+            if self.code is None:
+                self.connections.append(connection)
+                continue
+            goodbye = struct.pack(">I", self.code) + self.reason
+            connection.sendall(b"NPIP" + bytes([3, 0, 0, 0]) + struct.pack(">I", 16 << 20) +
+                               struct.pack(">IB3x", len(goodbye), 3) + goodbye)
+            connection.close()
+
+    def close(self):
+        try:
+            self.server.shutdown(socket.SHUT_RDWR)  # ends a pending accept()
+        except OSError:
+            pass
+        self.thread.join(timeout=120)
+        self.server.close()
+        for connection in self.connections:
+            connection.close()
+        os.unlink(self.path)
+
+
+NP_PIPE_ERROR_PERMISSION_DENIED = 7
+NP_PIPE_ERROR_TOO_MANY_CLIENTS = 10
+
+
+def assert_fails_once(result, *expected):
+    """Exit status 1, and one line on stderr that says why."""
+    assert result.returncode == 1, result
+    lines = result.stderr.decode().splitlines()
+    assert len(lines) == 1, lines
+    assert "the pipe is closed" not in lines[0], lines
+    for text in expected:
+        assert text in lines[0], (text, lines)
+
+
+@test
+def refusals_exit_1_saying_why():
+    cases = [(NP_PIPE_ERROR_PERMISSION_DENIED, "refused-tool", "not you"),
+             (NP_PIPE_ERROR_TOO_MANY_CLIENTS, "full-tool", "no room left")]
+    for code, name, reason in cases:
+        peer = RefusingPeer(name, code, reason)
+        try:
+            for args in (["send", name, "hello"], ["send", "--wait", "1", name, "hello"],
+                         ["request", name, "hello"], ["ping", "-c", "1", name]):
+                for _ in range(3):
+                    assert_fails_once(run(*args), name, reason)
+        finally:
+            peer.close()
+
+
+@test
+def a_server_that_never_says_hello_fails_the_connect():
+    peer = RefusingPeer("mute-tool")
+    try:
+        for args in (["send", "mute-tool", "hello"], ["request", "mute-tool", "hello"],
+                     ["ping", "-c", "1", "mute-tool"]):
+            assert_fails_once(run(*args), "mute-tool", "handshake")
+    finally:
+        peer.close()
+
+
+@test
+def a_message_over_the_servers_limit_exits_1():
+    listener = Listener("small", "-m", "4")
+    with tempfile.NamedTemporaryFile() as oversize:
+        oversize.write(b"x" * 100)
+        oversize.flush()
+        for args in (["send", "small", "hello world"], ["send", "--wait", "1", "small", "hello world"],
+                     ["send", "--file", oversize.name, "small"], ["request", "small", "hello world"]):
+            assert_fails_once(run(*args), "small", "exceeds the limit of 4 bytes")
+    listener.stop()
+
+
 @test
 def ping_a_server_without_ping_code():
     listener = Listener("pingable")
