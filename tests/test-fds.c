@@ -554,18 +554,6 @@ test_queued_dropped_on_close (Fixture       *f,
 
 /* Requests and replies with descriptors */
 
-/* Requests and replies carry descriptors from protocol version 4 on:
- * until the library speaks it, the tests of the round trip skip. */
-static gboolean
-skip_below_version_4 (void)
-{
-  if (NP_PROTOCOL_VERSION >= NP_PROTOCOL_SETTINGS)
-    return FALSE;
-
-  g_test_skip ("requests and replies carry descriptors from protocol version 4 on");
-  return TRUE;
-}
-
 static GUnixFDList *
 fd_list_with (const char *contents)
 {
@@ -644,9 +632,6 @@ test_request_reply_memfd (Fixture       *f,
   g_autoptr(GBytes) message = text ("open something");
   g_autoptr(GError) error = NULL;
   g_autofree char *line = NULL;
-
-  if (skip_below_version_4 ())
-    return;
 
   g_signal_connect (f->server, "request-received", G_CALLBACK (on_server_request_memfd), NULL);
   client = np_pipe_client_new (np_pipe_server_get_name (f->server));
@@ -914,9 +899,6 @@ test_request_fds_closed (Fixture       *f,
   gulong handler = 0;
   guint before;
 
-  if (skip_below_version_4 ())
-    return;
-
   client = np_pipe_client_new (np_pipe_server_get_name (f->server));
   g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
   g_assert_no_error (error);
@@ -987,9 +969,6 @@ test_request_fds_cancelled (Fixture       *f,
   g_autoptr(GUnixFDList) reply_fds = NULL;
   g_autoptr(GBytes) reply = NULL;
   g_autoptr(GError) error = NULL;
-
-  if (skip_below_version_4 ())
-    return;
 
   n_echoed = 0;
   g_signal_connect (f->server, "request-received", G_CALLBACK (on_request_echo), NULL);
@@ -1072,8 +1051,7 @@ client_thread (gpointer data)
 }
 
 /* The server asks, blocking, a client that runs in another thread: a
- * plain request gets a plain reply, and (from version 4 on) one with a
- * memfd gets it back. */
+ * plain request gets a plain reply, and one with a memfd gets it back. */
 static void
 test_connection_request_sync (Fixture       *f,
                               gconstpointer  data)
@@ -1099,20 +1077,19 @@ test_connection_request_sync (Fixture       *f,
     g_assert_null (reply_fds);
   }
 
-  if (NP_PROTOCOL_VERSION >= NP_PROTOCOL_SETTINGS)
-    {
-      g_autoptr(GUnixFDList) fds = fd_list_with ("the server's, and back");
-      g_autoptr(GUnixFDList) reply_fds = NULL;
-      g_autoptr(GBytes) reply = NULL;
-      g_autofree char *contents = NULL;
+  {
+    g_autoptr(GUnixFDList) fds = fd_list_with ("the server's, and back");
+    g_autoptr(GUnixFDList) reply_fds = NULL;
+    g_autoptr(GBytes) reply = NULL;
+    g_autofree char *contents = NULL;
 
-      reply = np_pipe_connection_request_with_fds_sync (connection, message, fds, &reply_fds,
-                                                        NULL, &error);
-      g_assert_no_error (error);
-      g_assert_true (g_bytes_equal (reply, message));
-      contents = read_fd_list (reply_fds);
-      g_assert_cmpstr (contents, ==, "the server's, and back");
-    }
+    reply = np_pipe_connection_request_with_fds_sync (connection, message, fds, &reply_fds,
+                                                      NULL, &error);
+    g_assert_no_error (error);
+    g_assert_true (g_bytes_equal (reply, message));
+    contents = read_fd_list (reply_fds);
+    g_assert_cmpstr (contents, ==, "the server's, and back");
+  }
 
   g_atomic_int_set (&t.stop, TRUE);
   g_main_context_wakeup (t.context);
