@@ -1006,6 +1006,81 @@ test_request_fds_cancelled (Fixture       *f,
   g_assert_cmpuint (f->n_disconnected, ==, 0);
 }
 
+static GUnixFDList *
+fd_list_of (guint n)
+{
+  GUnixFDList *fds = g_unix_fd_list_new ();
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      int fd = memfd_with ("x");
+
+      g_unix_fd_list_append (fds, fd, &error);
+      g_assert_no_error (error);
+      close (fd);
+    }
+
+  return fds;
+}
+
+/* Each side holds the other to the descriptors it announced it takes
+ * per frame (max-fds-per-message, in its settings): a request with more
+ * fails locally with MESSAGE_TOO_LARGE, made before the settings came or
+ * after, and a reply with more reaches the requester as that error; the
+ * connection goes on. */
+static void
+test_request_fds_limit (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autoptr(NpPipeClient) client = NULL;
+  g_autoptr(GUnixFDList) three = fd_list_of (3);
+  g_autoptr(GUnixFDList) two = fd_list_of (2);
+  g_autoptr(GBytes) message = text ("limits");
+  g_autoptr(GAsyncResult) early = NULL;
+  g_autoptr(GAsyncResult) late = NULL;
+  g_autoptr(GAsyncResult) fits = NULL;
+  g_autoptr(GUnixFDList) reply_fds = NULL;
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GError) error = NULL;
+
+  n_echoed = 0;
+  np_pipe_server_set_max_fds_per_message (f->server, 2);
+  g_signal_connect (f->server, "request-received", G_CALLBACK (on_request_echo), NULL);
+  client = np_pipe_client_new (np_pipe_server_get_name (f->server));
+  np_pipe_client_set_max_fds_per_message (client, 1);
+  /* This thread runs the server: the connect returns before its
+   * settings, and the first request waits for them. */
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_no_error (error);
+  np_pipe_client_request_with_fds_async (client, message, three, NULL, async_done_cb, &early);
+  WAIT_UNTIL (early != NULL);
+  g_assert_null (np_pipe_client_request_with_fds_finish (client, early, NULL, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE);
+  g_clear_error (&error);
+
+  np_pipe_client_request_with_fds_async (client, message, three, NULL, async_done_cb, &late);
+  WAIT_UNTIL (late != NULL);
+  g_assert_null (np_pipe_client_request_with_fds_finish (client, late, NULL, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE);
+  g_clear_error (&error);
+  g_assert_cmpuint (n_echoed, ==, 0);
+
+  /* Two reach the server, which sends them back: one more than the
+   * client takes. */
+  np_pipe_client_request_with_fds_async (client, message, two, NULL, async_done_cb, &fits);
+  WAIT_UNTIL (fits != NULL);
+  reply = np_pipe_client_request_with_fds_finish (client, fits, &reply_fds, &error);
+  g_assert_null (reply);
+  g_assert_null (reply_fds);
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE);
+  g_clear_error (&error);
+  g_assert_cmpuint (n_echoed, ==, 1);
+
+  g_assert_true (np_pipe_client_get_connected (client));
+  g_assert_cmpuint (f->n_disconnected, ==, 0);
+}
+
 typedef struct
 {
   const char   *name;
@@ -1131,6 +1206,7 @@ main (int   argc,
   ADD ("/Np/Fds/request/unhandled-closed", test_request_fds_closed, NULL);
   ADD ("/Np/Fds/request/cancelled", test_request_fds_cancelled, NULL);
   ADD ("/Np/Fds/request/connection-sync", test_connection_request_sync, NULL);
+  ADD ("/Np/Fds/request/fds-limit", test_request_fds_limit, NULL);
 
   ret = g_test_run ();
 
