@@ -641,7 +641,10 @@ np_pipe_client_request_sync (NpPipeClient  *self,
  * a server whose library speaks an older version, a request with
  * descriptors fails with %NP_PIPE_ERROR_NOT_SUPPORTED and is not sent (at
  * once, or once the server's handshake tells, for a request made before
- * it). More than 253 descriptors fail the same way.
+ * it). More than 253 descriptors fail the same way, and more than the
+ * server takes ([property@Np.PipeServer:max-fds-per-message], announced
+ * in the handshake) with %NP_PIPE_ERROR_MESSAGE_TOO_LARGE; the
+ * connection goes on.
  *
  * Since: 1.0
  */

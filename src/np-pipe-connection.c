@@ -1134,7 +1134,10 @@ np_pipe_connection_request_finish (NpPipeConnection  *self,
  * Requests and replies carry descriptors from protocol version 4 on: to
  * a client whose library speaks an older version, a request with
  * descriptors fails at once with %NP_PIPE_ERROR_NOT_SUPPORTED and is not
- * sent. More than 253 descriptors fail the same way.
+ * sent. More than 253 descriptors fail the same way, and more than the
+ * client takes ([property@Np.PipeClient:max-fds-per-message], announced
+ * in the handshake) with %NP_PIPE_ERROR_MESSAGE_TOO_LARGE; the
+ * connection goes on.
  *
  * Since: 1.0
  */
