@@ -191,6 +191,7 @@ np_stream_handle_goodbye (NpStream      *self,
       /* Nothing follows a goodbye: descriptors nothing took are stray. */
       if (self->fd_batches.head != NULL)
         {
+          g_clear_error (&error);
           error = np_stream_stray_fds_error_new (self);
           g_prefix_error (&error, "%s: ", self->label);
           np_stream_read_failed (self, error, TRUE, after);
