@@ -111,17 +111,24 @@ np_stream_read_failed (NpStream      *self,
   g_mutex_unlock (self->lock);
 }
 
-/* Tells the owner the peer accepted us, once, before anything else the
- * peer sent is delivered. */
+/* Tells the owner the peer accepted us, once: when its handshake is
+ * complete, or before anything else the peer sent is delivered
+ * (@delivering), whichever comes first. From version 4 on the handshake
+ * ends with the peer's settings, and a peer may send messages before
+ * them (a server, from its client-connected handler): those are
+ * delivered as from an open connection, the owner told first. */
 static void
 np_stream_report_opened (NpStream *self,
-                         GObject  *owner)
+                         GObject  *owner,
+                         gboolean  delivering)
 {
-  if (!self->open_pending)
+  NpStreamState state = np_stream_get_state (self);
+
+  if (!self->open_pending || (state == NP_STREAM_HANDSHAKE && !delivering))
     return;
 
   self->open_pending = FALSE;
-  if (owner != NULL && np_stream_get_state (self) == NP_STREAM_OPEN)
+  if (owner != NULL && state <= NP_STREAM_OPEN)
     self->callbacks->opened (owner, self);
 }
 
@@ -184,6 +191,7 @@ np_stream_handle_goodbye (NpStream      *self,
       /* Nothing follows a goodbye: descriptors nothing took are stray. */
       if (self->fd_batches.head != NULL)
         {
+          g_clear_error (&error);
           error = np_stream_stray_fds_error_new (self);
           g_prefix_error (&error, "%s: ", self->label);
           np_stream_read_failed (self, error, TRUE, after);
@@ -231,7 +239,6 @@ np_stream_handle_settings (NpStream      *self,
   self->peer_max_fds = settings.max_fds;
   np_stream_opened_locked (self, after);
   g_mutex_unlock (self->lock);
-  self->open_pending = TRUE;
 }
 
 /* Hands @fds (which the frame took from the budget) over with their
@@ -258,14 +265,14 @@ np_stream_handle_frame (NpStream      *self,
   switch (type)
     {
     case NP_FRAME_MESSAGE:
-      np_stream_report_opened (self, owner);
+      np_stream_report_opened (self, owner, TRUE);
       if (owner != NULL)
         self->callbacks->message (owner, payload);
       break;
 
     case NP_FRAME_MESSAGE_FDS:
       g_assert (fds != NULL);
-      np_stream_report_opened (self, owner);
+      np_stream_report_opened (self, owner, TRUE);
       np_stream_deliver_fds (self, owner, payload, fds);
       break;
 
@@ -304,7 +311,7 @@ np_stream_handle_frame (NpStream      *self,
 
         /* In its place among the messages; its descriptors are the
          * owner's from here on, or closed with @fds. */
-        np_stream_report_opened (self, owner);
+        np_stream_report_opened (self, owner, TRUE);
         if (fds != NULL)
           np_fd_budget_release (g_unix_fd_list_get_length (fds));
         if (!np_stream_take_request (self, id, len - 4, after))
@@ -690,7 +697,7 @@ np_stream_read (NpStream      *self,
     }
 
   give_back_read_buffer (buf);
-  np_stream_report_opened (self, owner);
+  np_stream_report_opened (self, owner, FALSE);
 }
 
 /* The goodbye of a peer that went away while the stream was closing

@@ -349,8 +349,8 @@ np_stream_too_large_error_new (NpStream *self,
                                gsize     len)
 {
   return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
-                              "message of %" G_GSIZE_FORMAT " bytes exceeds the limit of %u "
-                              "bytes that the receiving side accepts",
+                              _("message of %" G_GSIZE_FORMAT " bytes exceeds the limit of %u "
+                                "bytes that the receiving side accepts"),
                               len, self->peer_max_message_size);
 }
 
@@ -365,7 +365,7 @@ np_stream_check_fds_locked (NpStream  *self,
   if (n_fds > NP_FDS_MAX)
     {
       g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
-                   "%s: a message carries at most %u descriptors, not %u",
+                   _("%s: a message carries at most %u descriptors, not %u"),
                    self->label, NP_FDS_MAX, n_fds);
       return FALSE;
     }
@@ -373,7 +373,7 @@ np_stream_check_fds_locked (NpStream  *self,
   if (self->peer_known && self->version < NP_PROTOCOL_FDS)
     {
       g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
-                   "%s: the peer speaks protocol version %u, which carries no descriptors",
+                   _("%s: the peer speaks protocol version %u, which carries no descriptors"),
                    self->label, self->version);
       return FALSE;
     }

@@ -45,6 +45,30 @@ np_test_raw_connect (const char *path)
   return socket;
 }
 
+static inline gboolean
+np_test_socket_ready_cb (GSocket      *socket,
+                         GIOCondition  condition,
+                         gpointer      data)
+{
+  return G_SOURCE_CONTINUE;
+}
+
+/* Runs one iteration of the loop, woken up by @socket becoming ready for
+ * @condition too: a peer in another process (or a write made while the
+ * loop prepared) then ends the wait. */
+static inline void
+np_test_iterate_until_ready (GSocket      *socket,
+                             GIOCondition  condition)
+{
+  GSource *source = g_socket_create_source (socket, condition | G_IO_HUP | G_IO_ERR, NULL);
+
+  g_source_set_callback (source, G_SOURCE_FUNC (np_test_socket_ready_cb), NULL, NULL);
+  g_source_attach (source, NULL);
+  g_main_context_iteration (NULL, TRUE);
+  g_source_destroy (source);
+  g_source_unref (source);
+}
+
 /* Writes all of @data; when the server runs in this thread and the
  * socket is full, the loop runs until the server has read some. */
 static inline void
@@ -60,7 +84,7 @@ np_test_raw_write (GSocket      *socket,
 
       if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
         {
-          g_main_context_iteration (NULL, TRUE);
+          np_test_iterate_until_ready (socket, G_IO_OUT);
           continue;
         }
 
@@ -289,58 +313,30 @@ np_test_raw_write_bytes (GSocket *socket,
   np_test_raw_write (socket, data, len);
 }
 
-static inline gboolean
-np_test_socket_ready_cb (GSocket      *socket,
-                         GIOCondition  condition,
-                         gpointer      data)
-{
-  return G_SOURCE_CONTINUE;
-}
-
 /* Reads what is there without blocking, running the loop while nothing
- * is; returns 0 at the end of the stream. The socket is polled with the
- * loop's sources, so that bytes a peer in another process (or a write
- * made while the loop prepared) sends wake it up. */
+ * is; returns 0 at the end of the stream. */
 static inline gssize
 np_test_raw_read (GSocket *socket,
                   guint8  *buf,
                   gsize    len)
 {
-  GSource *source = NULL;
-  gssize n;
-
   g_socket_set_blocking (socket, FALSE);
   for (;;)
     {
       g_autoptr(GError) error = NULL;
-
-      n = g_socket_receive (socket, (char *) buf, len, NULL, &error);
+      gssize n = g_socket_receive (socket, (char *) buf, len, NULL, &error);
 
       if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
         {
-          if (source == NULL)
-            {
-              source = g_socket_create_source (socket, G_IO_IN | G_IO_HUP | G_IO_ERR, NULL);
-              g_source_set_callback (source, G_SOURCE_FUNC (np_test_socket_ready_cb), NULL, NULL);
-              g_source_attach (source, NULL);
-            }
-          g_main_context_iteration (NULL, TRUE);
+          np_test_iterate_until_ready (socket, G_IO_IN);
           continue;
         }
       if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED))
-        n = 0;
-      else
-        g_assert_no_error (error);
-      break;
-    }
+        return 0;
 
-  if (source != NULL)
-    {
-      g_source_destroy (source);
-      g_source_unref (source);
+      g_assert_no_error (error);
+      return n;
     }
-
-  return n;
 }
 
 /* Reads exactly @len bytes, or fails the test at the end of the stream. */
