@@ -102,6 +102,12 @@ void      np_request_header_encode(guint8         out[NP_REQUEST_HEADER_SIZE],
                                    NpFrameType    type,
                                    guint32        id,
                                    gsize          message_size);
+void      np_request_header_encode_fds
+                                  (guint8         out[NP_REQUEST_HEADER_SIZE],
+                                   NpFrameType    type,
+                                   guint32        id,
+                                   gsize          message_size,
+                                   guint8         n_fds);
 guint32   np_request_id_decode    (const guint8  *payload);
 GBytes   *np_error_reply_encode   (guint32        id,
                                    const GError  *reply);

@@ -120,7 +120,9 @@ np_frame_header_decode (const guint8   in[NP_FRAME_HEADER_SIZE],
   guint8 n_fds = 0;
 
   /* Byte 5 counts the descriptors of a frame that carries them. */
-  if (type == NP_FRAME_MESSAGE_FDS && version >= NP_PROTOCOL_FDS)
+  if ((type == NP_FRAME_MESSAGE_FDS && version >= NP_PROTOCOL_FDS) ||
+      ((type == NP_FRAME_REQUEST_FDS || type == NP_FRAME_REPLY_FDS) &&
+       version >= NP_PROTOCOL_SETTINGS))
     n_fds = in[5];
 
   if (in[5] != n_fds || in[6] != 0 || in[7] != 0)
@@ -176,6 +178,31 @@ np_frame_header_decode (const guint8   in[NP_FRAME_HEADER_SIZE],
     case NP_FRAME_REPLY:
       if (version < NP_PROTOCOL_REQUESTS)
         goto unknown;
+      if (length < 4)
+        {
+          g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                       "Malformed frame: a request or reply of %u bytes has no id", length);
+          return FALSE;
+        }
+      if ((guint64) length - 4 > max_message_size)
+        {
+          g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
+                       "Message of %u bytes exceeds the limit of %u bytes",
+                       length - 4, max_message_size);
+          return FALSE;
+        }
+      break;
+
+    case NP_FRAME_REQUEST_FDS:
+    case NP_FRAME_REPLY_FDS:
+      if (version < NP_PROTOCOL_SETTINGS)
+        goto unknown;
+      if (n_fds == 0)
+        {
+          g_set_error_literal (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                               "Malformed frame: a request or reply with descriptors carries none");
+          return FALSE;
+        }
       if (length < 4)
         {
           g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
@@ -321,6 +348,23 @@ np_request_header_encode (guint8      out[NP_REQUEST_HEADER_SIZE],
 {
   np_frame_header_encode (out, type, 4 + message_size);
   put_u32 (out + NP_FRAME_HEADER_SIZE, id);
+}
+
+/* The header of a REQUEST_FDS or REPLY_FDS frame: @n_fds (1 to
+ * NP_FDS_MAX) go with the write that holds its first byte, as for a
+ * MESSAGE_FDS frame. */
+void
+np_request_header_encode_fds (guint8      out[NP_REQUEST_HEADER_SIZE],
+                              NpFrameType type,
+                              guint32     id,
+                              gsize       message_size,
+                              guint8      n_fds)
+{
+  g_assert (type == NP_FRAME_REQUEST_FDS || type == NP_FRAME_REPLY_FDS);
+  g_assert (n_fds > 0 && n_fds <= NP_FDS_MAX);
+
+  np_request_header_encode (out, type, id, message_size);
+  out[5] = n_fds;
 }
 
 guint32

@@ -396,6 +396,11 @@ np_out_queue_remove (NpOutQueue *queue,
 
           g_assert (chunk->bytes == NULL);
 
+          /* They went with the first byte, which goes: the frames that
+           * follow it in the chunk carry none. */
+          if (cut_start == chunk_start)
+            g_clear_object (&chunk->fds);
+
           memmove (data + (cut_start - chunk_start), data + (cut_end - chunk_start),
                    chunk_end - cut_end);
           chunk->len -= cut_end - cut_start;

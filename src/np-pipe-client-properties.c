@@ -469,8 +469,9 @@ np_pipe_client_install_properties (GObjectClass *object_class)
   /**
    * NpPipeClient:max-fds-per-message:
    *
-   * The most file descriptors one message of the server may carry
-   * ([method@Np.PipeConnection.send_with_fds]), from 1 to 253 (the
+   * The most file descriptors one message, request or reply of the
+   * server may carry ([method@Np.PipeConnection.send_with_fds],
+   * [method@Np.PipeRequest.reply_with_fds]), from 1 to 253 (the
    * kernel's cap on one `sendmsg()`); the default is 16. A server that
    * sends more is disconnected with %NP_PIPE_ERROR_PROTOCOL, and every
    * descriptor it sent is closed. It applies from the next connect.

@@ -63,7 +63,7 @@ static void
 np_pipe_client_run_request (NpStream *stream,
                             GTask    *task)
 {
-  np_stream_request_async (stream, g_task_get_task_data (task), task);
+  np_stream_request_async (stream, g_task_get_task_data (task), NULL, task);
 }
 
 /**
@@ -610,5 +610,143 @@ np_pipe_client_request_sync (NpPipeClient  *self,
   if (stream == NULL)
     return NULL;
 
-  return np_stream_request_sync (stream, request, cancellable, error);
+  return np_stream_request_sync (stream, request, NULL, NULL, cancellable, error);
+}
+
+/**
+ * np_pipe_client_request_with_fds_async:
+ * @self: a #NpPipeClient
+ * @request: the request's message
+ * @fd_list: (nullable): the descriptors to pass with it, at most 253
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called with the server's reply, or the failure
+ * @user_data: data for @callback
+ *
+ * Asks the server, like [method@Np.PipeClient.request_async], passing the
+ * file descriptors of @fd_list with the request (`SCM_RIGHTS`), and
+ * taking those the server passes with its reply: finish with
+ * [method@Np.PipeClient.request_with_fds_finish]. This is the call for a
+ * service that hands out descriptors, as GDBus's
+ * g_dbus_connection_call_with_unix_fd_list() does: open a file for the
+ * caller, give it a memfd.
+ *
+ * The server finds the descriptors with
+ * [method@Np.PipeRequest.get_fd_list] and answers with
+ * [method@Np.PipeRequest.reply_with_fds]. The client keeps a reference
+ * to @fd_list until the request is written (or cancelled before it was).
+ * @fd_list with no descriptors, or %NULL, sends a plain request, whose
+ * reply may still carry descriptors.
+ *
+ * Requests and replies carry descriptors from protocol version 4 on: to
+ * a server whose library speaks an older version, a request with
+ * descriptors fails with %NP_PIPE_ERROR_NOT_SUPPORTED and is not sent (at
+ * once, or once the server's handshake tells, for a request made before
+ * it). More than 253 descriptors fail the same way, and more than the
+ * server takes ([property@Np.PipeServer:max-fds-per-message], announced
+ * in the handshake) with %NP_PIPE_ERROR_MESSAGE_TOO_LARGE; the
+ * connection goes on.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_request_with_fds_async (NpPipeClient        *self,
+                                       GBytes              *request,
+                                       GUnixFDList         *fd_list,
+                                       GCancellable        *cancellable,
+                                       GAsyncReadyCallback  callback,
+                                       gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  g_autoptr(NpStream) stream = NULL;
+  GError *error = NULL;
+
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+  g_return_if_fail (request != NULL);
+  g_return_if_fail (fd_list == NULL || G_IS_UNIX_FD_LIST (fd_list));
+  g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, np_pipe_client_request_with_fds_async);
+
+  stream = np_pipe_client_ref_stream (self, &error);
+  if (stream == NULL)
+    g_task_return_error (task, error);
+  else
+    np_stream_request_async (stream, request, fd_list, task);
+}
+
+/**
+ * np_pipe_client_request_with_fds_finish:
+ * @self: a #NpPipeClient
+ * @result: the result passed to the callback
+ * @out_fd_list: (out) (optional) (nullable) (transfer full): where to put
+ *   the descriptors of the reply, %NULL when it carried none
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Np.PipeClient.request_with_fds_async]. The reply's
+ * descriptors are the caller's; with @out_fd_list %NULL, they are
+ * closed.
+ *
+ * Returns: (transfer full): the reply
+ *
+ * Since: 1.0
+ */
+GBytes *
+np_pipe_client_request_with_fds_finish (NpPipeClient  *self,
+                                        GAsyncResult  *result,
+                                        GUnixFDList  **out_fd_list,
+                                        GError       **error)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), NULL);
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) ==
+                        np_pipe_client_request_with_fds_async, NULL);
+
+  return np_stream_request_finish (G_TASK (result), out_fd_list, error);
+}
+
+/**
+ * np_pipe_client_request_with_fds_sync:
+ * @self: a #NpPipeClient
+ * @request: the request's message
+ * @fd_list: (nullable): the descriptors to pass with it, at most 253
+ * @out_fd_list: (out) (optional) (nullable) (transfer full): where to put
+ *   the descriptors of the reply, %NULL when it carried none
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Asks the server with descriptors, like
+ * [method@Np.PipeClient.request_with_fds_async], and blocks the calling
+ * thread until the reply comes, the request times out or @cancellable is
+ * cancelled, as [method@Np.PipeClient.request_sync] does.
+ *
+ * Returns: (transfer full): the reply
+ *
+ * Since: 1.0
+ */
+GBytes *
+np_pipe_client_request_with_fds_sync (NpPipeClient  *self,
+                                      GBytes        *request,
+                                      GUnixFDList   *fd_list,
+                                      GUnixFDList  **out_fd_list,
+                                      GCancellable  *cancellable,
+                                      GError       **error)
+{
+  g_autoptr(NpPipeClient) hold = NULL;
+  g_autoptr(NpStream) stream = NULL;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), NULL);
+  g_return_val_if_fail (request != NULL, NULL);
+  g_return_val_if_fail (fd_list == NULL || G_IS_UNIX_FD_LIST (fd_list), NULL);
+  g_return_val_if_fail (out_fd_list == NULL || *out_fd_list == NULL, NULL);
+  g_return_val_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  /* What arrives meanwhile may run handlers that drop the client. */
+  hold = g_object_ref (self);
+  stream = np_pipe_client_ref_stream (self, error);
+  if (stream == NULL)
+    return NULL;
+
+  return np_stream_request_sync (stream, request, fd_list, out_fd_list, cancellable, error);
 }

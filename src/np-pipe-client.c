@@ -180,12 +180,13 @@ np_pipe_client_stream_message_with_fds (GObject     *owner,
 }
 
 static void
-np_pipe_client_stream_request (GObject  *owner,
-                               NpStream *stream,
-                               guint32   id,
-                               GBytes   *message)
+np_pipe_client_stream_request (GObject     *owner,
+                               NpStream    *stream,
+                               guint32      id,
+                               GBytes      *message,
+                               GUnixFDList *fds)
 {
-  g_autoptr(NpPipeRequest) request = _np_pipe_request_new (stream, id, message, NULL);
+  g_autoptr(NpPipeRequest) request = _np_pipe_request_new (stream, id, message, fds, NULL);
   gboolean handled = FALSE;
 
   g_signal_emit (owner, signals [REQUEST_RECEIVED], 0, request, &handled);

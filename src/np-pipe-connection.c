@@ -195,14 +195,15 @@ np_pipe_connection_stream_message_with_fds (GObject     *owner,
 }
 
 static void
-np_pipe_connection_stream_request (GObject  *owner,
-                                   NpStream *stream,
-                                   guint32   id,
-                                   GBytes   *message)
+np_pipe_connection_stream_request (GObject     *owner,
+                                   NpStream    *stream,
+                                   guint32      id,
+                                   GBytes      *message,
+                                   GUnixFDList *fds)
 {
   NpPipeConnection *self = NP_PIPE_CONNECTION (owner);
   NpPipeServer *server = np_pipe_connection_peek_server (self);
-  g_autoptr(NpPipeRequest) request = _np_pipe_request_new (stream, id, message, self);
+  g_autoptr(NpPipeRequest) request = _np_pipe_request_new (stream, id, message, fds, self);
 
   if (server == NULL || !_np_pipe_server_request_received (server, self, request))
     _np_pipe_request_reply_unhandled (request);
@@ -1082,7 +1083,7 @@ np_pipe_connection_request_async (NpPipeConnection    *self,
   if (stream == NULL)
     g_task_return_error (task, error);
   else
-    np_stream_request_async (stream, request, task);
+    np_stream_request_async (stream, request, NULL, task);
 }
 
 /**
@@ -1107,6 +1108,149 @@ np_pipe_connection_request_finish (NpPipeConnection  *self,
   g_return_val_if_fail (g_task_is_valid (result, self), NULL);
 
   return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/**
+ * np_pipe_connection_request_with_fds_async:
+ * @self: a #NpPipeConnection
+ * @request: the request's message
+ * @fd_list: (nullable): the descriptors to pass with it, at most 253
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called with the client's reply, or the failure
+ * @user_data: data for @callback
+ *
+ * Asks the client, like [method@Np.PipeConnection.request_async],
+ * passing the file descriptors of @fd_list with the request
+ * (`SCM_RIGHTS`), and taking those the client passes with its reply:
+ * finish with [method@Np.PipeConnection.request_with_fds_finish].
+ *
+ * The client finds the descriptors with
+ * [method@Np.PipeRequest.get_fd_list] and answers with
+ * [method@Np.PipeRequest.reply_with_fds]. The connection keeps a
+ * reference to @fd_list until the request is written (or cancelled
+ * before it was). @fd_list with no descriptors, or %NULL, sends a plain
+ * request, whose reply may still carry descriptors.
+ *
+ * Requests and replies carry descriptors from protocol version 4 on: to
+ * a client whose library speaks an older version, a request with
+ * descriptors fails at once with %NP_PIPE_ERROR_NOT_SUPPORTED and is not
+ * sent. More than 253 descriptors fail the same way, and more than the
+ * client takes ([property@Np.PipeClient:max-fds-per-message], announced
+ * in the handshake) with %NP_PIPE_ERROR_MESSAGE_TOO_LARGE; the
+ * connection goes on.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_connection_request_with_fds_async (NpPipeConnection    *self,
+                                           GBytes              *request,
+                                           GUnixFDList         *fd_list,
+                                           GCancellable        *cancellable,
+                                           GAsyncReadyCallback  callback,
+                                           gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  GError *error = NULL;
+  NpStream *stream;
+
+  g_return_if_fail (NP_IS_PIPE_CONNECTION (self));
+  g_return_if_fail (request != NULL);
+  g_return_if_fail (fd_list == NULL || G_IS_UNIX_FD_LIST (fd_list));
+  g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, np_pipe_connection_request_with_fds_async);
+
+  stream = np_pipe_connection_get_accepted_stream (self, &error);
+  if (stream == NULL)
+    g_task_return_error (task, error);
+  else
+    np_stream_request_async (stream, request, fd_list, task);
+}
+
+/**
+ * np_pipe_connection_request_with_fds_finish:
+ * @self: a #NpPipeConnection
+ * @result: the result passed to the callback
+ * @out_fd_list: (out) (optional) (nullable) (transfer full): where to put
+ *   the descriptors of the reply, %NULL when it carried none
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Np.PipeConnection.request_with_fds_async]. The
+ * reply's descriptors are the caller's; with @out_fd_list %NULL, they
+ * are closed. An error the client replied with keeps its domain and
+ * code.
+ *
+ * Returns: (transfer full): the reply
+ *
+ * Since: 1.0
+ */
+GBytes *
+np_pipe_connection_request_with_fds_finish (NpPipeConnection  *self,
+                                            GAsyncResult      *result,
+                                            GUnixFDList      **out_fd_list,
+                                            GError           **error)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), NULL);
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) ==
+                        np_pipe_connection_request_with_fds_async, NULL);
+
+  return np_stream_request_finish (G_TASK (result), out_fd_list, error);
+}
+
+/**
+ * np_pipe_connection_request_with_fds_sync:
+ * @self: a #NpPipeConnection
+ * @request: the request's message
+ * @fd_list: (nullable): the descriptors to pass with it, at most 253
+ * @out_fd_list: (out) (optional) (nullable) (transfer full): where to put
+ *   the descriptors of the reply, %NULL when it carried none
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Asks the client with descriptors, like
+ * [method@Np.PipeConnection.request_with_fds_async], and blocks the
+ * calling thread until the reply comes, the request times out or
+ * @cancellable is cancelled.
+ *
+ * It blocks on the socket and never iterates the caller's main context:
+ * when no other thread runs the server's main context, this thread reads
+ * the connection itself (what else the client sends meanwhile is
+ * delivered from here, as the context would); otherwise it waits for
+ * that thread to read the reply. So the client cannot run in the same
+ * thread: it could not answer.
+ *
+ * Returns: (transfer full): the reply
+ *
+ * Since: 1.0
+ */
+GBytes *
+np_pipe_connection_request_with_fds_sync (NpPipeConnection  *self,
+                                          GBytes            *request,
+                                          GUnixFDList       *fd_list,
+                                          GUnixFDList      **out_fd_list,
+                                          GCancellable      *cancellable,
+                                          GError           **error)
+{
+  g_autoptr(NpPipeConnection) hold = NULL;
+  g_autoptr(NpStream) stream = NULL;
+
+  g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), NULL);
+  g_return_val_if_fail (request != NULL, NULL);
+  g_return_val_if_fail (fd_list == NULL || G_IS_UNIX_FD_LIST (fd_list), NULL);
+  g_return_val_if_fail (out_fd_list == NULL || *out_fd_list == NULL, NULL);
+  g_return_val_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  /* What arrives meanwhile may run handlers that drop the connection. */
+  hold = g_object_ref (self);
+  stream = np_pipe_connection_get_accepted_stream (self, error);
+  if (stream == NULL)
+    return NULL;
+  np_stream_ref (stream);
+
+  return np_stream_request_sync (stream, request, fd_list, out_fd_list, cancellable, error);
 }
 
 /**

@@ -15,6 +15,7 @@ G_BEGIN_DECLS
 NpPipeRequest *_np_pipe_request_new             (NpStream         *stream,
                                                  guint32           id,
                                                  GBytes           *message,
+                                                 GUnixFDList      *fds,
                                                  NpPipeConnection *connection);
 void           _np_pipe_request_reply_unhandled (NpPipeRequest    *self);
 

@@ -37,6 +37,10 @@
  * }
  * ```
  *
+ * A request may carry file descriptors, and its reply too (protocol
+ * version 4): see [method@Np.PipeRequest.get_fd_list] and
+ * [method@Np.PipeRequest.reply_with_fds].
+ *
  * A request is answered once: answering it again is a programming error,
  * reported with `g_critical()`, and sends nothing. A request dropped
  * unanswered (its last reference gone) is answered with an error
@@ -60,6 +64,7 @@ struct _NpPipeRequest
 
   NpStream         *stream;
   GBytes           *message;
+  GUnixFDList      *fds;
   NpPipeConnection *connection;
   guint32           id;
   gint              answered;   /* atomic */
@@ -78,11 +83,12 @@ np_pipe_request_finalize (GObject *object)
 
       dropped = g_error_new_literal (NP_PIPE_ERROR, NP_PIPE_ERROR_FAILED,
                                      "The request was dropped without an answer");
-      np_stream_reply (self->stream, self->id, NULL, dropped);
+      np_stream_reply (self->stream, self->id, NULL, NULL, dropped);
     }
 
   g_clear_pointer (&self->stream, np_stream_unref);
   g_clear_pointer (&self->message, g_bytes_unref);
+  g_clear_object (&self->fds);
   g_clear_object (&self->connection);
 
   G_OBJECT_CLASS (np_pipe_request_parent_class)->finalize (object);
@@ -103,6 +109,7 @@ NpPipeRequest *
 _np_pipe_request_new (NpStream         *stream,
                       guint32           id,
                       GBytes           *message,
+                      GUnixFDList      *fds,
                       NpPipeConnection *connection)
 {
   NpPipeRequest *self = g_object_new (NP_TYPE_PIPE_REQUEST, NULL);
@@ -110,6 +117,7 @@ _np_pipe_request_new (NpStream         *stream,
   self->stream = np_stream_ref (stream);
   self->id = id;
   self->message = g_bytes_ref (message);
+  self->fds = fds != NULL ? g_object_ref (fds) : NULL;
   self->connection = connection != NULL ? g_object_ref (connection) : NULL;
 
   return self;
@@ -145,6 +153,33 @@ np_pipe_request_get_message (NpPipeRequest *self)
   g_return_val_if_fail (NP_IS_PIPE_REQUEST (self), NULL);
 
   return self->message;
+}
+
+/**
+ * np_pipe_request_get_fd_list:
+ * @self: a #NpPipeRequest
+ *
+ * Gets the file descriptors that came with the request, sent with
+ * [method@Np.PipeClient.request_with_fds_async] or
+ * [method@Np.PipeConnection.request_with_fds_async].
+ *
+ * They belong to the request: they are closed when its last reference
+ * goes, unless the handler keeps a reference to the list, or takes them
+ * out of it with g_unix_fd_list_steal_fds() (or duplicates one with
+ * g_unix_fd_list_get()). A request nobody handled is answered with an
+ * error and its descriptors are closed, as those of a message.
+ *
+ * Returns: (transfer none) (nullable): the descriptors, or %NULL when the
+ *   request carried none
+ *
+ * Since: 1.0
+ */
+GUnixFDList *
+np_pipe_request_get_fd_list (NpPipeRequest *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_REQUEST (self), NULL);
+
+  return self->fds;
 }
 
 /**
@@ -219,7 +254,49 @@ np_pipe_request_reply (NpPipeRequest *self,
   g_return_if_fail (reply != NULL);
 
   if (np_pipe_request_take_answer (self))
-    np_stream_reply (self->stream, self->id, reply, NULL);
+    np_stream_reply (self->stream, self->id, reply, NULL, NULL);
+}
+
+/**
+ * np_pipe_request_reply_with_fds:
+ * @self: a #NpPipeRequest
+ * @reply: the reply, 0 bytes or more
+ * @fd_list: (nullable): the descriptors to pass with it, at most 253
+ *
+ * Answers the request with @reply and the file descriptors of @fd_list,
+ * which travel with it over the socket (`SCM_RIGHTS`): the requester
+ * receives duplicates of them from
+ * [method@Np.PipeClient.request_with_fds_finish] (or
+ * [method@Np.PipeConnection.request_with_fds_finish]). A reference to
+ * @fd_list is kept until the reply is written; @fd_list with no
+ * descriptors, or %NULL, answers like [method@Np.PipeRequest.reply].
+ *
+ * Only a peer whose library speaks protocol version 4 or later takes
+ * descriptors with a reply. Such a reply to an older peer is not sent,
+ * nor sent without its descriptors: the requester receives the error
+ * %NP_PIPE_ERROR_NOT_SUPPORTED instead, as it receives
+ * %NP_PIPE_ERROR_MESSAGE_TOO_LARGE instead of a reply too large for it,
+ * and the descriptors are let go of. The same goes for more than 253
+ * descriptors, and for more than the requester takes per frame (its
+ * max-fds-per-message, announced in the handshake), which it receives
+ * as %NP_PIPE_ERROR_MESSAGE_TOO_LARGE.
+ *
+ * The requester closes the descriptors of a reply it did not ask for
+ * with [method@Np.PipeClient.request_with_fds_async].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_request_reply_with_fds (NpPipeRequest *self,
+                                GBytes        *reply,
+                                GUnixFDList   *fd_list)
+{
+  g_return_if_fail (NP_IS_PIPE_REQUEST (self));
+  g_return_if_fail (reply != NULL);
+  g_return_if_fail (fd_list == NULL || G_IS_UNIX_FD_LIST (fd_list));
+
+  if (np_pipe_request_take_answer (self))
+    np_stream_reply (self->stream, self->id, reply, fd_list, NULL);
 }
 
 /**
@@ -290,7 +367,7 @@ np_pipe_request_reply_error (NpPipeRequest *self,
   g_return_if_fail (error != NULL);
 
   if (np_pipe_request_take_answer (self))
-    np_stream_reply (self->stream, self->id, NULL, error);
+    np_stream_reply (self->stream, self->id, NULL, NULL, error);
 }
 
 /**

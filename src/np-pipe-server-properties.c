@@ -410,8 +410,9 @@ np_pipe_server_install_properties (GObjectClass *object_class)
   /**
    * NpPipeServer:max-fds-per-message:
    *
-   * The most file descriptors one message of a client may carry
-   * ([method@Np.PipeClient.send_with_fds]), from 1 to 253 (the kernel's
+   * The most file descriptors one message, request or reply of a client
+   * may carry ([method@Np.PipeClient.send_with_fds],
+   * [method@Np.PipeClient.request_with_fds_async]), from 1 to 253 (the kernel's
    * cap on one `sendmsg()`); the default is 16. A client that sends more
    * is disconnected with %NP_PIPE_ERROR_PROTOCOL, and every descriptor
    * it sent is closed. A change applies to clients that connect

@@ -46,6 +46,7 @@ typedef struct
   GCond     cond;
   gboolean  done;
   GBytes   *reply;
+  GUnixFDList *reply_fds;
   GError   *error;
 } NpSyncWait;
 
@@ -68,15 +69,19 @@ typedef struct
    * its deadline. */
   guint32   request_id;
   GBytes   *message;
+  GUnixFDList *fds;        /* the request's descriptors, until sent */
   GSource  *timeout;
   /* The result, once done. */
   GError   *error;
   gint64    value;
   GBytes   *reply;
+  GUnixFDList *reply_fds;  /* the reply's descriptors, if it had any */
 } NpOp;
 
 void    np_sync_wait_done          (NpSyncWait    *wait,
                                     NpOp          *op);
+void    np_stream_set_reply_fds    (GTask         *task,
+                                    GUnixFDList   *fds);
 
 /* What waits for the peer's hello before going out, in order: requests,
  * which only a peer of version 2 or later may be sent, and whatever was
@@ -352,12 +357,20 @@ gboolean np_stream_take_request    (NpStream      *self,
 void    np_stream_handle_reply     (NpStream      *self,
                                     NpFrameType    type,
                                     GBytes        *payload,
+                                    GUnixFDList   *fds,
                                     NpStreamAfter *after);
 void    np_stream_queue_peer_frame_locked
                                    (NpStream      *self,
                                     const guint8  *header,
                                     gsize          header_len,
                                     GBytes        *payload,
+                                    NpStreamAfter *after);
+void    np_stream_queue_peer_frame_with_fds_locked
+                                   (NpStream      *self,
+                                    const guint8  *header,
+                                    gsize          header_len,
+                                    GBytes        *payload,
+                                    GUnixFDList   *fds,
                                     NpStreamAfter *after);
 void    np_stream_clear_partial    (NpStream      *self);
 GError *np_stream_read_goodbye_locked

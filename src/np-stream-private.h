@@ -47,11 +47,14 @@ typedef struct
                       (GObject      *owner,
                        GBytes       *message,
                        GUnixFDList  *fds);
-  /* A request arrived: answer it, once, with np_stream_reply(). */
+  /* A request arrived, with @fds when it carried descriptors (NULL
+   * otherwise; closed with @fds unless the owner keeps a reference):
+   * answer it, once, with np_stream_reply(). */
   void     (*request) (GObject      *owner,
                        NpStream     *stream,
                        guint32       id,
-                       GBytes       *message);
+                       GBytes       *message,
+                       GUnixFDList  *fds);
   /* Optional: what is queued, having passed half the queue limit,
    * drained to a quarter of it. Not called once the stream is closed. */
   void     (*drained) (GObject      *owner,
@@ -163,13 +166,20 @@ void      np_stream_abort                 (NpStream                *self,
                                            const GError            *error);
 void      np_stream_request_async         (NpStream                *self,
                                            GBytes                  *message,
+                                           GUnixFDList             *fds,
                                            GTask                   *task);
+GBytes   *np_stream_request_finish        (GTask                   *task,
+                                           GUnixFDList            **out_fds,
+                                           GError                 **error);
 void      np_stream_reply                 (NpStream                *self,
                                            guint32                  id,
                                            GBytes                  *reply,
+                                           GUnixFDList             *fds,
                                            const GError            *reply_error);
 GBytes   *np_stream_request_sync          (NpStream                *self,
                                            GBytes                  *message,
+                                           GUnixFDList             *fds,
+                                           GUnixFDList            **out_fds,
                                            GCancellable            *cancellable,
                                            GError                 **error);
 void      np_stream_set_request_timeout   (NpStream                *self,

@@ -300,32 +300,44 @@ np_stream_handle_frame (NpStream      *self,
       break;
 
     case NP_FRAME_REQUEST:
+    case NP_FRAME_REQUEST_FDS:
       {
         gsize len;
         const guint8 *data = g_bytes_get_data (payload, &len);
         guint32 id = np_request_id_decode (data);
         g_autoptr(GBytes) message = g_bytes_new_from_bytes (payload, 4, len - 4);
 
-        /* In its place among the messages. */
+        g_assert ((type == NP_FRAME_REQUEST_FDS) == (fds != NULL));
+
+        /* In its place among the messages; its descriptors are the
+         * owner's from here on, or closed with @fds. */
         np_stream_report_opened (self, owner, TRUE);
+        if (fds != NULL)
+          np_fd_budget_release (g_unix_fd_list_get_length (fds));
         if (!np_stream_take_request (self, id, len - 4, after))
           break;
         if (owner != NULL && self->callbacks->request != NULL)
-          self->callbacks->request (owner, self, id, message);
+          self->callbacks->request (owner, self, id, message, fds);
         else
           {
             g_autoptr(GError) error = NULL;
 
             error = g_error_new_literal (NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
                                          "Nothing handles requests on this pipe");
-            np_stream_reply (self, id, NULL, error);
+            np_stream_reply (self, id, NULL, NULL, error);
           }
       }
       break;
 
+    case NP_FRAME_REPLY_FDS:
+      g_assert (fds != NULL);
+      np_fd_budget_release (g_unix_fd_list_get_length (fds));
+      np_stream_handle_reply (self, type, payload, fds, after);
+      break;
+
     case NP_FRAME_REPLY:
     case NP_FRAME_ERROR:
-      np_stream_handle_reply (self, type, payload, after);
+      np_stream_handle_reply (self, type, payload, NULL, after);
       break;
 
     default:
@@ -334,9 +346,10 @@ np_stream_handle_frame (NpStream      *self,
 }
 
 /* Matches the frame at @pos (its first byte's place in the stream) with
- * the descriptors received: a MESSAGE_FDS frame takes those that came
- * with its first byte, exactly as many as its header says; no other
- * frame may start after descriptors nothing took. */
+ * the descriptors received: a frame that carries descriptors
+ * (MESSAGE_FDS, REQUEST_FDS, REPLY_FDS) takes those that came with its
+ * first byte, exactly as many as its header says; no other frame may
+ * start after descriptors nothing took. */
 static gboolean
 np_stream_match_fds (NpStream       *self,
                      guint64         pos,
@@ -346,7 +359,7 @@ np_stream_match_fds (NpStream       *self,
 {
   NpFdBatch *batch = g_queue_peek_head (&self->fd_batches);
 
-  if (header->type != NP_FRAME_MESSAGE_FDS)
+  if (header->n_fds == 0)
     {
       if (batch == NULL || batch->end > pos)
         return TRUE;
@@ -434,7 +447,7 @@ np_stream_parse_rest (NpStream      *self,
 
       /* Plain frames with no descriptors received skip the matching. */
       if (!np_frame_header_decode (p, self->version, self->max_message_size, &header, &error) ||
-          (G_UNLIKELY (header.type == NP_FRAME_MESSAGE_FDS || self->fd_batches.head != NULL) &&
+          (G_UNLIKELY (header.n_fds > 0 || self->fd_batches.head != NULL) &&
            !np_stream_match_fds (self, self->buf_pos + (p - self->buf), &header, &fds, &error)))
         {
           g_prefix_error (&error, "%s: ", self->label);

@@ -17,7 +17,11 @@
  * order. Only a peer of protocol version 2 or later knows these frames:
  * until the peer's hello tells its version, requests (and what is sent
  * after them, to keep the order) wait here; a peer of version 1 fails
- * them at once. Every function may be called from any thread. */
+ * them at once. Every function may be called from any thread.
+ *
+ * From version 4 on, a request or reply may carry descriptors: a
+ * REQUEST_FDS or REPLY_FDS frame, whose first byte they go with, as
+ * for a MESSAGE_FDS frame. */
 
 static void
 np_parked_free (NpParked *parked)
@@ -108,8 +112,20 @@ np_stream_send_request_locked (NpStream *self,
     op->request_id = ++self->last_request_id;
   while (op->request_id == 0 || g_hash_table_contains (self->requests, GUINT_TO_POINTER (op->request_id)));
 
-  np_request_header_encode (header, NP_FRAME_REQUEST, op->request_id, g_bytes_get_size (message));
-  op->start = np_out_queue_push_frame (&self->out, header, sizeof header, message);
+  if (op->fds != NULL)
+    {
+      g_autoptr(GUnixFDList) fds = g_steal_pointer (&op->fds);
+
+      np_request_header_encode_fds (header, NP_FRAME_REQUEST_FDS, op->request_id,
+                                    g_bytes_get_size (message), g_unix_fd_list_get_length (fds));
+      op->start = np_out_queue_push_frame_with_fds (&self->out, header, sizeof header, message,
+                                                    fds);
+    }
+  else
+    {
+      np_request_header_encode (header, NP_FRAME_REQUEST, op->request_id, g_bytes_get_size (message));
+      op->start = np_out_queue_push_frame (&self->out, header, sizeof header, message);
+    }
   op->end = self->out.queued;
   np_stream_note_queued_locked (self);
   g_hash_table_insert (self->requests, GUINT_TO_POINTER (op->request_id), op);
@@ -138,6 +154,27 @@ np_stream_not_supported_error_new (NpStream *self)
   return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
                               "the peer speaks protocol version %u, which has no requests",
                               self->version);
+}
+
+/* Whether a request or a reply may carry @n_fds descriptors: only to a
+ * peer of version NP_PROTOCOL_SETTINGS or later (when its hello told),
+ * and within what any frame may carry. */
+static gboolean
+np_stream_check_request_fds_locked (NpStream  *self,
+                                    guint      n_fds,
+                                    GError   **error)
+{
+  if (self->peer_known && self->version < NP_PROTOCOL_SETTINGS)
+    {
+      g_propagate_error (error,
+                         np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
+                                              _("the peer speaks protocol version %u, whose "
+                                                "requests and replies carry no descriptors"),
+                                              self->version));
+      return FALSE;
+    }
+
+  return np_stream_check_fds_locked (self, n_fds, error);
 }
 
 /* A message that waited for the peer's handshake and cannot go: its
@@ -194,6 +231,10 @@ np_stream_unpark_locked (NpStream      *self,
               op->error = np_stream_not_supported_error_new (self);
               g_queue_push_tail (&after->done, op);
             }
+          else if (op->fds != NULL &&
+                   !np_stream_check_request_fds_locked (self, g_unix_fd_list_get_length (op->fds),
+                                                        &op->error))
+            g_queue_push_tail (&after->done, op);
           else
             {
               op->message = g_steal_pointer (&parked->message);
@@ -365,13 +406,15 @@ np_stream_request_timeout_cb (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-/* A REPLY or ERROR frame arrived: it ends the request of its id; one of
- * an id we do not wait for (timed out, cancelled) is dropped. A malformed
- * error reply ends the stream. */
+/* A REPLY, REPLY_FDS or ERROR frame arrived: it ends the request of its
+ * id, the reply's @fds (or NULL) going with it; one of an id we do not
+ * wait for (timed out, cancelled) is dropped, its descriptors closed. A
+ * malformed error reply ends the stream. */
 void
 np_stream_handle_reply (NpStream      *self,
                         NpFrameType    type,
                         GBytes        *payload,
+                        GUnixFDList   *fds,
                         NpStreamAfter *after)
 {
   gsize len;
@@ -421,7 +464,10 @@ np_stream_handle_reply (NpStream      *self,
         g_assert_not_reached ();
     }
   else
-    op->reply = g_bytes_new_from_bytes (payload, 4, len - 4);
+    {
+      op->reply = g_bytes_new_from_bytes (payload, 4, len - 4);
+      op->reply_fds = fds != NULL ? g_object_ref (fds) : NULL;
+    }
   g_queue_push_tail (&after->done, op);
 }
 
@@ -535,14 +581,17 @@ np_stream_set_pending_limits (NpStream *self,
   g_mutex_unlock (self->lock);
 }
 
-/* Sends @message as a request; @task returns the reply as a #GBytes, or
- * the peer's error. */
+/* Sends @message as a request, with @fds (NULL or empty: none); @task
+ * returns the reply as a #GBytes, or the peer's error: finish it with
+ * np_stream_request_finish(). */
 void
-np_stream_request_async (NpStream *self,
-                         GBytes   *message,
-                         GTask    *task)
+np_stream_request_async (NpStream    *self,
+                         GBytes      *message,
+                         GUnixFDList *fds,
+                         GTask       *task)
 {
   NpStreamAfter after = NP_STREAM_AFTER_INIT;
+  guint n_fds = fds != NULL ? g_unix_fd_list_get_length (fds) : 0;
   GError *error = NULL;
   NpOp *op;
 
@@ -552,9 +601,12 @@ np_stream_request_async (NpStream *self,
   g_mutex_lock (self->lock);
   if (self->peer_known && self->version < NP_PROTOCOL_REQUESTS)
     error = np_stream_not_supported_error_new (self);
+  else if (n_fds > 0 && !np_stream_check_request_fds_locked (self, n_fds, &error))
+    ;
   else if (np_stream_check_send_locked (self, g_bytes_get_size (message), &after, &error))
     {
       op = np_op_new (NP_OP_REQUEST, task);
+      op->fds = n_fds > 0 ? g_object_ref (fds) : NULL;
       if (!np_stream_park_locked (self, message, op, TRUE))
         {
           op->message = g_bytes_ref (message);
@@ -571,15 +623,19 @@ np_stream_request_async (NpStream *self,
     np_stream_watch_cancellable (self, task);
 }
 
-/* Answers request @id with @reply, or with @reply_error. An answer to a
- * stream that closed goes nowhere. */
+/* Answers request @id with @reply and its @fds (NULL or empty: none), or
+ * with @reply_error. An answer to a stream that closed goes nowhere. */
 void
 np_stream_reply (NpStream     *self,
                  guint32       id,
                  GBytes       *reply,
+                 GUnixFDList  *fds,
                  const GError *reply_error)
 {
   NpStreamAfter after = NP_STREAM_AFTER_INIT;
+  guint n_fds = fds != NULL ? g_unix_fd_list_get_length (fds) : 0;
+  g_autoptr(GError) refused = NULL;
+  g_autoptr(GError) not_sent = NULL;
   gpointer size;
 
   g_mutex_lock (self->lock);
@@ -590,6 +646,16 @@ np_stream_reply (NpStream     *self,
     {
       self->n_unanswered--;
       self->unanswered_bytes -= GPOINTER_TO_SIZE (size);
+    }
+  /* Descriptors the requester cannot take: it is told, as of a reply too
+   * large, rather than given the reply without them. */
+  if (reply_error == NULL && n_fds > 0 &&
+      !np_stream_check_request_fds_locked (self, n_fds, &refused))
+    {
+      not_sent = g_error_new (refused->domain, refused->code,
+                              _("The reply could not be sent with its %u descriptors: %s"),
+                              n_fds, refused->message);
+      reply_error = not_sent;
     }
   if (reply_error != NULL)
     np_stream_queue_error_reply_locked (self, id, reply_error, &after);
@@ -613,6 +679,13 @@ np_stream_reply (NpStream     *self,
           np_frame_header_encode (error_header, NP_FRAME_ERROR, g_bytes_get_size (payload));
           np_stream_queue_peer_frame_locked (self, error_header, sizeof error_header, payload,
                                              &after);
+        }
+      else if (n_fds > 0)
+        {
+          np_request_header_encode_fds (header, NP_FRAME_REPLY_FDS, id, g_bytes_get_size (reply),
+                                        n_fds);
+          np_stream_queue_peer_frame_with_fds_locked (self, header, sizeof header, reply, fds,
+                                                      &after);
         }
       else
         {
@@ -687,6 +760,7 @@ np_sync_wait_done (NpSyncWait *wait,
 {
   g_mutex_lock (&wait->mutex);
   wait->reply = g_steal_pointer (&op->reply);
+  wait->reply_fds = g_steal_pointer (&op->reply_fds);
   wait->error = g_steal_pointer (&op->error);
   wait->done = TRUE;
   g_cond_broadcast (&wait->cond);
@@ -757,8 +831,10 @@ np_stream_abandon_sync_request (NpStream   *self,
   g_mutex_unlock (&wait->mutex);
 }
 
-/* Sends @message as a request and blocks the calling thread until the
- * reply comes, the request timeout passes or @cancellable is cancelled.
+/* Sends @message as a request, with @fds (NULL or empty: none), and
+ * blocks the calling thread until the reply comes, the request timeout
+ * passes or @cancellable is cancelled; the reply's descriptors go to
+ * @out_fds (NULL when it had none), or are closed when it is NULL.
  * When no other thread runs the stream's context, this thread reads the
  * transport itself (delivering what else arrives meanwhile, as the
  * context would); otherwise it waits for that thread to read the reply.
@@ -766,10 +842,13 @@ np_stream_abandon_sync_request (NpStream   *self,
 GBytes *
 np_stream_request_sync (NpStream      *self,
                         GBytes        *message,
+                        GUnixFDList   *fds,
+                        GUnixFDList  **out_fds,
                         GCancellable  *cancellable,
                         GError       **error)
 {
   NpStreamAfter after = NP_STREAM_AFTER_INIT;
+  guint n_fds = fds != NULL ? g_unix_fd_list_get_length (fds) : 0;
   NpSyncWait wait = { 0 };
   GError *local_error = NULL;
   gint64 deadline = -1;
@@ -788,10 +867,13 @@ np_stream_request_sync (NpStream      *self,
   g_mutex_lock (self->lock);
   if (self->peer_known && self->version < NP_PROTOCOL_REQUESTS)
     local_error = np_stream_not_supported_error_new (self);
+  else if (n_fds > 0 && !np_stream_check_request_fds_locked (self, n_fds, &local_error))
+    ;
   else if (np_stream_check_send_locked (self, g_bytes_get_size (message), &after, &local_error))
     {
       op = np_op_new (NP_OP_REQUEST, NULL);
       op->sync = &wait;
+      op->fds = n_fds > 0 ? g_object_ref (fds) : NULL;
       if (!np_stream_park_locked (self, message, op, TRUE))
         {
           op->message = g_bytes_ref (message);
@@ -879,8 +961,44 @@ np_stream_request_sync (NpStream      *self,
     {
       g_propagate_error (error, wait.error);
       g_clear_pointer (&wait.reply, g_bytes_unref);
+      g_clear_object (&wait.reply_fds);
       return NULL;
     }
 
+  if (out_fds != NULL)
+    *out_fds = g_steal_pointer (&wait.reply_fds);
+  else
+    g_clear_object (&wait.reply_fds);
+
   return wait.reply;
+}
+
+static G_DEFINE_QUARK (np-stream-reply-fds, np_stream_reply_fds)
+
+/* Gives @task, a request's, the reply's descriptors, before it returns
+ * the reply: they stay with the task until np_stream_request_finish()
+ * takes them, and are closed with it otherwise. */
+void
+np_stream_set_reply_fds (GTask       *task,
+                         GUnixFDList *fds)
+{
+  g_object_set_qdata_full (G_OBJECT (task), np_stream_reply_fds_quark (), fds, g_object_unref);
+}
+
+/* Finishes the @task of np_stream_request_async(): the reply, and its
+ * descriptors in @out_fds (NULL when it had none), or closed when
+ * @out_fds is NULL. */
+GBytes *
+np_stream_request_finish (GTask         *task,
+                          GUnixFDList  **out_fds,
+                          GError       **error)
+{
+  GBytes *reply = g_task_propagate_pointer (task, error);
+
+  if (out_fds != NULL)
+    *out_fds = reply != NULL
+               ? g_object_steal_qdata (G_OBJECT (task), np_stream_reply_fds_quark ())
+               : NULL;
+
+  return reply;
 }

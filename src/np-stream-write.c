@@ -33,7 +33,9 @@ np_op_free (NpOp *op)
   g_clear_object (&op->task);
   g_clear_error (&op->error);
   g_clear_pointer (&op->message, g_bytes_unref);
+  g_clear_object (&op->fds);
   g_clear_pointer (&op->reply, g_bytes_unref);
+  g_clear_object (&op->reply_fds);
   g_free (op);
 }
 
@@ -123,8 +125,14 @@ np_op_complete (NpOp *op)
   else if (op->kind == NP_OP_PING)
     g_task_return_int (op->task, op->value);
   else if (op->kind == NP_OP_REQUEST)
-    g_task_return_pointer (op->task, g_steal_pointer (&op->reply),
-                           (GDestroyNotify) g_bytes_unref);
+    {
+      /* Held by the task until np_stream_request_finish() takes them,
+       * closed with it otherwise. */
+      if (op->reply_fds != NULL)
+        np_stream_set_reply_fds (op->task, g_steal_pointer (&op->reply_fds));
+      g_task_return_pointer (op->task, g_steal_pointer (&op->reply),
+                             (GDestroyNotify) g_bytes_unref);
+    }
   else
     g_task_return_boolean (op->task, TRUE);
 
@@ -297,6 +305,18 @@ np_stream_queue_peer_frame_locked (NpStream      *self,
                                    GBytes        *payload,
                                    NpStreamAfter *after)
 {
+  np_stream_queue_peer_frame_with_fds_locked (self, header, header_len, payload, NULL, after);
+}
+
+/* The same, for a frame whose first byte carries @fds (nullable). */
+void
+np_stream_queue_peer_frame_with_fds_locked (NpStream      *self,
+                                            const guint8  *header,
+                                            gsize          header_len,
+                                            GBytes        *payload,
+                                            GUnixFDList   *fds,
+                                            NpStreamAfter *after)
+{
   gsize len = g_bytes_get_size (payload);
 
   /* After the peer's end of stream, only the answers it waits for. */
@@ -317,7 +337,7 @@ np_stream_queue_peer_frame_locked (NpStream      *self,
       return;
     }
 
-  np_out_queue_push_frame (&self->out, header, header_len, payload);
+  np_out_queue_push_frame_with_fds (&self->out, header, header_len, payload, fds);
   np_stream_note_queued_locked (self);
   np_stream_request_flush_locked (self);
 }

@@ -22,8 +22,8 @@
  *       server answers, or "refused CODE" when it closes the connection
  *   np-test-peer serve NAME
  *       run a server that echoes each message to its sender, and answers
- *       each request with its message; print "ready" once it listens,
- *       and stop when stdin closes
+ *       each request with its message and its descriptors; print "ready"
+ *       once it listens, and stop when stdin closes
  *   np-test-peer serve-limited NAME NOFILE FILL
  *       the same, with RLIMIT_NOFILE set to NOFILE and descriptors opened
  *       until FILL are in use (0: none); print "connected" for each client
@@ -337,14 +337,15 @@ serve_message_cb (NpPipeServer     *server,
     g_error ("%s", error->message);
 }
 
-/* Requests are answered with their message. */
+/* Requests are answered with their message and their descriptors. */
 static gboolean
 serve_request_cb (NpPipeServer     *server,
                   NpPipeConnection *connection,
                   NpPipeRequest    *request,
                   gpointer          user_data)
 {
-  np_pipe_request_reply (request, np_pipe_request_get_message (request));
+  np_pipe_request_reply_with_fds (request, np_pipe_request_get_message (request),
+                                  np_pipe_request_get_fd_list (request));
   return TRUE;
 }
 

@@ -16,6 +16,8 @@
 #include <glib/gstdio.h>
 
 #include "np-test-util.h"
+/* After <np/np.h>: the wire format, for the peers written by hand. */
+#include "np-frame-private.h"
 
 typedef struct
 {
@@ -550,6 +552,627 @@ test_queued_dropped_on_close (Fixture       *f,
   g_assert_null (fds);
 }
 
+/* Requests and replies with descriptors */
+
+static GUnixFDList *
+fd_list_with (const char *contents)
+{
+  g_autoptr(GError) error = NULL;
+  GUnixFDList *fds = g_unix_fd_list_new ();
+  int fd = memfd_with (contents);
+
+  g_unix_fd_list_append (fds, fd, &error);
+  g_assert_no_error (error);
+  close (fd);
+
+  return fds;
+}
+
+/* What the one descriptor of @fds holds. */
+static char *
+read_fd_list (GUnixFDList *fds)
+{
+  g_assert_nonnull (fds);
+  g_assert_cmpint (g_unix_fd_list_get_length (fds), ==, 1);
+
+  return read_all (g_unix_fd_list_peek_fds (fds, NULL)[0]);
+}
+
+static void
+async_done_cb (GObject      *object,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  *(GAsyncResult **) user_data = g_object_ref (result);
+}
+
+/* Reads the request's memfd and answers with a memfd of its own, which
+ * says what the request's held. */
+static gboolean
+answer_with_memfd (NpPipeRequest *request)
+{
+  g_autofree char *asked = read_fd_list (np_pipe_request_get_fd_list (request));
+  g_autofree char *answer = g_strdup_printf ("answer to “%s”", asked);
+  g_autoptr(GUnixFDList) fds = fd_list_with (answer);
+
+  np_pipe_request_reply_with_fds (request, np_pipe_request_get_message (request), fds);
+  return TRUE;
+}
+
+static gboolean
+on_server_request_memfd (NpPipeServer     *server,
+                         NpPipeConnection *connection,
+                         NpPipeRequest    *request,
+                         gpointer          user_data)
+{
+  return answer_with_memfd (request);
+}
+
+static gboolean
+on_client_request_memfd (NpPipeClient  *client,
+                         NpPipeRequest *request,
+                         gpointer       user_data)
+{
+  return answer_with_memfd (request);
+}
+
+/* A request carrying a memfd is answered with a reply carrying another,
+ * each readable at the other end: from a client to the server, from the
+ * server to a client, and, blocking, to a server in another process
+ * that sends the request's memfd back. */
+static void
+test_request_reply_memfd (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_autofree char *name = g_strdup_printf ("fds-sync-%u", g_random_int ());
+  const char *args[] = { "serve", name, NULL };
+  g_autoptr(NpPipeClient) client = NULL;
+  g_autoptr(NpPipeClient) remote = NULL;
+  g_autoptr(GSubprocess) peer = NULL;
+  g_autoptr(GBytes) message = text ("open something");
+  g_autoptr(GError) error = NULL;
+  g_autofree char *line = NULL;
+
+  g_signal_connect (f->server, "request-received", G_CALLBACK (on_server_request_memfd), NULL);
+  client = np_pipe_client_new (np_pipe_server_get_name (f->server));
+  g_signal_connect (client, "request-received", G_CALLBACK (on_client_request_memfd), NULL);
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_no_error (error);
+  WAIT_UNTIL (f->connections->len == 1);
+
+  {
+    g_autoptr(GUnixFDList) fds = fd_list_with ("client's memfd");
+    g_autoptr(GAsyncResult) result = NULL;
+    g_autoptr(GUnixFDList) reply_fds = NULL;
+    g_autoptr(GBytes) reply = NULL;
+    g_autofree char *contents = NULL;
+
+    np_pipe_client_request_with_fds_async (client, message, fds, NULL, async_done_cb, &result);
+    WAIT_UNTIL (result != NULL);
+    reply = np_pipe_client_request_with_fds_finish (client, result, &reply_fds, &error);
+    g_assert_no_error (error);
+    g_assert_true (g_bytes_equal (reply, message));
+    contents = read_fd_list (reply_fds);
+    g_assert_cmpstr (contents, ==, "answer to “client's memfd”");
+  }
+
+  {
+    g_autoptr(GUnixFDList) fds = fd_list_with ("server's memfd");
+    g_autoptr(GAsyncResult) result = NULL;
+    g_autoptr(GUnixFDList) reply_fds = NULL;
+    g_autoptr(GBytes) reply = NULL;
+    g_autofree char *contents = NULL;
+
+    np_pipe_connection_request_with_fds_async (f->connections->pdata[0], message, fds, NULL,
+                                               async_done_cb, &result);
+    WAIT_UNTIL (result != NULL);
+    reply = np_pipe_connection_request_with_fds_finish (f->connections->pdata[0], result,
+                                                        &reply_fds, &error);
+    g_assert_no_error (error);
+    g_assert_true (g_bytes_equal (reply, message));
+    contents = read_fd_list (reply_fds);
+    g_assert_cmpstr (contents, ==, "answer to “server's memfd”");
+  }
+
+  /* No main loop runs: the call reads the socket itself. */
+  peer = np_test_spawn_peer (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE, args);
+  line = np_test_read_line (peer);
+  g_assert_cmpstr (line, ==, "ready");
+  remote = np_pipe_client_new (name);
+  g_assert_true (np_pipe_client_connect_sync (remote, NULL, &error));
+  g_assert_no_error (error);
+  {
+    g_autoptr(GUnixFDList) fds = fd_list_with ("there and back");
+    g_autoptr(GUnixFDList) reply_fds = NULL;
+    g_autoptr(GBytes) reply = NULL;
+    g_autofree char *contents = NULL;
+
+    reply = np_pipe_client_request_with_fds_sync (remote, message, fds, &reply_fds, NULL, &error);
+    g_assert_no_error (error);
+    g_assert_true (g_bytes_equal (reply, message));
+    contents = read_fd_list (reply_fds);
+    g_assert_cmpstr (contents, ==, "there and back");
+  }
+  {
+    g_autoptr(GUnixFDList) reply_fds = NULL;
+    g_autoptr(GBytes) reply = NULL;
+
+    /* A plain request gets a plain reply: no list. */
+    reply = np_pipe_client_request_with_fds_sync (remote, message, NULL, &reply_fds, NULL, &error);
+    g_assert_no_error (error);
+    g_assert_true (g_bytes_equal (reply, message));
+    g_assert_null (reply_fds);
+  }
+
+  np_pipe_client_close (remote);
+  g_output_stream_close (g_subprocess_get_stdin_pipe (peer), NULL, NULL);
+  g_assert_true (g_subprocess_wait_check (peer, NULL, &error));
+  g_assert_no_error (error);
+}
+
+/* A peer of protocol version 3 takes descriptors with messages, not with
+ * requests: a request with descriptors fails with NOT_SUPPORTED, made
+ * before the peer's hello or after, and is not sent; a plain one is, and
+ * the connection goes on. */
+static void
+test_request_to_version_3 (void)
+{
+  g_autofree char *name = g_strdup_printf ("v3-%u", g_random_int ());
+  NpTestRawServer *raw = np_test_raw_server_new (name, 8, TRUE);
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autoptr(GUnixFDList) fds = fd_list_with ("x");
+  g_autoptr(GBytes) message = text ("with a descriptor");
+  g_autoptr(GBytes) plain = text ("without");
+  g_autoptr(GAsyncResult) early = NULL;
+  g_autoptr(GAsyncResult) late = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GUnixFDList) reply_fds = NULL;
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  gsize frame_len = NP_REQUEST_HEADER_SIZE + g_bytes_get_size (plain);
+  GSocket *peer;
+  guint8 hello[12];
+  guint8 buf[64];
+
+  np_pipe_client_set_request_timeout (client, 0);
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  np_pipe_client_request_with_fds_async (client, message, fds, NULL, async_done_cb, &early);
+  WAIT_UNTIL (raw->accepted->len == 1);
+  peer = g_ptr_array_index (raw->accepted, 0);
+
+  np_test_hello (hello, 3, 1024);
+  np_test_raw_write (peer, hello, sizeof hello);
+  WAIT_UNTIL (early != NULL);
+  g_assert_null (np_pipe_client_request_with_fds_finish (client, early, NULL, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED);
+  g_clear_error (&error);
+
+  np_pipe_client_request_with_fds_async (client, message, fds, NULL, async_done_cb, &late);
+  WAIT_UNTIL (late != NULL);
+  g_assert_null (np_pipe_client_request_with_fds_finish (client, late, NULL, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED);
+  g_clear_error (&error);
+
+  g_assert_null (np_pipe_client_request_with_fds_sync (client, message, fds, NULL, NULL, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED);
+  g_clear_error (&error);
+
+  /* The peer saw our hello, then the plain request alone, with no
+   * descriptors; its plain reply comes back with no list. */
+  np_pipe_client_request_with_fds_async (client, plain, NULL, NULL, async_done_cb, &result);
+  g_assert_true (np_pipe_client_flush_sync (client, NULL, &error));
+  g_assert_no_error (error);
+  np_test_raw_read_exactly (peer, buf, 12);
+  g_assert_cmpmem (buf, 4, "NPIP", 4);
+  np_test_raw_read_exactly (peer, buf, frame_len);
+  g_assert_cmpuint (buf[4], ==, NP_FRAME_REQUEST);
+  g_assert_cmpuint (buf[5], ==, 0);
+  g_assert_cmpmem (buf + NP_REQUEST_HEADER_SIZE, frame_len - NP_REQUEST_HEADER_SIZE,
+                   g_bytes_get_data (plain, NULL), g_bytes_get_size (plain));
+  buf[4] = NP_FRAME_REPLY;
+  np_test_raw_write (peer, buf, frame_len);
+  WAIT_UNTIL (result != NULL);
+  reply = np_pipe_client_request_with_fds_finish (client, result, &reply_fds, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_bytes_equal (reply, plain));
+  g_assert_null (reply_fds);
+  g_assert_true (np_pipe_client_get_connected (client));
+
+  np_pipe_client_close (client);
+  np_test_raw_server_free (raw);
+}
+
+typedef struct
+{
+  GUnixFDList *fds;
+  gboolean     replied;
+} Replier;
+
+/* Replies with the replier's descriptors, and lets go of them. */
+static gboolean
+on_request_reply_fds (NpPipeServer     *server,
+                      NpPipeConnection *connection,
+                      NpPipeRequest    *request,
+                      Replier          *replier)
+{
+  np_pipe_request_reply_with_fds (request, np_pipe_request_get_message (request), replier->fds);
+  g_object_unref (replier->fds);
+  replier->replied = TRUE;
+  return TRUE;
+}
+
+/* A reply with descriptors to a peer of version 3, which asked with a
+ * plain request, is not sent: the peer gets the error NOT_SUPPORTED in
+ * its stead, the descriptors are let go of, and the connection goes
+ * on. */
+static void
+test_reply_to_version_3 (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autofree char *path = g_build_filename (g_get_user_runtime_dir (), "np",
+                                            np_pipe_server_get_name (f->server), NULL);
+  g_autoptr(GSocket) peer = np_test_raw_connect (path);
+  g_autoptr(GBytes) message = text ("give me a file");
+  Replier replier = { fd_list_with ("never sent"), FALSE };
+  gsize len = g_bytes_get_size (message);
+  g_autofree guint8 *payload = NULL;
+  g_autoptr(GError) reply_error = NULL;
+  g_autoptr(GError) error = NULL;
+  guint8 header[NP_FRAME_HEADER_SIZE];
+  guint8 request[64];
+  guint8 hello[12];
+  guint32 id = 0;
+
+  g_object_add_weak_pointer (G_OBJECT (replier.fds), (gpointer *) &replier.fds);
+  g_signal_connect (f->server, "request-received", G_CALLBACK (on_request_reply_fds), &replier);
+
+  np_test_hello (hello, 3, 1024);
+  np_test_raw_write (peer, hello, sizeof hello);
+  np_request_header_encode (request, NP_FRAME_REQUEST, 77, len);
+  memcpy (request + NP_REQUEST_HEADER_SIZE, g_bytes_get_data (message, NULL), len);
+  np_test_raw_write (peer, request, NP_REQUEST_HEADER_SIZE + len);
+
+  /* Whatever the answer, all of it written before the socket is read:
+   * nothing would wake a loop that waits for the write. */
+  WAIT_UNTIL (replier.replied);
+  while (np_pipe_connection_get_queued_bytes (f->connections->pdata[0]) > 0)
+    g_main_context_iteration (NULL, FALSE);
+  np_test_raw_read_exactly (peer, hello, sizeof hello);
+  np_test_raw_read_exactly (peer, header, sizeof header);
+  g_assert_cmpuint (header[4], ==, NP_FRAME_ERROR);
+  g_assert_cmpuint (header[5], ==, 0);
+  payload = g_malloc (np_test_get_u32 (header));
+  np_test_raw_read_exactly (peer, payload, np_test_get_u32 (header));
+  g_assert_true (np_error_reply_decode (payload, np_test_get_u32 (header), &id, &reply_error,
+                                        &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (id, ==, 77);
+  g_assert_error (reply_error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED);
+
+  g_assert_null (replier.fds);
+  g_assert_cmpuint (f->connections->len, ==, 1);
+  g_assert_true (np_pipe_connection_is_connected (f->connections->pdata[0]));
+}
+
+typedef struct
+{
+  guint n_done;
+  guint n_failed;
+} Tally;
+
+/* Finishes a request without taking the reply's descriptors. */
+static void
+tally_cb (GObject      *object,
+          GAsyncResult *result,
+          gpointer      user_data)
+{
+  Tally *tally = user_data;
+  g_autoptr(GBytes) reply = NULL;
+
+  reply = np_pipe_client_request_with_fds_finish (NP_PIPE_CLIENT (object), result, NULL, NULL);
+  if (reply == NULL)
+    tally->n_failed++;
+  tally->n_done++;
+}
+
+static gboolean
+on_request_drop (NpPipeServer     *server,
+                 NpPipeConnection *connection,
+                 NpPipeRequest    *request,
+                 gpointer          user_data)
+{
+  /* Taken, and dropped unanswered. */
+  return TRUE;
+}
+
+/* The descriptors of requests nobody handles, or that a handler drops
+ * unanswered, are closed, and those of replies the requester does not
+ * take too: 200 requests of each kind leave no descriptor open. */
+static void
+test_request_fds_closed (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(NpPipeClient) client = NULL;
+  g_autoptr(GBytes) message = text ("who takes these?");
+  g_autoptr(GError) error = NULL;
+  Tally tally = { 0, 0 };
+  gulong handler = 0;
+  guint before;
+
+  client = np_pipe_client_new (np_pipe_server_get_name (f->server));
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_no_error (error);
+  WAIT_UNTIL (f->connections->len == 1 && np_pipe_client_get_peer_max_message_size (client) > 0);
+  before = np_test_count_open_fds ();
+
+  for (guint round = 0; round < 3; round++)
+    {
+      /* Unhandled, then dropped, then answered with a memfd. */
+      if (round == 1)
+        handler = g_signal_connect (f->server, "request-received",
+                                    G_CALLBACK (on_request_drop), NULL);
+      else if (round == 2)
+        {
+          g_signal_handler_disconnect (f->server, handler);
+          g_signal_connect (f->server, "request-received",
+                            G_CALLBACK (on_server_request_memfd), NULL);
+        }
+
+      for (guint i = 0; i < 200; i++)
+        {
+          g_autoptr(GUnixFDList) fds = fd_list_with ("x");
+
+          np_pipe_client_request_with_fds_async (client, message, fds, NULL, tally_cb, &tally);
+          /* Spread over reads of their own, and not. */
+          if (i % 7 == 0)
+            g_main_context_iteration (NULL, FALSE);
+        }
+
+      WAIT_UNTIL (tally.n_done == 200 * (round + 1));
+      g_assert_cmpuint (tally.n_failed, ==, 200 * MIN (round + 1, 2));
+      WAIT_UNTIL (np_test_count_open_fds () == before);
+    }
+
+  g_assert_true (np_pipe_client_get_connected (client));
+}
+
+static guint n_echoed;
+
+static gboolean
+on_request_echo (NpPipeServer     *server,
+                 NpPipeConnection *connection,
+                 NpPipeRequest    *request,
+                 gpointer          user_data)
+{
+  n_echoed++;
+  np_pipe_request_reply_with_fds (request, np_pipe_request_get_message (request),
+                                  np_pipe_request_get_fd_list (request));
+  return TRUE;
+}
+
+/* A request with descriptors cancelled before it was written is never
+ * sent, and takes its descriptors along: the request queued after it
+ * goes without them (which the server, seeing descriptors that no frame
+ * took, would end the connection for at the next frame), and the
+ * connection goes on. */
+static void
+test_request_fds_cancelled (Fixture       *f,
+                            gconstpointer  data)
+{
+  g_autoptr(NpPipeClient) client = NULL;
+  g_autoptr(GUnixFDList) fds = fd_list_with ("cancelled");
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GBytes) message = text ("never sent");
+  g_autoptr(GBytes) after = text ("sent");
+  g_autoptr(GAsyncResult) cancelled = NULL;
+  g_autoptr(GAsyncResult) answered = NULL;
+  g_autoptr(GUnixFDList) reply_fds = NULL;
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GError) error = NULL;
+
+  n_echoed = 0;
+  g_signal_connect (f->server, "request-received", G_CALLBACK (on_request_echo), NULL);
+  client = np_pipe_client_new (np_pipe_server_get_name (f->server));
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_no_error (error);
+  WAIT_UNTIL (f->connections->len == 1 && np_pipe_client_get_peer_max_message_size (client) > 0);
+
+  /* Both queued, in one chunk, before the loop writes anything. */
+  np_pipe_client_request_with_fds_async (client, message, fds, cancellable, async_done_cb,
+                                         &cancelled);
+  np_pipe_client_request_with_fds_async (client, after, NULL, NULL, async_done_cb, &answered);
+  g_cancellable_cancel (cancellable);
+
+  WAIT_UNTIL (cancelled != NULL && answered != NULL);
+  g_assert_null (np_pipe_client_request_with_fds_finish (client, cancelled, NULL, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+  reply = np_pipe_client_request_with_fds_finish (client, answered, &reply_fds, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_bytes_equal (reply, after));
+  g_assert_null (reply_fds);
+  g_assert_cmpuint (n_echoed, ==, 1);
+
+  /* The next frame starts after what was received with the first. */
+  g_clear_object (&answered);
+  g_clear_pointer (&reply, g_bytes_unref);
+  np_pipe_client_request_with_fds_async (client, after, NULL, NULL, async_done_cb, &answered);
+  WAIT_UNTIL (answered != NULL);
+  reply = np_pipe_client_request_with_fds_finish (client, answered, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_bytes_equal (reply, after));
+  g_assert_cmpuint (n_echoed, ==, 2);
+  g_assert_true (np_pipe_client_get_connected (client));
+  g_assert_cmpuint (f->n_disconnected, ==, 0);
+}
+
+static GUnixFDList *
+fd_list_of (guint n)
+{
+  GUnixFDList *fds = g_unix_fd_list_new ();
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      int fd = memfd_with ("x");
+
+      g_unix_fd_list_append (fds, fd, &error);
+      g_assert_no_error (error);
+      close (fd);
+    }
+
+  return fds;
+}
+
+/* Each side holds the other to the descriptors it announced it takes
+ * per frame (max-fds-per-message, in its settings): a request with more
+ * fails locally with MESSAGE_TOO_LARGE, made before the settings came or
+ * after, and a reply with more reaches the requester as that error; the
+ * connection goes on. */
+static void
+test_request_fds_limit (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autoptr(NpPipeClient) client = NULL;
+  g_autoptr(GUnixFDList) three = fd_list_of (3);
+  g_autoptr(GUnixFDList) two = fd_list_of (2);
+  g_autoptr(GBytes) message = text ("limits");
+  g_autoptr(GAsyncResult) early = NULL;
+  g_autoptr(GAsyncResult) late = NULL;
+  g_autoptr(GAsyncResult) fits = NULL;
+  g_autoptr(GUnixFDList) reply_fds = NULL;
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GError) error = NULL;
+
+  n_echoed = 0;
+  np_pipe_server_set_max_fds_per_message (f->server, 2);
+  g_signal_connect (f->server, "request-received", G_CALLBACK (on_request_echo), NULL);
+  client = np_pipe_client_new (np_pipe_server_get_name (f->server));
+  np_pipe_client_set_max_fds_per_message (client, 1);
+  /* This thread runs the server: the connect returns before its
+   * settings, and the first request waits for them. */
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_no_error (error);
+  np_pipe_client_request_with_fds_async (client, message, three, NULL, async_done_cb, &early);
+  WAIT_UNTIL (early != NULL);
+  g_assert_null (np_pipe_client_request_with_fds_finish (client, early, NULL, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE);
+  g_clear_error (&error);
+
+  np_pipe_client_request_with_fds_async (client, message, three, NULL, async_done_cb, &late);
+  WAIT_UNTIL (late != NULL);
+  g_assert_null (np_pipe_client_request_with_fds_finish (client, late, NULL, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE);
+  g_clear_error (&error);
+  g_assert_cmpuint (n_echoed, ==, 0);
+
+  /* Two reach the server, which sends them back: one more than the
+   * client takes. */
+  np_pipe_client_request_with_fds_async (client, message, two, NULL, async_done_cb, &fits);
+  WAIT_UNTIL (fits != NULL);
+  reply = np_pipe_client_request_with_fds_finish (client, fits, &reply_fds, &error);
+  g_assert_null (reply);
+  g_assert_null (reply_fds);
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE);
+  g_clear_error (&error);
+  g_assert_cmpuint (n_echoed, ==, 1);
+
+  g_assert_true (np_pipe_client_get_connected (client));
+  g_assert_cmpuint (f->n_disconnected, ==, 0);
+}
+
+typedef struct
+{
+  const char   *name;
+  GMainContext *context;
+  gint          ready;
+  gint          stop;
+} ClientThread;
+
+/* Answers with the request's message and descriptors. */
+static gboolean
+on_client_request_echo (NpPipeClient  *client,
+                        NpPipeRequest *request,
+                        gpointer       user_data)
+{
+  np_pipe_request_reply_with_fds (request, np_pipe_request_get_message (request),
+                                  np_pipe_request_get_fd_list (request));
+  return TRUE;
+}
+
+/* A client that runs in a thread and a main context of its own. */
+static gpointer
+client_thread (gpointer data)
+{
+  ClientThread *t = data;
+  g_autoptr(NpPipeClient) client = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_main_context_push_thread_default (t->context);
+  client = np_pipe_client_new (t->name);
+  g_signal_connect (client, "request-received", G_CALLBACK (on_client_request_echo), NULL);
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_no_error (error);
+  g_atomic_int_set (&t->ready, TRUE);
+  /* The main thread may be waiting for that alone. */
+  g_main_context_wakeup (NULL);
+  while (!g_atomic_int_get (&t->stop))
+    g_main_context_iteration (t->context, TRUE);
+  np_pipe_client_close (client);
+  g_clear_object (&client);
+  g_main_context_pop_thread_default (t->context);
+
+  return NULL;
+}
+
+/* The server asks, blocking, a client that runs in another thread: a
+ * plain request gets a plain reply, and one with a memfd gets it back. */
+static void
+test_connection_request_sync (Fixture       *f,
+                              gconstpointer  data)
+{
+  ClientThread t = { np_pipe_server_get_name (f->server), g_main_context_new (), FALSE, FALSE };
+  g_autoptr(GBytes) message = text ("from the server, waiting");
+  g_autoptr(GError) error = NULL;
+  NpPipeConnection *connection;
+  GThread *thread;
+
+  thread = g_thread_new ("client", client_thread, &t);
+  WAIT_UNTIL (f->connections->len == 1 && g_atomic_int_get (&t.ready));
+  connection = f->connections->pdata[0];
+
+  {
+    g_autoptr(GUnixFDList) reply_fds = NULL;
+    g_autoptr(GBytes) reply = NULL;
+
+    reply = np_pipe_connection_request_with_fds_sync (connection, message, NULL, &reply_fds,
+                                                      NULL, &error);
+    g_assert_no_error (error);
+    g_assert_true (g_bytes_equal (reply, message));
+    g_assert_null (reply_fds);
+  }
+
+  {
+    g_autoptr(GUnixFDList) fds = fd_list_with ("the server's, and back");
+    g_autoptr(GUnixFDList) reply_fds = NULL;
+    g_autoptr(GBytes) reply = NULL;
+    g_autofree char *contents = NULL;
+
+    reply = np_pipe_connection_request_with_fds_sync (connection, message, fds, &reply_fds,
+                                                      NULL, &error);
+    g_assert_no_error (error);
+    g_assert_true (g_bytes_equal (reply, message));
+    contents = read_fd_list (reply_fds);
+    g_assert_cmpstr (contents, ==, "the server's, and back");
+  }
+
+  g_atomic_int_set (&t.stop, TRUE);
+  g_main_context_wakeup (t.context);
+  g_thread_join (thread);
+  g_main_context_unref (t.context);
+  WAIT_UNTIL (f->n_disconnected == 1);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -577,6 +1200,13 @@ main (int   argc,
   g_test_add_func ("/Np/Fds/peer-without-fds", test_peer_without_fds);
   g_test_add_func ("/Np/Fds/early-to-peer-without-fds", test_early_to_peer_without_fds);
   ADD ("/Np/Fds/queued-dropped-on-close", test_queued_dropped_on_close, NULL);
+  ADD ("/Np/Fds/request/memfd-both-ways", test_request_reply_memfd, NULL);
+  g_test_add_func ("/Np/Fds/request/to-version-3", test_request_to_version_3);
+  ADD ("/Np/Fds/request/reply-to-version-3", test_reply_to_version_3, NULL);
+  ADD ("/Np/Fds/request/unhandled-closed", test_request_fds_closed, NULL);
+  ADD ("/Np/Fds/request/cancelled", test_request_fds_cancelled, NULL);
+  ADD ("/Np/Fds/request/connection-sync", test_connection_request_sync, NULL);
+  ADD ("/Np/Fds/request/fds-limit", test_request_fds_limit, NULL);
 
   ret = g_test_run ();
 

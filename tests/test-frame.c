@@ -260,6 +260,67 @@ test_requests (void)
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
 }
 
+/* Requests and replies with descriptors: their count in byte 5, only
+ * from version 4 on. */
+static void
+test_requests_with_fds (void)
+{
+  static const NpFrameType types[] = { NP_FRAME_REQUEST_FDS, NP_FRAME_REPLY_FDS };
+
+  for (guint i = 0; i < G_N_ELEMENTS (types); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      guint8 bytes[NP_REQUEST_HEADER_SIZE];
+      NpFrameHeader header;
+
+      np_request_header_encode_fds (bytes, types[i], 0x0a0b0c0d, 100, 3);
+      g_assert_cmpuint (bytes[4], ==, types[i]);
+      g_assert_cmpuint (bytes[5], ==, 3);
+      g_assert_true (np_frame_header_decode (bytes, NP_PROTOCOL_SETTINGS, 4096, &header, &error));
+      g_assert_no_error (error);
+      g_assert_cmpuint (header.type, ==, types[i]);
+      g_assert_cmpuint (header.length, ==, 104);
+      g_assert_cmpuint (header.n_fds, ==, 3);
+      g_assert_cmpuint (np_request_id_decode (bytes + NP_FRAME_HEADER_SIZE), ==, 0x0a0b0c0d);
+
+      /* Version 3 has no such frames. */
+      g_assert_false (np_frame_header_decode (bytes, NP_PROTOCOL_FDS, 4096, &header, &error));
+      g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+      g_clear_error (&error);
+
+      /* The message is held to the limit, the id aside. */
+      np_request_header_encode_fds (bytes, types[i], 1, 4097, 1);
+      g_assert_false (np_frame_header_decode (bytes, NP_PROTOCOL_SETTINGS, 4096, &header, &error));
+      g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE);
+      g_clear_error (&error);
+
+      /* One that carries none, or has no id, is malformed. */
+      bytes[5] = 0;
+      g_assert_false (np_frame_header_decode (bytes, NP_PROTOCOL_SETTINGS, 4096, &header, &error));
+      g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+      g_clear_error (&error);
+      np_frame_header_encode (bytes, types[i], 3);
+      bytes[5] = 1;
+      g_assert_false (np_frame_header_decode (bytes, NP_PROTOCOL_SETTINGS, 4096, &header, &error));
+      g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+      g_clear_error (&error);
+    }
+
+  /* A plain request counts no descriptors, in version 4 too. */
+  {
+    g_autoptr(GError) error = NULL;
+    guint8 bytes[NP_REQUEST_HEADER_SIZE];
+    NpFrameHeader header;
+
+    np_request_header_encode (bytes, NP_FRAME_REQUEST, 1, 10);
+    g_assert_true (np_frame_header_decode (bytes, NP_PROTOCOL_SETTINGS, 4096, &header, &error));
+    g_assert_cmpuint (header.n_fds, ==, 0);
+    bytes[5] = 1;
+    g_assert_false (np_frame_header_decode (bytes, NP_PROTOCOL_SETTINGS, 4096, &header, &error));
+    g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+  }
+}
+
 static void
 test_error_replies (void)
 {
@@ -445,6 +506,7 @@ main (int   argc,
   g_test_add_func ("/Np/Frame/goodbye", test_goodbye);
   g_test_add_func ("/Np/Frame/goodbye/long-reason", test_goodbye_long_reason);
   g_test_add_func ("/Np/Frame/requests", test_requests);
+  g_test_add_func ("/Np/Frame/requests-with-fds", test_requests_with_fds);
   g_test_add_func ("/Np/Frame/error-replies", test_error_replies);
   g_test_add_func ("/Np/Frame/error-domains-bounded", test_error_domains_bounded);
   g_test_add_func ("/Np/Frame/error-reply-id-only", test_error_reply_id_only);

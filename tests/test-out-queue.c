@@ -196,6 +196,41 @@ test_remove_everything_left (void)
   np_out_queue_clear (&queue);
 }
 
+/* A frame with descriptors taken out takes them along: the small frames
+ * queued after it, in the same chunk, go without them. */
+static void
+test_remove_with_fds (void)
+{
+  g_autoptr(GByteArray) out = g_byte_array_new ();
+  g_autoptr(GUnixFDList) fds = g_unix_fd_list_new ();
+  g_autoptr(GBytes) payload = payload_new (1, 30);
+  const guint indices[] = { 0, 2 };
+  const gsize sizes[] = { 10, 12 };
+  guint8 header[8];
+  guint64 start;
+  NpOutQueue queue;
+
+  np_out_queue_init (&queue);
+  push (&queue, 0, 10);
+  memcpy (header, &(guint32) { 1 }, 4);
+  memcpy (header + 4, &(guint32) { 30 }, 4);
+  start = np_out_queue_push_frame_with_fds (&queue, header, sizeof header, payload, fds);
+  push (&queue, 2, 12);
+
+  g_assert_true (np_out_queue_remove (&queue, start, start + 8 + 30));
+  g_assert_null (np_out_queue_peek_fds (&queue));
+  drain (&queue, out, 4096);
+  assert_frames (out, indices, sizes, G_N_ELEMENTS (indices));
+
+  /* And when it is the first frame queued. */
+  start = np_out_queue_push_frame_with_fds (&queue, header, sizeof header, payload, fds);
+  push (&queue, 2, 12);
+  g_assert_nonnull (np_out_queue_peek_fds (&queue));
+  g_assert_true (np_out_queue_remove (&queue, start, start + 8 + 30));
+  g_assert_null (np_out_queue_peek_fds (&queue));
+  np_out_queue_clear (&queue);
+}
+
 /* Cutting keeps the frame being written whole, and whatever whole frames
  * share its chunk, and nothing after. */
 static void
@@ -275,6 +310,7 @@ main (int   argc,
   g_test_add_func ("/Np/OutQueue/coalesce-and-reference", test_coalesce_and_reference);
   g_test_add_func ("/Np/OutQueue/remove", test_remove);
   g_test_add_func ("/Np/OutQueue/remove-everything-left", test_remove_everything_left);
+  g_test_add_func ("/Np/OutQueue/remove-with-fds", test_remove_with_fds);
   g_test_add_func ("/Np/OutQueue/cut", test_cut);
 
   return g_test_run ();

@@ -153,6 +153,28 @@ GBytes       *np_pipe_client_request_sync         (NpPipeClient         *self,
                                                    GCancellable         *cancellable,
                                                    GError              **error);
 NP_AVAILABLE_IN_ALL
+void          np_pipe_client_request_with_fds_async
+                                                  (NpPipeClient         *self,
+                                                   GBytes               *request,
+                                                   GUnixFDList          *fd_list,
+                                                   GCancellable         *cancellable,
+                                                   GAsyncReadyCallback   callback,
+                                                   gpointer              user_data);
+NP_AVAILABLE_IN_ALL
+GBytes       *np_pipe_client_request_with_fds_finish
+                                                  (NpPipeClient         *self,
+                                                   GAsyncResult         *result,
+                                                   GUnixFDList         **out_fd_list,
+                                                   GError              **error);
+NP_AVAILABLE_IN_ALL
+GBytes       *np_pipe_client_request_with_fds_sync
+                                                  (NpPipeClient         *self,
+                                                   GBytes               *request,
+                                                   GUnixFDList          *fd_list,
+                                                   GUnixFDList         **out_fd_list,
+                                                   GCancellable         *cancellable,
+                                                   GError              **error);
+NP_AVAILABLE_IN_ALL
 guint64       np_pipe_client_get_queued_bytes     (NpPipeClient         *self);
 NP_AVAILABLE_IN_ALL
 void          np_pipe_client_close                (NpPipeClient         *self);

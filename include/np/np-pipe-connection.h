@@ -88,6 +88,27 @@ GBytes       *np_pipe_connection_request_finish        (NpPipeConnection  *self,
                                                         GAsyncResult      *result,
                                                         GError           **error);
 NP_AVAILABLE_IN_ALL
+void          np_pipe_connection_request_with_fds_async
+                                                       (NpPipeConnection  *self,
+                                                        GBytes            *request,
+                                                        GUnixFDList       *fd_list,
+                                                        GCancellable      *cancellable,
+                                                        GAsyncReadyCallback callback,
+                                                        gpointer           user_data);
+NP_AVAILABLE_IN_ALL
+GBytes       *np_pipe_connection_request_with_fds_finish
+                                                       (NpPipeConnection  *self,
+                                                        GAsyncResult      *result,
+                                                        GUnixFDList      **out_fd_list,
+                                                        GError           **error);
+NP_AVAILABLE_IN_ALL
+GBytes       *np_pipe_connection_request_with_fds_sync (NpPipeConnection  *self,
+                                                        GBytes            *request,
+                                                        GUnixFDList       *fd_list,
+                                                        GUnixFDList      **out_fd_list,
+                                                        GCancellable      *cancellable,
+                                                        GError           **error);
+NP_AVAILABLE_IN_ALL
 guint64       np_pipe_connection_get_queued_bytes      (NpPipeConnection  *self);
 NP_AVAILABLE_IN_ALL
 void          np_pipe_connection_close                 (NpPipeConnection  *self);

@@ -12,6 +12,7 @@
 #endif
 
 #include <gio/gio.h>
+#include <gio/gunixfdlist.h>
 
 #include "np-pipe-connection.h"
 #include "np-version-macros.h"
@@ -26,12 +27,18 @@ G_DECLARE_FINAL_TYPE (NpPipeRequest, np_pipe_request, NP, PIPE_REQUEST, GObject)
 NP_AVAILABLE_IN_ALL
 GBytes           *np_pipe_request_get_message        (NpPipeRequest *self);
 NP_AVAILABLE_IN_ALL
+GUnixFDList      *np_pipe_request_get_fd_list        (NpPipeRequest *self);
+NP_AVAILABLE_IN_ALL
 NpPipeConnection *np_pipe_request_get_connection     (NpPipeRequest *self);
 NP_AVAILABLE_IN_ALL
 gboolean          np_pipe_request_get_answered       (NpPipeRequest *self);
 NP_AVAILABLE_IN_ALL
 void              np_pipe_request_reply              (NpPipeRequest *self,
                                                       GBytes        *reply);
+NP_AVAILABLE_IN_ALL
+void              np_pipe_request_reply_with_fds     (NpPipeRequest *self,
+                                                      GBytes        *reply,
+                                                      GUnixFDList   *fd_list);
 NP_AVAILABLE_IN_ALL
 void              np_pipe_request_reply_data         (NpPipeRequest *self,
                                                       const guint8  *data,

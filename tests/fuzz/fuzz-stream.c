@@ -48,14 +48,17 @@ on_opened (GObject  *owner,
 
 /* Requests are answered, so that replies are exercised too. */
 static void
-on_request (GObject  *owner,
-            NpStream *stream,
-            guint32   id,
-            GBytes   *message)
+on_request (GObject     *owner,
+            NpStream    *stream,
+            guint32      id,
+            GBytes      *message,
+            GUnixFDList *fds)
 {
+  /* Bytes alone never carry descriptors (see on_message_with_fds()). */
+  g_assert (fds == NULL);
   if (g_bytes_get_size (message) > MAX_MESSAGE_SIZE)
     state->oversize = TRUE;
-  np_stream_reply (stream, id, message, NULL);
+  np_stream_reply (stream, id, message, NULL, NULL);
 }
 
 /* Bytes alone never carry descriptors: a frame that announces some must

@@ -527,6 +527,73 @@ test('descriptors both ways with Gio.UnixFDList, to and from C processes', () =>
     server.stop();
 });
 
+Gio._promisify(Np.PipeClient.prototype, 'request_with_fds_async', 'request_with_fds_finish');
+Gio._promisify(Np.PipeConnection.prototype, 'request_with_fds_async',
+    'request_with_fds_finish');
+
+// A temporary file holding `contents`, opened: its descriptor, to pass,
+// and its path, to remove. Written through a description of its own, so
+// that the descriptor still reads from the start.
+function fileWith(contents) {
+    const [fd, path] = GLib.file_open_tmp('np-gjs-XXXXXX');
+    const io = Gio.File.new_for_path(path).open_readwrite(null);
+    io.get_output_stream().write_bytes(encoder.encode(contents), null);
+    io.close(null);
+    return {fd, path};
+}
+
+// What the one descriptor of `fds` holds, read through /proc, where it
+// opens anew at its start.
+function readFdList(fds) {
+    assertEqual(fds.get_length(), 1, 'one descriptor');
+    const [, contents] = GLib.file_get_contents(`/proc/self/fd/${fds.peek_fds()[0]}`);
+    return decoder.decode(contents);
+}
+
+test('a request and its reply carry descriptors, as Gio.UnixFDList', async () => {
+    const {server, events} = startServer();
+    const files = [];
+    const asked = [];
+    server.connect('request-received', (_s, _connection, request) => {
+        asked.push(readFdList(request.get_fd_list()));
+        const answer = fileWith(`answer to ${asked.at(-1)}`);
+        files.push(answer.path);
+        request.reply_with_fds(request.get_message(),
+            Gio.UnixFDList.new_from_array([answer.fd]));
+        return true;
+    });
+    const c = startClient(server.get_name());
+    const question = fileWith('the client\'s file');
+    files.push(question.path);
+    const [reply, replyFds] = await c.client.request_with_fds_async(encoder.encode('open'),
+        Gio.UnixFDList.new_from_array([question.fd]), null);
+    assertEqual(text(reply), 'open', 'the reply');
+    assertEqual(asked.join(), 'the client\'s file', 'what the server read');
+    assertEqual(readFdList(replyFds), 'answer to the client\'s file', 'what the client read');
+
+    // The other way, and a plain request that gets no list.
+    c.client.connect('request-received', (_c, request) => {
+        request.reply_with_fds(request.get_message(), request.get_fd_list());
+        return true;
+    });
+    waitUntil(() => events.connected.length === 1);
+    const back = fileWith('there and back');
+    files.push(back.path);
+    const [echo, echoFds] = await events.connected[0].request_with_fds_async(
+        encoder.encode('echo'), Gio.UnixFDList.new_from_array([back.fd]), null);
+    assertEqual(text(echo), 'echo', 'the client answered');
+    assertEqual(readFdList(echoFds), 'there and back', 'the descriptor came back');
+    const [plain, plainFds] = await events.connected[0].request_with_fds_async(
+        encoder.encode('plain'), null, null);
+    assertEqual(text(plain), 'plain', 'a plain request answered');
+    assertEqual(plainFds, null, 'with no list');
+
+    c.client.close();
+    server.stop();
+    for (const path of files)
+        GLib.unlink(path);
+});
+
 // Awaiting a test that returns a promise lets the main loop run until it
 // settles (a top-level await does that in GJS).
 print(`1..${tests.length}`);

@@ -59,6 +59,19 @@ def stop_peer(process):
     return process.wait_check(None)
 
 
+def memfd_with(data):
+    fd = os.memfd_create("np-python-test")
+    os.write(fd, data)
+    return fd
+
+
+def read_fd(fd):
+    """What fd holds, from its start, read through a duplicate."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    with os.fdopen(os.dup(fd), "rb") as f:
+        return f.read()
+
+
 def pattern(size, seed):
     return bytes((seed + i * 7) & 0xFF for i in range(256)) * (size // 256) + bytes(size % 256)
 
@@ -1000,6 +1013,55 @@ class TestFileDescriptors(NpTestCase):
         self.assertEqual({bytes(data) for _, data in self.events.messages}, {b"unasked"})
         self.assertEqual(len(os.listdir("/proc/self/fd")), before)
         client.client.close()
+
+    def test_request_and_reply_with_memfds(self):
+        asked = []
+
+        def on_request(server, connection, request):
+            fds = request.get_fd_list()
+            asked.append(read_fd(fds.peek_fds()[0]))
+            answer = memfd_with(b"answer to " + asked[-1])
+            reply = Gio.UnixFDList.new_from_array([answer])
+            request.reply_with_fds(request.get_message(), reply)
+            return True
+
+        self.server.connect("request-received", on_request)
+        client = Client(self.server.get_name())
+        callback, done = finish_when_done(client.client.request_with_fds_finish)
+        fds = Gio.UnixFDList.new_from_array([memfd_with(b"the client's memfd")])
+        client.client.request_with_fds_async(GLib.Bytes.new(b"open"), fds, None, callback)
+        wait_until(lambda: done)
+        (reply, reply_fds), _ = done[0]
+        self.assertEqual(reply.get_data(), b"open")
+        self.assertEqual(asked, [b"the client's memfd"])
+        self.assertEqual(reply_fds.get_length(), 1)
+        self.assertEqual(read_fd(reply_fds.peek_fds()[0]), b"answer to the client's memfd")
+
+        # A plain request, asked with the same call, gets no list.
+        self.server.disconnect_by_func(on_request)
+        self.server.connect("request-received",
+                            lambda s, c, r: r.reply_with_fds(r.get_message(), None) or True)
+        callback, done = finish_when_done(client.client.request_with_fds_finish)
+        client.client.request_with_fds_async(GLib.Bytes.new(b"plain"), None, None, callback)
+        wait_until(lambda: done)
+        (reply, reply_fds), _ = done[0]
+        self.assertEqual(reply.get_data(), b"plain")
+        self.assertIsNone(reply_fds)
+        client.client.close()
+
+    def test_request_sync_with_a_memfd_to_a_c_server(self):
+        peer = os.path.join(os.environ["NP_TEST_BUILDDIR"], "np-test-peer")
+        name = "c-server-for-python-fds"
+        process = start_peer([peer, "serve", name])
+        client = Np.PipeClient.new(name)
+        client.connect_sync(None)
+        # The C server answers with the request's message and descriptors.
+        fds = Gio.UnixFDList.new_from_array([memfd_with(b"there and back")])
+        reply, reply_fds = client.request_with_fds_sync(GLib.Bytes.new(b"echo"), fds, None)
+        self.assertEqual(reply.get_data(), b"echo")
+        self.assertEqual(read_fd(reply_fds.peek_fds()[0]), b"there and back")
+        client.close()
+        self.assertTrue(stop_peer(process))
 
     def test_max_fds_per_message(self):
         # The server announces its limit in its handshake: a send past it

@@ -12,6 +12,11 @@ int main () {
 
     var server = new Np.PipeServer (null);
     Bytes? received = null;
+    /* Answered with what came, descriptors included. */
+    server.request_received.connect ((connection, request) => {
+        request.reply_with_fds (request.get_message (), request.get_fd_list ());
+        return true;
+    });
     server.message_received.connect ((connection, message) => {
         received = message;
         try {
@@ -35,6 +40,24 @@ int main () {
 
         assert (received.compare (echoed) == 0);
         assert (echoed.compare (new Bytes ("hello from Vala".data)) == 0);
+
+        /* A request with no descriptors gets a reply with none. */
+        Bytes? reply = null;
+        UnixFDList? reply_fds = null;
+        Error? failure = null;
+        client.request_with_fds_async.begin (new Bytes ("asked from Vala".data), null, null, (obj, res) => {
+            try {
+                reply = client.request_with_fds_async.end (res, out reply_fds);
+            } catch (Error e) {
+                failure = e;
+            }
+        });
+        while (reply == null && failure == null)
+            MainContext.default ().iteration (true);
+        if (failure != null)
+            throw failure;
+        assert (reply.compare (new Bytes ("asked from Vala".data)) == 0);
+        assert (reply_fds == null);
         client.close ();
     } catch (Error e) {
         if (e is Np.PipeError.NOT_FOUND)
@@ -43,6 +66,6 @@ int main () {
     }
 
     server.stop ();
-    print ("1..1\nok 1 the Vala bindings send and receive\n");
+    print ("1..1\nok 1 the Vala bindings send, receive and ask\n");
     return 0;
 }
