@@ -260,6 +260,15 @@ np_holder (const char *address,
 
   bench_report ("memory %f", (double) (bench_rss_bytes () - before) / conns);
 
+  /* The idler's connects complete with the server's handshake: serve
+   * until it is done. */
+  {
+    g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+
+    g_unix_fd_add (STDIN_FILENO, G_IO_IN | G_IO_HUP, bench_stdin_closed_cb, loop);
+    g_main_loop_run (loop);
+  }
+
   return 0;
 }
 
