@@ -96,6 +96,7 @@ np_source (const char *address,
 
   for (guint i = 0; i < conns; i++)
     g_ptr_array_add (clients, client_new (address));
+  bench_connected_wait_go ();
 
   for (guint64 n = 0; n < per_conn; n++)
     {

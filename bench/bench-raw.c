@@ -274,6 +274,7 @@ source (const char *address,
 
   for (guint i = 0; i < conns; i++)
     fds[i] = connect_to (address);
+  bench_connected_wait_go ();
 
   for (guint64 n = 0; n < per_conn; n++)
     {

@@ -85,6 +85,7 @@ zmq_source (const char *address,
 
   for (guint i = 0; i < conns; i++)
     pushes[i] = socket_new (context, ZMQ_PUSH, address, FALSE);
+  bench_connected_wait_go ();
 
   for (guint64 n = 0; n < per_conn; n++)
     for (guint i = 0; i < conns; i++)

@@ -84,6 +84,8 @@ extern const BenchTransport bench_zmq;
 
 /* Shared helpers (np-bench.c) */
 void    bench_ready          (void);
+void    bench_connected_wait_go
+                             (void);
 void    bench_report         (const char *format, ...) G_GNUC_PRINTF (1, 2);
 gint64  bench_rss_bytes      (void);
 int     bench_compare_double (gconstpointer a, gconstpointer b);

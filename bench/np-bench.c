@@ -37,6 +37,19 @@ bench_ready (void)
   bench_report ("ready");
 }
 
+/* A source has made its connections: it says so, and starts sending once
+ * every source has (the orchestrator writes a line to its stdin), so that
+ * a rate measures the messages, not connections made meanwhile. */
+void
+bench_connected_wait_go (void)
+{
+  char buf[64];
+
+  bench_report ("connected");
+  if (fgets (buf, sizeof buf, stdin) == NULL)
+    exit (1);
+}
+
 void
 bench_report (const char *format,
               ...)
@@ -516,6 +529,18 @@ measure_oneway (const Scenario       *s,
       g_autofree char *conns_str = g_strdup_printf ("%u", conns);
 
       g_ptr_array_add (senders, child_spawn ("source", t, address, conns_str, per_conn_str, size, NULL));
+    }
+
+  /* Every source connected before any sends. */
+  for (guint i = 0; i < senders->len; i++)
+    child_expect (g_ptr_array_index (senders, i), "connected");
+  for (guint i = 0; i < senders->len; i++)
+    {
+      Child *sender = g_ptr_array_index (senders, i);
+
+      if (!g_output_stream_write_all (g_subprocess_get_stdin_pipe (sender->process), "go\n", 3,
+                                      NULL, NULL, NULL))
+        g_error ("A benchmark process did not take its start");
     }
 
   rate = child_number (sink, "rate", NULL);
