@@ -39,15 +39,13 @@ typedef enum
   NP_OP_REQUEST, /* done when the reply arrives */
 } NpOpKind;
 
-/* Where np_stream_request_sync() waits for its op. */
+/* Where np_stream_request_sync() waits for its op: what any blocking
+ * call waits on (np_stream_block()), and the reply. */
 typedef struct
 {
-  GMutex    mutex;
-  GCond     cond;
-  gboolean  done;
-  GBytes   *reply;
-  GUnixFDList *reply_fds;
-  GError   *error;
+  NpStreamWait  base;
+  GBytes       *reply;
+  GUnixFDList  *reply_fds;
 } NpSyncWait;
 
 /* An asynchronous call waiting on the stream (or a blocking one, with

@@ -724,58 +724,19 @@ np_stream_get_supports_requests (NpStream *self)
 
 /* Blocking requests */
 
-/* How long a thread that took the stream's context for itself keeps it
- * between looks at whether another thread wants it, and how long it then
- * leaves it to that thread. */
-#define NP_SYNC_SLICE_MSEC 50
-#define NP_SYNC_YIELD_MSEC 5
-/* A context iterated this recently has a thread that runs it, and will
- * read the reply: a blocking request then waits for that thread instead
- * of taking the context from it. */
-#define NP_SYNC_RUNNING_MSEC 200
-
-/* Sleeps until @wait is done, @cancellable cancelled, @msec passed or
- * @deadline (-1: none) came. */
-static void
-np_sync_wait_for (NpSyncWait   *wait,
-                  GCancellable *cancellable,
-                  guint         msec,
-                  gint64        deadline)
-{
-  g_mutex_lock (&wait->mutex);
-  if (!wait->done && !g_cancellable_is_cancelled (cancellable))
-    {
-      gint64 until = g_get_monotonic_time () + msec * G_TIME_SPAN_MILLISECOND;
-
-      if (deadline >= 0)
-        until = MIN (until, deadline);
-      g_cond_wait_until (&wait->cond, &wait->mutex, until);
-    }
-  g_mutex_unlock (&wait->mutex);
-}
-
+/* Gives the blocked caller the result of @op, its request. */
 void
 np_sync_wait_done (NpSyncWait *wait,
                    NpOp       *op)
 {
-  g_mutex_lock (&wait->mutex);
+  g_autoptr(GError) error = g_steal_pointer (&op->error);
+
+  g_mutex_lock (&wait->base.mutex);
   wait->reply = g_steal_pointer (&op->reply);
   wait->reply_fds = g_steal_pointer (&op->reply_fds);
-  wait->error = g_steal_pointer (&op->error);
-  wait->done = TRUE;
-  g_cond_broadcast (&wait->cond);
-  g_mutex_unlock (&wait->mutex);
-}
+  g_mutex_unlock (&wait->base.mutex);
 
-static void
-np_sync_wait_cancelled (GCancellable *cancellable,
-                        gpointer      data)
-{
-  NpSyncWait *wait = data;
-
-  g_mutex_lock (&wait->mutex);
-  g_cond_broadcast (&wait->cond);
-  g_mutex_unlock (&wait->mutex);
+  np_stream_wait_done (&wait->base, error);
 }
 
 /* Takes @op, a request no longer waited for, out of the stream. */
@@ -825,10 +786,10 @@ np_stream_abandon_sync_request (NpStream   *self,
 {
   np_stream_drop_sync_request (self, op);
 
-  g_mutex_lock (&wait->mutex);
-  while (!wait->done)
-    g_cond_wait (&wait->cond, &wait->mutex);
-  g_mutex_unlock (&wait->mutex);
+  g_mutex_lock (&wait->base.mutex);
+  while (!wait->base.done)
+    g_cond_wait (&wait->base.cond, &wait->base.mutex);
+  g_mutex_unlock (&wait->base.mutex);
 }
 
 /* Sends @message as a request, with @fds (NULL or empty: none), and
@@ -852,14 +813,12 @@ np_stream_request_sync (NpStream      *self,
   NpSyncWait wait = { 0 };
   GError *local_error = NULL;
   gint64 deadline = -1;
-  gulong cancel_id;
   NpOp *op = NULL;
 
   if (g_cancellable_set_error_if_cancelled (cancellable, error))
     return NULL;
 
-  g_mutex_init (&wait.mutex);
-  g_cond_init (&wait.cond);
+  np_stream_wait_init (&wait.base);
 
   /* A peer that went away may have said why: that is the error. */
   np_stream_read_after_hangup (self);
@@ -888,78 +847,35 @@ np_stream_request_sync (NpStream      *self,
 
   if (op == NULL)
     {
-      g_mutex_clear (&wait.mutex);
-      g_cond_clear (&wait.cond);
+      np_stream_wait_clear (&wait.base);
       g_propagate_error (error, local_error);
       return NULL;
     }
 
-  cancel_id = cancellable != NULL
-              ? g_cancellable_connect (cancellable, G_CALLBACK (np_sync_wait_cancelled), &wait, NULL)
-              : 0;
-
-  for (;;)
+  /* Given up (cancelled, or past the timeout): once the request is
+   * taken out, or completed by another thread meanwhile, it is done. */
+  if (!np_stream_block (self, &wait.base, deadline, cancellable))
     {
-      gboolean done;
-      gint64 left = deadline < 0 ? -1 : deadline - g_get_monotonic_time ();
-      gboolean acquired = FALSE;
-
-      g_mutex_lock (&wait.mutex);
-      done = wait.done;
-      g_mutex_unlock (&wait.mutex);
-      if (done)
-        break;
-
-      if (g_cancellable_is_cancelled (cancellable) || (deadline >= 0 && left <= 0))
+      np_stream_abandon_sync_request (self, op, &wait);
+      if (wait.reply == NULL && wait.base.error == NULL)
         {
-          np_stream_abandon_sync_request (self, op, &wait);
-          if (wait.reply == NULL && wait.error == NULL)
-            {
-              if (g_cancellable_is_cancelled (cancellable))
-                wait.error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                                                  "Operation was cancelled");
-              else
-                wait.error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
-                                                  "the peer did not answer the request within %u ms",
-                                                  self->request_timeout);
-            }
-          break;
+          if (g_cancellable_is_cancelled (cancellable))
+            wait.base.error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                                   _("Operation was cancelled"));
+          else
+            wait.base.error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
+                                                   _("the peer did not answer the request "
+                                                     "within %u ms"),
+                                                   self->request_timeout);
         }
-
-      if (g_main_context_is_owner (self->context) ||
-          (!np_flusher_context_is_running (self->flusher, NP_SYNC_RUNNING_MSEC) &&
-           (acquired = g_main_context_acquire (self->context))))
-        {
-          /* Holding a context another thread may want to run, hold it
-           * for short stretches only. */
-          np_stream_poll_once (self,
-                               acquired ? (gint) MIN (left < 0 ? G_MAXINT64 : (left + 999) / 1000,
-                                                      NP_SYNC_SLICE_MSEC)
-                                        : (left < 0 ? -1 : (gint) ((left + 999) / 1000)),
-                               cancellable);
-          if (acquired)
-            {
-              /* A thread waiting for the context was woken by the
-               * release: let it take the context before looking again. */
-              g_main_context_release (self->context);
-              np_sync_wait_for (&wait, cancellable, NP_SYNC_YIELD_MSEC, deadline);
-            }
-        }
-      else
-        /* The thread that runs the context reads the reply. Woken by the
-         * reply or the cancellable; the slice only catches a context that
-         * a thread stopped running. */
-        np_sync_wait_for (&wait, cancellable, 100, deadline);
     }
 
-  if (cancellable != NULL)
-    g_cancellable_disconnect (cancellable, cancel_id);
-  g_mutex_clear (&wait.mutex);
-  g_cond_clear (&wait.cond);
+  local_error = g_steal_pointer (&wait.base.error);
+  np_stream_wait_clear (&wait.base);
 
-  if (wait.error != NULL)
+  if (local_error != NULL)
     {
-      g_propagate_error (error, wait.error);
+      g_propagate_error (error, local_error);
       g_clear_pointer (&wait.reply, g_bytes_unref);
       g_clear_object (&wait.reply_fds);
       return NULL;
