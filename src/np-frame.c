@@ -104,6 +104,45 @@ np_frame_header_encode_fds (guint8  out[NP_FRAME_HEADER_SIZE],
   out[5] = n_fds;
 }
 
+/* A frame that carries descriptors counts at least one. */
+static gboolean
+check_fds (guint8   n_fds,
+           GError **error)
+{
+  if (n_fds > 0)
+    return TRUE;
+
+  g_set_error_literal (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                       _("Malformed frame: a frame with descriptors carries none"));
+  return FALSE;
+}
+
+/* A payload of @length: the @id_len bytes of a request id, if any, then
+ * a message of at most @max_message_size. */
+static gboolean
+check_body (guint32   length,
+            guint32   id_len,
+            guint32   max_message_size,
+            GError  **error)
+{
+  if (length < id_len)
+    {
+      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                   _("Malformed frame: a request or reply of %u bytes has no id"), length);
+      return FALSE;
+    }
+
+  if (length - id_len > max_message_size)
+    {
+      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
+                   _("Message of %u bytes exceeds the limit of %u bytes"),
+                   length - id_len, max_message_size);
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
 /* Decodes a frame header, checking it against what the peer may send:
  * the frame types of @version, a message no larger than
  * @max_message_size. */
@@ -135,31 +174,15 @@ np_frame_header_decode (const guint8   in[NP_FRAME_HEADER_SIZE],
   switch (type)
     {
     case NP_FRAME_MESSAGE:
-      if (length > max_message_size)
-        {
-          g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
-                       "Message of %u bytes exceeds the limit of %u bytes",
-                       length, max_message_size);
-          return FALSE;
-        }
+      if (!check_body (length, 0, max_message_size, error))
+        return FALSE;
       break;
 
     case NP_FRAME_MESSAGE_FDS:
       if (version < NP_PROTOCOL_FDS)
         goto unknown;
-      if (n_fds == 0)
-        {
-          g_set_error_literal (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                               "Malformed frame: a message with descriptors carries none");
-          return FALSE;
-        }
-      if (length > max_message_size)
-        {
-          g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
-                       "Message of %u bytes exceeds the limit of %u bytes",
-                       length, max_message_size);
-          return FALSE;
-        }
+      if (!check_fds (n_fds, error) || !check_body (length, 0, max_message_size, error))
+        return FALSE;
       break;
 
     case NP_FRAME_PING:
@@ -178,44 +201,16 @@ np_frame_header_decode (const guint8   in[NP_FRAME_HEADER_SIZE],
     case NP_FRAME_REPLY:
       if (version < NP_PROTOCOL_REQUESTS)
         goto unknown;
-      if (length < 4)
-        {
-          g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                       "Malformed frame: a request or reply of %u bytes has no id", length);
-          return FALSE;
-        }
-      if ((guint64) length - 4 > max_message_size)
-        {
-          g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
-                       "Message of %u bytes exceeds the limit of %u bytes",
-                       length - 4, max_message_size);
-          return FALSE;
-        }
+      if (!check_body (length, 4, max_message_size, error))
+        return FALSE;
       break;
 
     case NP_FRAME_REQUEST_FDS:
     case NP_FRAME_REPLY_FDS:
       if (version < NP_PROTOCOL_SETTINGS)
         goto unknown;
-      if (n_fds == 0)
-        {
-          g_set_error_literal (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                               "Malformed frame: a request or reply with descriptors carries none");
-          return FALSE;
-        }
-      if (length < 4)
-        {
-          g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                       "Malformed frame: a request or reply of %u bytes has no id", length);
-          return FALSE;
-        }
-      if ((guint64) length - 4 > max_message_size)
-        {
-          g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
-                       "Message of %u bytes exceeds the limit of %u bytes",
-                       length - 4, max_message_size);
-          return FALSE;
-        }
+      if (!check_fds (n_fds, error) || !check_body (length, 4, max_message_size, error))
+        return FALSE;
       break;
 
     case NP_FRAME_SETTINGS:
