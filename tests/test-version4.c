@@ -465,6 +465,55 @@ test_stray_fds_at_end (Fixture       *f,
     }
 }
 
+static void
+welcome_cb (NpPipeServer     *server,
+            NpPipeConnection *connection,
+            gpointer          data)
+{
+  g_autoptr(GBytes) welcome = g_bytes_new_static ("welcome", 7);
+
+  g_assert_true (np_pipe_connection_send (connection, welcome, NULL));
+}
+
+static void
+record_connected_cb (NpPipeClient *client,
+                     GString      *events)
+{
+  g_string_append (events, "connected;");
+}
+
+static void
+record_message_cb (NpPipeClient *client,
+                   GBytes       *message,
+                   GString      *events)
+{
+  g_string_append_len (events, g_bytes_get_data (message, NULL), g_bytes_get_size (message));
+  g_string_append (events, ";");
+}
+
+/* A server that sends from client-connected, before it has the client's
+ * hello and so before its own settings: the client is told it is
+ * connected before the message is delivered, and its connect succeeds. */
+static void
+test_message_before_settings (Fixture       *f,
+                              gconstpointer  data)
+{
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (np_pipe_server_get_name (f->server));
+  g_autoptr(GString) events = g_string_new (NULL);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_signal_connect (f->server, "client-connected", G_CALLBACK (welcome_cb), NULL);
+  g_signal_connect (client, "connected", G_CALLBACK (record_connected_cb), events);
+  g_signal_connect (client, "message-received", G_CALLBACK (record_message_cb), events);
+  np_pipe_client_connect_async (client, NULL, async_done_cb, &result);
+  WAIT_UNTIL (result != NULL && strstr (events->str, "welcome") != NULL);
+
+  g_assert_true (np_pipe_client_connect_finish (client, result, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (events->str, ==, "connected;welcome;");
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -483,6 +532,7 @@ main (int   argc,
   ADD ("/Np/Version4/fds-limit/at-the-call", test_fds_limit);
   ADD ("/Np/Version4/fds-limit/parked", test_fds_limit_parked);
   ADD ("/Np/Version4/stray-fds-at-end", test_stray_fds_at_end);
+  ADD ("/Np/Version4/message-before-settings", test_message_before_settings);
   g_test_add_func ("/Np/Version4/parked-request-too-large", test_parked_request_too_large);
   g_test_add_func ("/Np/Version4/vanished", test_vanished);
   g_test_add_func ("/Np/Version4/older-peer-ends-cleanly", test_older_peer_ends_cleanly);
