@@ -97,10 +97,21 @@ np_server_watch_changed (GFileMonitor      *monitor,
     case G_FILE_MONITOR_EVENT_DELETED:
     case G_FILE_MONITOR_EVENT_MOVED_OUT:
     case G_FILE_MONITOR_EVENT_UNMOUNTED:
-      /* The directory itself went: a monitor of it would never report
-       * again, not even once a directory of that name is made anew. */
-      if (!self->on_parent && !g_file_test (self->dir_path, G_FILE_TEST_IS_DIR))
+      {
+        g_autofree char *path = g_file_get_path (file);
+
+        /* The directory itself went: a monitor of it would never report
+         * again, not even once a directory of that name is made anew.
+         * It may be there again already (made anew before this event
+         * came): then watch the new one, and look once, for what it got
+         * before the watch did. */
+        if (self->on_parent || g_strcmp0 (path, self->dir_path) != 0)
+          return;
+
         np_server_watch_monitor (self);
+        if (!self->on_parent)
+          np_server_watch_call (self, TRUE);
+      }
       return;
 
     default:

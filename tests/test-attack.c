@@ -1670,6 +1670,54 @@ test_reconnect_dir_recreated (void)
   g_rmdir (top);
 }
 
+/* 16b. The same, the directory removed and made anew before the loop
+ * runs: the watch hears that its directory went only once a new one is
+ * there, and must watch that one. */
+static void
+test_reconnect_dir_recreated_at_once (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *top = g_dir_make_tmp ("np-attack-dir-XXXXXX", &error);
+  g_autofree char *dir = g_build_filename (top, "sub", NULL);
+  g_autofree char *path = g_build_filename (dir, "srv", NULL);
+  g_autoptr(NpPipeServer) server = np_pipe_server_new (path);
+  g_autoptr(GAsyncResult) result = NULL;
+  Rc rc = { 0 };
+
+  g_assert_no_error (error);
+  g_assert_cmpint (g_mkdir (dir, 0700), ==, 0);
+  g_assert_true (np_pipe_server_start (server, &error));
+  g_assert_no_error (error);
+
+  rc.errors = g_ptr_array_new_with_free_func (np_test_error_free0);
+  rc.client = np_pipe_client_new (path);
+  g_object_set (rc.client, "auto-reconnect", TRUE, "reconnect-interval", 600000, NULL);
+  g_signal_connect (rc.client, "connected", G_CALLBACK (rc_connected_cb), &rc);
+  g_signal_connect (rc.client, "disconnected", G_CALLBACK (rc_disconnected_cb), &rc);
+  np_pipe_client_connect_async (rc.client, NULL, async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  g_assert_true (np_pipe_client_connect_finish (rc.client, result, &error));
+  g_assert_no_error (error);
+
+  np_pipe_server_stop (server);
+  WAIT_UNTIL (rc.n_disconnected == 1);
+  run_ready (20);
+
+  remove_tree (dir);
+  g_assert_cmpint (g_mkdir (dir, 0700), ==, 0);
+  run_ready (20);
+  g_assert_true (np_pipe_server_start (server, &error));
+  g_assert_no_error (error);
+  WAIT_UNTIL (rc.n_connected == 2);
+
+  np_pipe_client_close (rc.client);
+  g_clear_object (&result);
+  rc_clear (&rc);
+  np_pipe_server_stop (server);
+  remove_tree (dir);
+  g_rmdir (top);
+}
+
 /* 17. A socket left by a dead server, then a server that accepts and
  * never says hello: each attempt is given up after connect-timeout
  * (100 ms) and its connection closed before the next; the client never
@@ -2066,6 +2114,7 @@ static const Isolated isolated_tests[] = {
   { "/Np/Attack/reconnect/dispose-during-attempt", test_dispose_during_attempt, 30 },
   { "/Np/Attack/reconnect/dispose-before-server-appears", test_dispose_before_server_appears, 30 },
   { "/Np/Attack/reconnect/dir-recreated", test_reconnect_dir_recreated, 30 },
+  { "/Np/Attack/reconnect/dir-recreated-at-once", test_reconnect_dir_recreated_at_once, 30 },
   { "/Np/Attack/reconnect/no-hello-server", test_reconnect_no_hello_server, 30 },
   { "/Np/Attack/reconnect/turned-off/in-backoff", test_turned_off_in_backoff, 30 },
   { "/Np/Attack/reconnect/turned-off/in-attempt", test_turned_off_in_attempt, 30 },
