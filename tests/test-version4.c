@@ -465,6 +465,192 @@ test_stray_fds_at_end (Fixture       *f,
     }
 }
 
+/* A raw peer of version 4 that said hello and sent @settings_len bytes
+ * of settings: @flags, then @max_fds. Returns its socket, once the
+ * server's hello and settings are read. */
+static GSocket *
+raw_v4_peer (Fixture *f,
+             guint32  flags,
+             guint32  max_fds,
+             gsize    settings_len)
+{
+  GSocket *socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  g_autofree guint8 *payload = g_malloc0 (settings_len);
+  g_autoptr(GBytes) frame = NULL;
+  g_autoptr(GBytes) theirs = NULL;
+  guint8 hello[12];
+  guint8 type;
+
+  np_test_put_u32 (payload, flags);
+  np_test_put_u32 (payload + 4, max_fds);
+  frame = np_test_frame (NP_TEST_SETTINGS, payload, settings_len);
+  np_test_hello (hello, 4, 1024 * 1024);
+  np_test_raw_write (socket, hello, sizeof hello);
+  np_test_raw_write_bytes (socket, frame);
+  np_test_raw_read_exactly (socket, hello, sizeof hello);
+  theirs = read_frame (socket, &type);
+  g_assert_cmpuint (type, ==, NP_TEST_SETTINGS);
+
+  return socket;
+}
+
+static void
+on_message_fds (NpPipeServer     *server,
+                NpPipeConnection *connection,
+                GBytes           *message,
+                GUnixFDList      *fds,
+                Fixture          *f)
+{
+  g_ptr_array_add (f->messages, g_bytes_ref (message));
+}
+
+/* Settings with every flag set, the longest payload, and no descriptors
+ * taken: the flags are ignored, a send with descriptors to that peer
+ * fails at the call with NOT_SUPPORTED, and the peer may still send
+ * descriptors itself, up to the server's own limit. */
+static void
+test_settings_huge_flags_no_fds (Fixture       *f,
+                                 gconstpointer  data)
+{
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GUnixFDList) one = memfds (1);
+  g_autoptr(GUnixFDList) theirs = memfds (1);
+  g_autoptr(GBytes) message = g_bytes_new_static ("fds", 3);
+  g_autoptr(GBytes) frame = NULL;
+  g_autoptr(GBytes) received = NULL;
+  g_autoptr(GError) error = NULL;
+  NpPipeConnection *connection;
+  guint8 type;
+
+  g_signal_connect (f->server, "message-with-fds-received", G_CALLBACK (on_message_fds), f);
+  socket = raw_v4_peer (f, 0xffffffff, 0, 1024);
+  WAIT_UNTIL (f->connections->len == 1);
+  connection = g_ptr_array_index (f->connections, 0);
+
+  g_assert_false (np_pipe_connection_send_with_fds (connection, message, one, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED);
+  g_clear_error (&error);
+  g_assert_true (np_pipe_connection_send (connection, message, &error));
+  g_assert_no_error (error);
+  received = read_frame (socket, &type);
+  g_assert_cmpuint (type, ==, NP_TEST_MESSAGE);
+  g_assert_true (g_bytes_equal (received, message));
+
+  frame = np_test_frame (NP_TEST_MESSAGE, (const guint8 *) "mine", 4);
+  ((guint8 *) g_bytes_get_data (frame, NULL))[4] = 7;  /* MESSAGE_FDS */
+  ((guint8 *) g_bytes_get_data (frame, NULL))[5] = 1;
+  np_test_raw_send_with_fds (socket, g_bytes_get_data (frame, NULL), g_bytes_get_size (frame),
+                             g_unix_fd_list_peek_fds (theirs, NULL), 1);
+  WAIT_UNTIL (f->messages->len == 1);
+  g_assert_cmpuint (f->errors->len, ==, 0);
+}
+
+/* A peer that said GOODBYE CLOSED and sends on: what follows the
+ * goodbye is not read, and the server closes cleanly, with its own
+ * goodbye, at once, whether the peer closes or not. */
+static void
+test_goodbye_then_frames (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_autoptr(GSocket) socket = raw_v4_peer (f, 0, 16, 8);
+  g_autoptr(GBytes) goodbye = np_test_goodbye (NP_PIPE_ERROR_CLOSED, "closed");
+  g_autoptr(GBytes) late = np_test_frame (NP_TEST_MESSAGE, (const guint8 *) "late", 4);
+  g_autoptr(GBytes) bad = np_test_frame (99, (const guint8 *) "?", 1);
+  g_autoptr(GByteArray) bytes = g_byte_array_new ();
+  g_autoptr(GBytes) theirs = NULL;
+  guint8 type;
+  guint8 byte;
+
+  g_byte_array_append (bytes, g_bytes_get_data (goodbye, NULL), g_bytes_get_size (goodbye));
+  g_byte_array_append (bytes, g_bytes_get_data (late, NULL), g_bytes_get_size (late));
+  g_byte_array_append (bytes, g_bytes_get_data (bad, NULL), g_bytes_get_size (bad));
+  np_test_raw_write (socket, bytes->data, bytes->len);
+
+  WAIT_UNTIL (f->errors->len == 1);
+  g_assert_null (g_ptr_array_index (f->errors, 0));
+  g_assert_cmpuint (f->messages->len, ==, 0);
+  theirs = read_frame (socket, &type);
+  g_assert_cmpuint (type, ==, NP_TEST_GOODBYE);
+  g_assert_cmpuint (np_test_get_u32 (g_bytes_get_data (theirs, NULL)), ==, NP_PIPE_ERROR_CLOSED);
+  g_assert_cmpint (np_test_raw_read (socket, &byte, 1), ==, 0);
+}
+
+/* A peer that says hello and never sends its settings is dropped at the
+ * handshake deadline, with TIMED_OUT, told in a goodbye. */
+static void
+test_no_settings_server (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  g_autoptr(GBytes) theirs = NULL;
+  g_autoptr(GBytes) goodbye = NULL;
+  guint8 hello[12];
+  guint8 type;
+
+  np_pipe_server_set_handshake_timeout (f->server, 200);
+  np_test_hello (hello, 4, 1024);
+  np_test_raw_write (socket, hello, sizeof hello);
+  np_test_raw_read_exactly (socket, hello, sizeof hello);
+  theirs = read_frame (socket, &type);
+  g_assert_cmpuint (type, ==, NP_TEST_SETTINGS);
+
+  goodbye = read_frame (socket, &type);
+  g_assert_cmpuint (type, ==, NP_TEST_GOODBYE);
+  g_assert_cmpuint (np_test_get_u32 (g_bytes_get_data (goodbye, NULL)), ==,
+                    NP_PIPE_ERROR_TIMED_OUT);
+  WAIT_UNTIL (f->errors->len == 1);
+  g_assert_error ((GError *) g_ptr_array_index (f->errors, 0), NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT);
+}
+
+/* A server that says hello and never sends its settings: connect_sync
+ * gives up at the connect timeout, with TIMED_OUT. */
+static void
+test_no_settings_client (void)
+{
+  g_autofree char *name = g_strdup_printf ("hello-only-%u", g_random_int ());
+  const char *args[] = { "serve-as", name, "hello-only", NULL };
+  g_autoptr(GSubprocess) server = np_test_spawn_peer (G_SUBPROCESS_FLAGS_STDIN_PIPE |
+                                                      G_SUBPROCESS_FLAGS_STDOUT_PIPE, args);
+  g_autofree char *line = np_test_read_line (server);
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autoptr(GError) error = NULL;
+  gint64 start;
+
+  g_assert_cmpstr (line, ==, "ready");
+  np_pipe_client_set_auto_reconnect (client, FALSE);
+  np_pipe_client_set_connect_timeout (client, 300);
+  start = g_get_monotonic_time ();
+  g_assert_false (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT);
+  g_assert_cmpint (g_get_monotonic_time () - start, >=, 250 * 1000);
+  g_assert_false (np_pipe_client_get_connected (client));
+
+  g_output_stream_close (g_subprocess_get_stdin_pipe (server), NULL, NULL);
+  g_assert_true (g_subprocess_wait_check (server, NULL, NULL));
+}
+
+/* A request with more descriptors than the server takes ends the
+ * connection with PROTOCOL. */
+static void
+test_request_fds_over_limit (Fixture       *f,
+                             gconstpointer  data)
+{
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GUnixFDList) three = memfds (3);
+  guint8 payload[] = { 0, 0, 0, 1, 'r', 'q' };
+  g_autoptr(GBytes) frame = np_test_frame (9, payload, sizeof payload);
+  const GError *error;
+
+  np_pipe_server_set_max_fds_per_message (f->server, 2);
+  socket = raw_v4_peer (f, 0, 16, 8);
+  ((guint8 *) g_bytes_get_data (frame, NULL))[5] = 3;
+  np_test_raw_send_with_fds (socket, g_bytes_get_data (frame, NULL), g_bytes_get_size (frame),
+                             g_unix_fd_list_peek_fds (three, NULL), 3);
+  WAIT_UNTIL (f->errors->len == 1);
+  error = g_ptr_array_index (f->errors, 0);
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -483,6 +669,11 @@ main (int   argc,
   ADD ("/Np/Version4/fds-limit/at-the-call", test_fds_limit);
   ADD ("/Np/Version4/fds-limit/parked", test_fds_limit_parked);
   ADD ("/Np/Version4/stray-fds-at-end", test_stray_fds_at_end);
+  ADD ("/Np/Version4/settings/huge-flags-no-fds", test_settings_huge_flags_no_fds);
+  ADD ("/Np/Version4/goodbye-then-frames", test_goodbye_then_frames);
+  ADD ("/Np/Version4/no-settings/server", test_no_settings_server);
+  ADD ("/Np/Version4/request-fds-over-limit", test_request_fds_over_limit);
+  g_test_add_func ("/Np/Version4/no-settings/client", test_no_settings_client);
   g_test_add_func ("/Np/Version4/parked-request-too-large", test_parked_request_too_large);
   g_test_add_func ("/Np/Version4/vanished", test_vanished);
   g_test_add_func ("/Np/Version4/older-peer-ends-cleanly", test_older_peer_ends_cleanly);
