@@ -651,6 +651,195 @@ test_request_fds_over_limit (Fixture       *f,
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
 }
 
+static void
+unref_in_disconnected_cb (NpPipeClient *client,
+                          const GError *error,
+                          Disconnects  *d)
+{
+  disconnected_cb (client, error, d);
+  g_object_unref (client);
+}
+
+/* The last reference to a client dropped in its disconnected handler,
+ * run because the server vanished. */
+static void
+test_vanished_unref_in_handler (void)
+{
+  g_autofree char *name = g_strdup_printf ("vanish-unref-%u", g_random_int ());
+  NpTestRawServer *raw = np_test_raw_server_new (name, 8, TRUE);
+  NpPipeClient *client = np_pipe_client_new (name);
+  g_autoptr(GBytes) settings = NULL;
+  g_autoptr(GError) error = NULL;
+  guint8 payload[8] = { 0, 0, 0, 0, 0, 0, 0, 4 };
+  Disconnects d = { 0 };
+  guint opened = 0;
+  guint8 hello[12];
+  GSocket *peer;
+
+  np_pipe_client_set_auto_reconnect (client, FALSE);
+  g_signal_connect (client, "disconnected", G_CALLBACK (unref_in_disconnected_cb), &d);
+  g_signal_connect (client, "connected", G_CALLBACK (count_cb), &opened);
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_no_error (error);
+  WAIT_UNTIL (raw->accepted->len == 1);
+  peer = g_ptr_array_index (raw->accepted, 0);
+  np_test_hello (hello, 4, 1024);
+  np_test_raw_write (peer, hello, sizeof hello);
+  settings = np_test_frame (NP_TEST_SETTINGS, payload, sizeof payload);
+  np_test_raw_write_bytes (peer, settings);
+  WAIT_UNTIL (opened == 1);
+
+  g_ptr_array_set_size (raw->accepted, 0);
+  WAIT_UNTIL (d.n == 1);
+  g_assert_error (d.error, NP_PIPE_ERROR, NP_PIPE_ERROR_PEER_VANISHED);
+  g_clear_error (&d.error);
+
+  np_test_raw_server_free (raw);
+}
+
+static void
+unref_in_connected_cb (NpPipeClient *client,
+                       guint        *count)
+{
+  (*count)++;
+  g_object_unref (client);
+}
+
+/* The last reference to a client dropped in its connected handler,
+ * emitted while connect_sync waits for the server's handshake. */
+static void
+test_unref_in_connected (void)
+{
+  g_autofree char *name = g_strdup_printf ("connected-unref-%u", g_random_int ());
+  const char *args[] = { "serve", name, NULL };
+  g_autoptr(GSubprocess) server = np_test_spawn_peer (G_SUBPROCESS_FLAGS_STDIN_PIPE |
+                                                      G_SUBPROCESS_FLAGS_STDOUT_PIPE, args);
+  g_autofree char *line = np_test_read_line (server);
+  NpPipeClient *client = np_pipe_client_new (name);
+  g_autoptr(GError) error = NULL;
+  guint opened = 0;
+
+  g_assert_cmpstr (line, ==, "ready");
+  g_signal_connect (client, "connected", G_CALLBACK (unref_in_connected_cb), &opened);
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_no_error (error);
+  WAIT_UNTIL (opened == 1);
+
+  g_output_stream_close (g_subprocess_get_stdin_pipe (server), NULL, NULL);
+  g_assert_true (g_subprocess_wait_check (server, NULL, NULL));
+}
+
+static gboolean
+unref_server_in_request_cb (NpPipeServer     *server,
+                            NpPipeConnection *connection,
+                            NpPipeRequest    *request,
+                            Fixture          *f)
+{
+  g_assert_nonnull (np_pipe_request_get_fd_list (request));
+  g_assert_cmpint (g_unix_fd_list_get_length (np_pipe_request_get_fd_list (request)), ==, 2);
+  g_clear_object (&f->server);
+  np_pipe_request_reply (request, np_pipe_request_get_message (request));
+
+  return TRUE;
+}
+
+/* The last reference to the server dropped in the handler of a request
+ * with descriptors, which it then answers: the client gets the answer
+ * or a clean error, and nothing leaks. */
+static void
+test_unref_server_in_request_fds (Fixture       *f,
+                                  gconstpointer  data)
+{
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (np_pipe_server_get_name (f->server));
+  g_autoptr(GUnixFDList) two = memfds (2);
+  g_autoptr(GBytes) request = g_bytes_new_static ("ask", 3);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_signal_connect (f->server, "request-received", G_CALLBACK (unref_server_in_request_cb), f);
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_no_error (error);
+  np_pipe_client_request_with_fds_async (client, request, two, NULL, async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  g_assert_null (f->server);
+  reply = np_pipe_client_request_with_fds_finish (client, result, NULL, &error);
+  if (reply != NULL)
+    g_assert_true (g_bytes_equal (reply, request));
+  else
+    g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED);
+}
+
+/* A request with descriptors cancelled while it waits for the server's
+ * settings, and one cancelled once queued: each fails with CANCELLED,
+ * the first leaves no trace on the wire, and the connection goes on. */
+static void
+test_request_fds_cancelled (void)
+{
+  g_autofree char *name = g_strdup_printf ("cancel-fds-%u", g_random_int ());
+  NpTestRawServer *raw = np_test_raw_server_new (name, 8, TRUE);
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autoptr(GUnixFDList) one = memfds (1);
+  g_autoptr(GUnixFDList) two = memfds (1);
+  g_autoptr(GBytes) request = g_bytes_new_static ("ask", 3);
+  g_autoptr(GBytes) after = g_bytes_new_static ("after", 5);
+  g_autoptr(GCancellable) parked = g_cancellable_new ();
+  g_autoptr(GCancellable) queued = g_cancellable_new ();
+  g_autoptr(GAsyncResult) result1 = NULL;
+  g_autoptr(GAsyncResult) result2 = NULL;
+  g_autoptr(GBytes) settings = NULL;
+  g_autoptr(GBytes) frame = NULL;
+  g_autoptr(GError) error = NULL;
+  guint8 payload[8] = { 0, 0, 0, 0, 0, 0, 0, 4 };
+  guint8 hello[12];
+  guint8 type;
+  GSocket *peer;
+
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_no_error (error);
+  np_pipe_client_request_with_fds_async (client, request, one, parked, async_done_cb, &result1);
+  g_cancellable_cancel (parked);
+  WAIT_UNTIL (result1 != NULL);
+  g_assert_null (np_pipe_client_request_with_fds_finish (client, result1, NULL, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+
+  WAIT_UNTIL (raw->accepted->len == 1);
+  peer = g_ptr_array_index (raw->accepted, 0);
+  np_test_hello (hello, 4, 1024);
+  np_test_raw_write (peer, hello, sizeof hello);
+  settings = np_test_frame (NP_TEST_SETTINGS, payload, sizeof payload);
+  np_test_raw_write_bytes (peer, settings);
+
+  np_test_raw_read_exactly (peer, hello, sizeof hello);
+  frame = read_frame (peer, &type);
+  g_assert_cmpuint (type, ==, NP_TEST_SETTINGS);
+  g_clear_pointer (&frame, g_bytes_unref);
+
+  np_pipe_client_request_with_fds_async (client, request, two, queued, async_done_cb, &result2);
+  g_cancellable_cancel (queued);
+  WAIT_UNTIL (result2 != NULL);
+  g_assert_null (np_pipe_client_request_with_fds_finish (client, result2, NULL, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+
+  g_assert_true (np_pipe_client_send (client, after, &error));
+  g_assert_no_error (error);
+  /* What goes out next: the second request, if it left before it was
+   * cancelled, then the message. Never the first. */
+  frame = read_frame (peer, &type);
+  if (type == 9)
+    {
+      g_clear_pointer (&frame, g_bytes_unref);
+      frame = read_frame (peer, &type);
+    }
+  g_assert_cmpuint (type, ==, NP_TEST_MESSAGE);
+  g_assert_true (g_bytes_equal (frame, after));
+  g_assert_true (np_pipe_client_get_connected (client));
+
+  np_test_raw_server_free (raw);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -674,6 +863,10 @@ main (int   argc,
   ADD ("/Np/Version4/no-settings/server", test_no_settings_server);
   ADD ("/Np/Version4/request-fds-over-limit", test_request_fds_over_limit);
   g_test_add_func ("/Np/Version4/no-settings/client", test_no_settings_client);
+  ADD ("/Np/Version4/unref-server-in-request-fds", test_unref_server_in_request_fds);
+  g_test_add_func ("/Np/Version4/vanished/unref-in-handler", test_vanished_unref_in_handler);
+  g_test_add_func ("/Np/Version4/unref-in-connected", test_unref_in_connected);
+  g_test_add_func ("/Np/Version4/request-fds-cancelled", test_request_fds_cancelled);
   g_test_add_func ("/Np/Version4/parked-request-too-large", test_parked_request_too_large);
   g_test_add_func ("/Np/Version4/vanished", test_vanished);
   g_test_add_func ("/Np/Version4/older-peer-ends-cleanly", test_older_peer_ends_cleanly);
