@@ -217,6 +217,15 @@ np_stream_note_queued_locked (NpStream *self)
     self->over_half = TRUE;
 }
 
+/* A buffer is being delivered, with frames left of it to parse: a
+ * handler that runs a loop of its own waits for them. From the context's
+ * thread. */
+static inline gboolean
+np_stream_has_rest (NpStream *self)
+{
+  return self->rest != NULL && self->rest < self->rest_end;
+}
+
 /* Closing has nothing left to do but to close: all written, and the
  * answers the peer waits for given. */
 static inline gboolean

@@ -642,7 +642,7 @@ np_stream_handle_io_locked (NpStream     *self,
     held = self->callbacks->enter (owner);
 
   if (np_stream_get_state (self) <= NP_STREAM_OPEN &&
-      (revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)))
+      ((revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)) || np_stream_has_rest (self)))
     {
       self->reading++;
       np_stream_read (self, owner, &after);
@@ -669,6 +669,21 @@ np_stream_handle_io_locked (NpStream     *self,
         self->callbacks->leave (owner, held);
       g_object_unref (owner);
     }
+}
+
+/* A handler runs a main loop of its own while a buffer is delivered:
+ * the frames left of it are ready now, whether or not the socket is
+ * (they may be what the handler waits for). Only the context's thread
+ * touches the read side. */
+static gboolean
+np_stream_io_prepare (GSource *source,
+                      gint    *timeout)
+{
+  NpStream *self = ((NpStreamSource *) source)->stream;
+
+  *timeout = -1;
+
+  return np_stream_has_rest (self) && np_stream_get_state (self) <= NP_STREAM_OPEN;
 }
 
 /* The socket is readable or writable */
@@ -938,6 +953,7 @@ np_stream_source_finalize (GSource *source)
 }
 
 static GSourceFuncs np_stream_io_funcs = {
+  .prepare = np_stream_io_prepare,
   .dispatch = np_stream_io_dispatch,
   .finalize = np_stream_source_finalize,
 };
