@@ -475,6 +475,8 @@ hello_only_accept_cb (GSocket      *listener,
       np_test_hello (hello, 4, 1024);
       np_test_raw_write (peer, hello, sizeof hello);
       g_ptr_array_add (server->accepted, peer);
+      printf ("accepted\n");
+      fflush (stdout);
     }
 
   return G_SOURCE_CONTINUE;

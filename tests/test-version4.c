@@ -840,6 +840,106 @@ test_request_fds_cancelled (void)
   np_test_raw_server_free (raw);
 }
 
+typedef struct
+{
+  NpPipeClient *client;
+  gboolean      connected;
+  GError       *error;
+  gint64        took;
+  gboolean      done;
+} SyncConnect;
+
+static gpointer
+connect_sync_worker (gpointer data)
+{
+  SyncConnect *c = data;
+  gint64 start = g_get_monotonic_time ();
+
+  c->connected = np_pipe_client_connect_sync (c->client, NULL, &c->error);
+  c->took = g_get_monotonic_time () - start;
+  g_atomic_int_set (&c->done, TRUE);
+
+  return NULL;
+}
+
+/* connect_sync, in another thread, waits for a server that said hello
+ * and no settings; close() from this thread ends the wait at once, with
+ * CANCELLED, not at the connect timeout. */
+static void
+test_close_races_connect_sync (void)
+{
+  g_autofree char *name = g_strdup_printf ("hello-only-%u", g_random_int ());
+  const char *args[] = { "serve-as", name, "hello-only", NULL };
+  g_autoptr(GSubprocess) server = np_test_spawn_peer (G_SUBPROCESS_FLAGS_STDIN_PIPE |
+                                                      G_SUBPROCESS_FLAGS_STDOUT_PIPE, args);
+  g_autofree char *line = np_test_read_line (server);
+  SyncConnect c = { 0 };
+  GThread *thread;
+
+  g_assert_cmpstr (line, ==, "ready");
+  c.client = np_pipe_client_new (name);
+  np_pipe_client_set_auto_reconnect (c.client, FALSE);
+  np_pipe_client_set_connect_timeout (c.client, 20000);
+  thread = g_thread_new ("connect-sync", connect_sync_worker, &c);
+
+  /* The server accepted the worker's connection (and wrote its hello). */
+  g_free (line);
+  line = np_test_read_line (server);
+  g_assert_cmpstr (line, ==, "accepted");
+  np_pipe_client_close (c.client);
+  g_thread_join (thread);
+
+  g_assert_false (c.connected);
+  g_assert_nonnull (c.error);
+  g_assert_cmpint (c.took, <, 5 * G_USEC_PER_SEC);
+  g_assert_false (np_pipe_client_get_connected (c.client));
+  g_clear_error (&c.error);
+  g_object_unref (c.client);
+
+  g_output_stream_close (g_subprocess_get_stdin_pipe (server), NULL, NULL);
+  g_assert_true (g_subprocess_wait_check (server, NULL, NULL));
+}
+
+/* A server that says hello, then GOODBYE CLOSED, never its settings:
+ * the request and the message with descriptors that waited for the
+ * settings fail, or are reported dropped; nothing hangs. */
+static void
+test_goodbye_before_settings (void)
+{
+  g_autofree char *name = g_strdup_printf ("bye-early-%u", g_random_int ());
+  NpTestRawServer *raw = np_test_raw_server_new (name, 8, TRUE);
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autoptr(GUnixFDList) one = memfds (1);
+  g_autoptr(GBytes) request = g_bytes_new_static ("ask", 3);
+  g_autoptr(GBytes) goodbye = np_test_goodbye (NP_PIPE_ERROR_CLOSED, "closed");
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  Disconnects d = { 0 };
+  guint8 hello[12];
+  GSocket *peer;
+
+  np_pipe_client_set_auto_reconnect (client, FALSE);
+  g_signal_connect (client, "disconnected", G_CALLBACK (disconnected_cb), &d);
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_no_error (error);
+  np_pipe_client_request_with_fds_async (client, request, one, NULL, async_done_cb, &result);
+
+  WAIT_UNTIL (raw->accepted->len == 1);
+  peer = g_ptr_array_index (raw->accepted, 0);
+  np_test_hello (hello, 4, 1024);
+  np_test_raw_write (peer, hello, sizeof hello);
+  np_test_raw_write_bytes (peer, goodbye);
+
+  WAIT_UNTIL (result != NULL);
+  g_assert_null (np_pipe_client_request_with_fds_finish (client, result, NULL, &error));
+  g_assert_nonnull (error);
+  WAIT_UNTIL (d.n == 1);
+  g_clear_error (&d.error);
+  g_assert_false (np_pipe_client_get_connected (client));
+
+  np_test_raw_server_free (raw);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -867,6 +967,8 @@ main (int   argc,
   g_test_add_func ("/Np/Version4/vanished/unref-in-handler", test_vanished_unref_in_handler);
   g_test_add_func ("/Np/Version4/unref-in-connected", test_unref_in_connected);
   g_test_add_func ("/Np/Version4/request-fds-cancelled", test_request_fds_cancelled);
+  g_test_add_func ("/Np/Version4/no-settings/close-races-connect-sync", test_close_races_connect_sync);
+  g_test_add_func ("/Np/Version4/goodbye-before-settings", test_goodbye_before_settings);
   g_test_add_func ("/Np/Version4/parked-request-too-large", test_parked_request_too_large);
   g_test_add_func ("/Np/Version4/vanished", test_vanished);
   g_test_add_func ("/Np/Version4/older-peer-ends-cleanly", test_older_peer_ends_cleanly);
