@@ -940,6 +940,108 @@ test_goodbye_before_settings (void)
   np_test_raw_server_free (raw);
 }
 
+#define N_THREADED 400
+
+typedef struct
+{
+  NpPipeClient *client;
+  guint         n_failed;
+} FdSender;
+
+/* Sends N_THREADED messages, every other one with a descriptor, from
+ * the moment the client starts connecting. */
+static gpointer
+fd_sender_worker (gpointer data)
+{
+  FdSender *s = data;
+
+  for (guint i = 0; i < N_THREADED; i++)
+    {
+      g_autoptr(GBytes) message = np_test_message_new (1, i, 32);
+      g_autoptr(GError) error = NULL;
+      gboolean ok;
+
+      if (i % 2 == 0)
+        {
+          g_autoptr(GUnixFDList) fds = memfds (1);
+
+          ok = np_pipe_client_send_with_fds (s->client, message, fds, &error);
+        }
+      else
+        ok = np_pipe_client_send (s->client, message, &error);
+      if (!ok)
+        s->n_failed++;
+    }
+
+  return NULL;
+}
+
+typedef struct
+{
+  GArray *seqs;
+  guint   n_fds;
+  gboolean broken;
+} Ordered;
+
+static void
+ordered_message_cb (NpPipeServer     *server,
+                    NpPipeConnection *connection,
+                    GBytes           *message,
+                    Ordered          *o)
+{
+  guint32 id, seq;
+
+  if (!np_test_message_parse (message, &id, &seq))
+    o->broken = TRUE;
+  g_array_append_val (o->seqs, seq);
+}
+
+static void
+ordered_fds_cb (NpPipeServer     *server,
+                NpPipeConnection *connection,
+                GBytes           *message,
+                GUnixFDList      *fds,
+                Ordered          *o)
+{
+  o->n_fds += g_unix_fd_list_get_length (fds);
+  ordered_message_cb (server, connection, message, o);
+}
+
+/* Messages with and without descriptors sent from another thread while
+ * this one runs the handshake (the server's settings arrive meanwhile):
+ * each arrives once, in order, with its descriptor. */
+static void
+test_send_fds_from_thread (void)
+{
+  g_autoptr(NpPipeServer) server = np_pipe_server_new (NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GArray) seqs = g_array_new (FALSE, FALSE, sizeof (guint32));
+  Ordered o = { seqs, 0, FALSE };
+  FdSender s = { 0 };
+  GThread *thread;
+
+  g_signal_connect (server, "message-received", G_CALLBACK (ordered_message_cb), &o);
+  g_signal_connect (server, "message-with-fds-received", G_CALLBACK (ordered_fds_cb), &o);
+  g_assert_true (np_pipe_server_start (server, &error));
+  g_assert_no_error (error);
+
+  s.client = np_pipe_client_new (np_pipe_server_get_name (server));
+  /* This thread runs the server: the connect returns before the
+   * handshake, which this thread's loop runs while the worker sends. */
+  g_assert_true (np_pipe_client_connect_sync (s.client, NULL, &error));
+  g_assert_no_error (error);
+  thread = g_thread_new ("fd-sender", fd_sender_worker, &s);
+  WAIT_UNTIL (seqs->len == N_THREADED || o.broken);
+  g_thread_join (thread);
+
+  g_assert_false (o.broken);
+  g_assert_cmpuint (s.n_failed, ==, 0);
+  for (guint i = 0; i < N_THREADED; i++)
+    g_assert_cmpuint (g_array_index (seqs, guint32, i), ==, i);
+  g_assert_cmpuint (o.n_fds, ==, N_THREADED / 2);
+  g_object_unref (s.client);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -969,6 +1071,7 @@ main (int   argc,
   g_test_add_func ("/Np/Version4/request-fds-cancelled", test_request_fds_cancelled);
   g_test_add_func ("/Np/Version4/no-settings/close-races-connect-sync", test_close_races_connect_sync);
   g_test_add_func ("/Np/Version4/goodbye-before-settings", test_goodbye_before_settings);
+  g_test_add_func ("/Np/Version4/send-fds-from-thread", test_send_fds_from_thread);
   g_test_add_func ("/Np/Version4/parked-request-too-large", test_parked_request_too_large);
   g_test_add_func ("/Np/Version4/vanished", test_vanished);
   g_test_add_func ("/Np/Version4/older-peer-ends-cleanly", test_older_peer_ends_cleanly);
