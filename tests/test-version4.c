@@ -1042,6 +1042,39 @@ test_send_fds_from_thread (void)
   g_object_unref (s.client);
 }
 
+/* A peer that said GOODBYE CLOSED and then neither reads nor closes,
+ * with megabytes queued to it: the server gives up at its close
+ * timeout, with TIMED_OUT, and closes. */
+static void
+test_goodbye_never_reads (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GBytes) goodbye = np_test_goodbye (NP_PIPE_ERROR_CLOSED, "closed");
+  g_autoptr(GBytes) big = np_test_message_new (1, 0, 1000 * 1000);
+  g_autoptr(GError) error = NULL;
+  NpPipeConnection *connection;
+  gint64 start;
+
+  np_pipe_server_set_close_timeout (f->server, 300);
+  socket = raw_v4_peer (f, 0, 16, 8);
+  WAIT_UNTIL (f->connections->len == 1);
+  connection = g_ptr_array_index (f->connections, 0);
+  for (guint i = 0; i < 4; i++)
+    {
+      g_assert_true (np_pipe_connection_send (connection, big, &error));
+      g_assert_no_error (error);
+    }
+
+  start = g_get_monotonic_time ();
+  np_test_raw_write_bytes (socket, goodbye);
+  WAIT_UNTIL (f->errors->len == 1);
+  g_assert_error ((GError *) g_ptr_array_index (f->errors, 0), NP_PIPE_ERROR,
+                  NP_PIPE_ERROR_TIMED_OUT);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, 3 * G_USEC_PER_SEC);
+  g_assert_false (np_pipe_connection_is_connected (connection));
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1062,6 +1095,7 @@ main (int   argc,
   ADD ("/Np/Version4/stray-fds-at-end", test_stray_fds_at_end);
   ADD ("/Np/Version4/settings/huge-flags-no-fds", test_settings_huge_flags_no_fds);
   ADD ("/Np/Version4/goodbye-then-frames", test_goodbye_then_frames);
+  ADD ("/Np/Version4/goodbye-never-reads", test_goodbye_never_reads);
   ADD ("/Np/Version4/no-settings/server", test_no_settings_server);
   ADD ("/Np/Version4/request-fds-over-limit", test_request_fds_over_limit);
   g_test_add_func ("/Np/Version4/no-settings/client", test_no_settings_client);
