@@ -1075,6 +1075,92 @@ test_goodbye_never_reads (Fixture       *f,
   g_assert_false (np_pipe_connection_is_connected (connection));
 }
 
+typedef struct
+{
+  NpPipeClient *client;
+  guint         n_requests;
+} ClientKeeper;
+
+static gboolean
+client_unref_in_request_cb (NpPipeClient  *client,
+                            NpPipeRequest *request,
+                            ClientKeeper  *k)
+{
+  g_assert_cmpint (g_unix_fd_list_get_length (np_pipe_request_get_fd_list (request)), ==, 2);
+  k->n_requests++;
+  g_clear_object (&k->client);
+  np_pipe_request_reply_with_fds (request, np_pipe_request_get_message (request),
+                                  np_pipe_request_get_fd_list (request));
+
+  return TRUE;
+}
+
+static gboolean
+stop_in_request_cb (NpPipeServer     *server,
+                    NpPipeConnection *connection,
+                    NpPipeRequest    *request,
+                    Fixture          *f)
+{
+  np_pipe_server_stop (server);
+  np_pipe_request_reply (request, np_pipe_request_get_message (request));
+
+  return TRUE;
+}
+
+/* A server asks a client with descriptors; the client drops its last
+ * reference to itself in the handler, then answers with them. And a
+ * server that stops in the handler of a request with descriptors, then
+ * answers it. Neither crashes or leaks; the askers get an answer or an
+ * error. */
+static void
+test_unref_client_in_request_fds (Fixture       *f,
+                                  gconstpointer  data)
+{
+  ClientKeeper k = { 0 };
+  g_autoptr(NpPipeClient) second = NULL;
+  g_autoptr(GUnixFDList) two = memfds (2);
+  g_autoptr(GBytes) request = g_bytes_new_static ("ask", 3);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GUnixFDList) reply_fds = NULL;
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  guint opened = 0;
+
+  k.client = np_pipe_client_new (np_pipe_server_get_name (f->server));
+  g_signal_connect (k.client, "request-received", G_CALLBACK (client_unref_in_request_cb), &k);
+  g_signal_connect (k.client, "connected", G_CALLBACK (count_cb), &opened);
+  g_assert_true (np_pipe_client_connect_sync (k.client, NULL, &error));
+  g_assert_no_error (error);
+  WAIT_UNTIL (opened == 1 && f->connections->len == 1);
+
+  np_pipe_connection_request_with_fds_async (g_ptr_array_index (f->connections, 0), request,
+                                             two, NULL, async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  g_assert_null (k.client);
+  reply = np_pipe_connection_request_with_fds_finish (g_ptr_array_index (f->connections, 0),
+                                                      result, &reply_fds, &error);
+  if (reply != NULL)
+    g_assert_cmpint (g_unix_fd_list_get_length (reply_fds), ==, 2);
+  else
+    g_assert_nonnull (error);
+  g_clear_error (&error);
+  g_clear_object (&result);
+  g_clear_pointer (&reply, g_bytes_unref);
+  WAIT_UNTIL (f->errors->len == 1);
+
+  g_signal_connect (f->server, "request-received", G_CALLBACK (stop_in_request_cb), f);
+  second = np_pipe_client_new (np_pipe_server_get_name (f->server));
+  np_pipe_client_set_auto_reconnect (second, FALSE);
+  g_assert_true (np_pipe_client_connect_sync (second, NULL, &error));
+  g_assert_no_error (error);
+  np_pipe_client_request_with_fds_async (second, request, two, NULL, async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  reply = np_pipe_client_request_with_fds_finish (second, result, NULL, &error);
+  if (reply == NULL)
+    g_assert_nonnull (error);
+  WAIT_UNTIL (f->errors->len == 2);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1095,6 +1181,7 @@ main (int   argc,
   ADD ("/Np/Version4/stray-fds-at-end", test_stray_fds_at_end);
   ADD ("/Np/Version4/settings/huge-flags-no-fds", test_settings_huge_flags_no_fds);
   ADD ("/Np/Version4/goodbye-then-frames", test_goodbye_then_frames);
+  ADD ("/Np/Version4/unref-client-in-request-fds", test_unref_client_in_request_fds);
   ADD ("/Np/Version4/goodbye-never-reads", test_goodbye_never_reads);
   ADD ("/Np/Version4/no-settings/server", test_no_settings_server);
   ADD ("/Np/Version4/request-fds-over-limit", test_request_fds_over_limit);
