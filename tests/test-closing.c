@@ -586,6 +586,7 @@ test_close_while_aborting (Fixture       *f,
   g_assert_error ((GError *) g_ptr_array_index (f->disconnect_errors, 0),
                   NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
   g_clear_error (&a.request_error);
+  g_clear_object (&a.result);
   g_bytes_unref (a.big);
 }
 
