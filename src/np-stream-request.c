@@ -177,6 +177,27 @@ np_stream_check_request_fds_locked (NpStream  *self,
   return np_stream_check_fds_locked (self, n_fds, error);
 }
 
+/* Whether a reply may carry @n_fds descriptors. A requester of version
+ * 4 that asked before its settings came (which a peer of the library
+ * never does) has not said how many it takes, perhaps none: unlike a
+ * request, a reply does not wait for them. */
+static gboolean
+np_stream_check_reply_fds_locked (NpStream  *self,
+                                  guint      n_fds,
+                                  GError   **error)
+{
+  if (self->version >= NP_PROTOCOL_SETTINGS && !self->settings_received)
+    {
+      g_propagate_error (error,
+                         np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
+                                              _("the peer asked before its settings came, "
+                                                "which say how many descriptors it takes")));
+      return FALSE;
+    }
+
+  return np_stream_check_request_fds_locked (self, n_fds, error);
+}
+
 /* A message that waited for the peer's handshake and cannot go: its
  * call returned long ago, so only a warning can tell. The connection is
  * unharmed: what follows still goes out. */
@@ -650,7 +671,7 @@ np_stream_reply (NpStream     *self,
   /* Descriptors the requester cannot take: it is told, as of a reply too
    * large, rather than given the reply without them. */
   if (reply_error == NULL && n_fds > 0 &&
-      !np_stream_check_request_fds_locked (self, n_fds, &refused))
+      !np_stream_check_reply_fds_locked (self, n_fds, &refused))
     {
       not_sent = g_error_new (refused->domain, refused->code,
                               _("The reply could not be sent with its %u descriptors: %s"),

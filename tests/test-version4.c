@@ -1161,6 +1161,51 @@ test_unref_client_in_request_fds (Fixture       *f,
   WAIT_UNTIL (f->errors->len == 2);
 }
 
+static gboolean
+reply_with_fds_cb (NpPipeServer     *server,
+                   NpPipeConnection *connection,
+                   NpPipeRequest    *request,
+                   Fixture          *f)
+{
+  g_autoptr(GUnixFDList) two = memfds (2);
+
+  np_pipe_request_reply_with_fds (request, np_pipe_request_get_message (request), two);
+
+  return TRUE;
+}
+
+/* A peer of version 4 that asks before it sent its settings has not
+ * said how many descriptors it takes: a reply with descriptors is not
+ * sent to it (it might take none); it gets an ERROR instead, and the
+ * connection goes on. */
+static void
+test_reply_fds_before_settings (Fixture       *f,
+                                gconstpointer  data)
+{
+  g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  guint8 payload[] = { 0, 0, 0, 1, 'a', 's', 'k' };
+  g_autoptr(GBytes) request = np_test_frame (4 /* REQUEST */, payload, sizeof payload);
+  g_autoptr(GBytes) settings = NULL;
+  g_autoptr(GBytes) answer = NULL;
+  guint8 hello[12];
+  guint8 type;
+
+  g_signal_connect (f->server, "request-received", G_CALLBACK (reply_with_fds_cb), f);
+  np_test_hello (hello, 4, 1024);
+  np_test_raw_write (socket, hello, sizeof hello);
+  np_test_raw_write_bytes (socket, request);
+
+  np_test_raw_read_exactly (socket, hello, sizeof hello);
+  settings = read_frame (socket, &type);
+  g_assert_cmpuint (type, ==, NP_TEST_SETTINGS);
+  answer = read_frame (socket, &type);
+  g_assert_cmpuint (type, ==, 6);  /* ERROR */
+  g_assert_cmpuint (np_test_get_u32 (g_bytes_get_data (answer, NULL)), ==, 1);
+  g_assert_cmpuint (np_test_get_u32 ((const guint8 *) g_bytes_get_data (answer, NULL) + 4), ==,
+                    NP_PIPE_ERROR_NOT_SUPPORTED);
+  g_assert_cmpuint (f->errors->len, ==, 0);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1181,6 +1226,7 @@ main (int   argc,
   ADD ("/Np/Version4/stray-fds-at-end", test_stray_fds_at_end);
   ADD ("/Np/Version4/settings/huge-flags-no-fds", test_settings_huge_flags_no_fds);
   ADD ("/Np/Version4/goodbye-then-frames", test_goodbye_then_frames);
+  ADD ("/Np/Version4/reply-fds-before-settings", test_reply_fds_before_settings);
   ADD ("/Np/Version4/unref-client-in-request-fds", test_unref_client_in_request_fds);
   ADD ("/Np/Version4/goodbye-never-reads", test_goodbye_never_reads);
   ADD ("/Np/Version4/no-settings/server", test_no_settings_server);
