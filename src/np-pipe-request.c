@@ -279,7 +279,8 @@ np_pipe_request_reply (NpPipeRequest *self,
  * and the descriptors are let go of. The same goes for more than 253
  * descriptors, and for more than the requester takes per frame (its
  * max-fds-per-message, announced in the handshake), which it receives
- * as %NP_PIPE_ERROR_MESSAGE_TOO_LARGE.
+ * as %NP_PIPE_ERROR_MESSAGE_TOO_LARGE; a requester that asked before it
+ * announced it receives %NP_PIPE_ERROR_NOT_SUPPORTED.
  *
  * The requester closes the descriptors of a reply it did not ask for
  * with [method@Np.PipeClient.request_with_fds_async].
