@@ -1206,6 +1206,70 @@ test_reply_fds_before_settings (Fixture       *f,
   g_assert_cmpuint (f->errors->len, ==, 0);
 }
 
+typedef struct
+{
+  NpPipeClient *client;
+  GBytes       *reply;
+  GUnixFDList  *reply_fds;
+  GError       *error;
+  gboolean      done;
+} SyncAsker;
+
+static gpointer
+request_fds_sync_worker (gpointer data)
+{
+  SyncAsker *a = data;
+  g_autoptr(GUnixFDList) two = memfds (2);
+  g_autoptr(GBytes) request = g_bytes_new_static ("ask", 3);
+
+  a->reply = np_pipe_client_request_with_fds_sync (a->client, request, two, &a->reply_fds,
+                                                   NULL, &a->error);
+  g_atomic_int_set (&a->done, TRUE);
+  g_main_context_wakeup (NULL);
+
+  return NULL;
+}
+
+static gboolean
+echo_fds_cb (NpPipeServer     *server,
+             NpPipeConnection *connection,
+             NpPipeRequest    *request,
+             Fixture          *f)
+{
+  np_pipe_request_reply_with_fds (request, np_pipe_request_get_message (request),
+                                  np_pipe_request_get_fd_list (request));
+
+  return TRUE;
+}
+
+/* A blocking request with descriptors from another thread, made before
+ * the server's settings came (this thread runs the server and the
+ * client's context): it waits for them, goes out, and gets its answer
+ * with its descriptors. */
+static void
+test_request_fds_sync_from_thread (Fixture       *f,
+                                   gconstpointer  data)
+{
+  SyncAsker a = { 0 };
+  g_autoptr(GError) error = NULL;
+  GThread *thread;
+
+  g_signal_connect (f->server, "request-received", G_CALLBACK (echo_fds_cb), f);
+  a.client = np_pipe_client_new (np_pipe_server_get_name (f->server));
+  g_assert_true (np_pipe_client_connect_sync (a.client, NULL, &error));
+  g_assert_no_error (error);
+  thread = g_thread_new ("request-fds-sync", request_fds_sync_worker, &a);
+  WAIT_UNTIL (g_atomic_int_get (&a.done));
+  g_thread_join (thread);
+
+  g_assert_no_error (a.error);
+  g_assert_nonnull (a.reply);
+  g_assert_cmpint (g_unix_fd_list_get_length (a.reply_fds), ==, 2);
+  g_bytes_unref (a.reply);
+  g_object_unref (a.reply_fds);
+  g_object_unref (a.client);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1226,6 +1290,7 @@ main (int   argc,
   ADD ("/Np/Version4/stray-fds-at-end", test_stray_fds_at_end);
   ADD ("/Np/Version4/settings/huge-flags-no-fds", test_settings_huge_flags_no_fds);
   ADD ("/Np/Version4/goodbye-then-frames", test_goodbye_then_frames);
+  ADD ("/Np/Version4/request-fds-sync-from-thread", test_request_fds_sync_from_thread);
   ADD ("/Np/Version4/reply-fds-before-settings", test_reply_fds_before_settings);
   ADD ("/Np/Version4/unref-client-in-request-fds", test_unref_client_in_request_fds);
   ADD ("/Np/Version4/goodbye-never-reads", test_goodbye_never_reads);
