@@ -724,6 +724,7 @@ np_stream_poll_once (NpStream     *self,
 {
   GPollFD fds[2] = { { -1, 0, 0 } };
   guint n_fds = 1;
+  gboolean rest;
   int res;
 
   g_mutex_lock (self->lock);
@@ -740,6 +741,11 @@ np_stream_poll_once (NpStream     *self,
   fds[0].fd = self->transport->fd;
   fds[0].events = self->events;
   self->transport_users++;
+  /* Called from a handler, whose buffer has frames left to deliver:
+   * they are ready now (see np_stream_io_prepare()). */
+  rest = np_stream_has_rest (self) && self->state <= NP_STREAM_OPEN;
+  if (rest)
+    timeout_msec = 0;
   g_mutex_unlock (self->lock);
 
   if (g_cancellable_make_pollfd (cancellable, &fds[1]))
@@ -754,8 +760,8 @@ np_stream_poll_once (NpStream     *self,
 
   g_mutex_lock (self->lock);
   self->transport_users--;
-  if (res > 0 && fds[0].revents != 0 && self->state != NP_STREAM_CLOSED)
-    np_stream_handle_io_locked (self, fds[0].revents, NULL);
+  if (((res > 0 && fds[0].revents != 0) || rest) && self->state != NP_STREAM_CLOSED)
+    np_stream_handle_io_locked (self, res > 0 ? fds[0].revents : 0, NULL);
   else
     {
       np_stream_release_transport_locked (self);

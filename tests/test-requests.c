@@ -1236,6 +1236,51 @@ test_nested_wait_for_rest (Fixture       *f,
   g_bytes_unref (ask.reply);
 }
 
+/* Asks the peer, blocking, from the context's own thread. */
+static void
+ask_sync_in_handler_cb (NpPipeServer     *server,
+                        NpPipeConnection *connection,
+                        GBytes           *message,
+                        NestedAsk        *ask)
+{
+  g_autoptr(GBytes) request = g_bytes_new_static ("question", 8);
+
+  ask->reply = np_pipe_connection_request_with_fds_sync (connection, request, NULL, NULL, NULL,
+                                                         &ask->error);
+  ask->result = (GAsyncResult *) g_object_new (G_TYPE_OBJECT, NULL);
+}
+
+/* The same, for a handler that asks blocking (request_with_fds_sync):
+ * the answer that came in the same read is read from what is left of
+ * it. */
+static void
+test_sync_wait_for_rest (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(GSocket) peer = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  g_autoptr(GByteArray) bytes = g_byte_array_new ();
+  g_autoptr(GBytes) message = np_test_frame (NP_FRAME_MESSAGE, (const guint8 *) "go", 2);
+  NestedAsk ask = { 0 };
+  guint8 hello[NP_HELLO_SIZE];
+  guint8 header[NP_REQUEST_HEADER_SIZE];
+
+  g_signal_connect (f->server, "message-received", G_CALLBACK (ask_sync_in_handler_cb), &ask);
+  np_pipe_server_set_request_timeout (f->server, 5000);
+  np_test_hello (hello, 3, 1024 * 1024);
+  g_byte_array_append (bytes, hello, sizeof hello);
+  g_byte_array_append (bytes, g_bytes_get_data (message, NULL), g_bytes_get_size (message));
+  np_request_header_encode (header, NP_FRAME_REPLY, 1, 6);
+  g_byte_array_append (bytes, header, sizeof header);
+  g_byte_array_append (bytes, (const guint8 *) "answer", 6);
+  np_test_raw_write (peer, bytes->data, bytes->len);
+
+  WAIT_UNTIL (ask.result != NULL);
+  g_assert_no_error (ask.error);
+  g_assert_cmpmem (g_bytes_get_data (ask.reply, NULL), g_bytes_get_size (ask.reply), "answer", 6);
+  g_clear_object (&ask.result);
+  g_bytes_unref (ask.reply);
+}
+
 /* A request whose id already waits for an answer could not be told from
  * it by its answers: the connection ends with PROTOCOL, and the second
  * is never delivered. An id answered may come again. */
@@ -1469,6 +1514,7 @@ main (int   argc,
   ADD ("/Np/Requests/pending/client", test_pending_client);
   ADD ("/Np/Requests/pending/with-fds", test_pending_with_fds);
   ADD ("/Np/Requests/nested-wait-for-rest", test_nested_wait_for_rest);
+  ADD ("/Np/Requests/sync-wait-for-rest", test_sync_wait_for_rest);
   ADD ("/Np/Requests/duplicate-id", test_duplicate_id);
   ADD ("/Np/Requests/id-zero", test_id_zero);
   ADD ("/Np/Requests/error-domains/unwaited", test_error_domains_unwaited);
