@@ -1270,6 +1270,65 @@ test_request_fds_sync_from_thread (Fixture       *f,
   g_object_unref (a.client);
 }
 
+/* A send_async that waits behind a message with descriptors for the
+ * server's settings, cancelled: it fails with CANCELLED and never goes
+ * out; the message before it and the one after it do. */
+static void
+test_parked_send_cancelled (void)
+{
+  g_autofree char *name = g_strdup_printf ("parked-send-%u", g_random_int ());
+  NpTestRawServer *raw = np_test_raw_server_new (name, 8, TRUE);
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autoptr(GUnixFDList) one = memfds (1);
+  g_autoptr(GBytes) first = g_bytes_new_static ("first", 5);
+  g_autoptr(GBytes) cancelled = g_bytes_new_static ("cancelled", 9);
+  g_autoptr(GBytes) last = g_bytes_new_static ("last", 4);
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GBytes) settings = NULL;
+  g_autoptr(GBytes) frame = NULL;
+  g_autoptr(GError) error = NULL;
+  guint8 payload[8] = { 0, 0, 0, 0, 0, 0, 0, 4 };
+  guint8 hello[12];
+  guint8 type;
+  GSocket *peer;
+
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (np_pipe_client_send_with_fds (client, first, one, &error));
+  g_assert_no_error (error);
+  np_pipe_client_send_async (client, cancelled, cancellable, async_done_cb, &result);
+  g_assert_true (np_pipe_client_send (client, last, &error));
+  g_assert_no_error (error);
+  g_cancellable_cancel (cancellable);
+  WAIT_UNTIL (result != NULL);
+  g_assert_false (np_pipe_client_send_finish (client, result, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+
+  WAIT_UNTIL (raw->accepted->len == 1);
+  peer = g_ptr_array_index (raw->accepted, 0);
+  np_test_hello (hello, 4, 1024);
+  np_test_raw_write (peer, hello, sizeof hello);
+  settings = np_test_frame (NP_TEST_SETTINGS, payload, sizeof payload);
+  np_test_raw_write_bytes (peer, settings);
+
+  np_test_raw_read_exactly (peer, hello, sizeof hello);
+  frame = read_frame (peer, &type);
+  g_assert_cmpuint (type, ==, NP_TEST_SETTINGS);
+  g_clear_pointer (&frame, g_bytes_unref);
+  frame = read_frame (peer, &type);
+  g_assert_cmpuint (type, ==, 7);  /* MESSAGE_FDS */
+  g_assert_true (g_bytes_equal (frame, first));
+  g_clear_pointer (&frame, g_bytes_unref);
+  frame = read_frame (peer, &type);
+  g_assert_cmpuint (type, ==, NP_TEST_MESSAGE);
+  g_assert_true (g_bytes_equal (frame, last));
+  g_assert_true (np_pipe_client_get_connected (client));
+
+  np_test_raw_server_free (raw);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1304,6 +1363,7 @@ main (int   argc,
   g_test_add_func ("/Np/Version4/no-settings/close-races-connect-sync", test_close_races_connect_sync);
   g_test_add_func ("/Np/Version4/goodbye-before-settings", test_goodbye_before_settings);
   g_test_add_func ("/Np/Version4/send-fds-from-thread", test_send_fds_from_thread);
+  g_test_add_func ("/Np/Version4/parked-send-cancelled", test_parked_send_cancelled);
   g_test_add_func ("/Np/Version4/parked-request-too-large", test_parked_request_too_large);
   g_test_add_func ("/Np/Version4/vanished", test_vanished);
   g_test_add_func ("/Np/Version4/older-peer-ends-cleanly", test_older_peer_ends_cleanly);
