@@ -159,6 +159,9 @@ struct _NpStream
   GHashTable              *unanswered;     /* their ids → their messages' sizes; NULL
                                             * until the first */
   guint64                  unanswered_bytes; /* those sizes, summed */
+  GHashTable              *unanswered_fds; /* the ids of those with descriptors → how
+                                            * many: held in the budget until answered;
+                                            * NULL until the first */
   guint                    max_pending_requests;      /* 0: no bound */
   guint                    max_pending_request_bytes; /* 0: no bound */
   guint                    request_timeout;
@@ -362,6 +365,7 @@ gboolean np_stream_check_send_locked
 gboolean np_stream_take_request    (NpStream      *self,
                                     guint32        id,
                                     gsize          size,
+                                    guint          n_fds,
                                     NpStreamAfter *after);
 void    np_stream_handle_reply     (NpStream      *self,
                                     NpFrameType    type,

@@ -1134,6 +1134,17 @@ np_stream_unref (NpStream *self)
 
   g_clear_pointer (&self->requests, g_hash_table_unref);
   g_clear_pointer (&self->unanswered, g_hash_table_unref);
+  if (self->unanswered_fds != NULL)
+    {
+      GHashTableIter iter;
+      gpointer held_fds;
+
+      /* Requests never answered, by an owner that did not keep them. */
+      g_hash_table_iter_init (&iter, self->unanswered_fds);
+      while (g_hash_table_iter_next (&iter, NULL, &held_fds))
+        np_fd_budget_release (GPOINTER_TO_UINT (held_fds));
+      g_hash_table_unref (self->unanswered_fds);
+    }
 
   np_stream_release_transport_locked (self);
   np_stream_clear_partial (self);
