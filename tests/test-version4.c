@@ -1329,6 +1329,106 @@ test_parked_send_cancelled (void)
   np_test_raw_server_free (raw);
 }
 
+/* A server, in another thread, that greets its client ahead of its
+ * settings, all in one write, then answers one request. */
+static gpointer
+greeting_server (gpointer data)
+{
+  GSocket *listener = data;
+  g_autoptr(GSocket) peer = NULL;
+  g_autoptr(GByteArray) bytes = g_byte_array_new ();
+  g_autoptr(GBytes) greeting = np_test_frame (NP_TEST_MESSAGE, (const guint8 *) "greet", 5);
+  guint8 settings[8 + 8] = { 0, 0, 0, 8, NP_TEST_SETTINGS, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4 };
+  guint8 hello[12];
+  guint8 header[8];
+  guint8 body[256];
+  guint8 reply[8 + 4 + 6];
+  guint32 len;
+
+  g_socket_set_blocking (listener, TRUE);
+  peer = g_socket_accept (listener, NULL, NULL);
+  g_assert_nonnull (peer);
+  np_test_hello (hello, 4, 1024);
+  g_byte_array_append (bytes, hello, sizeof hello);
+  g_byte_array_append (bytes, g_bytes_get_data (greeting, NULL), g_bytes_get_size (greeting));
+  g_byte_array_append (bytes, settings, sizeof settings);
+  g_assert_cmpint (g_socket_send (peer, (const char *) bytes->data, bytes->len, NULL, NULL), ==,
+                   bytes->len);
+
+  /* The client's hello, its settings, then its request. */
+  g_assert_cmpint (g_socket_receive (peer, (char *) hello, sizeof hello, NULL, NULL), ==, 12);
+  for (;;)
+    {
+      g_assert_cmpint (g_socket_receive (peer, (char *) header, sizeof header, NULL, NULL), ==, 8);
+      len = np_test_get_u32 (header);
+      g_assert_cmpuint (len, <=, sizeof body);
+      g_assert_cmpint (g_socket_receive (peer, (char *) body, len, NULL, NULL), ==, len);
+      if (header[4] == 4)  /* REQUEST */
+        break;
+    }
+
+  np_test_put_u32 (reply, 4 + 6);
+  reply[4] = 5;  /* REPLY */
+  reply[5] = reply[6] = reply[7] = 0;
+  memcpy (reply + 8, body, 4);
+  memcpy (reply + 12, "answer", 6);
+  g_assert_cmpint (g_socket_send (peer, (const char *) reply, sizeof reply, NULL, NULL), ==,
+                   sizeof reply);
+  /* Until the client hangs up. */
+  while (g_socket_receive (peer, (char *) body, sizeof body, NULL, NULL) > 0)
+    ;
+
+  return NULL;
+}
+
+typedef struct
+{
+  GBytes *reply;
+  GError *error;
+  guint   n_messages;
+} GreetAsk;
+
+static void
+ask_sync_on_greeting_cb (NpPipeClient *client,
+                         GBytes       *message,
+                         GreetAsk     *ask)
+{
+  g_autoptr(GBytes) request = g_bytes_new_static ("ask", 3);
+
+  ask->n_messages++;
+  ask->reply = np_pipe_client_request_sync (client, request, NULL, &ask->error);
+}
+
+/* A client that asks, blocking, in the handler of a greeting the server
+ * sent ahead of its settings, in the same read: the request waits for
+ * the settings, which are read from what is left of that read, goes out
+ * and gets its answer. */
+static void
+test_request_sync_on_greeting (void)
+{
+  g_autofree char *name = g_strdup_printf ("greeting-%u", g_random_int ());
+  NpTestRawServer *raw = np_test_raw_server_new (name, 8, FALSE);
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autoptr(GError) error = NULL;
+  GreetAsk ask = { 0 };
+  GThread *thread;
+
+  thread = g_thread_new ("greeting-server", greeting_server, raw->listener);
+  np_pipe_client_set_auto_reconnect (client, FALSE);
+  np_pipe_client_set_request_timeout (client, 5000);
+  g_signal_connect (client, "message-received", G_CALLBACK (ask_sync_on_greeting_cb), &ask);
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_no_error (error);
+  WAIT_UNTIL (ask.reply != NULL || ask.error != NULL);
+
+  g_assert_no_error (ask.error);
+  g_assert_cmpmem (g_bytes_get_data (ask.reply, NULL), g_bytes_get_size (ask.reply), "answer", 6);
+  g_bytes_unref (ask.reply);
+  np_pipe_client_close (client);
+  g_thread_join (thread);
+  np_test_raw_server_free (raw);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1364,6 +1464,7 @@ main (int   argc,
   g_test_add_func ("/Np/Version4/goodbye-before-settings", test_goodbye_before_settings);
   g_test_add_func ("/Np/Version4/send-fds-from-thread", test_send_fds_from_thread);
   g_test_add_func ("/Np/Version4/parked-send-cancelled", test_parked_send_cancelled);
+  g_test_add_func ("/Np/Version4/request-sync-on-greeting", test_request_sync_on_greeting);
   g_test_add_func ("/Np/Version4/parked-request-too-large", test_parked_request_too_large);
   g_test_add_func ("/Np/Version4/vanished", test_vanished);
   g_test_add_func ("/Np/Version4/older-peer-ends-cleanly", test_older_peer_ends_cleanly);
