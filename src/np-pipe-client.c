@@ -275,7 +275,7 @@ np_pipe_client_stream_closed (GObject      *owner,
 
       if (error == NULL)
         refused = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                               "Pipe “%s” closed the connection before accepting it",
+                               _("Pipe “%s” closed the connection before accepting it"),
                                self->name);
       np_pipe_client_connected (self, task, error != NULL ? error : refused);
       g_object_unref (task);

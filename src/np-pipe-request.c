@@ -169,6 +169,12 @@ np_pipe_request_get_message (NpPipeRequest *self)
  * g_unix_fd_list_get()). A request nobody handled is answered with an
  * error and its descriptors are closed, as those of a message.
  *
+ * Until the request is answered, its descriptors count among those the
+ * library holds for peers, which it keeps below `RLIMIT_NOFILE` (less a
+ * share left to the application): a peer whose requests, kept
+ * unanswered, would take more is dropped with
+ * %G_IO_ERROR_TOO_MANY_OPEN_FILES.
+ *
  * Returns: (transfer none) (nullable): the descriptors, or %NULL when the
  *   request carried none
  *
@@ -279,7 +285,8 @@ np_pipe_request_reply (NpPipeRequest *self,
  * and the descriptors are let go of. The same goes for more than 253
  * descriptors, and for more than the requester takes per frame (its
  * max-fds-per-message, announced in the handshake), which it receives
- * as %NP_PIPE_ERROR_MESSAGE_TOO_LARGE.
+ * as %NP_PIPE_ERROR_MESSAGE_TOO_LARGE; a requester that asked before it
+ * announced it receives %NP_PIPE_ERROR_NOT_SUPPORTED.
  *
  * The requester closes the descriptors of a reply it did not ask for
  * with [method@Np.PipeClient.request_with_fds_async].

@@ -306,16 +306,19 @@ np_stream_handle_frame (NpStream      *self,
         const guint8 *data = g_bytes_get_data (payload, &len);
         guint32 id = np_request_id_decode (data);
         g_autoptr(GBytes) message = g_bytes_new_from_bytes (payload, 4, len - 4);
+        guint n_fds = fds != NULL ? g_unix_fd_list_get_length (fds) : 0;
 
         g_assert ((type == NP_FRAME_REQUEST_FDS) == (fds != NULL));
 
         /* In its place among the messages; its descriptors are the
-         * owner's from here on, or closed with @fds. */
+         * owner's from here on, or closed with @fds. They stay in the
+         * budget until it is answered. */
         np_stream_report_opened (self, owner, TRUE);
-        if (fds != NULL)
-          np_fd_budget_release (g_unix_fd_list_get_length (fds));
-        if (!np_stream_take_request (self, id, len - 4, after))
-          break;
+        if (!np_stream_take_request (self, id, len - 4, n_fds, after))
+          {
+            np_fd_budget_release (n_fds);
+            break;
+          }
         if (owner != NULL && self->callbacks->request != NULL)
           self->callbacks->request (owner, self, id, message, fds);
         else

@@ -10,6 +10,7 @@
 #include <glib/gi18n-lib.h>
 
 #include "np-error.h"
+#include "np-fd-budget-private.h"
 #include "np-stream-internal.h"
 
 /* A request goes out as a REQUEST frame with an id of the sender's; the
@@ -175,6 +176,27 @@ np_stream_check_request_fds_locked (NpStream  *self,
     }
 
   return np_stream_check_fds_locked (self, n_fds, error);
+}
+
+/* Whether a reply may carry @n_fds descriptors. A requester of version
+ * 4 that asked before its settings came (which a peer of the library
+ * never does) has not said how many it takes, perhaps none: unlike a
+ * request, a reply does not wait for them. */
+static gboolean
+np_stream_check_reply_fds_locked (NpStream  *self,
+                                  guint      n_fds,
+                                  GError   **error)
+{
+  if (self->version >= NP_PROTOCOL_SETTINGS && !self->settings_received)
+    {
+      g_propagate_error (error,
+                         np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
+                                              _("the peer asked before its settings came, "
+                                                "which say how many descriptors it takes")));
+      return FALSE;
+    }
+
+  return np_stream_check_request_fds_locked (self, n_fds, error);
 }
 
 /* A message that waited for the peer's handshake and cannot go: its
@@ -512,9 +534,11 @@ np_stream_check_pending_locked (NpStream *self,
   return NULL;
 }
 
-/* A request of @size bytes came from the peer, as request @id: returns
- * TRUE to deliver it, counted among those that wait for an answer until
- * np_stream_reply(). One past the bounds is answered at once with
+/* A request of @size bytes came from the peer, as request @id, with
+ * @n_fds descriptors: returns TRUE to deliver it, counted among those
+ * that wait for an answer until np_stream_reply(), its descriptors in
+ * the budget until then (the application keeps them while it works on
+ * the answer; the library bounds the requests it keeps, and so these). One past the bounds is answered at once with
  * TOO_MANY_REQUESTS (its bytes go with the frame); one of id 0, which
  * no request has, or of an id that waits already, whose answers could
  * not be told apart, ends the stream. From the read side. */
@@ -522,6 +546,7 @@ gboolean
 np_stream_take_request (NpStream      *self,
                         guint32        id,
                         gsize          size,
+                        guint          n_fds,
                         NpStreamAfter *after)
 {
   g_autoptr(GError) error = NULL;
@@ -550,6 +575,12 @@ np_stream_take_request (NpStream      *self,
       if (self->unanswered == NULL)
         self->unanswered = g_hash_table_new (NULL, NULL);
       g_hash_table_insert (self->unanswered, GUINT_TO_POINTER (id), GSIZE_TO_POINTER (size));
+      if (n_fds > 0)
+        {
+          if (self->unanswered_fds == NULL)
+            self->unanswered_fds = g_hash_table_new (NULL, NULL);
+          g_hash_table_insert (self->unanswered_fds, GUINT_TO_POINTER (id), GUINT_TO_POINTER (n_fds));
+        }
       self->n_unanswered++;
       self->unanswered_bytes += size;
       take = TRUE;
@@ -637,6 +668,7 @@ np_stream_reply (NpStream     *self,
   g_autoptr(GError) refused = NULL;
   g_autoptr(GError) not_sent = NULL;
   gpointer size;
+  gpointer held_fds;
 
   g_mutex_lock (self->lock);
   /* Each request is answered once (NpPipeRequest sees to it): its id
@@ -647,10 +679,13 @@ np_stream_reply (NpStream     *self,
       self->n_unanswered--;
       self->unanswered_bytes -= GPOINTER_TO_SIZE (size);
     }
+  if (self->unanswered_fds != NULL &&
+      g_hash_table_steal_extended (self->unanswered_fds, GUINT_TO_POINTER (id), NULL, &held_fds))
+    np_fd_budget_release (GPOINTER_TO_UINT (held_fds));
   /* Descriptors the requester cannot take: it is told, as of a reply too
    * large, rather than given the reply without them. */
   if (reply_error == NULL && n_fds > 0 &&
-      !np_stream_check_request_fds_locked (self, n_fds, &refused))
+      !np_stream_check_reply_fds_locked (self, n_fds, &refused))
     {
       not_sent = g_error_new (refused->domain, refused->code,
                               _("The reply could not be sent with its %u descriptors: %s"),

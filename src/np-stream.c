@@ -642,7 +642,7 @@ np_stream_handle_io_locked (NpStream     *self,
     held = self->callbacks->enter (owner);
 
   if (np_stream_get_state (self) <= NP_STREAM_OPEN &&
-      (revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)))
+      ((revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)) || np_stream_has_rest (self)))
     {
       self->reading++;
       np_stream_read (self, owner, &after);
@@ -669,6 +669,21 @@ np_stream_handle_io_locked (NpStream     *self,
         self->callbacks->leave (owner, held);
       g_object_unref (owner);
     }
+}
+
+/* A handler runs a main loop of its own while a buffer is delivered:
+ * the frames left of it are ready now, whether or not the socket is
+ * (they may be what the handler waits for). Only the context's thread
+ * touches the read side. */
+static gboolean
+np_stream_io_prepare (GSource *source,
+                      gint    *timeout)
+{
+  NpStream *self = ((NpStreamSource *) source)->stream;
+
+  *timeout = -1;
+
+  return np_stream_has_rest (self) && np_stream_get_state (self) <= NP_STREAM_OPEN;
 }
 
 /* The socket is readable or writable */
@@ -709,6 +724,7 @@ np_stream_poll_once (NpStream     *self,
 {
   GPollFD fds[2] = { { -1, 0, 0 } };
   guint n_fds = 1;
+  gboolean rest;
   int res;
 
   g_mutex_lock (self->lock);
@@ -725,6 +741,11 @@ np_stream_poll_once (NpStream     *self,
   fds[0].fd = self->transport->fd;
   fds[0].events = self->events;
   self->transport_users++;
+  /* Called from a handler, whose buffer has frames left to deliver:
+   * they are ready now (see np_stream_io_prepare()). */
+  rest = np_stream_has_rest (self) && self->state <= NP_STREAM_OPEN;
+  if (rest)
+    timeout_msec = 0;
   g_mutex_unlock (self->lock);
 
   if (g_cancellable_make_pollfd (cancellable, &fds[1]))
@@ -739,8 +760,8 @@ np_stream_poll_once (NpStream     *self,
 
   g_mutex_lock (self->lock);
   self->transport_users--;
-  if (res > 0 && fds[0].revents != 0 && self->state != NP_STREAM_CLOSED)
-    np_stream_handle_io_locked (self, fds[0].revents, NULL);
+  if (((res > 0 && fds[0].revents != 0) || rest) && self->state != NP_STREAM_CLOSED)
+    np_stream_handle_io_locked (self, res > 0 ? fds[0].revents : 0, NULL);
   else
     {
       np_stream_release_transport_locked (self);
@@ -938,6 +959,7 @@ np_stream_source_finalize (GSource *source)
 }
 
 static GSourceFuncs np_stream_io_funcs = {
+  .prepare = np_stream_io_prepare,
   .dispatch = np_stream_io_dispatch,
   .finalize = np_stream_source_finalize,
 };
@@ -1112,6 +1134,17 @@ np_stream_unref (NpStream *self)
 
   g_clear_pointer (&self->requests, g_hash_table_unref);
   g_clear_pointer (&self->unanswered, g_hash_table_unref);
+  if (self->unanswered_fds != NULL)
+    {
+      GHashTableIter iter;
+      gpointer held_fds;
+
+      /* Requests never answered, by an owner that did not keep them. */
+      g_hash_table_iter_init (&iter, self->unanswered_fds);
+      while (g_hash_table_iter_next (&iter, NULL, &held_fds))
+        np_fd_budget_release (GPOINTER_TO_UINT (held_fds));
+      g_hash_table_unref (self->unanswered_fds);
+    }
 
   np_stream_release_transport_locked (self);
   np_stream_clear_partial (self);

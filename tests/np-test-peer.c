@@ -460,6 +460,28 @@ refuse_cb (NpPipeServer     *server,
   return FALSE;
 }
 
+/* Accepts, and says a hello of version 4, but never its settings. */
+static gboolean
+hello_only_accept_cb (GSocket      *listener,
+                      GIOCondition  condition,
+                      gpointer      data)
+{
+  NpTestRawServer *server = data;
+  GSocket *peer = g_socket_accept (listener, NULL, NULL);
+  guint8 hello[12];
+
+  if (peer != NULL)
+    {
+      np_test_hello (hello, 4, 1024);
+      np_test_raw_write (peer, hello, sizeof hello);
+      g_ptr_array_add (server->accepted, peer);
+      printf ("accepted\n");
+      fflush (stdout);
+    }
+
+  return G_SOURCE_CONTINUE;
+}
+
 static int
 run_serve_as (const char *name,
               const char *mode)
@@ -477,6 +499,13 @@ run_serve_as (const char *name,
     np_pipe_server_set_max_connections (server, 1);
   else if (g_str_equal (mode, "mute"))
     mute = np_test_raw_server_new (name, 8, TRUE);
+  else if (g_str_equal (mode, "hello-only"))
+    {
+      mute = np_test_raw_server_new (name, 8, FALSE);
+      mute->source = g_socket_create_source (mute->listener, G_IO_IN, NULL);
+      g_source_set_callback (mute->source, G_SOURCE_FUNC (hello_only_accept_cb), mute, NULL);
+      g_source_attach (mute->source, NULL);
+    }
   else
     g_error ("serve-as: no mode %s", mode);
 

@@ -1096,6 +1096,83 @@ test_fd_budget (void)
   fd_server_clear (&f);
 }
 
+/* 11b. Requests with descriptors that the application keeps to answer
+ * later hold their descriptors: they count in the budget until
+ * answered. With RLIMIT_NOFILE at 48 (16 for the library), a peer whose
+ * requests of 8 descriptors each would pass it is dropped with
+ * TOO_MANY_OPEN_FILES; the application's share of the process's
+ * descriptors is left whole, and answering lets the budget go. */
+
+static gboolean
+keep_request_fds_cb (NpPipeServer     *server,
+                     NpPipeConnection *connection,
+                     NpPipeRequest    *request,
+                     FdServer         *f)
+{
+  g_ptr_array_add (f->fd_lists, g_object_ref (request));
+
+  return TRUE;
+}
+
+static void
+test_fd_budget_requests (void)
+{
+  FdServer f = { 0 };
+  g_autoptr(NpPipeServer) server = NULL;
+  g_autoptr(GSocket) greedy = NULL;
+  g_autoptr(GBytes) settings = NULL;
+  struct rlimit limit;
+  guint8 frame[8 + 4 + 1] = { 0 };
+  guint8 hello[12];
+  guint8 payload[8] = { 0, 0, 0, 0, 0, 0, 0, 8 };
+  guint8 header[8] = { 0, 0, 0, 8, 8, 0, 0, 0 };
+  guint base;
+  int fd;
+
+  g_assert_cmpint (getrlimit (RLIMIT_NOFILE, &limit), ==, 0);
+  limit.rlim_cur = 48;
+  g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &limit), ==, 0);
+
+  fd = memfd_create ("np-attack", MFD_CLOEXEC);
+  g_assert_cmpint (fd, >=, 0);
+  server = fd_server_new (&f, 8);
+  g_signal_connect (server, "request-received", G_CALLBACK (keep_request_fds_cb), &f);
+  base = np_test_count_open_fds ();
+
+  greedy = np_test_raw_connect (np_pipe_server_get_path (server));
+  np_test_hello (hello, 4, 1024);
+  np_test_raw_write (greedy, hello, sizeof hello);
+  np_test_raw_write (greedy, header, sizeof header);
+  np_test_raw_write (greedy, payload, sizeof payload);
+  WAIT_UNTIL (f.connections->len == 1);
+
+  /* REQUEST_FDS of 8 descriptors, ids 1, 2, ... */
+  np_test_put_u32 (frame, 5);
+  frame[4] = 9;
+  frame[5] = 8;
+  for (guint32 id = 1; id <= 6 && f.n_disconnected == 0; id++)
+    {
+      np_test_put_u32 (frame + 8, id);
+      raw_send_with_fds (greedy, frame, sizeof frame, fd, 8);
+      while (f.fd_lists->len < id && f.n_disconnected == 0)
+        g_main_context_iteration (NULL, TRUE);
+    }
+
+  g_assert_cmpuint (f.n_disconnected, ==, 1);
+  g_assert_error (f.error, G_IO_ERROR, G_IO_ERROR_TOO_MANY_OPEN_FILES);
+  g_assert_cmpuint (f.fd_lists->len, ==, 1);
+  g_socket_close (greedy, NULL);
+  WAIT_UNTIL (np_test_count_open_fds () == base + 8);
+
+  /* Answered (here, dropped), the request lets its descriptors go. */
+  g_ptr_array_set_size (f.fd_lists, 0);
+  g_assert_cmpuint (np_test_count_open_fds (), ==, base);
+
+  close (fd);
+  g_clear_object (&server);
+  fd_server_clear (&f);
+}
+
 /* 12. A server that accepts, says hello and closes at once, forever:
  * each connect succeeds, so a client that started its back-off afresh
  * after each one would come back ten times a second for ever. The
@@ -2097,6 +2174,7 @@ static const Isolated isolated_tests[] = {
   { "/Np/Attack/request-sync-starves-context", test_request_sync_starves_context, 60 },
   { "/Np/Attack/fds/in-body", test_fds_in_body, 60 },
   { "/Np/Attack/fds/budget", test_fd_budget, 60 },
+  { "/Np/Attack/fds/budget/requests", test_fd_budget_requests, 60 },
   { "/Np/Attack/reconnect/flapping-server", test_reconnect_flapping_server, 60 },
   { "/Np/Attack/drop-in-handler/connected", test_drop_in_connected, 30 },
   { "/Np/Attack/drop-in-handler/queue-drained", test_drop_in_drained, 30 },

@@ -487,6 +487,109 @@ test_goodbyes_and_versions (void)
     }
 }
 
+typedef struct
+{
+  Fixture       *f;
+  GBytes        *big;
+  GAsyncResult  *result;
+  GError        *request_error;
+  guint          n_messages;
+} AbortInHandler;
+
+static void
+abort_connected_cb (NpPipeServer     *server,
+                    NpPipeConnection *connection,
+                    AbortInHandler   *a)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (np_pipe_connection_send (connection, a->big, &error));
+  g_assert_no_error (error);
+}
+
+/* Waits, in a loop of its own, for a request that the bad frame after
+ * this message fails, then closes the connection. */
+static void
+abort_message_cb (NpPipeServer     *server,
+                  NpPipeConnection *connection,
+                  GBytes           *message,
+                  AbortInHandler   *a)
+{
+  g_autoptr(GBytes) request = g_bytes_new_static ("q", 1);
+
+  a->n_messages++;
+  np_pipe_connection_request_async (connection, request, NULL, async_done_cb, &a->result);
+  WAIT_UNTIL (a->result != NULL);
+  g_assert_null (np_pipe_connection_request_finish (connection, a->result, &a->request_error));
+  np_pipe_connection_close (connection);
+  g_assert_false (np_pipe_connection_is_connected (connection));
+}
+
+/* A connection closed by the application while it ends on an error, its
+ * goodbye not yet out (the peer is slow to read): the frame being
+ * written still goes out whole, then the goodbye that says why, and the
+ * connection is reported ended on that error, once. */
+static void
+test_close_while_aborting (Fixture       *f,
+                           gconstpointer  data)
+{
+  AbortInHandler a = { f, NULL, NULL, NULL, 0 };
+  g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  g_autoptr(GBytes) message = np_test_frame (NP_TEST_MESSAGE, (const guint8 *) "a", 1);
+  g_autoptr(GBytes) bad = np_test_frame (99, (const guint8 *) "?", 1);
+  g_autoptr(GByteArray) bytes = g_byte_array_new ();
+  g_autoptr(GArray) types = g_array_new (FALSE, FALSE, 1);
+  g_autoptr(GArray) sizes = g_array_new (FALSE, FALSE, sizeof (guint32));
+  guint8 hello[12];
+  guint32 code = 0;
+
+  a.big = np_test_message_new (1, 0, 4 * 1024 * 1024);
+  g_signal_connect (f->server, "client-connected", G_CALLBACK (abort_connected_cb), &a);
+  g_signal_connect (f->server, "message-received", G_CALLBACK (abort_message_cb), &a);
+
+  np_test_hello (hello, 3, 16 * 1024 * 1024);
+  g_byte_array_append (bytes, hello, sizeof hello);
+  g_byte_array_append (bytes, g_bytes_get_data (message, NULL), g_bytes_get_size (message));
+  g_byte_array_append (bytes, g_bytes_get_data (bad, NULL), g_bytes_get_size (bad));
+  np_test_raw_write (socket, bytes->data, bytes->len);
+
+  WAIT_UNTIL (a.n_messages == 1 && a.result != NULL);
+  g_assert_error (a.request_error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+
+  /* Now read: the hello, the whole message, the goodbye, the end. */
+  np_test_raw_read_exactly (socket, hello, sizeof hello);
+  for (;;)
+    {
+      guint8 header[8];
+      guint32 len;
+      g_autofree guint8 *payload = NULL;
+
+      if (np_test_raw_read (socket, header, 1) == 0)
+        break;
+      np_test_raw_read_exactly (socket, header + 1, 7);
+      len = np_test_get_u32 (header);
+      payload = g_malloc (MAX (len, 1));
+      np_test_raw_read_exactly (socket, payload, len);
+      g_array_append_val (types, header[4]);
+      g_array_append_val (sizes, len);
+      if (header[4] == NP_TEST_GOODBYE)
+        code = np_test_get_u32 (payload);
+    }
+
+  g_assert_cmpuint (types->len, ==, 2);
+  g_assert_cmpuint (g_array_index (types, guint8, 0), ==, NP_TEST_MESSAGE);
+  g_assert_cmpuint (g_array_index (sizes, guint32, 0), ==, 4 * 1024 * 1024);
+  g_assert_cmpuint (g_array_index (types, guint8, 1), ==, NP_TEST_GOODBYE);
+  g_assert_cmpuint (code, ==, NP_PIPE_ERROR_PROTOCOL);
+
+  WAIT_UNTIL (f->disconnect_errors->len == 1);
+  g_assert_error ((GError *) g_ptr_array_index (f->disconnect_errors, 0),
+                  NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+  g_clear_error (&a.request_error);
+  g_clear_object (&a.result);
+  g_bytes_unref (a.big);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -502,6 +605,7 @@ main (int   argc,
   g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
 
   ADD ("/Np/Closing/half-close/server", test_half_close_server);
+  ADD ("/Np/Closing/close-while-aborting", test_close_while_aborting);
   g_test_add_func ("/Np/Closing/half-close/client", test_half_close_client);
   g_test_add_func ("/Np/Closing/close-bounded", test_close_bounded);
   g_test_add_func ("/Np/Closing/close-async", test_close_async);
