@@ -388,6 +388,7 @@ typedef struct
   guint          wait : 1;
   guint          dialing : 1;      /* a socket connect is under way, or made */
   guint          retry_soon : 1;   /* the server showed up since the last wait */
+  guint          early_dial : 1;   /* the dial under way was one of the early ones */
   guint          timer_full : 1;   /* the timer is a whole back-off */
   guint          early;            /* attempts made before this wait ran out */
   guint          attempt_watched : 1;
@@ -591,7 +592,8 @@ np_pipe_client_retry_connect (gpointer data,
   connect->retry_soon = connect->retry_soon || from_monitor;
   if (!connect->dialing)
     {
-      if (from_monitor || !connect->timer_full)
+      connect->early_dial = from_monitor || !connect->timer_full;
+      if (connect->early_dial)
         connect->early++;
       np_pipe_client_dial (self, task);
     }
@@ -668,6 +670,14 @@ np_pipe_client_socket_connected (GObject      *object,
   if (connection == NULL)
     {
       connect->dialing = FALSE;
+      /* An early dial that found no server (a hint from the directory
+       * before the socket listened: its lock file, the directory made
+       * anew) reached nobody: it costs too little to bound, and must not
+       * use up the early attempts the socket's own appearance needs. */
+      if (connect->early_dial && connect->early > 0 &&
+          g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_FOUND))
+        connect->early--;
+      connect->early_dial = FALSE;
       if (connect->wait && g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_FOUND) &&
           np_pipe_client_wait_for_server (self, task))
         return;

@@ -174,6 +174,16 @@ np_pipe_client_reconnected (GObject      *source,
     return;
 
   g_debug ("Pipe “%s”: reconnecting failed: %s", self->name, error->message);
+
+  /* As for a connect (np_pipe_client_retry_connect()): an early attempt
+   * that found no server does not count against the few a wait allows. */
+  g_mutex_lock (self->lock);
+  if (self->reconnect_early_attempt && self->reconnect_early > 0 &&
+      g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_FOUND))
+    self->reconnect_early--;
+  self->reconnect_early_attempt = FALSE;
+  g_mutex_unlock (self->lock);
+
   np_pipe_client_reconnect_later (self);
 }
 
@@ -207,6 +217,8 @@ np_pipe_client_reconnect_fire (gpointer data,
     self->reconnect_soon = TRUE;
   if (go && early)
     self->reconnect_early++;
+  if (go)
+    self->reconnect_early_attempt = early;
   g_mutex_unlock (self->lock);
 
   g_clear_pointer (&stopped, np_server_watch_free);

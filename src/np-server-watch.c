@@ -35,6 +35,7 @@ struct _NpServerWatch
   GFileMonitor      *monitor;
   gboolean           on_parent;  /* watching for the directory to appear */
   GSource           *timer;
+  GSource           *look;       /* a look for what came before the watch */
   NpServerWatchFunc  func;
   gpointer           data;
   GDestroyNotify     destroy;
@@ -142,6 +143,39 @@ np_server_watch_changed (GFileMonitor      *monitor,
 }
 
 static gboolean
+np_server_watch_look_cb (gpointer data)
+{
+  NpServerWatch *self = data;
+
+  g_clear_pointer (&self->look, g_source_unref);
+  np_server_watch_call (self, TRUE);
+
+  return G_SOURCE_REMOVE;
+}
+
+/* What came between the last look and the watch, the watch never hears
+ * of: a directory made before it watched the parent for it, a server
+ * that made its socket before it watched the directory. Once watching,
+ * it looks for them, reporting from the context as a change would. */
+static void
+np_server_watch_catch_up (NpServerWatch *self)
+{
+  g_autofree char *socket_path = NULL;
+
+  if (self->on_parent && g_file_test (self->dir_path, G_FILE_TEST_IS_DIR))
+    np_server_watch_monitor (self);
+
+  socket_path = g_build_filename (self->dir_path, self->socket_name, NULL);
+  if (self->on_parent || self->look != NULL || !g_file_test (socket_path, G_FILE_TEST_EXISTS))
+    return;
+
+  self->look = g_idle_source_new ();
+  g_source_set_static_name (self->look, "[np] look for a server");
+  g_source_set_callback (self->look, np_server_watch_look_cb, self, NULL);
+  g_source_attach (self->look, self->context);
+}
+
+static gboolean
 np_server_watch_timer_cb (gpointer data)
 {
   NpServerWatch *self = data;
@@ -211,6 +245,7 @@ np_server_watch_new (const char        *socket_path,
   self->destroy = destroy;
 
   np_server_watch_monitor (self);
+  np_server_watch_catch_up (self);
 
   return self;
 }
@@ -242,6 +277,11 @@ np_server_watch_release (gpointer data)
     {
       g_source_destroy (self->timer);
       g_clear_pointer (&self->timer, g_source_unref);
+    }
+  if (self->look != NULL)
+    {
+      g_source_destroy (self->look);
+      g_clear_pointer (&self->look, g_source_unref);
     }
   np_server_watch_drop_monitor (self);
   if (self->destroy != NULL)
