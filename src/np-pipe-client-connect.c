@@ -630,7 +630,8 @@ np_pipe_client_wait_for_server (NpPipeClient *self,
     delay = MIN ((gint64) delay, (connect->deadline - now + 999) / G_TIME_SPAN_MILLISECOND);
 
   if (connect->watch == NULL)
-    watch = np_server_watch_new (self->path, g_task_get_context (task),
+    /* The dial found no server: one that came since is news. */
+    watch = np_server_watch_new (self->path, TRUE, g_task_get_context (task),
                                  np_pipe_client_retry_connect, g_object_ref (task), g_object_unref);
 
   g_mutex_lock (self->lock);

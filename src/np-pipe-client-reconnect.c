@@ -320,7 +320,9 @@ np_pipe_client_reconnect_later (NpPipeClient *self)
   if (self->reconnecting && self->reconnect_watch == NULL)
     {
       g_mutex_unlock (self->lock);
-      watch = np_server_watch_new (self->path, self->context, np_pipe_client_reconnect_fire,
+      /* The server just went, or refused us: a socket there now is no
+       * news, and the back-off decides when to try it. */
+      watch = np_server_watch_new (self->path, FALSE, self->context, np_pipe_client_reconnect_fire,
                                    np_weak_ref_new (self), np_weak_ref_free);
       g_mutex_lock (self->lock);
       if (self->reconnecting && self->reconnect_watch == NULL)

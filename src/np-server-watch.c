@@ -228,6 +228,7 @@ np_server_watch_monitor (NpServerWatch *self)
 
 NpServerWatch *
 np_server_watch_new (const char        *socket_path,
+                     gboolean           catch_up,
                      GMainContext      *context,
                      NpServerWatchFunc  func,
                      gpointer           data,
@@ -245,7 +246,8 @@ np_server_watch_new (const char        *socket_path,
   self->destroy = destroy;
 
   np_server_watch_monitor (self);
-  np_server_watch_catch_up (self);
+  if (catch_up)
+    np_server_watch_catch_up (self);
 
   return self;
 }
