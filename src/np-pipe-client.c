@@ -13,6 +13,7 @@
 
 #include "np-context-private.h"
 #include "np-error.h"
+#include "np-i18n-private.h"
 #include "np-marshal.h"
 #include "np-name-private.h"
 #include "np-pipe-client-internal.h"
@@ -275,7 +276,7 @@ np_pipe_client_stream_closed (GObject      *owner,
 
       if (error == NULL)
         refused = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                               "Pipe “%s” closed the connection before accepting it",
+                               _("Pipe “%s” closed the connection before accepting it"),
                                self->name);
       np_pipe_client_connected (self, task, error != NULL ? error : refused);
       g_object_unref (task);
@@ -370,6 +371,8 @@ static void
 np_pipe_client_class_init (NpPipeClientClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  np_i18n_init ();
 
   object_class->constructed = np_pipe_client_constructed;
   object_class->dispose = np_pipe_client_dispose;
@@ -672,8 +675,8 @@ np_pipe_client_close_async (NpPipeClient        *self,
   stream = np_pipe_client_take_for_close (self, &n_dropped);
   if (stream == NULL && n_dropped > 0)
     g_task_return_new_error (task, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                             "Pipe “%s”: %u messages sent while disconnected were dropped: "
-                             "the client closed before it could connect again",
+                             _("Pipe “%s”: %u messages sent while disconnected were dropped: "
+                               "the client closed before it could connect again"),
                              self->name, n_dropped);
   else if (stream == NULL)
     g_task_return_boolean (task, TRUE);

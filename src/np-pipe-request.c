@@ -7,7 +7,10 @@
 
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include "np-error.h"
+#include "np-i18n-private.h"
 #include "np-pipe-request-private.h"
 #include "np-variant.h"
 
@@ -97,6 +100,8 @@ np_pipe_request_finalize (GObject *object)
 static void
 np_pipe_request_class_init (NpPipeRequestClass *klass)
 {
+  np_i18n_init ();
+
   G_OBJECT_CLASS (klass)->finalize = np_pipe_request_finalize;
 }
 

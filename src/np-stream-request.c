@@ -152,7 +152,7 @@ static GError *
 np_stream_not_supported_error_new (NpStream *self)
 {
   return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
-                              "the peer speaks protocol version %u, which has no requests",
+                              _("the peer speaks protocol version %u, which has no requests"),
                               self->version);
 }
 
@@ -250,9 +250,9 @@ np_stream_unpark_locked (NpStream      *self,
               /* The call that queued it returned long ago: the message
                * cannot go, and dropping it silently would lose it. */
               error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
-                                           "a message with descriptors was sent before the "
-                                           "peer's handshake, and the peer speaks protocol "
-                                           "version %u, which carries no descriptors",
+                                           _("a message with descriptors was sent before the "
+                                             "peer's handshake, and the peer speaks protocol "
+                                             "version %u, which carries no descriptors"),
                                            self->version);
               np_parked_free (parked);
               self->parked_bytes = 0;
@@ -395,7 +395,7 @@ np_stream_request_timeout_cb (gpointer data)
       g_hash_table_steal (self->requests, GUINT_TO_POINTER (timeout->id));
       g_clear_pointer (&op->timeout, g_source_unref);
       op->error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
-                                       "the peer did not answer the request within %u ms",
+                                       _("the peer did not answer the request within %u ms"),
                                        self->request_timeout);
       g_queue_push_tail (&after.done, op);
     }
@@ -917,10 +917,10 @@ np_stream_request_sync (NpStream      *self,
             {
               if (g_cancellable_is_cancelled (cancellable))
                 wait.error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                                                  "Operation was cancelled");
+                                                  _("Operation was cancelled"));
               else
                 wait.error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
-                                                  "the peer did not answer the request within %u ms",
+                                                  _("the peer did not answer the request within %u ms"),
                                                   self->request_timeout);
             }
           break;
