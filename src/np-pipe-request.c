@@ -84,8 +84,9 @@ np_pipe_request_finalize (GObject *object)
     {
       g_autoptr(GError) dropped = NULL;
 
-      dropped = g_error_new_literal (NP_PIPE_ERROR, NP_PIPE_ERROR_FAILED,
-                                     "The request was dropped without an answer");
+      dropped = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_FAILED,
+                             _("%s: the request was dropped without an answer"),
+                             np_stream_get_label (self->stream));
       np_stream_reply (self->stream, self->id, NULL, NULL, dropped);
     }
 
@@ -137,8 +138,11 @@ _np_pipe_request_reply_unhandled (NpPipeRequest *self)
   if (np_pipe_request_get_answered (self))
     return;
 
-  error = g_error_new_literal (NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
-                               "Nothing handles requests on this pipe");
+  error = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
+                       _("%s: nothing handles requests on this pipe: no handler of "
+                         "request-received took the request (a handler that returned "
+                         "without answering it, or raised an error, counts as none)"),
+                       np_stream_get_label (self->stream));
   np_pipe_request_reply_error (self, error);
 }
 

@@ -322,8 +322,8 @@ np_stream_handle_frame (NpStream      *self,
           {
             g_autoptr(GError) error = NULL;
 
-            error = g_error_new_literal (NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
-                                         "Nothing handles requests on this pipe");
+            error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
+                                         _("nothing handles requests on this pipe"));
             np_stream_reply (self, id, NULL, NULL, error);
           }
       }

@@ -671,10 +671,10 @@ np_stream_reply (NpStream     *self,
 
           /* The requester is told, instead of waiting for a reply that
            * would cost it its connection. */
-          too_large = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
-                                   "The reply of %" G_GSIZE_FORMAT " bytes exceeds the limit of "
-                                   "%u bytes that the requesting side accepts",
-                                   g_bytes_get_size (reply), self->peer_max_message_size);
+          too_large = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
+                                           _("the reply of %zu bytes exceeds the limit of "
+                                             "%u bytes that the requesting side accepts"),
+                                           g_bytes_get_size (reply), self->peer_max_message_size);
           payload = np_error_reply_encode (id, too_large);
           np_frame_header_encode (error_header, NP_FRAME_ERROR, g_bytes_get_size (payload));
           np_stream_queue_peer_frame_locked (self, error_header, sizeof error_header, payload,
