@@ -141,7 +141,7 @@ _np_pipe_request_reply_unhandled (NpPipeRequest *self)
   error = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
                        _("%s: nothing handles requests on this pipe: no handler of "
                          "request-received took the request (a handler that returned "
-                         "without answering it, or raised an error, counts as none)"),
+                         "FALSE or nothing, or raised an error, counts as none)"),
                        np_stream_get_label (self->stream));
   np_pipe_request_reply_error (self, error);
 }
