@@ -32,7 +32,9 @@ request_report_error (Request      *r,
                       const GError *error)
 {
   const char *name = np_pipe_client_get_name (r->client);
-  g_autofree char *label = g_strdup_printf ("Pipe “%s”: ", name);
+  /* The library's label for the client, in the user's language. */
+  g_autofree char *pipe = g_strdup_printf (_("Pipe “%s”"), name);
+  g_autofree char *label = g_strconcat (pipe, ": ", NULL);
 
   if (!g_str_has_prefix (error->message, label))
     g_printerr (_("np-pipe: pipe “%s” answered the request with an error: %s (%s, %d)\n"),
