@@ -52,21 +52,21 @@ np_hello_decode (const guint8   in[NP_HELLO_SIZE],
   if (memcmp (in, np_magic, sizeof np_magic) != 0)
     {
       g_set_error_literal (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                           "The peer does not speak the Np protocol (bad handshake magic)");
+                           _("The peer does not speak the Np protocol (bad handshake magic)"));
       return FALSE;
     }
 
   if (in[4] == 0)
     {
       g_set_error_literal (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                           "The peer announced protocol version 0, which does not exist");
+                           _("The peer announced protocol version 0, which does not exist"));
       return FALSE;
     }
 
   if (in[5] != 0 || in[6] != 0 || in[7] != 0)
     {
       g_set_error_literal (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                           "The peer set reserved handshake bits");
+                           _("The peer set reserved handshake bits"));
       return FALSE;
     }
 
@@ -167,7 +167,7 @@ np_frame_header_decode (const guint8   in[NP_FRAME_HEADER_SIZE],
   if (in[5] != n_fds || in[6] != 0 || in[7] != 0)
     {
       g_set_error_literal (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                           "Malformed frame: reserved header bytes are not zero");
+                           _("Malformed frame: reserved header bytes are not zero"));
       return FALSE;
     }
 
@@ -191,7 +191,7 @@ np_frame_header_decode (const guint8   in[NP_FRAME_HEADER_SIZE],
       if (length > NP_CONTROL_PAYLOAD_MAX)
         {
           g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                       "Malformed frame: control frame of type %u carries %u bytes, more than %u",
+                       _("Malformed frame: control frame of type %u carries %u bytes, more than %u"),
                        type, length, NP_CONTROL_PAYLOAD_MAX);
           return FALSE;
         }
@@ -231,7 +231,7 @@ np_frame_header_decode (const guint8   in[NP_FRAME_HEADER_SIZE],
       if (length < NP_ERROR_REPLY_MIN || length > NP_ERROR_REPLY_MAX)
         {
           g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                       "Malformed frame: an error reply of %u bytes (%u to %u are allowed)",
+                       _("Malformed frame: an error reply of %u bytes (%u to %u are allowed)"),
                        length, NP_ERROR_REPLY_MIN, NP_ERROR_REPLY_MAX);
           return FALSE;
         }
@@ -240,7 +240,7 @@ np_frame_header_decode (const guint8   in[NP_FRAME_HEADER_SIZE],
     default:
     unknown:
       g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                   "Malformed frame: unknown frame type %u in protocol version %u",
+                   _("Malformed frame: unknown frame type %u in protocol version %u"),
                    type, version);
       return FALSE;
     }
@@ -320,7 +320,7 @@ np_goodbye_decode (const guint8 *payload,
 
   if (length < 4)
     return g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                        "Malformed goodbye frame of %" G_GSIZE_FORMAT " bytes", length);
+                        _("Malformed goodbye frame of %zu bytes"), length);
 
   /* Codes this version does not know keep their value: a later version
    * may send them. Only one that is no gint becomes FAILED. */
@@ -330,7 +330,7 @@ np_goodbye_decode (const guint8 *payload,
 
   reason = g_utf8_make_valid ((const char *) payload + 4, length - 4);
 
-  return g_error_new (NP_PIPE_ERROR, code, "The peer closed the connection: %s", reason);
+  return g_error_new (NP_PIPE_ERROR, code, _("The peer closed the connection: %s"), reason);
 }
 
 /* The header of a request or reply frame whose message is
@@ -396,7 +396,7 @@ np_error_reply_encode (guint32       id,
    * as the receiving side does with a domain it cannot take. */
   if (domain_len > NP_ERROR_DOMAIN_MAX)
     {
-      substitute = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_FAILED, "%s (error %d of “%s”)",
+      substitute = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_FAILED, _("%s (error %d of “%s”)"),
                                 reply->message, reply->code, domain);
       reply = substitute;
       domain = g_quark_to_string (reply->domain);
@@ -503,13 +503,13 @@ np_error_reply_decode (const guint8  *payload,
     {
       g_autofree char *escaped = g_strescape (domain, NULL);
 
-      *reply = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_FAILED, "%s (error %d of “%s”)",
+      *reply = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_FAILED, _("%s (error %d of “%s”)"),
                             message, code, escaped);
     }
   return TRUE;
 
 malformed:
   g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-               "Malformed error reply of %" G_GSIZE_FORMAT " bytes", length);
+               _("Malformed error reply of %zu bytes"), length);
   return FALSE;
 }

@@ -34,14 +34,14 @@ np_pipe_client_begin_connect_locked (NpPipeClient  *self,
   if (self->attempt != NULL)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_PENDING,
-                   "Pipe “%s”: a connect is already under way", self->name);
+                   _("Pipe “%s”: a connect is already under way"), self->name);
       return FALSE;
     }
 
   if (self->name == NULL)
     {
       g_set_error_literal (error, NP_PIPE_ERROR, NP_PIPE_ERROR_INVALID_NAME,
-                           "The client has no pipe name to connect to");
+                           _("The client has no pipe name to connect to"));
       return FALSE;
     }
 
@@ -89,7 +89,7 @@ np_pipe_client_attach_locked (NpPipeClient       *self,
                               NpStream          **stream_out,
                               gboolean           *was_connected)
 {
-  g_autofree char *label = g_strdup_printf ("Pipe “%s”", self->name);
+  g_autofree char *label = g_strdup_printf (_("Pipe “%s”"), self->name);
   NpStream *old = self->stream;
 
   *was_connected = self->connected;
@@ -475,7 +475,7 @@ np_pipe_client_attempt_cancelled_cb (gpointer data)
 {
   GTask *task = data;
   g_autoptr(GError) error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                                                 "Operation was cancelled");
+                                                 _("Operation was cancelled"));
 
   np_pipe_client_connected (g_task_get_source_object (task), task, error);
 
@@ -534,7 +534,7 @@ np_pipe_client_no_server_error_new (NpPipeClient *self,
                                     ConnectData  *connect)
 {
   return g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
-                      "No server started as pipe “%s” (%s) within %u ms",
+                      _("No server started as pipe “%s” (%s) within %u ms"),
                       self->name, self->path, connect->timeout);
 }
 

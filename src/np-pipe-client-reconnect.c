@@ -8,6 +8,8 @@
 
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include "np-error.h"
 #include "np-frame-private.h"
 #include "np-pipe-client-internal.h"
@@ -46,8 +48,8 @@ np_pipe_client_hold_locked (NpPipeClient  *self,
   if (self->last_peer_max_message_size > 0 && len > self->last_peer_max_message_size)
     {
       g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
-                   "Pipe “%s”: message of %" G_GSIZE_FORMAT " bytes exceeds the limit of "
-                   "%u bytes that the server accepts",
+                   _("Pipe “%s”: message of %zu bytes exceeds the limit of "
+                     "%u bytes that the server accepts"),
                    self->name, len, self->last_peer_max_message_size);
       return FALSE;
     }
@@ -55,8 +57,8 @@ np_pipe_client_hold_locked (NpPipeClient  *self,
   if (self->max_queued_bytes > 0 && self->held_bytes + framed > self->max_queued_bytes)
     {
       g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_QUEUE_FULL,
-                   "Pipe “%s” is not connected: %" G_GSIZE_FORMAT " bytes wait for the "
-                   "reconnect, and %" G_GSIZE_FORMAT " more would pass the limit of %u",
+                   _("Pipe “%s” is not connected: %zu bytes wait for the "
+                     "reconnect, and %zu more would pass the limit of %u"),
                    self->name, self->held_bytes, len, self->max_queued_bytes);
       return FALSE;
     }
@@ -298,8 +300,8 @@ np_pipe_client_stop_auto_reconnect (NpPipeClient *self)
 
       dropped->client = g_object_ref (self);
       dropped->error = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                                    "Pipe “%s”: %u messages sent while disconnected were "
-                                    "dropped: auto-reconnect was turned off",
+                                    _("Pipe “%s”: %u messages sent while disconnected were "
+                                      "dropped: auto-reconnect was turned off"),
                                     self->name, n_dropped);
       g_source_set_static_name (idle, "[np] report held messages dropped");
       g_source_set_callback (idle, np_pipe_client_report_dropped_cb, dropped, dropped_free);

@@ -7,6 +7,8 @@
 
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include "np-error.h"
 #include "np-pipe-client-internal.h"
 #include "np-variant.h"
@@ -21,7 +23,7 @@ np_pipe_client_set_not_connected_locked (NpPipeClient  *self,
     g_propagate_error (error, g_error_copy (self->refusal));
   else
     g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                 "Pipe “%s” is not connected", self->name);
+                 _("Pipe “%s” is not connected"), self->name);
 }
 
 /* The connection, with a reference, or %NULL when not connected. */

@@ -13,6 +13,7 @@
 
 #include "np-context-private.h"
 #include "np-error.h"
+#include "np-i18n-private.h"
 #include "np-marshal.h"
 #include "np-name-private.h"
 #include "np-pipe-client-internal.h"
@@ -371,6 +372,8 @@ np_pipe_client_class_init (NpPipeClientClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
 
+  np_i18n_init ();
+
   object_class->constructed = np_pipe_client_constructed;
   object_class->dispose = np_pipe_client_dispose;
   object_class->finalize = np_pipe_client_finalize;
@@ -672,8 +675,8 @@ np_pipe_client_close_async (NpPipeClient        *self,
   stream = np_pipe_client_take_for_close (self, &n_dropped);
   if (stream == NULL && n_dropped > 0)
     g_task_return_new_error (task, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                             "Pipe “%s”: %u messages sent while disconnected were dropped: "
-                             "the client closed before it could connect again",
+                             _("Pipe “%s”: %u messages sent while disconnected were dropped: "
+                               "the client closed before it could connect again"),
                              self->name, n_dropped);
   else if (stream == NULL)
     g_task_return_boolean (task, TRUE);

@@ -11,10 +11,14 @@
 # include <sys/socket.h>
 #endif
 
+#include <inttypes.h>
 #include <unistd.h>
+
+#include <glib/gi18n-lib.h>
 
 #include "np-context-private.h"
 #include "np-error.h"
+#include "np-i18n-private.h"
 #include "np-pipe-connection-private.h"
 #include "np-pipe-request-private.h"
 #include "np-pipe-server-private.h"
@@ -112,7 +116,7 @@ np_pipe_connection_get_accepted_stream (NpPipeConnection  *self,
   if (stream == NULL || !self->accepted)
     {
       g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                   "Client %" G_GUINT64_FORMAT " is not connected", self->id);
+                   _("Client %" PRIu64 " is not connected"), self->id);
       return NULL;
     }
 
@@ -325,6 +329,8 @@ np_pipe_connection_class_init (NpPipeConnectionClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
 
+  np_i18n_init ();
+
   object_class->dispose = np_pipe_connection_dispose;
   object_class->finalize = np_pipe_connection_finalize;
   object_class->get_property = np_pipe_connection_get_property;
@@ -511,7 +517,7 @@ np_pipe_connection_create_stream (NpPipeConnection *self,
 {
   g_autofree char *label = NULL;
 
-  label = g_strdup_printf ("Client %" G_GUINT64_FORMAT " of pipe “%s”",
+  label = g_strdup_printf (_("Client %" PRIu64 " of pipe “%s”"),
                            self->id, np_pipe_server_get_name (self->server));
 
   return np_stream_new (G_OBJECT (self), &np_pipe_connection_stream_callbacks,

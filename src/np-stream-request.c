@@ -153,7 +153,7 @@ static GError *
 np_stream_not_supported_error_new (NpStream *self)
 {
   return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
-                              "the peer speaks protocol version %u, which has no requests",
+                              _("the peer speaks protocol version %u, which has no requests"),
                               self->version);
 }
 
@@ -272,9 +272,9 @@ np_stream_unpark_locked (NpStream      *self,
               /* The call that queued it returned long ago: the message
                * cannot go, and dropping it silently would lose it. */
               error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
-                                           "a message with descriptors was sent before the "
-                                           "peer's handshake, and the peer speaks protocol "
-                                           "version %u, which carries no descriptors",
+                                           _("a message with descriptors was sent before the "
+                                             "peer's handshake, and the peer speaks protocol "
+                                             "version %u, which carries no descriptors"),
                                            self->version);
               np_parked_free (parked);
               self->parked_bytes = 0;
@@ -417,7 +417,7 @@ np_stream_request_timeout_cb (gpointer data)
       g_hash_table_steal (self->requests, GUINT_TO_POINTER (timeout->id));
       g_clear_pointer (&op->timeout, g_source_unref);
       op->error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
-                                       "the peer did not answer the request within %u ms",
+                                       _("the peer did not answer the request within %u ms"),
                                        self->request_timeout);
       g_queue_push_tail (&after.done, op);
     }
@@ -706,10 +706,10 @@ np_stream_reply (NpStream     *self,
 
           /* The requester is told, instead of waiting for a reply that
            * would cost it its connection. */
-          too_large = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
-                                   "The reply of %" G_GSIZE_FORMAT " bytes exceeds the limit of "
-                                   "%u bytes that the requesting side accepts",
-                                   g_bytes_get_size (reply), self->peer_max_message_size);
+          too_large = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
+                                           _("the reply of %zu bytes exceeds the limit of "
+                                             "%u bytes that the requesting side accepts"),
+                                           g_bytes_get_size (reply), self->peer_max_message_size);
           payload = np_error_reply_encode (id, too_large);
           np_frame_header_encode (error_header, NP_FRAME_ERROR, g_bytes_get_size (payload));
           np_stream_queue_peer_frame_locked (self, error_header, sizeof error_header, payload,

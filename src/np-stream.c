@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <string.h>
 
@@ -52,7 +53,7 @@ np_stream_error_new (NpStream    *self,
 GError *
 np_stream_closed_error_new (NpStream *self)
 {
-  return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED, "the pipe is closed");
+  return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED, _("the pipe is closed"));
 }
 
 void
@@ -160,8 +161,8 @@ np_stream_finish_locked (NpStream      *self,
   n_parked = np_stream_count_parked_messages_locked (self);
   if (error == NULL && n_parked > 0 && self->owner != NULL)
     error = unsent = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                                          "%u messages queued behind a request were dropped: "
-                                          "the connection closed before the peer's hello",
+                                          _("%u messages queued behind a request were dropped: "
+                                            "the connection closed before the peer's hello"),
                                           n_parked);
 
   np_stream_set_state (self, NP_STREAM_CLOSED);
@@ -183,7 +184,7 @@ np_stream_finish_locked (NpStream      *self,
   np_out_queue_clear (&self->out);
   closed = error != NULL ? g_error_copy (error)
                          : np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                                                "the pipe closed first");
+                                                _("the pipe closed first"));
   np_stream_fail_ops_locked (&self->writes, closed, after);
   np_stream_fail_ops_locked (&self->pings, closed, after);
   np_stream_fail_requests_locked (self, closed, after);
@@ -547,13 +548,13 @@ np_stream_stalled_error_new (NpStream *self)
 {
   if (np_out_queue_is_empty (&self->out))
     return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
-                                "%u requests of the peer were still unanswered %u ms after "
-                                "it ended its side of the connection",
+                                _("%u requests of the peer were still unanswered %u ms after "
+                                  "it ended its side of the connection"),
                                 self->n_unanswered, self->close_timeout);
 
   return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
-                              "%" G_GUINT64_FORMAT " bytes queued to the peer were dropped: "
-                              "it read nothing for %u ms while the connection closed",
+                              _("%" PRIu64 " bytes queued to the peer were dropped: "
+                                "it read nothing for %u ms while the connection closed"),
                               np_out_queue_get_size (&self->out), self->close_timeout);
 }
 
@@ -585,7 +586,7 @@ np_stream_deadline_cb (gpointer data)
       if (self->state == NP_STREAM_HANDSHAKE)
         {
           error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
-                                       "the peer did not complete the handshake in time");
+                                       _("the peer did not complete the handshake in time"));
           np_stream_abort_locked (self, error, &after);
         }
       else if (self->state == NP_STREAM_CLOSING && self->deadline == NULL)

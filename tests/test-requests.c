@@ -404,6 +404,56 @@ test_unanswered (Fixture       *f,
   }
 }
 
+/* The errors a requester gets when its request is not answered, or its
+ * reply cannot be sent, name the pipe, as every other message does. */
+static void
+test_errors_name_the_pipe (Fixture       *f,
+                           gconstpointer  data)
+{
+  const char *name = np_pipe_server_get_name (f->server);
+  g_autoptr(NpPipeClient) small = np_pipe_client_new (name);
+  g_autoptr(GBytes) message = text ("anyone?");
+  g_autoptr(GBytes) large = g_bytes_new_take (g_malloc0 (2000), 2000);
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+
+  /* No handler took it: the message says a handler that declined looks
+   * like none. */
+  f->answer = FALSE;
+  reply = client_request (f, message, &error);
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED);
+  g_assert_nonnull (strstr (error->message, name));
+  g_assert_nonnull (strstr (error->message, "counts as none"));
+  g_clear_error (&error);
+
+  /* Taken, and dropped unanswered. */
+  f->drop = TRUE;
+  reply = client_request (f, message, &error);
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_FAILED);
+  g_assert_nonnull (strstr (error->message, "without an answer"));
+  g_assert_nonnull (strstr (error->message, name));
+  g_clear_error (&error);
+
+  /* Answered with more than the requester takes. */
+  f->drop = FALSE;
+  f->answer = TRUE;
+  np_pipe_client_set_max_message_size (small, 1024);
+  np_pipe_client_connect_async (small, NULL, async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  g_assert_true (np_pipe_client_connect_finish (small, result, &error));
+  g_assert_no_error (error);
+  g_clear_object (&result);
+
+  np_pipe_client_request_async (small, large, NULL, async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  reply = np_pipe_client_request_finish (small, result, &error);
+  g_assert_null (reply);
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE);
+  g_assert_nonnull (strstr (error->message, "requesting side"));
+  g_assert_nonnull (strstr (error->message, name));
+}
+
 static gboolean
 reply_error_cb (NpPipeServer     *server,
                 NpPipeConnection *connection,
@@ -1503,6 +1553,7 @@ main (int   argc,
   ADD ("/Np/Requests/timeout", test_timeout);
   ADD ("/Np/Requests/cancel", test_cancel);
   ADD ("/Np/Requests/unanswered", test_unanswered);
+  ADD ("/Np/Requests/errors-name-the-pipe", test_errors_name_the_pipe);
   ADD ("/Np/Requests/error-domains", test_error_domains);
   ADD ("/Np/Requests/answer-twice", test_answer_twice);
   ADD ("/Np/Requests/disconnect-fails-pending", test_disconnect_fails_pending);

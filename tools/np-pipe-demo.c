@@ -225,7 +225,7 @@ run_server (void)
                                 NULL);
       if (child == NULL)
         {
-          g_printerr ("np-pipe: cannot start a client: %s\n", error->message);
+          g_printerr (_("np-pipe: cannot start a client: %s\n"), error->message);
           return 1;
         }
 
@@ -386,9 +386,9 @@ np_tool_run_demo (int    argc,
 
   if (argc != 1)
     {
-      g_printerr ("Usage:\n  np-pipe demo\n\n"
-                  "Start a server process and three client processes and show the\n"
-                  "five flows of a pipe server as they happen.\n");
+      g_printerr (_("Usage:\n  np-pipe demo\n\n"
+                    "Start a server process and three client processes and show the\n"
+                    "five flows of a pipe server as they happen.\n"));
       return argc == 2 && (g_str_equal (argv[1], "--help") || g_str_equal (argv[1], "-h")) ? 0 : 2;
     }
 

@@ -36,17 +36,17 @@ np_tool_run_list (int    argc,
   g_autofree char *dir_path = g_build_filename (g_get_user_runtime_dir (), "np", NULL);
   const char *entry;
   const GOptionEntry entries[] = {
-    { "clean", 0, 0, G_OPTION_ARG_NONE, &clean, "Remove the stale socket files", NULL },
+    { "clean", 0, 0, G_OPTION_ARG_NONE, &clean, N_("Remove the stale socket files"), NULL },
     { NULL }
   };
 
   g_option_context_set_summary (context,
-                                "List the pipes in the user's runtime directory, live or stale.");
-  g_option_context_add_main_entries (context, entries, NULL);
+                                _("List the pipes in the user's runtime directory, live or stale."));
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return np_tool_usage_error (context, error->message);
   if (argc != 1)
-    return np_tool_usage_error (context, "list takes no arguments");
+    return np_tool_usage_error (context, _("list takes no arguments"));
 
   dir = g_dir_open (dir_path, 0, &error);
   if (dir == NULL)
@@ -85,9 +85,9 @@ np_tool_run_list (int    argc,
       if (clean && state == NP_NAME_STATE_STALE)
         {
           if (g_unlink (path) != 0)
-            g_printerr ("np-pipe: cannot remove %s: %s\n", path, g_strerror (errno));
+            g_printerr (_("np-pipe: cannot remove %s: %s\n"), path, g_strerror (errno));
           else
-            g_printerr ("removed stale %s\n", path);
+            g_printerr (_("removed stale %s\n"), path);
 
           /* Removes the lock file, then lets servers have the name. */
           np_name_unlock (lock_fd, path);

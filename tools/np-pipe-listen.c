@@ -140,25 +140,25 @@ np_tool_run_listen (int    argc,
   g_autoptr(NpPipeServer) server = NULL;
   g_autoptr(GError) error = NULL;
   const GOptionEntry entries[] = {
-    { "echo", 'e', 0, G_OPTION_ARG_NONE, &options.echo, "Send each message back to its sender, and answer each request with its message", NULL },
-    { "broadcast", 'b', 0, G_OPTION_ARG_NONE, &options.broadcast, "Relay each message to all other clients", NULL },
-    { "hex", 'x', 0, G_OPTION_ARG_NONE, &options.hex, "Print every message and request as a hex dump", NULL },
-    { "raw", 'r', 0, G_OPTION_ARG_NONE, &options.raw, "Write the bytes of messages and requests, unframed, to stdout; events go to stderr", NULL },
-    { "max-message-size", 'm', 0, G_OPTION_ARG_INT, &max_message_size, "Largest message accepted, in bytes (default 16 MiB)", "BYTES" },
+    { "echo", 'e', 0, G_OPTION_ARG_NONE, &options.echo, N_("Send each message back to its sender, and answer each request with its message"), NULL },
+    { "broadcast", 'b', 0, G_OPTION_ARG_NONE, &options.broadcast, N_("Relay each message to all other clients"), NULL },
+    { "hex", 'x', 0, G_OPTION_ARG_NONE, &options.hex, N_("Print every message and request as a hex dump"), NULL },
+    { "raw", 'r', 0, G_OPTION_ARG_NONE, &options.raw, N_("Write the bytes of messages and requests, unframed, to stdout; events go to stderr"), NULL },
+    { "max-message-size", 'm', 0, G_OPTION_ARG_INT, &max_message_size, N_("Largest message accepted, in bytes (default 16 MiB)"), N_("BYTES") },
     { NULL }
   };
 
   g_option_context_set_summary (context,
-                                "Start a server (under a generated name when none is given)\n"
-                                "and print one line per event. Without --echo, requests are\n"
-                                "printed and not answered: the client gets an error.");
-  g_option_context_add_main_entries (context, entries, NULL);
+                                _("Start a server (under a generated name when none is given)\n"
+                                  "and print one line per event. Without --echo, requests are\n"
+                                  "printed and not answered: the client gets an error."));
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return np_tool_usage_error (context, error->message);
   if (argc > 2)
-    return np_tool_usage_error (context, "listen takes at most one NAME");
+    return np_tool_usage_error (context, _("listen takes at most one NAME"));
   if (options.raw && options.hex)
-    return np_tool_usage_error (context, "--raw and --hex do not go together");
+    return np_tool_usage_error (context, _("--raw and --hex do not go together"));
 
   server = np_pipe_server_new (argc == 2 ? argv[1] : NULL);
   if (max_message_size > 0)

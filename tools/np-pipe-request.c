@@ -32,13 +32,15 @@ request_report_error (Request      *r,
                       const GError *error)
 {
   const char *name = np_pipe_client_get_name (r->client);
-  g_autofree char *label = g_strdup_printf ("Pipe “%s”: ", name);
+  /* The library's label for the client, in the user's language. */
+  g_autofree char *pipe = g_strdup_printf (_("Pipe “%s”"), name);
+  g_autofree char *label = g_strconcat (pipe, ": ", NULL);
 
   if (!g_str_has_prefix (error->message, label))
-    g_printerr ("np-pipe: pipe “%s” answered the request with an error: %s (%s, %d)\n",
+    g_printerr (_("np-pipe: pipe “%s” answered the request with an error: %s (%s, %d)\n"),
                 name, error->message, g_quark_to_string (error->domain), error->code);
   else if (g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT))
-    g_printerr ("np-pipe: pipe “%s”: the reply did not arrive within %g s\n",
+    g_printerr (_("np-pipe: pipe “%s”: the reply did not arrive within %g s\n"),
                 name, r->timeout_msec / 1000.0);
   else
     g_printerr ("np-pipe: %s\n", error->message);
@@ -76,21 +78,21 @@ np_tool_run_request (int    argc,
   g_autoptr(GError) error = NULL;
   Request r = { 0 };
   const GOptionEntry entries[] = {
-    { "timeout", 't', 0, G_OPTION_ARG_STRING, &timeout, "Give up when the reply takes over SECONDS (default " DEFAULT_TIMEOUT "; 0: no limit)", "SECONDS" },
-    { "hex", 'x', 0, G_OPTION_ARG_NONE, &r.hex, "Print the reply as a hex dump", NULL },
+    { "timeout", 't', 0, G_OPTION_ARG_STRING, &timeout, N_("Give up when the reply takes over SECONDS (default 10; 0: no limit)"), N_("SECONDS") },
+    { "hex", 'x', 0, G_OPTION_ARG_NONE, &r.hex, N_("Print the reply as a hex dump"), NULL },
     { NULL }
   };
 
   g_option_context_set_summary (context,
-                                "Send MESSAGE as a request and print the server's reply. A server\n"
-                                "that answers with an error, or not in time, makes this fail.");
-  g_option_context_add_main_entries (context, entries, NULL);
+                                _("Send MESSAGE as a request and print the server's reply. A server\n"
+                                  "that answers with an error, or not in time, makes this fail."));
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return np_tool_usage_error (context, error->message);
   if (argc != 3)
-    return np_tool_usage_error (context, "request needs the NAME of a pipe and one MESSAGE");
+    return np_tool_usage_error (context, _("request needs the NAME of a pipe and one MESSAGE"));
   if (!np_tool_parse_timeout (timeout ? timeout : DEFAULT_TIMEOUT, &r.timeout_msec))
-    return np_tool_usage_error (context, "--timeout takes a number of seconds, 0 for no limit");
+    return np_tool_usage_error (context, _("--timeout takes a number of seconds, 0 for no limit"));
 
   /* The request timeout applies from the connect on. */
   client = np_pipe_client_new (argv[1]);

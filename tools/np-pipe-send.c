@@ -40,7 +40,7 @@ send_timeout_cb (gpointer user_data)
   Send *s = user_data;
 
   s->timeout_id = 0;
-  g_printerr ("np-pipe: pipe “%s”: reply %d of %d did not arrive within %g s\n",
+  g_printerr (_("np-pipe: pipe “%s”: reply %d of %d did not arrive within %g s\n"),
               np_pipe_client_get_name (s->client), s->replies + 1, s->wait,
               s->timeout_msec / 1000.0);
   s->failed = TRUE;
@@ -92,8 +92,8 @@ send_disconnected (NpPipeClient *client,
     }
   else if (!s->sending_done && !s->failed)
     {
-      g_printerr ("np-pipe: pipe “%s”: the server closed the connection before "
-                  "everything was sent\n", np_pipe_client_get_name (client));
+      g_printerr (_("np-pipe: pipe “%s”: the server closed the connection before "
+                    "everything was sent\n"), np_pipe_client_get_name (client));
       s->failed = TRUE;
     }
 
@@ -198,7 +198,7 @@ record_read_cb (GObject      *object,
 
   if (error != NULL)
     {
-      g_printerr ("np-pipe: reading standard input: %s\n", error->message);
+      g_printerr (_("np-pipe: reading standard input: %s\n"), error->message);
       s->failed = TRUE;
     }
 
@@ -238,31 +238,31 @@ np_tool_run_send (int    argc,
   g_autoptr(GDataInputStream) input = NULL;
   Send s = { 0 };
   const GOptionEntry entries[] = {
-    { "null", '0', 0, G_OPTION_ARG_NONE, &null_separated, "Read NUL-separated messages from stdin instead of lines", NULL },
-    { "file", 'f', 0, G_OPTION_ARG_FILENAME, &file, "Send the whole FILE as one message", "FILE" },
-    { "wait", 'w', 0, G_OPTION_ARG_INT, &wait, "Print up to N replies before closing", "N" },
-    { "timeout", 't', 0, G_OPTION_ARG_STRING, &timeout, "With --wait, give up when a reply takes over SECONDS (default " DEFAULT_TIMEOUT "; 0: no limit)", "SECONDS" },
+    { "null", '0', 0, G_OPTION_ARG_NONE, &null_separated, N_("Read NUL-separated messages from stdin instead of lines"), NULL },
+    { "file", 'f', 0, G_OPTION_ARG_FILENAME, &file, N_("Send the whole FILE as one message"), N_("FILE") },
+    { "wait", 'w', 0, G_OPTION_ARG_INT, &wait, N_("Print up to N replies before closing"), N_("N") },
+    { "timeout", 't', 0, G_OPTION_ARG_STRING, &timeout, N_("With --wait, give up when a reply takes over SECONDS (default 10; 0: no limit)"), N_("SECONDS") },
     { NULL }
   };
 
   g_option_context_set_summary (context,
-                                "Connect and send each MESSAGE as one message; with no MESSAGE\n"
-                                "and no --file, each line of stdin is one message.");
-  g_option_context_add_main_entries (context, entries, NULL);
+                                _("Connect and send each MESSAGE as one message; with no MESSAGE\n"
+                                  "and no --file, each line of stdin is one message."));
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return np_tool_usage_error (context, error->message);
   if (argc < 2)
-    return np_tool_usage_error (context, "send needs the NAME of a pipe");
+    return np_tool_usage_error (context, _("send needs the NAME of a pipe"));
   if (wait < 0)
-    return np_tool_usage_error (context, "--wait takes a number of replies, 0 or more");
+    return np_tool_usage_error (context, _("--wait takes a number of replies, 0 or more"));
   if (timeout != NULL && wait == 0)
-    return np_tool_usage_error (context, "--timeout is how long --wait waits for each reply: it needs --wait");
+    return np_tool_usage_error (context, _("--timeout is how long --wait waits for each reply: it needs --wait"));
   if (!np_tool_parse_timeout (timeout ? timeout : DEFAULT_TIMEOUT, &s.timeout_msec))
-    return np_tool_usage_error (context, "--timeout takes a number of seconds, 0 for no limit");
+    return np_tool_usage_error (context, _("--timeout takes a number of seconds, 0 for no limit"));
   if (file != NULL && (argc > 2 || null_separated))
-    return np_tool_usage_error (context, "--file goes with neither MESSAGE arguments nor --null");
+    return np_tool_usage_error (context, _("--file goes with neither MESSAGE arguments nor --null"));
   if (null_separated && argc > 2)
-    return np_tool_usage_error (context, "--null reads stdin, so it takes no MESSAGE arguments");
+    return np_tool_usage_error (context, _("--null reads stdin, so it takes no MESSAGE arguments"));
 
   client = np_pipe_client_new (argv[1]);
   s.client = client;

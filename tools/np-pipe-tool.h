@@ -8,6 +8,7 @@
 #pragma once
 
 #include <gio/gio.h>
+#include <glib/gi18n-lib.h>
 
 G_BEGIN_DECLS
 

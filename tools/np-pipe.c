@@ -18,6 +18,7 @@
 #include <glib-unix.h>
 #include <np/np.h>
 
+#include "np-i18n-private.h"
 #include "np-pipe-tool.h"
 
 char *np_tool_self_path;
@@ -240,30 +241,30 @@ static const struct
   int       (*run) (int argc, char **argv);
   const char *summary;
 } commands[] = {
-  { "listen", np_tool_run_listen, "Start a server and print what happens" },
-  { "send", np_tool_run_send, "Send messages to a server" },
-  { "request", np_tool_run_request, "Send a request to a server and print its reply" },
-  { "list", np_tool_run_list, "List the pipes of this user, live or stale" },
-  { "ping", np_tool_run_ping, "Measure the round trip to a server" },
-  { "demo", np_tool_run_demo, "Show a server and three clients at work" },
+  { "listen", np_tool_run_listen, N_("Start a server and print what happens") },
+  { "send", np_tool_run_send, N_("Send messages to a server") },
+  { "request", np_tool_run_request, N_("Send a request to a server and print its reply") },
+  { "list", np_tool_run_list, N_("List the pipes of this user, live or stale") },
+  { "ping", np_tool_run_ping, N_("Measure the round trip to a server") },
+  { "demo", np_tool_run_demo, N_("Show a server and three clients at work") },
 };
 
 static void
 print_help (FILE *out)
 {
-  fprintf (out,
-           "Usage:\n"
-           "  np-pipe COMMAND [OPTION…]\n"
-           "\n"
-           "Listen on, send messages and requests to, list and ping Np pipes.\n"
-           "\n"
-           "Commands:\n");
+  fprintf (out, "%s",
+           _("Usage:\n"
+             "  np-pipe COMMAND [OPTION…]\n"
+             "\n"
+             "Listen on, send messages and requests to, list and ping Np pipes.\n"
+             "\n"
+             "Commands:\n"));
   for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
-    fprintf (out, "  %-8s %s\n", commands[i].name, commands[i].summary);
-  fprintf (out,
-           "\n"
-           "Run “np-pipe COMMAND --help” for the options of a command.\n"
-           "A NAME is a pipe name (in $XDG_RUNTIME_DIR/np) or an absolute socket path.\n");
+    fprintf (out, "  %-8s %s\n", commands[i].name, _(commands[i].summary));
+  fprintf (out, "%s",
+           _("\n"
+             "Run “np-pipe COMMAND --help” for the options of a command.\n"
+             "A NAME is a pipe name (in $XDG_RUNTIME_DIR/np) or an absolute socket path.\n"));
 }
 
 int
@@ -272,7 +273,11 @@ main (int   argc,
 {
   g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
 
+  /* Messages share the library's domain, np-1.0, as the gio tool shares
+   * GLib's; its catalog is found where the library finds it. */
   setlocale (LC_ALL, "");
+  np_i18n_init ();
+  textdomain (GETTEXT_PACKAGE);
 
   /* A closed stdout is noticed on write, not by a signal. */
   signal (SIGPIPE, SIG_IGN);
@@ -309,7 +314,7 @@ main (int   argc,
         }
     }
 
-  g_printerr ("np-pipe: unknown command “%s”\n\n", argv[1]);
+  g_printerr (_("np-pipe: unknown command “%s”\n\n"), argv[1]);
   print_help (stderr);
   return NP_TOOL_EXIT_USAGE;
 }

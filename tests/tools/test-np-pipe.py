@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 # np-pipe, the real binary, against real servers and clients. Prints TAP.
 #
-# Usage: test-np-pipe.py NP-PIPE
+# Usage: test-np-pipe.py NP-PIPE LOCALEDIR
+#
+# LOCALEDIR holds the catalogs of po/ as the build made them.
 #
 # SPDX-License-Identifier: LGPL-2.1-or-later
 
@@ -18,6 +20,7 @@ import time
 import traceback
 
 NP_PIPE = sys.argv[1]
+LOCALEDIR = sys.argv[2]
 RUNTIME_DIR = tempfile.mkdtemp(prefix="np-pipe-test-")
 os.environ["XDG_RUNTIME_DIR"] = RUNTIME_DIR
 os.environ["LC_ALL"] = "C.UTF-8"
@@ -88,6 +91,20 @@ def listen_and_send_text():
     assert listener.line() == "client 1: wörld"
     assert listener.line() == "client 1 disconnected"
     listener.stop()
+
+
+@test
+def speaks_the_users_language():
+    # Under LANGUAGE=de, from po/de.po: its own help, and the library's
+    # errors, which it shares the catalog of.
+    env = dict(os.environ, LANGUAGE="de", NP_LOCALEDIR=LOCALEDIR)
+    result = subprocess.run([NP_PIPE, "--help"], env=env, capture_output=True, timeout=120)
+    assert result.returncode == 0, result
+    assert "  send     Nachrichten an einen Server senden\n" in result.stdout.decode(), result.stdout
+    result = subprocess.run([NP_PIPE, "send", "nobody-here", "x"], env=env, capture_output=True,
+                            timeout=120)
+    assert result.returncode == 1, result
+    assert "np-pipe: Als Pipe „nobody-here“ läuft kein Server (" in result.stderr.decode(), result
 
 
 @test
@@ -323,7 +340,8 @@ def request_to_listen_without_echo_is_not_supported():
     assert result.stdout == b"", result.stdout
     error = result.stderr.decode()
     assert ("np-pipe: pipe “unanswering” answered the request with an error: "
-            "Nothing handles requests on this pipe (np-pipe-error-quark, 11)") in error, error
+            "Client 1 of pipe “unanswering”: nothing handles requests on this pipe: ") in error, error
+    assert "(np-pipe-error-quark, 11)" in error, error
     assert elapsed < PROMPTLY, f"took {elapsed:.1f} s"
     listener.expect(lambda l: l.startswith("client 1 connected"), "connected")
     assert listener.line() == "client 1 request: anyone?", "listen prints it all the same"
