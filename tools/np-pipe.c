@@ -66,10 +66,11 @@ np_tool_quit_on_stdout_hangup (void)
 /* listen's stdout is written by a thread of its own, so that a terminal or
  * a reader slower than the traffic never holds up the main loop that
  * serves the clients; formatting a large message happens there too. What
- * waits for that thread is bounded: past OUTPUT_QUEUE_MAX (counted in
- * bytes of output, about), what comes is dropped and counted, and the
- * count is said once there is room again, or at the end. */
-#define OUTPUT_QUEUE_MAX (1024 * 1024)
+ * waits for that thread is bounded, in bytes of memory held (a message
+ * shown in full is held whole, of one shown in part only that part):
+ * past OUTPUT_QUEUE_MAX, what comes is dropped and counted, and the count
+ * is said once there is room again, or at the end. */
+#define OUTPUT_QUEUE_MAX (16 * 1024 * 1024)
 /* At the end, how long a reader that takes nothing more is waited for. */
 #define OUTPUT_FINISH_IDLE (2 * G_TIME_SPAN_SECOND)
 /* The most written by one write(), so that progress shows. */
@@ -79,6 +80,7 @@ typedef struct
 {
   char            *prefix;   /* NULL: @bytes as they are */
   GBytes          *bytes;
+  gsize            len;      /* of the message, of which @bytes may be the start */
   NpToolShowFlags  flags;
   guint            n_fds;
   gsize            cost;
@@ -178,6 +180,7 @@ flush_to_stdio (GString *out)
 static void format_message (GString         *out,
                             const char      *prefix,
                             GBytes          *message,
+                            gsize            len,
                             NpToolShowFlags  flags,
                             guint            n_fds,
                             FlushFunc        flush);
@@ -205,7 +208,8 @@ output_thread (gpointer user_data)
         ok = output_write_fd (g_bytes_get_data (item->bytes, NULL), g_bytes_get_size (item->bytes));
       else
         {
-          format_message (out, item->prefix, item->bytes, item->flags, item->n_fds, flush_to_fd);
+          format_message (out, item->prefix, item->bytes, item->len, item->flags, item->n_fds,
+                          flush_to_fd);
           ok = flush_to_fd (out);
         }
 
@@ -554,19 +558,21 @@ format_left_out (GString    *out,
  * otherwise "PREFIX: N bytes" and a hex dump (or with
  * NP_TOOL_SHOW_VARIANT, the GVariant it holds, printed as
  * g_variant_print() does); without NP_TOOL_SHOW_FULL, only its first
- * NP_TOOL_SNAP_LEN bytes, saying how many were left out. */
+ * NP_TOOL_SNAP_LEN bytes, saying how many were left out. @message may be
+ * only the start of the message, of @len bytes, that is shown. */
 static void
 format_message (GString         *out,
                 const char      *prefix,
                 GBytes          *message,
+                gsize            len,
                 NpToolShowFlags  flags,
                 guint            n_fds,
                 FlushFunc        flush)
 {
-  gsize len;
-  const guint8 *data = g_bytes_get_data (message, &len);
+  gsize held;
+  const guint8 *data = g_bytes_get_data (message, &held);
   gboolean full = (flags & NP_TOOL_SHOW_FULL) != 0;
-  gsize shown = full ? len : MIN (len, NP_TOOL_SNAP_LEN);
+  gsize shown = MIN (held, full ? len : MIN (len, NP_TOOL_SNAP_LEN));
   gsize text_len;
 
   g_string_append (out, prefix);
@@ -581,7 +587,7 @@ format_message (GString         *out,
     }
   g_string_append (out, ": ");
 
-  if (flags & NP_TOOL_SHOW_VARIANT)
+  if ((flags & NP_TOOL_SHOW_VARIANT) && held == len)
     {
       g_autoptr(GVariant) value = np_variant_from_message (message, NULL);
 
@@ -638,21 +644,24 @@ np_tool_print_message (const char      *prefix,
   if (output_is_async ())
     {
       OutputItem *item = g_new0 (OutputItem, 1);
-      gsize shown = (flags & NP_TOOL_SHOW_FULL) ? g_bytes_get_size (message)
-                                                 : MIN (g_bytes_get_size (message), NP_TOOL_SNAP_LEN);
+      gsize len = g_bytes_get_size (message);
 
       item->prefix = g_strdup (prefix);
-      item->bytes = g_bytes_ref (message);
+      item->len = len;
+      /* Only what is shown is held, unless a GVariant is decoded. */
+      if ((flags & (NP_TOOL_SHOW_FULL | NP_TOOL_SHOW_VARIANT)) || len <= NP_TOOL_SNAP_LEN)
+        item->bytes = g_bytes_ref (message);
+      else
+        item->bytes = g_bytes_new (g_bytes_get_data (message, NULL), NP_TOOL_SNAP_LEN);
       item->flags = flags;
       item->n_fds = n_fds;
-      /* About what it prints: a hex dump is 5 times the bytes. */
-      item->cost = strlen (prefix) + 64 + shown * 5;
+      item->cost = strlen (prefix) + g_bytes_get_size (item->bytes);
       output_queue (item);
       return;
     }
 
   out = g_string_new (NULL);
-  format_message (out, prefix, message, flags, n_fds, flush_to_stdio);
+  format_message (out, prefix, message, g_bytes_get_size (message), flags, n_fds, flush_to_stdio);
   flush_to_stdio (out);
 }
 
