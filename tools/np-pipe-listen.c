@@ -44,7 +44,7 @@ listen_client_connected (NpPipeServer     *server,
                          NpPipeConnection *connection,
                          ListenOptions    *options)
 {
-  g_autofree char *line = g_strdup_printf (_("client %" G_GUINT64_FORMAT " connected (pid %d, uid %u)\n"),
+  g_autofree char *line = g_strdup_printf ("client %" G_GUINT64_FORMAT " connected (pid %d, uid %u)\n",
                                            np_pipe_connection_get_id (connection),
                                            np_pipe_connection_get_peer_pid (connection),
                                            np_pipe_connection_get_peer_uid (connection));
@@ -67,16 +67,16 @@ listen_show_message (NpPipeServer     *server,
       if (n_fds > 0)
         {
           g_autofree char *line = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
-                                                                "client %" G_GUINT64_FORMAT " sent %u descriptor with a message; it was closed\n",
-                                                                "client %" G_GUINT64_FORMAT " sent %u descriptors with a message; they were closed\n",
+                                                                "client %llu sent %u descriptor with a message; it was closed\n",
+                                                                "client %llu sent %u descriptors with a message; they were closed\n",
                                                                 n_fds),
-                                                   np_pipe_connection_get_id (sender), n_fds);
+                                                   (unsigned long long) np_pipe_connection_get_id (sender), n_fds);
           listen_event (options, line);
         }
     }
   else
     {
-      g_autofree char *prefix = g_strdup_printf (_("client %" G_GUINT64_FORMAT),
+      g_autofree char *prefix = g_strdup_printf ("client %" G_GUINT64_FORMAT,
                                                  np_pipe_connection_get_id (sender));
 
       np_tool_print_message (prefix, message, options->show, n_fds);
@@ -151,7 +151,7 @@ listen_request_received (NpPipeServer     *server,
     }
   else
     {
-      g_autofree char *prefix = g_strdup_printf (_("client %" G_GUINT64_FORMAT " request"),
+      g_autofree char *prefix = g_strdup_printf ("client %" G_GUINT64_FORMAT " request",
                                                  np_pipe_connection_get_id (sender));
 
       np_tool_print_message (prefix, message, options->show, n_fds);
@@ -177,11 +177,11 @@ listen_client_disconnected (NpPipeServer     *server,
     {
       g_autofree char *escaped = np_tool_escape (error->message, -1);
 
-      line = g_strdup_printf (_("client %" G_GUINT64_FORMAT " disconnected: %s\n"),
+      line = g_strdup_printf ("client %" G_GUINT64_FORMAT " disconnected: %s\n",
                               np_pipe_connection_get_id (connection), escaped);
     }
   else
-    line = g_strdup_printf (_("client %" G_GUINT64_FORMAT " disconnected\n"),
+    line = g_strdup_printf ("client %" G_GUINT64_FORMAT " disconnected\n",
                             np_pipe_connection_get_id (connection));
 
   listen_event (options, line);
@@ -250,7 +250,7 @@ np_tool_run_listen (int    argc,
   np_tool_output_start_async (options.raw);
 
   {
-    g_autofree char *line = g_strdup_printf (_("Listening as pipe “%s” on %s\n"),
+    g_autofree char *line = g_strdup_printf ("Listening as pipe “%s” on %s\n",
                                              np_pipe_server_get_name (server),
                                              np_pipe_server_get_path (server));
     listen_event (&options, line);

@@ -258,16 +258,16 @@ output_dropped_note_locked (void)
 
   if (output.raw)
     note = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
-                                         "%" G_GUINT64_FORMAT " message (%" G_GUINT64_FORMAT " bytes) was dropped from standard output: it was slower than the traffic",
-                                         "%" G_GUINT64_FORMAT " messages (%" G_GUINT64_FORMAT " bytes) were dropped from standard output: it was slower than the traffic",
+                                         "%llu message (%llu bytes) was dropped from standard output: it was slower than the traffic",
+                                         "%llu messages (%llu bytes) were dropped from standard output: it was slower than the traffic",
                                          output.dropped),
-                            output.dropped, output.dropped_bytes);
+                            (unsigned long long) output.dropped, (unsigned long long) output.dropped_bytes);
   else
     note = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
-                                         "%" G_GUINT64_FORMAT " event was not shown: standard output was slower than the traffic",
-                                         "%" G_GUINT64_FORMAT " events were not shown: standard output was slower than the traffic",
+                                         "%llu event was not shown: standard output was slower than the traffic",
+                                         "%llu events were not shown: standard output was slower than the traffic",
                                          output.dropped),
-                            output.dropped);
+                            (unsigned long long) output.dropped);
   output.dropped = 0;
   output.dropped_bytes = 0;
 
@@ -357,7 +357,7 @@ np_tool_output_finish (void)
   if (left > 0)
     {
       /* The writer is stuck in write(): it ends with the process. */
-      g_printerr (_("np-pipe: about %" G_GSIZE_FORMAT " bytes of output were not written: "
+      g_printerr (_("np-pipe: about %zu bytes of output were not written: "
                     "standard output took nothing for %d s\n"),
                   left, (int) (OUTPUT_FINISH_IDLE / G_TIME_SPAN_SECOND));
       return;
@@ -541,17 +541,27 @@ format_hex_dump (GString      *out,
 }
 
 static void
-format_left_out (GString    *out,
-                 gsize       left_out,
-                 const char *unit)
+format_left_out (GString  *out,
+                 gsize     left_out,
+                 gboolean  characters)
 {
-  if (left_out > 0)
-    {
-      g_string_append (out, "  ");
-      g_string_append_printf (out, _("(%" G_GSIZE_FORMAT " more %s not shown; --full shows all)"),
-                              left_out, unit);
-      g_string_append_c (out, '\n');
-    }
+  if (left_out == 0)
+    return;
+
+  g_string_append (out, "  ");
+  if (characters)
+    g_string_append_printf (out, g_dngettext (GETTEXT_PACKAGE,
+                                              "(%zu more character not shown; --full shows all)",
+                                              "(%zu more characters not shown; --full shows all)",
+                                              left_out),
+                            left_out);
+  else
+    g_string_append_printf (out, g_dngettext (GETTEXT_PACKAGE,
+                                              "(%zu more byte not shown; --full shows all)",
+                                              "(%zu more bytes not shown; --full shows all)",
+                                              left_out),
+                            left_out);
+  g_string_append_c (out, '\n');
 }
 
 /* "PREFIX: text" for a message that is printable UTF-8 on one line,
@@ -604,7 +614,7 @@ format_message (GString         *out,
           g_string_append (out, escaped);
           g_string_append_c (out, '\n');
           if (!full && chars > NP_TOOL_SNAP_LEN)
-            format_left_out (out, chars - NP_TOOL_SNAP_LEN, _("characters"));
+            format_left_out (out, chars - NP_TOOL_SNAP_LEN, TRUE);
           return;
         }
     }
@@ -622,13 +632,13 @@ format_message (GString         *out,
     }
   else
     {
-      g_string_append_printf (out, g_dngettext (GETTEXT_PACKAGE, "%" G_GSIZE_FORMAT " byte",
-                                                "%" G_GSIZE_FORMAT " bytes", len),
+      g_string_append_printf (out, g_dngettext (GETTEXT_PACKAGE, "%zu byte",
+                                                "%zu bytes", len),
                               len);
       g_string_append_c (out, '\n');
       format_hex_dump (out, data, shown, flush);
     }
-  format_left_out (out, len - shown, _("bytes"));
+  format_left_out (out, len - shown, FALSE);
 }
 
 /* Prints a message as format_message() shows it; when the writer thread
