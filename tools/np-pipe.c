@@ -697,7 +697,8 @@ np_tool_parse_variant (const char  *text,
       return NULL;
     }
 
-  return np_variant_to_message (g_steal_pointer (&value));
+  /* g_variant_parse() gives a full reference, which this only adds to. */
+  return np_variant_to_message (value);
 }
 
 /* Closes the descriptors of @fds, which a command only counts. */
