@@ -52,32 +52,34 @@ listen_client_connected (NpPipeServer     *server,
   listen_event (options, line);
 }
 
-/* Shows a message (and how many descriptors came with it), then echoes
- * or relays it as asked, without the descriptors. */
+/* Shows a message or request (and how many descriptors came with it,
+ * which are closed by now). */
 static void
-listen_show_message (NpPipeServer     *server,
-                     NpPipeConnection *sender,
+listen_show_message (NpPipeConnection *sender,
                      GBytes           *message,
+                     gboolean          request,
                      guint             n_fds,
                      ListenOptions    *options)
 {
+  guint64 id = np_pipe_connection_get_id (sender);
+
   if (options->raw)
     {
       np_tool_write_bytes (message);
       if (n_fds > 0)
         {
           g_autofree char *line = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
-                                                                "client %llu sent %u descriptor with a message; it was closed\n",
-                                                                "client %llu sent %u descriptors with a message; they were closed\n",
+                                                                "client %llu sent %u descriptor; it was closed\n",
+                                                                "client %llu sent %u descriptors; they were closed\n",
                                                                 n_fds),
-                                                   (unsigned long long) np_pipe_connection_get_id (sender), n_fds);
+                                                   (unsigned long long) id, n_fds);
           listen_event (options, line);
         }
     }
   else
     {
-      g_autofree char *prefix = g_strdup_printf ("client %" G_GUINT64_FORMAT,
-                                                 np_pipe_connection_get_id (sender));
+      g_autofree char *prefix = g_strdup_printf (request ? "client %" G_GUINT64_FORMAT " request"
+                                                         : "client %" G_GUINT64_FORMAT, id);
 
       np_tool_print_message (prefix, message, options->show, n_fds);
     }
@@ -115,7 +117,7 @@ listen_message_received (NpPipeServer     *server,
                          GBytes           *message,
                          ListenOptions    *options)
 {
-  listen_show_message (server, sender, message, 0, options);
+  listen_show_message (sender, message, FALSE, 0, options);
   listen_relay (server, sender, message, options);
 }
 
@@ -130,7 +132,7 @@ listen_message_with_fds_received (NpPipeServer     *server,
 {
   guint n_fds = np_tool_close_fds (fds);
 
-  listen_show_message (server, sender, message, n_fds, options);
+  listen_show_message (sender, message, FALSE, n_fds, options);
   listen_relay (server, sender, message, options);
 }
 
@@ -145,17 +147,7 @@ listen_request_received (NpPipeServer     *server,
   GBytes *message = np_pipe_request_get_message (request);
   guint n_fds = np_tool_close_fds (np_pipe_request_get_fd_list (request));
 
-  if (options->raw)
-    {
-      np_tool_write_bytes (message);
-    }
-  else
-    {
-      g_autofree char *prefix = g_strdup_printf ("client %" G_GUINT64_FORMAT " request",
-                                                 np_pipe_connection_get_id (sender));
-
-      np_tool_print_message (prefix, message, options->show, n_fds);
-    }
+  listen_show_message (sender, message, TRUE, n_fds, options);
 
   if (!options->echo)
     return FALSE;

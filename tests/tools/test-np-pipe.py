@@ -699,6 +699,36 @@ def listen_counts_and_closes_descriptors():
         os.close(w)
     client.close()
     assert listener.line() == "client 1 disconnected"
+
+    # A request with a descriptor, in version 4: after both SETTINGS.
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(os.path.join(RUNTIME_DIR, "np", "fds"))
+    sock.sendall(b"NPIP" + bytes([4, 0, 0, 0]) + struct.pack(">I", 16 << 20))
+    assert sock.recv(12, socket.MSG_WAITALL)[4] >= 4
+    sock.sendall(struct.pack(">IB3xII", 8, 8, 0, 0))          # SETTINGS: no descriptors
+    while True:
+        length, kind = struct.unpack(">IB3x", sock.recv(8, socket.MSG_WAITALL))
+        if length:
+            sock.recv(length, socket.MSG_WAITALL)
+        if kind == 8:
+            break
+    r, w = os.pipe()
+    frame = struct.pack(">IBBxxI", 4 + 3, 9, 1, 1) + b"ask"   # REQUEST_FDS, id 1, 1 descriptor
+    socket.send_fds(sock, [frame], [r])
+    os.close(r)
+    listener.expect(lambda l: l.startswith("client 2 connected"), "connected")
+    assert listener.line() == "client 2 request (with 1 descriptor, closed): ask"
+    try:
+        os.write(w, b"x")
+        assert False, "the read end is still open"
+    except BrokenPipeError:
+        pass
+    os.close(w)
+    sock.sendall(struct.pack(">IB3xI", 10, 3, 6) + b"closed")  # GOODBYE CLOSED
+    while sock.recv(4096):
+        pass
+    sock.close()
+    assert listener.line() == "client 2 disconnected"
     listener.stop()
 
 
