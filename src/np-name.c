@@ -243,6 +243,12 @@ np_name_probe (const char  *socket_path,
   return errsv;
 }
 
+static int
+np_name_probe_quietly (const char *socket_path)
+{
+  return np_name_probe (socket_path, NULL);
+}
+
 /* Tells a live server from a stale socket by the lock the server holds
  * (docs/protocol.md), reading the owner's pid into @owner_pid (0 when it
  * is not known). A socket whose lock nobody holds, or that has no lock
@@ -255,6 +261,20 @@ NpNameState
 np_name_get_state (const char *socket_path,
                    int        *owner_pid,
                    int        *stale_lock_fd)
+{
+  return np_name_get_state_with_probe (socket_path, owner_pid, stale_lock_fd,
+                                       np_name_probe_quietly);
+}
+
+/* As np_name_get_state(), probing with @probe: a connection that is only
+ * opened and closed starts a socket-activated service and leaves it a
+ * client that never completed the handshake, which a caller that can
+ * speak the protocol avoids. */
+NpNameState
+np_name_get_state_with_probe (const char      *socket_path,
+                              int             *owner_pid,
+                              int             *stale_lock_fd,
+                              NpNameProbeFunc  probe)
 {
   g_autofree char *lock_path = g_strconcat (socket_path, LOCK_SUFFIX, NULL);
   NpNameState state = NP_NAME_STATE_UNKNOWN;
@@ -286,7 +306,7 @@ np_name_get_state (const char *socket_path,
       return NP_NAME_STATE_LIVE;
     }
 
-  res = np_name_probe (socket_path, NULL);
+  res = probe (socket_path);
   if (res == 0)
     state = NP_NAME_STATE_LIVE;
   else if (res == ECONNREFUSED)

@@ -208,7 +208,7 @@ run_server (void)
 
   if (!np_pipe_server_start (server, &error))
     {
-      g_printerr ("np-pipe: %s\n", error->message);
+      np_tool_warn ("%s", error->message);
       return 1;
     }
 
@@ -225,7 +225,7 @@ run_server (void)
                                 NULL);
       if (child == NULL)
         {
-          g_printerr (_("np-pipe: cannot start a client: %s\n"), error->message);
+          np_tool_warn (_("cannot start a client: %s"), error->message);
           return 1;
         }
 

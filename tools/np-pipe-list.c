@@ -17,6 +17,38 @@
 #include "np-name-private.h"
 #include "np-pipe-tool.h"
 
+/* How long a probe gives a socket nobody holds the lock of to complete
+ * the handshake: a service that systemd starts on demand needs time. */
+#define PROBE_TIMEOUT_MSEC 3000
+
+/* Probes a socket whose lock nobody holds as a client does: the
+ * handshake, then a normal close (GOODBYE CLOSED), so that a service
+ * started by the probe (socket activation) sees a client come and go
+ * cleanly, not one that vanished before the handshake. */
+static int
+list_probe (const char *socket_path)
+{
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (socket_path);
+  g_autoptr(GError) error = NULL;
+
+  np_pipe_client_set_connect_timeout (client, PROBE_TIMEOUT_MSEC);
+  if (np_pipe_client_connect_sync (client, NULL, &error))
+    {
+      np_pipe_client_close (client);
+      return 0;
+    }
+
+  if (g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_FOUND))
+    return ECONNREFUSED;
+  if (g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_INVALID_NAME) ||
+      error->domain == G_IO_ERROR)
+    return EIO;
+
+  /* It accepted the connection, then refused us, answered with
+   * something else than Np, or kept quiet: something is there. */
+  return 0;
+}
+
 static int
 compare_names (gconstpointer a,
                gconstpointer b)
@@ -41,7 +73,10 @@ np_tool_run_list (int    argc,
   };
 
   g_option_context_set_summary (context,
-                                _("List the pipes in the user's runtime directory, live or stale."));
+                                N_("List the pipes in the user's runtime directory, live or stale.\n"
+                                   "A socket whose server holds no lock is probed: a connection and\n"
+                                   "a handshake, which starts a service that waits for one (socket\n"
+                                   "activation)."));
   g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return np_tool_usage_error (context, error->message);
@@ -72,7 +107,7 @@ np_tool_run_list (int    argc,
       NpNameState state;
       int pid;
 
-      state = np_name_get_state (path, &pid, clean ? &lock_fd : NULL);
+      state = np_name_get_state_with_probe (path, &pid, clean ? &lock_fd : NULL, list_probe);
       if (state == NP_NAME_STATE_ABSENT || state == NP_NAME_STATE_NOT_SOCKET)
         continue;
 
