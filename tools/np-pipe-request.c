@@ -102,7 +102,7 @@ np_tool_run_request (int    argc,
   message = g_bytes_new (argv[2], strlen (argv[2]));
   np_pipe_client_request_async (client, message, NULL, request_done_cb, &r);
   np_tool_run_loop ();
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
 
   return r.failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -310,9 +310,13 @@ np_tool_run_send (int    argc,
     np_tool_run_loop ();
   g_clear_handle_id (&s.timeout_id, g_source_remove);
 
-  /* Writes out what is still queued. */
+  /* Writes out what is still queued, and says what could not be. */
   g_signal_handlers_disconnect_by_data (client, &s);
-  np_pipe_client_close (client);
+  if (!np_pipe_client_close (client, NULL, &error))
+    {
+      g_printerr ("np-pipe: %s\n", error->message);
+      s.failed = TRUE;
+    }
 
   return s.failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

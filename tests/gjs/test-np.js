@@ -440,7 +440,7 @@ test('auto-reconnect: a client comes back to a restarted server', () => {
         reconnect_interval: 10});
     let nConnected = 0;
     const disconnects = [];
-    client.connect('connected', () => nConnected++);
+    client.connect('accepted', () => nConnected++);
     client.connect('disconnected', (_c, error) => disconnects.push(error));
     const results = [];
     client.connect_async(null, (c, res) => results.push(c.connect_finish(res)));

@@ -163,7 +163,7 @@ class TestServer(NpTestCase):
         c = Client(self.server.get_name())
         wait_until(lambda: len(self.events.connected) == 1)
         connection = self.events.connected[0]
-        self.assertTrue(connection.is_connected())
+        self.assertTrue(connection.get_connected())
 
         # Server to client, and the client's message-received.
         self.assertTrue(connection.send_data(b"to the client"))
@@ -179,7 +179,7 @@ class TestServer(NpTestCase):
         wait_until(lambda: len(self.events.disconnected) == 1)
         self.assertIs(self.events.disconnected[0][0], connection)
         self.assertIsNone(self.events.disconnected[0][1])
-        self.assertFalse(connection.is_connected())
+        self.assertFalse(connection.get_connected())
 
         # The server stops: the client's disconnected signal.
         d = Client(self.server.get_name())
@@ -905,7 +905,7 @@ class TestReconnect(unittest.TestCase):
         client.props.reconnect_interval = 10
         connected = []
         disconnects = []
-        client.connect("connected", lambda c: connected.append(c.get_connected()))
+        client.connect("accepted", lambda c: connected.append(c.get_connected()))
         client.connect("disconnected", lambda c, e: disconnects.append(e))
         callback, done = finish_when_done(client.connect_finish)
         client.connect_async(None, callback)
@@ -1070,7 +1070,7 @@ class TestFileDescriptors(NpTestCase):
         self.server.props.max_fds_per_message = 2
         client = Np.PipeClient.new(self.server.get_name())
         opened = []
-        client.connect("connected", lambda c: opened.append(True))
+        client.connect("accepted", lambda c: opened.append(True))
         client.connect_sync(None)
         wait_until(lambda: opened)
         fds = Gio.UnixFDList.new_from_array([os.memfd_create("x") for _ in range(3)])
