@@ -668,8 +668,8 @@ np_pipe_client_close (NpPipeClient  *self,
  * @user_data: data for @callback
  *
  * Closes the connection without blocking, like
- * [method@Np.PipeClient.close], and fails when it does: what is queued is written from the
- * client's main context for at most
+ * [method@Np.PipeClient.close], and fails when it does: what is queued
+ * is written from the client's main context for at most
  * [property@Np.PipeClient:close-timeout], then the connection closes and
  * [signal@Np.PipeClient::disconnected] is emitted. A connect under way is
  * cancelled.
