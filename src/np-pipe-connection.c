@@ -1437,8 +1437,11 @@ np_pipe_connection_take_for_close (NpPipeConnection *self)
  * closed when this returns. Closing a connection that is closed or
  * closing already does nothing and succeeds.
  *
- * A server with a main loop may prefer
- * [method@Np.PipeConnection.close_async], which does not block.
+ * Called from the server's main context, it keeps the server from
+ * serving its other clients meanwhile, and a client that reads in the
+ * same thread could not read what it waits for: a server with a main
+ * loop should prefer [method@Np.PipeConnection.close_async], which does
+ * not block.
  *
  * Returns: %TRUE if everything queued was written before the connection
  *   closed; %FALSE, with the reason, when something was dropped
