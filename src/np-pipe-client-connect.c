@@ -203,7 +203,7 @@ np_pipe_client_connected_sync (NpPipeClient *self,
  * %NP_PIPE_ERROR_TOO_MANY_CLIENTS, with the server's reason. No main
  * context is iterated: when no other thread runs the client's main
  * context, this thread reads the socket itself, and
- * [signal@Np.PipeClient::connected] (and any message that arrives with the
+ * [signal@Np.PipeClient::accepted] (and any message that arrives with the
  * handshake) is emitted from here, as the context would.
  *
  * One server is not waited for: a [class@Np.PipeServer] of this same

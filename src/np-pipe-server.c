@@ -151,7 +151,7 @@ _np_pipe_server_client_disconnected (NpPipeServer     *self,
   g_object_ref (self);
   g_object_ref (connection);
 
-  if (np_connection_list_remove (self->connections, connection))
+  if (np_pipe_connection_list_remove (self->connections, connection))
     {
       /* A descriptor came free. */
       g_mutex_lock (&self->lock);
@@ -213,7 +213,7 @@ np_pipe_server_incoming (GObject           *owner,
   n_connections = np_pipe_server_get_n_connections (self);
   if (n_connections >= max_connections)
     {
-      g_autoptr(GPtrArray) connections = np_connection_list_snapshot (self->connections);
+      g_autoptr(GPtrArray) connections = np_pipe_connection_list_snapshot (self->connections);
 
       /* Only at the limit: a client that closed and connects again at
        * once must not find its old connection in its way, its end of
@@ -282,7 +282,7 @@ np_pipe_server_incoming (GObject           *owner,
     }
 
   _np_pipe_connection_accept (connection, &limits);
-  np_connection_list_append (self->connections, connection);
+  np_pipe_connection_list_append (self->connections, connection);
   g_object_notify_by_pspec (G_OBJECT (self), properties [NP_PIPE_SERVER_PROP_N_CONNECTIONS]);
 
   g_signal_emit (self, signals [CLIENT_CONNECTED], 0, connection);
@@ -290,7 +290,7 @@ np_pipe_server_incoming (GObject           *owner,
   /* stop() from another thread may have missed it: it sets running
    * first, then closes what is in the list. */
   if (!np_pipe_server_is_running (self))
-    np_pipe_connection_close (connection);
+    _np_pipe_connection_begin_close (connection);
 }
 
 static gboolean
@@ -319,7 +319,7 @@ np_pipe_server_real_authorize_peer (NpPipeServer     *self,
 static void
 np_pipe_server_drop_connections (NpPipeServer *self)
 {
-  g_autoptr(GPtrArray) connections = np_connection_list_snapshot (self->connections);
+  g_autoptr(GPtrArray) connections = np_pipe_connection_list_snapshot (self->connections);
 
   for (guint i = 0; i < connections->len; i++)
     {
@@ -331,7 +331,7 @@ np_pipe_server_drop_connections (NpPipeServer *self)
                              "was disposed before queued messages were written"),
                            np_pipe_connection_get_id (connection), self->name);
       _np_pipe_connection_detach (connection);
-      if (np_connection_list_remove (self->connections, connection))
+      if (np_pipe_connection_list_remove (self->connections, connection))
         g_signal_emit (self, signals [CLIENT_DISCONNECTED], 0, connection, error);
     }
 }
@@ -546,7 +546,7 @@ np_pipe_server_init (NpPipeServer *self)
 {
   g_mutex_init (&self->lock);
   self->context = g_main_context_ref_thread_default ();
-  self->connections = np_connection_list_new ();
+  self->connections = np_pipe_connection_list_new ();
   self->lock_fd = -1;
 }
 
@@ -759,9 +759,9 @@ np_pipe_server_stop (NpPipeServer *self)
 
   np_listener_close (listener);
 
-  connections = np_connection_list_snapshot (self->connections);
+  connections = np_pipe_connection_list_snapshot (self->connections);
   for (guint i = 0; i < connections->len; i++)
-    np_pipe_connection_close (g_ptr_array_index (connections, i));
+    _np_pipe_connection_begin_close (g_ptr_array_index (connections, i));
 
   np_context_notify (self->context, G_OBJECT (self), properties [NP_PIPE_SERVER_PROP_RUNNING]);
 }
@@ -901,7 +901,7 @@ np_pipe_server_broadcast (NpPipeServer *self,
   g_return_if_fail (NP_IS_PIPE_SERVER (self));
   g_return_if_fail (message != NULL);
 
-  connections = np_connection_list_snapshot (self->connections);
+  connections = np_pipe_connection_list_snapshot (self->connections);
   for (guint i = 0; i < connections->len; i++)
     {
       g_autoptr(GError) error = NULL;

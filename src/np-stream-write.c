@@ -1002,12 +1002,15 @@ np_stream_close_async (NpStream *self,
 
 /* Writes out what is queued, blocking this thread for at most the close
  * timeout, then closes and reports. Fails when something queued was not
- * written. */
+ * written. Cancelling closes at once, dropping what is still queued, as
+ * np_stream_close_async() does, and fails with G_IO_ERROR_CANCELLED. */
 gboolean
-np_stream_close_sync (NpStream  *self,
-                      GError   **error)
+np_stream_close_sync (NpStream      *self,
+                      GCancellable  *cancellable,
+                      GError       **error)
 {
   NpStreamAfter after = NP_STREAM_AFTER_INIT;
+  gboolean cancelled = FALSE;
   gboolean ret;
 
   g_mutex_lock (self->lock);
@@ -1025,10 +1028,13 @@ np_stream_close_sync (NpStream  *self,
 
       g_mutex_unlock (self->lock);
       if (self->close_timeout == 0 || left > 0)
-        np_stream_poll_once (self, self->close_timeout == 0 ? -1 : (gint) ((left + 999) / 1000),
-                             NULL);
+        cancelled = !np_stream_poll_once (self, self->close_timeout == 0 ? -1 : (gint) ((left + 999) / 1000),
+                                          cancellable);
       g_main_context_release (self->context);
       g_mutex_lock (self->lock);
+
+      if (cancelled)
+        break;
 
       if (self->close_timeout > 0 && left <= 0)
         break;
@@ -1053,6 +1059,20 @@ np_stream_close_sync (NpStream  *self,
       if (self->state == NP_STREAM_CLOSED)
         break;
 
+      if (cancelled || g_cancellable_is_cancelled (cancellable))
+        {
+          g_autoptr(GError) dropped = NULL;
+          guint64 size = np_out_queue_get_size (&self->out);
+
+          cancelled = TRUE;
+          if (size > 0)
+            dropped = np_stream_error_new (self, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                           _("the close was cancelled: %" G_GUINT64_FORMAT
+                                             " queued bytes were dropped"), size);
+          np_stream_finish_locked (self, dropped, &after);
+          break;
+        }
+
       if (self->close_timeout > 0)
         {
           left = self->stall_until - g_get_monotonic_time ();
@@ -1065,12 +1085,16 @@ np_stream_close_sync (NpStream  *self,
             }
         }
 
-      np_stream_wait_writable_locked (self, left < 0 ? -1 : (gint) ((left + 999) / 1000),
-                                      NULL, NULL);
+      if (!np_stream_wait_writable_locked (self, left < 0 ? -1 : (gint) ((left + 999) / 1000),
+                                           cancellable, NULL))
+        cancelled = TRUE;
     }
 
-  ret = self->error == NULL;
-  if (!ret)
+  ret = self->error == NULL && !cancelled;
+  if (cancelled)
+    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                         _("Operation was cancelled"));
+  else if (!ret)
     g_propagate_error (error, g_error_copy (self->error));
   g_mutex_unlock (self->lock);
 

@@ -108,7 +108,7 @@ run_send (const char *name,
   np_pipe_client_set_close_timeout (client, 0);
   connect_and_send (client, client_id, count, size_for);
 
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
 
   return 0;
 }
@@ -163,7 +163,7 @@ run_echo (const char *name,
   if (state.received < count)
     g_error ("Disconnected after %u of %u replies", state.received, count);
 
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
 
   return 0;
 }
@@ -306,7 +306,7 @@ run_reconnect (const char *name)
   if (!np_pipe_client_connect_sync (client, NULL, &error) ||
       !np_pipe_client_send (client, message, &error))
     g_error ("%s", error->message);
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
 
   /* Only the asynchronous connect waits for the server to accept. */
   np_pipe_client_connect_async (client, NULL, reconnect_done_cb, &result);
@@ -320,7 +320,7 @@ run_reconnect (const char *name)
 
   while (read (STDIN_FILENO, buf, sizeof buf) > 0)
     ;
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
 
   return 0;
 }
@@ -662,7 +662,7 @@ run_fd_send (const char *name,
       !np_pipe_client_send_with_fds (client, message, fds, &error))
     g_error ("%s", error->message);
   g_clear_object (&fds);
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
 
   return 0;
 }
@@ -701,7 +701,7 @@ run_fd_receive (const char *name)
   if (!np_pipe_client_connect_sync (client, NULL, &error))
     g_error ("%s", error->message);
   WAIT_UNTIL (done);
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
 
   return 0;
 }

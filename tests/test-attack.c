@@ -313,7 +313,7 @@ static void
 close_client_on_cancel_cb (GCancellable *cancellable,
                            CancelClose  *c)
 {
-  np_pipe_client_close (c->client);
+  np_pipe_client_close (c->client, NULL, NULL);
 }
 
 static void
@@ -602,7 +602,7 @@ test_close_drops_parked_as_clean (void)
   g_assert_true (np_pipe_client_send (client, message, &error));
   g_assert_no_error (error);
 
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
   g_assert_cmpuint (end.n_disconnected, ==, 1);
 
   WAIT_UNTIL (result != NULL);
@@ -1231,7 +1231,7 @@ test_reconnect_flapping_server (void)
   /* Back-off from 20 ms up to 10 s. */
   g_object_set (client, "auto-reconnect", TRUE, "reconnect-interval", 20,
                 "reconnect-max-interval", 10000, NULL);
-  g_signal_connect (client, "connected", G_CALLBACK (count_cb), &n_connected);
+  g_signal_connect (client, "accepted", G_CALLBACK (count_cb), &n_connected);
   g_signal_connect (client, "disconnected", G_CALLBACK (count_cb), &n_disconnected);
   np_pipe_client_connect_async (client, NULL, async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
@@ -1248,7 +1248,7 @@ test_reconnect_flapping_server (void)
   g_assert_cmpuint (n_connected, >=, 1);
   g_assert_cmpuint (n_disconnected, >=, 1);
 
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
   g_source_destroy (source);
   g_source_unref (source);
   np_test_raw_server_free (raw);
@@ -1300,7 +1300,7 @@ test_drop_client_in_handler (gconstpointer data)
   switch (where)
     {
     case DROP_IN_CONNECTED:
-      g_signal_connect (client, "connected", G_CALLBACK (drop_client_cb), &client);
+      g_signal_connect (client, "accepted", G_CALLBACK (drop_client_cb), &client);
       np_pipe_client_connect_async (client, NULL, NULL, NULL);
       break;
 
@@ -1440,7 +1440,7 @@ rc_close (Rc *rc)
     np_pipe_client_close_async (rc->client, NULL, rc_close_done_cb, rc);
   else
     {
-      np_pipe_client_close (rc->client);
+      np_pipe_client_close (rc->client, NULL, NULL);
       rc->closed = TRUE;
     }
 }
@@ -1482,7 +1482,7 @@ rc_init (Rc              *rc,
   rc->client = np_pipe_client_new (raw->path);
   g_object_set (rc->client, "auto-reconnect", TRUE, "reconnect-interval", interval,
                 "reconnect-max-interval", interval, NULL);
-  g_signal_connect (rc->client, "connected", G_CALLBACK (rc_connected_cb), rc);
+  g_signal_connect (rc->client, "accepted", G_CALLBACK (rc_connected_cb), rc);
   g_signal_connect (rc->client, "disconnected", G_CALLBACK (rc_disconnected_cb), rc);
   np_pipe_client_connect_async (rc->client, NULL, async_done_cb, &result);
   WAIT_UNTIL (raw->accepted->len == 1);
@@ -1717,7 +1717,7 @@ test_reconnect_dir_recreated (void)
   rc.errors = g_ptr_array_new_with_free_func (np_test_error_free0);
   rc.client = np_pipe_client_new (path);
   g_object_set (rc.client, "auto-reconnect", TRUE, "reconnect-interval", 600000, NULL);
-  g_signal_connect (rc.client, "connected", G_CALLBACK (rc_connected_cb), &rc);
+  g_signal_connect (rc.client, "accepted", G_CALLBACK (rc_connected_cb), &rc);
   g_signal_connect (rc.client, "disconnected", G_CALLBACK (rc_disconnected_cb), &rc);
   np_pipe_client_connect_async (rc.client, NULL, async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
@@ -1739,7 +1739,7 @@ test_reconnect_dir_recreated (void)
   g_assert_no_error (error);
   WAIT_UNTIL (rc.n_connected == 2);
 
-  np_pipe_client_close (rc.client);
+  np_pipe_client_close (rc.client, NULL, NULL);
   g_clear_object (&result);
   rc_clear (&rc);
   np_pipe_server_stop (server);
@@ -1835,7 +1835,7 @@ test_reconnect_no_hello_server (void)
     raw_wait_closed (g_ptr_array_index (raw->accepted, i));
   g_assert_cmpuint (rc.n_connected, ==, 1);
 
-  np_pipe_client_close (rc.client);
+  np_pipe_client_close (rc.client, NULL, NULL);
   raw_wait_closed (g_ptr_array_index (raw->accepted, raw->accepted->len - 1));
   n = raw->accepted->len;
   run_for (RC_WINDOW_MSEC);
@@ -1976,7 +1976,7 @@ test_reconnect_socket_churn (void)
   g_assert_cmpuint (n_attempts, <=, 4);
   g_assert_cmpuint (rc.n_connected, ==, 1);
 
-  np_pipe_client_close (rc.client);
+  np_pipe_client_close (rc.client, NULL, NULL);
   rc_clear (&rc);
 }
 
@@ -2093,7 +2093,7 @@ test_reconnect_threaded_sender (void)
   s.client = np_pipe_client_new (name);
   g_object_set (s.client, "auto-reconnect", TRUE, "reconnect-interval", 5,
                 "reconnect-max-interval", 20, "max-queued-bytes", 4 * 1024 * 1024, NULL);
-  g_signal_connect (s.client, "connected", G_CALLBACK (churn_connected_cb), &churn);
+  g_signal_connect (s.client, "accepted", G_CALLBACK (churn_connected_cb), &churn);
   g_signal_connect (s.client, "disconnected", G_CALLBACK (churn_disconnected_cb), &churn);
   np_pipe_client_connect_async (s.client, NULL, async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
@@ -2145,7 +2145,7 @@ test_reconnect_threaded_sender (void)
         g_error ("message %d was accepted after the client was back, and never arrived", seq);
     }
 
-  np_pipe_client_close (s.client);
+  np_pipe_client_close (s.client, NULL, NULL);
   g_clear_object (&s.client);
   np_pipe_server_stop (server);
   g_array_unref (churn.received);

@@ -223,7 +223,11 @@ test_close_bounded (void)
   g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
   g_assert_true (np_pipe_client_send (client, message, &error));
 
-  np_pipe_client_close (client);
+  /* It fails, as g_io_stream_close() does, with the error it reports. */
+  g_assert_false (np_pipe_client_close (client, NULL, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT);
+  g_assert_nonnull (strstr (error->message, "dropped"));
+  g_clear_error (&error);
 
   g_assert_false (np_pipe_client_get_connected (client));
   g_assert_cmpuint (d.n_disconnected, ==, 1);
@@ -231,8 +235,128 @@ test_close_bounded (void)
   g_assert_nonnull (strstr (d.error->message, "dropped"));
   g_assert_true (d.thread == g_thread_self ());
 
+  /* Closing a closed client succeeds. */
+  g_assert_true (np_pipe_client_close (client, NULL, &error));
+  g_assert_no_error (error);
+
   g_clear_error (&d.error);
   np_test_raw_server_free (raw);
+}
+
+/* close() with a cancelled cancellable closes at once, dropping what is
+ * queued, and fails with G_IO_ERROR_CANCELLED; with nothing queued, it
+ * succeeds. */
+static void
+test_close_sync_results (void)
+{
+  g_autofree char *name = g_strdup_printf ("stuck-sync-%u", g_random_int ());
+  NpTestRawServer *raw = np_test_raw_server_new (name, 8, TRUE);
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autoptr(GBytes) message = np_test_message_new (3, 0, 4 * 1024 * 1024);
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GError) error = NULL;
+  Disconnects d = { 0 };
+  gint64 start;
+
+  np_pipe_client_set_close_timeout (client, 0);   /* would wait for ever */
+  g_signal_connect (client, "disconnected", G_CALLBACK (count_disconnect_cb), &d);
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_true (np_pipe_client_send (client, message, &error));
+
+  g_cancellable_cancel (cancellable);
+  start = g_get_monotonic_time ();
+  g_assert_false (np_pipe_client_close (client, cancellable, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, 5 * G_USEC_PER_SEC);
+  g_clear_error (&error);
+  g_assert_false (np_pipe_client_get_connected (client));
+  g_assert_cmpuint (d.n_disconnected, ==, 1);
+  g_assert_error (d.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_nonnull (strstr (d.error->message, "dropped"));
+  g_clear_error (&d.error);
+
+  /* Nothing queued: a clean close. */
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_true (np_pipe_client_close (client, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (d.n_disconnected, ==, 2);
+  g_assert_no_error (d.error);
+
+  np_test_raw_server_free (raw);
+}
+
+/* Messages held for a reconnect that close() drops fail it too. */
+static void
+test_close_drops_held (void)
+{
+  g_autofree char *name = g_strdup_printf ("nobody-%u", g_random_int ());
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autoptr(GBytes) message = g_bytes_new_static ("held", 4);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+
+  np_pipe_client_set_auto_reconnect (client, TRUE);
+  np_pipe_client_connect_async (client, NULL, async_done_cb, &result);
+  g_assert_true (np_pipe_client_send (client, message, &error));
+  g_assert_no_error (error);
+
+  g_assert_false (np_pipe_client_close (client, NULL, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED);
+  g_assert_nonnull (strstr (error->message, "dropped"));
+  WAIT_UNTIL (result != NULL);
+}
+
+/* The server's close of a client that never reads: bounded by the close
+ * timeout, failing with what the server reports; its async twin the
+ * same; a closed connection closes again without error. */
+static void
+test_connection_close_results (Fixture       *f,
+                               gconstpointer  data)
+{
+  g_autoptr(GBytes) message = np_test_message_new (3, 0, 4 * 1024 * 1024);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  GSocket *peers[2];
+  guint8 hello[12];
+
+  np_pipe_server_set_close_timeout (f->server, 200);
+  np_test_hello (hello, 1, 16 * 1024 * 1024);
+  for (guint i = 0; i < G_N_ELEMENTS (peers); i++)
+    {
+      peers[i] = np_test_raw_connect (np_pipe_server_get_path (f->server));
+      np_test_raw_write (peers[i], hello, sizeof hello);
+    }
+  WAIT_UNTIL (f->connected->len == 2);
+
+  for (guint i = 0; i < 2; i++)
+    {
+      NpPipeConnection *connection = g_ptr_array_index (f->connected, i);
+
+      g_assert_true (np_pipe_connection_send (connection, message, &error));
+      g_assert_true (np_pipe_connection_send (connection, message, &error));
+      g_assert_no_error (error);
+    }
+
+  g_assert_false (np_pipe_connection_close (g_ptr_array_index (f->connected, 0), NULL, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT);
+  g_assert_nonnull (strstr (error->message, "dropped"));
+  g_clear_error (&error);
+  g_assert_false (np_pipe_connection_get_connected (g_ptr_array_index (f->connected, 0)));
+  WAIT_UNTIL (f->disconnect_errors->len == 1);
+  g_assert_error ((GError *) g_ptr_array_index (f->disconnect_errors, 0),
+                  NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT);
+  g_assert_true (np_pipe_connection_close (g_ptr_array_index (f->connected, 0), NULL, &error));
+  g_assert_no_error (error);
+
+  np_pipe_connection_close_async (g_ptr_array_index (f->connected, 1), NULL, async_done_cb, &result);
+  g_assert_null (result);
+  WAIT_UNTIL (result != NULL);
+  g_assert_false (np_pipe_connection_close_finish (g_ptr_array_index (f->connected, 1), result, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT);
+  WAIT_UNTIL (f->disconnect_errors->len == 2);
+
+  for (guint i = 0; i < G_N_ELEMENTS (peers); i++)
+    g_object_unref (peers[i]);
 }
 
 /* close_async does not block; it ends the same way, and its result says
@@ -302,7 +426,7 @@ test_close_during_connect (void)
 
   np_pipe_client_connect_async (client, NULL, async_done_cb, &result);
   WAIT_UNTIL (raw->accepted->len == 1);
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
 
   WAIT_UNTIL (result != NULL);
   g_assert_false (np_pipe_client_connect_finish (client, result, &error));
@@ -609,6 +733,9 @@ main (int   argc,
   g_test_add_func ("/Np/Closing/half-close/client", test_half_close_client);
   g_test_add_func ("/Np/Closing/close-bounded", test_close_bounded);
   g_test_add_func ("/Np/Closing/close-async", test_close_async);
+  g_test_add_func ("/Np/Closing/close-sync-results", test_close_sync_results);
+  g_test_add_func ("/Np/Closing/close-drops-held", test_close_drops_held);
+  ADD ("/Np/Closing/connection-close-results", test_connection_close_results);
   g_test_add_func ("/Np/Closing/close-during-connect", test_close_during_connect);
   ADD ("/Np/Closing/connect-waits-for-hello", test_connect_waits_for_hello);
   g_test_add_func ("/Np/Closing/client-handshake-deadline", test_client_handshake_deadline);

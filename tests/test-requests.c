@@ -193,6 +193,83 @@ test_both_ways (Fixture       *f,
   g_assert_cmpmem (g_bytes_get_data (reply, NULL), g_bytes_get_size (reply), "from the client", 15);
 }
 
+typedef struct
+{
+  NpPipeClient *client;
+  GBytes       *reply;
+  GError       *error;
+  gint          done;
+} DataSync;
+
+static gpointer
+request_data_sync_worker (gpointer data)
+{
+  DataSync *d = data;
+
+  d->reply = np_pipe_client_request_data_sync (d->client, (const guint8 *) "sync", 4,
+                                               NULL, &d->error);
+  g_atomic_int_set (&d->done, TRUE);
+  g_main_context_wakeup (NULL);
+  return NULL;
+}
+
+static gboolean
+client_answers_data_cb (NpPipeClient  *client,
+                        NpPipeRequest *request,
+                        gpointer       user_data)
+{
+  np_pipe_request_reply_data (request, (const guint8 *) "data reply", 10);
+  return TRUE;
+}
+
+/* The calls for bindings that hold byte strings: a request each way made
+ * from bytes and a length, and a reply made so too. */
+static void
+test_data_twins (Fixture       *f,
+                 gconstpointer  data)
+{
+  NpPipeConnection *connection = g_ptr_array_index (f->connections, 0);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GThread) thread = NULL;
+  DataSync d = { f->client, NULL, NULL, FALSE };
+
+  np_pipe_client_request_data_async (f->client, (const guint8 *) "to the server", 13, NULL,
+                                     async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  reply = np_pipe_client_request_data_finish (f->client, result, &error);
+  g_assert_no_error (error);
+  g_assert_cmpmem (g_bytes_get_data (reply, NULL), g_bytes_get_size (reply), "to the server", 13);
+  g_clear_pointer (&reply, g_bytes_unref);
+  g_clear_object (&result);
+
+  /* An empty request is a request too. */
+  np_pipe_client_request_data_async (f->client, NULL, 0, NULL, async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  reply = np_pipe_client_request_data_finish (f->client, result, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_bytes_get_size (reply), ==, 0);
+  g_clear_pointer (&reply, g_bytes_unref);
+  g_clear_object (&result);
+
+  /* The blocking twin, from a thread while this one runs the context. */
+  thread = g_thread_new ("request-data-sync", request_data_sync_worker, &d);
+  WAIT_UNTIL (g_atomic_int_get (&d.done));
+  g_assert_no_error (d.error);
+  g_assert_cmpmem (g_bytes_get_data (d.reply, NULL), g_bytes_get_size (d.reply), "sync", 4);
+  g_bytes_unref (d.reply);
+
+  g_signal_connect (f->client, "request-received", G_CALLBACK (client_answers_data_cb), NULL);
+  np_pipe_connection_request_data_async (connection, (const guint8 *) "to the client", 13, NULL,
+                                         async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  reply = np_pipe_connection_request_data_finish (connection, result, &error);
+  g_assert_no_error (error);
+  g_assert_cmpmem (g_bytes_get_data (reply, NULL), g_bytes_get_size (reply), "data reply", 10);
+  g_assert_cmpuint (f->n_requests, ==, 3);
+}
+
 /* A reply larger than the requester takes (the max message size of its
  * hello) goes as an ERROR of code MESSAGE_TOO_LARGE instead, from the
  * side that answers: the request fails, the connection goes on. */
@@ -660,7 +737,7 @@ test_request_sync (Fixture       *f,
     g_clear_error (&error);
   }
 
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
   g_output_stream_close (g_subprocess_get_stdin_pipe (peer), NULL, NULL);
   g_assert_true (g_subprocess_wait_check (peer, NULL, &error));
 }
@@ -1548,6 +1625,7 @@ main (int   argc,
   g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
 
   ADD ("/Np/Requests/both-ways", test_both_ways);
+  ADD ("/Np/Requests/data-twins", test_data_twins);
   ADD ("/Np/Requests/out-of-order-and-many", test_out_of_order_and_many);
   ADD ("/Np/Requests/reply-too-large", test_reply_too_large);
   ADD ("/Np/Requests/timeout", test_timeout);

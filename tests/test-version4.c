@@ -210,7 +210,7 @@ test_fds_limit (Fixture       *f,
 
   np_pipe_server_set_max_fds_per_message (f->server, 2);
   client = np_pipe_client_new (np_pipe_server_get_name (f->server));
-  g_signal_connect (client, "connected", G_CALLBACK (count_cb), &opened);
+  g_signal_connect (client, "accepted", G_CALLBACK (count_cb), &opened);
   g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
   g_assert_no_error (error);
   WAIT_UNTIL (opened == 1);
@@ -338,7 +338,7 @@ test_vanished (void)
 
       g_assert_cmpstr (line, ==, "ready");
       g_signal_connect (client, "disconnected", G_CALLBACK (disconnected_cb), &d);
-      g_signal_connect (client, "connected", G_CALLBACK (count_cb), &opened);
+      g_signal_connect (client, "accepted", G_CALLBACK (count_cb), &opened);
       np_pipe_client_set_auto_reconnect (client, FALSE);
       g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
       g_assert_no_error (error);
@@ -373,7 +373,7 @@ test_older_peer_ends_cleanly (void)
   guint8 hello[12];
 
   g_signal_connect (client, "disconnected", G_CALLBACK (disconnected_cb), &d);
-  g_signal_connect (client, "connected", G_CALLBACK (count_cb), &opened);
+  g_signal_connect (client, "accepted", G_CALLBACK (count_cb), &opened);
   g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
   g_assert_no_error (error);
   WAIT_UNTIL (raw->accepted->len == 1);

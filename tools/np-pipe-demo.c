@@ -333,7 +333,7 @@ client_message_received (NpPipeClient *client,
       if (!c->stays)
         {
           say (c->who, "Flow 4: done, closing");
-          np_pipe_client_close (client);
+          np_pipe_client_close (client, NULL, NULL);
         }
       else
         say (c->who, "Flow 5: staying connected until the server stops");

@@ -40,13 +40,14 @@ ping_done_cb (GObject      *object,
   /* A ping given up on, completed after all. */
   if (p->done)
     {
-      np_pipe_client_ping_finish (p->client, result, NULL, NULL);
+      np_pipe_client_ping_finish (p->client, result, NULL);
       return;
     }
 
   g_clear_handle_id (&p->timeout_id, g_source_remove);
 
-  if (!np_pipe_client_ping_finish (p->client, result, &usec, &p->error))
+  usec = np_pipe_client_ping_finish (p->client, result, &p->error);
+  if (usec < 0)
     {
       p->done = TRUE;
       np_tool_quit ();
@@ -158,7 +159,7 @@ np_tool_run_ping (int    argc,
       return status;
     }
 
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
 
   g_array_sort (times, compare_gint64);
   t = (gint64 *) (gpointer) times->data;

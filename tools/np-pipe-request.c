@@ -163,7 +163,7 @@ np_tool_run_request (int    argc,
   np_pipe_client_request_async (client, message, cancellable, request_done_cb, &r);
   np_tool_run_loop ();
   g_clear_handle_id (&r.timeout_id, g_source_remove);
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
 
   return r.failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -260,6 +260,7 @@ np_tool_run_send (int    argc,
   g_autoptr(GOptionContext) context = g_option_context_new ("NAME [MESSAGE…]");
   g_autoptr(NpPipeClient) client = NULL;
   g_autoptr(GError) error = NULL;
+  g_autoptr(GError) close_error = NULL;
   g_autoptr(GInputStream) stdin_stream = NULL;
   g_autoptr(GDataInputStream) input = NULL;
   g_autoptr(GPtrArray) messages = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
@@ -354,9 +355,14 @@ np_tool_run_send (int    argc,
     np_tool_run_loop ();
   g_clear_handle_id (&s.timeout_id, g_source_remove);
 
-  /* Writes out what is still queued. */
+  /* Writes out what is still queued, and says what could not be,
+   * unless a failure was reported already. */
   g_signal_handlers_disconnect_by_data (client, &s);
-  np_pipe_client_close (client);
+  if (!np_pipe_client_close (client, NULL, &close_error) && !s.failed)
+    {
+      g_printerr ("np-pipe: %s\n", close_error->message);
+      s.failed = TRUE;
+    }
 
   return s.failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -4,12 +4,10 @@
  */
 
 /* The cancellable of an _async call may be left out, as with GIO's
- * sync calls; not before an out argument, which Vala does not allow. */
-async bool ping (Np.PipeClient client) throws Error {
-    int64 round_trip_usec;
-
+ * sync calls. */
+async int64 ping (Np.PipeClient client) throws Error {
     yield client.flush_async ();
-    return yield client.ping_async (null, out round_trip_usec);
+    return yield client.ping_async ();
 }
 
 int main () {
@@ -68,19 +66,37 @@ int main () {
         assert (reply.compare (new Bytes ("asked from Vala".data)) == 0);
         assert (reply_fds == null);
 
-        bool pinged = false;
-        ping.begin (client, (obj, res) => {
+        /* The calls made for bindings: bytes for a request, the round
+         * trip as the ping's result, the connections' own type, the
+         * version check. */
+        Bytes? data_reply = null;
+        int64 usec = -1;
+        client.request_data_async.begin ("data from Vala".data, null, (obj, res) => {
             try {
-                pinged = ping.end (res);
+                data_reply = client.request_data_async.end (res);
             } catch (Error e) {
                 failure = e;
             }
         });
-        while (!pinged && failure == null)
+        ping.begin (client, (obj, res) => {
+            try {
+                usec = ping.end (res);
+            } catch (Error e) {
+                failure = e;
+            }
+        });
+        while ((data_reply == null || usec < 0) && failure == null)
             MainContext.default ().iteration (true);
         if (failure != null)
             throw failure;
-        client.close ();
+        assert (data_reply.compare (new Bytes ("data from Vala".data)) == 0);
+        Np.PipeConnectionList connections = (Np.PipeConnectionList) server.get_connections ();
+        var connection = (Np.PipeConnection) connections.get_item (0);
+        assert (connection.get_connected ());
+        assert (connection.max_queued_bytes == server.max_queued_bytes);
+        assert (Np.check_version (Np.get_major_version (), 0, 0) == null);
+
+        assert (client.close ());
     } catch (Error e) {
         if (e is Np.PipeError.NOT_FOUND)
             error ("the server vanished");
