@@ -171,7 +171,7 @@ np_pipe_client_reconnected (GObject      *source,
   NpPipeClient *self = NP_PIPE_CLIENT (source);
   g_autoptr(GError) error = NULL;
 
-  /* Success ended the loop, and emitted `connected`. */
+  /* Success ended the loop, and emitted `accepted`. */
   if (np_pipe_client_connect_finish (self, result, &error))
     return;
 

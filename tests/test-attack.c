@@ -1769,7 +1769,7 @@ test_reconnect_dir_recreated_at_once (void)
   rc.errors = g_ptr_array_new_with_free_func (np_test_error_free0);
   rc.client = np_pipe_client_new (path);
   g_object_set (rc.client, "auto-reconnect", TRUE, "reconnect-interval", 600000, NULL);
-  g_signal_connect (rc.client, "connected", G_CALLBACK (rc_connected_cb), &rc);
+  g_signal_connect (rc.client, "accepted", G_CALLBACK (rc_connected_cb), &rc);
   g_signal_connect (rc.client, "disconnected", G_CALLBACK (rc_disconnected_cb), &rc);
   np_pipe_client_connect_async (rc.client, NULL, async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
@@ -1787,7 +1787,7 @@ test_reconnect_dir_recreated_at_once (void)
   g_assert_no_error (error);
   WAIT_UNTIL (rc.n_connected == 2);
 
-  np_pipe_client_close (rc.client);
+  np_pipe_client_close (rc.client, NULL, NULL);
   g_clear_object (&result);
   rc_clear (&rc);
   np_pipe_server_stop (server);

@@ -504,7 +504,7 @@ test_message_before_settings (Fixture       *f,
   g_autoptr(GError) error = NULL;
 
   g_signal_connect (f->server, "client-connected", G_CALLBACK (welcome_cb), NULL);
-  g_signal_connect (client, "connected", G_CALLBACK (record_connected_cb), events);
+  g_signal_connect (client, "accepted", G_CALLBACK (record_connected_cb), events);
   g_signal_connect (client, "message-received", G_CALLBACK (record_message_cb), events);
   np_pipe_client_connect_async (client, NULL, async_done_cb, &result);
   WAIT_UNTIL (result != NULL && strstr (events->str, "welcome") != NULL);
@@ -727,7 +727,7 @@ test_vanished_unref_in_handler (void)
 
   np_pipe_client_set_auto_reconnect (client, FALSE);
   g_signal_connect (client, "disconnected", G_CALLBACK (unref_in_disconnected_cb), &d);
-  g_signal_connect (client, "connected", G_CALLBACK (count_cb), &opened);
+  g_signal_connect (client, "accepted", G_CALLBACK (count_cb), &opened);
   g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
   g_assert_no_error (error);
   WAIT_UNTIL (raw->accepted->len == 1);
@@ -769,7 +769,7 @@ test_unref_in_connected (void)
   guint opened = 0;
 
   g_assert_cmpstr (line, ==, "ready");
-  g_signal_connect (client, "connected", G_CALLBACK (unref_in_connected_cb), &opened);
+  g_signal_connect (client, "accepted", G_CALLBACK (unref_in_connected_cb), &opened);
   g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
   g_assert_no_error (error);
   WAIT_UNTIL (opened == 1);
@@ -935,7 +935,7 @@ test_close_races_connect_sync (void)
   g_free (line);
   line = np_test_read_line (server);
   g_assert_cmpstr (line, ==, "accepted");
-  np_pipe_client_close (c.client);
+  np_pipe_client_close (c.client, NULL, NULL);
   g_thread_join (thread);
 
   g_assert_false (c.connected);
@@ -1121,7 +1121,7 @@ test_goodbye_never_reads (Fixture       *f,
   g_assert_error ((GError *) g_ptr_array_index (f->errors, 0), NP_PIPE_ERROR,
                   NP_PIPE_ERROR_TIMED_OUT);
   g_assert_cmpint (g_get_monotonic_time () - start, <, 3 * G_USEC_PER_SEC);
-  g_assert_false (np_pipe_connection_is_connected (connection));
+  g_assert_false (np_pipe_connection_get_connected (connection));
 }
 
 typedef struct
@@ -1177,7 +1177,7 @@ test_unref_client_in_request_fds (Fixture       *f,
 
   k.client = np_pipe_client_new (np_pipe_server_get_name (f->server));
   g_signal_connect (k.client, "request-received", G_CALLBACK (client_unref_in_request_cb), &k);
-  g_signal_connect (k.client, "connected", G_CALLBACK (count_cb), &opened);
+  g_signal_connect (k.client, "accepted", G_CALLBACK (count_cb), &opened);
   g_assert_true (np_pipe_client_connect_sync (k.client, NULL, &error));
   g_assert_no_error (error);
   WAIT_UNTIL (opened == 1 && f->connections->len == 1);
@@ -1473,7 +1473,7 @@ test_request_sync_on_greeting (void)
   g_assert_no_error (ask.error);
   g_assert_cmpmem (g_bytes_get_data (ask.reply, NULL), g_bytes_get_size (ask.reply), "answer", 6);
   g_bytes_unref (ask.reply);
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
   g_thread_join (thread);
   np_test_raw_server_free (raw);
 }

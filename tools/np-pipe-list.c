@@ -34,7 +34,7 @@ list_probe (const char *socket_path)
   np_pipe_client_set_connect_timeout (client, PROBE_TIMEOUT_MSEC);
   if (np_pipe_client_connect_sync (client, NULL, &error))
     {
-      np_pipe_client_close (client);
+      np_pipe_client_close (client, NULL, NULL);
       return 0;
     }
 
