@@ -18,11 +18,16 @@ G_BEGIN_DECLS
 
 G_DECLARE_FINAL_TYPE (NpConnectionList, np_connection_list, NP, CONNECTION_LIST, GObject)
 
-NpConnectionList *np_connection_list_new      (void);
-void              np_connection_list_append   (NpConnectionList *self,
-                                               NpPipeConnection *connection);
-gboolean          np_connection_list_remove   (NpConnectionList *self,
-                                               NpPipeConnection *connection);
-GPtrArray        *np_connection_list_snapshot (NpConnectionList *self);
+NpConnectionList *np_connection_list_new         (void);
+void              np_connection_list_add_pending (NpConnectionList *self,
+                                                  NpPipeConnection *connection);
+gboolean          np_connection_list_promote     (NpConnectionList *self,
+                                                  NpPipeConnection *connection);
+gboolean          np_connection_list_remove      (NpConnectionList *self,
+                                                  NpPipeConnection *connection,
+                                                  gboolean         *was_listed);
+guint             np_connection_list_get_n_held  (NpConnectionList *self);
+GPtrArray        *np_connection_list_snapshot    (NpConnectionList *self,
+                                                  gboolean          pending);
 
 G_END_DECLS

@@ -164,11 +164,19 @@ np_pipe_connection_peek_server (NpPipeConnection *self)
   return g_atomic_pointer_get (&self->server);
 }
 
+/* The peer's handshake is complete: only now is it a client of the
+ * server's, before anything it sent is delivered. */
 static void
 np_pipe_connection_stream_opened (GObject  *owner,
                                   NpStream *stream)
 {
+  NpPipeConnection *self = NP_PIPE_CONNECTION (owner);
+  NpPipeServer *server = np_pipe_connection_peek_server (self);
+
   g_object_notify_by_pspec (owner, properties [PROP_PEER_MAX_MESSAGE_SIZE]);
+
+  if (server != NULL && self->accepted)
+    _np_pipe_server_client_opened (server, self);
 }
 
 static void

@@ -139,17 +139,39 @@ _np_pipe_server_request_received (NpPipeServer     *self,
   return handled;
 }
 
+/* The peer's handshake is complete: it becomes a connection. */
+void
+_np_pipe_server_client_opened (NpPipeServer     *self,
+                               NpPipeConnection *connection)
+{
+  g_autoptr(NpPipeServer) hold = g_object_ref (self);
+  g_autoptr(NpPipeConnection) hold_connection = g_object_ref (connection);
+
+  if (!np_connection_list_promote (self->connections, connection))
+    return;
+
+  g_object_notify_by_pspec (G_OBJECT (self), properties [NP_PIPE_SERVER_PROP_N_CONNECTIONS]);
+  g_signal_emit (self, signals [CLIENT_CONNECTED], 0, connection);
+
+  /* stop() from another thread may have missed it: it sets running
+   * first, then closes what the server holds. */
+  if (!np_pipe_server_is_running (self))
+    np_pipe_connection_close (connection);
+}
+
 void
 _np_pipe_server_client_disconnected (NpPipeServer     *self,
                                      NpPipeConnection *connection,
                                      const GError     *error)
 {
+  gboolean listed;
+
   /* The list may have held the last reference to the connection; a
    * handler may drop the last one to the server. */
   g_object_ref (self);
   g_object_ref (connection);
 
-  if (np_connection_list_remove (self->connections, connection))
+  if (np_connection_list_remove (self->connections, connection, &listed))
     {
       /* A descriptor came free. */
       g_mutex_lock (&self->lock);
@@ -157,8 +179,20 @@ _np_pipe_server_client_disconnected (NpPipeServer     *self,
         np_listener_resume (self->listener);
       g_mutex_unlock (&self->lock);
 
-      g_object_notify_by_pspec (G_OBJECT (self), properties [NP_PIPE_SERVER_PROP_N_CONNECTIONS]);
-      g_signal_emit (self, signals [CLIENT_DISCONNECTED], 0, connection, error);
+      if (listed)
+        {
+          g_object_notify_by_pspec (G_OBJECT (self), properties [NP_PIPE_SERVER_PROP_N_CONNECTIONS]);
+          g_signal_emit (self, signals [CLIENT_DISCONNECTED], 0, connection, error);
+        }
+      else
+        {
+          /* Never announced, so not reported either. */
+          g_debug ("Pipe “%s”: dropping peer %" G_GUINT64_FORMAT " (pid %d) before its "
+                   "handshake was complete: %s",
+                   self->name, np_pipe_connection_get_id (connection),
+                   np_pipe_connection_get_peer_pid (connection),
+                   error != NULL ? error->message : "it closed");
+        }
     }
 
   g_object_unref (connection);
@@ -207,11 +241,13 @@ np_pipe_server_incoming (GObject           *owner,
       return;
     }
 
-  /* The descriptors the library holds for peers count too. */
-  n_connections = np_pipe_server_get_n_connections (self);
+  /* Peers still in their handshake count, as they hold a descriptor and
+   * memory: a crowd of peers that never complete it cannot crowd the
+   * server out of either. */
+  n_connections = np_connection_list_get_n_held (self->connections);
   if (n_connections >= max_connections)
     {
-      g_autoptr(GPtrArray) connections = np_connection_list_snapshot (self->connections);
+      g_autoptr(GPtrArray) connections = np_connection_list_snapshot (self->connections, TRUE);
 
       /* Only at the limit: a client that closed and connects again at
        * once must not find its old connection in its way, its end of
@@ -246,8 +282,7 @@ np_pipe_server_incoming (GObject           *owner,
                    "descriptors received from peers and not yet delivered, and the "
                    "connections of this process (%u to this pipe), reach the %u it may use "
                    "(RLIMIT_NOFILE less a reserve for the application)",
-                   self->name, np_fd_budget_held (), np_pipe_server_get_n_connections (self),
-                   fd_limit);
+                   self->name, np_fd_budget_held (), n_connections, fd_limit);
     }
   else if (!allow_other_users &&
            np_pipe_connection_get_peer_uid (connection) != getuid ())
@@ -279,14 +314,14 @@ np_pipe_server_incoming (GObject           *owner,
       return;
     }
 
+  /* Held before the stream starts, which may report it opened or
+   * closed; it becomes a connection once its handshake is complete
+   * (_np_pipe_server_client_opened()). */
+  np_connection_list_add_pending (self->connections, connection);
   _np_pipe_connection_accept (connection, &limits);
-  np_connection_list_append (self->connections, connection);
-  g_object_notify_by_pspec (G_OBJECT (self), properties [NP_PIPE_SERVER_PROP_N_CONNECTIONS]);
-
-  g_signal_emit (self, signals [CLIENT_CONNECTED], 0, connection);
 
   /* stop() from another thread may have missed it: it sets running
-   * first, then closes what is in the list. */
+   * first, then closes what the server holds. */
   if (!np_pipe_server_is_running (self))
     np_pipe_connection_close (connection);
 }
@@ -317,19 +352,20 @@ np_pipe_server_real_authorize_peer (NpPipeServer     *self,
 static void
 np_pipe_server_drop_connections (NpPipeServer *self)
 {
-  g_autoptr(GPtrArray) connections = np_connection_list_snapshot (self->connections);
+  g_autoptr(GPtrArray) connections = np_connection_list_snapshot (self->connections, TRUE);
 
   for (guint i = 0; i < connections->len; i++)
     {
       NpPipeConnection *connection = g_ptr_array_index (connections, i);
       g_autoptr(GError) error = NULL;
+      gboolean listed;
 
       error = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
                            "Client %" G_GUINT64_FORMAT " of pipe “%s”: the server "
                            "was disposed before queued messages were written",
                            np_pipe_connection_get_id (connection), self->name);
       _np_pipe_connection_detach (connection);
-      if (np_connection_list_remove (self->connections, connection))
+      if (np_connection_list_remove (self->connections, connection, &listed) && listed)
         g_signal_emit (self, signals [CLIENT_DISCONNECTED], 0, connection, error);
     }
 }
@@ -755,7 +791,8 @@ np_pipe_server_stop (NpPipeServer *self)
 
   np_listener_close (listener);
 
-  connections = np_connection_list_snapshot (self->connections);
+  /* Peers still in their handshake too: they end without a word. */
+  connections = np_connection_list_snapshot (self->connections, TRUE);
   for (guint i = 0; i < connections->len; i++)
     np_pipe_connection_close (g_ptr_array_index (connections, i));
 
@@ -897,7 +934,7 @@ np_pipe_server_broadcast (NpPipeServer *self,
   g_return_if_fail (NP_IS_PIPE_SERVER (self));
   g_return_if_fail (message != NULL);
 
-  connections = np_connection_list_snapshot (self->connections);
+  connections = np_connection_list_snapshot (self->connections, FALSE);
   for (guint i = 0; i < connections->len; i++)
     {
       g_autoptr(GError) error = NULL;
