@@ -341,8 +341,10 @@ np_pipe_connection_class_init (NpPipeConnectionClass *klass)
    * NpPipeConnection:id:
    *
    * The identifier of the connection, unique within its server and
-   * increasing with each client that connects, from 1 (0 for a connection
-   * no server made).
+   * increasing with each peer the server accepts, from 1 (0 for a
+   * connection no server made). Peers complete their handshakes in any
+   * order, so clients are not always announced in the order of their
+   * identifiers.
    *
    * Since: 1.0
    */
@@ -608,7 +610,7 @@ _np_pipe_connection_detach (NpPipeConnection *self)
  * @self: a #NpPipeConnection
  *
  * Gets the identifier of the connection: unique within its server, and
- * increasing in the order clients connected.
+ * increasing in the order the server accepted the peers.
  *
  * Returns: the identifier, 1 or more
  *

@@ -28,7 +28,8 @@
  * Create a server with [ctor@Np.PipeServer.new], connect to its signals,
  * then call [method@Np.PipeServer.start]. Each client that connects gets
  * its own [class@Np.PipeConnection], announced by
- * [signal@Np.PipeServer::client-connected]; every whole message a client
+ * [signal@Np.PipeServer::client-connected] once its handshake is
+ * complete; every whole message a client
  * sends is reported by [signal@Np.PipeServer::message-received], and its
  * end by [signal@Np.PipeServer::client-disconnected].
  *
@@ -448,9 +449,17 @@ np_pipe_server_class_init (NpPipeServerClass *klass)
    * @self: a #NpPipeServer
    * @connection: the new client's connection
    *
-   * Emitted when a client connects, once it is in
-   * [property@Np.PipeServer:connections]. The connection may be used to
-   * send at once.
+   * Emitted when a client's handshake is complete (its hello arrived
+   * and, from a client of protocol version 4, its settings), once it is
+   * in [property@Np.PipeServer:connections]. The connection may be used
+   * to send at once; the server's own settings go out first.
+   *
+   * A peer that connects is not a client yet: one that never completes
+   * the handshake, or fails it, is dropped at
+   * [property@Np.PipeServer:handshake-timeout] or at once, and appears in
+   * no signal but [signal@Np.PipeServer::authorize-peer], nor in
+   * [property@Np.PipeServer:connections]. It still counts against
+   * [property@Np.PipeServer:max-connections] meanwhile.
    *
    * Since: 1.0
    */
@@ -524,8 +533,7 @@ np_pipe_server_class_init (NpPipeServerClass *klass)
    * @error is set when the client broke the protocol
    * (%NP_PIPE_ERROR_PROTOCOL), sent a message over
    * [property@Np.PipeServer:max-message-size]
-   * (%NP_PIPE_ERROR_MESSAGE_TOO_LARGE), did not complete the handshake in
-   * time (%NP_PIPE_ERROR_TIMED_OUT), did not read what was queued to it
+   * (%NP_PIPE_ERROR_MESSAGE_TOO_LARGE), did not read what was queued to it
    * (%NP_PIPE_ERROR_QUEUE_FULL, or %NP_PIPE_ERROR_TIMED_OUT when closing),
    * or when reading or writing failed (a `G_IO_ERROR`).
    *
@@ -879,7 +887,8 @@ np_pipe_server_get_path (NpPipeServer *self)
  * np_pipe_server_get_n_connections:
  * @self: a #NpPipeServer
  *
- * Gets the number of connected clients.
+ * Gets the number of connected clients: those whose handshake is
+ * complete.
  *
  * Returns: the number of clients
  *
@@ -898,9 +907,10 @@ np_pipe_server_get_n_connections (NpPipeServer *self)
  * @self: a #NpPipeServer
  *
  * Gets the connected clients as a read-only list model of
- * [class@Np.PipeConnection], in the order they connected. It updates as
- * clients come and go, in the server's main context, so it can be bound
- * to a list view as it is.
+ * [class@Np.PipeConnection], in the order their handshakes completed. It
+ * updates as clients come and go, in the server's main context, so it
+ * can be bound to a list view as it is: a peer that connects and never
+ * completes its handshake has no row.
  *
  * Returns: (transfer none): the connections
  *
