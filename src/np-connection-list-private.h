@@ -15,11 +15,16 @@
 
 G_BEGIN_DECLS
 
-NpPipeConnectionList *np_pipe_connection_list_new      (void);
-void                  np_pipe_connection_list_append   (NpPipeConnectionList *self,
-                                                        NpPipeConnection     *connection);
-gboolean              np_pipe_connection_list_remove   (NpPipeConnectionList *self,
-                                                        NpPipeConnection     *connection);
-GPtrArray            *np_pipe_connection_list_snapshot (NpPipeConnectionList *self);
+NpPipeConnectionList *np_pipe_connection_list_new         (void);
+void                  np_pipe_connection_list_add_pending (NpPipeConnectionList *self,
+                                                           NpPipeConnection     *connection);
+gboolean              np_pipe_connection_list_promote     (NpPipeConnectionList *self,
+                                                           NpPipeConnection     *connection);
+gboolean              np_pipe_connection_list_remove      (NpPipeConnectionList *self,
+                                                           NpPipeConnection     *connection,
+                                                           gboolean             *was_listed);
+guint                 np_pipe_connection_list_get_n_held  (NpPipeConnectionList *self);
+GPtrArray            *np_pipe_connection_list_snapshot    (NpPipeConnectionList *self,
+                                                           gboolean              pending);
 
 G_END_DECLS

@@ -26,12 +26,17 @@
  *
  * Since: 1.0
  */
+/* Inside, it also holds, out of the model, the peers still in their
+ * handshake: they count against the server's limits, but are no
+ * connection of the application's until their handshake is complete
+ * (np_pipe_connection_list_promote()). */
 struct _NpPipeConnectionList
 {
   GObject    parent_instance;
 
   GMutex     lock;
   GPtrArray *items;
+  GPtrArray *pending;
 };
 
 static GType
@@ -86,6 +91,7 @@ np_pipe_connection_list_finalize (GObject *object)
   NpPipeConnectionList *self = (NpPipeConnectionList *)object;
 
   g_clear_pointer (&self->items, g_ptr_array_unref);
+  g_clear_pointer (&self->pending, g_ptr_array_unref);
   g_mutex_clear (&self->lock);
 
   G_OBJECT_CLASS (np_pipe_connection_list_parent_class)->finalize (object);
@@ -102,6 +108,7 @@ np_pipe_connection_list_init (NpPipeConnectionList *self)
 {
   g_mutex_init (&self->lock);
   self->items = g_ptr_array_new_with_free_func (g_object_unref);
+  self->pending = g_ptr_array_new_with_free_func (g_object_unref);
 }
 
 NpPipeConnectionList *
@@ -110,43 +117,91 @@ np_pipe_connection_list_new (void)
   return g_object_new (NP_TYPE_PIPE_CONNECTION_LIST, NULL);
 }
 
+/* Holds @connection, whose handshake is under way, out of the model. */
 void
-np_pipe_connection_list_append (NpPipeConnectionList *self,
-                                NpPipeConnection     *connection)
+np_pipe_connection_list_add_pending (NpPipeConnectionList *self,
+                                     NpPipeConnection     *connection)
 {
-  guint position;
-
   g_mutex_lock (&self->lock);
-  position = self->items->len;
-  g_ptr_array_add (self->items, g_object_ref (connection));
+  g_assert (!g_ptr_array_find (self->pending, connection, NULL));
+  g_assert (!g_ptr_array_find (self->items, connection, NULL));
+  g_ptr_array_add (self->pending, g_object_ref (connection));
   g_mutex_unlock (&self->lock);
-
-  g_list_model_items_changed (G_LIST_MODEL (self), position, 0, 1);
 }
 
-/* Returns FALSE when @connection was not in the list. */
+/* Moves @connection, whose handshake is complete, into the model.
+ * Returns FALSE when it was not pending (it ended meanwhile). */
+gboolean
+np_pipe_connection_list_promote (NpPipeConnectionList *self,
+                                 NpPipeConnection     *connection)
+{
+  gpointer item = NULL;
+  guint position = 0;
+
+  g_mutex_lock (&self->lock);
+  if (g_ptr_array_find (self->pending, connection, &position))
+    {
+      item = g_ptr_array_steal_index (self->pending, position);
+      position = self->items->len;
+      g_ptr_array_add (self->items, item);
+    }
+  g_mutex_unlock (&self->lock);
+
+  if (item == NULL)
+    return FALSE;
+
+  g_list_model_items_changed (G_LIST_MODEL (self), position, 0, 1);
+  return TRUE;
+}
+
+/* Returns FALSE when @connection was held neither in the model nor
+ * pending; @was_listed tells which. */
 gboolean
 np_pipe_connection_list_remove (NpPipeConnectionList *self,
-                                NpPipeConnection     *connection)
+                                NpPipeConnection     *connection,
+                                gboolean             *was_listed)
 {
   g_autoptr(NpPipeConnection) removed = NULL;
+  gboolean listed = FALSE;
   guint position;
 
   g_mutex_lock (&self->lock);
   if (g_ptr_array_find (self->items, connection, &position))
-    removed = g_ptr_array_steal_index (self->items, position);
+    {
+      removed = g_ptr_array_steal_index (self->items, position);
+      listed = TRUE;
+    }
+  else if (g_ptr_array_find (self->pending, connection, &position))
+    removed = g_ptr_array_steal_index (self->pending, position);
   g_mutex_unlock (&self->lock);
 
+  *was_listed = listed;
   if (removed == NULL)
     return FALSE;
 
-  g_list_model_items_changed (G_LIST_MODEL (self), position, 1, 0);
+  if (listed)
+    g_list_model_items_changed (G_LIST_MODEL (self), position, 1, 0);
   return TRUE;
 }
 
-/* The connections as they are now, each with a reference. */
+/* How many connections the server holds: in the model, and pending. */
+guint
+np_pipe_connection_list_get_n_held (NpPipeConnectionList *self)
+{
+  guint n;
+
+  g_mutex_lock (&self->lock);
+  n = self->items->len + self->pending->len;
+  g_mutex_unlock (&self->lock);
+
+  return n;
+}
+
+/* The connections in the model as they are now, each with a reference;
+ * with @pending, those still in their handshake after them. */
 GPtrArray *
-np_pipe_connection_list_snapshot (NpPipeConnectionList *self)
+np_pipe_connection_list_snapshot (NpPipeConnectionList *self,
+                                  gboolean              pending)
 {
   GPtrArray *snapshot;
 
@@ -154,6 +209,8 @@ np_pipe_connection_list_snapshot (NpPipeConnectionList *self)
   snapshot = g_ptr_array_new_full (self->items->len, g_object_unref);
   for (guint i = 0; i < self->items->len; i++)
     g_ptr_array_add (snapshot, g_object_ref (g_ptr_array_index (self->items, i)));
+  for (guint i = 0; pending && i < self->pending->len; i++)
+    g_ptr_array_add (snapshot, g_object_ref (g_ptr_array_index (self->pending, i)));
   g_mutex_unlock (&self->lock);
 
   return snapshot;

@@ -170,11 +170,19 @@ np_pipe_connection_peek_server (NpPipeConnection *self)
   return g_atomic_pointer_get (&self->server);
 }
 
+/* The peer's handshake is complete: only now is it a client of the
+ * server's, before anything it sent is delivered. */
 static void
 np_pipe_connection_stream_opened (GObject  *owner,
                                   NpStream *stream)
 {
+  NpPipeConnection *self = NP_PIPE_CONNECTION (owner);
+  NpPipeServer *server = np_pipe_connection_peek_server (self);
+
   g_object_notify_by_pspec (owner, properties [PROP_PEER_MAX_MESSAGE_SIZE]);
+
+  if (server != NULL && self->accepted)
+    _np_pipe_server_client_opened (server, self);
 }
 
 static void
@@ -345,8 +353,10 @@ np_pipe_connection_class_init (NpPipeConnectionClass *klass)
    * NpPipeConnection:id:
    *
    * The identifier of the connection, unique within its server and
-   * increasing with each client that connects, from 1 (0 for a connection
-   * no server made).
+   * increasing with each peer the server accepts, from 1 (0 for a
+   * connection no server made). Peers complete their handshakes in any
+   * order, so clients are not always announced in the order of their
+   * identifiers.
    *
    * Since: 1.0
    */
@@ -628,7 +638,7 @@ _np_pipe_connection_detach (NpPipeConnection *self)
  * @self: a #NpPipeConnection
  *
  * Gets the identifier of the connection: unique within its server, and
- * increasing in the order clients connected.
+ * increasing in the order the server accepted the peers.
  *
  * Returns: the identifier, 1 or more
  *

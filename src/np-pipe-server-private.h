@@ -27,6 +27,8 @@ void _np_pipe_server_message_with_fds_received
 gboolean _np_pipe_server_request_received (NpPipeServer     *self,
                                            NpPipeConnection *connection,
                                            NpPipeRequest    *request);
+void _np_pipe_server_client_opened      (NpPipeServer     *self,
+                                          NpPipeConnection *connection);
 void _np_pipe_server_client_disconnected (NpPipeServer     *self,
                                           NpPipeConnection *connection,
                                           const GError     *error);

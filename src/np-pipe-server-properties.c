@@ -241,8 +241,9 @@ np_pipe_server_install_properties (GObjectClass *object_class)
   /**
    * NpPipeServer:n-connections:
    *
-   * The number of connected clients, 0 at first. It changes in the
-   * server's main context.
+   * The number of connected clients, 0 at first: those whose handshake
+   * is complete, not the peers still in it. It changes in the server's
+   * main context.
    *
    * Since: 1.0
    */
@@ -256,7 +257,8 @@ np_pipe_server_install_properties (GObjectClass *object_class)
    *
    * The connected clients, as a read-only list model of
    * [class@Np.PipeConnection] that updates, in the server's main context,
-   * as clients come and go.
+   * as clients come and go. A peer is added once its handshake is
+   * complete, as [signal@Np.PipeServer::client-connected] is emitted.
    *
    * Since: 1.0
    */
@@ -310,6 +312,9 @@ np_pipe_server_install_properties (GObjectClass *object_class)
    *
    * The most clients served at once. Further peers are refused with
    * %NP_PIPE_ERROR_TOO_MANY_CLIENTS while the connected ones go on.
+   * Peers still in their handshake count, though they are not in
+   * [property@Np.PipeServer:n-connections] yet: peers that connect and
+   * never complete it take the server no further.
    * 0 means no limit; at most `G_MAXUINT`; the default is 1024.
    *
    * A connection whose client has already closed its side does not
@@ -354,9 +359,11 @@ np_pipe_server_install_properties (GObjectClass *object_class)
   /**
    * NpPipeServer:handshake-timeout:
    *
-   * How long, in milliseconds, a client has to complete the handshake
-   * after it connects; one that does not is disconnected with
-   * %NP_PIPE_ERROR_TIMED_OUT. 0 waits forever; at most `G_MAXUINT`. The
+   * How long, in milliseconds, a peer has to complete the handshake
+   * after it connects; one that does not is told
+   * %NP_PIPE_ERROR_TIMED_OUT and dropped, without any signal: it never
+   * was a client (see [signal@Np.PipeServer::client-connected]). 0 waits
+   * forever; at most `G_MAXUINT`. The
    * default is 5000 (5 seconds). A change applies to clients that connect
    * afterwards.
    *

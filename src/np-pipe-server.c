@@ -30,7 +30,8 @@
  * Create a server with [ctor@Np.PipeServer.new], connect to its signals,
  * then call [method@Np.PipeServer.start]. Each client that connects gets
  * its own [class@Np.PipeConnection], announced by
- * [signal@Np.PipeServer::client-connected]; every whole message a client
+ * [signal@Np.PipeServer::client-connected] once its handshake is
+ * complete; every whole message a client
  * sends is reported by [signal@Np.PipeServer::message-received], and its
  * end by [signal@Np.PipeServer::client-disconnected].
  *
@@ -141,17 +142,39 @@ _np_pipe_server_request_received (NpPipeServer     *self,
   return handled;
 }
 
+/* The peer's handshake is complete: it becomes a connection. */
+void
+_np_pipe_server_client_opened (NpPipeServer     *self,
+                               NpPipeConnection *connection)
+{
+  g_autoptr(NpPipeServer) hold = g_object_ref (self);
+  g_autoptr(NpPipeConnection) hold_connection = g_object_ref (connection);
+
+  if (!np_pipe_connection_list_promote (self->connections, connection))
+    return;
+
+  g_object_notify_by_pspec (G_OBJECT (self), properties [NP_PIPE_SERVER_PROP_N_CONNECTIONS]);
+  g_signal_emit (self, signals [CLIENT_CONNECTED], 0, connection);
+
+  /* stop() from another thread may have missed it: it sets running
+   * first, then closes what the server holds. */
+  if (!np_pipe_server_is_running (self))
+    _np_pipe_connection_begin_close (connection);
+}
+
 void
 _np_pipe_server_client_disconnected (NpPipeServer     *self,
                                      NpPipeConnection *connection,
                                      const GError     *error)
 {
+  gboolean listed;
+
   /* The list may have held the last reference to the connection; a
    * handler may drop the last one to the server. */
   g_object_ref (self);
   g_object_ref (connection);
 
-  if (np_pipe_connection_list_remove (self->connections, connection))
+  if (np_pipe_connection_list_remove (self->connections, connection, &listed))
     {
       /* A descriptor came free. */
       g_mutex_lock (&self->lock);
@@ -159,8 +182,20 @@ _np_pipe_server_client_disconnected (NpPipeServer     *self,
         np_listener_resume (self->listener);
       g_mutex_unlock (&self->lock);
 
-      g_object_notify_by_pspec (G_OBJECT (self), properties [NP_PIPE_SERVER_PROP_N_CONNECTIONS]);
-      g_signal_emit (self, signals [CLIENT_DISCONNECTED], 0, connection, error);
+      if (listed)
+        {
+          g_object_notify_by_pspec (G_OBJECT (self), properties [NP_PIPE_SERVER_PROP_N_CONNECTIONS]);
+          g_signal_emit (self, signals [CLIENT_DISCONNECTED], 0, connection, error);
+        }
+      else
+        {
+          /* Never announced, so not reported either. */
+          g_debug ("Pipe “%s”: dropping peer %" G_GUINT64_FORMAT " (pid %d) before its "
+                   "handshake was complete: %s",
+                   self->name, np_pipe_connection_get_id (connection),
+                   np_pipe_connection_get_peer_pid (connection),
+                   error != NULL ? error->message : "it closed");
+        }
     }
 
   g_object_unref (connection);
@@ -209,11 +244,13 @@ np_pipe_server_incoming (GObject           *owner,
       return;
     }
 
-  /* The descriptors the library holds for peers count too. */
-  n_connections = np_pipe_server_get_n_connections (self);
+  /* Peers still in their handshake count, as they hold a descriptor and
+   * memory: a crowd of peers that never complete it cannot crowd the
+   * server out of either. */
+  n_connections = np_pipe_connection_list_get_n_held (self->connections);
   if (n_connections >= max_connections)
     {
-      g_autoptr(GPtrArray) connections = np_pipe_connection_list_snapshot (self->connections);
+      g_autoptr(GPtrArray) connections = np_pipe_connection_list_snapshot (self->connections, TRUE);
 
       /* Only at the limit: a client that closed and connects again at
        * once must not find its old connection in its way, its end of
@@ -248,8 +285,7 @@ np_pipe_server_incoming (GObject           *owner,
                      "descriptors received from peers and not yet delivered, and the "
                      "connections of this process (%u to this pipe), reach the %u it may use "
                      "(RLIMIT_NOFILE less a reserve for the application)"),
-                   self->name, np_fd_budget_held (), np_pipe_server_get_n_connections (self),
-                   fd_limit);
+                   self->name, np_fd_budget_held (), n_connections, fd_limit);
     }
   else if (!allow_other_users &&
            np_pipe_connection_get_peer_uid (connection) != getuid ())
@@ -281,14 +317,14 @@ np_pipe_server_incoming (GObject           *owner,
       return;
     }
 
+  /* Held before the stream starts, which may report it opened or
+   * closed; it becomes a connection once its handshake is complete
+   * (_np_pipe_server_client_opened()). */
+  np_pipe_connection_list_add_pending (self->connections, connection);
   _np_pipe_connection_accept (connection, &limits);
-  np_pipe_connection_list_append (self->connections, connection);
-  g_object_notify_by_pspec (G_OBJECT (self), properties [NP_PIPE_SERVER_PROP_N_CONNECTIONS]);
-
-  g_signal_emit (self, signals [CLIENT_CONNECTED], 0, connection);
 
   /* stop() from another thread may have missed it: it sets running
-   * first, then closes what is in the list. */
+   * first, then closes what the server holds. */
   if (!np_pipe_server_is_running (self))
     _np_pipe_connection_begin_close (connection);
 }
@@ -319,19 +355,20 @@ np_pipe_server_real_authorize_peer (NpPipeServer     *self,
 static void
 np_pipe_server_drop_connections (NpPipeServer *self)
 {
-  g_autoptr(GPtrArray) connections = np_pipe_connection_list_snapshot (self->connections);
+  g_autoptr(GPtrArray) connections = np_pipe_connection_list_snapshot (self->connections, TRUE);
 
   for (guint i = 0; i < connections->len; i++)
     {
       NpPipeConnection *connection = g_ptr_array_index (connections, i);
       g_autoptr(GError) error = NULL;
+      gboolean listed;
 
       error = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
                            _("Client %" PRIu64 " of pipe “%s”: the server "
                              "was disposed before queued messages were written"),
                            np_pipe_connection_get_id (connection), self->name);
       _np_pipe_connection_detach (connection);
-      if (np_pipe_connection_list_remove (self->connections, connection))
+      if (np_pipe_connection_list_remove (self->connections, connection, &listed) && listed)
         g_signal_emit (self, signals [CLIENT_DISCONNECTED], 0, connection, error);
     }
 }
@@ -416,9 +453,17 @@ np_pipe_server_class_init (NpPipeServerClass *klass)
    * @self: a #NpPipeServer
    * @connection: the new client's connection
    *
-   * Emitted when a client connects, once it is in
-   * [property@Np.PipeServer:connections]. The connection may be used to
-   * send at once.
+   * Emitted when a client's handshake is complete (its hello arrived
+   * and, from a client of protocol version 4, its settings), once it is
+   * in [property@Np.PipeServer:connections]. The connection may be used
+   * to send at once; the server's own settings go out first.
+   *
+   * A peer that connects is not a client yet: one that never completes
+   * the handshake, or fails it, is dropped at
+   * [property@Np.PipeServer:handshake-timeout] or at once, and appears in
+   * no signal but [signal@Np.PipeServer::authorize-peer], nor in
+   * [property@Np.PipeServer:connections]. It still counts against
+   * [property@Np.PipeServer:max-connections] meanwhile.
    *
    * Since: 1.0
    */
@@ -492,8 +537,7 @@ np_pipe_server_class_init (NpPipeServerClass *klass)
    * @error is set when the client broke the protocol
    * (%NP_PIPE_ERROR_PROTOCOL), sent a message over
    * [property@Np.PipeServer:max-message-size]
-   * (%NP_PIPE_ERROR_MESSAGE_TOO_LARGE), did not complete the handshake in
-   * time (%NP_PIPE_ERROR_TIMED_OUT), did not read what was queued to it
+   * (%NP_PIPE_ERROR_MESSAGE_TOO_LARGE), did not read what was queued to it
    * (%NP_PIPE_ERROR_QUEUE_FULL, or %NP_PIPE_ERROR_TIMED_OUT when closing),
    * or when reading or writing failed (a `G_IO_ERROR`).
    *
@@ -759,7 +803,8 @@ np_pipe_server_stop (NpPipeServer *self)
 
   np_listener_close (listener);
 
-  connections = np_pipe_connection_list_snapshot (self->connections);
+  /* Peers still in their handshake too: they end without a word. */
+  connections = np_pipe_connection_list_snapshot (self->connections, TRUE);
   for (guint i = 0; i < connections->len; i++)
     _np_pipe_connection_begin_close (g_ptr_array_index (connections, i));
 
@@ -846,7 +891,8 @@ np_pipe_server_get_path (NpPipeServer *self)
  * np_pipe_server_get_n_connections:
  * @self: a #NpPipeServer
  *
- * Gets the number of connected clients.
+ * Gets the number of connected clients: those whose handshake is
+ * complete.
  *
  * Returns: the number of clients
  *
@@ -865,9 +911,10 @@ np_pipe_server_get_n_connections (NpPipeServer *self)
  * @self: a #NpPipeServer
  *
  * Gets the connected clients as a read-only list model of
- * [class@Np.PipeConnection], in the order they connected. It updates as
- * clients come and go, in the server's main context, so it can be bound
- * to a list view as it is.
+ * [class@Np.PipeConnection], in the order their handshakes completed. It
+ * updates as clients come and go, in the server's main context, so it
+ * can be bound to a list view as it is: a peer that connects and never
+ * completes its handshake has no row.
  *
  * Returns: (transfer none): the connections
  *
@@ -901,7 +948,7 @@ np_pipe_server_broadcast (NpPipeServer *self,
   g_return_if_fail (NP_IS_PIPE_SERVER (self));
   g_return_if_fail (message != NULL);
 
-  connections = np_pipe_connection_list_snapshot (self->connections);
+  connections = np_pipe_connection_list_snapshot (self->connections, FALSE);
   for (guint i = 0; i < connections->len; i++)
     {
       g_autoptr(GError) error = NULL;

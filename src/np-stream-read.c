@@ -297,6 +297,10 @@ np_stream_handle_frame (NpStream      *self,
 
     case NP_FRAME_SETTINGS:
       np_stream_handle_settings (self, payload, after);
+      /* At once, before the frames after them: a peer that completes
+       * its handshake and ends its side in the same read was open all
+       * the same. (Settings are never part of a refusal.) */
+      np_stream_report_opened (self, owner, FALSE);
       break;
 
     case NP_FRAME_REQUEST:

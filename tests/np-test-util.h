@@ -355,6 +355,34 @@ np_test_raw_read_exactly (GSocket *socket,
     }
 }
 
+/* Reads what a server answers a raw peer up to its goodbye: the hello,
+ * then frames (its settings, say), skipped; returns the goodbye's code. */
+static inline guint32
+np_test_raw_read_goodbye (GSocket *socket)
+{
+  guint8 hello[12];
+
+  np_test_raw_read_exactly (socket, hello, sizeof hello);
+  g_assert_cmpmem (hello, 4, "NPIP", 4);
+
+  for (;;)
+    {
+      guint8 header[8];
+      g_autofree guint8 *payload = NULL;
+      guint32 len;
+
+      np_test_raw_read_exactly (socket, header, sizeof header);
+      len = np_test_get_u32 (header);
+      payload = g_malloc (MAX (len, 1));
+      np_test_raw_read_exactly (socket, payload, len);
+      if (header[4] == NP_TEST_GOODBYE)
+        {
+          g_assert_cmpuint (len, >=, 4);
+          return np_test_get_u32 (payload);
+        }
+    }
+}
+
 /* A listening socket that is no Np server: it accepts, from the main
  * loop, and the test speaks (or not) for it. */
 typedef struct

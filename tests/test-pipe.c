@@ -17,6 +17,8 @@
 
 #include "np-test-util.h"
 
+#define NP_TEST_SETTINGS 8
+
 typedef struct
 {
   guint64  connection_id;
@@ -453,10 +455,13 @@ test_server_flows (Fixture       *f,
       g_object_unref (peers[i]);
     }
 
-  /* Identifiers are unique and increasing in connection order. */
-  for (guint i = 1; i < f->connected->len; i++)
-    g_assert_cmpuint (np_pipe_connection_get_id (g_ptr_array_index (f->connected, i - 1)), <,
-                      np_pipe_connection_get_id (g_ptr_array_index (f->connected, i)));
+  /* Identifiers are unique: they increase in the order the server
+   * accepted the peers, which is not always the order their handshakes
+   * completed in. */
+  for (guint i = 0; i < f->connected->len; i++)
+    for (guint j = i + 1; j < f->connected->len; j++)
+      g_assert_cmpuint (np_pipe_connection_get_id (g_ptr_array_index (f->connected, i)), !=,
+                        np_pipe_connection_get_id (g_ptr_array_index (f->connected, j)));
 
   g_assert_cmpuint (f->connected->len, ==, 3);
   g_assert_cmpuint (np_pipe_server_get_n_connections (f->server), ==, 0);
@@ -762,19 +767,21 @@ test_oversize_message (Fixture       *f,
     g_autoptr(TestClient) bystander = test_client_new (np_pipe_server_get_name (f->server));
     g_autoptr(TestClient) offender = test_client_new (np_pipe_server_get_name (f->server));
 
-    /* Sent before the server's hello arrived: the server must refuse it. */
+    /* Sent before the server's hello arrived, so before the offender's
+     * handshake was complete: the server must refuse it, and the
+     * offender never was one of its clients. */
     test_client_send (offender, large);
-    WAIT_UNTIL (offender->n_disconnected == 1 && f->disconnected->len == 1);
+    WAIT_UNTIL (offender->n_disconnected == 1);
 
     g_assert_error (offender->error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE);
-    g_assert_error (disconnect_error_of (f, g_ptr_array_index (f->connected, 1)),
-                    NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE);
     g_assert_cmpuint (count_received_from (f, 2), ==, 0);
 
     /* The other client goes on. */
     test_client_send (bystander, fits);
     WAIT_UNTIL (f->received->len == 1);
     g_assert_true (g_bytes_equal (((Received *) g_ptr_array_index (f->received, 0))->message, fits));
+    g_assert_cmpuint (f->connected->len, ==, 1);
+    g_assert_cmpuint (f->disconnected->len, ==, 0);
 
     /* Once a message from the server arrived, the server's hello before it
      * has too: the bystander knows the limit, so send() refuses, and the
@@ -808,11 +815,11 @@ test_garbage_peer (Fixture       *f,
       test_client_send (tc, message);
     }
 
+  /* The peer reads until the server dropped it, at its hello: it never
+   * was a client. */
   wait_peer_success (peer);
-  WAIT_UNTIL (f->disconnected->len == 1);
-  g_assert_true (connection_by_pid (f, pid) == g_ptr_array_index (f->disconnected, 0));
-  g_assert_error (disconnect_error_of (f, connection_by_pid (f, pid)),
-                  NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+  g_assert_null (connection_by_pid (f, pid));
+  g_assert_cmpuint (f->disconnected->len, ==, 0);
 
   WAIT_UNTIL (f->received->len == count);
   assert_received_in_order (f, np_pipe_connection_get_id (g_ptr_array_index (f->connected, 0)), count);
@@ -822,7 +829,8 @@ test_garbage_peer (Fixture       *f,
 
 /* A frame cut off in the middle, then close: a PROTOCOL error, and no
  * message. An announced length of 0xFFFFFFFF is refused without
- * allocating it. */
+ * allocating it. Each peer's hello is read first, which makes it a
+ * client. */
 static void
 test_truncated_and_huge_frames (Fixture       *f,
                                 gconstpointer  data)
@@ -833,6 +841,7 @@ test_truncated_and_huge_frames (Fixture       *f,
   g_autoptr(GSocket) b = np_test_raw_connect (np_pipe_server_get_path (f->server));
 
   np_test_raw_write (a, raw_hello, sizeof raw_hello);
+  WAIT_UNTIL (f->connected->len == 1);
   np_test_raw_write (a, cut, sizeof cut);
   g_socket_close (a, NULL);
 
@@ -841,6 +850,7 @@ test_truncated_and_huge_frames (Fixture       *f,
   g_assert_nonnull (strstr (nth_error (f, 0)->message, "middle of a message"));
 
   np_test_raw_write (b, raw_hello, sizeof raw_hello);
+  WAIT_UNTIL (f->connected->len == 2);
   np_test_raw_write (b, huge, sizeof huge);
 
   WAIT_UNTIL (f->disconnected->len == 2);
@@ -848,8 +858,9 @@ test_truncated_and_huge_frames (Fixture       *f,
   g_assert_cmpuint (f->received->len, ==, 0);
 }
 
-/* A wrong magic is a PROTOCOL error; a peer that never completes the
- * handshake is dropped at the deadline. */
+/* A wrong magic is a PROTOCOL error, which the peer is told; a peer that
+ * never completes the handshake is dropped at the deadline. Neither ever
+ * was a client: no signal tells of them. */
 static void
 test_bad_handshakes (Fixture       *f,
                      gconstpointer  data)
@@ -857,26 +868,225 @@ test_bad_handshakes (Fixture       *f,
   static const guint8 wrong_magic[12] = { 'H', 'T', 'T', 'P', 1, 0, 0, 0, 0, 0, 0x10, 0 };
   g_autoptr(GSocket) a = NULL;
   g_autoptr(GSocket) b = NULL;
-  guint8 reply[64];
-  gssize n;
+  guint8 byte;
 
   np_pipe_server_set_handshake_timeout (f->server, 50);
 
   a = np_test_raw_connect (np_pipe_server_get_path (f->server));
   np_test_raw_write (a, wrong_magic, sizeof wrong_magic);
-  WAIT_UNTIL (f->disconnected->len == 1);
-  g_assert_error (nth_error (f, 0), NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
-
-  /* The peer was told why: the server's hello, then a goodbye frame. */
-  n = g_socket_receive (a, (char *) reply, sizeof reply, NULL, NULL);
-  g_assert_cmpint (n, >, 12 + 8 + 4);
-  g_assert_cmpmem (reply, 4, "NPIP", 4);
-  g_assert_cmpuint (reply[12 + 4], ==, 3);
-  g_assert_cmpuint (reply[12 + 8 + 3], ==, NP_PIPE_ERROR_PROTOCOL);
+  g_assert_cmpuint (np_test_raw_read_goodbye (a), ==, NP_PIPE_ERROR_PROTOCOL);
+  g_assert_cmpint (np_test_raw_read (a, &byte, 1), ==, 0);
 
   b = np_test_raw_connect (np_pipe_server_get_path (f->server));
-  WAIT_UNTIL (f->disconnected->len == 2);
-  g_assert_error (nth_error (f, 1), NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT);
+  g_assert_cmpuint (np_test_raw_read_goodbye (b), ==, NP_PIPE_ERROR_TIMED_OUT);
+  g_assert_cmpint (np_test_raw_read (b, &byte, 1), ==, 0);
+
+  g_assert_cmpuint (f->connected->len, ==, 0);
+  g_assert_cmpuint (f->disconnected->len, ==, 0);
+  g_assert_cmpuint (np_pipe_server_get_n_connections (f->server), ==, 0);
+}
+
+static void
+count_items_changed_cb (GListModel *model,
+                        guint       position,
+                        guint       removed,
+                        guint       added,
+                        guint      *count)
+{
+  (*count)++;
+}
+
+static void
+count_notify_cb (GObject    *object,
+                 GParamSpec *pspec,
+                 guint      *count)
+{
+  (*count)++;
+}
+
+/* Reads the server's hello: once it came, the server accepted the peer. */
+static void
+read_server_hello (GSocket *socket)
+{
+  guint8 hello[12];
+
+  np_test_raw_read_exactly (socket, hello, sizeof hello);
+  g_assert_cmpmem (hello, 4, "NPIP", 4);
+}
+
+/* A peer that connects and says nothing is no client: no client-connected,
+ * no row in the list model, not counted in n-connections; dropped at the
+ * handshake deadline, with no client-disconnected. */
+static void
+test_handshake_silent_peer (Fixture       *f,
+                            gconstpointer  data)
+{
+  GListModel *model = np_pipe_server_get_connections (f->server);
+  g_autoptr(GSocket) socket = NULL;
+  guint n_items_changed = 0;
+  guint n_notified = 0;
+  guint8 byte;
+
+  g_signal_connect (model, "items-changed", G_CALLBACK (count_items_changed_cb), &n_items_changed);
+  g_signal_connect (f->server, "notify::n-connections", G_CALLBACK (count_notify_cb), &n_notified);
+  np_pipe_server_set_handshake_timeout (f->server, 200);
+
+  socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  read_server_hello (socket);
+
+  /* Accepted, its handshake under way. */
+  g_assert_cmpuint (f->connected->len, ==, 0);
+  g_assert_cmpuint (g_list_model_get_n_items (model), ==, 0);
+  g_assert_cmpuint (np_pipe_server_get_n_connections (f->server), ==, 0);
+
+  /* The frames after the hello: the goodbye, then the end. */
+  {
+    guint8 header[8];
+    g_autofree guint8 *payload = NULL;
+
+    np_test_raw_read_exactly (socket, header, sizeof header);
+    g_assert_cmpuint (header[4], ==, NP_TEST_GOODBYE);
+    payload = g_malloc (np_test_get_u32 (header));
+    np_test_raw_read_exactly (socket, payload, np_test_get_u32 (header));
+    g_assert_cmpuint (np_test_get_u32 (payload), ==, NP_PIPE_ERROR_TIMED_OUT);
+  }
+  g_assert_cmpint (np_test_raw_read (socket, &byte, 1), ==, 0);
+
+  g_assert_cmpuint (f->connected->len, ==, 0);
+  g_assert_cmpuint (f->disconnected->len, ==, 0);
+  g_assert_cmpuint (n_items_changed, ==, 0);
+  g_assert_cmpuint (n_notified, ==, 0);
+  g_assert_cmpuint (np_pipe_server_get_n_connections (f->server), ==, 0);
+
+  g_signal_handlers_disconnect_by_func (model, count_items_changed_cb, &n_items_changed);
+}
+
+/* A peer of version 3: its hello is all of its handshake, and makes it a
+ * client. */
+static void
+test_handshake_version3 (Fixture       *f,
+                         gconstpointer  data)
+{
+  GListModel *model = np_pipe_server_get_connections (f->server);
+  g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  g_autoptr(NpPipeConnection) connection = NULL;
+  guint8 hello[12];
+
+  read_server_hello (socket);
+  g_assert_cmpuint (f->connected->len, ==, 0);
+  g_assert_cmpuint (np_pipe_server_get_n_connections (f->server), ==, 0);
+
+  np_test_hello (hello, 3, 4096);
+  np_test_raw_write (socket, hello, sizeof hello);
+  WAIT_UNTIL (f->connected->len == 1);
+
+  connection = g_list_model_get_item (model, 0);
+  g_assert_true (connection == g_ptr_array_index (f->connected, 0));
+  g_assert_cmpuint (np_pipe_server_get_n_connections (f->server), ==, 1);
+  g_assert_cmpuint (np_pipe_connection_get_peer_max_message_size (connection), ==, 4096);
+
+  g_socket_close (socket, NULL);
+  WAIT_UNTIL (f->disconnected->len == 1);
+  g_assert_null (g_ptr_array_index (f->disconnect_errors, 0));
+}
+
+static void
+welcome_cb (NpPipeServer     *server,
+            NpPipeConnection *connection,
+            gpointer          user_data)
+{
+  g_autoptr(GBytes) welcome = g_bytes_new_static ("welcome", 7);
+
+  g_assert_true (np_pipe_connection_send (connection, welcome, NULL));
+}
+
+/* A peer of version 4 is a client once its settings arrived, not at its
+ * hello; what the server sends from client-connected follows the
+ * server's settings. */
+static void
+test_handshake_version4 (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  g_autoptr(GBytes) settings = NULL;
+  guint8 settings_payload[8] = { 0 };
+  guint8 header[8];
+  guint8 body[7];
+  guint8 hello[12];
+  guint8 server_settings[8];
+
+  g_signal_connect (f->server, "client-connected", G_CALLBACK (welcome_cb), NULL);
+
+  np_test_hello (hello, 4, 4096);
+  np_test_raw_write (socket, hello, sizeof hello);
+
+  /* The server's settings come once it read the peer's hello. */
+  read_server_hello (socket);
+  np_test_raw_read_exactly (socket, header, sizeof header);
+  g_assert_cmpuint (header[4], ==, NP_TEST_SETTINGS);
+  g_assert_cmpuint (np_test_get_u32 (header), ==, sizeof server_settings);
+  np_test_raw_read_exactly (socket, server_settings, sizeof server_settings);
+
+  g_assert_cmpuint (f->connected->len, ==, 0);
+  g_assert_cmpuint (np_pipe_server_get_n_connections (f->server), ==, 0);
+  g_assert_cmpuint (g_list_model_get_n_items (np_pipe_server_get_connections (f->server)), ==, 0);
+
+  settings = np_test_frame (NP_TEST_SETTINGS, settings_payload, sizeof settings_payload);
+  np_test_raw_write_bytes (socket, settings);
+  WAIT_UNTIL (f->connected->len == 1);
+  g_assert_cmpuint (np_pipe_server_get_n_connections (f->server), ==, 1);
+  g_assert_cmpuint (np_pipe_connection_get_peer_max_message_size (g_ptr_array_index (f->connected, 0)),
+                    ==, 4096);
+
+  /* The message sent from client-connected is the next frame. */
+  np_test_raw_read_exactly (socket, header, sizeof header);
+  g_assert_cmpuint (header[4], ==, NP_TEST_MESSAGE);
+  g_assert_cmpuint (np_test_get_u32 (header), ==, sizeof body);
+  np_test_raw_read_exactly (socket, body, sizeof body);
+  g_assert_cmpmem (body, sizeof body, "welcome", 7);
+
+  g_socket_close (socket, NULL);
+  WAIT_UNTIL (f->disconnected->len == 1);
+}
+
+/* Peers in their handshake count against max-connections, though they
+ * are no clients yet: the server's memory stays bounded. */
+static void
+test_handshake_max_connections (Fixture       *f,
+                                gconstpointer  data)
+{
+  g_autoptr(GSocket) a = NULL;
+  g_autoptr(GSocket) b = NULL;
+  g_autoptr(GSocket) c = NULL;
+  g_autoptr(GSocket) d = NULL;
+  guint8 hello[12];
+
+  np_pipe_server_set_max_connections (f->server, 2);
+
+  a = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  read_server_hello (a);
+  b = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  read_server_hello (b);
+  g_assert_cmpuint (np_pipe_server_get_n_connections (f->server), ==, 0);
+
+  c = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  g_assert_cmpuint (np_test_raw_read_goodbye (c), ==, NP_PIPE_ERROR_TOO_MANY_CLIENTS);
+
+  /* One completes its handshake: still two held. */
+  np_test_hello (hello, 3, 4096);
+  np_test_raw_write (a, hello, sizeof hello);
+  WAIT_UNTIL (f->connected->len == 1);
+  g_clear_object (&c);
+  c = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  g_assert_cmpuint (np_test_raw_read_goodbye (c), ==, NP_PIPE_ERROR_TOO_MANY_CLIENTS);
+
+  /* The other goes away before its handshake: room again. */
+  g_socket_close (b, NULL);
+  d = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  read_server_hello (d);
+  np_test_raw_write (d, hello, sizeof hello);
+  WAIT_UNTIL (f->connected->len == 2);
+  g_assert_cmpuint (f->disconnected->len, ==, 0);
 }
 
 /* The library answers a ping frame by itself, echoing its payload. */
@@ -1228,6 +1438,10 @@ main (int   argc,
   ADD_FIXTURE_TEST ("/Np/PipeServer/garbage-peer", test_garbage_peer);
   ADD_FIXTURE_TEST ("/Np/PipeServer/truncated-and-huge-frames", test_truncated_and_huge_frames);
   ADD_FIXTURE_TEST ("/Np/PipeServer/bad-handshakes", test_bad_handshakes);
+  ADD_FIXTURE_TEST ("/Np/PipeServer/handshake/silent-peer", test_handshake_silent_peer);
+  ADD_FIXTURE_TEST ("/Np/PipeServer/handshake/version3", test_handshake_version3);
+  ADD_FIXTURE_TEST ("/Np/PipeServer/handshake/version4", test_handshake_version4);
+  ADD_FIXTURE_TEST ("/Np/PipeServer/handshake/max-connections", test_handshake_max_connections);
   ADD_FIXTURE_TEST ("/Np/PipeServer/ping", test_ping);
   ADD_FIXTURE_TEST ("/Np/PipeClient/ping-and-queue", test_client_ping_and_queue);
   ADD_FIXTURE_TEST ("/Np/PipeClient/queue-full", test_client_queue_full);

@@ -188,10 +188,20 @@ test_settings_bad (Fixture       *f,
       for (guint n = 0; n < cases[i].count; n++)
         np_test_raw_write_bytes (socket, frame);
 
-      WAIT_UNTIL (f->errors->len == i + 1);
-      error = g_ptr_array_index (f->errors, i);
-      g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+      /* The peer is told; one that was a client is reported gone. */
+      g_assert_cmpuint (np_test_raw_read_goodbye (socket), ==, NP_PIPE_ERROR_PROTOCOL);
+      WAIT_UNTIL (f->errors->len == f->connections->len);
+      for (guint n = 0; n < f->errors->len; n++)
+        {
+          error = g_ptr_array_index (f->errors, n);
+          g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+        }
     }
+
+  /* Settings sent twice: the first completed the handshake. Settings
+   * too short or too long never let it complete. */
+  g_assert_cmpuint (f->connections->len, >=, 1);
+  g_assert_cmpuint (f->connections->len, <=, 2);
 }
 
 /* The limit the server announced: a send past it fails at the call with

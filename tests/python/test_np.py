@@ -98,6 +98,25 @@ class Events:
         self.disconnected.append((connection, error))
 
 
+class RawPeer:
+    """A socket that speaks the protocol by hand, or not at all."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+        self.sock.setblocking(False)
+        self.received = bytearray()
+
+    def read_some(self):
+        """Reads what is there; returns True at the end of the stream."""
+        try:
+            chunk = self.sock.recv(65536)
+        except BlockingIOError:
+            return False
+        self.received += chunk
+        return not chunk
+
+
 class Client:
     """A client and what it receives."""
 
@@ -209,15 +228,56 @@ class TestServer(NpTestCase):
             client.send_data(b"x")
         self.assertTrue(caught.exception.matches(Np.pipe_error_quark(), Np.PipeError.CLOSED))
 
-    def test_oversize_reported_to_both(self):
+    def test_oversize_before_the_handshake_refused(self):
+        # Sent before the server's hello arrived, so before the client's
+        # handshake was complete: the client is told, and the server
+        # never had it as a client.
         self.server.props.max_message_size = 1024
         c = Client(self.server.get_name())
         c.client.send_data(bytes(2048))
-        wait_until(lambda: c.disconnects and self.events.disconnected)
+        wait_until(lambda: c.disconnects)
         self.assertTrue(c.disconnects[0].matches(Np.pipe_error_quark(),
                                                  Np.PipeError.MESSAGE_TOO_LARGE))
-        self.assertTrue(self.events.disconnected[0][1].matches(
-            Np.pipe_error_quark(), Np.PipeError.MESSAGE_TOO_LARGE))
+        self.assertEqual(self.events.connected, [])
+        self.assertEqual(self.events.disconnected, [])
+
+    def test_peer_in_its_handshake_is_no_connection(self):
+        # A peer that connects and says nothing: no row in the model, not
+        # counted, and dropped at the handshake deadline without a word.
+        self.server.props.handshake_timeout = 200
+        model = self.server.get_connections()
+        changes = []
+        model.connect("items-changed", lambda m, p, r, a: changes.append((p, r, a)))
+
+        silent = RawPeer(self.server.get_path())
+        wait_until(lambda: silent.read_some() or len(silent.received) >= 12)
+        self.assertEqual(bytes(silent.received[:4]), b"NPIP")
+        self.assertEqual(model.get_n_items(), 0)
+        self.assertEqual(self.server.get_n_connections(), 0)
+        self.assertEqual(self.server.props.n_connections, 0)
+
+        wait_until(silent.read_some)
+        goodbye = silent.received[12:]
+        self.assertEqual(goodbye[4], 3)
+        self.assertEqual(int.from_bytes(goodbye[8:12], "big"), Np.PipeError.TIMED_OUT)
+        self.assertEqual(changes, [])
+        self.assertEqual(self.events.connected, [])
+        self.assertEqual(self.events.disconnected, [])
+
+        # One of version 3 is a connection once its hello arrived.
+        peer = RawPeer(self.server.get_path())
+        wait_until(lambda: peer.read_some() or len(peer.received) >= 12)
+        self.assertEqual(model.get_n_items(), 0)
+        peer.sock.sendall(b"NPIP\x03\x00\x00\x00\x00\x00\x10\x00")
+        wait_until(lambda: model.get_n_items() == 1)
+        self.assertEqual(changes, [(0, 0, 1)])
+        self.assertEqual(self.server.get_n_connections(), 1)
+        self.assertEqual(self.events.connected, [model.get_item(0)])
+        peer.sock.close()
+        wait_until(lambda: model.get_n_items() == 0)
+        self.assertEqual(len(self.events.disconnected), 1)
+        self.assertIsNone(self.events.disconnected[0][1])
+        silent.sock.close()
 
     def test_single_instance_client_reconnects_at_once(self):
         """At max-connections 1, a client that closes and connects again at
