@@ -293,6 +293,7 @@ np_pipe_client_stream_closed (GObject      *owner,
 }
 
 const NpStreamCallbacks np_pipe_client_stream_callbacks = {
+  .peer_may_refuse = TRUE,
   .opened = np_pipe_client_stream_opened,
   .message = np_pipe_client_stream_message,
   .message_with_fds = np_pipe_client_stream_message_with_fds,

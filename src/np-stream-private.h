@@ -35,7 +35,7 @@ typedef struct
   gpointer (*enter)   (GObject      *owner);
   void     (*leave)   (GObject      *owner,
                        gpointer      held);
-  /* The peer's hello arrived: the peer accepted us. */
+  /* The peer's handshake is complete: the peer accepted us. */
   void     (*opened)  (GObject      *owner,
                        NpStream     *stream);
   /* A whole message arrived. */
@@ -64,6 +64,11 @@ typedef struct
   void     (*closed)  (GObject      *owner,
                        NpStream     *stream,
                        const GError *error);
+  /* The peer is a server, which may refuse us: before version 4, with
+   * a hello and a goodbye in one write, so that its hello alone does
+   * not tell that it accepted; opened() then waits for what follows it
+   * in the same read. */
+  gboolean peer_may_refuse;
 } NpStreamCallbacks;
 
 /* What a blocking call of the owner waits for, done from the owner's

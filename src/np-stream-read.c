@@ -446,6 +446,11 @@ np_stream_parse_rest (NpStream      *self,
           self->hello_read = TRUE;
           self->open_pending = TRUE;
           self->rest = p + NP_HELLO_SIZE;
+          /* A peer that does not refuse (a client) completed its
+           * handshake with its hello before version 4: at once, before
+           * a goodbye or an end that may follow in the same read. */
+          if (!self->callbacks->peer_may_refuse)
+            np_stream_report_opened (self, owner, FALSE);
           continue;
         }
 

@@ -1492,6 +1492,28 @@ test_request_sync_on_greeting (void)
   np_test_raw_server_free (raw);
 }
 
+/* A client of version 3 whose hello and goodbye come in one write
+ * completed its handshake with its hello: it was a connection, and
+ * left, both reported; only a server's hello may be part of a refusal. */
+static void
+test_older_client_hello_and_goodbye (Fixture       *f,
+                                     gconstpointer  data)
+{
+  g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  g_autoptr(GBytes) goodbye = np_test_goodbye (NP_PIPE_ERROR_CLOSED, "bye");
+  g_autoptr(GByteArray) bytes = g_byte_array_new ();
+  guint8 hello[12];
+
+  np_test_hello (hello, 3, 1024);
+  g_byte_array_append (bytes, hello, sizeof hello);
+  g_byte_array_append (bytes, g_bytes_get_data (goodbye, NULL), g_bytes_get_size (goodbye));
+  np_test_raw_write (socket, bytes->data, bytes->len);
+
+  WAIT_UNTIL (f->errors->len == 1);
+  g_assert_cmpuint (f->connections->len, ==, 1);
+  g_assert_null (g_ptr_array_index (f->errors, 0));
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1511,6 +1533,7 @@ main (int   argc,
   ADD ("/Np/Version4/fds-limit/parked", test_fds_limit_parked);
   ADD ("/Np/Version4/stray-fds-at-end", test_stray_fds_at_end);
   ADD ("/Np/Version4/message-before-settings", test_message_before_settings);
+  ADD ("/Np/Version4/older-client-hello-and-goodbye", test_older_client_hello_and_goodbye);
   ADD ("/Np/Version4/settings/huge-flags-no-fds", test_settings_huge_flags_no_fds);
   ADD ("/Np/Version4/goodbye-then-frames", test_goodbye_then_frames);
   ADD ("/Np/Version4/request-fds-sync-from-thread", test_request_fds_sync_from_thread);
