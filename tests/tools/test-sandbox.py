@@ -2,7 +2,8 @@
 # Np across a sandbox's wall, the way Flatpak builds one, made with bwrap
 # (bubblewrap): the sandbox has a runtime directory of its own, with only
 # the host's np directory bound in (what --filesystem=xdg-run/np grants).
-# Prints TAP; skips when bwrap is missing or cannot make a sandbox here.
+# A server in a pid namespace made with unshare serves the host too.
+# Prints TAP; skips what bwrap or unshare cannot do here, saying why.
 #
 # Usage: test-sandbox.py NP-PIPE BUILD-ROOT
 #
@@ -111,8 +112,13 @@ class Listener:
         assert status == 0, f"listen exited with {status}: {self.process.stderr.read().decode()}"
 
 
+class Skip(Exception):
+    pass
+
+
 @test
 def sandboxed_client_reaches_host_server_by_name():
+    require_bwrap()
     listener = Listener("host-server")
     try:
         assert listener.path == os.path.join(HOST_NP_DIR, "host-server"), listener.path
@@ -136,13 +142,27 @@ def sandboxed_client_reaches_host_server_by_name():
 
 @test
 def server_in_pid_namespace_serves_host_client():
-    listener = Listener("sandboxed-server", sandbox("--unshare-pid"))
+    require_bwrap()
+    serve_host_client_from_pid_namespace("sandboxed-server", sandbox("--unshare-pid"),
+                                         f"{SANDBOX_RUNTIME_DIR}/np/sandboxed-server")
+
+
+@test
+def server_in_pid_namespace_without_bwrap():
+    # The same through util-linux's unshare, no sandbox around: the pid
+    # namespace alone is what hides the client's pid.
+    serve_host_client_from_pid_namespace("unshared-server", require_unshare(),
+                                         os.path.join(HOST_NP_DIR, "unshared-server"))
+
+
+def serve_host_client_from_pid_namespace(name, prefix, path):
+    listener = Listener(name, prefix)
     try:
-        assert listener.path == f"{SANDBOX_RUNTIME_DIR}/np/sandboxed-server", listener.path
-        socket_path = os.path.join(HOST_NP_DIR, "sandboxed-server")
+        assert listener.path == path, listener.path
+        socket_path = os.path.join(HOST_NP_DIR, name)
         assert os.path.exists(socket_path), f"{socket_path} is not on the host"
 
-        result = run(NP_PIPE, "send", "--wait", "1", "sandboxed-server", "from the host")
+        result = run(NP_PIPE, "send", "--wait", "1", name, "from the host")
         assert result.returncode == 0, result
         assert result.stdout.decode().splitlines() == ["reply: from the host"], result.stdout
 
@@ -152,33 +172,43 @@ def server_in_pid_namespace_serves_host_client():
         assert listener.line() == "client 1: from the host"
         assert listener.line() == "client 1 disconnected"
 
-        result = run(NP_PIPE, "request", "sandboxed-server", "ping")
+        result = run(NP_PIPE, "request", name, "ping")
         assert result.returncode == 0, result
         assert result.stdout.decode().splitlines() == ["reply: ping"], result.stdout
         assert listener.line() == f"client 2 connected (pid -1, uid {os.getuid()})"
     finally:
         listener.stop()
-    assert not os.path.exists(os.path.join(HOST_NP_DIR, "sandboxed-server")), \
+    assert not os.path.exists(socket_path), \
         "the socket file was removed"
 
 
-def bwrap_missing():
-    """Why no sandbox can be made here, or None."""
+def require_bwrap():
+    """Skips the test when bwrap cannot make a sandbox here."""
     if shutil.which("bwrap") is None:
-        return "bwrap (bubblewrap) is not installed"
+        raise Skip("bwrap (bubblewrap) is not installed")
     result = run("bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--unshare-pid",
                  "--proc", "/proc", "--", "true", timeout=60)
     if result.returncode != 0:
         reason = result.stderr.decode(errors="replace").strip() or f"status {result.returncode}"
-        return f"bwrap cannot make a sandbox here: {reason}"
-    return None
+        raise Skip(f"bwrap cannot make a sandbox here: {reason}")
+
+
+def require_unshare():
+    """unshare's arguments for a pid namespace, in a user namespace that
+    keeps the uid when not root; skips the test when none can be made."""
+    if shutil.which("unshare") is None:
+        raise Skip("unshare (util-linux) is not installed")
+    prefix = ["unshare", "--pid", "--fork"]
+    if os.getuid() != 0:
+        prefix[1:1] = ["--user", "--map-current-user"]
+    result = run(*prefix, "true", timeout=60)
+    if result.returncode != 0:
+        reason = result.stderr.decode(errors="replace").strip() or f"status {result.returncode}"
+        raise Skip(f"unshare cannot make a pid namespace here: {reason}")
+    return [*prefix, "--"]
 
 
 def main():
-    reason = bwrap_missing()
-    if reason is not None:
-        print(f"1..0 # SKIP {reason}")
-        return 0
     os.makedirs(HOST_NP_DIR, mode=0o700, exist_ok=True)
     print(f"1..{len(tests)}")
     failed = 0
@@ -186,6 +216,8 @@ def main():
         try:
             func()
             print(f"ok {i} {func.__name__}")
+        except Skip as skip:
+            print(f"ok {i} {func.__name__} # SKIP {skip}")
         except Exception:
             failed += 1
             print(f"not ok {i} {func.__name__}")
