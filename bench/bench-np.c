@@ -114,7 +114,7 @@ np_source (const char *address,
     }
 
   for (guint i = 0; i < conns; i++)
-    np_pipe_client_close (g_ptr_array_index (clients, i));
+    np_pipe_client_close (g_ptr_array_index (clients, i), NULL, NULL);
 
   return 0;
 }
@@ -178,7 +178,7 @@ np_pinger (const char *address,
     }
 
   bench_print_rtts (usecs);
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
 
   return 0;
 }
@@ -193,7 +193,7 @@ ping_done (GObject      *object,
   gboolean *done = user_data;
   g_autoptr(GError) error = NULL;
 
-  if (!np_pipe_client_ping_finish (NP_PIPE_CLIENT (object), result, NULL, &error))
+  if (np_pipe_client_ping_finish (NP_PIPE_CLIENT (object), result, &error) < 0)
     g_error ("%s", error->message);
   *done = TRUE;
 }
@@ -212,7 +212,7 @@ np_connector (const char *address,
       /* The server's library answers the ping after the handshake. */
       np_pipe_client_ping_async (client, NULL, ping_done, &done);
       WAIT_UNTIL (done);
-      np_pipe_client_close (client);
+      np_pipe_client_close (client, NULL, NULL);
     }
 
   bench_report ("rate %f", count / ((g_get_monotonic_time () - start) / 1e6));
@@ -368,7 +368,7 @@ np_thread_source (const char *address,
   for (guint i = 0; i < threads; i++)
     g_thread_join (handles[i]);
 
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
 
   return 0;
 }
@@ -478,7 +478,7 @@ np_requester (const char *address,
       bench_report ("rate %f", count / ((g_get_monotonic_time () - start) / 1e6));
     }
 
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
 
   return 0;
 }
@@ -593,7 +593,7 @@ np_fd_pinger (const char *address,
     }
 
   bench_print_rtts (usecs);
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
 
   return 0;
 }

@@ -11,18 +11,15 @@
 #include <gio/gio.h>
 
 #include "np-pipe-connection.h"
+#include "np-pipe-connection-list.h"
 
 G_BEGIN_DECLS
 
-#define NP_TYPE_CONNECTION_LIST (np_connection_list_get_type ())
-
-G_DECLARE_FINAL_TYPE (NpConnectionList, np_connection_list, NP, CONNECTION_LIST, GObject)
-
-NpConnectionList *np_connection_list_new      (void);
-void              np_connection_list_append   (NpConnectionList *self,
-                                               NpPipeConnection *connection);
-gboolean          np_connection_list_remove   (NpConnectionList *self,
-                                               NpPipeConnection *connection);
-GPtrArray        *np_connection_list_snapshot (NpConnectionList *self);
+NpPipeConnectionList *np_pipe_connection_list_new      (void);
+void                  np_pipe_connection_list_append   (NpPipeConnectionList *self,
+                                                        NpPipeConnection     *connection);
+gboolean              np_pipe_connection_list_remove   (NpPipeConnectionList *self,
+                                                        NpPipeConnection     *connection);
+GPtrArray            *np_pipe_connection_list_snapshot (NpPipeConnectionList *self);
 
 G_END_DECLS

@@ -9,11 +9,24 @@
 
 #include "np-connection-list-private.h"
 
-/* What np_pipe_server_get_connections() hands out: the application may
- * read it, bind it to a list view, but not change it; only the server
- * adds and removes connections, from its main context, which is where
- * items-changed is emitted. Reading is safe from any thread. */
-struct _NpConnectionList
+/**
+ * NpPipeConnectionList:
+ *
+ * The connected clients of a [class@Np.PipeServer], as a read-only
+ * [iface@Gio.ListModel] of [class@Np.PipeConnection]: what
+ * [method@Np.PipeServer.get_connections] returns.
+ *
+ * The application may read it and bind it to a list view, but not change
+ * it: only the server adds and removes connections, from its main
+ * context, which is where [signal@Gio.ListModel::items-changed] is
+ * emitted. Reading it is safe from any thread.
+ *
+ * It is a type of its own so that language bindings can name it; it has
+ * no methods beyond those of [iface@Gio.ListModel].
+ *
+ * Since: 1.0
+ */
+struct _NpPipeConnectionList
 {
   GObject    parent_instance;
 
@@ -22,15 +35,15 @@ struct _NpConnectionList
 };
 
 static GType
-np_connection_list_get_item_type (GListModel *model)
+np_pipe_connection_list_get_item_type (GListModel *model)
 {
   return NP_TYPE_PIPE_CONNECTION;
 }
 
 static guint
-np_connection_list_get_n_items (GListModel *model)
+np_pipe_connection_list_get_n_items (GListModel *model)
 {
-  NpConnectionList *self = NP_CONNECTION_LIST (model);
+  NpPipeConnectionList *self = NP_PIPE_CONNECTION_LIST (model);
   guint n;
 
   g_mutex_lock (&self->lock);
@@ -41,10 +54,10 @@ np_connection_list_get_n_items (GListModel *model)
 }
 
 static gpointer
-np_connection_list_get_item (GListModel *model,
-                             guint       position)
+np_pipe_connection_list_get_item (GListModel *model,
+                                  guint       position)
 {
-  NpConnectionList *self = NP_CONNECTION_LIST (model);
+  NpPipeConnectionList *self = NP_PIPE_CONNECTION_LIST (model);
   gpointer item = NULL;
 
   g_mutex_lock (&self->lock);
@@ -56,50 +69,50 @@ np_connection_list_get_item (GListModel *model,
 }
 
 static void
-np_connection_list_model_init (GListModelInterface *iface)
+np_pipe_connection_list_model_init (GListModelInterface *iface)
 {
-  iface->get_item_type = np_connection_list_get_item_type;
-  iface->get_n_items = np_connection_list_get_n_items;
-  iface->get_item = np_connection_list_get_item;
+  iface->get_item_type = np_pipe_connection_list_get_item_type;
+  iface->get_n_items = np_pipe_connection_list_get_n_items;
+  iface->get_item = np_pipe_connection_list_get_item;
 }
 
-G_DEFINE_FINAL_TYPE_WITH_CODE (NpConnectionList, np_connection_list, G_TYPE_OBJECT,
+G_DEFINE_FINAL_TYPE_WITH_CODE (NpPipeConnectionList, np_pipe_connection_list, G_TYPE_OBJECT,
                                G_IMPLEMENT_INTERFACE (G_TYPE_LIST_MODEL,
-                                                      np_connection_list_model_init))
+                                                      np_pipe_connection_list_model_init))
 
 static void
-np_connection_list_finalize (GObject *object)
+np_pipe_connection_list_finalize (GObject *object)
 {
-  NpConnectionList *self = (NpConnectionList *)object;
+  NpPipeConnectionList *self = (NpPipeConnectionList *)object;
 
   g_clear_pointer (&self->items, g_ptr_array_unref);
   g_mutex_clear (&self->lock);
 
-  G_OBJECT_CLASS (np_connection_list_parent_class)->finalize (object);
+  G_OBJECT_CLASS (np_pipe_connection_list_parent_class)->finalize (object);
 }
 
 static void
-np_connection_list_class_init (NpConnectionListClass *klass)
+np_pipe_connection_list_class_init (NpPipeConnectionListClass *klass)
 {
-  G_OBJECT_CLASS (klass)->finalize = np_connection_list_finalize;
+  G_OBJECT_CLASS (klass)->finalize = np_pipe_connection_list_finalize;
 }
 
 static void
-np_connection_list_init (NpConnectionList *self)
+np_pipe_connection_list_init (NpPipeConnectionList *self)
 {
   g_mutex_init (&self->lock);
   self->items = g_ptr_array_new_with_free_func (g_object_unref);
 }
 
-NpConnectionList *
-np_connection_list_new (void)
+NpPipeConnectionList *
+np_pipe_connection_list_new (void)
 {
-  return g_object_new (NP_TYPE_CONNECTION_LIST, NULL);
+  return g_object_new (NP_TYPE_PIPE_CONNECTION_LIST, NULL);
 }
 
 void
-np_connection_list_append (NpConnectionList *self,
-                           NpPipeConnection *connection)
+np_pipe_connection_list_append (NpPipeConnectionList *self,
+                                NpPipeConnection     *connection)
 {
   guint position;
 
@@ -113,8 +126,8 @@ np_connection_list_append (NpConnectionList *self,
 
 /* Returns FALSE when @connection was not in the list. */
 gboolean
-np_connection_list_remove (NpConnectionList *self,
-                           NpPipeConnection *connection)
+np_pipe_connection_list_remove (NpPipeConnectionList *self,
+                                NpPipeConnection     *connection)
 {
   g_autoptr(NpPipeConnection) removed = NULL;
   guint position;
@@ -133,7 +146,7 @@ np_connection_list_remove (NpConnectionList *self,
 
 /* The connections as they are now, each with a reference. */
 GPtrArray *
-np_connection_list_snapshot (NpConnectionList *self)
+np_pipe_connection_list_snapshot (NpPipeConnectionList *self)
 {
   GPtrArray *snapshot;
 

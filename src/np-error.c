@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include "np-error.h"
+#include "np-i18n-private.h"
 
 /**
  * np_pipe_error_quark:
@@ -18,7 +19,21 @@
  *
  * Since: 1.0
  */
-G_DEFINE_QUARK (np-pipe-error-quark, np_pipe_error)
+/* G_DEFINE_QUARK, which has no room for binding the catalog: every
+ * error of the domain passes here. */
+GQuark
+np_pipe_error_quark (void)
+{
+  static GQuark quark = 0;
+
+  if (G_UNLIKELY (quark == 0))
+    {
+      np_i18n_init ();
+      quark = g_quark_from_static_string ("np-pipe-error-quark");
+    }
+
+  return quark;
+}
 
 G_DEFINE_ENUM_TYPE (NpPipeError, np_pipe_error,
   G_DEFINE_ENUM_VALUE (NP_PIPE_ERROR_FAILED, "failed"),

@@ -17,8 +17,10 @@
 
 /* Process-wide, so that peers cannot add up past the limit by spreading
  * their descriptors over connections (or servers): the streams, one
- * socket each, and the descriptors received from peers and not yet
- * handed to the application. */
+ * socket each, the descriptors received from peers and not yet
+ * handed to the application, and those of the peers' requests that the
+ * application has not answered yet (it keeps them while it works on
+ * the answer). */
 static guint np_fd_streams;
 static guint np_fd_held;
 /* The limit as last read, 0 before: receiving uses it, so that a message

@@ -52,21 +52,21 @@ np_hello_decode (const guint8   in[NP_HELLO_SIZE],
   if (memcmp (in, np_magic, sizeof np_magic) != 0)
     {
       g_set_error_literal (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                           "The peer does not speak the Np protocol (bad handshake magic)");
+                           _("The peer does not speak the Np protocol (bad handshake magic)"));
       return FALSE;
     }
 
   if (in[4] == 0)
     {
       g_set_error_literal (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                           "The peer announced protocol version 0, which does not exist");
+                           _("The peer announced protocol version 0, which does not exist"));
       return FALSE;
     }
 
   if (in[5] != 0 || in[6] != 0 || in[7] != 0)
     {
       g_set_error_literal (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                           "The peer set reserved handshake bits");
+                           _("The peer set reserved handshake bits"));
       return FALSE;
     }
 
@@ -104,6 +104,45 @@ np_frame_header_encode_fds (guint8  out[NP_FRAME_HEADER_SIZE],
   out[5] = n_fds;
 }
 
+/* A frame that carries descriptors counts at least one. */
+static gboolean
+check_fds (guint8   n_fds,
+           GError **error)
+{
+  if (n_fds > 0)
+    return TRUE;
+
+  g_set_error_literal (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                       _("Malformed frame: a frame with descriptors carries none"));
+  return FALSE;
+}
+
+/* A payload of @length: the @id_len bytes of a request id, if any, then
+ * a message of at most @max_message_size. */
+static gboolean
+check_body (guint32   length,
+            guint32   id_len,
+            guint32   max_message_size,
+            GError  **error)
+{
+  if (length < id_len)
+    {
+      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                   _("Malformed frame: a request or reply of %u bytes has no id"), length);
+      return FALSE;
+    }
+
+  if (length - id_len > max_message_size)
+    {
+      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
+                   _("Message of %u bytes exceeds the limit of %u bytes"),
+                   length - id_len, max_message_size);
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
 /* Decodes a frame header, checking it against what the peer may send:
  * the frame types of @version, a message no larger than
  * @max_message_size. */
@@ -128,38 +167,22 @@ np_frame_header_decode (const guint8   in[NP_FRAME_HEADER_SIZE],
   if (in[5] != n_fds || in[6] != 0 || in[7] != 0)
     {
       g_set_error_literal (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                           "Malformed frame: reserved header bytes are not zero");
+                           _("Malformed frame: reserved header bytes are not zero"));
       return FALSE;
     }
 
   switch (type)
     {
     case NP_FRAME_MESSAGE:
-      if (length > max_message_size)
-        {
-          g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
-                       "Message of %u bytes exceeds the limit of %u bytes",
-                       length, max_message_size);
-          return FALSE;
-        }
+      if (!check_body (length, 0, max_message_size, error))
+        return FALSE;
       break;
 
     case NP_FRAME_MESSAGE_FDS:
       if (version < NP_PROTOCOL_FDS)
         goto unknown;
-      if (n_fds == 0)
-        {
-          g_set_error_literal (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                               "Malformed frame: a message with descriptors carries none");
-          return FALSE;
-        }
-      if (length > max_message_size)
-        {
-          g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
-                       "Message of %u bytes exceeds the limit of %u bytes",
-                       length, max_message_size);
-          return FALSE;
-        }
+      if (!check_fds (n_fds, error) || !check_body (length, 0, max_message_size, error))
+        return FALSE;
       break;
 
     case NP_FRAME_PING:
@@ -168,7 +191,7 @@ np_frame_header_decode (const guint8   in[NP_FRAME_HEADER_SIZE],
       if (length > NP_CONTROL_PAYLOAD_MAX)
         {
           g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                       "Malformed frame: control frame of type %u carries %u bytes, more than %u",
+                       _("Malformed frame: control frame of type %u carries %u bytes, more than %u"),
                        type, length, NP_CONTROL_PAYLOAD_MAX);
           return FALSE;
         }
@@ -178,44 +201,16 @@ np_frame_header_decode (const guint8   in[NP_FRAME_HEADER_SIZE],
     case NP_FRAME_REPLY:
       if (version < NP_PROTOCOL_REQUESTS)
         goto unknown;
-      if (length < 4)
-        {
-          g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                       "Malformed frame: a request or reply of %u bytes has no id", length);
-          return FALSE;
-        }
-      if ((guint64) length - 4 > max_message_size)
-        {
-          g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
-                       "Message of %u bytes exceeds the limit of %u bytes",
-                       length - 4, max_message_size);
-          return FALSE;
-        }
+      if (!check_body (length, 4, max_message_size, error))
+        return FALSE;
       break;
 
     case NP_FRAME_REQUEST_FDS:
     case NP_FRAME_REPLY_FDS:
       if (version < NP_PROTOCOL_SETTINGS)
         goto unknown;
-      if (n_fds == 0)
-        {
-          g_set_error_literal (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                               "Malformed frame: a request or reply with descriptors carries none");
-          return FALSE;
-        }
-      if (length < 4)
-        {
-          g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                       "Malformed frame: a request or reply of %u bytes has no id", length);
-          return FALSE;
-        }
-      if ((guint64) length - 4 > max_message_size)
-        {
-          g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
-                       "Message of %u bytes exceeds the limit of %u bytes",
-                       length - 4, max_message_size);
-          return FALSE;
-        }
+      if (!check_fds (n_fds, error) || !check_body (length, 4, max_message_size, error))
+        return FALSE;
       break;
 
     case NP_FRAME_SETTINGS:
@@ -236,7 +231,7 @@ np_frame_header_decode (const guint8   in[NP_FRAME_HEADER_SIZE],
       if (length < NP_ERROR_REPLY_MIN || length > NP_ERROR_REPLY_MAX)
         {
           g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                       "Malformed frame: an error reply of %u bytes (%u to %u are allowed)",
+                       _("Malformed frame: an error reply of %u bytes (%u to %u are allowed)"),
                        length, NP_ERROR_REPLY_MIN, NP_ERROR_REPLY_MAX);
           return FALSE;
         }
@@ -245,7 +240,7 @@ np_frame_header_decode (const guint8   in[NP_FRAME_HEADER_SIZE],
     default:
     unknown:
       g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                   "Malformed frame: unknown frame type %u in protocol version %u",
+                   _("Malformed frame: unknown frame type %u in protocol version %u"),
                    type, version);
       return FALSE;
     }
@@ -325,7 +320,7 @@ np_goodbye_decode (const guint8 *payload,
 
   if (length < 4)
     return g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                        "Malformed goodbye frame of %" G_GSIZE_FORMAT " bytes", length);
+                        _("Malformed goodbye frame of %zu bytes"), length);
 
   /* Codes this version does not know keep their value: a later version
    * may send them. Only one that is no gint becomes FAILED. */
@@ -335,7 +330,7 @@ np_goodbye_decode (const guint8 *payload,
 
   reason = g_utf8_make_valid ((const char *) payload + 4, length - 4);
 
-  return g_error_new (NP_PIPE_ERROR, code, "The peer closed the connection: %s", reason);
+  return g_error_new (NP_PIPE_ERROR, code, _("The peer closed the connection: %s"), reason);
 }
 
 /* The header of a request or reply frame whose message is
@@ -401,7 +396,7 @@ np_error_reply_encode (guint32       id,
    * as the receiving side does with a domain it cannot take. */
   if (domain_len > NP_ERROR_DOMAIN_MAX)
     {
-      substitute = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_FAILED, "%s (error %d of “%s”)",
+      substitute = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_FAILED, _("%s (error %d of “%s”)"),
                                 reply->message, reply->code, domain);
       reply = substitute;
       domain = g_quark_to_string (reply->domain);
@@ -508,13 +503,13 @@ np_error_reply_decode (const guint8  *payload,
     {
       g_autofree char *escaped = g_strescape (domain, NULL);
 
-      *reply = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_FAILED, "%s (error %d of “%s”)",
+      *reply = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_FAILED, _("%s (error %d of “%s”)"),
                             message, code, escaped);
     }
   return TRUE;
 
 malformed:
   g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-               "Malformed error reply of %" G_GSIZE_FORMAT " bytes", length);
+               _("Malformed error reply of %zu bytes"), length);
   return FALSE;
 }

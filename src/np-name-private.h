@@ -34,9 +34,18 @@ int       np_name_lock           (const char  *name,
 void      np_name_unlock         (int          lock_fd,
                                   const char  *socket_path);
 
+/* Whether something accepts on a socket nobody holds the lock of: 0 when
+ * something does, ECONNREFUSED when nothing listens, another errno when
+ * it cannot be told. */
+typedef int (*NpNameProbeFunc) (const char *socket_path);
+
 NpNameState np_name_get_state    (const char  *socket_path,
                                   int         *owner_pid,
                                   int         *stale_lock_fd);
+NpNameState np_name_get_state_with_probe (const char      *socket_path,
+                                          int             *owner_pid,
+                                          int             *stale_lock_fd,
+                                          NpNameProbeFunc  probe);
 gboolean    np_name_claim_path   (const char  *name,
                                   const char  *socket_path,
                                   GError     **error);

@@ -18,6 +18,7 @@
 
 #include <gio/gio.h>
 #include <glib/gstdio.h>
+#include <glib/gi18n-lib.h>
 
 #include "np-error.h"
 #include "np-name-private.h"
@@ -71,9 +72,9 @@ np_name_to_path (const char  *name,
   else
     {
       g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_INVALID_NAME,
-                   "“%s” is not a valid pipe name: use 1 to %u of the characters "
-                   "A-Z a-z 0-9 . _ - (not “.”, “..” or a name ending in “%s”), "
-                   "or an absolute socket path",
+                   _("“%s” is not a valid pipe name: use 1 to %u of the characters "
+                     "A-Z a-z 0-9 . _ - (not “.”, “..” or a name ending in “%s”), "
+                     "or an absolute socket path"),
                    name, NP_NAME_MAX, LOCK_SUFFIX);
       return NULL;
     }
@@ -82,8 +83,8 @@ np_name_to_path (const char  *name,
   if (strlen (path) >= sizeof addr.sun_path)
     {
       g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_INVALID_NAME,
-                   "Socket path “%s” for pipe “%s” is longer than the %u bytes "
-                   "a Unix socket address holds",
+                   _("Socket path “%s” for pipe “%s” is longer than the %u bytes "
+                     "a Unix socket address holds"),
                    path, name, (guint) sizeof addr.sun_path - 1);
       return NULL;
     }
@@ -104,7 +105,7 @@ np_name_ensure_dir (const char  *socket_path,
     {
       int errsv = errno;
       g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
-                   "Cannot create the pipe directory “%s”: %s", dir, g_strerror (errsv));
+                   _("Cannot create the pipe directory “%s”: %s"), dir, g_strerror (errsv));
       return FALSE;
     }
 
@@ -112,14 +113,14 @@ np_name_ensure_dir (const char  *socket_path,
     {
       int errsv = errno;
       g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
-                   "Cannot inspect the pipe directory “%s”: %s", dir, g_strerror (errsv));
+                   _("Cannot inspect the pipe directory “%s”: %s"), dir, g_strerror (errsv));
       return FALSE;
     }
 
   if (!S_ISDIR (st.st_mode) || st.st_uid != getuid ())
     {
       g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED,
-                   "The pipe directory “%s” is not a directory owned by uid %u",
+                   _("The pipe directory “%s” is not a directory owned by uid %u"),
                    dir, (guint) getuid ());
       return FALSE;
     }
@@ -128,7 +129,7 @@ np_name_ensure_dir (const char  *socket_path,
     {
       int errsv = errno;
       g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
-                   "Cannot restrict the pipe directory “%s” to its owner: %s",
+                   _("Cannot restrict the pipe directory “%s” to its owner: %s"),
                    dir, g_strerror (errsv));
       return FALSE;
     }
@@ -159,7 +160,7 @@ np_name_lock (const char  *name,
         {
           int errsv = errno;
           g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
-                       "Cannot open the lock file “%s” of pipe “%s”: %s",
+                       _("Cannot open the lock file “%s” of pipe “%s”: %s"),
                        lock_path, name, g_strerror (errsv));
           return -1;
         }
@@ -170,10 +171,10 @@ np_name_lock (const char  *name,
           close (fd);
           if (errsv == EWOULDBLOCK)
             g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_ADDRESS_IN_USE,
-                         "A server is already running as pipe “%s”", name);
+                         _("A server is already running as pipe “%s”"), name);
           else
             g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
-                         "Cannot lock “%s” for pipe “%s”: %s",
+                         _("Cannot lock “%s” for pipe “%s”: %s"),
                          lock_path, name, g_strerror (errsv));
           return -1;
         }
@@ -195,7 +196,7 @@ np_name_lock (const char  *name,
     }
 
   g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_ADDRESS_IN_USE,
-               "The lock file of pipe “%s” keeps being replaced", name);
+               _("The lock file of pipe “%s” keeps being replaced"), name);
   return -1;
 }
 
@@ -229,7 +230,7 @@ np_name_probe (const char  *socket_path,
     {
       errsv = errno;
       g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
-                   "Cannot create a socket: %s", g_strerror (errsv));
+                   _("Cannot create a socket: %s"), g_strerror (errsv));
       return -1;
     }
 
@@ -240,6 +241,12 @@ np_name_probe (const char  *socket_path,
   close (fd);
 
   return errsv;
+}
+
+static int
+np_name_probe_quietly (const char *socket_path)
+{
+  return np_name_probe (socket_path, NULL);
 }
 
 /* Tells a live server from a stale socket by the lock the server holds
@@ -254,6 +261,20 @@ NpNameState
 np_name_get_state (const char *socket_path,
                    int        *owner_pid,
                    int        *stale_lock_fd)
+{
+  return np_name_get_state_with_probe (socket_path, owner_pid, stale_lock_fd,
+                                       np_name_probe_quietly);
+}
+
+/* As np_name_get_state(), probing with @probe: a connection that is only
+ * opened and closed starts a socket-activated service and leaves it a
+ * client that never completed the handshake, which a caller that can
+ * speak the protocol avoids. */
+NpNameState
+np_name_get_state_with_probe (const char      *socket_path,
+                              int             *owner_pid,
+                              int             *stale_lock_fd,
+                              NpNameProbeFunc  probe)
 {
   g_autofree char *lock_path = g_strconcat (socket_path, LOCK_SUFFIX, NULL);
   NpNameState state = NP_NAME_STATE_UNKNOWN;
@@ -285,7 +306,7 @@ np_name_get_state (const char *socket_path,
       return NP_NAME_STATE_LIVE;
     }
 
-  res = np_name_probe (socket_path, NULL);
+  res = probe (socket_path);
   if (res == 0)
     state = NP_NAME_STATE_LIVE;
   else if (res == ECONNREFUSED)
@@ -319,7 +340,7 @@ np_name_claim_path (const char  *name,
   if (!S_ISSOCK (st.st_mode))
     {
       g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_ADDRESS_IN_USE,
-                   "Cannot listen as pipe “%s”: “%s” exists and is not a socket",
+                   _("Cannot listen as pipe “%s”: “%s” exists and is not a socket"),
                    name, socket_path);
       return FALSE;
     }
@@ -337,7 +358,7 @@ np_name_claim_path (const char  *name,
         {
           int errsv = errno;
           g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
-                       "Cannot remove the stale socket “%s” of pipe “%s”: %s",
+                       _("Cannot remove the stale socket “%s” of pipe “%s”: %s"),
                        socket_path, name, g_strerror (errsv));
           return FALSE;
         }
@@ -345,7 +366,7 @@ np_name_claim_path (const char  *name,
     }
 
   g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_ADDRESS_IN_USE,
-               "Cannot listen as pipe “%s”: another process listens on “%s”",
+               _("Cannot listen as pipe “%s”: another process listens on “%s”"),
                name, socket_path);
   return FALSE;
 }

@@ -34,14 +34,14 @@ np_pipe_client_begin_connect_locked (NpPipeClient  *self,
   if (self->attempt != NULL)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_PENDING,
-                   "Pipe “%s”: a connect is already under way", self->name);
+                   _("Pipe “%s”: a connect is already under way"), self->name);
       return FALSE;
     }
 
   if (self->name == NULL)
     {
       g_set_error_literal (error, NP_PIPE_ERROR, NP_PIPE_ERROR_INVALID_NAME,
-                           "The client has no pipe name to connect to");
+                           _("The client has no pipe name to connect to"));
       return FALSE;
     }
 
@@ -89,7 +89,7 @@ np_pipe_client_attach_locked (NpPipeClient       *self,
                               NpStream          **stream_out,
                               gboolean           *was_connected)
 {
-  g_autofree char *label = g_strdup_printf ("Pipe “%s”", self->name);
+  g_autofree char *label = g_strdup_printf (_("Pipe “%s”"), self->name);
   NpStream *old = self->stream;
 
   *was_connected = self->connected;
@@ -203,7 +203,7 @@ np_pipe_client_connected_sync (NpPipeClient *self,
  * %NP_PIPE_ERROR_TOO_MANY_CLIENTS, with the server's reason. No main
  * context is iterated: when no other thread runs the client's main
  * context, this thread reads the socket itself, and
- * [signal@Np.PipeClient::connected] (and any message that arrives with the
+ * [signal@Np.PipeClient::accepted] (and any message that arrives with the
  * handshake) is emitted from here, as the context would.
  *
  * One server is not waited for: a [class@Np.PipeServer] of this same
@@ -388,6 +388,7 @@ typedef struct
   guint          wait : 1;
   guint          dialing : 1;      /* a socket connect is under way, or made */
   guint          retry_soon : 1;   /* the server showed up since the last wait */
+  guint          early_dial : 1;   /* the dial under way was one of the early ones */
   guint          timer_full : 1;   /* the timer is a whole back-off */
   guint          early;            /* attempts made before this wait ran out */
   guint          attempt_watched : 1;
@@ -474,7 +475,7 @@ np_pipe_client_attempt_cancelled_cb (gpointer data)
 {
   GTask *task = data;
   g_autoptr(GError) error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                                                 "Operation was cancelled");
+                                                 _("Operation was cancelled"));
 
   np_pipe_client_connected (g_task_get_source_object (task), task, error);
 
@@ -533,7 +534,7 @@ np_pipe_client_no_server_error_new (NpPipeClient *self,
                                     ConnectData  *connect)
 {
   return g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
-                      "No server started as pipe “%s” (%s) within %u ms",
+                      _("No server started as pipe “%s” (%s) within %u ms"),
                       self->name, self->path, connect->timeout);
 }
 
@@ -591,7 +592,8 @@ np_pipe_client_retry_connect (gpointer data,
   connect->retry_soon = connect->retry_soon || from_monitor;
   if (!connect->dialing)
     {
-      if (from_monitor || !connect->timer_full)
+      connect->early_dial = from_monitor || !connect->timer_full;
+      if (connect->early_dial)
         connect->early++;
       np_pipe_client_dial (self, task);
     }
@@ -628,7 +630,8 @@ np_pipe_client_wait_for_server (NpPipeClient *self,
     delay = MIN ((gint64) delay, (connect->deadline - now + 999) / G_TIME_SPAN_MILLISECOND);
 
   if (connect->watch == NULL)
-    watch = np_server_watch_new (self->path, g_task_get_context (task),
+    /* The dial found no server: one that came since is news. */
+    watch = np_server_watch_new (self->path, TRUE, g_task_get_context (task),
                                  np_pipe_client_retry_connect, g_object_ref (task), g_object_unref);
 
   g_mutex_lock (self->lock);
@@ -668,6 +671,14 @@ np_pipe_client_socket_connected (GObject      *object,
   if (connection == NULL)
     {
       connect->dialing = FALSE;
+      /* An early dial that found no server (a hint from the directory
+       * before the socket listened: its lock file, the directory made
+       * anew) reached nobody: it costs too little to bound, and must not
+       * use up the early attempts the socket's own appearance needs. */
+      if (connect->early_dial && connect->early > 0 &&
+          g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_FOUND))
+        connect->early--;
+      connect->early_dial = FALSE;
       if (connect->wait && g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_FOUND) &&
           np_pipe_client_wait_for_server (self, task))
         return;

@@ -88,6 +88,7 @@ struct _NpPipeClient
   guint         auto_reconnect : 1;
   guint         reconnecting : 1;    /* lost its connection, tries again until close() */
   guint         reconnect_soon : 1;  /* the server showed up since the last wait */
+  guint         reconnect_early_attempt : 1; /* the attempt under way was an early one */
   guint         reconnect_timer_full : 1;  /* the timer is a whole back-off */
 
   /* What the connected stream has queued, published by it for

@@ -407,7 +407,7 @@ np_pipe_client_install_properties (GObjectClass *object_class)
    * accepts the client and drops it at once is met with ever longer
    * waits, not with a connect every interval. Each connection lost is reported by
    * [signal@Np.PipeClient::disconnected], each one made by
-   * [signal@Np.PipeClient::connected].
+   * [signal@Np.PipeClient::accepted].
    *
    * While the client is disconnected and comes back,
    * [method@Np.PipeClient.send] holds messages (within

@@ -8,6 +8,8 @@
 
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include "np-error.h"
 #include "np-frame-private.h"
 #include "np-pipe-client-internal.h"
@@ -46,8 +48,8 @@ np_pipe_client_hold_locked (NpPipeClient  *self,
   if (self->last_peer_max_message_size > 0 && len > self->last_peer_max_message_size)
     {
       g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
-                   "Pipe “%s”: message of %" G_GSIZE_FORMAT " bytes exceeds the limit of "
-                   "%u bytes that the server accepts",
+                   _("Pipe “%s”: message of %zu bytes exceeds the limit of "
+                     "%u bytes that the server accepts"),
                    self->name, len, self->last_peer_max_message_size);
       return FALSE;
     }
@@ -55,8 +57,8 @@ np_pipe_client_hold_locked (NpPipeClient  *self,
   if (self->max_queued_bytes > 0 && self->held_bytes + framed > self->max_queued_bytes)
     {
       g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_QUEUE_FULL,
-                   "Pipe “%s” is not connected: %" G_GSIZE_FORMAT " bytes wait for the "
-                   "reconnect, and %" G_GSIZE_FORMAT " more would pass the limit of %u",
+                   _("Pipe “%s” is not connected: %zu bytes wait for the "
+                     "reconnect, and %zu more would pass the limit of %u"),
                    self->name, self->held_bytes, len, self->max_queued_bytes);
       return FALSE;
     }
@@ -169,11 +171,21 @@ np_pipe_client_reconnected (GObject      *source,
   NpPipeClient *self = NP_PIPE_CLIENT (source);
   g_autoptr(GError) error = NULL;
 
-  /* Success ended the loop, and emitted `connected`. */
+  /* Success ended the loop, and emitted `accepted`. */
   if (np_pipe_client_connect_finish (self, result, &error))
     return;
 
   g_debug ("Pipe “%s”: reconnecting failed: %s", self->name, error->message);
+
+  /* As for a connect (np_pipe_client_retry_connect()): an early attempt
+   * that found no server does not count against the few a wait allows. */
+  g_mutex_lock (self->lock);
+  if (self->reconnect_early_attempt && self->reconnect_early > 0 &&
+      g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_FOUND))
+    self->reconnect_early--;
+  self->reconnect_early_attempt = FALSE;
+  g_mutex_unlock (self->lock);
+
   np_pipe_client_reconnect_later (self);
 }
 
@@ -207,6 +219,8 @@ np_pipe_client_reconnect_fire (gpointer data,
     self->reconnect_soon = TRUE;
   if (go && early)
     self->reconnect_early++;
+  if (go)
+    self->reconnect_early_attempt = early;
   g_mutex_unlock (self->lock);
 
   g_clear_pointer (&stopped, np_server_watch_free);
@@ -286,8 +300,8 @@ np_pipe_client_stop_auto_reconnect (NpPipeClient *self)
 
       dropped->client = g_object_ref (self);
       dropped->error = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                                    "Pipe “%s”: %u messages sent while disconnected were "
-                                    "dropped: auto-reconnect was turned off",
+                                    _("Pipe “%s”: %u messages sent while disconnected were "
+                                      "dropped: auto-reconnect was turned off"),
                                     self->name, n_dropped);
       g_source_set_static_name (idle, "[np] report held messages dropped");
       g_source_set_callback (idle, np_pipe_client_report_dropped_cb, dropped, dropped_free);
@@ -308,7 +322,9 @@ np_pipe_client_reconnect_later (NpPipeClient *self)
   if (self->reconnecting && self->reconnect_watch == NULL)
     {
       g_mutex_unlock (self->lock);
-      watch = np_server_watch_new (self->path, self->context, np_pipe_client_reconnect_fire,
+      /* The server just went, or refused us: a socket there now is no
+       * news, and the back-off decides when to try it. */
+      watch = np_server_watch_new (self->path, FALSE, self->context, np_pipe_client_reconnect_fire,
                                    np_weak_ref_new (self), np_weak_ref_free);
       g_mutex_lock (self->lock);
       if (self->reconnecting && self->reconnect_watch == NULL)

@@ -7,6 +7,8 @@
 
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include "np-error.h"
 #include "np-pipe-client-internal.h"
 #include "np-variant.h"
@@ -21,7 +23,7 @@ np_pipe_client_set_not_connected_locked (NpPipeClient  *self,
     g_propagate_error (error, g_error_copy (self->refusal));
   else
     g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                 "Pipe “%s” is not connected", self->name);
+                 _("Pipe “%s” is not connected"), self->name);
 }
 
 /* The connection, with a reference, or %NULL when not connected. */
@@ -417,34 +419,29 @@ np_pipe_client_ping_async (NpPipeClient        *self,
  * np_pipe_client_ping_finish:
  * @self: a #NpPipeClient
  * @result: the result passed to the callback
- * @round_trip_usec: (out) (optional): the round trip, in microseconds
  * @error: return location for a #GError
  *
  * Finishes [method@Np.PipeClient.ping_async].
  *
- * Returns: %TRUE if the server answered
+ * Returns: the round trip, in microseconds (0 or more), once the server
+ *   answered; -1, with @error set, when it did not
  *
  * Since: 1.0
  */
-gboolean
+gint64
 np_pipe_client_ping_finish (NpPipeClient  *self,
                             GAsyncResult  *result,
-                            gint64        *round_trip_usec,
                             GError       **error)
 {
   gssize usec;
 
-  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
-  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), -1);
+  g_return_val_if_fail (g_task_is_valid (result, self), -1);
 
   usec = g_task_propagate_int (G_TASK (result), error);
-  if (usec < 0)
-    return FALSE;
+  g_assert (usec >= -1);
 
-  if (round_trip_usec != NULL)
-    *round_trip_usec = usec;
-
-  return TRUE;
+  return usec;
 }
 
 /**
@@ -567,6 +564,60 @@ np_pipe_client_request_finish (NpPipeClient  *self,
 }
 
 /**
+ * np_pipe_client_request_data_async:
+ * @self: a #NpPipeClient
+ * @data: (array length=size) (element-type guint8) (nullable): the request's
+ *   message
+ * @size: the length of @data
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called with the server's reply, or the failure
+ * @user_data: data for @callback
+ *
+ * Asks the server with a copy of @data, like
+ * [method@Np.PipeClient.request_async]: the call for bindings that hold a
+ * byte string rather than a #GBytes, such as a Python `bytes` object.
+ * Finish with [method@Np.PipeClient.request_data_finish].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_request_data_async (NpPipeClient        *self,
+                                   const guint8        *data,
+                                   gsize                size,
+                                   GCancellable        *cancellable,
+                                   GAsyncReadyCallback  callback,
+                                   gpointer             user_data)
+{
+  g_autoptr(GBytes) request = NULL;
+
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+  g_return_if_fail (data != NULL || size == 0);
+
+  request = g_bytes_new (data, size);
+  np_pipe_client_request_async (self, request, cancellable, callback, user_data);
+}
+
+/**
+ * np_pipe_client_request_data_finish:
+ * @self: a #NpPipeClient
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Np.PipeClient.request_data_async].
+ *
+ * Returns: (transfer full): the reply
+ *
+ * Since: 1.0
+ */
+GBytes *
+np_pipe_client_request_data_finish (NpPipeClient  *self,
+                                    GAsyncResult  *result,
+                                    GError       **error)
+{
+  return np_pipe_client_request_finish (self, result, error);
+}
+
+/**
  * np_pipe_client_request_sync:
  * @self: a #NpPipeClient
  * @request: the request's message
@@ -611,6 +662,39 @@ np_pipe_client_request_sync (NpPipeClient  *self,
     return NULL;
 
   return np_stream_request_sync (stream, request, NULL, NULL, cancellable, error);
+}
+
+/**
+ * np_pipe_client_request_data_sync:
+ * @self: a #NpPipeClient
+ * @data: (array length=size) (element-type guint8) (nullable): the request's
+ *   message
+ * @size: the length of @data
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Asks the server with a copy of @data and blocks until the reply comes,
+ * like [method@Np.PipeClient.request_sync]: the call for bindings that
+ * hold a byte string, such as a Python `bytes` object.
+ *
+ * Returns: (transfer full): the reply
+ *
+ * Since: 1.0
+ */
+GBytes *
+np_pipe_client_request_data_sync (NpPipeClient  *self,
+                                  const guint8  *data,
+                                  gsize          size,
+                                  GCancellable  *cancellable,
+                                  GError       **error)
+{
+  g_autoptr(GBytes) request = NULL;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), NULL);
+  g_return_val_if_fail (data != NULL || size == 0, NULL);
+
+  request = g_bytes_new (data, size);
+  return np_pipe_client_request_sync (self, request, cancellable, error);
 }
 
 /**

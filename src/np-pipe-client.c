@@ -13,6 +13,7 @@
 
 #include "np-context-private.h"
 #include "np-error.h"
+#include "np-i18n-private.h"
 #include "np-marshal.h"
 #include "np-name-private.h"
 #include "np-pipe-client-internal.h"
@@ -30,7 +31,7 @@
  * if (!np_pipe_client_connect_sync (client, NULL, &error) ||
  *     !np_pipe_client_send (client, message, &error))
  *   g_printerr ("%s\n", error->message);
- * np_pipe_client_close (client);  // writes out what is queued
+ * np_pipe_client_close (client, NULL, NULL);  // writes out what is queued
  * ```
  *
  * [method@Np.PipeClient.send] only queues: the queue is written from the
@@ -66,7 +67,7 @@
  */
 
 enum {
-  CONNECTED,
+  ACCEPTED,
   MESSAGE_RECEIVED,
   REQUEST_RECEIVED,
   DISCONNECTED,
@@ -150,7 +151,7 @@ np_pipe_client_stream_opened (GObject  *owner,
   g_mutex_unlock (self->lock);
 
   if (accepted)
-    g_signal_emit (self, signals [CONNECTED], 0);
+    g_signal_emit (self, signals [ACCEPTED], 0);
 }
 
 static void
@@ -275,7 +276,7 @@ np_pipe_client_stream_closed (GObject      *owner,
 
       if (error == NULL)
         refused = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                               "Pipe “%s” closed the connection before accepting it",
+                               _("Pipe “%s” closed the connection before accepting it"),
                                self->name);
       np_pipe_client_connected (self, task, error != NULL ? error : refused);
       g_object_unref (task);
@@ -371,6 +372,8 @@ np_pipe_client_class_init (NpPipeClientClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
 
+  np_i18n_init ();
+
   object_class->constructed = np_pipe_client_constructed;
   object_class->dispose = np_pipe_client_dispose;
   object_class->finalize = np_pipe_client_finalize;
@@ -378,7 +381,7 @@ np_pipe_client_class_init (NpPipeClientClass *klass)
   np_pipe_client_install_properties (object_class);
 
   /**
-   * NpPipeClient::connected:
+   * NpPipeClient::accepted:
    * @self: a #NpPipeClient
    *
    * Emitted each time the server accepts the client (its handshake
@@ -391,8 +394,8 @@ np_pipe_client_class_init (NpPipeClientClass *klass)
    *
    * Since: 1.0
    */
-  signals [CONNECTED] =
-    g_signal_new ("connected",
+  signals [ACCEPTED] =
+    g_signal_new ("accepted",
                   G_TYPE_FROM_CLASS (klass),
                   G_SIGNAL_RUN_LAST,
                   0, NULL, NULL, NULL,
@@ -596,6 +599,8 @@ np_pipe_client_take_for_close (NpPipeClient *self,
 /**
  * np_pipe_client_close:
  * @self: a #NpPipeClient
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
  *
  * Writes out everything queued, blocking like
  * [method@Np.PipeClient.flush_sync] for at most
@@ -609,25 +614,53 @@ np_pipe_client_take_for_close (NpPipeClient *self,
  * was written. Closing a closed client does nothing; the client may
  * connect again.
  *
+ * Like g_io_stream_close(), it fails when something queued was dropped:
+ * past the close timeout (the error is that of the
+ * [signal@Np.PipeClient::disconnected] it emits), or messages held while
+ * disconnected (see [property@Np.PipeClient:auto-reconnect]), which
+ * fail it with %NP_PIPE_ERROR_CLOSED. Cancelling closes at once,
+ * dropping what is still queued, and fails it with
+ * %G_IO_ERROR_CANCELLED. Whether it fails or not, the client is closed
+ * when this returns; in Python the failure is an exception, as from a
+ * file whose `close()` cannot write out what it buffered.
+ *
  * A program with a main loop may prefer [method@Np.PipeClient.close_async],
- * which does not block.
+ * which does not block and reports the same.
+ *
+ * Returns: %TRUE if everything queued was written before the connection
+ *   closed; %FALSE, with the reason, when something was dropped
  *
  * Since: 1.0
  */
-void
-np_pipe_client_close (NpPipeClient *self)
+gboolean
+np_pipe_client_close (NpPipeClient  *self,
+                      GCancellable  *cancellable,
+                      GError       **error)
 {
   g_autoptr(NpPipeClient) hold = NULL;
   g_autoptr(NpStream) stream = NULL;
   guint n_dropped;
 
-  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
+  g_return_val_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   /* The disconnected handler may drop the last reference. */
   hold = g_object_ref (self);
   stream = np_pipe_client_take_for_close (self, &n_dropped);
   if (stream != NULL)
-    np_stream_close_sync (stream, NULL);
+    return np_stream_close_sync (stream, cancellable, error);
+
+  if (n_dropped > 0)
+    {
+      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
+                   _("Pipe “%s”: %u messages sent while disconnected were dropped: "
+                     "the client closed before it could connect again"),
+                   self->name, n_dropped);
+      return FALSE;
+    }
+
+  return TRUE;
 }
 
 /**
@@ -638,8 +671,8 @@ np_pipe_client_close (NpPipeClient *self)
  * @user_data: data for @callback
  *
  * Closes the connection without blocking, like
- * [method@Np.PipeClient.close]: what is queued is written from the
- * client's main context for at most
+ * [method@Np.PipeClient.close], and fails when it does: what is queued
+ * is written from the client's main context for at most
  * [property@Np.PipeClient:close-timeout], then the connection closes and
  * [signal@Np.PipeClient::disconnected] is emitted. A connect under way is
  * cancelled.
@@ -672,8 +705,8 @@ np_pipe_client_close_async (NpPipeClient        *self,
   stream = np_pipe_client_take_for_close (self, &n_dropped);
   if (stream == NULL && n_dropped > 0)
     g_task_return_new_error (task, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                             "Pipe “%s”: %u messages sent while disconnected were dropped: "
-                             "the client closed before it could connect again",
+                             _("Pipe “%s”: %u messages sent while disconnected were dropped: "
+                               "the client closed before it could connect again"),
                              self->name, n_dropped);
   else if (stream == NULL)
     g_task_return_boolean (task, TRUE);

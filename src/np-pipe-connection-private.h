@@ -33,6 +33,8 @@ void              _np_pipe_connection_accept (NpPipeConnection         *self,
 void              _np_pipe_connection_refuse (NpPipeConnection         *self,
                                               const GError             *reason);
 void              _np_pipe_connection_detach (NpPipeConnection         *self);
+void              _np_pipe_connection_begin_close
+                                             (NpPipeConnection         *self);
 guint             _np_pipe_connection_count_peers_closed
                                              (GPtrArray                *connections);
 

@@ -12,12 +12,14 @@
 #endif
 
 #include <errno.h>
+#include <inttypes.h>
 #include <unistd.h>
 
 #include <glib/gi18n-lib.h>
 
 #include "np-context-private.h"
 #include "np-error.h"
+#include "np-i18n-private.h"
 #include "np-pipe-connection-private.h"
 #include "np-pipe-request-private.h"
 #include "np-pipe-server-private.h"
@@ -71,6 +73,7 @@ struct _NpPipeConnection
   /* Set before the stream is published, never changed: read without the
    * lock, so not in the memory location of what the lock guards. */
   gboolean           accepted;
+  guint              max_queued_bytes; /* set once, when accepted */
   guint              connected : 1;   /* guarded by the lock */
 };
 
@@ -83,6 +86,7 @@ enum {
   PROP_PEER_MAX_MESSAGE_SIZE,
   PROP_CONNECTED,
   PROP_QUEUED_BYTES,
+  PROP_MAX_QUEUED_BYTES,
   N_PROPS
 };
 
@@ -115,7 +119,7 @@ np_pipe_connection_get_accepted_stream (NpPipeConnection  *self,
   if (stream == NULL || !self->accepted)
     {
       g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                   "Client %" G_GUINT64_FORMAT " is not connected", self->id);
+                   _("Client %" PRIu64 " is not connected"), self->id);
       return NULL;
     }
 
@@ -311,11 +315,15 @@ np_pipe_connection_get_property (GObject    *object,
       break;
 
     case PROP_CONNECTED:
-      g_value_set_boolean (value, np_pipe_connection_is_connected (self));
+      g_value_set_boolean (value, np_pipe_connection_get_connected (self));
       break;
 
     case PROP_QUEUED_BYTES:
       g_value_set_uint64 (value, np_pipe_connection_get_queued_bytes (self));
+      break;
+
+    case PROP_MAX_QUEUED_BYTES:
+      g_value_set_uint (value, np_pipe_connection_get_max_queued_bytes (self));
       break;
 
     default:
@@ -327,6 +335,8 @@ static void
 np_pipe_connection_class_init (NpPipeConnectionClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  np_i18n_init ();
 
   object_class->dispose = np_pipe_connection_dispose;
   object_class->finalize = np_pipe_connection_finalize;
@@ -438,6 +448,21 @@ np_pipe_connection_class_init (NpPipeConnectionClass *klass)
                          0, G_MAXUINT64, 0,
                          (G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
 
+  /**
+   * NpPipeConnection:max-queued-bytes:
+   *
+   * The most bytes that may wait to be written to this client: the
+   * server's [property@Np.PipeServer:max-queued-bytes] as it was when the
+   * client connected, which it keeps for the whole connection. 0 means no
+   * limit.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_MAX_QUEUED_BYTES] =
+    g_param_spec_uint ("max-queued-bytes", NULL, NULL,
+                       0, G_MAXUINT32, 0,
+                       (G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
   /**
@@ -547,7 +572,7 @@ np_pipe_connection_create_stream (NpPipeConnection *self,
 {
   g_autofree char *label = NULL;
 
-  label = g_strdup_printf ("Client %" G_GUINT64_FORMAT " of pipe “%s”",
+  label = g_strdup_printf (_("Client %" PRIu64 " of pipe “%s”"),
                            self->id, np_pipe_server_get_name (self->server));
 
   return np_stream_new (G_OBJECT (self), &np_pipe_connection_stream_callbacks,
@@ -576,6 +601,7 @@ _np_pipe_connection_accept (NpPipeConnection         *self,
   np_stream_set_queue_limit (stream, limits->max_queued_bytes, TRUE);
 
   self->accepted = TRUE;
+  self->max_queued_bytes = limits->max_queued_bytes;
   self->connected = TRUE;
   g_atomic_pointer_set (&self->stream, stream);
   np_stream_start (stream);
@@ -759,6 +785,28 @@ np_pipe_connection_get_peer_max_message_size (NpPipeConnection *self)
 
   stream = np_pipe_connection_get_stream (self);
   return stream != NULL ? np_stream_get_peer_max_message_size (stream) : 0;
+}
+
+/**
+ * np_pipe_connection_get_max_queued_bytes:
+ * @self: a #NpPipeConnection
+ *
+ * Gets [property@Np.PipeConnection:max-queued-bytes]: how many bytes may
+ * wait to be written to this client before it is dropped with
+ * %NP_PIPE_ERROR_QUEUE_FULL. Compare it with
+ * [method@Np.PipeConnection.get_queued_bytes] to pause before a client
+ * that does not keep up is dropped.
+ *
+ * Returns: the limit, in bytes; 0 for no limit
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_connection_get_max_queued_bytes (NpPipeConnection *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), 0);
+
+  return self->max_queued_bytes;
 }
 
 /**
@@ -1159,6 +1207,61 @@ np_pipe_connection_request_finish (NpPipeConnection  *self,
 }
 
 /**
+ * np_pipe_connection_request_data_async:
+ * @self: a #NpPipeConnection
+ * @data: (array length=size) (element-type guint8) (nullable): the request's
+ *   message
+ * @size: the length of @data
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called with the client's reply, or the failure
+ * @user_data: data for @callback
+ *
+ * Asks the client with a copy of @data, like
+ * [method@Np.PipeConnection.request_async]: the call for bindings that
+ * hold a byte string rather than a #GBytes, such as a Python `bytes`
+ * object. Finish with [method@Np.PipeConnection.request_data_finish].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_connection_request_data_async (NpPipeConnection    *self,
+                                       const guint8        *data,
+                                       gsize                size,
+                                       GCancellable        *cancellable,
+                                       GAsyncReadyCallback  callback,
+                                       gpointer             user_data)
+{
+  g_autoptr(GBytes) request = NULL;
+
+  g_return_if_fail (NP_IS_PIPE_CONNECTION (self));
+  g_return_if_fail (data != NULL || size == 0);
+
+  request = g_bytes_new (data, size);
+  np_pipe_connection_request_async (self, request, cancellable, callback, user_data);
+}
+
+/**
+ * np_pipe_connection_request_data_finish:
+ * @self: a #NpPipeConnection
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Np.PipeConnection.request_data_async]. An error the
+ * client replied with keeps its domain and code.
+ *
+ * Returns: (transfer full): the reply
+ *
+ * Since: 1.0
+ */
+GBytes *
+np_pipe_connection_request_data_finish (NpPipeConnection  *self,
+                                        GAsyncResult      *result,
+                                        GError           **error)
+{
+  return np_pipe_connection_request_finish (self, result, error);
+}
+
+/**
  * np_pipe_connection_request_with_fds_async:
  * @self: a #NpPipeConnection
  * @request: the request's message
@@ -1325,28 +1428,14 @@ np_pipe_connection_get_queued_bytes (NpPipeConnection *self)
   return stream != NULL ? np_stream_get_queued_bytes (stream) : 0;
 }
 
-/**
- * np_pipe_connection_close:
- * @self: a #NpPipeConnection
- *
- * Closes the connection. Messages already queued are still written, from
- * the server's main context, for at most
- * [property@Np.PipeServer:close-timeout]; then the server emits
- * [signal@Np.PipeServer::client-disconnected], with no error when
- * everything was written. When nothing is queued and this is called from
- * the server's main context, that happens before this function returns.
- *
- * Closing a closed connection does nothing.
- *
- * Since: 1.0
- */
+/* Starts closing without waiting: what is queued is written from the
+ * server's main context, within the close timeout. For the server,
+ * whose stop() must not block on a client. */
 void
-np_pipe_connection_close (NpPipeConnection *self)
+_np_pipe_connection_begin_close (NpPipeConnection *self)
 {
   g_autoptr(NpPipeConnection) hold = NULL;
   NpStream *stream;
-
-  g_return_if_fail (NP_IS_PIPE_CONNECTION (self));
 
   stream = np_pipe_connection_get_stream (self);
   if (stream == NULL || !self->accepted)
@@ -1357,18 +1446,162 @@ np_pipe_connection_close (NpPipeConnection *self)
   np_stream_close (stream);
 }
 
+/* The stream to close, or NULL when there is nothing to close: not
+ * accepted, or closing already. Marks the connection closing. */
+static NpStream *
+np_pipe_connection_take_for_close (NpPipeConnection *self)
+{
+  NpStream *stream;
+  gboolean connected;
+
+  stream = np_pipe_connection_get_stream (self);
+  if (stream == NULL || !self->accepted)
+    return NULL;
+
+  g_mutex_lock (&self->lock);
+  connected = self->connected;
+  g_mutex_unlock (&self->lock);
+  if (!connected)
+    return NULL;
+
+  np_pipe_connection_set_disconnected (self);
+  return np_stream_ref (stream);
+}
+
 /**
- * np_pipe_connection_is_connected:
+ * np_pipe_connection_close:
+ * @self: a #NpPipeConnection
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Writes out everything queued to the client, blocking for at most
+ * [property@Np.PipeServer:close-timeout] (as it was when the client
+ * connected), then closes the connection: past the timeout, what is
+ * still queued is dropped, so a client that does not read cannot make
+ * this hang. The server then emits
+ * [signal@Np.PipeServer::client-disconnected], with the same error this
+ * returns (none when everything was written): before this returns when
+ * called from the server's main context, otherwise from that context.
+ *
+ * Like g_io_stream_close(), it fails when something queued was dropped.
+ * Cancelling closes at once, dropping what is still queued, and fails it
+ * with %G_IO_ERROR_CANCELLED. Whether it fails or not, the connection is
+ * closed when this returns. Closing a connection that is closed or
+ * closing already does nothing and succeeds.
+ *
+ * Called from the server's main context, it keeps the server from
+ * serving its other clients meanwhile, and a client that reads in the
+ * same thread could not read what it waits for: a server with a main
+ * loop should prefer [method@Np.PipeConnection.close_async], which does
+ * not block.
+ *
+ * Returns: %TRUE if everything queued was written before the connection
+ *   closed; %FALSE, with the reason, when something was dropped
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_connection_close (NpPipeConnection  *self,
+                          GCancellable      *cancellable,
+                          GError           **error)
+{
+  g_autoptr(NpPipeConnection) hold = NULL;
+  g_autoptr(NpStream) stream = NULL;
+
+  g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), FALSE);
+  g_return_val_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  /* The client-disconnected handler may drop the last reference. */
+  hold = g_object_ref (self);
+  stream = np_pipe_connection_take_for_close (self);
+  if (stream == NULL)
+    return TRUE;
+
+  return np_stream_close_sync (stream, cancellable, error);
+}
+
+/**
+ * np_pipe_connection_close_async:
+ * @self: a #NpPipeConnection
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called once the connection is closed
+ * @user_data: data for @callback
+ *
+ * Closes the connection without blocking, like
+ * [method@Np.PipeConnection.close], and fails when it does: what is
+ * queued is written from the server's main context for at most
+ * [property@Np.PipeServer:close-timeout], then the connection closes and
+ * [signal@Np.PipeServer::client-disconnected] is emitted.
+ *
+ * Cancelling closes at once, dropping what is still queued; the call
+ * then fails with %G_IO_ERROR_CANCELLED, but the connection is closed all
+ * the same, as with g_io_stream_close_async(). Finish with
+ * [method@Np.PipeConnection.close_finish].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_connection_close_async (NpPipeConnection    *self,
+                                GCancellable        *cancellable,
+                                GAsyncReadyCallback  callback,
+                                gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  g_autoptr(NpStream) stream = NULL;
+
+  g_return_if_fail (NP_IS_PIPE_CONNECTION (self));
+  g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, np_pipe_connection_close_async);
+  /* Cancelled or not, the connection is closed: say what was lost. */
+  g_task_set_check_cancellable (task, FALSE);
+
+  stream = np_pipe_connection_take_for_close (self);
+  if (stream == NULL)
+    g_task_return_boolean (task, TRUE);
+  else
+    np_stream_close_async (stream, task);
+}
+
+/**
+ * np_pipe_connection_close_finish:
+ * @self: a #NpPipeConnection
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Np.PipeConnection.close_async].
+ *
+ * Returns: %TRUE if everything queued was written before the connection
+ *   closed; %FALSE, with the reason, when something was dropped
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_connection_close_finish (NpPipeConnection  *self,
+                                 GAsyncResult      *result,
+                                 GError           **error)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), FALSE);
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/**
+ * np_pipe_connection_get_connected:
  * @self: a #NpPipeConnection
  *
- * Checks whether messages can still be sent to the client.
+ * Gets [property@Np.PipeConnection:connected]: whether messages can
+ * still be sent to the client.
  *
  * Returns: %TRUE until the connection starts closing
  *
  * Since: 1.0
  */
 gboolean
-np_pipe_connection_is_connected (NpPipeConnection *self)
+np_pipe_connection_get_connected (NpPipeConnection *self)
 {
   NpStream *stream;
   gboolean connected;

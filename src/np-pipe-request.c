@@ -7,7 +7,10 @@
 
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include "np-error.h"
+#include "np-i18n-private.h"
 #include "np-pipe-request-private.h"
 #include "np-variant.h"
 
@@ -81,8 +84,9 @@ np_pipe_request_finalize (GObject *object)
     {
       g_autoptr(GError) dropped = NULL;
 
-      dropped = g_error_new_literal (NP_PIPE_ERROR, NP_PIPE_ERROR_FAILED,
-                                     "The request was dropped without an answer");
+      dropped = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_FAILED,
+                             _("%s: the request was dropped without an answer"),
+                             np_stream_get_label (self->stream));
       np_stream_reply (self->stream, self->id, NULL, NULL, dropped);
     }
 
@@ -97,6 +101,8 @@ np_pipe_request_finalize (GObject *object)
 static void
 np_pipe_request_class_init (NpPipeRequestClass *klass)
 {
+  np_i18n_init ();
+
   G_OBJECT_CLASS (klass)->finalize = np_pipe_request_finalize;
 }
 
@@ -132,8 +138,11 @@ _np_pipe_request_reply_unhandled (NpPipeRequest *self)
   if (np_pipe_request_get_answered (self))
     return;
 
-  error = g_error_new_literal (NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
-                               "Nothing handles requests on this pipe");
+  error = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
+                       _("%s: nothing handles requests on this pipe: no handler of "
+                         "request-received took the request (a handler that returned "
+                         "FALSE or nothing, or raised an error, counts as none)"),
+                       np_stream_get_label (self->stream));
   np_pipe_request_reply_error (self, error);
 }
 
@@ -168,6 +177,12 @@ np_pipe_request_get_message (NpPipeRequest *self)
  * out of it with g_unix_fd_list_steal_fds() (or duplicates one with
  * g_unix_fd_list_get()). A request nobody handled is answered with an
  * error and its descriptors are closed, as those of a message.
+ *
+ * Until the request is answered, its descriptors count among those the
+ * library holds for peers, which it keeps below `RLIMIT_NOFILE` (less a
+ * share left to the application): a peer whose requests, kept
+ * unanswered, would take more is dropped with
+ * %G_IO_ERROR_TOO_MANY_OPEN_FILES.
  *
  * Returns: (transfer none) (nullable): the descriptors, or %NULL when the
  *   request carried none
@@ -279,7 +294,8 @@ np_pipe_request_reply (NpPipeRequest *self,
  * and the descriptors are let go of. The same goes for more than 253
  * descriptors, and for more than the requester takes per frame (its
  * max-fds-per-message, announced in the handshake), which it receives
- * as %NP_PIPE_ERROR_MESSAGE_TOO_LARGE.
+ * as %NP_PIPE_ERROR_MESSAGE_TOO_LARGE; a requester that asked before it
+ * announced it receives %NP_PIPE_ERROR_NOT_SUPPORTED.
  *
  * The requester closes the descriptors of a reply it did not ask for
  * with [method@Np.PipeClient.request_with_fds_async].

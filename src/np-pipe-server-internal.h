@@ -41,7 +41,7 @@ struct _NpPipeServer
   GObject           parent_instance;
 
   GMainContext     *context;
-  NpConnectionList *connections;
+  NpPipeConnectionList *connections;
 
   /* Guarded by the lock; the limits are read by the accept loop. */
   GMutex            lock;

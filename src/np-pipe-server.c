@@ -7,6 +7,7 @@
 
 #include "config.h"
 
+#include <inttypes.h>
 #include <glib/gi18n-lib.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include "np-context-private.h"
 #include "np-error.h"
 #include "np-fd-budget-private.h"
+#include "np-i18n-private.h"
 #include "np-marshal.h"
 #include "np-name-private.h"
 #include "np-pipe-connection-private.h"
@@ -149,7 +151,7 @@ _np_pipe_server_client_disconnected (NpPipeServer     *self,
   g_object_ref (self);
   g_object_ref (connection);
 
-  if (np_connection_list_remove (self->connections, connection))
+  if (np_pipe_connection_list_remove (self->connections, connection))
     {
       /* A descriptor came free. */
       g_mutex_lock (&self->lock);
@@ -211,7 +213,7 @@ np_pipe_server_incoming (GObject           *owner,
   n_connections = np_pipe_server_get_n_connections (self);
   if (n_connections >= max_connections)
     {
-      g_autoptr(GPtrArray) connections = np_connection_list_snapshot (self->connections);
+      g_autoptr(GPtrArray) connections = np_pipe_connection_list_snapshot (self->connections);
 
       /* Only at the limit: a client that closed and connects again at
        * once must not find its old connection in its way, its end of
@@ -224,7 +226,7 @@ np_pipe_server_incoming (GObject           *owner,
   if (n_connections - MIN (n_closed, n_connections) >= max_connections)
     {
       g_set_error (&error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS,
-                   "Pipe “%s” already serves its maximum of %u clients",
+                   _("Pipe “%s” already serves its maximum of %u clients"),
                    self->name, max_connections);
     }
   else if ((guint64) n_connections >= 2 * (guint64) max_connections)
@@ -242,10 +244,10 @@ np_pipe_server_incoming (GObject           *owner,
        * yet) and the descriptors received from peers and not yet
        * delivered. */
       g_set_error (&error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS,
-                   "Pipe “%s” has no descriptors left for another client: the %u "
-                   "descriptors received from peers and not yet delivered, and the "
-                   "connections of this process (%u to this pipe), reach the %u it may use "
-                   "(RLIMIT_NOFILE less a reserve for the application)",
+                   _("Pipe “%s” has no descriptors left for another client: the %u "
+                     "descriptors received from peers and not yet delivered, and the "
+                     "connections of this process (%u to this pipe), reach the %u it may use "
+                     "(RLIMIT_NOFILE less a reserve for the application)"),
                    self->name, np_fd_budget_held (), np_pipe_server_get_n_connections (self),
                    fd_limit);
     }
@@ -253,7 +255,7 @@ np_pipe_server_incoming (GObject           *owner,
            np_pipe_connection_get_peer_uid (connection) != getuid ())
     {
       g_set_error (&error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED,
-                   "Pipe “%s” only accepts peers of uid %u, not uid %u",
+                   _("Pipe “%s” only accepts peers of uid %u, not uid %u"),
                    self->name, (guint) getuid (),
                    np_pipe_connection_get_peer_uid (connection));
     }
@@ -263,13 +265,13 @@ np_pipe_server_incoming (GObject           *owner,
 
       if (!allowed)
         g_set_error (&error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED,
-                     "Pipe “%s” refused the peer (pid %d, uid %u)",
+                     _("Pipe “%s” refused the peer (pid %d, uid %u)"),
                      self->name,
                      np_pipe_connection_get_peer_pid (connection),
                      np_pipe_connection_get_peer_uid (connection));
       else if (!np_pipe_server_is_running (self))
         g_set_error (&error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                     "Pipe “%s” stopped", self->name);
+                     _("Pipe “%s” stopped"), self->name);
     }
 
   if (error != NULL)
@@ -280,7 +282,7 @@ np_pipe_server_incoming (GObject           *owner,
     }
 
   _np_pipe_connection_accept (connection, &limits);
-  np_connection_list_append (self->connections, connection);
+  np_pipe_connection_list_append (self->connections, connection);
   g_object_notify_by_pspec (G_OBJECT (self), properties [NP_PIPE_SERVER_PROP_N_CONNECTIONS]);
 
   g_signal_emit (self, signals [CLIENT_CONNECTED], 0, connection);
@@ -288,7 +290,7 @@ np_pipe_server_incoming (GObject           *owner,
   /* stop() from another thread may have missed it: it sets running
    * first, then closes what is in the list. */
   if (!np_pipe_server_is_running (self))
-    np_pipe_connection_close (connection);
+    _np_pipe_connection_begin_close (connection);
 }
 
 static gboolean
@@ -317,7 +319,7 @@ np_pipe_server_real_authorize_peer (NpPipeServer     *self,
 static void
 np_pipe_server_drop_connections (NpPipeServer *self)
 {
-  g_autoptr(GPtrArray) connections = np_connection_list_snapshot (self->connections);
+  g_autoptr(GPtrArray) connections = np_pipe_connection_list_snapshot (self->connections);
 
   for (guint i = 0; i < connections->len; i++)
     {
@@ -325,11 +327,11 @@ np_pipe_server_drop_connections (NpPipeServer *self)
       g_autoptr(GError) error = NULL;
 
       error = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                           "Client %" G_GUINT64_FORMAT " of pipe “%s”: the server "
-                           "was disposed before queued messages were written",
+                           _("Client %" PRIu64 " of pipe “%s”: the server "
+                             "was disposed before queued messages were written"),
                            np_pipe_connection_get_id (connection), self->name);
       _np_pipe_connection_detach (connection);
-      if (np_connection_list_remove (self->connections, connection))
+      if (np_pipe_connection_list_remove (self->connections, connection))
         g_signal_emit (self, signals [CLIENT_DISCONNECTED], 0, connection, error);
     }
 }
@@ -370,6 +372,8 @@ static void
 np_pipe_server_class_init (NpPipeServerClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  np_i18n_init ();
 
   object_class->dispose = np_pipe_server_dispose;
   object_class->finalize = np_pipe_server_finalize;
@@ -542,7 +546,7 @@ np_pipe_server_init (NpPipeServer *self)
 {
   g_mutex_init (&self->lock);
   self->context = g_main_context_ref_thread_default ();
-  self->connections = np_connection_list_new ();
+  self->connections = np_pipe_connection_list_new ();
   self->lock_fd = -1;
 }
 
@@ -690,7 +694,7 @@ np_pipe_server_start (NpPipeServer  *self,
   if (self->disposing)
     {
       g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                   "Pipe “%s” cannot start: the server is being disposed",
+                   _("Pipe “%s” cannot start: the server is being disposed"),
                    self->name != NULL ? self->name : "");
       ret = FALSE;
     }
@@ -755,9 +759,9 @@ np_pipe_server_stop (NpPipeServer *self)
 
   np_listener_close (listener);
 
-  connections = np_connection_list_snapshot (self->connections);
+  connections = np_pipe_connection_list_snapshot (self->connections);
   for (guint i = 0; i < connections->len; i++)
-    np_pipe_connection_close (g_ptr_array_index (connections, i));
+    _np_pipe_connection_begin_close (g_ptr_array_index (connections, i));
 
   np_context_notify (self->context, G_OBJECT (self), properties [NP_PIPE_SERVER_PROP_RUNNING]);
 }
@@ -897,7 +901,7 @@ np_pipe_server_broadcast (NpPipeServer *self,
   g_return_if_fail (NP_IS_PIPE_SERVER (self));
   g_return_if_fail (message != NULL);
 
-  connections = np_connection_list_snapshot (self->connections);
+  connections = np_pipe_connection_list_snapshot (self->connections);
   for (guint i = 0; i < connections->len; i++)
     {
       g_autoptr(GError) error = NULL;

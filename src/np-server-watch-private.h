@@ -26,12 +26,14 @@ typedef struct _NpServerWatch NpServerWatch;
  * wait for the back-off, which goes on growing. */
 #define NP_EARLY_ATTEMPTS_PER_WAIT 3
 
-/* @from_monitor: the socket or its lock file changed, rather than the
+/* @from_monitor: the socket or its lock file changed (or, with
+ * @catch_up, the socket was there once the watch began), rather than the
  * timer firing. */
 typedef void (*NpServerWatchFunc) (gpointer data,
                                    gboolean from_monitor);
 
 NpServerWatch *np_server_watch_new       (const char        *socket_path,
+                                          gboolean           catch_up,
                                           GMainContext      *context,
                                           NpServerWatchFunc  func,
                                           gpointer           data,

@@ -35,6 +35,7 @@ struct _NpServerWatch
   GFileMonitor      *monitor;
   gboolean           on_parent;  /* watching for the directory to appear */
   GSource           *timer;
+  GSource           *look;       /* a look for what came before the watch */
   NpServerWatchFunc  func;
   gpointer           data;
   GDestroyNotify     destroy;
@@ -97,10 +98,21 @@ np_server_watch_changed (GFileMonitor      *monitor,
     case G_FILE_MONITOR_EVENT_DELETED:
     case G_FILE_MONITOR_EVENT_MOVED_OUT:
     case G_FILE_MONITOR_EVENT_UNMOUNTED:
-      /* The directory itself went: a monitor of it would never report
-       * again, not even once a directory of that name is made anew. */
-      if (!self->on_parent && !g_file_test (self->dir_path, G_FILE_TEST_IS_DIR))
+      {
+        g_autofree char *path = g_file_get_path (file);
+
+        /* The directory itself went: a monitor of it would never report
+         * again, not even once a directory of that name is made anew.
+         * It may be there again already (made anew before this event
+         * came): then watch the new one, and look once, for what it got
+         * before the watch did. */
+        if (self->on_parent || g_strcmp0 (path, self->dir_path) != 0)
+          return;
+
         np_server_watch_monitor (self);
+        if (!self->on_parent)
+          np_server_watch_call (self, TRUE);
+      }
       return;
 
     default:
@@ -128,6 +140,39 @@ np_server_watch_changed (GFileMonitor      *monitor,
     return;
 
   np_server_watch_call (self, TRUE);
+}
+
+static gboolean
+np_server_watch_look_cb (gpointer data)
+{
+  NpServerWatch *self = data;
+
+  g_clear_pointer (&self->look, g_source_unref);
+  np_server_watch_call (self, TRUE);
+
+  return G_SOURCE_REMOVE;
+}
+
+/* What came between the last look and the watch, the watch never hears
+ * of: a directory made before it watched the parent for it, a server
+ * that made its socket before it watched the directory. Once watching,
+ * it looks for them, reporting from the context as a change would. */
+static void
+np_server_watch_catch_up (NpServerWatch *self)
+{
+  g_autofree char *socket_path = NULL;
+
+  if (self->on_parent && g_file_test (self->dir_path, G_FILE_TEST_IS_DIR))
+    np_server_watch_monitor (self);
+
+  socket_path = g_build_filename (self->dir_path, self->socket_name, NULL);
+  if (self->on_parent || self->look != NULL || !g_file_test (socket_path, G_FILE_TEST_EXISTS))
+    return;
+
+  self->look = g_idle_source_new ();
+  g_source_set_static_name (self->look, "[np] look for a server");
+  g_source_set_callback (self->look, np_server_watch_look_cb, self, NULL);
+  g_source_attach (self->look, self->context);
 }
 
 static gboolean
@@ -183,6 +228,7 @@ np_server_watch_monitor (NpServerWatch *self)
 
 NpServerWatch *
 np_server_watch_new (const char        *socket_path,
+                     gboolean           catch_up,
                      GMainContext      *context,
                      NpServerWatchFunc  func,
                      gpointer           data,
@@ -200,6 +246,8 @@ np_server_watch_new (const char        *socket_path,
   self->destroy = destroy;
 
   np_server_watch_monitor (self);
+  if (catch_up)
+    np_server_watch_catch_up (self);
 
   return self;
 }
@@ -231,6 +279,11 @@ np_server_watch_release (gpointer data)
     {
       g_source_destroy (self->timer);
       g_clear_pointer (&self->timer, g_source_unref);
+    }
+  if (self->look != NULL)
+    {
+      g_source_destroy (self->look);
+      g_clear_pointer (&self->look, g_source_unref);
     }
   np_server_watch_drop_monitor (self);
   if (self->destroy != NULL)

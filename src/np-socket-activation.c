@@ -15,6 +15,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <glib/gi18n-lib.h>
+
 #include "np-error.h"
 #include "np-socket-activation-private.h"
 
@@ -119,8 +121,8 @@ np_socket_activation_check (const char  *name,
       type != SOCK_STREAM || domain != AF_UNIX || !listening)
     {
       g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_FAILED,
-                   "Cannot listen as pipe “%s”: descriptor %d, passed by the service "
-                   "manager, is not a listening Unix stream socket", name, fd);
+                   _("Cannot listen as pipe “%s”: descriptor %d, passed by the service "
+                     "manager, is not a listening Unix stream socket"), name, fd);
       return FALSE;
     }
 

@@ -13,6 +13,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <glib/gi18n-lib.h>
+
 #include "np-error.h"
 #include "np-socket-connect-private.h"
 
@@ -37,7 +39,7 @@ np_socket_new_fd (gboolean   nonblocking,
     {
       int errsv = errno;
       g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
-                   "Cannot create a socket: %s", g_strerror (errsv));
+                   _("Cannot create a socket: %s"), g_strerror (errsv));
     }
 
   return fd;
@@ -64,18 +66,18 @@ np_socket_set_connect_error (const char  *name,
     case ENOENT:
     case ECONNREFUSED:
       g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_FOUND,
-                   "No server is running as pipe “%s” (%s)", name, path);
+                   _("No server is running as pipe “%s” (%s)"), name, path);
       break;
 
     case EACCES:
     case EPERM:
       g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED,
-                   "Not allowed to connect to pipe “%s” (%s)", name, path);
+                   _("Not allowed to connect to pipe “%s” (%s)"), name, path);
       break;
 
     default:
       g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
-                   "Cannot connect to pipe “%s”: %s", name, g_strerror (errsv));
+                   _("Cannot connect to pipe “%s”: %s"), name, g_strerror (errsv));
     }
 }
 
@@ -85,8 +87,8 @@ np_socket_set_busy_error (const char  *name,
                           GError     **error)
 {
   g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
-               "Pipe “%s” did not take the connection within %u ms: its server is "
-               "alive but does not accept connections as fast as they come",
+               _("Pipe “%s” did not take the connection within %u ms: its server is "
+                 "alive but does not accept connections as fast as they come"),
                name, timeout_msec);
 }
 
@@ -236,7 +238,7 @@ np_socket_cancelled_cb (gpointer data)
       g_source_destroy (attempt->retry);
       np_socket_connect_done (task, NULL,
                               g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                                                   "Operation was cancelled"));
+                                                   _("Operation was cancelled")));
     }
 
   return G_SOURCE_REMOVE;

@@ -12,6 +12,7 @@
 
 #include <gio/gunixsocketaddress.h>
 #include <glib/gstdio.h>
+#include <glib/gi18n-lib.h>
 
 #include "np-error.h"
 #include "np-name-private.h"
@@ -40,7 +41,7 @@ np_socket_file_listen (const char    *name,
   address = g_unix_socket_address_new (path);
   if (!g_socket_bind (socket, address, FALSE, error))
     {
-      g_prefix_error (error, "Cannot listen as pipe “%s”: ", name);
+      g_prefix_error (error, _("Cannot listen as pipe “%s”: "), name);
       return NULL;
     }
 
@@ -49,7 +50,7 @@ np_socket_file_listen (const char    *name,
     {
       int errsv = errno;
       g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
-                   "Cannot set up the socket “%s” of pipe “%s”: %s",
+                   _("Cannot set up the socket “%s” of pipe “%s”: %s"),
                    path, name, g_strerror (errsv));
       g_unlink (path);
       return NULL;
@@ -59,7 +60,7 @@ np_socket_file_listen (const char    *name,
   g_socket_set_listen_backlog (socket, SOMAXCONN);
   if (!g_socket_listen (socket, error))
     {
-      g_prefix_error (error, "Cannot listen as pipe “%s”: ", name);
+      g_prefix_error (error, _("Cannot listen as pipe “%s”: "), name);
       g_unlink (path);
       return NULL;
     }

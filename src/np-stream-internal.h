@@ -39,15 +39,13 @@ typedef enum
   NP_OP_REQUEST, /* done when the reply arrives */
 } NpOpKind;
 
-/* Where np_stream_request_sync() waits for its op. */
+/* Where np_stream_request_sync() waits for its op: what any blocking
+ * call waits on (np_stream_block()), and the reply. */
 typedef struct
 {
-  GMutex    mutex;
-  GCond     cond;
-  gboolean  done;
-  GBytes   *reply;
-  GUnixFDList *reply_fds;
-  GError   *error;
+  NpStreamWait  base;
+  GBytes       *reply;
+  GUnixFDList  *reply_fds;
 } NpSyncWait;
 
 /* An asynchronous call waiting on the stream (or a blocking one, with
@@ -159,6 +157,9 @@ struct _NpStream
   GHashTable              *unanswered;     /* their ids → their messages' sizes; NULL
                                             * until the first */
   guint64                  unanswered_bytes; /* those sizes, summed */
+  GHashTable              *unanswered_fds; /* the ids of those with descriptors → how
+                                            * many: held in the budget until answered;
+                                            * NULL until the first */
   guint                    max_pending_requests;      /* 0: no bound */
   guint                    max_pending_request_bytes; /* 0: no bound */
   guint                    request_timeout;
@@ -215,6 +216,15 @@ np_stream_note_queued_locked (NpStream *self)
 {
   if (G_UNLIKELY (np_out_queue_get_size (&self->out) > self->high_water))
     self->over_half = TRUE;
+}
+
+/* A buffer is being delivered, with frames left of it to parse: a
+ * handler that runs a loop of its own waits for them. From the context's
+ * thread. */
+static inline gboolean
+np_stream_has_rest (NpStream *self)
+{
+  return self->rest != NULL && self->rest < self->rest_end;
 }
 
 /* Closing has nothing left to do but to close: all written, and the
@@ -353,6 +363,7 @@ gboolean np_stream_check_send_locked
 gboolean np_stream_take_request    (NpStream      *self,
                                     guint32        id,
                                     gsize          size,
+                                    guint          n_fds,
                                     NpStreamAfter *after);
 void    np_stream_handle_reply     (NpStream      *self,
                                     NpFrameType    type,

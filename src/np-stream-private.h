@@ -159,6 +159,7 @@ void      np_stream_ping_async            (NpStream                *self,
                                            GTask                   *task);
 void      np_stream_close                 (NpStream                *self);
 gboolean  np_stream_close_sync            (NpStream                *self,
+                                           GCancellable            *cancellable,
                                            GError                 **error);
 void      np_stream_close_async           (NpStream                *self,
                                            GTask                   *task);

@@ -306,24 +306,27 @@ np_stream_handle_frame (NpStream      *self,
         const guint8 *data = g_bytes_get_data (payload, &len);
         guint32 id = np_request_id_decode (data);
         g_autoptr(GBytes) message = g_bytes_new_from_bytes (payload, 4, len - 4);
+        guint n_fds = fds != NULL ? g_unix_fd_list_get_length (fds) : 0;
 
         g_assert ((type == NP_FRAME_REQUEST_FDS) == (fds != NULL));
 
         /* In its place among the messages; its descriptors are the
-         * owner's from here on, or closed with @fds. */
+         * owner's from here on, or closed with @fds. They stay in the
+         * budget until it is answered. */
         np_stream_report_opened (self, owner, TRUE);
-        if (fds != NULL)
-          np_fd_budget_release (g_unix_fd_list_get_length (fds));
-        if (!np_stream_take_request (self, id, len - 4, after))
-          break;
+        if (!np_stream_take_request (self, id, len - 4, n_fds, after))
+          {
+            np_fd_budget_release (n_fds);
+            break;
+          }
         if (owner != NULL && self->callbacks->request != NULL)
           self->callbacks->request (owner, self, id, message, fds);
         else
           {
             g_autoptr(GError) error = NULL;
 
-            error = g_error_new_literal (NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
-                                         "Nothing handles requests on this pipe");
+            error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
+                                         _("nothing handles requests on this pipe"));
             np_stream_reply (self, id, NULL, NULL, error);
           }
       }
@@ -371,7 +374,7 @@ np_stream_match_fds (NpStream       *self,
   if (header->n_fds > self->max_fds)
     {
       g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                   "a message carries %u descriptors, more than the %u allowed",
+                   _("a message carries %u descriptors, more than the %u allowed"),
                    header->n_fds, self->max_fds);
       return FALSE;
     }
@@ -379,7 +382,7 @@ np_stream_match_fds (NpStream       *self,
   if (batch == NULL || batch->start > pos || batch->end <= pos)
     {
       g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                   "a message announces %u descriptors, but none came with its first byte",
+                   _("a message announces %u descriptors, but none came with its first byte"),
                    header->n_fds);
       return FALSE;
     }
@@ -387,7 +390,7 @@ np_stream_match_fds (NpStream       *self,
   if (batch->n != header->n_fds)
     {
       g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                   "a message announces %u descriptors, but %u came with it",
+                   _("a message announces %u descriptors, but %u came with it"),
                    header->n_fds, batch->n);
       return FALSE;
     }
@@ -507,7 +510,7 @@ np_stream_read_ended (NpStream      *self,
   if (status == NP_IO_FAILED)
     {
       error = np_stream_error_new (self, io_error->domain, io_error->code,
-                                   "Reading from the socket failed: %s", io_error->message);
+                                   _("Reading from the socket failed: %s"), io_error->message);
       np_stream_read_failed (self, error, FALSE, after);
       return FALSE;
     }
@@ -515,10 +518,10 @@ np_stream_read_ended (NpStream      *self,
   /* The end of the stream. */
   if (!self->hello_read)
     error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                                 "The peer closed the connection before completing the handshake");
+                                 _("The peer closed the connection before completing the handshake"));
   else if (self->head_len > 0 || self->body != NULL)
     error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                                 "The peer closed the connection in the middle of a message");
+                                 _("The peer closed the connection in the middle of a message"));
   else if (self->fd_batches.head != NULL)
     {
       error = np_stream_stray_fds_error_new (self);
@@ -560,19 +563,19 @@ np_stream_keep_fds (NpStream      *self,
    * descriptors would pile up for as long as the body lasts. */
   if (in_body && !fds->truncated)
     error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                                 "%u descriptors came with bytes in the middle of a "
-                                 "message, where no message with descriptors starts",
+                                 _("%u descriptors came with bytes in the middle of a "
+                                   "message, where no message with descriptors starts"),
                                  fds->n);
   else if (fds->truncated)
     error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
-                                 "a control message was cut short: the peer sent more than "
-                                 "the %u descriptors a message may carry, or this process "
-                                 "has no descriptors left", self->max_fds);
+                                 _("a control message was cut short: the peer sent more than "
+                                   "the %u descriptors a message may carry, or this process "
+                                   "has no descriptors left"), self->max_fds);
   else if (!np_fd_budget_hold (fds->n))
     error = np_stream_error_new (self, G_IO_ERROR, G_IO_ERROR_TOO_MANY_OPEN_FILES,
-                                 "the peer sent %u descriptors, which would take the "
-                                 "library past the %u this process may use (RLIMIT_NOFILE "
-                                 "less a reserve for the application)",
+                                 _("the peer sent %u descriptors, which would take the "
+                                   "library past the %u this process may use (RLIMIT_NOFILE "
+                                   "less a reserve for the application)"),
                                  fds->n, np_fd_budget_limit ());
 
   if (error != NULL)

@@ -10,6 +10,7 @@
 #include <glib/gi18n-lib.h>
 
 #include "np-error.h"
+#include "np-fd-budget-private.h"
 #include "np-stream-internal.h"
 
 /* A request goes out as a REQUEST frame with an id of the sender's; the
@@ -152,7 +153,7 @@ static GError *
 np_stream_not_supported_error_new (NpStream *self)
 {
   return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
-                              "the peer speaks protocol version %u, which has no requests",
+                              _("the peer speaks protocol version %u, which has no requests"),
                               self->version);
 }
 
@@ -175,6 +176,27 @@ np_stream_check_request_fds_locked (NpStream  *self,
     }
 
   return np_stream_check_fds_locked (self, n_fds, error);
+}
+
+/* Whether a reply may carry @n_fds descriptors. A requester of version
+ * 4 that asked before its settings came (which a peer of the library
+ * never does) has not said how many it takes, perhaps none: unlike a
+ * request, a reply does not wait for them. */
+static gboolean
+np_stream_check_reply_fds_locked (NpStream  *self,
+                                  guint      n_fds,
+                                  GError   **error)
+{
+  if (self->version >= NP_PROTOCOL_SETTINGS && !self->settings_received)
+    {
+      g_propagate_error (error,
+                         np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
+                                              _("the peer asked before its settings came, "
+                                                "which say how many descriptors it takes")));
+      return FALSE;
+    }
+
+  return np_stream_check_request_fds_locked (self, n_fds, error);
 }
 
 /* A message that waited for the peer's handshake and cannot go: its
@@ -250,9 +272,9 @@ np_stream_unpark_locked (NpStream      *self,
               /* The call that queued it returned long ago: the message
                * cannot go, and dropping it silently would lose it. */
               error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
-                                           "a message with descriptors was sent before the "
-                                           "peer's handshake, and the peer speaks protocol "
-                                           "version %u, which carries no descriptors",
+                                           _("a message with descriptors was sent before the "
+                                             "peer's handshake, and the peer speaks protocol "
+                                             "version %u, which carries no descriptors"),
                                            self->version);
               np_parked_free (parked);
               self->parked_bytes = 0;
@@ -395,7 +417,7 @@ np_stream_request_timeout_cb (gpointer data)
       g_hash_table_steal (self->requests, GUINT_TO_POINTER (timeout->id));
       g_clear_pointer (&op->timeout, g_source_unref);
       op->error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
-                                       "the peer did not answer the request within %u ms",
+                                       _("the peer did not answer the request within %u ms"),
                                        self->request_timeout);
       g_queue_push_tail (&after.done, op);
     }
@@ -512,9 +534,11 @@ np_stream_check_pending_locked (NpStream *self,
   return NULL;
 }
 
-/* A request of @size bytes came from the peer, as request @id: returns
- * TRUE to deliver it, counted among those that wait for an answer until
- * np_stream_reply(). One past the bounds is answered at once with
+/* A request of @size bytes came from the peer, as request @id, with
+ * @n_fds descriptors: returns TRUE to deliver it, counted among those
+ * that wait for an answer until np_stream_reply(), its descriptors in
+ * the budget until then (the application keeps them while it works on
+ * the answer; the library bounds the requests it keeps, and so these). One past the bounds is answered at once with
  * TOO_MANY_REQUESTS (its bytes go with the frame); one of id 0, which
  * no request has, or of an id that waits already, whose answers could
  * not be told apart, ends the stream. From the read side. */
@@ -522,6 +546,7 @@ gboolean
 np_stream_take_request (NpStream      *self,
                         guint32        id,
                         gsize          size,
+                        guint          n_fds,
                         NpStreamAfter *after)
 {
   g_autoptr(GError) error = NULL;
@@ -550,6 +575,12 @@ np_stream_take_request (NpStream      *self,
       if (self->unanswered == NULL)
         self->unanswered = g_hash_table_new (NULL, NULL);
       g_hash_table_insert (self->unanswered, GUINT_TO_POINTER (id), GSIZE_TO_POINTER (size));
+      if (n_fds > 0)
+        {
+          if (self->unanswered_fds == NULL)
+            self->unanswered_fds = g_hash_table_new (NULL, NULL);
+          g_hash_table_insert (self->unanswered_fds, GUINT_TO_POINTER (id), GUINT_TO_POINTER (n_fds));
+        }
       self->n_unanswered++;
       self->unanswered_bytes += size;
       take = TRUE;
@@ -637,6 +668,7 @@ np_stream_reply (NpStream     *self,
   g_autoptr(GError) refused = NULL;
   g_autoptr(GError) not_sent = NULL;
   gpointer size;
+  gpointer held_fds;
 
   g_mutex_lock (self->lock);
   /* Each request is answered once (NpPipeRequest sees to it): its id
@@ -647,10 +679,13 @@ np_stream_reply (NpStream     *self,
       self->n_unanswered--;
       self->unanswered_bytes -= GPOINTER_TO_SIZE (size);
     }
+  if (self->unanswered_fds != NULL &&
+      g_hash_table_steal_extended (self->unanswered_fds, GUINT_TO_POINTER (id), NULL, &held_fds))
+    np_fd_budget_release (GPOINTER_TO_UINT (held_fds));
   /* Descriptors the requester cannot take: it is told, as of a reply too
    * large, rather than given the reply without them. */
   if (reply_error == NULL && n_fds > 0 &&
-      !np_stream_check_request_fds_locked (self, n_fds, &refused))
+      !np_stream_check_reply_fds_locked (self, n_fds, &refused))
     {
       not_sent = g_error_new (refused->domain, refused->code,
                               _("The reply could not be sent with its %u descriptors: %s"),
@@ -671,10 +706,10 @@ np_stream_reply (NpStream     *self,
 
           /* The requester is told, instead of waiting for a reply that
            * would cost it its connection. */
-          too_large = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
-                                   "The reply of %" G_GSIZE_FORMAT " bytes exceeds the limit of "
-                                   "%u bytes that the requesting side accepts",
-                                   g_bytes_get_size (reply), self->peer_max_message_size);
+          too_large = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
+                                           _("the reply of %zu bytes exceeds the limit of "
+                                             "%u bytes that the requesting side accepts"),
+                                           g_bytes_get_size (reply), self->peer_max_message_size);
           payload = np_error_reply_encode (id, too_large);
           np_frame_header_encode (error_header, NP_FRAME_ERROR, g_bytes_get_size (payload));
           np_stream_queue_peer_frame_locked (self, error_header, sizeof error_header, payload,
@@ -724,58 +759,19 @@ np_stream_get_supports_requests (NpStream *self)
 
 /* Blocking requests */
 
-/* How long a thread that took the stream's context for itself keeps it
- * between looks at whether another thread wants it, and how long it then
- * leaves it to that thread. */
-#define NP_SYNC_SLICE_MSEC 50
-#define NP_SYNC_YIELD_MSEC 5
-/* A context iterated this recently has a thread that runs it, and will
- * read the reply: a blocking request then waits for that thread instead
- * of taking the context from it. */
-#define NP_SYNC_RUNNING_MSEC 200
-
-/* Sleeps until @wait is done, @cancellable cancelled, @msec passed or
- * @deadline (-1: none) came. */
-static void
-np_sync_wait_for (NpSyncWait   *wait,
-                  GCancellable *cancellable,
-                  guint         msec,
-                  gint64        deadline)
-{
-  g_mutex_lock (&wait->mutex);
-  if (!wait->done && !g_cancellable_is_cancelled (cancellable))
-    {
-      gint64 until = g_get_monotonic_time () + msec * G_TIME_SPAN_MILLISECOND;
-
-      if (deadline >= 0)
-        until = MIN (until, deadline);
-      g_cond_wait_until (&wait->cond, &wait->mutex, until);
-    }
-  g_mutex_unlock (&wait->mutex);
-}
-
+/* Gives the blocked caller the result of @op, its request. */
 void
 np_sync_wait_done (NpSyncWait *wait,
                    NpOp       *op)
 {
-  g_mutex_lock (&wait->mutex);
+  g_autoptr(GError) error = g_steal_pointer (&op->error);
+
+  g_mutex_lock (&wait->base.mutex);
   wait->reply = g_steal_pointer (&op->reply);
   wait->reply_fds = g_steal_pointer (&op->reply_fds);
-  wait->error = g_steal_pointer (&op->error);
-  wait->done = TRUE;
-  g_cond_broadcast (&wait->cond);
-  g_mutex_unlock (&wait->mutex);
-}
+  g_mutex_unlock (&wait->base.mutex);
 
-static void
-np_sync_wait_cancelled (GCancellable *cancellable,
-                        gpointer      data)
-{
-  NpSyncWait *wait = data;
-
-  g_mutex_lock (&wait->mutex);
-  g_cond_broadcast (&wait->cond);
-  g_mutex_unlock (&wait->mutex);
+  np_stream_wait_done (&wait->base, error);
 }
 
 /* Takes @op, a request no longer waited for, out of the stream. */
@@ -825,10 +821,10 @@ np_stream_abandon_sync_request (NpStream   *self,
 {
   np_stream_drop_sync_request (self, op);
 
-  g_mutex_lock (&wait->mutex);
-  while (!wait->done)
-    g_cond_wait (&wait->cond, &wait->mutex);
-  g_mutex_unlock (&wait->mutex);
+  g_mutex_lock (&wait->base.mutex);
+  while (!wait->base.done)
+    g_cond_wait (&wait->base.cond, &wait->base.mutex);
+  g_mutex_unlock (&wait->base.mutex);
 }
 
 /* Sends @message as a request, with @fds (NULL or empty: none), and
@@ -852,14 +848,12 @@ np_stream_request_sync (NpStream      *self,
   NpSyncWait wait = { 0 };
   GError *local_error = NULL;
   gint64 deadline = -1;
-  gulong cancel_id;
   NpOp *op = NULL;
 
   if (g_cancellable_set_error_if_cancelled (cancellable, error))
     return NULL;
 
-  g_mutex_init (&wait.mutex);
-  g_cond_init (&wait.cond);
+  np_stream_wait_init (&wait.base);
 
   /* A peer that went away may have said why: that is the error. */
   np_stream_read_after_hangup (self);
@@ -888,78 +882,35 @@ np_stream_request_sync (NpStream      *self,
 
   if (op == NULL)
     {
-      g_mutex_clear (&wait.mutex);
-      g_cond_clear (&wait.cond);
+      np_stream_wait_clear (&wait.base);
       g_propagate_error (error, local_error);
       return NULL;
     }
 
-  cancel_id = cancellable != NULL
-              ? g_cancellable_connect (cancellable, G_CALLBACK (np_sync_wait_cancelled), &wait, NULL)
-              : 0;
-
-  for (;;)
+  /* Given up (cancelled, or past the timeout): once the request is
+   * taken out, or completed by another thread meanwhile, it is done. */
+  if (!np_stream_block (self, &wait.base, deadline, cancellable))
     {
-      gboolean done;
-      gint64 left = deadline < 0 ? -1 : deadline - g_get_monotonic_time ();
-      gboolean acquired = FALSE;
-
-      g_mutex_lock (&wait.mutex);
-      done = wait.done;
-      g_mutex_unlock (&wait.mutex);
-      if (done)
-        break;
-
-      if (g_cancellable_is_cancelled (cancellable) || (deadline >= 0 && left <= 0))
+      np_stream_abandon_sync_request (self, op, &wait);
+      if (wait.reply == NULL && wait.base.error == NULL)
         {
-          np_stream_abandon_sync_request (self, op, &wait);
-          if (wait.reply == NULL && wait.error == NULL)
-            {
-              if (g_cancellable_is_cancelled (cancellable))
-                wait.error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                                                  "Operation was cancelled");
-              else
-                wait.error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
-                                                  "the peer did not answer the request within %u ms",
-                                                  self->request_timeout);
-            }
-          break;
+          if (g_cancellable_is_cancelled (cancellable))
+            wait.base.error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                                   _("Operation was cancelled"));
+          else
+            wait.base.error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
+                                                   _("the peer did not answer the request "
+                                                     "within %u ms"),
+                                                   self->request_timeout);
         }
-
-      if (g_main_context_is_owner (self->context) ||
-          (!np_flusher_context_is_running (self->flusher, NP_SYNC_RUNNING_MSEC) &&
-           (acquired = g_main_context_acquire (self->context))))
-        {
-          /* Holding a context another thread may want to run, hold it
-           * for short stretches only. */
-          np_stream_poll_once (self,
-                               acquired ? (gint) MIN (left < 0 ? G_MAXINT64 : (left + 999) / 1000,
-                                                      NP_SYNC_SLICE_MSEC)
-                                        : (left < 0 ? -1 : (gint) ((left + 999) / 1000)),
-                               cancellable);
-          if (acquired)
-            {
-              /* A thread waiting for the context was woken by the
-               * release: let it take the context before looking again. */
-              g_main_context_release (self->context);
-              np_sync_wait_for (&wait, cancellable, NP_SYNC_YIELD_MSEC, deadline);
-            }
-        }
-      else
-        /* The thread that runs the context reads the reply. Woken by the
-         * reply or the cancellable; the slice only catches a context that
-         * a thread stopped running. */
-        np_sync_wait_for (&wait, cancellable, 100, deadline);
     }
 
-  if (cancellable != NULL)
-    g_cancellable_disconnect (cancellable, cancel_id);
-  g_mutex_clear (&wait.mutex);
-  g_cond_clear (&wait.cond);
+  local_error = g_steal_pointer (&wait.base.error);
+  np_stream_wait_clear (&wait.base);
 
-  if (wait.error != NULL)
+  if (local_error != NULL)
     {
-      g_propagate_error (error, wait.error);
+      g_propagate_error (error, local_error);
       g_clear_pointer (&wait.reply, g_bytes_unref);
       g_clear_object (&wait.reply_fds);
       return NULL;

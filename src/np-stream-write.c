@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 
 #include <glib/gi18n-lib.h>
 
@@ -226,7 +227,7 @@ np_stream_write_some_locked (NpStream *self)
 
         case NP_IO_FAILED:
           self->write_error = np_stream_error_new (self, error->domain, error->code,
-                                                   "Writing to the socket failed: %s",
+                                                   _("Writing to the socket failed: %s"),
                                                    error->message);
           np_out_queue_clear (&self->out);
           break;
@@ -330,8 +331,8 @@ np_stream_queue_peer_frame_with_fds_locked (NpStream      *self,
       g_autoptr(GError) error = NULL;
 
       error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_QUEUE_FULL,
-                                   "the peer sends but does not read: %" G_GUINT64_FORMAT
-                                   " bytes are queued to it, the limit is %" G_GUINT64_FORMAT,
+                                   _("the peer sends but does not read: %" PRIu64
+                                     " bytes are queued to it, the limit is %" PRIu64),
                                    np_out_queue_get_size (&self->out), self->max_queued_bytes);
       np_stream_abort_locked (self, error, after);
       return;
@@ -349,7 +350,7 @@ np_stream_too_large_error_new (NpStream *self,
                                gsize     len)
 {
   return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
-                              _("message of %" G_GSIZE_FORMAT " bytes exceeds the limit of %u "
+                              _("message of %zu bytes exceeds the limit of %u "
                                 "bytes that the receiving side accepts"),
                               len, self->peer_max_message_size);
 }
@@ -422,9 +423,9 @@ np_stream_check_send_locked (NpStream       *self,
       GError *full;
 
       full = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_QUEUE_FULL,
-                                  "the peer does not keep up: %" G_GUINT64_FORMAT " bytes are "
-                                  "queued to it, and %" G_GSIZE_FORMAT " more would pass the "
-                                  "limit of %" G_GUINT64_FORMAT,
+                                  _("the peer does not keep up: %" PRIu64 " bytes are "
+                                    "queued to it, and %zu more would pass the "
+                                    "limit of %" PRIu64),
                                   queued, len, self->max_queued_bytes);
 
       /* Reported from the context, never from inside send(). */
@@ -679,8 +680,8 @@ np_stream_cancelled_cb (GCancellable *cancellable,
 
           if (dropped > 0)
             error = np_stream_error_new (self, G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                                         "the close was cancelled: %" G_GUINT64_FORMAT
-                                         " queued bytes were dropped", dropped);
+                                         _("the close was cancelled: %" PRIu64
+                                           " queued bytes were dropped"), dropped);
           np_stream_finish_locked (self, error, &after);
         }
       else
@@ -688,7 +689,7 @@ np_stream_cancelled_cb (GCancellable *cancellable,
 
       /* The handler may not disconnect itself: that waits for it. */
       op->error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                                       "Operation was cancelled");
+                                       _("Operation was cancelled"));
       idle = g_idle_source_new ();
       g_source_set_static_name (idle, "[np] cancelled call");
       g_source_set_callback (idle, np_op_complete_cb, op, NULL);
@@ -1001,12 +1002,15 @@ np_stream_close_async (NpStream *self,
 
 /* Writes out what is queued, blocking this thread for at most the close
  * timeout, then closes and reports. Fails when something queued was not
- * written. */
+ * written. Cancelling closes at once, dropping what is still queued, as
+ * np_stream_close_async() does, and fails with G_IO_ERROR_CANCELLED. */
 gboolean
-np_stream_close_sync (NpStream  *self,
-                      GError   **error)
+np_stream_close_sync (NpStream      *self,
+                      GCancellable  *cancellable,
+                      GError       **error)
 {
   NpStreamAfter after = NP_STREAM_AFTER_INIT;
+  gboolean cancelled = FALSE;
   gboolean ret;
 
   g_mutex_lock (self->lock);
@@ -1024,10 +1028,13 @@ np_stream_close_sync (NpStream  *self,
 
       g_mutex_unlock (self->lock);
       if (self->close_timeout == 0 || left > 0)
-        np_stream_poll_once (self, self->close_timeout == 0 ? -1 : (gint) ((left + 999) / 1000),
-                             NULL);
+        cancelled = !np_stream_poll_once (self, self->close_timeout == 0 ? -1 : (gint) ((left + 999) / 1000),
+                                          cancellable);
       g_main_context_release (self->context);
       g_mutex_lock (self->lock);
+
+      if (cancelled)
+        break;
 
       if (self->close_timeout > 0 && left <= 0)
         break;
@@ -1052,6 +1059,20 @@ np_stream_close_sync (NpStream  *self,
       if (self->state == NP_STREAM_CLOSED)
         break;
 
+      if (cancelled || g_cancellable_is_cancelled (cancellable))
+        {
+          g_autoptr(GError) dropped = NULL;
+          guint64 size = np_out_queue_get_size (&self->out);
+
+          cancelled = TRUE;
+          if (size > 0)
+            dropped = np_stream_error_new (self, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                           _("the close was cancelled: %" G_GUINT64_FORMAT
+                                             " queued bytes were dropped"), size);
+          np_stream_finish_locked (self, dropped, &after);
+          break;
+        }
+
       if (self->close_timeout > 0)
         {
           left = self->stall_until - g_get_monotonic_time ();
@@ -1064,12 +1085,16 @@ np_stream_close_sync (NpStream  *self,
             }
         }
 
-      np_stream_wait_writable_locked (self, left < 0 ? -1 : (gint) ((left + 999) / 1000),
-                                      NULL, NULL);
+      if (!np_stream_wait_writable_locked (self, left < 0 ? -1 : (gint) ((left + 999) / 1000),
+                                           cancellable, NULL))
+        cancelled = TRUE;
     }
 
-  ret = self->error == NULL;
-  if (!ret)
+  ret = self->error == NULL && !cancelled;
+  if (cancelled)
+    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                         _("Operation was cancelled"));
+  else if (!ret)
     g_propagate_error (error, g_error_copy (self->error));
   g_mutex_unlock (self->lock);
 

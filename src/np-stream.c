@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <string.h>
 
@@ -52,7 +53,7 @@ np_stream_error_new (NpStream    *self,
 GError *
 np_stream_closed_error_new (NpStream *self)
 {
-  return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED, "the pipe is closed");
+  return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED, _("the pipe is closed"));
 }
 
 void
@@ -160,8 +161,8 @@ np_stream_finish_locked (NpStream      *self,
   n_parked = np_stream_count_parked_messages_locked (self);
   if (error == NULL && n_parked > 0 && self->owner != NULL)
     error = unsent = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                                          "%u messages queued behind a request were dropped: "
-                                          "the connection closed before the peer's hello",
+                                          _("%u messages queued behind a request were dropped: "
+                                            "the connection closed before the peer's hello"),
                                           n_parked);
 
   np_stream_set_state (self, NP_STREAM_CLOSED);
@@ -183,7 +184,7 @@ np_stream_finish_locked (NpStream      *self,
   np_out_queue_clear (&self->out);
   closed = error != NULL ? g_error_copy (error)
                          : np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                                                "the pipe closed first");
+                                                _("the pipe closed first"));
   np_stream_fail_ops_locked (&self->writes, closed, after);
   np_stream_fail_ops_locked (&self->pings, closed, after);
   np_stream_fail_requests_locked (self, closed, after);
@@ -547,13 +548,13 @@ np_stream_stalled_error_new (NpStream *self)
 {
   if (np_out_queue_is_empty (&self->out))
     return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
-                                "%u requests of the peer were still unanswered %u ms after "
-                                "it ended its side of the connection",
+                                _("%u requests of the peer were still unanswered %u ms after "
+                                  "it ended its side of the connection"),
                                 self->n_unanswered, self->close_timeout);
 
   return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
-                              "%" G_GUINT64_FORMAT " bytes queued to the peer were dropped: "
-                              "it read nothing for %u ms while the connection closed",
+                              _("%" PRIu64 " bytes queued to the peer were dropped: "
+                                "it read nothing for %u ms while the connection closed"),
                               np_out_queue_get_size (&self->out), self->close_timeout);
 }
 
@@ -585,7 +586,7 @@ np_stream_deadline_cb (gpointer data)
       if (self->state == NP_STREAM_HANDSHAKE)
         {
           error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
-                                       "the peer did not complete the handshake in time");
+                                       _("the peer did not complete the handshake in time"));
           np_stream_abort_locked (self, error, &after);
         }
       else if (self->state == NP_STREAM_CLOSING && self->deadline == NULL)
@@ -642,7 +643,7 @@ np_stream_handle_io_locked (NpStream     *self,
     held = self->callbacks->enter (owner);
 
   if (np_stream_get_state (self) <= NP_STREAM_OPEN &&
-      (revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)))
+      ((revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)) || np_stream_has_rest (self)))
     {
       self->reading++;
       np_stream_read (self, owner, &after);
@@ -669,6 +670,21 @@ np_stream_handle_io_locked (NpStream     *self,
         self->callbacks->leave (owner, held);
       g_object_unref (owner);
     }
+}
+
+/* A handler runs a main loop of its own while a buffer is delivered:
+ * the frames left of it are ready now, whether or not the socket is
+ * (they may be what the handler waits for). Only the context's thread
+ * touches the read side. */
+static gboolean
+np_stream_io_prepare (GSource *source,
+                      gint    *timeout)
+{
+  NpStream *self = ((NpStreamSource *) source)->stream;
+
+  *timeout = -1;
+
+  return np_stream_has_rest (self) && np_stream_get_state (self) <= NP_STREAM_OPEN;
 }
 
 /* The socket is readable or writable */
@@ -709,6 +725,7 @@ np_stream_poll_once (NpStream     *self,
 {
   GPollFD fds[2] = { { -1, 0, 0 } };
   guint n_fds = 1;
+  gboolean rest;
   int res;
 
   g_mutex_lock (self->lock);
@@ -725,6 +742,11 @@ np_stream_poll_once (NpStream     *self,
   fds[0].fd = self->transport->fd;
   fds[0].events = self->events;
   self->transport_users++;
+  /* Called from a handler, whose buffer has frames left to deliver:
+   * they are ready now (see np_stream_io_prepare()). */
+  rest = np_stream_has_rest (self) && self->state <= NP_STREAM_OPEN;
+  if (rest)
+    timeout_msec = 0;
   g_mutex_unlock (self->lock);
 
   if (g_cancellable_make_pollfd (cancellable, &fds[1]))
@@ -739,8 +761,8 @@ np_stream_poll_once (NpStream     *self,
 
   g_mutex_lock (self->lock);
   self->transport_users--;
-  if (res > 0 && fds[0].revents != 0 && self->state != NP_STREAM_CLOSED)
-    np_stream_handle_io_locked (self, fds[0].revents, NULL);
+  if (((res > 0 && fds[0].revents != 0) || rest) && self->state != NP_STREAM_CLOSED)
+    np_stream_handle_io_locked (self, res > 0 ? fds[0].revents : 0, NULL);
   else
     {
       np_stream_release_transport_locked (self);
@@ -938,6 +960,7 @@ np_stream_source_finalize (GSource *source)
 }
 
 static GSourceFuncs np_stream_io_funcs = {
+  .prepare = np_stream_io_prepare,
   .dispatch = np_stream_io_dispatch,
   .finalize = np_stream_source_finalize,
 };
@@ -1112,6 +1135,17 @@ np_stream_unref (NpStream *self)
 
   g_clear_pointer (&self->requests, g_hash_table_unref);
   g_clear_pointer (&self->unanswered, g_hash_table_unref);
+  if (self->unanswered_fds != NULL)
+    {
+      GHashTableIter iter;
+      gpointer held_fds;
+
+      /* Requests never answered, by an owner that did not keep them. */
+      g_hash_table_iter_init (&iter, self->unanswered_fds);
+      while (g_hash_table_iter_next (&iter, NULL, &held_fds))
+        np_fd_budget_release (GPOINTER_TO_UINT (held_fds));
+      g_hash_table_unref (self->unanswered_fds);
+    }
 
   np_stream_release_transport_locked (self);
   np_stream_clear_partial (self);

@@ -11,6 +11,9 @@
 
 #include <gio/gio.h>
 
+#include <glib/gi18n-lib.h>
+
+#include "np-i18n-private.h"
 #include "np-variant.h"
 
 /* Longer type strings are refused: no real type needs one, and a peer
@@ -103,12 +106,14 @@ np_variant_from_message (GBytes  *message,
   g_return_val_if_fail (message != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
+  np_i18n_init ();
+
   data = g_bytes_get_data (message, &len);
   nul = len > 0 ? memchr (data, '\0', MIN (len, NP_VARIANT_TYPE_MAX + 1)) : NULL;
   if (nul == NULL)
     {
       g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                           "The message holds no GVariant: it starts with no type string");
+                           _("The message holds no GVariant: it starts with no type string"));
       return NULL;
     }
 
@@ -118,7 +123,7 @@ np_variant_from_message (GBytes  *message,
       g_autofree char *escaped = g_strescape (data, NULL);
 
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                   "The message holds no GVariant: “%s” is not a definite type", escaped);
+                   _("The message holds no GVariant: “%s” is not a definite type"), escaped);
       return NULL;
     }
 
@@ -126,7 +131,7 @@ np_variant_from_message (GBytes  *message,
   if (header > len)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                   "The GVariant message of type “%s” is truncated", data);
+                   _("The GVariant message of type “%s” is truncated"), data);
       return NULL;
     }
 
@@ -145,7 +150,7 @@ np_variant_from_message (GBytes  *message,
   if (!g_variant_is_normal_form (value))
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                   "The GVariant message of type “%s” is not in normal form", data);
+                   _("The GVariant message of type “%s” is not in normal form"), data);
       return NULL;
     }
 

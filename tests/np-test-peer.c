@@ -108,7 +108,7 @@ run_send (const char *name,
   np_pipe_client_set_close_timeout (client, 0);
   connect_and_send (client, client_id, count, size_for);
 
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
 
   return 0;
 }
@@ -163,7 +163,7 @@ run_echo (const char *name,
   if (state.received < count)
     g_error ("Disconnected after %u of %u replies", state.received, count);
 
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
 
   return 0;
 }
@@ -306,7 +306,7 @@ run_reconnect (const char *name)
   if (!np_pipe_client_connect_sync (client, NULL, &error) ||
       !np_pipe_client_send (client, message, &error))
     g_error ("%s", error->message);
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
 
   /* Only the asynchronous connect waits for the server to accept. */
   np_pipe_client_connect_async (client, NULL, reconnect_done_cb, &result);
@@ -320,7 +320,7 @@ run_reconnect (const char *name)
 
   while (read (STDIN_FILENO, buf, sizeof buf) > 0)
     ;
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
 
   return 0;
 }
@@ -460,6 +460,28 @@ refuse_cb (NpPipeServer     *server,
   return FALSE;
 }
 
+/* Accepts, and says a hello of version 4, but never its settings. */
+static gboolean
+hello_only_accept_cb (GSocket      *listener,
+                      GIOCondition  condition,
+                      gpointer      data)
+{
+  NpTestRawServer *server = data;
+  GSocket *peer = g_socket_accept (listener, NULL, NULL);
+  guint8 hello[12];
+
+  if (peer != NULL)
+    {
+      np_test_hello (hello, 4, 1024);
+      np_test_raw_write (peer, hello, sizeof hello);
+      g_ptr_array_add (server->accepted, peer);
+      printf ("accepted\n");
+      fflush (stdout);
+    }
+
+  return G_SOURCE_CONTINUE;
+}
+
 static int
 run_serve_as (const char *name,
               const char *mode)
@@ -477,6 +499,13 @@ run_serve_as (const char *name,
     np_pipe_server_set_max_connections (server, 1);
   else if (g_str_equal (mode, "mute"))
     mute = np_test_raw_server_new (name, 8, TRUE);
+  else if (g_str_equal (mode, "hello-only"))
+    {
+      mute = np_test_raw_server_new (name, 8, FALSE);
+      mute->source = g_socket_create_source (mute->listener, G_IO_IN, NULL);
+      g_source_set_callback (mute->source, G_SOURCE_FUNC (hello_only_accept_cb), mute, NULL);
+      g_source_attach (mute->source, NULL);
+    }
   else
     g_error ("serve-as: no mode %s", mode);
 
@@ -633,7 +662,7 @@ run_fd_send (const char *name,
       !np_pipe_client_send_with_fds (client, message, fds, &error))
     g_error ("%s", error->message);
   g_clear_object (&fds);
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
 
   return 0;
 }
@@ -672,7 +701,7 @@ run_fd_receive (const char *name)
   if (!np_pipe_client_connect_sync (client, NULL, &error))
     g_error ("%s", error->message);
   WAIT_UNTIL (done);
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
 
   return 0;
 }

@@ -94,7 +94,7 @@ test_socket_activation (void)
   g_assert_true (np_pipe_client_send (client, message, &error));
   WAIT_UNTIL (reply != NULL);
   g_assert_true (g_bytes_equal (reply, message));
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
 
   /* A second server of that name is refused while the first runs. */
   {

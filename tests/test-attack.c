@@ -313,7 +313,7 @@ static void
 close_client_on_cancel_cb (GCancellable *cancellable,
                            CancelClose  *c)
 {
-  np_pipe_client_close (c->client);
+  np_pipe_client_close (c->client, NULL, NULL);
 }
 
 static void
@@ -602,7 +602,7 @@ test_close_drops_parked_as_clean (void)
   g_assert_true (np_pipe_client_send (client, message, &error));
   g_assert_no_error (error);
 
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
   g_assert_cmpuint (end.n_disconnected, ==, 1);
 
   WAIT_UNTIL (result != NULL);
@@ -1096,6 +1096,83 @@ test_fd_budget (void)
   fd_server_clear (&f);
 }
 
+/* 11b. Requests with descriptors that the application keeps to answer
+ * later hold their descriptors: they count in the budget until
+ * answered. With RLIMIT_NOFILE at 48 (16 for the library), a peer whose
+ * requests of 8 descriptors each would pass it is dropped with
+ * TOO_MANY_OPEN_FILES; the application's share of the process's
+ * descriptors is left whole, and answering lets the budget go. */
+
+static gboolean
+keep_request_fds_cb (NpPipeServer     *server,
+                     NpPipeConnection *connection,
+                     NpPipeRequest    *request,
+                     FdServer         *f)
+{
+  g_ptr_array_add (f->fd_lists, g_object_ref (request));
+
+  return TRUE;
+}
+
+static void
+test_fd_budget_requests (void)
+{
+  FdServer f = { 0 };
+  g_autoptr(NpPipeServer) server = NULL;
+  g_autoptr(GSocket) greedy = NULL;
+  g_autoptr(GBytes) settings = NULL;
+  struct rlimit limit;
+  guint8 frame[8 + 4 + 1] = { 0 };
+  guint8 hello[12];
+  guint8 payload[8] = { 0, 0, 0, 0, 0, 0, 0, 8 };
+  guint8 header[8] = { 0, 0, 0, 8, 8, 0, 0, 0 };
+  guint base;
+  int fd;
+
+  g_assert_cmpint (getrlimit (RLIMIT_NOFILE, &limit), ==, 0);
+  limit.rlim_cur = 48;
+  g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &limit), ==, 0);
+
+  fd = memfd_create ("np-attack", MFD_CLOEXEC);
+  g_assert_cmpint (fd, >=, 0);
+  server = fd_server_new (&f, 8);
+  g_signal_connect (server, "request-received", G_CALLBACK (keep_request_fds_cb), &f);
+  base = np_test_count_open_fds ();
+
+  greedy = np_test_raw_connect (np_pipe_server_get_path (server));
+  np_test_hello (hello, 4, 1024);
+  np_test_raw_write (greedy, hello, sizeof hello);
+  np_test_raw_write (greedy, header, sizeof header);
+  np_test_raw_write (greedy, payload, sizeof payload);
+  WAIT_UNTIL (f.connections->len == 1);
+
+  /* REQUEST_FDS of 8 descriptors, ids 1, 2, ... */
+  np_test_put_u32 (frame, 5);
+  frame[4] = 9;
+  frame[5] = 8;
+  for (guint32 id = 1; id <= 6 && f.n_disconnected == 0; id++)
+    {
+      np_test_put_u32 (frame + 8, id);
+      raw_send_with_fds (greedy, frame, sizeof frame, fd, 8);
+      while (f.fd_lists->len < id && f.n_disconnected == 0)
+        g_main_context_iteration (NULL, TRUE);
+    }
+
+  g_assert_cmpuint (f.n_disconnected, ==, 1);
+  g_assert_error (f.error, G_IO_ERROR, G_IO_ERROR_TOO_MANY_OPEN_FILES);
+  g_assert_cmpuint (f.fd_lists->len, ==, 1);
+  g_socket_close (greedy, NULL);
+  WAIT_UNTIL (np_test_count_open_fds () == base + 8);
+
+  /* Answered (here, dropped), the request lets its descriptors go. */
+  g_ptr_array_set_size (f.fd_lists, 0);
+  g_assert_cmpuint (np_test_count_open_fds (), ==, base);
+
+  close (fd);
+  g_clear_object (&server);
+  fd_server_clear (&f);
+}
+
 /* 12. A server that accepts, says hello and closes at once, forever:
  * each connect succeeds, so a client that started its back-off afresh
  * after each one would come back ten times a second for ever. The
@@ -1154,7 +1231,7 @@ test_reconnect_flapping_server (void)
   /* Back-off from 20 ms up to 10 s. */
   g_object_set (client, "auto-reconnect", TRUE, "reconnect-interval", 20,
                 "reconnect-max-interval", 10000, NULL);
-  g_signal_connect (client, "connected", G_CALLBACK (count_cb), &n_connected);
+  g_signal_connect (client, "accepted", G_CALLBACK (count_cb), &n_connected);
   g_signal_connect (client, "disconnected", G_CALLBACK (count_cb), &n_disconnected);
   np_pipe_client_connect_async (client, NULL, async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
@@ -1171,7 +1248,7 @@ test_reconnect_flapping_server (void)
   g_assert_cmpuint (n_connected, >=, 1);
   g_assert_cmpuint (n_disconnected, >=, 1);
 
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
   g_source_destroy (source);
   g_source_unref (source);
   np_test_raw_server_free (raw);
@@ -1223,7 +1300,7 @@ test_drop_client_in_handler (gconstpointer data)
   switch (where)
     {
     case DROP_IN_CONNECTED:
-      g_signal_connect (client, "connected", G_CALLBACK (drop_client_cb), &client);
+      g_signal_connect (client, "accepted", G_CALLBACK (drop_client_cb), &client);
       np_pipe_client_connect_async (client, NULL, NULL, NULL);
       break;
 
@@ -1363,7 +1440,7 @@ rc_close (Rc *rc)
     np_pipe_client_close_async (rc->client, NULL, rc_close_done_cb, rc);
   else
     {
-      np_pipe_client_close (rc->client);
+      np_pipe_client_close (rc->client, NULL, NULL);
       rc->closed = TRUE;
     }
 }
@@ -1405,7 +1482,7 @@ rc_init (Rc              *rc,
   rc->client = np_pipe_client_new (raw->path);
   g_object_set (rc->client, "auto-reconnect", TRUE, "reconnect-interval", interval,
                 "reconnect-max-interval", interval, NULL);
-  g_signal_connect (rc->client, "connected", G_CALLBACK (rc_connected_cb), rc);
+  g_signal_connect (rc->client, "accepted", G_CALLBACK (rc_connected_cb), rc);
   g_signal_connect (rc->client, "disconnected", G_CALLBACK (rc_disconnected_cb), rc);
   np_pipe_client_connect_async (rc->client, NULL, async_done_cb, &result);
   WAIT_UNTIL (raw->accepted->len == 1);
@@ -1640,7 +1717,7 @@ test_reconnect_dir_recreated (void)
   rc.errors = g_ptr_array_new_with_free_func (np_test_error_free0);
   rc.client = np_pipe_client_new (path);
   g_object_set (rc.client, "auto-reconnect", TRUE, "reconnect-interval", 600000, NULL);
-  g_signal_connect (rc.client, "connected", G_CALLBACK (rc_connected_cb), &rc);
+  g_signal_connect (rc.client, "accepted", G_CALLBACK (rc_connected_cb), &rc);
   g_signal_connect (rc.client, "disconnected", G_CALLBACK (rc_disconnected_cb), &rc);
   np_pipe_client_connect_async (rc.client, NULL, async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
@@ -1662,7 +1739,55 @@ test_reconnect_dir_recreated (void)
   g_assert_no_error (error);
   WAIT_UNTIL (rc.n_connected == 2);
 
-  np_pipe_client_close (rc.client);
+  np_pipe_client_close (rc.client, NULL, NULL);
+  g_clear_object (&result);
+  rc_clear (&rc);
+  np_pipe_server_stop (server);
+  remove_tree (dir);
+  g_rmdir (top);
+}
+
+/* 16b. The same, the directory removed and made anew before the loop
+ * runs: the watch hears that its directory went only once a new one is
+ * there, and must watch that one. */
+static void
+test_reconnect_dir_recreated_at_once (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *top = g_dir_make_tmp ("np-attack-dir-XXXXXX", &error);
+  g_autofree char *dir = g_build_filename (top, "sub", NULL);
+  g_autofree char *path = g_build_filename (dir, "srv", NULL);
+  g_autoptr(NpPipeServer) server = np_pipe_server_new (path);
+  g_autoptr(GAsyncResult) result = NULL;
+  Rc rc = { 0 };
+
+  g_assert_no_error (error);
+  g_assert_cmpint (g_mkdir (dir, 0700), ==, 0);
+  g_assert_true (np_pipe_server_start (server, &error));
+  g_assert_no_error (error);
+
+  rc.errors = g_ptr_array_new_with_free_func (np_test_error_free0);
+  rc.client = np_pipe_client_new (path);
+  g_object_set (rc.client, "auto-reconnect", TRUE, "reconnect-interval", 600000, NULL);
+  g_signal_connect (rc.client, "accepted", G_CALLBACK (rc_connected_cb), &rc);
+  g_signal_connect (rc.client, "disconnected", G_CALLBACK (rc_disconnected_cb), &rc);
+  np_pipe_client_connect_async (rc.client, NULL, async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  g_assert_true (np_pipe_client_connect_finish (rc.client, result, &error));
+  g_assert_no_error (error);
+
+  np_pipe_server_stop (server);
+  WAIT_UNTIL (rc.n_disconnected == 1);
+  run_ready (20);
+
+  remove_tree (dir);
+  g_assert_cmpint (g_mkdir (dir, 0700), ==, 0);
+  run_ready (20);
+  g_assert_true (np_pipe_server_start (server, &error));
+  g_assert_no_error (error);
+  WAIT_UNTIL (rc.n_connected == 2);
+
+  np_pipe_client_close (rc.client, NULL, NULL);
   g_clear_object (&result);
   rc_clear (&rc);
   np_pipe_server_stop (server);
@@ -1710,7 +1835,7 @@ test_reconnect_no_hello_server (void)
     raw_wait_closed (g_ptr_array_index (raw->accepted, i));
   g_assert_cmpuint (rc.n_connected, ==, 1);
 
-  np_pipe_client_close (rc.client);
+  np_pipe_client_close (rc.client, NULL, NULL);
   raw_wait_closed (g_ptr_array_index (raw->accepted, raw->accepted->len - 1));
   n = raw->accepted->len;
   run_for (RC_WINDOW_MSEC);
@@ -1851,7 +1976,7 @@ test_reconnect_socket_churn (void)
   g_assert_cmpuint (n_attempts, <=, 4);
   g_assert_cmpuint (rc.n_connected, ==, 1);
 
-  np_pipe_client_close (rc.client);
+  np_pipe_client_close (rc.client, NULL, NULL);
   rc_clear (&rc);
 }
 
@@ -1968,7 +2093,7 @@ test_reconnect_threaded_sender (void)
   s.client = np_pipe_client_new (name);
   g_object_set (s.client, "auto-reconnect", TRUE, "reconnect-interval", 5,
                 "reconnect-max-interval", 20, "max-queued-bytes", 4 * 1024 * 1024, NULL);
-  g_signal_connect (s.client, "connected", G_CALLBACK (churn_connected_cb), &churn);
+  g_signal_connect (s.client, "accepted", G_CALLBACK (churn_connected_cb), &churn);
   g_signal_connect (s.client, "disconnected", G_CALLBACK (churn_disconnected_cb), &churn);
   np_pipe_client_connect_async (s.client, NULL, async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
@@ -2020,7 +2145,7 @@ test_reconnect_threaded_sender (void)
         g_error ("message %d was accepted after the client was back, and never arrived", seq);
     }
 
-  np_pipe_client_close (s.client);
+  np_pipe_client_close (s.client, NULL, NULL);
   g_clear_object (&s.client);
   np_pipe_server_stop (server);
   g_array_unref (churn.received);
@@ -2049,6 +2174,7 @@ static const Isolated isolated_tests[] = {
   { "/Np/Attack/request-sync-starves-context", test_request_sync_starves_context, 60 },
   { "/Np/Attack/fds/in-body", test_fds_in_body, 60 },
   { "/Np/Attack/fds/budget", test_fd_budget, 60 },
+  { "/Np/Attack/fds/budget/requests", test_fd_budget_requests, 60 },
   { "/Np/Attack/reconnect/flapping-server", test_reconnect_flapping_server, 60 },
   { "/Np/Attack/drop-in-handler/connected", test_drop_in_connected, 30 },
   { "/Np/Attack/drop-in-handler/queue-drained", test_drop_in_drained, 30 },
@@ -2066,6 +2192,7 @@ static const Isolated isolated_tests[] = {
   { "/Np/Attack/reconnect/dispose-during-attempt", test_dispose_during_attempt, 30 },
   { "/Np/Attack/reconnect/dispose-before-server-appears", test_dispose_before_server_appears, 30 },
   { "/Np/Attack/reconnect/dir-recreated", test_reconnect_dir_recreated, 30 },
+  { "/Np/Attack/reconnect/dir-recreated-at-once", test_reconnect_dir_recreated_at_once, 30 },
   { "/Np/Attack/reconnect/no-hello-server", test_reconnect_no_hello_server, 30 },
   { "/Np/Attack/reconnect/turned-off/in-backoff", test_turned_off_in_backoff, 30 },
   { "/Np/Attack/reconnect/turned-off/in-attempt", test_turned_off_in_attempt, 30 },

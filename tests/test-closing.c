@@ -223,7 +223,11 @@ test_close_bounded (void)
   g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
   g_assert_true (np_pipe_client_send (client, message, &error));
 
-  np_pipe_client_close (client);
+  /* It fails, as g_io_stream_close() does, with the error it reports. */
+  g_assert_false (np_pipe_client_close (client, NULL, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT);
+  g_assert_nonnull (strstr (error->message, "dropped"));
+  g_clear_error (&error);
 
   g_assert_false (np_pipe_client_get_connected (client));
   g_assert_cmpuint (d.n_disconnected, ==, 1);
@@ -231,8 +235,128 @@ test_close_bounded (void)
   g_assert_nonnull (strstr (d.error->message, "dropped"));
   g_assert_true (d.thread == g_thread_self ());
 
+  /* Closing a closed client succeeds. */
+  g_assert_true (np_pipe_client_close (client, NULL, &error));
+  g_assert_no_error (error);
+
   g_clear_error (&d.error);
   np_test_raw_server_free (raw);
+}
+
+/* close() with a cancelled cancellable closes at once, dropping what is
+ * queued, and fails with G_IO_ERROR_CANCELLED; with nothing queued, it
+ * succeeds. */
+static void
+test_close_sync_results (void)
+{
+  g_autofree char *name = g_strdup_printf ("stuck-sync-%u", g_random_int ());
+  NpTestRawServer *raw = np_test_raw_server_new (name, 8, TRUE);
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autoptr(GBytes) message = np_test_message_new (3, 0, 4 * 1024 * 1024);
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GError) error = NULL;
+  Disconnects d = { 0 };
+  gint64 start;
+
+  np_pipe_client_set_close_timeout (client, 0);   /* would wait for ever */
+  g_signal_connect (client, "disconnected", G_CALLBACK (count_disconnect_cb), &d);
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_true (np_pipe_client_send (client, message, &error));
+
+  g_cancellable_cancel (cancellable);
+  start = g_get_monotonic_time ();
+  g_assert_false (np_pipe_client_close (client, cancellable, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, 5 * G_USEC_PER_SEC);
+  g_clear_error (&error);
+  g_assert_false (np_pipe_client_get_connected (client));
+  g_assert_cmpuint (d.n_disconnected, ==, 1);
+  g_assert_error (d.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_nonnull (strstr (d.error->message, "dropped"));
+  g_clear_error (&d.error);
+
+  /* Nothing queued: a clean close. */
+  g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+  g_assert_true (np_pipe_client_close (client, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (d.n_disconnected, ==, 2);
+  g_assert_no_error (d.error);
+
+  np_test_raw_server_free (raw);
+}
+
+/* Messages held for a reconnect that close() drops fail it too. */
+static void
+test_close_drops_held (void)
+{
+  g_autofree char *name = g_strdup_printf ("nobody-%u", g_random_int ());
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autoptr(GBytes) message = g_bytes_new_static ("held", 4);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+
+  np_pipe_client_set_auto_reconnect (client, TRUE);
+  np_pipe_client_connect_async (client, NULL, async_done_cb, &result);
+  g_assert_true (np_pipe_client_send (client, message, &error));
+  g_assert_no_error (error);
+
+  g_assert_false (np_pipe_client_close (client, NULL, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED);
+  g_assert_nonnull (strstr (error->message, "dropped"));
+  WAIT_UNTIL (result != NULL);
+}
+
+/* The server's close of a client that never reads: bounded by the close
+ * timeout, failing with what the server reports; its async twin the
+ * same; a closed connection closes again without error. */
+static void
+test_connection_close_results (Fixture       *f,
+                               gconstpointer  data)
+{
+  g_autoptr(GBytes) message = np_test_message_new (3, 0, 4 * 1024 * 1024);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  GSocket *peers[2];
+  guint8 hello[12];
+
+  np_pipe_server_set_close_timeout (f->server, 200);
+  np_test_hello (hello, 1, 16 * 1024 * 1024);
+  for (guint i = 0; i < G_N_ELEMENTS (peers); i++)
+    {
+      peers[i] = np_test_raw_connect (np_pipe_server_get_path (f->server));
+      np_test_raw_write (peers[i], hello, sizeof hello);
+    }
+  WAIT_UNTIL (f->connected->len == 2);
+
+  for (guint i = 0; i < 2; i++)
+    {
+      NpPipeConnection *connection = g_ptr_array_index (f->connected, i);
+
+      g_assert_true (np_pipe_connection_send (connection, message, &error));
+      g_assert_true (np_pipe_connection_send (connection, message, &error));
+      g_assert_no_error (error);
+    }
+
+  g_assert_false (np_pipe_connection_close (g_ptr_array_index (f->connected, 0), NULL, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT);
+  g_assert_nonnull (strstr (error->message, "dropped"));
+  g_clear_error (&error);
+  g_assert_false (np_pipe_connection_get_connected (g_ptr_array_index (f->connected, 0)));
+  WAIT_UNTIL (f->disconnect_errors->len == 1);
+  g_assert_error ((GError *) g_ptr_array_index (f->disconnect_errors, 0),
+                  NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT);
+  g_assert_true (np_pipe_connection_close (g_ptr_array_index (f->connected, 0), NULL, &error));
+  g_assert_no_error (error);
+
+  np_pipe_connection_close_async (g_ptr_array_index (f->connected, 1), NULL, async_done_cb, &result);
+  g_assert_null (result);
+  WAIT_UNTIL (result != NULL);
+  g_assert_false (np_pipe_connection_close_finish (g_ptr_array_index (f->connected, 1), result, &error));
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT);
+  WAIT_UNTIL (f->disconnect_errors->len == 2);
+
+  for (guint i = 0; i < G_N_ELEMENTS (peers); i++)
+    g_object_unref (peers[i]);
 }
 
 /* close_async does not block; it ends the same way, and its result says
@@ -302,7 +426,7 @@ test_close_during_connect (void)
 
   np_pipe_client_connect_async (client, NULL, async_done_cb, &result);
   WAIT_UNTIL (raw->accepted->len == 1);
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
 
   WAIT_UNTIL (result != NULL);
   g_assert_false (np_pipe_client_connect_finish (client, result, &error));
@@ -487,6 +611,110 @@ test_goodbyes_and_versions (void)
     }
 }
 
+typedef struct
+{
+  Fixture       *f;
+  GBytes        *big;
+  GAsyncResult  *result;
+  GError        *request_error;
+  guint          n_messages;
+} AbortInHandler;
+
+static void
+abort_connected_cb (NpPipeServer     *server,
+                    NpPipeConnection *connection,
+                    AbortInHandler   *a)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (np_pipe_connection_send (connection, a->big, &error));
+  g_assert_no_error (error);
+}
+
+/* Waits, in a loop of its own, for a request that the bad frame after
+ * this message fails, then closes the connection. */
+static void
+abort_message_cb (NpPipeServer     *server,
+                  NpPipeConnection *connection,
+                  GBytes           *message,
+                  AbortInHandler   *a)
+{
+  g_autoptr(GBytes) request = g_bytes_new_static ("q", 1);
+
+  a->n_messages++;
+  np_pipe_connection_request_async (connection, request, NULL, async_done_cb, &a->result);
+  WAIT_UNTIL (a->result != NULL);
+  g_assert_null (np_pipe_connection_request_finish (connection, a->result, &a->request_error));
+  /* Without blocking: the peer reads in this same thread. */
+  np_pipe_connection_close_async (connection, NULL, NULL, NULL);
+  g_assert_false (np_pipe_connection_get_connected (connection));
+}
+
+/* A connection closed by the application while it ends on an error, its
+ * goodbye not yet out (the peer is slow to read): the frame being
+ * written still goes out whole, then the goodbye that says why, and the
+ * connection is reported ended on that error, once. */
+static void
+test_close_while_aborting (Fixture       *f,
+                           gconstpointer  data)
+{
+  AbortInHandler a = { f, NULL, NULL, NULL, 0 };
+  g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  g_autoptr(GBytes) message = np_test_frame (NP_TEST_MESSAGE, (const guint8 *) "a", 1);
+  g_autoptr(GBytes) bad = np_test_frame (99, (const guint8 *) "?", 1);
+  g_autoptr(GByteArray) bytes = g_byte_array_new ();
+  g_autoptr(GArray) types = g_array_new (FALSE, FALSE, 1);
+  g_autoptr(GArray) sizes = g_array_new (FALSE, FALSE, sizeof (guint32));
+  guint8 hello[12];
+  guint32 code = 0;
+
+  a.big = np_test_message_new (1, 0, 4 * 1024 * 1024);
+  g_signal_connect (f->server, "client-connected", G_CALLBACK (abort_connected_cb), &a);
+  g_signal_connect (f->server, "message-received", G_CALLBACK (abort_message_cb), &a);
+
+  np_test_hello (hello, 3, 16 * 1024 * 1024);
+  g_byte_array_append (bytes, hello, sizeof hello);
+  g_byte_array_append (bytes, g_bytes_get_data (message, NULL), g_bytes_get_size (message));
+  g_byte_array_append (bytes, g_bytes_get_data (bad, NULL), g_bytes_get_size (bad));
+  np_test_raw_write (socket, bytes->data, bytes->len);
+
+  WAIT_UNTIL (a.n_messages == 1 && a.result != NULL);
+  g_assert_error (a.request_error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+
+  /* Now read: the hello, the whole message, the goodbye, the end. */
+  np_test_raw_read_exactly (socket, hello, sizeof hello);
+  for (;;)
+    {
+      guint8 header[8];
+      guint32 len;
+      g_autofree guint8 *payload = NULL;
+
+      if (np_test_raw_read (socket, header, 1) == 0)
+        break;
+      np_test_raw_read_exactly (socket, header + 1, 7);
+      len = np_test_get_u32 (header);
+      payload = g_malloc (MAX (len, 1));
+      np_test_raw_read_exactly (socket, payload, len);
+      g_array_append_val (types, header[4]);
+      g_array_append_val (sizes, len);
+      if (header[4] == NP_TEST_GOODBYE)
+        code = np_test_get_u32 (payload);
+    }
+
+  g_assert_cmpuint (types->len, ==, 2);
+  g_assert_cmpuint (g_array_index (types, guint8, 0), ==, NP_TEST_MESSAGE);
+  g_assert_cmpuint (g_array_index (sizes, guint32, 0), ==, 4 * 1024 * 1024);
+  g_assert_cmpuint (g_array_index (types, guint8, 1), ==, NP_TEST_GOODBYE);
+  g_assert_cmpuint (code, ==, NP_PIPE_ERROR_PROTOCOL);
+
+  WAIT_UNTIL (f->disconnect_errors->len == 1);
+  g_assert_error ((GError *) g_ptr_array_index (f->disconnect_errors, 0),
+                  NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+  g_clear_error (&a.request_error);
+  g_clear_object (&a.result);
+  g_bytes_unref (a.big);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -502,9 +730,13 @@ main (int   argc,
   g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
 
   ADD ("/Np/Closing/half-close/server", test_half_close_server);
+  ADD ("/Np/Closing/close-while-aborting", test_close_while_aborting);
   g_test_add_func ("/Np/Closing/half-close/client", test_half_close_client);
   g_test_add_func ("/Np/Closing/close-bounded", test_close_bounded);
   g_test_add_func ("/Np/Closing/close-async", test_close_async);
+  g_test_add_func ("/Np/Closing/close-sync-results", test_close_sync_results);
+  g_test_add_func ("/Np/Closing/close-drops-held", test_close_drops_held);
+  ADD ("/Np/Closing/connection-close-results", test_connection_close_results);
   g_test_add_func ("/Np/Closing/close-during-connect", test_close_during_connect);
   ADD ("/Np/Closing/connect-waits-for-hello", test_connect_waits_for_hello);
   g_test_add_func ("/Np/Closing/client-handshake-deadline", test_client_handshake_deadline);

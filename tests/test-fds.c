@@ -467,7 +467,7 @@ test_peer_without_fds (void)
   g_assert_true (np_pipe_client_send (client, message, &error));
   g_assert_true (np_pipe_client_get_connected (client));
 
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
   np_test_raw_server_free (raw);
 }
 
@@ -704,7 +704,7 @@ test_request_reply_memfd (Fixture       *f,
     g_assert_null (reply_fds);
   }
 
-  np_pipe_client_close (remote);
+  np_pipe_client_close (remote, NULL, NULL);
   g_output_stream_close (g_subprocess_get_stdin_pipe (peer), NULL, NULL);
   g_assert_true (g_subprocess_wait_check (peer, NULL, &error));
   g_assert_no_error (error);
@@ -778,7 +778,7 @@ test_request_to_version_3 (void)
   g_assert_null (reply_fds);
   g_assert_true (np_pipe_client_get_connected (client));
 
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
   np_test_raw_server_free (raw);
 }
 
@@ -851,7 +851,7 @@ test_reply_to_version_3 (Fixture       *f,
 
   g_assert_null (replier.fds);
   g_assert_cmpuint (f->connections->len, ==, 1);
-  g_assert_true (np_pipe_connection_is_connected (f->connections->pdata[0]));
+  g_assert_true (np_pipe_connection_get_connected (f->connections->pdata[0]));
 }
 
 typedef struct
@@ -1118,7 +1118,7 @@ client_thread (gpointer data)
   g_main_context_wakeup (NULL);
   while (!g_atomic_int_get (&t->stop))
     g_main_context_iteration (t->context, TRUE);
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
   g_clear_object (&client);
   g_main_context_pop_thread_default (t->context);
 

@@ -241,7 +241,7 @@ test_client_drained (void)
   g_assert_cmpuint (c.n_drained, ==, 2);
   g_assert_cmpuint (c.n_notified, ==, 0);
 
-  np_pipe_client_close (c.client);
+  np_pipe_client_close (c.client, NULL, NULL);
   g_assert_true (c.disconnected);
   g_assert_no_error (c.disconnect_error);
   client_case_check_count (&c, c.seq);
@@ -268,7 +268,7 @@ test_client_no_limit (void)
   run_pending ();
   g_assert_cmpuint (c.n_drained, ==, 0);
 
-  np_pipe_client_close (c.client);
+  np_pipe_client_close (c.client, NULL, NULL);
   client_case_check_count (&c, c.seq);
   client_case_teardown (&c);
 }

@@ -73,7 +73,7 @@ close_from_timeout_cb (gpointer user_data)
   if (drop->use_flush)
     np_pipe_client_flush_sync (client, NULL, &error);
   else
-    np_pipe_client_close (client);
+    np_pipe_client_close (client, NULL, NULL);
 
   return G_SOURCE_REMOVE;
 }
@@ -217,7 +217,7 @@ test_created_by_property (void)
   g_assert_false (np_pipe_client_send_data (nameless, (const guint8 *) "x", 1, &error));
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED);
   g_clear_error (&error);
-  np_pipe_client_close (nameless);
+  np_pipe_client_close (nameless, NULL, NULL);
 
   /* A connection made outside a server is inert, not a crash. */
   {
@@ -227,10 +227,10 @@ test_created_by_property (void)
     g_assert_cmpuint (np_pipe_connection_get_peer_uid (orphan), ==, (guint) -1);
     g_assert_cmpuint (np_pipe_connection_get_peer_gid (orphan), ==, (guint) -1);
     g_assert_cmpuint (np_pipe_connection_get_peer_max_message_size (orphan), ==, 0);
-    g_assert_false (np_pipe_connection_is_connected (orphan));
+    g_assert_false (np_pipe_connection_get_connected (orphan));
     g_assert_false (np_pipe_connection_send_data (orphan, (const guint8 *) "x", 1, &error));
     g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED);
-    np_pipe_connection_close (orphan);
+    np_pipe_connection_close (orphan, NULL, NULL);
   }
 }
 
@@ -287,14 +287,14 @@ test_connection_outlives_server (void)
   g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
   WAIT_UNTIL (keep.kept != NULL);
 
-  np_pipe_connection_close (keep.kept);
+  np_pipe_connection_close (keep.kept, NULL, NULL);
   WAIT_UNTIL (np_pipe_server_get_n_connections (server) == 0);
   g_object_unref (server);
 
-  g_assert_false (np_pipe_connection_is_connected (keep.kept));
+  g_assert_false (np_pipe_connection_get_connected (keep.kept));
   g_assert_false (np_pipe_connection_send_data (keep.kept, (const guint8 *) "x", 1, &error));
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED);
-  np_pipe_connection_close (keep.kept);
+  np_pipe_connection_close (keep.kept, NULL, NULL);
   g_object_unref (keep.kept);
 }
 

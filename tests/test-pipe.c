@@ -47,7 +47,7 @@ on_client_connected (NpPipeServer     *server,
                      NpPipeConnection *connection,
                      Fixture          *f)
 {
-  g_assert_true (np_pipe_connection_is_connected (connection));
+  g_assert_true (np_pipe_connection_get_connected (connection));
   g_ptr_array_add (f->connected, g_object_ref (connection));
 }
 
@@ -96,7 +96,7 @@ on_client_disconnected (NpPipeServer     *server,
   /* Reported once, after it left the list model. */
   g_assert_false (g_ptr_array_find (f->disconnected, connection, NULL));
   g_assert_false (model_contains (np_pipe_server_get_connections (server), connection));
-  g_assert_false (np_pipe_connection_is_connected (connection));
+  g_assert_false (np_pipe_connection_get_connected (connection));
 
   g_ptr_array_add (f->disconnected, g_object_ref (connection));
   g_ptr_array_add (f->disconnect_errors, error ? g_error_copy (error) : NULL);
@@ -514,7 +514,7 @@ test_server_many_clients (Fixture       *f,
     }
 
   for (guint i = 0; i < n_clients; i++)
-    np_pipe_client_close (((TestClient *) g_ptr_array_index (clients, i))->client);
+    np_pipe_client_close (((TestClient *) g_ptr_array_index (clients, i))->client, NULL, NULL);
 
   WAIT_UNTIL (f->disconnected->len == n_clients);
   g_assert_cmpuint (g_list_model_get_n_items (model), ==, 0);
@@ -929,10 +929,10 @@ test_client_ping_and_queue (Fixture       *f,
   np_pipe_client_ping_async (tc->client, NULL, async_done_cb, &first);
   np_pipe_client_ping_async (tc->client, NULL, async_done_cb, &second);
   WAIT_UNTIL (first != NULL && second != NULL);
-  g_assert_true (np_pipe_client_ping_finish (tc->client, first, &usec, &error));
+  usec = np_pipe_client_ping_finish (tc->client, first, &error);
   g_assert_no_error (error);
   g_assert_cmpint (usec, >=, 0);
-  g_assert_true (np_pipe_client_ping_finish (tc->client, second, NULL, &error));
+  g_assert_cmpint (np_pipe_client_ping_finish (tc->client, second, &error), >=, 0);
   g_assert_no_error (error);
   g_assert_cmpuint (f->received->len, ==, 0);
 
@@ -945,11 +945,11 @@ test_client_ping_and_queue (Fixture       *f,
   g_assert_cmpuint (np_pipe_connection_get_queued_bytes (g_ptr_array_index (f->connected, 0)), ==, 0);
 
   /* A ping on a closed client fails at once. */
-  np_pipe_client_close (tc->client);
+  np_pipe_client_close (tc->client, NULL, NULL);
   g_clear_object (&first);
   np_pipe_client_ping_async (tc->client, NULL, async_done_cb, &first);
   WAIT_UNTIL (first != NULL);
-  g_assert_false (np_pipe_client_ping_finish (tc->client, first, &usec, &error));
+  g_assert_cmpint (np_pipe_client_ping_finish (tc->client, first, &error), ==, -1);
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED);
 }
 
@@ -1135,22 +1135,66 @@ test_connections_model (Fixture       *f,
   WAIT_UNTIL (g_list_model_get_n_items (model) == 2);
   g_assert_cmpint (balance, ==, 2);
   g_assert_true (g_list_model_get_item_type (model) == NP_TYPE_PIPE_CONNECTION);
+  /* A type of the API, which bindings can name. */
+  g_assert_true (NP_IS_PIPE_CONNECTION_LIST (model));
+  g_assert_cmpstr (G_OBJECT_TYPE_NAME (model), ==, "NpPipeConnectionList");
 
   first = g_list_model_get_item (model, 0);
   g_assert_true (first == g_ptr_array_index (f->connected, 0));
 
   /* The server closes the first client itself. */
-  np_pipe_connection_close (first);
-  g_assert_false (np_pipe_connection_is_connected (first));
+  np_pipe_connection_close (first, NULL, NULL);
+  g_assert_false (np_pipe_connection_get_connected (first));
   WAIT_UNTIL (a->n_disconnected == 1);
   g_assert_no_error (a->error);
   g_assert_cmpint (balance, ==, 1);
   g_assert_cmpuint (np_pipe_server_get_n_connections (f->server), ==, 1);
 
-  np_pipe_client_close (b->client);
+  np_pipe_client_close (b->client, NULL, NULL);
   WAIT_UNTIL (balance == 0);
   g_assert_cmpuint (f->disconnected->len, ==, 2);
   g_signal_handlers_disconnect_by_func (model, items_changed_cb, &balance);
+}
+
+/* A connection keeps the server's max-queued-bytes of when it was
+ * accepted, and says so. */
+static void
+test_connection_max_queued_bytes (Fixture       *f,
+                                  gconstpointer  data)
+{
+  g_autoptr(TestClient) tc = NULL;
+  NpPipeConnection *connection;
+  guint limit = 0;
+
+  np_pipe_server_set_max_queued_bytes (f->server, 3 * 1024 * 1024);
+  tc = test_client_new (np_pipe_server_get_name (f->server));
+  WAIT_UNTIL (f->connected->len == 1);
+  connection = g_ptr_array_index (f->connected, 0);
+
+  np_pipe_server_set_max_queued_bytes (f->server, 5 * 1024 * 1024);
+  g_assert_cmpuint (np_pipe_connection_get_max_queued_bytes (connection), ==, 3 * 1024 * 1024);
+  g_object_get (connection, "max-queued-bytes", &limit, NULL);
+  g_assert_cmpuint (limit, ==, 3 * 1024 * 1024);
+}
+
+/* The version of the library running, and the check against it. */
+static void
+test_version (void)
+{
+  g_assert_cmpuint (np_get_major_version (), ==, NP_MAJOR_VERSION);
+  g_assert_cmpuint (np_get_minor_version (), ==, NP_MINOR_VERSION);
+  g_assert_cmpuint (np_get_micro_version (), ==, NP_MICRO_VERSION);
+
+  g_assert_null (np_check_version (NP_MAJOR_VERSION, NP_MINOR_VERSION, NP_MICRO_VERSION));
+  g_assert_null (np_check_version (NP_MAJOR_VERSION, 0, 0));
+  if (NP_MICRO_VERSION > 0)
+    g_assert_null (np_check_version (NP_MAJOR_VERSION, NP_MINOR_VERSION, NP_MICRO_VERSION - 1));
+
+  g_assert_nonnull (strstr (np_check_version (NP_MAJOR_VERSION + 1, 0, 0), "too old"));
+  g_assert_nonnull (strstr (np_check_version (NP_MAJOR_VERSION - 1, 0, 0), "too new"));
+  g_assert_nonnull (strstr (np_check_version (NP_MAJOR_VERSION, NP_MINOR_VERSION + 1, 0), "too old"));
+  g_assert_nonnull (strstr (np_check_version (NP_MAJOR_VERSION, NP_MINOR_VERSION,
+                                              NP_MICRO_VERSION + 1), "too old"));
 }
 
 int
@@ -1192,6 +1236,8 @@ main (int   argc,
   ADD_FIXTURE_TEST ("/Np/PipeServer/authorize-peer", test_authorize_peer);
   ADD_FIXTURE_TEST ("/Np/PipeClient/async", test_client_async);
   ADD_FIXTURE_TEST ("/Np/PipeServer/connections-model", test_connections_model);
+  ADD_FIXTURE_TEST ("/Np/PipeConnection/max-queued-bytes", test_connection_max_queued_bytes);
+  g_test_add_func ("/Np/Version/check", test_version);
 
   ret = g_test_run ();
 

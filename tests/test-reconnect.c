@@ -62,7 +62,7 @@ watcher_init (Watcher    *w,
   w->client = np_pipe_client_new (name);
   w->echoed = g_array_new (FALSE, FALSE, sizeof (guint32));
   np_pipe_client_set_auto_reconnect (w->client, TRUE);
-  g_signal_connect (w->client, "connected", G_CALLBACK (watcher_connected_cb), w);
+  g_signal_connect (w->client, "accepted", G_CALLBACK (watcher_connected_cb), w);
   g_signal_connect (w->client, "disconnected", G_CALLBACK (watcher_disconnected_cb), w);
   g_signal_connect (w->client, "message-received", G_CALLBACK (watcher_message_cb), w);
 }
@@ -219,7 +219,7 @@ test_server_killed_while_sending (void)
       g_assert_cmpuint (g_array_index (w.echoed, guint32, i), ==, seq);
   }
 
-  np_pipe_client_close (w.client);
+  np_pipe_client_close (w.client, NULL, NULL);
   g_assert_cmpuint (w.n_disconnected, ==, 2);
   g_assert_no_error (w.disconnect_error);
   watcher_clear (&w);
@@ -259,7 +259,7 @@ test_client_before_server (void)
   assert_in_order (w.echoed);
   g_assert_cmpuint (g_array_index (w.echoed, guint32, 0), ==, 0);
 
-  np_pipe_client_close (w.client);
+  np_pipe_client_close (w.client, NULL, NULL);
   watcher_clear (&w);
   stop_server_process (server);
 }
@@ -346,7 +346,7 @@ test_close_during_backoff (void)
   g_assert_true (watcher_send_next (&w));
   g_assert_cmpuint (np_pipe_client_get_queued_bytes (w.client), >, 0);
 
-  np_pipe_client_close (w.client);
+  np_pipe_client_close (w.client, NULL, NULL);
   g_assert_false (np_pipe_client_get_connected (w.client));
   g_assert_cmpuint (np_pipe_client_get_queued_bytes (w.client), ==, 0);
   g_assert_cmpuint (w.n_disconnected, ==, 1);  /* no connection, nothing to report */
@@ -450,7 +450,7 @@ test_restart_many (void)
       g_assert_cmpuint (np_pipe_server_get_n_connections (server), <=, 1);
     }
 
-  np_pipe_client_close (w.client);
+  np_pipe_client_close (w.client, NULL, NULL);
   watcher_clear (&w);
   np_pipe_server_stop (server);
 }
@@ -508,7 +508,7 @@ test_requests_across_disconnect (void)
   g_assert_error (late, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED);
   g_clear_error (&late);
 
-  np_pipe_client_close (w.client);
+  np_pipe_client_close (w.client, NULL, NULL);
   watcher_clear (&w);
 }
 
@@ -535,7 +535,7 @@ test_held_bounded (void)
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_QUEUE_FULL);
   g_assert_cmpuint (np_pipe_client_get_queued_bytes (w.client), ==, 2 * (8 + 1000));
 
-  np_pipe_client_close (w.client);
+  np_pipe_client_close (w.client, NULL, NULL);
   watcher_clear (&w);
 }
 
@@ -562,7 +562,7 @@ test_off_by_default (void)
   g_assert_true (np_pipe_client_connect_sync (w.client, NULL, &error));
   WAIT_UNTIL (w.n_connected == 2);
 
-  np_pipe_client_close (w.client);
+  np_pipe_client_close (w.client, NULL, NULL);
   watcher_clear (&w);
   np_pipe_server_stop (server);
 }

@@ -251,7 +251,7 @@ bystander_check (Fixture      *f,
   WAIT_UNTIL (stream_of (f, connection)->next_seq == before + count);
   g_assert_false (stream_of (f, connection)->corrupt);
   g_assert_true (np_pipe_client_get_connected (client));
-  g_assert_true (np_pipe_connection_is_connected (connection));
+  g_assert_true (np_pipe_connection_get_connected (connection));
   g_assert_true (np_pipe_server_is_running (f->server));
 }
 
@@ -487,7 +487,7 @@ test_never_reads (Fixture       *f,
   g_assert_cmpuint (sent, >=, limit / (256 * 1024));
   WAIT_UNTIL (f->n_disconnected == 1);
   g_assert_error (last_error (f), NP_PIPE_ERROR, NP_PIPE_ERROR_QUEUE_FULL);
-  g_assert_false (np_pipe_connection_is_connected (sink));
+  g_assert_false (np_pipe_connection_get_connected (sink));
   g_assert_cmpuint (np_pipe_connection_get_queued_bytes (sink), ==, 0);
 
   bystander_check (f, bystander, 9, 100);
@@ -549,7 +549,7 @@ test_load (Fixture       *f,
     }
 
   for (guint i = 0; i < n_local; i++)
-    np_pipe_client_close (g_ptr_array_index (locals, i));
+    np_pipe_client_close (g_ptr_array_index (locals, i), NULL, NULL);
 
   WAIT_UNTIL (n_done == n_processes && f->n_disconnected == n_processes + n_local);
 
@@ -681,8 +681,8 @@ test_server_killed_and_restarted (void)
   np_pipe_client_send_data (a.client, (const guint8 *) "back", 4, NULL);
   WAIT_UNTIL (a.n_received == 2);
 
-  np_pipe_client_close (a.client);
-  np_pipe_client_close (c.client);
+  np_pipe_client_close (a.client, NULL, NULL);
+  np_pipe_client_close (c.client, NULL, NULL);
   g_object_unref (a.client);
   g_object_unref (b.client);
   g_object_unref (c.client);
@@ -792,7 +792,7 @@ test_reconnect_at_once (Fixture       *f,
       g_assert_no_error (error);
       g_assert_true (np_pipe_client_send (client, message, &error));
       g_assert_no_error (error);
-      np_pipe_client_close (client);
+      np_pipe_client_close (client, NULL, NULL);
       g_assert_cmpuint (n_clean, ==, round + 1);
     }
 
@@ -809,7 +809,7 @@ test_reconnect_at_once (Fixture       *f,
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS);
   g_assert_cmpuint (f->connected->len, ==, 4);
   g_assert_true (np_pipe_client_get_connected (client));
-  g_assert_true (np_pipe_connection_is_connected (g_ptr_array_index (f->connected, 3)));
+  g_assert_true (np_pipe_connection_get_connected (g_ptr_array_index (f->connected, 3)));
 }
 
 static void
@@ -1153,7 +1153,7 @@ test_refused_without_loop (void)
       g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED);
       g_clear_error (&error);
 
-      np_pipe_client_close (client);
+      np_pipe_client_close (client, NULL, NULL);
       g_assert_cmpuint (e.n_clean, ==, 0);
       g_clear_error (&e.error);
     }
@@ -1190,8 +1190,8 @@ test_full_without_loop (void)
   g_assert_no_error (error);
   g_assert_true (g_bytes_equal (reply, request));
 
-  np_pipe_client_close (first);
-  np_pipe_client_close (second);
+  np_pipe_client_close (first, NULL, NULL);
+  np_pipe_client_close (second, NULL, NULL);
   stop_server_as (server);
 }
 
@@ -1214,7 +1214,7 @@ test_mute_without_loop (void)
   g_assert_nonnull (strstr (error->message, name));
   g_assert_false (np_pipe_client_get_connected (client));
 
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
   stop_server_as (server);
 }
 
@@ -1314,7 +1314,7 @@ test_same_thread_server (Fixture       *f,
   g_assert_cmpuint (f->n_corrupt, ==, 0);
   g_assert_cmpuint (e.n, ==, 0);
 
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
   g_assert_cmpuint (e.n_clean, ==, 1);
 }
 
@@ -1368,7 +1368,7 @@ test_refusal_after_connect (void)
     g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS);
     g_clear_error (&error);
 
-    np_pipe_client_close (client);
+    np_pipe_client_close (client, NULL, NULL);
     g_assert_cmpuint (e.n_clean, ==, 0);
     g_assert_error (e.error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS);
     g_clear_error (&e.error);
@@ -1385,7 +1385,7 @@ test_refusal_after_connect (void)
     peer = refuse_raw (raw, NP_PIPE_ERROR_PERMISSION_DENIED);
 
     g_assert_true (np_pipe_client_send_data (client, (const guint8 *) "important", 9, &error));
-    np_pipe_client_close (client);
+    np_pipe_client_close (client, NULL, NULL);
     g_assert_cmpuint (e.n, ==, 1);
     g_assert_error (e.error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED);
     g_assert_nonnull (strstr (e.error->message, "no room here"));

@@ -6,7 +6,10 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
+#define _GNU_SOURCE
+
 #include <glib/gstdio.h>
+#include <sys/mman.h>
 
 #include "np-test-util.h"
 
@@ -188,6 +191,83 @@ test_both_ways (Fixture       *f,
   reply = np_pipe_connection_request_finish (g_ptr_array_index (f->connections, 0), result, &error);
   g_assert_no_error (error);
   g_assert_cmpmem (g_bytes_get_data (reply, NULL), g_bytes_get_size (reply), "from the client", 15);
+}
+
+typedef struct
+{
+  NpPipeClient *client;
+  GBytes       *reply;
+  GError       *error;
+  gint          done;
+} DataSync;
+
+static gpointer
+request_data_sync_worker (gpointer data)
+{
+  DataSync *d = data;
+
+  d->reply = np_pipe_client_request_data_sync (d->client, (const guint8 *) "sync", 4,
+                                               NULL, &d->error);
+  g_atomic_int_set (&d->done, TRUE);
+  g_main_context_wakeup (NULL);
+  return NULL;
+}
+
+static gboolean
+client_answers_data_cb (NpPipeClient  *client,
+                        NpPipeRequest *request,
+                        gpointer       user_data)
+{
+  np_pipe_request_reply_data (request, (const guint8 *) "data reply", 10);
+  return TRUE;
+}
+
+/* The calls for bindings that hold byte strings: a request each way made
+ * from bytes and a length, and a reply made so too. */
+static void
+test_data_twins (Fixture       *f,
+                 gconstpointer  data)
+{
+  NpPipeConnection *connection = g_ptr_array_index (f->connections, 0);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GThread) thread = NULL;
+  DataSync d = { f->client, NULL, NULL, FALSE };
+
+  np_pipe_client_request_data_async (f->client, (const guint8 *) "to the server", 13, NULL,
+                                     async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  reply = np_pipe_client_request_data_finish (f->client, result, &error);
+  g_assert_no_error (error);
+  g_assert_cmpmem (g_bytes_get_data (reply, NULL), g_bytes_get_size (reply), "to the server", 13);
+  g_clear_pointer (&reply, g_bytes_unref);
+  g_clear_object (&result);
+
+  /* An empty request is a request too. */
+  np_pipe_client_request_data_async (f->client, NULL, 0, NULL, async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  reply = np_pipe_client_request_data_finish (f->client, result, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_bytes_get_size (reply), ==, 0);
+  g_clear_pointer (&reply, g_bytes_unref);
+  g_clear_object (&result);
+
+  /* The blocking twin, from a thread while this one runs the context. */
+  thread = g_thread_new ("request-data-sync", request_data_sync_worker, &d);
+  WAIT_UNTIL (g_atomic_int_get (&d.done));
+  g_assert_no_error (d.error);
+  g_assert_cmpmem (g_bytes_get_data (d.reply, NULL), g_bytes_get_size (d.reply), "sync", 4);
+  g_bytes_unref (d.reply);
+
+  g_signal_connect (f->client, "request-received", G_CALLBACK (client_answers_data_cb), NULL);
+  np_pipe_connection_request_data_async (connection, (const guint8 *) "to the client", 13, NULL,
+                                         async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  reply = np_pipe_connection_request_data_finish (connection, result, &error);
+  g_assert_no_error (error);
+  g_assert_cmpmem (g_bytes_get_data (reply, NULL), g_bytes_get_size (reply), "data reply", 10);
+  g_assert_cmpuint (f->n_requests, ==, 3);
 }
 
 /* A reply larger than the requester takes (the max message size of its
@@ -401,6 +481,56 @@ test_unanswered (Fixture       *f,
   }
 }
 
+/* The errors a requester gets when its request is not answered, or its
+ * reply cannot be sent, name the pipe, as every other message does. */
+static void
+test_errors_name_the_pipe (Fixture       *f,
+                           gconstpointer  data)
+{
+  const char *name = np_pipe_server_get_name (f->server);
+  g_autoptr(NpPipeClient) small = np_pipe_client_new (name);
+  g_autoptr(GBytes) message = text ("anyone?");
+  g_autoptr(GBytes) large = g_bytes_new_take (g_malloc0 (2000), 2000);
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+
+  /* No handler took it: the message says a handler that declined looks
+   * like none. */
+  f->answer = FALSE;
+  reply = client_request (f, message, &error);
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED);
+  g_assert_nonnull (strstr (error->message, name));
+  g_assert_nonnull (strstr (error->message, "counts as none"));
+  g_clear_error (&error);
+
+  /* Taken, and dropped unanswered. */
+  f->drop = TRUE;
+  reply = client_request (f, message, &error);
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_FAILED);
+  g_assert_nonnull (strstr (error->message, "without an answer"));
+  g_assert_nonnull (strstr (error->message, name));
+  g_clear_error (&error);
+
+  /* Answered with more than the requester takes. */
+  f->drop = FALSE;
+  f->answer = TRUE;
+  np_pipe_client_set_max_message_size (small, 1024);
+  np_pipe_client_connect_async (small, NULL, async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  g_assert_true (np_pipe_client_connect_finish (small, result, &error));
+  g_assert_no_error (error);
+  g_clear_object (&result);
+
+  np_pipe_client_request_async (small, large, NULL, async_done_cb, &result);
+  WAIT_UNTIL (result != NULL);
+  reply = np_pipe_client_request_finish (small, result, &error);
+  g_assert_null (reply);
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE);
+  g_assert_nonnull (strstr (error->message, "requesting side"));
+  g_assert_nonnull (strstr (error->message, name));
+}
+
 static gboolean
 reply_error_cb (NpPipeServer     *server,
                 NpPipeConnection *connection,
@@ -607,7 +737,7 @@ test_request_sync (Fixture       *f,
     g_clear_error (&error);
   }
 
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
   g_output_stream_close (g_subprocess_get_stdin_pipe (peer), NULL, NULL);
   g_assert_true (g_subprocess_wait_check (peer, NULL, &error));
 }
@@ -1070,6 +1200,214 @@ assert_raw_goodbye (GSocket     *socket,
   g_assert_cmpuint (np_test_get_u32 (g_bytes_get_data (payload, NULL)), ==, code);
 }
 
+/* A raw peer of protocol version 4: its hello and settings said, the
+ * server's read. */
+static GSocket *
+raw_peer_v4_new (Fixture *f)
+{
+  GSocket *socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  g_autoptr(GBytes) settings = NULL;
+  guint8 hello[NP_HELLO_SIZE];
+  guint8 payload[8] = { 0, 0, 0, 0, 0, 0, 0, 16 };
+  guint8 header[NP_FRAME_HEADER_SIZE];
+  guint n = f->connections->len;
+  guint8 type;
+
+  np_test_hello (hello, 4, 1024 * 1024);
+  np_test_raw_write (socket, hello, sizeof hello);
+  np_frame_header_encode (header, NP_FRAME_SETTINGS, sizeof payload);
+  np_test_raw_write (socket, header, sizeof header);
+  np_test_raw_write (socket, payload, sizeof payload);
+  raw_read_exactly (socket, hello, sizeof hello);
+  g_assert_cmpmem (hello, 4, "NPIP", 4);
+  settings = raw_read_frame (socket, &type);
+  g_assert_cmpuint (type, ==, NP_FRAME_SETTINGS);
+  WAIT_UNTIL (f->connections->len == n + 1);
+
+  return socket;
+}
+
+/* Thousands of requests with descriptors, none answered: the server
+ * holds max-pending-requests of them (and their descriptors), answers
+ * every other one at once with TOO_MANY_REQUESTS, and closes the
+ * descriptors of those: the peer cannot make it hold more. The same in
+ * bytes with max-pending-request-bytes. */
+static void
+test_pending_with_fds (Fixture       *f,
+                       gconstpointer  data)
+{
+  const guint n = 2000;
+  g_autoptr(GSocket) peer = NULL;
+  g_autofree guint8 *frame = NULL;
+  guint n_refused = 0;
+  guint base;
+  int fds[3];
+
+  for (guint i = 0; i < G_N_ELEMENTS (fds); i++)
+    {
+      fds[i] = memfd_create ("np-test-requests", MFD_CLOEXEC);
+      g_assert_cmpint (fds[i], >=, 0);
+    }
+  np_pipe_server_set_max_pending_requests (f->server, 8);
+  np_pipe_server_set_max_pending_request_bytes (f->server, 64 * 1024);
+  base = np_test_count_open_fds ();
+  peer = raw_peer_v4_new (f);
+  base += 2;  /* the peer's socket, and the server's side of it */
+
+  f->answer = FALSE;
+  f->keep = TRUE;
+  f->max_holding = 8;
+  f->max_holding_bytes = 64 * 1024;
+
+  frame = g_malloc0 (NP_REQUEST_HEADER_SIZE + 20000);
+  for (guint i = 0; i < n; i++)
+    {
+      /* Every tenth a large one. */
+      gsize len = i % 10 == 9 ? 20000 : 16;
+
+      np_request_header_encode (frame, NP_FRAME_REQUEST_FDS, i + 1, len);
+      frame[5] = G_N_ELEMENTS (fds);
+      np_test_raw_send_with_fds (peer, frame, NP_REQUEST_HEADER_SIZE + len, fds,
+                                 G_N_ELEMENTS (fds));
+
+      /* Read the refusals as they come, so that neither side blocks. */
+      while (g_socket_condition_check (peer, G_IO_IN) & G_IO_IN)
+        {
+          g_autoptr(GBytes) payload = NULL;
+          guint8 type;
+
+          payload = raw_read_frame (peer, &type);
+          g_assert_cmpuint (type, ==, NP_FRAME_ERROR);
+          g_assert_cmpuint (np_test_get_u32 ((const guint8 *) g_bytes_get_data (payload, NULL) + 4), ==,
+                            NP_PIPE_ERROR_TOO_MANY_REQUESTS);
+          n_refused++;
+        }
+      g_main_context_iteration (NULL, FALSE);
+    }
+
+  while (n_refused < n - 8)
+    {
+      g_autoptr(GBytes) payload = NULL;
+      guint8 type;
+
+      payload = raw_read_frame (peer, &type);
+      g_assert_cmpuint (type, ==, NP_FRAME_ERROR);
+      n_refused++;
+    }
+
+  g_assert_cmpuint (f->kept->len, ==, 8);
+  g_assert_cmpuint (f->n_requests, ==, 8);
+  /* Only the held requests' descriptors stay open. */
+  g_assert_cmpuint (np_test_count_open_fds (), ==, base + 8 * G_N_ELEMENTS (fds));
+  g_assert_cmpuint (f->n_disconnected, ==, 0);
+
+  for (guint i = 0; i < 8; i++)
+    answer_kept (f, i);
+  g_ptr_array_set_size (f->kept, 0);
+  g_assert_cmpuint (np_test_count_open_fds (), ==, base);
+  for (guint i = 0; i < G_N_ELEMENTS (fds); i++)
+    close (fds[i]);
+}
+
+typedef struct
+{
+  GAsyncResult *result;
+  GBytes       *reply;
+  GError       *error;
+} NestedAsk;
+
+/* Asks the peer, and waits for the answer in a loop of its own. */
+static void
+ask_in_handler_cb (NpPipeServer     *server,
+                   NpPipeConnection *connection,
+                   GBytes           *message,
+                   NestedAsk        *ask)
+{
+  g_autoptr(GBytes) request = g_bytes_new_static ("question", 8);
+
+  np_pipe_connection_request_async (connection, request, NULL, async_done_cb, &ask->result);
+  WAIT_UNTIL (ask->result != NULL);
+  ask->reply = np_pipe_connection_request_finish (connection, ask->result, &ask->error);
+}
+
+/* A handler that waits in a main loop of its own for a reply that came
+ * in the same read as the message it handles (the peer answered ahead):
+ * the reply is delivered to it from what is left of that read, without
+ * waiting for the socket to bring more. */
+static void
+test_nested_wait_for_rest (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autoptr(GSocket) peer = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  g_autoptr(GByteArray) bytes = g_byte_array_new ();
+  g_autoptr(GBytes) message = np_test_frame (NP_FRAME_MESSAGE, (const guint8 *) "go", 2);
+  NestedAsk ask = { 0 };
+  guint8 hello[NP_HELLO_SIZE];
+  guint8 header[NP_REQUEST_HEADER_SIZE];
+
+  g_signal_connect (f->server, "message-received", G_CALLBACK (ask_in_handler_cb), &ask);
+  np_pipe_server_set_request_timeout (f->server, 5000);
+  np_test_hello (hello, 3, 1024 * 1024);
+  g_byte_array_append (bytes, hello, sizeof hello);
+  g_byte_array_append (bytes, g_bytes_get_data (message, NULL), g_bytes_get_size (message));
+  /* The first request the server sends has id 1. */
+  np_request_header_encode (header, NP_FRAME_REPLY, 1, 6);
+  g_byte_array_append (bytes, header, sizeof header);
+  g_byte_array_append (bytes, (const guint8 *) "answer", 6);
+  np_test_raw_write (peer, bytes->data, bytes->len);
+
+  WAIT_UNTIL (ask.result != NULL);
+  g_assert_no_error (ask.error);
+  g_assert_cmpmem (g_bytes_get_data (ask.reply, NULL), g_bytes_get_size (ask.reply), "answer", 6);
+  g_clear_object (&ask.result);
+  g_bytes_unref (ask.reply);
+}
+
+/* Asks the peer, blocking, from the context's own thread. */
+static void
+ask_sync_in_handler_cb (NpPipeServer     *server,
+                        NpPipeConnection *connection,
+                        GBytes           *message,
+                        NestedAsk        *ask)
+{
+  g_autoptr(GBytes) request = g_bytes_new_static ("question", 8);
+
+  ask->reply = np_pipe_connection_request_with_fds_sync (connection, request, NULL, NULL, NULL,
+                                                         &ask->error);
+  ask->result = (GAsyncResult *) g_object_new (G_TYPE_OBJECT, NULL);
+}
+
+/* The same, for a handler that asks blocking (request_with_fds_sync):
+ * the answer that came in the same read is read from what is left of
+ * it. */
+static void
+test_sync_wait_for_rest (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(GSocket) peer = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  g_autoptr(GByteArray) bytes = g_byte_array_new ();
+  g_autoptr(GBytes) message = np_test_frame (NP_FRAME_MESSAGE, (const guint8 *) "go", 2);
+  NestedAsk ask = { 0 };
+  guint8 hello[NP_HELLO_SIZE];
+  guint8 header[NP_REQUEST_HEADER_SIZE];
+
+  g_signal_connect (f->server, "message-received", G_CALLBACK (ask_sync_in_handler_cb), &ask);
+  np_pipe_server_set_request_timeout (f->server, 5000);
+  np_test_hello (hello, 3, 1024 * 1024);
+  g_byte_array_append (bytes, hello, sizeof hello);
+  g_byte_array_append (bytes, g_bytes_get_data (message, NULL), g_bytes_get_size (message));
+  np_request_header_encode (header, NP_FRAME_REPLY, 1, 6);
+  g_byte_array_append (bytes, header, sizeof header);
+  g_byte_array_append (bytes, (const guint8 *) "answer", 6);
+  np_test_raw_write (peer, bytes->data, bytes->len);
+
+  WAIT_UNTIL (ask.result != NULL);
+  g_assert_no_error (ask.error);
+  g_assert_cmpmem (g_bytes_get_data (ask.reply, NULL), g_bytes_get_size (ask.reply), "answer", 6);
+  g_clear_object (&ask.result);
+  g_bytes_unref (ask.reply);
+}
+
 /* A request whose id already waits for an answer could not be told from
  * it by its answers: the connection ends with PROTOCOL, and the second
  * is never delivered. An id answered may come again. */
@@ -1287,11 +1625,13 @@ main (int   argc,
   g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
 
   ADD ("/Np/Requests/both-ways", test_both_ways);
+  ADD ("/Np/Requests/data-twins", test_data_twins);
   ADD ("/Np/Requests/out-of-order-and-many", test_out_of_order_and_many);
   ADD ("/Np/Requests/reply-too-large", test_reply_too_large);
   ADD ("/Np/Requests/timeout", test_timeout);
   ADD ("/Np/Requests/cancel", test_cancel);
   ADD ("/Np/Requests/unanswered", test_unanswered);
+  ADD ("/Np/Requests/errors-name-the-pipe", test_errors_name_the_pipe);
   ADD ("/Np/Requests/error-domains", test_error_domains);
   ADD ("/Np/Requests/answer-twice", test_answer_twice);
   ADD ("/Np/Requests/disconnect-fails-pending", test_disconnect_fails_pending);
@@ -1301,6 +1641,9 @@ main (int   argc,
   ADD ("/Np/Requests/pending/count", test_pending_count);
   ADD ("/Np/Requests/pending/bytes", test_pending_bytes);
   ADD ("/Np/Requests/pending/client", test_pending_client);
+  ADD ("/Np/Requests/pending/with-fds", test_pending_with_fds);
+  ADD ("/Np/Requests/nested-wait-for-rest", test_nested_wait_for_rest);
+  ADD ("/Np/Requests/sync-wait-for-rest", test_sync_wait_for_rest);
   ADD ("/Np/Requests/duplicate-id", test_duplicate_id);
   ADD ("/Np/Requests/id-zero", test_id_zero);
   ADD ("/Np/Requests/error-domains/unwaited", test_error_domains_unwaited);

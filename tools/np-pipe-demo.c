@@ -208,7 +208,7 @@ run_server (void)
 
   if (!np_pipe_server_start (server, &error))
     {
-      g_printerr ("np-pipe: %s\n", error->message);
+      np_tool_warn ("%s", error->message);
       return 1;
     }
 
@@ -225,7 +225,7 @@ run_server (void)
                                 NULL);
       if (child == NULL)
         {
-          g_printerr ("np-pipe: cannot start a client: %s\n", error->message);
+          np_tool_warn (_("cannot start a client: %s"), error->message);
           return 1;
         }
 
@@ -333,7 +333,7 @@ client_message_received (NpPipeClient *client,
       if (!c->stays)
         {
           say (c->who, "Flow 4: done, closing");
-          np_pipe_client_close (client);
+          np_pipe_client_close (client, NULL, NULL);
         }
       else
         say (c->who, "Flow 5: staying connected until the server stops");
@@ -386,9 +386,9 @@ np_tool_run_demo (int    argc,
 
   if (argc != 1)
     {
-      g_printerr ("Usage:\n  np-pipe demo\n\n"
-                  "Start a server process and three client processes and show the\n"
-                  "five flows of a pipe server as they happen.\n");
+      g_printerr (_("Usage:\n  np-pipe demo\n\n"
+                    "Start a server process and three client processes and show the\n"
+                    "five flows of a pipe server as they happen.\n"));
       return argc == 2 && (g_str_equal (argv[1], "--help") || g_str_equal (argv[1], "-h")) ? 0 : 2;
     }
 

@@ -17,6 +17,38 @@
 #include "np-name-private.h"
 #include "np-pipe-tool.h"
 
+/* How long a probe gives a socket nobody holds the lock of to complete
+ * the handshake: a service that systemd starts on demand needs time. */
+#define PROBE_TIMEOUT_MSEC 3000
+
+/* Probes a socket whose lock nobody holds as a client does: the
+ * handshake, then a normal close (GOODBYE CLOSED), so that a service
+ * started by the probe (socket activation) sees a client come and go
+ * cleanly, not one that vanished before the handshake. */
+static int
+list_probe (const char *socket_path)
+{
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (socket_path);
+  g_autoptr(GError) error = NULL;
+
+  np_pipe_client_set_connect_timeout (client, PROBE_TIMEOUT_MSEC);
+  if (np_pipe_client_connect_sync (client, NULL, &error))
+    {
+      np_pipe_client_close (client, NULL, NULL);
+      return 0;
+    }
+
+  if (g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_FOUND))
+    return ECONNREFUSED;
+  if (g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_INVALID_NAME) ||
+      error->domain == G_IO_ERROR)
+    return EIO;
+
+  /* It accepted the connection, then refused us, answered with
+   * something else than Np, or kept quiet: something is there. */
+  return 0;
+}
+
 static int
 compare_names (gconstpointer a,
                gconstpointer b)
@@ -36,17 +68,20 @@ np_tool_run_list (int    argc,
   g_autofree char *dir_path = g_build_filename (g_get_user_runtime_dir (), "np", NULL);
   const char *entry;
   const GOptionEntry entries[] = {
-    { "clean", 0, 0, G_OPTION_ARG_NONE, &clean, "Remove the stale socket files", NULL },
+    { "clean", 0, 0, G_OPTION_ARG_NONE, &clean, N_("Remove the stale socket files"), NULL },
     { NULL }
   };
 
   g_option_context_set_summary (context,
-                                "List the pipes in the user's runtime directory, live or stale.");
-  g_option_context_add_main_entries (context, entries, NULL);
+                                N_("List the pipes in the user's runtime directory, live or stale.\n"
+                                   "A socket whose server holds no lock is probed: a connection and\n"
+                                   "a handshake, which starts a service that waits for one (socket\n"
+                                   "activation)."));
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return np_tool_usage_error (context, error->message);
   if (argc != 1)
-    return np_tool_usage_error (context, "list takes no arguments");
+    return np_tool_usage_error (context, _("list takes no arguments"));
 
   dir = g_dir_open (dir_path, 0, &error);
   if (dir == NULL)
@@ -72,7 +107,7 @@ np_tool_run_list (int    argc,
       NpNameState state;
       int pid;
 
-      state = np_name_get_state (path, &pid, clean ? &lock_fd : NULL);
+      state = np_name_get_state_with_probe (path, &pid, clean ? &lock_fd : NULL, list_probe);
       if (state == NP_NAME_STATE_ABSENT || state == NP_NAME_STATE_NOT_SOCKET)
         continue;
 
@@ -85,9 +120,9 @@ np_tool_run_list (int    argc,
       if (clean && state == NP_NAME_STATE_STALE)
         {
           if (g_unlink (path) != 0)
-            g_printerr ("np-pipe: cannot remove %s: %s\n", path, g_strerror (errno));
+            g_printerr (_("np-pipe: cannot remove %s: %s\n"), path, g_strerror (errno));
           else
-            g_printerr ("removed stale %s\n", path);
+            g_printerr (_("removed stale %s\n"), path);
 
           /* Removes the lock file, then lets servers have the name. */
           np_name_unlock (lock_fd, path);

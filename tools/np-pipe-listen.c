@@ -18,11 +18,26 @@
 
 typedef struct
 {
-  gboolean echo;
-  gboolean broadcast;
-  gboolean hex;
-  gboolean raw;
+  gboolean        echo;
+  gboolean        broadcast;
+  gboolean        hex;
+  gboolean        raw;
+  gboolean        full;
+  gboolean        variant;
+  NpToolShowFlags show;
 } ListenOptions;
+
+/* An event line: on stdout, or with --raw on stderr (where it is a
+ * blocking write, as any message on stderr is). */
+static void
+listen_event (ListenOptions *options,
+              const char    *line)
+{
+  if (options->raw)
+    g_printerr ("%s", line);
+  else
+    np_tool_write (line, strlen (line));
+}
 
 static void
 listen_client_connected (NpPipeServer     *server,
@@ -34,34 +49,52 @@ listen_client_connected (NpPipeServer     *server,
                                            np_pipe_connection_get_peer_pid (connection),
                                            np_pipe_connection_get_peer_uid (connection));
 
+  listen_event (options, line);
+}
+
+/* Shows a message or request (and how many descriptors came with it,
+ * which are closed by now). */
+static void
+listen_show_message (NpPipeConnection *sender,
+                     GBytes           *message,
+                     gboolean          request,
+                     guint             n_fds,
+                     ListenOptions    *options)
+{
+  guint64 id = np_pipe_connection_get_id (sender);
+
   if (options->raw)
-    g_printerr ("%s", line);
+    {
+      np_tool_write_bytes (message);
+      if (n_fds > 0)
+        {
+          g_autofree char *line = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                                                "client %llu sent %u descriptor; it was closed\n",
+                                                                "client %llu sent %u descriptors; they were closed\n",
+                                                                n_fds),
+                                                   (unsigned long long) id, n_fds);
+          listen_event (options, line);
+        }
+    }
   else
-    np_tool_write (line, strlen (line));
+    {
+      g_autofree char *prefix = g_strdup_printf (request ? "client %" G_GUINT64_FORMAT " request"
+                                                         : "client %" G_GUINT64_FORMAT, id);
+
+      np_tool_print_message (prefix, message, options->show, n_fds);
+    }
 }
 
 static void
-listen_message_received (NpPipeServer     *server,
-                         NpPipeConnection *sender,
-                         GBytes           *message,
-                         ListenOptions    *options)
+listen_relay (NpPipeServer     *server,
+              NpPipeConnection *sender,
+              GBytes           *message,
+              ListenOptions    *options)
 {
   g_autoptr(GError) error = NULL;
 
-  if (options->raw)
-    {
-      np_tool_write (g_bytes_get_data (message, NULL), g_bytes_get_size (message));
-    }
-  else
-    {
-      g_autofree char *prefix = g_strdup_printf ("client %" G_GUINT64_FORMAT,
-                                                 np_pipe_connection_get_id (sender));
-
-      np_tool_print_message (prefix, message, options->hex);
-    }
-
   if (options->echo && !np_pipe_connection_send (sender, message, &error))
-    g_printerr ("np-pipe: %s\n", error->message);
+    np_tool_warn ("%s", error->message);
 
   if (options->broadcast)
     {
@@ -73,9 +106,34 @@ listen_message_received (NpPipeServer     *server,
           g_autoptr(GError) relay_error = NULL;
 
           if (other != sender && !np_pipe_connection_send (other, message, &relay_error))
-            g_printerr ("np-pipe: %s\n", relay_error->message);
+            np_tool_warn ("%s", relay_error->message);
         }
     }
+}
+
+static void
+listen_message_received (NpPipeServer     *server,
+                         NpPipeConnection *sender,
+                         GBytes           *message,
+                         ListenOptions    *options)
+{
+  listen_show_message (sender, message, FALSE, 0, options);
+  listen_relay (server, sender, message, options);
+}
+
+/* Descriptors are only counted: they are closed here, before anything
+ * is relayed. */
+static void
+listen_message_with_fds_received (NpPipeServer     *server,
+                                  NpPipeConnection *sender,
+                                  GBytes           *message,
+                                  GUnixFDList      *fds,
+                                  ListenOptions    *options)
+{
+  guint n_fds = np_tool_close_fds (fds);
+
+  listen_show_message (sender, message, FALSE, n_fds, options);
+  listen_relay (server, sender, message, options);
 }
 
 /* Printed like a message; only --echo answers. Left unanswered, the
@@ -87,18 +145,9 @@ listen_request_received (NpPipeServer     *server,
                          ListenOptions    *options)
 {
   GBytes *message = np_pipe_request_get_message (request);
+  guint n_fds = np_tool_close_fds (np_pipe_request_get_fd_list (request));
 
-  if (options->raw)
-    {
-      np_tool_write (g_bytes_get_data (message, NULL), g_bytes_get_size (message));
-    }
-  else
-    {
-      g_autofree char *prefix = g_strdup_printf ("client %" G_GUINT64_FORMAT " request",
-                                                 np_pipe_connection_get_id (sender));
-
-      np_tool_print_message (prefix, message, options->hex);
-    }
+  listen_show_message (sender, message, TRUE, n_fds, options);
 
   if (!options->echo)
     return FALSE;
@@ -113,14 +162,21 @@ listen_client_disconnected (NpPipeServer     *server,
                             GError           *error,
                             ListenOptions    *options)
 {
-  g_autofree char *line = g_strdup_printf ("client %" G_GUINT64_FORMAT " disconnected%s%s\n",
-                                           np_pipe_connection_get_id (connection),
-                                           error ? ": " : "", error ? error->message : "");
+  g_autofree char *line = NULL;
 
-  if (options->raw)
-    g_printerr ("%s", line);
+  /* The error may carry the client's goodbye reason: peer text. */
+  if (error != NULL)
+    {
+      g_autofree char *escaped = np_tool_escape (error->message, -1);
+
+      line = g_strdup_printf ("client %" G_GUINT64_FORMAT " disconnected: %s\n",
+                              np_pipe_connection_get_id (connection), escaped);
+    }
   else
-    np_tool_write (line, strlen (line));
+    line = g_strdup_printf ("client %" G_GUINT64_FORMAT " disconnected\n",
+                            np_pipe_connection_get_id (connection));
+
+  listen_event (options, line);
 }
 
 static gboolean
@@ -140,25 +196,34 @@ np_tool_run_listen (int    argc,
   g_autoptr(NpPipeServer) server = NULL;
   g_autoptr(GError) error = NULL;
   const GOptionEntry entries[] = {
-    { "echo", 'e', 0, G_OPTION_ARG_NONE, &options.echo, "Send each message back to its sender, and answer each request with its message", NULL },
-    { "broadcast", 'b', 0, G_OPTION_ARG_NONE, &options.broadcast, "Relay each message to all other clients", NULL },
-    { "hex", 'x', 0, G_OPTION_ARG_NONE, &options.hex, "Print every message and request as a hex dump", NULL },
-    { "raw", 'r', 0, G_OPTION_ARG_NONE, &options.raw, "Write the bytes of messages and requests, unframed, to stdout; events go to stderr", NULL },
-    { "max-message-size", 'm', 0, G_OPTION_ARG_INT, &max_message_size, "Largest message accepted, in bytes (default 16 MiB)", "BYTES" },
+    { "echo", 'e', 0, G_OPTION_ARG_NONE, &options.echo, N_("Send each message back to its sender, and answer each request with its message"), NULL },
+    { "broadcast", 'b', 0, G_OPTION_ARG_NONE, &options.broadcast, N_("Relay each message to all other clients"), NULL },
+    { "hex", 'x', 0, G_OPTION_ARG_NONE, &options.hex, N_("Print every message and request as a hex dump"), NULL },
+    { "full", 0, 0, G_OPTION_ARG_NONE, &options.full, N_("Print all of each message, not only its first 256 bytes"), NULL },
+    { "variant", 0, 0, G_OPTION_ARG_NONE, &options.variant, N_("Print the messages and requests that hold a GVariant decoded"), NULL },
+    { "raw", 'r', 0, G_OPTION_ARG_NONE, &options.raw, N_("Write the bytes of messages and requests, unframed, to stdout; events go to stderr"), NULL },
+    { "max-message-size", 'm', 0, G_OPTION_ARG_INT, &max_message_size, N_("Largest message accepted, in bytes (default 16 MiB)"), N_("BYTES") },
     { NULL }
   };
 
   g_option_context_set_summary (context,
-                                "Start a server (under a generated name when none is given)\n"
-                                "and print one line per event. Without --echo, requests are\n"
-                                "printed and not answered: the client gets an error.");
-  g_option_context_add_main_entries (context, entries, NULL);
+                                N_("Start a server (under a generated name when none is given)\n"
+                                   "and print one line per event, with the first 256 bytes of\n"
+                                   "each message (--full: all of it). Without --echo, requests\n"
+                                   "are printed and not answered: the client gets an error."));
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return np_tool_usage_error (context, error->message);
   if (argc > 2)
-    return np_tool_usage_error (context, "listen takes at most one NAME");
-  if (options.raw && options.hex)
-    return np_tool_usage_error (context, "--raw and --hex do not go together");
+    return np_tool_usage_error (context, _("listen takes at most one NAME"));
+  if (options.raw && (options.hex || options.full || options.variant))
+    return np_tool_usage_error (context, _("--raw goes with none of --hex, --full and --variant"));
+  if (options.hex && options.variant)
+    return np_tool_usage_error (context, _("--hex and --variant do not go together"));
+
+  options.show = (options.hex ? NP_TOOL_SHOW_HEX : 0) |
+                 (options.full ? NP_TOOL_SHOW_FULL : 0) |
+                 (options.variant ? NP_TOOL_SHOW_VARIANT : 0);
 
   server = np_pipe_server_new (argc == 2 ? argv[1] : NULL);
   if (max_message_size > 0)
@@ -166,20 +231,21 @@ np_tool_run_listen (int    argc,
 
   g_signal_connect (server, "client-connected", G_CALLBACK (listen_client_connected), &options);
   g_signal_connect (server, "message-received", G_CALLBACK (listen_message_received), &options);
+  g_signal_connect (server, "message-with-fds-received", G_CALLBACK (listen_message_with_fds_received), &options);
   g_signal_connect (server, "request-received", G_CALLBACK (listen_request_received), &options);
   g_signal_connect (server, "client-disconnected", G_CALLBACK (listen_client_disconnected), &options);
 
   if (!np_pipe_server_start (server, &error))
     return np_tool_fail ("%s", error->message);
 
+  /* From here, printing never holds up serving. */
+  np_tool_output_start_async (options.raw);
+
   {
     g_autofree char *line = g_strdup_printf ("Listening as pipe “%s” on %s\n",
                                              np_pipe_server_get_name (server),
                                              np_pipe_server_get_path (server));
-    if (options.raw)
-      g_printerr ("%s", line);
-    else
-      np_tool_write (line, strlen (line));
+    listen_event (&options, line);
   }
 
   g_unix_signal_add (SIGINT, quit_cb, NULL);
@@ -189,6 +255,7 @@ np_tool_run_listen (int    argc,
 
   /* Reports each client it disconnects; removes the socket file. */
   np_pipe_server_stop (server);
+  np_tool_output_finish ();
 
   return EXIT_SUCCESS;
 }

@@ -40,13 +40,14 @@ ping_done_cb (GObject      *object,
   /* A ping given up on, completed after all. */
   if (p->done)
     {
-      np_pipe_client_ping_finish (p->client, result, NULL, NULL);
+      np_pipe_client_ping_finish (p->client, result, NULL);
       return;
     }
 
   g_clear_handle_id (&p->timeout_id, g_source_remove);
 
-  if (!np_pipe_client_ping_finish (p->client, result, &usec, &p->error))
+  usec = np_pipe_client_ping_finish (p->client, result, &p->error);
+  if (usec < 0)
     {
       p->done = TRUE;
       np_tool_quit ();
@@ -76,7 +77,7 @@ ping_timeout_cb (gpointer user_data)
   p->timeout_id = 0;
   p->done = TRUE;
   g_set_error (&p->error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-               "pipe “%s”: ping %u of %u was not answered within %g s",
+               _("pipe “%s”: ping %u of %u was not answered within %g s"),
                np_pipe_client_get_name (p->client), p->times->len + 1, p->count,
                p->timeout_msec / 1000.0);
   g_cancellable_cancel (p->cancellable);
@@ -119,24 +120,24 @@ np_tool_run_ping (int    argc,
   g_autoptr(GError) error = NULL;
   Ping p = { 0 };
   const GOptionEntry entries[] = {
-    { "count", 'c', 0, G_OPTION_ARG_INT, &count, "Number of pings (default 5)", "COUNT" },
-    { "timeout", 't', 0, G_OPTION_ARG_STRING, &timeout, "Give up when a ping is not answered within SECONDS (default " DEFAULT_TIMEOUT "; 0: no limit)", "SECONDS" },
+    { "count", 'c', 0, G_OPTION_ARG_INT, &count, N_("Number of pings (default 5)"), N_("COUNT") },
+    { "timeout", 't', 0, G_OPTION_ARG_STRING, &timeout, N_("Give up when a ping is not answered within SECONDS (default 10; 0: no limit)"), N_("SECONDS") },
     { NULL }
   };
   gint64 *t;
 
   g_option_context_set_summary (context,
-                                "Measure the round trip to a server. Its library answers the\n"
-                                "pings by itself: any Np server can be pinged.");
-  g_option_context_add_main_entries (context, entries, NULL);
+                                _("Measure the round trip to a server. Its library answers the\n"
+                                  "pings by itself: any Np server can be pinged."));
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return np_tool_usage_error (context, error->message);
   if (argc != 2)
-    return np_tool_usage_error (context, "ping needs the NAME of a pipe");
+    return np_tool_usage_error (context, _("ping needs the NAME of a pipe"));
   if (count < 1)
-    return np_tool_usage_error (context, "--count takes a number of pings, 1 or more");
+    return np_tool_usage_error (context, _("--count takes a number of pings, 1 or more"));
   if (!np_tool_parse_timeout (timeout ? timeout : DEFAULT_TIMEOUT, &p.timeout_msec))
-    return np_tool_usage_error (context, "--timeout takes a number of seconds, 0 for no limit");
+    return np_tool_usage_error (context, _("--timeout takes a number of seconds, 0 for no limit"));
 
   client = np_pipe_client_new (argv[1]);
   if (!np_pipe_client_connect_sync (client, NULL, &error))
@@ -158,7 +159,7 @@ np_tool_run_ping (int    argc,
       return status;
     }
 
-  np_pipe_client_close (client);
+  np_pipe_client_close (client, NULL, NULL);
 
   g_array_sort (times, compare_gint64);
   t = (gint64 *) (gpointer) times->data;

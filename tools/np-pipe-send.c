@@ -24,6 +24,7 @@ typedef struct
   char              separator;
   int               wait;
   int               replies;
+  gboolean          variant;
   gboolean          sending_done;
   gboolean          failed;
   guint64           total_bytes;
@@ -40,9 +41,9 @@ send_timeout_cb (gpointer user_data)
   Send *s = user_data;
 
   s->timeout_id = 0;
-  g_printerr ("np-pipe: pipe “%s”: reply %d of %d did not arrive within %g s\n",
-              np_pipe_client_get_name (s->client), s->replies + 1, s->wait,
-              s->timeout_msec / 1000.0);
+  np_tool_warn (_("pipe “%s”: reply %d of %d did not arrive within %g s"),
+                np_pipe_client_get_name (s->client), s->replies + 1, s->wait,
+                s->timeout_msec / 1000.0);
   s->failed = TRUE;
   np_tool_quit ();
 
@@ -74,7 +75,8 @@ send_message_received (NpPipeClient *client,
     return;
 
   s->replies++;
-  np_tool_print_message ("reply", message, FALSE);
+  np_tool_print_message (_("reply"), message,
+                         NP_TOOL_SHOW_FULL | (s->variant ? NP_TOOL_SHOW_VARIANT : 0), 0);
   send_finish_if_done (s);
 }
 
@@ -87,13 +89,13 @@ send_disconnected (NpPipeClient *client,
   if (error != NULL)
     {
       if (!s->failed)
-        g_printerr ("np-pipe: %s\n", error->message);
+        np_tool_warn ("%s", error->message);
       s->failed = TRUE;
     }
   else if (!s->sending_done && !s->failed)
     {
-      g_printerr ("np-pipe: pipe “%s”: the server closed the connection before "
-                  "everything was sent\n", np_pipe_client_get_name (client));
+      np_tool_warn (_("pipe “%s”: the server closed the connection before "
+                      "everything was sent"), np_pipe_client_get_name (client));
       s->failed = TRUE;
     }
 
@@ -103,21 +105,34 @@ send_disconnected (NpPipeClient *client,
   np_tool_quit ();
 }
 
+/* A MESSAGE argument, a record of stdin or a --file: as it is, or with
+ * --variant, the GVariant its text describes. */
+static GBytes *
+send_make_message (Send         *s,
+                   const char   *data,
+                   gsize         len,
+                   GError      **error)
+{
+  if (s->variant)
+    return np_tool_parse_variant (data, len, error);
+
+  return g_bytes_new (data, len);
+}
+
 static gboolean
-send_one (Send         *s,
-          const guint8 *data,
-          gsize         len)
+send_one (Send   *s,
+          GBytes *message)
 {
   g_autoptr(GError) error = NULL;
 
-  if (!np_pipe_client_send_data (s->client, data, len, &error))
+  if (!np_pipe_client_send (s->client, message, &error))
     {
-      g_printerr ("np-pipe: %s\n", error->message);
+      np_tool_warn ("%s", error->message);
       s->failed = TRUE;
       return FALSE;
     }
 
-  s->total_bytes += len;
+  s->total_bytes += g_bytes_get_size (message);
   return TRUE;
 }
 
@@ -149,7 +164,7 @@ send_flushed_cb (GObject      *object,
   if (!np_pipe_client_flush_finish (s->client, result, &error))
     {
       if (!s->failed)
-        g_printerr ("np-pipe: %s\n", error->message);
+        np_tool_warn ("%s", error->message);
       s->failed = TRUE;
     }
 
@@ -184,6 +199,7 @@ record_read_cb (GObject      *object,
   Send *s = user_data;
   g_autoptr(GError) error = NULL;
   g_autofree char *record = NULL;
+  g_autoptr(GBytes) message = NULL;
   gsize len = 0;
 
   if (s->separator == '\n')
@@ -198,7 +214,7 @@ record_read_cb (GObject      *object,
 
   if (error != NULL)
     {
-      g_printerr ("np-pipe: reading standard input: %s\n", error->message);
+      np_tool_warn (_("reading standard input: %s"), error->message);
       s->failed = TRUE;
     }
 
@@ -208,7 +224,17 @@ record_read_cb (GObject      *object,
       return;
     }
 
-  if (send_one (s, (const guint8 *) record, len))
+  message = send_make_message (s, record, len, &error);
+  if (message == NULL)
+    {
+      /* The user's own text, shown as it is, with where it is wrong. */
+      g_printerr ("np-pipe: %s\n", error->message);
+      s->failed = TRUE;
+      send_all_queued (s);
+      return;
+    }
+
+  if (send_one (s, message))
     read_next_record (s);
   else
     send_all_queued (s);
@@ -234,35 +260,49 @@ np_tool_run_send (int    argc,
   g_autoptr(GOptionContext) context = g_option_context_new ("NAME [MESSAGE…]");
   g_autoptr(NpPipeClient) client = NULL;
   g_autoptr(GError) error = NULL;
+  g_autoptr(GError) close_error = NULL;
   g_autoptr(GInputStream) stdin_stream = NULL;
   g_autoptr(GDataInputStream) input = NULL;
+  g_autoptr(GPtrArray) messages = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
   Send s = { 0 };
   const GOptionEntry entries[] = {
-    { "null", '0', 0, G_OPTION_ARG_NONE, &null_separated, "Read NUL-separated messages from stdin instead of lines", NULL },
-    { "file", 'f', 0, G_OPTION_ARG_FILENAME, &file, "Send the whole FILE as one message", "FILE" },
-    { "wait", 'w', 0, G_OPTION_ARG_INT, &wait, "Print up to N replies before closing", "N" },
-    { "timeout", 't', 0, G_OPTION_ARG_STRING, &timeout, "With --wait, give up when a reply takes over SECONDS (default " DEFAULT_TIMEOUT "; 0: no limit)", "SECONDS" },
+    { "null", '0', 0, G_OPTION_ARG_NONE, &null_separated, N_("Read NUL-separated messages from stdin instead of lines"), NULL },
+    { "file", 'f', 0, G_OPTION_ARG_FILENAME, &file, N_("Send the whole FILE as one message"), N_("FILE") },
+    { "variant", 0, 0, G_OPTION_ARG_NONE, &s.variant, N_("Each message is the text of a GVariant, such as '(\"uptime\", <\"\">)': send the value"), NULL },
+    { "wait", 'w', 0, G_OPTION_ARG_INT, &wait, N_("Print up to N replies before closing"), "N" },
+    { "timeout", 't', 0, G_OPTION_ARG_STRING, &timeout, N_("With --wait, give up when a reply takes over SECONDS (default " DEFAULT_TIMEOUT "; 0: no limit)"), N_("SECONDS") },
     { NULL }
   };
 
   g_option_context_set_summary (context,
-                                "Connect and send each MESSAGE as one message; with no MESSAGE\n"
-                                "and no --file, each line of stdin is one message.");
-  g_option_context_add_main_entries (context, entries, NULL);
+                                N_("Connect and send each MESSAGE as one message; with no MESSAGE\n"
+                                   "and no --file, each line of stdin is one message. With\n"
+                                   "--variant, replies that hold a GVariant print decoded."));
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return np_tool_usage_error (context, error->message);
   if (argc < 2)
-    return np_tool_usage_error (context, "send needs the NAME of a pipe");
+    return np_tool_usage_error (context, _("send needs the NAME of a pipe"));
   if (wait < 0)
-    return np_tool_usage_error (context, "--wait takes a number of replies, 0 or more");
+    return np_tool_usage_error (context, _("--wait takes a number of replies, 0 or more"));
   if (timeout != NULL && wait == 0)
-    return np_tool_usage_error (context, "--timeout is how long --wait waits for each reply: it needs --wait");
+    return np_tool_usage_error (context, _("--timeout is how long --wait waits for each reply: it needs --wait"));
   if (!np_tool_parse_timeout (timeout ? timeout : DEFAULT_TIMEOUT, &s.timeout_msec))
-    return np_tool_usage_error (context, "--timeout takes a number of seconds, 0 for no limit");
+    return np_tool_usage_error (context, _("--timeout takes a number of seconds, 0 for no limit"));
   if (file != NULL && (argc > 2 || null_separated))
-    return np_tool_usage_error (context, "--file goes with neither MESSAGE arguments nor --null");
+    return np_tool_usage_error (context, _("--file goes with neither MESSAGE arguments nor --null"));
   if (null_separated && argc > 2)
-    return np_tool_usage_error (context, "--null reads stdin, so it takes no MESSAGE arguments");
+    return np_tool_usage_error (context, _("--null reads stdin, so it takes no MESSAGE arguments"));
+
+  /* Arguments that are no GVariant stop everything before the connect. */
+  for (int i = 2; i < argc; i++)
+    {
+      GBytes *message = send_make_message (&s, argv[i], strlen (argv[i]), &error);
+
+      if (message == NULL)
+        return np_tool_usage_error (context, error->message);
+      g_ptr_array_add (messages, message);
+    }
 
   client = np_pipe_client_new (argv[1]);
   s.client = client;
@@ -282,18 +322,23 @@ np_tool_run_send (int    argc,
       if (mapped == NULL)
         return np_tool_fail ("%s", error->message);
 
-      bytes = g_mapped_file_get_bytes (mapped);
-      if (!np_pipe_client_send (client, bytes, &error))
+      if (s.variant)
+        bytes = send_make_message (&s, g_mapped_file_get_contents (mapped),
+                                   g_mapped_file_get_length (mapped), &error);
+      else
+        bytes = g_mapped_file_get_bytes (mapped);
+      if (bytes == NULL)
         {
           g_printerr ("np-pipe: %s\n", error->message);
           s.failed = TRUE;
         }
-      s.total_bytes = g_bytes_get_size (bytes);
+      else
+        send_one (&s, bytes);
       send_all_queued (&s);
     }
   else if (argc > 2)
     {
-      for (int i = 2; i < argc && send_one (&s, (const guint8 *) argv[i], strlen (argv[i])); i++)
+      for (guint i = 0; i < messages->len && send_one (&s, g_ptr_array_index (messages, i)); i++)
         ;
       send_all_queued (&s);
     }
@@ -310,9 +355,14 @@ np_tool_run_send (int    argc,
     np_tool_run_loop ();
   g_clear_handle_id (&s.timeout_id, g_source_remove);
 
-  /* Writes out what is still queued. */
+  /* Writes out what is still queued, and says what could not be,
+   * unless a failure was reported already. */
   g_signal_handlers_disconnect_by_data (client, &s);
-  np_pipe_client_close (client);
+  if (!np_pipe_client_close (client, NULL, &close_error) && !s.failed)
+    {
+      g_printerr ("np-pipe: %s\n", close_error->message);
+      s.failed = TRUE;
+    }
 
   return s.failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -8,6 +8,8 @@
 #pragma once
 
 #include <gio/gio.h>
+#include <gio/gunixfdlist.h>
+#include <glib/gi18n-lib.h>
 
 G_BEGIN_DECLS
 
@@ -21,13 +23,38 @@ void     np_tool_run_loop              (void);
 void     np_tool_quit                  (void);
 void     np_tool_quit_on_stdout_hangup (void);
 
+/* How np_tool_print_message() shows a message. */
+typedef enum
+{
+  NP_TOOL_SHOW_HEX     = 1 << 0,  /* a hex dump, even of text */
+  NP_TOOL_SHOW_FULL    = 1 << 1,  /* all of it, not the first NP_TOOL_SNAP_LEN bytes */
+  NP_TOOL_SHOW_VARIANT = 1 << 2,  /* decoded, when it holds a GVariant */
+} NpToolShowFlags;
+
+/* How much of a message listen shows without --full. */
+#define NP_TOOL_SNAP_LEN 256
+
+void     np_tool_output_start_async    (gboolean        raw);
+void     np_tool_output_finish         (void);
+
 gboolean np_tool_write                 (const void     *data,
                                         gsize           len);
+gboolean np_tool_write_bytes           (GBytes         *bytes);
 gboolean np_tool_print                 (const char     *format,
                                         ...) G_GNUC_PRINTF (1, 2);
 void     np_tool_print_message         (const char     *prefix,
                                         GBytes         *message,
-                                        gboolean        hex);
+                                        NpToolShowFlags flags,
+                                        guint           n_fds);
+
+char    *np_tool_escape                (const char     *text,
+                                        gssize          len);
+void     np_tool_warn                  (const char     *format,
+                                        ...) G_GNUC_PRINTF (1, 2);
+GBytes  *np_tool_parse_variant         (const char     *text,
+                                        gsize           len,
+                                        GError        **error);
+guint    np_tool_close_fds             (GUnixFDList    *fds);
 void     np_tool_show_progress         (const char     *format,
                                         ...) G_GNUC_PRINTF (1, 2);
 void     np_tool_end_progress          (void);

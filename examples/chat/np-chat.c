@@ -164,7 +164,7 @@ static void
 close_when_done (Chat *chat)
 {
   if (chat->input_done && chat->n_pending == 0)
-    np_pipe_client_close (chat->client);  /* writes out what is queued */
+    np_pipe_client_close (chat->client, NULL, NULL);  /* writes out what is queued */
 }
 
 static void

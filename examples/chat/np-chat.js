@@ -93,7 +93,7 @@ function runClient(name, nick) {
 
     const closeWhenDone = () => {
         if (inputDone && pending === 0)
-            client.close(); // writes out what is queued
+            client.close(null); // writes out what is queued
     };
     const onAnswer = (_client, result) => {
         try {

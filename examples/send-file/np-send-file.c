@@ -219,10 +219,15 @@ run_send (const char *name,
       while (!sender.done)
         g_main_context_iteration (NULL, TRUE);
 
-      /* Writes out what is queued. */
-      np_pipe_client_close (sender.client);
-      printf ("sent %" G_GUINT64_FORMAT " bytes, sha256 %s, paused %u times\n",
-              sender.size, g_checksum_get_string (sender.checksum), sender.n_pauses);
+      /* Writes out what is queued; fails if some of it was dropped. */
+      if (np_pipe_client_close (sender.client, NULL, &error))
+        printf ("sent %" G_GUINT64_FORMAT " bytes, sha256 %s, paused %u times\n",
+                sender.size, g_checksum_get_string (sender.checksum), sender.n_pauses);
+      else
+        {
+          g_printerr ("np-send-file: %s\n", error->message);
+          exit_status = 1;
+        }
     }
   else
     {

@@ -129,9 +129,8 @@ void          np_pipe_client_ping_async           (NpPipeClient         *self,
                                                    GAsyncReadyCallback   callback,
                                                    gpointer              user_data);
 NP_AVAILABLE_IN_ALL
-gboolean      np_pipe_client_ping_finish          (NpPipeClient         *self,
+gint64        np_pipe_client_ping_finish          (NpPipeClient         *self,
                                                    GAsyncResult         *result,
-                                                   gint64               *round_trip_usec,
                                                    GError              **error);
 NP_AVAILABLE_IN_ALL
 gboolean      np_pipe_client_send_variant         (NpPipeClient         *self,
@@ -150,6 +149,23 @@ GBytes       *np_pipe_client_request_finish       (NpPipeClient         *self,
 NP_AVAILABLE_IN_ALL
 GBytes       *np_pipe_client_request_sync         (NpPipeClient         *self,
                                                    GBytes               *request,
+                                                   GCancellable         *cancellable,
+                                                   GError              **error);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_client_request_data_async   (NpPipeClient         *self,
+                                                   const guint8         *data,
+                                                   gsize                 size,
+                                                   GCancellable         *cancellable,
+                                                   GAsyncReadyCallback   callback,
+                                                   gpointer              user_data);
+NP_AVAILABLE_IN_ALL
+GBytes       *np_pipe_client_request_data_finish  (NpPipeClient         *self,
+                                                   GAsyncResult         *result,
+                                                   GError              **error);
+NP_AVAILABLE_IN_ALL
+GBytes       *np_pipe_client_request_data_sync    (NpPipeClient         *self,
+                                                   const guint8         *data,
+                                                   gsize                 size,
                                                    GCancellable         *cancellable,
                                                    GError              **error);
 NP_AVAILABLE_IN_ALL
@@ -177,7 +193,9 @@ GBytes       *np_pipe_client_request_with_fds_sync
 NP_AVAILABLE_IN_ALL
 guint64       np_pipe_client_get_queued_bytes     (NpPipeClient         *self);
 NP_AVAILABLE_IN_ALL
-void          np_pipe_client_close                (NpPipeClient         *self);
+gboolean      np_pipe_client_close                (NpPipeClient         *self,
+                                                   GCancellable         *cancellable,
+                                                   GError              **error);
 NP_AVAILABLE_IN_ALL
 void          np_pipe_client_close_async          (NpPipeClient         *self,
                                                    GCancellable         *cancellable,

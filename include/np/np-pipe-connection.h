@@ -88,6 +88,17 @@ GBytes       *np_pipe_connection_request_finish        (NpPipeConnection  *self,
                                                         GAsyncResult      *result,
                                                         GError           **error);
 NP_AVAILABLE_IN_ALL
+void          np_pipe_connection_request_data_async    (NpPipeConnection  *self,
+                                                        const guint8      *data,
+                                                        gsize              size,
+                                                        GCancellable      *cancellable,
+                                                        GAsyncReadyCallback callback,
+                                                        gpointer           user_data);
+NP_AVAILABLE_IN_ALL
+GBytes       *np_pipe_connection_request_data_finish   (NpPipeConnection  *self,
+                                                        GAsyncResult      *result,
+                                                        GError           **error);
+NP_AVAILABLE_IN_ALL
 void          np_pipe_connection_request_with_fds_async
                                                        (NpPipeConnection  *self,
                                                         GBytes            *request,
@@ -111,8 +122,21 @@ GBytes       *np_pipe_connection_request_with_fds_sync (NpPipeConnection  *self,
 NP_AVAILABLE_IN_ALL
 guint64       np_pipe_connection_get_queued_bytes      (NpPipeConnection  *self);
 NP_AVAILABLE_IN_ALL
-void          np_pipe_connection_close                 (NpPipeConnection  *self);
+gboolean      np_pipe_connection_close                 (NpPipeConnection  *self,
+                                                        GCancellable      *cancellable,
+                                                        GError           **error);
 NP_AVAILABLE_IN_ALL
-gboolean      np_pipe_connection_is_connected          (NpPipeConnection  *self);
+void          np_pipe_connection_close_async           (NpPipeConnection  *self,
+                                                        GCancellable      *cancellable,
+                                                        GAsyncReadyCallback callback,
+                                                        gpointer           user_data);
+NP_AVAILABLE_IN_ALL
+gboolean      np_pipe_connection_close_finish          (NpPipeConnection  *self,
+                                                        GAsyncResult      *result,
+                                                        GError           **error);
+NP_AVAILABLE_IN_ALL
+gboolean      np_pipe_connection_get_connected         (NpPipeConnection  *self);
+NP_AVAILABLE_IN_ALL
+guint         np_pipe_connection_get_max_queued_bytes  (NpPipeConnection  *self);
 
 G_END_DECLS

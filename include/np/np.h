@@ -14,8 +14,10 @@ G_BEGIN_DECLS
 #define NP_INSIDE
 # include "np-version.h"
 # include "np-version-macros.h"
+# include "np-version-check.h"
 # include "np-error.h"
 # include "np-pipe-connection.h"
+# include "np-pipe-connection-list.h"
 # include "np-pipe-client.h"
 # include "np-pipe-request.h"
 # include "np-pipe-server.h"

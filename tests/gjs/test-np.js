@@ -5,6 +5,7 @@
 
 import GLib from 'gi://GLib';
 import Gio from 'gi://Gio';
+import GObject from 'gi://GObject';
 import System from 'system';
 
 // A runtime directory of our own, set before anything reads it.
@@ -124,7 +125,7 @@ test('all signals', () => {
     assertEqual(decoder.decode(c.messages[0]), 'to the client', 'direct message');
     assertEqual(decoder.decode(c.messages[1]), 'to everyone', 'broadcast');
 
-    c.client.close();
+    c.client.close(null);
     assertEqual(c.disconnects.length, 1, 'client disconnected once');
     assertEqual(c.disconnects[0], null, 'clean close');
     waitUntil(() => events.disconnected.length === 1);
@@ -146,7 +147,7 @@ test('messages kept past their signal stay valid', () => {
     for (let i = 0; i < 100; i++)
         c.client.send_data(encoder.encode(`message ${i}`));
     waitUntil(() => kept.length === 100);
-    c.client.close();
+    c.client.close(null);
     System.gc();
     kept.forEach((message, i) =>
         assertEqual(decoder.decode(message.toArray()), `message ${i}`, `message ${i}`));
@@ -188,7 +189,7 @@ test('async connect and send', () => {
     assertEqual(results[1], true, 'written');
     waitUntil(() => events.messages.length === 1);
     assertBytesEqual(events.messages[0].data, pattern(MIB, 2), 'received');
-    client.close();
+    client.close(null);
     server.stop();
 });
 
@@ -216,7 +217,7 @@ test('objects created with new, as GtkBuilder does', () => {
     const model = server.get_connections();
     assert(model instanceof Gio.ListModel, 'a list model');
     assert(!(model instanceof Gio.ListStore), 'not a store');
-    client.close();
+    client.close(null);
     server.stop();
 });
 
@@ -248,7 +249,7 @@ test('a GJS client talks to a server process written in C', () => {
     c.client.send_data(encoder.encode('ping from gjs'));
     waitUntil(() => c.messages.length === 1);
     assertEqual(decoder.decode(c.messages[0]), 'ping from gjs', 'echo');
-    c.client.close();
+    c.client.close(null);
 
     process.get_stdin_pipe().close(null);
     assert(process.wait_check(null), 'server exits cleanly');
@@ -284,7 +285,7 @@ test('request_async with a promise, answered by a handler', async () => {
     const replies = await Promise.all([0, 1, 2, 3, 4].map(i =>
         c.client.request_async(encoder.encode(`${i}`), null)));
     assertEqual(replies.map(text).join(','), 're: 0,re: 1,re: 2,re: 3,re: 4', 'replies in order');
-    c.client.close();
+    c.client.close(null);
     server.stop();
 });
 
@@ -306,7 +307,7 @@ test('a handler answers later, in any order', async () => {
     const replies = await Promise.all(['a', 'b', 'c'].map(x =>
         c.client.request_async(encoder.encode(x), null)));
     assertEqual(replies.map(text).join(','), 'later: a,later: b,later: c', 'each its own reply');
-    c.client.close();
+    c.client.close(null);
     server.stop();
 });
 
@@ -337,7 +338,7 @@ test('an error reply keeps its domain and code', async () => {
     assertEqual(GLib.quark_to_string(caught.domain), 'g-io-error-quark', 'domain');
     assertEqual(caught.code, Gio.IOErrorEnum.NOT_FOUND, 'code');
     assertEqual(caught.message, 'no such thing', 'message');
-    c.client.close();
+    c.client.close(null);
     server.stop();
 });
 
@@ -352,7 +353,7 @@ test('the server asks a GJS client', async () => {
     waitUntil(() => events.connected.length === 1);
     const reply = await events.connected[0].request_async(encoder.encode('hi'), null);
     assertEqual(text(reply), 'client says hi', 'the client answered');
-    c.client.close();
+    c.client.close(null);
     server.stop();
 });
 
@@ -370,7 +371,7 @@ test('request_async to a server process written in C', async () => {
     assertBytesEqual((await c.client.request_async(big, null)).toArray(), big, 'a 1 MiB request');
     assertEqual(text(await c.client.request_async(encoder.encode('from gjs'), null)), 'from gjs',
         'answered with its message');
-    c.client.close();
+    c.client.close(null);
 
     process.get_stdin_pipe().close(null);
     assert(process.wait_check(null), 'server exits cleanly');
@@ -430,7 +431,7 @@ test('GLib.Variant round trip with send_variant and Np.variant_from_message', as
     }
     assert(caught?.matches(Gio.IOErrorEnum, Gio.IOErrorEnum.INVALID_DATA),
         'malformed: INVALID_DATA');
-    c.client.close();
+    c.client.close(null);
     server.stop();
 });
 
@@ -440,7 +441,7 @@ test('auto-reconnect: a client comes back to a restarted server', () => {
         reconnect_interval: 10});
     let nConnected = 0;
     const disconnects = [];
-    client.connect('connected', () => nConnected++);
+    client.connect('accepted', () => nConnected++);
     client.connect('disconnected', (_c, error) => disconnects.push(error));
     const results = [];
     client.connect_async(null, (c, res) => results.push(c.connect_finish(res)));
@@ -459,7 +460,7 @@ test('auto-reconnect: a client comes back to a restarted server', () => {
     assertEqual(decoder.decode(events.messages[0].data), 'held', 'held message first');
     assertEqual(decoder.decode(events.messages[1].data), 'after', 'then the next');
 
-    client.close();
+    client.close(null);
     server.stop();
 });
 
@@ -473,7 +474,7 @@ test('auto-reconnect: close() during the back-off stops it', () => {
 
     server.stop();
     waitUntil(() => disconnects.length === 1);
-    client.close();
+    client.close(null);
     try {
         client.send_data(encoder.encode('lost'));
         assert(false, 'send after close fails');
@@ -588,10 +589,94 @@ test('a request and its reply carry descriptors, as Gio.UnixFDList', async () =>
     assertEqual(text(plain), 'plain', 'a plain request answered');
     assertEqual(plainFds, null, 'with no list');
 
-    c.client.close();
+    c.client.close(null);
     server.stop();
     for (const path of files)
         GLib.unlink(path);
+});
+
+Gio._promisify(Np.PipeClient.prototype, 'request_data_async', 'request_data_finish');
+Gio._promisify(Np.PipeConnection.prototype, 'request_data_async', 'request_data_finish');
+Gio._promisify(Np.PipeClient.prototype, 'ping_async', 'ping_finish');
+
+test('request_data, reply_data and ping with plain values', async () => {
+    const {server, events} = startServer();
+    server.connect('request-received', (_s, _connection, request) => {
+        request.reply_data(encoder.encode(`re: ${text(request.get_message())}`));
+        return true;
+    });
+    const c = startClient(server.get_name());
+    c.client.connect('request-received', (_c, request) => {
+        request.reply_data(encoder.encode(`client: ${text(request.get_message())}`));
+        return true;
+    });
+    assertEqual(text(await c.client.request_data_async(encoder.encode('bytes'), null)),
+        're: bytes', 'the server answered');
+    waitUntil(() => events.connected.length === 1);
+    assertEqual(text(await events.connected[0].request_data_async(encoder.encode('you'), null)),
+        'client: you', 'the client answered');
+
+    // The round trip is the result itself, a number.
+    const usec = await c.client.ping_async(null);
+    assertEqual(typeof usec, 'number', 'ping_finish returns a number');
+    assert(usec >= 0, 'a round trip of 0 µs or more');
+    c.client.close(null);
+    server.stop();
+});
+
+test('the connections list and the connection have names of their own', () => {
+    const {server, events} = startServer();
+    const c = startClient(server.get_name());
+    waitUntil(() => events.connected.length === 1);
+    const model = server.get_connections();
+    assert(model instanceof Np.PipeConnectionList, 'an Np.PipeConnectionList');
+    assertEqual(model.constructor.$gtype.name, 'NpPipeConnectionList', 'its GType');
+    assert(!String(model).includes('unknown'), `a known type: ${model}`);
+    const connection = model.get_item(0);
+    assert(connection.get_connected(), 'get_connected');
+    assertEqual(connection.is_connected, undefined, 'no is_connected');
+    assertEqual(connection.get_max_queued_bytes(), server.max_queued_bytes, 'max-queued-bytes');
+    assertEqual(GObject.signal_lookup('connected', Np.PipeClient), 0, 'no connected signal');
+    assert(GObject.signal_lookup('accepted', Np.PipeClient) !== 0, 'an accepted signal');
+    c.client.close(null);
+    server.stop();
+});
+
+test('close() throws when queued messages were dropped', () => {
+    const client = new Np.PipeClient({name: 'never-reads-gjs', close_timeout: 100});
+    GLib.mkdir_with_parents(GLib.path_get_dirname(client.get_path()), 0o700);
+    // A server that accepts (in the kernel's backlog) and never reads.
+    const listener = Gio.Socket.new(Gio.SocketFamily.UNIX, Gio.SocketType.STREAM,
+        Gio.SocketProtocol.DEFAULT);
+    listener.bind(Gio.UnixSocketAddress.new(client.get_path()), true);
+    listener.listen();
+    try {
+        client.connect_sync(null);
+        const big = new Uint8Array(4 * MIB);
+        client.send_data(big);
+        client.send_data(big);
+        let error = null;
+        try {
+            client.close(null);
+        } catch (e) {
+            error = e;
+        }
+        assert(error !== null, 'close() threw');
+        assert(error.matches(Np.pipe_error_quark(), Np.PipeError.TIMED_OUT), `timed out: ${error}`);
+        assert(!client.get_connected(), 'closed all the same');
+        assert(client.close(null), 'closing again succeeds');
+    } finally {
+        listener.close();
+        GLib.unlink(client.get_path());
+    }
+});
+
+test('check_version', () => {
+    const major = Np.get_major_version();
+    assertEqual(Np.check_version(major, 0, 0), null, 'compatible');
+    assert(Np.check_version(major + 1, 0, 0).includes('too old'), 'a newer major is refused');
+    assertEqual(Np.get_minor_version(), Np.MINOR_VERSION, 'minor');
+    assertEqual(Np.get_micro_version(), Np.MICRO_VERSION, 'micro');
 });
 
 // Awaiting a test that returns a promise lets the main loop run until it

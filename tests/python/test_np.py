@@ -6,6 +6,7 @@
 
 import os
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -17,7 +18,7 @@ os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="np-python-test-")
 import gi  # noqa: E402
 
 gi.require_version("Np", "1.0")
-from gi.repository import Gio, GLib, Np  # noqa: E402
+from gi.repository import Gio, GLib, GObject, Np  # noqa: E402
 
 MIB = 1024 * 1024
 
@@ -163,7 +164,7 @@ class TestServer(NpTestCase):
         c = Client(self.server.get_name())
         wait_until(lambda: len(self.events.connected) == 1)
         connection = self.events.connected[0]
-        self.assertTrue(connection.is_connected())
+        self.assertTrue(connection.get_connected())
 
         # Server to client, and the client's message-received.
         self.assertTrue(connection.send_data(b"to the client"))
@@ -179,7 +180,7 @@ class TestServer(NpTestCase):
         wait_until(lambda: len(self.events.disconnected) == 1)
         self.assertIs(self.events.disconnected[0][0], connection)
         self.assertIsNone(self.events.disconnected[0][1])
-        self.assertFalse(connection.is_connected())
+        self.assertFalse(connection.get_connected())
 
         # The server stops: the client's disconnected signal.
         d = Client(self.server.get_name())
@@ -905,7 +906,7 @@ class TestReconnect(unittest.TestCase):
         client.props.reconnect_interval = 10
         connected = []
         disconnects = []
-        client.connect("connected", lambda c: connected.append(c.get_connected()))
+        client.connect("accepted", lambda c: connected.append(c.get_connected()))
         client.connect("disconnected", lambda c, e: disconnects.append(e))
         callback, done = finish_when_done(client.connect_finish)
         client.connect_async(None, callback)
@@ -1070,7 +1071,7 @@ class TestFileDescriptors(NpTestCase):
         self.server.props.max_fds_per_message = 2
         client = Np.PipeClient.new(self.server.get_name())
         opened = []
-        client.connect("connected", lambda c: opened.append(True))
+        client.connect("accepted", lambda c: opened.append(True))
         client.connect_sync(None)
         wait_until(lambda: opened)
         fds = Gio.UnixFDList.new_from_array([os.memfd_create("x") for _ in range(3)])
@@ -1086,6 +1087,129 @@ class TestFileDescriptors(NpTestCase):
                          [b"two", b"after"])
         self.assertEqual(self.events.disconnected, [])
         client.close()
+
+
+class TestCallsForBindings(NpTestCase):
+    """The API as Python reads it: bytes in, plain results out, real
+    type names, close() that raises."""
+
+    def test_request_data_and_reply_data_with_bytes(self):
+        def on_request(server, connection, request):
+            request.reply_data(b"re: " + request.get_message().get_data())
+            return True
+
+        def client_answers(client, request):
+            request.reply_data(b"client: " + request.get_message().get_data())
+            return True
+
+        self.server.connect("request-received", on_request)
+        c = Client(self.server.get_name())
+        c.client.connect("request-received", client_answers)
+        wait_until(lambda: len(self.events.connected) == 1)
+
+        callback, done = finish_when_done(c.client.request_data_finish)
+        c.client.request_data_async(b"plain bytes", None, callback)
+        wait_until(lambda: done)
+        self.assertEqual(done[0][0].get_data(), b"re: plain bytes")
+
+        connection = self.events.connected[0]
+        callback, done = finish_when_done(connection.request_data_finish)
+        connection.request_data_async(b"to you", None, callback)
+        wait_until(lambda: done)
+        self.assertEqual(done[0][0].get_data(), b"client: to you")
+
+        # The blocking twin, from a thread while this one serves.
+        replies = []
+
+        loop = GLib.MainLoop()
+
+        def worker():
+            try:
+                replies.append(c.client.request_data_sync(b"blocking", None))
+            finally:
+                GLib.idle_add(loop.quit)
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        loop.run()
+        thread.join()
+        self.assertEqual(replies[0].get_data(), b"re: blocking")
+        c.client.close()
+
+    def test_ping_finish_returns_the_round_trip(self):
+        c = Client(self.server.get_name())
+        callback, done = finish_when_done(c.client.ping_finish)
+        c.client.ping_async(None, callback)
+        wait_until(lambda: done)
+        usec = done[0][0]
+        self.assertIsInstance(usec, int)
+        self.assertGreaterEqual(usec, 0)
+        c.client.close()
+
+        # A failed ping raises, as any _finish does.
+        callback, done = finish_when_done(c.client.ping_finish)
+        c.client.ping_async(None, callback)
+        wait_until(lambda: done)
+        self.assertTrue(done[0][0].matches(Np.pipe_error_quark(), Np.PipeError.CLOSED))
+
+    def test_connections_and_connection_names(self):
+        c = Client(self.server.get_name())
+        wait_until(lambda: len(self.events.connected) == 1)
+        model = self.server.get_connections()
+        self.assertIsInstance(model, Np.PipeConnectionList)
+        self.assertIsInstance(model, Gio.ListModel)
+        self.assertEqual(type(model).__name__, "PipeConnectionList")
+        self.assertEqual(model.__gtype__.name, "NpPipeConnectionList")
+        self.assertNotIn("__gi__", repr(model))
+
+        connection = model.get_item(0)
+        self.assertTrue(connection.get_connected())
+        self.assertTrue(connection.props.connected)
+        self.assertFalse(hasattr(connection, "is_connected"))
+        self.assertEqual(connection.get_max_queued_bytes(), self.server.props.max_queued_bytes)
+        self.assertEqual(connection.props.max_queued_bytes, self.server.props.max_queued_bytes)
+
+        # The client's signal for each accepted connection does not share
+        # its name with the connected property.
+        self.assertEqual(GObject.signal_lookup("connected", Np.PipeClient), 0)
+        self.assertNotEqual(GObject.signal_lookup("accepted", Np.PipeClient), 0)
+        c.client.close()
+
+    def test_close_raises_when_queued_messages_were_dropped(self):
+        # A server that accepts and never reads.
+        client = Np.PipeClient(name="never-reads-%d" % os.getpid(), close_timeout=100)
+        os.makedirs(os.path.dirname(client.get_path()), mode=0o700, exist_ok=True)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(client.get_path())
+        listener.listen(1)
+        try:
+            disconnects = []
+            client.connect("disconnected", lambda c, e: disconnects.append(e))
+            client.connect_sync(None)
+            big = bytes(4 * MIB)
+            client.send_data(big)
+            client.send_data(big)
+            with self.assertRaises(GLib.Error) as raised:
+                client.close()
+            self.assertTrue(raised.exception.matches(Np.pipe_error_quark(),
+                                                     Np.PipeError.TIMED_OUT))
+            self.assertIn("dropped", raised.exception.message)
+            self.assertFalse(client.get_connected())
+            self.assertEqual(len(disconnects), 1)
+            # Closed now: closing again succeeds.
+            self.assertTrue(client.close())
+        finally:
+            listener.close()
+            os.unlink(client.get_path())
+
+    def test_check_version(self):
+        major = Np.get_major_version()
+        self.assertEqual((major, Np.get_minor_version(), Np.get_micro_version()),
+                         (Np.MAJOR_VERSION, Np.MINOR_VERSION, Np.MICRO_VERSION))
+        self.assertIsNone(Np.check_version(major, 0, 0))
+        self.assertIsNone(Np.check_version(major, Np.get_minor_version(), Np.get_micro_version()))
+        self.assertIn("too old", Np.check_version(major + 1, 0, 0))
+        self.assertIn("too old", Np.check_version(major, Np.get_minor_version() + 1, 0))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 # np-pipe, the real binary, against real servers and clients. Prints TAP.
 #
-# Usage: test-np-pipe.py NP-PIPE
+# Usage: test-np-pipe.py NP-PIPE LOCALEDIR
+#
+# LOCALEDIR holds the catalogs of po/ as the build made them.
 #
 # SPDX-License-Identifier: LGPL-2.1-or-later
 
 import os
 import re
+import select
 import signal
 import socket
 import struct
@@ -18,6 +21,7 @@ import time
 import traceback
 
 NP_PIPE = sys.argv[1]
+LOCALEDIR = sys.argv[2]
 RUNTIME_DIR = tempfile.mkdtemp(prefix="np-pipe-test-")
 os.environ["XDG_RUNTIME_DIR"] = RUNTIME_DIR
 os.environ["LC_ALL"] = "C.UTF-8"
@@ -88,6 +92,20 @@ def listen_and_send_text():
     assert listener.line() == "client 1: wörld"
     assert listener.line() == "client 1 disconnected"
     listener.stop()
+
+
+@test
+def speaks_the_users_language():
+    # Under LANGUAGE=de, from po/de.po: its own help, and the library's
+    # errors, which it shares the catalog of.
+    env = dict(os.environ, LANGUAGE="de", NP_LOCALEDIR=LOCALEDIR)
+    result = subprocess.run([NP_PIPE, "--help"], env=env, capture_output=True, timeout=120)
+    assert result.returncode == 0, result
+    assert "  send     Nachrichten an einen Server senden\n" in result.stdout.decode(), result.stdout
+    result = subprocess.run([NP_PIPE, "send", "nobody-here", "x"], env=env, capture_output=True,
+                            timeout=120)
+    assert result.returncode == 1, result
+    assert "np-pipe: Als Pipe „nobody-here“ läuft kein Server (" in result.stderr.decode(), result
 
 
 @test
@@ -323,7 +341,8 @@ def request_to_listen_without_echo_is_not_supported():
     assert result.stdout == b"", result.stdout
     error = result.stderr.decode()
     assert ("np-pipe: pipe “unanswering” answered the request with an error: "
-            "Nothing handles requests on this pipe (np-pipe-error-quark, 11)") in error, error
+            "Client 1 of pipe “unanswering”: nothing handles requests on this pipe: ") in error, error
+    assert "(np-pipe-error-quark, 11)" in error, error
     assert elapsed < PROMPTLY, f"took {elapsed:.1f} s"
     listener.expect(lambda l: l.startswith("client 1 connected"), "connected")
     assert listener.line() == "client 1 request: anyone?", "listen prints it all the same"
@@ -567,6 +586,293 @@ def ping_a_server_without_ping_code():
     listener.stop()
 
 
+# What a peer may choose to make a terminal misbehave: set the title,
+# clear the screen, fake a red prompt.
+HOSTILE = "\x1b]0;title\x07\x1b[2J\x1b[31mfake prompt$ "
+
+
+def assert_no_escapes(data, what):
+    assert b"\x1b" not in data and b"\x07" not in data, (what, data)
+
+
+@test
+def peer_text_is_escaped():
+    # A goodbye reason, through every command that connects.
+    peer = RefusingPeer("hostile-refusal", NP_PIPE_ERROR_PERMISSION_DENIED, HOSTILE)
+    try:
+        for args in (["send", "hostile-refusal", "hello"], ["send", "--wait", "1", "hostile-refusal", "hello"],
+                     ["request", "hostile-refusal", "hello"], ["ping", "-c", "1", "hostile-refusal"]):
+            result = run(*args)
+            assert_fails_once(result, "hostile-refusal", "fake prompt")
+            assert_no_escapes(result.stderr, args)
+            assert "\\x1b]0;title\\x07" in result.stderr.decode(), result.stderr
+    finally:
+        peer.close()
+
+    # An error reply: its message, and a domain a peer made up.
+    def error_reply(request_id, payload):
+        domain, message = b"evil-\x1b[2J-quark", HOSTILE.encode()
+        return RequestPeer.frame(RequestPeer.ERROR,
+                                 struct.pack(">IIH", request_id, 1, len(domain)) + domain + message)
+
+    for name, domain in (("hostile-error", b"g-io-error-quark"), ("hostile-domain", b"evil-\x1b[2J-quark")):
+        def answer(request_id, payload, domain=domain):
+            message = HOSTILE.encode()
+            return RequestPeer.frame(RequestPeer.ERROR,
+                                     struct.pack(">IIH", request_id, 1, len(domain)) + domain + message)
+        peer = RequestPeer(name, answer)
+        try:
+            result = run("request", name, "hello")
+            assert_fails_once(result, name, "fake prompt")
+            assert_no_escapes(result.stderr, name)
+        finally:
+            peer.close()
+
+    # A client's goodbye reason, as listen reports the disconnect.
+    listener = Listener("hostile-listen")
+    client = RawClient("hostile-listen")
+    reason = HOSTILE.encode()
+    client.sock.sendall(struct.pack(">IB3xI", 4 + len(reason), 3, 5) + reason)  # GOODBYE PROTOCOL
+    client.close()
+    line = listener.expect(lambda l: l.startswith("client 1 disconnected"), "disconnected")
+    assert_no_escapes(line.encode(), "listen")
+    assert "fake prompt" in line and "\\x1b[2J" in line, line
+    listener.stop()
+
+
+class RawClient:
+    """A client of protocol version 3 with nothing but the socket module:
+    no SETTINGS, and the end of the stream is its clean close."""
+
+    def __init__(self, name):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(os.path.join(RUNTIME_DIR, "np", name))
+        self.sock.sendall(b"NPIP" + bytes([3, 0, 0, 0]) + struct.pack(">I", 16 << 20))
+        hello = self.sock.recv(12, socket.MSG_WAITALL)
+        assert hello[:4] == b"NPIP", hello
+
+    def close(self):
+        self.sock.shutdown(socket.SHUT_WR)
+        while self.sock.recv(4096):
+            pass
+        self.sock.close()
+
+
+@test
+def listen_shows_the_first_256_bytes_unless_full():
+    data = bytes(range(256)) * 4096                     # 1 MiB
+    path = os.path.join(RUNTIME_DIR, "snap.bin")
+    with open(path, "wb") as f:
+        f.write(data)
+
+    listener = Listener("snap")
+    assert run("send", "--file", path, "snap").returncode == 0
+    assert run("send", "snap", "a" * 300).returncode == 0
+    listener.expect(lambda l: l.startswith("client 1 connected"), "connected")
+    assert listener.line() == "client 1: 1048576 bytes"
+    dump = [listener.line() for _ in range(16)]
+    assert dump[0].startswith("  00000000  00 01 02"), dump
+    assert dump[15].startswith("  000000f0  f0 f1 f2"), dump
+    assert listener.line() == "  (1048320 more bytes not shown; --full shows all)"
+    assert listener.line() == "client 1 disconnected"
+    listener.expect(lambda l: l.startswith("client 2 connected"), "connected")
+    assert listener.line() == "client 2: " + "a" * 256
+    assert listener.line() == "  (44 more bytes not shown; --full shows all)"
+    listener.stop()
+
+    listener = Listener("snap-full", "--full")
+    assert run("send", "--file", path, "snap-full").returncode == 0
+    listener.expect(lambda l: l.startswith("client 1 connected"), "connected")
+    assert listener.line() == "client 1: 1048576 bytes"
+    lines = 0
+    while True:
+        line = listener.line()
+        if not line.startswith("  "):
+            break
+        lines += 1
+    assert lines == len(data) // 16, lines
+    assert line == "client 1 disconnected", line
+    listener.stop()
+
+
+@test
+def listen_counts_and_closes_descriptors():
+    listener = Listener("fds")
+    client = RawClient("fds")
+    r1, w1 = os.pipe()
+    r2, w2 = os.pipe()
+    frame = struct.pack(">IBBxx", 4, 7, 2) + b"pipe"          # MESSAGE_FDS, 2 descriptors
+    socket.send_fds(client.sock, [frame], [r1, r2])
+    os.close(r1)
+    os.close(r2)
+    listener.expect(lambda l: l.startswith("client 1 connected"), "connected")
+    assert listener.line() == "client 1 (with 2 descriptors, closed): pipe"
+    # listen holds no read end: writing finds no reader.
+    for w in (w1, w2):
+        try:
+            os.write(w, b"x")
+            assert False, "a read end is still open"
+        except BrokenPipeError:
+            pass
+        os.close(w)
+    client.close()
+    assert listener.line() == "client 1 disconnected"
+
+    # A request with a descriptor, in version 4: after both SETTINGS.
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(os.path.join(RUNTIME_DIR, "np", "fds"))
+    sock.sendall(b"NPIP" + bytes([4, 0, 0, 0]) + struct.pack(">I", 16 << 20))
+    assert sock.recv(12, socket.MSG_WAITALL)[4] >= 4
+    sock.sendall(struct.pack(">IB3xII", 8, 8, 0, 0))          # SETTINGS: no descriptors
+    while True:
+        length, kind = struct.unpack(">IB3x", sock.recv(8, socket.MSG_WAITALL))
+        if length:
+            sock.recv(length, socket.MSG_WAITALL)
+        if kind == 8:
+            break
+    r, w = os.pipe()
+    frame = struct.pack(">IBBxxI", 4 + 3, 9, 1, 1) + b"ask"   # REQUEST_FDS, id 1, 1 descriptor
+    socket.send_fds(sock, [frame], [r])
+    os.close(r)
+    listener.expect(lambda l: l.startswith("client 2 connected"), "connected")
+    assert listener.line() == "client 2 request (with 1 descriptor, closed): ask"
+    try:
+        os.write(w, b"x")
+        assert False, "the read end is still open"
+    except BrokenPipeError:
+        pass
+    os.close(w)
+    sock.sendall(struct.pack(">IB3xI", 10, 3, 6) + b"closed")  # GOODBYE CLOSED
+    while sock.recv(4096):
+        pass
+    sock.close()
+    assert listener.line() == "client 2 disconnected"
+    listener.stop()
+
+
+@test
+def listen_serves_while_nobody_reads_its_output():
+    # 3 MB in full is a 15 MB hex dump: far more than a pipe holds, and
+    # nobody reads it while the pings go.
+    listener = Listener("unread", "--full")
+    path = os.path.join(RUNTIME_DIR, "unread.bin")
+    size = 3 * 1000 * 1000
+    with open(path, "wb") as f:
+        f.write(os.urandom(size))
+    assert run("send", "--file", path, "unread").returncode == 0
+    result = run("ping", "-c", "3", "--timeout", "30", "unread")
+    assert result.returncode == 0, result
+
+    # Now read it all: nothing was lost, in order.
+    listener.process.send_signal(signal.SIGINT)
+    out, err = listener.process.communicate(timeout=120)
+    assert listener.process.returncode == 0, err
+    lines = out.decode().splitlines()
+    assert lines[0].startswith("client 1 connected"), lines[:2]
+    assert lines[1] == f"client 1: {size} bytes", lines[1]
+    dump = (size + 15) // 16
+    assert all(line.startswith("  ") for line in lines[2:2 + dump])
+    assert lines[2 + dump] == "client 1 disconnected", lines[2 + dump:]
+    assert lines[3 + dump].startswith("client 2 connected"), lines[2 + dump:]
+    assert err == b"", err
+
+
+@test
+def listen_drops_and_counts_what_stdout_cannot_take():
+    # --raw holds each message whole until it is written; 16 MiB may wait.
+    listener = Listener("flooded", "--raw")
+    path = os.path.join(RUNTIME_DIR, "flood.bin")
+    size = 4 * 1000 * 1000
+    with open(path, "wb") as f:
+        f.write(os.urandom(size))
+    for _ in range(6):
+        assert run("send", "--file", path, "flooded").returncode == 0
+    assert run("ping", "-c", "1", "flooded").returncode == 0
+
+    listener.process.send_signal(signal.SIGINT)
+    out, err = listener.process.communicate(timeout=120)
+    assert listener.process.returncode == 0, err
+    assert len(out) == 5 * size, len(out)
+    assert (f"np-pipe: 1 message ({size} bytes) was dropped from standard output: "
+            "it was slower than the traffic") in err.decode(), err
+
+
+@test
+def request_timeout_bounds_the_connect_and_says_so():
+    peer = RefusingPeer("mute-timeout")
+    try:
+        result, elapsed = run_timed("request", "-t", "1", "mute-timeout", "hello")
+        assert_fails_once(result, "mute-timeout", "--timeout (1 s) ran out while connecting", "handshake")
+        assert "reply" not in result.stderr.decode(), result.stderr
+        # The connect's own limit is 5 s.
+        assert elapsed < 4, f"took {elapsed:.1f} s"
+    finally:
+        peer.close()
+
+
+@test
+def list_probes_an_activated_service_cleanly():
+    # As systemd does: a listening socket nobody holds the lock of; the
+    # first connection starts the service, which adopts the socket.
+    os.makedirs(os.path.join(RUNTIME_DIR, "np"), mode=0o700, exist_ok=True)
+    path = os.path.join(RUNTIME_DIR, "np", "activated")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
+    sock.listen()
+    lister = subprocess.Popen([NP_PIPE, "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    service = None
+    try:
+        readable, _, _ = select.select([sock], [], [], 120)
+        assert readable, "list connected"
+        service = subprocess.Popen(
+            ["/bin/sh", "-c", f'exec 3<&{sock.fileno()}; LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" listen activated',
+             NP_PIPE],
+            pass_fds=(sock.fileno(),), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = lister.communicate(timeout=120)
+        assert lister.returncode == 0, (out, err)
+        rows = {line.split()[0]: line.split() for line in out.decode().splitlines()[1:]}
+        assert rows["activated"][1] == "live", rows
+
+        lines = [service.stdout.readline().decode().rstrip("\n") for _ in range(3)]
+        assert lines[0].startswith("Listening as pipe “activated”"), lines
+        assert lines[1].startswith("client 1 connected"), lines
+        assert lines[2] == "client 1 disconnected", lines
+    finally:
+        if service is not None:
+            service.send_signal(signal.SIGINT)
+            service.wait(timeout=120)
+        sock.close()
+        os.unlink(path)
+        if os.path.exists(path + ".lock"):
+            os.unlink(path + ".lock")
+
+
+@test
+def variants_from_the_shell():
+    listener = Listener("typed", "--variant", "--echo")
+    result = run("send", "--variant", "--wait", "1", "typed", '("uptime", <"">)')
+    assert result.returncode == 0, result
+    assert result.stdout.decode() == "reply: ('uptime', <''>)\n", result.stdout
+    listener.expect(lambda l: l.startswith("client 1 connected"), "connected")
+    assert listener.line() == "client 1: ('uptime', <''>)"
+    assert listener.line() == "client 1 disconnected"
+
+    # Not a GVariant: shown as it is.
+    assert run("send", "typed", "plain text").returncode == 0
+    listener.expect(lambda l: l.startswith("client 2 connected"), "connected")
+    assert listener.line() == "client 2: plain text"
+
+    result = run("request", "--variant", "typed", "{'answer': <uint32 42>}")
+    assert result.returncode == 0, result
+    assert result.stdout.decode() == "reply: {'answer': <uint32 42>}\n", result.stdout
+    listener.expect(lambda l: l.startswith("client 3 request: "), "request")
+
+    result = run("send", "--variant", "typed", "(1,")
+    assert result.returncode == 2, result
+    assert "not the text of a GVariant" in result.stderr.decode(), result.stderr
+    listener.stop()
+
+
 @test
 def usage_errors_exit_2():
     for args in ([], ["bogus"], ["send"], ["ping"], ["ping", "-c", "0", "x"],
@@ -574,7 +880,9 @@ def usage_errors_exit_2():
                  ["list", "extra"], ["send", "--timeout", "1", "x", "m"],
                  ["send", "--wait", "1", "--timeout", "soon", "x", "m"],
                  ["ping", "--timeout", "-1", "x"], ["request"], ["request", "x"],
-                 ["request", "x", "one", "two"], ["request", "--timeout", "soon", "x", "m"]):
+                 ["request", "x", "one", "two"], ["request", "--timeout", "soon", "x", "m"],
+                 ["listen", "--raw", "--full"], ["listen", "--hex", "--variant"],
+                 ["request", "--variant", "x", "(1,"], ["send", "--variant", "x", "nope"]):
         result = run(*args)
         assert result.returncode == 2, (args, result)
         assert result.stderr, (args, "says why")

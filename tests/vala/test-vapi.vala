@@ -3,6 +3,13 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
+/* The cancellable of an _async call may be left out, as with GIO's
+ * sync calls. */
+async int64 ping (Np.PipeClient client) throws Error {
+    yield client.flush_async ();
+    return yield client.ping_async ();
+}
+
 int main () {
     try {
         Environment.set_variable ("XDG_RUNTIME_DIR", DirUtils.make_tmp ("np-vala-test-XXXXXX"), true);
@@ -58,7 +65,38 @@ int main () {
             throw failure;
         assert (reply.compare (new Bytes ("asked from Vala".data)) == 0);
         assert (reply_fds == null);
-        client.close ();
+
+        /* The calls made for bindings: bytes for a request, the round
+         * trip as the ping's result, the connections' own type, the
+         * version check. */
+        Bytes? data_reply = null;
+        int64 usec = -1;
+        client.request_data_async.begin ("data from Vala".data, null, (obj, res) => {
+            try {
+                data_reply = client.request_data_async.end (res);
+            } catch (Error e) {
+                failure = e;
+            }
+        });
+        ping.begin (client, (obj, res) => {
+            try {
+                usec = ping.end (res);
+            } catch (Error e) {
+                failure = e;
+            }
+        });
+        while ((data_reply == null || usec < 0) && failure == null)
+            MainContext.default ().iteration (true);
+        if (failure != null)
+            throw failure;
+        assert (data_reply.compare (new Bytes ("data from Vala".data)) == 0);
+        Np.PipeConnectionList connections = (Np.PipeConnectionList) server.get_connections ();
+        var connection = (Np.PipeConnection) connections.get_item (0);
+        assert (connection.get_connected ());
+        assert (connection.max_queued_bytes == server.max_queued_bytes);
+        assert (Np.check_version (Np.get_major_version (), 0, 0) == null);
+
+        assert (client.close ());
     } catch (Error e) {
         if (e is Np.PipeError.NOT_FOUND)
             error ("the server vanished");
@@ -66,6 +104,6 @@ int main () {
     }
 
     server.stop ();
-    print ("1..1\nok 1 the Vala bindings send, receive and ask\n");
+    print ("1..1\nok 1 the Vala bindings send, receive, ask and ping\n");
     return 0;
 }
