@@ -11,6 +11,7 @@
 # include <sys/socket.h>
 #endif
 
+#include <errno.h>
 #include <inttypes.h>
 #include <unistd.h>
 
@@ -369,7 +370,9 @@ np_pipe_connection_class_init (NpPipeConnectionClass *klass)
    * NpPipeConnection:peer-pid:
    *
    * The process id of the peer, as the kernel reported it when it
-   * connected; -1 when the platform does not tell.
+   * connected; -1 when the platform does not tell, or when the peer runs
+   * outside the server's pid namespace (a host client of a server in a
+   * sandbox), which has no number for it.
    *
    * Since: 1.0
    */
@@ -510,6 +513,39 @@ np_pipe_connection_init (NpPipeConnection *self)
   self->peer_gid = UNKNOWN_ID;
 }
 
+#ifdef __linux__
+/* Reads SO_PEERCRED itself rather than through GCredentials, which takes
+ * a record with pid 0 for invalid data and then answers uid -1 too: the
+ * kernel reports pid 0 for a peer outside the reader's pid namespace (a
+ * host client of a server in a sandbox), whose uid is still right. */
+static gboolean
+np_pipe_connection_read_peer_credentials (NpPipeConnection  *self,
+                                          GSocket           *socket,
+                                          GError           **error)
+{
+  struct ucred ucred = { 0 };
+  socklen_t len = sizeof ucred;
+
+  if (getsockopt (g_socket_get_fd (socket), SOL_SOCKET, SO_PEERCRED, &ucred, &len) != 0)
+    {
+      int errsv = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
+                   _("Cannot read the credentials of a peer of pipe “%s”: %s"),
+                   np_pipe_server_get_name (self->server), g_strerror (errsv));
+      return FALSE;
+    }
+
+  self->credentials = g_credentials_new ();
+  g_credentials_set_native (self->credentials, G_CREDENTIALS_TYPE_LINUX_UCRED, &ucred);
+
+  self->peer_pid = ucred.pid > 0 ? ucred.pid : -1;
+  self->peer_uid = ucred.uid;
+  self->peer_gid = ucred.gid;
+
+  return TRUE;
+}
+#endif
+
 NpPipeConnection *
 _np_pipe_connection_new (NpPipeServer       *server,
                          GSocketConnection  *socket_connection,
@@ -525,18 +561,16 @@ _np_pipe_connection_new (NpPipeServer       *server,
   self->socket_connection = g_object_ref (socket_connection);
   self->id = id;
 
+#ifdef __linux__
+  if (!np_pipe_connection_read_peer_credentials (self, socket, error))
+    return NULL;
+#else
   self->credentials = g_socket_get_credentials (socket, error);
   if (self->credentials == NULL)
     return NULL;
 
   self->peer_pid = g_credentials_get_unix_pid (self->credentials, NULL);
   self->peer_uid = g_credentials_get_unix_user (self->credentials, NULL);
-#ifdef __linux__
-  {
-    const struct ucred *ucred = g_credentials_get_native (self->credentials,
-                                                          G_CREDENTIALS_TYPE_LINUX_UCRED);
-    self->peer_gid = ucred->gid;
-  }
 #endif
 
   return g_steal_pointer (&self);
@@ -659,7 +693,13 @@ np_pipe_connection_get_id (NpPipeConnection *self)
  * Gets the process id of the peer, from the kernel's record of who
  * connected (`SO_PEERCRED`).
  *
- * Returns: the peer's process id, or -1 if the platform does not tell
+ * A server in a pid namespace of its own (a sandbox made with
+ * `bwrap --unshare-pid`, say) cannot see a peer outside it: the kernel
+ * reports no pid for it, and this returns -1. Its user and group ids are
+ * still right.
+ *
+ * Returns: the peer's process id, or -1 if the platform does not tell or
+ *   the peer is outside the server's pid namespace
  *
  * Since: 1.0
  */
@@ -716,6 +756,12 @@ np_pipe_connection_get_peer_gid (NpPipeConnection *self)
  * @self: a #NpPipeConnection
  *
  * Gets the credentials the kernel recorded for the peer when it connected.
+ *
+ * For a peer outside the server's pid namespace the kernel records pid 0,
+ * which GLib's [method@Gio.Credentials.get_unix_user] and
+ * [method@Gio.Credentials.get_unix_pid] take for invalid data and answer
+ * -1 for both: read the peer's ids with
+ * [method@Np.PipeConnection.get_peer_uid] and its siblings instead.
  *
  * Returns: (transfer none): the peer's credentials
  *
