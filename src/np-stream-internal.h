@@ -207,6 +207,7 @@ struct _NpStream
   const guint8            *rest_end;
   guint                    reading;        /* depth of nested reads */
   guint                    hello_read : 1;
+  guint                    rest_ready : 1; /* the I/O source is ready for the rest */
   guint                    open_pending : 1;
 };
 
@@ -384,6 +385,8 @@ void    np_stream_queue_peer_frame_with_fds_locked
                                     GUnixFDList   *fds,
                                     NpStreamAfter *after);
 void    np_stream_clear_partial    (NpStream      *self);
+void    np_stream_set_rest_ready   (NpStream      *self,
+                                    gboolean       ready);
 GError *np_stream_read_goodbye_locked
                                    (NpStream      *self);
 void    np_stream_read_after_hangup(NpStream      *self);

@@ -412,9 +412,9 @@ np_stream_match_fds (NpStream       *self,
  * handler that runs a nested read finds the frames after its own there.
  * Keeps what is left over as a partial header or body. */
 static void
-np_stream_parse_rest (NpStream      *self,
-                      GObject       *owner,
-                      NpStreamAfter *after)
+np_stream_parse_rest_frames (NpStream      *self,
+                             GObject       *owner,
+                             NpStreamAfter *after)
 {
   while (self->rest != NULL && self->rest < self->rest_end &&
          np_stream_get_state (self) <= NP_STREAM_OPEN)
@@ -476,6 +476,8 @@ np_stream_parse_rest (NpStream      *self,
           g_autoptr(GBytes) payload = g_bytes_new (p, header.length);
 
           self->rest = p + header.length;
+          if (self->rest < self->rest_end && !self->rest_ready)
+            np_stream_set_rest_ready (self, TRUE);
           np_stream_handle_frame (self, owner, header.type, payload, fds, after);
         }
       else
@@ -502,6 +504,19 @@ np_stream_parse_rest (NpStream      *self,
       memcpy (self->head, self->rest, self->head_len);
     }
   self->rest = self->rest_end = NULL;
+}
+
+/* Delivers what is left of the buffer (np_stream_parse_rest_frames());
+ * nothing is left after it. */
+static void
+np_stream_parse_rest (NpStream      *self,
+                      GObject       *owner,
+                      NpStreamAfter *after)
+{
+  np_stream_parse_rest_frames (self, owner, after);
+
+  if (self->rest_ready)
+    np_stream_set_rest_ready (self, FALSE);
 }
 
 /* Handles a read that moved no bytes. Returns TRUE to read on. */

@@ -611,6 +611,23 @@ np_stream_deadline_cb (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+/* A handler runs a main loop of its own while a buffer is delivered:
+ * the frames left of it are ready now, whether or not the socket is
+ * (they may be what the handler waits for). The source is made ready
+ * for as long as frames are left after the one being delivered, once a
+ * buffer: a prepare function would cost every main loop iteration a call
+ * per connection. */
+void
+np_stream_set_rest_ready (NpStream *self,
+                          gboolean  ready)
+{
+  self->rest_ready = ready;
+  g_mutex_lock (self->lock);
+  if (self->io_source != NULL)
+    g_source_set_ready_time (self->io_source, ready ? 0 : -1);
+  g_mutex_unlock (self->lock);
+}
+
 /* The socket is readable or writable */
 /* Handles what the transport is ready for (@revents): writes, then
  * reads and delivers. Called with the lock held, which it drops; from the
@@ -670,21 +687,6 @@ np_stream_handle_io_locked (NpStream     *self,
         self->callbacks->leave (owner, held);
       g_object_unref (owner);
     }
-}
-
-/* A handler runs a main loop of its own while a buffer is delivered:
- * the frames left of it are ready now, whether or not the socket is
- * (they may be what the handler waits for). Only the context's thread
- * touches the read side. */
-static gboolean
-np_stream_io_prepare (GSource *source,
-                      gint    *timeout)
-{
-  NpStream *self = ((NpStreamSource *) source)->stream;
-
-  *timeout = -1;
-
-  return np_stream_has_rest (self) && np_stream_get_state (self) <= NP_STREAM_OPEN;
 }
 
 /* The socket is readable or writable */
@@ -960,7 +962,6 @@ np_stream_source_finalize (GSource *source)
 }
 
 static GSourceFuncs np_stream_io_funcs = {
-  .prepare = np_stream_io_prepare,
   .dispatch = np_stream_io_dispatch,
   .finalize = np_stream_source_finalize,
 };
