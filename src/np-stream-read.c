@@ -122,9 +122,14 @@ np_stream_report_opened (NpStream *self,
                          GObject  *owner,
                          gboolean  delivering)
 {
-  NpStreamState state = np_stream_get_state (self);
+  NpStreamState state;
 
-  if (!self->open_pending || (state == NP_STREAM_HANDSHAKE && !delivering))
+  /* Once reported, which is at once for every message after the first. */
+  if (G_LIKELY (!self->open_pending))
+    return;
+
+  state = np_stream_get_state (self);
+  if (state == NP_STREAM_HANDSHAKE && !delivering)
     return;
 
   self->open_pending = FALSE;
