@@ -1658,14 +1658,11 @@ test_close_async_during_flush_sync (void)
         g_thread_yield ();
       g_thread_join (thread);
 
+      /* The close ends once its goodbye, after what the worker wrote,
+       * is out too: as soon as the socket takes it, which the server's
+       * thread decides. */
       if (w.ok && overlapped)
-        {
-          /* The close needs nothing more than what is ready here. */
-          n_overlapped++;
-          drain_default_context ();
-          g_assert_cmpint (n_closed, ==, 1);
-          g_assert_cmpuint (c->n_disconnected, ==, 1);
-        }
+        n_overlapped++;
 
       WAIT_FOR (n_closed == 1 && c->n_disconnected == 1);
       g_assert_no_error (c->error);
