@@ -308,8 +308,15 @@ run_reconnect (const char *name)
     g_error ("%s", error->message);
   np_pipe_client_close (client, NULL, NULL);
 
-  /* Only the asynchronous connect waits for the server to accept. */
+  /* Only the asynchronous connect waits for the server to accept. Its
+   * socket is connected (in the server's backlog) once what is ready
+   * has run: the server, busy until it reads this line, then finds the
+   * old connection's end and the new one together. */
   np_pipe_client_connect_async (client, NULL, reconnect_done_cb, &result);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  printf ("reconnecting\n");
+  fflush (stdout);
   while (result == NULL)
     g_main_context_iteration (NULL, TRUE);
   if (np_pipe_client_connect_finish (client, result, &error))

@@ -18,6 +18,9 @@
 #include <gio/gunixsocketaddress.h>
 #include <glib/gstdio.h>
 
+#include <errno.h>
+#include <gio/gunixinputstream.h>
+
 #include "np-test-util.h"
 
 /* What the heap may keep after a hostile peer is gone: the thread's read
@@ -840,19 +843,42 @@ test_reconnect_at_once (Fixture       *f,
   g_assert_true (np_pipe_connection_get_connected (g_ptr_array_index (f->connected, 3)));
 }
 
+/* A server busy with its work: the client closes and connects again
+ * meanwhile. The handler holds the loop until the peer says it is
+ * reconnecting, reading its output a byte at a time (so that nothing
+ * after that line is taken from the test). */
 static void
 block_loop_cb (NpPipeServer     *server,
                NpPipeConnection *connection,
                GBytes           *message,
-               gpointer          user_data)
+               GSubprocess     **peer)
 {
-  /* A server busy with its work: the client closes and connects again
-   * meanwhile. */
-  g_usleep (300 * G_TIME_SPAN_MILLISECOND);
+  /* Under the stream, which the test waits on meanwhile. */
+  int fd = g_unix_input_stream_get_fd (G_UNIX_INPUT_STREAM (g_subprocess_get_stdout_pipe (*peer)));
+  g_autoptr(GString) line = g_string_new (NULL);
+  GPollFD pfd = { fd, G_IO_IN, 0 };
+  char c;
+
+  for (;;)
+    {
+      gssize n = read (fd, &c, 1);
+
+      if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        {
+          g_poll (&pfd, 1, -1);
+          continue;
+        }
+      g_assert_cmpint (n, ==, 1);
+      if (c == '\n')
+        break;
+      g_string_append_c (line, c);
+    }
+  g_assert_cmpstr (line->str, ==, "reconnecting");
 }
 
-/* The same across processes, the server's loop blocked 300 ms by a
- * handler of the first connection's message. */
+/* The same across processes, the server's loop held by a handler of the
+ * first connection's message until the client has closed and connected
+ * again. */
 static void
 test_reconnect_at_once_busy_server (Fixture       *f,
                                     gconstpointer  data)
@@ -860,8 +886,10 @@ test_reconnect_at_once_busy_server (Fixture       *f,
   g_autoptr(NpPipeClient) third = np_pipe_client_new (np_pipe_server_get_name (f->server));
   g_autoptr(GError) error = NULL;
 
+  GSubprocess *current = NULL;
+
   np_pipe_server_set_max_connections (f->server, 1);
-  g_signal_connect (f->server, "message-received", G_CALLBACK (block_loop_cb), NULL);
+  g_signal_connect (f->server, "message-received", G_CALLBACK (block_loop_cb), &current);
 
   for (guint round = 0; round < 3; round++)
     {
@@ -873,6 +901,7 @@ test_reconnect_at_once_busy_server (Fixture       *f,
 
       peer = spawn_peer (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDIN_PIPE,
                          "reconnect", np_pipe_server_get_name (f->server), 0, 0);
+      current = peer;
       line = read_peer_line (peer);
       g_assert_cmpstr (line, ==, "accepted");
       WAIT_UNTIL (f->connected->len == connected + 2 && f->n_disconnected == disconnected + 1);
@@ -888,6 +917,7 @@ test_reconnect_at_once_busy_server (Fixture       *f,
       WAIT_UNTIL (n_done == 1 && f->n_disconnected == disconnected + 2);
       g_assert_true (g_subprocess_get_if_exited (peer));
       g_assert_cmpint (g_subprocess_get_exit_status (peer), ==, 0);
+      current = NULL;
     }
 
   g_assert_cmpuint (f->n_messages, ==, 3);
