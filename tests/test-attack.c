@@ -1698,8 +1698,12 @@ remove_tree (const char *dir)
   g_assert_cmpint (g_rmdir (dir), ==, 0);
 }
 
+/* @at_once: the directory is removed and made anew once, before the
+ * loop runs, so that the watch hears of the removal only once a new one
+ * is there (16b); otherwise removed and made anew twice, the loop
+ * running in between. */
 static void
-test_reconnect_dir_recreated (void)
+reconnect_dir_recreated (gboolean at_once)
 {
   g_autoptr(GError) error = NULL;
   g_autofree char *top = g_dir_make_tmp ("np-attack-dir-XXXXXX", &error);
@@ -1728,10 +1732,11 @@ test_reconnect_dir_recreated (void)
   WAIT_UNTIL (rc.n_disconnected == 1);
 
   /* Gone, back empty, gone again, and back with the server. */
-  for (guint i = 0; i < 2; i++)
+  for (guint i = 0; i < (at_once ? 1 : 2); i++)
     {
       remove_tree (dir);
-      run_ready (20);
+      if (!at_once)
+        run_ready (20);
       g_assert_cmpint (g_mkdir (dir, 0700), ==, 0);
       run_ready (20);
     }
@@ -1747,52 +1752,19 @@ test_reconnect_dir_recreated (void)
   g_rmdir (top);
 }
 
+static void
+test_reconnect_dir_recreated (void)
+{
+  reconnect_dir_recreated (FALSE);
+}
+
 /* 16b. The same, the directory removed and made anew before the loop
  * runs: the watch hears that its directory went only once a new one is
  * there, and must watch that one. */
 static void
 test_reconnect_dir_recreated_at_once (void)
 {
-  g_autoptr(GError) error = NULL;
-  g_autofree char *top = g_dir_make_tmp ("np-attack-dir-XXXXXX", &error);
-  g_autofree char *dir = g_build_filename (top, "sub", NULL);
-  g_autofree char *path = g_build_filename (dir, "srv", NULL);
-  g_autoptr(NpPipeServer) server = np_pipe_server_new (path);
-  g_autoptr(GAsyncResult) result = NULL;
-  Rc rc = { 0 };
-
-  g_assert_no_error (error);
-  g_assert_cmpint (g_mkdir (dir, 0700), ==, 0);
-  g_assert_true (np_pipe_server_start (server, &error));
-  g_assert_no_error (error);
-
-  rc.errors = g_ptr_array_new_with_free_func (np_test_error_free0);
-  rc.client = np_pipe_client_new (path);
-  g_object_set (rc.client, "auto-reconnect", TRUE, "reconnect-interval", 600000, NULL);
-  g_signal_connect (rc.client, "accepted", G_CALLBACK (rc_connected_cb), &rc);
-  g_signal_connect (rc.client, "disconnected", G_CALLBACK (rc_disconnected_cb), &rc);
-  np_pipe_client_connect_async (rc.client, NULL, async_done_cb, &result);
-  WAIT_UNTIL (result != NULL);
-  g_assert_true (np_pipe_client_connect_finish (rc.client, result, &error));
-  g_assert_no_error (error);
-
-  np_pipe_server_stop (server);
-  WAIT_UNTIL (rc.n_disconnected == 1);
-  run_ready (20);
-
-  remove_tree (dir);
-  g_assert_cmpint (g_mkdir (dir, 0700), ==, 0);
-  run_ready (20);
-  g_assert_true (np_pipe_server_start (server, &error));
-  g_assert_no_error (error);
-  WAIT_UNTIL (rc.n_connected == 2);
-
-  np_pipe_client_close (rc.client, NULL, NULL);
-  g_clear_object (&result);
-  rc_clear (&rc);
-  np_pipe_server_stop (server);
-  remove_tree (dir);
-  g_rmdir (top);
+  reconnect_dir_recreated (TRUE);
 }
 
 /* 17. A socket left by a dead server, then a server that accepts and
