@@ -10,14 +10,23 @@
 #include <unistd.h>
 
 #include <glib/gi18n-lib.h>
+#include <gio/gunixsocketaddress.h>
 
+#include "np-connection-owner-private.h"
 #include "np-context-private.h"
 #include "np-error.h"
+#include "np-frame-private.h"
 #include "np-i18n-private.h"
+#include "np-limits-private.h"
+#include "np-listener-private.h"
 #include "np-marshal.h"
 #include "np-name-private.h"
-#include "np-pipe-client-internal.h"
+#include "np-pipe-client.h"
+#include "np-pipe-connection-private.h"
 #include "np-pipe-request-private.h"
+#include "np-server-watch-private.h"
+#include "np-socket-connect-private.h"
+#include "np-variant.h"
 
 /**
  * NpPipeClient:
@@ -66,6 +75,79 @@
  * Since: 1.0
  */
 
+#define DEFAULT_CONNECT_TIMEOUT         5000
+#define DEFAULT_RECONNECT_INTERVAL      100
+#define DEFAULT_RECONNECT_MAX_INTERVAL  5000
+
+enum {
+  PROP_0,
+  PROP_NAME,
+  PROP_PATH,
+  PROP_CONNECTED,
+  PROP_PEER_MAX_MESSAGE_SIZE,
+  PROP_CONNECT_TIMEOUT,
+  PROP_QUEUED_BYTES,
+  PROP_AUTO_RECONNECT,
+  PROP_RECONNECT_INTERVAL,
+  PROP_RECONNECT_MAX_INTERVAL,
+  /* Then those of NpLimit, in its order. */
+  PROP_FIRST_LIMIT,
+  N_PROPS = PROP_FIRST_LIMIT + NP_N_LIMITS
+};
+
+
+struct _NpPipeClient
+{
+  GObject       parent_instance;
+
+  /* Constant once constructed. */
+  char         *name;
+  char         *path;
+  GMainContext *context;
+
+  NpLimits     *limits;          /* shared with its connections */
+
+  GMutex        lock;
+  /* Guarded by the lock. */
+  NpPipeConnection *connection;  /* the latest connection, perhaps closed */
+  GPtrArray    *retired;         /* earlier connections, still closing */
+  GTask        *connect_task;    /* a connect_async waiting for the hello */
+  NpStreamWait *connect_wait;    /* or a connect_sync */
+  NpPipeConnection *connect_connection;  /* the connection either waits on */
+  GCancellable *attempt;         /* cancels the connect under way */
+  GCancellable *reconnect_attempt;  /* attempt, when the reconnect loop made it */
+  gulong        attempt_id;      /* handler of connect_task on attempt */
+  guint         connect_timeout;
+  guint         reconnect_interval;
+  guint         reconnect_max_interval;
+  /* Reconnecting: the next back-off, before jitter, and what waits for
+   * the server to come back. */
+  guint         reconnect_delay;
+  NpServerWatch *reconnect_watch;
+  /* Attempts made before the current wait ran out. */
+  guint         reconnect_early;
+  /* When the client last became connected (monotonic, µs). */
+  gint64        connected_since;
+  /* Messages sent while disconnected with auto-reconnect, to write
+   * first once connected again; their size, framing included. */
+  GQueue        held;
+  gsize         held_bytes;
+  /* Why the server refused the last connection (or the last message),
+   * until the next connect or close(): what calls made meanwhile fail
+   * with. */
+  GError       *refusal;
+  /* The largest message the last server accepted, 0 when none said. */
+  guint32       last_peer_max_message_size;
+  guint         connected : 1;
+  guint         auto_reconnect : 1;
+  guint         reconnecting : 1;    /* lost its connection, tries again until close() */
+  guint         reconnect_soon : 1;  /* the server showed up since the last wait */
+  guint         reconnect_early_attempt : 1; /* the attempt under way was an early one */
+  guint         reconnect_timer_full : 1;  /* the timer is a whole back-off */
+  /* Connections made, all told: the next one's id. */
+  guint64       n_connections;
+};
+
 enum {
   ACCEPTED,
   MESSAGE_RECEIVED,
@@ -76,34 +158,48 @@ enum {
   N_SIGNALS
 };
 
-G_DEFINE_FINAL_TYPE (NpPipeClient, np_pipe_client, G_TYPE_OBJECT)
+static void np_pipe_client_owner_init (NpConnectionOwnerInterface *iface);
 
+G_DEFINE_FINAL_TYPE_WITH_CODE (NpPipeClient, np_pipe_client, G_TYPE_OBJECT,
+                               G_IMPLEMENT_INTERFACE (NP_TYPE_CONNECTION_OWNER,
+                                                      np_pipe_client_owner_init))
+
+static GParamSpec *properties [N_PROPS];
 static guint signals [N_SIGNALS];
 
-#define properties np_pipe_client_properties
+static void np_pipe_client_install_properties (GObjectClass *object_class);
+static void np_pipe_client_release_held_locked (NpPipeClient *self);
+static guint np_pipe_client_drop_held_locked (NpPipeClient *self);
+static NpServerWatch *np_pipe_client_stop_reconnecting_locked (NpPipeClient *self);
+static void np_pipe_client_reconnect_later (NpPipeClient *self);
+static void np_pipe_client_connected (NpPipeClient *self, GTask *task, const GError *error);
+static gboolean np_pipe_client_connected_sync (NpPipeClient *self, NpPipeConnection *connection,
+                                               const GError *error);
+static void np_pipe_client_connect_internal (NpPipeClient *self, GCancellable *cancellable,
+                                             gboolean wait_for_server, GAsyncReadyCallback callback,
+                                             gpointer user_data);
+static gboolean np_pipe_client_may_hold_locked (NpPipeClient *self);
+static gboolean np_pipe_client_hold_locked (NpPipeClient *self, GBytes *message, GError **error);
+static void np_pipe_client_stop_auto_reconnect (NpPipeClient *self);
 
 
-/* Marks the client connected (to self->stream) or not; what the stream
- * queues is then published for np_pipe_client_get_queued_bytes(), or 0. */
-void
+/* Marks the client connected (to self->connection) or not: what was
+ * held goes out first. */
+static void
 np_pipe_client_set_connected_locked (NpPipeClient *self,
                                      gboolean      connected)
 {
   self->connected = !!connected;
   if (connected)
-    self->connected_since = g_get_monotonic_time ();
-
-  if (self->stream != NULL)
-    np_stream_set_queued_mirror_locked (self->stream, connected ? &self->queued_bytes : NULL);
-  if (connected)
-    np_pipe_client_release_held_locked (self);
-  else
-    __atomic_store_n (&self->queued_bytes, self->held_bytes, __ATOMIC_RELAXED);
+    {
+      self->connected_since = g_get_monotonic_time ();
+      np_pipe_client_release_held_locked (self);
+    }
 }
 
 /* Keeps why the server refused the client, or a message of it, for the
  * calls made until the next connect or close() (@error NULL: forgets). */
-void
+static void
 np_pipe_client_note_refusal_locked (NpPipeClient *self,
                                     const GError *error)
 {
@@ -118,25 +214,27 @@ np_pipe_client_note_refusal_locked (NpPipeClient *self,
     self->refusal = g_error_copy (error);
 }
 
+/* What its connections report */
+
 static void
-np_pipe_client_stream_opened (GObject  *owner,
-                              NpStream *stream)
+np_pipe_client_connection_opened (NpConnectionOwner *owner,
+                                  NpPipeConnection  *connection)
 {
   NpPipeClient *self = NP_PIPE_CLIENT (owner);
-  guint32 peer_max_message_size = np_stream_get_peer_max_message_size (stream);
+  guint32 peer_max_message_size = np_pipe_connection_get_peer_max_message_size (connection);
   GTask *task = NULL;
   gboolean accepted;
 
-  g_mutex_lock (self->lock);
-  if (stream == self->connect_stream && self->connect_task != NULL)
+  g_mutex_lock (&self->lock);
+  if (connection == self->connect_connection && self->connect_task != NULL)
     task = g_object_ref (self->connect_task);
-  if (stream == self->stream)
+  if (connection == self->connection)
     self->last_peer_max_message_size = peer_max_message_size;
-  g_mutex_unlock (self->lock);
+  g_mutex_unlock (&self->lock);
 
-  g_object_notify_by_pspec (owner, properties [NP_PIPE_CLIENT_PROP_PEER_MAX_MESSAGE_SIZE]);
+  g_object_notify_by_pspec (G_OBJECT (self), properties [PROP_PEER_MAX_MESSAGE_SIZE]);
 
-  np_pipe_client_connected_sync (self, stream, NULL);
+  np_pipe_client_connected_sync (self, connection, NULL);
 
   if (task != NULL)
     {
@@ -146,48 +244,42 @@ np_pipe_client_stream_opened (GObject  *owner,
 
   /* Whatever connected it, connect_sync(), connect_async() or a
    * reconnect, unless it was closed meanwhile. */
-  g_mutex_lock (self->lock);
-  accepted = stream == self->stream && self->connected;
-  g_mutex_unlock (self->lock);
+  g_mutex_lock (&self->lock);
+  accepted = connection == self->connection && self->connected;
+  g_mutex_unlock (&self->lock);
 
   if (accepted)
     g_signal_emit (self, signals [ACCEPTED], 0);
 }
 
+/* When nothing handles message-with-fds-received, the descriptors are
+ * closed and the message goes to message-received: an application that
+ * never asked for descriptors holds none. */
 static void
-np_pipe_client_stream_message (GObject *owner,
-                               GBytes  *message)
+np_pipe_client_connection_message (NpConnectionOwner *owner,
+                                   NpPipeConnection  *connection,
+                                   GBytes            *message,
+                                   GUnixFDList       *fds)
 {
+  if (fds != NULL && g_signal_has_handler_pending (owner, signals [MESSAGE_WITH_FDS_RECEIVED], 0, FALSE))
+    {
+      g_signal_emit (owner, signals [MESSAGE_WITH_FDS_RECEIVED], 0, message, fds);
+      return;
+    }
+
+  if (fds != NULL)
+    np_connection_owner_close_fds (fds);
   g_signal_emit (owner, signals [MESSAGE_RECEIVED], 0, message);
 }
 
-/* When nothing handles message-with-fds-received, the descriptors are
- * closed and the message goes to message-received. */
 static void
-np_pipe_client_stream_message_with_fds (GObject     *owner,
-                                        GBytes      *message,
-                                        GUnixFDList *fds)
+np_pipe_client_connection_request (NpConnectionOwner *owner,
+                                   NpPipeConnection  *connection,
+                                   guint32            id,
+                                   GBytes            *message,
+                                   GUnixFDList       *fds)
 {
-  if (g_signal_has_handler_pending (owner, signals [MESSAGE_WITH_FDS_RECEIVED], 0, FALSE))
-    g_signal_emit (owner, signals [MESSAGE_WITH_FDS_RECEIVED], 0, message, fds);
-  else
-    {
-      g_autofree int *taken = g_unix_fd_list_steal_fds (fds, NULL);
-
-      for (gint i = 0; taken[i] != -1; i++)
-        close (taken[i]);
-      g_signal_emit (owner, signals [MESSAGE_RECEIVED], 0, message);
-    }
-}
-
-static void
-np_pipe_client_stream_request (GObject     *owner,
-                               NpStream    *stream,
-                               guint32      id,
-                               GBytes      *message,
-                               GUnixFDList *fds)
-{
-  g_autoptr(NpPipeRequest) request = _np_pipe_request_new (stream, id, message, fds, NULL);
+  g_autoptr(NpPipeRequest) request = _np_pipe_connection_new_request (connection, id, message, fds);
   gboolean handled = FALSE;
 
   g_signal_emit (owner, signals [REQUEST_RECEIVED], 0, request, &handled);
@@ -196,41 +288,41 @@ np_pipe_client_stream_request (GObject     *owner,
 }
 
 static void
-np_pipe_client_stream_drained (GObject  *owner,
-                               NpStream *stream)
+np_pipe_client_connection_drained (NpConnectionOwner *owner,
+                                   NpPipeConnection  *connection)
 {
   NpPipeClient *self = NP_PIPE_CLIENT (owner);
   gboolean current;
 
-  g_mutex_lock (self->lock);
-  current = stream == self->stream && self->connected;
-  g_mutex_unlock (self->lock);
+  g_mutex_lock (&self->lock);
+  current = connection == self->connection && self->connected;
+  g_mutex_unlock (&self->lock);
 
   if (current)
     g_signal_emit (self, signals [QUEUE_DRAINED], 0);
 }
 
 static void
-np_pipe_client_stream_closed (GObject      *owner,
-                              NpStream     *stream,
-                              const GError *error)
+np_pipe_client_connection_closed (NpConnectionOwner *owner,
+                                  NpPipeConnection  *connection,
+                                  const GError      *error)
 {
   NpPipeClient *self = NP_PIPE_CLIENT (owner);
-  NpStream *retired = NULL;
+  NpPipeConnection *retired = NULL;
   gboolean notify = FALSE;
   gboolean reconnect = FALSE;
   gboolean sync = FALSE;
   GTask *task = NULL;
   guint index;
 
-  g_mutex_lock (self->lock);
-  if (stream == self->connect_stream || stream == self->stream)
+  g_mutex_lock (&self->lock);
+  if (connection == self->connect_connection || connection == self->connection)
     np_pipe_client_note_refusal_locked (self, error);
-  if (stream == self->connect_stream && self->connect_task != NULL)
+  if (connection == self->connect_connection && self->connect_task != NULL)
     task = g_object_ref (self->connect_task);
-  else if (stream == self->connect_stream)
+  else if (connection == self->connect_connection)
     sync = TRUE;
-  else if (stream == self->stream && self->connected)
+  else if (connection == self->connection && self->connected)
     {
       /* Not closed by close(): the server went, or dropped the client. */
       np_pipe_client_set_connected_locked (self, FALSE);
@@ -251,14 +343,14 @@ np_pipe_client_stream_closed (GObject      *owner,
             self->reconnect_delay = self->reconnect_interval;
         }
     }
-  else if (g_ptr_array_find (self->retired, stream, &index))
+  else if (g_ptr_array_find (self->retired, connection, &index))
     retired = g_ptr_array_steal_index_fast (self->retired, index);
-  g_mutex_unlock (self->lock);
+  g_mutex_unlock (&self->lock);
 
-  g_clear_pointer (&retired, np_stream_unref);
+  g_clear_object (&retired);
 
   /* A connection the server never accepted fails its connect. */
-  if (sync)
+  if (sync || task != NULL)
     {
       g_autoptr(GError) refused = NULL;
 
@@ -266,25 +358,16 @@ np_pipe_client_stream_closed (GObject      *owner,
         refused = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
                                _("Pipe “%s” closed the connection before accepting it"),
                                self->name);
-      np_pipe_client_connected_sync (self, stream, error != NULL ? error : refused);
-      return;
-    }
-
-  if (task != NULL)
-    {
-      g_autoptr(GError) refused = NULL;
-
-      if (error == NULL)
-        refused = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                               _("Pipe “%s” closed the connection before accepting it"),
-                               self->name);
-      np_pipe_client_connected (self, task, error != NULL ? error : refused);
-      g_object_unref (task);
+      if (sync)
+        np_pipe_client_connected_sync (self, connection, error != NULL ? error : refused);
+      else
+        np_pipe_client_connected (self, task, error != NULL ? error : refused);
+      g_clear_object (&task);
       return;
     }
 
   if (notify)
-    g_object_notify_by_pspec (owner, properties [NP_PIPE_CLIENT_PROP_CONNECTED]);
+    g_object_notify_by_pspec (G_OBJECT (self), properties [PROP_CONNECTED]);
   g_signal_emit (self, signals [DISCONNECTED], 0, error);
 
   /* Unless a handler closed the client meanwhile. */
@@ -292,15 +375,15 @@ np_pipe_client_stream_closed (GObject      *owner,
     np_pipe_client_reconnect_later (self);
 }
 
-const NpStreamCallbacks np_pipe_client_stream_callbacks = {
-  .peer_may_refuse = TRUE,
-  .opened = np_pipe_client_stream_opened,
-  .message = np_pipe_client_stream_message,
-  .message_with_fds = np_pipe_client_stream_message_with_fds,
-  .request = np_pipe_client_stream_request,
-  .drained = np_pipe_client_stream_drained,
-  .closed = np_pipe_client_stream_closed,
-};
+static void
+np_pipe_client_owner_init (NpConnectionOwnerInterface *iface)
+{
+  iface->opened = np_pipe_client_connection_opened;
+  iface->message = np_pipe_client_connection_message;
+  iface->request = np_pipe_client_connection_request;
+  iface->drained = np_pipe_client_connection_drained;
+  iface->closed = np_pipe_client_connection_closed;
+}
 
 static void
 np_pipe_client_dispose (GObject *object)
@@ -308,27 +391,27 @@ np_pipe_client_dispose (GObject *object)
   NpPipeClient *self = (NpPipeClient *)object;
   g_autoptr(GPtrArray) retired = NULL;
   NpServerWatch *watch;
-  NpStream *stream;
+  NpPipeConnection *connection;
 
-  g_mutex_lock (self->lock);
+  g_mutex_lock (&self->lock);
   watch = np_pipe_client_stop_reconnecting_locked (self);
   np_pipe_client_drop_held_locked (self);
   np_pipe_client_set_connected_locked (self, FALSE);
-  stream = g_steal_pointer (&self->stream);
-  if (stream != NULL)
-    g_ptr_array_add (self->retired, stream);
+  connection = g_steal_pointer (&self->connection);
+  if (connection != NULL)
+    g_ptr_array_add (self->retired, connection);
   retired = g_steal_pointer (&self->retired);
-  self->retired = g_ptr_array_new_with_free_func ((GDestroyNotify) np_stream_unref);
+  self->retired = g_ptr_array_new_with_free_func ((GDestroyNotify) g_object_unref);
   if (self->attempt != NULL)
     g_cancellable_cancel (self->attempt);
-  g_mutex_unlock (self->lock);
+  g_mutex_unlock (&self->lock);
 
   g_clear_pointer (&watch, np_server_watch_free);
 
   /* What the socket takes without blocking still goes out; call
    * np_pipe_client_close() to be sure everything does. */
   for (guint i = 0; i < retired->len; i++)
-    np_stream_detach (g_ptr_array_index (retired, i));
+    _np_pipe_connection_detach (g_ptr_array_index (retired, i));
 
   G_OBJECT_CLASS (np_pipe_client_parent_class)->dispose (object);
 }
@@ -340,7 +423,7 @@ np_pipe_client_finalize (GObject *object)
 
   /* A pending connect_async holds a reference on the client. */
   g_assert (self->connect_task == NULL && self->connect_wait == NULL &&
-            self->connect_stream == NULL);
+            self->connect_connection == NULL);
   g_assert (self->reconnect_watch == NULL && g_queue_is_empty (&self->held));
 
   g_clear_object (&self->attempt);
@@ -350,7 +433,8 @@ np_pipe_client_finalize (GObject *object)
   g_clear_pointer (&self->name, g_free);
   g_clear_pointer (&self->path, g_free);
   g_clear_pointer (&self->context, g_main_context_unref);
-  np_stream_lock_unref (self->lock);
+  g_clear_pointer (&self->limits, np_limits_unref);
+  g_mutex_clear (&self->lock);
 
   G_OBJECT_CLASS (np_pipe_client_parent_class)->finalize (object);
 }
@@ -535,9 +619,13 @@ np_pipe_client_class_init (NpPipeClientClass *klass)
 static void
 np_pipe_client_init (NpPipeClient *self)
 {
-  self->lock = np_stream_lock_new ();
+  g_mutex_init (&self->lock);
+  self->limits = np_limits_new ();
+  self->connect_timeout = DEFAULT_CONNECT_TIMEOUT;
+  self->reconnect_interval = DEFAULT_RECONNECT_INTERVAL;
+  self->reconnect_max_interval = DEFAULT_RECONNECT_MAX_INTERVAL;
   self->context = g_main_context_ref_thread_default ();
-  self->retired = g_ptr_array_new_with_free_func ((GDestroyNotify) np_stream_unref);
+  self->retired = g_ptr_array_new_with_free_func ((GDestroyNotify) g_object_unref);
   g_queue_init (&self->held);
 }
 
@@ -569,32 +657,32 @@ np_pipe_client_new (const char *name)
  * closing, if there is one; the client is no longer connected
  * afterwards. What was held for a reconnect is dropped: *@n_dropped
  * messages. */
-static NpStream *
+static NpPipeConnection *
 np_pipe_client_take_for_close (NpPipeClient *self,
                                guint        *n_dropped)
 {
   NpServerWatch *watch;
-  NpStream *stream = NULL;
+  NpPipeConnection *connection = NULL;
   gboolean notify;
 
-  g_mutex_lock (self->lock);
+  g_mutex_lock (&self->lock);
   if (self->attempt != NULL)
     g_cancellable_cancel (self->attempt);
   np_pipe_client_note_refusal_locked (self, NULL);
   watch = np_pipe_client_stop_reconnecting_locked (self);
   *n_dropped = np_pipe_client_drop_held_locked (self);
   notify = self->connected;
-  if (self->connected && self->stream != NULL)
-    stream = np_stream_ref (self->stream);
+  if (self->connected && self->connection != NULL)
+    connection = g_object_ref (self->connection);
   np_pipe_client_set_connected_locked (self, FALSE);
-  g_mutex_unlock (self->lock);
+  g_mutex_unlock (&self->lock);
 
   g_clear_pointer (&watch, np_server_watch_free);
 
   if (notify)
-    np_context_notify (self->context, G_OBJECT (self), properties [NP_PIPE_CLIENT_PROP_CONNECTED]);
+    np_context_notify (self->context, G_OBJECT (self), properties [PROP_CONNECTED]);
 
-  return stream;
+  return connection;
 }
 
 /**
@@ -639,7 +727,7 @@ np_pipe_client_close (NpPipeClient  *self,
                       GError       **error)
 {
   g_autoptr(NpPipeClient) hold = NULL;
-  g_autoptr(NpStream) stream = NULL;
+  g_autoptr(NpPipeConnection) connection = NULL;
   guint n_dropped;
 
   g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
@@ -648,9 +736,9 @@ np_pipe_client_close (NpPipeClient  *self,
 
   /* The disconnected handler may drop the last reference. */
   hold = g_object_ref (self);
-  stream = np_pipe_client_take_for_close (self, &n_dropped);
-  if (stream != NULL)
-    return np_stream_close_sync (stream, cancellable, error);
+  connection = np_pipe_client_take_for_close (self, &n_dropped);
+  if (connection != NULL)
+    return np_pipe_connection_close (connection, cancellable, error);
 
   if (n_dropped > 0)
     {
@@ -692,7 +780,7 @@ np_pipe_client_close_async (NpPipeClient        *self,
                             gpointer             user_data)
 {
   g_autoptr(GTask) task = NULL;
-  g_autoptr(NpStream) stream = NULL;
+  g_autoptr(NpPipeConnection) connection = NULL;
   guint n_dropped;
 
   g_return_if_fail (NP_IS_PIPE_CLIENT (self));
@@ -703,16 +791,16 @@ np_pipe_client_close_async (NpPipeClient        *self,
   /* Cancelled or not, the client is closed: say what was lost. */
   g_task_set_check_cancellable (task, FALSE);
 
-  stream = np_pipe_client_take_for_close (self, &n_dropped);
-  if (stream == NULL && n_dropped > 0)
+  connection = np_pipe_client_take_for_close (self, &n_dropped);
+  if (connection == NULL && n_dropped > 0)
     g_task_return_new_error (task, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
                              _("Pipe “%s”: %u messages sent while disconnected were dropped: "
                                "the client closed before it could connect again"),
                              self->name, n_dropped);
-  else if (stream == NULL)
+  else if (connection == NULL)
     g_task_return_boolean (task, TRUE);
   else
-    np_stream_close_async (stream, task);
+    _np_pipe_connection_run (connection, NP_CONNECTION_OP_CLOSE, NULL, NULL, task);
 }
 
 /**
@@ -737,4 +825,2989 @@ np_pipe_client_close_finish (NpPipeClient  *self,
   g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
 
   return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/* Sending, flushing, pinging and requests */
+
+/* Not connected: because the server refused the client, when it did
+ * (the refusal is kept until the next connect or close()). */
+static void
+np_pipe_client_set_not_connected_locked (NpPipeClient  *self,
+                                         GError       **error)
+{
+  if (self->refusal != NULL)
+    g_propagate_error (error, g_error_copy (self->refusal));
+  else
+    g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
+                 _("Pipe “%s” is not connected"), self->name);
+}
+
+/* The connection, with a reference, or %NULL when not connected. */
+static NpPipeConnection *
+np_pipe_client_ref_connection (NpPipeClient  *self,
+                               GError       **error)
+{
+  NpPipeConnection *connection = NULL;
+
+  g_mutex_lock (&self->lock);
+  if (self->connected && self->connection != NULL)
+    connection = g_object_ref (self->connection);
+  else
+    np_pipe_client_set_not_connected_locked (self, error);
+  g_mutex_unlock (&self->lock);
+
+  return connection;
+}
+
+/* Runs @op for @task on the connection, or fails it when the client is
+ * not connected. */
+static void
+np_pipe_client_run (NpPipeClient   *self,
+                    NpConnectionOp  op,
+                    GBytes         *message,
+                    GUnixFDList    *fds,
+                    GTask          *task)
+{
+  g_autoptr(NpPipeConnection) connection = NULL;
+  GError *error = NULL;
+
+  connection = np_pipe_client_ref_connection (self, &error);
+  if (connection == NULL)
+    g_task_return_error (task, error);
+  else
+    _np_pipe_connection_run (connection, op, message, fds, task);
+}
+
+/**
+ * np_pipe_client_send:
+ * @self: a #NpPipeClient
+ * @message: the message, 0 bytes or more
+ * @error: return location for a #GError
+ *
+ * Queues @message to the server. This never blocks: the queue is written
+ * from the client's main context as one vectored write for everything
+ * queued in the meantime, and at once once it grows past a few tens of
+ * KiB. [method@Np.PipeClient.flush_sync] and [method@Np.PipeClient.close]
+ * write it out without a main loop.
+ *
+ * Fails with %NP_PIPE_ERROR_CLOSED when the client is not connected, with
+ * %NP_PIPE_ERROR_MESSAGE_TOO_LARGE when the server announced a smaller
+ * [property@Np.PipeServer:max-message-size], and with
+ * %NP_PIPE_ERROR_QUEUE_FULL when the server does not keep up (see
+ * [property@Np.PipeClient:max-queued-bytes]).
+ *
+ * With [property@Np.PipeClient:auto-reconnect], a message sent while the
+ * client is disconnected and connecting again (or while
+ * [method@Np.PipeClient.connect_async] waits for the server) is held,
+ * within [property@Np.PipeClient:max-queued-bytes], and written first,
+ * in order, once the server accepted the client. A message sent before
+ * the client noticed that its connection was lost may be lost with it:
+ * delivery across a reconnect is at most once.
+ *
+ * Returns: %TRUE if the message was queued
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_client_send (NpPipeClient  *self,
+                     GBytes        *message,
+                     GError       **error)
+{
+  gboolean ret;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
+  g_return_val_if_fail (message != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  /* Under the lock, so that nothing overtakes what was held for a
+   * reconnect: sending never calls out. */
+  g_mutex_lock (&self->lock);
+  if (self->connected && self->connection != NULL)
+    ret = np_pipe_connection_send (self->connection, message, error);
+  else if (np_pipe_client_may_hold_locked (self))
+    ret = np_pipe_client_hold_locked (self, message, error);
+  else
+    {
+      np_pipe_client_set_not_connected_locked (self, error);
+      ret = FALSE;
+    }
+  g_mutex_unlock (&self->lock);
+
+  return ret;
+}
+
+/**
+ * np_pipe_client_send_with_fds:
+ * @self: a #NpPipeClient
+ * @message: the message, 0 bytes or more
+ * @fds: (nullable): the descriptors to pass with it, at most 253
+ * @error: return location for a #GError
+ *
+ * Queues @message to the server with the file descriptors of @fds,
+ * which travel with it over the socket (`SCM_RIGHTS`): the server
+ * receives duplicates of them, with the message, through
+ * [signal@Np.PipeServer::message-with-fds-received]. This never blocks,
+ * and fails like [method@Np.PipeClient.send], but for one thing: while
+ * the client is disconnected, with
+ * [property@Np.PipeClient:auto-reconnect] too, it fails with
+ * %NP_PIPE_ERROR_CLOSED rather than hold the message (and its open
+ * descriptors) for a server that may never come back.
+ *
+ * The client keeps a reference to @fds until the message is written
+ * (the descriptors stay open until then); when the connection closes
+ * first, that reference is dropped. @fds with no descriptors, or %NULL,
+ * sends a plain message.
+ *
+ * Fails with %NP_PIPE_ERROR_NOT_SUPPORTED when the server's library does
+ * not take descriptors (it speaks protocol version 2 or earlier), or
+ * when @fds holds more than 253. Sent before the server's handshake
+ * arrived, the message goes out all the same, as any message does: a
+ * server too old to take descriptors then closes the connection with
+ * %NP_PIPE_ERROR_PROTOCOL, reported by
+ * [signal@Np.PipeClient::disconnected]. (Behind a request that waits for
+ * the handshake, it waits too, and such a server closes the connection
+ * with %NP_PIPE_ERROR_NOT_SUPPORTED.)
+ * A server that takes fewer per message (its
+ * [property@Np.PipeServer:max-fds-per-message]) than @fds holds closes
+ * the connection with %NP_PIPE_ERROR_PROTOCOL.
+ *
+ * Returns: %TRUE if the message was queued
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_client_send_with_fds (NpPipeClient  *self,
+                              GBytes        *message,
+                              GUnixFDList   *fds,
+                              GError       **error)
+{
+  g_autoptr(NpPipeConnection) connection = NULL;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
+  g_return_val_if_fail (message != NULL, FALSE);
+  g_return_val_if_fail (fds == NULL || G_IS_UNIX_FD_LIST (fds), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (fds == NULL || g_unix_fd_list_get_length (fds) == 0)
+    return np_pipe_client_send (self, message, error);
+
+  connection = np_pipe_client_ref_connection (self, error);
+
+  return connection != NULL && np_pipe_connection_send_with_fds (connection, message, fds, error);
+}
+
+/**
+ * np_pipe_client_send_data:
+ * @self: a #NpPipeClient
+ * @data: (array length=size) (element-type guint8) (nullable): the message
+ * @size: the length of @data
+ * @error: return location for a #GError
+ *
+ * Queues a copy of @data as one message, like [method@Np.PipeClient.send].
+ * This is the call for bindings that hold a byte string rather than a
+ * #GBytes, such as a Python `bytes` object.
+ *
+ * Returns: %TRUE if the message was queued
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_client_send_data (NpPipeClient  *self,
+                          const guint8  *data,
+                          gsize          size,
+                          GError       **error)
+{
+  g_autoptr(GBytes) message = NULL;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
+  g_return_val_if_fail (data != NULL || size == 0, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  message = g_bytes_new (data, size);
+
+  return np_pipe_client_send (self, message, error);
+}
+
+/**
+ * np_pipe_client_send_async:
+ * @self: a #NpPipeClient
+ * @message: the message, 0 bytes or more
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called once the message is written to the
+ *   socket, or failed
+ * @user_data: data for @callback
+ *
+ * Queues @message like [method@Np.PipeClient.send] and reports when it
+ * has been written to the socket. Finish with
+ * [method@Np.PipeClient.send_finish].
+ *
+ * Cancelling before any byte of the message was written takes it out of
+ * the queue: the server never sees it. Once writing has begun, the
+ * message is delivered whole all the same, and the call still fails with
+ * %G_IO_ERROR_CANCELLED.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_send_async (NpPipeClient        *self,
+                          GBytes              *message,
+                          GCancellable        *cancellable,
+                          GAsyncReadyCallback  callback,
+                          gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+  g_return_if_fail (message != NULL);
+  g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, np_pipe_client_send_async);
+  np_pipe_client_run (self, NP_CONNECTION_OP_SEND, message, NULL, task);
+}
+
+/**
+ * np_pipe_client_send_finish:
+ * @self: a #NpPipeClient
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Np.PipeClient.send_async].
+ *
+ * Returns: %TRUE if the message was written to the socket
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_client_send_finish (NpPipeClient  *self,
+                            GAsyncResult  *result,
+                            GError       **error)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/**
+ * np_pipe_client_flush_sync:
+ * @self: a #NpPipeClient
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Writes out everything queued, blocking the calling thread until the
+ * socket took it. No main context is iterated; when the server runs in the
+ * same thread, queue no more than the socket buffer holds (some hundred
+ * KiB) before flushing, or use [method@Np.PipeClient.flush_async].
+ *
+ * Returns: %TRUE if everything queued was written
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_client_flush_sync (NpPipeClient  *self,
+                           GCancellable  *cancellable,
+                           GError       **error)
+{
+  g_autoptr(NpPipeConnection) connection = NULL;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
+  g_return_val_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  connection = np_pipe_client_ref_connection (self, error);
+
+  return connection != NULL && np_pipe_connection_flush_sync (connection, cancellable, error);
+}
+
+/**
+ * np_pipe_client_flush_async:
+ * @self: a #NpPipeClient
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called once everything queued so far is
+ *   written, or failed
+ * @user_data: data for @callback
+ *
+ * Writes out everything queued from the client's main context. Finish
+ * with [method@Np.PipeClient.flush_finish]. Cancelling fails the call at
+ * once with %G_IO_ERROR_CANCELLED; what is queued is written all the
+ * same.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_flush_async (NpPipeClient        *self,
+                          GCancellable        *cancellable,
+                          GAsyncReadyCallback  callback,
+                          gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+  g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, np_pipe_client_flush_async);
+  np_pipe_client_run (self, NP_CONNECTION_OP_FLUSH, NULL, NULL, task);
+}
+
+/**
+ * np_pipe_client_flush_finish:
+ * @self: a #NpPipeClient
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Np.PipeClient.flush_async].
+ *
+ * Returns: %TRUE if everything queued was written
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_client_flush_finish (NpPipeClient  *self,
+                             GAsyncResult  *result,
+                             GError       **error)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/**
+ * np_pipe_client_ping_async:
+ * @self: a #NpPipeClient
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called when the server answered, or the
+ *   connection ended first
+ * @user_data: data for @callback
+ *
+ * Sends a ping that the server's library answers by itself, whatever the
+ * application does, and measures the round trip. Finish with
+ * [method@Np.PipeClient.ping_finish].
+ *
+ * Cancelling fails the call at once with %G_IO_ERROR_CANCELLED; the ping
+ * is taken out of the queue if none of it was written, and an answer
+ * that comes later is ignored.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_ping_async (NpPipeClient        *self,
+                          GCancellable        *cancellable,
+                          GAsyncReadyCallback  callback,
+                          gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+  g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, np_pipe_client_ping_async);
+  np_pipe_client_run (self, NP_CONNECTION_OP_PING, NULL, NULL, task);
+}
+
+/**
+ * np_pipe_client_ping_finish:
+ * @self: a #NpPipeClient
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Np.PipeClient.ping_async].
+ *
+ * Returns: the round trip, in microseconds (0 or more), once the server
+ *   answered; -1, with @error set, when it did not
+ *
+ * Since: 1.0
+ */
+gint64
+np_pipe_client_ping_finish (NpPipeClient  *self,
+                            GAsyncResult  *result,
+                            GError       **error)
+{
+  gssize usec;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), -1);
+  g_return_val_if_fail (g_task_is_valid (result, self), -1);
+
+  usec = g_task_propagate_int (G_TASK (result), error);
+  g_assert (usec >= -1);
+
+  return usec;
+}
+
+/**
+ * np_pipe_client_get_queued_bytes:
+ * @self: a #NpPipeClient
+ *
+ * Gets how many bytes are queued to the server and not yet written to the
+ * socket, framing included: a measure of progress for a large send, or of
+ * a server that does not keep up.
+ *
+ * Returns: the bytes queued, 0 when not connected (but for messages held
+ *   for a reconnect, see [property@Np.PipeClient:auto-reconnect])
+ *
+ * Since: 1.0
+ */
+guint64
+np_pipe_client_get_queued_bytes (NpPipeClient *self)
+{
+  guint64 queued;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
+
+  g_mutex_lock (&self->lock);
+  if (self->connected && self->connection != NULL)
+    queued = np_pipe_connection_get_queued_bytes (self->connection);
+  else
+    queued = self->held_bytes;
+  g_mutex_unlock (&self->lock);
+
+  return queued;
+}
+
+/**
+ * np_pipe_client_send_variant:
+ * @self: a #NpPipeClient
+ * @value: the value; a floating reference is consumed
+ * @error: return location for a #GError
+ *
+ * Queues @value to the server as one message, with its type, as
+ * [func@Np.variant_to_message] makes it; the server reads it back with
+ * [func@Np.variant_from_message]. Fails like [method@Np.PipeClient.send].
+ *
+ * Returns: %TRUE if the message was queued
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_client_send_variant (NpPipeClient  *self,
+                             GVariant      *value,
+                             GError       **error)
+{
+  g_autoptr(GBytes) message = NULL;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
+  g_return_val_if_fail (value != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  message = np_variant_to_message (value);
+
+  return np_pipe_client_send (self, message, error);
+}
+
+/**
+ * np_pipe_client_request_async:
+ * @self: a #NpPipeClient
+ * @request: the request's message
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called with the server's reply, or the failure
+ * @user_data: data for @callback
+ *
+ * Asks the server: sends @request, which the server receives through
+ * [signal@Np.PipeServer::request-received], and reports its reply in the
+ * thread-default main context of the calling thread. Finish with
+ * [method@Np.PipeClient.request_finish].
+ *
+ * Many requests may be in flight at once; replies are matched whatever
+ * order they come in, and requests keep their place among the messages
+ * sent. A request unanswered after [property@Np.PipeClient:request-timeout]
+ * fails with %NP_PIPE_ERROR_TIMED_OUT; one to a server whose library has
+ * no requests fails at once with %NP_PIPE_ERROR_NOT_SUPPORTED; a
+ * disconnect fails every pending request with the disconnect's error. An
+ * error the server replies with keeps its domain and code. Cancelling
+ * fails only this request, with %G_IO_ERROR_CANCELLED; a reply that comes
+ * later is dropped, and a request cancelled before any of it was written
+ * is never sent.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_request_async (NpPipeClient        *self,
+                          GBytes              *request,
+                          GCancellable        *cancellable,
+                          GAsyncReadyCallback  callback,
+                          gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+  g_return_if_fail (request != NULL);
+  g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, np_pipe_client_request_async);
+  np_pipe_client_run (self, NP_CONNECTION_OP_REQUEST, request, NULL, task);
+}
+
+/**
+ * np_pipe_client_request_finish:
+ * @self: a #NpPipeClient
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Np.PipeClient.request_async].
+ *
+ * Returns: (transfer full): the reply
+ *
+ * Since: 1.0
+ */
+GBytes *
+np_pipe_client_request_finish (NpPipeClient  *self,
+                               GAsyncResult  *result,
+                               GError       **error)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), NULL);
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/**
+ * np_pipe_client_request_data_async:
+ * @self: a #NpPipeClient
+ * @data: (array length=size) (element-type guint8) (nullable): the request's
+ *   message
+ * @size: the length of @data
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called with the server's reply, or the failure
+ * @user_data: data for @callback
+ *
+ * Asks the server with a copy of @data, like
+ * [method@Np.PipeClient.request_async]: the call for bindings that hold a
+ * byte string rather than a #GBytes, such as a Python `bytes` object.
+ * Finish with [method@Np.PipeClient.request_data_finish].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_request_data_async (NpPipeClient        *self,
+                                   const guint8        *data,
+                                   gsize                size,
+                                   GCancellable        *cancellable,
+                                   GAsyncReadyCallback  callback,
+                                   gpointer             user_data)
+{
+  g_autoptr(GBytes) request = NULL;
+
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+  g_return_if_fail (data != NULL || size == 0);
+
+  request = g_bytes_new (data, size);
+  np_pipe_client_request_async (self, request, cancellable, callback, user_data);
+}
+
+/**
+ * np_pipe_client_request_data_finish:
+ * @self: a #NpPipeClient
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Np.PipeClient.request_data_async].
+ *
+ * Returns: (transfer full): the reply
+ *
+ * Since: 1.0
+ */
+GBytes *
+np_pipe_client_request_data_finish (NpPipeClient  *self,
+                                    GAsyncResult  *result,
+                                    GError       **error)
+{
+  return np_pipe_client_request_finish (self, result, error);
+}
+
+/**
+ * np_pipe_client_request_sync:
+ * @self: a #NpPipeClient
+ * @request: the request's message
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Asks the server, like [method@Np.PipeClient.request_async], and blocks
+ * the calling thread until the reply comes, the request times out or
+ * @cancellable is cancelled.
+ *
+ * It blocks on the socket and never iterates the caller's main context:
+ * when no other thread runs the client's main context, this thread reads
+ * the socket itself (messages and requests that arrive meanwhile are
+ * delivered from here, as the context would); otherwise it waits for that
+ * thread to read the reply. So the server cannot run in the same thread:
+ * it could not answer. Called from a handler of this client's own
+ * messages, it delivers the messages that follow, in order, before the
+ * handler returns, as a main loop run there would.
+ *
+ * Returns: (transfer full): the reply
+ *
+ * Since: 1.0
+ */
+GBytes *
+np_pipe_client_request_sync (NpPipeClient  *self,
+                             GBytes        *request,
+                             GCancellable  *cancellable,
+                             GError       **error)
+{
+  return np_pipe_client_request_with_fds_sync (self, request, NULL, NULL, cancellable, error);
+}
+
+/**
+ * np_pipe_client_request_data_sync:
+ * @self: a #NpPipeClient
+ * @data: (array length=size) (element-type guint8) (nullable): the request's
+ *   message
+ * @size: the length of @data
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Asks the server with a copy of @data and blocks until the reply comes,
+ * like [method@Np.PipeClient.request_sync]: the call for bindings that
+ * hold a byte string, such as a Python `bytes` object.
+ *
+ * Returns: (transfer full): the reply
+ *
+ * Since: 1.0
+ */
+GBytes *
+np_pipe_client_request_data_sync (NpPipeClient  *self,
+                                  const guint8  *data,
+                                  gsize          size,
+                                  GCancellable  *cancellable,
+                                  GError       **error)
+{
+  g_autoptr(GBytes) request = NULL;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), NULL);
+  g_return_val_if_fail (data != NULL || size == 0, NULL);
+
+  request = g_bytes_new (data, size);
+  return np_pipe_client_request_sync (self, request, cancellable, error);
+}
+
+/**
+ * np_pipe_client_request_with_fds_async:
+ * @self: a #NpPipeClient
+ * @request: the request's message
+ * @fd_list: (nullable): the descriptors to pass with it, at most 253
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called with the server's reply, or the failure
+ * @user_data: data for @callback
+ *
+ * Asks the server, like [method@Np.PipeClient.request_async], passing the
+ * file descriptors of @fd_list with the request (`SCM_RIGHTS`), and
+ * taking those the server passes with its reply: finish with
+ * [method@Np.PipeClient.request_with_fds_finish]. This is the call for a
+ * service that hands out descriptors, as GDBus's
+ * g_dbus_connection_call_with_unix_fd_list() does: open a file for the
+ * caller, give it a memfd.
+ *
+ * The server finds the descriptors with
+ * [method@Np.PipeRequest.get_fd_list] and answers with
+ * [method@Np.PipeRequest.reply_with_fds]. The client keeps a reference
+ * to @fd_list until the request is written (or cancelled before it was).
+ * @fd_list with no descriptors, or %NULL, sends a plain request, whose
+ * reply may still carry descriptors.
+ *
+ * Requests and replies carry descriptors from protocol version 4 on: to
+ * a server whose library speaks an older version, a request with
+ * descriptors fails with %NP_PIPE_ERROR_NOT_SUPPORTED and is not sent (at
+ * once, or once the server's handshake tells, for a request made before
+ * it). More than 253 descriptors fail the same way, and more than the
+ * server takes ([property@Np.PipeServer:max-fds-per-message], announced
+ * in the handshake) with %NP_PIPE_ERROR_MESSAGE_TOO_LARGE; the
+ * connection goes on.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_request_with_fds_async (NpPipeClient        *self,
+                          GBytes              *request,
+                          GUnixFDList         *fd_list,
+                          GCancellable        *cancellable,
+                          GAsyncReadyCallback  callback,
+                          gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+  g_return_if_fail (request != NULL);
+  g_return_if_fail (fd_list == NULL || G_IS_UNIX_FD_LIST (fd_list));
+  g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, np_pipe_client_request_with_fds_async);
+  np_pipe_client_run (self, NP_CONNECTION_OP_REQUEST, request, fd_list, task);
+}
+
+/**
+ * np_pipe_client_request_with_fds_finish:
+ * @self: a #NpPipeClient
+ * @result: the result passed to the callback
+ * @out_fd_list: (out) (optional) (nullable) (transfer full): where to put
+ *   the descriptors of the reply, %NULL when it carried none
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Np.PipeClient.request_with_fds_async]. The reply's
+ * descriptors are the caller's; with @out_fd_list %NULL, they are
+ * closed.
+ *
+ * Returns: (transfer full): the reply
+ *
+ * Since: 1.0
+ */
+GBytes *
+np_pipe_client_request_with_fds_finish (NpPipeClient  *self,
+                                        GAsyncResult  *result,
+                                        GUnixFDList  **out_fd_list,
+                                        GError       **error)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), NULL);
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) ==
+                        np_pipe_client_request_with_fds_async, NULL);
+
+  return _np_pipe_connection_request_finish (G_TASK (result), out_fd_list, error);
+}
+
+/**
+ * np_pipe_client_request_with_fds_sync:
+ * @self: a #NpPipeClient
+ * @request: the request's message
+ * @fd_list: (nullable): the descriptors to pass with it, at most 253
+ * @out_fd_list: (out) (optional) (nullable) (transfer full): where to put
+ *   the descriptors of the reply, %NULL when it carried none
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Asks the server with descriptors, like
+ * [method@Np.PipeClient.request_with_fds_async], and blocks the calling
+ * thread until the reply comes, the request times out or @cancellable is
+ * cancelled, as [method@Np.PipeClient.request_sync] does.
+ *
+ * Returns: (transfer full): the reply
+ *
+ * Since: 1.0
+ */
+GBytes *
+np_pipe_client_request_with_fds_sync (NpPipeClient  *self,
+                                      GBytes        *request,
+                                      GUnixFDList   *fd_list,
+                                      GUnixFDList  **out_fd_list,
+                                      GCancellable  *cancellable,
+                                      GError       **error)
+{
+  g_autoptr(NpPipeConnection) connection = NULL;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), NULL);
+  g_return_val_if_fail (request != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  connection = np_pipe_client_ref_connection (self, error);
+  if (connection == NULL)
+    return NULL;
+
+  return np_pipe_connection_request_with_fds_sync (connection, request, fd_list, out_fd_list,
+                                                   cancellable, error);
+}
+
+/* Connecting */
+
+/* Checks that a connect may begin, and marks it begun. */
+static gboolean
+np_pipe_client_begin_connect_locked (NpPipeClient  *self,
+                                     gboolean      *already,
+                                     GError       **error)
+{
+  *already = self->connected && self->connection != NULL &&
+             np_pipe_connection_get_connected (self->connection);
+  if (*already)
+    return TRUE;
+
+  if (self->attempt != NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_PENDING,
+                   _("Pipe “%s”: a connect is already under way"), self->name);
+      return FALSE;
+    }
+
+  if (self->name == NULL)
+    {
+      g_set_error_literal (error, NP_PIPE_ERROR, NP_PIPE_ERROR_INVALID_NAME,
+                           _("The client has no pipe name to connect to"));
+      return FALSE;
+    }
+
+  if (self->path == NULL)
+    {
+      g_autofree char *path = np_name_to_path (self->name, error);
+      g_assert (path == NULL);
+      return FALSE;
+    }
+
+  self->attempt = g_cancellable_new ();
+  np_pipe_client_note_refusal_locked (self, NULL);
+  return TRUE;
+}
+
+static void
+np_pipe_client_forward_cancel (GCancellable *cancellable,
+                               gpointer      data)
+{
+  g_cancellable_cancel (data);
+}
+
+/* Makes the caller's @cancellable cancel @attempt too. */
+static gulong
+np_pipe_client_chain_cancellable (GCancellable *cancellable,
+                                  GCancellable *attempt)
+{
+  if (cancellable == NULL)
+    return 0;
+
+  return g_cancellable_connect (cancellable, G_CALLBACK (np_pipe_client_forward_cancel),
+                                g_object_ref (attempt), g_object_unref);
+}
+
+/* Makes a connection of @socket_connection the client's, to start with
+ * no lock held; returns the one it replaces, to unref with no lock held,
+ * or %NULL (with @error set when the connection could not be made). */
+static NpPipeConnection *
+np_pipe_client_attach_locked (NpPipeClient       *self,
+                              GSocketConnection  *socket_connection,
+                              NpPipeConnection  **connection_out,
+                              gboolean           *was_connected,
+                              GError            **error)
+{
+  NpPipeConnection *old = self->connection;
+  NpPipeConnection *connection;
+
+  *was_connected = self->connected;
+  *connection_out = NULL;
+  connection = _np_pipe_connection_new (G_OBJECT (self), self->context, socket_connection,
+                                        self->name, self->limits, ++self->n_connections,
+                                        TRUE, error);
+  if (connection == NULL)
+    return NULL;
+
+  np_pipe_client_set_connected_locked (self, FALSE);
+  if (old != NULL && !_np_pipe_connection_is_done (old))
+    {
+      g_ptr_array_add (self->retired, old);
+      old = NULL;
+    }
+
+  self->connection = connection;
+  *connection_out = connection;
+
+  return old;
+}
+
+/* Whether connect_sync() may wait for the server's hello on
+ * @connection: not when the server is one of this process that only the
+ * calling thread would run (its context is owned by this thread, or is
+ * this thread's own and no other thread runs it), which would wait for
+ * itself, nor when it is a listener of this process whose context is
+ * unknown. */
+static gboolean
+np_pipe_client_server_answers (GSocketConnection *connection)
+{
+  GSocket *socket = g_socket_connection_get_socket (connection);
+  g_autoptr(GCredentials) credentials = g_socket_get_credentials (socket, NULL);
+  g_autoptr(GSocketAddress) address = NULL;
+  g_autoptr(GMainContext) context = NULL;
+  GMainContext *here;
+
+  /* Another process answers whatever this thread does. */
+  if (credentials == NULL || g_credentials_get_unix_pid (credentials, NULL) != getpid ())
+    return TRUE;
+
+  address = g_socket_connection_get_remote_address (connection, NULL);
+  if (G_IS_UNIX_SOCKET_ADDRESS (address))
+    context = np_listener_lookup_context (g_unix_socket_address_get_path (G_UNIX_SOCKET_ADDRESS (address)));
+  if (context == NULL)
+    return FALSE;
+
+  if (g_main_context_is_owner (context))
+    return FALSE;
+
+  here = g_main_context_get_thread_default ();
+  if (here == NULL)
+    here = g_main_context_default ();
+  if (context == here && g_main_context_acquire (context))
+    {
+      g_main_context_release (context);
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+/* Ends the wait of connect_sync() on @connection, once, with success when
+ * @error is %NULL: the server's hello arrived, or the connection ended
+ * first. Returns FALSE when no connect_sync() waits on @stream. Called
+ * from the stream's callbacks, in whatever thread reads it. */
+static gboolean
+np_pipe_client_connected_sync (NpPipeClient     *self,
+                               NpPipeConnection *connection,
+                               const GError     *error)
+{
+  NpServerWatch *reconnect = NULL;
+  NpStreamWait *wait = NULL;
+  NpPipeConnection *waited = NULL;
+
+  g_mutex_lock (&self->lock);
+  if (self->connect_wait != NULL && self->connect_connection == connection)
+    {
+      wait = g_steal_pointer (&self->connect_wait);
+      waited = g_steal_pointer (&self->connect_connection);
+      if (error == NULL)
+        {
+          reconnect = np_pipe_client_stop_reconnecting_locked (self);
+          np_pipe_client_set_connected_locked (self, TRUE);
+        }
+    }
+  g_mutex_unlock (&self->lock);
+
+  if (wait == NULL)
+    return FALSE;
+
+  g_clear_pointer (&reconnect, np_server_watch_free);
+  g_clear_pointer (&waited, g_object_unref);
+  np_stream_wait_done (wait, error);
+
+  return TRUE;
+}
+
+/**
+ * np_pipe_client_connect_sync:
+ * @self: a #NpPipeClient
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Connects to the server and waits until the server has accepted the
+ * client (its handshake arrived), as [method@Np.PipeClient.connect_async]
+ * does, blocking the calling thread for at most
+ * [property@Np.PipeClient:connect-timeout] in all. A refusal is the error
+ * of this call: %NP_PIPE_ERROR_PERMISSION_DENIED or
+ * %NP_PIPE_ERROR_TOO_MANY_CLIENTS, with the server's reason. No main
+ * context is iterated: when no other thread runs the client's main
+ * context, this thread reads the socket itself, and
+ * [signal@Np.PipeClient::accepted] (and any message that arrives with the
+ * handshake) is emitted from here, as the context would.
+ *
+ * One server is not waited for: a [class@Np.PipeServer] of this same
+ * process whose main context only the calling thread would run (this
+ * thread owns that context, or it is this thread's thread-default one and
+ * no other thread runs it), which could not answer while this thread
+ * waits; nor a listening socket of this process that is no
+ * [class@Np.PipeServer]. Then this returns as soon as the connection is
+ * made, without waiting for anything only that main loop can provide, so
+ * that a server and its clients may share one thread: once the loop runs,
+ * the connection works, and a refusal arrives as
+ * [signal@Np.PipeClient::disconnected].
+ *
+ * Fails with %NP_PIPE_ERROR_NOT_FOUND when no server runs under the name,
+ * %NP_PIPE_ERROR_INVALID_NAME when the name cannot be a pipe,
+ * %NP_PIPE_ERROR_TIMED_OUT when the server did not take the connection or
+ * did not answer the handshake in time, and %G_IO_ERROR_CANCELLED when
+ * @cancellable is cancelled or [method@Np.PipeClient.close] is called
+ * meanwhile. Connecting a connected client does nothing.
+ *
+ * Returns: %TRUE if the client is connected
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_client_connect_sync (NpPipeClient  *self,
+                             GCancellable  *cancellable,
+                             GError       **error)
+{
+  g_autoptr(NpPipeClient) hold = NULL;
+  g_autoptr(GSocketConnection) socket_connection = NULL;
+  g_autoptr(GCancellable) attempt = NULL;
+  g_autoptr(GError) failure = NULL;
+  NpServerWatch *watch = NULL;
+  NpPipeConnection *old = NULL;
+  NpPipeConnection *connection = NULL;
+  NpStreamWait wait;
+  gboolean already;
+  gboolean was_connected = FALSE;
+  gboolean wait_for_server = FALSE;
+  gboolean ret = TRUE;
+  gint64 deadline = -1;
+  gulong chain_id;
+  guint timeout;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
+  g_return_val_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  hold = g_object_ref (self);
+
+  g_mutex_lock (&self->lock);
+  if (!np_pipe_client_begin_connect_locked (self, &already, error))
+    {
+      g_mutex_unlock (&self->lock);
+      return FALSE;
+    }
+  if (already)
+    {
+      g_mutex_unlock (&self->lock);
+      return TRUE;
+    }
+  attempt = g_object_ref (self->attempt);
+  timeout = self->connect_timeout;
+  g_mutex_unlock (&self->lock);
+
+  if (timeout > 0)
+    deadline = g_get_monotonic_time () + timeout * G_TIME_SPAN_MILLISECOND;
+
+  chain_id = np_pipe_client_chain_cancellable (cancellable, attempt);
+  socket_connection = np_socket_connect_sync (self->name, self->path, timeout, attempt, error);
+  if (socket_connection != NULL)
+    wait_for_server = np_pipe_client_server_answers (socket_connection);
+
+  np_stream_wait_init (&wait);
+
+  g_mutex_lock (&self->lock);
+  /* close() or a cancel while the socket connected: the attempt is over,
+   * and its socket is not the client's. */
+  if (socket_connection != NULL &&
+      (self->attempt != attempt || g_cancellable_is_cancelled (attempt)))
+    {
+      g_clear_object (&socket_connection);
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CANCELLED, _("Operation was cancelled"));
+    }
+  if (socket_connection != NULL)
+    {
+      old = np_pipe_client_attach_locked (self, socket_connection, &connection, &was_connected, error);
+      if (connection != NULL && wait_for_server)
+        {
+          /* Until the server answers, a connect is under way. */
+          self->connect_wait = &wait;
+          self->connect_connection = g_object_ref (connection);
+        }
+      else if (connection != NULL)
+        {
+          watch = np_pipe_client_stop_reconnecting_locked (self);
+          np_pipe_client_set_connected_locked (self, TRUE);
+        }
+    }
+  if ((connection == NULL || !wait_for_server) && self->attempt == attempt)
+    g_clear_object (&self->attempt);
+  if (connection != NULL)
+    g_object_ref (connection);
+  g_mutex_unlock (&self->lock);
+
+  g_clear_pointer (&watch, np_server_watch_free);
+  g_clear_object (&old);
+  if (connection == NULL)
+    {
+      if (socket_connection != NULL)
+        g_io_stream_close (G_IO_STREAM (socket_connection), NULL, NULL);
+      g_cancellable_disconnect (cancellable, chain_id);
+      np_stream_wait_clear (&wait);
+      return FALSE;
+    }
+
+  /* What is left of the connect timeout bounds the handshake. */
+  _np_pipe_connection_start (connection, deadline < 0 ? 0 :
+                             MAX (1, (deadline - g_get_monotonic_time ()) / G_TIME_SPAN_MILLISECOND));
+
+  if (wait_for_server)
+    {
+      if (was_connected)
+        np_context_notify (self->context, G_OBJECT (self), properties [PROP_CONNECTED]);
+
+      _np_pipe_connection_block (connection, &wait, deadline, attempt);
+
+      g_mutex_lock (&self->lock);
+      if (self->connect_wait == &wait)
+        {
+          /* Given up: cancelled, or the server did not answer in time. */
+          self->connect_wait = NULL;
+          g_clear_object (&self->connect_connection);
+          if (g_cancellable_is_cancelled (attempt))
+            failure = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                           _("Operation was cancelled"));
+          else
+            failure = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
+                                   _("Pipe “%s”: the server did not complete the handshake "
+                                     "within %u ms"),
+                                   self->name, timeout);
+        }
+      if (self->attempt == attempt)
+        g_clear_object (&self->attempt);
+      g_mutex_unlock (&self->lock);
+
+      /* Otherwise whoever took the wait ends it, if not yet. */
+      g_mutex_lock (&wait.mutex);
+      while (failure == NULL && !wait.done)
+        g_cond_wait (&wait.cond, &wait.mutex);
+      g_mutex_unlock (&wait.mutex);
+
+      if (failure == NULL && wait.error != NULL)
+        failure = g_error_copy (wait.error);
+
+      /* A connection that failed is closed without a report. */
+      if (failure != NULL)
+        {
+          _np_pipe_connection_detach (connection);
+          g_propagate_error (error, g_steal_pointer (&failure));
+          ret = FALSE;
+        }
+      else
+        np_context_notify (self->context, G_OBJECT (self), properties [PROP_CONNECTED]);
+    }
+  else if (!was_connected)
+    np_context_notify (self->context, G_OBJECT (self), properties [PROP_CONNECTED]);
+
+  g_cancellable_disconnect (cancellable, chain_id);
+  g_object_unref (connection);
+  np_stream_wait_clear (&wait);
+
+  return ret;
+}
+
+typedef struct
+{
+  GCancellable  *caller;      /* the caller's, chained to cancel attempt */
+  gulong         chain_id;
+  GCancellable  *attempt;
+  gint64         deadline;
+  guint          timeout;
+  /* Waiting for a server that does not run yet (auto-reconnect). Only
+   * the task's context touches these, but watch, under the lock. */
+  NpServerWatch *watch;
+  guint          delay;       /* the next back-off, before jitter */
+  guint          max_delay;
+  guint          interval;
+  guint          wait : 1;
+  guint          dialing : 1;      /* a socket connect is under way, or made */
+  guint          retry_soon : 1;   /* the server showed up since the last wait */
+  guint          early_dial : 1;   /* the dial under way was one of the early ones */
+  guint          timer_full : 1;   /* the timer is a whole back-off */
+  guint          early;            /* attempts made before this wait ran out */
+  guint          attempt_watched : 1;
+} ConnectData;
+
+static void
+connect_data_free (gpointer data)
+{
+  ConnectData *connect = data;
+
+  /* The watch holds a reference on the task. */
+  g_assert (connect->watch == NULL);
+
+  if (connect->caller != NULL)
+    g_cancellable_disconnect (connect->caller, connect->chain_id);
+  g_clear_object (&connect->caller);
+  g_clear_object (&connect->attempt);
+  g_free (connect);
+}
+
+/* Ends the connect_async of @task, once: with success when @error is
+ * %NULL. Called from the client's context or the task's, by a caller
+ * that holds a reference on @task. */
+static void
+np_pipe_client_connected (NpPipeClient *self,
+                          GTask        *task,
+                          const GError *error)
+{
+  ConnectData *connect = g_task_get_task_data (task);
+  NpServerWatch *waiting = NULL;
+  NpServerWatch *reconnect = NULL;
+  NpPipeConnection *connection = NULL;
+  GCancellable *attempt = NULL;
+  gulong attempt_id = 0;
+
+  g_mutex_lock (&self->lock);
+  if (self->connect_task != task)
+    {
+      g_mutex_unlock (&self->lock);
+      return;
+    }
+
+  g_clear_object (&self->connect_task);
+  connection = g_steal_pointer (&self->connect_connection);
+  attempt = g_steal_pointer (&self->attempt);
+  attempt_id = self->attempt_id;
+  self->attempt_id = 0;
+  waiting = g_steal_pointer (&connect->watch);
+  if (error == NULL)
+    {
+      reconnect = np_pipe_client_stop_reconnecting_locked (self);
+      np_pipe_client_set_connected_locked (self, TRUE);
+    }
+  else if (!self->reconnecting)
+    /* Nothing will connect to send them. */
+    np_pipe_client_drop_held_locked (self);
+  g_mutex_unlock (&self->lock);
+
+  g_clear_pointer (&waiting, np_server_watch_free);
+  g_clear_pointer (&reconnect, np_server_watch_free);
+
+  if (attempt != NULL)
+    {
+      g_cancellable_disconnect (attempt, attempt_id);
+      g_object_unref (attempt);
+    }
+
+  /* A connection that failed half-way is closed without a report. */
+  if (error != NULL && connection != NULL)
+    _np_pipe_connection_detach (connection);
+  g_clear_object (&connection);
+
+  if (error == NULL)
+    {
+      np_context_notify (self->context, G_OBJECT (self), properties [PROP_CONNECTED]);
+      g_task_return_boolean (task, TRUE);
+    }
+  else
+    g_task_return_error (task, g_error_copy (error));
+}
+
+static gboolean
+np_pipe_client_attempt_cancelled_cb (gpointer data)
+{
+  GTask *task = data;
+  g_autoptr(GError) error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                                 _("Operation was cancelled"));
+
+  np_pipe_client_connected (g_task_get_source_object (task), task, error);
+
+  return G_SOURCE_REMOVE;
+}
+
+static void
+np_pipe_client_attempt_cancelled (GCancellable *attempt,
+                                  gpointer      data)
+{
+  GTask *task = data;
+  g_autoptr(GSource) idle = g_idle_source_new ();
+
+  /* Never from inside the cancel call. */
+  g_source_set_static_name (idle, "[np] cancelled connect");
+  g_source_set_callback (idle, np_pipe_client_attempt_cancelled_cb,
+                         g_object_ref (task), g_object_unref);
+  g_source_attach (idle, g_task_get_context (task));
+}
+
+/* Has a cancel of the attempt end the connect at once, from the task's
+ * context: while it waits for the server's hello, or for the server to
+ * start. np_socket_connect_async() watches it while it dials. */
+static void
+np_pipe_client_watch_attempt (NpPipeClient *self,
+                              GTask        *task)
+{
+  ConnectData *connect = g_task_get_task_data (task);
+  gulong id;
+
+  if (connect->attempt_watched)
+    return;
+  connect->attempt_watched = TRUE;
+
+  id = g_cancellable_connect (connect->attempt, G_CALLBACK (np_pipe_client_attempt_cancelled),
+                              g_object_ref (task), g_object_unref);
+  g_mutex_lock (&self->lock);
+  if (self->connect_task == task)
+    {
+      self->attempt_id = id;
+      id = 0;
+    }
+  g_mutex_unlock (&self->lock);
+
+  /* Done already: whoever finished it did not know the handler. */
+  if (id != 0)
+    g_cancellable_disconnect (connect->attempt, id);
+}
+
+static void np_pipe_client_socket_connected (GObject      *object,
+                                             GAsyncResult *result,
+                                             gpointer      user_data);
+
+static GError *
+np_pipe_client_no_server_error_new (NpPipeClient *self,
+                                    ConnectData  *connect)
+{
+  return g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
+                      _("No server started as pipe “%s” (%s) within %u ms"),
+                      self->name, self->path, connect->timeout);
+}
+
+/* Dials the server once more, in the task's context, with what is left
+ * of the connect timeout to wait for a busy one. */
+static void
+np_pipe_client_dial (NpPipeClient *self,
+                     GTask        *task)
+{
+  ConnectData *connect = g_task_get_task_data (task);
+  guint timeout = 0;
+
+  if (connect->deadline > 0)
+    timeout = MAX (1, (connect->deadline - g_get_monotonic_time ()) / G_TIME_SPAN_MILLISECOND);
+
+  connect->dialing = TRUE;
+  g_main_context_push_thread_default (g_task_get_context (task));
+  np_socket_connect_async (self->name, self->path, timeout, connect->attempt,
+                           np_pipe_client_socket_connected, g_object_ref (task));
+  g_main_context_pop_thread_default (g_task_get_context (task));
+}
+
+/* The back-off passed, or the server's socket showed up. */
+static void
+np_pipe_client_retry_connect (gpointer data,
+                              gboolean from_monitor)
+{
+  GTask *task = data;
+  NpPipeClient *self = g_task_get_source_object (task);
+  ConnectData *connect = g_task_get_task_data (task);
+  gboolean pending;
+
+  g_mutex_lock (&self->lock);
+  pending = self->connect_task == task;
+  g_mutex_unlock (&self->lock);
+
+  if (!pending)
+    return;
+
+  /* The last wait ends at the deadline: no server came. */
+  if (!from_monitor && !connect->dialing && connect->deadline > 0 &&
+      g_get_monotonic_time () >= connect->deadline)
+    {
+      g_autoptr(GError) error = np_pipe_client_no_server_error_new (self, connect);
+
+      np_pipe_client_connected (self, task, error);
+      return;
+    }
+
+  /* As the reconnect loop: a few hints per wait, then the back-off. */
+  if (!from_monitor && connect->timer_full)
+    connect->early = 0;
+  if ((from_monitor || !connect->timer_full) && connect->early >= NP_EARLY_ATTEMPTS_PER_WAIT)
+    return;
+  connect->retry_soon = connect->retry_soon || from_monitor;
+  if (!connect->dialing)
+    {
+      connect->early_dial = from_monitor || !connect->timer_full;
+      if (connect->early_dial)
+        connect->early++;
+      np_pipe_client_dial (self, task);
+    }
+}
+
+/* No server runs under the name: waits for one to start, until the
+ * connect timeout. Returns FALSE when that has passed. */
+static gboolean
+np_pipe_client_wait_for_server (NpPipeClient *self,
+                                GTask        *task)
+{
+  ConnectData *connect = g_task_get_task_data (task);
+  NpServerWatch *watch = NULL;
+  gint64 now = g_get_monotonic_time ();
+  guint delay;
+
+  if (connect->deadline > 0 && now >= connect->deadline)
+    return FALSE;
+
+  if (connect->retry_soon && connect->early < NP_EARLY_ATTEMPTS_PER_WAIT)
+    {
+      /* The server showed up: it may be about to listen. */
+      delay = np_backoff_jitter (MIN (connect->interval, NP_RETRY_SOON_MSEC));
+      connect->timer_full = FALSE;
+    }
+  else
+    {
+      delay = np_backoff_jitter (connect->delay);
+      connect->delay = MIN ((guint64) connect->delay * 2, connect->max_delay);
+      connect->timer_full = TRUE;
+    }
+  connect->retry_soon = FALSE;
+  if (connect->deadline > 0)
+    delay = MIN ((gint64) delay, (connect->deadline - now + 999) / G_TIME_SPAN_MILLISECOND);
+
+  if (connect->watch == NULL)
+    /* The dial found no server: one that came since is news. */
+    watch = np_server_watch_new (self->path, TRUE, g_task_get_context (task),
+                                 np_pipe_client_retry_connect, g_object_ref (task), g_object_unref);
+
+  g_mutex_lock (&self->lock);
+  if (self->connect_task == task)
+    {
+      if (watch != NULL)
+        connect->watch = g_steal_pointer (&watch);
+      np_server_watch_set_timer (connect->watch, delay);
+    }
+  g_mutex_unlock (&self->lock);
+
+  /* Ended meanwhile (cancelled). */
+  g_clear_pointer (&watch, np_server_watch_free);
+
+  np_pipe_client_watch_attempt (self, task);
+
+  return TRUE;
+}
+
+static void
+np_pipe_client_socket_connected (GObject      *object,
+                                 GAsyncResult *result,
+                                 gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  NpPipeClient *self = g_task_get_source_object (task);
+  ConnectData *connect = g_task_get_task_data (task);
+  g_autoptr(GSocketConnection) socket_connection = NULL;
+  g_autoptr(GError) error = NULL;
+  NpServerWatch *watch = NULL;
+  NpPipeConnection *old = NULL;
+  NpPipeConnection *connection = NULL;
+  gboolean was_connected;
+  guint timeout = 0;
+
+  socket_connection = np_socket_connect_finish (result, &error);
+  if (socket_connection == NULL)
+    {
+      connect->dialing = FALSE;
+      /* An early dial that found no server (a hint from the directory
+       * before the socket listened: its lock file, the directory made
+       * anew) reached nobody: it costs too little to bound, and must not
+       * use up the early attempts the socket's own appearance needs. */
+      if (connect->early_dial && connect->early > 0 &&
+          g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_FOUND))
+        connect->early--;
+      connect->early_dial = FALSE;
+      if (connect->wait && g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_FOUND) &&
+          np_pipe_client_wait_for_server (self, task))
+        return;
+      if (connect->wait && g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_FOUND))
+        {
+          g_clear_error (&error);
+          error = np_pipe_client_no_server_error_new (self, connect);
+        }
+      np_pipe_client_connected (self, task, error);
+      return;
+    }
+
+  /* What is left of the connect timeout bounds the handshake. */
+  if (connect->deadline > 0)
+    timeout = MAX (1, (connect->deadline - g_get_monotonic_time ()) / G_TIME_SPAN_MILLISECOND);
+
+  g_mutex_lock (&self->lock);
+  if (self->connect_task != task)
+    {
+      /* Cancelled meanwhile, and reported. */
+      g_mutex_unlock (&self->lock);
+      return;
+    }
+  old = np_pipe_client_attach_locked (self, socket_connection, &connection, &was_connected, &error);
+  if (connection != NULL)
+    {
+      self->connect_connection = g_object_ref (connection);
+      g_object_ref (connection);
+    }
+  /* No more waiting for the server. */
+  watch = g_steal_pointer (&connect->watch);
+  g_mutex_unlock (&self->lock);
+
+  g_clear_pointer (&watch, np_server_watch_free);
+  g_clear_object (&old);
+  if (connection == NULL)
+    {
+      np_pipe_client_connected (self, task, error);
+      return;
+    }
+  if (was_connected)
+    np_context_notify (self->context, G_OBJECT (self), properties [PROP_CONNECTED]);
+
+  /* From here, the server's hello or goodbye ends the connect; so does a
+   * cancel, at once. */
+  np_pipe_client_watch_attempt (self, task);
+
+  _np_pipe_connection_start (connection, timeout);
+  g_object_unref (connection);
+}
+
+/**
+ * np_pipe_client_connect_async:
+ * @self: a #NpPipeClient
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called once the server accepted the client,
+ *   or the connect failed
+ * @user_data: data for @callback
+ *
+ * Connects to the server and completes once the server has accepted the
+ * client (its handshake arrived), so that a refusal
+ * (%NP_PIPE_ERROR_PERMISSION_DENIED, %NP_PIPE_ERROR_TOO_MANY_CLIENTS) is
+ * the error of [method@Np.PipeClient.connect_finish]. The whole takes at
+ * most [property@Np.PipeClient:connect-timeout]; past it, the connect
+ * fails with %NP_PIPE_ERROR_TIMED_OUT. Cancelling, or calling
+ * [method@Np.PipeClient.close] meanwhile, fails it with
+ * %G_IO_ERROR_CANCELLED and leaves the client unconnected.
+ *
+ * Both the caller's thread-default main context and the client's must
+ * run for it to complete.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_connect_async (NpPipeClient        *self,
+                              GCancellable        *cancellable,
+                              GAsyncReadyCallback  callback,
+                              gpointer             user_data)
+{
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+  g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
+
+  np_pipe_client_connect_internal (self, cancellable, TRUE, callback, user_data);
+}
+
+/* Connects as connect_async() does, in the thread-default context of the
+ * caller; with @wait_for_server and auto-reconnect on, waits for a server
+ * that does not run yet. */
+static void
+np_pipe_client_connect_internal (NpPipeClient        *self,
+                                 GCancellable        *cancellable,
+                                 gboolean             wait_for_server,
+                                 GAsyncReadyCallback  callback,
+                                 gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  ConnectData *connect;
+  GError *error = NULL;
+  gboolean already;
+  guint timeout;
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, np_pipe_client_connect_async);
+
+  if (g_task_return_error_if_cancelled (task))
+    return;
+
+  connect = g_new0 (ConnectData, 1);
+  g_task_set_task_data (task, connect, connect_data_free);
+
+  g_mutex_lock (&self->lock);
+  if (!np_pipe_client_begin_connect_locked (self, &already, &error))
+    {
+      g_mutex_unlock (&self->lock);
+      g_task_return_error (task, error);
+      return;
+    }
+  if (already)
+    {
+      g_mutex_unlock (&self->lock);
+      g_task_return_boolean (task, TRUE);
+      return;
+    }
+  self->connect_task = g_object_ref (task);
+  connect->attempt = g_object_ref (self->attempt);
+  timeout = self->connect_timeout;
+  connect->wait = wait_for_server && self->auto_reconnect;
+  connect->interval = self->reconnect_interval;
+  connect->max_delay = MAX (self->reconnect_interval, self->reconnect_max_interval);
+  g_mutex_unlock (&self->lock);
+
+  connect->timeout = timeout;
+  connect->delay = connect->interval;
+  if (timeout > 0)
+    connect->deadline = g_get_monotonic_time () + timeout * G_TIME_SPAN_MILLISECOND;
+  if (cancellable != NULL)
+    connect->caller = g_object_ref (cancellable);
+  connect->chain_id = np_pipe_client_chain_cancellable (cancellable, connect->attempt);
+
+  connect->dialing = TRUE;
+  np_socket_connect_async (self->name, self->path, timeout, connect->attempt,
+                           np_pipe_client_socket_connected, g_steal_pointer (&task));
+}
+
+/**
+ * np_pipe_client_connect_finish:
+ * @self: a #NpPipeClient
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Np.PipeClient.connect_async].
+ *
+ * Returns: %TRUE if the client is connected
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_client_connect_finish (NpPipeClient  *self,
+                               GAsyncResult  *result,
+                               GError       **error)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+
+
+/* With auto-reconnect, a client whose connection ends (other than by
+ * close()) waits a back-off, or for the server's socket to show up in
+ * its directory, and connects again, in its own main context, until it
+ * is back in or closed. The loop holds only a weak reference while it
+ * waits: a client the application lets go is disposed, which stops it.
+ * An attempt under way holds a strong one, for at most connect-timeout.
+ *
+ * Messages sent meanwhile wait in the client (held), bounded by
+ * max-queued-bytes, and go first on the next connection, in the locked
+ * stretch that makes it the client's, so nothing sent later overtakes
+ * them. What the lost connection had queued is not carried over: the
+ * client cannot know what of it the dead server read. */
+
+/* Holding */
+
+/* Whether a message sent now would go out after a reconnect. */
+static gboolean
+np_pipe_client_may_hold_locked (NpPipeClient *self)
+{
+  return self->auto_reconnect && !self->connected &&
+         (self->reconnecting || self->attempt != NULL);
+}
+
+static gboolean
+np_pipe_client_hold_locked (NpPipeClient  *self,
+                            GBytes        *message,
+                            GError       **error)
+{
+  gsize len = g_bytes_get_size (message);
+  gsize framed = NP_FRAME_HEADER_SIZE + len;
+  guint max_queued_bytes;
+
+  if (self->last_peer_max_message_size > 0 && len > self->last_peer_max_message_size)
+    {
+      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE,
+                   _("Pipe “%s”: message of %zu bytes exceeds the limit of "
+                     "%u bytes that the server accepts"),
+                   self->name, len, self->last_peer_max_message_size);
+      return FALSE;
+    }
+
+  max_queued_bytes = np_limits_get (self->limits, NP_LIMIT_MAX_QUEUED_BYTES);
+  if (max_queued_bytes > 0 && self->held_bytes + framed > max_queued_bytes)
+    {
+      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_QUEUE_FULL,
+                   _("Pipe “%s” is not connected: %zu bytes wait for the "
+                     "reconnect, and %zu more would pass the limit of %u"),
+                   self->name, self->held_bytes, len, max_queued_bytes);
+      return FALSE;
+    }
+
+  g_queue_push_tail (&self->held, g_bytes_ref (message));
+  self->held_bytes += framed;
+
+  return TRUE;
+}
+
+/* Drops what is held; returns how many messages. */
+static guint
+np_pipe_client_drop_held_locked (NpPipeClient *self)
+{
+  guint n_dropped = self->held.length;
+
+  g_queue_clear_full (&self->held, (GDestroyNotify) g_bytes_unref);
+  self->held_bytes = 0;
+
+  return n_dropped;
+}
+
+static gboolean
+np_pipe_client_warn_cb (gpointer data)
+{
+  g_warning ("%s", (const char *) data);
+
+  return G_SOURCE_REMOVE;
+}
+
+/* The client just became connected to self->connection: what was held goes
+ * out first. */
+static void
+np_pipe_client_release_held_locked (NpPipeClient *self)
+{
+  g_autoptr(GError) first_error = NULL;
+  guint n_dropped = 0;
+  GBytes *message;
+
+  g_assert (self->connected && self->connection != NULL);
+
+  while ((message = g_queue_pop_head (&self->held)) != NULL)
+    {
+      g_autoptr(GError) error = NULL;
+
+      /* Only a server that came back with a smaller limit refuses. */
+      if (!_np_pipe_connection_send_held (self->connection, message, &error))
+        {
+          n_dropped++;
+          if (first_error == NULL)
+            first_error = g_steal_pointer (&error);
+        }
+      g_bytes_unref (message);
+    }
+  self->held_bytes = 0;
+
+  /* Logged from the client's context: a log handler may call the
+   * client, whose lock is held here. */
+  if (n_dropped > 0)
+    {
+      g_autoptr(GSource) idle = g_idle_source_new ();
+
+      g_source_set_static_name (idle, "[np] warn of held messages dropped");
+      g_source_set_callback (idle, np_pipe_client_warn_cb,
+                             g_strdup_printf ("Pipe “%s”: %u messages sent while disconnected "
+                                              "were dropped: %s",
+                                              self->name, n_dropped, first_error->message),
+                             g_free);
+      g_source_attach (idle, self->context);
+    }
+}
+
+/* Reconnecting */
+
+/* Ends the reconnect loop; returns its watch, to free with no lock held. */
+static NpServerWatch *
+np_pipe_client_stop_reconnecting_locked (NpPipeClient *self)
+{
+  self->reconnecting = FALSE;
+  self->reconnect_soon = FALSE;
+  g_clear_object (&self->reconnect_attempt);
+
+  return g_steal_pointer (&self->reconnect_watch);
+}
+
+static GWeakRef *
+np_weak_ref_new (gpointer object)
+{
+  GWeakRef *ref = g_new (GWeakRef, 1);
+
+  g_weak_ref_init (ref, object);
+  return ref;
+}
+
+static void
+np_weak_ref_free (gpointer data)
+{
+  g_weak_ref_clear (data);
+  g_free (data);
+}
+
+static void
+np_pipe_client_reconnected (GObject      *source,
+                            GAsyncResult *result,
+                            gpointer      user_data)
+{
+  NpPipeClient *self = NP_PIPE_CLIENT (source);
+  g_autoptr(GError) error = NULL;
+
+  /* Success ended the loop, and emitted `accepted`. */
+  if (np_pipe_client_connect_finish (self, result, &error))
+    return;
+
+  g_debug ("Pipe “%s”: reconnecting failed: %s", self->name, error->message);
+
+  /* As for a connect (np_pipe_client_retry_connect()): an early attempt
+   * that found no server does not count against the few a wait allows. */
+  g_mutex_lock (&self->lock);
+  if (self->reconnect_early_attempt && self->reconnect_early > 0 &&
+      g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_FOUND))
+    self->reconnect_early--;
+  self->reconnect_early_attempt = FALSE;
+  g_mutex_unlock (&self->lock);
+
+  np_pipe_client_reconnect_later (self);
+}
+
+/* The back-off passed, or the server's socket showed up. Called in the
+ * client's context. */
+static void
+np_pipe_client_reconnect_fire (gpointer data,
+                               gboolean from_monitor)
+{
+  g_autoptr(NpPipeClient) self = g_weak_ref_get (data);
+  NpServerWatch *stopped = NULL;
+  gboolean early;
+  gboolean go;
+
+  if (self == NULL)
+    return;
+
+  g_mutex_lock (&self->lock);
+  if (self->reconnecting && !self->auto_reconnect)
+    {
+      stopped = np_pipe_client_stop_reconnecting_locked (self);
+      np_pipe_client_drop_held_locked (self);
+    }
+  /* A whole back-off passed: hints may cut the next one short again. */
+  if (!from_monitor && self->reconnect_timer_full)
+    self->reconnect_early = 0;
+  early = from_monitor || !self->reconnect_timer_full;
+  go = self->reconnecting && !self->connected && self->attempt == NULL &&
+       (!early || self->reconnect_early < NP_EARLY_ATTEMPTS_PER_WAIT);
+  if (from_monitor && self->reconnect_early < NP_EARLY_ATTEMPTS_PER_WAIT)
+    self->reconnect_soon = TRUE;
+  if (go && early)
+    self->reconnect_early++;
+  if (go)
+    self->reconnect_early_attempt = early;
+  g_mutex_unlock (&self->lock);
+
+  g_clear_pointer (&stopped, np_server_watch_free);
+
+  if (!go)
+    return;
+
+  /* The attempt, and its end, belong to the client's context. */
+  g_main_context_push_thread_default (self->context);
+  np_pipe_client_connect_internal (self, NULL, FALSE, np_pipe_client_reconnected, NULL);
+  g_main_context_pop_thread_default (self->context);
+
+  /* Known, so that turning auto-reconnect off gives it up. */
+  g_mutex_lock (&self->lock);
+  if (self->reconnecting)
+    g_set_object (&self->reconnect_attempt, self->attempt);
+  g_mutex_unlock (&self->lock);
+}
+
+typedef struct
+{
+  NpPipeClient *client;
+  GError       *error;
+} Dropped;
+
+static gboolean
+np_pipe_client_report_dropped_cb (gpointer data)
+{
+  Dropped *dropped = data;
+
+  g_signal_emit_by_name (dropped->client, "disconnected", dropped->error);
+
+  return G_SOURCE_REMOVE;
+}
+
+static void
+dropped_free (gpointer data)
+{
+  Dropped *dropped = data;
+
+  g_object_unref (dropped->client);
+  g_error_free (dropped->error);
+  g_free (dropped);
+}
+
+/* auto-reconnect was turned off: a reconnect under way stops at once,
+ * its attempt (if any) is given up, and what was held is dropped and
+ * reported by a `disconnected` of its own, from the client's context,
+ * never from inside the setter. */
+static void
+np_pipe_client_stop_auto_reconnect (NpPipeClient *self)
+{
+  g_autoptr(GCancellable) attempt = NULL;
+  NpServerWatch *watch = NULL;
+  guint n_dropped = 0;
+
+  g_mutex_lock (&self->lock);
+  if (self->auto_reconnect || !self->reconnecting)
+    {
+      g_mutex_unlock (&self->lock);
+      return;
+    }
+  if (self->attempt != NULL && self->attempt == self->reconnect_attempt)
+    attempt = g_object_ref (self->attempt);
+  watch = np_pipe_client_stop_reconnecting_locked (self);
+  n_dropped = np_pipe_client_drop_held_locked (self);
+  g_mutex_unlock (&self->lock);
+
+  g_clear_pointer (&watch, np_server_watch_free);
+  if (attempt != NULL)
+    g_cancellable_cancel (attempt);
+
+  if (n_dropped > 0)
+    {
+      Dropped *dropped = g_new0 (Dropped, 1);
+      g_autoptr(GSource) idle = g_idle_source_new ();
+
+      dropped->client = g_object_ref (self);
+      dropped->error = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
+                                    _("Pipe “%s”: %u messages sent while disconnected were "
+                                      "dropped: auto-reconnect was turned off"),
+                                    self->name, n_dropped);
+      g_source_set_static_name (idle, "[np] report held messages dropped");
+      g_source_set_callback (idle, np_pipe_client_report_dropped_cb, dropped, dropped_free);
+      g_source_attach (idle, self->context);
+    }
+}
+
+/* Arms the next attempt of the reconnect loop, if it still runs: after a
+ * jittered back-off that doubles up to reconnect-max-interval, or as
+ * soon as the server's socket or lock file changes. Called in the
+ * client's context, with no lock held. */
+static void
+np_pipe_client_reconnect_later (NpPipeClient *self)
+{
+  NpServerWatch *watch = NULL;
+
+  g_mutex_lock (&self->lock);
+  if (self->reconnecting && self->reconnect_watch == NULL)
+    {
+      g_mutex_unlock (&self->lock);
+      /* The server just went, or refused us: a socket there now is no
+       * news, and the back-off decides when to try it. */
+      watch = np_server_watch_new (self->path, FALSE, self->context, np_pipe_client_reconnect_fire,
+                                   np_weak_ref_new (self), np_weak_ref_free);
+      g_mutex_lock (&self->lock);
+      if (self->reconnecting && self->reconnect_watch == NULL)
+        self->reconnect_watch = g_steal_pointer (&watch);
+    }
+
+  if (self->reconnecting && self->reconnect_watch != NULL)
+    {
+      guint max = MAX (self->reconnect_interval, self->reconnect_max_interval);
+      guint delay;
+
+      /* The server showed up: it may be about to listen. That does not
+       * start the back-off afresh: only a connection that lasted does. */
+      if (self->reconnect_soon && self->reconnect_early < NP_EARLY_ATTEMPTS_PER_WAIT)
+        {
+          delay = np_backoff_jitter (MIN (self->reconnect_interval, NP_RETRY_SOON_MSEC));
+          self->reconnect_timer_full = FALSE;
+        }
+      else
+        {
+          delay = np_backoff_jitter (self->reconnect_delay);
+          self->reconnect_delay = MIN ((guint64) self->reconnect_delay * 2, max);
+          self->reconnect_timer_full = TRUE;
+        }
+      self->reconnect_soon = FALSE;
+      np_server_watch_set_timer (self->reconnect_watch, delay);
+    }
+  g_mutex_unlock (&self->lock);
+
+  g_clear_pointer (&watch, np_server_watch_free);
+}
+
+/* Properties */
+
+static guint
+np_pipe_client_get_uint (NpPipeClient *self,
+                         const guint  *field)
+{
+  guint value;
+
+  g_mutex_lock (&self->lock);
+  value = *field;
+  g_mutex_unlock (&self->lock);
+
+  return value;
+}
+
+static void
+np_pipe_client_set_uint (NpPipeClient *self,
+                         guint        *field,
+                         guint         value,
+                         guint         prop_id)
+{
+  gboolean changed;
+
+  g_mutex_lock (&self->lock);
+  changed = *field != value;
+  *field = value;
+  g_mutex_unlock (&self->lock);
+
+  if (changed)
+    g_object_notify_by_pspec (G_OBJECT (self), properties [prop_id]);
+}
+
+static void
+np_pipe_client_set_limit (NpPipeClient *self,
+                          NpLimit       limit,
+                          guint         value)
+{
+  if (np_limits_set (self->limits, limit, value))
+    g_object_notify_by_pspec (G_OBJECT (self), properties [PROP_FIRST_LIMIT + limit]);
+}
+
+static void
+np_pipe_client_get_property (GObject    *object,
+                             guint       prop_id,
+                             GValue     *value,
+                             GParamSpec *pspec)
+{
+  NpPipeClient *self = NP_PIPE_CLIENT (object);
+
+  switch (prop_id)
+    {
+    case PROP_NAME:
+      g_value_set_string (value, self->name);
+      break;
+
+    case PROP_PATH:
+      g_value_set_string (value, self->path);
+      break;
+
+    case PROP_CONNECTED:
+      g_value_set_boolean (value, np_pipe_client_get_connected (self));
+      break;
+
+
+
+    case PROP_PEER_MAX_MESSAGE_SIZE:
+      g_value_set_uint (value, np_pipe_client_get_peer_max_message_size (self));
+      break;
+
+    case PROP_CONNECT_TIMEOUT:
+      g_value_set_uint (value, np_pipe_client_get_connect_timeout (self));
+      break;
+
+
+
+    case PROP_QUEUED_BYTES:
+      g_value_set_uint64 (value, np_pipe_client_get_queued_bytes (self));
+      break;
+
+    case PROP_AUTO_RECONNECT:
+      g_value_set_boolean (value, np_pipe_client_get_auto_reconnect (self));
+      break;
+
+    case PROP_RECONNECT_INTERVAL:
+      g_value_set_uint (value, np_pipe_client_get_reconnect_interval (self));
+      break;
+
+    case PROP_RECONNECT_MAX_INTERVAL:
+      g_value_set_uint (value, np_pipe_client_get_reconnect_max_interval (self));
+      break;
+
+
+
+
+    default:
+      if (prop_id >= PROP_FIRST_LIMIT && prop_id < N_PROPS)
+        g_value_set_uint (value, np_limits_get (self->limits, prop_id - PROP_FIRST_LIMIT));
+      else
+        G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+np_pipe_client_set_property (GObject      *object,
+                             guint         prop_id,
+                             const GValue *value,
+                             GParamSpec   *pspec)
+{
+  NpPipeClient *self = NP_PIPE_CLIENT (object);
+
+  switch (prop_id)
+    {
+    case PROP_NAME:
+      /* Construct-only: nothing else sees the client yet. */
+      self->name = g_value_dup_string (value);
+      break;
+
+
+
+    case PROP_CONNECT_TIMEOUT:
+      np_pipe_client_set_connect_timeout (self, g_value_get_uint (value));
+      break;
+
+
+
+    case PROP_AUTO_RECONNECT:
+      np_pipe_client_set_auto_reconnect (self, g_value_get_boolean (value));
+      break;
+
+    case PROP_RECONNECT_INTERVAL:
+      np_pipe_client_set_reconnect_interval (self, g_value_get_uint (value));
+      break;
+
+    case PROP_RECONNECT_MAX_INTERVAL:
+      np_pipe_client_set_reconnect_max_interval (self, g_value_get_uint (value));
+      break;
+
+
+
+
+    default:
+      if (prop_id >= PROP_FIRST_LIMIT && prop_id < N_PROPS)
+        np_pipe_client_set_limit (self, prop_id - PROP_FIRST_LIMIT, g_value_get_uint (value));
+      else
+        G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+np_pipe_client_install_properties (GObjectClass *object_class)
+{
+  object_class->get_property = np_pipe_client_get_property;
+  object_class->set_property = np_pipe_client_set_property;
+
+  /**
+   * NpPipeClient:name:
+   *
+   * The name of the server to connect to: a pipe name or an absolute
+   * socket path, as given to [ctor@Np.PipeServer.new]. A client created
+   * without one cannot connect: connecting fails with
+   * %NP_PIPE_ERROR_INVALID_NAME. %NULL by default; set at construction
+   * only.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_NAME] =
+    g_param_spec_string ("name", NULL, NULL,
+                         NULL,
+                         (G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeClient:path:
+   *
+   * The socket path [property@Np.PipeClient:name] maps to, or %NULL when
+   * the name is not valid or not set.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_PATH] =
+    g_param_spec_string ("path", NULL, NULL,
+                         NULL,
+                         (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeClient:connected:
+   *
+   * Whether the client is connected: from a successful connect until
+   * [method@Np.PipeClient.close], or until the server goes
+   * ([signal@Np.PipeClient::disconnected]); %FALSE before. Its
+   * notifications are emitted in the client's main context.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_CONNECTED] =
+    g_param_spec_boolean ("connected", NULL, NULL,
+                          FALSE,
+                          (G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeClient:max-message-size:
+   *
+   * The largest message, in bytes, the client accepts from the server; the
+   * server learns it in the handshake and refuses to send larger ones.
+   * From 0 to 4294967295 (`G_MAXUINT32`); the default is 16777216 (16
+   * MiB). A change applies from the next connect.
+   *
+   * Since: 1.0
+   */
+
+  /**
+   * NpPipeClient:max-queued-bytes:
+   *
+   * The most bytes that may wait to be written to the server. When the
+   * server does not keep up, [method@Np.PipeClient.send] fails with
+   * %NP_PIPE_ERROR_QUEUE_FULL rather than let the queue grow; the
+   * connection stays, and [method@Np.PipeClient.flush_sync] or
+   * [method@Np.PipeClient.flush_async] make room. From 0 (no limit) to
+   * `G_MAXUINT32`; the default is 67108864 (64 MiB). Frames the client queues because of
+   * what the server sent (the answers to its pings) count too: a server
+   * that sends them and does not read is disconnected with that error.
+   *
+   * Rather than meet that error, a producer pauses once
+   * [property@Np.PipeClient:queued-bytes] passes half this limit, and
+   * sends again on [signal@Np.PipeClient::queue-drained], emitted once
+   * the queue is down to a quarter of it. A change applies at once, to
+   * those marks too.
+   *
+   * Since: 1.0
+   */
+
+  /**
+   * NpPipeClient:peer-max-message-size:
+   *
+   * The largest message, in bytes, the server accepts, as it announced in
+   * the handshake, from 0 to `G_MAXUINT32`; 0 until the server's
+   * handshake arrived. A larger
+   * message fails to send with %NP_PIPE_ERROR_MESSAGE_TOO_LARGE. It
+   * changes in the client's main context.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_PEER_MAX_MESSAGE_SIZE] =
+    g_param_spec_uint ("peer-max-message-size", NULL, NULL,
+                       0, G_MAXUINT32, 0,
+                       (G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeClient:connect-timeout:
+   *
+   * How long, in milliseconds, connecting may take: waiting for room in a
+   * busy server's queue of new connections, and waiting for the server to
+   * accept the client. A server that has not answered the handshake by
+   * then is given up with %NP_PIPE_ERROR_TIMED_OUT (after a
+   * [method@Np.PipeClient.connect_sync] that did not wait for a server in
+   * its own thread, through [signal@Np.PipeClient::disconnected]). 0
+   * waits for as long as it takes; at most `G_MAXUINT`. The default is
+   * 5000 (5 seconds).
+   *
+   * With [property@Np.PipeClient:auto-reconnect],
+   * [method@Np.PipeClient.connect_async] also waits this long for a
+   * server that does not run yet, and then fails with
+   * %NP_PIPE_ERROR_TIMED_OUT; each attempt of a reconnect is bounded by
+   * it as a connect is, but the reconnect itself goes on until
+   * [method@Np.PipeClient.close].
+   *
+   * Since: 1.0
+   */
+  properties [PROP_CONNECT_TIMEOUT] =
+    g_param_spec_uint ("connect-timeout", NULL, NULL,
+                       0, G_MAXUINT, DEFAULT_CONNECT_TIMEOUT,
+                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                        G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeClient:close-timeout:
+   *
+   * How long, in milliseconds, a closing connection waits for a server
+   * that reads nothing of what is still queued: in
+   * [method@Np.PipeClient.close] and [method@Np.PipeClient.close_async],
+   * and after the server ended its side of the connection. A server that
+   * reads, however slowly, gets everything; one that stops reading for
+   * this long is given up: what is still queued is dropped and
+   * [signal@Np.PipeClient::disconnected] reports
+   * %NP_PIPE_ERROR_TIMED_OUT, saying how many bytes were lost. 0 waits
+   * for as long as it takes; at most `G_MAXUINT`. The default is 5000 (5
+   * seconds).
+   *
+   * Since: 1.0
+   */
+
+  /**
+   * NpPipeClient:request-timeout:
+   *
+   * How long, in milliseconds, a request waits for its reply
+   * ([method@Np.PipeClient.request_async],
+   * [method@Np.PipeClient.request_sync]); past it, the request fails with
+   * %NP_PIPE_ERROR_TIMED_OUT and a reply that comes later is dropped. 0
+   * waits for as long as it takes; at most `G_MAXUINT`. The default is
+   * 25000 (25 seconds, as GDBus). It applies from the next connect.
+   *
+   * Since: 1.0
+   */
+
+  /**
+   * NpPipeClient:queued-bytes:
+   *
+   * How many bytes are queued to the server and not yet written to the
+   * socket, framing included, as [method@Np.PipeClient.get_queued_bytes]
+   * returns it; 0 when not connected.
+   *
+   * It changes with every message sent and written, and is not notified:
+   * read it when needed, and connect to
+   * [signal@Np.PipeClient::queue-drained] to learn, without polling, when
+   * a queue that passed half of [property@Np.PipeClient:max-queued-bytes]
+   * drained.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_QUEUED_BYTES] =
+    g_param_spec_uint64 ("queued-bytes", NULL, NULL,
+                         0, G_MAXUINT64, 0,
+                         (G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeClient:auto-reconnect:
+   *
+   * Whether the client connects again by itself when its connection ends
+   * other than by [method@Np.PipeClient.close]: the server stopped, was
+   * killed, or dropped the client. It tries after
+   * [property@Np.PipeClient:reconnect-interval], then after a back-off
+   * that doubles up to [property@Np.PipeClient:reconnect-max-interval],
+   * each jittered by ±20 % so that many clients do not come back in
+   * lock-step, and at once when the server's socket appears in its
+   * directory. The back-off starts again from
+   * [property@Np.PipeClient:reconnect-interval] only after a connection
+   * that lasted longer than the next wait would be: a server that
+   * accepts the client and drops it at once is met with ever longer
+   * waits, not with a connect every interval. Each connection lost is reported by
+   * [signal@Np.PipeClient::disconnected], each one made by
+   * [signal@Np.PipeClient::accepted].
+   *
+   * While the client is disconnected and comes back,
+   * [method@Np.PipeClient.send] holds messages (within
+   * [property@Np.PipeClient:max-queued-bytes]) and writes them first, in
+   * order, on the next connection; calls that report back (send_async,
+   * flush, ping, requests) fail at once with %NP_PIPE_ERROR_CLOSED.
+   * Delivery across a reconnect is at most once: what the lost
+   * connection had queued or was writing is never sent again. It also
+   * makes [method@Np.PipeClient.connect_async] wait for a server that
+   * does not run yet, for at most [property@Np.PipeClient:connect-timeout].
+   *
+   * %FALSE by default. Setting it to %FALSE stops a reconnect under way
+   * at once, giving up an attempt in progress; the messages held for it
+   * are dropped, and a [signal@Np.PipeClient::disconnected] of its own,
+   * with %NP_PIPE_ERROR_CLOSED, says how many.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_AUTO_RECONNECT] =
+    g_param_spec_boolean ("auto-reconnect", NULL, NULL,
+                          FALSE,
+                          (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                           G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeClient:reconnect-interval:
+   *
+   * The first back-off, in milliseconds, of
+   * [property@Np.PipeClient:auto-reconnect]: the wait before the first
+   * attempt after a connection is lost, and after the server's socket
+   * appeared but refused. From 1 to `G_MAXUINT`; the default is 100.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_RECONNECT_INTERVAL] =
+    g_param_spec_uint ("reconnect-interval", NULL, NULL,
+                       1, G_MAXUINT, DEFAULT_RECONNECT_INTERVAL,
+                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                        G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeClient:reconnect-max-interval:
+   *
+   * The longest back-off, in milliseconds, of
+   * [property@Np.PipeClient:auto-reconnect]: the wait doubles after each
+   * failed attempt up to this. From 1 to `G_MAXUINT`; the default is
+   * 5000 (5 seconds). A value below
+   * [property@Np.PipeClient:reconnect-interval] acts as that interval:
+   * the two may be set in any order.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_RECONNECT_MAX_INTERVAL] =
+    g_param_spec_uint ("reconnect-max-interval", NULL, NULL,
+                       1, G_MAXUINT, DEFAULT_RECONNECT_MAX_INTERVAL,
+                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                        G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeClient:max-fds-per-message:
+   *
+   * The most file descriptors one message, request or reply of the
+   * server may carry ([method@Np.PipeConnection.send_with_fds],
+   * [method@Np.PipeRequest.reply_with_fds]), from 1 to 253 (the
+   * kernel's cap on one `sendmsg()`); the default is 16. A server that
+   * sends more is disconnected with %NP_PIPE_ERROR_PROTOCOL, and every
+   * descriptor it sent is closed. It applies from the next connect.
+   *
+   * Since: 1.0
+   */
+
+  /**
+   * NpPipeClient:max-pending-requests:
+   *
+   * The most requests of the server the client holds unanswered at once:
+   * those [signal@Np.PipeClient::request-received] delivered and the
+   * application has not answered yet, such as the [class@Np.PipeRequest]s
+   * it keeps to answer later. A request past it is not delivered: it is
+   * answered at once with %NP_PIPE_ERROR_TOO_MANY_REQUESTS, which the
+   * server can tell from any other answer, and its bytes are freed; once
+   * some are answered, requests are taken again. With
+   * [property@Np.PipeClient:max-pending-request-bytes], it keeps a server
+   * that asks faster than the application answers from growing the
+   * client's memory without bound.
+   *
+   * The default, 4096, is far more than an application keeps in flight
+   * (a request waits only while the application works on it), and keeps
+   * what the library holds for them, a few hundred bytes each besides
+   * their messages, to about a megabyte. 0 means no limit; at most
+   * `G_MAXUINT`. A change applies at once, from the next request of the
+   * server.
+   *
+   * Since: 1.0
+   */
+
+  /**
+   * NpPipeClient:max-pending-request-bytes:
+   *
+   * The most bytes of requests of the server the client holds unanswered
+   * at once: the sizes of their messages, summed. A request that would
+   * take them past it is answered at once with
+   * %NP_PIPE_ERROR_TOO_MANY_REQUESTS and not delivered, as past
+   * [property@Np.PipeClient:max-pending-requests]; one larger than this
+   * on its own is always refused. A request may be as large as
+   * [property@Np.PipeClient:max-message-size], so that a number of
+   * requests alone would bound little.
+   *
+   * The default, 67108864 (64 MiB), holds four requests of the largest
+   * size a client takes by default (16 MiB), and is the default of
+   * [property@Np.PipeClient:max-queued-bytes], the bound on what waits to
+   * be written to the server: no ordinary application meets it. 0 means
+   * no limit; at most `G_MAXUINT32`. A change applies at once, from the
+   * next request of the server.
+   *
+   * Since: 1.0
+   */
+
+
+  np_limits_install (object_class, PROP_FIRST_LIMIT, properties);
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+}
+
+/**
+ * np_pipe_client_get_name:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:name].
+ *
+ * Returns: the name of the server
+ *
+ * Since: 1.0
+ */
+const char *
+np_pipe_client_get_name (NpPipeClient *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), NULL);
+
+  return self->name;
+}
+
+/**
+ * np_pipe_client_get_path:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:path].
+ *
+ * Returns: (nullable): the socket path, or %NULL when the name is invalid
+ *
+ * Since: 1.0
+ */
+const char *
+np_pipe_client_get_path (NpPipeClient *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), NULL);
+
+  return self->path;
+}
+
+/**
+ * np_pipe_client_get_connection:
+ * @self: a #NpPipeClient
+ *
+ * Gets the client's current connection: the [class@Np.PipeConnection]
+ * the client sends through and receives from, the same object a server
+ * hands out for each of its clients. Everything the client does on a
+ * connection, it does through this one: its methods may be called
+ * directly, and its own signals and properties (such as
+ * [signal@Np.PipeConnection::queue-drained] and the server's
+ * [method@Np.PipeConnection.get_peer_pid]) describe this connection
+ * alone, where the client's describe whichever connection is current.
+ *
+ * Each connect, and each reconnect with
+ * [property@Np.PipeClient:auto-reconnect], makes a new connection. Once
+ * it has closed, the connection stays the client's current one until
+ * the next connect, so that what it knew can still be read.
+ *
+ * Returns: (transfer full) (nullable): the connection, or %NULL before
+ *   the first successful connect
+ *
+ * Since: 1.0
+ */
+NpPipeConnection *
+np_pipe_client_get_connection (NpPipeClient *self)
+{
+  NpPipeConnection *connection = NULL;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), NULL);
+
+  g_mutex_lock (&self->lock);
+  if (self->connection != NULL && (self->connected || self->connect_connection != self->connection))
+    connection = g_object_ref (self->connection);
+  g_mutex_unlock (&self->lock);
+
+  return connection;
+}
+
+/**
+ * np_pipe_client_get_connected:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:connected].
+ *
+ * Returns: %TRUE if the client is connected
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_client_get_connected (NpPipeClient *self)
+{
+  gboolean connected;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
+
+  g_mutex_lock (&self->lock);
+  connected = self->connected;
+  g_mutex_unlock (&self->lock);
+
+  return connected;
+}
+
+/**
+ * np_pipe_client_get_max_message_size:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:max-message-size].
+ *
+ * Returns: the largest message accepted from the server, in bytes
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_client_get_max_message_size (NpPipeClient *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
+
+  return np_limits_get (self->limits, NP_LIMIT_MAX_MESSAGE_SIZE);
+}
+
+/**
+ * np_pipe_client_set_max_message_size:
+ * @self: a #NpPipeClient
+ * @max_message_size: the largest message accepted from the server, in bytes
+ *
+ * Sets [property@Np.PipeClient:max-message-size].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_set_max_message_size (NpPipeClient *self,
+                                     guint         max_message_size)
+{
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+
+  np_pipe_client_set_limit (self, NP_LIMIT_MAX_MESSAGE_SIZE, max_message_size);
+}
+
+/**
+ * np_pipe_client_get_max_queued_bytes:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:max-queued-bytes].
+ *
+ * Returns: the most bytes that may wait to be written to the server
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_client_get_max_queued_bytes (NpPipeClient *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
+
+  return np_limits_get (self->limits, NP_LIMIT_MAX_QUEUED_BYTES);
+}
+
+/**
+ * np_pipe_client_set_max_queued_bytes:
+ * @self: a #NpPipeClient
+ * @max_queued_bytes: the most bytes that may wait to be written to the
+ *   server, 0 for no limit
+ *
+ * Sets [property@Np.PipeClient:max-queued-bytes]. It applies at once.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_set_max_queued_bytes (NpPipeClient *self,
+                                     guint         max_queued_bytes)
+{
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+
+  np_pipe_client_set_limit (self, NP_LIMIT_MAX_QUEUED_BYTES, max_queued_bytes);
+}
+
+/**
+ * np_pipe_client_get_peer_max_message_size:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:peer-max-message-size].
+ *
+ * Returns: the largest message the server accepts, in bytes, or 0 until
+ *   its handshake arrived
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_client_get_peer_max_message_size (NpPipeClient *self)
+{
+  g_autoptr(NpPipeConnection) connection = NULL;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
+
+  g_mutex_lock (&self->lock);
+  if (self->connection != NULL)
+    connection = g_object_ref (self->connection);
+  g_mutex_unlock (&self->lock);
+
+  return connection != NULL ? np_pipe_connection_get_peer_max_message_size (connection) : 0;
+}
+
+/**
+ * np_pipe_client_get_connect_timeout:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:connect-timeout].
+ *
+ * Returns: how long connecting may take, in milliseconds, 0 for no limit
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_client_get_connect_timeout (NpPipeClient *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
+
+  return np_pipe_client_get_uint (self, &self->connect_timeout);
+}
+
+/**
+ * np_pipe_client_set_connect_timeout:
+ * @self: a #NpPipeClient
+ * @timeout_msec: how long connecting may take, in milliseconds, 0 for no
+ *   limit
+ *
+ * Sets [property@Np.PipeClient:connect-timeout]. It applies from the next
+ * connect.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_set_connect_timeout (NpPipeClient *self,
+                                    guint         timeout_msec)
+{
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+
+  np_pipe_client_set_uint (self, &self->connect_timeout, timeout_msec,
+                           PROP_CONNECT_TIMEOUT);
+}
+
+/**
+ * np_pipe_client_get_close_timeout:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:close-timeout].
+ *
+ * Returns: how long closing may take to write what is queued, in
+ *   milliseconds, 0 for no limit
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_client_get_close_timeout (NpPipeClient *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
+
+  return np_limits_get (self->limits, NP_LIMIT_CLOSE_TIMEOUT);
+}
+
+/**
+ * np_pipe_client_set_close_timeout:
+ * @self: a #NpPipeClient
+ * @timeout_msec: how long closing may take to write what is queued, in
+ *   milliseconds, 0 for no limit
+ *
+ * Sets [property@Np.PipeClient:close-timeout]. It applies from the next
+ * connect.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_set_close_timeout (NpPipeClient *self,
+                                  guint         timeout_msec)
+{
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+
+  np_pipe_client_set_limit (self, NP_LIMIT_CLOSE_TIMEOUT, timeout_msec);
+}
+
+/**
+ * np_pipe_client_get_request_timeout:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:request-timeout].
+ *
+ * Returns: how long a request waits for its reply, in milliseconds, 0
+ *   for no limit
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_client_get_request_timeout (NpPipeClient *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
+
+  return np_limits_get (self->limits, NP_LIMIT_REQUEST_TIMEOUT);
+}
+
+/**
+ * np_pipe_client_set_request_timeout:
+ * @self: a #NpPipeClient
+ * @timeout_msec: how long a request waits for its reply, in
+ *   milliseconds, 0 for no limit
+ *
+ * Sets [property@Np.PipeClient:request-timeout]. It applies from the
+ * next connect.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_set_request_timeout (NpPipeClient *self,
+                                    guint         timeout_msec)
+{
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+
+  np_pipe_client_set_limit (self, NP_LIMIT_REQUEST_TIMEOUT, timeout_msec);
+}
+
+/**
+ * np_pipe_client_get_auto_reconnect:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:auto-reconnect].
+ *
+ * Returns: %TRUE if the client connects again by itself
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_client_get_auto_reconnect (NpPipeClient *self)
+{
+  gboolean auto_reconnect;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
+
+  g_mutex_lock (&self->lock);
+  auto_reconnect = self->auto_reconnect;
+  g_mutex_unlock (&self->lock);
+
+  return auto_reconnect;
+}
+
+/**
+ * np_pipe_client_set_auto_reconnect:
+ * @self: a #NpPipeClient
+ * @auto_reconnect: whether to connect again by itself
+ *
+ * Sets [property@Np.PipeClient:auto-reconnect].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_set_auto_reconnect (NpPipeClient *self,
+                                   gboolean      auto_reconnect)
+{
+  gboolean changed;
+
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+
+  g_mutex_lock (&self->lock);
+  changed = self->auto_reconnect != !!auto_reconnect;
+  self->auto_reconnect = !!auto_reconnect;
+  g_mutex_unlock (&self->lock);
+
+  if (!auto_reconnect)
+    np_pipe_client_stop_auto_reconnect (self);
+
+  if (changed)
+    g_object_notify_by_pspec (G_OBJECT (self), properties [PROP_AUTO_RECONNECT]);
+}
+
+/**
+ * np_pipe_client_get_reconnect_interval:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:reconnect-interval].
+ *
+ * Returns: the first back-off of a reconnect, in milliseconds
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_client_get_reconnect_interval (NpPipeClient *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
+
+  return np_pipe_client_get_uint (self, &self->reconnect_interval);
+}
+
+/**
+ * np_pipe_client_set_reconnect_interval:
+ * @self: a #NpPipeClient
+ * @interval_msec: the first back-off of a reconnect, in milliseconds, at
+ *   least 1
+ *
+ * Sets [property@Np.PipeClient:reconnect-interval]. It applies from the
+ * next connection lost.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_set_reconnect_interval (NpPipeClient *self,
+                                       guint         interval_msec)
+{
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+  g_return_if_fail (interval_msec > 0);
+
+  np_pipe_client_set_uint (self, &self->reconnect_interval, interval_msec,
+                           PROP_RECONNECT_INTERVAL);
+}
+
+/**
+ * np_pipe_client_get_reconnect_max_interval:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:reconnect-max-interval].
+ *
+ * Returns: the longest back-off of a reconnect, in milliseconds
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_client_get_reconnect_max_interval (NpPipeClient *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
+
+  return np_pipe_client_get_uint (self, &self->reconnect_max_interval);
+}
+
+/**
+ * np_pipe_client_set_reconnect_max_interval:
+ * @self: a #NpPipeClient
+ * @interval_msec: the longest back-off of a reconnect, in milliseconds,
+ *   at least 1
+ *
+ * Sets [property@Np.PipeClient:reconnect-max-interval]. It applies from
+ * the next back-off.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_set_reconnect_max_interval (NpPipeClient *self,
+                                           guint         interval_msec)
+{
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+  g_return_if_fail (interval_msec > 0);
+
+  np_pipe_client_set_uint (self, &self->reconnect_max_interval, interval_msec,
+                           PROP_RECONNECT_MAX_INTERVAL);
+}
+
+/**
+ * np_pipe_client_get_max_fds_per_message:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:max-fds-per-message].
+ *
+ * Returns: the most descriptors one message of the server may carry
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_client_get_max_fds_per_message (NpPipeClient *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
+
+  return np_limits_get (self->limits, NP_LIMIT_MAX_FDS_PER_MESSAGE);
+}
+
+/**
+ * np_pipe_client_set_max_fds_per_message:
+ * @self: a #NpPipeClient
+ * @max_fds: the most descriptors one message of the server may carry, 1
+ *   to 253
+ *
+ * Sets [property@Np.PipeClient:max-fds-per-message]. It applies from
+ * the next connect.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_set_max_fds_per_message (NpPipeClient *self,
+                                        guint         max_fds)
+{
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+  g_return_if_fail (max_fds >= 1 && max_fds <= NP_FDS_MAX);
+
+  np_pipe_client_set_limit (self, NP_LIMIT_MAX_FDS_PER_MESSAGE, max_fds);
+}
+
+/**
+ * np_pipe_client_get_max_pending_requests:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:max-pending-requests].
+ *
+ * Returns: the most requests of the server held unanswered at once, 0
+ *   for no limit
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_client_get_max_pending_requests (NpPipeClient *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
+
+  return np_limits_get (self->limits, NP_LIMIT_MAX_PENDING_REQUESTS);
+}
+
+/**
+ * np_pipe_client_set_max_pending_requests:
+ * @self: a #NpPipeClient
+ * @max_pending_requests: the most requests of the server held unanswered
+ *   at once, 0 for no limit
+ *
+ * Sets [property@Np.PipeClient:max-pending-requests]. It applies at once.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_set_max_pending_requests (NpPipeClient *self,
+                                         guint         max_pending_requests)
+{
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+
+  np_pipe_client_set_limit (self, NP_LIMIT_MAX_PENDING_REQUESTS, max_pending_requests);
+}
+
+/**
+ * np_pipe_client_get_max_pending_request_bytes:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:max-pending-request-bytes].
+ *
+ * Returns: the most bytes of requests of the server held unanswered at
+ *   once, 0 for no limit
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_client_get_max_pending_request_bytes (NpPipeClient *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
+
+  return np_limits_get (self->limits, NP_LIMIT_MAX_PENDING_REQUEST_BYTES);
+}
+
+/**
+ * np_pipe_client_set_max_pending_request_bytes:
+ * @self: a #NpPipeClient
+ * @max_pending_request_bytes: the most bytes of requests of the server
+ *   held unanswered at once, 0 for no limit
+ *
+ * Sets [property@Np.PipeClient:max-pending-request-bytes]. It applies at
+ * once.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_set_max_pending_request_bytes (NpPipeClient *self,
+                                              guint         max_pending_request_bytes)
+{
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+
+  np_pipe_client_set_limit (self, NP_LIMIT_MAX_PENDING_REQUEST_BYTES, max_pending_request_bytes);
 }

@@ -20,9 +20,9 @@
 #include "np-context-private.h"
 #include "np-error.h"
 #include "np-i18n-private.h"
+#include "np-connection-owner-private.h"
 #include "np-pipe-connection-private.h"
 #include "np-pipe-request-private.h"
-#include "np-pipe-server-private.h"
 #include "np-stream-private.h"
 #include "np-variant.h"
 
@@ -61,10 +61,15 @@ struct _NpPipeConnection
   GObject            parent_instance;
 
   GMutex             lock;
-  NpPipeServer      *server;   /* guarded by the lock; cleared when the server lets go */
+  /* The server or client the connection reports to: guarded by the lock,
+   * cleared when it lets go. */
+  GObject           *owner;
+  NpConnectionOwnerInterface *owner_iface;
   GMainContext      *context;
   GSocketConnection *socket_connection;
-  NpStream          *stream;   /* set once, by the server, before anyone else sees it */
+  NpLimits          *limits;
+  char              *name;     /* of the pipe */
+  NpStream          *stream;   /* set once, before anyone else sees it */
   GCredentials      *credentials;
   guint64            id;
   gint               peer_pid;
@@ -72,8 +77,8 @@ struct _NpPipeConnection
   guint              peer_gid;
   /* Set before the stream is published, never changed: read without the
    * lock, so not in the memory location of what the lock guards. */
-  gboolean           accepted;
-  guint              max_queued_bytes; /* set once, when accepted */
+  gboolean           started;
+  gboolean           client_end;
   guint              connected : 1;   /* guarded by the lock */
 };
 
@@ -109,14 +114,14 @@ np_pipe_connection_get_stream (NpPipeConnection *self)
 }
 
 /* The stream, or %NULL with @error set when the connection was never
- * accepted. */
+ * started. */
 static NpStream *
-np_pipe_connection_get_accepted_stream (NpPipeConnection  *self,
-                                        GError           **error)
+np_pipe_connection_get_started_stream (NpPipeConnection  *self,
+                                       GError           **error)
 {
   NpStream *stream = np_pipe_connection_get_stream (self);
 
-  if (stream == NULL || !self->accepted)
+  if (stream == NULL || !self->started)
     {
       g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
                    _("Client %" PRIu64 " is not connected"), self->id);
@@ -126,7 +131,7 @@ np_pipe_connection_get_accepted_stream (NpPipeConnection  *self,
   return stream;
 }
 
-/* Marks the connection closing; notifies once, from the server's
+/* Marks the connection closing; notifies once, from the owner's
  * context. */
 static void
 np_pipe_connection_set_disconnected (NpPipeConnection *self)
@@ -142,116 +147,127 @@ np_pipe_connection_set_disconnected (NpPipeConnection *self)
     np_context_notify (self->context, G_OBJECT (self), properties [PROP_CONNECTED]);
 }
 
-/* For the length of a dispatch, the server: the application may drop its
+/* For the length of a dispatch, the owner: the application may drop its
  * last reference from any thread meanwhile. */
 static gpointer
-np_pipe_connection_stream_enter (GObject *owner)
+np_pipe_connection_stream_enter (GObject *object)
 {
-  NpPipeConnection *self = NP_PIPE_CONNECTION (owner);
-  NpPipeServer *server;
+  NpPipeConnection *self = NP_PIPE_CONNECTION (object);
+  GObject *owner;
 
   g_mutex_lock (&self->lock);
-  server = self->server != NULL ? g_object_ref (self->server) : NULL;
+  owner = self->owner != NULL ? g_object_ref (self->owner) : NULL;
   g_mutex_unlock (&self->lock);
 
-  return server;
+  return owner;
 }
 
 static void
-np_pipe_connection_stream_leave (GObject  *owner,
+np_pipe_connection_stream_leave (GObject  *object,
                                  gpointer  held)
 {
   g_clear_object (&held);
 }
 
-static NpPipeServer *
-np_pipe_connection_peek_server (NpPipeConnection *self)
+static NpConnectionOwner *
+np_pipe_connection_peek_owner (NpPipeConnection *self)
 {
   /* Alive while dispatching: enter() holds it. */
-  return g_atomic_pointer_get (&self->server);
+  return (NpConnectionOwner *) g_atomic_pointer_get (&self->owner);
 }
 
-/* The peer's handshake is complete: only now is it a client of the
- * server's, before anything it sent is delivered. */
+/* The peer's handshake is complete: only now is the connection its
+ * owner's, before anything the peer sent is delivered. */
 static void
-np_pipe_connection_stream_opened (GObject  *owner,
+np_pipe_connection_stream_opened (GObject  *object,
                                   NpStream *stream)
 {
-  NpPipeConnection *self = NP_PIPE_CONNECTION (owner);
-  NpPipeServer *server = np_pipe_connection_peek_server (self);
+  NpPipeConnection *self = NP_PIPE_CONNECTION (object);
+  NpConnectionOwner *owner = np_pipe_connection_peek_owner (self);
 
-  g_object_notify_by_pspec (owner, properties [PROP_PEER_MAX_MESSAGE_SIZE]);
+  g_object_notify_by_pspec (object, properties [PROP_PEER_MAX_MESSAGE_SIZE]);
 
-  if (server != NULL && self->accepted)
-    _np_pipe_server_client_opened (server, self);
+  if (owner != NULL && self->started)
+    self->owner_iface->opened (owner, self);
 }
 
 static void
-np_pipe_connection_stream_message (GObject *owner,
+np_pipe_connection_stream_message (GObject *object,
                                    GBytes  *message)
 {
-  NpPipeConnection *self = NP_PIPE_CONNECTION (owner);
-  NpPipeServer *server = np_pipe_connection_peek_server (self);
+  NpPipeConnection *self = NP_PIPE_CONNECTION (object);
+  NpConnectionOwner *owner = np_pipe_connection_peek_owner (self);
 
-  if (server != NULL)
-    _np_pipe_server_message_received (server, self, message);
+  if (owner != NULL)
+    self->owner_iface->message (owner, self, message, NULL);
 }
 
 static void
-np_pipe_connection_stream_message_with_fds (GObject     *owner,
+np_pipe_connection_stream_message_with_fds (GObject     *object,
                                             GBytes      *message,
                                             GUnixFDList *fds)
 {
-  NpPipeConnection *self = NP_PIPE_CONNECTION (owner);
-  NpPipeServer *server = np_pipe_connection_peek_server (self);
+  NpPipeConnection *self = NP_PIPE_CONNECTION (object);
+  NpConnectionOwner *owner = np_pipe_connection_peek_owner (self);
 
-  if (server != NULL)
-    _np_pipe_server_message_with_fds_received (server, self, message, fds);
+  if (owner != NULL)
+    self->owner_iface->message (owner, self, message, fds);
 }
 
 static void
-np_pipe_connection_stream_request (GObject     *owner,
+np_pipe_connection_stream_request (GObject     *object,
                                    NpStream    *stream,
                                    guint32      id,
                                    GBytes      *message,
                                    GUnixFDList *fds)
 {
-  NpPipeConnection *self = NP_PIPE_CONNECTION (owner);
-  NpPipeServer *server = np_pipe_connection_peek_server (self);
-  g_autoptr(NpPipeRequest) request = _np_pipe_request_new (stream, id, message, fds, self);
+  NpPipeConnection *self = NP_PIPE_CONNECTION (object);
+  NpConnectionOwner *owner = np_pipe_connection_peek_owner (self);
 
-  if (server == NULL || !_np_pipe_server_request_received (server, self, request))
-    _np_pipe_request_reply_unhandled (request);
+  if (owner != NULL)
+    self->owner_iface->request (owner, self, id, message, fds);
+  else
+    {
+      g_autoptr(NpPipeRequest) request = _np_pipe_connection_new_request (self, id, message, fds);
+      _np_pipe_request_reply_unhandled (request);
+    }
 }
 
 static void
-np_pipe_connection_stream_drained (GObject  *owner,
+np_pipe_connection_stream_drained (GObject  *object,
                                    NpStream *stream)
 {
-  if (NP_PIPE_CONNECTION (owner)->accepted)
-    g_signal_emit (owner, signals [QUEUE_DRAINED], 0);
+  NpPipeConnection *self = NP_PIPE_CONNECTION (object);
+  NpConnectionOwner *owner = np_pipe_connection_peek_owner (self);
+
+  if (!self->started)
+    return;
+
+  g_signal_emit (self, signals [QUEUE_DRAINED], 0);
+  if (owner != NULL && self->owner_iface->drained != NULL)
+    self->owner_iface->drained (owner, self);
 }
 
 static void
-np_pipe_connection_stream_closed (GObject      *owner,
+np_pipe_connection_stream_closed (GObject      *object,
                                   NpStream     *stream,
                                   const GError *error)
 {
-  NpPipeConnection *self = NP_PIPE_CONNECTION (owner);
-  NpPipeServer *server;
+  NpPipeConnection *self = NP_PIPE_CONNECTION (object);
+  NpConnectionOwner *owner;
 
-  if (!self->accepted)
+  if (!self->started)
     return;
 
   np_pipe_connection_set_disconnected (self);
 
-  server = np_pipe_connection_peek_server (self);
-  if (server != NULL)
-    _np_pipe_server_client_disconnected (server, self, error);
+  owner = np_pipe_connection_peek_owner (self);
+  if (owner != NULL)
+    self->owner_iface->closed (owner, self, error);
 
-  /* Out of the server's list, the connection may outlive it. */
+  /* Out of its owner's hands, the connection may outlive it. */
   g_mutex_lock (&self->lock);
-  g_atomic_pointer_set (&self->server, NULL);
+  g_atomic_pointer_set (&self->owner, NULL);
   g_mutex_unlock (&self->lock);
 }
 
@@ -264,6 +280,19 @@ static const NpStreamCallbacks np_pipe_connection_stream_callbacks = {
   .request = np_pipe_connection_stream_request,
   .drained = np_pipe_connection_stream_drained,
   .closed = np_pipe_connection_stream_closed,
+};
+
+/* A server may refuse its client, in the same write as its hello. */
+static const NpStreamCallbacks np_pipe_connection_client_stream_callbacks = {
+  .enter = np_pipe_connection_stream_enter,
+  .leave = np_pipe_connection_stream_leave,
+  .opened = np_pipe_connection_stream_opened,
+  .message = np_pipe_connection_stream_message,
+  .message_with_fds = np_pipe_connection_stream_message_with_fds,
+  .request = np_pipe_connection_stream_request,
+  .drained = np_pipe_connection_stream_drained,
+  .closed = np_pipe_connection_stream_closed,
+  .peer_may_refuse = TRUE,
 };
 
 static void
@@ -286,6 +315,8 @@ np_pipe_connection_finalize (GObject *object)
   g_clear_pointer (&self->stream, np_stream_unref);
   g_clear_object (&self->socket_connection);
   g_clear_object (&self->credentials);
+  g_clear_pointer (&self->limits, np_limits_unref);
+  g_clear_pointer (&self->name, g_free);
   g_clear_pointer (&self->context, g_main_context_unref);
   g_mutex_clear (&self->lock);
 
@@ -531,7 +562,7 @@ np_pipe_connection_read_peer_credentials (NpPipeConnection  *self,
       int errsv = errno;
       g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
                    _("Cannot read the credentials of a peer of pipe “%s”: %s"),
-                   np_pipe_server_get_name (self->server), g_strerror (errsv));
+                   self->name, g_strerror (errsv));
       return FALSE;
     }
 
@@ -546,20 +577,32 @@ np_pipe_connection_read_peer_credentials (NpPipeConnection  *self,
 }
 #endif
 
+/* A connection of @socket_connection, reporting to @owner (an
+ * NpConnectionOwner) in @context, with the limits and timeouts of
+ * @limits: at the client's end of it when @client_end, at the
+ * server's otherwise. Nothing happens until it is started or refused. */
 NpPipeConnection *
-_np_pipe_connection_new (NpPipeServer       *server,
+_np_pipe_connection_new (GObject            *owner,
+                         GMainContext       *context,
                          GSocketConnection  *socket_connection,
+                         const char         *name,
+                         NpLimits           *limits,
                          guint64             id,
+                         gboolean            client_end,
                          GError            **error)
 {
   g_autoptr(NpPipeConnection) self = NULL;
   GSocket *socket = g_socket_connection_get_socket (socket_connection);
 
   self = g_object_new (NP_TYPE_PIPE_CONNECTION, NULL);
-  self->server = server;
-  self->context = g_main_context_ref (_np_pipe_server_get_context (server));
+  self->owner = owner;
+  self->owner_iface = NP_CONNECTION_OWNER_GET_IFACE (owner);
+  self->context = g_main_context_ref (context);
   self->socket_connection = g_object_ref (socket_connection);
+  self->name = g_strdup (name);
+  self->limits = np_limits_ref (limits);
   self->id = id;
+  self->client_end = !!client_end;
 
 #ifdef __linux__
   if (!np_pipe_connection_read_peer_credentials (self, socket, error))
@@ -582,36 +625,42 @@ np_pipe_connection_create_stream (NpPipeConnection *self,
 {
   g_autofree char *label = NULL;
 
-  label = g_strdup_printf (_("Client %" PRIu64 " of pipe “%s”"),
-                           self->id, np_pipe_server_get_name (self->server));
+  if (self->client_end)
+    label = g_strdup_printf (_("Pipe “%s”"), self->name);
+  else
+    label = g_strdup_printf (_("Client %" PRIu64 " of pipe “%s”"), self->id, self->name);
 
-  return np_stream_new (G_OBJECT (self), &np_pipe_connection_stream_callbacks,
+  return np_stream_new (G_OBJECT (self),
+                        self->client_end ? &np_pipe_connection_client_stream_callbacks
+                                         : &np_pipe_connection_stream_callbacks,
                         np_transport_unix_new (self->socket_connection),
                         self->context, NULL, label, max_message_size);
 }
 
-/* Starts the handshake and the message flow. */
+/* Starts the handshake and the message flow; the handshake must be
+ * complete within @handshake_timeout ms (0: no limit). */
 void
-_np_pipe_connection_accept (NpPipeConnection         *self,
-                            const NpConnectionLimits *limits)
+_np_pipe_connection_start (NpPipeConnection *self,
+                           guint             handshake_timeout)
 {
+  NpLimits *limits = self->limits;
   NpStream *stream;
 
   g_assert (self->stream == NULL);
 
-  stream = np_pipe_connection_create_stream (self, limits->max_message_size);
-  np_stream_set_handshake_timeout (stream, limits->handshake_timeout);
-  np_stream_set_close_timeout (stream, limits->close_timeout);
-  np_stream_set_request_timeout (stream, limits->request_timeout);
-  np_stream_set_max_fds (stream, limits->max_fds_per_message);
-  np_stream_set_pending_limits (stream, limits->max_pending_requests,
-                                limits->max_pending_request_bytes);
+  stream = np_pipe_connection_create_stream (self, np_limits_get (limits, NP_LIMIT_MAX_MESSAGE_SIZE));
+  np_stream_set_handshake_timeout (stream, handshake_timeout);
+  np_stream_set_close_timeout (stream, np_limits_get (limits, NP_LIMIT_CLOSE_TIMEOUT));
+  np_stream_set_request_timeout (stream, np_limits_get (limits, NP_LIMIT_REQUEST_TIMEOUT));
+  np_stream_set_max_fds (stream, np_limits_get (limits, NP_LIMIT_MAX_FDS_PER_MESSAGE));
+  np_stream_set_pending_limits (stream, np_limits_get (limits, NP_LIMIT_MAX_PENDING_REQUESTS),
+                                np_limits_get (limits, NP_LIMIT_MAX_PENDING_REQUEST_BYTES));
   /* A client that does not read is dropped rather than let grow the
-   * server's memory. */
-  np_stream_set_queue_limit (stream, limits->max_queued_bytes, TRUE);
+   * server's memory; a client's own sends fail instead. */
+  np_stream_set_queue_limit (stream, np_limits_get (limits, NP_LIMIT_MAX_QUEUED_BYTES),
+                             !self->client_end);
 
-  self->accepted = TRUE;
-  self->max_queued_bytes = limits->max_queued_bytes;
+  self->started = TRUE;
   self->connected = TRUE;
   g_atomic_pointer_set (&self->stream, stream);
   np_stream_start (stream);
@@ -632,7 +681,7 @@ _np_pipe_connection_refuse (NpPipeConnection *self,
   np_stream_abort (stream, reason);
 }
 
-/* Counts the accepted @connections whose clients have closed their side,
+/* Counts the started @connections whose peers have closed their side,
  * for the server at its limit: see np_stream_count_peers_closed(). */
 guint
 _np_pipe_connection_count_peers_closed (GPtrArray *connections)
@@ -645,26 +694,135 @@ _np_pipe_connection_count_peers_closed (GPtrArray *connections)
       NpPipeConnection *self = g_ptr_array_index (connections, i);
       NpStream *stream = np_pipe_connection_get_stream (self);
 
-      if (stream != NULL && self->accepted)
+      if (stream != NULL && self->started)
         streams[n++] = stream;
     }
 
   return np_stream_count_peers_closed (streams, n);
 }
 
-/* The server is going away: close without reporting to it. */
+/* The owner is going away: close without reporting to it. */
 void
 _np_pipe_connection_detach (NpPipeConnection *self)
 {
   NpStream *stream = np_pipe_connection_get_stream (self);
 
   g_mutex_lock (&self->lock);
-  g_atomic_pointer_set (&self->server, NULL);
+  g_atomic_pointer_set (&self->owner, NULL);
   g_mutex_unlock (&self->lock);
 
   if (stream != NULL)
     np_stream_detach (stream);
   np_pipe_connection_set_disconnected (self);
+}
+
+/* Whether the connection has ended, all told. */
+gboolean
+_np_pipe_connection_is_done (NpPipeConnection *self)
+{
+  NpStream *stream = np_pipe_connection_get_stream (self);
+
+  return stream == NULL || np_stream_is_done (stream);
+}
+
+/* A request of the peer's, to hand to the application. */
+NpPipeRequest *
+_np_pipe_connection_new_request (NpPipeConnection *self,
+                                 guint32           id,
+                                 GBytes           *message,
+                                 GUnixFDList      *fds)
+{
+  return _np_pipe_request_new (self->stream, id, message, fds, self);
+}
+
+/* Queues a message its owner held while it had no connection: see
+ * np_stream_send_held(). */
+gboolean
+_np_pipe_connection_send_held (NpPipeConnection  *self,
+                               GBytes            *message,
+                               GError           **error)
+{
+  return np_stream_send_held (self->stream, message, error);
+}
+
+/* Waits, blocking, for @wait to be done by the owner (which it is, from
+ * the owner's report of the handshake or of the end), running the
+ * connection's I/O meanwhile when nobody else does; see
+ * np_stream_block(). */
+gboolean
+_np_pipe_connection_block (NpPipeConnection *self,
+                           NpStreamWait     *wait,
+                           gint64            deadline,
+                           GCancellable     *cancellable)
+{
+  return np_stream_block (self->stream, wait, deadline, cancellable);
+}
+
+static NpStream *np_pipe_connection_take_for_close (NpPipeConnection *self);
+
+/* Runs @op on the connection for @task, whose source object is the
+ * connection or its owner: the one implementation of each asynchronous
+ * call of both. @message is the message of a send or a request, @fds
+ * the descriptors of a request. */
+void
+_np_pipe_connection_run (NpPipeConnection *self,
+                         NpConnectionOp    op,
+                         GBytes           *message,
+                         GUnixFDList      *fds,
+                         GTask            *task)
+{
+  GError *error = NULL;
+  g_autoptr(NpStream) stream = NULL;
+
+  /* The task's source object holds the connection, or the client holds
+   * it until it is closed; the stream stays until the call ends. */
+  stream = np_pipe_connection_get_started_stream (self, &error);
+  if (stream == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  np_stream_ref (stream);
+
+  switch (op)
+    {
+    case NP_CONNECTION_OP_SEND:
+      np_stream_send_async (stream, message, task);
+      break;
+
+    case NP_CONNECTION_OP_FLUSH:
+      np_stream_flush_async (stream, task);
+      break;
+
+    case NP_CONNECTION_OP_PING:
+      np_stream_ping_async (stream, task);
+      break;
+
+    case NP_CONNECTION_OP_REQUEST:
+      np_stream_request_async (stream, message, fds, task);
+      break;
+
+    case NP_CONNECTION_OP_CLOSE:
+      g_clear_pointer (&stream, np_stream_unref);
+      stream = np_pipe_connection_take_for_close (self);
+      if (stream == NULL)
+        g_task_return_boolean (task, TRUE);
+      else
+        np_stream_close_async (stream, task);
+      break;
+
+    default:
+      g_assert_not_reached ();
+    }
+}
+
+/* Finishes a request run by _np_pipe_connection_run(). */
+GBytes *
+_np_pipe_connection_request_finish (GTask        *task,
+                                    GUnixFDList **out_fds,
+                                    GError      **error)
+{
+  return np_stream_request_finish (task, out_fds, error);
 }
 
 /**
@@ -816,7 +974,7 @@ np_pipe_connection_get_max_queued_bytes (NpPipeConnection *self)
 {
   g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), 0);
 
-  return self->max_queued_bytes;
+  return np_limits_get (self->limits, NP_LIMIT_MAX_QUEUED_BYTES);
 }
 
 /**
@@ -852,7 +1010,7 @@ np_pipe_connection_send (NpPipeConnection  *self,
   g_return_val_if_fail (message != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  stream = np_pipe_connection_get_accepted_stream (self, error);
+  stream = np_pipe_connection_get_started_stream (self, error);
   if (stream == NULL)
     return FALSE;
 
@@ -903,7 +1061,7 @@ np_pipe_connection_send_with_fds (NpPipeConnection  *self,
   if (fds == NULL || g_unix_fd_list_get_length (fds) == 0)
     return np_pipe_connection_send (self, message, error);
 
-  stream = np_pipe_connection_get_accepted_stream (self, error);
+  stream = np_pipe_connection_get_started_stream (self, error);
   if (stream == NULL)
     return FALSE;
 
@@ -1003,8 +1161,6 @@ np_pipe_connection_send_async (NpPipeConnection    *self,
                                gpointer             user_data)
 {
   g_autoptr(GTask) task = NULL;
-  GError *error = NULL;
-  NpStream *stream;
 
   g_return_if_fail (NP_IS_PIPE_CONNECTION (self));
   g_return_if_fail (message != NULL);
@@ -1012,13 +1168,7 @@ np_pipe_connection_send_async (NpPipeConnection    *self,
 
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, np_pipe_connection_send_async);
-
-  /* The task holds the connection, which holds the stream. */
-  stream = np_pipe_connection_get_accepted_stream (self, &error);
-  if (stream == NULL)
-    g_task_return_error (task, error);
-  else
-    np_stream_send_async (stream, message, task);
+  _np_pipe_connection_run (self, NP_CONNECTION_OP_SEND, message, NULL, task);
 }
 
 /**
@@ -1075,7 +1225,7 @@ np_pipe_connection_flush_sync (NpPipeConnection  *self,
   /* Completing a send_async may run a callback that drops the last
    * reference; the connection holds the stream. */
   hold = g_object_ref (self);
-  stream = np_pipe_connection_get_accepted_stream (self, error);
+  stream = np_pipe_connection_get_started_stream (self, error);
 
   return stream != NULL && np_stream_flush_sync (stream, cancellable, error);
 }
@@ -1103,20 +1253,13 @@ np_pipe_connection_flush_async (NpPipeConnection    *self,
                                 gpointer             user_data)
 {
   g_autoptr(GTask) task = NULL;
-  GError *error = NULL;
-  NpStream *stream;
 
   g_return_if_fail (NP_IS_PIPE_CONNECTION (self));
   g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
 
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, np_pipe_connection_flush_async);
-
-  stream = np_pipe_connection_get_accepted_stream (self, &error);
-  if (stream == NULL)
-    g_task_return_error (task, error);
-  else
-    np_stream_flush_async (stream, task);
+  _np_pipe_connection_run (self, NP_CONNECTION_OP_FLUSH, NULL, NULL, task);
 }
 
 /**
@@ -1175,8 +1318,6 @@ np_pipe_connection_request_async (NpPipeConnection    *self,
                                   gpointer             user_data)
 {
   g_autoptr(GTask) task = NULL;
-  GError *error = NULL;
-  NpStream *stream;
 
   g_return_if_fail (NP_IS_PIPE_CONNECTION (self));
   g_return_if_fail (request != NULL);
@@ -1184,12 +1325,7 @@ np_pipe_connection_request_async (NpPipeConnection    *self,
 
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, np_pipe_connection_request_async);
-
-  stream = np_pipe_connection_get_accepted_stream (self, &error);
-  if (stream == NULL)
-    g_task_return_error (task, error);
-  else
-    np_stream_request_async (stream, request, NULL, task);
+  _np_pipe_connection_run (self, NP_CONNECTION_OP_REQUEST, request, NULL, task);
 }
 
 /**
@@ -1311,8 +1447,6 @@ np_pipe_connection_request_with_fds_async (NpPipeConnection    *self,
                                            gpointer             user_data)
 {
   g_autoptr(GTask) task = NULL;
-  GError *error = NULL;
-  NpStream *stream;
 
   g_return_if_fail (NP_IS_PIPE_CONNECTION (self));
   g_return_if_fail (request != NULL);
@@ -1321,12 +1455,7 @@ np_pipe_connection_request_with_fds_async (NpPipeConnection    *self,
 
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, np_pipe_connection_request_with_fds_async);
-
-  stream = np_pipe_connection_get_accepted_stream (self, &error);
-  if (stream == NULL)
-    g_task_return_error (task, error);
-  else
-    np_stream_request_async (stream, request, fd_list, task);
+  _np_pipe_connection_run (self, NP_CONNECTION_OP_REQUEST, request, fd_list, task);
 }
 
 /**
@@ -1357,7 +1486,7 @@ np_pipe_connection_request_with_fds_finish (NpPipeConnection  *self,
   g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) ==
                         np_pipe_connection_request_with_fds_async, NULL);
 
-  return np_stream_request_finish (G_TASK (result), out_fd_list, error);
+  return _np_pipe_connection_request_finish (G_TASK (result), out_fd_list, error);
 }
 
 /**
@@ -1406,12 +1535,130 @@ np_pipe_connection_request_with_fds_sync (NpPipeConnection  *self,
 
   /* What arrives meanwhile may run handlers that drop the connection. */
   hold = g_object_ref (self);
-  stream = np_pipe_connection_get_accepted_stream (self, error);
+  stream = np_pipe_connection_get_started_stream (self, error);
   if (stream == NULL)
     return NULL;
   np_stream_ref (stream);
 
   return np_stream_request_sync (stream, request, fd_list, out_fd_list, cancellable, error);
+}
+
+/**
+ * np_pipe_connection_request_sync:
+ * @self: a #NpPipeConnection
+ * @request: the request's message
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Asks the peer, like [method@Np.PipeConnection.request_async], and
+ * blocks until the reply arrives or the request fails. It may be called
+ * from any thread, the owner's main context's included: meanwhile, what
+ * the connection receives is dispatched as usual, so a handler may run
+ * before this returns.
+ *
+ * Returns: (transfer full): the reply, or %NULL with @error set
+ *
+ * Since: 1.0
+ */
+GBytes *
+np_pipe_connection_request_sync (NpPipeConnection  *self,
+                                 GBytes            *request,
+                                 GCancellable      *cancellable,
+                                 GError           **error)
+{
+  return np_pipe_connection_request_with_fds_sync (self, request, NULL, NULL, cancellable, error);
+}
+
+/**
+ * np_pipe_connection_request_data_sync:
+ * @self: a #NpPipeConnection
+ * @data: (array length=size) (element-type guint8) (nullable): the request's
+ *   message
+ * @size: the length of @data
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Asks the peer with a copy of @data, like
+ * [method@Np.PipeConnection.request_sync]: the call for bindings that
+ * hold a byte string rather than a #GBytes.
+ *
+ * Returns: (transfer full): the reply, or %NULL with @error set
+ *
+ * Since: 1.0
+ */
+GBytes *
+np_pipe_connection_request_data_sync (NpPipeConnection  *self,
+                                      const guint8      *data,
+                                      gsize              size,
+                                      GCancellable      *cancellable,
+                                      GError           **error)
+{
+  g_autoptr(GBytes) request = NULL;
+
+  g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), NULL);
+  g_return_val_if_fail (data != NULL || size == 0, NULL);
+
+  request = g_bytes_new (data, size);
+  return np_pipe_connection_request_sync (self, request, cancellable, error);
+}
+
+/**
+ * np_pipe_connection_ping_async:
+ * @self: a #NpPipeConnection
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called with the round trip, or the failure
+ * @user_data: data for @callback
+ *
+ * Sends a ping to the peer, which answers it at once, without its
+ * application being involved, and reports how long the answer took.
+ * Finish with [method@Np.PipeConnection.ping_finish]. A connection that
+ * closes first fails the ping with the reason it closed.
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_connection_ping_async (NpPipeConnection    *self,
+                               GCancellable        *cancellable,
+                               GAsyncReadyCallback  callback,
+                               gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+
+  g_return_if_fail (NP_IS_PIPE_CONNECTION (self));
+  g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, np_pipe_connection_ping_async);
+  _np_pipe_connection_run (self, NP_CONNECTION_OP_PING, NULL, NULL, task);
+}
+
+/**
+ * np_pipe_connection_ping_finish:
+ * @self: a #NpPipeConnection
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Np.PipeConnection.ping_async].
+ *
+ * Returns: the round trip, in microseconds; -1 with @error set on
+ *   failure
+ *
+ * Since: 1.0
+ */
+gint64
+np_pipe_connection_ping_finish (NpPipeConnection  *self,
+                                GAsyncResult      *result,
+                                GError           **error)
+{
+  gssize usec;
+
+  g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), -1);
+  g_return_val_if_fail (g_task_is_valid (result, self), -1);
+
+  usec = g_task_propagate_int (G_TASK (result), error);
+  g_assert (usec >= -1);
+
+  return usec;
 }
 
 /**
@@ -1448,7 +1695,7 @@ _np_pipe_connection_begin_close (NpPipeConnection *self)
   NpStream *stream;
 
   stream = np_pipe_connection_get_stream (self);
-  if (stream == NULL || !self->accepted)
+  if (stream == NULL || !self->started)
     return;
 
   hold = g_object_ref (self);
@@ -1465,7 +1712,7 @@ np_pipe_connection_take_for_close (NpPipeConnection *self)
   gboolean connected;
 
   stream = np_pipe_connection_get_stream (self);
-  if (stream == NULL || !self->accepted)
+  if (stream == NULL || !self->started)
     return NULL;
 
   g_mutex_lock (&self->lock);
@@ -1567,12 +1814,7 @@ np_pipe_connection_close_async (NpPipeConnection    *self,
   g_task_set_source_tag (task, np_pipe_connection_close_async);
   /* Cancelled or not, the connection is closed: say what was lost. */
   g_task_set_check_cancellable (task, FALSE);
-
-  stream = np_pipe_connection_take_for_close (self);
-  if (stream == NULL)
-    g_task_return_boolean (task, TRUE);
-  else
-    np_stream_close_async (stream, task);
+  _np_pipe_connection_run (self, NP_CONNECTION_OP_CLOSE, NULL, NULL, task);
 }
 
 /**

@@ -201,11 +201,11 @@ np_pipe_request_get_fd_list (NpPipeRequest *self)
  * np_pipe_request_get_connection:
  * @self: a #NpPipeRequest
  *
- * Gets the connection of the client that sent the request, on the
- * server's side.
+ * Gets the connection the request came over: at a server, the
+ * connection of the client that sent it; at a client, the client's own
+ * end of its connection ([method@Np.PipeClient.get_connection]).
  *
- * Returns: (transfer none) (nullable): the client's connection, or %NULL
- *   for a request a client received from its server
+ * Returns: (transfer none): the connection
  *
  * Since: 1.0
  */

@@ -12,15 +12,22 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "np-connection-list-private.h"
+#include "np-connection-owner-private.h"
 #include "np-context-private.h"
 #include "np-error.h"
 #include "np-fd-budget-private.h"
+#include "np-frame-private.h"
 #include "np-i18n-private.h"
+#include "np-listener-private.h"
 #include "np-marshal.h"
 #include "np-name-private.h"
 #include "np-pipe-connection-private.h"
-#include "np-pipe-server-internal.h"
+#include "np-pipe-request-private.h"
+#include "np-pipe-server.h"
+#include "np-limits-private.h"
 #include "np-socket-activation-private.h"
+#include "np-socket-file-private.h"
 
 /**
  * NpPipeServer:
@@ -87,73 +94,110 @@ enum {
   N_SIGNALS
 };
 
-G_DEFINE_FINAL_TYPE (NpPipeServer, np_pipe_server, G_TYPE_OBJECT)
+#define DEFAULT_HANDSHAKE_TIMEOUT 5000
+#define DEFAULT_MAX_CONNECTIONS   1024
 
+struct _NpPipeServer
+{
+  GObject           parent_instance;
+
+  GMainContext     *context;
+  NpPipeConnectionList *connections;
+
+  /* Guarded by the lock; the limits are read by the accept loop. */
+  GMutex            lock;
+  char             *name;     /* set once, at construction or start */
+  char             *path;     /* set once, at the first start */
+  NpListener       *listener;
+  NpSocketFile      socket_file;
+  int               lock_fd;
+  NpLimits         *limits;    /* shared with the connections */
+  guint64           last_id;
+  guint             fd_limit;
+  guint             max_connections;
+  guint             handshake_timeout;
+  guint             allow_other_users : 1;
+  guint             running : 1;
+  guint             disposing : 1;
+  guint             activated : 1;  /* the socket is the service manager's */
+};
+
+enum {
+  PROP_0,
+  PROP_NAME,
+  PROP_PATH,
+  PROP_RUNNING,
+  PROP_N_CONNECTIONS,
+  PROP_CONNECTIONS,
+  PROP_MAX_CONNECTIONS,
+  PROP_ALLOW_OTHER_USERS,
+  PROP_HANDSHAKE_TIMEOUT,
+  /* Then those of NpLimit, in its order. */
+  PROP_FIRST_LIMIT,
+  N_PROPS = PROP_FIRST_LIMIT + NP_N_LIMITS
+};
+
+static void np_pipe_server_owner_init (NpConnectionOwnerInterface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (NpPipeServer, np_pipe_server, G_TYPE_OBJECT,
+                               G_IMPLEMENT_INTERFACE (NP_TYPE_CONNECTION_OWNER,
+                                                      np_pipe_server_owner_init))
+
+static GParamSpec *properties [N_PROPS];
 static guint signals [N_SIGNALS];
 
-#define properties np_pipe_server_properties
+static void np_pipe_server_install_properties (GObjectClass *object_class);
 
-void np_pipe_server_install_properties (GObjectClass *object_class);
+/* What its connections report */
 
-GMainContext *
-_np_pipe_server_get_context (NpPipeServer *self)
+static void
+np_pipe_server_connection_message (NpConnectionOwner *owner,
+                                   NpPipeConnection  *connection,
+                                   GBytes            *message,
+                                   GUnixFDList       *fds)
 {
-  return self->context;
-}
+  NpPipeServer *self = NP_PIPE_SERVER (owner);
 
-void
-_np_pipe_server_message_received (NpPipeServer     *self,
-                                  NpPipeConnection *connection,
-                                  GBytes           *message)
-{
+  /* An application that never asked for descriptors gets none. */
+  if (fds != NULL && g_signal_has_handler_pending (self, signals [MESSAGE_WITH_FDS_RECEIVED], 0, FALSE))
+    {
+      g_signal_emit (self, signals [MESSAGE_WITH_FDS_RECEIVED], 0, connection, message, fds);
+      return;
+    }
+
+  if (fds != NULL)
+    np_connection_owner_close_fds (fds);
   g_signal_emit (self, signals [MESSAGE_RECEIVED], 0, connection, message);
 }
 
-/* Emits message-with-fds-received, or, when nothing handles it, closes
- * the descriptors and emits message-received: an application that never
- * asked for descriptors gets none. */
-void
-_np_pipe_server_message_with_fds_received (NpPipeServer     *self,
-                                           NpPipeConnection *connection,
-                                           GBytes           *message,
-                                           GUnixFDList      *fds)
+static void
+np_pipe_server_connection_request (NpConnectionOwner *owner,
+                                   NpPipeConnection  *connection,
+                                   guint32            id,
+                                   GBytes            *message,
+                                   GUnixFDList       *fds)
 {
-  if (g_signal_has_handler_pending (self, signals [MESSAGE_WITH_FDS_RECEIVED], 0, FALSE))
-    g_signal_emit (self, signals [MESSAGE_WITH_FDS_RECEIVED], 0, connection, message, fds);
-  else
-    {
-      g_autofree int *taken = g_unix_fd_list_steal_fds (fds, NULL);
-
-      for (gint i = 0; taken[i] != -1; i++)
-        close (taken[i]);
-      g_signal_emit (self, signals [MESSAGE_RECEIVED], 0, connection, message);
-    }
-}
-
-gboolean
-_np_pipe_server_request_received (NpPipeServer     *self,
-                                  NpPipeConnection *connection,
-                                  NpPipeRequest    *request)
-{
+  g_autoptr(NpPipeRequest) request = _np_pipe_connection_new_request (connection, id, message, fds);
   gboolean handled = FALSE;
 
-  g_signal_emit (self, signals [REQUEST_RECEIVED], 0, connection, request, &handled);
-
-  return handled;
+  g_signal_emit (owner, signals [REQUEST_RECEIVED], 0, connection, request, &handled);
+  if (!handled)
+    _np_pipe_request_reply_unhandled (request);
 }
 
 /* The peer's handshake is complete: it becomes a connection. */
-void
-_np_pipe_server_client_opened (NpPipeServer     *self,
-                               NpPipeConnection *connection)
+static void
+np_pipe_server_connection_opened (NpConnectionOwner *owner,
+                                  NpPipeConnection  *connection)
 {
+  NpPipeServer *self = NP_PIPE_SERVER (owner);
   g_autoptr(NpPipeServer) hold = g_object_ref (self);
   g_autoptr(NpPipeConnection) hold_connection = g_object_ref (connection);
 
   if (!np_pipe_connection_list_promote (self->connections, connection))
     return;
 
-  g_object_notify_by_pspec (G_OBJECT (self), properties [NP_PIPE_SERVER_PROP_N_CONNECTIONS]);
+  g_object_notify_by_pspec (G_OBJECT (self), properties [PROP_N_CONNECTIONS]);
   g_signal_emit (self, signals [CLIENT_CONNECTED], 0, connection);
 
   /* stop() from another thread may have missed it: it sets running
@@ -162,11 +206,12 @@ _np_pipe_server_client_opened (NpPipeServer     *self,
     _np_pipe_connection_begin_close (connection);
 }
 
-void
-_np_pipe_server_client_disconnected (NpPipeServer     *self,
-                                     NpPipeConnection *connection,
-                                     const GError     *error)
+static void
+np_pipe_server_connection_closed (NpConnectionOwner *owner,
+                                  NpPipeConnection  *connection,
+                                  const GError      *error)
 {
+  NpPipeServer *self = NP_PIPE_SERVER (owner);
   gboolean listed;
 
   /* The list may have held the last reference to the connection; a
@@ -184,7 +229,7 @@ _np_pipe_server_client_disconnected (NpPipeServer     *self,
 
       if (listed)
         {
-          g_object_notify_by_pspec (G_OBJECT (self), properties [NP_PIPE_SERVER_PROP_N_CONNECTIONS]);
+          g_object_notify_by_pspec (G_OBJECT (self), properties [PROP_N_CONNECTIONS]);
           g_signal_emit (self, signals [CLIENT_DISCONNECTED], 0, connection, error);
         }
       else
@@ -202,6 +247,15 @@ _np_pipe_server_client_disconnected (NpPipeServer     *self,
   g_object_unref (self);
 }
 
+static void
+np_pipe_server_owner_init (NpConnectionOwnerInterface *iface)
+{
+  iface->opened = np_pipe_server_connection_opened;
+  iface->message = np_pipe_server_connection_message;
+  iface->request = np_pipe_server_connection_request;
+  iface->closed = np_pipe_server_connection_closed;
+}
+
 /* Decides on a peer that just connected, from the server's context. */
 static void
 np_pipe_server_incoming (GObject           *owner,
@@ -210,7 +264,7 @@ np_pipe_server_incoming (GObject           *owner,
   NpPipeServer *self = NP_PIPE_SERVER (owner);
   g_autoptr(NpPipeConnection) connection = NULL;
   g_autoptr(GError) error = NULL;
-  NpConnectionLimits limits;
+  guint handshake_timeout;
   gboolean allow_other_users;
   gboolean allowed = FALSE;
   guint max_connections;
@@ -221,21 +275,15 @@ np_pipe_server_incoming (GObject           *owner,
 
   g_mutex_lock (&self->lock);
   id = ++self->last_id;
-  limits.max_message_size = self->max_message_size;
-  limits.max_queued_bytes = self->max_queued_bytes;
-  limits.handshake_timeout = self->handshake_timeout;
-  limits.close_timeout = self->close_timeout;
-  limits.request_timeout = self->request_timeout;
-  limits.max_fds_per_message = self->max_fds_per_message;
-  limits.max_pending_requests = self->max_pending_requests;
-  limits.max_pending_request_bytes = self->max_pending_request_bytes;
+  handshake_timeout = self->handshake_timeout;
   max_connections = MIN (self->max_connections > 0 ? self->max_connections : G_MAXUINT,
                          self->fd_limit);
   allow_other_users = self->allow_other_users;
   fd_limit = self->fd_limit;
   g_mutex_unlock (&self->lock);
 
-  connection = _np_pipe_connection_new (self, socket_connection, id, &error);
+  connection = _np_pipe_connection_new (owner, self->context, socket_connection, self->name,
+                                        self->limits, id, FALSE, &error);
   if (connection == NULL)
     {
       g_debug ("Pipe “%s”: dropping a peer whose credentials cannot be read: %s",
@@ -319,9 +367,9 @@ np_pipe_server_incoming (GObject           *owner,
 
   /* Held before the stream starts, which may report it opened or
    * closed; it becomes a connection once its handshake is complete
-   * (_np_pipe_server_client_opened()). */
+   * (np_pipe_server_connection_opened()). */
   np_pipe_connection_list_add_pending (self->connections, connection);
-  _np_pipe_connection_accept (connection, &limits);
+  _np_pipe_connection_start (connection, handshake_timeout);
 
   /* stop() from another thread may have missed it: it sets running
    * first, then closes what the server holds. */
@@ -397,6 +445,7 @@ np_pipe_server_finalize (GObject *object)
   g_assert (self->listener == NULL);
 
   g_clear_object (&self->connections);
+  g_clear_pointer (&self->limits, np_limits_unref);
   g_clear_pointer (&self->context, g_main_context_unref);
   g_clear_pointer (&self->name, g_free);
   g_clear_pointer (&self->path, g_free);
@@ -591,6 +640,7 @@ np_pipe_server_init (NpPipeServer *self)
   g_mutex_init (&self->lock);
   self->context = g_main_context_ref_thread_default ();
   self->connections = np_pipe_connection_list_new ();
+  self->limits = np_limits_new ();
   self->lock_fd = -1;
 }
 
@@ -749,11 +799,11 @@ np_pipe_server_start (NpPipeServer  *self,
   g_mutex_unlock (&self->lock);
 
   if (name_changed)
-    np_context_notify (self->context, G_OBJECT (self), properties [NP_PIPE_SERVER_PROP_NAME]);
+    np_context_notify (self->context, G_OBJECT (self), properties [PROP_NAME]);
   if (path_changed)
-    np_context_notify (self->context, G_OBJECT (self), properties [NP_PIPE_SERVER_PROP_PATH]);
+    np_context_notify (self->context, G_OBJECT (self), properties [PROP_PATH]);
   if (started)
-    np_context_notify (self->context, G_OBJECT (self), properties [NP_PIPE_SERVER_PROP_RUNNING]);
+    np_context_notify (self->context, G_OBJECT (self), properties [PROP_RUNNING]);
 
   return ret;
 }
@@ -808,7 +858,7 @@ np_pipe_server_stop (NpPipeServer *self)
   for (guint i = 0; i < connections->len; i++)
     _np_pipe_connection_begin_close (g_ptr_array_index (connections, i));
 
-  np_context_notify (self->context, G_OBJECT (self), properties [NP_PIPE_SERVER_PROP_RUNNING]);
+  np_context_notify (self->context, G_OBJECT (self), properties [PROP_RUNNING]);
 }
 
 /**
@@ -956,4 +1006,802 @@ np_pipe_server_broadcast (NpPipeServer *self,
       if (!np_pipe_connection_send (g_ptr_array_index (connections, i), message, &error))
         g_debug ("Broadcast skips a client: %s", error->message);
     }
+}
+
+/* Properties */
+
+static guint
+np_pipe_server_get_uint (NpPipeServer *self,
+                         const guint  *field)
+{
+  guint value;
+
+  g_mutex_lock (&self->lock);
+  value = *field;
+  g_mutex_unlock (&self->lock);
+
+  return value;
+}
+
+static void
+np_pipe_server_set_uint (NpPipeServer *self,
+                         guint        *field,
+                         guint         value,
+                         guint         prop_id)
+{
+  gboolean changed;
+
+  g_mutex_lock (&self->lock);
+  changed = *field != value;
+  *field = value;
+  g_mutex_unlock (&self->lock);
+
+  if (changed)
+    g_object_notify_by_pspec (G_OBJECT (self), properties [prop_id]);
+}
+
+static void
+np_pipe_server_set_limit (NpPipeServer *self,
+                            NpLimit     setting,
+                            guint         value)
+{
+  if (np_limits_set (self->limits, setting, value))
+    g_object_notify_by_pspec (G_OBJECT (self), properties [PROP_FIRST_LIMIT + setting]);
+}
+
+static void
+np_pipe_server_get_property (GObject    *object,
+                             guint       prop_id,
+                             GValue     *value,
+                             GParamSpec *pspec)
+{
+  NpPipeServer *self = NP_PIPE_SERVER (object);
+
+  switch (prop_id)
+    {
+    case PROP_NAME:
+      g_value_set_string (value, np_pipe_server_get_name (self));
+      break;
+
+    case PROP_PATH:
+      g_value_set_string (value, np_pipe_server_get_path (self));
+      break;
+
+    case PROP_RUNNING:
+      g_value_set_boolean (value, np_pipe_server_is_running (self));
+      break;
+
+    case PROP_N_CONNECTIONS:
+      g_value_set_uint (value, np_pipe_server_get_n_connections (self));
+      break;
+
+    case PROP_CONNECTIONS:
+      g_value_set_object (value, np_pipe_server_get_connections (self));
+      break;
+
+
+
+    case PROP_MAX_CONNECTIONS:
+      g_value_set_uint (value, np_pipe_server_get_max_connections (self));
+      break;
+
+    case PROP_ALLOW_OTHER_USERS:
+      g_value_set_boolean (value, np_pipe_server_get_allow_other_users (self));
+      break;
+
+    case PROP_HANDSHAKE_TIMEOUT:
+      g_value_set_uint (value, np_pipe_server_get_handshake_timeout (self));
+      break;
+
+
+
+
+
+
+    default:
+      if (prop_id >= PROP_FIRST_LIMIT && prop_id < N_PROPS)
+        g_value_set_uint (value, np_limits_get (self->limits, prop_id - PROP_FIRST_LIMIT));
+      else
+        G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+np_pipe_server_set_property (GObject      *object,
+                             guint         prop_id,
+                             const GValue *value,
+                             GParamSpec   *pspec)
+{
+  NpPipeServer *self = NP_PIPE_SERVER (object);
+
+  switch (prop_id)
+    {
+    case PROP_NAME:
+      /* Construct-only: nothing else sees the server yet. */
+      self->name = g_value_dup_string (value);
+      break;
+
+
+
+    case PROP_MAX_CONNECTIONS:
+      np_pipe_server_set_max_connections (self, g_value_get_uint (value));
+      break;
+
+    case PROP_ALLOW_OTHER_USERS:
+      np_pipe_server_set_allow_other_users (self, g_value_get_boolean (value));
+      break;
+
+    case PROP_HANDSHAKE_TIMEOUT:
+      np_pipe_server_set_handshake_timeout (self, g_value_get_uint (value));
+      break;
+
+
+
+
+
+
+    default:
+      if (prop_id >= PROP_FIRST_LIMIT && prop_id < N_PROPS)
+        np_pipe_server_set_limit (self, prop_id - PROP_FIRST_LIMIT, g_value_get_uint (value));
+      else
+        G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+np_pipe_server_install_properties (GObjectClass *object_class)
+{
+  object_class->get_property = np_pipe_server_get_property;
+  object_class->set_property = np_pipe_server_set_property;
+
+  /**
+   * NpPipeServer:name:
+   *
+   * The name the server listens under. When the server was created without
+   * one (the default, %NULL), a unique name is generated by
+   * [method@Np.PipeServer.start]. Set at construction only.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_NAME] =
+    g_param_spec_string ("name", NULL, NULL,
+                         NULL,
+                         (G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY |
+                          G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeServer:path:
+   *
+   * The path of the Unix socket the server listens on, once started;
+   * %NULL before.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_PATH] =
+    g_param_spec_string ("path", NULL, NULL,
+                         NULL,
+                         (G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeServer:running:
+   *
+   * Whether the server accepts clients; %FALSE until
+   * [method@Np.PipeServer.start]. It changes in the server's main
+   * context.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_RUNNING] =
+    g_param_spec_boolean ("running", NULL, NULL,
+                          FALSE,
+                          (G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeServer:n-connections:
+   *
+   * The number of connected clients, 0 at first: those whose handshake
+   * is complete, not the peers still in it. It changes in the server's
+   * main context.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_N_CONNECTIONS] =
+    g_param_spec_uint ("n-connections", NULL, NULL,
+                       0, G_MAXUINT, 0,
+                       (G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeServer:connections:
+   *
+   * The connected clients, as a read-only list model of
+   * [class@Np.PipeConnection] that updates, in the server's main context,
+   * as clients come and go. A peer is added once its handshake is
+   * complete, as [signal@Np.PipeServer::client-connected] is emitted.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_CONNECTIONS] =
+    g_param_spec_object ("connections", NULL, NULL,
+                         G_TYPE_LIST_MODEL,
+                         (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeServer:max-message-size:
+   *
+   * The largest message, in bytes, the server accepts from a client. A
+   * client that sends a larger one is disconnected with
+   * %NP_PIPE_ERROR_MESSAGE_TOO_LARGE; no memory is ever allocated for
+   * more than this per message. Clients learn the limit in the handshake.
+   * From 0 to 4294967295 (`G_MAXUINT32`); the default is 16777216 (16
+   * MiB). A change applies to clients that connect afterwards.
+   *
+   * Since: 1.0
+   */
+
+  /**
+   * NpPipeServer:max-queued-bytes:
+   *
+   * The most bytes that may wait to be written to one client. A client
+   * that does not read until a message would pass this is dropped, with
+   * %NP_PIPE_ERROR_QUEUE_FULL, so that no client can grow the server's
+   * memory without bound. Keep it above
+   * [property@Np.PipeClient:max-message-size] so that the largest message
+   * fits. From 0 (no limit) to `G_MAXUINT32`; the default is 67108864
+   * (64 MiB). Frames
+   * the server queues because of what a client sent (the answers to its
+   * pings) count too. A change applies to clients that connect
+   * afterwards.
+   *
+   * Since: 1.0
+   */
+
+  /**
+   * NpPipeServer:max-connections:
+   *
+   * The most clients served at once. Further peers are refused with
+   * %NP_PIPE_ERROR_TOO_MANY_CLIENTS while the connected ones go on.
+   * Peers still in their handshake count, though they are not in
+   * [property@Np.PipeServer:n-connections] yet: peers that connect and
+   * never complete it take the server no further.
+   * 0 means no limit; at most `G_MAXUINT`; the default is 1024.
+   *
+   * A connection whose client has already closed its side does not
+   * count, even while its end is still unread or what is queued to it
+   * still goes out: a client that closes and connects again at once is
+   * served. At most as many such connections again are held while they
+   * end (each within [property@Np.PipeServer:close-timeout]), so
+   * [property@Np.PipeServer:n-connections] may pass this limit, up to
+   * twice it.
+   *
+   * Whatever it says, a server never serves more clients than the
+   * process has descriptors for: `RLIMIT_NOFILE` (`ulimit -n`) less an
+   * eighth of it, and at least 32, left to the application. Should the
+   * process run out of descriptors all the same, the server stops
+   * accepting until a connection closes, instead of spinning on the
+   * error.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_MAX_CONNECTIONS] =
+    g_param_spec_uint ("max-connections", NULL, NULL,
+                       0, G_MAXUINT, DEFAULT_MAX_CONNECTIONS,
+                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                        G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeServer:allow-other-users:
+   *
+   * Whether peers running as another user than the server may connect.
+   * Off by default: only the server's own user gets in. Turning it on also
+   * makes the socket file world-writable at [method@Np.PipeServer.start],
+   * which matters only for a socket path outside the per-user directory
+   * (a name starting with `/`).
+   *
+   * Since: 1.0
+   */
+  properties [PROP_ALLOW_OTHER_USERS] =
+    g_param_spec_boolean ("allow-other-users", NULL, NULL,
+                          FALSE,
+                          (G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeServer:handshake-timeout:
+   *
+   * How long, in milliseconds, a peer has to complete the handshake
+   * after it connects; one that does not is told
+   * %NP_PIPE_ERROR_TIMED_OUT and dropped, without any signal: it never
+   * was a client (see [signal@Np.PipeServer::client-connected]). 0 waits
+   * forever; at most `G_MAXUINT`. The
+   * default is 5000 (5 seconds). A change applies to clients that connect
+   * afterwards.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_HANDSHAKE_TIMEOUT] =
+    g_param_spec_uint ("handshake-timeout", NULL, NULL,
+                       0, G_MAXUINT, DEFAULT_HANDSHAKE_TIMEOUT,
+                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                        G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeServer:close-timeout:
+   *
+   * How long, in milliseconds, a closing connection waits for a client
+   * that reads nothing of what is still queued to it: after
+   * [method@Np.PipeConnection.close] or [method@Np.PipeServer.stop], and
+   * after the client ended its side of the connection while still
+   * reading. A client that reads, however slowly, gets everything; one
+   * that stops reading for this long is disconnected with
+   * %NP_PIPE_ERROR_TIMED_OUT, and what is left is dropped. 0 waits for as
+   * long as it takes; at most `G_MAXUINT`. The default is 5000 (5
+   * seconds). A change applies to clients that connect afterwards.
+   *
+   * Since: 1.0
+   */
+
+  /**
+   * NpPipeServer:request-timeout:
+   *
+   * How long, in milliseconds, a request the server sends to a client
+   * ([method@Np.PipeConnection.request_async]) waits for its reply; past
+   * it, the request fails with %NP_PIPE_ERROR_TIMED_OUT and a reply that
+   * comes later is dropped. 0 waits for as long as it takes; at most
+   * `G_MAXUINT`. The default is 25000 (25 seconds, as GDBus). A change
+   * applies to clients that connect afterwards.
+   *
+   * Since: 1.0
+   */
+
+  /**
+   * NpPipeServer:max-fds-per-message:
+   *
+   * The most file descriptors one message, request or reply of a client
+   * may carry ([method@Np.PipeClient.send_with_fds],
+   * [method@Np.PipeClient.request_with_fds_async]), from 1 to 253 (the kernel's
+   * cap on one `sendmsg()`); the default is 16. A client that sends more
+   * is disconnected with %NP_PIPE_ERROR_PROTOCOL, and every descriptor
+   * it sent is closed. A change applies to clients that connect
+   * afterwards.
+   *
+   * Since: 1.0
+   */
+
+  /**
+   * NpPipeServer:max-pending-requests:
+   *
+   * The most requests of one client the server holds unanswered at once:
+   * those [signal@Np.PipeServer::request-received] delivered and the
+   * application has not answered yet, such as the [class@Np.PipeRequest]s
+   * it keeps to answer later. A request past it is not delivered: it is
+   * answered at once with %NP_PIPE_ERROR_TOO_MANY_REQUESTS, which the
+   * client can tell from any other answer, and its bytes are freed; once
+   * some are answered, requests are taken again. With
+   * [property@Np.PipeServer:max-pending-request-bytes], it keeps a client
+   * that asks faster than the application answers from growing the
+   * server's memory without bound.
+   *
+   * The default, 4096, is far more than an application keeps in flight
+   * (a request waits only while the application works on it), and keeps
+   * what the library holds for them, a few hundred bytes each besides
+   * their messages, to about a megabyte per client. 0 means no limit; at
+   * most `G_MAXUINT`. A change applies to clients that connect
+   * afterwards.
+   *
+   * Since: 1.0
+   */
+
+  /**
+   * NpPipeServer:max-pending-request-bytes:
+   *
+   * The most bytes of requests of one client the server holds unanswered
+   * at once: the sizes of their messages, summed. A request that would
+   * take them past it is answered at once with
+   * %NP_PIPE_ERROR_TOO_MANY_REQUESTS and not delivered, as past
+   * [property@Np.PipeServer:max-pending-requests]; one larger than this
+   * on its own is always refused. A request may be as large as
+   * [property@Np.PipeServer:max-message-size], so that a number of
+   * requests alone would bound little.
+   *
+   * The default, 67108864 (64 MiB), holds four requests of the largest
+   * size a server takes by default (16 MiB), and is the default of
+   * [property@Np.PipeServer:max-queued-bytes], the bound on what waits to
+   * be written to a client: no ordinary application meets it. 0 means no
+   * limit; at most `G_MAXUINT32`. A change applies to clients that
+   * connect afterwards.
+   *
+   * Since: 1.0
+   */
+
+  np_limits_install (object_class, PROP_FIRST_LIMIT, properties);
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+}
+
+/**
+ * np_pipe_server_get_max_message_size:
+ * @self: a #NpPipeServer
+ *
+ * Gets [property@Np.PipeServer:max-message-size].
+ *
+ * Returns: the largest message accepted from a client, in bytes
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_server_get_max_message_size (NpPipeServer *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_SERVER (self), 0);
+
+  return np_limits_get (self->limits, NP_LIMIT_MAX_MESSAGE_SIZE);
+}
+
+/**
+ * np_pipe_server_set_max_message_size:
+ * @self: a #NpPipeServer
+ * @max_message_size: the largest message accepted from a client, in bytes
+ *
+ * Sets [property@Np.PipeServer:max-message-size].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_server_set_max_message_size (NpPipeServer *self,
+                                     guint         max_message_size)
+{
+  g_return_if_fail (NP_IS_PIPE_SERVER (self));
+
+  np_pipe_server_set_limit (self, NP_LIMIT_MAX_MESSAGE_SIZE, max_message_size);
+}
+
+/**
+ * np_pipe_server_get_max_queued_bytes:
+ * @self: a #NpPipeServer
+ *
+ * Gets [property@Np.PipeServer:max-queued-bytes].
+ *
+ * Returns: the most bytes that may wait to be written to one client
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_server_get_max_queued_bytes (NpPipeServer *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_SERVER (self), 0);
+
+  return np_limits_get (self->limits, NP_LIMIT_MAX_QUEUED_BYTES);
+}
+
+/**
+ * np_pipe_server_set_max_queued_bytes:
+ * @self: a #NpPipeServer
+ * @max_queued_bytes: the most bytes that may wait to be written to one
+ *   client, 0 for no limit
+ *
+ * Sets [property@Np.PipeServer:max-queued-bytes].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_server_set_max_queued_bytes (NpPipeServer *self,
+                                     guint         max_queued_bytes)
+{
+  g_return_if_fail (NP_IS_PIPE_SERVER (self));
+
+  np_pipe_server_set_limit (self, NP_LIMIT_MAX_QUEUED_BYTES, max_queued_bytes);
+}
+
+/**
+ * np_pipe_server_get_max_connections:
+ * @self: a #NpPipeServer
+ *
+ * Gets [property@Np.PipeServer:max-connections].
+ *
+ * Returns: the most clients served at once, 0 for no limit
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_server_get_max_connections (NpPipeServer *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_SERVER (self), 0);
+
+  return np_pipe_server_get_uint (self, &self->max_connections);
+}
+
+/**
+ * np_pipe_server_set_max_connections:
+ * @self: a #NpPipeServer
+ * @max_connections: the most clients served at once, 0 for no limit
+ *
+ * Sets [property@Np.PipeServer:max-connections].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_server_set_max_connections (NpPipeServer *self,
+                                    guint         max_connections)
+{
+  g_return_if_fail (NP_IS_PIPE_SERVER (self));
+
+  np_pipe_server_set_uint (self, &self->max_connections, max_connections,
+                           PROP_MAX_CONNECTIONS);
+}
+
+/**
+ * np_pipe_server_get_allow_other_users:
+ * @self: a #NpPipeServer
+ *
+ * Gets [property@Np.PipeServer:allow-other-users].
+ *
+ * Returns: whether peers of other users may connect
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_server_get_allow_other_users (NpPipeServer *self)
+{
+  gboolean allow;
+
+  g_return_val_if_fail (NP_IS_PIPE_SERVER (self), FALSE);
+
+  g_mutex_lock (&self->lock);
+  allow = self->allow_other_users;
+  g_mutex_unlock (&self->lock);
+
+  return allow;
+}
+
+/**
+ * np_pipe_server_set_allow_other_users:
+ * @self: a #NpPipeServer
+ * @allow_other_users: whether peers of other users may connect
+ *
+ * Sets [property@Np.PipeServer:allow-other-users].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_server_set_allow_other_users (NpPipeServer *self,
+                                      gboolean      allow_other_users)
+{
+  gboolean changed;
+
+  g_return_if_fail (NP_IS_PIPE_SERVER (self));
+
+  allow_other_users = !!allow_other_users;
+
+  g_mutex_lock (&self->lock);
+  changed = self->allow_other_users != allow_other_users;
+  self->allow_other_users = allow_other_users;
+  g_mutex_unlock (&self->lock);
+
+  if (changed)
+    g_object_notify_by_pspec (G_OBJECT (self),
+                              properties [PROP_ALLOW_OTHER_USERS]);
+}
+
+/**
+ * np_pipe_server_get_handshake_timeout:
+ * @self: a #NpPipeServer
+ *
+ * Gets [property@Np.PipeServer:handshake-timeout].
+ *
+ * Returns: the handshake deadline in milliseconds, 0 for none
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_server_get_handshake_timeout (NpPipeServer *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_SERVER (self), 0);
+
+  return np_pipe_server_get_uint (self, &self->handshake_timeout);
+}
+
+/**
+ * np_pipe_server_set_handshake_timeout:
+ * @self: a #NpPipeServer
+ * @timeout_msec: the handshake deadline in milliseconds, 0 for none
+ *
+ * Sets [property@Np.PipeServer:handshake-timeout].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_server_set_handshake_timeout (NpPipeServer *self,
+                                      guint         timeout_msec)
+{
+  g_return_if_fail (NP_IS_PIPE_SERVER (self));
+
+  np_pipe_server_set_uint (self, &self->handshake_timeout, timeout_msec,
+                           PROP_HANDSHAKE_TIMEOUT);
+}
+
+/**
+ * np_pipe_server_get_close_timeout:
+ * @self: a #NpPipeServer
+ *
+ * Gets [property@Np.PipeServer:close-timeout].
+ *
+ * Returns: how long a closing connection may take to write what is
+ *   queued, in milliseconds, 0 for no limit
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_server_get_close_timeout (NpPipeServer *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_SERVER (self), 0);
+
+  return np_limits_get (self->limits, NP_LIMIT_CLOSE_TIMEOUT);
+}
+
+/**
+ * np_pipe_server_set_close_timeout:
+ * @self: a #NpPipeServer
+ * @timeout_msec: how long a closing connection may take to write what is
+ *   queued, in milliseconds, 0 for no limit
+ *
+ * Sets [property@Np.PipeServer:close-timeout].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_server_set_close_timeout (NpPipeServer *self,
+                                  guint         timeout_msec)
+{
+  g_return_if_fail (NP_IS_PIPE_SERVER (self));
+
+  np_pipe_server_set_limit (self, NP_LIMIT_CLOSE_TIMEOUT, timeout_msec);
+}
+
+/**
+ * np_pipe_server_get_request_timeout:
+ * @self: a #NpPipeServer
+ *
+ * Gets [property@Np.PipeServer:request-timeout].
+ *
+ * Returns: how long a request to a client waits for its reply, in
+ *   milliseconds, 0 for no limit
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_server_get_request_timeout (NpPipeServer *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_SERVER (self), 0);
+
+  return np_limits_get (self->limits, NP_LIMIT_REQUEST_TIMEOUT);
+}
+
+/**
+ * np_pipe_server_set_request_timeout:
+ * @self: a #NpPipeServer
+ * @timeout_msec: how long a request to a client waits for its reply, in
+ *   milliseconds, 0 for no limit
+ *
+ * Sets [property@Np.PipeServer:request-timeout].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_server_set_request_timeout (NpPipeServer *self,
+                                    guint         timeout_msec)
+{
+  g_return_if_fail (NP_IS_PIPE_SERVER (self));
+
+  np_pipe_server_set_limit (self, NP_LIMIT_REQUEST_TIMEOUT, timeout_msec);
+}
+
+/**
+ * np_pipe_server_get_max_fds_per_message:
+ * @self: a #NpPipeServer
+ *
+ * Gets [property@Np.PipeServer:max-fds-per-message].
+ *
+ * Returns: the most descriptors one message of a client may carry
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_server_get_max_fds_per_message (NpPipeServer *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_SERVER (self), 0);
+
+  return np_limits_get (self->limits, NP_LIMIT_MAX_FDS_PER_MESSAGE);
+}
+
+/**
+ * np_pipe_server_set_max_fds_per_message:
+ * @self: a #NpPipeServer
+ * @max_fds: the most descriptors one message of a client may carry, 1
+ *   to 253
+ *
+ * Sets [property@Np.PipeServer:max-fds-per-message].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_server_set_max_fds_per_message (NpPipeServer *self,
+                                        guint         max_fds)
+{
+  g_return_if_fail (NP_IS_PIPE_SERVER (self));
+  g_return_if_fail (max_fds >= 1 && max_fds <= NP_FDS_MAX);
+
+  np_pipe_server_set_limit (self, NP_LIMIT_MAX_FDS_PER_MESSAGE, max_fds);
+}
+
+/**
+ * np_pipe_server_get_max_pending_requests:
+ * @self: a #NpPipeServer
+ *
+ * Gets [property@Np.PipeServer:max-pending-requests].
+ *
+ * Returns: the most requests of one client held unanswered at once, 0
+ *   for no limit
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_server_get_max_pending_requests (NpPipeServer *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_SERVER (self), 0);
+
+  return np_limits_get (self->limits, NP_LIMIT_MAX_PENDING_REQUESTS);
+}
+
+/**
+ * np_pipe_server_set_max_pending_requests:
+ * @self: a #NpPipeServer
+ * @max_pending_requests: the most requests of one client held unanswered
+ *   at once, 0 for no limit
+ *
+ * Sets [property@Np.PipeServer:max-pending-requests].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_server_set_max_pending_requests (NpPipeServer *self,
+                                         guint         max_pending_requests)
+{
+  g_return_if_fail (NP_IS_PIPE_SERVER (self));
+
+  np_pipe_server_set_limit (self, NP_LIMIT_MAX_PENDING_REQUESTS, max_pending_requests);
+}
+
+/**
+ * np_pipe_server_get_max_pending_request_bytes:
+ * @self: a #NpPipeServer
+ *
+ * Gets [property@Np.PipeServer:max-pending-request-bytes].
+ *
+ * Returns: the most bytes of requests of one client held unanswered at
+ *   once, 0 for no limit
+ *
+ * Since: 1.0
+ */
+guint
+np_pipe_server_get_max_pending_request_bytes (NpPipeServer *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_SERVER (self), 0);
+
+  return np_limits_get (self->limits, NP_LIMIT_MAX_PENDING_REQUEST_BYTES);
+}
+
+/**
+ * np_pipe_server_set_max_pending_request_bytes:
+ * @self: a #NpPipeServer
+ * @max_pending_request_bytes: the most bytes of requests of one client
+ *   held unanswered at once, 0 for no limit
+ *
+ * Sets [property@Np.PipeServer:max-pending-request-bytes].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_server_set_max_pending_request_bytes (NpPipeServer *self,
+                                              guint         max_pending_request_bytes)
+{
+  g_return_if_fail (NP_IS_PIPE_SERVER (self));
+
+  np_pipe_server_set_limit (self, NP_LIMIT_MAX_PENDING_REQUEST_BYTES, max_pending_request_bytes);
 }

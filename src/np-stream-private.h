@@ -125,6 +125,7 @@ gboolean  np_stream_is_open               (NpStream                *self);
 guint     np_stream_count_peers_closed    (NpStream * const        *streams,
                                            guint                    n);
 gboolean  np_stream_is_done_locked        (NpStream                *self);
+gboolean  np_stream_is_done               (NpStream                *self);
 guint32   np_stream_get_peer_max_message_size
                                           (NpStream                *self);
 guint64   np_stream_get_queued_bytes      (NpStream                *self);
@@ -147,6 +148,9 @@ void      np_stream_set_max_fds_locked    (NpStream                *self,
                                            guint                    max_fds);
 gboolean  np_stream_get_supports_fds      (NpStream                *self);
 gboolean  np_stream_send_locked           (NpStream                *self,
+                                           GBytes                  *message,
+                                           GError                 **error);
+gboolean  np_stream_send_held             (NpStream                *self,
                                            GBytes                  *message,
                                            GError                 **error);
 gboolean  np_stream_send_held_locked      (NpStream                *self,

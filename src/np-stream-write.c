@@ -1117,3 +1117,28 @@ np_stream_abort (NpStream     *self,
   np_stream_after (self, &after, TRUE);
 }
 
+gboolean
+np_stream_send_held (NpStream  *self,
+                     GBytes    *message,
+                     GError   **error)
+{
+  gboolean ret;
+
+  g_mutex_lock (self->lock);
+  ret = np_stream_send_held_locked (self, message, error);
+  g_mutex_unlock (self->lock);
+
+  return ret;
+}
+
+gboolean
+np_stream_is_done (NpStream *self)
+{
+  gboolean ret;
+
+  g_mutex_lock (self->lock);
+  ret = np_stream_is_done_locked (self);
+  g_mutex_unlock (self->lock);
+
+  return ret;
+}

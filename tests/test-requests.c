@@ -163,8 +163,11 @@ client_answers_cb (NpPipeClient  *client,
                    gpointer       user_data)
 {
   g_autoptr(GBytes) reply = g_bytes_new_static ("from the client", 15);
+  g_autoptr(NpPipeConnection) connection = np_pipe_client_get_connection (client);
 
-  g_assert_null (np_pipe_request_get_connection (request));
+  /* The client's end of the connection the request came over. */
+  g_assert_nonnull (connection);
+  g_assert_true (np_pipe_request_get_connection (request) == connection);
   np_pipe_request_reply (request, reply);
   return TRUE;
 }

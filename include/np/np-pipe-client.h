@@ -14,6 +14,7 @@
 #include <gio/gio.h>
 #include <gio/gunixfdlist.h>
 
+#include "np-pipe-connection.h"
 #include "np-version-macros.h"
 
 G_BEGIN_DECLS
@@ -29,6 +30,8 @@ NP_AVAILABLE_IN_ALL
 const char   *np_pipe_client_get_name             (NpPipeClient         *self);
 NP_AVAILABLE_IN_ALL
 const char   *np_pipe_client_get_path             (NpPipeClient         *self);
+NP_AVAILABLE_IN_ALL
+NpPipeConnection *np_pipe_client_get_connection (NpPipeClient       *self);
 NP_AVAILABLE_IN_ALL
 gboolean      np_pipe_client_get_connected        (NpPipeClient         *self);
 NP_AVAILABLE_IN_ALL

@@ -120,6 +120,26 @@ GBytes       *np_pipe_connection_request_with_fds_sync (NpPipeConnection  *self,
                                                         GCancellable      *cancellable,
                                                         GError           **error);
 NP_AVAILABLE_IN_ALL
+GBytes       *np_pipe_connection_request_sync          (NpPipeConnection  *self,
+                                                        GBytes            *request,
+                                                        GCancellable      *cancellable,
+                                                        GError           **error);
+NP_AVAILABLE_IN_ALL
+GBytes       *np_pipe_connection_request_data_sync     (NpPipeConnection  *self,
+                                                        const guint8      *data,
+                                                        gsize              size,
+                                                        GCancellable      *cancellable,
+                                                        GError           **error);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_connection_ping_async            (NpPipeConnection    *self,
+                                                        GCancellable        *cancellable,
+                                                        GAsyncReadyCallback  callback,
+                                                        gpointer             user_data);
+NP_AVAILABLE_IN_ALL
+gint64        np_pipe_connection_ping_finish           (NpPipeConnection  *self,
+                                                        GAsyncResult      *result,
+                                                        GError           **error);
+NP_AVAILABLE_IN_ALL
 guint64       np_pipe_connection_get_queued_bytes      (NpPipeConnection  *self);
 NP_AVAILABLE_IN_ALL
 gboolean      np_pipe_connection_close                 (NpPipeConnection  *self,
