@@ -29,29 +29,49 @@
 /**
  * NpPipeConnection:
  *
- * The server's end of one client of a [class@Np.PipeServer].
+ * One end of an established connection: the server's end of one of its
+ * clients, or a client's end of its connection to the server.
  *
- * A connection is created by the server when a client connects, and handed
- * to the application by [signal@Np.PipeServer::client-connected]. The
- * messages it receives are reported by
- * [signal@Np.PipeServer::message-received], its end by
- * [signal@Np.PipeServer::client-disconnected]. Reply to the client with
- * [method@Np.PipeConnection.send], or with
+ * A [class@Np.PipeServer] makes one for each client that connects, and
+ * hands it to the application by
+ * [signal@Np.PipeServer::client-connected]; a [class@Np.PipeClient]
+ * makes one each time it connects, and gives the current one with
+ * [method@Np.PipeClient.get_connection]. Both ends are the same object,
+ * with the same methods: send with [method@Np.PipeConnection.send] (or
  * [method@Np.PipeConnection.send_async] to learn when the message was
- * written. The connection's own signal,
- * [signal@Np.PipeConnection::queue-drained], paces a server that streams
- * more to a client than the client reads at once.
+ * written), ask with [method@Np.PipeConnection.request_async], measure
+ * with [method@Np.PipeConnection.ping_async], and end with
+ * [method@Np.PipeConnection.close_async]. What the connection receives
+ * is reported by its owner's signals
+ * ([signal@Np.PipeServer::message-received],
+ * [signal@Np.PipeClient::message-received] and their kin), its end by
+ * [signal@Np.PipeServer::client-disconnected] or
+ * [signal@Np.PipeClient::disconnected]. The connection's own signal,
+ * [signal@Np.PipeConnection::queue-drained], paces a sender that
+ * streams more than its peer reads at once.
+ *
+ * A client's methods of the same names act on its current connection,
+ * and add what a connection cannot do alone: holding messages while it
+ * reconnects ([property@Np.PipeClient:auto-reconnect]).
  *
  * Who the peer is comes from the kernel (`SO_PEERCRED`), not from anything
  * the peer says: see [method@Np.PipeConnection.get_peer_pid] and
- * [method@Np.PipeConnection.get_peer_uid].
+ * [method@Np.PipeConnection.get_peer_uid]. At a client's end, the peer
+ * is the server's process.
+ *
+ * The limits and timeouts of a connection are its owner's
+ * ([property@Np.PipeServer:request-timeout],
+ * [property@Np.PipeClient:close-timeout] and the others), read when
+ * they are used: a change applies to open connections from the next
+ * call, except for what the handshake announced to the peer
+ * (`max-message-size` and `max-fds-per-message`), which applies from the
+ * next connection.
  *
  * Every method of a connection may be called from any thread, at any
- * time; messages sent from one thread reach the client in the order that
+ * time; messages sent from one thread reach the peer in the order that
  * thread sent them, and messages sent from several threads arrive whole,
- * never mixed. What the connection reports, through its server's signals
- * and its own property notifications, happens in the server's main
- * context.
+ * never mixed. What the connection reports, through its owner's signals
+ * and its own, happens in the owner's main context.
  *
  * Since: 1.0
  */
@@ -472,7 +492,7 @@ np_pipe_connection_class_init (NpPipeConnectionClass *klass)
   /**
    * NpPipeConnection:queued-bytes:
    *
-   * How many bytes are queued to the client and not yet written to the
+   * How many bytes are queued to the peer and not yet written to the
    * socket, framing included, as
    * [method@Np.PipeConnection.get_queued_bytes] returns it; 0 once the
    * connection ended.
@@ -492,7 +512,7 @@ np_pipe_connection_class_init (NpPipeConnectionClass *klass)
   /**
    * NpPipeConnection:max-queued-bytes:
    *
-   * The most bytes that may wait to be written to this client: the
+   * The most bytes that may wait to be written to this peer: the
    * server's [property@Np.PipeServer:max-queued-bytes] as it was when the
    * client connected, which it keeps for the whole connection. 0 means no
    * limit.
@@ -510,7 +530,7 @@ np_pipe_connection_class_init (NpPipeConnectionClass *klass)
    * NpPipeConnection::queue-drained:
    * @self: a #NpPipeConnection
    *
-   * Emitted when what is queued to the client, having passed half of
+   * Emitted when what is queued to the peer, having passed half of
    * the server's [property@Np.PipeServer:max-queued-bytes] (as it was
    * when the client connected), has been written down to a quarter of it
    * or less: the moment for a server that paused streaming to this
@@ -939,7 +959,7 @@ np_pipe_connection_get_peer_credentials (NpPipeConnection *self)
  *
  * Gets [property@Np.PipeConnection:peer-max-message-size].
  *
- * Returns: the largest message the client accepts, in bytes, or 0 until
+ * Returns: the largest message the peer accepts, in bytes, or 0 until
  *   its handshake arrived
  *
  * Since: 1.0
@@ -960,7 +980,7 @@ np_pipe_connection_get_peer_max_message_size (NpPipeConnection *self)
  * @self: a #NpPipeConnection
  *
  * Gets [property@Np.PipeConnection:max-queued-bytes]: how many bytes may
- * wait to be written to this client before it is dropped with
+ * wait to be written to this peer before it is dropped with
  * %NP_PIPE_ERROR_QUEUE_FULL. Compare it with
  * [method@Np.PipeConnection.get_queued_bytes] to pause before a client
  * that does not keep up is dropped.
@@ -983,8 +1003,8 @@ np_pipe_connection_get_max_queued_bytes (NpPipeConnection *self)
  * @message: the message, 0 bytes or more
  * @error: return location for a #GError
  *
- * Queues @message to the client. This never blocks: the queue is written
- * from the server's main context, as one vectored write for everything
+ * Queues @message to the peer. This never blocks: the queue is written
+ * from the owner's main context, as one vectored write for everything
  * queued in the meantime.
  *
  * Fails with %NP_PIPE_ERROR_CLOSED once the connection is closing, and
@@ -1024,7 +1044,7 @@ np_pipe_connection_send (NpPipeConnection  *self,
  * @fds: (nullable): the descriptors to pass with it, at most 253
  * @error: return location for a #GError
  *
- * Queues @message to the client with the file descriptors of @fds,
+ * Queues @message to the peer with the file descriptors of @fds,
  * which travel with it over the socket (`SCM_RIGHTS`): the client
  * receives duplicates of them, with the message, through
  * [signal@Np.PipeClient::message-with-fds-received]. This never blocks,
@@ -1035,7 +1055,7 @@ np_pipe_connection_send (NpPipeConnection  *self,
  * first, that reference is dropped. @fds with no descriptors, or %NULL,
  * sends a plain message.
  *
- * Fails with %NP_PIPE_ERROR_NOT_SUPPORTED when the client's library does
+ * Fails with %NP_PIPE_ERROR_NOT_SUPPORTED when the peer's library does
  * not take descriptors (it speaks protocol version 2 or earlier) or when
  * @fds holds more than 253. A client that takes fewer per message (its
  * [property@Np.PipeClient:max-fds-per-message]) than @fds holds closes
@@ -1105,7 +1125,7 @@ np_pipe_connection_send_data (NpPipeConnection  *self,
  * @value: the value; a floating reference is consumed
  * @error: return location for a #GError
  *
- * Queues @value to the client as one message, with its type, as
+ * Queues @value to the peer as one message, with its type, as
  * [func@Np.variant_to_message] makes it; the client reads it back with
  * [func@Np.variant_from_message]. Fails like
  * [method@Np.PipeConnection.send].
@@ -1144,10 +1164,10 @@ np_pipe_connection_send_variant (NpPipeConnection  *self,
  * [method@Np.PipeConnection.send_finish]. It fails as
  * [method@Np.PipeConnection.send] does: a message that would pass
  * [property@Np.PipeServer:max-queued-bytes] fails with
- * %NP_PIPE_ERROR_QUEUE_FULL and drops the client.
+ * %NP_PIPE_ERROR_QUEUE_FULL and drops the peer.
  *
  * Cancelling before any byte of the message was written takes it out of
- * the queue: the client never sees it. Once writing has begun, the
+ * the queue: the peer never sees it. Once writing has begun, the
  * message is delivered whole all the same, and the call still fails with
  * %G_IO_ERROR_CANCELLED.
  *
@@ -1200,7 +1220,7 @@ np_pipe_connection_send_finish (NpPipeConnection  *self,
  * @cancellable: (nullable): a #GCancellable
  * @error: return location for a #GError
  *
- * Writes out everything queued to the client, blocking the calling
+ * Writes out everything queued to the peer, blocking the calling
  * thread until the socket took it. No main context is iterated: when the
  * client runs in the same thread, queue no more than the socket buffer
  * holds (some hundred KiB) before flushing, or use
@@ -1238,7 +1258,7 @@ np_pipe_connection_flush_sync (NpPipeConnection  *self,
  *   written, or failed
  * @user_data: data for @callback
  *
- * Writes out everything queued to the client from the server's main
+ * Writes out everything queued to the peer from the server's main
  * context, and reports in the thread-default main context of the calling
  * thread. Finish with [method@Np.PipeConnection.flush_finish].
  * Cancelling fails the call at once with %G_IO_ERROR_CANCELLED; what is
@@ -1290,10 +1310,10 @@ np_pipe_connection_flush_finish (NpPipeConnection  *self,
  * @self: a #NpPipeConnection
  * @request: the request's message
  * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async): called with the client's reply, or the failure
+ * @callback: (scope async): called with the peer's reply, or the failure
  * @user_data: data for @callback
  *
- * Asks the client: sends @request, which the client receives through
+ * Asks the peer: sends @request, which the peer receives through
  * [signal@Np.PipeClient::request-received], and reports its reply. Finish
  * with [method@Np.PipeConnection.request_finish].
  *
@@ -1334,7 +1354,7 @@ np_pipe_connection_request_async (NpPipeConnection    *self,
  * @result: the result passed to the callback
  * @error: return location for a #GError
  *
- * Finishes [method@Np.PipeConnection.request_async]. An error the client
+ * Finishes [method@Np.PipeConnection.request_async]. An error the peer
  * replied with keeps its domain and code.
  *
  * Returns: (transfer full): the reply
@@ -1359,10 +1379,10 @@ np_pipe_connection_request_finish (NpPipeConnection  *self,
  *   message
  * @size: the length of @data
  * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async): called with the client's reply, or the failure
+ * @callback: (scope async): called with the peer's reply, or the failure
  * @user_data: data for @callback
  *
- * Asks the client with a copy of @data, like
+ * Asks the peer with a copy of @data, like
  * [method@Np.PipeConnection.request_async]: the call for bindings that
  * hold a byte string rather than a #GBytes, such as a Python `bytes`
  * object. Finish with [method@Np.PipeConnection.request_data_finish].
@@ -1413,10 +1433,10 @@ np_pipe_connection_request_data_finish (NpPipeConnection  *self,
  * @request: the request's message
  * @fd_list: (nullable): the descriptors to pass with it, at most 253
  * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async): called with the client's reply, or the failure
+ * @callback: (scope async): called with the peer's reply, or the failure
  * @user_data: data for @callback
  *
- * Asks the client, like [method@Np.PipeConnection.request_async],
+ * Asks the peer, like [method@Np.PipeConnection.request_async],
  * passing the file descriptors of @fd_list with the request
  * (`SCM_RIGHTS`), and taking those the client passes with its reply:
  * finish with [method@Np.PipeConnection.request_with_fds_finish].
@@ -1468,7 +1488,7 @@ np_pipe_connection_request_with_fds_async (NpPipeConnection    *self,
  *
  * Finishes [method@Np.PipeConnection.request_with_fds_async]. The
  * reply's descriptors are the caller's; with @out_fd_list %NULL, they
- * are closed. An error the client replied with keeps its domain and
+ * are closed. An error the peer replied with keeps its domain and
  * code.
  *
  * Returns: (transfer full): the reply
@@ -1499,13 +1519,13 @@ np_pipe_connection_request_with_fds_finish (NpPipeConnection  *self,
  * @cancellable: (nullable): a #GCancellable
  * @error: return location for a #GError
  *
- * Asks the client with descriptors, like
+ * Asks the peer with descriptors, like
  * [method@Np.PipeConnection.request_with_fds_async], and blocks the
  * calling thread until the reply comes, the request times out or
  * @cancellable is cancelled.
  *
  * It blocks on the socket and never iterates the caller's main context:
- * when no other thread runs the server's main context, this thread reads
+ * when no other thread runs the owner's main context, this thread reads
  * the connection itself (what else the client sends meanwhile is
  * delivered from here, as the context would); otherwise it waits for
  * that thread to read the reply. So the client cannot run in the same
@@ -1665,7 +1685,7 @@ np_pipe_connection_ping_finish (NpPipeConnection  *self,
  * np_pipe_connection_get_queued_bytes:
  * @self: a #NpPipeConnection
  *
- * Gets how many bytes are queued to the client and not yet written to the
+ * Gets how many bytes are queued to the peer and not yet written to the
  * socket, framing included: a client that does not read makes it grow.
  * This is [property@Np.PipeConnection:queued-bytes]; pace a stream of
  * messages with [signal@Np.PipeConnection::queue-drained].
@@ -1731,14 +1751,14 @@ np_pipe_connection_take_for_close (NpPipeConnection *self)
  * @cancellable: (nullable): a #GCancellable
  * @error: return location for a #GError
  *
- * Writes out everything queued to the client, blocking for at most
+ * Writes out everything queued to the peer, blocking for at most
  * [property@Np.PipeServer:close-timeout] (as it was when the client
  * connected), then closes the connection: past the timeout, what is
  * still queued is dropped, so a client that does not read cannot make
  * this hang. The server then emits
  * [signal@Np.PipeServer::client-disconnected], with the same error this
  * returns (none when everything was written): before this returns when
- * called from the server's main context, otherwise from that context.
+ * called from the owner's main context, otherwise from that context.
  *
  * Like g_io_stream_close(), it fails when something queued was dropped.
  * Cancelling closes at once, dropping what is still queued, and fails it
@@ -1746,7 +1766,7 @@ np_pipe_connection_take_for_close (NpPipeConnection *self)
  * closed when this returns. Closing a connection that is closed or
  * closing already does nothing and succeeds.
  *
- * Called from the server's main context, it keeps the server from
+ * Called from the owner's main context, it keeps the server from
  * serving its other clients meanwhile, and a client that reads in the
  * same thread could not read what it waits for: a server with a main
  * loop should prefer [method@Np.PipeConnection.close_async], which does
@@ -1787,7 +1807,7 @@ np_pipe_connection_close (NpPipeConnection  *self,
  *
  * Closes the connection without blocking, like
  * [method@Np.PipeConnection.close], and fails when it does: what is
- * queued is written from the server's main context for at most
+ * queued is written from the owner's main context for at most
  * [property@Np.PipeServer:close-timeout], then the connection closes and
  * [signal@Np.PipeServer::client-disconnected] is emitted.
  *
@@ -1846,7 +1866,7 @@ np_pipe_connection_close_finish (NpPipeConnection  *self,
  * @self: a #NpPipeConnection
  *
  * Gets [property@Np.PipeConnection:connected]: whether messages can
- * still be sent to the client.
+ * still be sent to the peer.
  *
  * Returns: %TRUE until the connection starts closing
  *
