@@ -128,6 +128,8 @@ np_stream_update_events_locked (NpStream *self)
 {
   GIOCondition events = 0;
 
+  NP_STREAM_ENSURE_LOCKED (self);
+
   if (self->state <= NP_STREAM_OPEN)
     events |= G_IO_IN;
   if (self->want_out)
@@ -148,6 +150,8 @@ np_stream_update_events_locked (NpStream *self)
 void
 np_stream_write_some_locked (NpStream *self)
 {
+  NP_STREAM_ENSURE_LOCKED (self);
+
   while (!np_out_queue_is_empty (&self->out) && self->write_error == NULL &&
          self->transport != NULL)
     {
@@ -217,6 +221,8 @@ np_stream_write_error_is_hangup (NpStream *self)
 void
 np_stream_request_flush_locked (NpStream *self)
 {
+  NP_STREAM_ENSURE_LOCKED (self);
+
   if (!self->flush_requested && !self->want_out && self->state != NP_STREAM_CLOSED)
     {
       self->flush_requested = TRUE;
@@ -234,6 +240,8 @@ np_stream_queue_peer_frame_locked (NpStream      *self,
                                    GBytes        *payload,
                                    GError       **error)
 {
+  NP_STREAM_ENSURE_LOCKED (self);
+
   return np_stream_queue_peer_frame_with_fds_locked (self, header, header_len, payload, NULL,
                                                      error);
 }
@@ -311,6 +319,8 @@ np_stream_queue_message_with_fds_locked (NpStream    *self,
 {
   guint8 header[NP_FRAME_HEADER_SIZE];
 
+  NP_STREAM_ENSURE_LOCKED (self);
+
   np_frame_header_encode_fds (header, g_bytes_get_size (message),
                               g_unix_fd_list_get_length (fds));
   np_out_queue_push_frame_with_fds (&self->out, header, sizeof header, message, fds);
@@ -329,6 +339,8 @@ np_stream_check_fds_locked (NpStream  *self,
                             guint      n_fds,
                             GError   **error)
 {
+  NP_STREAM_ENSURE_LOCKED (self);
+
   if (n_fds > NP_FDS_MAX)
     {
       g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
@@ -369,6 +381,8 @@ np_stream_check_request_fds_locked (NpStream  *self,
                                     guint      n_fds,
                                     GError   **error)
 {
+  NP_STREAM_ENSURE_LOCKED (self);
+
   if (self->peer_known && self->version < NP_PROTOCOL_SETTINGS)
     {
       g_propagate_error (error,
@@ -386,6 +400,8 @@ gboolean
 np_stream_needs_dispatch_locked (NpStream *self)
 {
   NpOp *op = g_queue_peek_head (&self->writes);
+
+  NP_STREAM_ENSURE_LOCKED (self);
 
   if (self->deferred.length > 0 || self->drained_pending)
     return TRUE;
@@ -411,6 +427,8 @@ np_stream_wait_writable_locked (NpStream      *self,
   GPollFD fds[2] = { { self->transport->fd, G_IO_OUT, 0 } };
   guint n_fds = 1;
   int res;
+
+  NP_STREAM_ENSURE_LOCKED (self);
 
   self->transport_users++;
   g_mutex_unlock (self->lock);
@@ -597,6 +615,8 @@ np_stream_read_goodbye_locked (NpStream *self)
   guint8 version = self->version;
   guint64 skip = 0;
   gsize budget = NP_READ_BUDGET;
+
+  NP_STREAM_ENSURE_LOCKED (self);
 
   if (self->transport == NULL)
     return NULL;

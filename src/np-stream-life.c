@@ -26,6 +26,8 @@ void
 np_stream_set_deadline_locked (NpStream *self,
                                guint     timeout_msec)
 {
+  NP_STREAM_ENSURE_LOCKED (self);
+
   np_stream_destroy_source (&self->deadline);
 
   if (timeout_msec == 0 || self->state == NP_STREAM_CLOSED)
@@ -52,6 +54,8 @@ np_stream_finish_locked (NpStream      *self,
   g_autoptr(GError) unsent = NULL;
   guint n_parked;
   NpOp *op;
+
+  NP_STREAM_ENSURE_LOCKED (self);
 
   g_assert (self->state != NP_STREAM_CLOSED);
 
@@ -107,6 +111,8 @@ np_stream_push_goodbye_locked (NpStream     *self,
   g_autoptr(GBytes) goodbye = np_goodbye_encode (code, reason);
   guint8 header[NP_FRAME_HEADER_SIZE];
 
+  NP_STREAM_ENSURE_LOCKED (self);
+
   self->goodbye_queued = TRUE;
   np_frame_header_encode (header, NP_FRAME_GOODBYE, g_bytes_get_size (goodbye));
   np_out_queue_push_frame (&self->out, header, sizeof header, goodbye);
@@ -118,6 +124,8 @@ np_stream_push_goodbye_locked (NpStream     *self,
 void
 np_stream_queue_goodbye_locked (NpStream *self)
 {
+  NP_STREAM_ENSURE_LOCKED (self);
+
   if (self->goodbye_queued || self->write_error != NULL || self->transport == NULL)
     return;
 
@@ -136,6 +144,8 @@ np_stream_abort_locked (NpStream      *self,
                         NpStreamAfter *after)
 {
   g_autoptr(GError) failed = NULL;
+
+  NP_STREAM_ENSURE_LOCKED (self);
 
   if (self->state == NP_STREAM_CLOSED || self->abort_error != NULL)
     return;
@@ -232,6 +242,8 @@ void
 np_stream_peer_ended_locked (NpStream      *self,
                              NpStreamAfter *after)
 {
+  NP_STREAM_ENSURE_LOCKED (self);
+
   if (self->state > NP_STREAM_OPEN)
     return;
 
@@ -254,6 +266,8 @@ np_stream_goodbye_of_hangup_locked (NpStream *self)
   GError *goodbye = NULL;
   gboolean acquired = FALSE;
 
+  NP_STREAM_ENSURE_LOCKED (self);
+
   if (g_main_context_is_owner (self->context) ||
       (acquired = g_main_context_acquire (self->context)))
     {
@@ -271,6 +285,10 @@ void
 np_stream_settle_locked (NpStream      *self,
                          NpStreamAfter *after)
 {
+  NP_STREAM_ENSURE_LOCKED (self);
+  NP_STREAM_ASSERT_STATE (self, NP_STREAM_IN (NP_STREAM_HANDSHAKE) | NP_STREAM_IN (NP_STREAM_OPEN) |
+                                NP_STREAM_IN (NP_STREAM_CLOSING));
+
   /* Closing normally, with nothing left to send but the goodbye. */
   if (self->state == NP_STREAM_CLOSING && self->abort_error == NULL &&
       self->write_error == NULL && !self->goodbye_queued &&
@@ -376,6 +394,8 @@ np_stream_check_send_locked (NpStream       *self,
 {
   guint64 queued;
 
+  NP_STREAM_ENSURE_LOCKED (self);
+
   /* After a hang-up on the write side, reading soon reports the end. */
   if (self->state > NP_STREAM_OPEN || self->write_error != NULL)
     {
@@ -415,10 +435,13 @@ np_stream_check_send_locked (NpStream       *self,
 static gboolean
 np_stream_begin_close_locked (NpStream *self)
 {
+  NP_STREAM_ENSURE_LOCKED (self);
+
   /* The application closes: answers it did not give are not awaited. */
   self->awaiting_answers = FALSE;
   if (self->state > NP_STREAM_OPEN)
     return FALSE;
+  NP_STREAM_ASSERT_STATE (self, NP_STREAM_IN (NP_STREAM_HANDSHAKE) | NP_STREAM_IN (NP_STREAM_OPEN));
 
   np_stream_set_state (self, NP_STREAM_CLOSING);
   np_stream_update_events_locked (self);
@@ -629,5 +652,7 @@ np_stream_abort (NpStream     *self,
 gboolean
 np_stream_is_done_locked (NpStream *self)
 {
+  NP_STREAM_ENSURE_LOCKED (self);
+
   return self->state == NP_STREAM_CLOSED && !self->report_pending;
 }

@@ -197,6 +197,8 @@ np_stream_collect_writes_locked (NpStream      *self,
 {
   NpOp *op;
 
+  NP_STREAM_ENSURE_LOCKED (self);
+
   while ((op = g_queue_peek_head (&self->writes)) != NULL)
     {
       if (op->end > self->out.written)
@@ -229,6 +231,8 @@ np_stream_fail_requests_locked (NpStream      *self,
   GHashTableIter iter;
   NpParked *parked;
   NpOp *op;
+
+  NP_STREAM_ENSURE_LOCKED (self);
 
   g_hash_table_iter_init (&iter, np_stream_get_requests_locked (self));
   while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &op))
@@ -266,6 +270,11 @@ np_stream_park_fds_locked (NpStream    *self,
 {
   NpParked *parked;
 
+  NP_STREAM_ENSURE_LOCKED (self);
+  /* Parked before the hello, or behind what was; never once closed. */
+  NP_STREAM_ASSERT_STATE (self, NP_STREAM_IN (NP_STREAM_HANDSHAKE) | NP_STREAM_IN (NP_STREAM_OPEN) |
+                                NP_STREAM_IN (NP_STREAM_CLOSING));
+
   if (self->peer_ready)
     return FALSE;
 
@@ -288,6 +297,11 @@ np_stream_park_locked (NpStream *self,
 {
   NpParked *parked;
 
+  NP_STREAM_ENSURE_LOCKED (self);
+  /* Parked before the hello, or behind what was; never once closed. */
+  NP_STREAM_ASSERT_STATE (self, NP_STREAM_IN (NP_STREAM_HANDSHAKE) | NP_STREAM_IN (NP_STREAM_OPEN) |
+                                NP_STREAM_IN (NP_STREAM_CLOSING));
+
   if (self->peer_ready || (!request && g_queue_is_empty (&self->parked)))
     return FALSE;
 
@@ -307,6 +321,8 @@ guint
 np_stream_count_parked_messages_locked (NpStream *self)
 {
   guint n = 0;
+
+  NP_STREAM_ENSURE_LOCKED (self);
 
   for (GList *l = self->parked.head; l != NULL; l = l->next)
     {
@@ -344,7 +360,8 @@ np_stream_unpark_locked (NpStream      *self,
   NpParked *parked;
 
   NP_STREAM_ENSURE_LOCKED (self);
-  g_assert (self->state == NP_STREAM_OPEN);
+  /* Only as the stream opens. */
+  NP_STREAM_ASSERT_STATE (self, NP_STREAM_IN (NP_STREAM_OPEN));
 
   while ((parked = g_queue_pop_head (&self->parked)) != NULL)
     {
@@ -456,6 +473,8 @@ np_stream_unqueue_locked (NpStream *self,
   GHashTableIter iter;
   gpointer op;
 
+  NP_STREAM_ENSURE_LOCKED (self);
+
   if (delta == 0 || !np_out_queue_remove (&self->out, start, end))
     return;
 
@@ -485,6 +504,8 @@ np_stream_find_op_locked (NpStream *self,
 {
   GQueue *lists[] = { &self->writes, &self->pings, &self->closers };
 
+  NP_STREAM_ENSURE_LOCKED (self);
+
   for (guint i = 0; i < G_N_ELEMENTS (lists); i++)
     for (GList *l = lists[i]->head; l != NULL; l = l->next)
       if (((NpOp *) l->data)->task == task)
@@ -505,6 +526,8 @@ np_stream_find_request_op_locked (NpStream *self,
 {
   GHashTableIter iter;
   NpOp *op;
+
+  NP_STREAM_ENSURE_LOCKED (self);
 
   g_hash_table_iter_init (&iter, np_stream_get_requests_locked (self));
   while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &op))

@@ -49,6 +49,8 @@ np_stream_send_request_locked (NpStream *self,
   guint8 header[NP_REQUEST_HEADER_SIZE];
   g_autoptr(GBytes) message = g_steal_pointer (&op->message);
 
+  NP_STREAM_ENSURE_LOCKED (self);
+
   /* Made for the first request: most pipes never send one. */
   if (self->requests == NULL)
     self->requests = g_hash_table_new (NULL, NULL);
@@ -121,6 +123,8 @@ np_stream_check_reply_fds_locked (NpStream  *self,
                                   guint      n_fds,
                                   GError   **error)
 {
+  NP_STREAM_ENSURE_LOCKED (self);
+
   if (self->version >= NP_PROTOCOL_SETTINGS && !self->settings_received)
     {
       g_propagate_error (error,
@@ -234,6 +238,8 @@ np_stream_queue_error_reply_locked (NpStream      *self,
   g_autoptr(GBytes) payload = np_error_reply_encode (id, reply_error);
   guint8 header[NP_FRAME_HEADER_SIZE];
 
+  NP_STREAM_ENSURE_LOCKED (self);
+
   g_autoptr(GError) full = NULL;
 
   np_frame_header_encode (header, NP_FRAME_ERROR, g_bytes_get_size (payload));
@@ -247,6 +253,8 @@ static GError *
 np_stream_check_pending_locked (NpStream *self,
                                 gsize     size)
 {
+  NP_STREAM_ENSURE_LOCKED (self);
+
   if (self->max_pending_requests > 0 && self->n_unanswered >= self->max_pending_requests)
     return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_REQUESTS,
                                 _("the request was refused: %u requests already wait for "
@@ -332,6 +340,8 @@ np_stream_set_pending_limits_locked (NpStream *self,
                                      guint     max_requests,
                                      guint     max_bytes)
 {
+  NP_STREAM_ENSURE_LOCKED (self);
+
   self->max_pending_requests = max_requests;
   self->max_pending_request_bytes = max_bytes;
 }

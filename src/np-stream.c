@@ -49,6 +49,8 @@ np_stream_handle_io_locked (NpStream     *self,
   GObject *owner = NULL;
   gpointer held = NULL;
 
+  NP_STREAM_ENSURE_LOCKED (self);
+
   if (self->owner != NULL)
     owner = g_object_ref (self->owner);
   self->transport_users++;
@@ -307,6 +309,8 @@ void
 np_stream_set_max_fds_locked (NpStream *self,
                               guint     max_fds)
 {
+  NP_STREAM_ENSURE_LOCKED (self);
+
   g_assert (max_fds > 0 && max_fds <= NP_FDS_MAX);
 
   self->max_fds = max_fds;
@@ -350,6 +354,8 @@ np_stream_set_close_timeout (NpStream *self,
 static void
 np_stream_set_water_marks_locked (NpStream *self)
 {
+  NP_STREAM_ENSURE_LOCKED (self);
+
   self->high_water = self->max_queued_bytes > 0 ? self->max_queued_bytes / 2 : G_MAXUINT64;
   self->low_water = self->max_queued_bytes / 4;
 }
@@ -362,6 +368,8 @@ np_stream_configure_locked (NpStream *self,
                             guint     close_timeout,
                             guint     request_timeout)
 {
+  NP_STREAM_ENSURE_LOCKED (self);
+
   self->max_queued_bytes = max_queued_bytes;
   self->drop_when_full = !!drop_when_full;
   np_stream_set_water_marks_locked (self);
@@ -379,6 +387,8 @@ void
 np_stream_set_queued_mirror_locked (NpStream *self,
                                     gsize    *mirror)
 {
+  NP_STREAM_ENSURE_LOCKED (self);
+
   np_out_queue_set_mirror (&self->out, mirror);
 }
 
@@ -387,6 +397,8 @@ np_stream_set_queue_limit_locked (NpStream *self,
                                   guint64   max_queued_bytes,
                                   gboolean  drop_when_full)
 {
+  NP_STREAM_ENSURE_LOCKED (self);
+
   self->max_queued_bytes = max_queued_bytes;
   self->drop_when_full = !!drop_when_full;
   np_stream_set_water_marks_locked (self);
@@ -491,6 +503,8 @@ np_stream_get_peer_max_message_size (NpStream *self)
 guint64
 np_stream_get_queued_bytes_locked (NpStream *self)
 {
+  NP_STREAM_ENSURE_LOCKED (self);
+
   return np_out_queue_get_size (&self->out);
 }
 
@@ -514,6 +528,8 @@ np_stream_queue_message_at_locked (NpStream *self,
                                    GBytes   *message,
                                    NpOp     *op)
 {
+  NP_STREAM_ENSURE_LOCKED (self);
+
   if (np_stream_park_locked (self, message, op, FALSE))
     return TRUE;
 
@@ -527,6 +543,8 @@ np_stream_send_locked (NpStream  *self,
                        GError   **error)
 {
   NpStreamAfter after = NP_STREAM_AFTER_INIT;
+
+  NP_STREAM_ENSURE_LOCKED (self);
 
   if (!np_stream_check_send_locked (self, g_bytes_get_size (message), &after, error))
     {
@@ -546,6 +564,8 @@ np_stream_send_held_locked (NpStream  *self,
                             GError   **error)
 {
   gsize len = g_bytes_get_size (message);
+
+  NP_STREAM_ENSURE_LOCKED (self);
 
   if (self->state > NP_STREAM_OPEN || self->write_error != NULL)
     {
@@ -576,6 +596,8 @@ np_stream_send_with_fds_locked (NpStream     *self,
 {
   NpStreamAfter after = NP_STREAM_AFTER_INIT;
   guint n_fds = g_unix_fd_list_get_length (fds);
+
+  NP_STREAM_ENSURE_LOCKED (self);
 
   g_assert (n_fds > 0);
 
