@@ -1050,10 +1050,10 @@ np_pipe_client_send_data (NpPipeClient  *self,
  */
 void
 np_pipe_client_send_async (NpPipeClient        *self,
-                          GBytes              *message,
-                          GCancellable        *cancellable,
-                          GAsyncReadyCallback  callback,
-                          gpointer             user_data)
+                           GBytes              *message,
+                           GCancellable        *cancellable,
+                           GAsyncReadyCallback  callback,
+                           gpointer             user_data)
 {
   g_autoptr(GTask) task = NULL;
 
@@ -1137,9 +1137,9 @@ np_pipe_client_flush_sync (NpPipeClient  *self,
  */
 void
 np_pipe_client_flush_async (NpPipeClient        *self,
-                          GCancellable        *cancellable,
-                          GAsyncReadyCallback  callback,
-                          gpointer             user_data)
+                            GCancellable        *cancellable,
+                            GAsyncReadyCallback  callback,
+                            gpointer             user_data)
 {
   g_autoptr(GTask) task = NULL;
 
@@ -1194,9 +1194,9 @@ np_pipe_client_flush_finish (NpPipeClient  *self,
  */
 void
 np_pipe_client_ping_async (NpPipeClient        *self,
-                          GCancellable        *cancellable,
-                          GAsyncReadyCallback  callback,
-                          gpointer             user_data)
+                           GCancellable        *cancellable,
+                           GAsyncReadyCallback  callback,
+                           gpointer             user_data)
 {
   g_autoptr(GTask) task = NULL;
 
@@ -1325,10 +1325,10 @@ np_pipe_client_send_variant (NpPipeClient  *self,
  */
 void
 np_pipe_client_request_async (NpPipeClient        *self,
-                          GBytes              *request,
-                          GCancellable        *cancellable,
-                          GAsyncReadyCallback  callback,
-                          gpointer             user_data)
+                              GBytes              *request,
+                              GCancellable        *cancellable,
+                              GAsyncReadyCallback  callback,
+                              gpointer             user_data)
 {
   g_autoptr(GTask) task = NULL;
 
@@ -1521,11 +1521,11 @@ np_pipe_client_request_data_sync (NpPipeClient  *self,
  */
 void
 np_pipe_client_request_with_fds_async (NpPipeClient        *self,
-                          GBytes              *request,
-                          GUnixFDList         *fd_list,
-                          GCancellable        *cancellable,
-                          GAsyncReadyCallback  callback,
-                          gpointer             user_data)
+                                       GBytes              *request,
+                                       GUnixFDList         *fd_list,
+                                       GCancellable        *cancellable,
+                                       GAsyncReadyCallback  callback,
+                                       gpointer             user_data)
 {
   g_autoptr(GTask) task = NULL;
 

@@ -13,6 +13,53 @@
 
 G_BEGIN_DECLS
 
+/* Locks, in the order they are taken (one may be taken while holding
+ * those above it, never one above while holding one below):
+ *
+ *   1. the stream's lock (self->lock): guards everything of the stream
+ *      but the read side. An owner may share it with its streams
+ *      (np_stream_lock_new()): NpPipeClient and NpPipeServer hold it for
+ *      their own state too, and call the _locked functions with it held.
+ *   2. the flusher's lock (np-flusher.c, one per main context): taken
+ *      inside the stream's lock by np_flusher_arm(); the flusher drops it
+ *      before it calls a stream's prepare or dispatch, which take 1.
+ *   3. np-flusher.c's registry lock, which guards the flushers of all
+ *      contexts: taken alone, or inside 1 (np_flusher_release() in
+ *      np_stream_unref() holds no stream lock, but may run with 1 held
+ *      by an owner); never while holding 2.
+ *   4. the lock of an NpStreamWait (np_stream_block()): taken alone, or
+ *      inside 1; nothing is taken inside it.
+ *
+ * The descriptor budget (np-fd-budget.c) is atomic and takes no lock;
+ * GLib's own (a main context's, a GSource's, a GCancellable's) are
+ * taken inside 1 (g_source_attach(), g_source_modify_unix_fd(),
+ * g_cancellable_connect() is never called with 1 held).
+ *
+ * Never held while calling the owner or completing a task: what a locked
+ * stretch leaves to do goes into an NpStreamAfter, run by
+ * np_stream_after() once the lock is dropped. */
+
+/* Asserts that this thread holds the stream's lock, in debug builds: a
+ * GMutex is not recursive, and its owner's trylock fails. */
+#if defined (G_ENABLE_DEBUG) || !defined (NDEBUG)
+#define NP_STREAM_ENSURE_LOCKED(self) \
+  G_STMT_START { \
+    if (G_UNLIKELY (g_mutex_trylock ((self)->lock))) \
+      { \
+        g_mutex_unlock ((self)->lock); \
+        g_error ("%s: called without the stream's lock", G_STRFUNC); \
+      } \
+  } G_STMT_END
+#else
+#define NP_STREAM_ENSURE_LOCKED(self) G_STMT_START { (void) (self); } G_STMT_END
+#endif
+
+/* Asserts that the stream is in one of the states in @mask (a bit per
+ * NpStreamState) on entry to a transition. */
+#define NP_STREAM_ASSERT_STATE(self, mask) \
+  g_assert ((1u << (self)->state) & (mask))
+#define NP_STREAM_IN(state) (1u << (state))
+
 /* The life of a stream. Every change goes through np_stream_set_state(),
  * which asserts that it is one of these:
  *
@@ -102,14 +149,45 @@ typedef struct
   int     fds[];
 } NpFdBatch;
 
-/* What a locked stretch leaves to do once the lock is dropped. */
+/* What a locked stretch leaves to do once the lock is dropped: the one
+ * way work leaves a lock. Only np_stream_after() runs it. */
 typedef struct
 {
   GQueue   done;       /* of NpOp, to complete */
   gboolean finished;   /* the stream closed: report it */
+  gboolean drained;    /* the queue drained: report it */
 } NpStreamAfter;
 
-#define NP_STREAM_AFTER_INIT { G_QUEUE_INIT, FALSE }
+#define NP_STREAM_AFTER_INIT { G_QUEUE_INIT, FALSE, FALSE }
+
+/* Where np_stream_after() runs what it is given. */
+typedef enum
+{
+  /* No lock held: ops complete here; the end is reported here when this
+   * thread may run the context (g_main_context_invoke()'s rule), from
+   * the context otherwise. */
+  NP_STREAM_AFTER_HERE,
+  /* No lock held: ops complete here; reports come from the context. */
+  NP_STREAM_AFTER_COMPLETE,
+  /* In the context's own dispatch, no lock held: all of it here. */
+  NP_STREAM_AFTER_DISPATCH,
+  /* The lock held, or inside a call of the application (a failed
+   * send(), a reply), where completing would be too early: all of it
+   * from the context. */
+  NP_STREAM_AFTER_DEFER,
+} NpStreamAfterWhere;
+
+/* The state of a call's cancellable handler. */
+typedef struct
+{
+  NpStream *stream;
+  GTask    *task;
+} NpCancelData;
+
+/* Bytes asked of the transport per read when no frame body is pending. */
+#define NP_READ_CHUNK       (64 * 1024)
+/* Bytes read per dispatch before yielding to the other sources. */
+#define NP_READ_BUDGET      (1024 * 1024)
 
 struct _NpStream
 {
@@ -172,6 +250,12 @@ struct _NpStream
   GSource                 *deadline;
   gint64                   stall_until;    /* closing: the peer must read by then */
   NpFlushLink              flush_link;
+  /* What the transport is ready for is handled by the top of the stream,
+   * from the I/O source and np_stream_poll_once(); called with the lock
+   * held, which it drops. */
+  void                   (*handle_io)      (NpStream     *self,
+                                            GIOCondition  revents,
+                                            GSource      *source);
   guint                    drop_when_full : 1;
   guint                    peer_known : 1;     /* its hello arrived: version, message limit */
   guint                    peer_ready : 1;     /* and its settings: open, nothing parks */
@@ -262,20 +346,16 @@ GError *np_stream_error_new        (NpStream      *self,
                                     int            code,
                                     const char    *format,
                                     ...) G_GNUC_PRINTF (4, 5);
-void    np_stream_set_state        (NpStream      *self,
-                                    NpStreamState  state);
 void    np_stream_finish_locked    (NpStream      *self,
                                     const GError  *error,
                                     NpStreamAfter *after);
 void    np_stream_abort_locked     (NpStream      *self,
                                     const GError  *error,
                                     NpStreamAfter *after);
-void    np_stream_hello_locked     (NpStream      *self,
+gboolean np_stream_hello_locked    (NpStream      *self,
                                     guint8         version,
-                                    guint32        peer_max_message_size,
-                                    NpStreamAfter *after);
-void    np_stream_opened_locked    (NpStream      *self,
-                                    NpStreamAfter *after);
+                                    guint32        peer_max_message_size);
+gboolean np_stream_opened_locked   (NpStream      *self);
 void    np_stream_queue_goodbye_locked
                                    (NpStream      *self);
 GError *np_stream_too_large_error_new
@@ -316,17 +396,21 @@ gboolean np_stream_wait_writable_locked
                                     GCancellable  *cancellable,
                                     GError       **error);
 void    np_stream_watch_cancellable(NpStream      *self,
+                                    GTask         *task,
+                                    GCallback      cancelled);
+NpOp   *np_stream_take_op_locked   (NpStream      *self,
                                     GTask         *task);
+void    np_op_cancel_soon          (NpOp          *op);
 void    np_stream_after            (NpStream      *self,
                                     NpStreamAfter *after,
-                                    gboolean       may_report);
+                                    NpStreamAfterWhere where);
 gboolean np_stream_poll_once       (NpStream      *self,
                                     gint           timeout_msec,
                                     GCancellable  *cancellable);
 void    np_stream_read             (NpStream      *self,
                                     GObject       *owner,
                                     NpStreamAfter *after);
-gboolean np_stream_queue_message_at_locked
+void    np_stream_queue_message_locked
                                    (NpStream      *self,
                                     GBytes        *message,
                                     NpOp          *op);
@@ -342,10 +426,21 @@ gboolean np_stream_park_locked     (NpStream      *self,
                                     GBytes        *message,
                                     NpOp          *op,
                                     gboolean       request);
-void    np_stream_unpark_locked    (NpStream      *self,
+NpOp   *np_stream_unpark_locked    (NpStream      *self,
+                                    NpStreamAfter *after,
+                                    GError       **error);
+void    np_stream_send_parked_locked
+                                   (NpStream      *self,
                                     NpStreamAfter *after);
-void    np_stream_defer_locked     (NpStream      *self,
-                                    NpStreamAfter *after);
+void    np_parked_free             (NpParked      *parked);
+GUnixFDList *np_stream_take_reply_fds
+                                   (GTask         *task);
+GError *np_stream_not_supported_error_new
+                                   (NpStream      *self);
+gboolean np_stream_check_request_fds_locked
+                                   (NpStream      *self,
+                                    guint          n_fds,
+                                    GError       **error);
 guint   np_stream_count_parked_messages_locked
                                    (NpStream      *self);
 void    np_stream_fail_requests_locked
@@ -371,19 +466,19 @@ void    np_stream_handle_reply     (NpStream      *self,
                                     GBytes        *payload,
                                     GUnixFDList   *fds,
                                     NpStreamAfter *after);
-void    np_stream_queue_peer_frame_locked
+gboolean np_stream_queue_peer_frame_locked
                                    (NpStream      *self,
                                     const guint8  *header,
                                     gsize          header_len,
                                     GBytes        *payload,
-                                    NpStreamAfter *after);
-void    np_stream_queue_peer_frame_with_fds_locked
+                                    GError       **error);
+gboolean np_stream_queue_peer_frame_with_fds_locked
                                    (NpStream      *self,
                                     const guint8  *header,
                                     gsize          header_len,
                                     GBytes        *payload,
                                     GUnixFDList   *fds,
-                                    NpStreamAfter *after);
+                                    GError       **error);
 void    np_stream_clear_partial    (NpStream      *self);
 void    np_stream_set_rest_ready   (NpStream      *self,
                                     gboolean       ready);
@@ -391,6 +486,24 @@ GError *np_stream_read_goodbye_locked
                                    (NpStream      *self);
 void    np_stream_read_after_hangup(NpStream      *self);
 GError *np_stream_ended_error_new  (NpStream      *self);
+
+/* Every change of state: asserts it is one of those above. */
+static inline void
+np_stream_set_state (NpStream      *self,
+                     NpStreamState  state)
+{
+  static const gboolean legal[4][4] = {
+    /*                      HANDSHAKE OPEN   CLOSING CLOSED */
+    [NP_STREAM_HANDSHAKE] = { FALSE,  TRUE,  TRUE,   TRUE },
+    [NP_STREAM_OPEN]      = { FALSE,  FALSE, TRUE,   TRUE },
+    [NP_STREAM_CLOSING]   = { FALSE,  FALSE, FALSE,  TRUE },
+    [NP_STREAM_CLOSED]    = { FALSE,  FALSE, FALSE,  FALSE },
+  };
+
+  NP_STREAM_ENSURE_LOCKED (self);
+  g_assert (legal[self->state][state]);
+  g_atomic_int_set ((gint *) &self->state, state);
+}
 
 static inline NpStreamState
 np_stream_get_state (NpStream *self)

@@ -1,4 +1,5 @@
-/* np-stream-read.c: the read side of a stream
+/* np-stream-read.c: what arrives on a stream: reading, parsing, and
+ * handing each frame to the layer that handles it
  *
  * Copyright 2026 The Np authors
  *
@@ -16,19 +17,17 @@
 #include "np-fd-budget-private.h"
 #include "np-stream-internal.h"
 
-/* Bytes asked of the transport per read when no frame body is pending. */
-#define NP_READ_CHUNK       (64 * 1024)
-/* Bytes read per dispatch before yielding to the other sources. */
-#define NP_READ_BUDGET      (1024 * 1024)
 /* First allocation for a frame body that did not arrive whole; it grows as
  * bytes come, so a peer cannot make us allocate a size it only announced. */
 #define NP_BODY_INITIAL     (256 * 1024)
 
 G_STATIC_ASSERT (NP_HELLO_SIZE >= NP_FRAME_HEADER_SIZE);
 
-/* Only the thread that runs the stream's context reads, from the I/O
- * source's dispatch: nothing here takes the lock but to change what the
- * other threads see. */
+/* Each kind of frame is handled by a different layer (the end by the
+ * life, a pong by the ops, a reply by the requests), which puts this file
+ * above them all, below np-stream.c only. Only the thread that runs the
+ * stream's context reads, from the I/O source's dispatch: nothing here
+ * takes the lock but to change what the other threads see. */
 
 /* One read buffer per thread, taken while in use so that a nested main
  * loop run from a signal handler gets a buffer of its own. Idle streams
@@ -57,40 +56,6 @@ give_back_read_buffer (guint8 *buf)
     g_private_set (&np_read_buffer, buf);
   else
     g_free (buf);
-}
-
-static void
-np_fd_batch_free (NpFdBatch *batch)
-{
-  for (guint i = 0; i < batch->n; i++)
-    close (batch->fds[i]);
-  np_fd_budget_release (batch->n);
-  g_free (batch);
-}
-
-/* Closes the descriptors received and not delivered. */
-void
-np_stream_clear_fds (NpStream *self)
-{
-  NpFdBatch *batch;
-
-  while ((batch = g_queue_pop_head (&self->fd_batches)) != NULL)
-    np_fd_batch_free (batch);
-
-  if (self->body_fds != NULL)
-    {
-      np_fd_budget_release (g_unix_fd_list_get_length (self->body_fds));
-      g_clear_object (&self->body_fds);
-    }
-}
-
-void
-np_stream_clear_partial (NpStream *self)
-{
-  self->head_len = 0;
-  g_clear_pointer (&self->body, g_free);
-  self->body_len = self->body_alloc = self->body_filled = 0;
-  np_stream_clear_fds (self);
 }
 
 /* Ends the stream from the read side. */
@@ -242,7 +207,8 @@ np_stream_handle_settings (NpStream      *self,
   g_mutex_lock (self->lock);
   self->settings_received = TRUE;
   self->peer_max_fds = settings.max_fds;
-  np_stream_opened_locked (self, after);
+  if (np_stream_opened_locked (self))
+    np_stream_send_parked_locked (self, after);
   g_mutex_unlock (self->lock);
 }
 
@@ -284,10 +250,12 @@ np_stream_handle_frame (NpStream      *self,
     case NP_FRAME_PING:
       {
         guint8 header[NP_FRAME_HEADER_SIZE];
+        g_autoptr(GError) full = NULL;
 
         np_frame_header_encode (header, NP_FRAME_PONG, g_bytes_get_size (payload));
         g_mutex_lock (self->lock);
-        np_stream_queue_peer_frame_locked (self, header, sizeof header, payload, after);
+        if (!np_stream_queue_peer_frame_locked (self, header, sizeof header, payload, &full))
+          np_stream_abort_locked (self, full, after);
         g_mutex_unlock (self->lock);
       }
       break;
@@ -446,7 +414,8 @@ np_stream_parse_rest_frames (NpStream      *self,
             }
 
           g_mutex_lock (self->lock);
-          np_stream_hello_locked (self, hello.version, hello.max_message_size, after);
+          if (np_stream_hello_locked (self, hello.version, hello.max_message_size))
+            np_stream_send_parked_locked (self, after);
           g_mutex_unlock (self->lock);
           self->hello_read = TRUE;
           self->open_pending = TRUE;
@@ -730,111 +699,4 @@ np_stream_read (NpStream      *self,
 
   give_back_read_buffer (buf);
   np_stream_report_opened (self, owner, FALSE);
-}
-
-/* The goodbye of a peer that went away while the stream was closing
- * (a write found it gone, and the stream no longer reads): what the peer
- * sent before going, its goodbye above all, may still be in the socket.
- * Reads it, delivering nothing, and returns the goodbye's error with the
- * peer's reason; NULL when none came, or it announced a normal close.
- * Called with the lock held, by a thread that holds the context, so that
- * nothing else reads. */
-GError *
-np_stream_read_goodbye_locked (NpStream *self)
-{
-  g_autoptr(GByteArray) pending = g_byte_array_new ();
-  g_autofree guint8 *chunk = NULL;
-  gboolean hello = !self->peer_known;
-  guint8 version = self->version;
-  guint64 skip = 0;
-  gsize budget = NP_READ_BUDGET;
-
-  if (self->transport == NULL)
-    return NULL;
-
-  /* What was received and not yet parsed comes first. */
-  if (self->rest != NULL)
-    g_byte_array_append (pending, self->rest, self->rest_end - self->rest);
-  else if (self->body != NULL && self->body_type == NP_FRAME_GOODBYE)
-    {
-      guint8 header[NP_FRAME_HEADER_SIZE];
-
-      np_frame_header_encode (header, NP_FRAME_GOODBYE, self->body_len);
-      g_byte_array_append (pending, header, sizeof header);
-      g_byte_array_append (pending, self->body, self->body_filled);
-    }
-  else if (self->body != NULL)
-    skip = self->body_len - self->body_filled;
-  else
-    g_byte_array_append (pending, self->head, self->head_len);
-
-  for (;;)
-    {
-      gsize n = 0;
-      NpIOStatus status;
-
-      for (;;)
-        {
-          NpFrameHeader header;
-          gsize drop;
-
-          if (skip > 0)
-            {
-              drop = MIN (skip, pending->len);
-              g_byte_array_remove_range (pending, 0, drop);
-              skip -= drop;
-              if (skip > 0)
-                break;
-            }
-
-          if (hello)
-            {
-              NpHello peer;
-
-              if (pending->len < NP_HELLO_SIZE)
-                break;
-              if (!np_hello_decode (pending->data, &peer, NULL))
-                return NULL;
-              version = peer.version;
-              hello = FALSE;
-              g_byte_array_remove_range (pending, 0, NP_HELLO_SIZE);
-              continue;
-            }
-
-          if (pending->len < NP_FRAME_HEADER_SIZE)
-            break;
-          if (!np_frame_header_decode (pending->data, version, self->max_message_size, &header, NULL))
-            return NULL;
-
-          if (header.type == NP_FRAME_GOODBYE)
-            {
-              GError *error;
-
-              if (pending->len - NP_FRAME_HEADER_SIZE < header.length)
-                break;
-              error = np_goodbye_decode (pending->data + NP_FRAME_HEADER_SIZE, header.length);
-              if (g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED))
-                g_clear_error (&error);
-              else
-                g_prefix_error (&error, "%s: ", self->label);
-              return error;
-            }
-
-          g_byte_array_remove_range (pending, 0, NP_FRAME_HEADER_SIZE);
-          skip = header.length;
-        }
-
-      if (budget == 0)
-        return NULL;
-
-      if (chunk == NULL)
-        chunk = g_malloc (NP_READ_CHUNK);
-      status = self->transport->funcs->receive (self->transport, chunk, NP_READ_CHUNK, &n,
-                                                NULL, NULL);
-      if (status != NP_IO_DONE || n == 0)
-        return NULL;
-
-      budget -= MIN (budget, n);
-      g_byte_array_append (pending, chunk, n);
-    }
 }

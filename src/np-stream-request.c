@@ -24,61 +24,6 @@
  * REQUEST_FDS or REPLY_FDS frame, whose first byte they go with, as
  * for a MESSAGE_FDS frame. */
 
-static void
-np_parked_free (NpParked *parked)
-{
-  g_clear_pointer (&parked->message, g_bytes_unref);
-  g_clear_object (&parked->fds);
-  g_free (parked);
-}
-
-/* Parks @message and its @fds until the peer's handshake tells how
- * many descriptors it takes (its settings, from version 4 on), or
- * behind what waits for it, to keep its place. Returns FALSE when
- * nothing needs to wait. */
-gboolean
-np_stream_park_fds_locked (NpStream    *self,
-                           GBytes      *message,
-                           GUnixFDList *fds)
-{
-  NpParked *parked;
-
-  if (self->peer_ready)
-    return FALSE;
-
-  parked = g_new0 (NpParked, 1);
-  parked->message = g_bytes_ref (message);
-  parked->fds = g_object_ref (fds);
-  g_queue_push_tail (&self->parked, parked);
-  self->parked_bytes += NP_REQUEST_HEADER_SIZE + g_bytes_get_size (message);
-
-  return TRUE;
-}
-
-/* Parks @message (and @op) when it must wait for the peer's hello: a
- * request before the hello, or anything behind a parked request. */
-gboolean
-np_stream_park_locked (NpStream *self,
-                       GBytes   *message,
-                       NpOp     *op,
-                       gboolean  request)
-{
-  NpParked *parked;
-
-  if (self->peer_ready || (!request && g_queue_is_empty (&self->parked)))
-    return FALSE;
-
-  parked = g_new0 (NpParked, 1);
-  parked->message = message != NULL ? g_bytes_ref (message) : NULL;
-  parked->op = op;
-  parked->request = request;
-  g_queue_push_tail (&self->parked, parked);
-  if (message != NULL)
-    self->parked_bytes += NP_REQUEST_HEADER_SIZE + g_bytes_get_size (message);
-
-  return TRUE;
-}
-
 static gboolean np_stream_request_timeout_cb (gpointer data);
 
 typedef struct
@@ -103,6 +48,8 @@ np_stream_send_request_locked (NpStream *self,
 {
   guint8 header[NP_REQUEST_HEADER_SIZE];
   g_autoptr(GBytes) message = g_steal_pointer (&op->message);
+
+  NP_STREAM_ENSURE_LOCKED (self);
 
   /* Made for the first request: most pipes never send one. */
   if (self->requests == NULL)
@@ -149,33 +96,22 @@ np_stream_send_request_locked (NpStream *self,
   np_stream_request_flush_locked (self);
 }
 
-static GError *
-np_stream_not_supported_error_new (NpStream *self)
+/* The stream opened: what waited for the peer's hello goes out, in
+ * order (np_stream_unpark_locked()), requests sent here. */
+void
+np_stream_send_parked_locked (NpStream      *self,
+                              NpStreamAfter *after)
 {
-  return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
-                              _("the peer speaks protocol version %u, which has no requests"),
-                              self->version);
-}
+  g_autoptr(GError) error = NULL;
+  NpOp *op;
 
-/* Whether a request or a reply may carry @n_fds descriptors: only to a
- * peer of version NP_PROTOCOL_SETTINGS or later (when its hello told),
- * and within what any frame may carry. */
-static gboolean
-np_stream_check_request_fds_locked (NpStream  *self,
-                                    guint      n_fds,
-                                    GError   **error)
-{
-  if (self->peer_known && self->version < NP_PROTOCOL_SETTINGS)
-    {
-      g_propagate_error (error,
-                         np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
-                                              _("the peer speaks protocol version %u, whose "
-                                                "requests and replies carry no descriptors"),
-                                              self->version));
-      return FALSE;
-    }
+  NP_STREAM_ENSURE_LOCKED (self);
 
-  return np_stream_check_fds_locked (self, n_fds, error);
+  while ((op = np_stream_unpark_locked (self, after, &error)) != NULL)
+    np_stream_send_request_locked (self, op);
+
+  if (error != NULL)
+    np_stream_abort_locked (self, error, after);
 }
 
 /* Whether a reply may carry @n_fds descriptors. A requester of version
@@ -187,6 +123,8 @@ np_stream_check_reply_fds_locked (NpStream  *self,
                                   guint      n_fds,
                                   GError   **error)
 {
+  NP_STREAM_ENSURE_LOCKED (self);
+
   if (self->version >= NP_PROTOCOL_SETTINGS && !self->settings_received)
     {
       g_propagate_error (error,
@@ -197,209 +135,6 @@ np_stream_check_reply_fds_locked (NpStream  *self,
     }
 
   return np_stream_check_request_fds_locked (self, n_fds, error);
-}
-
-/* A message that waited for the peer's handshake and cannot go: its
- * call returned long ago, so only a warning can tell. The connection is
- * unharmed: what follows still goes out. */
-static void
-np_stream_drop_parked (NpStream     *self,
-                       const GError *error)
-{
-  g_warning ("%s; the message was dropped", error->message);
-}
-
-/* The peer's handshake is complete: what waited for it goes out, in
- * order, checked against what the peer announced (its version, its
- * message size, its descriptor limit); what does not fit fails on its
- * own, and the rest goes out. */
-void
-np_stream_unpark_locked (NpStream      *self,
-                         NpStreamAfter *after)
-{
-  NpParked *parked;
-
-  while ((parked = g_queue_pop_head (&self->parked)) != NULL)
-    {
-      NpOp *op = g_steal_pointer (&parked->op);
-      g_autoptr(GError) unfit = NULL;
-
-      if (parked->message != NULL)
-        {
-          gsize len = g_bytes_get_size (parked->message);
-
-          self->parked_bytes -= NP_REQUEST_HEADER_SIZE + len;
-          if (len > self->peer_max_message_size)
-            unfit = np_stream_too_large_error_new (self, len);
-        }
-
-      if (unfit == NULL && parked->fds != NULL && self->version >= NP_PROTOCOL_FDS)
-        np_stream_check_fds_locked (self, g_unix_fd_list_get_length (parked->fds), &unfit);
-
-      if (unfit != NULL && parked->message != NULL)
-        {
-          if (op != NULL)
-            {
-              op->error = g_steal_pointer (&unfit);
-              g_queue_push_tail (&after->done, op);
-            }
-          else
-            np_stream_drop_parked (self, unfit);
-        }
-      else if (parked->request)
-        {
-          if (self->version < NP_PROTOCOL_REQUESTS)
-            {
-              op->error = np_stream_not_supported_error_new (self);
-              g_queue_push_tail (&after->done, op);
-            }
-          else if (op->fds != NULL &&
-                   !np_stream_check_request_fds_locked (self, g_unix_fd_list_get_length (op->fds),
-                                                        &op->error))
-            g_queue_push_tail (&after->done, op);
-          else
-            {
-              op->message = g_steal_pointer (&parked->message);
-              np_stream_send_request_locked (self, op);
-            }
-        }
-      else if (parked->fds != NULL)
-        {
-          if (self->version < NP_PROTOCOL_FDS)
-            {
-              g_autoptr(GError) error = NULL;
-
-              /* The call that queued it returned long ago: the message
-               * cannot go, and dropping it silently would lose it. */
-              error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
-                                           _("a message with descriptors was sent before the "
-                                             "peer's handshake, and the peer speaks protocol "
-                                             "version %u, which carries no descriptors"),
-                                           self->version);
-              np_parked_free (parked);
-              self->parked_bytes = 0;
-              np_stream_abort_locked (self, error, after);
-              return;
-            }
-          np_stream_queue_message_with_fds_locked (self, parked->message, parked->fds);
-        }
-      else if (parked->message != NULL)
-        {
-          np_stream_queue_message_at_locked (self, parked->message, op);
-          if (op != NULL)
-            g_queue_push_tail (&self->writes, op);
-        }
-      else
-        {
-          /* A flush: of everything before it. */
-          op->start = op->end = self->out.queued;
-          g_queue_push_tail (&self->writes, op);
-        }
-
-      np_parked_free (parked);
-    }
-
-  g_assert (self->parked_bytes == 0);
-}
-
-/* How many plain messages wait for the peer's hello behind a request. */
-guint
-np_stream_count_parked_messages_locked (NpStream *self)
-{
-  guint n = 0;
-
-  for (GList *l = self->parked.head; l != NULL; l = l->next)
-    {
-      NpParked *parked = l->data;
-
-      if (!parked->request && parked->message != NULL)
-        n++;
-    }
-
-  return n;
-}
-
-/* The stream ended: every request waiting for its reply, or for the
- * hello, fails with @error; messages behind them are dropped. */
-void
-np_stream_fail_requests_locked (NpStream      *self,
-                                const GError  *error,
-                                NpStreamAfter *after)
-{
-  GHashTableIter iter;
-  NpParked *parked;
-  NpOp *op;
-
-  g_hash_table_iter_init (&iter, np_stream_get_requests_locked (self));
-  while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &op))
-    {
-      g_hash_table_iter_steal (&iter);
-      if (op->timeout != NULL)
-        {
-          g_source_destroy (op->timeout);
-          g_clear_pointer (&op->timeout, g_source_unref);
-        }
-      op->error = g_error_copy (error);
-      g_queue_push_tail (&after->done, op);
-    }
-
-  while ((parked = g_queue_pop_head (&self->parked)) != NULL)
-    {
-      if (parked->op != NULL)
-        {
-          parked->op->error = g_error_copy (error);
-          g_queue_push_tail (&after->done, g_steal_pointer (&parked->op));
-        }
-      np_parked_free (parked);
-    }
-  self->parked_bytes = 0;
-}
-
-/* Finds the op of @task among the requests and the parked; with @take,
- * takes it out, for a cancellation. NULL when it is in neither. */
-NpOp *
-np_stream_find_request_op_locked (NpStream *self,
-                                  GTask    *task,
-                                  gboolean  take)
-{
-  GHashTableIter iter;
-  NpOp *op;
-
-  g_hash_table_iter_init (&iter, np_stream_get_requests_locked (self));
-  while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &op))
-    if (op->task == task)
-      {
-        if (!take)
-          return op;
-        g_hash_table_iter_steal (&iter);
-        if (op->timeout != NULL)
-          {
-            g_source_destroy (op->timeout);
-            g_clear_pointer (&op->timeout, g_source_unref);
-          }
-        return op;
-      }
-
-  for (GList *l = self->parked.head; l != NULL; l = l->next)
-    {
-      NpParked *parked = l->data;
-
-      if (parked->op != NULL && parked->op->task == task)
-        {
-          if (!take)
-            return parked->op;
-          op = g_steal_pointer (&parked->op);
-          if (parked->message != NULL)
-            self->parked_bytes -= NP_REQUEST_HEADER_SIZE + g_bytes_get_size (parked->message);
-          g_queue_delete_link (&self->parked, l);
-          np_parked_free (parked);
-          /* Nothing of it was queued: there is nothing to take back. */
-          op->start = op->end = 0;
-          return op;
-        }
-    }
-
-  return NULL;
 }
 
 static gboolean
@@ -423,7 +158,7 @@ np_stream_request_timeout_cb (gpointer data)
     }
   g_mutex_unlock (self->lock);
 
-  np_stream_after (self, &after, FALSE);
+  np_stream_after (self, &after, NP_STREAM_AFTER_COMPLETE);
 
   return G_SOURCE_REMOVE;
 }
@@ -503,8 +238,13 @@ np_stream_queue_error_reply_locked (NpStream      *self,
   g_autoptr(GBytes) payload = np_error_reply_encode (id, reply_error);
   guint8 header[NP_FRAME_HEADER_SIZE];
 
+  NP_STREAM_ENSURE_LOCKED (self);
+
+  g_autoptr(GError) full = NULL;
+
   np_frame_header_encode (header, NP_FRAME_ERROR, g_bytes_get_size (payload));
-  np_stream_queue_peer_frame_locked (self, header, sizeof header, payload, after);
+  if (!np_stream_queue_peer_frame_locked (self, header, sizeof header, payload, &full))
+    np_stream_abort_locked (self, full, after);
 }
 
 /* Why a request of @size bytes may not be held with those that wait for
@@ -513,6 +253,8 @@ static GError *
 np_stream_check_pending_locked (NpStream *self,
                                 gsize     size)
 {
+  NP_STREAM_ENSURE_LOCKED (self);
+
   if (self->max_pending_requests > 0 && self->n_unanswered >= self->max_pending_requests)
     return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_REQUESTS,
                                 _("the request was refused: %u requests already wait for "
@@ -598,6 +340,8 @@ np_stream_set_pending_limits_locked (NpStream *self,
                                      guint     max_requests,
                                      guint     max_bytes)
 {
+  NP_STREAM_ENSURE_LOCKED (self);
+
   self->max_pending_requests = max_requests;
   self->max_pending_request_bytes = max_bytes;
 }
@@ -646,12 +390,12 @@ np_stream_request_async (NpStream    *self,
     }
   g_mutex_unlock (self->lock);
 
-  np_stream_after (self, &after, FALSE);
+  np_stream_after (self, &after, NP_STREAM_AFTER_COMPLETE);
 
   if (error != NULL)
     g_task_return_error (task, error);
   else
-    np_stream_watch_cancellable (self, task);
+    np_stream_watch_cancellable (self, task, NULL);
 }
 
 /* Answers request @id with @reply and its @fds (NULL or empty: none), or
@@ -667,6 +411,7 @@ np_stream_reply (NpStream     *self,
   guint n_fds = fds != NULL ? g_unix_fd_list_get_length (fds) : 0;
   g_autoptr(GError) refused = NULL;
   g_autoptr(GError) not_sent = NULL;
+  g_autoptr(GError) full = NULL;
   gpointer size;
   gpointer held_fds;
 
@@ -712,25 +457,28 @@ np_stream_reply (NpStream     *self,
                                            g_bytes_get_size (reply), self->peer_max_message_size);
           payload = np_error_reply_encode (id, too_large);
           np_frame_header_encode (error_header, NP_FRAME_ERROR, g_bytes_get_size (payload));
-          np_stream_queue_peer_frame_locked (self, error_header, sizeof error_header, payload,
-                                             &after);
+          if (!np_stream_queue_peer_frame_locked (self, error_header, sizeof error_header, payload,
+                                                  &full))
+            np_stream_abort_locked (self, full, &after);
         }
       else if (n_fds > 0)
         {
           np_request_header_encode_fds (header, NP_FRAME_REPLY_FDS, id, g_bytes_get_size (reply),
                                         n_fds);
-          np_stream_queue_peer_frame_with_fds_locked (self, header, sizeof header, reply, fds,
-                                                      &after);
+          if (!np_stream_queue_peer_frame_with_fds_locked (self, header, sizeof header, reply, fds,
+                                                           &full))
+            np_stream_abort_locked (self, full, &after);
         }
       else
         {
           np_request_header_encode (header, NP_FRAME_REPLY, id, g_bytes_get_size (reply));
-          np_stream_queue_peer_frame_locked (self, header, sizeof header, reply, &after);
+          if (!np_stream_queue_peer_frame_locked (self, header, sizeof header, reply, &full))
+            np_stream_abort_locked (self, full, &after);
         }
     }
 
   /* Reported from the context: a reply may come from any thread. */
-  np_stream_defer_locked (self, &after);
+  np_stream_after (self, &after, NP_STREAM_AFTER_DEFER);
   g_mutex_unlock (self->lock);
 }
 
@@ -758,21 +506,6 @@ np_stream_get_supports_requests (NpStream *self)
 }
 
 /* Blocking requests */
-
-/* Gives the blocked caller the result of @op, its request. */
-void
-np_sync_wait_done (NpSyncWait *wait,
-                   NpOp       *op)
-{
-  g_autoptr(GError) error = g_steal_pointer (&op->error);
-
-  g_mutex_lock (&wait->base.mutex);
-  wait->reply = g_steal_pointer (&op->reply);
-  wait->reply_fds = g_steal_pointer (&op->reply_fds);
-  g_mutex_unlock (&wait->base.mutex);
-
-  np_stream_wait_done (&wait->base, error);
-}
 
 /* Takes @op, a request no longer waited for, out of the stream. */
 static void
@@ -878,7 +611,7 @@ np_stream_request_sync (NpStream      *self,
     }
   g_mutex_unlock (self->lock);
 
-  np_stream_after (self, &after, FALSE);
+  np_stream_after (self, &after, NP_STREAM_AFTER_COMPLETE);
 
   if (op == NULL)
     {
@@ -924,18 +657,6 @@ np_stream_request_sync (NpStream      *self,
   return wait.reply;
 }
 
-static G_DEFINE_QUARK (np-stream-reply-fds, np_stream_reply_fds)
-
-/* Gives @task, a request's, the reply's descriptors, before it returns
- * the reply: they stay with the task until np_stream_request_finish()
- * takes them, and are closed with it otherwise. */
-void
-np_stream_set_reply_fds (GTask       *task,
-                         GUnixFDList *fds)
-{
-  g_object_set_qdata_full (G_OBJECT (task), np_stream_reply_fds_quark (), fds, g_object_unref);
-}
-
 /* Finishes the @task of np_stream_request_async(): the reply, and its
  * descriptors in @out_fds (NULL when it had none), or closed when
  * @out_fds is NULL. */
@@ -948,7 +669,7 @@ np_stream_request_finish (GTask         *task,
 
   if (out_fds != NULL)
     *out_fds = reply != NULL
-               ? g_object_steal_qdata (G_OBJECT (task), np_stream_reply_fds_quark ())
+               ? np_stream_take_reply_fds (task)
                : NULL;
 
   return reply;
