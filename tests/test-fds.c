@@ -311,9 +311,8 @@ raw_peer (Fixture *f)
 {
   g_autoptr(GError) error = NULL;
   GSocket *socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
-  guint8 hello[12] = { 'N', 'P', 'I', 'P', 3, 0, 0, 0, 0, 0, 16, 0 };
 
-  np_test_raw_write (socket, hello, sizeof hello);
+  np_test_raw_write_hello (socket, 3, 4096);
   WAIT_UNTIL (f->connections->len == 1);
 
   return socket;
@@ -336,13 +335,16 @@ test_bad_peer (Fixture       *f,
 {
   Bad bad = GPOINTER_TO_INT (data);
   g_autoptr(GSocket) socket = NULL;
-  guint8 frame[8 + 5] = { 0, 0, 0, 5, 7, 0, 0, 0, 'h', 'e', 'l', 'l', 'o' };
+  guint8 frame[NP_FRAME_HEADER_SIZE + 5];
   const char *expected = NULL;
   int fds[6];
   guint n_fds = 2;
   gsize len = sizeof frame;
   guint before;
 
+  /* A MESSAGE_FDS frame whose count each case sets. */
+  np_frame_header_encode (frame, NP_FRAME_MESSAGE_FDS, 5);
+  memcpy (frame + NP_FRAME_HEADER_SIZE, "hello", 5);
   want_fds (f);
   np_pipe_server_set_max_fds_per_message (f->server, 4);
   before = np_test_count_open_fds ();
@@ -413,17 +415,16 @@ test_after_earlier_bytes (Fixture       *f,
                           gconstpointer  data)
 {
   g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
-  const guint8 hello[12] = { 'N', 'P', 'I', 'P', 3, 0, 0, 0, 0, 0, 16, 0 };
-  const guint8 plain[8 + 5] = { 0, 0, 0, 5, 0, 0, 0, 0, 'f', 'i', 'r', 's', 't' };
-  const guint8 frame[8 + 4] = { 0, 0, 0, 4, 7, 1, 0, 0, 'w', 'i', 't', 'h' };
+  g_autoptr(GBytes) plain = np_test_frame (NP_FRAME_MESSAGE, (const guint8 *) "first", 5);
+  g_autoptr(GBytes) frame = np_test_frame_fds (1, (const guint8 *) "with", 4);
   g_autofree char *contents = NULL;
   int fd = memfd_with ("carried");
 
   want_fds (f);
   /* Nothing runs the server's context until all three are in the socket. */
-  np_test_raw_write (socket, hello, sizeof hello);
-  np_test_raw_write (socket, plain, sizeof plain);
-  np_test_raw_send_with_fds (socket, frame, sizeof frame, &fd, 1);
+  np_test_raw_write_hello (socket, 3, 4096);
+  np_test_raw_write_bytes (socket, plain);
+  np_test_raw_send_with_fds (socket, g_bytes_get_data (frame, NULL), g_bytes_get_size (frame), &fd, 1);
   close (fd);
 
   WAIT_UNTIL (f->fd_messages->len == 1 || f->n_disconnected > 0);
@@ -450,7 +451,6 @@ test_peer_without_fds (void)
   g_autoptr(GUnixFDList) fds = g_unix_fd_list_new ();
   g_autoptr(GBytes) message = text ("with a descriptor");
   g_autoptr(GError) error = NULL;
-  guint8 hello[12] = { 'N', 'P', 'I', 'P', 2, 0, 0, 0, 0, 0, 16, 0 };
   int fd = memfd_with ("x");
 
   g_unix_fd_list_append (fds, fd, &error);
@@ -459,7 +459,7 @@ test_peer_without_fds (void)
 
   g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
   WAIT_UNTIL (raw->accepted->len == 1);
-  np_test_raw_write (g_ptr_array_index (raw->accepted, 0), hello, sizeof hello);
+  np_test_raw_write_hello (g_ptr_array_index (raw->accepted, 0), 2, 4096);
   WAIT_UNTIL (np_pipe_client_get_peer_max_message_size (client) > 0);
 
   g_assert_false (np_pipe_client_send_with_fds (client, message, fds, &error));
@@ -494,7 +494,6 @@ test_early_to_peer_without_fds (void)
   g_autoptr(GBytes) message = text ("early");
   g_autoptr(GError) error = NULL;
   g_autoptr(GError) ended = NULL;
-  guint8 hello[12] = { 'N', 'P', 'I', 'P', 2, 0, 0, 0, 0, 0, 16, 0 };
   int fd = memfd_with ("x");
 
   g_unix_fd_list_append (fds, fd, &error);
@@ -511,7 +510,7 @@ test_early_to_peer_without_fds (void)
   g_assert_nonnull (fds);   /* queued: the client holds it */
 
   WAIT_UNTIL (raw->accepted->len == 1);
-  np_test_raw_write (g_ptr_array_index (raw->accepted, 0), hello, sizeof hello);
+  np_test_raw_write_hello (g_ptr_array_index (raw->accepted, 0), 2, 4096);
   WAIT_UNTIL (ended != NULL);
   g_assert_error (ended, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED);
   g_assert_null (fds);
@@ -724,7 +723,6 @@ test_request_to_version_3 (void)
   g_autoptr(GError) error = NULL;
   gsize frame_len = NP_REQUEST_HEADER_SIZE + g_bytes_get_size (plain);
   GSocket *peer;
-  guint8 hello[12];
   guint8 buf[64];
 
   np_pipe_client_set_request_timeout (client, 0);
@@ -733,8 +731,7 @@ test_request_to_version_3 (void)
   WAIT_UNTIL (raw->accepted->len == 1);
   peer = g_ptr_array_index (raw->accepted, 0);
 
-  np_test_hello (hello, 3, 1024);
-  np_test_raw_write (peer, hello, sizeof hello);
+  np_test_raw_write_hello (peer, 3, 1024);
   WAIT_UNTIL (early != NULL);
   g_assert_null (np_pipe_client_request_with_fds_finish (client, early, NULL, &error));
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED);
@@ -814,14 +811,13 @@ test_reply_to_version_3 (Fixture       *f,
   guint8 header[NP_FRAME_HEADER_SIZE];
   NpFrameHeader decoded;
   guint8 request[64];
-  guint8 hello[12];
+  guint8 hello[NP_HELLO_SIZE];
   guint32 id = 0;
 
   g_object_add_weak_pointer (G_OBJECT (replier.fds), (gpointer *) &replier.fds);
   g_signal_connect (f->server, "request-received", G_CALLBACK (on_request_reply_fds), &replier);
 
-  np_test_hello (hello, 3, 1024);
-  np_test_raw_write (peer, hello, sizeof hello);
+  np_test_raw_write_hello (peer, 3, 1024);
   np_request_header_encode (request, NP_FRAME_REQUEST, 77, len);
   memcpy (request + NP_REQUEST_HEADER_SIZE, g_bytes_get_data (message, NULL), len);
   np_test_raw_write (peer, request, NP_REQUEST_HEADER_SIZE + len);
