@@ -134,11 +134,16 @@ np_test_add_isolated (const char *path,
                       GTestFunc   func,
                       guint       timeout_sec)
 {
-  Isolated *test = g_new0 (Isolated, 1);
+  /* Static: a test's process ends without the suite being freed. */
+  static Isolated tests[64];
+  static guint n_tests;
+  Isolated *test;
 
+  g_assert_cmpuint (n_tests, <, G_N_ELEMENTS (tests));
+  test = &tests[n_tests++];
   test->func = func;
   test->timeout_sec = timeout_sec;
-  g_test_add_data_func_full (path, test, run_isolated, g_free);
+  g_test_add_data_func (path, test, run_isolated);
 }
 
 /* A test message: client id and sequence number, then a pattern that
