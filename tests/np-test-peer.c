@@ -210,14 +210,17 @@ run_garbage (const char *path)
 static int
 run_half (const char *path)
 {
-  static const guint8 hello[12] = { 'N', 'P', 'I', 'P', 1, 0, 0, 0, 0, 0, 0x10, 0 };
-  static const guint8 header[8] = { 0, 0x10, 0, 0, 0, 0, 0, 0 };  /* 1 MiB */
+  guint8 hello[NP_HELLO_SIZE];
+  guint8 header[NP_FRAME_HEADER_SIZE];
   g_autoptr(GSocketConnection) connection = raw_connect (path);
   GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (connection));
   g_autofree guint8 *half = g_malloc0 (512 * 1024);
   g_autoptr(GError) error = NULL;
   char buf[16];
 
+  /* A peer of version 1, and the header of a message of 1 MiB. */
+  np_test_hello (hello, 1, 1024 * 1024);
+  np_frame_header_encode (header, NP_FRAME_MESSAGE, 1024 * 1024);
   if (!g_output_stream_write_all (out, hello, sizeof hello, NULL, NULL, &error) ||
       !g_output_stream_write_all (out, header, sizeof header, NULL, NULL, &error) ||
       !g_output_stream_write_all (out, half, 512 * 1024, NULL, NULL, &error))
@@ -475,7 +478,7 @@ hello_only_accept_cb (GSocket      *listener,
 {
   NpTestRawServer *server = data;
   GSocket *peer = g_socket_accept (listener, NULL, NULL);
-  guint8 hello[12];
+  guint8 hello[NP_HELLO_SIZE];
 
   if (peer != NULL)
     {

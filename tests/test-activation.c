@@ -11,14 +11,6 @@
 #include "np-test-util.h"
 
 static void
-async_done_cb (GObject      *object,
-               GAsyncResult *result,
-               gpointer      user_data)
-{
-  *(GAsyncResult **) user_data = g_object_ref (result);
-}
-
-static void
 record_message_cb (NpPipeClient  *client,
                    GBytes        *message,
                    GBytes       **out)
@@ -82,7 +74,7 @@ test_socket_activation (void)
 
   client = np_pipe_client_new (name);
   g_signal_connect (client, "message-received", G_CALLBACK (record_message_cb), &reply);
-  np_pipe_client_connect_async (client, NULL, async_done_cb, &result);
+  np_pipe_client_connect_async (client, NULL, np_test_async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
   g_assert_true (np_pipe_client_connect_finish (client, result, &error));
   g_assert_no_error (error);

@@ -11,14 +11,6 @@
 
 #include "np-test-util.h"
 
-static void
-async_done_cb (GObject      *object,
-               GAsyncResult *result,
-               gpointer      user_data)
-{
-  *(GAsyncResult **) user_data = g_object_ref (result);
-}
-
 /* A pipe whose server accepts, says hello, then never reads nor
  * answers: only cancelling ends a call that waits on it. */
 typedef struct
@@ -80,7 +72,7 @@ test_ping (Stuck         *s,
   g_autoptr(GAsyncResult) result = NULL;
   g_autoptr(GError) error = NULL;
 
-  np_pipe_client_ping_async (s->client, cancellable, async_done_cb, &result);
+  np_pipe_client_ping_async (s->client, cancellable, np_test_async_done_cb, &result);
   cancel_soon (cancellable);
   WAIT_UNTIL (result != NULL);
   g_assert_cmpint (np_pipe_client_ping_finish (s->client, result, &error), ==, -1);
@@ -89,7 +81,7 @@ test_ping (Stuck         *s,
   /* Cancelled before it started: never sent at all. */
   g_clear_object (&result);
   g_clear_error (&error);
-  np_pipe_client_ping_async (s->client, cancellable, async_done_cb, &result);
+  np_pipe_client_ping_async (s->client, cancellable, np_test_async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
   g_assert_cmpint (np_pipe_client_ping_finish (s->client, result, &error), ==, -1);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
@@ -107,7 +99,7 @@ test_flush_and_send (Stuck         *s,
 
   g_assert_true (np_pipe_client_send (s->client, big, &error));
 
-  np_pipe_client_flush_async (s->client, cancellable, async_done_cb, &result);
+  np_pipe_client_flush_async (s->client, cancellable, np_test_async_done_cb, &result);
   cancel_soon (cancellable);
   WAIT_UNTIL (result != NULL);
   g_assert_false (np_pipe_client_flush_finish (s->client, result, &error));
@@ -117,7 +109,7 @@ test_flush_and_send (Stuck         *s,
   g_clear_object (&cancellable);
 
   cancellable = g_cancellable_new ();
-  np_pipe_client_send_async (s->client, big, cancellable, async_done_cb, &result);
+  np_pipe_client_send_async (s->client, big, cancellable, np_test_async_done_cb, &result);
   cancel_soon (cancellable);
   WAIT_UNTIL (result != NULL);
   g_assert_false (np_pipe_client_send_finish (s->client, result, &error));
@@ -140,7 +132,7 @@ test_connect (void)
   g_autoptr(GError) error = NULL;
 
   np_pipe_client_set_connect_timeout (client, 0);
-  np_pipe_client_connect_async (client, cancellable, async_done_cb, &result);
+  np_pipe_client_connect_async (client, cancellable, np_test_async_done_cb, &result);
   WAIT_UNTIL (raw->accepted->len == 1);
   g_cancellable_cancel (cancellable);
   /* Never from inside the cancel call. */
@@ -195,8 +187,8 @@ test_send_leaves_no_trace (void)
    * runs, so everything after the first message waits in the queue. */
   g_assert_true (np_pipe_client_send (client, first, &error));
   g_cancellable_cancel (cancelled);
-  np_pipe_client_send_async (client, dropped1, cancelled, async_done_cb, &result1);
-  np_pipe_client_send_async (client, dropped2, later, async_done_cb, &result2);
+  np_pipe_client_send_async (client, dropped1, cancelled, np_test_async_done_cb, &result1);
+  np_pipe_client_send_async (client, dropped2, later, np_test_async_done_cb, &result2);
   g_cancellable_cancel (later);
   g_assert_true (np_pipe_client_send (client, last, &error));
 
@@ -212,6 +204,58 @@ test_send_leaves_no_trace (void)
   g_assert_true (g_bytes_equal (g_ptr_array_index (r.messages, 1), last));
 
   g_ptr_array_unref (r.messages);
+}
+
+/* An application that closes the client when its cancellable is
+ * cancelled, and uses that cancellable for a request too. */
+
+static gboolean
+cancel_close_keep_cb (NpPipeServer     *server,
+                      NpPipeConnection *connection,
+                      NpPipeRequest    *request,
+                      GPtrArray        *kept)
+{
+  g_ptr_array_add (kept, g_object_ref (request));
+  return TRUE;
+}
+
+static void
+close_client_on_cancel_cb (GCancellable *cancellable,
+                           NpPipeClient *client)
+{
+  np_pipe_client_close (client, NULL, NULL);
+}
+
+static void
+test_close_from_cancel_handler (void)
+{
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GBytes) message = g_bytes_new_static ("ask", 3);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  GPtrArray *kept = g_ptr_array_new_with_free_func (g_object_unref);
+  NpTestPair pair;
+
+  np_test_pair_init (&pair);
+  g_signal_connect (pair.server, "request-received", G_CALLBACK (cancel_close_keep_cb), kept);
+  np_test_pair_start (&pair);
+  np_test_pair_connect (&pair);
+
+  /* Connected before the request: it runs first. */
+  g_signal_connect (cancellable, "cancelled", G_CALLBACK (close_client_on_cancel_cb), pair.client);
+  np_pipe_client_request_async (pair.client, message, cancellable, np_test_async_done_cb, &result);
+  WAIT_UNTIL (kept->len == 1);
+
+  g_cancellable_cancel (cancellable);
+
+  WAIT_UNTIL (result != NULL);
+  reply = np_pipe_client_request_finish (pair.client, result, &error);
+  g_assert_null (reply);
+  g_assert_nonnull (error);
+
+  g_ptr_array_unref (kept);
+  np_test_pair_clear (&pair);
 }
 
 int
@@ -230,6 +274,10 @@ main (int   argc,
               stuck_teardown);
   g_test_add_func ("/Np/Cancel/connect", test_connect);
   g_test_add_func ("/Np/Cancel/send-leaves-no-trace", test_send_leaves_no_trace);
+
+  /* Each in a process of its own: a crash or a hang fails that test
+   * alone, with its report. */
+  np_test_add_isolated ("/Np/Cancel/close-from-cancel-handler", test_close_from_cancel_handler, 20);
 
   ret = g_test_run ();
 

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <gio/gunixfdlist.h>
@@ -310,9 +311,8 @@ raw_peer (Fixture *f)
 {
   g_autoptr(GError) error = NULL;
   GSocket *socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
-  guint8 hello[12] = { 'N', 'P', 'I', 'P', 3, 0, 0, 0, 0, 0, 16, 0 };
 
-  np_test_raw_write (socket, hello, sizeof hello);
+  np_test_raw_write_hello (socket, 3, 4096);
   WAIT_UNTIL (f->connections->len == 1);
 
   return socket;
@@ -335,13 +335,16 @@ test_bad_peer (Fixture       *f,
 {
   Bad bad = GPOINTER_TO_INT (data);
   g_autoptr(GSocket) socket = NULL;
-  guint8 frame[8 + 5] = { 0, 0, 0, 5, 7, 0, 0, 0, 'h', 'e', 'l', 'l', 'o' };
+  guint8 frame[NP_FRAME_HEADER_SIZE + 5];
   const char *expected = NULL;
   int fds[6];
   guint n_fds = 2;
   gsize len = sizeof frame;
   guint before;
 
+  /* A MESSAGE_FDS frame whose count each case sets. */
+  np_frame_header_encode (frame, NP_FRAME_MESSAGE_FDS, 5);
+  memcpy (frame + NP_FRAME_HEADER_SIZE, "hello", 5);
   want_fds (f);
   np_pipe_server_set_max_fds_per_message (f->server, 4);
   before = np_test_count_open_fds ();
@@ -412,17 +415,16 @@ test_after_earlier_bytes (Fixture       *f,
                           gconstpointer  data)
 {
   g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
-  const guint8 hello[12] = { 'N', 'P', 'I', 'P', 3, 0, 0, 0, 0, 0, 16, 0 };
-  const guint8 plain[8 + 5] = { 0, 0, 0, 5, 0, 0, 0, 0, 'f', 'i', 'r', 's', 't' };
-  const guint8 frame[8 + 4] = { 0, 0, 0, 4, 7, 1, 0, 0, 'w', 'i', 't', 'h' };
+  g_autoptr(GBytes) plain = np_test_frame (NP_FRAME_MESSAGE, (const guint8 *) "first", 5);
+  g_autoptr(GBytes) frame = np_test_frame_fds (1, (const guint8 *) "with", 4);
   g_autofree char *contents = NULL;
   int fd = memfd_with ("carried");
 
   want_fds (f);
   /* Nothing runs the server's context until all three are in the socket. */
-  np_test_raw_write (socket, hello, sizeof hello);
-  np_test_raw_write (socket, plain, sizeof plain);
-  np_test_raw_send_with_fds (socket, frame, sizeof frame, &fd, 1);
+  np_test_raw_write_hello (socket, 3, 4096);
+  np_test_raw_write_bytes (socket, plain);
+  np_test_raw_send_with_fds (socket, g_bytes_get_data (frame, NULL), g_bytes_get_size (frame), &fd, 1);
   close (fd);
 
   WAIT_UNTIL (f->fd_messages->len == 1 || f->n_disconnected > 0);
@@ -449,7 +451,6 @@ test_peer_without_fds (void)
   g_autoptr(GUnixFDList) fds = g_unix_fd_list_new ();
   g_autoptr(GBytes) message = text ("with a descriptor");
   g_autoptr(GError) error = NULL;
-  guint8 hello[12] = { 'N', 'P', 'I', 'P', 2, 0, 0, 0, 0, 0, 16, 0 };
   int fd = memfd_with ("x");
 
   g_unix_fd_list_append (fds, fd, &error);
@@ -458,7 +459,7 @@ test_peer_without_fds (void)
 
   g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
   WAIT_UNTIL (raw->accepted->len == 1);
-  np_test_raw_write (g_ptr_array_index (raw->accepted, 0), hello, sizeof hello);
+  np_test_raw_write_hello (g_ptr_array_index (raw->accepted, 0), 2, 4096);
   WAIT_UNTIL (np_pipe_client_get_peer_max_message_size (client) > 0);
 
   g_assert_false (np_pipe_client_send_with_fds (client, message, fds, &error));
@@ -493,7 +494,6 @@ test_early_to_peer_without_fds (void)
   g_autoptr(GBytes) message = text ("early");
   g_autoptr(GError) error = NULL;
   g_autoptr(GError) ended = NULL;
-  guint8 hello[12] = { 'N', 'P', 'I', 'P', 2, 0, 0, 0, 0, 0, 16, 0 };
   int fd = memfd_with ("x");
 
   g_unix_fd_list_append (fds, fd, &error);
@@ -510,7 +510,7 @@ test_early_to_peer_without_fds (void)
   g_assert_nonnull (fds);   /* queued: the client holds it */
 
   WAIT_UNTIL (raw->accepted->len == 1);
-  np_test_raw_write (g_ptr_array_index (raw->accepted, 0), hello, sizeof hello);
+  np_test_raw_write_hello (g_ptr_array_index (raw->accepted, 0), 2, 4096);
   WAIT_UNTIL (ended != NULL);
   g_assert_error (ended, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED);
   g_assert_null (fds);
@@ -578,14 +578,6 @@ read_fd_list (GUnixFDList *fds)
   return read_all (g_unix_fd_list_peek_fds (fds, NULL)[0]);
 }
 
-static void
-async_done_cb (GObject      *object,
-               GAsyncResult *result,
-               gpointer      user_data)
-{
-  *(GAsyncResult **) user_data = g_object_ref (result);
-}
-
 /* Reads the request's memfd and answers with a memfd of its own, which
  * says what the request's held. */
 static gboolean
@@ -647,7 +639,7 @@ test_request_reply_memfd (Fixture       *f,
     g_autoptr(GBytes) reply = NULL;
     g_autofree char *contents = NULL;
 
-    np_pipe_client_request_with_fds_async (client, message, fds, NULL, async_done_cb, &result);
+    np_pipe_client_request_with_fds_async (client, message, fds, NULL, np_test_async_done_cb, &result);
     WAIT_UNTIL (result != NULL);
     reply = np_pipe_client_request_with_fds_finish (client, result, &reply_fds, &error);
     g_assert_no_error (error);
@@ -664,7 +656,7 @@ test_request_reply_memfd (Fixture       *f,
     g_autofree char *contents = NULL;
 
     np_pipe_connection_request_with_fds_async (f->connections->pdata[0], message, fds, NULL,
-                                               async_done_cb, &result);
+                                               np_test_async_done_cb, &result);
     WAIT_UNTIL (result != NULL);
     reply = np_pipe_connection_request_with_fds_finish (f->connections->pdata[0], result,
                                                         &reply_fds, &error);
@@ -731,23 +723,21 @@ test_request_to_version_3 (void)
   g_autoptr(GError) error = NULL;
   gsize frame_len = NP_REQUEST_HEADER_SIZE + g_bytes_get_size (plain);
   GSocket *peer;
-  guint8 hello[12];
   guint8 buf[64];
 
   np_pipe_client_set_request_timeout (client, 0);
   g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
-  np_pipe_client_request_with_fds_async (client, message, fds, NULL, async_done_cb, &early);
+  np_pipe_client_request_with_fds_async (client, message, fds, NULL, np_test_async_done_cb, &early);
   WAIT_UNTIL (raw->accepted->len == 1);
   peer = g_ptr_array_index (raw->accepted, 0);
 
-  np_test_hello (hello, 3, 1024);
-  np_test_raw_write (peer, hello, sizeof hello);
+  np_test_raw_write_hello (peer, 3, 1024);
   WAIT_UNTIL (early != NULL);
   g_assert_null (np_pipe_client_request_with_fds_finish (client, early, NULL, &error));
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED);
   g_clear_error (&error);
 
-  np_pipe_client_request_with_fds_async (client, message, fds, NULL, async_done_cb, &late);
+  np_pipe_client_request_with_fds_async (client, message, fds, NULL, np_test_async_done_cb, &late);
   WAIT_UNTIL (late != NULL);
   g_assert_null (np_pipe_client_request_with_fds_finish (client, late, NULL, &error));
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED);
@@ -759,7 +749,7 @@ test_request_to_version_3 (void)
 
   /* The peer saw our hello, then the plain request alone, with no
    * descriptors; its plain reply comes back with no list. */
-  np_pipe_client_request_with_fds_async (client, plain, NULL, NULL, async_done_cb, &result);
+  np_pipe_client_request_with_fds_async (client, plain, NULL, NULL, np_test_async_done_cb, &result);
   g_assert_true (np_pipe_client_flush_sync (client, NULL, &error));
   g_assert_no_error (error);
   np_test_raw_read_exactly (peer, buf, 12);
@@ -819,15 +809,15 @@ test_reply_to_version_3 (Fixture       *f,
   g_autoptr(GError) reply_error = NULL;
   g_autoptr(GError) error = NULL;
   guint8 header[NP_FRAME_HEADER_SIZE];
+  NpFrameHeader decoded;
   guint8 request[64];
-  guint8 hello[12];
+  guint8 hello[NP_HELLO_SIZE];
   guint32 id = 0;
 
   g_object_add_weak_pointer (G_OBJECT (replier.fds), (gpointer *) &replier.fds);
   g_signal_connect (f->server, "request-received", G_CALLBACK (on_request_reply_fds), &replier);
 
-  np_test_hello (hello, 3, 1024);
-  np_test_raw_write (peer, hello, sizeof hello);
+  np_test_raw_write_hello (peer, 3, 1024);
   np_request_header_encode (request, NP_FRAME_REQUEST, 77, len);
   memcpy (request + NP_REQUEST_HEADER_SIZE, g_bytes_get_data (message, NULL), len);
   np_test_raw_write (peer, request, NP_REQUEST_HEADER_SIZE + len);
@@ -839,11 +829,12 @@ test_reply_to_version_3 (Fixture       *f,
     g_main_context_iteration (NULL, FALSE);
   np_test_raw_read_exactly (peer, hello, sizeof hello);
   np_test_raw_read_exactly (peer, header, sizeof header);
-  g_assert_cmpuint (header[4], ==, NP_FRAME_ERROR);
-  g_assert_cmpuint (header[5], ==, 0);
-  payload = g_malloc (np_test_get_u32 (header));
-  np_test_raw_read_exactly (peer, payload, np_test_get_u32 (header));
-  g_assert_true (np_error_reply_decode (payload, np_test_get_u32 (header), &id, &reply_error,
+  np_test_header_decode (header, &decoded);
+  g_assert_cmpuint (decoded.type, ==, NP_FRAME_ERROR);
+  g_assert_cmpuint (decoded.n_fds, ==, 0);
+  payload = g_malloc (decoded.length);
+  np_test_raw_read_exactly (peer, payload, decoded.length);
+  g_assert_true (np_error_reply_decode (payload, decoded.length, &id, &reply_error,
                                         &error));
   g_assert_no_error (error);
   g_assert_cmpuint (id, ==, 77);
@@ -978,9 +969,9 @@ test_request_fds_cancelled (Fixture       *f,
   WAIT_UNTIL (f->connections->len == 1 && np_pipe_client_get_peer_max_message_size (client) > 0);
 
   /* Both queued, in one chunk, before the loop writes anything. */
-  np_pipe_client_request_with_fds_async (client, message, fds, cancellable, async_done_cb,
+  np_pipe_client_request_with_fds_async (client, message, fds, cancellable, np_test_async_done_cb,
                                          &cancelled);
-  np_pipe_client_request_with_fds_async (client, after, NULL, NULL, async_done_cb, &answered);
+  np_pipe_client_request_with_fds_async (client, after, NULL, NULL, np_test_async_done_cb, &answered);
   g_cancellable_cancel (cancellable);
 
   WAIT_UNTIL (cancelled != NULL && answered != NULL);
@@ -996,7 +987,7 @@ test_request_fds_cancelled (Fixture       *f,
   /* The next frame starts after what was received with the first. */
   g_clear_object (&answered);
   g_clear_pointer (&reply, g_bytes_unref);
-  np_pipe_client_request_with_fds_async (client, after, NULL, NULL, async_done_cb, &answered);
+  np_pipe_client_request_with_fds_async (client, after, NULL, NULL, np_test_async_done_cb, &answered);
   WAIT_UNTIL (answered != NULL);
   reply = np_pipe_client_request_with_fds_finish (client, answered, NULL, &error);
   g_assert_no_error (error);
@@ -1053,13 +1044,13 @@ test_request_fds_limit (Fixture       *f,
    * settings, and the first request waits for them. */
   g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
   g_assert_no_error (error);
-  np_pipe_client_request_with_fds_async (client, message, three, NULL, async_done_cb, &early);
+  np_pipe_client_request_with_fds_async (client, message, three, NULL, np_test_async_done_cb, &early);
   WAIT_UNTIL (early != NULL);
   g_assert_null (np_pipe_client_request_with_fds_finish (client, early, NULL, &error));
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE);
   g_clear_error (&error);
 
-  np_pipe_client_request_with_fds_async (client, message, three, NULL, async_done_cb, &late);
+  np_pipe_client_request_with_fds_async (client, message, three, NULL, np_test_async_done_cb, &late);
   WAIT_UNTIL (late != NULL);
   g_assert_null (np_pipe_client_request_with_fds_finish (client, late, NULL, &error));
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_MESSAGE_TOO_LARGE);
@@ -1068,7 +1059,7 @@ test_request_fds_limit (Fixture       *f,
 
   /* Two reach the server, which sends them back: one more than the
    * client takes. */
-  np_pipe_client_request_with_fds_async (client, message, two, NULL, async_done_cb, &fits);
+  np_pipe_client_request_with_fds_async (client, message, two, NULL, np_test_async_done_cb, &fits);
   WAIT_UNTIL (fits != NULL);
   reply = np_pipe_client_request_with_fds_finish (client, fits, &reply_fds, &error);
   g_assert_null (reply);
@@ -1173,6 +1164,319 @@ test_connection_request_sync (Fixture       *f,
   WAIT_UNTIL (f->n_disconnected == 1);
 }
 
+/* Descriptors sent with the bytes of a message body belong to no
+ * frame: a peer that keeps sending them must not make the server hold
+ * them until the message ends, or the library's descriptor budget. */
+
+/* Sends @len bytes of @data with @n_fds copies of @fd in one sendmsg(). */
+static void
+raw_send_with_fds (GSocket      *socket,
+                   const guint8 *data,
+                   gsize         len,
+                   int           fd,
+                   guint         n_fds)
+{
+  int fds[253];
+
+  g_assert_cmpuint (n_fds, >, 0);
+  g_assert_cmpuint (n_fds, <=, G_N_ELEMENTS (fds));
+  for (guint i = 0; i < n_fds; i++)
+    fds[i] = fd;
+  np_test_raw_send_with_fds (socket, data, len, fds, n_fds);
+}
+
+/* A raw peer of protocol version 3, its hello sent. */
+static GSocket *
+raw_peer_v3 (NpPipeServer *server)
+{
+  GSocket *socket = np_test_raw_connect (np_pipe_server_get_path (server));
+
+  np_test_raw_write_hello (socket, 3, 16 * 1024 * 1024);
+
+  return socket;
+}
+
+typedef struct
+{
+  GPtrArray *connections;
+  GPtrArray *fd_lists;
+  GError    *error;
+  guint      n_disconnected;
+} FdServer;
+
+static void
+fd_server_connected_cb (NpPipeServer     *server,
+                        NpPipeConnection *connection,
+                        FdServer         *f)
+{
+  g_ptr_array_add (f->connections, g_object_ref (connection));
+}
+
+static void
+fd_server_message_cb (NpPipeServer     *server,
+                      NpPipeConnection *connection,
+                      GBytes           *message,
+                      GUnixFDList      *fds,
+                      FdServer         *f)
+{
+  g_ptr_array_add (f->fd_lists, g_object_ref (fds));
+}
+
+static void
+fd_server_disconnected_cb (NpPipeServer     *server,
+                           NpPipeConnection *connection,
+                           const GError     *error,
+                           FdServer         *f)
+{
+  g_clear_error (&f->error);
+  if (error != NULL)
+    f->error = g_error_copy (error);
+  f->n_disconnected++;
+  g_ptr_array_remove (f->connections, connection);
+}
+
+static NpPipeServer *
+fd_server_new (FdServer *f,
+               guint     max_fds)
+{
+  NpPipeServer *server = np_pipe_server_new (NULL);
+  g_autoptr(GError) error = NULL;
+
+  f->connections = g_ptr_array_new_with_free_func (g_object_unref);
+  f->fd_lists = g_ptr_array_new_with_free_func (g_object_unref);
+  np_pipe_server_set_max_fds_per_message (server, max_fds);
+  g_signal_connect (server, "client-connected", G_CALLBACK (fd_server_connected_cb), f);
+  g_signal_connect (server, "message-with-fds-received", G_CALLBACK (fd_server_message_cb), f);
+  g_signal_connect (server, "client-disconnected", G_CALLBACK (fd_server_disconnected_cb), f);
+  g_assert_true (np_pipe_server_start (server, &error));
+  g_assert_no_error (error);
+
+  return server;
+}
+
+static void
+fd_server_clear (FdServer *f)
+{
+  g_clear_pointer (&f->connections, g_ptr_array_unref);
+  g_clear_pointer (&f->fd_lists, g_ptr_array_unref);
+  g_clear_error (&f->error);
+}
+
+static void
+test_fds_in_body (void)
+{
+  FdServer f = { 0 };
+  g_autoptr(NpPipeServer) server = fd_server_new (&f, 4);
+  g_autoptr(GSocket) socket = NULL;
+  guint8 header[NP_FRAME_HEADER_SIZE];
+  guint8 byte = 'x';
+  guint base, held_at_most;
+  int fd = memfd_create ("np-fds", MFD_CLOEXEC);
+
+  g_assert_cmpint (fd, >=, 0);
+  base = np_test_count_open_fds ();
+  socket = raw_peer_v3 (server);
+  WAIT_UNTIL (f.connections->len == 1);
+
+  /* A plain message of 1 MiB, its body sent a byte at a time, each
+   * byte with 4 descriptors: 200 in all. */
+  np_frame_header_encode (header, NP_FRAME_MESSAGE, 1024 * 1024);
+  np_test_raw_write (socket, header, sizeof header);
+  for (guint i = 0; i < 50; i++)
+    raw_send_with_fds (socket, &byte, 1, fd, 4);
+
+  /* Dropped at the first, never holding more than one write's. */
+  held_at_most = base + 2;
+  while (f.n_disconnected == 0)
+    {
+      g_main_context_iteration (NULL, TRUE);
+      held_at_most = MAX (held_at_most, np_test_count_open_fds ());
+      /* Ends the test rather than waiting for the budget to run out. */
+      if (held_at_most > base + 2 + 4)
+        break;
+    }
+  g_assert_cmpuint (held_at_most, <=, base + 2 + 4);
+  g_assert_error (f.error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+  g_assert_nonnull (strstr (f.error->message, "descriptors"));
+  g_assert_cmpuint (f.fd_lists->len, ==, 0);
+
+  g_socket_close (socket, NULL);
+  WAIT_UNTIL (np_test_count_open_fds () == base);
+
+  close (fd);
+  g_clear_object (&server);
+  fd_server_clear (&f);
+}
+
+/* The descriptor budget (np-fd-budget.c): with RLIMIT_NOFILE at 48,
+ * the library may hold 16 descriptors, its connections included. A peer
+ * whose descriptors would pass it is dropped with TOO_MANY_OPEN_FILES,
+ * its descriptors closed; a new client past it is refused with
+ * TOO_MANY_CLIENTS, saying why; and once the descriptors are delivered
+ * and let go of, peers are served again. */
+
+static void
+test_fd_budget (void)
+{
+  FdServer f = { 0 };
+  g_autoptr(NpPipeServer) server = NULL;
+  g_autoptr(GSocket) holder = NULL;
+  g_autoptr(GSocket) greedy = NULL;
+  g_autoptr(GPtrArray) others = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GSocket) refused = NULL;
+  g_autoptr(GByteArray) goodbye = g_byte_array_new ();
+  struct rlimit limit;
+  guint8 frame[NP_FRAME_HEADER_SIZE + 100] = { 0 };
+  guint8 buf[4096];
+  guint base, before, n_gone;
+  gssize n;
+  int fd;
+
+  g_assert_cmpint (getrlimit (RLIMIT_NOFILE, &limit), ==, 0);
+  limit.rlim_cur = 48;
+  g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &limit), ==, 0);
+
+  fd = memfd_create ("np-fds", MFD_CLOEXEC);
+  g_assert_cmpint (fd, >=, 0);
+  server = fd_server_new (&f, 8);
+  base = np_test_count_open_fds ();
+  g_assert_cmpuint (base, <, 24);
+
+  /* A message of 8 descriptors, its body not all there: the server
+   * holds them, 8 of its 16. */
+  np_frame_header_encode_fds (frame, 100, 8);
+  holder = raw_peer_v3 (server);
+  WAIT_UNTIL (f.connections->len == 1);
+  raw_send_with_fds (holder, frame, NP_FRAME_HEADER_SIZE + 1, fd, 8);
+  WAIT_UNTIL (np_test_count_open_fds () == base + 2 + 8);
+
+  /* 8 more would take it to 8 + 8 + its 2 connections. */
+  greedy = raw_peer_v3 (server);
+  WAIT_UNTIL (f.connections->len == 2);
+  raw_send_with_fds (greedy, frame, NP_FRAME_HEADER_SIZE + 1, fd, 8);
+  WAIT_UNTIL (f.n_disconnected == 1);
+  g_assert_error (f.error, G_IO_ERROR, G_IO_ERROR_TOO_MANY_OPEN_FILES);
+  g_assert_nonnull (strstr (f.error->message, "RLIMIT_NOFILE"));
+  g_socket_close (greedy, NULL);
+  WAIT_UNTIL (np_test_count_open_fds () == base + 2 + 8);
+
+  /* Clients fill what is left: 8 held, and connections up to 8. */
+  while (f.connections->len < 8)
+    {
+      guint n_before = f.connections->len;
+
+      g_ptr_array_add (others, raw_peer_v3 (server));
+      WAIT_UNTIL (f.connections->len == n_before + 1);
+    }
+  refused = raw_peer_v3 (server);
+  while ((n = np_test_raw_read (refused, buf, sizeof buf)) > 0)
+    g_byte_array_append (goodbye, buf, n);
+  g_assert_cmpuint (f.connections->len, ==, 8);
+  g_assert_nonnull (memmem (goodbye->data, goodbye->len, "no descriptors left",
+                           strlen ("no descriptors left")));
+  g_socket_close (refused, NULL);
+  g_ptr_array_set_size (others, 0);
+  WAIT_UNTIL (f.connections->len == 1);
+
+  /* The holder's message completes: its descriptors are the
+   * application's, out of the budget. */
+  np_test_raw_write (holder, frame + NP_FRAME_HEADER_SIZE + 1, sizeof frame - NP_FRAME_HEADER_SIZE - 1);
+  WAIT_UNTIL (f.fd_lists->len == 1);
+  g_assert_cmpint (g_unix_fd_list_get_length (g_ptr_array_index (f.fd_lists, 0)), ==, 8);
+  g_ptr_array_set_size (f.fd_lists, 0);
+  before = np_test_count_open_fds ();
+  g_assert_cmpuint (before, ==, base + 2);
+
+  /* And the greedy peer's message now gets through. */
+  n_gone = f.n_disconnected;
+  g_clear_object (&greedy);
+  greedy = raw_peer_v3 (server);
+  WAIT_UNTIL (f.connections->len == 2);
+  raw_send_with_fds (greedy, frame, sizeof frame, fd, 8);
+  WAIT_UNTIL (f.fd_lists->len == 1);
+  g_assert_cmpint (g_unix_fd_list_get_length (g_ptr_array_index (f.fd_lists, 0)), ==, 8);
+  g_assert_cmpuint (f.n_disconnected, ==, n_gone);
+  g_ptr_array_set_size (f.fd_lists, 0);
+
+  g_socket_close (greedy, NULL);
+  g_socket_close (holder, NULL);
+  WAIT_UNTIL (f.connections->len == 0);
+  WAIT_UNTIL (np_test_count_open_fds () == base);
+
+  close (fd);
+  g_clear_object (&server);
+  fd_server_clear (&f);
+}
+
+/* Requests with descriptors that the application keeps to answer
+ * later hold their descriptors: they count in the budget until
+ * answered. With RLIMIT_NOFILE at 48 (16 for the library), a peer whose
+ * requests of 8 descriptors each would pass it is dropped with
+ * TOO_MANY_OPEN_FILES; the application's share of the process's
+ * descriptors is left whole, and answering lets the budget go. */
+
+static gboolean
+keep_request_fds_cb (NpPipeServer     *server,
+                     NpPipeConnection *connection,
+                     NpPipeRequest    *request,
+                     FdServer         *f)
+{
+  g_ptr_array_add (f->fd_lists, g_object_ref (request));
+
+  return TRUE;
+}
+
+static void
+test_fd_budget_requests (void)
+{
+  FdServer f = { 0 };
+  g_autoptr(NpPipeServer) server = NULL;
+  g_autoptr(GSocket) greedy = NULL;
+  g_autoptr(GBytes) settings = np_test_settings (8);
+  struct rlimit limit;
+  guint8 frame[NP_REQUEST_HEADER_SIZE + 1] = { 0 };
+  guint base;
+  int fd;
+
+  g_assert_cmpint (getrlimit (RLIMIT_NOFILE, &limit), ==, 0);
+  limit.rlim_cur = 48;
+  g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &limit), ==, 0);
+
+  fd = memfd_create ("np-fds", MFD_CLOEXEC);
+  g_assert_cmpint (fd, >=, 0);
+  server = fd_server_new (&f, 8);
+  g_signal_connect (server, "request-received", G_CALLBACK (keep_request_fds_cb), &f);
+  base = np_test_count_open_fds ();
+
+  greedy = np_test_raw_connect (np_pipe_server_get_path (server));
+  np_test_raw_write_hello (greedy, 4, 1024);
+  np_test_raw_write_bytes (greedy, settings);
+  WAIT_UNTIL (f.connections->len == 1);
+
+  /* REQUEST_FDS of 8 descriptors, ids 1, 2, ... */
+  for (guint32 id = 1; id <= 6 && f.n_disconnected == 0; id++)
+    {
+      np_request_header_encode_fds (frame, NP_FRAME_REQUEST_FDS, id, 1, 8);
+      raw_send_with_fds (greedy, frame, sizeof frame, fd, 8);
+      while (f.fd_lists->len < id && f.n_disconnected == 0)
+        g_main_context_iteration (NULL, TRUE);
+    }
+
+  g_assert_cmpuint (f.n_disconnected, ==, 1);
+  g_assert_error (f.error, G_IO_ERROR, G_IO_ERROR_TOO_MANY_OPEN_FILES);
+  g_assert_cmpuint (f.fd_lists->len, ==, 1);
+  g_socket_close (greedy, NULL);
+  WAIT_UNTIL (np_test_count_open_fds () == base + 8);
+
+  /* Answered (here, dropped), the request lets its descriptors go. */
+  g_ptr_array_set_size (f.fd_lists, 0);
+  g_assert_cmpuint (np_test_count_open_fds (), ==, base);
+
+  close (fd);
+  g_clear_object (&server);
+  fd_server_clear (&f);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1207,6 +1511,12 @@ main (int   argc,
   ADD ("/Np/Fds/request/cancelled", test_request_fds_cancelled, NULL);
   ADD ("/Np/Fds/request/connection-sync", test_connection_request_sync, NULL);
   ADD ("/Np/Fds/request/fds-limit", test_request_fds_limit, NULL);
+
+  /* Each in a process of its own: a crash or a hang fails that test
+   * alone, with its report. */
+  np_test_add_isolated ("/Np/Fds/in-body", test_fds_in_body, 60);
+  np_test_add_isolated ("/Np/Fds/budget", test_fd_budget, 60);
+  np_test_add_isolated ("/Np/Fds/budget/requests", test_fd_budget_requests, 60);
 
   ret = g_test_run ();
 

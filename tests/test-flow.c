@@ -22,14 +22,6 @@
 #define LIMIT (1024 * 1024)
 
 static void
-async_done_cb (GObject      *object,
-               GAsyncResult *result,
-               gpointer      user_data)
-{
-  *(GAsyncResult **) user_data = g_object_ref (result);
-}
-
-static void
 count_notify_cb (GObject    *object,
                  GParamSpec *pspec,
                  guint      *count)
@@ -137,7 +129,7 @@ client_case_setup (ClientCase *c,
   g_signal_connect (c->client, "disconnected", G_CALLBACK (client_disconnected_cb), c);
 
   /* Accepted before the server stops: its handshake has come. */
-  np_pipe_client_connect_async (c->client, NULL, async_done_cb, &result);
+  np_pipe_client_connect_async (c->client, NULL, np_test_async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
   g_assert_true (np_pipe_client_connect_finish (c->client, result, &error));
   g_assert_no_error (error);
@@ -232,7 +224,7 @@ test_client_drained (void)
     g_autoptr(GAsyncResult) result = NULL;
     g_autoptr(GError) error = NULL;
 
-    np_pipe_client_flush_async (c.client, NULL, async_done_cb, &result);
+    np_pipe_client_flush_async (c.client, NULL, np_test_async_done_cb, &result);
     WAIT_UNTIL (result != NULL);
     g_assert_true (np_pipe_client_flush_finish (c.client, result, &error));
     g_assert_no_error (error);
@@ -261,7 +253,7 @@ test_client_no_limit (void)
   client_fill_past_half (&c);
   g_subprocess_send_signal (c.peer, SIGCONT);
 
-  np_pipe_client_flush_async (c.client, NULL, async_done_cb, &result);
+  np_pipe_client_flush_async (c.client, NULL, np_test_async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
   g_assert_true (np_pipe_client_flush_finish (c.client, result, &error));
   g_assert_cmpuint (np_pipe_client_get_queued_bytes (c.client), ==, 0);
@@ -285,7 +277,7 @@ test_client_closed (void)
   /* Closing: everything still goes out, and no signal. */
   client_case_setup (&c, LIMIT);
   client_fill_past_half (&c);
-  np_pipe_client_close_async (c.client, NULL, async_done_cb, &result);
+  np_pipe_client_close_async (c.client, NULL, np_test_async_done_cb, &result);
   g_subprocess_send_signal (c.peer, SIGCONT);
   WAIT_UNTIL (result != NULL);
   g_assert_true (np_pipe_client_close_finish (c.client, result, &error));
@@ -510,8 +502,8 @@ test_connection_send_async (void)
     g_assert_true (np_pipe_connection_send (s.connection, g_ptr_array_index (s.received, i),
                                             NULL));
   np_pipe_connection_send_async (s.connection, g_ptr_array_index (s.received, half - 1), NULL,
-                                 async_done_cb, &sent);
-  np_pipe_connection_send_async (s.connection, junk, cancellable, async_done_cb, &cancelled);
+                                 np_test_async_done_cb, &sent);
+  np_pipe_connection_send_async (s.connection, junk, cancellable, np_test_async_done_cb, &cancelled);
   g_cancellable_cancel (cancellable);
   /* Never from inside the cancel call. */
   g_assert_null (cancelled);
@@ -521,7 +513,7 @@ test_connection_send_async (void)
   g_clear_error (&error);
   g_assert_null (sent);
 
-  np_pipe_connection_flush_async (s.connection, flush_cancellable, async_done_cb,
+  np_pipe_connection_flush_async (s.connection, flush_cancellable, np_test_async_done_cb,
                                   &flush_cancelled);
   g_cancellable_cancel (flush_cancellable);
   WAIT_UNTIL (flush_cancelled != NULL);
@@ -532,7 +524,7 @@ test_connection_send_async (void)
   for (guint i = half; i < s.received->len; i++)
     g_assert_true (np_pipe_connection_send (s.connection, g_ptr_array_index (s.received, i),
                                             NULL));
-  np_pipe_connection_flush_async (s.connection, NULL, async_done_cb, &flushed);
+  np_pipe_connection_flush_async (s.connection, NULL, np_test_async_done_cb, &flushed);
 
   g_subprocess_send_signal (s.peer, SIGCONT);
   WAIT_UNTIL (sent != NULL && flushed != NULL);
@@ -553,7 +545,7 @@ test_connection_send_async (void)
   g_assert_false (np_pipe_connection_flush_sync (s.connection, NULL, &error));
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED);
   g_clear_error (&error);
-  np_pipe_connection_send_async (s.connection, junk, NULL, async_done_cb, &sent);
+  np_pipe_connection_send_async (s.connection, junk, NULL, np_test_async_done_cb, &sent);
   WAIT_UNTIL (sent != NULL);
   g_assert_false (np_pipe_connection_send_finish (s.connection, sent, &error));
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED);

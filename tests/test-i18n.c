@@ -104,14 +104,6 @@ drop_request_cb (NpPipeServer     *server,
   return TRUE;
 }
 
-static void
-async_done_cb (GObject      *object,
-               GAsyncResult *result,
-               gpointer      user_data)
-{
-  *(GAsyncResult **) user_data = g_object_ref (result);
-}
-
 /* The first error the library makes, before any of its objects exists:
  * the domain is bound by the error quark. */
 static void
@@ -147,7 +139,7 @@ test_request_dropped (void)
   g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
   g_assert_no_error (error);
 
-  np_pipe_client_request_async (client, message, NULL, async_done_cb, &result);
+  np_pipe_client_request_async (client, message, NULL, np_test_async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
   reply = np_pipe_client_request_finish (client, result, &error);
   g_assert_null (reply);

@@ -6,9 +6,14 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
+#define _GNU_SOURCE
+
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
+
+#include <gio/gunixfdlist.h>
 
 #include <glib/gstdio.h>
 
@@ -171,14 +176,6 @@ test_restart_while_disposing (void)
   g_clear_error (&restart.start_error);
 }
 
-static void
-async_done_cb (GObject      *object,
-               GAsyncResult *result,
-               gpointer      user_data)
-{
-  *(GAsyncResult **) user_data = g_object_ref (result);
-}
-
 /* Objects created by property, as bindings and GtkBuilder do. */
 static void
 test_created_by_property (void)
@@ -208,7 +205,7 @@ test_created_by_property (void)
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_INVALID_NAME);
   g_clear_error (&error);
 
-  np_pipe_client_connect_async (nameless, NULL, async_done_cb, &result);
+  np_pipe_client_connect_async (nameless, NULL, np_test_async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
   g_assert_false (np_pipe_client_connect_finish (nameless, result, &error));
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_INVALID_NAME);
@@ -333,6 +330,107 @@ test_unknown_error_code (void)
   np_test_raw_server_free (raw);
 }
 
+/* An application that drops its last reference to a client inside
+ * its connected, queue-drained or message-with-fds-received handler:
+ * the client goes, its connection closes, nothing is used after. */
+
+typedef enum
+{
+  DROP_IN_CONNECTED,
+  DROP_IN_DRAINED,
+  DROP_IN_FDS,
+} DropIn;
+
+static void
+drop_client_cb (NpPipeClient *client,
+                gpointer      data)
+{
+  NpPipeClient **slot = data;
+
+  g_assert_true (*slot == client);
+  g_clear_object (slot);
+}
+
+static void
+drop_client_fds_cb (NpPipeClient *client,
+                    GBytes       *message,
+                    GUnixFDList  *fds,
+                    gpointer      data)
+{
+  g_assert_cmpint (g_unix_fd_list_get_length (fds), ==, 1);
+  drop_client_cb (client, data);
+}
+
+static void
+test_drop_client_in_handler (gconstpointer data)
+{
+  DropIn where = GPOINTER_TO_INT (data);
+  NpPipeClient *client;
+  GWeakRef weak;
+  g_autoptr(GError) error = NULL;
+  NpTestPair pair;
+
+  np_test_pair_init (&pair);
+  np_pipe_server_set_max_fds_per_message (pair.server, 4);
+  np_test_pair_start (&pair);
+  client = np_pipe_client_new (np_pipe_server_get_path (pair.server));
+  g_weak_ref_init (&weak, client);
+  g_object_set (client, "auto-reconnect", TRUE, "max-queued-bytes", 64 * 1024, NULL);
+  switch (where)
+    {
+    case DROP_IN_CONNECTED:
+      g_signal_connect (client, "accepted", G_CALLBACK (drop_client_cb), &client);
+      np_pipe_client_connect_async (client, NULL, NULL, NULL);
+      break;
+
+    case DROP_IN_DRAINED:
+      {
+        g_autoptr(GBytes) big = np_test_message_new (1, 0, 40 * 1024);
+
+        g_signal_connect (client, "queue-drained", G_CALLBACK (drop_client_cb), &client);
+        g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+        g_assert_no_error (error);
+        g_assert_true (np_pipe_client_send (client, big, &error));
+        g_assert_no_error (error);
+      }
+      break;
+
+    case DROP_IN_FDS:
+      {
+        g_autoptr(GBytes) message = g_bytes_new_static ("fd", 2);
+        g_autoptr(GUnixFDList) fds = g_unix_fd_list_new ();
+        int fd = memfd_create ("np-lifetime", MFD_CLOEXEC);
+
+        g_assert_cmpint (g_unix_fd_list_append (fds, fd, &error), ==, 0);
+        g_assert_no_error (error);
+        close (fd);
+        g_signal_connect (client, "message-with-fds-received", G_CALLBACK (drop_client_fds_cb), &client);
+        g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
+        g_assert_no_error (error);
+        WAIT_UNTIL (pair.connections->len == 1);
+        g_assert_true (np_pipe_connection_send_with_fds (g_ptr_array_index (pair.connections, 0),
+                                                         message, fds, &error));
+        g_assert_no_error (error);
+      }
+      break;
+
+    default:
+      g_assert_not_reached ();
+    }
+
+  WAIT_UNTIL (client == NULL);
+  WAIT_UNTIL (pair.disconnect_errors->len == 1);
+  g_assert_null (g_weak_ref_get (&weak));
+  g_weak_ref_clear (&weak);
+  np_test_run_ready (10);
+
+  np_test_pair_clear (&pair);
+}
+
+static void test_drop_in_connected (void) { test_drop_client_in_handler (GINT_TO_POINTER (DROP_IN_CONNECTED)); }
+static void test_drop_in_drained (void) { test_drop_client_in_handler (GINT_TO_POINTER (DROP_IN_DRAINED)); }
+static void test_drop_in_fds (void) { test_drop_client_in_handler (GINT_TO_POINTER (DROP_IN_FDS)); }
+
 int
 main (int   argc,
       char *argv[])
@@ -354,6 +452,12 @@ main (int   argc,
   g_test_add_func ("/Np/Lifetime/connections-read-only", test_connections_read_only);
   g_test_add_func ("/Np/Lifetime/connection-outlives-server", test_connection_outlives_server);
   g_test_add_func ("/Np/Lifetime/unknown-error-code", test_unknown_error_code);
+
+  /* Each in a process of its own: a crash or a hang fails that test
+   * alone, with its report. */
+  np_test_add_isolated ("/Np/Lifetime/drop-in-handler/connected", test_drop_in_connected, 30);
+  np_test_add_isolated ("/Np/Lifetime/drop-in-handler/queue-drained", test_drop_in_drained, 30);
+  np_test_add_isolated ("/Np/Lifetime/drop-in-handler/message-with-fds", test_drop_in_fds, 30);
 
   ret = g_test_run ();
 

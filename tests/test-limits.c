@@ -97,7 +97,6 @@ test_ping_flood_server (void)
   g_autoptr(GError) error = NULL;
   g_autoptr(GError) dropped = NULL;
   guint8 payload[1024] = { 0 };
-  guint8 hello[12];
 
   np_pipe_server_set_max_queued_bytes (server, QUEUE_LIMIT);
   g_signal_connect (server, "client-connected", G_CALLBACK (record_connection_cb), &connection);
@@ -105,9 +104,8 @@ test_ping_flood_server (void)
   g_assert_true (np_pipe_server_start (server, &error));
 
   socket = np_test_raw_connect (np_pipe_server_get_path (server));
-  np_test_hello (hello, 1, 16 * 1024 * 1024);
-  np_test_raw_write (socket, hello, sizeof hello);
-  ping = np_test_frame (NP_TEST_PING, payload, sizeof payload);
+  np_test_raw_write_hello (socket, 1, 16 * 1024 * 1024);
+  ping = np_test_frame (NP_FRAME_PING, payload, sizeof payload);
 
   flood (socket, ping, &dropped, &connection);
 
@@ -137,8 +135,7 @@ test_request_flood_server (void)
   g_autoptr(GBytes) request = NULL;
   g_autoptr(GError) error = NULL;
   g_autoptr(GError) dropped = NULL;
-  guint8 payload[4 + 1024] = { 0, 0, 0, 1 };
-  guint8 hello[12];
+  guint8 payload[1024] = { 0 };
 
   np_pipe_server_set_max_queued_bytes (server, QUEUE_LIMIT);
   g_signal_connect (server, "client-connected", G_CALLBACK (record_connection_cb), &connection);
@@ -147,9 +144,8 @@ test_request_flood_server (void)
   g_assert_true (np_pipe_server_start (server, &error));
 
   socket = np_test_raw_connect (np_pipe_server_get_path (server));
-  np_test_hello (hello, 2, 16 * 1024 * 1024);
-  np_test_raw_write (socket, hello, sizeof hello);
-  request = np_test_frame (4 /* REQUEST */, payload, sizeof payload);
+  np_test_raw_write_hello (socket, 2, 16 * 1024 * 1024);
+  request = np_test_request_frame (NP_FRAME_REQUEST, 1, payload, sizeof payload);
 
   flood (socket, request, &dropped, &connection);
 
@@ -177,7 +173,7 @@ test_ping_flood_client (void)
 
   np_test_hello (hello, 1, 16 * 1024 * 1024);
   np_test_raw_write (g_ptr_array_index (raw->accepted, 0), hello, sizeof hello);
-  ping = np_test_frame (NP_TEST_PING, payload, sizeof payload);
+  ping = np_test_frame (NP_FRAME_PING, payload, sizeof payload);
 
   flood (g_ptr_array_index (raw->accepted, 0), ping, &dropped, NULL);
 
@@ -185,14 +181,6 @@ test_ping_flood_client (void)
   g_assert_cmpuint (np_pipe_client_get_queued_bytes (client), ==, 0);
 
   np_test_raw_server_free (raw);
-}
-
-static void
-async_done_cb (GObject      *object,
-               GAsyncResult *result,
-               gpointer      user_data)
-{
-  *(GAsyncResult **) user_data = g_object_ref (result);
 }
 
 static gboolean
@@ -239,7 +227,7 @@ test_backlog_full (void)
   g_assert_nonnull (strstr (error->message, name));
   g_clear_error (&error);
 
-  np_pipe_client_connect_async (client, NULL, async_done_cb, &result);
+  np_pipe_client_connect_async (client, NULL, np_test_async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
   g_assert_false (np_pipe_client_connect_finish (client, result, &error));
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT);
@@ -248,7 +236,7 @@ test_backlog_full (void)
 
   /* Room comes while an asynchronous connect waits: it gets in. */
   np_pipe_client_set_connect_timeout (client, 0);
-  np_pipe_client_connect_async (client, NULL, async_done_cb, &result);
+  np_pipe_client_connect_async (client, NULL, np_test_async_done_cb, &result);
   g_timeout_add (50, start_accepting_cb, raw);
   WAIT_UNTIL (raw->accepted->len == waiting->len + 1);
   {
@@ -310,19 +298,25 @@ static gboolean
 read_verdict (GSocket *socket,
               gint    *code)
 {
-  guint8 hello[12];
-  guint8 header[8];
-  guint8 payload[1024];
+  guint8 hello[NP_HELLO_SIZE];
+  guint8 header[NP_FRAME_HEADER_SIZE];
+  guint8 payload[NP_CONTROL_PAYLOAD_MAX];
+  NpHello decoded;
+  NpFrameHeader frame;
+  g_autoptr(GError) error = NULL;
 
   read_blocking (socket, hello, sizeof hello);
-  if (np_test_get_u32 (hello + 8) != 0)
+  g_assert_true (np_hello_decode (hello, &decoded, &error));
+  g_assert_no_error (error);
+  if (decoded.max_message_size != 0)
     return TRUE;
 
   read_blocking (socket, header, sizeof header);
-  g_assert_cmpuint (header[4], ==, NP_TEST_GOODBYE);
-  g_assert_cmpuint (np_test_get_u32 (header), <=, sizeof payload);
-  read_blocking (socket, payload, np_test_get_u32 (header));
-  *code = np_test_get_u32 (payload);
+  np_test_header_decode (header, &frame);
+  g_assert_cmpuint (frame.type, ==, NP_FRAME_GOODBYE);
+  g_assert_cmpuint (frame.length, <=, sizeof payload);
+  read_blocking (socket, payload, frame.length);
+  *code = np_test_goodbye_code (payload, frame.length);
 
   return FALSE;
 }

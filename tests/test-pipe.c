@@ -17,8 +17,6 @@
 
 #include "np-test-util.h"
 
-#define NP_TEST_SETTINGS 8
-
 typedef struct
 {
   guint64  connection_id;
@@ -332,16 +330,6 @@ test_client_send (TestClient *tc,
   g_assert_no_error (error);
 }
 
-static void
-async_done_cb (GObject      *object,
-               GAsyncResult *result,
-               gpointer      user_data)
-{
-  GAsyncResult **out = user_data;
-
-  *out = g_object_ref (result);
-}
-
 static gboolean
 readable_cb (GSocket      *socket,
              GIOCondition  condition,
@@ -363,7 +351,12 @@ wait_readable (GSocket *socket)
   g_source_destroy (source);
 }
 
-static const guint8 raw_hello[12] = { 'N', 'P', 'I', 'P', 1, 0, 0, 0, 0, 0, 0x10, 0 };
+/* The hello of a peer of version 1 that takes messages of 1 MiB. */
+static void
+write_raw_hello (GSocket *socket)
+{
+  np_test_raw_write_hello (socket, 1, 1024 * 1024);
+}
 
 /* Tests */
 
@@ -835,13 +828,15 @@ static void
 test_truncated_and_huge_frames (Fixture       *f,
                                 gconstpointer  data)
 {
-  static const guint8 cut[] = { 0, 0, 0, 100, 0, 0, 0, 0, 'o', 'n', 'l', 'y', ' ', 't', 'e', 'n', '!', '!' };
-  static const guint8 huge[] = { 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0 };
+  guint8 cut[NP_FRAME_HEADER_SIZE + 10];
+  guint8 huge[NP_FRAME_HEADER_SIZE];
   g_autoptr(GSocket) a = np_test_raw_connect (np_pipe_server_get_path (f->server));
   g_autoptr(GSocket) b = np_test_raw_connect (np_pipe_server_get_path (f->server));
 
-  np_test_raw_write (a, raw_hello, sizeof raw_hello);
+  write_raw_hello (a);
   WAIT_UNTIL (f->connected->len == 1);
+  np_frame_header_encode (cut, NP_FRAME_MESSAGE, 100);
+  memcpy (cut + NP_FRAME_HEADER_SIZE, "only ten!!", 10);
   np_test_raw_write (a, cut, sizeof cut);
   g_socket_close (a, NULL);
 
@@ -849,8 +844,9 @@ test_truncated_and_huge_frames (Fixture       *f,
   g_assert_error (nth_error (f, 0), NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
   g_assert_nonnull (strstr (nth_error (f, 0)->message, "middle of a message"));
 
-  np_test_raw_write (b, raw_hello, sizeof raw_hello);
+  write_raw_hello (b);
   WAIT_UNTIL (f->connected->len == 2);
+  np_frame_header_encode (huge, NP_FRAME_MESSAGE, G_MAXUINT32);
   np_test_raw_write (b, huge, sizeof huge);
 
   WAIT_UNTIL (f->disconnected->len == 2);
@@ -908,10 +904,13 @@ count_notify_cb (GObject    *object,
 static void
 read_server_hello (GSocket *socket)
 {
-  guint8 hello[12];
+  guint8 hello[NP_HELLO_SIZE];
+  NpHello decoded;
+  g_autoptr(GError) error = NULL;
 
   np_test_raw_read_exactly (socket, hello, sizeof hello);
-  g_assert_cmpmem (hello, 4, "NPIP", 4);
+  g_assert_true (np_hello_decode (hello, &decoded, &error));
+  g_assert_no_error (error);
 }
 
 /* A peer that connects and says nothing is no client: no client-connected,
@@ -941,14 +940,13 @@ test_handshake_silent_peer (Fixture       *f,
 
   /* The frames after the hello: the goodbye, then the end. */
   {
-    guint8 header[8];
-    g_autofree guint8 *payload = NULL;
+    NpFrameHeader header;
+    g_autoptr(GBytes) payload = NULL;
 
-    np_test_raw_read_exactly (socket, header, sizeof header);
-    g_assert_cmpuint (header[4], ==, NP_TEST_GOODBYE);
-    payload = g_malloc (np_test_get_u32 (header));
-    np_test_raw_read_exactly (socket, payload, np_test_get_u32 (header));
-    g_assert_cmpuint (np_test_get_u32 (payload), ==, NP_PIPE_ERROR_TIMED_OUT);
+    g_assert_true (np_test_raw_read_frame (socket, &header, &payload));
+    g_assert_cmpuint (header.type, ==, NP_FRAME_GOODBYE);
+    g_assert_cmpuint (np_test_goodbye_code (g_bytes_get_data (payload, NULL), g_bytes_get_size (payload)),
+                      ==, NP_PIPE_ERROR_TIMED_OUT);
   }
   g_assert_cmpint (np_test_raw_read (socket, &byte, 1), ==, 0);
 
@@ -970,14 +968,12 @@ test_handshake_version3 (Fixture       *f,
   GListModel *model = np_pipe_server_get_connections (f->server);
   g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
   g_autoptr(NpPipeConnection) connection = NULL;
-  guint8 hello[12];
 
   read_server_hello (socket);
   g_assert_cmpuint (f->connected->len, ==, 0);
   g_assert_cmpuint (np_pipe_server_get_n_connections (f->server), ==, 0);
 
-  np_test_hello (hello, 3, 4096);
-  np_test_raw_write (socket, hello, sizeof hello);
+  np_test_raw_write_hello (socket, 3, 4096);
   WAIT_UNTIL (f->connected->len == 1);
 
   connection = g_list_model_get_item (model, 0);
@@ -1008,30 +1004,25 @@ test_handshake_version4 (Fixture       *f,
                          gconstpointer  data)
 {
   g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
-  g_autoptr(GBytes) settings = NULL;
-  guint8 settings_payload[8] = { 0 };
-  guint8 header[8];
-  guint8 body[7];
-  guint8 hello[12];
-  guint8 server_settings[8];
+  g_autoptr(GBytes) settings = np_test_settings (0);
+  g_autoptr(GBytes) server_settings = NULL;
+  g_autoptr(GBytes) body = NULL;
+  NpFrameHeader header;
 
   g_signal_connect (f->server, "client-connected", G_CALLBACK (welcome_cb), NULL);
 
-  np_test_hello (hello, 4, 4096);
-  np_test_raw_write (socket, hello, sizeof hello);
+  np_test_raw_write_hello (socket, 4, 4096);
 
   /* The server's settings come once it read the peer's hello. */
   read_server_hello (socket);
-  np_test_raw_read_exactly (socket, header, sizeof header);
-  g_assert_cmpuint (header[4], ==, NP_TEST_SETTINGS);
-  g_assert_cmpuint (np_test_get_u32 (header), ==, sizeof server_settings);
-  np_test_raw_read_exactly (socket, server_settings, sizeof server_settings);
+  g_assert_true (np_test_raw_read_frame (socket, &header, &server_settings));
+  g_assert_cmpuint (header.type, ==, NP_FRAME_SETTINGS);
+  g_assert_cmpuint (header.length, ==, NP_SETTINGS_SIZE);
 
   g_assert_cmpuint (f->connected->len, ==, 0);
   g_assert_cmpuint (np_pipe_server_get_n_connections (f->server), ==, 0);
   g_assert_cmpuint (g_list_model_get_n_items (np_pipe_server_get_connections (f->server)), ==, 0);
 
-  settings = np_test_frame (NP_TEST_SETTINGS, settings_payload, sizeof settings_payload);
   np_test_raw_write_bytes (socket, settings);
   WAIT_UNTIL (f->connected->len == 1);
   g_assert_cmpuint (np_pipe_server_get_n_connections (f->server), ==, 1);
@@ -1039,11 +1030,9 @@ test_handshake_version4 (Fixture       *f,
                     ==, 4096);
 
   /* The message sent from client-connected is the next frame. */
-  np_test_raw_read_exactly (socket, header, sizeof header);
-  g_assert_cmpuint (header[4], ==, NP_TEST_MESSAGE);
-  g_assert_cmpuint (np_test_get_u32 (header), ==, sizeof body);
-  np_test_raw_read_exactly (socket, body, sizeof body);
-  g_assert_cmpmem (body, sizeof body, "welcome", 7);
+  g_assert_true (np_test_raw_read_frame (socket, &header, &body));
+  g_assert_cmpuint (header.type, ==, NP_FRAME_MESSAGE);
+  g_assert_cmpmem (g_bytes_get_data (body, NULL), g_bytes_get_size (body), "welcome", 7);
 
   g_socket_close (socket, NULL);
   WAIT_UNTIL (f->disconnected->len == 1);
@@ -1059,7 +1048,6 @@ test_handshake_max_connections (Fixture       *f,
   g_autoptr(GSocket) b = NULL;
   g_autoptr(GSocket) c = NULL;
   g_autoptr(GSocket) d = NULL;
-  guint8 hello[12];
 
   np_pipe_server_set_max_connections (f->server, 2);
 
@@ -1073,8 +1061,7 @@ test_handshake_max_connections (Fixture       *f,
   g_assert_cmpuint (np_test_raw_read_goodbye (c), ==, NP_PIPE_ERROR_TOO_MANY_CLIENTS);
 
   /* One completes its handshake: still two held. */
-  np_test_hello (hello, 3, 4096);
-  np_test_raw_write (a, hello, sizeof hello);
+  np_test_raw_write_hello (a, 3, 4096);
   WAIT_UNTIL (f->connected->len == 1);
   g_clear_object (&c);
   c = np_test_raw_connect (np_pipe_server_get_path (f->server));
@@ -1084,7 +1071,7 @@ test_handshake_max_connections (Fixture       *f,
   g_socket_close (b, NULL);
   d = np_test_raw_connect (np_pipe_server_get_path (f->server));
   read_server_hello (d);
-  np_test_raw_write (d, hello, sizeof hello);
+  np_test_raw_write_hello (d, 3, 4096);
   WAIT_UNTIL (f->connected->len == 2);
   g_assert_cmpuint (f->disconnected->len, ==, 0);
 }
@@ -1094,13 +1081,16 @@ static void
 test_ping (Fixture       *f,
            gconstpointer  data)
 {
-  static const guint8 ping[] = { 0, 0, 0, 4, 1, 0, 0, 0, 'a', 'b', 'c', 'd' };
+  g_autoptr(GBytes) ping = np_test_frame (NP_FRAME_PING, (const guint8 *) "abcd", 4);
   g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
-  guint8 reply[12 + 12];
+  g_autoptr(GError) error = NULL;
+  guint8 reply[NP_HELLO_SIZE + NP_FRAME_HEADER_SIZE + 4];
+  NpFrameHeader header;
+  NpHello hello;
   gsize got = 0;
 
-  np_test_raw_write (socket, raw_hello, sizeof raw_hello);
-  np_test_raw_write (socket, ping, sizeof ping);
+  write_raw_hello (socket);
+  np_test_raw_write_bytes (socket, ping);
 
   /* The raw peer's socket joins the main loop, so that waiting for it
    * lets the server run. */
@@ -1115,11 +1105,13 @@ test_ping (Fixture       *f,
         wait_readable (socket);
     }
 
-  g_assert_cmpmem (reply, 4, "NPIP", 4);
-  g_assert_cmpuint (reply[4], ==, 4);   /* the version the server speaks */
-  g_assert_cmpuint (reply[12 + 3], ==, 4);   /* length */
-  g_assert_cmpuint (reply[12 + 4], ==, 2);   /* PONG */
-  g_assert_cmpmem (reply + 12 + 8, 4, "abcd", 4);
+  g_assert_true (np_hello_decode (reply, &hello, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (reply[4], ==, NP_PROTOCOL_VERSION);   /* the version the server speaks */
+  np_test_header_decode (reply + NP_HELLO_SIZE, &header);
+  g_assert_cmpuint (header.type, ==, NP_FRAME_PONG);
+  g_assert_cmpuint (header.length, ==, 4);
+  g_assert_cmpmem (reply + NP_HELLO_SIZE + NP_FRAME_HEADER_SIZE, 4, "abcd", 4);
   g_assert_cmpuint (f->received->len, ==, 0);
 }
 
@@ -1136,8 +1128,8 @@ test_client_ping_and_queue (Fixture       *f,
   g_autoptr(GError) error = NULL;
   gint64 usec = -1;
 
-  np_pipe_client_ping_async (tc->client, NULL, async_done_cb, &first);
-  np_pipe_client_ping_async (tc->client, NULL, async_done_cb, &second);
+  np_pipe_client_ping_async (tc->client, NULL, np_test_async_done_cb, &first);
+  np_pipe_client_ping_async (tc->client, NULL, np_test_async_done_cb, &second);
   WAIT_UNTIL (first != NULL && second != NULL);
   usec = np_pipe_client_ping_finish (tc->client, first, &error);
   g_assert_no_error (error);
@@ -1157,7 +1149,7 @@ test_client_ping_and_queue (Fixture       *f,
   /* A ping on a closed client fails at once. */
   np_pipe_client_close (tc->client, NULL, NULL);
   g_clear_object (&first);
-  np_pipe_client_ping_async (tc->client, NULL, async_done_cb, &first);
+  np_pipe_client_ping_async (tc->client, NULL, np_test_async_done_cb, &first);
   WAIT_UNTIL (first != NULL);
   g_assert_cmpint (np_pipe_client_ping_finish (tc->client, first, &error), ==, -1);
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED);
@@ -1286,20 +1278,20 @@ test_client_async (Fixture       *f,
   g_autoptr(GAsyncResult) result = NULL;
   g_autoptr(GError) error = NULL;
 
-  np_pipe_client_connect_async (client, NULL, async_done_cb, &result);
+  np_pipe_client_connect_async (client, NULL, np_test_async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
   g_assert_true (np_pipe_client_connect_finish (client, result, &error));
   g_assert_no_error (error);
   g_assert_true (np_pipe_client_get_connected (client));
   g_clear_object (&result);
 
-  np_pipe_client_send_async (client, message, NULL, async_done_cb, &result);
+  np_pipe_client_send_async (client, message, NULL, np_test_async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
   g_assert_true (np_pipe_client_send_finish (client, result, &error));
   g_assert_no_error (error);
   g_clear_object (&result);
 
-  np_pipe_client_flush_async (client, NULL, async_done_cb, &result);
+  np_pipe_client_flush_async (client, NULL, np_test_async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
   g_assert_true (np_pipe_client_flush_finish (client, result, &error));
   g_assert_no_error (error);
@@ -1312,7 +1304,7 @@ test_client_async (Fixture       *f,
   {
     g_autoptr(NpPipeClient) lost = np_pipe_client_new ("missing-async");
 
-    np_pipe_client_connect_async (lost, NULL, async_done_cb, &result);
+    np_pipe_client_connect_async (lost, NULL, np_test_async_done_cb, &result);
     WAIT_UNTIL (result != NULL);
     g_assert_false (np_pipe_client_connect_finish (lost, result, &error));
     g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_FOUND);

@@ -767,14 +767,6 @@ test_max_connections (Fixture       *f,
   g_object_unref (extra.client);
 }
 
-static void
-async_done_cb (GObject      *object,
-               GAsyncResult *result,
-               gpointer      user_data)
-{
-  *(GAsyncResult **) user_data = g_object_ref (result);
-}
-
 /* Connects @client from this thread's context, which also runs the
  * server; returns whether the server took it, with @error set if not. */
 static gboolean
@@ -783,7 +775,7 @@ connect_and_wait (NpPipeClient  *client,
 {
   g_autoptr(GAsyncResult) result = NULL;
 
-  np_pipe_client_connect_async (client, NULL, async_done_cb, &result);
+  np_pipe_client_connect_async (client, NULL, np_test_async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
 
   return np_pipe_client_connect_finish (client, result, error);

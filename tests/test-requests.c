@@ -130,14 +130,6 @@ fixture_teardown (Fixture       *f,
   g_clear_error (&f->disconnected);
 }
 
-static void
-async_done_cb (GObject      *object,
-               GAsyncResult *result,
-               gpointer      user_data)
-{
-  *(GAsyncResult **) user_data = g_object_ref (result);
-}
-
 static GBytes *
 text (const char *s)
 {
@@ -151,7 +143,7 @@ client_request (Fixture  *f,
 {
   g_autoptr(GAsyncResult) result = NULL;
 
-  np_pipe_client_request_async (f->client, message, NULL, async_done_cb, &result);
+  np_pipe_client_request_async (f->client, message, NULL, np_test_async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
 
   return np_pipe_client_request_finish (f->client, result, error);
@@ -189,7 +181,7 @@ test_both_ways (Fixture       *f,
 
   g_signal_connect (f->client, "request-received", G_CALLBACK (client_answers_cb), NULL);
   np_pipe_connection_request_async (g_ptr_array_index (f->connections, 0), message, NULL,
-                                    async_done_cb, &result);
+                                    np_test_async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
   reply = np_pipe_connection_request_finish (g_ptr_array_index (f->connections, 0), result, &error);
   g_assert_no_error (error);
@@ -239,7 +231,7 @@ test_data_twins (Fixture       *f,
   DataSync d = { f->client, NULL, NULL, FALSE };
 
   np_pipe_client_request_data_async (f->client, (const guint8 *) "to the server", 13, NULL,
-                                     async_done_cb, &result);
+                                     np_test_async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
   reply = np_pipe_client_request_data_finish (f->client, result, &error);
   g_assert_no_error (error);
@@ -248,7 +240,7 @@ test_data_twins (Fixture       *f,
   g_clear_object (&result);
 
   /* An empty request is a request too. */
-  np_pipe_client_request_data_async (f->client, NULL, 0, NULL, async_done_cb, &result);
+  np_pipe_client_request_data_async (f->client, NULL, 0, NULL, np_test_async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
   reply = np_pipe_client_request_data_finish (f->client, result, &error);
   g_assert_no_error (error);
@@ -265,7 +257,7 @@ test_data_twins (Fixture       *f,
 
   g_signal_connect (f->client, "request-received", G_CALLBACK (client_answers_data_cb), NULL);
   np_pipe_connection_request_data_async (connection, (const guint8 *) "to the client", 13, NULL,
-                                         async_done_cb, &result);
+                                         np_test_async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
   reply = np_pipe_connection_request_data_finish (connection, result, &error);
   g_assert_no_error (error);
@@ -288,13 +280,13 @@ test_reply_too_large (Fixture       *f,
   g_autoptr(GError) error = NULL;
 
   np_pipe_client_set_max_message_size (small, 1024);
-  np_pipe_client_connect_async (small, NULL, async_done_cb, &result);
+  np_pipe_client_connect_async (small, NULL, np_test_async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
   g_assert_true (np_pipe_client_connect_finish (small, result, &error));
   g_assert_no_error (error);
   g_clear_object (&result);
 
-  np_pipe_client_request_async (small, large, NULL, async_done_cb, &result);
+  np_pipe_client_request_async (small, large, NULL, np_test_async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
   reply = np_pipe_client_request_finish (small, result, &error);
   g_assert_null (reply);
@@ -304,7 +296,7 @@ test_reply_too_large (Fixture       *f,
   g_clear_object (&result);
 
   g_assert_true (np_pipe_client_get_connected (small));
-  np_pipe_client_request_async (small, fits, NULL, async_done_cb, &result);
+  np_pipe_client_request_async (small, fits, NULL, np_test_async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
   reply = np_pipe_client_request_finish (small, result, &error);
   g_assert_no_error (error);
@@ -328,7 +320,7 @@ test_out_of_order_and_many (Fixture       *f,
     {
       g_autoptr(GBytes) message = np_test_message_new (7, i, np_test_random_size (7, i));
 
-      np_pipe_client_request_async (f->client, message, NULL, async_done_cb, &slots[i]);
+      np_pipe_client_request_async (f->client, message, NULL, np_test_async_done_cb, &slots[i]);
     }
   WAIT_UNTIL (f->kept->len == n);
 
@@ -373,7 +365,7 @@ test_timeout (Fixture       *f,
   g_assert_cmpuint (np_pipe_client_get_request_timeout (client), ==, 100);
   g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
 
-  np_pipe_client_request_async (client, message, NULL, async_done_cb, &result);
+  np_pipe_client_request_async (client, message, NULL, np_test_async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
   reply = np_pipe_client_request_finish (client, result, &error);
   g_assert_null (reply);
@@ -387,7 +379,7 @@ test_timeout (Fixture       *f,
 
   f->answer = TRUE;
   f->keep = FALSE;
-  np_pipe_client_request_async (client, message, NULL, async_done_cb, &result);
+  np_pipe_client_request_async (client, message, NULL, np_test_async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
   reply = np_pipe_client_request_finish (client, result, &error);
   g_assert_no_error (error);
@@ -413,11 +405,11 @@ test_cancel (Fixture       *f,
   f->keep = TRUE;
 
   g_cancellable_cancel (before);
-  np_pipe_client_request_async (f->client, first, NULL, async_done_cb, &results[0]);
-  np_pipe_client_request_async (f->client, cancelled, cancellable, async_done_cb, &results[1]);
-  np_pipe_client_request_async (f->client, never, before, async_done_cb, &results[2]);
+  np_pipe_client_request_async (f->client, first, NULL, np_test_async_done_cb, &results[0]);
+  np_pipe_client_request_async (f->client, cancelled, cancellable, np_test_async_done_cb, &results[1]);
+  np_pipe_client_request_async (f->client, never, before, np_test_async_done_cb, &results[2]);
   g_cancellable_cancel (cancellable);
-  np_pipe_client_request_async (f->client, last, NULL, async_done_cb, &results[3]);
+  np_pipe_client_request_async (f->client, last, NULL, np_test_async_done_cb, &results[3]);
 
   WAIT_UNTIL (results[1] != NULL && results[2] != NULL && f->kept->len == 2);
   g_assert_null (np_pipe_client_request_finish (f->client, results[1], &error));
@@ -476,7 +468,7 @@ test_unanswered (Fixture       *f,
     g_autoptr(GAsyncResult) result = NULL;
 
     np_pipe_connection_request_async (g_ptr_array_index (f->connections, 0), message, NULL,
-                                      async_done_cb, &result);
+                                      np_test_async_done_cb, &result);
     WAIT_UNTIL (result != NULL);
     g_assert_null (np_pipe_connection_request_finish (g_ptr_array_index (f->connections, 0),
                                                       result, &error));
@@ -519,13 +511,13 @@ test_errors_name_the_pipe (Fixture       *f,
   f->drop = FALSE;
   f->answer = TRUE;
   np_pipe_client_set_max_message_size (small, 1024);
-  np_pipe_client_connect_async (small, NULL, async_done_cb, &result);
+  np_pipe_client_connect_async (small, NULL, np_test_async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
   g_assert_true (np_pipe_client_connect_finish (small, result, &error));
   g_assert_no_error (error);
   g_clear_object (&result);
 
-  np_pipe_client_request_async (small, large, NULL, async_done_cb, &result);
+  np_pipe_client_request_async (small, large, NULL, np_test_async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
   reply = np_pipe_client_request_finish (small, result, &error);
   g_assert_null (reply);
@@ -628,7 +620,7 @@ test_disconnect_fails_pending (Fixture       *f,
   f->answer = FALSE;
   f->keep = TRUE;
   for (guint i = 0; i < G_N_ELEMENTS (results); i++)
-    np_pipe_client_request_async (f->client, message, NULL, async_done_cb, &results[i]);
+    np_pipe_client_request_async (f->client, message, NULL, np_test_async_done_cb, &results[i]);
   WAIT_UNTIL (f->kept->len == G_N_ELEMENTS (results));
 
   np_pipe_server_stop (f->server);
@@ -761,11 +753,12 @@ test_peer_without_requests (void)
   g_autoptr(GError) error = NULL;
   guint8 hello[12];
   guint8 buf[64];
-  guint8 header[8];
+  guint8 header[NP_FRAME_HEADER_SIZE];
+  NpFrameHeader decoded;
 
   np_pipe_client_set_request_timeout (client, 0);
   g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
-  np_pipe_client_request_async (client, message, NULL, async_done_cb, &early);
+  np_pipe_client_request_async (client, message, NULL, np_test_async_done_cb, &early);
   g_assert_true (np_pipe_client_send (client, after, &error));
   WAIT_UNTIL (raw->accepted->len == 1);
 
@@ -776,7 +769,7 @@ test_peer_without_requests (void)
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED);
   g_clear_error (&error);
 
-  np_pipe_client_request_async (client, message, NULL, async_done_cb, &late);
+  np_pipe_client_request_async (client, message, NULL, np_test_async_done_cb, &late);
   WAIT_UNTIL (late != NULL);
   g_assert_null (np_pipe_client_request_finish (client, late, &error));
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED);
@@ -786,8 +779,9 @@ test_peer_without_requests (void)
   np_test_raw_read_exactly (g_ptr_array_index (raw->accepted, 0), buf, 12);
   g_assert_cmpuint (buf[4], ==, 4);
   np_test_raw_read_exactly (g_ptr_array_index (raw->accepted, 0), header, sizeof header);
-  g_assert_cmpuint (header[4], ==, NP_TEST_MESSAGE);
-  g_assert_cmpuint (np_test_get_u32 (header), ==, g_bytes_get_size (after));
+  np_test_header_decode (header, &decoded);
+  g_assert_cmpuint (decoded.type, ==, NP_FRAME_MESSAGE);
+  g_assert_cmpuint (decoded.length, ==, g_bytes_get_size (after));
   g_assert_true (np_pipe_client_get_connected (client));
 
   np_test_raw_server_free (raw);
@@ -888,7 +882,7 @@ test_pending_count (Fixture       *f,
     {
       g_autoptr(GBytes) message = np_test_message_new (1, i, 16);
 
-      np_pipe_client_request_async (client, message, NULL, async_done_cb, &results[i]);
+      np_pipe_client_request_async (client, message, NULL, np_test_async_done_cb, &results[i]);
     }
 
   /* Taken in order: the first ones are held, every later one refused. */
@@ -911,7 +905,7 @@ test_pending_count (Fixture       *f,
     {
       g_autoptr(GBytes) message = np_test_message_new (1, i, 16);
 
-      np_pipe_client_request_async (client, message, NULL, async_done_cb, &results[i]);
+      np_pipe_client_request_async (client, message, NULL, np_test_async_done_cb, &results[i]);
     }
   WAIT_UNTIL (results[n + 3] != NULL);
   assert_refused (&results[n + 3], client);
@@ -954,7 +948,7 @@ test_pending_bytes (Fixture       *f,
     {
       g_autoptr(GBytes) message = np_test_message_new (2, i, sizes[i]);
 
-      np_pipe_client_request_async (client, message, NULL, async_done_cb, &results[i]);
+      np_pipe_client_request_async (client, message, NULL, np_test_async_done_cb, &results[i]);
     }
 
   /* Three fill 900000 of the 1048576 bytes; the fourth would pass them;
@@ -973,7 +967,7 @@ test_pending_bytes (Fixture       *f,
     {
       g_autoptr(GBytes) message = np_test_message_new (2, i, sizes[i]);
 
-      np_pipe_client_request_async (client, message, NULL, async_done_cb, &results[i]);
+      np_pipe_client_request_async (client, message, NULL, np_test_async_done_cb, &results[i]);
     }
   WAIT_UNTIL (results[6] != NULL);
   assert_refused (&results[6], client);
@@ -1058,7 +1052,7 @@ test_pending_client (Fixture       *f,
   g_signal_connect (f->client, "request-received", G_CALLBACK (client_keeps_cb), &k);
 
   for (guint i = 0; i < 3; i++)
-    np_pipe_connection_request_async (connection, small, NULL, async_done_cb, &results[i]);
+    np_pipe_connection_request_async (connection, small, NULL, np_test_async_done_cb, &results[i]);
   error = connection_request (connection, &results[2]);
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_REQUESTS);
   g_clear_error (&error);
@@ -1071,11 +1065,11 @@ test_pending_client (Fixture       *f,
   np_pipe_client_set_max_pending_request_bytes (f->client, 10);
   k.max_holding_bytes = 10;
   g_assert_cmpuint (np_pipe_client_get_max_pending_request_bytes (f->client), ==, 10);
-  np_pipe_connection_request_async (connection, large, NULL, async_done_cb, &results[3]);
+  np_pipe_connection_request_async (connection, large, NULL, np_test_async_done_cb, &results[3]);
   error = connection_request (connection, &results[3]);
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_REQUESTS);
   g_clear_error (&error);
-  np_pipe_connection_request_async (connection, small, NULL, async_done_cb, &results[4]);
+  np_pipe_connection_request_async (connection, small, NULL, np_test_async_done_cb, &results[4]);
   WAIT_UNTIL (kept->len == 3);
 
   keeper_answer (&k, 1);
@@ -1108,8 +1102,7 @@ raw_peer_new (Fixture *f)
   guint8 hello[NP_HELLO_SIZE];
   guint n = f->connections->len;
 
-  np_test_hello (hello, 3, 1024 * 1024);
-  np_test_raw_write (socket, hello, sizeof hello);
+  np_test_raw_write_hello (socket, 3, 1024 * 1024);
   raw_read_exactly (socket, hello, sizeof hello);
   g_assert_cmpmem (hello, 4, "NPIP", 4);
   WAIT_UNTIL (f->connections->len == n + 1);
@@ -1130,9 +1123,11 @@ raw_send_error (GSocket    *socket,
   g_autoptr(GByteArray) payload = g_byte_array_new ();
   guint8 header[NP_FRAME_HEADER_SIZE];
   guint8 fields[NP_ERROR_REPLY_MIN];
+  guint32 id_be = GUINT32_TO_BE (id);
+  guint32 code_be = GUINT32_TO_BE (code);
 
-  np_test_put_u32 (fields, id);
-  np_test_put_u32 (fields + 4, code);
+  memcpy (fields, &id_be, 4);
+  memcpy (fields + 4, &code_be, 4);
   fields[8] = 0;
   fields[9] = strlen (domain);
   g_byte_array_append (payload, fields, sizeof fields);
@@ -1149,16 +1144,16 @@ raw_read_frame (GSocket *socket,
                 guint8  *type)
 {
   guint8 header[NP_FRAME_HEADER_SIZE];
-  guint32 len;
+  NpFrameHeader decoded;
   guint8 *payload;
 
   raw_read_exactly (socket, header, sizeof header);
-  len = np_test_get_u32 (header);
-  *type = header[4];
-  payload = g_malloc (MAX (len, 1));
-  raw_read_exactly (socket, payload, len);
+  np_test_header_decode (header, &decoded);
+  *type = decoded.type;
+  payload = g_malloc (MAX (decoded.length, 1));
+  raw_read_exactly (socket, payload, decoded.length);
 
-  return g_bytes_new_take (payload, len);
+  return g_bytes_new_take (payload, decoded.length);
 }
 
 static void
@@ -1200,7 +1195,8 @@ assert_raw_goodbye (GSocket     *socket,
   payload = raw_read_frame (socket, &type);
   g_assert_cmpuint (type, ==, NP_FRAME_GOODBYE);
   g_assert_cmpuint (g_bytes_get_size (payload), >=, 4);
-  g_assert_cmpuint (np_test_get_u32 (g_bytes_get_data (payload, NULL)), ==, code);
+  g_assert_cmpuint (np_test_goodbye_code (g_bytes_get_data (payload, NULL), g_bytes_get_size (payload)),
+                    ==, code);
 }
 
 /* A raw peer of protocol version 4: its hello and settings said, the
@@ -1216,8 +1212,7 @@ raw_peer_v4_new (Fixture *f)
   guint n = f->connections->len;
   guint8 type;
 
-  np_test_hello (hello, 4, 1024 * 1024);
-  np_test_raw_write (socket, hello, sizeof hello);
+  np_test_raw_write_hello (socket, 4, 1024 * 1024);
   np_frame_header_encode (header, NP_FRAME_SETTINGS, sizeof payload);
   np_test_raw_write (socket, header, sizeof header);
   np_test_raw_write (socket, payload, sizeof payload);
@@ -1281,8 +1276,14 @@ test_pending_with_fds (Fixture       *f,
 
           payload = raw_read_frame (peer, &type);
           g_assert_cmpuint (type, ==, NP_FRAME_ERROR);
-          g_assert_cmpuint (np_test_get_u32 ((const guint8 *) g_bytes_get_data (payload, NULL) + 4), ==,
-                            NP_PIPE_ERROR_TOO_MANY_REQUESTS);
+          g_autoptr(GError) reply = NULL;
+          g_autoptr(GError) error = NULL;
+          guint32 id;
+
+          g_assert_true (np_error_reply_decode (g_bytes_get_data (payload, NULL), g_bytes_get_size (payload),
+                                                &id, &reply, &error));
+          g_assert_no_error (error);
+          g_assert_error (reply, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_REQUESTS);
           n_refused++;
         }
       g_main_context_iteration (NULL, FALSE);
@@ -1328,7 +1329,7 @@ ask_in_handler_cb (NpPipeServer     *server,
 {
   g_autoptr(GBytes) request = g_bytes_new_static ("question", 8);
 
-  np_pipe_connection_request_async (connection, request, NULL, async_done_cb, &ask->result);
+  np_pipe_connection_request_async (connection, request, NULL, np_test_async_done_cb, &ask->result);
   WAIT_UNTIL (ask->result != NULL);
   ask->reply = np_pipe_connection_request_finish (connection, ask->result, &ask->error);
 }
@@ -1490,7 +1491,7 @@ test_error_domains_unwaited (Fixture       *f,
 
   answerer = raw_peer_new (f);
   connection = g_ptr_array_index (f->connections, f->connections->len - 1);
-  np_pipe_connection_request_async (connection, message, NULL, async_done_cb, &result);
+  np_pipe_connection_request_async (connection, message, NULL, np_test_async_done_cb, &result);
   g_clear_pointer (&payload, g_bytes_unref);
   payload = raw_read_frame (answerer, &type);
   g_assert_cmpuint (type, ==, NP_FRAME_REQUEST);

@@ -18,68 +18,8 @@
 
 #include "np-test-util.h"
 
-#define NP_TEST_SETTINGS 8
-
-typedef struct
-{
-  NpPipeServer *server;
-  GPtrArray    *connections;
-  GPtrArray    *messages;     /* of GBytes */
-  GPtrArray    *errors;       /* of GError or NULL, one per disconnect */
-} Fixture;
-
-static void
-on_connected (NpPipeServer     *server,
-              NpPipeConnection *connection,
-              Fixture          *f)
-{
-  g_ptr_array_add (f->connections, g_object_ref (connection));
-}
-
-static void
-on_message (NpPipeServer     *server,
-            NpPipeConnection *connection,
-            GBytes           *message,
-            Fixture          *f)
-{
-  g_ptr_array_add (f->messages, g_bytes_ref (message));
-}
-
-static void
-on_disconnected (NpPipeServer     *server,
-                 NpPipeConnection *connection,
-                 const GError     *error,
-                 Fixture          *f)
-{
-  g_ptr_array_add (f->errors, error != NULL ? g_error_copy (error) : NULL);
-}
-
-static void
-fixture_setup (Fixture       *f,
-               gconstpointer  data)
-{
-  g_autoptr(GError) error = NULL;
-
-  f->connections = g_ptr_array_new_with_free_func (g_object_unref);
-  f->messages = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
-  f->errors = g_ptr_array_new_with_free_func (np_test_error_free0);
-  f->server = np_pipe_server_new (NULL);
-  g_signal_connect (f->server, "client-connected", G_CALLBACK (on_connected), f);
-  g_signal_connect (f->server, "message-received", G_CALLBACK (on_message), f);
-  g_signal_connect (f->server, "client-disconnected", G_CALLBACK (on_disconnected), f);
-  g_assert_true (np_pipe_server_start (f->server, &error));
-  g_assert_no_error (error);
-}
-
-static void
-fixture_teardown (Fixture       *f,
-                  gconstpointer  data)
-{
-  g_clear_object (&f->server);
-  g_ptr_array_unref (f->connections);
-  g_ptr_array_unref (f->messages);
-  g_ptr_array_unref (f->errors);
-}
+/* A server started, recording what it announces. */
+typedef NpTestPair Fixture;
 
 static GUnixFDList *
 memfds (guint n)
@@ -99,14 +39,6 @@ memfds (guint n)
 }
 
 static void
-async_done_cb (GObject      *source,
-               GAsyncResult *result,
-               gpointer      data)
-{
-  *(GAsyncResult **) data = g_object_ref (result);
-}
-
-static void
 count_cb (gpointer  instance,
           guint    *count)
 {
@@ -118,17 +50,20 @@ static GBytes *
 read_frame (GSocket *socket,
             guint8  *type)
 {
-  guint8 header[8];
-  guint8 *payload;
-  guint32 len;
+  NpFrameHeader header;
+  GBytes *payload;
 
-  np_test_raw_read_exactly (socket, header, sizeof header);
-  len = np_test_get_u32 (header);
-  *type = header[4];
-  payload = g_malloc (MAX (len, 1));
-  np_test_raw_read_exactly (socket, payload, len);
+  g_assert_true (np_test_raw_read_frame (socket, &header, &payload));
+  *type = header.type;
 
-  return g_bytes_new_take (payload, len);
+  return payload;
+}
+
+/* The code of a GOODBYE payload. */
+static NpPipeError
+goodbye_code (GBytes *payload)
+{
+  return np_test_goodbye_code (g_bytes_get_data (payload, NULL), g_bytes_get_size (payload));
 }
 
 /* A peer of version 4 is sent the server's settings once it said hello:
@@ -139,23 +74,25 @@ test_settings_sent (Fixture       *f,
 {
   g_autoptr(GSocket) socket = NULL;
   g_autoptr(GBytes) settings = NULL;
-  guint8 hello[12];
+  guint8 hello[NP_HELLO_SIZE];
   guint8 type;
-  const guint8 *payload;
+  NpSettings decoded;
+  g_autoptr(GError) error = NULL;
 
   np_pipe_server_set_max_fds_per_message (f->server, 5);
   socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
-  np_test_hello (hello, 4, 1024);
-  np_test_raw_write (socket, hello, sizeof hello);
+  np_test_raw_write_hello (socket, 4, 1024);
 
   np_test_raw_read_exactly (socket, hello, sizeof hello);
   g_assert_cmpuint (hello[4], ==, 4);
   settings = read_frame (socket, &type);
-  g_assert_cmpuint (type, ==, NP_TEST_SETTINGS);
-  g_assert_cmpuint (g_bytes_get_size (settings), ==, 8);
-  payload = g_bytes_get_data (settings, NULL);
-  g_assert_cmpuint (np_test_get_u32 (payload), ==, 0);
-  g_assert_cmpuint (np_test_get_u32 (payload + 4), ==, 5);
+  g_assert_cmpuint (type, ==, NP_FRAME_SETTINGS);
+  g_assert_cmpuint (g_bytes_get_size (settings), ==, NP_SETTINGS_SIZE);
+  g_assert_true (np_settings_decode (g_bytes_get_data (settings, NULL), g_bytes_get_size (settings),
+                                     &decoded, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (decoded.flags, ==, 0);
+  g_assert_cmpuint (decoded.max_fds, ==, 5);
 }
 
 /* Settings sent twice, or cut short, end the connection with PROTOCOL;
@@ -179,21 +116,19 @@ test_settings_bad (Fixture       *f,
     {
       g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
       g_autofree guint8 *payload = g_malloc0 (cases[i].len);
-      g_autoptr(GBytes) frame = np_test_frame (NP_TEST_SETTINGS, payload, cases[i].len);
+      g_autoptr(GBytes) frame = np_test_frame (NP_FRAME_SETTINGS, payload, cases[i].len);
       const GError *error;
-      guint8 hello[12];
 
-      np_test_hello (hello, cases[i].version, 1024);
-      np_test_raw_write (socket, hello, sizeof hello);
+      np_test_raw_write_hello (socket, cases[i].version, 1024);
       for (guint n = 0; n < cases[i].count; n++)
         np_test_raw_write_bytes (socket, frame);
 
       /* The peer is told; one that was a client is reported gone. */
       g_assert_cmpuint (np_test_raw_read_goodbye (socket), ==, NP_PIPE_ERROR_PROTOCOL);
-      WAIT_UNTIL (f->errors->len == f->connections->len);
-      for (guint n = 0; n < f->errors->len; n++)
+      WAIT_UNTIL (f->disconnect_errors->len == f->connections->len);
+      for (guint n = 0; n < f->disconnect_errors->len; n++)
         {
-          error = g_ptr_array_index (f->errors, n);
+          error = g_ptr_array_index (f->disconnect_errors, n);
           g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
         }
     }
@@ -236,7 +171,7 @@ test_fds_limit (Fixture       *f,
   WAIT_UNTIL (f->messages->len == 2);
   g_assert_true (g_bytes_equal (g_ptr_array_index (f->messages, 0), message));
   g_assert_true (g_bytes_equal (g_ptr_array_index (f->messages, 1), after));
-  g_assert_cmpuint (f->errors->len, ==, 0);
+  g_assert_cmpuint (f->disconnect_errors->len, ==, 0);
   g_assert_true (np_pipe_client_get_connected (client));
 }
 
@@ -267,7 +202,7 @@ test_fds_limit_parked (Fixture       *f,
   WAIT_UNTIL (f->messages->len == 1);
   g_test_assert_expected_messages ();
   g_assert_true (g_bytes_equal (g_ptr_array_index (f->messages, 0), after));
-  g_assert_cmpuint (f->errors->len, ==, 0);
+  g_assert_cmpuint (f->disconnect_errors->len, ==, 0);
 }
 
 /* A request queued before the hello, larger than the server's hello
@@ -285,19 +220,18 @@ test_parked_request_too_large (void)
   g_autoptr(GAsyncResult) result = NULL;
   g_autoptr(GError) error = NULL;
   GSocket *peer;
-  guint8 hello[12];
+  guint8 hello[NP_HELLO_SIZE];
   guint8 type;
 
   g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
   g_assert_no_error (error);
-  np_pipe_client_request_async (client, request, NULL, async_done_cb, &result);
+  np_pipe_client_request_async (client, request, NULL, np_test_async_done_cb, &result);
   g_assert_true (np_pipe_client_send (client, after, &error));
   g_assert_no_error (error);
 
   WAIT_UNTIL (raw->accepted->len == 1);
   peer = g_ptr_array_index (raw->accepted, 0);
-  np_test_hello (hello, 3, 4);
-  np_test_raw_write (peer, hello, sizeof hello);
+  np_test_raw_write_hello (peer, 3, 4);
 
   WAIT_UNTIL (result != NULL);
   g_assert_null (np_pipe_client_request_finish (client, result, &error));
@@ -305,7 +239,7 @@ test_parked_request_too_large (void)
 
   np_test_raw_read_exactly (peer, hello, sizeof hello);
   frame = read_frame (peer, &type);
-  g_assert_cmpuint (type, ==, NP_TEST_MESSAGE);
+  g_assert_cmpuint (type, ==, NP_FRAME_MESSAGE);
   g_assert_true (g_bytes_equal (frame, after));
   g_assert_true (np_pipe_client_get_connected (client));
 
@@ -380,7 +314,7 @@ test_older_peer_ends_cleanly (void)
   g_autoptr(GError) error = NULL;
   Disconnects d = { 0 };
   guint opened = 0;
-  guint8 hello[12];
+  guint8 hello[NP_HELLO_SIZE];
 
   g_signal_connect (client, "disconnected", G_CALLBACK (disconnected_cb), &d);
   g_signal_connect (client, "accepted", G_CALLBACK (count_cb), &opened);
@@ -413,29 +347,28 @@ test_error_goodbye_after_frame (void)
   g_autofree char *path = g_build_filename (g_get_user_runtime_dir (), "np", name, NULL);
   g_autoptr(GSocket) socket = NULL;
   g_autoptr(GBytes) big = np_test_message_new (1, 0, 5 * 1024 * 1024);
-  g_autoptr(GBytes) frame = np_test_frame (NP_TEST_MESSAGE, g_bytes_get_data (big, NULL),
+  g_autoptr(GBytes) frame = np_test_frame (NP_FRAME_MESSAGE, g_bytes_get_data (big, NULL),
                                            g_bytes_get_size (big));
   g_autoptr(GBytes) bad = np_test_frame (99, (const guint8 *) "?", 1);
   g_autoptr(GBytes) echo = NULL;
   g_autoptr(GBytes) goodbye = NULL;
-  guint8 hello[12];
+  guint8 hello[NP_HELLO_SIZE];
   guint8 type;
   guint8 byte;
 
   g_assert_cmpstr (line, ==, "ready");
   socket = np_test_raw_connect (path);
-  np_test_hello (hello, 3, 16 * 1024 * 1024);
-  np_test_raw_write (socket, hello, sizeof hello);
+  np_test_raw_write_hello (socket, 3, 16 * 1024 * 1024);
   np_test_raw_write_bytes (socket, frame);
   np_test_raw_write_bytes (socket, bad);
 
   np_test_raw_read_exactly (socket, hello, sizeof hello);
   echo = read_frame (socket, &type);
-  g_assert_cmpuint (type, ==, NP_TEST_MESSAGE);
+  g_assert_cmpuint (type, ==, NP_FRAME_MESSAGE);
   g_assert_true (g_bytes_equal (echo, big));
   goodbye = read_frame (socket, &type);
-  g_assert_cmpuint (type, ==, NP_TEST_GOODBYE);
-  g_assert_cmpuint (np_test_get_u32 (g_bytes_get_data (goodbye, NULL)), ==,
+  g_assert_cmpuint (type, ==, NP_FRAME_GOODBYE);
+  g_assert_cmpuint (goodbye_code (goodbye), ==,
                     NP_PIPE_ERROR_PROTOCOL);
   g_assert_cmpint (np_test_raw_read (socket, &byte, 1), ==, 0);
 
@@ -453,11 +386,11 @@ test_stray_fds_at_end (Fixture       *f,
   for (guint with_goodbye = 0; with_goodbye < 2; with_goodbye++)
     {
       g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
-      g_autoptr(GBytes) plain = np_test_frame (NP_TEST_MESSAGE, (const guint8 *) "plain", 5);
+      g_autoptr(GBytes) plain = np_test_frame (NP_FRAME_MESSAGE, (const guint8 *) "plain", 5);
       g_autoptr(GBytes) goodbye = np_test_goodbye (NP_PIPE_ERROR_CLOSED, "bye");
       g_autoptr(GUnixFDList) fds = memfds (1);
       g_autoptr(GByteArray) bytes = g_byte_array_new ();
-      guint8 hello[12];
+      guint8 hello[NP_HELLO_SIZE];
       const GError *error;
 
       np_test_hello (hello, 3, 1024);
@@ -469,8 +402,8 @@ test_stray_fds_at_end (Fixture       *f,
                                  g_unix_fd_list_peek_fds (fds, NULL), 1);
       g_assert_true (g_socket_shutdown (socket, FALSE, TRUE, NULL));
 
-      WAIT_UNTIL (f->errors->len == with_goodbye + 1);
-      error = g_ptr_array_index (f->errors, with_goodbye);
+      WAIT_UNTIL (f->disconnect_errors->len == with_goodbye + 1);
+      error = g_ptr_array_index (f->disconnect_errors, with_goodbye);
       g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
     }
 }
@@ -516,7 +449,7 @@ test_message_before_settings (Fixture       *f,
   g_signal_connect (f->server, "client-connected", G_CALLBACK (welcome_cb), NULL);
   g_signal_connect (client, "accepted", G_CALLBACK (record_connected_cb), events);
   g_signal_connect (client, "message-received", G_CALLBACK (record_message_cb), events);
-  np_pipe_client_connect_async (client, NULL, async_done_cb, &result);
+  np_pipe_client_connect_async (client, NULL, np_test_async_done_cb, &result);
   WAIT_UNTIL (result != NULL && strstr (events->str, "welcome") != NULL);
 
   g_assert_true (np_pipe_client_connect_finish (client, result, &error));
@@ -537,18 +470,23 @@ raw_v4_peer (Fixture *f,
   g_autofree guint8 *payload = g_malloc0 (settings_len);
   g_autoptr(GBytes) frame = NULL;
   g_autoptr(GBytes) theirs = NULL;
-  guint8 hello[12];
+  guint8 hello[NP_HELLO_SIZE];
   guint8 type;
 
-  np_test_put_u32 (payload, flags);
-  np_test_put_u32 (payload + 4, max_fds);
-  frame = np_test_frame (NP_TEST_SETTINGS, payload, settings_len);
-  np_test_hello (hello, 4, 1024 * 1024);
-  np_test_raw_write (socket, hello, sizeof hello);
+  g_autoptr(GBytes) settings = np_settings_encode (max_fds);
+  guint32 flags_be = GUINT32_TO_BE (flags);
+
+  /* The library's settings, with flags it may not know and room that a
+   * later version may use. */
+  g_assert_cmpuint (settings_len, >=, NP_SETTINGS_SIZE);
+  memcpy (payload, g_bytes_get_data (settings, NULL), NP_SETTINGS_SIZE);
+  memcpy (payload, &flags_be, sizeof flags_be);
+  frame = np_test_frame (NP_FRAME_SETTINGS, payload, settings_len);
+  np_test_raw_write_hello (socket, 4, 1024 * 1024);
   np_test_raw_write_bytes (socket, frame);
   np_test_raw_read_exactly (socket, hello, sizeof hello);
   theirs = read_frame (socket, &type);
-  g_assert_cmpuint (type, ==, NP_TEST_SETTINGS);
+  g_assert_cmpuint (type, ==, NP_FRAME_SETTINGS);
 
   return socket;
 }
@@ -592,16 +530,14 @@ test_settings_huge_flags_no_fds (Fixture       *f,
   g_assert_true (np_pipe_connection_send (connection, message, &error));
   g_assert_no_error (error);
   received = read_frame (socket, &type);
-  g_assert_cmpuint (type, ==, NP_TEST_MESSAGE);
+  g_assert_cmpuint (type, ==, NP_FRAME_MESSAGE);
   g_assert_true (g_bytes_equal (received, message));
 
-  frame = np_test_frame (NP_TEST_MESSAGE, (const guint8 *) "mine", 4);
-  ((guint8 *) g_bytes_get_data (frame, NULL))[4] = 7;  /* MESSAGE_FDS */
-  ((guint8 *) g_bytes_get_data (frame, NULL))[5] = 1;
+  frame = np_test_frame_fds (1, (const guint8 *) "mine", 4);
   np_test_raw_send_with_fds (socket, g_bytes_get_data (frame, NULL), g_bytes_get_size (frame),
                              g_unix_fd_list_peek_fds (theirs, NULL), 1);
   WAIT_UNTIL (f->messages->len == 1);
-  g_assert_cmpuint (f->errors->len, ==, 0);
+  g_assert_cmpuint (f->disconnect_errors->len, ==, 0);
 }
 
 /* A peer that said GOODBYE CLOSED and sends on: what follows the
@@ -613,7 +549,7 @@ test_goodbye_then_frames (Fixture       *f,
 {
   g_autoptr(GSocket) socket = raw_v4_peer (f, 0, 16, 8);
   g_autoptr(GBytes) goodbye = np_test_goodbye (NP_PIPE_ERROR_CLOSED, "closed");
-  g_autoptr(GBytes) late = np_test_frame (NP_TEST_MESSAGE, (const guint8 *) "late", 4);
+  g_autoptr(GBytes) late = np_test_frame (NP_FRAME_MESSAGE, (const guint8 *) "late", 4);
   g_autoptr(GBytes) bad = np_test_frame (99, (const guint8 *) "?", 1);
   g_autoptr(GByteArray) bytes = g_byte_array_new ();
   g_autoptr(GBytes) theirs = NULL;
@@ -625,12 +561,12 @@ test_goodbye_then_frames (Fixture       *f,
   g_byte_array_append (bytes, g_bytes_get_data (bad, NULL), g_bytes_get_size (bad));
   np_test_raw_write (socket, bytes->data, bytes->len);
 
-  WAIT_UNTIL (f->errors->len == 1);
-  g_assert_null (g_ptr_array_index (f->errors, 0));
+  WAIT_UNTIL (f->disconnect_errors->len == 1);
+  g_assert_null (g_ptr_array_index (f->disconnect_errors, 0));
   g_assert_cmpuint (f->messages->len, ==, 0);
   theirs = read_frame (socket, &type);
-  g_assert_cmpuint (type, ==, NP_TEST_GOODBYE);
-  g_assert_cmpuint (np_test_get_u32 (g_bytes_get_data (theirs, NULL)), ==, NP_PIPE_ERROR_CLOSED);
+  g_assert_cmpuint (type, ==, NP_FRAME_GOODBYE);
+  g_assert_cmpuint (goodbye_code (theirs), ==, NP_PIPE_ERROR_CLOSED);
   g_assert_cmpint (np_test_raw_read (socket, &byte, 1), ==, 0);
 }
 
@@ -644,25 +580,24 @@ test_no_settings_server (Fixture       *f,
   g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
   g_autoptr(GBytes) theirs = NULL;
   g_autoptr(GBytes) goodbye = NULL;
-  guint8 hello[12];
+  guint8 hello[NP_HELLO_SIZE];
   guint8 type;
 
   np_pipe_server_set_handshake_timeout (f->server, 200);
-  np_test_hello (hello, 4, 1024);
-  np_test_raw_write (socket, hello, sizeof hello);
+  np_test_raw_write_hello (socket, 4, 1024);
   np_test_raw_read_exactly (socket, hello, sizeof hello);
   theirs = read_frame (socket, &type);
-  g_assert_cmpuint (type, ==, NP_TEST_SETTINGS);
+  g_assert_cmpuint (type, ==, NP_FRAME_SETTINGS);
 
   goodbye = read_frame (socket, &type);
-  g_assert_cmpuint (type, ==, NP_TEST_GOODBYE);
-  g_assert_cmpuint (np_test_get_u32 (g_bytes_get_data (goodbye, NULL)), ==,
+  g_assert_cmpuint (type, ==, NP_FRAME_GOODBYE);
+  g_assert_cmpuint (goodbye_code (goodbye), ==,
                     NP_PIPE_ERROR_TIMED_OUT);
   g_assert_cmpint (np_test_raw_read (socket, &type, 1), ==, 0);
 
   /* Never a connection: nothing to tell the application. */
   g_assert_cmpuint (f->connections->len, ==, 0);
-  g_assert_cmpuint (f->errors->len, ==, 0);
+  g_assert_cmpuint (f->disconnect_errors->len, ==, 0);
 }
 
 /* A server that says hello and never sends its settings: connect_sync
@@ -700,17 +635,16 @@ test_request_fds_over_limit (Fixture       *f,
 {
   g_autoptr(GSocket) socket = NULL;
   g_autoptr(GUnixFDList) three = memfds (3);
-  guint8 payload[] = { 0, 0, 0, 1, 'r', 'q' };
-  g_autoptr(GBytes) frame = np_test_frame (9, payload, sizeof payload);
+  g_autoptr(GBytes) frame = np_test_request_frame_fds (NP_FRAME_REQUEST_FDS, 1, 3,
+                                                       (const guint8 *) "rq", 2);
   const GError *error;
 
   np_pipe_server_set_max_fds_per_message (f->server, 2);
   socket = raw_v4_peer (f, 0, 16, 8);
-  ((guint8 *) g_bytes_get_data (frame, NULL))[5] = 3;
   np_test_raw_send_with_fds (socket, g_bytes_get_data (frame, NULL), g_bytes_get_size (frame),
                              g_unix_fd_list_peek_fds (three, NULL), 3);
-  WAIT_UNTIL (f->errors->len == 1);
-  error = g_ptr_array_index (f->errors, 0);
+  WAIT_UNTIL (f->disconnect_errors->len == 1);
+  error = g_ptr_array_index (f->disconnect_errors, 0);
   g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
 }
 
@@ -733,10 +667,8 @@ test_vanished_unref_in_handler (void)
   NpPipeClient *client = np_pipe_client_new (name);
   g_autoptr(GBytes) settings = NULL;
   g_autoptr(GError) error = NULL;
-  guint8 payload[8] = { 0, 0, 0, 0, 0, 0, 0, 4 };
   Disconnects d = { 0 };
   guint opened = 0;
-  guint8 hello[12];
   GSocket *peer;
 
   np_pipe_client_set_auto_reconnect (client, FALSE);
@@ -746,9 +678,8 @@ test_vanished_unref_in_handler (void)
   g_assert_no_error (error);
   WAIT_UNTIL (raw->accepted->len == 1);
   peer = g_ptr_array_index (raw->accepted, 0);
-  np_test_hello (hello, 4, 1024);
-  np_test_raw_write (peer, hello, sizeof hello);
-  settings = np_test_frame (NP_TEST_SETTINGS, payload, sizeof payload);
+  np_test_raw_write_hello (peer, 4, 1024);
+  settings = np_test_settings (4);
   np_test_raw_write_bytes (peer, settings);
   WAIT_UNTIL (opened == 1);
 
@@ -823,7 +754,7 @@ test_unref_server_in_request_fds (Fixture       *f,
   g_signal_connect (f->server, "request-received", G_CALLBACK (unref_server_in_request_cb), f);
   g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
   g_assert_no_error (error);
-  np_pipe_client_request_with_fds_async (client, request, two, NULL, async_done_cb, &result);
+  np_pipe_client_request_with_fds_async (client, request, two, NULL, np_test_async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
   g_assert_null (f->server);
   reply = np_pipe_client_request_with_fds_finish (client, result, NULL, &error);
@@ -853,14 +784,13 @@ test_request_fds_cancelled (void)
   g_autoptr(GBytes) settings = NULL;
   g_autoptr(GBytes) frame = NULL;
   g_autoptr(GError) error = NULL;
-  guint8 payload[8] = { 0, 0, 0, 0, 0, 0, 0, 4 };
-  guint8 hello[12];
+  guint8 hello[NP_HELLO_SIZE];
   guint8 type;
   GSocket *peer;
 
   g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
   g_assert_no_error (error);
-  np_pipe_client_request_with_fds_async (client, request, one, parked, async_done_cb, &result1);
+  np_pipe_client_request_with_fds_async (client, request, one, parked, np_test_async_done_cb, &result1);
   g_cancellable_cancel (parked);
   WAIT_UNTIL (result1 != NULL);
   g_assert_null (np_pipe_client_request_with_fds_finish (client, result1, NULL, &error));
@@ -869,17 +799,16 @@ test_request_fds_cancelled (void)
 
   WAIT_UNTIL (raw->accepted->len == 1);
   peer = g_ptr_array_index (raw->accepted, 0);
-  np_test_hello (hello, 4, 1024);
-  np_test_raw_write (peer, hello, sizeof hello);
-  settings = np_test_frame (NP_TEST_SETTINGS, payload, sizeof payload);
+  np_test_raw_write_hello (peer, 4, 1024);
+  settings = np_test_settings (4);
   np_test_raw_write_bytes (peer, settings);
 
   np_test_raw_read_exactly (peer, hello, sizeof hello);
   frame = read_frame (peer, &type);
-  g_assert_cmpuint (type, ==, NP_TEST_SETTINGS);
+  g_assert_cmpuint (type, ==, NP_FRAME_SETTINGS);
   g_clear_pointer (&frame, g_bytes_unref);
 
-  np_pipe_client_request_with_fds_async (client, request, two, queued, async_done_cb, &result2);
+  np_pipe_client_request_with_fds_async (client, request, two, queued, np_test_async_done_cb, &result2);
   g_cancellable_cancel (queued);
   WAIT_UNTIL (result2 != NULL);
   g_assert_null (np_pipe_client_request_with_fds_finish (client, result2, NULL, &error));
@@ -896,7 +825,7 @@ test_request_fds_cancelled (void)
       g_clear_pointer (&frame, g_bytes_unref);
       frame = read_frame (peer, &type);
     }
-  g_assert_cmpuint (type, ==, NP_TEST_MESSAGE);
+  g_assert_cmpuint (type, ==, NP_FRAME_MESSAGE);
   g_assert_true (g_bytes_equal (frame, after));
   g_assert_true (np_pipe_client_get_connected (client));
 
@@ -978,19 +907,17 @@ test_goodbye_before_settings (void)
   g_autoptr(GAsyncResult) result = NULL;
   g_autoptr(GError) error = NULL;
   Disconnects d = { 0 };
-  guint8 hello[12];
   GSocket *peer;
 
   np_pipe_client_set_auto_reconnect (client, FALSE);
   g_signal_connect (client, "disconnected", G_CALLBACK (disconnected_cb), &d);
   g_assert_true (np_pipe_client_connect_sync (client, NULL, &error));
   g_assert_no_error (error);
-  np_pipe_client_request_with_fds_async (client, request, one, NULL, async_done_cb, &result);
+  np_pipe_client_request_with_fds_async (client, request, one, NULL, np_test_async_done_cb, &result);
 
   WAIT_UNTIL (raw->accepted->len == 1);
   peer = g_ptr_array_index (raw->accepted, 0);
-  np_test_hello (hello, 4, 1024);
-  np_test_raw_write (peer, hello, sizeof hello);
+  np_test_raw_write_hello (peer, 4, 1024);
   np_test_raw_write_bytes (peer, goodbye);
 
   WAIT_UNTIL (result != NULL);
@@ -1131,8 +1058,8 @@ test_goodbye_never_reads (Fixture       *f,
 
   start = g_get_monotonic_time ();
   np_test_raw_write_bytes (socket, goodbye);
-  WAIT_UNTIL (f->errors->len == 1);
-  g_assert_error ((GError *) g_ptr_array_index (f->errors, 0), NP_PIPE_ERROR,
+  WAIT_UNTIL (f->disconnect_errors->len == 1);
+  g_assert_error ((GError *) g_ptr_array_index (f->disconnect_errors, 0), NP_PIPE_ERROR,
                   NP_PIPE_ERROR_TIMED_OUT);
   g_assert_cmpint (g_get_monotonic_time () - start, <, 3 * G_USEC_PER_SEC);
   g_assert_false (np_pipe_connection_get_connected (connection));
@@ -1197,7 +1124,7 @@ test_unref_client_in_request_fds (Fixture       *f,
   WAIT_UNTIL (opened == 1 && f->connections->len == 1);
 
   np_pipe_connection_request_with_fds_async (g_ptr_array_index (f->connections, 0), request,
-                                             two, NULL, async_done_cb, &result);
+                                             two, NULL, np_test_async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
   g_assert_null (k.client);
   reply = np_pipe_connection_request_with_fds_finish (g_ptr_array_index (f->connections, 0),
@@ -1209,19 +1136,19 @@ test_unref_client_in_request_fds (Fixture       *f,
   g_clear_error (&error);
   g_clear_object (&result);
   g_clear_pointer (&reply, g_bytes_unref);
-  WAIT_UNTIL (f->errors->len == 1);
+  WAIT_UNTIL (f->disconnect_errors->len == 1);
 
   g_signal_connect (f->server, "request-received", G_CALLBACK (stop_in_request_cb), f);
   second = np_pipe_client_new (np_pipe_server_get_name (f->server));
   np_pipe_client_set_auto_reconnect (second, FALSE);
   g_assert_true (np_pipe_client_connect_sync (second, NULL, &error));
   g_assert_no_error (error);
-  np_pipe_client_request_with_fds_async (second, request, two, NULL, async_done_cb, &result);
+  np_pipe_client_request_with_fds_async (second, request, two, NULL, np_test_async_done_cb, &result);
   WAIT_UNTIL (result != NULL);
   reply = np_pipe_client_request_with_fds_finish (second, result, NULL, &error);
   if (reply == NULL)
     g_assert_nonnull (error);
-  WAIT_UNTIL (f->errors->len == 2);
+  WAIT_UNTIL (f->disconnect_errors->len == 2);
 }
 
 static gboolean
@@ -1246,27 +1173,30 @@ test_reply_fds_before_settings (Fixture       *f,
                                 gconstpointer  data)
 {
   g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
-  guint8 payload[] = { 0, 0, 0, 1, 'a', 's', 'k' };
-  g_autoptr(GBytes) request = np_test_frame (4 /* REQUEST */, payload, sizeof payload);
+  g_autoptr(GBytes) request = np_test_request_frame (NP_FRAME_REQUEST, 1, (const guint8 *) "ask", 3);
   g_autoptr(GBytes) settings = NULL;
   g_autoptr(GBytes) answer = NULL;
-  guint8 hello[12];
+  g_autoptr(GError) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  guint8 hello[NP_HELLO_SIZE];
   guint8 type;
+  guint32 id;
 
   g_signal_connect (f->server, "request-received", G_CALLBACK (reply_with_fds_cb), f);
-  np_test_hello (hello, 4, 1024);
-  np_test_raw_write (socket, hello, sizeof hello);
+  np_test_raw_write_hello (socket, 4, 1024);
   np_test_raw_write_bytes (socket, request);
 
   np_test_raw_read_exactly (socket, hello, sizeof hello);
   settings = read_frame (socket, &type);
-  g_assert_cmpuint (type, ==, NP_TEST_SETTINGS);
+  g_assert_cmpuint (type, ==, NP_FRAME_SETTINGS);
   answer = read_frame (socket, &type);
-  g_assert_cmpuint (type, ==, 6);  /* ERROR */
-  g_assert_cmpuint (np_test_get_u32 (g_bytes_get_data (answer, NULL)), ==, 1);
-  g_assert_cmpuint (np_test_get_u32 ((const guint8 *) g_bytes_get_data (answer, NULL) + 4), ==,
-                    NP_PIPE_ERROR_NOT_SUPPORTED);
-  g_assert_cmpuint (f->errors->len, ==, 0);
+  g_assert_cmpuint (type, ==, NP_FRAME_ERROR);
+  g_assert_true (np_error_reply_decode (g_bytes_get_data (answer, NULL), g_bytes_get_size (answer),
+                                        &id, &reply, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (id, ==, 1);
+  g_assert_error (reply, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED);
+  g_assert_cmpuint (f->disconnect_errors->len, ==, 0);
 }
 
 typedef struct
@@ -1351,8 +1281,7 @@ test_parked_send_cancelled (void)
   g_autoptr(GBytes) settings = NULL;
   g_autoptr(GBytes) frame = NULL;
   g_autoptr(GError) error = NULL;
-  guint8 payload[8] = { 0, 0, 0, 0, 0, 0, 0, 4 };
-  guint8 hello[12];
+  guint8 hello[NP_HELLO_SIZE];
   guint8 type;
   GSocket *peer;
 
@@ -1360,7 +1289,7 @@ test_parked_send_cancelled (void)
   g_assert_no_error (error);
   g_assert_true (np_pipe_client_send_with_fds (client, first, one, &error));
   g_assert_no_error (error);
-  np_pipe_client_send_async (client, cancelled, cancellable, async_done_cb, &result);
+  np_pipe_client_send_async (client, cancelled, cancellable, np_test_async_done_cb, &result);
   g_assert_true (np_pipe_client_send (client, last, &error));
   g_assert_no_error (error);
   g_cancellable_cancel (cancellable);
@@ -1371,21 +1300,20 @@ test_parked_send_cancelled (void)
 
   WAIT_UNTIL (raw->accepted->len == 1);
   peer = g_ptr_array_index (raw->accepted, 0);
-  np_test_hello (hello, 4, 1024);
-  np_test_raw_write (peer, hello, sizeof hello);
-  settings = np_test_frame (NP_TEST_SETTINGS, payload, sizeof payload);
+  np_test_raw_write_hello (peer, 4, 1024);
+  settings = np_test_settings (4);
   np_test_raw_write_bytes (peer, settings);
 
   np_test_raw_read_exactly (peer, hello, sizeof hello);
   frame = read_frame (peer, &type);
-  g_assert_cmpuint (type, ==, NP_TEST_SETTINGS);
+  g_assert_cmpuint (type, ==, NP_FRAME_SETTINGS);
   g_clear_pointer (&frame, g_bytes_unref);
   frame = read_frame (peer, &type);
   g_assert_cmpuint (type, ==, 7);  /* MESSAGE_FDS */
   g_assert_true (g_bytes_equal (frame, first));
   g_clear_pointer (&frame, g_bytes_unref);
   frame = read_frame (peer, &type);
-  g_assert_cmpuint (type, ==, NP_TEST_MESSAGE);
+  g_assert_cmpuint (type, ==, NP_FRAME_MESSAGE);
   g_assert_true (g_bytes_equal (frame, last));
   g_assert_true (np_pipe_client_get_connected (client));
 
@@ -1400,13 +1328,13 @@ greeting_server (gpointer data)
   GSocket *listener = data;
   g_autoptr(GSocket) peer = NULL;
   g_autoptr(GByteArray) bytes = g_byte_array_new ();
-  g_autoptr(GBytes) greeting = np_test_frame (NP_TEST_MESSAGE, (const guint8 *) "greet", 5);
-  guint8 settings[8 + 8] = { 0, 0, 0, 8, NP_TEST_SETTINGS, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4 };
-  guint8 hello[12];
-  guint8 header[8];
+  g_autoptr(GBytes) greeting = np_test_frame (NP_FRAME_MESSAGE, (const guint8 *) "greet", 5);
+  g_autoptr(GBytes) settings = np_test_settings (4);
+  g_autoptr(GBytes) reply = NULL;
+  guint8 hello[NP_HELLO_SIZE];
+  guint8 header[NP_FRAME_HEADER_SIZE];
   guint8 body[256];
-  guint8 reply[8 + 4 + 6];
-  guint32 len;
+  NpFrameHeader decoded;
 
   g_socket_set_blocking (listener, TRUE);
   peer = g_socket_accept (listener, NULL, NULL);
@@ -1414,29 +1342,28 @@ greeting_server (gpointer data)
   np_test_hello (hello, 4, 1024);
   g_byte_array_append (bytes, hello, sizeof hello);
   g_byte_array_append (bytes, g_bytes_get_data (greeting, NULL), g_bytes_get_size (greeting));
-  g_byte_array_append (bytes, settings, sizeof settings);
+  g_byte_array_append (bytes, g_bytes_get_data (settings, NULL), g_bytes_get_size (settings));
   g_assert_cmpint (g_socket_send (peer, (const char *) bytes->data, bytes->len, NULL, NULL), ==,
                    bytes->len);
 
   /* The client's hello, its settings, then its request. */
-  g_assert_cmpint (g_socket_receive (peer, (char *) hello, sizeof hello, NULL, NULL), ==, 12);
+  g_assert_cmpint (g_socket_receive (peer, (char *) hello, sizeof hello, NULL, NULL), ==, NP_HELLO_SIZE);
   for (;;)
     {
-      g_assert_cmpint (g_socket_receive (peer, (char *) header, sizeof header, NULL, NULL), ==, 8);
-      len = np_test_get_u32 (header);
-      g_assert_cmpuint (len, <=, sizeof body);
-      g_assert_cmpint (g_socket_receive (peer, (char *) body, len, NULL, NULL), ==, len);
-      if (header[4] == 4)  /* REQUEST */
+      g_assert_cmpint (g_socket_receive (peer, (char *) header, sizeof header, NULL, NULL), ==,
+                       NP_FRAME_HEADER_SIZE);
+      np_test_header_decode (header, &decoded);
+      g_assert_cmpuint (decoded.length, <=, sizeof body);
+      g_assert_cmpint (g_socket_receive (peer, (char *) body, decoded.length, NULL, NULL), ==,
+                       decoded.length);
+      if (decoded.type == NP_FRAME_REQUEST)
         break;
     }
 
-  np_test_put_u32 (reply, 4 + 6);
-  reply[4] = 5;  /* REPLY */
-  reply[5] = reply[6] = reply[7] = 0;
-  memcpy (reply + 8, body, 4);
-  memcpy (reply + 12, "answer", 6);
-  g_assert_cmpint (g_socket_send (peer, (const char *) reply, sizeof reply, NULL, NULL), ==,
-                   sizeof reply);
+  reply = np_test_request_frame (NP_FRAME_REPLY, np_request_id_decode (body),
+                                 (const guint8 *) "answer", 6);
+  g_assert_cmpint (g_socket_send (peer, g_bytes_get_data (reply, NULL), g_bytes_get_size (reply),
+                                  NULL, NULL), ==, g_bytes_get_size (reply));
   /* Until the client hangs up. */
   while (g_socket_receive (peer, (char *) body, sizeof body, NULL, NULL) > 0)
     ;
@@ -1502,16 +1429,16 @@ test_older_client_hello_and_goodbye (Fixture       *f,
   g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
   g_autoptr(GBytes) goodbye = np_test_goodbye (NP_PIPE_ERROR_CLOSED, "bye");
   g_autoptr(GByteArray) bytes = g_byte_array_new ();
-  guint8 hello[12];
+  guint8 hello[NP_HELLO_SIZE];
 
   np_test_hello (hello, 3, 1024);
   g_byte_array_append (bytes, hello, sizeof hello);
   g_byte_array_append (bytes, g_bytes_get_data (goodbye, NULL), g_bytes_get_size (goodbye));
   np_test_raw_write (socket, bytes->data, bytes->len);
 
-  WAIT_UNTIL (f->errors->len == 1);
+  WAIT_UNTIL (f->disconnect_errors->len == 1);
   g_assert_cmpuint (f->connections->len, ==, 1);
-  g_assert_null (g_ptr_array_index (f->errors, 0));
+  g_assert_null (g_ptr_array_index (f->disconnect_errors, 0));
 }
 
 int
@@ -1525,7 +1452,7 @@ main (int   argc,
   runtime_dir = np_test_runtime_dir_new ("np-test-v4-XXXXXX");
 
 #define ADD(path, func) \
-  g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+  g_test_add (path, Fixture, NULL, np_test_pair_setup_server, func, np_test_pair_teardown)
 
   ADD ("/Np/Version4/settings/sent", test_settings_sent);
   ADD ("/Np/Version4/settings/bad", test_settings_bad);
