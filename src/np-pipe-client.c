@@ -610,10 +610,12 @@ np_pipe_client_take_for_close (NpPipeClient *self,
  * not read cannot make this hang). A connect under way is cancelled.
  *
  * [signal@Np.PipeClient::disconnected] follows: before this returns when
- * called from the client's main context (or when no other thread runs
- * it), otherwise from that context. Its error is %NULL when everything
- * was written. Closing a closed client does nothing; the client may
- * connect again.
+ * called from the thread of the client's main context (the thread that
+ * iterates it; or, while no thread does, the thread that pushed it as
+ * its thread-default context, the main thread for the global default
+ * one), otherwise from that context once it runs. Its error is %NULL
+ * when everything was written. Closing a closed client does nothing;
+ * the client may connect again.
  *
  * Like g_io_stream_close(), it fails when something queued was dropped:
  * past the close timeout (the error is that of the

@@ -14,6 +14,7 @@
 
 #include <glib/gi18n-lib.h>
 
+#include "np-context-private.h"
 #include "np-error.h"
 #include "np-fd-budget-private.h"
 #include "np-stream-internal.h"
@@ -495,29 +496,20 @@ np_stream_report_drained (NpStream *self)
   g_object_unref (owner);
 }
 
-/* Reports now when this thread runs the stream's context, or may (as
- * g_main_context_invoke() decides); otherwise from that context. */
+/* Reports now when this thread owns the stream's context (it iterates
+ * it), or is that context's own thread and nobody iterates it now;
+ * otherwise from that context. A worker that pushed no context must not
+ * run the owner's handlers because it could take the global default
+ * one (see np_context_acquire_here()). */
 static void
 np_stream_report_soon (NpStream *self,
                        gboolean  may_report)
 {
-  if (may_report)
+  if (may_report && np_context_acquire_here (self->context))
     {
-      GMainContext *here = g_main_context_get_thread_default ();
-
-      if (g_main_context_is_owner (self->context))
-        {
-          np_stream_report (self);
-          return;
-        }
-
-      if ((here != NULL ? here : g_main_context_default ()) == self->context &&
-          g_main_context_acquire (self->context))
-        {
-          np_stream_report (self);
-          g_main_context_release (self->context);
-          return;
-        }
+      np_stream_report (self);
+      g_main_context_release (self->context);
+      return;
     }
 
   np_flusher_arm (self->flusher, &self->flush_link, TRUE);
