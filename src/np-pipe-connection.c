@@ -657,14 +657,19 @@ void
 _np_pipe_connection_detach (NpPipeConnection *self)
 {
   NpStream *stream = np_pipe_connection_get_stream (self);
+  gboolean changed;
 
   g_mutex_lock (&self->lock);
   g_atomic_pointer_set (&self->server, NULL);
+  changed = self->connected;
+  self->connected = FALSE;
   g_mutex_unlock (&self->lock);
 
   if (stream != NULL)
     np_stream_detach (stream);
-  np_pipe_connection_set_disconnected (self);
+  /* From the server's dispose: notified once that is over. */
+  if (changed)
+    np_context_notify_later (self->context, G_OBJECT (self), properties [PROP_CONNECTED]);
 }
 
 /**

@@ -74,6 +74,21 @@
  * [method@Np.PipeServer.get_connections] changes in the server's context:
  * read it from there.
  *
+ * ## Dropping the server
+ *
+ * Dropping the last reference to a server stops it and closes its
+ * connections at once, dropping what is still queued to them, in
+ * whichever thread dropped it. The server is going away, so it emits
+ * nothing more: no [signal@Np.PipeServer::client-disconnected] for those
+ * connections, and no notification. Its clients see the end of their
+ * connection. A [class@Np.PipeConnection] the application still holds is
+ * no longer connected (its [property@Np.PipeConnection:connected] is
+ * notified in the server's context), and a list of
+ * [method@Np.PipeServer.get_connections] it still holds empties in the
+ * server's context, with [signal@Gio.ListModel::items-changed] there. To
+ * see every client off with its signal, call [method@Np.PipeServer.stop]
+ * and let the server's context run before dropping the server.
+ *
  * Since: 1.0
  */
 
@@ -168,6 +183,14 @@ _np_pipe_server_client_disconnected (NpPipeServer     *self,
                                      const GError     *error)
 {
   gboolean listed;
+  gboolean disposing;
+
+  /* Going away: dispose drops the connections without a word. */
+  g_mutex_lock (&self->lock);
+  disposing = self->disposing;
+  g_mutex_unlock (&self->lock);
+  if (disposing)
+    return;
 
   /* The list may have held the last reference to the connection; a
    * handler may drop the last one to the server. */
@@ -350,27 +373,19 @@ np_pipe_server_real_authorize_peer (NpPipeServer     *self,
   return TRUE;
 }
 
-/* Drops every connection at once, without writing what is queued; each
- * is still reported by client-disconnected. */
+/* Drops every connection at once, without writing what is queued, and
+ * without a word: the server is going away, from whichever thread let
+ * go of it last. A list of them the application still holds empties in
+ * the server's context. */
 static void
 np_pipe_server_drop_connections (NpPipeServer *self)
 {
   g_autoptr(GPtrArray) connections = np_pipe_connection_list_snapshot (self->connections, TRUE);
 
   for (guint i = 0; i < connections->len; i++)
-    {
-      NpPipeConnection *connection = g_ptr_array_index (connections, i);
-      g_autoptr(GError) error = NULL;
-      gboolean listed;
+    _np_pipe_connection_detach (g_ptr_array_index (connections, i));
 
-      error = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                           _("Client %" PRIu64 " of pipe “%s”: the server "
-                             "was disposed before queued messages were written"),
-                           np_pipe_connection_get_id (connection), self->name);
-      _np_pipe_connection_detach (connection);
-      if (np_pipe_connection_list_remove (self->connections, connection, &listed) && listed)
-        g_signal_emit (self, signals [CLIENT_DISCONNECTED], 0, connection, error);
-    }
+  np_pipe_connection_list_clear (self->connections, self->context);
 }
 
 static void
@@ -383,8 +398,9 @@ np_pipe_server_dispose (GObject *object)
   self->disposing = TRUE;
   g_mutex_unlock (&self->lock);
 
-  np_pipe_server_stop (self);
+  /* Connections first: stop() would close them with a word each. */
   np_pipe_server_drop_connections (self);
+  np_pipe_server_stop (self);
 
   G_OBJECT_CLASS (np_pipe_server_parent_class)->dispose (object);
 }
@@ -532,7 +548,9 @@ np_pipe_server_class_init (NpPipeServerClass *klass)
    *
    * Emitted once for each client announced by
    * [signal@Np.PipeServer::client-connected], when its connection ends,
-   * after it left [property@Np.PipeServer:connections].
+   * after it left [property@Np.PipeServer:connections]; not for the
+   * connections a server closes because its last reference went (see
+   * [class@Np.PipeServer]).
    *
    * @error is set when the client broke the protocol
    * (%NP_PIPE_ERROR_PROTOCOL), sent a message over
@@ -780,6 +798,7 @@ np_pipe_server_stop (NpPipeServer *self)
   g_autoptr(NpPipeServer) hold = NULL;
   g_autoptr(GPtrArray) connections = NULL;
   NpListener *listener;
+  gboolean disposing;
 
   g_return_if_fail (NP_IS_PIPE_SERVER (self));
 
@@ -793,6 +812,7 @@ np_pipe_server_stop (NpPipeServer *self)
     }
 
   self->running = FALSE;
+  disposing = self->disposing;
   listener = g_steal_pointer (&self->listener);
   /* A socket systemd passed stays: it starts us again on demand. */
   if (!self->activated)
@@ -808,7 +828,9 @@ np_pipe_server_stop (NpPipeServer *self)
   for (guint i = 0; i < connections->len; i++)
     _np_pipe_connection_begin_close (g_ptr_array_index (connections, i));
 
-  np_context_notify (self->context, G_OBJECT (self), properties [NP_PIPE_SERVER_PROP_RUNNING]);
+  /* A server going away says nothing more. */
+  if (!disposing)
+    np_context_notify (self->context, G_OBJECT (self), properties [NP_PIPE_SERVER_PROP_RUNNING]);
 }
 
 /**

@@ -214,6 +214,124 @@ test_connection_close_from_worker (void)
   pair_clear (&pair);
 }
 
+static gpointer
+unref_thread (gpointer data)
+{
+  g_object_unref (data);
+
+  return NULL;
+}
+
+/* The last reference to a server goes in a worker: no handler of the
+ * application runs there, nor later: the server is going away, and its
+ * connections close without client-disconnected. A connections list the
+ * application still holds empties in the server's context, with
+ * items-changed there. */
+static void
+test_server_last_unref_from_worker (void)
+{
+  Pair pair;
+  Seen gone, notified, listed, connected, client_gone;
+  g_autoptr(GListModel) connections = NULL;
+  GThread *worker;
+
+  pair_init (&pair);
+  connections = g_object_ref (np_pipe_server_get_connections (pair.server));
+  g_assert_cmpuint (g_list_model_get_n_items (connections), ==, 1);
+  seen_init (&gone);
+  seen_init (&notified);
+  seen_init (&listed);
+  seen_init (&connected);
+  seen_init (&client_gone);
+  g_signal_connect (pair.server, "client-disconnected",
+                    G_CALLBACK (seen_client_disconnected_cb), &gone);
+  g_signal_connect (pair.server, "notify", G_CALLBACK (seen_notify_cb), &notified);
+  g_signal_connect (connections, "items-changed", G_CALLBACK (seen_items_changed_cb), &listed);
+  g_signal_connect (pair.connection, "notify::connected", G_CALLBACK (seen_notify_cb), &connected);
+  g_signal_connect (pair.client, "disconnected", G_CALLBACK (seen_disconnected_cb), &client_gone);
+
+  worker = g_thread_new ("unref", unref_thread, g_steal_pointer (&pair.server));
+  g_thread_join (worker);
+
+  g_assert_cmpint (gone.n_foreign, ==, 0);
+  g_assert_cmpint (notified.n_foreign, ==, 0);
+  g_assert_cmpint (listed.n_foreign, ==, 0);
+  g_assert_cmpint (connected.n_foreign, ==, 0);
+
+  /* The client sees the end; the list empties. */
+  WAIT_UNTIL (client_gone.n_main == 1 && g_list_model_get_n_items (connections) == 0 &&
+              connected.n_main == 1);
+  g_assert_cmpint (listed.n_main, ==, 1);
+  g_assert_cmpint (listed.n_foreign, ==, 0);
+  g_assert_cmpint (connected.n_foreign, ==, 0);
+  g_assert_cmpint (client_gone.n_foreign, ==, 0);
+  g_assert_cmpint (gone.n_main + gone.n_foreign, ==, 0);
+  g_assert_cmpint (notified.n_main + notified.n_foreign, ==, 0);
+  g_assert_false (np_pipe_connection_get_connected (pair.connection));
+
+  g_signal_handlers_disconnect_by_data (connections, &listed);
+  pair_clear (&pair);
+}
+
+/* The same in the server's own thread, from a handler: dispose emits
+ * nothing either; a connection the application holds is notified
+ * afterwards. */
+typedef struct
+{
+  NpPipeServer *server;
+  Seen         *connected;
+  gint          connected_in_dispose;
+} UnrefCase;
+
+static gboolean
+unref_server_cb (gpointer data)
+{
+  UnrefCase *unref = data;
+
+  g_clear_object (&unref->server);
+  unref->connected_in_dispose = g_atomic_int_get (&unref->connected->n_main);
+
+  return G_SOURCE_REMOVE;
+}
+
+static void
+test_server_last_unref_in_context (void)
+{
+  Pair pair;
+  Seen gone, notified, listed, connected, client_gone;
+  UnrefCase unref = { .connected_in_dispose = -1 };
+  GListModel *connections;
+
+  pair_init (&pair);
+  connections = np_pipe_server_get_connections (pair.server);
+  seen_init (&gone);
+  seen_init (&notified);
+  seen_init (&listed);
+  seen_init (&connected);
+  seen_init (&client_gone);
+  g_signal_connect (pair.server, "client-disconnected",
+                    G_CALLBACK (seen_client_disconnected_cb), &gone);
+  g_signal_connect (pair.server, "notify", G_CALLBACK (seen_notify_cb), &notified);
+  g_signal_connect (connections, "items-changed", G_CALLBACK (seen_items_changed_cb), &listed);
+  g_signal_connect (pair.connection, "notify::connected", G_CALLBACK (seen_notify_cb), &connected);
+  g_signal_connect (pair.client, "disconnected", G_CALLBACK (seen_disconnected_cb), &client_gone);
+
+  unref.server = g_steal_pointer (&pair.server);
+  unref.connected = &connected;
+  g_idle_add (unref_server_cb, &unref);
+  WAIT_UNTIL (unref.server == NULL);
+  g_assert_cmpint (unref.connected_in_dispose, ==, 0);
+
+  WAIT_UNTIL (client_gone.n_main == 1 && connected.n_main == 1);
+  g_assert_cmpint (gone.n_main + gone.n_foreign, ==, 0);
+  g_assert_cmpint (notified.n_main + notified.n_foreign, ==, 0);
+  g_assert_cmpint (listed.n_main + listed.n_foreign, ==, 0);
+  g_assert_cmpint (connected.n_foreign, ==, 0);
+  g_assert_false (np_pipe_connection_get_connected (pair.connection));
+
+  pair_clear (&pair);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -226,6 +344,8 @@ main (int   argc,
 
   g_test_add_func ("/Np/Contract/client/close-from-worker", test_client_close_from_worker);
   g_test_add_func ("/Np/Contract/connection/close-from-worker", test_connection_close_from_worker);
+  g_test_add_func ("/Np/Contract/server/last-unref-from-worker", test_server_last_unref_from_worker);
+  g_test_add_func ("/Np/Contract/server/last-unref-in-context", test_server_last_unref_in_context);
 
   ret = g_test_run ();
   np_test_runtime_dir_remove (runtime_dir);
