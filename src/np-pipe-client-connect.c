@@ -162,6 +162,7 @@ np_pipe_client_connected_sync (NpPipeClient *self,
                                NpStream     *stream,
                                const GError *error)
 {
+  g_autoptr(GError) cancelled = NULL;
   NpServerWatch *reconnect = NULL;
   NpStreamWait *wait = NULL;
   NpStream *waited = NULL;
@@ -171,6 +172,12 @@ np_pipe_client_connected_sync (NpPipeClient *self,
     {
       wait = g_steal_pointer (&self->connect_wait);
       waited = g_steal_pointer (&self->connect_stream);
+      /* The attempt is connect_sync()'s until it ends; close() cancels
+       * it under the lock, and a hello that comes after must not
+       * connect the client it closed. */
+      if (error == NULL && self->attempt != NULL && g_cancellable_is_cancelled (self->attempt))
+        error = cancelled = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                                 _("Operation was cancelled"));
       if (error == NULL)
         {
           reconnect = np_pipe_client_stop_reconnecting_locked (self);
@@ -281,6 +288,15 @@ np_pipe_client_connect_sync (NpPipeClient  *self,
   np_stream_wait_init (&wait);
 
   g_mutex_lock (self->lock);
+  /* close() cancels the attempt under the lock: one that came while the
+   * socket connected ends it here, as it would have ended the dial. */
+  if (connection != NULL && g_cancellable_is_cancelled (attempt))
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                           _("Operation was cancelled"));
+      g_clear_object (&connection);
+      wait_for_server = FALSE;
+    }
   if (connection != NULL)
     {
       guint left = 0;

@@ -332,6 +332,190 @@ test_server_last_unref_in_context (void)
   pair_clear (&pair);
 }
 
+/* close() while connect_sync() is in connect(): the attempt is over
+ * when close() returns, even though the socket connects afterwards. */
+
+typedef struct
+{
+  NpPipeClient *client;
+  pid_t         tid;
+  gboolean      result;
+  GError       *error;
+} ConnectCase;
+
+static gpointer
+connect_thread (gpointer data)
+{
+  ConnectCase *connect = data;
+
+  g_atomic_int_set (&connect->tid, (pid_t) syscall (SYS_gettid));
+  connect->result = np_pipe_client_connect_sync (connect->client, NULL, &connect->error);
+
+  return NULL;
+}
+
+/* Whether thread @tid of this process waits inside system call @nr;
+ * FALSE with *@readable unset when the kernel does not say. */
+static gboolean
+thread_in_syscall (pid_t     tid,
+                   long      nr,
+                   gboolean *readable)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/self/task/%d/syscall", (int) tid);
+  g_autofree char *contents = NULL;
+
+  if (!g_file_get_contents (path, &contents, NULL, NULL))
+    {
+      *readable = FALSE;
+      return FALSE;
+    }
+
+  /* "running" while it runs. */
+  *readable = TRUE;
+  return g_ascii_isdigit (contents[0]) && g_ascii_strtoll (contents, NULL, 10) == nr;
+}
+
+static void
+test_close_during_connect_sync (void)
+{
+  g_autofree char *name = g_strdup_printf ("contract-connect-%u", g_random_int ());
+  g_autoptr(GPtrArray) fillers = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GSocket) taken = NULL;
+  g_autoptr(GError) error = NULL;
+  ConnectCase connect = { 0 };
+  NpTestRawServer *raw;
+  gboolean readable = TRUE;
+  GThread *worker;
+
+  /* A listener of this process, no Np server, whose backlog is full: a
+   * connect waits in the kernel for room. */
+  raw = np_test_raw_server_new (name, 0, FALSE);
+  for (;;)
+    {
+      g_autoptr(GSocketAddress) address = g_unix_socket_address_new (raw->path);
+      g_autoptr(GSocket) filler = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM,
+                                                G_SOCKET_PROTOCOL_DEFAULT, &error);
+
+      g_assert_no_error (error);
+      g_socket_set_blocking (filler, FALSE);
+      if (!g_socket_connect (filler, address, NULL, &error))
+        {
+          g_assert_error (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
+          g_clear_error (&error);
+          break;
+        }
+      g_ptr_array_add (fillers, g_steal_pointer (&filler));
+    }
+  g_assert_cmpuint (fillers->len, >, 0);
+
+  connect.client = np_pipe_client_new (name);
+  np_pipe_client_set_connect_timeout (connect.client, 0);
+  worker = g_thread_new ("connect", connect_thread, &connect);
+
+  /* Until the worker waits in connect(). */
+  while (g_atomic_int_get (&connect.tid) == 0 ||
+         !thread_in_syscall (g_atomic_int_get (&connect.tid), SYS_connect, &readable))
+    {
+      if (!readable)
+        break;
+      g_main_context_iteration (NULL, FALSE);
+    }
+
+  if (!readable)
+    {
+      /* Let the worker go, and say why nothing was tested. */
+      g_ptr_array_set_size (fillers, 0);
+      taken = g_socket_accept (raw->listener, NULL, NULL);
+      g_assert_true (np_pipe_client_close (connect.client, NULL, NULL));
+      g_thread_join (worker);
+      g_clear_error (&connect.error);
+      g_clear_object (&connect.client);
+      np_test_raw_server_free (raw);
+      g_test_skip ("/proc/self/task/TID/syscall cannot be read");
+      return;
+    }
+
+  g_assert_true (np_pipe_client_close (connect.client, NULL, &error));
+  g_assert_no_error (error);
+
+  /* Room: the socket connects now, after close() returned. */
+  taken = g_socket_accept (raw->listener, NULL, &error);
+  g_assert_no_error (error);
+  g_thread_join (worker);
+
+  g_assert_false (connect.result);
+  g_assert_error (connect.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_false (np_pipe_client_get_connected (connect.client));
+
+  g_clear_error (&connect.error);
+  g_clear_object (&connect.client);
+  np_test_raw_server_free (raw);
+}
+
+typedef struct
+{
+  NpPipeClient *client;
+  GCancellable *cancellable;
+  gboolean      result;
+  GError       *error;
+} HelloCase;
+
+static gpointer
+connect_hello_thread (gpointer data)
+{
+  HelloCase *hello = data;
+
+  hello->result = np_pipe_client_connect_sync (hello->client, hello->cancellable, &hello->error);
+
+  return NULL;
+}
+
+/* close() while connect_sync() waits for the hello of a server (of
+ * another process) that never answers: connect_sync() fails with
+ * G_IO_ERROR_CANCELLED at once, and the client is not connected. */
+static void
+test_close_during_hello_wait (void)
+{
+  g_autofree char *name = g_strdup_printf ("contract-mute-%u", g_random_int ());
+  const char *args[] = { "serve-as", name, "mute", NULL };
+  g_autoptr(GSubprocess) peer = np_test_spawn_peer (G_SUBPROCESS_FLAGS_STDIN_PIPE |
+                                                    G_SUBPROCESS_FLAGS_STDOUT_PIPE, args);
+  g_autofree char *line = np_test_read_line (peer);
+  g_autoptr(GError) error = NULL;
+  HelloCase hello = { 0 };
+  guint cancelled;
+  GThread *worker;
+
+  g_assert_cmpstr (line, ==, "ready");
+
+  hello.client = np_pipe_client_new (name);
+  hello.cancellable = g_cancellable_new ();
+  cancelled = g_signal_lookup ("cancelled", G_TYPE_CANCELLABLE);
+  /* Far longer than the test: only close() can end the wait. */
+  np_pipe_client_set_connect_timeout (hello.client, 0);
+  worker = g_thread_new ("connect", connect_hello_thread, &hello);
+
+  /* The attempt is under way once connect_sync() chained the caller's
+   * cancellable to it. */
+  while (!g_signal_has_handler_pending (hello.cancellable, cancelled, 0, TRUE))
+    g_main_context_iteration (NULL, FALSE);
+
+  g_assert_true (np_pipe_client_close (hello.client, NULL, &error));
+  g_assert_no_error (error);
+  g_thread_join (worker);
+
+  g_assert_false (hello.result);
+  g_assert_error (hello.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_false (np_pipe_client_get_connected (hello.client));
+
+  g_clear_error (&hello.error);
+  g_clear_object (&hello.cancellable);
+  g_clear_object (&hello.client);
+  g_output_stream_close (g_subprocess_get_stdin_pipe (peer), NULL, NULL);
+  g_assert_true (g_subprocess_wait_check (peer, NULL, &error));
+  g_assert_no_error (error);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -346,6 +530,8 @@ main (int   argc,
   g_test_add_func ("/Np/Contract/connection/close-from-worker", test_connection_close_from_worker);
   g_test_add_func ("/Np/Contract/server/last-unref-from-worker", test_server_last_unref_from_worker);
   g_test_add_func ("/Np/Contract/server/last-unref-in-context", test_server_last_unref_in_context);
+  g_test_add_func ("/Np/Contract/client/close-during-connect-sync", test_close_during_connect_sync);
+  g_test_add_func ("/Np/Contract/client/close-during-hello-wait", test_close_during_hello_wait);
 
   ret = g_test_run ();
   np_test_runtime_dir_remove (runtime_dir);
