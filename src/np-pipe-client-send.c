@@ -218,6 +218,7 @@ np_pipe_client_send_data (NpPipeClient  *self,
 
   g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
   g_return_val_if_fail (data != NULL || size == 0, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   message = g_bytes_new (data, size);
 
@@ -489,6 +490,7 @@ np_pipe_client_send_variant (NpPipeClient  *self,
 
   g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
   g_return_val_if_fail (value != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   message = np_variant_to_message (value);
 

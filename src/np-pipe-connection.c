@@ -940,6 +940,7 @@ np_pipe_connection_send_data (NpPipeConnection  *self,
 
   g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), FALSE);
   g_return_val_if_fail (data != NULL || size == 0, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   message = g_bytes_new (data, size);
 
@@ -970,6 +971,7 @@ np_pipe_connection_send_variant (NpPipeConnection  *self,
 
   g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), FALSE);
   g_return_val_if_fail (value != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   message = np_variant_to_message (value);
 

@@ -516,6 +516,41 @@ test_close_during_hello_wait (void)
   g_assert_no_error (error);
 }
 
+/* The convenience senders check their error argument themselves, before
+ * building a message. */
+static void
+test_send_preconditions (void)
+{
+  Pair pair;
+  static const guint8 data[] = { 1, 2, 3 };
+  g_autoptr(GVariant) value = g_variant_ref_sink (g_variant_new_uint32 (7));
+  GError *set = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_FAILED, "already set");
+
+  pair_init (&pair);
+
+  g_test_expect_message ("Np", G_LOG_LEVEL_CRITICAL, "*np_pipe_client_send_data*error*");
+  g_assert_false (np_pipe_client_send_data (pair.client, data, sizeof data, &set));
+  g_test_assert_expected_messages ();
+
+  g_test_expect_message ("Np", G_LOG_LEVEL_CRITICAL, "*np_pipe_client_send_variant*error*");
+  g_assert_false (np_pipe_client_send_variant (pair.client, value, &set));
+  g_test_assert_expected_messages ();
+
+  g_test_expect_message ("Np", G_LOG_LEVEL_CRITICAL, "*np_pipe_connection_send_data*error*");
+  g_assert_false (np_pipe_connection_send_data (pair.connection, data, sizeof data, &set));
+  g_test_assert_expected_messages ();
+
+  g_test_expect_message ("Np", G_LOG_LEVEL_CRITICAL, "*np_pipe_connection_send_variant*error*");
+  g_assert_false (np_pipe_connection_send_variant (pair.connection, value, &set));
+  g_test_assert_expected_messages ();
+
+  /* The error given is left alone. */
+  g_assert_error (set, G_IO_ERROR, G_IO_ERROR_FAILED);
+  g_error_free (set);
+
+  pair_clear (&pair);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -532,6 +567,7 @@ main (int   argc,
   g_test_add_func ("/Np/Contract/server/last-unref-in-context", test_server_last_unref_in_context);
   g_test_add_func ("/Np/Contract/client/close-during-connect-sync", test_close_during_connect_sync);
   g_test_add_func ("/Np/Contract/client/close-during-hello-wait", test_close_during_hello_wait);
+  g_test_add_func ("/Np/Contract/preconditions/send", test_send_preconditions);
 
   ret = g_test_run ();
   np_test_runtime_dir_remove (runtime_dir);
