@@ -233,6 +233,7 @@ np_pipe_server_incoming (GObject           *owner,
   NpPipeServer *self = NP_PIPE_SERVER (owner);
   g_autoptr(NpPipeConnection) connection = NULL;
   g_autoptr(GError) error = NULL;
+  g_autofree char *name = NULL;
   NpConnectionLimits limits;
   gboolean allow_other_users;
   gboolean allowed = FALSE;
@@ -243,6 +244,7 @@ np_pipe_server_incoming (GObject           *owner,
   guint64 id;
 
   g_mutex_lock (&self->lock);
+  name = g_strdup (self->name);
   id = ++self->last_id;
   limits.max_message_size = self->max_message_size;
   limits.max_queued_bytes = self->max_queued_bytes;
@@ -262,7 +264,7 @@ np_pipe_server_incoming (GObject           *owner,
   if (connection == NULL)
     {
       g_debug ("Pipe “%s”: dropping a peer whose credentials cannot be read: %s",
-               self->name, error->message);
+               name, error->message);
       g_io_stream_close (G_IO_STREAM (socket_connection), NULL, NULL);
       return;
     }
@@ -287,14 +289,14 @@ np_pipe_server_incoming (GObject           *owner,
     {
       g_set_error (&error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS,
                    _("Pipe “%s” already serves its maximum of %u clients"),
-                   self->name, max_connections);
+                   name, max_connections);
     }
   else if ((guint64) n_connections >= 2 * (guint64) max_connections)
     {
       g_set_error (&error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS,
                    _("Pipe “%s” already holds twice its maximum of %u clients: %u of "
                      "them have closed and are still ending"),
-                   self->name, max_connections, n_closed);
+                   name, max_connections, n_closed);
     }
   else if (np_fd_budget_used () >= fd_limit)
     {
@@ -308,14 +310,14 @@ np_pipe_server_incoming (GObject           *owner,
                      "descriptors received from peers and not yet delivered, and the "
                      "connections of this process (%u to this pipe), reach the %u it may use "
                      "(RLIMIT_NOFILE less a reserve for the application)"),
-                   self->name, np_fd_budget_held (), n_connections, fd_limit);
+                   name, np_fd_budget_held (), n_connections, fd_limit);
     }
   else if (!allow_other_users &&
            np_pipe_connection_get_peer_uid (connection) != getuid ())
     {
       g_set_error (&error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED,
                    _("Pipe “%s” only accepts peers of uid %u, not uid %u"),
-                   self->name, (guint) getuid (),
+                   name, (guint) getuid (),
                    np_pipe_connection_get_peer_uid (connection));
     }
   else
@@ -325,12 +327,12 @@ np_pipe_server_incoming (GObject           *owner,
       if (!allowed)
         g_set_error (&error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED,
                      _("Pipe “%s” refused the peer (pid %d, uid %u)"),
-                     self->name,
+                     name,
                      np_pipe_connection_get_peer_pid (connection),
                      np_pipe_connection_get_peer_uid (connection));
       else if (!np_pipe_server_is_running (self))
         g_set_error (&error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                     _("Pipe “%s” stopped"), self->name);
+                     _("Pipe “%s” stopped"), name);
     }
 
   if (error != NULL)

@@ -788,6 +788,12 @@ np_stream_wait_init (NpStreamWait *wait)
 void
 np_stream_wait_clear (NpStreamWait *wait)
 {
+  /* The thread that ended the wait may still be inside its unlock (the
+   * waiter saw done as soon as it let go): taking the mutex once more
+   * waits until it is out, before the mutex goes with the waiter's
+   * stack. */
+  g_mutex_lock (&wait->mutex);
+  g_mutex_unlock (&wait->mutex);
   g_mutex_clear (&wait->mutex);
   g_cond_clear (&wait->cond);
   g_clear_error (&wait->error);
