@@ -26,5 +26,7 @@ gboolean              np_pipe_connection_list_remove      (NpPipeConnectionList 
 guint                 np_pipe_connection_list_get_n_held  (NpPipeConnectionList *self);
 GPtrArray            *np_pipe_connection_list_snapshot    (NpPipeConnectionList *self,
                                                            gboolean              pending);
+void                  np_pipe_connection_list_clear       (NpPipeConnectionList *self,
+                                                           GMainContext         *context);
 
 G_END_DECLS

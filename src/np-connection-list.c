@@ -215,3 +215,55 @@ np_pipe_connection_list_snapshot (NpPipeConnectionList *self,
 
   return snapshot;
 }
+
+/* Takes everything out; returns how many were in the model. */
+static guint
+np_pipe_connection_list_take_all (NpPipeConnectionList *self)
+{
+  g_autoptr(GPtrArray) items = NULL;
+  g_autoptr(GPtrArray) pending = NULL;
+
+  g_mutex_lock (&self->lock);
+  items = g_steal_pointer (&self->items);
+  pending = g_steal_pointer (&self->pending);
+  self->items = g_ptr_array_new_with_free_func (g_object_unref);
+  self->pending = g_ptr_array_new_with_free_func (g_object_unref);
+  g_mutex_unlock (&self->lock);
+
+  return items->len;
+}
+
+static gboolean
+np_pipe_connection_list_clear_cb (gpointer data)
+{
+  NpPipeConnectionList *self = data;
+  guint removed = np_pipe_connection_list_take_all (self);
+
+  if (removed > 0)
+    g_list_model_items_changed (G_LIST_MODEL (self), 0, removed, 0);
+
+  return G_SOURCE_REMOVE;
+}
+
+/* Empties the list of a server that is going away. When the server
+ * holds the only reference, nobody can see it: at once, without a word.
+ * Otherwise from @context, the server's, where items-changed belongs. */
+void
+np_pipe_connection_list_clear (NpPipeConnectionList *self,
+                               GMainContext         *context)
+{
+  g_autoptr(GSource) idle = NULL;
+
+  if (g_atomic_int_get (&G_OBJECT (self)->ref_count) == 1)
+    {
+      np_pipe_connection_list_take_all (self);
+      return;
+    }
+
+  idle = g_idle_source_new ();
+  g_source_set_priority (idle, G_PRIORITY_DEFAULT);
+  g_source_set_static_name (idle, "[np] connections of a disposed server");
+  g_source_set_callback (idle, np_pipe_connection_list_clear_cb,
+                         g_object_ref (self), g_object_unref);
+  g_source_attach (idle, context);
+}

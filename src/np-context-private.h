@@ -11,8 +11,13 @@
 
 G_BEGIN_DECLS
 
+gboolean np_context_acquire_here (GMainContext *context);
+
 void np_context_notify (GMainContext *context,
                         GObject      *object,
                         GParamSpec   *pspec);
+void np_context_notify_later (GMainContext *context,
+                              GObject      *object,
+                              GParamSpec   *pspec);
 
 G_END_DECLS

@@ -698,10 +698,12 @@ np_pipe_client_take_for_close (NpPipeClient *self,
  * not read cannot make this hang). A connect under way is cancelled.
  *
  * [signal@Np.PipeClient::disconnected] follows: before this returns when
- * called from the client's main context (or when no other thread runs
- * it), otherwise from that context. Its error is %NULL when everything
- * was written. Closing a closed client does nothing; the client may
- * connect again.
+ * called from the thread of the client's main context (the thread that
+ * iterates it; or, while no thread does, the thread that pushed it as
+ * its thread-default context, the main thread for the global default
+ * one), otherwise from that context once it runs. Its error is %NULL
+ * when everything was written. Closing a closed client does nothing;
+ * the client may connect again.
  *
  * Like g_io_stream_close(), it fails when something queued was dropped:
  * past the close timeout (the error is that of the
@@ -1751,6 +1753,7 @@ np_pipe_client_connected_sync (NpPipeClient     *self,
                                NpPipeConnection *connection,
                                const GError     *error)
 {
+  g_autoptr(GError) cancelled = NULL;
   NpServerWatch *reconnect = NULL;
   NpStreamWait *wait = NULL;
   NpPipeConnection *waited = NULL;
@@ -1758,6 +1761,12 @@ np_pipe_client_connected_sync (NpPipeClient     *self,
   g_mutex_lock (&self->lock);
   if (self->connect_wait != NULL && self->connect_connection == connection)
     {
+      /* The attempt is connect_sync()'s until it ends; close() cancels
+       * it under the lock, and a hello that comes after must not
+       * connect the client it closed. */
+      if (error == NULL && self->attempt != NULL && g_cancellable_is_cancelled (self->attempt))
+        error = cancelled = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                                 _("Operation was cancelled"));
       wait = g_steal_pointer (&self->connect_wait);
       waited = g_steal_pointer (&self->connect_connection);
       if (error == NULL)

@@ -726,14 +726,19 @@ void
 _np_pipe_connection_detach (NpPipeConnection *self)
 {
   NpStream *stream = np_pipe_connection_get_stream (self);
+  gboolean changed;
 
   g_mutex_lock (&self->lock);
   g_atomic_pointer_set (&self->owner, NULL);
+  changed = self->connected;
+  self->connected = FALSE;
   g_mutex_unlock (&self->lock);
 
   if (stream != NULL)
     np_stream_detach (stream);
-  np_pipe_connection_set_disconnected (self);
+  /* From the owner's dispose: notified once that is over. */
+  if (changed)
+    np_context_notify_later (self->context, G_OBJECT (self), properties [PROP_CONNECTED]);
 }
 
 /* Whether the connection has ended, all told. */
@@ -1113,6 +1118,7 @@ np_pipe_connection_send_data (NpPipeConnection  *self,
 
   g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), FALSE);
   g_return_val_if_fail (data != NULL || size == 0, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   message = g_bytes_new (data, size);
 
@@ -1143,6 +1149,7 @@ np_pipe_connection_send_variant (NpPipeConnection  *self,
 
   g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), FALSE);
   g_return_val_if_fail (value != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   message = np_variant_to_message (value);
 

@@ -81,6 +81,21 @@
  * [method@Np.PipeServer.get_connections] changes in the server's context:
  * read it from there.
  *
+ * ## Dropping the server
+ *
+ * Dropping the last reference to a server stops it and closes its
+ * connections at once, dropping what is still queued to them, in
+ * whichever thread dropped it. The server is going away, so it emits
+ * nothing more: no [signal@Np.PipeServer::client-disconnected] for those
+ * connections, and no notification. Its clients see the end of their
+ * connection. A [class@Np.PipeConnection] the application still holds is
+ * no longer connected (its [property@Np.PipeConnection:connected] is
+ * notified in the server's context), and a list of
+ * [method@Np.PipeServer.get_connections] it still holds empties in the
+ * server's context, with [signal@Gio.ListModel::items-changed] there. To
+ * see every client off with its signal, call [method@Np.PipeServer.stop]
+ * and let the server's context run before dropping the server.
+ *
  * Since: 1.0
  */
 
@@ -213,6 +228,14 @@ np_pipe_server_connection_closed (NpConnectionOwner *owner,
 {
   NpPipeServer *self = NP_PIPE_SERVER (owner);
   gboolean listed;
+  gboolean disposing;
+
+  /* Going away: dispose drops the connections without a word. */
+  g_mutex_lock (&self->lock);
+  disposing = self->disposing;
+  g_mutex_unlock (&self->lock);
+  if (disposing)
+    return;
 
   /* The list may have held the last reference to the connection; a
    * handler may drop the last one to the server. */
@@ -264,6 +287,7 @@ np_pipe_server_incoming (GObject           *owner,
   NpPipeServer *self = NP_PIPE_SERVER (owner);
   g_autoptr(NpPipeConnection) connection = NULL;
   g_autoptr(GError) error = NULL;
+  g_autofree char *name = NULL;
   guint handshake_timeout;
   gboolean allow_other_users;
   gboolean allowed = FALSE;
@@ -274,6 +298,7 @@ np_pipe_server_incoming (GObject           *owner,
   guint64 id;
 
   g_mutex_lock (&self->lock);
+  name = g_strdup (self->name);
   id = ++self->last_id;
   handshake_timeout = self->handshake_timeout;
   max_connections = MIN (self->max_connections > 0 ? self->max_connections : G_MAXUINT,
@@ -282,12 +307,12 @@ np_pipe_server_incoming (GObject           *owner,
   fd_limit = self->fd_limit;
   g_mutex_unlock (&self->lock);
 
-  connection = _np_pipe_connection_new (owner, self->context, socket_connection, self->name,
+  connection = _np_pipe_connection_new (owner, self->context, socket_connection, name,
                                         self->limits, id, FALSE, &error);
   if (connection == NULL)
     {
       g_debug ("Pipe “%s”: dropping a peer whose credentials cannot be read: %s",
-               self->name, error->message);
+               name, error->message);
       g_io_stream_close (G_IO_STREAM (socket_connection), NULL, NULL);
       return;
     }
@@ -312,14 +337,14 @@ np_pipe_server_incoming (GObject           *owner,
     {
       g_set_error (&error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS,
                    _("Pipe “%s” already serves its maximum of %u clients"),
-                   self->name, max_connections);
+                   name, max_connections);
     }
   else if ((guint64) n_connections >= 2 * (guint64) max_connections)
     {
       g_set_error (&error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS,
                    _("Pipe “%s” already holds twice its maximum of %u clients: %u of "
                      "them have closed and are still ending"),
-                   self->name, max_connections, n_closed);
+                   name, max_connections, n_closed);
     }
   else if (np_fd_budget_used () >= fd_limit)
     {
@@ -333,14 +358,14 @@ np_pipe_server_incoming (GObject           *owner,
                      "descriptors received from peers and not yet delivered, and the "
                      "connections of this process (%u to this pipe), reach the %u it may use "
                      "(RLIMIT_NOFILE less a reserve for the application)"),
-                   self->name, np_fd_budget_held (), n_connections, fd_limit);
+                   name, np_fd_budget_held (), n_connections, fd_limit);
     }
   else if (!allow_other_users &&
            np_pipe_connection_get_peer_uid (connection) != getuid ())
     {
       g_set_error (&error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED,
                    _("Pipe “%s” only accepts peers of uid %u, not uid %u"),
-                   self->name, (guint) getuid (),
+                   name, (guint) getuid (),
                    np_pipe_connection_get_peer_uid (connection));
     }
   else
@@ -350,12 +375,12 @@ np_pipe_server_incoming (GObject           *owner,
       if (!allowed)
         g_set_error (&error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED,
                      _("Pipe “%s” refused the peer (pid %d, uid %u)"),
-                     self->name,
+                     name,
                      np_pipe_connection_get_peer_pid (connection),
                      np_pipe_connection_get_peer_uid (connection));
       else if (!np_pipe_server_is_running (self))
         g_set_error (&error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                     _("Pipe “%s” stopped"), self->name);
+                     _("Pipe “%s” stopped"), name);
     }
 
   if (error != NULL)
@@ -398,27 +423,19 @@ np_pipe_server_real_authorize_peer (NpPipeServer     *self,
   return TRUE;
 }
 
-/* Drops every connection at once, without writing what is queued; each
- * is still reported by client-disconnected. */
+/* Drops every connection at once, without writing what is queued, and
+ * without a word: the server is going away, from whichever thread let
+ * go of it last. A list of them the application still holds empties in
+ * the server's context. */
 static void
 np_pipe_server_drop_connections (NpPipeServer *self)
 {
   g_autoptr(GPtrArray) connections = np_pipe_connection_list_snapshot (self->connections, TRUE);
 
   for (guint i = 0; i < connections->len; i++)
-    {
-      NpPipeConnection *connection = g_ptr_array_index (connections, i);
-      g_autoptr(GError) error = NULL;
-      gboolean listed;
+    _np_pipe_connection_detach (g_ptr_array_index (connections, i));
 
-      error = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                           _("Client %" PRIu64 " of pipe “%s”: the server "
-                             "was disposed before queued messages were written"),
-                           np_pipe_connection_get_id (connection), self->name);
-      _np_pipe_connection_detach (connection);
-      if (np_pipe_connection_list_remove (self->connections, connection, &listed) && listed)
-        g_signal_emit (self, signals [CLIENT_DISCONNECTED], 0, connection, error);
-    }
+  np_pipe_connection_list_clear (self->connections, self->context);
 }
 
 static void
@@ -431,8 +448,9 @@ np_pipe_server_dispose (GObject *object)
   self->disposing = TRUE;
   g_mutex_unlock (&self->lock);
 
-  np_pipe_server_stop (self);
+  /* Connections first: stop() would close them with a word each. */
   np_pipe_server_drop_connections (self);
+  np_pipe_server_stop (self);
 
   G_OBJECT_CLASS (np_pipe_server_parent_class)->dispose (object);
 }
@@ -581,7 +599,9 @@ np_pipe_server_class_init (NpPipeServerClass *klass)
    *
    * Emitted once for each client announced by
    * [signal@Np.PipeServer::client-connected], when its connection ends,
-   * after it left [property@Np.PipeServer:connections].
+   * after it left [property@Np.PipeServer:connections]; not for the
+   * connections a server closes because its last reference went (see
+   * [class@Np.PipeServer]).
    *
    * @error is set when the client broke the protocol
    * (%NP_PIPE_ERROR_PROTOCOL), sent a message over
@@ -830,6 +850,7 @@ np_pipe_server_stop (NpPipeServer *self)
   g_autoptr(NpPipeServer) hold = NULL;
   g_autoptr(GPtrArray) connections = NULL;
   NpListener *listener;
+  gboolean disposing;
 
   g_return_if_fail (NP_IS_PIPE_SERVER (self));
 
@@ -843,6 +864,7 @@ np_pipe_server_stop (NpPipeServer *self)
     }
 
   self->running = FALSE;
+  disposing = self->disposing;
   listener = g_steal_pointer (&self->listener);
   /* A socket systemd passed stays: it starts us again on demand. */
   if (!self->activated)
@@ -858,7 +880,9 @@ np_pipe_server_stop (NpPipeServer *self)
   for (guint i = 0; i < connections->len; i++)
     _np_pipe_connection_begin_close (g_ptr_array_index (connections, i));
 
-  np_context_notify (self->context, G_OBJECT (self), properties [PROP_RUNNING]);
+  /* A server going away says nothing more. */
+  if (!disposing)
+    np_context_notify (self->context, G_OBJECT (self), properties [PROP_RUNNING]);
 }
 
 /**

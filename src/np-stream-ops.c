@@ -14,6 +14,7 @@
 
 #include <glib/gi18n-lib.h>
 
+#include "np-context-private.h"
 #include "np-error.h"
 #include "np-stream-internal.h"
 
@@ -857,21 +858,21 @@ np_stream_report_drained (NpStream *self)
   g_object_unref (owner);
 }
 
-/* Whether this thread may report now: it runs the stream's context, or
- * may take it (as g_main_context_invoke() decides); then it holds it
- * until np_stream_leave_context(). */
+/* Whether this thread may report now: it owns the stream's context (it
+ * iterates it), or is that context's own thread and nobody iterates it
+ * now (np_context_acquire_here()); then it holds it until
+ * np_stream_leave_context(). A worker that pushed no context must not
+ * run the owner's handlers because it could take the global default
+ * one. */
 static gboolean
 np_stream_enter_context (NpStream *self,
                          gboolean *acquired)
 {
-  GMainContext *here = g_main_context_get_thread_default ();
-
   *acquired = FALSE;
   if (g_main_context_is_owner (self->context))
     return TRUE;
 
-  return (here != NULL ? here : g_main_context_default ()) == self->context &&
-         (*acquired = g_main_context_acquire (self->context));
+  return (*acquired = np_context_acquire_here (self->context));
 }
 
 /* Runs what a locked stretch left to do (@after), where @where says:
@@ -938,6 +939,12 @@ np_stream_wait_init (NpStreamWait *wait)
 void
 np_stream_wait_clear (NpStreamWait *wait)
 {
+  /* The thread that ended the wait may still be inside its unlock (the
+   * waiter saw done as soon as it let go): taking the mutex once more
+   * waits until it is out, before the mutex goes with the waiter's
+   * stack. */
+  g_mutex_lock (&wait->mutex);
+  g_mutex_unlock (&wait->mutex);
   g_mutex_clear (&wait->mutex);
   g_cond_clear (&wait->cond);
   g_clear_error (&wait->error);

@@ -581,6 +581,7 @@ np_stream_request_sync (NpStream      *self,
   NpSyncWait wait = { 0 };
   GError *local_error = NULL;
   gint64 deadline = -1;
+  guint timeout = 0;
   NpOp *op = NULL;
 
   if (g_cancellable_set_error_if_cancelled (cancellable, error))
@@ -606,8 +607,9 @@ np_stream_request_sync (NpStream      *self,
           op->message = g_bytes_ref (message);
           np_stream_send_request_locked (self, op);
         }
-      if (self->request_timeout > 0)
-        deadline = g_get_monotonic_time () + self->request_timeout * G_TIME_SPAN_MILLISECOND;
+      timeout = self->request_timeout;
+      if (timeout > 0)
+        deadline = g_get_monotonic_time () + timeout * G_TIME_SPAN_MILLISECOND;
     }
   g_mutex_unlock (self->lock);
 
@@ -634,7 +636,7 @@ np_stream_request_sync (NpStream      *self,
             wait.base.error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
                                                    _("the peer did not answer the request "
                                                      "within %u ms"),
-                                                   self->request_timeout);
+                                                   timeout);
         }
     }
 

@@ -141,8 +141,9 @@ restart_on_disconnect_cb (NpPipeServer     *server,
   restart->start_result = np_pipe_server_start (server, &restart->start_error);
 }
 
-/* A handler that starts the server again while its last reference goes
- * gets a clean error; nothing is left listening. */
+/* A server whose last reference goes emits nothing more: a
+ * client-disconnected handler that would start it again does not run.
+ * Nothing is left listening. */
 static void
 test_restart_while_disposing (void)
 {
@@ -164,9 +165,9 @@ test_restart_while_disposing (void)
 
   g_clear_object (&restart.server);
 
-  g_assert_cmpuint (restart.n_disconnected, ==, 1);
+  g_assert_cmpuint (restart.n_disconnected, ==, 0);
   g_assert_false (restart.start_result);
-  g_assert_error (restart.start_error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED);
+  g_assert_no_error (restart.start_error);
 
   /* Nobody listens: the next peer is told so, and nothing crashes. */
   late = np_pipe_client_new (name);
