@@ -3081,7 +3081,8 @@ np_pipe_client_install_properties (GObjectClass *object_class)
    * [signal@Np.PipeClient::disconnected] reports
    * %NP_PIPE_ERROR_TIMED_OUT, saying how many bytes were lost. 0 waits
    * for as long as it takes; at most `G_MAXUINT`. The default is 5000 (5
-   * seconds).
+   * seconds). A change applies to the next close, on an open connection
+   * too.
    *
    * Since: 1.0
    */
@@ -3094,7 +3095,8 @@ np_pipe_client_install_properties (GObjectClass *object_class)
    * [method@Np.PipeClient.request_sync]); past it, the request fails with
    * %NP_PIPE_ERROR_TIMED_OUT and a reply that comes later is dropped. 0
    * waits for as long as it takes; at most `G_MAXUINT`. The default is
-   * 25000 (25 seconds, as GDBus). It applies from the next connect.
+   * 25000 (25 seconds, as GDBus). A change applies to the next request,
+   * on an open connection too.
    *
    * Since: 1.0
    */

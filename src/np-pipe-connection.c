@@ -80,26 +80,21 @@ struct _NpPipeConnection
 {
   GObject            parent_instance;
 
-  GMutex             lock;
-  /* The server or client the connection reports to: guarded by the lock,
-   * cleared when it lets go. */
-  GObject           *owner;
-  NpConnectionOwnerInterface *owner_iface;
+  /* Set at creation, or before anyone else sees the connection, and
+   * never changed. */
+  GObject           *owner;    /* until the stream takes it over */
   GMainContext      *context;
   GSocketConnection *socket_connection;
   NpLimits          *limits;
   char              *name;     /* of the pipe */
-  NpStream          *stream;   /* set once, before anyone else sees it */
+  NpStream          *stream;   /* its private part, once started or refused */
   GCredentials      *credentials;
   guint64            id;
   gint               peer_pid;
   guint              peer_uid;
   guint              peer_gid;
-  /* Set before the stream is published, never changed: read without the
-   * lock, so not in the memory location of what the lock guards. */
   gboolean           started;
   gboolean           client_end;
-  guint              connected : 1;   /* guarded by the lock */
 };
 
 enum {
@@ -151,169 +146,20 @@ np_pipe_connection_get_started_stream (NpPipeConnection  *self,
   return stream;
 }
 
-/* Marks the connection closing; notifies once, from the owner's
- * context. */
-static void
+/* Marks the connection closing, as its owner or the application closes
+ * it: notifies once, from the owner's context. Returns whether it was
+ * connected. */
+static gboolean
 np_pipe_connection_set_disconnected (NpPipeConnection *self)
 {
-  gboolean changed;
+  NpStream *stream = np_pipe_connection_get_stream (self);
 
-  g_mutex_lock (&self->lock);
-  changed = self->connected;
-  self->connected = FALSE;
-  g_mutex_unlock (&self->lock);
+  if (stream == NULL || !self->started || !np_stream_take_connected (stream))
+    return FALSE;
 
-  if (changed)
-    np_context_notify (self->context, G_OBJECT (self), properties [PROP_CONNECTED]);
+  np_context_notify (self->context, G_OBJECT (self), properties [PROP_CONNECTED]);
+  return TRUE;
 }
-
-/* For the length of a dispatch, the owner: the application may drop its
- * last reference from any thread meanwhile. */
-static gpointer
-np_pipe_connection_stream_enter (GObject *object)
-{
-  NpPipeConnection *self = NP_PIPE_CONNECTION (object);
-  GObject *owner;
-
-  g_mutex_lock (&self->lock);
-  owner = self->owner != NULL ? g_object_ref (self->owner) : NULL;
-  g_mutex_unlock (&self->lock);
-
-  return owner;
-}
-
-static void
-np_pipe_connection_stream_leave (GObject  *object,
-                                 gpointer  held)
-{
-  g_clear_object (&held);
-}
-
-static NpConnectionOwner *
-np_pipe_connection_peek_owner (NpPipeConnection *self)
-{
-  /* Alive while dispatching: enter() holds it. */
-  return (NpConnectionOwner *) g_atomic_pointer_get (&self->owner);
-}
-
-/* The peer's handshake is complete: only now is the connection its
- * owner's, before anything the peer sent is delivered. */
-static void
-np_pipe_connection_stream_opened (GObject  *object,
-                                  NpStream *stream)
-{
-  NpPipeConnection *self = NP_PIPE_CONNECTION (object);
-  NpConnectionOwner *owner = np_pipe_connection_peek_owner (self);
-
-  g_object_notify_by_pspec (object, properties [PROP_PEER_MAX_MESSAGE_SIZE]);
-
-  if (owner != NULL && self->started)
-    self->owner_iface->opened (owner, self);
-}
-
-static void
-np_pipe_connection_stream_message (GObject *object,
-                                   GBytes  *message)
-{
-  NpPipeConnection *self = NP_PIPE_CONNECTION (object);
-  NpConnectionOwner *owner = np_pipe_connection_peek_owner (self);
-
-  if (owner != NULL)
-    self->owner_iface->message (owner, self, message, NULL);
-}
-
-static void
-np_pipe_connection_stream_message_with_fds (GObject     *object,
-                                            GBytes      *message,
-                                            GUnixFDList *fds)
-{
-  NpPipeConnection *self = NP_PIPE_CONNECTION (object);
-  NpConnectionOwner *owner = np_pipe_connection_peek_owner (self);
-
-  if (owner != NULL)
-    self->owner_iface->message (owner, self, message, fds);
-}
-
-static void
-np_pipe_connection_stream_request (GObject     *object,
-                                   NpStream    *stream,
-                                   guint32      id,
-                                   GBytes      *message,
-                                   GUnixFDList *fds)
-{
-  NpPipeConnection *self = NP_PIPE_CONNECTION (object);
-  NpConnectionOwner *owner = np_pipe_connection_peek_owner (self);
-
-  if (owner != NULL)
-    self->owner_iface->request (owner, self, id, message, fds);
-  else
-    {
-      g_autoptr(NpPipeRequest) request = _np_pipe_connection_new_request (self, id, message, fds);
-      _np_pipe_request_reply_unhandled (request);
-    }
-}
-
-static void
-np_pipe_connection_stream_drained (GObject  *object,
-                                   NpStream *stream)
-{
-  NpPipeConnection *self = NP_PIPE_CONNECTION (object);
-  NpConnectionOwner *owner = np_pipe_connection_peek_owner (self);
-
-  if (!self->started)
-    return;
-
-  g_signal_emit (self, signals [QUEUE_DRAINED], 0);
-  if (owner != NULL && self->owner_iface->drained != NULL)
-    self->owner_iface->drained (owner, self);
-}
-
-static void
-np_pipe_connection_stream_closed (GObject      *object,
-                                  NpStream     *stream,
-                                  const GError *error)
-{
-  NpPipeConnection *self = NP_PIPE_CONNECTION (object);
-  NpConnectionOwner *owner;
-
-  if (!self->started)
-    return;
-
-  np_pipe_connection_set_disconnected (self);
-
-  owner = np_pipe_connection_peek_owner (self);
-  if (owner != NULL)
-    self->owner_iface->closed (owner, self, error);
-
-  /* Out of its owner's hands, the connection may outlive it. */
-  g_mutex_lock (&self->lock);
-  g_atomic_pointer_set (&self->owner, NULL);
-  g_mutex_unlock (&self->lock);
-}
-
-static const NpStreamCallbacks np_pipe_connection_stream_callbacks = {
-  .enter = np_pipe_connection_stream_enter,
-  .leave = np_pipe_connection_stream_leave,
-  .opened = np_pipe_connection_stream_opened,
-  .message = np_pipe_connection_stream_message,
-  .message_with_fds = np_pipe_connection_stream_message_with_fds,
-  .request = np_pipe_connection_stream_request,
-  .drained = np_pipe_connection_stream_drained,
-  .closed = np_pipe_connection_stream_closed,
-};
-
-/* A server may refuse its client, in the same write as its hello. */
-static const NpStreamCallbacks np_pipe_connection_client_stream_callbacks = {
-  .enter = np_pipe_connection_stream_enter,
-  .leave = np_pipe_connection_stream_leave,
-  .opened = np_pipe_connection_stream_opened,
-  .message = np_pipe_connection_stream_message,
-  .message_with_fds = np_pipe_connection_stream_message_with_fds,
-  .request = np_pipe_connection_stream_request,
-  .drained = np_pipe_connection_stream_drained,
-  .closed = np_pipe_connection_stream_closed,
-  .peer_may_refuse = TRUE,
-};
 
 static void
 np_pipe_connection_dispose (GObject *object)
@@ -338,7 +184,6 @@ np_pipe_connection_finalize (GObject *object)
   g_clear_pointer (&self->limits, np_limits_unref);
   g_clear_pointer (&self->name, g_free);
   g_clear_pointer (&self->context, g_main_context_unref);
-  g_mutex_clear (&self->lock);
 
   G_OBJECT_CLASS (np_pipe_connection_parent_class)->finalize (object);
 }
@@ -512,10 +357,11 @@ np_pipe_connection_class_init (NpPipeConnectionClass *klass)
   /**
    * NpPipeConnection:max-queued-bytes:
    *
-   * The most bytes that may wait to be written to this peer: the
-   * server's [property@Np.PipeServer:max-queued-bytes] as it was when the
-   * client connected, which it keeps for the whole connection. 0 means no
-   * limit.
+   * The most bytes that may wait to be written to this peer: its owner's
+   * [property@Np.PipeServer:max-queued-bytes] or
+   * [property@Np.PipeClient:max-queued-bytes], as it is now. 0 means no
+   * limit. It is not notified when the owner's changes: watch the
+   * owner's property.
    *
    * Since: 1.0
    */
@@ -531,19 +377,22 @@ np_pipe_connection_class_init (NpPipeConnectionClass *klass)
    * @self: a #NpPipeConnection
    *
    * Emitted when what is queued to the peer, having passed half of
-   * the server's [property@Np.PipeServer:max-queued-bytes] (as it was
-   * when the client connected), has been written down to a quarter of it
-   * or less: the moment for a server that paused streaming to this
-   * client to send again. A client that does not read until a message
-   * would pass the limit is dropped; a server that pauses once
-   * [method@Np.PipeConnection.get_queued_bytes] passes half the limit,
-   * and resumes on this signal, never drops a client that reads, as long
-   * as each message, with its 8-byte header, is at most half the limit.
+   * its owner's max-queued-bytes ([property@Np.PipeServer:max-queued-bytes]
+   * or [property@Np.PipeClient:max-queued-bytes]), has been written down
+   * to a quarter of it or less: the moment for a sender that paused
+   * streaming to this peer to send again. At a server, a client that
+   * does not read until a message would pass the limit is dropped; at a
+   * client, the send fails with %NP_PIPE_ERROR_QUEUE_FULL. A sender that
+   * pauses once [method@Np.PipeConnection.get_queued_bytes] passes half
+   * the limit, and resumes on this signal, meets neither, as long as
+   * each message, with its 8-byte header, is at most half the limit.
    *
-   * It is emitted once per such crossing, from the server's main
-   * context, never from inside a send. With no limit (0) it is not
+   * It is emitted once per such crossing, from the owner's main context,
+   * never from inside a send, before the client's own
+   * [signal@Np.PipeClient::queue-drained]. With no limit (0) it is not
    * emitted. A connection that closes before its queue drained emits
-   * nothing: [signal@Np.PipeServer::client-disconnected] tells.
+   * nothing: [signal@Np.PipeServer::client-disconnected] or
+   * [signal@Np.PipeClient::disconnected] tells.
    *
    * Since: 1.0
    */
@@ -558,7 +407,6 @@ np_pipe_connection_class_init (NpPipeConnectionClass *klass)
 static void
 np_pipe_connection_init (NpPipeConnection *self)
 {
-  g_mutex_init (&self->lock);
   self->peer_pid = -1;
   self->peer_uid = UNKNOWN_ID;
   self->peer_gid = UNKNOWN_ID;
@@ -616,7 +464,6 @@ _np_pipe_connection_new (GObject            *owner,
 
   self = g_object_new (NP_TYPE_PIPE_CONNECTION, NULL);
   self->owner = owner;
-  self->owner_iface = NP_CONNECTION_OWNER_GET_IFACE (owner);
   self->context = g_main_context_ref (context);
   self->socket_connection = g_object_ref (socket_connection);
   self->name = g_strdup (name);
@@ -641,6 +488,7 @@ _np_pipe_connection_new (GObject            *owner,
 
 static NpStream *
 np_pipe_connection_create_stream (NpPipeConnection *self,
+                                  GObject          *owner,
                                   guint             max_message_size)
 {
   g_autofree char *label = NULL;
@@ -650,11 +498,9 @@ np_pipe_connection_create_stream (NpPipeConnection *self,
   else
     label = g_strdup_printf (_("Client %" PRIu64 " of pipe “%s”"), self->id, self->name);
 
-  return np_stream_new (G_OBJECT (self),
-                        self->client_end ? &np_pipe_connection_client_stream_callbacks
-                                         : &np_pipe_connection_stream_callbacks,
-                        np_transport_unix_new (self->socket_connection),
-                        self->context, NULL, label, max_message_size);
+  return np_stream_new (G_OBJECT (self), owner, np_transport_unix_new (self->socket_connection),
+                        self->context, label, self->limits, max_message_size,
+                        self->client_end ? NP_STREAM_CLIENT_END : NP_STREAM_SERVER_END);
 }
 
 /* Starts the handshake and the message flow; the handshake must be
@@ -663,27 +509,17 @@ void
 _np_pipe_connection_start (NpPipeConnection *self,
                            guint             handshake_timeout)
 {
-  NpLimits *limits = self->limits;
   NpStream *stream;
 
   g_assert (self->stream == NULL);
 
-  stream = np_pipe_connection_create_stream (self, np_limits_get (limits, NP_LIMIT_MAX_MESSAGE_SIZE));
-  np_stream_set_handshake_timeout (stream, handshake_timeout);
-  np_stream_set_close_timeout (stream, np_limits_get (limits, NP_LIMIT_CLOSE_TIMEOUT));
-  np_stream_set_request_timeout (stream, np_limits_get (limits, NP_LIMIT_REQUEST_TIMEOUT));
-  np_stream_set_max_fds (stream, np_limits_get (limits, NP_LIMIT_MAX_FDS_PER_MESSAGE));
-  np_stream_set_pending_limits (stream, np_limits_get (limits, NP_LIMIT_MAX_PENDING_REQUESTS),
-                                np_limits_get (limits, NP_LIMIT_MAX_PENDING_REQUEST_BYTES));
-  /* A client that does not read is dropped rather than let grow the
-   * server's memory; a client's own sends fail instead. */
-  np_stream_set_queue_limit (stream, np_limits_get (limits, NP_LIMIT_MAX_QUEUED_BYTES),
-                             !self->client_end);
-
+  /* What the handshake announces is fixed for the connection; the rest
+   * of the limits are read when they are used. */
+  stream = np_pipe_connection_create_stream (self, self->owner,
+                                             np_limits_get (self->limits, NP_LIMIT_MAX_MESSAGE_SIZE));
   self->started = TRUE;
-  self->connected = TRUE;
   g_atomic_pointer_set (&self->stream, stream);
-  np_stream_start (stream);
+  np_stream_start (stream, handshake_timeout);
 }
 
 /* Tells the peer why it is refused, then closes, reporting nothing: the
@@ -696,7 +532,7 @@ _np_pipe_connection_refuse (NpPipeConnection *self,
 
   g_assert (self->stream == NULL);
 
-  stream = np_pipe_connection_create_stream (self, 0);
+  stream = np_pipe_connection_create_stream (self, NULL, 0);
   g_atomic_pointer_set (&self->stream, stream);
   np_stream_abort (stream, reason);
 }
@@ -726,16 +562,13 @@ void
 _np_pipe_connection_detach (NpPipeConnection *self)
 {
   NpStream *stream = np_pipe_connection_get_stream (self);
-  gboolean changed;
-
-  g_mutex_lock (&self->lock);
-  g_atomic_pointer_set (&self->owner, NULL);
-  changed = self->connected;
-  self->connected = FALSE;
-  g_mutex_unlock (&self->lock);
+  gboolean changed = FALSE;
 
   if (stream != NULL)
-    np_stream_detach (stream);
+    {
+      changed = self->started && np_stream_take_connected (stream);
+      np_stream_detach (stream);
+    }
   /* From the owner's dispose: notified once that is over. */
   if (changed)
     np_context_notify_later (self->context, G_OBJECT (self), properties [PROP_CONNECTED]);
@@ -1735,21 +1568,10 @@ _np_pipe_connection_begin_close (NpPipeConnection *self)
 static NpStream *
 np_pipe_connection_take_for_close (NpPipeConnection *self)
 {
-  NpStream *stream;
-  gboolean connected;
-
-  stream = np_pipe_connection_get_stream (self);
-  if (stream == NULL || !self->started)
+  if (!np_pipe_connection_set_disconnected (self))
     return NULL;
 
-  g_mutex_lock (&self->lock);
-  connected = self->connected;
-  g_mutex_unlock (&self->lock);
-  if (!connected)
-    return NULL;
-
-  np_pipe_connection_set_disconnected (self);
-  return np_stream_ref (stream);
+  return np_stream_ref (self->stream);
 }
 
 /**
@@ -1883,14 +1705,10 @@ gboolean
 np_pipe_connection_get_connected (NpPipeConnection *self)
 {
   NpStream *stream;
-  gboolean connected;
 
   g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), FALSE);
 
   stream = np_pipe_connection_get_stream (self);
-  g_mutex_lock (&self->lock);
-  connected = self->connected;
-  g_mutex_unlock (&self->lock);
 
-  return connected && stream != NULL && np_stream_is_open (stream);
+  return stream != NULL && self->started && np_stream_is_connected (stream);
 }

@@ -1273,8 +1273,8 @@ np_pipe_server_install_properties (GObjectClass *object_class)
    * fits. From 0 (no limit) to `G_MAXUINT32`; the default is 67108864
    * (64 MiB). Frames
    * the server queues because of what a client sent (the answers to its
-   * pings) count too. A change applies to clients that connect
-   * afterwards.
+   * pings) count too. A change applies at once, to the clients connected
+   * too.
    *
    * Since: 1.0
    */
@@ -1336,8 +1336,8 @@ np_pipe_server_install_properties (GObjectClass *object_class)
    * %NP_PIPE_ERROR_TIMED_OUT and dropped, without any signal: it never
    * was a client (see [signal@Np.PipeServer::client-connected]). 0 waits
    * forever; at most `G_MAXUINT`. The
-   * default is 5000 (5 seconds). A change applies to clients that connect
-   * afterwards.
+   * default is 5000 (5 seconds). A change applies to the next close, of
+   * the clients connected too.
    *
    * Since: 1.0
    */
@@ -1358,7 +1358,8 @@ np_pipe_server_install_properties (GObjectClass *object_class)
    * that stops reading for this long is disconnected with
    * %NP_PIPE_ERROR_TIMED_OUT, and what is left is dropped. 0 waits for as
    * long as it takes; at most `G_MAXUINT`. The default is 5000 (5
-   * seconds). A change applies to clients that connect afterwards.
+   * seconds). A change applies to the next close, of the clients
+   * connected too.
    *
    * Since: 1.0
    */
@@ -1371,7 +1372,7 @@ np_pipe_server_install_properties (GObjectClass *object_class)
    * it, the request fails with %NP_PIPE_ERROR_TIMED_OUT and a reply that
    * comes later is dropped. 0 waits for as long as it takes; at most
    * `G_MAXUINT`. The default is 25000 (25 seconds, as GDBus). A change
-   * applies to clients that connect afterwards.
+   * applies to the next request, to the clients connected too.
    *
    * Since: 1.0
    */
@@ -1408,8 +1409,8 @@ np_pipe_server_install_properties (GObjectClass *object_class)
    * (a request waits only while the application works on it), and keeps
    * what the library holds for them, a few hundred bytes each besides
    * their messages, to about a megabyte per client. 0 means no limit; at
-   * most `G_MAXUINT`. A change applies to clients that connect
-   * afterwards.
+   * most `G_MAXUINT`. A change applies at once, from the next request of
+   * the clients connected too.
    *
    * Since: 1.0
    */
@@ -1430,8 +1431,8 @@ np_pipe_server_install_properties (GObjectClass *object_class)
    * size a server takes by default (16 MiB), and is the default of
    * [property@Np.PipeServer:max-queued-bytes], the bound on what waits to
    * be written to a client: no ordinary application meets it. 0 means no
-   * limit; at most `G_MAXUINT32`. A change applies to clients that
-   * connect afterwards.
+   * limit; at most `G_MAXUINT32`. A change applies at once, from the next
+   * request of the clients connected too.
    *
    * Since: 1.0
    */

@@ -7,6 +7,7 @@
 
 #pragma once
 
+#include "np-connection-owner-private.h"
 #include "np-flusher-private.h"
 #include "np-out-queue-private.h"
 #include "np-stream-private.h"
@@ -53,6 +54,10 @@ G_BEGIN_DECLS
 #else
 #define NP_STREAM_ENSURE_LOCKED(self) G_STMT_START { (void) (self); } G_STMT_END
 #endif
+
+gboolean np_stream_is_done_locked (NpStream *self);
+GMutex  *np_stream_lock_new       (void);
+void     np_stream_lock_free      (GMutex   *lock);
 
 /* Asserts that the stream is in one of the states in @mask (a bit per
  * NpStreamState) on entry to a transition. */
@@ -192,11 +197,11 @@ typedef struct
 struct _NpStream
 {
   gatomicrefcount          ref_count;
-  /* Shared with the owner, when it asks (np_stream_lock_new()). */
   GMutex                  *lock;
 
   /* Constant from creation. */
-  const NpStreamCallbacks *callbacks;
+  NpConnectionOwnerInterface *owner_iface;  /* of the owner, if any */
+  NpLimits                *limits;         /* the owner's, read when used */
   GMainContext            *context;
   char                    *label;
   guint32                  max_message_size;
@@ -204,7 +209,10 @@ struct _NpStream
   guint                    max_fds;        /* set before the stream starts */
 
   /* Guarded by the lock. */
-  GObject                 *owner;          /* NULL once detached */
+  GObject                 *connection;     /* of which this is the private part;
+                                            * NULL once detached */
+  GObject                 *owner;          /* its server or client: NULL once detached,
+                                            * or once the end is reported */
   NpTransport             *transport;      /* NULL once released */
   guint                    transport_users;
   NpStreamState            state;          /* written under the lock, read atomically too */
@@ -214,15 +222,8 @@ struct _NpStream
   GError                  *write_error;
   guint32                  peer_max_message_size;
   guint                    peer_max_fds;   /* from the peer's settings (version 4 on) */
-  guint64                  max_queued_bytes;
-  /* Flow control: past @high_water queued bytes (half the limit, or
-   * never without one) the queue is over half; drained to @low_water (a
-   * quarter) it is reported to the owner (drained()). */
-  guint64                  high_water;
-  guint64                  low_water;
-  guint                    handshake_timeout;
-  guint                    close_timeout;
   NpOutQueue               out;
+  gsize                    queued_bytes;   /* the size of out, published: read atomically */
   GQueue                   writes;         /* of NpOp, by end */
   GQueue                   pings;          /* of NpOp, oldest first */
   GQueue                   closers;        /* of NpOp */
@@ -238,9 +239,6 @@ struct _NpStream
   GHashTable              *unanswered_fds; /* the ids of those with descriptors → how
                                             * many: held in the budget until answered;
                                             * NULL until the first */
-  guint                    max_pending_requests;      /* 0: no bound */
-  guint                    max_pending_request_bytes; /* 0: no bound */
-  guint                    request_timeout;
   guint8                   version;        /* spoken, once the peer's hello arrived */
   GQueue                   deferred;       /* of NpOp, done, for the flusher to complete */
   guint64                  last_ping_id;
@@ -256,7 +254,8 @@ struct _NpStream
   void                   (*handle_io)      (NpStream     *self,
                                             GIOCondition  revents,
                                             GSource      *source);
-  guint                    drop_when_full : 1;
+  guint                    client_end : 1;     /* NP_STREAM_CLIENT_END */
+  guint                    connected : 1;      /* started, and not closed by the owner */
   guint                    peer_known : 1;     /* its hello arrived: version, message limit */
   guint                    peer_ready : 1;     /* and its settings: open, nothing parks */
   guint                    settings_received : 1;
@@ -295,11 +294,54 @@ struct _NpStream
   guint                    open_pending : 1;
 };
 
+/* Whom a dispatch reports to: the connection of which the stream is the
+ * private part, and the connection's owner, each with a reference for
+ * the length of the dispatch; NULL once they let go. */
+typedef struct
+{
+  GObject *connection;
+  GObject *owner;
+} NpStreamTarget;
+
+static inline void
+np_stream_target_take_locked (NpStream       *self,
+                              NpStreamTarget *target)
+{
+  target->connection = self->connection != NULL ? g_object_ref (self->connection) : NULL;
+  target->owner = self->owner != NULL && target->connection != NULL ? g_object_ref (self->owner) : NULL;
+}
+
+static inline void
+np_stream_target_release (NpStreamTarget *target)
+{
+  g_clear_object (&target->owner);
+  g_clear_object (&target->connection);
+}
+
+/* The owner's limit or timeout, as it is now. */
+static inline guint
+np_stream_limit (NpStream *self,
+                 NpLimit   limit)
+{
+  return np_limits_get (self->limits, limit);
+}
+
+/* Flow control: past half of max-queued-bytes (never without a limit)
+ * the queue is over half; drained to a quarter it is reported to the
+ * owner. */
+static inline guint64
+np_stream_high_water (NpStream *self)
+{
+  guint64 max_queued_bytes = np_stream_limit (self, NP_LIMIT_MAX_QUEUED_BYTES);
+
+  return max_queued_bytes > 0 ? max_queued_bytes / 2 : G_MAXUINT64;
+}
+
 /* After each frame queued: the one comparison flow control costs. */
 static inline void
 np_stream_note_queued_locked (NpStream *self)
 {
-  if (G_UNLIKELY (np_out_queue_get_size (&self->out) > self->high_water))
+  if (G_UNLIKELY (np_out_queue_get_size (&self->out) > np_stream_high_water (self)))
     self->over_half = TRUE;
 }
 
@@ -408,7 +450,7 @@ gboolean np_stream_poll_once       (NpStream      *self,
                                     gint           timeout_msec,
                                     GCancellable  *cancellable);
 void    np_stream_read             (NpStream      *self,
-                                    GObject       *owner,
+                                    NpStreamTarget *target,
                                     NpStreamAfter *after);
 void    np_stream_queue_message_locked
                                    (NpStream      *self,

@@ -71,12 +71,12 @@ np_stream_stalled_error_new (NpStream *self)
     return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
                                 _("%u requests of the peer were still unanswered %u ms after "
                                   "it ended its side of the connection"),
-                                self->n_unanswered, self->close_timeout);
+                                self->n_unanswered, np_stream_limit (self, NP_LIMIT_CLOSE_TIMEOUT));
 
   return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
                               _("%" PRIu64 " bytes queued to the peer were dropped: "
                                 "it read nothing for %u ms while the connection closed"),
-                              np_out_queue_get_size (&self->out), self->close_timeout);
+                              np_out_queue_get_size (&self->out), np_stream_limit (self, NP_LIMIT_CLOSE_TIMEOUT));
 }
 
 GError *
@@ -173,20 +173,19 @@ np_stream_write_some_locked (NpStream *self)
           np_out_queue_consume (&self->out, written);
           /* Reported from the context's dispatch, never from here. */
           if (G_UNLIKELY (self->over_half) &&
-              np_out_queue_get_size (&self->out) <= self->low_water)
+              np_out_queue_get_size (&self->out) <= np_stream_limit (self, NP_LIMIT_MAX_QUEUED_BYTES) / 4)
             {
               self->over_half = FALSE;
-              if (self->state <= NP_STREAM_OPEN && self->owner != NULL &&
-                  self->callbacks->drained != NULL)
+              if (self->state <= NP_STREAM_OPEN && self->connection != NULL)
                 {
                   self->drained_pending = TRUE;
                   np_flusher_arm (self->flusher, &self->flush_link, TRUE);
                 }
             }
           /* A closing stream waits for a peer that reads, however slowly. */
-          if (self->state == NP_STREAM_CLOSING && self->close_timeout > 0 && written > 0)
+          if (self->state == NP_STREAM_CLOSING && np_stream_limit (self, NP_LIMIT_CLOSE_TIMEOUT) > 0 && written > 0)
             self->stall_until = g_get_monotonic_time () +
-                                self->close_timeout * G_TIME_SPAN_MILLISECOND;
+                                np_stream_limit (self, NP_LIMIT_CLOSE_TIMEOUT) * G_TIME_SPAN_MILLISECOND;
           break;
 
         case NP_IO_WOULD_BLOCK:
@@ -256,6 +255,7 @@ np_stream_queue_peer_frame_with_fds_locked (NpStream      *self,
                                             GError       **error)
 {
   gsize len = g_bytes_get_size (payload);
+  guint64 max_queued_bytes;
 
   NP_STREAM_ENSURE_LOCKED (self);
 
@@ -264,15 +264,16 @@ np_stream_queue_peer_frame_with_fds_locked (NpStream      *self,
       !(self->state == NP_STREAM_CLOSING && self->awaiting_answers))
     return TRUE;
 
-  if (self->max_queued_bytes > 0 &&
-      np_out_queue_get_size (&self->out) + header_len + len > self->max_queued_bytes)
+  max_queued_bytes = np_stream_limit (self, NP_LIMIT_MAX_QUEUED_BYTES);
+  if (max_queued_bytes > 0 &&
+      np_out_queue_get_size (&self->out) + header_len + len > max_queued_bytes)
     {
       g_propagate_error (error,
                          np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_QUEUE_FULL,
                                               _("the peer sends but does not read: %" PRIu64
                                                 " bytes are queued to it, the limit is %" PRIu64),
                                               np_out_queue_get_size (&self->out),
-                                              self->max_queued_bytes));
+                                              max_queued_bytes));
       return FALSE;
     }
 
@@ -710,27 +711,20 @@ np_stream_read_goodbye_locked (NpStream *self)
 
 /* References */
 
-/* A lock an owner shares with its streams, so that what it does with
- * them under its own lock costs no second one. */
 GMutex *
 np_stream_lock_new (void)
 {
-  GMutex *lock = g_atomic_rc_box_new0 (GMutex);
+  GMutex *lock = g_new (GMutex, 1);
 
   g_mutex_init (lock);
   return lock;
 }
 
-GMutex *
-np_stream_lock_ref (GMutex *lock)
-{
-  return g_atomic_rc_box_acquire (lock);
-}
-
 void
-np_stream_lock_unref (GMutex *lock)
+np_stream_lock_free (GMutex *lock)
 {
-  g_atomic_rc_box_release_full (lock, (GDestroyNotify) g_mutex_clear);
+  g_mutex_clear (lock);
+  g_free (lock);
 }
 
 NpStream *
@@ -775,6 +769,7 @@ np_stream_unref (NpStream *self)
   g_clear_error (&self->write_error);
   g_main_context_unref (self->context);
   g_free (self->label);
-  np_stream_lock_unref (self->lock);
+  np_limits_unref (self->limits);
+  np_stream_lock_free (self->lock);
   g_free (self);
 }

@@ -161,7 +161,7 @@ np_stream_abort_locked (NpStream      *self,
     }
 
   if (self->write_error != NULL || np_out_queue_is_empty (&self->out) ||
-      self->close_timeout == 0)
+      np_stream_limit (self, NP_LIMIT_CLOSE_TIMEOUT) == 0)
     {
       np_stream_finish_locked (self, error, after);
       return;
@@ -177,7 +177,7 @@ np_stream_abort_locked (NpStream      *self,
   if (self->state != NP_STREAM_CLOSING)
     np_stream_set_state (self, NP_STREAM_CLOSING);
   np_stream_update_events_locked (self);
-  np_stream_set_deadline_locked (self, self->close_timeout);
+  np_stream_set_deadline_locked (self, np_stream_limit (self, NP_LIMIT_CLOSE_TIMEOUT));
   np_stream_request_flush_locked (self);
 }
 
@@ -252,7 +252,7 @@ np_stream_peer_ended_locked (NpStream      *self,
 
   np_stream_set_state (self, NP_STREAM_CLOSING);
   np_stream_update_events_locked (self);
-  np_stream_set_deadline_locked (self, self->close_timeout);
+  np_stream_set_deadline_locked (self, np_stream_limit (self, NP_LIMIT_CLOSE_TIMEOUT));
   np_stream_settle_locked (self, after);
   np_stream_request_flush_locked (self);
 }
@@ -392,6 +392,7 @@ np_stream_check_send_locked (NpStream       *self,
                              NpStreamAfter  *after,
                              GError        **error)
 {
+  guint64 max_queued_bytes;
   guint64 queued;
 
   NP_STREAM_ENSURE_LOCKED (self);
@@ -410,8 +411,9 @@ np_stream_check_send_locked (NpStream       *self,
     }
 
   queued = np_out_queue_get_size (&self->out) + self->parked_bytes;
-  if (self->max_queued_bytes > 0 &&
-      queued + NP_FRAME_HEADER_SIZE + len > self->max_queued_bytes)
+  max_queued_bytes = np_stream_limit (self, NP_LIMIT_MAX_QUEUED_BYTES);
+  if (max_queued_bytes > 0 &&
+      queued + NP_FRAME_HEADER_SIZE + len > max_queued_bytes)
     {
       GError *full;
 
@@ -419,10 +421,11 @@ np_stream_check_send_locked (NpStream       *self,
                                   _("the peer does not keep up: %" PRIu64 " bytes are "
                                     "queued to it, and %zu more would pass the "
                                     "limit of %" PRIu64),
-                                  queued, len, self->max_queued_bytes);
+                                  queued, len, max_queued_bytes);
 
-      /* Reported from the context, never from inside send(). */
-      if (self->drop_when_full)
+      /* Reported from the context, never from inside send(). A server
+       * drops a client that does not keep up; a client's send fails. */
+      if (!self->client_end)
         np_stream_abort_locked (self, full, after);
 
       g_propagate_error (error, full);
@@ -445,7 +448,7 @@ np_stream_begin_close_locked (NpStream *self)
 
   np_stream_set_state (self, NP_STREAM_CLOSING);
   np_stream_update_events_locked (self);
-  np_stream_set_deadline_locked (self, self->close_timeout);
+  np_stream_set_deadline_locked (self, np_stream_limit (self, NP_LIMIT_CLOSE_TIMEOUT));
 
   return TRUE;
 }
@@ -541,12 +544,13 @@ np_stream_close_sync (NpStream      *self,
                       GError       **error)
 {
   NpStreamAfter after = NP_STREAM_AFTER_INIT;
+  guint close_timeout = np_stream_limit (self, NP_LIMIT_CLOSE_TIMEOUT);
   gboolean cancelled = FALSE;
   gboolean ret;
 
   g_mutex_lock (self->lock);
 
-  self->stall_until = g_get_monotonic_time () + self->close_timeout * G_TIME_SPAN_MILLISECOND;
+  self->stall_until = g_get_monotonic_time () + close_timeout * G_TIME_SPAN_MILLISECOND;
 
   /* What waits for the peer's handshake (requests, messages with
    * descriptors) goes out once it completes: a caller without a main
@@ -558,8 +562,8 @@ np_stream_close_sync (NpStream      *self,
       gint64 left = self->stall_until - g_get_monotonic_time ();
 
       g_mutex_unlock (self->lock);
-      if (self->close_timeout == 0 || left > 0)
-        cancelled = !np_stream_poll_once (self, self->close_timeout == 0 ? -1 : (gint) ((left + 999) / 1000),
+      if (close_timeout == 0 || left > 0)
+        cancelled = !np_stream_poll_once (self, close_timeout == 0 ? -1 : (gint) ((left + 999) / 1000),
                                           cancellable);
       g_main_context_release (self->context);
       g_mutex_lock (self->lock);
@@ -567,7 +571,7 @@ np_stream_close_sync (NpStream      *self,
       if (cancelled)
         break;
 
-      if (self->close_timeout > 0 && left <= 0)
+      if (close_timeout > 0 && left <= 0)
         break;
     }
 
@@ -579,7 +583,7 @@ np_stream_close_sync (NpStream      *self,
       np_stream_destroy_source (&self->deadline);
     }
 
-  self->stall_until = g_get_monotonic_time () + self->close_timeout * G_TIME_SPAN_MILLISECOND;
+  self->stall_until = g_get_monotonic_time () + close_timeout * G_TIME_SPAN_MILLISECOND;
 
   while (self->state == NP_STREAM_CLOSING)
     {
@@ -604,7 +608,7 @@ np_stream_close_sync (NpStream      *self,
           break;
         }
 
-      if (self->close_timeout > 0)
+      if (close_timeout > 0)
         {
           left = self->stall_until - g_get_monotonic_time ();
           if (left <= 0)

@@ -805,20 +805,25 @@ static void
 np_stream_report (NpStream *self)
 {
   g_autoptr(GError) error = NULL;
-  GObject *owner = NULL;
-  gpointer held = NULL;
+  NpStreamTarget target = { NULL, NULL };
+  gboolean was_connected = FALSE;
 
   g_mutex_lock (self->lock);
   if (self->report_pending && self->owner != NULL)
     {
       self->report_pending = FALSE;
-      owner = g_object_ref (self->owner);
+      np_stream_target_take_locked (self, &target);
       error = self->error != NULL ? g_error_copy (self->error) : NULL;
+      was_connected = self->connected;
+      self->connected = FALSE;
     }
   g_mutex_unlock (self->lock);
 
-  if (owner == NULL)
-    return;
+  if (target.owner == NULL)
+    {
+      np_stream_target_release (&target);
+      return;
+    }
 
   /* The end is reported from the context, where the read side lives:
    * descriptors received and not delivered go now, not when the last
@@ -826,36 +831,38 @@ np_stream_report (NpStream *self)
   if (self->reading == 0)
     np_stream_clear_partial (self);
 
-  if (self->callbacks->enter != NULL)
-    held = self->callbacks->enter (owner);
-  self->callbacks->closed (owner, self, error);
-  if (self->callbacks->leave != NULL)
-    self->callbacks->leave (owner, held);
-  g_object_unref (owner);
+  if (was_connected)
+    g_object_notify (target.connection, "connected");
+  self->owner_iface->closed ((NpConnectionOwner *) target.owner,
+                             (NpPipeConnection *) target.connection, error);
+
+  /* Out of its owner's hands, the connection may outlive it. */
+  g_mutex_lock (self->lock);
+  self->owner = NULL;
+  g_mutex_unlock (self->lock);
+
+  np_stream_target_release (&target);
 }
 
-/* Tells the owner that the queue drained, unless the stream closed
- * meanwhile. From the context's dispatch. */
+/* Tells the connection and its owner that the queue drained, unless the
+ * stream closed meanwhile. From the context's dispatch. */
 static void
 np_stream_report_drained (NpStream *self)
 {
-  GObject *owner = NULL;
-  gpointer held = NULL;
+  NpStreamTarget target = { NULL, NULL };
 
   g_mutex_lock (self->lock);
-  if (self->owner != NULL && self->state != NP_STREAM_CLOSED)
-    owner = g_object_ref (self->owner);
+  if (self->state != NP_STREAM_CLOSED)
+    np_stream_target_take_locked (self, &target);
   g_mutex_unlock (self->lock);
 
-  if (owner == NULL)
-    return;
+  if (target.connection != NULL)
+    g_signal_emit_by_name (target.connection, "queue-drained");
+  if (target.owner != NULL && self->owner_iface->drained != NULL)
+    self->owner_iface->drained ((NpConnectionOwner *) target.owner,
+                                (NpPipeConnection *) target.connection);
 
-  if (self->callbacks->enter != NULL)
-    held = self->callbacks->enter (owner);
-  self->callbacks->drained (owner, self);
-  if (self->callbacks->leave != NULL)
-    self->callbacks->leave (owner, held);
-  g_object_unref (owner);
+  np_stream_target_release (&target);
 }
 
 /* Whether this thread may report now: it owns the stream's context (it

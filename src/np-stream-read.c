@@ -84,7 +84,7 @@ np_stream_read_failed (NpStream      *self,
  * delivered as from an open connection, the owner told first. */
 static void
 np_stream_report_opened (NpStream *self,
-                         GObject  *owner,
+                         NpStreamTarget *target,
                          gboolean  delivering)
 {
   NpStreamState state;
@@ -98,8 +98,12 @@ np_stream_report_opened (NpStream *self,
     return;
 
   self->open_pending = FALSE;
-  if (owner != NULL && state <= NP_STREAM_OPEN)
-    self->callbacks->opened (owner, self);
+  if (target->owner != NULL && state <= NP_STREAM_OPEN)
+    {
+      g_object_notify (target->connection, "peer-max-message-size");
+      self->owner_iface->opened ((NpConnectionOwner *) target->owner,
+                                 (NpPipeConnection *) target->connection);
+    }
 }
 
 /* Descriptors came with bytes in which no frame that carries them
@@ -216,18 +220,19 @@ np_stream_handle_settings (NpStream      *self,
  * message: from here on they are the owner's, or closed. */
 static void
 np_stream_deliver_fds (NpStream    *self,
-                       GObject     *owner,
+                       NpStreamTarget *target,
                        GBytes      *payload,
                        GUnixFDList *fds)
 {
   np_fd_budget_release (g_unix_fd_list_get_length (fds));
-  if (owner != NULL)
-    self->callbacks->message_with_fds (owner, payload, fds);
+  if (target->owner != NULL)
+    self->owner_iface->message ((NpConnectionOwner *) target->owner,
+                                (NpPipeConnection *) target->connection, payload, fds);
 }
 
 static void
 np_stream_handle_frame (NpStream      *self,
-                        GObject       *owner,
+                        NpStreamTarget *target,
                         NpFrameType    type,
                         GBytes        *payload,
                         GUnixFDList   *fds,
@@ -236,15 +241,16 @@ np_stream_handle_frame (NpStream      *self,
   switch (type)
     {
     case NP_FRAME_MESSAGE:
-      np_stream_report_opened (self, owner, TRUE);
-      if (owner != NULL)
-        self->callbacks->message (owner, payload);
+      np_stream_report_opened (self, target, TRUE);
+      if (target->owner != NULL)
+        self->owner_iface->message ((NpConnectionOwner *) target->owner,
+                                    (NpPipeConnection *) target->connection, payload, NULL);
       break;
 
     case NP_FRAME_MESSAGE_FDS:
       g_assert (fds != NULL);
-      np_stream_report_opened (self, owner, TRUE);
-      np_stream_deliver_fds (self, owner, payload, fds);
+      np_stream_report_opened (self, target, TRUE);
+      np_stream_deliver_fds (self, target, payload, fds);
       break;
 
     case NP_FRAME_PING:
@@ -273,7 +279,7 @@ np_stream_handle_frame (NpStream      *self,
       /* At once, before the frames after them: a peer that completes
        * its handshake and ends its side in the same read was open all
        * the same. (Settings are never part of a refusal.) */
-      np_stream_report_opened (self, owner, FALSE);
+      np_stream_report_opened (self, target, FALSE);
       break;
 
     case NP_FRAME_REQUEST:
@@ -290,14 +296,15 @@ np_stream_handle_frame (NpStream      *self,
         /* In its place among the messages; its descriptors are the
          * owner's from here on, or closed with @fds. They stay in the
          * budget until it is answered. */
-        np_stream_report_opened (self, owner, TRUE);
+        np_stream_report_opened (self, target, TRUE);
         if (!np_stream_take_request (self, id, len - 4, n_fds, after))
           {
             np_fd_budget_release (n_fds);
             break;
           }
-        if (owner != NULL && self->callbacks->request != NULL)
-          self->callbacks->request (owner, self, id, message, fds);
+        if (target->owner != NULL)
+          self->owner_iface->request ((NpConnectionOwner *) target->owner,
+                                      (NpPipeConnection *) target->connection, id, message, fds);
         else
           {
             g_autoptr(GError) error = NULL;
@@ -386,7 +393,7 @@ np_stream_match_fds (NpStream       *self,
  * Keeps what is left over as a partial header or body. */
 static void
 np_stream_parse_rest_frames (NpStream      *self,
-                             GObject       *owner,
+                             NpStreamTarget *target,
                              NpStreamAfter *after)
 {
   while (self->rest != NULL && self->rest < self->rest_end &&
@@ -423,8 +430,8 @@ np_stream_parse_rest_frames (NpStream      *self,
           /* A peer that does not refuse (a client) completed its
            * handshake with its hello before version 4: at once, before
            * a goodbye or an end that may follow in the same read. */
-          if (!self->callbacks->peer_may_refuse)
-            np_stream_report_opened (self, owner, FALSE);
+          if (!self->client_end)
+            np_stream_report_opened (self, target, FALSE);
           continue;
         }
 
@@ -452,7 +459,7 @@ np_stream_parse_rest_frames (NpStream      *self,
           self->rest = p + header.length;
           if (self->rest < self->rest_end && !self->rest_ready)
             np_stream_set_rest_ready (self, TRUE);
-          np_stream_handle_frame (self, owner, header.type, payload, fds, after);
+          np_stream_handle_frame (self, target, header.type, payload, fds, after);
         }
       else
         {
@@ -484,10 +491,10 @@ np_stream_parse_rest_frames (NpStream      *self,
  * nothing is left after it. */
 static void
 np_stream_parse_rest (NpStream      *self,
-                      GObject       *owner,
+                      NpStreamTarget *target,
                       NpStreamAfter *after)
 {
-  np_stream_parse_rest_frames (self, owner, after);
+  np_stream_parse_rest_frames (self, target, after);
 
   if (self->rest_ready)
     np_stream_set_rest_ready (self, FALSE);
@@ -625,10 +632,10 @@ np_stream_receive (NpStream      *self,
 }
 
 /* Reads what the transport has, up to a budget, delivering each whole
- * message to @owner (NULL once the owner is gone). */
+ * message to @target's owner (NULL once the owner is gone). */
 void
 np_stream_read (NpStream      *self,
-                GObject       *owner,
+                NpStreamTarget *target,
                 NpStreamAfter *after)
 {
   guint8 *buf = NULL;
@@ -636,7 +643,7 @@ np_stream_read (NpStream      *self,
 
   /* Nested in the delivery of a buffer: what is left of it comes first. */
   if (self->rest != NULL)
-    np_stream_parse_rest (self, owner, after);
+    np_stream_parse_rest (self, target, after);
 
   while (np_stream_get_state (self) <= NP_STREAM_OPEN && budget > 0)
     {
@@ -667,7 +674,7 @@ np_stream_read (NpStream      *self,
               g_autoptr(GUnixFDList) fds = g_steal_pointer (&self->body_fds);
 
               self->body_len = self->body_alloc = self->body_filled = 0;
-              np_stream_handle_frame (self, owner, self->body_type, payload, fds, after);
+              np_stream_handle_frame (self, target, self->body_type, payload, fds, after);
             }
           else if (n < want)
             break;
@@ -689,7 +696,7 @@ np_stream_read (NpStream      *self,
       self->rest = buf;
       self->rest_end = buf + self->head_len + n;
       self->head_len = 0;
-      np_stream_parse_rest (self, owner, after);
+      np_stream_parse_rest (self, target, after);
 
       /* A short read means the socket is drained (don't pay for EAGAIN),
        * unless it stopped after a write that carried descriptors. */
@@ -698,5 +705,5 @@ np_stream_read (NpStream      *self,
     }
 
   give_back_read_buffer (buf);
-  np_stream_report_opened (self, owner, FALSE);
+  np_stream_report_opened (self, target, FALSE);
 }

@@ -30,6 +30,7 @@ typedef struct
 {
   NpStream *stream;
   guint32   id;
+  guint     msec;
 } NpTimeoutData;
 
 static void
@@ -48,6 +49,7 @@ np_stream_send_request_locked (NpStream *self,
 {
   guint8 header[NP_REQUEST_HEADER_SIZE];
   g_autoptr(GBytes) message = g_steal_pointer (&op->message);
+  guint timeout_msec;
 
   NP_STREAM_ENSURE_LOCKED (self);
 
@@ -78,13 +80,16 @@ np_stream_send_request_locked (NpStream *self,
   np_stream_note_queued_locked (self);
   g_hash_table_insert (self->requests, GUINT_TO_POINTER (op->request_id), op);
 
-  if (self->request_timeout > 0)
+  /* The request-timeout of now, on an open connection too. */
+  timeout_msec = np_stream_limit (self, NP_LIMIT_REQUEST_TIMEOUT);
+  if (timeout_msec > 0)
     {
       NpTimeoutData *data = g_new (NpTimeoutData, 1);
 
       data->stream = np_stream_ref (self);
       data->id = op->request_id;
-      op->timeout = g_timeout_source_new (self->request_timeout);
+      data->msec = timeout_msec;
+      op->timeout = g_timeout_source_new (timeout_msec);
       g_source_set_static_name (op->timeout, "[np] request deadline");
       g_source_set_callback (op->timeout, np_stream_request_timeout_cb, data,
                              np_timeout_data_free);
@@ -153,7 +158,7 @@ np_stream_request_timeout_cb (gpointer data)
       g_clear_pointer (&op->timeout, g_source_unref);
       op->error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
                                        _("the peer did not answer the request within %u ms"),
-                                       self->request_timeout);
+                                       timeout->msec);
       g_queue_push_tail (&after.done, op);
     }
   g_mutex_unlock (self->lock);
@@ -253,17 +258,19 @@ static GError *
 np_stream_check_pending_locked (NpStream *self,
                                 gsize     size)
 {
+  guint max_requests = np_stream_limit (self, NP_LIMIT_MAX_PENDING_REQUESTS);
+  guint max_bytes = np_stream_limit (self, NP_LIMIT_MAX_PENDING_REQUEST_BYTES);
+
   NP_STREAM_ENSURE_LOCKED (self);
 
-  if (self->max_pending_requests > 0 && self->n_unanswered >= self->max_pending_requests)
+  if (max_requests > 0 && self->n_unanswered >= max_requests)
     return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_REQUESTS,
                                 _("the request was refused: %u requests already wait for "
                                   "an answer on this connection, the most it holds "
                                   "(max-pending-requests)"),
                                 self->n_unanswered);
 
-  if (self->max_pending_request_bytes > 0 &&
-      self->unanswered_bytes + size > self->max_pending_request_bytes)
+  if (max_bytes > 0 && self->unanswered_bytes + size > max_bytes)
     return np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_REQUESTS,
                                 _("the request of %u bytes was refused: with the %u bytes "
                                   "of the requests that already wait for an answer on this "
@@ -271,7 +278,7 @@ np_stream_check_pending_locked (NpStream *self,
                                   "(max-pending-request-bytes)"),
                                 (guint) MIN (size, G_MAXUINT),
                                 (guint) MIN (self->unanswered_bytes, G_MAXUINT),
-                                self->max_pending_request_bytes);
+                                max_bytes);
 
   return NULL;
 }
@@ -330,30 +337,6 @@ np_stream_take_request (NpStream      *self,
   g_mutex_unlock (self->lock);
 
   return take;
-}
-
-/* Bounds the requests of the peer that may wait for an answer at once,
- * in number and in bytes (0: no bound); a change applies to the next
- * request that comes. */
-void
-np_stream_set_pending_limits_locked (NpStream *self,
-                                     guint     max_requests,
-                                     guint     max_bytes)
-{
-  NP_STREAM_ENSURE_LOCKED (self);
-
-  self->max_pending_requests = max_requests;
-  self->max_pending_request_bytes = max_bytes;
-}
-
-void
-np_stream_set_pending_limits (NpStream *self,
-                              guint     max_requests,
-                              guint     max_bytes)
-{
-  g_mutex_lock (self->lock);
-  np_stream_set_pending_limits_locked (self, max_requests, max_bytes);
-  g_mutex_unlock (self->lock);
 }
 
 /* Sends @message as a request, with @fds (NULL or empty: none); @task
@@ -482,15 +465,6 @@ np_stream_reply (NpStream     *self,
   g_mutex_unlock (self->lock);
 }
 
-void
-np_stream_set_request_timeout (NpStream *self,
-                               guint     timeout_msec)
-{
-  g_mutex_lock (self->lock);
-  self->request_timeout = timeout_msec;
-  g_mutex_unlock (self->lock);
-}
-
 /* Whether requests may be sent: TRUE until the peer's hello says it has
  * none. */
 gboolean
@@ -607,7 +581,7 @@ np_stream_request_sync (NpStream      *self,
           op->message = g_bytes_ref (message);
           np_stream_send_request_locked (self, op);
         }
-      timeout = self->request_timeout;
+      timeout = np_stream_limit (self, NP_LIMIT_REQUEST_TIMEOUT);
       if (timeout > 0)
         deadline = g_get_monotonic_time () + timeout * G_TIME_SPAN_MILLISECOND;
     }

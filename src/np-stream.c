@@ -15,6 +15,7 @@
 
 #include <glib/gi18n-lib.h>
 
+#include "np-connection-owner-private.h"
 #include "np-error.h"
 #include "np-fd-budget-private.h"
 #include "np-stream-internal.h"
@@ -46,13 +47,13 @@ np_stream_handle_io_locked (NpStream     *self,
                             GSource      *source)
 {
   NpStreamAfter after = NP_STREAM_AFTER_INIT;
-  GObject *owner = NULL;
-  gpointer held = NULL;
+  NpStreamTarget target;
 
   NP_STREAM_ENSURE_LOCKED (self);
 
-  if (self->owner != NULL)
-    owner = g_object_ref (self->owner);
+  /* The application may drop its last reference to either, from any
+   * thread, while this runs. */
+  np_stream_target_take_locked (self, &target);
   self->transport_users++;
 
   if (revents & G_IO_OUT)
@@ -65,14 +66,11 @@ np_stream_handle_io_locked (NpStream     *self,
 
   g_mutex_unlock (self->lock);
 
-  if (owner != NULL && self->callbacks->enter != NULL)
-    held = self->callbacks->enter (owner);
-
   if (np_stream_get_state (self) <= NP_STREAM_OPEN &&
       ((revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)) || np_stream_has_rest (self)))
     {
       self->reading++;
-      np_stream_read (self, owner, &after);
+      np_stream_read (self, &target, &after);
       self->reading--;
     }
 
@@ -90,12 +88,7 @@ np_stream_handle_io_locked (NpStream     *self,
 
   np_stream_after (self, &after, NP_STREAM_AFTER_HERE);
 
-  if (owner != NULL)
-    {
-      if (self->callbacks->leave != NULL)
-        self->callbacks->leave (owner, held);
-      g_object_unref (owner);
-    }
+  np_stream_target_release (&target);
 }
 
 /* The socket is readable or writable */
@@ -200,30 +193,37 @@ static const NpFlushLinkFuncs np_stream_flush_funcs = {
 
 /* Life cycle */
 
-/* A stream of @transport, reporting to @owner in @context. @lock, when
- * given, is the owner's, shared (see np_stream_lock_new()). */
+/* The private part of @connection (an NpPipeConnection), over
+ * @transport, reporting to @owner (an NpConnectionOwner: the server or
+ * client of @connection; %NULL for a stream that reports nothing) in
+ * @context, with the limits and timeouts of @limits, which it reads
+ * when it uses them. */
 NpStream *
-np_stream_new (GObject                 *owner,
-               const NpStreamCallbacks *callbacks,
-               NpTransport             *transport,
-               GMainContext            *context,
-               GMutex                  *lock,
-               const char              *label,
-               guint32                  max_message_size)
+np_stream_new (GObject       *connection,
+               GObject       *owner,
+               NpTransport   *transport,
+               GMainContext  *context,
+               const char    *label,
+               NpLimits      *limits,
+               guint32        max_message_size,
+               NpStreamFlags  flags)
 {
   NpStream *self = g_new0 (NpStream, 1);
   guint8 hello[NP_HELLO_SIZE];
 
   g_atomic_ref_count_init (&self->ref_count);
-  self->lock = lock != NULL ? np_stream_lock_ref (lock) : np_stream_lock_new ();
+  self->lock = np_stream_lock_new ();
+  self->connection = connection;
   self->owner = owner;
-  self->callbacks = callbacks;
+  self->owner_iface = owner != NULL ? NP_CONNECTION_OWNER_GET_IFACE (owner) : NULL;
   self->transport = transport;
   self->context = g_main_context_ref (context);
   self->label = g_strdup (label);
+  self->limits = np_limits_ref (limits);
   self->state = NP_STREAM_HANDSHAKE;
   self->max_message_size = max_message_size;
-  self->high_water = G_MAXUINT64;
+  self->max_fds = np_limits_get (limits, NP_LIMIT_MAX_FDS_PER_MESSAGE);
+  self->client_end = (flags & NP_STREAM_CLIENT_END) != 0;
   self->flusher = np_flusher_acquire (context);
   self->flush_link.funcs = &np_stream_flush_funcs;
   self->handle_io = np_stream_handle_io_locked;
@@ -234,9 +234,6 @@ np_stream_new (GObject                 *owner,
   g_queue_init (&self->deferred);
   g_queue_init (&self->parked);
   g_queue_init (&self->fd_batches);
-  self->max_fds = NP_STREAM_MAX_FDS_DEFAULT;
-  self->max_pending_requests = NP_STREAM_MAX_PENDING_REQUESTS_DEFAULT;
-  self->max_pending_request_bytes = NP_STREAM_MAX_PENDING_REQUEST_BYTES_DEFAULT;
   np_fd_budget_add_stream ();
 
   self->io_source = g_source_new (&np_stream_io_funcs, sizeof (NpStreamSource));
@@ -252,23 +249,59 @@ np_stream_new (GObject                 *owner,
 
   np_hello_encode (hello, max_message_size);
   np_out_queue_push_preamble (&self->out, hello, sizeof hello);
+  /* What is queued, published for np_stream_get_queued_bytes(), which
+   * takes no lock. */
+  np_out_queue_set_mirror (&self->out, &self->queued_bytes);
 
   return self;
 }
 
-/* Sends the hello and starts the handshake deadline. */
+/* Sends the hello and starts the handshake deadline: the peer's hello
+ * and settings must arrive within @handshake_timeout ms (0: no
+ * limit). */
 void
-np_stream_start (NpStream *self)
+np_stream_start (NpStream *self,
+                 guint     handshake_timeout)
 {
   g_mutex_lock (self->lock);
   if (self->state == NP_STREAM_HANDSHAKE)
     {
+      self->connected = TRUE;
       np_stream_write_some_locked (self);
-      np_stream_set_deadline_locked (self, self->handshake_timeout);
+      np_stream_set_deadline_locked (self, handshake_timeout);
       if (!np_out_queue_is_empty (&self->out) || self->write_error != NULL)
         np_stream_request_flush_locked (self);
     }
   g_mutex_unlock (self->lock);
+}
+
+/* Marks the stream no longer connected, as its owner closes it: returns
+ * whether it was, so that whoever calls it notifies the change once. */
+gboolean
+np_stream_take_connected (NpStream *self)
+{
+  gboolean was;
+
+  g_mutex_lock (self->lock);
+  was = self->connected;
+  self->connected = FALSE;
+  g_mutex_unlock (self->lock);
+
+  return was;
+}
+
+/* Whether messages can still be sent: started, and neither closing nor
+ * closed. */
+gboolean
+np_stream_is_connected (NpStream *self)
+{
+  gboolean connected;
+
+  g_mutex_lock (self->lock);
+  connected = self->connected && self->state <= NP_STREAM_OPEN;
+  g_mutex_unlock (self->lock);
+
+  return connected;
 }
 
 /* The owner is going: close without reporting anything, after writing
@@ -280,8 +313,9 @@ np_stream_detach (NpStream *self)
 
   g_mutex_lock (self->lock);
   self->owner = NULL;
+  self->connection = NULL;
+  self->connected = FALSE;
   self->report_pending = FALSE;
-  np_out_queue_set_mirror (&self->out, NULL);
   if (self->state != NP_STREAM_CLOSED)
     {
       if (self->abort_error == NULL)
@@ -292,37 +326,6 @@ np_stream_detach (NpStream *self)
   g_mutex_unlock (self->lock);
 
   np_stream_after (self, &after, NP_STREAM_AFTER_COMPLETE);
-}
-
-void
-np_stream_set_handshake_timeout (NpStream *self,
-                                 guint     timeout_msec)
-{
-  g_mutex_lock (self->lock);
-  self->handshake_timeout = timeout_msec;
-  g_mutex_unlock (self->lock);
-}
-
-/* The most descriptors one message of the peer may carry, 1 to
- * NP_FDS_MAX: a peer that sends more is cut off. */
-void
-np_stream_set_max_fds_locked (NpStream *self,
-                              guint     max_fds)
-{
-  NP_STREAM_ENSURE_LOCKED (self);
-
-  g_assert (max_fds > 0 && max_fds <= NP_FDS_MAX);
-
-  self->max_fds = max_fds;
-}
-
-void
-np_stream_set_max_fds (NpStream *self,
-                       guint     max_fds)
-{
-  g_mutex_lock (self->lock);
-  np_stream_set_max_fds_locked (self, max_fds);
-  g_mutex_unlock (self->lock);
 }
 
 /* Whether messages with descriptors may be sent: TRUE until the peer's
@@ -337,81 +340,6 @@ np_stream_get_supports_fds (NpStream *self)
   g_mutex_unlock (self->lock);
 
   return ret;
-}
-
-void
-np_stream_set_close_timeout (NpStream *self,
-                             guint     timeout_msec)
-{
-  g_mutex_lock (self->lock);
-  self->close_timeout = timeout_msec;
-  g_mutex_unlock (self->lock);
-}
-
-/* Half the limit and a quarter of it; with no limit, the queue is never
- * over half. A queue over half when the limit changes still reports
- * once it drains to the new quarter (when the limit is gone: empties). */
-static void
-np_stream_set_water_marks_locked (NpStream *self)
-{
-  NP_STREAM_ENSURE_LOCKED (self);
-
-  self->high_water = self->max_queued_bytes > 0 ? self->max_queued_bytes / 2 : G_MAXUINT64;
-  self->low_water = self->max_queued_bytes / 4;
-}
-
-void
-np_stream_configure_locked (NpStream *self,
-                            guint64   max_queued_bytes,
-                            gboolean  drop_when_full,
-                            guint     handshake_timeout,
-                            guint     close_timeout,
-                            guint     request_timeout)
-{
-  NP_STREAM_ENSURE_LOCKED (self);
-
-  self->max_queued_bytes = max_queued_bytes;
-  self->drop_when_full = !!drop_when_full;
-  np_stream_set_water_marks_locked (self);
-  self->handshake_timeout = handshake_timeout;
-  self->close_timeout = close_timeout;
-  self->request_timeout = request_timeout;
-}
-
-/* Bounds what may be queued to the peer (0: no bound). Past the bound,
- * send() fails; with @drop_when_full the stream also ends with that
- * error, freeing the queue. */
-/* Has the stream keep what is queued in *@mirror (%NULL: nowhere), which
- * the owner then reads without a lock. */
-void
-np_stream_set_queued_mirror_locked (NpStream *self,
-                                    gsize    *mirror)
-{
-  NP_STREAM_ENSURE_LOCKED (self);
-
-  np_out_queue_set_mirror (&self->out, mirror);
-}
-
-void
-np_stream_set_queue_limit_locked (NpStream *self,
-                                  guint64   max_queued_bytes,
-                                  gboolean  drop_when_full)
-{
-  NP_STREAM_ENSURE_LOCKED (self);
-
-  self->max_queued_bytes = max_queued_bytes;
-  self->drop_when_full = !!drop_when_full;
-  np_stream_set_water_marks_locked (self);
-}
-
-void
-np_stream_set_queue_limit (NpStream *self,
-                           guint64   max_queued_bytes,
-                           gboolean  drop_when_full)
-{
-  g_mutex_lock (self->lock);
-  np_stream_set_queue_limit_locked (self, max_queued_bytes, drop_when_full);
-  g_mutex_unlock (self->lock);
 }
 
 const char *
@@ -500,24 +428,15 @@ np_stream_get_peer_max_message_size (NpStream *self)
   return ret;
 }
 
-guint64
-np_stream_get_queued_bytes_locked (NpStream *self)
-{
-  NP_STREAM_ENSURE_LOCKED (self);
-
-  return np_out_queue_get_size (&self->out);
-}
-
+/* Called after every send by producers that pace themselves: takes no
+ * lock. */
 guint64
 np_stream_get_queued_bytes (NpStream *self)
 {
-  guint64 ret;
+  if (np_stream_get_state (self) == NP_STREAM_CLOSED)
+    return 0;
 
-  g_mutex_lock (self->lock);
-  ret = np_out_queue_get_size (&self->out);
-  g_mutex_unlock (self->lock);
-
-  return ret;
+  return __atomic_load_n (&self->queued_bytes, __ATOMIC_RELAXED);
 }
 /* Queues @message, for @op (a send_async) when given, which then knows
  * where its frame lies. Behind a request waiting for the peer's hello,
@@ -537,7 +456,7 @@ np_stream_queue_message_at_locked (NpStream *self,
   return FALSE;
 }
 
-gboolean
+static gboolean
 np_stream_send_locked (NpStream  *self,
                        GBytes    *message,
                        GError   **error)
@@ -558,7 +477,7 @@ np_stream_send_locked (NpStream  *self,
 
 /* Queues a message the owner held while it had no connection: that
  * queue had the same bound, so this one's is not checked again. */
-gboolean
+static gboolean
 np_stream_send_held_locked (NpStream  *self,
                             GBytes    *message,
                             GError   **error)
@@ -588,7 +507,7 @@ np_stream_send_held_locked (NpStream  *self,
  * written. Until the peer's handshake is complete, it waits, as a
  * request does: only then is it known whether the peer takes
  * descriptors, and how many (its settings, from version 4 on). */
-gboolean
+static gboolean
 np_stream_send_with_fds_locked (NpStream     *self,
                                 GBytes       *message,
                                 GUnixFDList  *fds,

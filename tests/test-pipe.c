@@ -1362,8 +1362,8 @@ test_connections_model (Fixture       *f,
   g_signal_handlers_disconnect_by_func (model, items_changed_cb, &balance);
 }
 
-/* A connection keeps the server's max-queued-bytes of when it was
- * accepted, and says so. */
+/* A connection's max-queued-bytes is its server's, as it is now: a
+ * change applies to open connections too. */
 static void
 test_connection_max_queued_bytes (Fixture       *f,
                                   gconstpointer  data)
@@ -1377,10 +1377,11 @@ test_connection_max_queued_bytes (Fixture       *f,
   WAIT_UNTIL (f->connected->len == 1);
   connection = g_ptr_array_index (f->connected, 0);
 
-  np_pipe_server_set_max_queued_bytes (f->server, 5 * 1024 * 1024);
   g_assert_cmpuint (np_pipe_connection_get_max_queued_bytes (connection), ==, 3 * 1024 * 1024);
+  np_pipe_server_set_max_queued_bytes (f->server, 5 * 1024 * 1024);
+  g_assert_cmpuint (np_pipe_connection_get_max_queued_bytes (connection), ==, 5 * 1024 * 1024);
   g_object_get (connection, "max-queued-bytes", &limit, NULL);
-  g_assert_cmpuint (limit, ==, 3 * 1024 * 1024);
+  g_assert_cmpuint (limit, ==, 5 * 1024 * 1024);
 }
 
 /* The version of the library running, and the check against it. */
