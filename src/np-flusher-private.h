@@ -44,7 +44,5 @@ gboolean   np_flusher_context_is_running
 void       np_flusher_arm     (NpFlusher    *flusher,
                                NpFlushLink  *link,
                                gboolean      dispatch);
-void       np_flusher_disarm  (NpFlusher    *flusher,
-                               NpFlushLink  *link);
 
 G_END_DECLS

@@ -249,20 +249,3 @@ np_flusher_arm (NpFlusher   *self,
     }
 }
 
-void
-np_flusher_disarm (NpFlusher   *self,
-                   NpFlushLink *link)
-{
-  gboolean was_armed = FALSE;
-
-  g_mutex_lock (&self->lock);
-  if (link->armed)
-    {
-      np_flusher_unlink_locked (self, link);
-      was_armed = TRUE;
-    }
-  g_mutex_unlock (&self->lock);
-
-  if (was_armed)
-    link->funcs->unref (link);
-}

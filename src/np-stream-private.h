@@ -61,7 +61,6 @@ gboolean  np_stream_take_connected        (NpStream                *self);
 gboolean  np_stream_is_connected          (NpStream                *self);
 void      np_stream_detach                (NpStream                *self);
 const char *np_stream_get_label           (NpStream                *self);
-gboolean  np_stream_is_open               (NpStream                *self);
 guint     np_stream_count_peers_closed    (NpStream * const        *streams,
                                            guint                    n);
 gboolean  np_stream_is_done               (NpStream                *self);
@@ -75,7 +74,6 @@ gboolean  np_stream_send_with_fds         (NpStream                *self,
                                            GBytes                  *message,
                                            GUnixFDList             *fds,
                                            GError                 **error);
-gboolean  np_stream_get_supports_fds      (NpStream                *self);
 gboolean  np_stream_send_held             (NpStream                *self,
                                            GBytes                  *message,
                                            GError                 **error);
@@ -115,7 +113,6 @@ GBytes   *np_stream_request_sync          (NpStream                *self,
                                            GUnixFDList            **out_fds,
                                            GCancellable            *cancellable,
                                            GError                 **error);
-gboolean  np_stream_get_supports_requests (NpStream                *self);
 gboolean  np_stream_block                 (NpStream                *self,
                                            NpStreamWait            *wait,
                                            gint64                   deadline,

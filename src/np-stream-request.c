@@ -465,20 +465,6 @@ np_stream_reply (NpStream     *self,
   g_mutex_unlock (self->lock);
 }
 
-/* Whether requests may be sent: TRUE until the peer's hello says it has
- * none. */
-gboolean
-np_stream_get_supports_requests (NpStream *self)
-{
-  gboolean ret;
-
-  g_mutex_lock (self->lock);
-  ret = !self->peer_known || self->version >= NP_PROTOCOL_REQUESTS;
-  g_mutex_unlock (self->lock);
-
-  return ret;
-}
-
 /* Blocking requests */
 
 /* Takes @op, a request no longer waited for, out of the stream. */

@@ -328,30 +328,10 @@ np_stream_detach (NpStream *self)
   np_stream_after (self, &after, NP_STREAM_AFTER_COMPLETE);
 }
 
-/* Whether messages with descriptors may be sent: TRUE until the peer's
- * hello tells otherwise. */
-gboolean
-np_stream_get_supports_fds (NpStream *self)
-{
-  gboolean ret;
-
-  g_mutex_lock (self->lock);
-  ret = !self->peer_known || self->version >= NP_PROTOCOL_FDS;
-  g_mutex_unlock (self->lock);
-
-  return ret;
-}
-
 const char *
 np_stream_get_label (NpStream *self)
 {
   return self->label;
-}
-
-gboolean
-np_stream_is_open (NpStream *self)
-{
-  return np_stream_get_state (self) <= NP_STREAM_OPEN;
 }
 
 #ifndef POLLRDHUP
