@@ -345,8 +345,9 @@ test('an error reply keeps its domain and code', async () => {
 test('the server asks a GJS client', async () => {
     const {server, events} = startServer();
     const c = startClient(server.get_name());
-    c.client.connect('request-received', (_c, request) => {
-        assertEqual(request.get_connection(), null, 'no connection on the client side');
+    c.client.connect('request-received', (client, request) => {
+        assertEqual(request.get_connection(), client.get_connection(),
+            "the client's own end of the connection");
         request.reply_data(encoder.encode(`client says ${text(request.get_message())}`));
         return true;
     });

@@ -468,7 +468,8 @@ class TestRequests(NpTestCase):
 
     def test_server_asks_the_client(self):
         def on_request(client, request):
-            self.assertIsNone(request.get_connection())
+            # The client's own end of the connection it came over.
+            self.assertEqual(request.get_connection(), client.get_connection())
             request.reply_data(b"client says " + request.get_message().get_data())
             return True
 
