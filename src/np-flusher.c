@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include "np-flusher-private.h"
+#include "np-lock-private.h"
 
 /* One per main context, shared by its streams: what they queue goes out
  * in the context's next prepare phase, before it polls, so that a burst
@@ -36,6 +37,8 @@ np_flusher_push_locked (NpFlusher   *self,
                         NpFlushLink *link,
                         gboolean     dispatch)
 {
+  NP_ENSURE_LOCKED (&self->lock);
+
   link->armed = TRUE;
   link->dispatch = dispatch;
   g_queue_push_tail (dispatch ? &self->ready : &self->pending, link);
@@ -45,6 +48,8 @@ static void
 np_flusher_unlink_locked (NpFlusher   *self,
                           NpFlushLink *link)
 {
+  NP_ENSURE_LOCKED (&self->lock);
+
   g_assert (link->armed);
 
   g_queue_remove (link->dispatch ? &self->ready : &self->pending, link);

@@ -14,6 +14,7 @@
 #include <gio/gunixsocketaddress.h>
 
 #include "np-listener-private.h"
+#include "np-lock-private.h"
 
 /* Connections taken per dispatch before the other sources get a turn. */
 #define NP_ACCEPT_BUDGET     64
@@ -91,6 +92,8 @@ np_listener_clear_source (GSource **source)
 static void
 np_listener_watch_locked (NpListener *self)
 {
+  NP_ENSURE_LOCKED (&self->lock);
+
   if (self->owner == NULL || self->source != NULL)
     return;
 
@@ -124,6 +127,8 @@ static void
 np_listener_pause_locked (NpListener *self,
                           int         errsv)
 {
+  NP_ENSURE_LOCKED (&self->lock);
+
   if (!self->warned)
     {
       g_warning ("Pipe “%s” stops accepting connections for a while: %s. It goes on when "

@@ -19,6 +19,7 @@
 #include "np-i18n-private.h"
 #include "np-limits-private.h"
 #include "np-listener-private.h"
+#include "np-lock-private.h"
 #include "np-marshal.h"
 #include "np-name-private.h"
 #include "np-pipe-client.h"
@@ -139,6 +140,7 @@ struct _NpPipeClient
   /* The largest message the last server accepted, 0 when none said. */
   guint32       last_peer_max_message_size;
   guint         connected : 1;
+  guint         accepted : 1;        /* the server accepted self->connection */
   guint         auto_reconnect : 1;
   guint         reconnecting : 1;    /* lost its connection, tries again until close() */
   guint         reconnect_soon : 1;  /* the server showed up since the last wait */
@@ -189,9 +191,12 @@ static void
 np_pipe_client_set_connected_locked (NpPipeClient *self,
                                      gboolean      connected)
 {
+  NP_ENSURE_LOCKED (&self->lock);
+
   self->connected = !!connected;
   if (connected)
     {
+      self->accepted = TRUE;
       self->connected_since = g_get_monotonic_time ();
       np_pipe_client_release_held_locked (self);
     }
@@ -203,6 +208,8 @@ static void
 np_pipe_client_note_refusal_locked (NpPipeClient *self,
                                     const GError *error)
 {
+  NP_ENSURE_LOCKED (&self->lock);
+
   if (error != NULL &&
       !g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED) &&
       !g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TOO_MANY_CLIENTS) &&
@@ -837,6 +844,8 @@ static void
 np_pipe_client_set_not_connected_locked (NpPipeClient  *self,
                                          GError       **error)
 {
+  NP_ENSURE_LOCKED (&self->lock);
+
   if (self->refusal != NULL)
     g_propagate_error (error, g_error_copy (self->refusal));
   else
@@ -1620,6 +1629,8 @@ np_pipe_client_begin_connect_locked (NpPipeClient  *self,
                                      gboolean      *already,
                                      GError       **error)
 {
+  NP_ENSURE_LOCKED (&self->lock);
+
   *already = self->connected && self->connection != NULL &&
              np_pipe_connection_get_connected (self->connection);
   if (*already)
@@ -1683,6 +1694,8 @@ np_pipe_client_attach_locked (NpPipeClient       *self,
   NpPipeConnection *old = self->connection;
   NpPipeConnection *connection;
 
+  NP_ENSURE_LOCKED (&self->lock);
+
   *was_connected = self->connected;
   *connection_out = NULL;
   connection = _np_pipe_connection_new (G_OBJECT (self), self->context, socket_connection,
@@ -1692,6 +1705,7 @@ np_pipe_client_attach_locked (NpPipeClient       *self,
     return NULL;
 
   np_pipe_client_set_connected_locked (self, FALSE);
+  self->accepted = FALSE;
   if (old != NULL && !_np_pipe_connection_is_done (old))
     {
       g_ptr_array_add (self->retired, old);
@@ -2473,6 +2487,8 @@ np_pipe_client_connect_finish (NpPipeClient  *self,
 static gboolean
 np_pipe_client_may_hold_locked (NpPipeClient *self)
 {
+  NP_ENSURE_LOCKED (&self->lock);
+
   return self->auto_reconnect && !self->connected &&
          (self->reconnecting || self->attempt != NULL);
 }
@@ -2485,6 +2501,8 @@ np_pipe_client_hold_locked (NpPipeClient  *self,
   gsize len = g_bytes_get_size (message);
   gsize framed = NP_FRAME_HEADER_SIZE + len;
   guint max_queued_bytes;
+
+  NP_ENSURE_LOCKED (&self->lock);
 
   if (self->last_peer_max_message_size > 0 && len > self->last_peer_max_message_size)
     {
@@ -2517,6 +2535,8 @@ np_pipe_client_drop_held_locked (NpPipeClient *self)
 {
   guint n_dropped = self->held.length;
 
+  NP_ENSURE_LOCKED (&self->lock);
+
   g_queue_clear_full (&self->held, (GDestroyNotify) g_bytes_unref);
   self->held_bytes = 0;
 
@@ -2539,6 +2559,8 @@ np_pipe_client_release_held_locked (NpPipeClient *self)
   g_autoptr(GError) first_error = NULL;
   guint n_dropped = 0;
   GBytes *message;
+
+  NP_ENSURE_LOCKED (&self->lock);
 
   g_assert (self->connected && self->connection != NULL);
 
@@ -2579,6 +2601,8 @@ np_pipe_client_release_held_locked (NpPipeClient *self)
 static NpServerWatch *
 np_pipe_client_stop_reconnecting_locked (NpPipeClient *self)
 {
+  NP_ENSURE_LOCKED (&self->lock);
+
   self->reconnecting = FALSE;
   self->reconnect_soon = FALSE;
   g_clear_object (&self->reconnect_attempt);
@@ -3315,7 +3339,7 @@ np_pipe_client_get_path (NpPipeClient *self)
  * the next connect, so that what it knew can still be read.
  *
  * Returns: (transfer full) (nullable): the connection, or %NULL before
- *   the first successful connect
+ *   a connect succeeded, and while a connect is under way
  *
  * Since: 1.0
  */
@@ -3327,7 +3351,7 @@ np_pipe_client_get_connection (NpPipeClient *self)
   g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), NULL);
 
   g_mutex_lock (&self->lock);
-  if (self->connection != NULL && (self->connected || self->connect_connection != self->connection))
+  if (self->connection != NULL && self->accepted)
     connection = g_object_ref (self->connection);
   g_mutex_unlock (&self->lock);
 

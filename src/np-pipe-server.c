@@ -20,6 +20,7 @@
 #include "np-frame-private.h"
 #include "np-i18n-private.h"
 #include "np-listener-private.h"
+#include "np-lock-private.h"
 #include "np-marshal.h"
 #include "np-name-private.h"
 #include "np-pipe-connection-private.h"
@@ -695,6 +696,8 @@ np_pipe_server_start_locked (NpPipeServer  *self,
   g_autoptr(GSocket) socket = NULL;
   g_autoptr(GError) local_error = NULL;
   g_autofree char *path = NULL;
+
+  NP_ENSURE_LOCKED (&self->lock);
 
   if (self->name == NULL)
     {

@@ -9,6 +9,7 @@
 
 #include "np-connection-owner-private.h"
 #include "np-flusher-private.h"
+#include "np-lock-private.h"
 #include "np-out-queue-private.h"
 #include "np-stream-private.h"
 
@@ -18,16 +19,14 @@ G_BEGIN_DECLS
  * those above it, never one above while holding one below):
  *
  *   1. the stream's lock (self->lock): guards everything of the stream
- *      but the read side. An owner may share it with its streams
- *      (np_stream_lock_new()): NpPipeClient and NpPipeServer hold it for
- *      their own state too, and call the _locked functions with it held.
+ *      but the read side. An NpPipeClient may hold its own lock while it
+ *      takes this one (np-lock-private.h has the library's order).
  *   2. the flusher's lock (np-flusher.c, one per main context): taken
  *      inside the stream's lock by np_flusher_arm(); the flusher drops it
  *      before it calls a stream's prepare or dispatch, which take 1.
  *   3. np-flusher.c's registry lock, which guards the flushers of all
  *      contexts: taken alone, or inside 1 (np_flusher_release() in
- *      np_stream_unref() holds no stream lock, but may run with 1 held
- *      by an owner); never while holding 2.
+ *      np_stream_unref() holds no stream lock); never while holding 2.
  *   4. the lock of an NpStreamWait (np_stream_block()): taken alone, or
  *      inside 1; nothing is taken inside it.
  *
@@ -40,20 +39,8 @@ G_BEGIN_DECLS
  * stretch leaves to do goes into an NpStreamAfter, run by
  * np_stream_after() once the lock is dropped. */
 
-/* Asserts that this thread holds the stream's lock, in debug builds: a
- * GMutex is not recursive, and its owner's trylock fails. */
-#if defined (G_ENABLE_DEBUG) || !defined (NDEBUG)
-#define NP_STREAM_ENSURE_LOCKED(self) \
-  G_STMT_START { \
-    if (G_UNLIKELY (g_mutex_trylock ((self)->lock))) \
-      { \
-        g_mutex_unlock ((self)->lock); \
-        g_error ("%s: called without the stream's lock", G_STRFUNC); \
-      } \
-  } G_STMT_END
-#else
-#define NP_STREAM_ENSURE_LOCKED(self) G_STMT_START { (void) (self); } G_STMT_END
-#endif
+/* Asserts that this thread holds the stream's lock, in debug builds. */
+#define NP_STREAM_ENSURE_LOCKED(self) NP_ENSURE_LOCKED ((self)->lock)
 
 gboolean np_stream_is_done_locked (NpStream *self);
 GMutex  *np_stream_lock_new       (void);

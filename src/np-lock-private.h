@@ -1,0 +1,59 @@
+/* np-lock-private.h: the locks of the library, the order they are taken
+ * in, and the check that a _locked function's lock is held
+ *
+ * Copyright 2026 The Np authors
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* Locks, outermost first: a thread may take one while it holds those
+ * above it, never one above while it holds one below.
+ *
+ *   1. An NpPipeClient's lock (np-pipe-client.c): its connection, the
+ *      connect under way, what is held for a reconnect. Sending, and
+ *      releasing what was held, take 4 inside it, so that nothing sent
+ *      later overtakes them.
+ *      An NpPipeServer's lock (np-pipe-server.c): its settings and
+ *      listener. It takes 3 and the socket-activation lock inside it, and
+ *      no connection's lock.
+ *   2. An NpPipeConnectionList's lock (np-connection-list.c): taken
+ *      alone.
+ *   3. An NpListener's lock (np-listener.c), then its registry lock
+ *      (`listening`).
+ *   4. A stream's lock: the state of one connection (see
+ *      np-stream-internal.h, which orders the locks a stream takes
+ *      inside it: the flusher's, the flusher registry's, an
+ *      NpStreamWait's).
+ *
+ * No lock is held while application code runs: a signal, a callback, a
+ * task's completion. What a locked stretch of a stream leaves to do is
+ * done by np_stream_after() once the lock is dropped; the server and the
+ * client copy what they need under their lock and call out after.
+ * The descriptor budget (np-fd-budget.c) and the limits (np-limits.c) are
+ * read and written atomically, under no lock. */
+
+/* Asserts that the calling thread holds @mutex, in debug builds, as
+ * GDBus's CONNECTION_ENSURE_LOCK does: a GMutex is not recursive, so a
+ * trylock by its holder fails, and one that succeeds means nobody held
+ * it. (Held by another thread, the check passes: it catches the callers
+ * that forgot the lock, which are the ones that hold none.) */
+#if defined (G_ENABLE_DEBUG) || !defined (NDEBUG)
+#define NP_ENSURE_LOCKED(mutex) \
+  G_STMT_START { \
+    if (G_UNLIKELY (g_mutex_trylock (mutex))) \
+      { \
+        g_mutex_unlock (mutex); \
+        g_error ("%s: called without its lock (" #mutex ")", G_STRFUNC); \
+      } \
+  } G_STMT_END
+#else
+#define NP_ENSURE_LOCKED(mutex) G_STMT_START { (void) (mutex); } G_STMT_END
+#endif
+
+G_END_DECLS
