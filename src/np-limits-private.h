@@ -12,12 +12,13 @@
 
 G_BEGIN_DECLS
 
-/* The settings both NpPipeServer and NpPipeClient have, as properties
- * of the same names, in this order: each type numbers its properties so
- * that these come together, from its own first one (see
- * np_limits_install()). */
+/* The limits and timeouts of NpPipeServer and NpPipeClient, each a
+ * property of the same name, in this order: each type numbers its
+ * properties so that these come last, from its own first one (see
+ * np_limits_install()), and has those of them that are its own. */
 typedef enum
 {
+  /* Both types' */
   NP_LIMIT_MAX_MESSAGE_SIZE,
   NP_LIMIT_MAX_QUEUED_BYTES,
   NP_LIMIT_CLOSE_TIMEOUT,
@@ -25,8 +26,23 @@ typedef enum
   NP_LIMIT_MAX_FDS_PER_MESSAGE,
   NP_LIMIT_MAX_PENDING_REQUESTS,
   NP_LIMIT_MAX_PENDING_REQUEST_BYTES,
+  /* The server's */
+  NP_LIMIT_MAX_CONNECTIONS,
+  NP_LIMIT_HANDSHAKE_TIMEOUT,
+  /* The client's */
+  NP_LIMIT_CONNECT_TIMEOUT,
+  NP_LIMIT_RECONNECT_INTERVAL,
+  NP_LIMIT_RECONNECT_MAX_INTERVAL,
   NP_N_LIMITS
 } NpLimit;
+
+/* Which types have a limit. */
+typedef enum
+{
+  NP_LIMIT_OF_SERVER = 1 << 0,
+  NP_LIMIT_OF_CLIENT = 1 << 1,
+  NP_LIMIT_OF_BOTH   = NP_LIMIT_OF_SERVER | NP_LIMIT_OF_CLIENT,
+} NpLimitOwners;
 
 /* When a change to a setting takes effect. */
 typedef enum
@@ -43,7 +59,8 @@ typedef struct
   guint             minimum;
   guint             maximum;
   guint             default_value;
-  NpLimitApplies  applies;
+  NpLimitApplies    applies;
+  NpLimitOwners     owners;
 } NpLimitInfo;
 
 extern const NpLimitInfo np_limit_info [NP_N_LIMITS];
@@ -62,9 +79,10 @@ void        np_limits_unref   (NpLimits   *self);
 gboolean    np_limits_set     (NpLimits   *self,
                                  NpLimit     setting,
                                  guint         value);
-void        np_limits_install (GObjectClass *object_class,
-                                 guint         first_prop_id,
-                                 GParamSpec  **pspecs);
+void        np_limits_install (GObjectClass  *object_class,
+                                 guint          first_prop_id,
+                                 GParamSpec   **pspecs,
+                                 NpLimitOwners  owner);
 
 static inline guint
 np_limits_get (const NpLimits *self,

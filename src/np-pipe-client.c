@@ -76,21 +76,14 @@
  * Since: 1.0
  */
 
-#define DEFAULT_CONNECT_TIMEOUT         5000
-#define DEFAULT_RECONNECT_INTERVAL      100
-#define DEFAULT_RECONNECT_MAX_INTERVAL  5000
-
 enum {
   PROP_0,
   PROP_NAME,
   PROP_PATH,
   PROP_CONNECTED,
   PROP_PEER_MAX_MESSAGE_SIZE,
-  PROP_CONNECT_TIMEOUT,
   PROP_QUEUED_BYTES,
   PROP_AUTO_RECONNECT,
-  PROP_RECONNECT_INTERVAL,
-  PROP_RECONNECT_MAX_INTERVAL,
   /* Then those of NpLimit, in its order. */
   PROP_FIRST_LIMIT,
   N_PROPS = PROP_FIRST_LIMIT + NP_N_LIMITS
@@ -118,9 +111,6 @@ struct _NpPipeClient
   GCancellable *attempt;         /* cancels the connect under way */
   GCancellable *reconnect_attempt;  /* attempt, when the reconnect loop made it */
   gulong        attempt_id;      /* handler of connect_task on attempt */
-  guint         connect_timeout;
-  guint         reconnect_interval;
-  guint         reconnect_max_interval;
   /* Reconnecting: the next back-off, before jitter, and what waits for
    * the server to come back. */
   guint         reconnect_delay;
@@ -347,7 +337,7 @@ np_pipe_client_connection_closed (NpConnectionOwner *owner,
           self->reconnect_early = 0;
           self->reconnect_timer_full = FALSE;
           if (self->reconnect_delay == 0 || lasted_msec >= self->reconnect_delay)
-            self->reconnect_delay = self->reconnect_interval;
+            self->reconnect_delay = np_limits_get (self->limits, NP_LIMIT_RECONNECT_INTERVAL);
         }
     }
   else if (g_ptr_array_find (self->retired, connection, &index))
@@ -628,9 +618,6 @@ np_pipe_client_init (NpPipeClient *self)
 {
   g_mutex_init (&self->lock);
   self->limits = np_limits_new ();
-  self->connect_timeout = DEFAULT_CONNECT_TIMEOUT;
-  self->reconnect_interval = DEFAULT_RECONNECT_INTERVAL;
-  self->reconnect_max_interval = DEFAULT_RECONNECT_MAX_INTERVAL;
   self->context = g_main_context_ref_thread_default ();
   self->retired = g_ptr_array_new_with_free_func ((GDestroyNotify) g_object_unref);
   g_queue_init (&self->held);
@@ -1879,7 +1866,7 @@ np_pipe_client_connect_sync (NpPipeClient  *self,
       return TRUE;
     }
   attempt = g_object_ref (self->attempt);
-  timeout = self->connect_timeout;
+  timeout = np_limits_get (self->limits, NP_LIMIT_CONNECT_TIMEOUT);
   g_mutex_unlock (&self->lock);
 
   if (timeout > 0)
@@ -2424,10 +2411,11 @@ np_pipe_client_connect_internal (NpPipeClient        *self,
     }
   self->connect_task = g_object_ref (task);
   connect->attempt = g_object_ref (self->attempt);
-  timeout = self->connect_timeout;
+  timeout = np_limits_get (self->limits, NP_LIMIT_CONNECT_TIMEOUT);
   connect->wait = wait_for_server && self->auto_reconnect;
-  connect->interval = self->reconnect_interval;
-  connect->max_delay = MAX (self->reconnect_interval, self->reconnect_max_interval);
+  connect->interval = np_limits_get (self->limits, NP_LIMIT_RECONNECT_INTERVAL);
+  connect->max_delay = MAX (connect->interval,
+                            np_limits_get (self->limits, NP_LIMIT_RECONNECT_MAX_INTERVAL));
   g_mutex_unlock (&self->lock);
 
   connect->timeout = timeout;
@@ -2796,14 +2784,15 @@ np_pipe_client_reconnect_later (NpPipeClient *self)
 
   if (self->reconnecting && self->reconnect_watch != NULL)
     {
-      guint max = MAX (self->reconnect_interval, self->reconnect_max_interval);
+      guint interval = np_limits_get (self->limits, NP_LIMIT_RECONNECT_INTERVAL);
+      guint max = MAX (interval, np_limits_get (self->limits, NP_LIMIT_RECONNECT_MAX_INTERVAL));
       guint delay;
 
       /* The server showed up: it may be about to listen. That does not
        * start the back-off afresh: only a connection that lasted does. */
       if (self->reconnect_soon && self->reconnect_early < NP_EARLY_ATTEMPTS_PER_WAIT)
         {
-          delay = np_backoff_jitter (MIN (self->reconnect_interval, NP_RETRY_SOON_MSEC));
+          delay = np_backoff_jitter (MIN (interval, NP_RETRY_SOON_MSEC));
           self->reconnect_timer_full = FALSE;
         }
       else
@@ -2821,36 +2810,6 @@ np_pipe_client_reconnect_later (NpPipeClient *self)
 }
 
 /* Properties */
-
-static guint
-np_pipe_client_get_uint (NpPipeClient *self,
-                         const guint  *field)
-{
-  guint value;
-
-  g_mutex_lock (&self->lock);
-  value = *field;
-  g_mutex_unlock (&self->lock);
-
-  return value;
-}
-
-static void
-np_pipe_client_set_uint (NpPipeClient *self,
-                         guint        *field,
-                         guint         value,
-                         guint         prop_id)
-{
-  gboolean changed;
-
-  g_mutex_lock (&self->lock);
-  changed = *field != value;
-  *field = value;
-  g_mutex_unlock (&self->lock);
-
-  if (changed)
-    g_object_notify_by_pspec (G_OBJECT (self), properties [prop_id]);
-}
 
 static void
 np_pipe_client_set_limit (NpPipeClient *self,
@@ -2889,9 +2848,6 @@ np_pipe_client_get_property (GObject    *object,
       g_value_set_uint (value, np_pipe_client_get_peer_max_message_size (self));
       break;
 
-    case PROP_CONNECT_TIMEOUT:
-      g_value_set_uint (value, np_pipe_client_get_connect_timeout (self));
-      break;
 
 
 
@@ -2903,13 +2859,7 @@ np_pipe_client_get_property (GObject    *object,
       g_value_set_boolean (value, np_pipe_client_get_auto_reconnect (self));
       break;
 
-    case PROP_RECONNECT_INTERVAL:
-      g_value_set_uint (value, np_pipe_client_get_reconnect_interval (self));
-      break;
 
-    case PROP_RECONNECT_MAX_INTERVAL:
-      g_value_set_uint (value, np_pipe_client_get_reconnect_max_interval (self));
-      break;
 
 
 
@@ -2939,9 +2889,6 @@ np_pipe_client_set_property (GObject      *object,
 
 
 
-    case PROP_CONNECT_TIMEOUT:
-      np_pipe_client_set_connect_timeout (self, g_value_get_uint (value));
-      break;
 
 
 
@@ -2949,13 +2896,7 @@ np_pipe_client_set_property (GObject      *object,
       np_pipe_client_set_auto_reconnect (self, g_value_get_boolean (value));
       break;
 
-    case PROP_RECONNECT_INTERVAL:
-      np_pipe_client_set_reconnect_interval (self, g_value_get_uint (value));
-      break;
 
-    case PROP_RECONNECT_MAX_INTERVAL:
-      np_pipe_client_set_reconnect_max_interval (self, g_value_get_uint (value));
-      break;
 
 
 
@@ -3087,11 +3028,6 @@ np_pipe_client_install_properties (GObjectClass *object_class)
    *
    * Since: 1.0
    */
-  properties [PROP_CONNECT_TIMEOUT] =
-    g_param_spec_uint ("connect-timeout", NULL, NULL,
-                       0, G_MAXUINT, DEFAULT_CONNECT_TIMEOUT,
-                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
-                        G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
 
   /**
    * NpPipeClient:close-timeout:
@@ -3196,11 +3132,6 @@ np_pipe_client_install_properties (GObjectClass *object_class)
    *
    * Since: 1.0
    */
-  properties [PROP_RECONNECT_INTERVAL] =
-    g_param_spec_uint ("reconnect-interval", NULL, NULL,
-                       1, G_MAXUINT, DEFAULT_RECONNECT_INTERVAL,
-                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
-                        G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
 
   /**
    * NpPipeClient:reconnect-max-interval:
@@ -3214,11 +3145,6 @@ np_pipe_client_install_properties (GObjectClass *object_class)
    *
    * Since: 1.0
    */
-  properties [PROP_RECONNECT_MAX_INTERVAL] =
-    g_param_spec_uint ("reconnect-max-interval", NULL, NULL,
-                       1, G_MAXUINT, DEFAULT_RECONNECT_MAX_INTERVAL,
-                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
-                        G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
 
   /**
    * NpPipeClient:max-fds-per-message:
@@ -3280,8 +3206,8 @@ np_pipe_client_install_properties (GObjectClass *object_class)
    */
 
 
-  np_limits_install (object_class, PROP_FIRST_LIMIT, properties);
-  g_object_class_install_properties (object_class, N_PROPS, properties);
+  g_object_class_install_properties (object_class, PROP_FIRST_LIMIT, properties);
+  np_limits_install (object_class, PROP_FIRST_LIMIT, properties, NP_LIMIT_OF_CLIENT);
 }
 
 /**
@@ -3496,7 +3422,7 @@ np_pipe_client_get_connect_timeout (NpPipeClient *self)
 {
   g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
 
-  return np_pipe_client_get_uint (self, &self->connect_timeout);
+  return np_limits_get (self->limits, NP_LIMIT_CONNECT_TIMEOUT);
 }
 
 /**
@@ -3516,8 +3442,7 @@ np_pipe_client_set_connect_timeout (NpPipeClient *self,
 {
   g_return_if_fail (NP_IS_PIPE_CLIENT (self));
 
-  np_pipe_client_set_uint (self, &self->connect_timeout, timeout_msec,
-                           PROP_CONNECT_TIMEOUT);
+  np_pipe_client_set_limit (self, NP_LIMIT_CONNECT_TIMEOUT, timeout_msec);
 }
 
 /**
@@ -3666,7 +3591,7 @@ np_pipe_client_get_reconnect_interval (NpPipeClient *self)
 {
   g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
 
-  return np_pipe_client_get_uint (self, &self->reconnect_interval);
+  return np_limits_get (self->limits, NP_LIMIT_RECONNECT_INTERVAL);
 }
 
 /**
@@ -3687,8 +3612,7 @@ np_pipe_client_set_reconnect_interval (NpPipeClient *self,
   g_return_if_fail (NP_IS_PIPE_CLIENT (self));
   g_return_if_fail (interval_msec > 0);
 
-  np_pipe_client_set_uint (self, &self->reconnect_interval, interval_msec,
-                           PROP_RECONNECT_INTERVAL);
+  np_pipe_client_set_limit (self, NP_LIMIT_RECONNECT_INTERVAL, interval_msec);
 }
 
 /**
@@ -3706,7 +3630,7 @@ np_pipe_client_get_reconnect_max_interval (NpPipeClient *self)
 {
   g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
 
-  return np_pipe_client_get_uint (self, &self->reconnect_max_interval);
+  return np_limits_get (self->limits, NP_LIMIT_RECONNECT_MAX_INTERVAL);
 }
 
 /**
@@ -3727,8 +3651,7 @@ np_pipe_client_set_reconnect_max_interval (NpPipeClient *self,
   g_return_if_fail (NP_IS_PIPE_CLIENT (self));
   g_return_if_fail (interval_msec > 0);
 
-  np_pipe_client_set_uint (self, &self->reconnect_max_interval, interval_msec,
-                           PROP_RECONNECT_MAX_INTERVAL);
+  np_pipe_client_set_limit (self, NP_LIMIT_RECONNECT_MAX_INTERVAL, interval_msec);
 }
 
 /**

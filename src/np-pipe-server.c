@@ -110,9 +110,6 @@ enum {
   N_SIGNALS
 };
 
-#define DEFAULT_HANDSHAKE_TIMEOUT 5000
-#define DEFAULT_MAX_CONNECTIONS   1024
-
 struct _NpPipeServer
 {
   GObject           parent_instance;
@@ -130,8 +127,6 @@ struct _NpPipeServer
   NpLimits         *limits;    /* shared with the connections */
   guint64           last_id;
   guint             fd_limit;
-  guint             max_connections;
-  guint             handshake_timeout;
   guint             allow_other_users : 1;
   guint             running : 1;
   guint             disposing : 1;
@@ -145,9 +140,7 @@ enum {
   PROP_RUNNING,
   PROP_N_CONNECTIONS,
   PROP_CONNECTIONS,
-  PROP_MAX_CONNECTIONS,
   PROP_ALLOW_OTHER_USERS,
-  PROP_HANDSHAKE_TIMEOUT,
   /* Then those of NpLimit, in its order. */
   PROP_FIRST_LIMIT,
   N_PROPS = PROP_FIRST_LIMIT + NP_N_LIMITS
@@ -301,9 +294,9 @@ np_pipe_server_incoming (GObject           *owner,
   g_mutex_lock (&self->lock);
   name = g_strdup (self->name);
   id = ++self->last_id;
-  handshake_timeout = self->handshake_timeout;
-  max_connections = MIN (self->max_connections > 0 ? self->max_connections : G_MAXUINT,
-                         self->fd_limit);
+  handshake_timeout = np_limits_get (self->limits, NP_LIMIT_HANDSHAKE_TIMEOUT);
+  max_connections = np_limits_get (self->limits, NP_LIMIT_MAX_CONNECTIONS);
+  max_connections = MIN (max_connections > 0 ? max_connections : G_MAXUINT, self->fd_limit);
   allow_other_users = self->allow_other_users;
   fd_limit = self->fd_limit;
   g_mutex_unlock (&self->lock);
@@ -1037,43 +1030,13 @@ np_pipe_server_broadcast (NpPipeServer *self,
 
 /* Properties */
 
-static guint
-np_pipe_server_get_uint (NpPipeServer *self,
-                         const guint  *field)
-{
-  guint value;
-
-  g_mutex_lock (&self->lock);
-  value = *field;
-  g_mutex_unlock (&self->lock);
-
-  return value;
-}
-
-static void
-np_pipe_server_set_uint (NpPipeServer *self,
-                         guint        *field,
-                         guint         value,
-                         guint         prop_id)
-{
-  gboolean changed;
-
-  g_mutex_lock (&self->lock);
-  changed = *field != value;
-  *field = value;
-  g_mutex_unlock (&self->lock);
-
-  if (changed)
-    g_object_notify_by_pspec (G_OBJECT (self), properties [prop_id]);
-}
-
 static void
 np_pipe_server_set_limit (NpPipeServer *self,
-                            NpLimit     setting,
+                            NpLimit       limit,
                             guint         value)
 {
-  if (np_limits_set (self->limits, setting, value))
-    g_object_notify_by_pspec (G_OBJECT (self), properties [PROP_FIRST_LIMIT + setting]);
+  if (np_limits_set (self->limits, limit, value))
+    g_object_notify_by_pspec (G_OBJECT (self), properties [PROP_FIRST_LIMIT + limit]);
 }
 
 static void
@@ -1108,17 +1071,11 @@ np_pipe_server_get_property (GObject    *object,
 
 
 
-    case PROP_MAX_CONNECTIONS:
-      g_value_set_uint (value, np_pipe_server_get_max_connections (self));
-      break;
 
     case PROP_ALLOW_OTHER_USERS:
       g_value_set_boolean (value, np_pipe_server_get_allow_other_users (self));
       break;
 
-    case PROP_HANDSHAKE_TIMEOUT:
-      g_value_set_uint (value, np_pipe_server_get_handshake_timeout (self));
-      break;
 
 
 
@@ -1150,17 +1107,11 @@ np_pipe_server_set_property (GObject      *object,
 
 
 
-    case PROP_MAX_CONNECTIONS:
-      np_pipe_server_set_max_connections (self, g_value_get_uint (value));
-      break;
 
     case PROP_ALLOW_OTHER_USERS:
       np_pipe_server_set_allow_other_users (self, g_value_get_boolean (value));
       break;
 
-    case PROP_HANDSHAKE_TIMEOUT:
-      np_pipe_server_set_handshake_timeout (self, g_value_get_uint (value));
-      break;
 
 
 
@@ -1309,11 +1260,6 @@ np_pipe_server_install_properties (GObjectClass *object_class)
    *
    * Since: 1.0
    */
-  properties [PROP_MAX_CONNECTIONS] =
-    g_param_spec_uint ("max-connections", NULL, NULL,
-                       0, G_MAXUINT, DEFAULT_MAX_CONNECTIONS,
-                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
-                        G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
 
   /**
    * NpPipeServer:allow-other-users:
@@ -1344,11 +1290,6 @@ np_pipe_server_install_properties (GObjectClass *object_class)
    *
    * Since: 1.0
    */
-  properties [PROP_HANDSHAKE_TIMEOUT] =
-    g_param_spec_uint ("handshake-timeout", NULL, NULL,
-                       0, G_MAXUINT, DEFAULT_HANDSHAKE_TIMEOUT,
-                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
-                        G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
 
   /**
    * NpPipeServer:close-timeout:
@@ -1440,8 +1381,8 @@ np_pipe_server_install_properties (GObjectClass *object_class)
    * Since: 1.0
    */
 
-  np_limits_install (object_class, PROP_FIRST_LIMIT, properties);
-  g_object_class_install_properties (object_class, N_PROPS, properties);
+  g_object_class_install_properties (object_class, PROP_FIRST_LIMIT, properties);
+  np_limits_install (object_class, PROP_FIRST_LIMIT, properties, NP_LIMIT_OF_SERVER);
 }
 
 /**
@@ -1532,7 +1473,7 @@ np_pipe_server_get_max_connections (NpPipeServer *self)
 {
   g_return_val_if_fail (NP_IS_PIPE_SERVER (self), 0);
 
-  return np_pipe_server_get_uint (self, &self->max_connections);
+  return np_limits_get (self->limits, NP_LIMIT_MAX_CONNECTIONS);
 }
 
 /**
@@ -1550,8 +1491,7 @@ np_pipe_server_set_max_connections (NpPipeServer *self,
 {
   g_return_if_fail (NP_IS_PIPE_SERVER (self));
 
-  np_pipe_server_set_uint (self, &self->max_connections, max_connections,
-                           PROP_MAX_CONNECTIONS);
+  np_pipe_server_set_limit (self, NP_LIMIT_MAX_CONNECTIONS, max_connections);
 }
 
 /**
@@ -1622,7 +1562,7 @@ np_pipe_server_get_handshake_timeout (NpPipeServer *self)
 {
   g_return_val_if_fail (NP_IS_PIPE_SERVER (self), 0);
 
-  return np_pipe_server_get_uint (self, &self->handshake_timeout);
+  return np_limits_get (self->limits, NP_LIMIT_HANDSHAKE_TIMEOUT);
 }
 
 /**
@@ -1640,8 +1580,7 @@ np_pipe_server_set_handshake_timeout (NpPipeServer *self,
 {
   g_return_if_fail (NP_IS_PIPE_SERVER (self));
 
-  np_pipe_server_set_uint (self, &self->handshake_timeout, timeout_msec,
-                           PROP_HANDSHAKE_TIMEOUT);
+  np_pipe_server_set_limit (self, NP_LIMIT_HANDSHAKE_TIMEOUT, timeout_msec);
 }
 
 /**
