@@ -219,7 +219,8 @@ read_peer_line (GSubprocess *process)
   return line;
 }
 
-static const guint8 hello[12] = { 'N', 'P', 'I', 'P', 1, 0, 0, 0, 0x01, 0, 0, 0 };
+/* A version-1 hello taking 16 MiB messages, made by main(). */
+static guint8 hello[NP_HELLO_SIZE];
 
 /* A well-behaved client in this process, checked after each attack. */
 static NpPipeClient *
@@ -300,9 +301,11 @@ static void
 test_huge_length (Fixture       *f,
                   gconstpointer  data)
 {
-  static const guint8 huge[8] = { 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0 };
   g_autoptr(NpPipeClient) bystander = bystander_new (f);
   g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
+  guint8 huge[NP_FRAME_HEADER_SIZE];
+
+  np_frame_header_encode (huge, NP_FRAME_MESSAGE, G_MAXUINT32);
 
   np_test_raw_write (socket, hello, sizeof hello);
   WAIT_UNTIL (f->connected->len == 2);
@@ -320,18 +323,22 @@ static void
 test_error_domain_too_long (Fixture       *f,
                             gconstpointer  data)
 {
-  static const guint8 hello_v2[12] = { 'N', 'P', 'I', 'P', 2, 0, 0, 0, 0x01, 0, 0, 0 };
+  guint8 hello_v2[NP_HELLO_SIZE];
   g_autoptr(NpPipeClient) bystander = bystander_new (f);
   g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
   g_autoptr(GByteArray) payload = g_byte_array_new ();
   g_autoptr(GBytes) frame = NULL;
-  const guint8 head[10] = { 0, 0, 0, 1, 0, 0, 0, 9, 1, 0 };  /* D = 256 */
+  /* Request id 1, code 9, and a domain length of 256, which the codec
+   * never writes: made by hand. */
+  const guint8 head[10] = { 0, 0, 0, 1, 0, 0, 0, 9, 1, 0 };
   g_autofree char *domain = g_strnfill (256, 'd');
+
+  np_test_hello (hello_v2, 2, 16 * 1024 * 1024);
 
   g_byte_array_append (payload, head, sizeof head);
   g_byte_array_append (payload, (const guint8 *) domain, 256);
   g_byte_array_append (payload, (const guint8 *) "no", 2);
-  frame = np_test_frame (6, payload->data, payload->len);
+  frame = np_test_frame (NP_FRAME_ERROR, payload->data, payload->len);
 
   np_test_raw_write (socket, hello_v2, sizeof hello_v2);
   WAIT_UNTIL (f->connected->len == 2);
@@ -347,11 +354,13 @@ static void
 test_truncated_frame (Fixture       *f,
                       gconstpointer  data)
 {
-  static const guint8 header[8] = { 0, 0x08, 0, 0, 0, 0, 0, 0 };  /* 512 KiB */
+  guint8 header[NP_FRAME_HEADER_SIZE];
   g_autoptr(NpPipeClient) bystander = bystander_new (f);
   g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
   g_autofree guint8 *part = g_malloc0 (300000);
 
+  /* 512 KiB announced, 300 000 bytes sent. */
+  np_frame_header_encode (header, NP_FRAME_MESSAGE, 512 * 1024);
   np_test_raw_write (socket, hello, sizeof hello);
   np_test_raw_write (socket, header, sizeof header);
   np_test_raw_write (socket, part, 300000);
@@ -369,11 +378,19 @@ static void
 test_bad_handshakes (Fixture       *f,
                      gconstpointer  data)
 {
-  static const guint8 wrong_magic[12] = { 'N', 'P', 'I', 'X', 1, 0, 0, 0, 0, 0, 0x10, 0 };
-  static const guint8 version_zero[12] = { 'N', 'P', 'I', 'P', 0, 0, 0, 0, 0, 0, 0x10, 0 };
-  static const guint8 reserved_set[12] = { 'N', 'P', 'I', 'P', 1, 0, 1, 0, 0, 0, 0x10, 0 };
-  static const guint8 *hellos[] = { wrong_magic, version_zero, reserved_set };
+  guint8 wrong_magic[NP_HELLO_SIZE];
+  guint8 version_zero[NP_HELLO_SIZE];
+  guint8 reserved_set[NP_HELLO_SIZE];
+  const guint8 *hellos[] = { wrong_magic, version_zero, reserved_set };
   g_autoptr(NpPipeClient) bystander = bystander_new (f);
+
+  /* Each a good hello spoiled in one byte: the codec writes no bad one. */
+  np_test_hello (wrong_magic, 1, 4096);
+  wrong_magic[3] = 'X';
+  np_test_hello (version_zero, 1, 4096);
+  version_zero[4] = 0;
+  np_test_hello (reserved_set, 1, 4096);
+  reserved_set[6] = 1;
 
   for (guint i = 0; i < G_N_ELEMENTS (hellos); i++)
     {
@@ -400,8 +417,9 @@ test_slow_drip (Fixture       *f,
   g_autoptr(GSocket) socket = np_test_raw_connect (np_pipe_server_get_path (f->server));
   g_autoptr(GBytes) message = np_test_message_new (77, 0, 300);
   g_autoptr(GByteArray) wire = g_byte_array_new ();
-  guint8 header[8] = { 0, 0, 300 >> 8, 300 & 0xff, 0, 0, 0, 0 };
+  guint8 header[NP_FRAME_HEADER_SIZE];
 
+  np_frame_header_encode (header, NP_FRAME_MESSAGE, 300);
   g_byte_array_append (wire, hello, sizeof hello);
   g_byte_array_append (wire, header, sizeof header);
   g_byte_array_append (wire, g_bytes_get_data (message, NULL), g_bytes_get_size (message));
@@ -409,7 +427,7 @@ test_slow_drip (Fixture       *f,
   /* Accepted once the server's hello came; a client once its own was
    * read. */
   {
-    guint8 server_hello[12];
+    guint8 server_hello[NP_HELLO_SIZE];
 
     np_test_raw_read_exactly (socket, server_hello, sizeof server_hello);
   }
@@ -1454,6 +1472,7 @@ main (int   argc,
   runtime_dir = np_test_runtime_dir_new ("np-reliability-XXXXXX");
 
   g_test_init (&argc, &argv, NULL);
+  np_test_hello (hello, 1, 16 * 1024 * 1024);
 
 #define ADD(path, func) \
   g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
