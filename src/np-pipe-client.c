@@ -2024,6 +2024,7 @@ np_pipe_client_connected (NpPipeClient *self,
                           const GError *error)
 {
   ConnectData *connect = g_task_get_task_data (task);
+  g_autoptr(GError) cancelled = NULL;
   NpServerWatch *waiting = NULL;
   NpServerWatch *reconnect = NULL;
   NpPipeConnection *connection = NULL;
@@ -2036,6 +2037,12 @@ np_pipe_client_connected (NpPipeClient *self,
       g_mutex_unlock (&self->lock);
       return;
     }
+
+  /* close() cancels the attempt under the lock; a hello read before
+   * the cancel was handled must not connect the client it closed. */
+  if (error == NULL && self->attempt != NULL && g_cancellable_is_cancelled (self->attempt))
+    error = cancelled = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                             _("Operation was cancelled"));
 
   g_clear_object (&self->connect_task);
   connection = g_steal_pointer (&self->connect_connection);
