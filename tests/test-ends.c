@@ -203,6 +203,211 @@ test_connection_after_reconnect (NpTestPair    *pair,
   WAIT_UNTIL (pair->messages->len == 1);
 }
 
+/* Dropping the last reference in a handler */
+
+typedef enum
+{
+  DROP_IN_DISCONNECTED,
+  DROP_IN_MESSAGE,
+  DROP_IN_REQUEST,
+  DROP_IN_CONNECTION_DRAINED,
+  DROP_IN_CONNECTION_NOTIFY,
+} DropIn;
+
+typedef struct
+{
+  NpPipeClient  *client;
+  NpPipeRequest *request;     /* kept by the request handler */
+  guint          n_messages;  /* delivered to the client */
+  guint          n_after;     /* delivered once it was dropped */
+  gboolean      *finalized;
+  gboolean       dropped;
+} Drop;
+
+static void
+drop_client (Drop *drop)
+{
+  g_assert_nonnull (drop->client);
+  drop->dropped = TRUE;
+  g_clear_object (&drop->client);
+}
+
+static void
+drop_on_disconnected_cb (NpPipeClient *client,
+                         const GError *error,
+                         Drop         *drop)
+{
+  drop_client (drop);
+}
+
+static void
+drop_on_message_cb (NpPipeClient *client,
+                    GBytes       *message,
+                    Drop         *drop)
+{
+  drop->n_messages++;
+  /* The dispatch holds the client until it ends: what came in the same
+   * read still reaches a live client. */
+  g_assert_false (*drop->finalized);
+  if (drop->dropped)
+    drop->n_after++;
+  else
+    drop_client (drop);
+}
+
+static gboolean
+drop_on_request_cb (NpPipeClient  *client,
+                    NpPipeRequest *request,
+                    Drop          *drop)
+{
+  drop->request = g_object_ref (request);
+  drop_client (drop);
+  /* Answered once the client is gone. */
+  np_pipe_request_reply_data (request, (const guint8 *) "late", 4);
+
+  return TRUE;
+}
+
+static void
+drop_on_connection_cb (NpPipeConnection *connection,
+                       Drop             *drop)
+{
+  drop_client (drop);
+}
+
+static void
+drop_on_notify_cb (NpPipeConnection *connection,
+                   GParamSpec       *pspec,
+                   Drop             *drop)
+{
+  if (!np_pipe_connection_get_connected (connection) && !drop->dropped)
+    drop_client (drop);
+}
+
+static void
+server_request_done_cb (GObject      *source,
+                        GAsyncResult *res,
+                        gpointer      user_data)
+{
+  GError **error = user_data;
+  g_autoptr(GBytes) reply = np_pipe_connection_request_finish (NP_PIPE_CONNECTION (source), res, error);
+
+  if (reply != NULL)
+    *error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_EXISTS, "answered");
+}
+
+/* The application drops its only reference to a client from one of the
+ * client's handlers, or of its connection's, while the connection
+ * dispatches: nothing crashes, the client goes once the dispatch is
+ * over, its connection fails cleanly, and it does not reconnect. */
+static void
+test_drop_in_handler (gconstpointer data)
+{
+  DropIn where = GPOINTER_TO_INT (data);
+  g_autoptr(NpPipeConnection) connection = NULL;
+  g_autoptr(GError) error = NULL;
+  NpPipeConnection *server_end;
+  gboolean finalized = FALSE;
+  guint n_accepted = 0;
+  Drop drop = { 0 };
+  NpTestPair pair;
+
+  np_test_pair_init (&pair);
+  np_test_pair_start (&pair);
+  drop.client = np_test_pair_new_client (&pair);
+  pair.client = NULL;
+  g_object_weak_ref (G_OBJECT (drop.client), set_flag_cb, &finalized);
+  drop.finalized = &finalized;
+  g_object_set (drop.client, "auto-reconnect", TRUE, "reconnect-interval", 10,
+                "max-queued-bytes", 64 * 1024, NULL);
+  g_signal_connect_swapped (drop.client, "accepted", G_CALLBACK (count_cb), &n_accepted);
+  g_signal_connect (drop.client, "message-received", G_CALLBACK (drop_on_message_cb), &drop);
+
+  g_assert_true (np_pipe_client_connect_sync (drop.client, NULL, &error));
+  g_assert_no_error (error);
+  WAIT_UNTIL (pair.connections->len == 1 && n_accepted == 1);
+  server_end = g_ptr_array_index (pair.connections, 0);
+  connection = np_pipe_client_get_connection (drop.client);
+  g_assert_nonnull (connection);
+
+  switch (where)
+    {
+    case DROP_IN_DISCONNECTED:
+      g_signal_connect (drop.client, "disconnected", G_CALLBACK (drop_on_disconnected_cb), &drop);
+      g_assert_true (np_pipe_connection_close (server_end, NULL, &error));
+      g_assert_no_error (error);
+      break;
+
+    case DROP_IN_MESSAGE:
+      /* Three messages in one read: the first drops the client. */
+      for (guint i = 0; i < 3; i++)
+        {
+          g_autoptr(GBytes) message = np_test_message_new (1, i, 16);
+
+          g_assert_true (np_pipe_connection_send (server_end, message, &error));
+          g_assert_no_error (error);
+        }
+      g_assert_true (np_pipe_connection_flush_sync (server_end, NULL, &error));
+      g_assert_no_error (error);
+      break;
+
+    case DROP_IN_REQUEST:
+      {
+        g_autoptr(GBytes) request = g_bytes_new_static ("ask", 3);
+        GError *answer = NULL;
+
+        g_signal_connect (drop.client, "request-received", G_CALLBACK (drop_on_request_cb), &drop);
+        np_pipe_connection_request_async (server_end, request, NULL, server_request_done_cb, &answer);
+        WAIT_UNTIL (answer != NULL);
+        /* Answered before the client went, or failed with it: either
+         * way, once. */
+        if (!g_error_matches (answer, G_IO_ERROR, G_IO_ERROR_EXISTS))
+          g_assert_error (answer, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED);
+        g_clear_error (&answer);
+      }
+      break;
+
+    case DROP_IN_CONNECTION_DRAINED:
+      {
+        g_autoptr(GBytes) big = np_test_message_new (1, 0, 40 * 1024);
+
+        g_signal_connect (connection, "queue-drained", G_CALLBACK (drop_on_connection_cb), &drop);
+        g_assert_true (np_pipe_connection_send (connection, big, &error));
+        g_assert_no_error (error);
+      }
+      break;
+
+    case DROP_IN_CONNECTION_NOTIFY:
+      g_signal_connect (connection, "notify::connected", G_CALLBACK (drop_on_notify_cb), &drop);
+      g_assert_true (np_pipe_connection_close (server_end, NULL, &error));
+      g_assert_no_error (error);
+      break;
+
+    default:
+      g_assert_not_reached ();
+    }
+
+  WAIT_UNTIL (drop.dropped && finalized);
+  WAIT_UNTIL (pair.disconnect_errors->len >= 1);
+  g_assert_cmpuint (drop.n_messages, ==, where == DROP_IN_MESSAGE ? 1 + drop.n_after : 0);
+  g_assert_false (np_pipe_connection_get_connected (connection));
+  assert_connection_fails (connection);
+  g_clear_object (&drop.request);
+
+  /* A client that was dropped does not come back. */
+  g_assert_cmpuint (pair.connections->len, ==, 1);
+  np_test_run_ready (10);
+  g_assert_cmpuint (pair.connections->len, ==, 1);
+
+  np_test_pair_clear (&pair);
+}
+
+static void test_drop_in_disconnected (void) { test_drop_in_handler (GINT_TO_POINTER (DROP_IN_DISCONNECTED)); }
+static void test_drop_in_message (void) { test_drop_in_handler (GINT_TO_POINTER (DROP_IN_MESSAGE)); }
+static void test_drop_in_request (void) { test_drop_in_handler (GINT_TO_POINTER (DROP_IN_REQUEST)); }
+static void test_drop_in_connection_drained (void) { test_drop_in_handler (GINT_TO_POINTER (DROP_IN_CONNECTION_DRAINED)); }
+static void test_drop_in_connection_notify (void) { test_drop_in_handler (GINT_TO_POINTER (DROP_IN_CONNECTION_NOTIFY)); }
+
 int
 main (int   argc,
       char *argv[])
@@ -219,6 +424,12 @@ main (int   argc,
               np_test_pair_setup, test_connection_after_dispose, np_test_pair_teardown);
   g_test_add ("/Np/Ends/connection-after-reconnect", NpTestPair, NULL,
               np_test_pair_setup, test_connection_after_reconnect, np_test_pair_teardown);
+
+  np_test_add_isolated ("/Np/Ends/drop-in-handler/disconnected", test_drop_in_disconnected, 30);
+  np_test_add_isolated ("/Np/Ends/drop-in-handler/message-received", test_drop_in_message, 30);
+  np_test_add_isolated ("/Np/Ends/drop-in-handler/request-received", test_drop_in_request, 30);
+  np_test_add_isolated ("/Np/Ends/drop-in-handler/connection-queue-drained", test_drop_in_connection_drained, 30);
+  np_test_add_isolated ("/Np/Ends/drop-in-handler/connection-notify-connected", test_drop_in_connection_notify, 30);
 
   ret = g_test_run ();
 
