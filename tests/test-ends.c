@@ -408,6 +408,221 @@ static void test_drop_in_request (void) { test_drop_in_handler (GINT_TO_POINTER 
 static void test_drop_in_connection_drained (void) { test_drop_in_handler (GINT_TO_POINTER (DROP_IN_CONNECTION_DRAINED)); }
 static void test_drop_in_connection_notify (void) { test_drop_in_handler (GINT_TO_POINTER (DROP_IN_CONNECTION_NOTIFY)); }
 
+/* Threads */
+
+#define N_SENDERS   2
+#define N_PER_SENDER 3000
+
+typedef struct
+{
+  NpPipeClient *client;
+  guint32       id;
+  gint          n_sent;       /* atomic */
+  GArray       *sent;         /* the seqs that were accepted */
+  gint          done;         /* atomic */
+} Sender;
+
+static gpointer
+sender_thread (gpointer data)
+{
+  Sender *sender = data;
+
+  for (guint32 seq = 0; seq < N_PER_SENDER; seq++)
+    {
+      g_autoptr(GBytes) message = np_test_message_new (sender->id, seq, NP_TEST_MESSAGE_MIN + seq % 64);
+      g_autoptr(GError) error = NULL;
+
+      if (np_pipe_client_send (sender->client, message, &error))
+        g_array_append_val (sender->sent, seq);
+      else
+        g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED);
+      g_atomic_int_inc (&sender->n_sent);
+    }
+  g_atomic_int_set (&sender->done, 1);
+
+  return NULL;
+}
+
+typedef struct
+{
+  NpPipeClient *client;
+  gint          stop;  /* atomic */
+  guint         n_calls;
+} Meddler;
+
+/* Calls the client's other methods meanwhile, and changes its limits. */
+static gpointer
+meddler_thread (gpointer data)
+{
+  Meddler *meddler = data;
+
+  while (!g_atomic_int_get (&meddler->stop))
+    {
+      g_autoptr(NpPipeConnection) connection = np_pipe_client_get_connection (meddler->client);
+      g_autoptr(GError) error = NULL;
+
+      if (connection != NULL)
+        {
+          (void) np_pipe_connection_get_queued_bytes (connection);
+          (void) np_pipe_connection_get_max_queued_bytes (connection);
+          (void) np_pipe_connection_get_connected (connection);
+        }
+      (void) np_pipe_client_get_connected (meddler->client);
+      (void) np_pipe_client_get_queued_bytes (meddler->client);
+      (void) np_pipe_client_get_peer_max_message_size (meddler->client);
+      np_pipe_client_set_max_queued_bytes (meddler->client, 32 * 1024 * 1024 + (meddler->n_calls % 2));
+      np_pipe_client_set_request_timeout (meddler->client, 20000 + meddler->n_calls % 7);
+      np_pipe_client_set_close_timeout (meddler->client, 5000 + meddler->n_calls % 3);
+      np_pipe_client_set_max_pending_requests (meddler->client, 100 + meddler->n_calls % 5);
+      if (!np_pipe_client_flush_sync (meddler->client, NULL, &error))
+        g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED);
+      meddler->n_calls++;
+    }
+
+  return NULL;
+}
+
+static void
+count_messages_cb (NpPipeServer     *server,
+                   NpPipeConnection *connection,
+                   GBytes           *message,
+                   GArray          **received)
+{
+  guint32 id = 0, seq = 0;
+
+  g_assert_true (np_test_message_parse (message, &id, &seq));
+  g_assert_cmpuint (id, <, N_SENDERS);
+  g_array_append_val (received[id], seq);
+}
+
+/* Two threads send while the client reconnects, a third calls its other
+ * methods and changes its limits: what each thread sent successfully
+ * arrives once, in its order, held messages first. */
+static void
+test_held_order_two_threads (NpTestPair    *pair,
+                             gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  GArray *received[N_SENDERS];
+  Sender senders[N_SENDERS];
+  GThread *threads[N_SENDERS];
+  GThread *meddler_thread_;
+  Meddler meddler = { .client = pair->client };
+  guint n_accepted = 0;
+  guint n_disconnected = 0;
+
+  for (guint i = 0; i < N_SENDERS; i++)
+    received[i] = g_array_new (FALSE, FALSE, sizeof (guint32));
+  g_signal_connect (pair->server, "message-received", G_CALLBACK (count_messages_cb), received);
+  np_pipe_client_set_auto_reconnect (pair->client, TRUE);
+  np_pipe_client_set_reconnect_interval (pair->client, 5);
+  np_pipe_client_set_reconnect_max_interval (pair->client, 20);
+  g_signal_connect_swapped (pair->client, "accepted", G_CALLBACK (count_cb), &n_accepted);
+  g_signal_connect_swapped (pair->client, "disconnected", G_CALLBACK (count_cb), &n_disconnected);
+  WAIT_UNTIL (n_accepted == 1);
+
+  np_pipe_server_stop (pair->server);
+  WAIT_UNTIL (n_disconnected == 1);
+
+  meddler_thread_ = g_thread_new ("meddler", meddler_thread, &meddler);
+  for (guint i = 0; i < N_SENDERS; i++)
+    {
+      senders[i] = (Sender) { .client = pair->client, .id = i,
+                              .sent = g_array_new (FALSE, FALSE, sizeof (guint32)) };
+      threads[i] = g_thread_new ("sender", sender_thread, &senders[i]);
+    }
+
+  /* Some are held; then the server comes back while they send. */
+  WAIT_UNTIL (g_atomic_int_get (&senders[0].n_sent) >= N_PER_SENDER / 4 &&
+              g_atomic_int_get (&senders[1].n_sent) >= N_PER_SENDER / 4);
+  g_assert_true (np_pipe_server_start (pair->server, &error));
+  g_assert_no_error (error);
+
+  WAIT_UNTIL (g_atomic_int_get (&senders[0].done) && g_atomic_int_get (&senders[1].done));
+  for (guint i = 0; i < N_SENDERS; i++)
+    g_thread_join (threads[i]);
+  g_atomic_int_set (&meddler.stop, 1);
+  WAIT_UNTIL (n_accepted == 2);
+  g_thread_join (meddler_thread_);
+
+  for (guint i = 0; i < N_SENDERS; i++)
+    {
+      /* The client stayed connected since it came back: nothing sent
+       * was refused. */
+      g_assert_cmpuint (senders[i].sent->len, ==, N_PER_SENDER);
+      WAIT_UNTIL (received[i]->len >= senders[i].sent->len);
+      g_assert_cmpuint (received[i]->len, ==, senders[i].sent->len);
+      for (guint j = 0; j < received[i]->len; j++)
+        g_assert_cmpuint (g_array_index (received[i], guint32, j), ==,
+                          g_array_index (senders[i].sent, guint32, j));
+      g_array_unref (senders[i].sent);
+      g_array_unref (received[i]);
+    }
+  g_assert_cmpuint (n_disconnected, ==, 1);
+}
+
+typedef struct
+{
+  NpPipeClient *client;
+  gboolean      ok;
+  GError       *error;
+  gint          done;   /* atomic */
+} SyncConnect;
+
+static gpointer
+connect_sync_thread (gpointer data)
+{
+  SyncConnect *connect = data;
+
+  connect->ok = np_pipe_client_connect_sync (connect->client, NULL, &connect->error);
+  g_atomic_int_set (&connect->done, 1);
+
+  return NULL;
+}
+
+/* close() from the client's thread while another thread waits in
+ * connect_sync() for a server (another process) that sent its hello but
+ * never its settings: the connect fails at once, and the client stays
+ * closed. */
+static void
+test_close_during_connect_sync (void)
+{
+  g_autofree char *name = np_test_unique_name ("close-connect-sync");
+  const char *args[] = { "serve-as", name, "hello-only", NULL };
+  g_autoptr(GSubprocess) peer = np_test_spawn_peer (G_SUBPROCESS_FLAGS_STDIN_PIPE |
+                                                    G_SUBPROCESS_FLAGS_STDOUT_PIPE, args);
+  g_autofree char *ready = np_test_read_line (peer);
+  g_autofree char *accepted = NULL;
+  g_autoptr(GError) error = NULL;
+  SyncConnect connect = { 0 };
+  guint n_accepted = 0;
+  GThread *thread;
+
+  g_assert_cmpstr (ready, ==, "ready");
+  connect.client = np_pipe_client_new (name);
+  /* No limit of its own: only close() ends the wait. */
+  np_pipe_client_set_connect_timeout (connect.client, 0);
+  g_signal_connect_swapped (connect.client, "accepted", G_CALLBACK (count_cb), &n_accepted);
+  thread = g_thread_new ("connect", connect_sync_thread, &connect);
+  accepted = np_test_read_line (peer);
+  g_assert_cmpstr (accepted, ==, "accepted");
+
+  g_assert_true (np_pipe_client_close (connect.client, NULL, NULL));
+  WAIT_UNTIL (g_atomic_int_get (&connect.done));
+  g_thread_join (thread);
+
+  g_assert_false (connect.ok);
+  g_assert_error (connect.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&connect.error);
+  g_assert_false (np_pipe_client_get_connected (connect.client));
+  g_assert_cmpuint (n_accepted, ==, 0);
+  g_clear_object (&connect.client);
+
+  g_output_stream_close (g_subprocess_get_stdin_pipe (peer), NULL, NULL);
+  g_assert_true (g_subprocess_wait_check (peer, NULL, &error));
+  g_assert_no_error (error);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -425,6 +640,9 @@ main (int   argc,
   g_test_add ("/Np/Ends/connection-after-reconnect", NpTestPair, NULL,
               np_test_pair_setup, test_connection_after_reconnect, np_test_pair_teardown);
 
+  g_test_add ("/Np/Ends/held-order-two-threads", NpTestPair, NULL,
+              np_test_pair_setup, test_held_order_two_threads, np_test_pair_teardown);
+  g_test_add_func ("/Np/Ends/close-during-connect-sync", test_close_during_connect_sync);
   np_test_add_isolated ("/Np/Ends/drop-in-handler/disconnected", test_drop_in_disconnected, 30);
   np_test_add_isolated ("/Np/Ends/drop-in-handler/message-received", test_drop_in_message, 30);
   np_test_add_isolated ("/Np/Ends/drop-in-handler/request-received", test_drop_in_request, 30);
