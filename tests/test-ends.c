@@ -437,8 +437,11 @@ sender_thread (gpointer data)
       else
         g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED);
       g_atomic_int_inc (&sender->n_sent);
+      /* The main thread waits for that. */
+      g_main_context_wakeup (NULL);
     }
   g_atomic_int_set (&sender->done, 1);
+  g_main_context_wakeup (NULL);
 
   return NULL;
 }
@@ -447,6 +450,7 @@ typedef struct
 {
   NpPipeClient *client;
   gint          stop;  /* atomic */
+  gint          done;  /* atomic */
   guint         n_calls;
 } Meddler;
 
@@ -478,6 +482,8 @@ meddler_thread (gpointer data)
         g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED);
       meddler->n_calls++;
     }
+  g_atomic_int_set (&meddler->done, 1);
+  g_main_context_wakeup (NULL);
 
   return NULL;
 }
@@ -543,6 +549,8 @@ test_held_order_two_threads (NpTestPair    *pair,
     g_thread_join (threads[i]);
   g_atomic_int_set (&meddler.stop, 1);
   WAIT_UNTIL (n_accepted == 2);
+  /* Its flush_sync() waits for the server, of this thread. */
+  WAIT_UNTIL (g_atomic_int_get (&meddler.done));
   g_thread_join (meddler_thread_);
 
   for (guint i = 0; i < N_SENDERS; i++)
@@ -576,6 +584,7 @@ connect_sync_thread (gpointer data)
 
   connect->ok = np_pipe_client_connect_sync (connect->client, NULL, &connect->error);
   g_atomic_int_set (&connect->done, 1);
+  g_main_context_wakeup (NULL);
 
   return NULL;
 }
