@@ -56,6 +56,7 @@ G_BEGIN_DECLS
 #endif
 
 gboolean np_stream_is_done_locked (NpStream *self);
+void     np_stream_attach_source_locked (NpStream *self);
 GMutex  *np_stream_lock_new       (void);
 void     np_stream_lock_free      (GMutex   *lock);
 
