@@ -203,6 +203,63 @@ test_connection_after_reconnect (NpTestPair    *pair,
   WAIT_UNTIL (pair->messages->len == 1);
 }
 
+/* A connect_async() to a server of this thread, cancelled, or overtaken
+ * by close(), after each number of iterations of the context in turn:
+ * it succeeds only when it completed first, and then the client is
+ * connected; otherwise it fails, and the client is not. */
+static void
+test_stop_connect_at_every_step (NpTestPair    *pair,
+                                 gconstpointer  data)
+{
+  gboolean use_close = GPOINTER_TO_INT (data);
+  guint n_succeeded = 0;
+  guint n_failed = 0;
+
+  for (guint step = 0; step < 12; step++)
+    {
+      g_autoptr(NpPipeClient) client = np_pipe_client_new (np_pipe_server_get_name (pair->server));
+      g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+      Result result = { 0 };
+      guint n_accepted = 0;
+
+      g_signal_connect_swapped (client, "accepted", G_CALLBACK (count_cb), &n_accepted);
+      np_pipe_client_connect_async (client, cancellable, connect_done_cb, &result);
+      for (guint i = 0; i < step && !result.done; i++)
+        g_main_context_iteration (NULL, FALSE);
+
+      if (use_close)
+        g_assert_true (np_pipe_client_close (client, NULL, NULL));
+      else
+        g_cancellable_cancel (cancellable);
+      WAIT_UNTIL (result.done);
+
+      if (result.ok)
+        {
+          n_succeeded++;
+          g_assert_no_error (result.error);
+          /* Done before it was stopped: close() closed it, a cancel
+           * came too late to matter. */
+          g_assert_true (np_pipe_client_get_connected (client) == !use_close);
+        }
+      else
+        {
+          n_failed++;
+          g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+          g_assert_false (np_pipe_client_get_connected (client));
+          np_test_run_ready (20);
+          g_assert_false (np_pipe_client_get_connected (client));
+          g_assert_cmpuint (n_accepted, ==, 0);
+        }
+      result_clear (&result);
+      g_assert_true (np_pipe_client_close (client, NULL, NULL));
+    }
+
+  /* Every client the server saw went. */
+  WAIT_UNTIL (pair->disconnect_errors->len == pair->connections->len);
+  g_assert_cmpuint (n_failed, >, 0);
+  g_test_message ("%u connects completed first, %u were stopped", n_succeeded, n_failed);
+}
+
 /* Dropping the last reference in a handler */
 
 typedef enum
@@ -649,6 +706,10 @@ main (int   argc,
   g_test_add ("/Np/Ends/connection-after-reconnect", NpTestPair, NULL,
               np_test_pair_setup, test_connection_after_reconnect, np_test_pair_teardown);
 
+  g_test_add ("/Np/Ends/stop-connect-at-every-step/cancel", NpTestPair, GINT_TO_POINTER (FALSE),
+              np_test_pair_setup_server, test_stop_connect_at_every_step, np_test_pair_teardown);
+  g_test_add ("/Np/Ends/stop-connect-at-every-step/close", NpTestPair, GINT_TO_POINTER (TRUE),
+              np_test_pair_setup_server, test_stop_connect_at_every_step, np_test_pair_teardown);
   g_test_add ("/Np/Ends/held-order-two-threads", NpTestPair, NULL,
               np_test_pair_setup, test_held_order_two_threads, np_test_pair_teardown);
   g_test_add_func ("/Np/Ends/close-during-connect-sync", test_close_during_connect_sync);
