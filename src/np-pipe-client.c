@@ -139,6 +139,7 @@ struct _NpPipeClient
   /* The largest message the last server accepted, 0 when none said. */
   guint32       last_peer_max_message_size;
   guint         connected : 1;
+  guint         connection_accepted : 1;  /* connection was connected once */
   guint         auto_reconnect : 1;
   guint         reconnecting : 1;    /* lost its connection, tries again until close() */
   guint         reconnect_soon : 1;  /* the server showed up since the last wait */
@@ -192,6 +193,7 @@ np_pipe_client_set_connected_locked (NpPipeClient *self,
   self->connected = !!connected;
   if (connected)
     {
+      self->connection_accepted = TRUE;
       self->connected_since = g_get_monotonic_time ();
       np_pipe_client_release_held_locked (self);
     }
@@ -1699,6 +1701,7 @@ np_pipe_client_attach_locked (NpPipeClient       *self,
     }
 
   self->connection = connection;
+  self->connection_accepted = FALSE;
   *connection_out = connection;
 
   return old;
@@ -3334,7 +3337,9 @@ np_pipe_client_get_connection (NpPipeClient *self)
   g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), NULL);
 
   g_mutex_lock (&self->lock);
-  if (self->connection != NULL && (self->connected || self->connect_connection != self->connection))
+  /* Not one the server never accepted: a connect under way, or one
+   * that failed. */
+  if (self->connection != NULL && self->connection_accepted)
     connection = g_object_ref (self->connection);
   g_mutex_unlock (&self->lock);
 

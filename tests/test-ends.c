@@ -146,6 +146,40 @@ test_close_overtakes_connect_async (void)
   np_test_raw_server_free (raw);
 }
 
+/* A first connect that the server never accepted leaves the client
+ * without a connection: np_pipe_client_get_connection() gives none
+ * before the first successful connect. */
+static void
+test_no_connection_before_first_connect (void)
+{
+  g_autofree char *name = np_test_unique_name ("no-connection");
+  NpTestRawServer *raw = np_test_raw_server_new (name, 8, TRUE);
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autoptr(NpPipeConnection) connection = NULL;
+  g_autoptr(GBytes) goodbye = np_test_goodbye (NP_PIPE_ERROR_PERMISSION_DENIED, "no");
+  guint8 hello[NP_HELLO_SIZE];
+  Result result = { 0 };
+  GSocket *peer;
+
+  np_pipe_client_connect_async (client, NULL, connect_done_cb, &result);
+  WAIT_UNTIL (raw->accepted->len == 1);
+  peer = g_ptr_array_index (raw->accepted, 0);
+  np_test_raw_read_exactly (peer, hello, sizeof hello);
+  g_assert_null (np_pipe_client_get_connection (client));
+
+  /* Refused. */
+  np_test_raw_write_hello (peer, 4, 1024);
+  np_test_raw_write_bytes (peer, goodbye);
+  WAIT_UNTIL (result.done);
+  g_assert_false (result.ok);
+  g_assert_error (result.error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED);
+
+  connection = np_pipe_client_get_connection (client);
+  g_assert_null (connection);
+  result_clear (&result);
+  np_test_raw_server_free (raw);
+}
+
 /* A connection a client gave out, used once the client is gone. */
 static void
 test_connection_after_dispose (NpTestPair    *pair,
@@ -701,6 +735,7 @@ main (int   argc,
   g_test_init (&argc, &argv, NULL);
 
   g_test_add_func ("/Np/Ends/close-overtakes-connect-async", test_close_overtakes_connect_async);
+  g_test_add_func ("/Np/Ends/no-connection-before-first-connect", test_no_connection_before_first_connect);
   g_test_add ("/Np/Ends/connection-after-dispose", NpTestPair, NULL,
               np_test_pair_setup, test_connection_after_dispose, np_test_pair_teardown);
   g_test_add ("/Np/Ends/connection-after-reconnect", NpTestPair, NULL,
