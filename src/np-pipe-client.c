@@ -1902,6 +1902,11 @@ np_pipe_client_connect_sync (NpPipeClient  *self,
       else if (connection != NULL)
         {
           watch = np_pipe_client_stop_reconnecting_locked (self);
+          /* Started before the client is connected to it: what was held
+           * for a reconnect goes out on it at once, and what other
+           * threads send next follows. */
+          _np_pipe_connection_start (connection, deadline < 0 ? 0 :
+                                     MAX (1, (deadline - g_get_monotonic_time ()) / G_TIME_SPAN_MILLISECOND));
           np_pipe_client_set_connected_locked (self, TRUE);
         }
     }
@@ -1922,12 +1927,12 @@ np_pipe_client_connect_sync (NpPipeClient  *self,
       return FALSE;
     }
 
-  /* What is left of the connect timeout bounds the handshake. */
-  _np_pipe_connection_start (connection, deadline < 0 ? 0 :
-                             MAX (1, (deadline - g_get_monotonic_time ()) / G_TIME_SPAN_MILLISECOND));
-
   if (wait_for_server)
     {
+      /* What is left of the connect timeout bounds the handshake. */
+      _np_pipe_connection_start (connection, deadline < 0 ? 0 :
+                                 MAX (1, (deadline - g_get_monotonic_time ()) / G_TIME_SPAN_MILLISECOND));
+
       if (was_connected)
         np_context_notify (self->context, G_OBJECT (self), properties [PROP_CONNECTED]);
 

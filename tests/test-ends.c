@@ -294,6 +294,51 @@ test_stop_connect_at_every_step (NpTestPair    *pair,
   g_test_message ("%u connects completed first, %u were stopped", n_succeeded, n_failed);
 }
 
+/* Messages held for a reconnect, then a connect_sync() of the
+ * application's own to a server of its thread, which it does not wait
+ * for: they go out first, in order, on the new connection. */
+static void
+test_held_then_connect_sync (NpTestPair    *pair,
+                             gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  guint n_accepted = 0;
+  guint n_disconnected = 0;
+
+  np_pipe_client_set_auto_reconnect (pair->client, TRUE);
+  /* The reconnect loop waits long: the application connects first. */
+  np_pipe_client_set_reconnect_interval (pair->client, 600000);
+  np_pipe_client_set_reconnect_max_interval (pair->client, 600000);
+  g_signal_connect_swapped (pair->client, "accepted", G_CALLBACK (count_cb), &n_accepted);
+  g_signal_connect_swapped (pair->client, "disconnected", G_CALLBACK (count_cb), &n_disconnected);
+  WAIT_UNTIL (n_accepted == 1);
+
+  np_pipe_server_stop (pair->server);
+  WAIT_UNTIL (n_disconnected == 1);
+  for (guint32 seq = 0; seq < 3; seq++)
+    {
+      g_autoptr(GBytes) message = np_test_message_new (1, seq, 32);
+
+      g_assert_true (np_pipe_client_send (pair->client, message, &error));
+      g_assert_no_error (error);
+    }
+
+  g_assert_true (np_pipe_server_start (pair->server, &error));
+  g_assert_no_error (error);
+  g_assert_true (np_pipe_client_connect_sync (pair->client, NULL, &error));
+  g_assert_no_error (error);
+
+  WAIT_UNTIL (pair->messages->len == 3);
+  for (guint32 seq = 0; seq < 3; seq++)
+    {
+      guint32 id = 0, got = G_MAXUINT32;
+
+      g_assert_true (np_test_message_parse (g_ptr_array_index (pair->messages, seq), &id, &got));
+      g_assert_cmpuint (got, ==, seq);
+    }
+  WAIT_UNTIL (n_accepted == 2);
+}
+
 /* Dropping the last reference in a handler */
 
 typedef enum
@@ -745,6 +790,8 @@ main (int   argc,
               np_test_pair_setup_server, test_stop_connect_at_every_step, np_test_pair_teardown);
   g_test_add ("/Np/Ends/stop-connect-at-every-step/close", NpTestPair, GINT_TO_POINTER (TRUE),
               np_test_pair_setup_server, test_stop_connect_at_every_step, np_test_pair_teardown);
+  g_test_add ("/Np/Ends/held-then-connect-sync", NpTestPair, NULL,
+              np_test_pair_setup, test_held_then_connect_sync, np_test_pair_teardown);
   g_test_add ("/Np/Ends/held-order-two-threads", NpTestPair, NULL,
               np_test_pair_setup, test_held_order_two_threads, np_test_pair_teardown);
   g_test_add_func ("/Np/Ends/close-during-connect-sync", test_close_during_connect_sync);
