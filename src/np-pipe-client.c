@@ -130,7 +130,7 @@ struct _NpPipeClient
   /* The largest message the last server accepted, 0 when none said. */
   guint32       last_peer_max_message_size;
   guint         connected : 1;
-  guint         accepted : 1;        /* the server accepted self->connection */
+  guint         connection_accepted : 1;  /* connection was connected once */
   guint         auto_reconnect : 1;
   guint         reconnecting : 1;    /* lost its connection, tries again until close() */
   guint         reconnect_soon : 1;  /* the server showed up since the last wait */
@@ -186,7 +186,7 @@ np_pipe_client_set_connected_locked (NpPipeClient *self,
   self->connected = !!connected;
   if (connected)
     {
-      self->accepted = TRUE;
+      self->connection_accepted = TRUE;
       self->connected_since = g_get_monotonic_time ();
       np_pipe_client_release_held_locked (self);
     }
@@ -1692,7 +1692,6 @@ np_pipe_client_attach_locked (NpPipeClient       *self,
     return NULL;
 
   np_pipe_client_set_connected_locked (self, FALSE);
-  self->accepted = FALSE;
   if (old != NULL && !_np_pipe_connection_is_done (old))
     {
       g_ptr_array_add (self->retired, old);
@@ -1700,6 +1699,7 @@ np_pipe_client_attach_locked (NpPipeClient       *self,
     }
 
   self->connection = connection;
+  self->connection_accepted = FALSE;
   *connection_out = connection;
 
   return old;
@@ -1900,6 +1900,11 @@ np_pipe_client_connect_sync (NpPipeClient  *self,
       else if (connection != NULL)
         {
           watch = np_pipe_client_stop_reconnecting_locked (self);
+          /* Started before the client is connected to it: what was held
+           * for a reconnect goes out on it at once, and what other
+           * threads send next follows. */
+          _np_pipe_connection_start (connection, deadline < 0 ? 0 :
+                                     MAX (1, (deadline - g_get_monotonic_time ()) / G_TIME_SPAN_MILLISECOND));
           np_pipe_client_set_connected_locked (self, TRUE);
         }
     }
@@ -1920,12 +1925,12 @@ np_pipe_client_connect_sync (NpPipeClient  *self,
       return FALSE;
     }
 
-  /* What is left of the connect timeout bounds the handshake. */
-  _np_pipe_connection_start (connection, deadline < 0 ? 0 :
-                             MAX (1, (deadline - g_get_monotonic_time ()) / G_TIME_SPAN_MILLISECOND));
-
   if (wait_for_server)
     {
+      /* What is left of the connect timeout bounds the handshake. */
+      _np_pipe_connection_start (connection, deadline < 0 ? 0 :
+                                 MAX (1, (deadline - g_get_monotonic_time ()) / G_TIME_SPAN_MILLISECOND));
+
       if (was_connected)
         np_context_notify (self->context, G_OBJECT (self), properties [PROP_CONNECTED]);
 
@@ -2025,6 +2030,7 @@ np_pipe_client_connected (NpPipeClient *self,
                           const GError *error)
 {
   ConnectData *connect = g_task_get_task_data (task);
+  g_autoptr(GError) cancelled = NULL;
   NpServerWatch *waiting = NULL;
   NpServerWatch *reconnect = NULL;
   NpPipeConnection *connection = NULL;
@@ -2037,6 +2043,12 @@ np_pipe_client_connected (NpPipeClient *self,
       g_mutex_unlock (&self->lock);
       return;
     }
+
+  /* close() cancels the attempt under the lock; a hello read before
+   * the cancel was handled must not connect the client it closed. */
+  if (error == NULL && self->attempt != NULL && g_cancellable_is_cancelled (self->attempt))
+    error = cancelled = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                             _("Operation was cancelled"));
 
   g_clear_object (&self->connect_task);
   connection = g_steal_pointer (&self->connect_connection);
@@ -3277,7 +3289,9 @@ np_pipe_client_get_connection (NpPipeClient *self)
   g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), NULL);
 
   g_mutex_lock (&self->lock);
-  if (self->connection != NULL && self->accepted)
+  /* Not one the server never accepted: a connect under way, or one
+   * that failed. */
+  if (self->connection != NULL && self->connection_accepted)
     connection = g_object_ref (self->connection);
   g_mutex_unlock (&self->lock);
 

@@ -43,6 +43,7 @@ G_BEGIN_DECLS
 #define NP_STREAM_ENSURE_LOCKED(self) NP_ENSURE_LOCKED ((self)->lock)
 
 gboolean np_stream_is_done_locked (NpStream *self);
+void     np_stream_attach_source_locked (NpStream *self);
 GMutex  *np_stream_lock_new       (void);
 void     np_stream_lock_free      (GMutex   *lock);
 

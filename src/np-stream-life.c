@@ -638,6 +638,18 @@ np_stream_close_sync (NpStream      *self,
   return ret;
 }
 
+/* Has the context's thread run the stream's I/O, once: not before the
+ * stream is started or aborted, so that it never reads the peer's hello
+ * while its creator still sets it up. */
+void
+np_stream_attach_source_locked (NpStream *self)
+{
+  NP_STREAM_ENSURE_LOCKED (self);
+
+  if (self->io_source != NULL && g_source_get_context (self->io_source) == NULL)
+    g_source_attach (self->io_source, self->context);
+}
+
 /* Ends the stream because of @error, telling the peer why. */
 void
 np_stream_abort (NpStream     *self,
@@ -646,6 +658,7 @@ np_stream_abort (NpStream     *self,
   NpStreamAfter after = NP_STREAM_AFTER_INIT;
 
   g_mutex_lock (self->lock);
+  np_stream_attach_source_locked (self);
   np_stream_abort_locked (self, error, &after);
   g_mutex_unlock (self->lock);
 

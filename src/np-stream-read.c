@@ -161,7 +161,11 @@ np_stream_handle_goodbye (NpStream      *self,
    * waits for, still go out before the stream closes cleanly. */
   if (g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED))
     {
+      /* The flags share a word that other threads write under the
+       * lock. */
+      g_mutex_lock (self->lock);
       self->goodbye_received = TRUE;
+      g_mutex_unlock (self->lock);
       /* Nothing follows a goodbye: descriptors nothing took are stray. */
       if (self->fd_batches.head != NULL)
         {
@@ -195,8 +199,14 @@ np_stream_handle_settings (NpStream      *self,
   gsize len;
   const guint8 *data = g_bytes_get_data (payload, &len);
   NpSettings settings;
+  gboolean twice;
 
-  if (self->settings_received)
+  /* Under the lock: the flag shares a word that other threads write. */
+  g_mutex_lock (self->lock);
+  twice = self->settings_received;
+  g_mutex_unlock (self->lock);
+
+  if (twice)
     error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
                                  _("the peer sent its settings twice"));
   else if (!np_settings_decode (data, len, &settings, &error))

@@ -245,7 +245,8 @@ np_stream_new (GObject       *connection,
   g_source_set_can_recurse (self->io_source, TRUE);
   self->events = G_IO_IN;
   self->fd_tag = g_source_add_unix_fd (self->io_source, transport->fd, self->events);
-  g_source_attach (self->io_source, context);
+  /* Attached once started (or aborted): from then on the context's
+   * thread reads, and the stream must be whole, and its connection's. */
 
   np_hello_encode (hello, max_message_size);
   np_out_queue_push_preamble (&self->out, hello, sizeof hello);
@@ -264,6 +265,7 @@ np_stream_start (NpStream *self,
                  guint     handshake_timeout)
 {
   g_mutex_lock (self->lock);
+  np_stream_attach_source_locked (self);
   if (self->state == NP_STREAM_HANDSHAKE)
     {
       self->connected = TRUE;
