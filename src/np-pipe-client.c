@@ -57,6 +57,28 @@
  * run, so that a server and its clients may share one thread: a refusal
  * then arrives as [signal@Np.PipeClient::disconnected].
  *
+ * ## The connection
+ *
+ * Each connect makes a [class@Np.PipeConnection], the object a server
+ * holds for each of its clients too, and
+ * [method@Np.PipeClient.get_connection] gives the current one. What is
+ * done on a connection is done by it: the client's methods of the same
+ * names (send, send_async, flush, ping, the requests) act on the
+ * current connection, as the connection's methods do, and their
+ * documentation says only what the client adds. The limits they meet
+ * are the client's properties, read when they are used.
+ *
+ * While the client is not connected, those methods fail with
+ * %NP_PIPE_ERROR_CLOSED; after the server refused the client
+ * (%NP_PIPE_ERROR_PERMISSION_DENIED, %NP_PIPE_ERROR_TOO_MANY_CLIENTS) or
+ * closed the connection over a message too large for it
+ * (%NP_PIPE_ERROR_MESSAGE_TOO_LARGE), they fail with the server's reason
+ * instead, until the next connect or [method@Np.PipeClient.close]. With
+ * [property@Np.PipeClient:auto-reconnect], the plain sends
+ * ([method@Np.PipeClient.send], [method@Np.PipeClient.send_data],
+ * [method@Np.PipeClient.send_variant]) hold messages for the next
+ * connection instead.
+ *
  * ## Threads and main contexts
  *
  * Every method of a client may be called from any thread, at any time,
@@ -561,17 +583,12 @@ np_pipe_client_class_init (NpPipeClientClass *klass)
    * Emitted when what is queued to the server, having passed half of
    * [property@Np.PipeClient:max-queued-bytes], has been written down to
    * a quarter of it or less: the moment for a producer that paused to
-   * send again. A producer that pauses once
-   * [method@Np.PipeClient.get_queued_bytes] passes half the limit, and
-   * resumes on this signal, never meets %NP_PIPE_ERROR_QUEUE_FULL as
-   * long as each message, with its 8-byte header, is at most half the
-   * limit.
-   *
-   * It is emitted once per such crossing, from the client's main
-   * context, never from inside a send. With no limit
-   * ([property@Np.PipeClient:max-queued-bytes] 0) it is not emitted. A
-   * connection that closes before its queue drained emits nothing:
-   * [signal@Np.PipeClient::disconnected] tells.
+   * send again. It follows the current connection's
+   * [signal@Np.PipeConnection::queue-drained], which says when it comes
+   * and how a producer that pauses on
+   * [method@Np.PipeClient.get_queued_bytes] never meets
+   * %NP_PIPE_ERROR_QUEUE_FULL; unlike it, this signal carries over from
+   * one connection of the client to the next.
    *
    * Since: 1.0
    */
@@ -685,29 +702,20 @@ np_pipe_client_take_for_close (NpPipeClient *self,
  * @cancellable: (nullable): a #GCancellable
  * @error: return location for a #GError
  *
- * Writes out everything queued, blocking like
- * [method@Np.PipeClient.flush_sync] for at most
- * [property@Np.PipeClient:close-timeout], then closes the connection.
- * Past the timeout, what is still queued is dropped (a server that does
- * not read cannot make this hang). A connect under way is cancelled.
- *
- * [signal@Np.PipeClient::disconnected] follows: before this returns when
- * called from the thread of the client's main context (the thread that
- * iterates it; or, while no thread does, the thread that pushed it as
- * its thread-default context, the main thread for the global default
- * one), otherwise from that context once it runs. Its error is %NULL
- * when everything was written. Closing a closed client does nothing;
- * the client may connect again.
+ * Closes the client: cancels a connect under way, stops reconnecting
+ * ([property@Np.PipeClient:auto-reconnect]), and closes the current
+ * connection as [method@Np.PipeConnection.close] does, writing out what
+ * is queued for at most [property@Np.PipeClient:close-timeout], blocking,
+ * then emitting [signal@Np.PipeClient::disconnected] (with no error when
+ * everything was written). Closing a closed client does nothing; the
+ * client may connect again.
  *
  * Like g_io_stream_close(), it fails when something queued was dropped:
- * past the close timeout (the error is that of the
- * [signal@Np.PipeClient::disconnected] it emits), or messages held while
- * disconnected (see [property@Np.PipeClient:auto-reconnect]), which
- * fail it with %NP_PIPE_ERROR_CLOSED. Cancelling closes at once,
- * dropping what is still queued, and fails it with
- * %G_IO_ERROR_CANCELLED. Whether it fails or not, the client is closed
- * when this returns; in Python the failure is an exception, as from a
- * file whose `close()` cannot write out what it buffered.
+ * past the close timeout, or when cancelled, as the connection's close
+ * does, or messages held while disconnected (see
+ * [property@Np.PipeClient:auto-reconnect]), which fail it with
+ * %NP_PIPE_ERROR_CLOSED. Whether it fails or not, the client is closed
+ * when this returns.
  *
  * A program with a main loop may prefer [method@Np.PipeClient.close_async],
  * which does not block and reports the same.
@@ -755,17 +763,11 @@ np_pipe_client_close (NpPipeClient  *self,
  * @callback: (scope async): called once the connection is closed
  * @user_data: data for @callback
  *
- * Closes the connection without blocking, like
- * [method@Np.PipeClient.close], and fails when it does: what is queued
- * is written from the client's main context for at most
- * [property@Np.PipeClient:close-timeout], then the connection closes and
- * [signal@Np.PipeClient::disconnected] is emitted. A connect under way is
- * cancelled.
- *
- * Cancelling closes at once, dropping what is still queued; the call
- * then fails with %G_IO_ERROR_CANCELLED, but the client is closed all the
- * same, as with g_io_stream_close_async(). Finish with
- * [method@Np.PipeClient.close_finish].
+ * Closes the client without blocking, like [method@Np.PipeClient.close],
+ * and fails when it does: the current connection closes as
+ * [method@Np.PipeConnection.close_async] does, from the client's main
+ * context, then [signal@Np.PipeClient::disconnected] is emitted. Finish
+ * with [method@Np.PipeClient.close_finish].
  *
  * Since: 1.0
  */
@@ -882,17 +884,13 @@ np_pipe_client_run (NpPipeClient   *self,
  * @message: the message, 0 bytes or more
  * @error: return location for a #GError
  *
- * Queues @message to the server. This never blocks: the queue is written
- * from the client's main context as one vectored write for everything
- * queued in the meantime, and at once once it grows past a few tens of
- * KiB. [method@Np.PipeClient.flush_sync] and [method@Np.PipeClient.close]
- * write it out without a main loop.
- *
- * Fails with %NP_PIPE_ERROR_CLOSED when the client is not connected, with
- * %NP_PIPE_ERROR_MESSAGE_TOO_LARGE when the server announced a smaller
- * [property@Np.PipeServer:max-message-size], and with
- * %NP_PIPE_ERROR_QUEUE_FULL when the server does not keep up (see
- * [property@Np.PipeClient:max-queued-bytes]).
+ * Queues @message to the server on the client's current connection, as
+ * [method@Np.PipeConnection.send] does: it never blocks, and fails the
+ * same way, with %NP_PIPE_ERROR_QUEUE_FULL past
+ * [property@Np.PipeClient:max-queued-bytes] (the client staying
+ * connected); while the client is not connected, it fails as
+ * [class@Np.PipeClient] says. The server receives it through
+ * [signal@Np.PipeServer::message-received].
  *
  * With [property@Np.PipeClient:auto-reconnect], a message sent while the
  * client is disconnected and connecting again (or while
@@ -941,33 +939,15 @@ np_pipe_client_send (NpPipeClient  *self,
  * @fds: (nullable): the descriptors to pass with it, at most 253
  * @error: return location for a #GError
  *
- * Queues @message to the server with the file descriptors of @fds,
- * which travel with it over the socket (`SCM_RIGHTS`): the server
- * receives duplicates of them, with the message, through
- * [signal@Np.PipeServer::message-with-fds-received]. This never blocks,
- * and fails like [method@Np.PipeClient.send], but for one thing: while
- * the client is disconnected, with
- * [property@Np.PipeClient:auto-reconnect] too, it fails with
- * %NP_PIPE_ERROR_CLOSED rather than hold the message (and its open
- * descriptors) for a server that may never come back.
- *
- * The client keeps a reference to @fds until the message is written
- * (the descriptors stay open until then); when the connection closes
- * first, that reference is dropped. @fds with no descriptors, or %NULL,
- * sends a plain message.
- *
- * Fails with %NP_PIPE_ERROR_NOT_SUPPORTED when the server's library does
- * not take descriptors (it speaks protocol version 2 or earlier), or
- * when @fds holds more than 253. Sent before the server's handshake
- * arrived, the message goes out all the same, as any message does: a
- * server too old to take descriptors then closes the connection with
- * %NP_PIPE_ERROR_PROTOCOL, reported by
- * [signal@Np.PipeClient::disconnected]. (Behind a request that waits for
- * the handshake, it waits too, and such a server closes the connection
- * with %NP_PIPE_ERROR_NOT_SUPPORTED.)
- * A server that takes fewer per message (its
- * [property@Np.PipeServer:max-fds-per-message]) than @fds holds closes
- * the connection with %NP_PIPE_ERROR_PROTOCOL.
+ * Queues @message with the file descriptors of @fds on the client's
+ * current connection, as [method@Np.PipeConnection.send_with_fds] does;
+ * the server receives them with the message through
+ * [signal@Np.PipeServer::message-with-fds-received]. Unlike
+ * [method@Np.PipeClient.send], it never holds a message: while the
+ * client is disconnected, with [property@Np.PipeClient:auto-reconnect]
+ * too, it fails rather than keep the descriptors open for a server that
+ * may never come back. @fds with no descriptors, or %NULL, sends a plain
+ * message, as [method@Np.PipeClient.send] does.
  *
  * Returns: %TRUE if the message was queued
  *
@@ -1001,9 +981,10 @@ np_pipe_client_send_with_fds (NpPipeClient  *self,
  * @size: the length of @data
  * @error: return location for a #GError
  *
- * Queues a copy of @data as one message, like [method@Np.PipeClient.send].
- * This is the call for bindings that hold a byte string rather than a
- * #GBytes, such as a Python `bytes` object.
+ * Queues a copy of @data as one message, like [method@Np.PipeClient.send]
+ * (held the same way while the client reconnects). This is the call for
+ * bindings that hold a byte string rather than a #GBytes, such as a
+ * Python `bytes` object.
  *
  * Returns: %TRUE if the message was queued
  *
@@ -1035,14 +1016,13 @@ np_pipe_client_send_data (NpPipeClient  *self,
  *   socket, or failed
  * @user_data: data for @callback
  *
- * Queues @message like [method@Np.PipeClient.send] and reports when it
- * has been written to the socket. Finish with
- * [method@Np.PipeClient.send_finish].
- *
- * Cancelling before any byte of the message was written takes it out of
- * the queue: the server never sees it. Once writing has begun, the
- * message is delivered whole all the same, and the call still fails with
- * %G_IO_ERROR_CANCELLED.
+ * Queues @message on the client's current connection and reports when
+ * it has been written to the socket, as
+ * [method@Np.PipeConnection.send_async] does, cancelling included.
+ * Finish with [method@Np.PipeClient.send_finish]. While the client is
+ * disconnected it fails at once, even with
+ * [property@Np.PipeClient:auto-reconnect]: nothing says when it could
+ * complete.
  *
  * Since: 1.0
  */
@@ -1093,10 +1073,10 @@ np_pipe_client_send_finish (NpPipeClient  *self,
  * @cancellable: (nullable): a #GCancellable
  * @error: return location for a #GError
  *
- * Writes out everything queued, blocking the calling thread until the
- * socket took it. No main context is iterated; when the server runs in the
- * same thread, queue no more than the socket buffer holds (some hundred
- * KiB) before flushing, or use [method@Np.PipeClient.flush_async].
+ * Writes out everything queued on the client's current connection,
+ * blocking the calling thread without iterating any main context, as
+ * [method@Np.PipeConnection.flush_sync] does (which says how much to
+ * queue when the server runs in the same thread).
  *
  * Returns: %TRUE if everything queued was written
  *
@@ -1126,10 +1106,9 @@ np_pipe_client_flush_sync (NpPipeClient  *self,
  *   written, or failed
  * @user_data: data for @callback
  *
- * Writes out everything queued from the client's main context. Finish
- * with [method@Np.PipeClient.flush_finish]. Cancelling fails the call at
- * once with %G_IO_ERROR_CANCELLED; what is queued is written all the
- * same.
+ * Writes out everything queued on the client's current connection from
+ * the client's main context, as [method@Np.PipeConnection.flush_async]
+ * does. Finish with [method@Np.PipeClient.flush_finish].
  *
  * Since: 1.0
  */
@@ -1180,13 +1159,10 @@ np_pipe_client_flush_finish (NpPipeClient  *self,
  *   connection ended first
  * @user_data: data for @callback
  *
- * Sends a ping that the server's library answers by itself, whatever the
- * application does, and measures the round trip. Finish with
- * [method@Np.PipeClient.ping_finish].
- *
- * Cancelling fails the call at once with %G_IO_ERROR_CANCELLED; the ping
- * is taken out of the queue if none of it was written, and an answer
- * that comes later is ignored.
+ * Sends a ping on the client's current connection, which the server's
+ * library answers by itself, whatever the application does, and
+ * measures the round trip, as [method@Np.PipeConnection.ping_async]
+ * does. Finish with [method@Np.PipeClient.ping_finish].
  *
  * Since: 1.0
  */
@@ -1239,12 +1215,12 @@ np_pipe_client_ping_finish (NpPipeClient  *self,
  * np_pipe_client_get_queued_bytes:
  * @self: a #NpPipeClient
  *
- * Gets how many bytes are queued to the server and not yet written to the
- * socket, framing included: a measure of progress for a large send, or of
- * a server that does not keep up.
+ * Gets how many bytes are queued to the server: those of the current
+ * connection, as [method@Np.PipeConnection.get_queued_bytes] counts
+ * them, or, while the client is disconnected, those of the messages held
+ * for a reconnect (see [property@Np.PipeClient:auto-reconnect]).
  *
- * Returns: the bytes queued, 0 when not connected (but for messages held
- *   for a reconnect, see [property@Np.PipeClient:auto-reconnect])
+ * Returns: the bytes queued, 0 when not connected and holding nothing
  *
  * Since: 1.0
  */
@@ -1303,21 +1279,15 @@ np_pipe_client_send_variant (NpPipeClient  *self,
  * @callback: (scope async): called with the server's reply, or the failure
  * @user_data: data for @callback
  *
- * Asks the server: sends @request, which the server receives through
- * [signal@Np.PipeServer::request-received], and reports its reply in the
- * thread-default main context of the calling thread. Finish with
+ * Asks the server on the client's current connection, as
+ * [method@Np.PipeConnection.request_async] does: the server receives
+ * @request through [signal@Np.PipeServer::request-received], and its
+ * reply, or the failure, is reported in the thread-default main context
+ * of the calling thread. The request times out after
+ * [property@Np.PipeClient:request-timeout]. While the client is
+ * disconnected it fails at once, even with
+ * [property@Np.PipeClient:auto-reconnect]. Finish with
  * [method@Np.PipeClient.request_finish].
- *
- * Many requests may be in flight at once; replies are matched whatever
- * order they come in, and requests keep their place among the messages
- * sent. A request unanswered after [property@Np.PipeClient:request-timeout]
- * fails with %NP_PIPE_ERROR_TIMED_OUT; one to a server whose library has
- * no requests fails at once with %NP_PIPE_ERROR_NOT_SUPPORTED; a
- * disconnect fails every pending request with the disconnect's error. An
- * error the server replies with keeps its domain and code. Cancelling
- * fails only this request, with %G_IO_ERROR_CANCELLED; a reply that comes
- * later is dropped, and a request cancelled before any of it was written
- * is never sent.
  *
  * Since: 1.0
  */
@@ -1345,7 +1315,8 @@ np_pipe_client_request_async (NpPipeClient        *self,
  * @result: the result passed to the callback
  * @error: return location for a #GError
  *
- * Finishes [method@Np.PipeClient.request_async].
+ * Finishes [method@Np.PipeClient.request_async]. An error the server
+ * replied with keeps its domain and code.
  *
  * Returns: (transfer full): the reply
  *
@@ -1423,18 +1394,11 @@ np_pipe_client_request_data_finish (NpPipeClient  *self,
  * @cancellable: (nullable): a #GCancellable
  * @error: return location for a #GError
  *
- * Asks the server, like [method@Np.PipeClient.request_async], and blocks
- * the calling thread until the reply comes, the request times out or
- * @cancellable is cancelled.
- *
- * It blocks on the socket and never iterates the caller's main context:
- * when no other thread runs the client's main context, this thread reads
- * the socket itself (messages and requests that arrive meanwhile are
- * delivered from here, as the context would); otherwise it waits for that
- * thread to read the reply. So the server cannot run in the same thread:
- * it could not answer. Called from a handler of this client's own
- * messages, it delivers the messages that follow, in order, before the
- * handler returns, as a main loop run there would.
+ * Asks the server on the client's current connection, like
+ * [method@Np.PipeClient.request_async], and blocks the calling thread
+ * until the reply comes, the request times out or @cancellable is
+ * cancelled, as [method@Np.PipeConnection.request_sync] does: it never
+ * iterates a main context, so the server cannot run in the same thread.
  *
  * Returns: (transfer full): the reply
  *
@@ -1491,29 +1455,14 @@ np_pipe_client_request_data_sync (NpPipeClient  *self,
  * @callback: (scope async): called with the server's reply, or the failure
  * @user_data: data for @callback
  *
- * Asks the server, like [method@Np.PipeClient.request_async], passing the
- * file descriptors of @fd_list with the request (`SCM_RIGHTS`), and
- * taking those the server passes with its reply: finish with
- * [method@Np.PipeClient.request_with_fds_finish]. This is the call for a
- * service that hands out descriptors, as GDBus's
- * g_dbus_connection_call_with_unix_fd_list() does: open a file for the
- * caller, give it a memfd.
- *
- * The server finds the descriptors with
- * [method@Np.PipeRequest.get_fd_list] and answers with
- * [method@Np.PipeRequest.reply_with_fds]. The client keeps a reference
- * to @fd_list until the request is written (or cancelled before it was).
- * @fd_list with no descriptors, or %NULL, sends a plain request, whose
- * reply may still carry descriptors.
- *
- * Requests and replies carry descriptors from protocol version 4 on: to
- * a server whose library speaks an older version, a request with
- * descriptors fails with %NP_PIPE_ERROR_NOT_SUPPORTED and is not sent (at
- * once, or once the server's handshake tells, for a request made before
- * it). More than 253 descriptors fail the same way, and more than the
- * server takes ([property@Np.PipeServer:max-fds-per-message], announced
- * in the handshake) with %NP_PIPE_ERROR_MESSAGE_TOO_LARGE; the
- * connection goes on.
+ * Asks the server on the client's current connection, like
+ * [method@Np.PipeClient.request_async], passing the file descriptors of
+ * @fd_list with the request and taking those the server passes with its
+ * reply, as [method@Np.PipeConnection.request_with_fds_async] does: the
+ * server finds them with [method@Np.PipeRequest.get_fd_list] in its
+ * [signal@Np.PipeServer::request-received] handler, and answers with
+ * [method@Np.PipeRequest.reply_with_fds]. Finish with
+ * [method@Np.PipeClient.request_with_fds_finish].
  *
  * Since: 1.0
  */
@@ -1579,8 +1528,8 @@ np_pipe_client_request_with_fds_finish (NpPipeClient  *self,
  *
  * Asks the server with descriptors, like
  * [method@Np.PipeClient.request_with_fds_async], and blocks the calling
- * thread until the reply comes, the request times out or @cancellable is
- * cancelled, as [method@Np.PipeClient.request_sync] does.
+ * thread until the reply comes, as
+ * [method@Np.PipeConnection.request_with_fds_sync] does.
  *
  * Returns: (transfer full): the reply
  *

@@ -57,7 +57,8 @@
  * Who the peer is comes from the kernel (`SO_PEERCRED`), not from anything
  * the peer says: see [method@Np.PipeConnection.get_peer_pid] and
  * [method@Np.PipeConnection.get_peer_uid]. At a client's end, the peer
- * is the server's process.
+ * is the server's process, or the service manager's for a server whose
+ * socket it made (systemd socket activation).
  *
  * The limits and timeouts of a connection are its owner's
  * ([property@Np.PipeServer:request-timeout],
@@ -249,11 +250,13 @@ np_pipe_connection_class_init (NpPipeConnectionClass *klass)
   /**
    * NpPipeConnection:id:
    *
-   * The identifier of the connection, unique within its server and
-   * increasing with each peer the server accepts, from 1 (0 for a
-   * connection no server made). Peers complete their handshakes in any
-   * order, so clients are not always announced in the order of their
-   * identifiers.
+   * The identifier of the connection, from 1 (0 for a connection no
+   * server or client made). At a server's end it is unique within the
+   * server and increases with each peer the server accepts; peers
+   * complete their handshakes in any order, so clients are not always
+   * announced in the order of their identifiers. At a client's end it
+   * counts the client's connections: 1 for its first, one more for each
+   * connection a connect or a reconnect makes.
    *
    * Since: 1.0
    */
@@ -265,10 +268,12 @@ np_pipe_connection_class_init (NpPipeConnectionClass *klass)
   /**
    * NpPipeConnection:peer-pid:
    *
-   * The process id of the peer, as the kernel reported it when it
-   * connected; -1 when the platform does not tell, or when the peer runs
-   * outside the server's pid namespace (a host client of a server in a
-   * sandbox), which has no number for it.
+   * The process id of the peer, as the kernel recorded it when the
+   * connection was made (see [method@Np.PipeConnection.get_peer_pid]);
+   * -1 when the platform does not tell, or when the peer runs outside
+   * this process's pid namespace (a host client of a server in a
+   * sandbox, a host server of a client in one), which has no number for
+   * it.
    *
    * Since: 1.0
    */
@@ -280,9 +285,9 @@ np_pipe_connection_class_init (NpPipeConnectionClass *klass)
   /**
    * NpPipeConnection:peer-uid:
    *
-   * The user id of the peer, as the kernel reported it when it connected;
-   * `(guint) -1` (the C library's "no user") when the platform does not
-   * tell.
+   * The user id of the peer, as the kernel recorded it when the
+   * connection was made; `(guint) -1` (the C library's "no user") when
+   * the platform does not tell.
    *
    * Since: 1.0
    */
@@ -294,8 +299,8 @@ np_pipe_connection_class_init (NpPipeConnectionClass *klass)
   /**
    * NpPipeConnection:peer-gid:
    *
-   * The group id of the peer, as the kernel reported it when it
-   * connected; `(guint) -1` when the platform does not tell.
+   * The group id of the peer, as the kernel recorded it when the
+   * connection was made; `(guint) -1` when the platform does not tell.
    *
    * Since: 1.0
    */
@@ -307,9 +312,10 @@ np_pipe_connection_class_init (NpPipeConnectionClass *klass)
   /**
    * NpPipeConnection:peer-max-message-size:
    *
-   * The largest message, in bytes, the client accepts, as it announced in
-   * the handshake, from 0 to `G_MAXUINT32`; 0 until its handshake
-   * arrived. A larger message fails
+   * The largest message, in bytes, the peer accepts, as it announced in
+   * the handshake (a client's [property@Np.PipeClient:max-message-size],
+   * a server's [property@Np.PipeServer:max-message-size]), from 0 to
+   * `G_MAXUINT32`; 0 until its handshake arrived. A larger message fails
    * to send with %NP_PIPE_ERROR_MESSAGE_TOO_LARGE.
    *
    * Since: 1.0
@@ -323,9 +329,13 @@ np_pipe_connection_class_init (NpPipeConnectionClass *klass)
    * NpPipeConnection:connected:
    *
    * Whether messages can still be sent on the connection: %TRUE from the
-   * moment the server accepts the client (%FALSE before). It turns false
-   * once, when the connection starts closing for any reason, in the
-   * server's main context.
+   * start of its handshake, so from before its owner hands it out (by
+   * [signal@Np.PipeServer::client-connected] or
+   * [method@Np.PipeClient.get_connection]); %FALSE before, as in
+   * [signal@Np.PipeServer::authorize-peer]. It turns %FALSE once, when
+   * the connection starts closing for any reason (either side closing
+   * it, a failure, its owner closing or stopping), notified in the
+   * owner's main context.
    *
    * Since: 1.0
    */
@@ -380,17 +390,18 @@ np_pipe_connection_class_init (NpPipeConnectionClass *klass)
    * its owner's max-queued-bytes ([property@Np.PipeServer:max-queued-bytes]
    * or [property@Np.PipeClient:max-queued-bytes]), has been written down
    * to a quarter of it or less: the moment for a sender that paused
-   * streaming to this peer to send again. At a server, a client that
-   * does not read until a message would pass the limit is dropped; at a
-   * client, the send fails with %NP_PIPE_ERROR_QUEUE_FULL. A sender that
-   * pauses once [method@Np.PipeConnection.get_queued_bytes] passes half
-   * the limit, and resumes on this signal, meets neither, as long as
-   * each message, with its 8-byte header, is at most half the limit.
+   * streaming to this peer to send again. Past the limit, a send fails
+   * with %NP_PIPE_ERROR_QUEUE_FULL, and at a server's end the peer that
+   * did not read is dropped too (see [method@Np.PipeConnection.send]). A
+   * sender that pauses once [method@Np.PipeConnection.get_queued_bytes]
+   * passes half the limit, and resumes on this signal, never meets that
+   * error, as long as each message, with its 8-byte header, is at most
+   * half the limit.
    *
    * It is emitted once per such crossing, from the owner's main context,
-   * never from inside a send, before the client's own
-   * [signal@Np.PipeClient::queue-drained]. With no limit (0) it is not
-   * emitted. A connection that closes before its queue drained emits
+   * never from inside a send; at a client's end, just before the client's
+   * own [signal@Np.PipeClient::queue-drained]. With no limit (0) it is
+   * not emitted. A connection that closes before its queue drained emits
    * nothing: [signal@Np.PipeServer::client-disconnected] or
    * [signal@Np.PipeClient::disconnected] tells.
    *
@@ -687,8 +698,9 @@ _np_pipe_connection_request_finish (GTask        *task,
  * np_pipe_connection_get_id:
  * @self: a #NpPipeConnection
  *
- * Gets the identifier of the connection: unique within its server, and
- * increasing in the order the server accepted the peers.
+ * Gets [property@Np.PipeConnection:id]: at a server's end, unique within
+ * the server and increasing in the order it accepted the peers; at a
+ * client's end, the number of the client's connection, from 1.
  *
  * Returns: the identifier, 1 or more
  *
@@ -707,15 +719,19 @@ np_pipe_connection_get_id (NpPipeConnection *self)
  * @self: a #NpPipeConnection
  *
  * Gets the process id of the peer, from the kernel's record of who
- * connected (`SO_PEERCRED`).
+ * connected (`SO_PEERCRED`). At a client's end, the kernel records the
+ * process that made the server's listening socket: the server's, or the
+ * service manager's for a server started on demand by a systemd socket
+ * unit.
  *
- * A server in a pid namespace of its own (a sandbox made with
+ * A process in a pid namespace of its own (a sandbox made with
  * `bwrap --unshare-pid`, say) cannot see a peer outside it: the kernel
- * reports no pid for it, and this returns -1. Its user and group ids are
- * still right.
+ * reports no pid for it, and this returns -1, for a host client at a
+ * sandboxed server's end as for a host server at a sandboxed client's.
+ * Its user and group ids are still right.
  *
  * Returns: the peer's process id, or -1 if the platform does not tell or
- *   the peer is outside the server's pid namespace
+ *   the peer is outside this process's pid namespace
  *
  * Since: 1.0
  */
@@ -773,7 +789,7 @@ np_pipe_connection_get_peer_gid (NpPipeConnection *self)
  *
  * Gets the credentials the kernel recorded for the peer when it connected.
  *
- * For a peer outside the server's pid namespace the kernel records pid 0,
+ * For a peer outside this process's pid namespace the kernel records pid 0,
  * which GLib's [method@Gio.Credentials.get_unix_user] and
  * [method@Gio.Credentials.get_unix_pid] take for invalid data and answer
  * -1 for both: read the peer's ids with
@@ -818,10 +834,11 @@ np_pipe_connection_get_peer_max_message_size (NpPipeConnection *self)
  * @self: a #NpPipeConnection
  *
  * Gets [property@Np.PipeConnection:max-queued-bytes]: how many bytes may
- * wait to be written to this peer before it is dropped with
- * %NP_PIPE_ERROR_QUEUE_FULL. Compare it with
- * [method@Np.PipeConnection.get_queued_bytes] to pause before a client
- * that does not keep up is dropped.
+ * wait to be written to this peer before a send fails with
+ * %NP_PIPE_ERROR_QUEUE_FULL, which at a server's end drops the peer too
+ * (see [method@Np.PipeConnection.send]). Compare it with
+ * [method@Np.PipeConnection.get_queued_bytes] to pause before a peer
+ * that does not keep up meets it.
  *
  * Returns: the limit, in bytes; 0 for no limit
  *
@@ -841,17 +858,32 @@ np_pipe_connection_get_max_queued_bytes (NpPipeConnection *self)
  * @message: the message, 0 bytes or more
  * @error: return location for a #GError
  *
- * Queues @message to the peer. This never blocks: the queue is written
- * from the owner's main context, as one vectored write for everything
- * queued in the meantime.
+ * Queues @message to the peer, which receives it through its owner's
+ * [signal@Np.PipeServer::message-received] or
+ * [signal@Np.PipeClient::message-received]. This never blocks: the
+ * queue is written from the owner's main context, as one vectored write
+ * for everything queued in the meantime, and at once, as far as the
+ * socket takes it, once it grows past a few tens of KiB.
+ * [method@Np.PipeConnection.flush_sync] and
+ * [method@Np.PipeConnection.close] write it out without a main loop.
  *
  * Fails with %NP_PIPE_ERROR_CLOSED once the connection is closing, and
  * with %NP_PIPE_ERROR_MESSAGE_TOO_LARGE when @message is larger than the
- * client accepts. When the client does not read and @message would make
- * what is queued to it pass [property@Np.PipeServer:max-queued-bytes],
- * this fails with %NP_PIPE_ERROR_QUEUE_FULL and the server drops the
- * client: [signal@Np.PipeServer::client-disconnected] follows, from the
- * server's main context, with that error.
+ * peer accepts ([property@Np.PipeConnection:peer-max-message-size]). A
+ * message sent before the peer's handshake arrived cannot be checked: it
+ * goes out, and a peer that does not take it closes the connection with
+ * that error; behind a request that waits for the handshake, it waits
+ * too, and is dropped with a warning if it is too large.
+ *
+ * When the peer does not read and @message would make what is queued
+ * to it pass its owner's max-queued-bytes
+ * ([property@Np.PipeConnection:max-queued-bytes]), this fails with
+ * %NP_PIPE_ERROR_QUEUE_FULL, and nothing is queued. At a server's end,
+ * the server then drops the peer:
+ * [signal@Np.PipeServer::client-disconnected] follows, from the
+ * server's main context, with that error. At a client's end, the
+ * connection stays: send again once a flush completed, or pace the
+ * sends with [signal@Np.PipeConnection::queue-drained].
  *
  * Returns: %TRUE if the message was queued
  *
@@ -883,8 +915,9 @@ np_pipe_connection_send (NpPipeConnection  *self,
  * @error: return location for a #GError
  *
  * Queues @message to the peer with the file descriptors of @fds,
- * which travel with it over the socket (`SCM_RIGHTS`): the client
- * receives duplicates of them, with the message, through
+ * which travel with it over the socket (`SCM_RIGHTS`): the peer
+ * receives duplicates of them, with the message, through its owner's
+ * [signal@Np.PipeServer::message-with-fds-received] or
  * [signal@Np.PipeClient::message-with-fds-received]. This never blocks,
  * and fails like [method@Np.PipeConnection.send].
  *
@@ -895,9 +928,19 @@ np_pipe_connection_send (NpPipeConnection  *self,
  *
  * Fails with %NP_PIPE_ERROR_NOT_SUPPORTED when the peer's library does
  * not take descriptors (it speaks protocol version 2 or earlier) or when
- * @fds holds more than 253. A client that takes fewer per message (its
- * [property@Np.PipeClient:max-fds-per-message]) than @fds holds closes
- * the connection with %NP_PIPE_ERROR_PROTOCOL.
+ * @fds holds more than 253, and with %NP_PIPE_ERROR_MESSAGE_TOO_LARGE
+ * when it holds more than the peer announced it takes per message (its
+ * owner's [property@Np.PipeServer:max-fds-per-message] or
+ * [property@Np.PipeClient:max-fds-per-message], from protocol version 4
+ * on); nothing is sent, and the connection goes on. A peer of version 3,
+ * which announces no limit, closes the connection with
+ * %NP_PIPE_ERROR_PROTOCOL when it gets more than it takes.
+ *
+ * Sent before the peer's handshake arrived, the message waits for it, in
+ * its place among the others, and is checked then: past what the peer
+ * takes, it is dropped with a warning (its call has returned), and the
+ * connection goes on; to a peer too old for descriptors, the connection
+ * closes with %NP_PIPE_ERROR_NOT_SUPPORTED.
  *
  * Returns: %TRUE if the message was queued
  *
@@ -965,7 +1008,7 @@ np_pipe_connection_send_data (NpPipeConnection  *self,
  * @error: return location for a #GError
  *
  * Queues @value to the peer as one message, with its type, as
- * [func@Np.variant_to_message] makes it; the client reads it back with
+ * [func@Np.variant_to_message] makes it; the peer reads it back with
  * [func@Np.variant_from_message]. Fails like
  * [method@Np.PipeConnection.send].
  *
@@ -1002,9 +1045,8 @@ np_pipe_connection_send_variant (NpPipeConnection  *self,
  * it has been written to the socket, in the thread-default main context
  * of the calling thread. Finish with
  * [method@Np.PipeConnection.send_finish]. It fails as
- * [method@Np.PipeConnection.send] does: a message that would pass
- * [property@Np.PipeServer:max-queued-bytes] fails with
- * %NP_PIPE_ERROR_QUEUE_FULL and drops the peer.
+ * [method@Np.PipeConnection.send] does: past max-queued-bytes with
+ * %NP_PIPE_ERROR_QUEUE_FULL, which at a server's end drops the peer too.
  *
  * Cancelling before any byte of the message was written takes it out of
  * the queue: the peer never sees it. Once writing has begun, the
@@ -1062,9 +1104,10 @@ np_pipe_connection_send_finish (NpPipeConnection  *self,
  *
  * Writes out everything queued to the peer, blocking the calling
  * thread until the socket took it. No main context is iterated: when the
- * client runs in the same thread, queue no more than the socket buffer
- * holds (some hundred KiB) before flushing, or use
- * [method@Np.PipeConnection.flush_async].
+ * peer runs in the same thread (a server and its client sharing one main
+ * loop), queue no more than the socket buffer holds (some hundred KiB)
+ * before flushing, or use [method@Np.PipeConnection.flush_async]: the
+ * peer cannot read while the thread is blocked.
  *
  * Returns: %TRUE if everything queued was written
  *
@@ -1098,7 +1141,7 @@ np_pipe_connection_flush_sync (NpPipeConnection  *self,
  *   written, or failed
  * @user_data: data for @callback
  *
- * Writes out everything queued to the peer from the server's main
+ * Writes out everything queued to the peer from the owner's main
  * context, and reports in the thread-default main context of the calling
  * thread. Finish with [method@Np.PipeConnection.flush_finish].
  * Cancelling fails the call at once with %G_IO_ERROR_CANCELLED; what is
@@ -1153,16 +1196,25 @@ np_pipe_connection_flush_finish (NpPipeConnection  *self,
  * @callback: (scope async): called with the peer's reply, or the failure
  * @user_data: data for @callback
  *
- * Asks the peer: sends @request, which the peer receives through
- * [signal@Np.PipeClient::request-received], and reports its reply. Finish
- * with [method@Np.PipeConnection.request_finish].
+ * Asks the peer: sends @request, which the peer receives through its
+ * owner's [signal@Np.PipeServer::request-received] or
+ * [signal@Np.PipeClient::request-received], and reports its reply in
+ * the thread-default main context of the calling thread. Finish with
+ * [method@Np.PipeConnection.request_finish].
  *
  * Many requests may be in flight at once, in both directions; replies are
  * matched whatever order they come in, and requests keep their place
- * among the messages sent. A request unanswered after
- * [property@Np.PipeServer:request-timeout] fails with
- * %NP_PIPE_ERROR_TIMED_OUT; one to a client whose library has no
- * requests fails at once with %NP_PIPE_ERROR_NOT_SUPPORTED; a disconnect
+ * among the messages sent. An error the peer replies with keeps its
+ * domain and code. A request unanswered after its owner's request-timeout
+ * ([property@Np.PipeServer:request-timeout] or
+ * [property@Np.PipeClient:request-timeout], as it is when the request is
+ * sent) fails with %NP_PIPE_ERROR_TIMED_OUT. One fails with
+ * %NP_PIPE_ERROR_NOT_SUPPORTED when the peer's library has no requests
+ * (at once, or once the peer's handshake tells, for a request made
+ * before it) or nothing on the peer handles it, and with
+ * %NP_PIPE_ERROR_TOO_MANY_REQUESTS when the peer already holds as many
+ * unanswered as it takes (its owner's max-pending-requests and
+ * max-pending-request-bytes), the connection going on. A disconnect
  * fails every pending request with the disconnect's error. Cancelling
  * fails only this request (with %G_IO_ERROR_CANCELLED); a reply that
  * comes later is dropped, and a request cancelled before any of it was
@@ -1253,7 +1305,7 @@ np_pipe_connection_request_data_async (NpPipeConnection    *self,
  * @error: return location for a #GError
  *
  * Finishes [method@Np.PipeConnection.request_data_async]. An error the
- * client replied with keeps its domain and code.
+ * peer replied with keeps its domain and code.
  *
  * Returns: (transfer full): the reply
  *
@@ -1278,10 +1330,13 @@ np_pipe_connection_request_data_finish (NpPipeConnection  *self,
  *
  * Asks the peer, like [method@Np.PipeConnection.request_async],
  * passing the file descriptors of @fd_list with the request
- * (`SCM_RIGHTS`), and taking those the client passes with its reply:
- * finish with [method@Np.PipeConnection.request_with_fds_finish].
+ * (`SCM_RIGHTS`), and taking those the peer passes with its reply:
+ * finish with [method@Np.PipeConnection.request_with_fds_finish]. This
+ * is the call for a service that hands out descriptors, as GDBus's
+ * g_dbus_connection_call_with_unix_fd_list() does: open a file for the
+ * caller, give it a memfd.
  *
- * The client finds the descriptors with
+ * The peer finds the descriptors with
  * [method@Np.PipeRequest.get_fd_list] and answers with
  * [method@Np.PipeRequest.reply_with_fds]. The connection keeps a
  * reference to @fd_list until the request is written (or cancelled
@@ -1289,12 +1344,14 @@ np_pipe_connection_request_data_finish (NpPipeConnection  *self,
  * request, whose reply may still carry descriptors.
  *
  * Requests and replies carry descriptors from protocol version 4 on: to
- * a client whose library speaks an older version, a request with
- * descriptors fails at once with %NP_PIPE_ERROR_NOT_SUPPORTED and is not
- * sent. More than 253 descriptors fail the same way, and more than the
- * client takes ([property@Np.PipeClient:max-fds-per-message], announced
- * in the handshake) with %NP_PIPE_ERROR_MESSAGE_TOO_LARGE; the
- * connection goes on.
+ * a peer whose library speaks an older version, a request with
+ * descriptors fails with %NP_PIPE_ERROR_NOT_SUPPORTED and is not sent
+ * (at once, or once the peer's handshake tells, for a request made
+ * before it). More than 253 descriptors fail the same way, and more than
+ * the peer takes (its owner's [property@Np.PipeServer:max-fds-per-message]
+ * or [property@Np.PipeClient:max-fds-per-message], announced in the
+ * handshake) with %NP_PIPE_ERROR_MESSAGE_TOO_LARGE; the connection goes
+ * on.
  *
  * Since: 1.0
  */
@@ -1362,14 +1419,8 @@ np_pipe_connection_request_with_fds_finish (NpPipeConnection  *self,
  * Asks the peer with descriptors, like
  * [method@Np.PipeConnection.request_with_fds_async], and blocks the
  * calling thread until the reply comes, the request times out or
- * @cancellable is cancelled.
- *
- * It blocks on the socket and never iterates the caller's main context:
- * when no other thread runs the owner's main context, this thread reads
- * the connection itself (what else the client sends meanwhile is
- * delivered from here, as the context would); otherwise it waits for
- * that thread to read the reply. So the client cannot run in the same
- * thread: it could not answer.
+ * @cancellable is cancelled, as [method@Np.PipeConnection.request_sync]
+ * does.
  *
  * Returns: (transfer full): the reply
  *
@@ -1411,10 +1462,18 @@ np_pipe_connection_request_with_fds_sync (NpPipeConnection  *self,
  * @error: return location for a #GError
  *
  * Asks the peer, like [method@Np.PipeConnection.request_async], and
- * blocks until the reply arrives or the request fails. It may be called
- * from any thread, the owner's main context's included: meanwhile, what
- * the connection receives is dispatched as usual, so a handler may run
- * before this returns.
+ * blocks the calling thread until the reply comes, the request times out
+ * or @cancellable is cancelled.
+ *
+ * It blocks on the socket and never iterates the caller's main context:
+ * when no other thread runs the owner's main context, this thread reads
+ * the connection itself (messages and requests that arrive meanwhile are
+ * delivered from here, by its owner's signals, as the context would);
+ * otherwise it waits for that thread to read the reply. So it may be
+ * called from any thread, the owner's main context's included, but the
+ * peer cannot run in the same thread: it could not answer. Called from a
+ * handler of what this connection received, it delivers what follows, in
+ * order, before the handler returns, as a main loop run there would.
  *
  * Returns: (transfer full): the reply, or %NULL with @error set
  *
@@ -1469,10 +1528,16 @@ np_pipe_connection_request_data_sync (NpPipeConnection  *self,
  * @callback: (scope async): called with the round trip, or the failure
  * @user_data: data for @callback
  *
- * Sends a ping to the peer, which answers it at once, without its
- * application being involved, and reports how long the answer took.
- * Finish with [method@Np.PipeConnection.ping_finish]. A connection that
- * closes first fails the ping with the reason it closed.
+ * Sends a ping to the peer, whose library answers it at once, whatever
+ * its application does, and reports how long the answer took, in the
+ * thread-default main context of the calling thread: it tells that the
+ * peer is alive and responsive. Finish with
+ * [method@Np.PipeConnection.ping_finish]. A connection that closes first
+ * fails the ping with the reason it closed.
+ *
+ * Cancelling fails the call at once with %G_IO_ERROR_CANCELLED; the ping
+ * is taken out of the queue if none of it was written, and an answer
+ * that comes later is ignored.
  *
  * Since: 1.0
  */
@@ -1500,8 +1565,8 @@ np_pipe_connection_ping_async (NpPipeConnection    *self,
  *
  * Finishes [method@Np.PipeConnection.ping_async].
  *
- * Returns: the round trip, in microseconds; -1 with @error set on
- *   failure
+ * Returns: the round trip, in microseconds (0 or more), once the peer
+ *   answered; -1, with @error set, when it did not
  *
  * Since: 1.0
  */
@@ -1526,9 +1591,10 @@ np_pipe_connection_ping_finish (NpPipeConnection  *self,
  * @self: a #NpPipeConnection
  *
  * Gets how many bytes are queued to the peer and not yet written to the
- * socket, framing included: a client that does not read makes it grow.
- * This is [property@Np.PipeConnection:queued-bytes]; pace a stream of
- * messages with [signal@Np.PipeConnection::queue-drained].
+ * socket, framing included: a measure of progress for a large send, or
+ * of a peer that does not keep up. This is
+ * [property@Np.PipeConnection:queued-bytes]; pace a stream of messages
+ * with [signal@Np.PipeConnection::queue-drained].
  *
  * Returns: the bytes queued, 0 once the connection ended
  *
@@ -1580,25 +1646,37 @@ np_pipe_connection_take_for_close (NpPipeConnection *self)
  * @cancellable: (nullable): a #GCancellable
  * @error: return location for a #GError
  *
- * Writes out everything queued to the peer, blocking for at most
- * [property@Np.PipeServer:close-timeout] (as it was when the client
- * connected), then closes the connection: past the timeout, what is
- * still queued is dropped, so a client that does not read cannot make
- * this hang. The server then emits
- * [signal@Np.PipeServer::client-disconnected], with the same error this
- * returns (none when everything was written): before this returns when
- * called from the owner's main context, otherwise from that context.
+ * Writes out everything queued to the peer, blocking for at most its
+ * owner's close-timeout ([property@Np.PipeServer:close-timeout] or
+ * [property@Np.PipeClient:close-timeout], as it is when the close
+ * begins), then a goodbye that tells the peer the connection was
+ * closed, and closes the connection: past the timeout, what is still
+ * queued is dropped, so a peer that does not read cannot make this
+ * hang. The owner then reports the end, with the same error this
+ * returns (none when everything was written), by
+ * [signal@Np.PipeServer::client-disconnected] or
+ * [signal@Np.PipeClient::disconnected]: before this returns when called
+ * from the thread of the owner's main context (the thread that iterates
+ * it; or, while no thread does, the thread that pushed it as its
+ * thread-default context, the main thread for the global default one),
+ * otherwise from that context once it runs.
+ *
+ * At a client's end this closes the current connection only: the client
+ * reports it as lost, and with [property@Np.PipeClient:auto-reconnect]
+ * connects again. [method@Np.PipeClient.close] closes the client.
  *
  * Like g_io_stream_close(), it fails when something queued was dropped.
  * Cancelling closes at once, dropping what is still queued, and fails it
  * with %G_IO_ERROR_CANCELLED. Whether it fails or not, the connection is
- * closed when this returns. Closing a connection that is closed or
- * closing already does nothing and succeeds.
+ * closed when this returns; in Python the failure is an exception, as
+ * from a file whose `close()` cannot write out what it buffered. Closing
+ * a connection that is closed or closing already does nothing and
+ * succeeds.
  *
- * Called from the owner's main context, it keeps the server from
- * serving its other clients meanwhile, and a client that reads in the
- * same thread could not read what it waits for: a server with a main
- * loop should prefer [method@Np.PipeConnection.close_async], which does
+ * Called from the owner's main context, it blocks that context
+ * meanwhile (a server serves none of its other clients), and a peer
+ * that reads in the same thread could not read what it waits for: with
+ * a main loop, prefer [method@Np.PipeConnection.close_async], which does
  * not block.
  *
  * Returns: %TRUE if everything queued was written before the connection
@@ -1636,9 +1714,10 @@ np_pipe_connection_close (NpPipeConnection  *self,
  *
  * Closes the connection without blocking, like
  * [method@Np.PipeConnection.close], and fails when it does: what is
- * queued is written from the owner's main context for at most
- * [property@Np.PipeServer:close-timeout], then the connection closes and
- * [signal@Np.PipeServer::client-disconnected] is emitted.
+ * queued is written from the owner's main context for at most its
+ * owner's close-timeout, then the connection closes and the owner
+ * reports it ([signal@Np.PipeServer::client-disconnected] or
+ * [signal@Np.PipeClient::disconnected]).
  *
  * Cancelling closes at once, dropping what is still queued; the call
  * then fails with %G_IO_ERROR_CANCELLED, but the connection is closed all
