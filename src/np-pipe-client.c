@@ -3433,8 +3433,8 @@ np_pipe_client_get_close_timeout (NpPipeClient *self)
  * @timeout_msec: how long closing may take to write what is queued, in
  *   milliseconds, 0 for no limit
  *
- * Sets [property@Np.PipeClient:close-timeout]. It applies from the next
- * connect.
+ * Sets [property@Np.PipeClient:close-timeout]. It applies to the next
+ * close, on an open connection too.
  *
  * Since: 1.0
  */
@@ -3472,8 +3472,8 @@ np_pipe_client_get_request_timeout (NpPipeClient *self)
  * @timeout_msec: how long a request waits for its reply, in
  *   milliseconds, 0 for no limit
  *
- * Sets [property@Np.PipeClient:request-timeout]. It applies from the
- * next connect.
+ * Sets [property@Np.PipeClient:request-timeout]. It applies to the
+ * next request, on an open connection too.
  *
  * Since: 1.0
  */

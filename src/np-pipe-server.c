@@ -1285,8 +1285,8 @@ np_pipe_server_install_properties (GObjectClass *object_class)
    * %NP_PIPE_ERROR_TIMED_OUT and dropped, without any signal: it never
    * was a client (see [signal@Np.PipeServer::client-connected]). 0 waits
    * forever; at most `G_MAXUINT`. The
-   * default is 5000 (5 seconds). A change applies to the next close, of
-   * the clients connected too.
+   * default is 5000 (5 seconds). A change applies to the peers that
+   * connect afterwards.
    *
    * Since: 1.0
    */
