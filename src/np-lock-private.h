@@ -38,12 +38,14 @@ G_BEGIN_DECLS
  * The descriptor budget (np-fd-budget.c) and the limits (np-limits.c) are
  * read and written atomically, under no lock. */
 
-/* Asserts that the calling thread holds @mutex, in debug builds, as
- * GDBus's CONNECTION_ENSURE_LOCK does: a GMutex is not recursive, so a
- * trylock by its holder fails, and one that succeeds means nobody held
- * it. (Held by another thread, the check passes: it catches the callers
- * that forgot the lock, which are the ones that hold none.) */
-#if defined (G_ENABLE_DEBUG) || !defined (NDEBUG)
+/* Asserts that @mutex is held, in builds configured with
+ * -Dlock_checks=true (the test and CI builds), as GDBus's
+ * CONNECTION_ENSURE_LOCK does: a trylock that succeeds means nobody held
+ * it. Held by another thread, the check passes: it catches the callers
+ * that forgot the lock, which are the ones that hold none. Off in release
+ * builds, where it would cost a trylock per call on every message's
+ * path. */
+#ifdef NP_ENABLE_LOCK_CHECKS
 #define NP_ENSURE_LOCKED(mutex) \
   G_STMT_START { \
     if (G_UNLIKELY (g_mutex_trylock (mutex))) \

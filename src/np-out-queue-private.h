@@ -27,7 +27,7 @@ typedef struct
   NpOutChunk *tail;
   guint64     queued;    /* position of the end of the last frame */
   guint64     written;   /* position of the next byte to write */
-  gsize      *mirror;    /* where the size is published, if anywhere */
+  gsize      *mirrors[2]; /* where the size is published, if anywhere */
   NpOutChunk *spare;     /* written chunks kept for reuse while busy */
   guint       n_spare;
 } NpOutQueue;
@@ -60,6 +60,7 @@ gboolean np_out_queue_remove     (NpOutQueue       *queue,
                                   guint64           end);
 void     np_out_queue_cut        (NpOutQueue       *queue);
 void     np_out_queue_set_mirror (NpOutQueue       *queue,
+                                  guint             index,
                                   gsize            *mirror);
 
 static inline guint64

@@ -47,20 +47,29 @@ np_out_queue_init (NpOutQueue *queue)
   memset (queue, 0, sizeof *queue);
 }
 
-/* Keeps the queue's size in *@mirror (or nowhere, with %NULL), for a
- * reader that takes no lock: a relaxed store, as cheap as a plain one. */
+/* Keeps the queue's size in each *mirror set, for readers that take no
+ * lock: relaxed stores, as cheap as plain ones. */
 static inline void
 np_out_queue_publish (NpOutQueue *queue)
 {
-  if (queue->mirror != NULL)
-    __atomic_store_n (queue->mirror, (gsize) np_out_queue_get_size (queue), __ATOMIC_RELAXED);
+  gsize size = (gsize) np_out_queue_get_size (queue);
+
+  if (queue->mirrors[0] != NULL)
+    __atomic_store_n (queue->mirrors[0], size, __ATOMIC_RELAXED);
+  if (queue->mirrors[1] != NULL)
+    __atomic_store_n (queue->mirrors[1], size, __ATOMIC_RELAXED);
 }
 
+/* Publishes the queue's size in *@mirror (or no longer, with %NULL):
+ * one of two places, by @index. */
 void
 np_out_queue_set_mirror (NpOutQueue *queue,
+                         guint       index,
                          gsize      *mirror)
 {
-  queue->mirror = mirror;
+  g_assert (index < G_N_ELEMENTS (queue->mirrors));
+
+  queue->mirrors[index] = mirror;
   np_out_queue_publish (queue);
 }
 

@@ -145,6 +145,9 @@ struct _NpPipeClient
    * first once connected again; their size, framing included. */
   GQueue        held;
   gsize         held_bytes;
+  /* What the connection has queued, or what is held: published for
+   * np_pipe_client_get_queued_bytes(), which takes no lock. */
+  gsize         queued_bytes;
   /* Why the server refused the last connection (or the last message),
    * until the next connect or close(): what calls made meanwhile fail
    * with. */
@@ -198,20 +201,28 @@ static void np_pipe_client_stop_auto_reconnect (NpPipeClient *self);
 
 
 /* Marks the client connected (to self->connection) or not: what was
- * held goes out first. */
+ * held goes out first. What the connection queues is published for
+ * np_pipe_client_get_queued_bytes() while connected; what is held, while
+ * not. */
 static void
 np_pipe_client_set_connected_locked (NpPipeClient *self,
                                      gboolean      connected)
 {
   NP_ENSURE_LOCKED (&self->lock);
 
+  if (self->connected && self->connection != NULL)
+    _np_pipe_connection_set_queued_mirror (self->connection, NULL);
+
   self->connected = !!connected;
   if (connected)
     {
       self->connection_accepted = TRUE;
       self->connected_since = g_get_monotonic_time ();
+      _np_pipe_connection_set_queued_mirror (self->connection, &self->queued_bytes);
       np_pipe_client_release_held_locked (self);
     }
+  else
+    __atomic_store_n (&self->queued_bytes, self->held_bytes, __ATOMIC_RELAXED);
 }
 
 /* Keeps why the server refused the client, or a message of it, for the
@@ -919,7 +930,7 @@ np_pipe_client_send (NpPipeClient  *self,
    * reconnect: sending never calls out. */
   g_mutex_lock (&self->lock);
   if (self->connected && self->connection != NULL)
-    ret = np_pipe_connection_send (self->connection, message, error);
+    ret = _np_pipe_connection_send (self->connection, message, error);
   else if (np_pipe_client_may_hold_locked (self))
     ret = np_pipe_client_hold_locked (self, message, error);
   else
@@ -1227,18 +1238,10 @@ np_pipe_client_ping_finish (NpPipeClient  *self,
 guint64
 np_pipe_client_get_queued_bytes (NpPipeClient *self)
 {
-  guint64 queued;
-
   g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), 0);
 
-  g_mutex_lock (&self->lock);
-  if (self->connected && self->connection != NULL)
-    queued = np_pipe_connection_get_queued_bytes (self->connection);
-  else
-    queued = self->held_bytes;
-  g_mutex_unlock (&self->lock);
-
-  return queued;
+  /* Called after every send by producers that pace themselves: no lock. */
+  return __atomic_load_n (&self->queued_bytes, __ATOMIC_RELAXED);
 }
 
 /**
@@ -2474,6 +2477,7 @@ np_pipe_client_hold_locked (NpPipeClient  *self,
 
   g_queue_push_tail (&self->held, g_bytes_ref (message));
   self->held_bytes += framed;
+  __atomic_store_n (&self->queued_bytes, self->held_bytes, __ATOMIC_RELAXED);
 
   return TRUE;
 }
@@ -2488,6 +2492,8 @@ np_pipe_client_drop_held_locked (NpPipeClient *self)
 
   g_queue_clear_full (&self->held, (GDestroyNotify) g_bytes_unref);
   self->held_bytes = 0;
+  if (!self->connected)
+    __atomic_store_n (&self->queued_bytes, 0, __ATOMIC_RELAXED);
 
   return n_dropped;
 }

@@ -52,6 +52,12 @@ NpPipeRequest    *_np_pipe_connection_new_request
                                               guint32             id,
                                               GBytes             *message,
                                               GUnixFDList        *fds);
+gboolean          _np_pipe_connection_send   (NpPipeConnection   *self,
+                                              GBytes             *message,
+                                              GError            **error);
+void              _np_pipe_connection_set_queued_mirror
+                                             (NpPipeConnection   *self,
+                                              gsize              *mirror);
 gboolean          _np_pipe_connection_send_held
                                              (NpPipeConnection   *self,
                                               GBytes             *message,

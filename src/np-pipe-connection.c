@@ -604,6 +604,25 @@ _np_pipe_connection_new_request (NpPipeConnection *self,
   return _np_pipe_request_new (self->stream, id, message, fds, self);
 }
 
+/* Sends @message on a connection its owner knows to be started: the
+ * client's send(), without the checks of the public call. */
+gboolean
+_np_pipe_connection_send (NpPipeConnection  *self,
+                          GBytes            *message,
+                          GError           **error)
+{
+  return np_stream_send (self->stream, message, error);
+}
+
+/* Publishes what is queued in *@mirror too, until called with NULL: for
+ * a client that reads its queued bytes without a lock. */
+void
+_np_pipe_connection_set_queued_mirror (NpPipeConnection *self,
+                                       gsize            *mirror)
+{
+  np_stream_set_queued_mirror (self->stream, mirror);
+}
+
 /* Queues a message its owner held while it had no connection: see
  * np_stream_send_held(). */
 gboolean

@@ -272,12 +272,13 @@ np_stream_park_fds_locked (NpStream    *self,
   NpParked *parked;
 
   NP_STREAM_ENSURE_LOCKED (self);
-  /* Parked before the hello, or behind what was; never once closed. */
-  NP_STREAM_ASSERT_STATE (self, NP_STREAM_IN (NP_STREAM_HANDSHAKE) | NP_STREAM_IN (NP_STREAM_OPEN) |
-                                NP_STREAM_IN (NP_STREAM_CLOSING));
 
   if (self->peer_ready)
     return FALSE;
+
+  /* Parked before the hello, or behind what was; never once closed. */
+  NP_STREAM_ASSERT_STATE (self, NP_STREAM_IN (NP_STREAM_HANDSHAKE) | NP_STREAM_IN (NP_STREAM_OPEN) |
+                                NP_STREAM_IN (NP_STREAM_CLOSING));
 
   parked = g_new0 (NpParked, 1);
   parked->message = g_bytes_ref (message);
@@ -299,12 +300,13 @@ np_stream_park_locked (NpStream *self,
   NpParked *parked;
 
   NP_STREAM_ENSURE_LOCKED (self);
-  /* Parked before the hello, or behind what was; never once closed. */
-  NP_STREAM_ASSERT_STATE (self, NP_STREAM_IN (NP_STREAM_HANDSHAKE) | NP_STREAM_IN (NP_STREAM_OPEN) |
-                                NP_STREAM_IN (NP_STREAM_CLOSING));
 
   if (self->peer_ready || (!request && g_queue_is_empty (&self->parked)))
     return FALSE;
+
+  /* Parked before the hello, or behind what was; never once closed. */
+  NP_STREAM_ASSERT_STATE (self, NP_STREAM_IN (NP_STREAM_HANDSHAKE) | NP_STREAM_IN (NP_STREAM_OPEN) |
+                                NP_STREAM_IN (NP_STREAM_CLOSING));
 
   parked = g_new0 (NpParked, 1);
   parked->message = message != NULL ? g_bytes_ref (message) : NULL;

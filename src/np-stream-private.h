@@ -58,6 +58,8 @@ void      np_stream_unref                 (NpStream                *self);
 void      np_stream_start                 (NpStream                *self,
                                            guint                    handshake_timeout);
 gboolean  np_stream_take_connected        (NpStream                *self);
+void      np_stream_set_queued_mirror     (NpStream                *self,
+                                           gsize                   *mirror);
 gboolean  np_stream_is_connected          (NpStream                *self);
 void      np_stream_detach                (NpStream                *self);
 const char *np_stream_get_label           (NpStream                *self);

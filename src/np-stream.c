@@ -252,7 +252,7 @@ np_stream_new (GObject       *connection,
   np_out_queue_push_preamble (&self->out, hello, sizeof hello);
   /* What is queued, published for np_stream_get_queued_bytes(), which
    * takes no lock. */
-  np_out_queue_set_mirror (&self->out, &self->queued_bytes);
+  np_out_queue_set_mirror (&self->out, 0, &self->queued_bytes);
 
   return self;
 }
@@ -274,6 +274,18 @@ np_stream_start (NpStream *self,
       if (!np_out_queue_is_empty (&self->out) || self->write_error != NULL)
         np_stream_request_flush_locked (self);
     }
+  g_mutex_unlock (self->lock);
+}
+
+/* Publishes what is queued in *@mirror too (NULL: no longer), for an
+ * owner that reads it without a lock: the owner's own memory, so that
+ * the reader needs no reference on the stream. */
+void
+np_stream_set_queued_mirror (NpStream *self,
+                             gsize    *mirror)
+{
+  g_mutex_lock (self->lock);
+  np_out_queue_set_mirror (&self->out, 1, mirror);
   g_mutex_unlock (self->lock);
 }
 
