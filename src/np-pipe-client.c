@@ -133,12 +133,10 @@ struct _NpPipeClient
   GCancellable *attempt;         /* cancels the connect under way */
   GCancellable *reconnect_attempt;  /* attempt, when the reconnect loop made it */
   gulong        attempt_id;      /* handler of connect_task on attempt */
-  /* Reconnecting: the next back-off, before jitter, and what waits for
-   * the server to come back. */
-  guint         reconnect_delay;
+  /* Reconnecting: the waits between attempts, and what waits for the
+   * server to come back. */
+  NpBackoff     reconnect_backoff;
   NpServerWatch *reconnect_watch;
-  /* Attempts made before the current wait ran out. */
-  guint         reconnect_early;
   /* When the client last became connected (monotonic, µs). */
   gint64        connected_since;
   /* Messages sent while disconnected with auto-reconnect, to write
@@ -158,9 +156,6 @@ struct _NpPipeClient
   guint         connection_accepted : 1;  /* connection was connected once */
   guint         auto_reconnect : 1;
   guint         reconnecting : 1;    /* lost its connection, tries again until close() */
-  guint         reconnect_soon : 1;  /* the server showed up since the last wait */
-  guint         reconnect_early_attempt : 1; /* the attempt under way was an early one */
-  guint         reconnect_timer_full : 1;  /* the timer is a whole back-off */
   /* Connections made, all told: the next one's id. */
   guint64       n_connections;
 };
@@ -367,10 +362,10 @@ np_pipe_client_connection_closed (NpConnectionOwner *owner,
            * accepts and drops the client at once keeps it backing off
            * instead of being called on every reconnect-interval. */
           self->reconnecting = TRUE;
-          self->reconnect_early = 0;
-          self->reconnect_timer_full = FALSE;
-          if (self->reconnect_delay == 0 || lasted_msec >= self->reconnect_delay)
-            self->reconnect_delay = np_limits_get (self->limits, NP_LIMIT_RECONNECT_INTERVAL);
+          self->reconnect_backoff.early = 0;
+          self->reconnect_backoff.timer_full = FALSE;
+          if (self->reconnect_backoff.delay == 0 || lasted_msec >= self->reconnect_backoff.delay)
+            self->reconnect_backoff.delay = np_limits_get (self->limits, NP_LIMIT_RECONNECT_INTERVAL);
         }
     }
   else if (g_ptr_array_find (self->retired, connection, &index))
@@ -1946,15 +1941,11 @@ typedef struct
   /* Waiting for a server that does not run yet (auto-reconnect). Only
    * the task's context touches these, but watch, under the lock. */
   NpServerWatch *watch;
-  guint          delay;       /* the next back-off, before jitter */
+  NpBackoff      backoff;
   guint          max_delay;
   guint          interval;
   guint          wait : 1;
   guint          dialing : 1;      /* a socket connect is under way, or made */
-  guint          retry_soon : 1;   /* the server showed up since the last wait */
-  guint          early_dial : 1;   /* the dial under way was one of the early ones */
-  guint          timer_full : 1;   /* the timer is a whole back-off */
-  guint          early;            /* attempts made before this wait ran out */
   guint          attempt_watched : 1;
 } ConnectData;
 
@@ -2156,16 +2147,11 @@ np_pipe_client_retry_connect (gpointer data,
     }
 
   /* As the reconnect loop: a few hints per wait, then the back-off. */
-  if (!from_monitor && connect->timer_full)
-    connect->early = 0;
-  if ((from_monitor || !connect->timer_full) && connect->early >= NP_EARLY_ATTEMPTS_PER_WAIT)
+  if (!np_backoff_fire (&connect->backoff, from_monitor))
     return;
-  connect->retry_soon = connect->retry_soon || from_monitor;
   if (!connect->dialing)
     {
-      connect->early_dial = from_monitor || !connect->timer_full;
-      if (connect->early_dial)
-        connect->early++;
+      np_backoff_attempt (&connect->backoff, from_monitor);
       np_pipe_client_dial (self, task);
     }
 }
@@ -2184,19 +2170,7 @@ np_pipe_client_wait_for_server (NpPipeClient *self,
   if (connect->deadline > 0 && now >= connect->deadline)
     return FALSE;
 
-  if (connect->retry_soon && connect->early < NP_EARLY_ATTEMPTS_PER_WAIT)
-    {
-      /* The server showed up: it may be about to listen. */
-      delay = np_backoff_jitter (MIN (connect->interval, NP_RETRY_SOON_MSEC));
-      connect->timer_full = FALSE;
-    }
-  else
-    {
-      delay = np_backoff_jitter (connect->delay);
-      connect->delay = MIN ((guint64) connect->delay * 2, connect->max_delay);
-      connect->timer_full = TRUE;
-    }
-  connect->retry_soon = FALSE;
+  delay = np_backoff_next (&connect->backoff, connect->interval, connect->max_delay);
   if (connect->deadline > 0)
     delay = MIN ((gint64) delay, (connect->deadline - now + 999) / G_TIME_SPAN_MILLISECOND);
 
@@ -2242,14 +2216,7 @@ np_pipe_client_socket_connected (GObject      *object,
   if (socket_connection == NULL)
     {
       connect->dialing = FALSE;
-      /* An early dial that found no server (a hint from the directory
-       * before the socket listened: its lock file, the directory made
-       * anew) reached nobody: it costs too little to bound, and must not
-       * use up the early attempts the socket's own appearance needs. */
-      if (connect->early_dial && connect->early > 0 &&
-          g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_FOUND))
-        connect->early--;
-      connect->early_dial = FALSE;
+      np_backoff_refund (&connect->backoff, error);
       if (connect->wait && g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_FOUND) &&
           np_pipe_client_wait_for_server (self, task))
         return;
@@ -2383,7 +2350,7 @@ np_pipe_client_connect_internal (NpPipeClient        *self,
   g_mutex_unlock (&self->lock);
 
   connect->timeout = timeout;
-  connect->delay = connect->interval;
+  connect->backoff.delay = connect->interval;
   if (timeout > 0)
     connect->deadline = g_get_monotonic_time () + timeout * G_TIME_SPAN_MILLISECOND;
   if (cancellable != NULL)
@@ -2559,7 +2526,7 @@ np_pipe_client_stop_reconnecting_locked (NpPipeClient *self)
   NP_ENSURE_LOCKED (&self->lock);
 
   self->reconnecting = FALSE;
-  self->reconnect_soon = FALSE;
+  self->reconnect_backoff.soon = FALSE;
   g_clear_object (&self->reconnect_attempt);
 
   return g_steal_pointer (&self->reconnect_watch);
@@ -2595,13 +2562,8 @@ np_pipe_client_reconnected (GObject      *source,
 
   g_debug ("Pipe “%s”: reconnecting failed: %s", self->name, error->message);
 
-  /* As for a connect (np_pipe_client_retry_connect()): an early attempt
-   * that found no server does not count against the few a wait allows. */
   g_mutex_lock (&self->lock);
-  if (self->reconnect_early_attempt && self->reconnect_early > 0 &&
-      g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_FOUND))
-    self->reconnect_early--;
-  self->reconnect_early_attempt = FALSE;
+  np_backoff_refund (&self->reconnect_backoff, error);
   g_mutex_unlock (&self->lock);
 
   np_pipe_client_reconnect_later (self);
@@ -2615,7 +2577,6 @@ np_pipe_client_reconnect_fire (gpointer data,
 {
   g_autoptr(NpPipeClient) self = g_weak_ref_get (data);
   NpServerWatch *stopped = NULL;
-  gboolean early;
   gboolean go;
 
   if (self == NULL)
@@ -2627,18 +2588,10 @@ np_pipe_client_reconnect_fire (gpointer data,
       stopped = np_pipe_client_stop_reconnecting_locked (self);
       np_pipe_client_drop_held_locked (self);
     }
-  /* A whole back-off passed: hints may cut the next one short again. */
-  if (!from_monitor && self->reconnect_timer_full)
-    self->reconnect_early = 0;
-  early = from_monitor || !self->reconnect_timer_full;
-  go = self->reconnecting && !self->connected && self->attempt == NULL &&
-       (!early || self->reconnect_early < NP_EARLY_ATTEMPTS_PER_WAIT);
-  if (from_monitor && self->reconnect_early < NP_EARLY_ATTEMPTS_PER_WAIT)
-    self->reconnect_soon = TRUE;
-  if (go && early)
-    self->reconnect_early++;
+  go = np_backoff_fire (&self->reconnect_backoff, from_monitor) &&
+       self->reconnecting && !self->connected && self->attempt == NULL;
   if (go)
-    self->reconnect_early_attempt = early;
+    np_backoff_attempt (&self->reconnect_backoff, from_monitor);
   g_mutex_unlock (&self->lock);
 
   g_clear_pointer (&stopped, np_server_watch_free);
@@ -2753,23 +2706,10 @@ np_pipe_client_reconnect_later (NpPipeClient *self)
     {
       guint interval = np_limits_get (self->limits, NP_LIMIT_RECONNECT_INTERVAL);
       guint max = MAX (interval, np_limits_get (self->limits, NP_LIMIT_RECONNECT_MAX_INTERVAL));
-      guint delay;
 
-      /* The server showed up: it may be about to listen. That does not
-       * start the back-off afresh: only a connection that lasted does. */
-      if (self->reconnect_soon && self->reconnect_early < NP_EARLY_ATTEMPTS_PER_WAIT)
-        {
-          delay = np_backoff_jitter (MIN (interval, NP_RETRY_SOON_MSEC));
-          self->reconnect_timer_full = FALSE;
-        }
-      else
-        {
-          delay = np_backoff_jitter (self->reconnect_delay);
-          self->reconnect_delay = MIN ((guint64) self->reconnect_delay * 2, max);
-          self->reconnect_timer_full = TRUE;
-        }
-      self->reconnect_soon = FALSE;
-      np_server_watch_set_timer (self->reconnect_watch, delay);
+      /* Only a connection that lasted starts the back-off afresh. */
+      np_server_watch_set_timer (self->reconnect_watch,
+                                 np_backoff_next (&self->reconnect_backoff, interval, max));
     }
   g_mutex_unlock (&self->lock);
 

@@ -44,4 +44,26 @@ void           np_server_watch_free      (NpServerWatch     *self);
 
 guint          np_backoff_jitter         (guint              delay_msec);
 
+/* The waits between attempts to reach a server: a back-off that doubles
+ * up to a bound, cut short by a few early attempts per wait when the
+ * server's socket shows up (NP_EARLY_ATTEMPTS_PER_WAIT). */
+typedef struct
+{
+  guint delay;               /* the next whole wait, before jitter */
+  guint early;               /* attempts made before the current wait ran out */
+  guint soon : 1;            /* the server showed up since the last wait */
+  guint timer_full : 1;      /* the timer runs a whole wait */
+  guint early_attempt : 1;   /* the attempt under way is an early one */
+} NpBackoff;
+
+gboolean       np_backoff_fire           (NpBackoff         *self,
+                                          gboolean           from_monitor);
+void           np_backoff_attempt        (NpBackoff         *self,
+                                          gboolean           from_monitor);
+void           np_backoff_refund         (NpBackoff         *self,
+                                          const GError      *error);
+guint          np_backoff_next           (NpBackoff         *self,
+                                          guint              interval,
+                                          guint              max_delay);
+
 G_END_DECLS

@@ -7,6 +7,7 @@
 
 #include "config.h"
 
+#include "np-error.h"
 #include "np-server-watch-private.h"
 
 /* A server that starts takes its lock file, then binds its socket: both
@@ -68,6 +69,73 @@ np_backoff_jitter (guint delay_msec)
 {
   /* ±20 %: many clients of one server do not come back in lock-step. */
   return MAX (1, (guint) (delay_msec * g_random_double_range (0.8, 1.2)));
+}
+
+/* The watch fired: a whole wait ran out, or the server's socket showed
+ * up (@from_monitor). Returns whether an attempt may be made now: not
+ * when the early attempts of this wait are used up. */
+gboolean
+np_backoff_fire (NpBackoff *self,
+                 gboolean   from_monitor)
+{
+  /* A whole wait passed: hints may cut the next one short again. */
+  if (!from_monitor && self->timer_full)
+    self->early = 0;
+  if ((from_monitor || !self->timer_full) && self->early >= NP_EARLY_ATTEMPTS_PER_WAIT)
+    return FALSE;
+
+  self->soon = self->soon || from_monitor;
+  return TRUE;
+}
+
+/* An attempt goes, as np_backoff_fire() allowed. */
+void
+np_backoff_attempt (NpBackoff *self,
+                    gboolean   from_monitor)
+{
+  self->early_attempt = from_monitor || !self->timer_full;
+  if (self->early_attempt)
+    self->early++;
+}
+
+/* The attempt failed with @error: one that found no server (a hint from
+ * the directory before the socket listened: its lock file, the directory
+ * made anew) reached nobody, and does not use up the early attempts the
+ * socket's own appearance needs. */
+void
+np_backoff_refund (NpBackoff    *self,
+                   const GError *error)
+{
+  if (self->early_attempt && self->early > 0 &&
+      g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_FOUND))
+    self->early--;
+  self->early_attempt = FALSE;
+}
+
+/* The next wait, in ms: short when the server showed up, as it may be
+ * about to listen (which does not start the back-off afresh); otherwise
+ * the back-off, which doubles up to @max_delay. */
+guint
+np_backoff_next (NpBackoff *self,
+                 guint      interval,
+                 guint      max_delay)
+{
+  guint delay;
+
+  if (self->soon && self->early < NP_EARLY_ATTEMPTS_PER_WAIT)
+    {
+      delay = np_backoff_jitter (MIN (interval, NP_RETRY_SOON_MSEC));
+      self->timer_full = FALSE;
+    }
+  else
+    {
+      delay = np_backoff_jitter (self->delay);
+      self->delay = MIN ((guint64) self->delay * 2, max_delay);
+      self->timer_full = TRUE;
+    }
+  self->soon = FALSE;
+
+  return delay;
 }
 
 static void np_server_watch_monitor (NpServerWatch *self);
