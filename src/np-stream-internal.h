@@ -44,8 +44,6 @@ G_BEGIN_DECLS
 
 gboolean np_stream_is_done_locked (NpStream *self);
 void     np_stream_attach_source_locked (NpStream *self);
-GMutex  *np_stream_lock_new       (void);
-void     np_stream_lock_free      (GMutex   *lock);
 
 /* Asserts that the stream is in one of the states in @mask (a bit per
  * NpStreamState) on entry to a transition. */
@@ -116,10 +114,6 @@ typedef struct
   GUnixFDList *reply_fds;  /* the reply's descriptors, if it had any */
 } NpOp;
 
-void    np_sync_wait_done          (NpSyncWait    *wait,
-                                    NpOp          *op);
-void    np_stream_set_reply_fds    (GTask         *task,
-                                    GUnixFDList   *fds);
 
 /* What waits for the peer's hello before going out, in order: requests,
  * which only a peer of version 2 or later may be sent, and whatever was
@@ -185,7 +179,7 @@ typedef struct
 struct _NpStream
 {
   gatomicrefcount          ref_count;
-  GMutex                  *lock;
+  GMutex                   lock[1];        /* an array, to be used as a pointer */
 
   /* Constant from creation. */
   NpConnectionOwnerInterface *owner_iface;  /* of the owner, if any */
@@ -451,7 +445,6 @@ void    np_stream_queue_message_with_fds_locked
                                    (NpStream      *self,
                                     GBytes        *message,
                                     GUnixFDList   *fds);
-void    np_stream_clear_fds        (NpStream      *self);
 gboolean np_stream_park_locked     (NpStream      *self,
                                     GBytes        *message,
                                     NpOp          *op,
@@ -477,10 +470,6 @@ void    np_stream_fail_requests_locked
                                    (NpStream      *self,
                                     const GError  *error,
                                     NpStreamAfter *after);
-NpOp   *np_stream_find_request_op_locked
-                                   (NpStream      *self,
-                                    GTask         *task,
-                                    gboolean       take);
 gboolean np_stream_check_send_locked
                                    (NpStream      *self,
                                     gsize          len,

@@ -464,7 +464,7 @@ np_fd_batch_free (NpFdBatch *batch)
 }
 
 /* Closes the descriptors received and not delivered. */
-void
+static void
 np_stream_clear_fds (NpStream *self)
 {
   NpFdBatch *batch;
@@ -711,22 +711,6 @@ np_stream_read_goodbye_locked (NpStream *self)
 
 /* References */
 
-GMutex *
-np_stream_lock_new (void)
-{
-  GMutex *lock = g_new (GMutex, 1);
-
-  g_mutex_init (lock);
-  return lock;
-}
-
-void
-np_stream_lock_free (GMutex *lock)
-{
-  g_mutex_clear (lock);
-  g_free (lock);
-}
-
 NpStream *
 np_stream_ref (NpStream *self)
 {
@@ -770,6 +754,6 @@ np_stream_unref (NpStream *self)
   g_main_context_unref (self->context);
   g_free (self->label);
   np_limits_unref (self->limits);
-  np_stream_lock_free (self->lock);
+  g_mutex_clear (self->lock);
   g_free (self);
 }

@@ -110,7 +110,7 @@ np_cancellable_disconnect_safely (GCancellable *cancellable,
 }
 
 /* Gives the blocked caller the result of @op, its request. */
-void
+static void
 np_sync_wait_done (NpSyncWait *wait,
                    NpOp       *op)
 {
@@ -127,7 +127,7 @@ np_sync_wait_done (NpSyncWait *wait,
 /* Gives @task, a request's, the reply's descriptors, before it returns
  * the reply: they stay with the task until np_stream_request_finish()
  * takes them, and are closed with it otherwise. */
-void
+static void
 np_stream_set_reply_fds (GTask       *task,
                          GUnixFDList *fds)
 {
@@ -522,7 +522,7 @@ np_stream_find_op_locked (NpStream *self,
 
 /* Finds the op of @task among the requests and the parked; with @take,
  * takes it out, for a cancellation. NULL when it is in neither. */
-NpOp *
+static NpOp *
 np_stream_find_request_op_locked (NpStream *self,
                                   GTask    *task,
                                   gboolean  take)

@@ -212,7 +212,7 @@ np_stream_new (GObject       *connection,
   guint8 hello[NP_HELLO_SIZE];
 
   g_atomic_ref_count_init (&self->ref_count);
-  self->lock = np_stream_lock_new ();
+  g_mutex_init (self->lock);
   self->connection = connection;
   self->owner = owner;
   self->owner_iface = owner != NULL ? NP_CONNECTION_OWNER_GET_IFACE (owner) : NULL;
