@@ -139,8 +139,12 @@ np_pipe_connection_get_started_stream (NpPipeConnection  *self,
 
   if (stream == NULL || !self->started)
     {
-      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                   _("Client %" PRIu64 " is not connected"), self->id);
+      if (self->client_end)
+        g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
+                     _("Pipe “%s” is not connected"), self->name);
+      else
+        g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
+                     _("Client %" PRIu64 " of pipe “%s” is not connected"), self->id, self->name);
       return NULL;
     }
 

@@ -602,7 +602,7 @@ np_stream_close_sync (NpStream      *self,
           cancelled = TRUE;
           if (size > 0)
             dropped = np_stream_error_new (self, G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                                           _("the close was cancelled: %" G_GUINT64_FORMAT
+                                           _("the close was cancelled: %" PRIu64
                                              " queued bytes were dropped"), size);
           np_stream_finish_locked (self, dropped, &after);
           break;
