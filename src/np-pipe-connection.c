@@ -1756,7 +1756,6 @@ np_pipe_connection_close_async (NpPipeConnection    *self,
                                 gpointer             user_data)
 {
   g_autoptr(GTask) task = NULL;
-  g_autoptr(NpStream) stream = NULL;
 
   g_return_if_fail (NP_IS_PIPE_CONNECTION (self));
   g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
