@@ -55,8 +55,8 @@ struct _NpConnectionOwnerInterface
                    const GError      *error);
 };
 
-/* Closes the descriptors of @fds: what an owner does with those of a
- * message nothing asked descriptors of. */
-void np_connection_owner_close_fds (GUnixFDList *fds);
+gboolean np_connection_owner_takes_fds (gpointer     owner,
+                                        guint        signal_id,
+                                        GUnixFDList *fds);
 
 G_END_DECLS

@@ -286,15 +286,10 @@ np_pipe_client_connection_message (NpConnectionOwner *owner,
                                    GBytes            *message,
                                    GUnixFDList       *fds)
 {
-  if (fds != NULL && g_signal_has_handler_pending (owner, signals [MESSAGE_WITH_FDS_RECEIVED], 0, FALSE))
-    {
-      g_signal_emit (owner, signals [MESSAGE_WITH_FDS_RECEIVED], 0, message, fds);
-      return;
-    }
-
-  if (fds != NULL)
-    np_connection_owner_close_fds (fds);
-  g_signal_emit (owner, signals [MESSAGE_RECEIVED], 0, message);
+  if (np_connection_owner_takes_fds (owner, signals [MESSAGE_WITH_FDS_RECEIVED], fds))
+    g_signal_emit (owner, signals [MESSAGE_WITH_FDS_RECEIVED], 0, message, fds);
+  else
+    g_signal_emit (owner, signals [MESSAGE_RECEIVED], 0, message);
 }
 
 static void

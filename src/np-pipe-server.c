@@ -167,16 +167,10 @@ np_pipe_server_connection_message (NpConnectionOwner *owner,
 {
   NpPipeServer *self = NP_PIPE_SERVER (owner);
 
-  /* An application that never asked for descriptors gets none. */
-  if (fds != NULL && g_signal_has_handler_pending (self, signals [MESSAGE_WITH_FDS_RECEIVED], 0, FALSE))
-    {
-      g_signal_emit (self, signals [MESSAGE_WITH_FDS_RECEIVED], 0, connection, message, fds);
-      return;
-    }
-
-  if (fds != NULL)
-    np_connection_owner_close_fds (fds);
-  g_signal_emit (self, signals [MESSAGE_RECEIVED], 0, connection, message);
+  if (np_connection_owner_takes_fds (self, signals [MESSAGE_WITH_FDS_RECEIVED], fds))
+    g_signal_emit (self, signals [MESSAGE_WITH_FDS_RECEIVED], 0, connection, message, fds);
+  else
+    g_signal_emit (self, signals [MESSAGE_RECEIVED], 0, connection, message);
 }
 
 static void

@@ -108,14 +108,6 @@ fixture_tear_down (Fixture       *f,
   g_free (f->runtime_dir);
 }
 
-static void
-result_cb (GObject      *object,
-           GAsyncResult *result,
-           gpointer      user_data)
-{
-  *(GAsyncResult **) user_data = g_object_ref (result);
-}
-
 static gboolean
 flag_cb (gpointer data)
 {
@@ -138,7 +130,7 @@ test_client_request_timeout (Fixture       *f,
   guint guard;
 
   np_pipe_client_set_request_timeout (f->client, 50);
-  np_pipe_client_request_async (f->client, request, NULL, result_cb, &result);
+  np_pipe_client_request_async (f->client, request, NULL, np_test_async_done_cb, &result);
 
   guard = g_timeout_add_seconds (10, flag_cb, &gave_up);
   WAIT_BOTH (f, result != NULL || gave_up);
@@ -176,7 +168,7 @@ test_server_request_timeout (Fixture       *f,
 
   g_signal_connect (f->client, "request-received", G_CALLBACK (client_holds_request_cb), f);
   np_pipe_server_set_request_timeout (f->server, 50);
-  np_pipe_connection_request_async (f->connection, request, NULL, result_cb, &result);
+  np_pipe_connection_request_async (f->connection, request, NULL, np_test_async_done_cb, &result);
 
   guard = g_timeout_add_seconds (10, flag_cb, &gave_up);
   WAIT_BOTH (f, result != NULL || gave_up);
@@ -223,9 +215,9 @@ test_server_max_pending_requests (Fixture       *f,
   g_autoptr(GError) error = NULL;
 
   np_pipe_server_set_max_pending_requests (f->server, 1);
-  np_pipe_client_request_async (f->client, request, NULL, result_cb, &f->first);
+  np_pipe_client_request_async (f->client, request, NULL, np_test_async_done_cb, &f->first);
   WAIT_BOTH (f, f->held->len == 1);
-  np_pipe_client_request_async (f->client, request, NULL, result_cb, &f->second);
+  np_pipe_client_request_async (f->client, request, NULL, np_test_async_done_cb, &f->second);
   WAIT_BOTH (f, f->second != NULL);
 
   reply = np_pipe_client_request_finish (f->client, f->second, &error);
