@@ -20,7 +20,8 @@ NpListener *np_listener_new    (GSocket            *socket,
                                 GMainContext       *context,
                                 GObject            *owner,
                                 NpListenerIncoming  incoming,
-                                const char         *name);
+                                const char         *name,
+                                GError            **error);
 void        np_listener_resume (NpListener         *self);
 void        np_listener_close  (NpListener         *self);
 GMainContext *np_listener_lookup_context

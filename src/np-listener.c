@@ -15,6 +15,7 @@
 
 #include "np-listener-private.h"
 #include "np-lock-private.h"
+#include "np-poller-private.h"
 
 /* Connections taken per dispatch before the other sources get a turn. */
 #define NP_ACCEPT_BUDGET     64
@@ -23,8 +24,9 @@
 #define NP_PAUSE_FIRST_MSEC  50
 #define NP_PAUSE_MAX_MSEC    1000
 
-/* Accepts connections from the server's main context. It stops polling
- * the socket when the process runs out of descriptors (EMFILE, ENFILE),
+/* Accepts connections from the server's main context, whose poller
+ * watches the socket beside the connections. It stops polling the
+ * socket when the process runs out of descriptors (EMFILE, ENFILE),
  * where GSocketService would spin on the error, and starts again when a
  * connection closes or after a back-off.
  *
@@ -42,15 +44,15 @@ struct _NpListener
 
   /* Guarded by the lock. */
   GObject            *owner;      /* NULL once closed */
-  GSource            *source;     /* NULL while paused */
-  GSource            *resume;
+  NpPollerWatch      *watch;      /* NULL while paused */
+  NpPollerTimer      *resume;
   guint               pause_msec;
   guint               warned : 1;
 };
 
-static gboolean np_listener_accept_cb (GSocket      *socket,
-                                       GIOCondition  condition,
-                                       gpointer      data);
+static void np_listener_accept_cb (NpPollerWatch *watch,
+                                   GIOCondition   revents,
+                                   gpointer       data);
 
 static NpListener *
 np_listener_ref (NpListener *self)
@@ -67,7 +69,7 @@ np_listener_unref (gpointer data)
   if (!g_atomic_ref_count_dec (&self->ref_count))
     return;
 
-  g_assert (self->owner == NULL && self->source == NULL && self->resume == NULL);
+  g_assert (self->owner == NULL && self->watch == NULL && self->resume == NULL);
 
   /* The last user is gone: no dispatch can be using the socket. */
   g_socket_close (self->socket, NULL);
@@ -80,45 +82,63 @@ np_listener_unref (gpointer data)
 }
 
 static void
-np_listener_clear_source (GSource **source)
-{
-  if (*source != NULL)
-    {
-      g_source_destroy (*source);
-      g_clear_pointer (source, g_source_unref);
-    }
-}
-
-static void
-np_listener_watch_locked (NpListener *self)
+np_listener_clear_locked (NpListener *self)
 {
   NP_ENSURE_LOCKED (&self->lock);
 
-  if (self->owner == NULL || self->source != NULL)
-    return;
-
-  np_listener_clear_source (&self->resume);
-  self->source = g_socket_create_source (self->socket, G_IO_IN, NULL);
-  g_source_set_static_name (self->source, "[np] pipe accept");
-  g_source_set_callback (self->source, G_SOURCE_FUNC (np_listener_accept_cb),
-                         np_listener_ref (self), np_listener_unref);
-  g_source_attach (self->source, self->context);
+  if (self->watch != NULL)
+    np_poller_watch_destroy (g_steal_pointer (&self->watch));
+  if (self->resume != NULL)
+    np_poller_timer_destroy (g_steal_pointer (&self->resume));
 }
 
+/* Fails when the poller cannot take the socket: the process has no
+ * descriptor left for the context's epoll instance. */
 static gboolean
-np_listener_resume_cb (gpointer data)
+np_listener_watch_locked (NpListener  *self,
+                          GError     **error)
+{
+  NP_ENSURE_LOCKED (&self->lock);
+
+  if (self->owner == NULL || self->watch != NULL)
+    return TRUE;
+
+  np_listener_clear_locked (self);
+  self->watch = np_poller_watch_new (self->context, g_socket_get_fd (self->socket), G_IO_IN,
+                                     "[np] pipe accept", np_listener_accept_cb,
+                                     np_listener_ref (self), np_listener_unref);
+  if (!np_poller_watch_start (self->watch, error))
+    {
+      np_poller_watch_destroy (g_steal_pointer (&self->watch));
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+static void np_listener_pause_locked (NpListener *self,
+                                      int         errsv);
+
+static void
+np_listener_resume_cb (NpPollerTimer *timer,
+                       gpointer       data)
 {
   NpListener *self = data;
+  g_autoptr(GError) error = NULL;
 
   g_mutex_lock (&self->lock);
-  if (self->resume == g_main_current_source ())
+  if (self->resume == timer)
     {
-      g_clear_pointer (&self->resume, g_source_unref);
-      np_listener_watch_locked (self);
+      np_poller_timer_destroy (g_steal_pointer (&self->resume));
+      /* Out of descriptors still, for the context's epoll instance:
+       * waits again. */
+      if (!np_listener_watch_locked (self, &error))
+        {
+          g_debug ("Pipe “%s”: %s", self->name, error->message);
+          np_listener_pause_locked (self, EMFILE);
+        }
     }
   g_mutex_unlock (&self->lock);
-
-  return G_SOURCE_REMOVE;
 }
 
 /* No descriptor is left for a new connection: stop polling the socket,
@@ -138,32 +158,29 @@ np_listener_pause_locked (NpListener *self,
       self->warned = TRUE;
     }
 
-  np_listener_clear_source (&self->source);
+  np_listener_clear_locked (self);
 
   self->pause_msec = self->pause_msec == 0 ? NP_PAUSE_FIRST_MSEC
                                            : MIN (self->pause_msec * 2, NP_PAUSE_MAX_MSEC);
-  np_listener_clear_source (&self->resume);
-  self->resume = g_timeout_source_new (self->pause_msec);
-  g_source_set_static_name (self->resume, "[np] pipe accept back-off");
-  g_source_set_callback (self->resume, np_listener_resume_cb,
-                         np_listener_ref (self), np_listener_unref);
-  g_source_attach (self->resume, self->context);
+  self->resume = np_poller_timer_new (self->context, self->pause_msec,
+                                      "[np] pipe accept back-off", np_listener_resume_cb,
+                                      np_listener_ref (self), np_listener_unref);
 }
 
-static gboolean
-np_listener_accept_cb (GSocket      *socket,
-                       GIOCondition  condition,
-                       gpointer      data)
+static void
+np_listener_accept_cb (NpPollerWatch *watch,
+                       GIOCondition   revents,
+                       gpointer       data)
 {
   NpListener *self = data;
   GObject *owner;
 
   g_mutex_lock (&self->lock);
-  owner = self->owner != NULL ? g_object_ref (self->owner) : NULL;
+  owner = self->owner != NULL && self->watch == watch ? g_object_ref (self->owner) : NULL;
   g_mutex_unlock (&self->lock);
 
   if (owner == NULL)
-    return G_SOURCE_REMOVE;
+    return;
 
   for (guint i = 0; i < NP_ACCEPT_BUDGET; i++)
     {
@@ -182,7 +199,7 @@ np_listener_accept_cb (GSocket      *socket,
           if (errsv == EMFILE || errsv == ENFILE || errsv == ENOBUFS || errsv == ENOMEM)
             {
               g_mutex_lock (&self->lock);
-              if (self->source == g_main_current_source ())
+              if (self->watch == watch)
                 np_listener_pause_locked (self, errsv);
               g_mutex_unlock (&self->lock);
             }
@@ -213,8 +230,6 @@ np_listener_accept_cb (GSocket      *socket,
     }
 
   g_object_unref (owner);
-
-  return G_SOURCE_CONTINUE;
 }
 
 /* The servers of this process, by the path they listen on: a client of
@@ -253,13 +268,15 @@ np_listener_lookup_context (const char *path)
 }
 
 /* Accepts on @socket, a listening socket, from @context, handing each
- * connection to @incoming. */
+ * connection to @incoming. Fails when the context's poller cannot take
+ * the socket. */
 NpListener *
-np_listener_new (GSocket            *socket,
-                 GMainContext       *context,
-                 GObject            *owner,
-                 NpListenerIncoming  incoming,
-                 const char         *name)
+np_listener_new (GSocket             *socket,
+                 GMainContext        *context,
+                 GObject             *owner,
+                 NpListenerIncoming   incoming,
+                 const char          *name,
+                 GError             **error)
 {
   NpListener *self = g_new0 (NpListener, 1);
 
@@ -282,7 +299,12 @@ np_listener_new (GSocket            *socket,
     }
 
   g_mutex_lock (&self->lock);
-  np_listener_watch_locked (self);
+  if (!np_listener_watch_locked (self, error))
+    {
+      g_mutex_unlock (&self->lock);
+      np_listener_close (self);
+      return NULL;
+    }
   g_mutex_unlock (&self->lock);
 
   return self;
@@ -293,8 +315,8 @@ void
 np_listener_resume (NpListener *self)
 {
   g_mutex_lock (&self->lock);
-  if (self->source == NULL && self->resume != NULL)
-    np_listener_watch_locked (self);
+  if (self->watch == NULL && self->resume != NULL)
+    np_listener_watch_locked (self, NULL);
   g_mutex_unlock (&self->lock);
 }
 
@@ -313,8 +335,7 @@ np_listener_close (NpListener *self)
 
   g_mutex_lock (&self->lock);
   self->owner = NULL;
-  np_listener_clear_source (&self->source);
-  np_listener_clear_source (&self->resume);
+  np_listener_clear_locked (self);
   g_mutex_unlock (&self->lock);
 
   np_listener_unref (self);

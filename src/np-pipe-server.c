@@ -743,7 +743,15 @@ np_pipe_server_start_locked (NpPipeServer  *self,
 
   self->fd_limit = np_fd_budget_limit ();
   self->listener = np_listener_new (socket, self->context, G_OBJECT (self),
-                                    np_pipe_server_incoming, self->name);
+                                    np_pipe_server_incoming, self->name, error);
+  if (self->listener == NULL)
+    {
+      if (!self->activated)
+        np_socket_file_remove (self->path, &self->socket_file);
+      np_name_unlock (self->lock_fd, self->path);
+      self->lock_fd = -1;
+      return FALSE;
+    }
   self->running = TRUE;
 
   return TRUE;

@@ -11,6 +11,7 @@
 #include "np-flusher-private.h"
 #include "np-lock-private.h"
 #include "np-out-queue-private.h"
+#include "np-poller-private.h"
 #include "np-stream-private.h"
 
 G_BEGIN_DECLS
@@ -29,10 +30,13 @@ G_BEGIN_DECLS
  *      np_stream_unref() holds no stream lock); never while holding 2.
  *   4. the lock of an NpStreamWait (np_stream_block()): taken alone, or
  *      inside 1; nothing is taken inside it.
+ *   5. the poller's (np-poller-*.c, one per main context), and its
+ *      registry's: taken inside 1 by np_poller_*(); the poller drops
+ *      them before it calls a watch or a timer, which take 1.
  *
  * The descriptor budget (np-fd-budget.c) is atomic and takes no lock;
  * GLib's own (a main context's, a GSource's, a GCancellable's) are
- * taken inside 1 (g_source_attach(), g_source_modify_unix_fd(),
+ * taken inside 1 and 5 (g_source_attach(), g_source_set_ready_time();
  * g_cancellable_connect() is never called with 1 held).
  *
  * Never held while calling the owner or completing a task: what a locked
@@ -43,7 +47,8 @@ G_BEGIN_DECLS
 #define NP_STREAM_ENSURE_LOCKED(self) NP_ENSURE_LOCKED ((self)->lock)
 
 gboolean np_stream_is_done_locked (NpStream *self);
-void     np_stream_attach_source_locked (NpStream *self);
+gboolean np_stream_attach_source_locked (NpStream  *self,
+                                         GError   **error);
 
 /* Asserts that the stream is in one of the states in @mask (a bit per
  * NpStreamState) on entry to a transition. */
@@ -106,7 +111,7 @@ typedef struct
   guint32   request_id;
   GBytes   *message;
   GUnixFDList *fds;        /* the request's descriptors, until sent */
-  GSource  *timeout;
+  NpPollerTimer *timeout;
   /* The result, once done. */
   GError   *error;
   gint64    value;
@@ -224,18 +229,16 @@ struct _NpStream
   guint8                   version;        /* spoken, once the peer's hello arrived */
   GQueue                   deferred;       /* of NpOp, done, for the flusher to complete */
   guint64                  last_ping_id;
-  GSource                 *io_source;
-  gpointer                 fd_tag;
+  NpPollerWatch           *io_watch;       /* NULL once closed */
   GIOCondition             events;
-  GSource                 *deadline;
+  NpPollerTimer           *deadline;
   gint64                   stall_until;    /* closing: the peer must read by then */
   NpFlushLink              flush_link;
   /* What the transport is ready for is handled by the top of the stream,
-   * from the I/O source and np_stream_poll_once(); called with the lock
+   * from the I/O watch and np_stream_poll_once(); called with the lock
    * held, which it drops. */
   void                   (*handle_io)      (NpStream     *self,
-                                            GIOCondition  revents,
-                                            GSource      *source);
+                                            GIOCondition  revents);
   guint                    client_end : 1;     /* NP_STREAM_CLIENT_END */
   guint                    connected : 1;      /* started, and not closed by the owner */
   guint                    peer_known : 1;     /* its hello arrived: version, message limit */
@@ -272,7 +275,7 @@ struct _NpStream
   const guint8            *rest_end;
   guint                    reading;        /* depth of nested reads */
   guint                    hello_read : 1;
-  guint                    rest_ready : 1; /* the I/O source is ready for the rest */
+  guint                    rest_ready : 1; /* the I/O watch is ready for the rest */
   guint                    open_pending : 1;
 };
 
@@ -392,7 +395,7 @@ void    np_stream_peer_ended_locked(NpStream      *self,
                                     NpStreamAfter *after);
 void    np_stream_update_events_locked
                                    (NpStream      *self);
-void    np_stream_destroy_source   (GSource      **source);
+void    np_stream_clear_timer      (NpPollerTimer **timer);
 void    np_stream_set_deadline_locked
                                    (NpStream      *self,
                                     guint          timeout_msec);

@@ -98,13 +98,10 @@ np_stream_not_supported_error_new (NpStream *self)
 }
 
 void
-np_stream_destroy_source (GSource **source)
+np_stream_clear_timer (NpPollerTimer **timer)
 {
-  if (*source != NULL)
-    {
-      g_source_destroy (*source);
-      g_clear_pointer (source, g_source_unref);
-    }
+  if (*timer != NULL)
+    np_poller_timer_destroy (g_steal_pointer (timer));
 }
 
 /* Frees the transport once nothing uses it: another thread may be in
@@ -138,9 +135,8 @@ np_stream_update_events_locked (NpStream *self)
   if (events != self->events)
     {
       self->events = events;
-      /* Wakes the context up when another thread runs it. */
-      if (self->fd_tag != NULL)
-        g_source_modify_unix_fd (self->io_source, self->fd_tag, events);
+      if (self->io_watch != NULL)
+        np_poller_watch_set_events (self->io_watch, events);
     }
 }
 
@@ -490,7 +486,7 @@ np_stream_clear_partial (NpStream *self)
 
 /* A handler runs a main loop of its own while a buffer is delivered:
  * the frames left of it are ready now, whether or not the socket is
- * (they may be what the handler waits for). The source is made ready
+ * (they may be what the handler waits for). The watch is made ready
  * for as long as frames are left after the one being delivered, once a
  * buffer: a prepare function would cost every main loop iteration a call
  * per connection. */
@@ -500,8 +496,8 @@ np_stream_set_rest_ready (NpStream *self,
 {
   self->rest_ready = ready;
   g_mutex_lock (self->lock);
-  if (self->io_source != NULL)
-    g_source_set_ready_time (self->io_source, ready ? 0 : -1);
+  if (self->io_watch != NULL)
+    np_poller_watch_set_ready (self->io_watch, ready);
   g_mutex_unlock (self->lock);
 }
 
@@ -553,7 +549,7 @@ np_stream_poll_once (NpStream     *self,
   g_mutex_lock (self->lock);
   self->transport_users--;
   if (((res > 0 && fds[0].revents != 0) || rest) && self->state != NP_STREAM_CLOSED)
-    self->handle_io (self, res > 0 ? fds[0].revents : 0, NULL);
+    self->handle_io (self, res > 0 ? fds[0].revents : 0);
   else
     {
       np_stream_release_transport_locked (self);

@@ -18,7 +18,8 @@
 /* Above np-stream-ops.c and np-stream-io.c. Every function may be called
  * from any thread, with the lock held where the name says so. */
 
-static gboolean np_stream_deadline_cb (gpointer data);
+static void np_stream_deadline_cb (NpPollerTimer *timer,
+                                   gpointer       data);
 
 /* Arms the handshake deadline, or (closing) the one by which the peer
  * must have read something. */
@@ -28,7 +29,7 @@ np_stream_set_deadline_locked (NpStream *self,
 {
   NP_STREAM_ENSURE_LOCKED (self);
 
-  np_stream_destroy_source (&self->deadline);
+  np_stream_clear_timer (&self->deadline);
 
   if (timeout_msec == 0 || self->state == NP_STREAM_CLOSED)
     return;
@@ -36,11 +37,9 @@ np_stream_set_deadline_locked (NpStream *self,
   if (self->state == NP_STREAM_CLOSING)
     self->stall_until = g_get_monotonic_time () + timeout_msec * G_TIME_SPAN_MILLISECOND;
 
-  self->deadline = g_timeout_source_new (timeout_msec);
-  g_source_set_static_name (self->deadline, "[np] pipe deadline");
-  g_source_set_callback (self->deadline, np_stream_deadline_cb,
-                         np_stream_ref (self), (GDestroyNotify) np_stream_unref);
-  g_source_attach (self->deadline, self->context);
+  self->deadline = np_poller_timer_new (self->context, timeout_msec, "[np] pipe deadline",
+                                        np_stream_deadline_cb, np_stream_ref (self),
+                                        (GDestroyNotify) np_stream_unref);
 }
 
 /* Ends the stream: fails what waits on it, and leaves the report to the
@@ -77,12 +76,10 @@ np_stream_finish_locked (NpStream      *self,
   self->want_out = FALSE;
   after->finished = TRUE;
 
-  np_stream_destroy_source (&self->deadline);
-  if (self->io_source != NULL)
-    {
-      self->fd_tag = NULL;
-      np_stream_destroy_source (&self->io_source);
-    }
+  np_stream_clear_timer (&self->deadline);
+  /* Before the transport, and its descriptor, may go. */
+  if (self->io_watch != NULL)
+    np_poller_watch_destroy (g_steal_pointer (&self->io_watch));
 
   np_out_queue_clear (&self->out);
   closed = error != NULL ? g_error_copy (error)
@@ -229,7 +226,7 @@ np_stream_opened_locked (NpStream *self)
 
   self->peer_ready = TRUE;
   np_stream_set_state (self, NP_STREAM_OPEN);
-  np_stream_destroy_source (&self->deadline);
+  np_stream_clear_timer (&self->deadline);
 
   return TRUE;
 }
@@ -334,8 +331,9 @@ np_stream_settle_locked (NpStream      *self,
 }
 
 /* The deadline of the handshake, or of a close */
-static gboolean
-np_stream_deadline_cb (gpointer data)
+static void
+np_stream_deadline_cb (NpPollerTimer *timer,
+                       gpointer       data)
 {
   NpStream *self = data;
   NpStreamAfter after = NP_STREAM_AFTER_INIT;
@@ -344,9 +342,9 @@ np_stream_deadline_cb (gpointer data)
 
   g_mutex_lock (self->lock);
   /* Another thread may have replaced it while this ran. */
-  ours = self->deadline == g_main_current_source ();
+  ours = self->deadline == timer;
   if (ours)
-    g_clear_pointer (&self->deadline, g_source_unref);
+    np_stream_clear_timer (&self->deadline);
   g_mutex_unlock (self->lock);
 
   /* The hello may be waiting in the socket, unread because the context
@@ -382,8 +380,6 @@ np_stream_deadline_cb (gpointer data)
   g_mutex_unlock (self->lock);
 
   np_stream_after (self, &after, NP_STREAM_AFTER_HERE);
-
-  return G_SOURCE_REMOVE;
 }
 
 gboolean
@@ -580,7 +576,7 @@ np_stream_close_sync (NpStream      *self,
     {
       np_stream_set_state (self, NP_STREAM_CLOSING);
       np_stream_update_events_locked (self);
-      np_stream_destroy_source (&self->deadline);
+      np_stream_clear_timer (&self->deadline);
     }
 
   self->stall_until = g_get_monotonic_time () + close_timeout * G_TIME_SPAN_MILLISECOND;
@@ -640,14 +636,18 @@ np_stream_close_sync (NpStream      *self,
 
 /* Has the context's thread run the stream's I/O, once: not before the
  * stream is started or aborted, so that it never reads the peer's hello
- * while its creator still sets it up. */
-void
-np_stream_attach_source_locked (NpStream *self)
+ * while its creator still sets it up. Fails when the poller cannot take
+ * the descriptor (the process has none left for an epoll instance). */
+gboolean
+np_stream_attach_source_locked (NpStream  *self,
+                                GError   **error)
 {
   NP_STREAM_ENSURE_LOCKED (self);
 
-  if (self->io_source != NULL && g_source_get_context (self->io_source) == NULL)
-    g_source_attach (self->io_source, self->context);
+  if (self->io_watch != NULL)
+    return np_poller_watch_start (self->io_watch, error);
+
+  return TRUE;
 }
 
 /* Ends the stream because of @error, telling the peer why. */
@@ -658,7 +658,9 @@ np_stream_abort (NpStream     *self,
   NpStreamAfter after = NP_STREAM_AFTER_INIT;
 
   g_mutex_lock (self->lock);
-  np_stream_attach_source_locked (self);
+  /* Whether or not the watch starts, the stream ends: at worst without
+   * its goodbye, at its close deadline. */
+  np_stream_attach_source_locked (self, NULL);
   np_stream_abort_locked (self, error, &after);
   g_mutex_unlock (self->lock);
 

@@ -240,10 +240,7 @@ np_stream_fail_requests_locked (NpStream      *self,
     {
       g_hash_table_iter_steal (&iter);
       if (op->timeout != NULL)
-        {
-          g_source_destroy (op->timeout);
-          g_clear_pointer (&op->timeout, g_source_unref);
-        }
+        np_poller_timer_destroy (g_steal_pointer (&op->timeout));
       op->error = g_error_copy (error);
       g_queue_push_tail (&after->done, op);
     }
@@ -540,10 +537,7 @@ np_stream_find_request_op_locked (NpStream *self,
           return op;
         g_hash_table_iter_steal (&iter);
         if (op->timeout != NULL)
-          {
-            g_source_destroy (op->timeout);
-            g_clear_pointer (&op->timeout, g_source_unref);
-          }
+          np_poller_timer_destroy (g_steal_pointer (&op->timeout));
         return op;
       }
 

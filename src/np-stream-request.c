@@ -24,7 +24,8 @@
  * REQUEST_FDS or REPLY_FDS frame, whose first byte they go with, as
  * for a MESSAGE_FDS frame. */
 
-static gboolean np_stream_request_timeout_cb (gpointer data);
+static void np_stream_request_timeout_cb (NpPollerTimer *timer,
+                                          gpointer       data);
 
 typedef struct
 {
@@ -89,11 +90,9 @@ np_stream_send_request_locked (NpStream *self,
       data->stream = np_stream_ref (self);
       data->id = op->request_id;
       data->msec = timeout_msec;
-      op->timeout = g_timeout_source_new (timeout_msec);
-      g_source_set_static_name (op->timeout, "[np] request deadline");
-      g_source_set_callback (op->timeout, np_stream_request_timeout_cb, data,
-                             np_timeout_data_free);
-      g_source_attach (op->timeout, self->context);
+      op->timeout = np_poller_timer_new (self->context, timeout_msec, "[np] request deadline",
+                                         np_stream_request_timeout_cb, data,
+                                         np_timeout_data_free);
     }
 
   if (!self->want_out && np_out_queue_get_size (&self->out) >= 64 * 1024)
@@ -142,8 +141,9 @@ np_stream_check_reply_fds_locked (NpStream  *self,
   return np_stream_check_request_fds_locked (self, n_fds, error);
 }
 
-static gboolean
-np_stream_request_timeout_cb (gpointer data)
+static void
+np_stream_request_timeout_cb (NpPollerTimer *timer,
+                              gpointer       data)
 {
   NpTimeoutData *timeout = data;
   NpStream *self = timeout->stream;
@@ -152,10 +152,10 @@ np_stream_request_timeout_cb (gpointer data)
 
   g_mutex_lock (self->lock);
   op = g_hash_table_lookup (np_stream_get_requests_locked (self), GUINT_TO_POINTER (timeout->id));
-  if (op != NULL && op->timeout == g_main_current_source ())
+  if (op != NULL && op->timeout == timer)
     {
       g_hash_table_steal (self->requests, GUINT_TO_POINTER (timeout->id));
-      g_clear_pointer (&op->timeout, g_source_unref);
+      np_poller_timer_destroy (g_steal_pointer (&op->timeout));
       op->error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
                                        _("the peer did not answer the request within %u ms"),
                                        timeout->msec);
@@ -164,8 +164,6 @@ np_stream_request_timeout_cb (gpointer data)
   g_mutex_unlock (self->lock);
 
   np_stream_after (self, &after, NP_STREAM_AFTER_COMPLETE);
-
-  return G_SOURCE_REMOVE;
 }
 
 /* A REPLY, REPLY_FDS or ERROR frame arrived: it ends the request of its
@@ -208,10 +206,7 @@ np_stream_handle_reply (NpStream      *self,
     {
       g_hash_table_steal (self->requests, GUINT_TO_POINTER (id));
       if (op->timeout != NULL)
-        {
-          g_source_destroy (op->timeout);
-          g_clear_pointer (&op->timeout, g_source_unref);
-        }
+        np_poller_timer_destroy (g_steal_pointer (&op->timeout));
     }
   g_mutex_unlock (self->lock);
 
@@ -495,10 +490,7 @@ np_stream_drop_sync_request (NpStream *self,
           }
       }
   if (found && op->timeout != NULL)
-    {
-      g_source_destroy (op->timeout);
-      g_clear_pointer (&op->timeout, g_source_unref);
-    }
+    np_poller_timer_destroy (g_steal_pointer (&op->timeout));
   g_mutex_unlock (self->lock);
 
   /* Found, it is ours to complete; otherwise another thread is

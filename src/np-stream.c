@@ -26,25 +26,17 @@
  * never held while calling the owner or completing a task, so those may
  * call back in. */
 
-typedef struct
-{
-  GSource   source;
-  NpStream *stream;
-} NpStreamSource;
-
 static const NpFlushLinkFuncs np_stream_flush_funcs;
-static GSourceFuncs np_stream_io_funcs;
 
 /* The socket is readable or writable */
 
 /* Handles what the transport is ready for (@revents): writes, then
  * reads and delivers. Called with the lock held, which it drops; from the
- * I/O source's dispatch (@source), or by a thread that holds the context
- * and waits for a reply itself (NULL). */
+ * I/O watch's dispatch, or by a thread that holds the context and waits
+ * for a reply itself. */
 static void
 np_stream_handle_io_locked (NpStream     *self,
-                            GIOCondition  revents,
-                            GSource      *source)
+                            GIOCondition  revents)
 {
   NpStreamAfter after = NP_STREAM_AFTER_INIT;
   NpStreamTarget target;
@@ -79,8 +71,6 @@ np_stream_handle_io_locked (NpStream     *self,
 
   g_mutex_lock (self->lock);
   self->transport_users--;
-  if (source != NULL && self->fd_tag == NULL && self->io_source == source)
-    self->fd_tag = g_source_add_unix_fd (source, self->transport->fd, self->events);
   if (self->state != NP_STREAM_CLOSED)
     np_stream_settle_locked (self, &after);
   np_stream_release_transport_locked (self);
@@ -92,42 +82,27 @@ np_stream_handle_io_locked (NpStream     *self,
 }
 
 /* The socket is readable or writable */
-static gboolean
-np_stream_io_dispatch (GSource     *source,
-                       GSourceFunc  callback,
-                       gpointer     user_data)
+static void
+np_stream_io_cb (NpPollerWatch *watch,
+                 GIOCondition   revents,
+                 gpointer       data)
 {
-  NpStream *self = ((NpStreamSource *) source)->stream;
-  GIOCondition revents;
+  NpStream *self = data;
 
   g_mutex_lock (self->lock);
 
-  if (self->io_source != source || self->fd_tag == NULL)
+  /* Closed by another thread as the dispatch began. */
+  if (self->io_watch != watch)
     {
       g_mutex_unlock (self->lock);
-      return G_SOURCE_CONTINUE;
+      return;
     }
-
-  revents = g_source_query_unix_fd (source, self->fd_tag);
 
   /* A handler may run a main loop of its own while messages are
    * delivered: the nested read delivers the rest of the outer one's
    * buffer before reading more (np_stream_read()), so the order holds. */
-  np_stream_handle_io_locked (self, revents, source);
-
-  return G_SOURCE_CONTINUE;
+  np_stream_handle_io_locked (self, revents);
 }
-
-static void
-np_stream_source_finalize (GSource *source)
-{
-  np_stream_unref (((NpStreamSource *) source)->stream);
-}
-
-static GSourceFuncs np_stream_io_funcs = {
-  .dispatch = np_stream_io_dispatch,
-  .finalize = np_stream_source_finalize,
-};
 
 /* The flusher */
 
@@ -236,16 +211,12 @@ np_stream_new (GObject       *connection,
   g_queue_init (&self->fd_batches);
   np_fd_budget_add_stream ();
 
-  self->io_source = g_source_new (&np_stream_io_funcs, sizeof (NpStreamSource));
-  ((NpStreamSource *) self->io_source)->stream = np_stream_ref (self);
-  g_source_set_static_name (self->io_source, "[np] pipe I/O");
-  /* Not blocked while dispatched: GLib would remove and add the socket to
-   * the poll set, and wake itself up, for every read. Nested main loops
-   * are handled in the dispatch function instead. */
-  g_source_set_can_recurse (self->io_source, TRUE);
   self->events = G_IO_IN;
-  self->fd_tag = g_source_add_unix_fd (self->io_source, transport->fd, self->events);
-  /* Attached once started (or aborted): from then on the context's
+  self->io_watch = np_poller_watch_new (context, transport->fd, self->events,
+                                        "[np] pipe I/O", np_stream_io_cb,
+                                        np_stream_ref (self),
+                                        (GDestroyNotify) np_stream_unref);
+  /* Started once the stream is (or aborts): from then on the context's
    * thread reads, and the stream must be whole, and its connection's. */
 
   np_hello_encode (hello, max_message_size);
@@ -264,17 +235,28 @@ void
 np_stream_start (NpStream *self,
                  guint     handshake_timeout)
 {
+  NpStreamAfter after = NP_STREAM_AFTER_INIT;
+  g_autoptr(GError) error = NULL;
+  gboolean watched;
+
   g_mutex_lock (self->lock);
-  np_stream_attach_source_locked (self);
+  watched = np_stream_attach_source_locked (self, &error);
   if (self->state == NP_STREAM_HANDSHAKE)
     {
       self->connected = TRUE;
-      np_stream_write_some_locked (self);
-      np_stream_set_deadline_locked (self, handshake_timeout);
-      if (!np_out_queue_is_empty (&self->out) || self->write_error != NULL)
-        np_stream_request_flush_locked (self);
+      if (!watched)
+        np_stream_abort_locked (self, error, &after);
+      else
+        {
+          np_stream_write_some_locked (self);
+          np_stream_set_deadline_locked (self, handshake_timeout);
+          if (!np_out_queue_is_empty (&self->out) || self->write_error != NULL)
+            np_stream_request_flush_locked (self);
+        }
     }
   g_mutex_unlock (self->lock);
+
+  np_stream_after (self, &after, NP_STREAM_AFTER_HERE);
 }
 
 /* Publishes what is queued in *@mirror too (NULL: no longer), for an
