@@ -794,11 +794,21 @@ np_test_pair_start (NpTestPair *pair)
 
 /* The pair's client, made if need be, not connected: the test may set
  * it up before np_test_pair_connect(). */
+static void
+pair_count_cb (gpointer data)
+{
+  (*(guint *) data)++;
+}
+
 NpPipeClient *
 np_test_pair_new_client (NpTestPair *pair)
 {
   if (pair->client == NULL)
-    pair->client = np_pipe_client_new (np_pipe_server_get_name (pair->server));
+    {
+      pair->client = np_pipe_client_new (np_pipe_server_get_name (pair->server));
+      g_signal_connect_swapped (pair->client, "accepted", G_CALLBACK (pair_count_cb),
+                                &pair->n_accepted);
+    }
 
   return pair->client;
 }

@@ -162,6 +162,7 @@ typedef struct
   GPtrArray    *connections;       /* NpPipeConnection, as client-connected announced them */
   GPtrArray    *messages;          /* GBytes, as message-received delivered them */
   GPtrArray    *disconnect_errors; /* GError, or NULL for a clean close, per client-disconnected */
+  guint         n_accepted;        /* the client's accepted signals */
 } NpTestPair;
 
 void      np_test_pair_init            (NpTestPair         *pair);

@@ -14,20 +14,6 @@ count_cb (gpointer data)
   (*(guint *) data)++;
 }
 
-/* Counts the client's "accepted" signals in *@n_accepted, the one it
- * may have had already included: np_test_pair_connect() waits for the
- * server's side only, and connect_sync() does not wait for a server of
- * its own thread, so the iterations that served the server may have
- * served the client too, or not yet. */
-static void
-count_accepted (NpPipeClient *client,
-                guint        *n_accepted)
-{
-  g_signal_connect_swapped (client, "accepted", G_CALLBACK (count_cb), n_accepted);
-  if (np_pipe_client_get_connected (client))
-    (*n_accepted)++;
-}
-
 static void
 set_flag_cb (gpointer  data,
              GObject  *where_the_object_was)
@@ -224,19 +210,17 @@ test_connection_after_reconnect (NpTestPair    *pair,
   g_autoptr(NpPipeConnection) old = NULL;
   g_autoptr(GBytes) message = g_bytes_new_static ("new", 3);
   g_autoptr(GError) error = NULL;
-  guint n_accepted = 0;
   g_autoptr(NpPipeConnection) current = NULL;
 
   np_pipe_client_set_auto_reconnect (pair->client, TRUE);
   np_pipe_client_set_reconnect_interval (pair->client, 10);
-  count_accepted (pair->client, &n_accepted);
-  WAIT_UNTIL (np_pipe_client_get_connected (pair->client) && n_accepted == 1);
+  WAIT_UNTIL (np_pipe_client_get_connected (pair->client) && pair->n_accepted == 1);
   old = np_pipe_client_get_connection (pair->client);
 
   /* The server drops the client; it comes back. */
   g_assert_true (np_pipe_connection_close (g_ptr_array_index (pair->connections, 0), NULL, &error));
   g_assert_no_error (error);
-  WAIT_UNTIL (n_accepted == 2);
+  WAIT_UNTIL (pair->n_accepted == 2);
 
   current = np_pipe_client_get_connection (pair->client);
   g_assert_nonnull (current);
@@ -315,16 +299,14 @@ test_held_then_connect_sync (NpTestPair    *pair,
                              gconstpointer  data)
 {
   g_autoptr(GError) error = NULL;
-  guint n_accepted = 0;
   guint n_disconnected = 0;
 
   np_pipe_client_set_auto_reconnect (pair->client, TRUE);
   /* The reconnect loop waits long: the application connects first. */
   np_pipe_client_set_reconnect_interval (pair->client, 600000);
   np_pipe_client_set_reconnect_max_interval (pair->client, 600000);
-  count_accepted (pair->client, &n_accepted);
   g_signal_connect_swapped (pair->client, "disconnected", G_CALLBACK (count_cb), &n_disconnected);
-  WAIT_UNTIL (n_accepted == 1);
+  WAIT_UNTIL (pair->n_accepted == 1);
 
   np_pipe_server_stop (pair->server);
   WAIT_UNTIL (n_disconnected == 1);
@@ -349,7 +331,7 @@ test_held_then_connect_sync (NpTestPair    *pair,
       g_assert_true (np_test_message_parse (g_ptr_array_index (pair->messages, seq), &id, &got));
       g_assert_cmpuint (got, ==, seq);
     }
-  WAIT_UNTIL (n_accepted == 2);
+  WAIT_UNTIL (pair->n_accepted == 2);
 }
 
 /* Dropping the last reference in a handler */
@@ -663,7 +645,6 @@ test_held_order_two_threads (NpTestPair    *pair,
   GThread *threads[N_SENDERS];
   GThread *meddler_thread_;
   Meddler meddler = { .client = pair->client };
-  guint n_accepted = 0;
   guint n_disconnected = 0;
 
   for (guint i = 0; i < N_SENDERS; i++)
@@ -672,9 +653,8 @@ test_held_order_two_threads (NpTestPair    *pair,
   np_pipe_client_set_auto_reconnect (pair->client, TRUE);
   np_pipe_client_set_reconnect_interval (pair->client, 5);
   np_pipe_client_set_reconnect_max_interval (pair->client, 20);
-  count_accepted (pair->client, &n_accepted);
   g_signal_connect_swapped (pair->client, "disconnected", G_CALLBACK (count_cb), &n_disconnected);
-  WAIT_UNTIL (n_accepted == 1);
+  WAIT_UNTIL (pair->n_accepted == 1);
 
   np_pipe_server_stop (pair->server);
   WAIT_UNTIL (n_disconnected == 1);
@@ -697,7 +677,7 @@ test_held_order_two_threads (NpTestPair    *pair,
   for (guint i = 0; i < N_SENDERS; i++)
     g_thread_join (threads[i]);
   g_atomic_int_set (&meddler.stop, 1);
-  WAIT_UNTIL (n_accepted == 2);
+  WAIT_UNTIL (pair->n_accepted == 2);
   /* Its flush_sync() waits for the server, of this thread. */
   WAIT_UNTIL (g_atomic_int_get (&meddler.done));
   g_thread_join (meddler_thread_);
