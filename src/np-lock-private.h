@@ -29,7 +29,13 @@ G_BEGIN_DECLS
  *   4. A stream's lock: the state of one connection (see
  *      np-stream-internal.h, which orders the locks a stream takes
  *      inside it: the flusher's, the flusher registry's, an
- *      NpStreamWait's).
+ *      NpStreamWait's, the poller's).
+ *   5. A poller's lock (np-poller-epoll.c, one per main context), or its
+ *      registry lock (`pollers`), never one inside the other: taken
+ *      inside 3 or 4 to watch a descriptor or arm a deadline, and never
+ *      held while a watch's or timer's callback runs. Only GLib's own
+ *      (g_source_set_ready_time() takes the context's) are taken inside
+ *      them.
  *
  * No lock is held while application code runs: a signal, a callback, a
  * task's completion. What a locked stretch of a stream leaves to do is
