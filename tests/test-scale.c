@@ -696,13 +696,19 @@ test_none_starved (void)
 
 /* 3. Ends while data waits to be read. Clients send at once; the
  * handler of one client's message closes another client whose messages
- * are ready too, and lets go of it, or cancels a third's pending send
- * and request. The closed client's messages are delivered no more, each
- * end is reported once, and the others are served on. Roles go by client
- * id: 4k closes 4k + 1, 4k + 3 cancels what 4k + 2 has in flight. */
+ * are ready too, and lets go of it, and connects a new client; or
+ * cancels a third's pending send and request; or closes its own
+ * connection. The closed clients' messages are delivered no more, each
+ * end is reported once, and the others, the new ones included, are
+ * served on. Roles go by client id: 4k closes 4k + 1, 4k + 3 cancels
+ * what 4k + 2 has in flight, those from READY_CLIENTS on close their own
+ * connection. */
 
 #define READY_CLIENTS   64
+#define SELF_CLOSERS    8
 #define READY_MESSAGES  20
+#define NEWCOMER_FIRST  1000
+#define LATE_CLIENT     2000
 #define BIG_SEQ         READY_MESSAGES
 #define BIG_SIZE        (4 * 1024 * 1024)
 
@@ -728,8 +734,10 @@ typedef struct
   Scale     *f;
   GPtrArray *clients;
   Target     targets[READY_CLIENTS / 4];
+  GPtrArray *newcomers;             /* Client, connected from a handler */
   guint      n_closed;
   guint      n_cancelled;
+  guint      n_self_closed;
 } Ready;
 
 static void
@@ -742,12 +750,34 @@ ready_message_cb (NpPipeServer     *server,
   Peer *victim;
 
   /* Once all said who they are, at the first of the rest. */
-  if (p->n_messages != 2)
+  if (p->n_messages != 2 || p->closed)
     return;
+
+  if (p->client_id >= READY_CLIENTS)
+    {
+      g_autoptr(GError) error = NULL;
+
+      /* In its own emission, the rest of its messages ready. */
+      g_assert_true (np_pipe_connection_close (connection, NULL, &error));
+      g_assert_no_error (error);
+      g_assert_cmpuint (p->n_disconnected, ==, 1);
+      p->closed = TRUE;
+      g_clear_object (&p->connection);
+      r->n_self_closed++;
+      return;
+    }
 
   switch (p->client_id % 4)
     {
     case 0:
+      {
+        /* A client that comes while the server dispatches the others. */
+        Client *c = client_new (r->f, NEWCOMER_FIRST + r->newcomers->len);
+
+        client_send (c, c->id, 0);
+        g_ptr_array_add (r->newcomers, c);
+      }
+
       victim = scale_client_peer (r->f, p->client_id + 1);
       if (victim->connection != NULL)
         {
@@ -780,28 +810,31 @@ test_close_ready_peer (void)
 {
   g_autoptr(Scale) f = scale_new ();
   g_autoptr(GPtrArray) clients = NULL;
+  g_autoptr(GPtrArray) newcomers = g_ptr_array_new_with_free_func (client_free);
   g_autoptr(Client) late = NULL;
   g_autoptr(GBytes) hold = g_bytes_new_static (HOLD, strlen (HOLD));
+  const guint n_clients = READY_CLIENTS + SELF_CLOSERS;
   guint n_big_delivered = 0, n_small_delivered = 0;
   Ready r = { f };
 
   f->size_for = ready_size;
   f->gaps = TRUE;
-  clients = clients_new (f, 0, READY_CLIENTS);
+  clients = clients_new (f, 0, n_clients);
   r.clients = clients;
+  r.newcomers = newcomers;
   g_signal_connect (f->server, "message-received", G_CALLBACK (ready_message_cb), &r);
 
   /* Each says who it is, so that the server knows them all. */
-  for (guint i = 0; i < READY_CLIENTS; i++)
+  for (guint i = 0; i < n_clients; i++)
     {
       client_send (g_ptr_array_index (clients, i), i, 0);
       client_flush (g_ptr_array_index (clients, i));
     }
-  WAIT_FOR (f->n_messages == READY_CLIENTS);
+  WAIT_FOR (f->n_messages == n_clients);
 
   /* Then all at once, every message in the server's sockets before it
    * reads any. */
-  for (guint i = 0; i < READY_CLIENTS; i++)
+  for (guint i = 0; i < n_clients; i++)
     {
       Client *c = g_ptr_array_index (clients, i);
 
@@ -833,7 +866,8 @@ test_close_ready_peer (void)
 
   /* Every closer and every canceller had its turn; every operation
    * cancelled completed, once. */
-  WAIT_FOR (r.n_closed == READY_CLIENTS / 4 && r.n_cancelled == READY_CLIENTS / 4);
+  WAIT_FOR (r.n_closed == READY_CLIENTS / 4 && r.n_cancelled == READY_CLIENTS / 4 &&
+            r.n_self_closed == SELF_CLOSERS);
   for (guint i = 0; i < READY_CLIENTS / 4; i++)
     {
       Target *t = &r.targets[i];
@@ -892,15 +926,22 @@ test_close_ready_peer (void)
 
   /* The closed clients were told, once, and nothing of theirs came
    * after; everybody else's messages all came, in order. */
-  g_assert_cmpuint (f->n_disconnected, ==, READY_CLIENTS / 4);
-  for (guint i = 0; i < READY_CLIENTS; i++)
+  g_assert_cmpuint (f->n_disconnected, ==, READY_CLIENTS / 4 + SELF_CLOSERS);
+  for (guint i = 0; i < n_clients; i++)
     {
       Client *c = g_ptr_array_index (clients, i);
       Peer *p = scale_client_peer (f, i);
 
       g_assert_cmpuint (p->n_bad, ==, 0);
       g_assert_cmpuint (p->n_after_close, ==, 0);
-      if (i % 4 == 1)
+      if (i >= READY_CLIENTS)
+        {
+          g_assert_true (p->closed);
+          peer_assert_all (p, 2);
+          WAIT_FOR (c->n_disconnected == 1);
+          g_assert_no_error (c->error);
+        }
+      else if (i % 4 == 1)
         {
           g_assert_true (p->closed);
           g_assert_cmpuint (p->n_messages, <=, READY_MESSAGES);
@@ -919,15 +960,25 @@ test_close_ready_peer (void)
         }
     }
 
+  /* The clients that connected from a handler were served. */
+  g_assert_cmpuint (newcomers->len, ==, READY_CLIENTS / 4);
+  for (guint i = 0; i < newcomers->len; i++)
+    {
+      WAIT_FOR (g_hash_table_contains (f->by_client, GUINT_TO_POINTER (NEWCOMER_FIRST + i)));
+      peer_assert_all (scale_client_peer (f, NEWCOMER_FIRST + i), 1);
+    }
+
   /* The server serves on, those it had and a newcomer. */
-  late = client_new (f, READY_CLIENTS);
-  WAIT_FOR (f->n_connected == READY_CLIENTS + 1);
+  late = client_new (f, LATE_CLIENT);
+  WAIT_FOR (f->n_connected == n_clients + newcomers->len + 1);
   client_assert_served (late);
   client_assert_served (g_ptr_array_index (clients, 0));
-  for (guint i = 0; i < READY_CLIENTS; i++)
+  client_assert_served (g_ptr_array_index (newcomers, 0));
+  for (guint i = 0; i < n_clients; i++)
     g_assert_cmpuint (((Client *) g_ptr_array_index (clients, i))->n_received, ==, 0);
 
   np_pipe_client_close (late->client, NULL, NULL);
+  g_ptr_array_extend_and_steal (clients, g_steal_pointer (&newcomers));
   clients_close (f, clients);
 }
 
@@ -1021,6 +1072,305 @@ test_peer_killed_while_sending (void)
   WAIT_FOR (f->n_disconnected == KILLED_CLIENTS + 1);
 }
 
+/* 4. A handler that runs a main loop of its own, in turn nested in
+ * another's, while other connections are ready: client A's first
+ * message makes the B clients send more and waits, in a GMainLoop,
+ * until all of theirs came; B's first message of that second batch does
+ * the same with the C clients. What the others send meanwhile is
+ * delivered in the nested loops, and every connection's messages come
+ * once, in order, whatever level delivers them. */
+
+#define GROUP_CLIENTS    20
+#define GROUP_MESSAGES   10
+#define NESTED_A         0
+#define NESTED_B         1
+#define NESTED_C         (1 + GROUP_CLIENTS)
+
+typedef struct
+{
+  GPtrArray *clients;
+  GMainLoop *loops[2];              /* waiting for the B, the C clients */
+  guint      depth;
+  guint      max_depth;
+  guint      n_group[2];            /* messages of the B, the C clients */
+  guint      n_nested[2];           /* of those, delivered in a nested loop */
+  guint      n_shallow;             /* delivered at less than the depth of their batch */
+} Nested;
+
+static void
+nested_send_batch (Nested  *n,
+                   guint32  first)
+{
+  for (guint32 id = first; id < first + GROUP_CLIENTS; id++)
+    for (guint32 seq = GROUP_MESSAGES; seq < 2 * GROUP_MESSAGES; seq++)
+      client_send (g_ptr_array_index (n->clients, id), id, seq);
+}
+
+static void
+nested_wait (Nested  *n,
+             guint    group)
+{
+  GSource *watchdog = watchdog_new (group == 0 ? "the B clients, in a nested loop"
+                                               : "the C clients, in a nested loop");
+
+  n->depth++;
+  n->max_depth = MAX (n->max_depth, n->depth);
+  n->loops[group] = g_main_loop_new (NULL, FALSE);
+  g_main_loop_run (n->loops[group]);
+  g_clear_pointer (&n->loops[group], g_main_loop_unref);
+  n->depth--;
+  watchdog_free (watchdog);
+}
+
+static void
+nested_message_cb (NpPipeServer     *server,
+                   NpPipeConnection *connection,
+                   GBytes           *message,
+                   Nested           *n)
+{
+  guint32 id = 0, seq = 0;
+
+  g_assert_true (np_test_message_parse (message, &id, &seq));
+
+  if (id >= NESTED_B)
+    {
+      guint group = id >= NESTED_C ? 1 : 0;
+
+      n->n_group[group]++;
+      if (n->depth > group)
+        n->n_nested[group]++;
+      /* The second batch is sent from the handler one level up. */
+      if (seq >= GROUP_MESSAGES && n->depth < group + 1)
+        n->n_shallow++;
+      if (n->n_group[group] == 2 * GROUP_CLIENTS * GROUP_MESSAGES && n->loops[group] != NULL)
+        g_main_loop_quit (n->loops[group]);
+    }
+
+  if (id == NESTED_A && seq == 0)
+    {
+      nested_send_batch (n, NESTED_B);
+      nested_wait (n, 0);
+    }
+  else if (id == NESTED_B && seq == GROUP_MESSAGES)
+    {
+      nested_send_batch (n, NESTED_C);
+      nested_wait (n, 1);
+    }
+}
+
+static void
+test_nested_loop_in_handler (void)
+{
+  g_autoptr(Scale) f = scale_new ();
+  g_autoptr(GPtrArray) clients = NULL;
+  const guint n_clients = 1 + 2 * GROUP_CLIENTS;
+  Nested n = { 0 };
+
+  clients = clients_new (f, 0, n_clients);
+  n.clients = clients;
+  g_signal_connect (f->server, "message-received", G_CALLBACK (nested_message_cb), &n);
+
+  /* Every connection has messages ready before the server reads any. */
+  for (guint i = 0; i < n_clients; i++)
+    {
+      Client *c = g_ptr_array_index (clients, i);
+
+      for (guint32 seq = 0; seq < GROUP_MESSAGES; seq++)
+        client_send (c, c->id, seq);
+      client_flush (c);
+    }
+
+  WAIT_FOR (f->n_messages == GROUP_MESSAGES + 4 * GROUP_CLIENTS * GROUP_MESSAGES);
+  g_assert_cmpuint (n.depth, ==, 0);
+  g_assert_cmpuint (n.max_depth, ==, 2);
+  g_assert_cmpuint (n.n_shallow, ==, 0);
+  g_assert_cmpuint (n.n_nested[0], >=, GROUP_CLIENTS * GROUP_MESSAGES);
+  g_assert_cmpuint (n.n_nested[1], >=, GROUP_CLIENTS * GROUP_MESSAGES);
+  g_assert_cmpuint (f->n_bad, ==, 0);
+  peer_assert_all (scale_client_peer (f, NESTED_A), GROUP_MESSAGES);
+  for (guint32 id = NESTED_B; id < n_clients; id++)
+    peer_assert_all (scale_client_peer (f, id), 2 * GROUP_MESSAGES);
+
+  clients_close (f, clients);
+}
+
+/* 5. Threads that send on many connections at once, at both ends, while
+ * the main thread serves them: worker threads send on every client, and
+ * on every server connection, with send(), send_data(), send_async()
+ * and flush_sync(); the server echoes from its handler. Every message
+ * arrives, in the order of its sending thread, on every connection. */
+
+#define THREAD_CLIENTS         48
+#define CLIENT_SENDERS         4
+#define SERVER_SENDERS         2
+#define THREAD_MESSAGES        100
+#define SERVER_SENDER_FIRST    1000
+
+typedef struct
+{
+  GPtrArray *targets;               /* NpPipeClient, or NpPipeConnection */
+  gboolean   server_side;
+  guint32    sender;
+  gint      *n_done;
+  gint       n_async_done;
+  gint       n_async_failed;
+} Worker;
+
+static void
+worker_send_cb (GObject      *object,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  Worker *w = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!np_pipe_client_send_finish (NP_PIPE_CLIENT (object), result, &error))
+    g_atomic_int_inc (&w->n_async_failed);
+  g_atomic_int_inc (&w->n_async_done);
+}
+
+static gpointer
+worker_thread (gpointer data)
+{
+  Worker *w = data;
+
+  for (guint32 seq = 0; seq < THREAD_MESSAGES; seq++)
+    for (guint i = 0; i < w->targets->len; i++)
+      {
+        gpointer target = g_ptr_array_index (w->targets, i);
+        g_autoptr(GBytes) message = np_test_message_new (w->sender, seq,
+                                                         np_test_small_size (w->sender, seq));
+        g_autoptr(GError) error = NULL;
+        gboolean ok = TRUE;
+
+        if (w->server_side)
+          {
+            ok = np_pipe_connection_send (target, message, &error);
+            if (ok && w->sender % 2 == 1 && seq % 10 == 9)
+              ok = np_pipe_connection_flush_sync (target, NULL, &error);
+          }
+        else
+          switch (w->sender % 4)
+            {
+            case 0:
+              ok = np_pipe_client_send (target, message, &error);
+              break;
+
+            case 1:
+              ok = np_pipe_client_send (target, message, &error);
+              if (ok && seq % 10 == 9)
+                ok = np_pipe_client_flush_sync (target, NULL, &error);
+              break;
+
+            case 2:
+              ok = np_pipe_client_send_data (target, g_bytes_get_data (message, NULL),
+                                             g_bytes_get_size (message), &error);
+              break;
+
+            default:
+              np_pipe_client_send_async (target, message, NULL, worker_send_cb, w);
+            }
+        g_assert_no_error (error);
+        g_assert_true (ok);
+      }
+
+  g_atomic_int_inc (w->n_done);
+  g_main_context_wakeup (NULL);
+
+  return NULL;
+}
+
+static gboolean
+clients_all_received (GPtrArray *clients,
+                      guint      n)
+{
+  for (guint i = 0; i < clients->len; i++)
+    if (((Client *) g_ptr_array_index (clients, i))->n_received < n)
+      return FALSE;
+
+  return TRUE;
+}
+
+static void
+test_threads_many_connections (void)
+{
+  g_autoptr(Scale) f = scale_new ();
+  g_autoptr(GPtrArray) clients = NULL;
+  g_autoptr(GPtrArray) client_targets = g_ptr_array_new ();
+  g_autoptr(GPtrArray) server_targets = g_ptr_array_new ();
+  Worker workers[CLIENT_SENDERS + SERVER_SENDERS];
+  GThread *threads[CLIENT_SENDERS + SERVER_SENDERS];
+  const guint n_workers = G_N_ELEMENTS (workers);
+  gint n_done = 0;
+
+  /* As g_main_loop_run() would: the default context is this thread's,
+   * and what it reports runs nowhere else. */
+  g_assert_true (g_main_context_acquire (NULL));
+
+  f->echo = TRUE;
+  f->one_sender = FALSE;
+  clients = clients_new (f, 0, THREAD_CLIENTS);
+  for (guint i = 0; i < THREAD_CLIENTS; i++)
+    {
+      g_ptr_array_add (client_targets, ((Client *) g_ptr_array_index (clients, i))->client);
+      g_ptr_array_add (server_targets, ((Peer *) g_ptr_array_index (f->order, i))->connection);
+    }
+
+  for (guint i = 0; i < n_workers; i++)
+    {
+      gboolean server_side = i >= CLIENT_SENDERS;
+
+      workers[i] = (Worker) {
+        server_side ? server_targets : client_targets,
+        server_side,
+        server_side ? SERVER_SENDER_FIRST + i - CLIENT_SENDERS : i,
+        &n_done,
+      };
+      threads[i] = g_thread_new ("sender", worker_thread, &workers[i]);
+    }
+
+  WAIT_FOR (g_atomic_int_get (&n_done) == (gint) n_workers &&
+            f->n_messages == THREAD_CLIENTS * CLIENT_SENDERS * THREAD_MESSAGES &&
+            clients_all_received (clients, (CLIENT_SENDERS + SERVER_SENDERS) * THREAD_MESSAGES));
+  for (guint i = 0; i < n_workers; i++)
+    g_thread_join (threads[i]);
+
+  /* The server got each client thread's messages in order, on every
+   * connection; every client got its echoes and the server threads'
+   * messages, in order. */
+  g_assert_cmpuint (f->n_bad, ==, 0);
+  for (guint i = 0; i < THREAD_CLIENTS; i++)
+    {
+      Peer *p = g_ptr_array_index (f->order, i);
+      Client *c = g_ptr_array_index (clients, i);
+
+      g_assert_cmpuint (p->n_bad, ==, 0);
+      g_assert_cmpuint (p->n_messages, ==, CLIENT_SENDERS * THREAD_MESSAGES);
+      g_assert_cmpuint (c->n_bad, ==, 0);
+      g_assert_cmpuint (c->n_received, ==, (CLIENT_SENDERS + SERVER_SENDERS) * THREAD_MESSAGES);
+      for (guint j = 0; j < n_workers; j++)
+        {
+          g_assert_cmpuint (client_next_seq (c, workers[j].sender), ==, THREAD_MESSAGES);
+          if (!workers[j].server_side)
+            g_assert_cmpuint (GPOINTER_TO_UINT (g_hash_table_lookup (p->next_seq,
+                                                                     GUINT_TO_POINTER (workers[j].sender))),
+                              ==, THREAD_MESSAGES);
+        }
+    }
+
+  /* The asynchronous sends all completed, in this thread's loop. */
+  for (guint i = 0; i < n_workers; i++)
+    {
+      if (workers[i].server_side || workers[i].sender % 4 != 3)
+        continue;
+      WAIT_FOR (g_atomic_int_get (&workers[i].n_async_done) == THREAD_CLIENTS * THREAD_MESSAGES);
+      g_assert_cmpint (workers[i].n_async_failed, ==, 0);
+    }
+
+  clients_close (f, clients);
+  g_main_context_release (NULL);
+}
+
 /* Tests, each in a process of its own */
 
 static guint nofile_limit;
@@ -1097,11 +1447,16 @@ main (int   argc,
 
   g_test_init (&argc, &argv, NULL);
 
-  add_scale_test ("/Np/Scale/idle-crowd", test_idle_crowd, 300, NOFILE_FOR (IDLE_CLIENTS + 2));
-  add_scale_test ("/Np/Scale/none-starved", test_none_starved, 300, NOFILE_FOR (2 * CROWD_CLIENTS + FLOODERS));
-  add_scale_test ("/Np/Scale/close-ready-peer", test_close_ready_peer, 300, NOFILE_FOR (2 * READY_CLIENTS + 2));
-  add_scale_test ("/Np/Scale/peer-killed-while-sending", test_peer_killed_while_sending, 300,
+  add_scale_test ("/Np/Scale/idle-crowd", test_idle_crowd, 240, NOFILE_FOR (IDLE_CLIENTS + 2));
+  add_scale_test ("/Np/Scale/none-starved", test_none_starved, 240, NOFILE_FOR (2 * CROWD_CLIENTS + FLOODERS));
+  add_scale_test ("/Np/Scale/close-ready-peer", test_close_ready_peer, 240,
+                  NOFILE_FOR (2 * (READY_CLIENTS + SELF_CLOSERS + READY_CLIENTS / 4 + 1)));
+  add_scale_test ("/Np/Scale/peer-killed-while-sending", test_peer_killed_while_sending, 240,
                   NOFILE_FOR (KILLED_CLIENTS + 2));
+  add_scale_test ("/Np/Scale/nested-loop-in-handler", test_nested_loop_in_handler, 240,
+                  NOFILE_FOR (2 * (1 + 2 * GROUP_CLIENTS)));
+  add_scale_test ("/Np/Scale/threads-many-connections", test_threads_many_connections, 240,
+                  NOFILE_FOR (2 * THREAD_CLIENTS));
 
   return g_test_run ();
 }
