@@ -732,7 +732,6 @@ typedef struct
 typedef struct
 {
   Scale     *f;
-  GPtrArray *clients;
   Target     targets[READY_CLIENTS / 4];
   GPtrArray *newcomers;             /* Client, connected from a handler */
   guint      n_closed;
@@ -820,7 +819,6 @@ test_close_ready_peer (void)
   f->size_for = ready_size;
   f->gaps = TRUE;
   clients = clients_new (f, 0, n_clients);
-  r.clients = clients;
   r.newcomers = newcomers;
   g_signal_connect (f->server, "message-received", G_CALLBACK (ready_message_cb), &r);
 
