@@ -50,6 +50,17 @@
  *       connect, and print "MESSAGE DATA" for the first message with
  *       descriptors that comes: its text, and what its first descriptor
  *       reads until its end; then close
+ *   np-test-peer hold NAME COUNT
+ *       with RLIMIT_NOFILE raised to its hard limit, connect COUNT clients
+ *       at once, print "connected COUNT" once the server accepted them
+ *       all, then stay idle; close them all when stdin closes
+ *   np-test-peer flood NAME FIRST COUNT
+ *       connect COUNT clients, of client ids FIRST, FIRST + 1…, print
+ *       "connected COUNT" once the server accepted them all, then send
+ *       each one's test messages (sized by np_test_small_size()) as fast
+ *       as the server reads them, keeping at most 64 KiB queued per
+ *       client, until stdin closes; then close them, writing out what is
+ *       queued. A client the server closes stops sending.
  */
 
 #define _GNU_SOURCE
@@ -716,6 +727,122 @@ run_fd_receive (const char *name)
   return 0;
 }
 
+static void
+many_connected_cb (GObject      *object,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (!np_pipe_client_connect_finish (NP_PIPE_CLIENT (object), result, &error))
+    g_error ("%s", error->message);
+  (*(guint *) user_data)++;
+}
+
+/* COUNT clients, connected at once, each accepted by the server: with a
+ * server busy with them all, no timeout. */
+static GPtrArray *
+connect_many (const char *name,
+              guint       count)
+{
+  GPtrArray *clients = g_ptr_array_new_with_free_func (g_object_unref);
+  guint n_connected = 0;
+
+  np_test_raise_nofile ();
+  for (guint i = 0; i < count; i++)
+    {
+      NpPipeClient *client = np_pipe_client_new (name);
+
+      np_pipe_client_set_connect_timeout (client, 0);
+      np_pipe_client_set_close_timeout (client, 0);
+      np_pipe_client_connect_async (client, NULL, many_connected_cb, &n_connected);
+      g_ptr_array_add (clients, client);
+    }
+  WAIT_UNTIL (n_connected == count);
+
+  printf ("connected %u\n", count);
+  fflush (stdout);
+
+  return clients;
+}
+
+static gboolean
+stdin_closed_cb (int          fd,
+                 GIOCondition condition,
+                 gpointer     user_data)
+{
+  char buf[256];
+
+  if (read (fd, buf, sizeof buf) > 0)
+    return G_SOURCE_CONTINUE;
+
+  *(gboolean *) user_data = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+static void
+close_many (GPtrArray *clients)
+{
+  for (guint i = 0; i < clients->len; i++)
+    np_pipe_client_close (g_ptr_array_index (clients, i), NULL, NULL);
+  g_ptr_array_unref (clients);
+}
+
+static int
+run_hold (const char *name,
+          guint       count)
+{
+  GPtrArray *clients = connect_many (name, count);
+  gboolean closed = FALSE;
+
+  g_unix_fd_add (STDIN_FILENO, G_IO_IN | G_IO_HUP, stdin_closed_cb, &closed);
+  WAIT_UNTIL (closed);
+  close_many (clients);
+
+  return 0;
+}
+
+static int
+run_flood (const char *name,
+           guint32     first,
+           guint       count)
+{
+  GPtrArray *clients = connect_many (name, count);
+  g_autofree guint32 *next_seq = g_new0 (guint32, count);
+  gboolean closed = FALSE;
+
+  g_unix_fd_add (STDIN_FILENO, G_IO_IN | G_IO_HUP, stdin_closed_cb, &closed);
+  while (!closed)
+    {
+      gboolean sent = FALSE;
+
+      for (guint i = 0; i < count; i++)
+        {
+          NpPipeClient *client = g_ptr_array_index (clients, i);
+          g_autoptr(GBytes) message = NULL;
+          g_autoptr(GError) error = NULL;
+
+          if (!np_pipe_client_get_connected (client) ||
+              np_pipe_client_get_queued_bytes (client) >= 64 * 1024)
+            continue;
+
+          message = np_test_message_new (first + i, next_seq[i],
+                                         np_test_small_size (first + i, next_seq[i]));
+          if (np_pipe_client_send (client, message, &error))
+            next_seq[i]++;
+          else if (!g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED))
+            g_error ("%s", error->message);
+          sent = TRUE;
+        }
+
+      /* Blocks only when every queue is full, until one drains. */
+      g_main_context_iteration (NULL, !sent);
+    }
+  close_many (clients);
+
+  return 0;
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -746,8 +873,13 @@ main (int   argc,
     return run_reconnect (argv[2]);
   if (argc == 3 && g_str_equal (argv[1], "fd-receive"))
     return run_fd_receive (argv[2]);
+  if (argc == 4 && g_str_equal (argv[1], "hold"))
+    return run_hold (argv[2], atoi (argv[3]));
+  if (argc == 5 && g_str_equal (argv[1], "flood"))
+    return run_flood (argv[2], atoi (argv[3]), atoi (argv[4]));
 
   g_printerr ("Usage: %s send|echo|load NAME CLIENT COUNT | garbage|half|probe PATH | serve|count NAME"
-              " | serve-limited NAME NOFILE FILL | serve-as NAME refuse|full|mute\n", argv[0]);
+              " | serve-limited NAME NOFILE FILL | serve-as NAME refuse|full|mute"
+              " | hold NAME COUNT | flood NAME FIRST COUNT\n", argv[0]);
   return 2;
 }

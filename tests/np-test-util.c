@@ -5,6 +5,8 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
+#include <sys/resource.h>
+
 #include "np-test-util.h"
 
 void
@@ -236,6 +238,15 @@ np_test_mixed_size (guint32 client,
   return small;
 }
 
+/* Sizes in [8, 263], for tests of many small messages, where what
+ * counts is how many there are and from how many peers. */
+gsize
+np_test_small_size (guint32 client,
+                    guint32 seq)
+{
+  return NP_TEST_MESSAGE_MIN + np_test_random_size (client, seq) % 256;
+}
+
 /* The descriptors this process has open. */
 guint
 np_test_count_open_fds (void)
@@ -249,6 +260,24 @@ np_test_count_open_fds (void)
 
   /* Less the one the listing itself used. */
   return n - 1;
+}
+
+/* Raises the soft RLIMIT_NOFILE to the hard one (Debian's default soft
+ * limit is 1024), for tests of many connections; returns the limit now
+ * in force. */
+guint
+np_test_raise_nofile (void)
+{
+  struct rlimit limit;
+
+  g_assert_cmpint (getrlimit (RLIMIT_NOFILE, &limit), ==, 0);
+  if (limit.rlim_cur != limit.rlim_max)
+    {
+      limit.rlim_cur = limit.rlim_max;
+      g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &limit), ==, 0);
+    }
+
+  return limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur > G_MAXUINT ? G_MAXUINT : (guint) limit.rlim_cur;
 }
 
 /* The hello of a peer that speaks @version: the library's own, which
@@ -740,6 +769,30 @@ np_test_read_line (GSubprocess *process)
   WAIT_UNTIL (line != NULL);
 
   return line;
+}
+
+static void
+np_test_process_done_cb (GObject      *object,
+                         GAsyncResult *result,
+                         gpointer      user_data)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (g_subprocess_wait_finish (G_SUBPROCESS (object), result, &error));
+  g_assert_no_error (error);
+  *(gboolean *) user_data = TRUE;
+}
+
+/* Iterates the main context until @process has ended, so that a server
+ * of this process serves its clients meanwhile; the caller checks how it
+ * ended (g_subprocess_get_successful(), g_subprocess_get_if_signaled()). */
+void
+np_test_wait_process (GSubprocess *process)
+{
+  gboolean done = FALSE;
+
+  g_subprocess_wait_async (process, NULL, np_test_process_done_cb, &done);
+  WAIT_UNTIL (done);
 }
 
 static void

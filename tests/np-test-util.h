@@ -61,7 +61,10 @@ gsize     np_test_random_size          (guint32             client,
 gsize     np_test_size_for             (guint32             seq);
 gsize     np_test_mixed_size           (guint32             client,
                                         guint32             seq);
+gsize     np_test_small_size           (guint32             client,
+                                        guint32             seq);
 guint     np_test_count_open_fds       (void);
+guint     np_test_raise_nofile         (void);
 
 /* Frames, encoded by np-frame.c. */
 void      np_test_hello                (guint8              out[NP_HELLO_SIZE],
@@ -148,6 +151,7 @@ void      np_test_raw_server_free      (NpTestRawServer    *server);
 GSubprocess *np_test_spawn_peer        (GSubprocessFlags    flags,
                                         const char * const *args);
 char     *np_test_read_line            (GSubprocess        *process);
+void      np_test_wait_process         (GSubprocess        *process);
 void      np_test_line_cb              (GObject            *object,
                                         GAsyncResult       *result,
                                         gpointer            user_data);
