@@ -17,6 +17,8 @@
  * its own: a crash or a hang fails that test alone.
  */
 
+#include "config.h"
+
 #include <signal.h>
 #include <stdlib.h>
 
@@ -1369,6 +1371,66 @@ test_threads_many_connections (void)
   g_main_context_release (NULL);
 }
 
+/* What idle connections cost the main loop */
+
+#define POLL_CLIENTS 300
+
+/* Runs one iteration of the default main context by hand, and returns
+ * how many descriptors GLib polled in it, whatever their priority. */
+static guint
+context_n_polled (void)
+{
+  GMainContext *context = g_main_context_default ();
+  g_autofree GPollFD *fds = g_new0 (GPollFD, 4096);
+  gint max_priority;
+  gint timeout;
+  gint n;
+
+  g_assert_true (g_main_context_acquire (context));
+  g_main_context_prepare (context, &max_priority);
+  n = g_main_context_query (context, G_MAXINT, &timeout, fds, 4096);
+  g_assert_cmpint (n, <=, 4096);
+  g_main_context_check (context, G_MAXINT, fds, n);
+  g_main_context_dispatch (context);
+  g_main_context_release (context);
+
+  return n;
+}
+
+/* An idle connection costs a main loop iteration nothing with the epoll
+ * poller: GLib polls as many descriptors with 300 connections open (both
+ * ends of each in this process) as with none, and no source of theirs
+ * is dispatched. With a GSource per connection, GLib polls each. */
+static void
+test_idle_polls_nothing (void)
+{
+  g_autoptr(Scale) f = scale_new ();
+  g_autoptr(GPtrArray) clients = NULL;
+  guint before, after;
+
+  before = context_n_polled ();
+  clients = clients_new (f, 0, POLL_CLIENTS);
+  g_assert_cmpuint (f->n_connected, ==, POLL_CLIENTS);
+  after = context_n_polled ();
+
+#ifdef NP_POLLER_EPOLL
+  g_assert_cmpuint (after, ==, before);
+#else
+  g_assert_cmpuint (after, >=, before + 2 * POLL_CLIENTS);
+#endif
+
+  /* And they are served as ever. */
+  for (guint i = 0; i < POLL_CLIENTS; i += 50)
+    {
+      Client *c = g_ptr_array_index (clients, i);
+
+      client_send (c, c->id, 0);
+    }
+  WAIT_FOR (f->n_messages == POLL_CLIENTS / 50);
+
+  clients_close (f, clients);
+}
+
 /* Tests, each in a process of its own */
 
 static guint nofile_limit;
@@ -1453,6 +1515,8 @@ main (int   argc,
                   NOFILE_FOR (KILLED_CLIENTS + 2));
   add_scale_test ("/Np/Scale/nested-loop-in-handler", test_nested_loop_in_handler, 240,
                   NOFILE_FOR (2 * (1 + 2 * GROUP_CLIENTS)));
+  add_scale_test ("/Np/Scale/idle-polls-nothing", test_idle_polls_nothing, 240,
+                  NOFILE_FOR (2 * POLL_CLIENTS));
   add_scale_test ("/Np/Scale/threads-many-connections", test_threads_many_connections, 240,
                   NOFILE_FOR (2 * THREAD_CLIENTS));
 
