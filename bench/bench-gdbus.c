@@ -533,6 +533,82 @@ gdbus_fd_pinger (const char *address,
   return 0;
 }
 
+/* held echo: the idle clients are gdbus_idler()'s */
+
+static int
+gdbus_held_echo (const char *address,
+                 guint       idle)
+{
+  g_autoptr(GDBusNodeInfo) info = g_dbus_node_info_new_for_xml (introspection_xml, NULL);
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+  Server server = { NULL, export_echo, info };
+  g_autoptr(GDBusServer) dbus_server = server_new (address, &server);
+
+  bench_ready ();
+  /* A connection is new once it is authenticated. */
+  WAIT_UNTIL (server.connections->len == idle);
+  bench_report ("held");
+
+  g_unix_fd_add (STDIN_FILENO, G_IO_IN | G_IO_HUP, bench_stdin_closed_cb, loop);
+  g_main_loop_run (loop);
+  g_dbus_server_stop (dbus_server);
+  g_ptr_array_unref (server.connections);
+
+  return 0;
+}
+
+/* thread connector: synchronous calls, which any thread may make */
+
+typedef struct
+{
+  const char *address;
+  guint       count;
+  gsize       size;
+} Connector;
+
+static gpointer
+gdbus_connector_thread (gpointer data)
+{
+  Connector *c = data;
+  g_autoptr(GVariant) parameters = payload_variant (c->size);
+
+  for (guint i = 0; i < c->count; i++)
+    {
+      g_autoptr(GDBusConnection) connection = client_new (c->address);
+      g_autoptr(GVariant) reply = NULL;
+      g_autoptr(GError) error = NULL;
+
+      reply = g_dbus_connection_call_sync (connection, NULL, OBJECT_PATH, INTERFACE, "Echo",
+                                           parameters, G_VARIANT_TYPE ("(ay)"),
+                                           G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+      if (reply == NULL)
+        g_error ("%s", error->message);
+      g_dbus_connection_close_sync (connection, NULL, NULL);
+    }
+
+  return NULL;
+}
+
+static int
+gdbus_thread_connector (const char *address,
+                        guint       threads,
+                        guint       per_thread,
+                        gsize       size)
+{
+  g_autofree GThread **handles = g_new0 (GThread *, threads);
+  Connector c = { address, per_thread, size };
+  gint64 start = g_get_monotonic_time ();
+
+  for (guint i = 0; i < threads; i++)
+    handles[i] = g_thread_new ("np-bench-connector", gdbus_connector_thread, &c);
+  for (guint i = 0; i < threads; i++)
+    g_thread_join (handles[i]);
+
+  bench_report ("rate %f", threads * per_thread / ((g_get_monotonic_time () - start) / 1e6));
+
+  return 0;
+}
+
 const BenchTransport bench_gdbus = {
   .name = "gdbus",
   .title = "GDBus p2p",
@@ -547,4 +623,7 @@ const BenchTransport bench_gdbus = {
   .requester = gdbus_requester,
   .fd_echo = gdbus_fd_echo,
   .fd_pinger = gdbus_fd_pinger,
+  .held_echo = gdbus_held_echo,
+  .idle_client = gdbus_idler,
+  .thread_connector = gdbus_thread_connector,
 };

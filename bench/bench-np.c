@@ -598,6 +598,83 @@ np_fd_pinger (const char *address,
   return 0;
 }
 
+/* held echo: the idle clients are np_idler()'s */
+
+static int
+np_held_echo (const char *address,
+              guint       idle)
+{
+  g_autoptr(NpPipeServer) server = server_new (address, 0);
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+
+  g_signal_connect (server, "message-received", G_CALLBACK (echo_message), NULL);
+  bench_ready ();
+  /* Counts the connections whose handshake is complete. */
+  WAIT_UNTIL (np_pipe_server_get_n_connections (server) == idle);
+  bench_report ("held");
+
+  g_unix_fd_add (STDIN_FILENO, G_IO_IN | G_IO_HUP, bench_stdin_closed_cb, loop);
+  g_main_loop_run (loop);
+
+  return 0;
+}
+
+/* thread connector: each thread runs a main context of its own, the
+ * thread-default one of the clients it makes */
+
+typedef struct
+{
+  const char *address;
+  guint       count;
+  gsize       size;
+} Connector;
+
+static gpointer
+np_connector_thread (gpointer data)
+{
+  Connector *c = data;
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GBytes) message = g_bytes_new_take (bench_payload (c->size), c->size);
+
+  g_main_context_push_thread_default (context);
+  for (guint i = 0; i < c->count; i++)
+    {
+      g_autoptr(NpPipeClient) client = client_new (c->address);
+      g_autoptr(GError) error = NULL;
+      guint received = 0;
+
+      g_signal_connect (client, "message-received", G_CALLBACK (count_message), &received);
+      if (!np_pipe_client_send (client, message, &error))
+        g_error ("%s", error->message);
+      while (received == 0)
+        g_main_context_iteration (context, TRUE);
+      np_pipe_client_close (client, NULL, NULL);
+    }
+  g_main_context_pop_thread_default (context);
+
+  return NULL;
+}
+
+static int
+np_thread_connector (const char *address,
+                     guint       threads,
+                     guint       per_thread,
+                     gsize       size)
+{
+  g_autofree GThread **handles = g_new0 (GThread *, threads);
+  Connector c = { address, per_thread, size };
+  gint64 start = g_get_monotonic_time ();
+
+  for (guint i = 0; i < threads; i++)
+    handles[i] = g_thread_new ("np-bench-connector", np_connector_thread, &c);
+  for (guint i = 0; i < threads; i++)
+    g_thread_join (handles[i]);
+
+  bench_report ("rate %f", threads * per_thread / ((g_get_monotonic_time () - start) / 1e6));
+
+  return 0;
+}
+
 const BenchTransport bench_np = {
   .name = "np",
   .title = "Np",
@@ -614,4 +691,7 @@ const BenchTransport bench_np = {
   .requester = np_requester,
   .fd_echo = np_fd_echo,
   .fd_pinger = np_fd_pinger,
+  .held_echo = np_held_echo,
+  .idle_client = np_idler,
+  .thread_connector = np_thread_connector,
 };

@@ -41,6 +41,18 @@ socket_new (void       *context,
   return socket;
 }
 
+/* A context for @sockets sockets, past the default of 1023 when need be. */
+static void *
+context_new (guint sockets)
+{
+  void *context = zmq_ctx_new ();
+
+  if (sockets + 16 > 1023 && zmq_ctx_set (context, ZMQ_MAX_SOCKETS, sockets + 16) != 0)
+    g_error ("ZMQ_MAX_SOCKETS: %s", zmq_strerror (zmq_errno ()));
+
+  return context;
+}
+
 static int
 zmq_sink (const char *address,
           guint64     total,
@@ -79,7 +91,7 @@ zmq_source (const char *address,
             guint64     per_conn,
             gsize       size)
 {
-  void *context = zmq_ctx_new ();
+  void *context = context_new (conns);
   g_autofree void **pushes = g_new (void *, conns);
   g_autofree guint8 *payload = bench_payload (size);
 
@@ -195,7 +207,7 @@ static int
 zmq_idler (const char *address,
            guint       conns)
 {
-  void *context = zmq_ctx_new ();
+  void *context = context_new (conns);
   g_autofree void **pushes = g_new (void *, conns);
   int linger = 0;
 
@@ -454,6 +466,149 @@ zmq_requester (const char *address,
   return 0;
 }
 
+/* held echo and idle client: a ROUTER that first takes one hello from
+ * each of @idle DEALERs, then echoes every message to its sender (a REQ
+ * pinger's, delimiter and all) */
+
+static int
+zmq_held_echo (const char *address,
+               guint       idle)
+{
+  void *context = zmq_ctx_new ();
+  void *router;
+  zmq_msg_t part;
+  int more;
+
+  unlink (address);
+  router = socket_new (context, ZMQ_ROUTER, address, TRUE);
+  bench_ready ();
+
+  zmq_msg_init (&part);
+  for (guint n = 0; n < idle; n++)
+    do
+      {
+        if (zmq_msg_recv (&part, router, 0) < 0)
+          g_error ("recv: %s", zmq_strerror (zmq_errno ()));
+      }
+    while (zmq_msg_more (&part));
+  bench_report ("held");
+
+  for (;;)
+    {
+      zmq_pollitem_t items[2] = {
+        { router, 0, ZMQ_POLLIN, 0 },
+        { NULL, STDIN_FILENO, ZMQ_POLLIN, 0 },
+      };
+      char buf[64];
+
+      zmq_poll (items, 2, -1);
+      if (items[1].revents && read (STDIN_FILENO, buf, sizeof buf) <= 0)
+        break;
+      while (zmq_msg_recv (&part, router, ZMQ_DONTWAIT) >= 0)
+        for (;;)
+          {
+            /* The identity frame first: the ROUTER sends to it. */
+            more = zmq_msg_more (&part);
+            if (zmq_msg_send (&part, router, more ? ZMQ_SNDMORE : 0) < 0)
+              g_error ("send: %s", zmq_strerror (zmq_errno ()));
+            if (!more)
+              break;
+            if (zmq_msg_recv (&part, router, 0) < 0)
+              g_error ("recv: %s", zmq_strerror (zmq_errno ()));
+          }
+    }
+  zmq_msg_close (&part);
+
+  zmq_close (router);
+  zmq_ctx_term (context);
+
+  return 0;
+}
+
+static int
+zmq_idle_client (const char *address,
+                 guint       conns)
+{
+  void *context = context_new (conns);
+  g_autofree void **dealers = g_new (void *, conns);
+  int linger = 0;
+
+  /* Each hello goes once its socket has connected. */
+  for (guint i = 0; i < conns; i++)
+    {
+      dealers[i] = socket_new (context, ZMQ_DEALER, address, FALSE);
+      if (zmq_send (dealers[i], "hello", 5, 0) < 0)
+        g_error ("send: %s", zmq_strerror (zmq_errno ()));
+    }
+
+  bench_report ("connected");
+  bench_wait_stdin_closed ();
+
+  for (guint i = 0; i < conns; i++)
+    {
+      zmq_setsockopt (dealers[i], ZMQ_LINGER, &linger, sizeof linger);
+      zmq_close (dealers[i]);
+    }
+  zmq_ctx_term (context);
+
+  return 0;
+}
+
+/* thread connector: a REQ socket a connection, in one context */
+
+typedef struct
+{
+  void       *context;
+  const char *address;
+  guint       count;
+  gsize       size;
+} Connector;
+
+static gpointer
+zmq_connector_thread (gpointer data)
+{
+  Connector *c = data;
+  g_autofree guint8 *payload = bench_payload (c->size);
+  g_autofree guint8 *reply = g_malloc (c->size + 1);
+  int linger = 0;
+  int n;
+
+  for (guint i = 0; i < c->count; i++)
+    {
+      void *req = socket_new (c->context, ZMQ_REQ, c->address, FALSE);
+
+      if (zmq_send (req, payload, c->size, 0) < 0 ||
+          (n = zmq_recv (req, reply, c->size + 1, 0)) < 0)
+        g_error ("%s", zmq_strerror (zmq_errno ()));
+      bench_check_reply (n, c->size);
+      zmq_setsockopt (req, ZMQ_LINGER, &linger, sizeof linger);
+      zmq_close (req);
+    }
+
+  return NULL;
+}
+
+static int
+zmq_thread_connector (const char *address,
+                      guint       threads,
+                      guint       per_thread,
+                      gsize       size)
+{
+  g_autofree GThread **handles = g_new0 (GThread *, threads);
+  Connector c = { zmq_ctx_new (), address, per_thread, size };
+  gint64 start = g_get_monotonic_time ();
+
+  for (guint i = 0; i < threads; i++)
+    handles[i] = g_thread_new ("np-bench-connector", zmq_connector_thread, &c);
+  for (guint i = 0; i < threads; i++)
+    g_thread_join (handles[i]);
+
+  bench_report ("rate %f", threads * per_thread / ((g_get_monotonic_time () - start) / 1e6));
+  zmq_ctx_term (c.context);
+
+  return 0;
+}
+
 const BenchTransport bench_zmq = {
   .name = "zmq",
   .title = "ZeroMQ ipc",
@@ -468,4 +623,7 @@ const BenchTransport bench_zmq = {
   .thread_source = zmq_thread_source,
   .replier = zmq_replier,
   .requester = zmq_requester,
+  .held_echo = zmq_held_echo,
+  .idle_client = zmq_idle_client,
+  .thread_connector = zmq_thread_connector,
 };

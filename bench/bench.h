@@ -71,6 +71,19 @@ typedef struct
    * descriptor that comes back, @count times; prints
    * "rtt MEDIAN_US P99_US". */
   int (*fd_pinger) (const char *address, guint count, gsize size);
+  /* An echo server that first waits for @idle connections of
+   * idle_client() and prints "held" once every one of them has completed
+   * its handshake (ZeroMQ: sent its hello), then echoes as echo() does;
+   * pinger() measures it. */
+  int (*held_echo) (const char *address, guint idle);
+  /* Opens @conns connections to held_echo() (ZeroMQ: DEALER sockets
+   * that each send one hello), prints "connected", and keeps them idle. */
+  int (*idle_client) (const char *address, guint conns);
+  /* Opens @per_thread connections one after the other from each of
+   * @threads threads at once, each connection carrying one round trip of
+   * @size bytes to an echo server before it closes; prints
+   * "rate CONNECTIONS_PER_SECOND". */
+  int (*thread_connector) (const char *address, guint threads, guint per_thread, gsize size);
 } BenchTransport;
 
 extern const BenchTransport bench_np;

@@ -271,6 +271,8 @@ typedef enum
   KIND_THREADS,
   KIND_REQUEST,
   KIND_FDS,
+  KIND_IDLE,
+  KIND_THREAD_SETUP,
 } Kind;
 
 typedef struct
@@ -283,6 +285,7 @@ typedef struct
   guint       conns;       /* connections, sending threads, or requests in flight */
   guint64     count;       /* messages, round trips or connections */
   guint       slow_divisor; /* GDBus does the same work in this many times fewer messages */
+  gboolean    quick_conns;  /* --quick divides the connections as it divides the count */
 } Scenario;
 
 static Scenario scenarios[] = {
@@ -293,12 +296,18 @@ static Scenario scenarios[] = {
   { "fanin-10", "4 fan-in 64 B, 10 clients", "msg/s", KIND_ONEWAY, 64, 10, 400000, 10 },
   { "fanin-100", "4 fan-in 64 B, 100 clients", "msg/s", KIND_ONEWAY, 64, 100, 400000, 10 },
   { "fanin-1000", "4 fan-in 64 B, 1000 clients", "msg/s", KIND_ONEWAY, 64, 1000, 400000, 10 },
+  { "fanin-10000", "4 fan-in 64 B, 10000 clients", "msg/s", KIND_ONEWAY, 64, 10000, 1000000, 10, TRUE },
   { "setup", "5 connection + handshake", "conn/s", KIND_SETUP, 0, 1, 2000, 4 },
+  { "setup-4threads", "5 connection + 64 B round trip, 4 threads", "conn/s", KIND_THREAD_SETUP, 64, 4, 8000, 20 },
   { "memory", "5 server memory per idle connection", "bytes", KIND_MEMORY, 0, 1000, 0, 1 },
+  { "memory-10000", "5 server memory per idle connection, 10000", "bytes", KIND_MEMORY, 0, 10000, 0, 1 },
   { "threads-64", "6 4 threads, 64 B (Np: one client)", "msg/s", KIND_THREADS, 64, 4, 1000000, 1 },
   { "request-64", "7 request round trip 64 B", "µs", KIND_REQUEST, 64, 1, 20000, 4 },
   { "pipelined-64", "8 100 requests in flight, 64 B", "req/s", KIND_REQUEST, 64, 100, 400000, 40 },
   { "fds-64", "9 round trip 64 B + 1 fd", "µs", KIND_FDS, 64, 1, 20000, 4 },
+  { "idle-0", "10 round trip 64 B, 0 idle clients", "µs", KIND_IDLE, 64, 0, 2000, 4, TRUE },
+  { "idle-1000", "10 round trip 64 B, 1000 idle clients", "µs", KIND_IDLE, 64, 1000, 2000, 4, TRUE },
+  { "idle-10000", "10 round trip 64 B, 10000 idle clients", "µs", KIND_IDLE, 64, 10000, 2000, 4, TRUE },
 };
 
 /* The rows of the table: a round trip gives two. A row may also be
@@ -321,14 +330,23 @@ static const Row rows[] = {
   { "fanin-10", "4 fan-in 64 B, 10 clients", "msg/s", FALSE },
   { "fanin-100", "4 fan-in 64 B, 100 clients", "msg/s", FALSE },
   { "fanin-1000", "4 fan-in 64 B, 1000 clients", "msg/s", FALSE },
+  { "fanin-10000", "4 fan-in 64 B, 10000 clients", "msg/s", FALSE, "oneway-64" },
   { "setup", "5 connection + handshake", "conn/s", FALSE },
+  { "setup-4threads", "5 setup + round trip, 4 threads", "conn/s", FALSE, "setup" },
   { "memory", "5 server memory per idle connection", "bytes", TRUE },
+  { "memory-10000", "5 memory per idle conn., 10000 clients", "bytes", TRUE, "memory" },
   { "threads-64", "6 4 threads, 64 B (Np: one client)", "msg/s", FALSE },
   { "request-64-median", "7 request round trip 64 B, median", "µs", TRUE, "rtt-64-median" },
   { "request-64-p99", "7 request round trip 64 B, p99", "µs", TRUE, "rtt-64-p99" },
   { "pipelined-64", "8 100 requests in flight, 64 B", "req/s", FALSE },
   { "fds-64-median", "9 round trip 64 B + 1 fd, median", "µs", TRUE, "rtt-64-median" },
   { "fds-64-p99", "9 round trip 64 B + 1 fd, p99", "µs", TRUE, "rtt-64-p99" },
+  { "idle-0-median", "10 round trip 64 B, 0 idle, median", "µs", TRUE },
+  { "idle-0-p99", "10 round trip 64 B, 0 idle, p99", "µs", TRUE },
+  { "idle-1000-median", "10 round trip 64 B, 1000 idle, median", "µs", TRUE, "idle-0-median" },
+  { "idle-1000-p99", "10 round trip 64 B, 1000 idle, p99", "µs", TRUE, "idle-0-p99" },
+  { "idle-10000-median", "10 round trip 64 B, 10000 idle, median", "µs", TRUE, "idle-0-median" },
+  { "idle-10000-p99", "10 round trip 64 B, 10000 idle, p99", "µs", TRUE, "idle-0-p99" },
 };
 
 static const Row *
@@ -504,17 +522,102 @@ count_for (const Scenario       *s,
   return MAX (count, 10);
 }
 
+/* The connections of a scenario; --quick makes fewer of them where there
+ * are thousands. */
+static guint
+conns_for (const Scenario *s,
+           guint           scale)
+{
+  if (s->kind == KIND_MEMORY)
+    return MAX (s->conns / scale, 10);
+  if (s->quick_conns)
+    return s->conns / scale;
+
+  return s->conns;
+}
+
+/* Idle connections are spread over processes of at most this many each,
+ * which stays within any process's descriptors (ZeroMQ takes two a
+ * socket). */
+#define IDLE_PER_PROCESS 2500
+
+static guint
+idle_processes_for (guint conns)
+{
+  return (conns + IDLE_PER_PROCESS - 1) / IDLE_PER_PROCESS;
+}
+
+/* Starts @conns idle connections in processes of @role, and waits until
+ * each process has made its share. */
+static GPtrArray *
+idlers_spawn (const char           *role,
+              const BenchTransport *t,
+              const char           *address,
+              guint                 conns)
+{
+  GPtrArray *idlers = g_ptr_array_new ();
+  guint n_processes = idle_processes_for (conns);
+
+  for (guint i = 0; i < n_processes; i++)
+    {
+      guint share = conns / n_processes + (i < conns % n_processes);
+      g_autofree char *share_str = g_strdup_printf ("%u", share);
+
+      g_ptr_array_add (idlers, child_spawn (role, t, address, share_str, NULL));
+    }
+  for (guint i = 0; i < idlers->len; i++)
+    child_expect (g_ptr_array_index (idlers, i), "connected");
+
+  return idlers;
+}
+
+static void
+idlers_finish (GPtrArray *idlers)
+{
+  for (guint i = 0; i < idlers->len; i++)
+    child_finish (g_ptr_array_index (idlers, i));
+  g_ptr_array_unref (idlers);
+}
+
+/* The open files a scenario needs in one process, its server's or a
+ * client process's: a server holds a descriptor a connection, and Np
+ * keeps an eighth of the limit for the application; a client process
+ * of ZeroMQ two a socket. */
+static guint64
+files_needed (const Scenario *s,
+              guint           scale)
+{
+  guint conns = conns_for (s, scale);
+  guint per_process;
+
+  switch (s->kind)
+    {
+    case KIND_ONEWAY:
+      per_process = (conns + MIN (conns, 10) - 1) / MAX (MIN (conns, 10), 1);
+      break;
+    case KIND_MEMORY:
+    case KIND_IDLE:
+      per_process = MIN (conns, IDLE_PER_PROCESS);
+      break;
+    default:
+      return 0;
+    }
+
+  return MAX ((conns + 1 + 64) * 8 / 7 + 1, 2 * per_process + 64);
+}
+
 static void
 measure_oneway (const Scenario       *s,
                 const BenchTransport *t,
                 guint                 scale)
 {
   g_autofree char *address = address_for (t);
-  guint64 per_conn = MAX (count_for (s, t, scale) / s->conns, 10);
-  g_autofree char *total = g_strdup_printf ("%" G_GUINT64_FORMAT, per_conn * s->conns);
+  guint n_conns = conns_for (s, scale);
+  guint64 per_conn = MAX (count_for (s, t, scale) / n_conns, 10);
+  g_autofree char *total = g_strdup_printf ("%" G_GUINT64_FORMAT, per_conn * n_conns);
   g_autofree char *size = g_strdup_printf ("%" G_GSIZE_FORMAT, s->size);
   g_autofree char *per_conn_str = g_strdup_printf ("%" G_GUINT64_FORMAT, per_conn);
-  guint n_processes = MIN (s->conns, 10);
+  guint n_processes = MIN (n_conns, 10);
   g_autoptr(GPtrArray) senders = g_ptr_array_new ();
   Child *sink;
   double rate;
@@ -525,7 +628,7 @@ measure_oneway (const Scenario       *s,
   /* Many connections are spread over up to ten client processes. */
   for (guint i = 0; i < n_processes; i++)
     {
-      guint conns = s->conns / n_processes + (i < s->conns % n_processes);
+      guint conns = n_conns / n_processes + (i < n_conns % n_processes);
       g_autofree char *conns_str = g_strdup_printf ("%u", conns);
 
       g_ptr_array_add (senders, child_spawn ("source", t, address, conns_str, per_conn_str, size, NULL));
@@ -600,16 +703,72 @@ measure_memory (const Scenario       *s,
                 guint                 scale)
 {
   g_autofree char *address = address_for (t);
-  g_autofree char *conns = g_strdup_printf ("%u", MAX (s->conns / scale, 10));
-  Child *holder, *idler;
+  guint n_conns = conns_for (s, scale);
+  g_autofree char *conns = g_strdup_printf ("%u", n_conns);
+  GPtrArray *idlers;
+  Child *holder;
 
   holder = child_spawn ("holder", t, address, conns, NULL);
   child_expect (holder, "ready");
-  idler = child_spawn ("idler", t, address, conns, NULL);
-  child_expect (idler, "connected");
+  idlers = idlers_spawn ("idler", t, address, n_conns);
   record (s->key, t, child_number (holder, "memory", NULL));
   child_finish (holder);
-  child_finish (idler);
+  idlers_finish (idlers);
+}
+
+/* One client's round trips while the server holds idle connections from
+ * other processes, every one of them connected and known to the server
+ * before the first round trip. */
+static void
+measure_idle (const Scenario       *s,
+              const BenchTransport *t,
+              guint                 scale)
+{
+  g_autofree char *address = address_for (t);
+  guint n_conns = conns_for (s, scale);
+  g_autofree char *conns = g_strdup_printf ("%u", n_conns);
+  g_autofree char *count = g_strdup_printf ("%" G_GUINT64_FORMAT, count_for (s, t, scale));
+  g_autofree char *size = g_strdup_printf ("%" G_GSIZE_FORMAT, s->size);
+  g_autofree char *median_key = g_strconcat (s->key, "-median", NULL);
+  g_autofree char *p99_key = g_strconcat (s->key, "-p99", NULL);
+  GPtrArray *idlers;
+  Child *echo, *pinger;
+  double median, p99;
+
+  echo = child_spawn ("held-echo", t, address, conns, NULL);
+  child_expect (echo, "ready");
+  idlers = idlers_spawn ("idle-client", t, address, n_conns);
+  child_expect (echo, "held");
+  pinger = child_spawn ("pinger", t, address, count, size, NULL);
+  median = child_number (pinger, "rtt", &p99);
+  child_finish (pinger);
+  idlers_finish (idlers);
+  child_finish (echo);
+
+  record (median_key, t, median);
+  record (p99_key, t, p99);
+}
+
+/* Connections made from several threads of one process at once, each
+ * carrying one round trip. */
+static void
+measure_thread_setup (const Scenario       *s,
+                      const BenchTransport *t,
+                      guint                 scale)
+{
+  g_autofree char *address = address_for (t);
+  g_autofree char *threads = g_strdup_printf ("%u", s->conns);
+  g_autofree char *per_thread = g_strdup_printf ("%" G_GUINT64_FORMAT,
+                                                 MAX (count_for (s, t, scale) / s->conns, 10));
+  g_autofree char *size = g_strdup_printf ("%" G_GSIZE_FORMAT, s->size);
+  Child *echo, *connector;
+
+  echo = child_spawn ("echo", t, address, NULL);
+  child_expect (echo, "ready");
+  connector = child_spawn ("thread-connector", t, address, threads, per_thread, size, NULL);
+  record (s->key, t, child_number (connector, "rate", NULL));
+  child_finish (connector);
+  child_finish (echo);
 }
 
 /* Np's threads share one client; the others own a connection each. */
@@ -699,6 +858,14 @@ measure (const Scenario       *s,
       if (t->requester != NULL)
         measure_request (s, t, scale);
       break;
+    case KIND_IDLE:
+      if (t->held_echo != NULL)
+        measure_idle (s, t, scale);
+      break;
+    case KIND_THREAD_SETUP:
+      if (t->thread_connector != NULL)
+        measure_thread_setup (s, t, scale);
+      break;
     }
 }
 
@@ -764,7 +931,7 @@ print_table (void)
           median_of (rows[r].key, &bench_np, &np) &&
           median_of (reference_row->key, &bench_np, &reference) && reference != 0)
         printf ("Np, %s: %.2fx its %s\n",
-                rows[r].title, np / reference, reference_row->title + 2);
+                rows[r].title, np / reference, strchr (reference_row->title, ' ') + 1);
     }
 }
 
@@ -862,11 +1029,24 @@ remove_work_dir (void)
 /* Options */
 
 static gboolean
+is_scenario (const char *key)
+{
+  for (guint s = 0; s < G_N_ELEMENTS (scenarios); s++)
+    if (g_str_equal (scenarios[s].key, key))
+      return TRUE;
+
+  return FALSE;
+}
+
+/* A prefix that is a whole key (memory, setup) names that scenario only,
+ * not the larger ones named after it (memory-10000, setup-4threads). */
+static gboolean
 has_prefix (const char *key,
             GStrv       prefixes)
 {
   for (guint i = 0; prefixes[i] != NULL; i++)
-    if (g_str_has_prefix (key, prefixes[i]))
+    if (is_scenario (prefixes[i]) ? g_str_equal (key, prefixes[i])
+                                  : g_str_has_prefix (key, prefixes[i]))
       return TRUE;
 
   return FALSE;
@@ -925,6 +1105,12 @@ run_role (int    argc,
     return t->fd_echo (address);
   if (g_str_equal (role, "fd-pinger") && argc == 7)
     return t->fd_pinger (address, ARG (5), ARG (6));
+  if (g_str_equal (role, "held-echo") && argc == 6)
+    return t->held_echo (address, ARG (5));
+  if (g_str_equal (role, "idle-client") && argc == 6)
+    return t->idle_client (address, ARG (5));
+  if (g_str_equal (role, "thread-connector") && argc == 8)
+    return t->thread_connector (address, ARG (5), ARG (6), ARG (7));
 #undef ARG
 
   g_error ("Bad role arguments");
@@ -944,24 +1130,30 @@ main (int   argc,
   g_autoptr(GOptionContext) context = NULL;
   g_autoptr(GError) error = NULL;
   struct rlimit limit;
+  guint64 files;
+  g_autofree gboolean *skipped = g_new0 (gboolean, G_N_ELEMENTS (scenarios));
   const GOptionEntry entries[] = {
     { "quick", 'q', 0, G_OPTION_ARG_NONE, &quick, "A short run that only proves every scenario works", NULL },
     { "rounds", 'r', 0, G_OPTION_ARG_INT, &rounds, "Rounds to take the median of (default 5, 1 with --quick)", "N" },
     { "json", 'j', 0, G_OPTION_ARG_FILENAME, &json, "Also write the results as JSON to FILE (- for stdout)", "FILE" },
     { "only", 'o', 0, G_OPTION_ARG_STRING, &only,
       "Only the scenarios whose key starts with one of these prefixes (oneway-64, oneway-1m, "
-      "rtt, fanin, setup, memory, threads, request, pipelined, fds), separated by commas", "PREFIX,..." },
+      "rtt, fanin, setup, memory, threads, request, pipelined, fds, idle), separated by commas; "
+      "a whole key names that scenario only", "PREFIX,..." },
     { "transports", 't', 0, G_OPTION_ARG_STRING, &only_transports,
       "Only these transports (np, raw, raw-batched, glib, gdbus, zmq), separated by commas", "NAME,..." },
     { NULL }
   };
 
-  /* A thousand connections in one process. */
+  /* Thousands of connections in one process: as many descriptors as the
+   * hard limit allows, for this process and the ones it starts. */
   if (getrlimit (RLIMIT_NOFILE, &limit) == 0)
     {
       limit.rlim_cur = limit.rlim_max;
       setrlimit (RLIMIT_NOFILE, &limit);
     }
+  files = getrlimit (RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
+            ? limit.rlim_cur : G_MAXUINT64;
 
   self_path = g_file_read_link ("/proc/self/exe", NULL);
   if (argc >= 5 && g_str_equal (argv[1], "--role"))
@@ -1001,8 +1193,19 @@ main (int   argc,
     {
       for (guint s = 0; s < G_N_ELEMENTS (scenarios); s++)
         {
+          guint64 needed = files_needed (&scenarios[s], quick ? 100 : 1);
+
           if (prefixes != NULL && !has_prefix (scenarios[s].key, prefixes))
             continue;
+          if (needed > files)
+            {
+              if (!skipped[s])
+                printf ("Skipped %s: it needs %" G_GUINT64_FORMAT " open files in one process, "
+                        "the hard limit is %" G_GUINT64_FORMAT " (ulimit -Hn)\n",
+                        scenarios[s].key, needed, files);
+              skipped[s] = TRUE;
+              continue;
+            }
 
           if (isatty (STDERR_FILENO))
             fprintf (stderr, "\rround %d of %d: %-40s", round + 1, rounds, scenarios[s].title);

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <glib-unix.h>
 #include <np/np.h>
@@ -192,6 +193,7 @@ np_tool_run_listen (int    argc,
 {
   ListenOptions options = { 0 };
   guint max_message_size = 0;
+  gint max_clients = G_MININT;   /* not given */
   g_autoptr(GOptionContext) context = g_option_context_new ("[NAME]");
   g_autoptr(NpPipeServer) server = NULL;
   g_autoptr(GError) error = NULL;
@@ -203,6 +205,7 @@ np_tool_run_listen (int    argc,
     { "variant", 0, 0, G_OPTION_ARG_NONE, &options.variant, N_("Print the messages and requests that hold a GVariant decoded"), NULL },
     { "raw", 'r', 0, G_OPTION_ARG_NONE, &options.raw, N_("Write the bytes of messages and requests, unframed, to stdout; events go to stderr"), NULL },
     { "max-message-size", 'm', 0, G_OPTION_ARG_INT, &max_message_size, N_("Largest message accepted, in bytes (default 16 MiB)"), N_("BYTES") },
+    { "max-clients", 0, 0, G_OPTION_ARG_INT, &max_clients, N_("Most clients served at once, 0 for no limit (default 1024)"), N_("N") },
     { NULL }
   };
 
@@ -220,6 +223,8 @@ np_tool_run_listen (int    argc,
     return np_tool_usage_error (context, _("--raw goes with none of --hex, --full and --variant"));
   if (options.hex && options.variant)
     return np_tool_usage_error (context, _("--hex and --variant do not go together"));
+  if (max_clients < 0 && max_clients != G_MININT)
+    return np_tool_usage_error (context, _("--max-clients takes 0 or more"));
 
   options.show = (options.hex ? NP_TOOL_SHOW_HEX : 0) |
                  (options.full ? NP_TOOL_SHOW_FULL : 0) |
@@ -228,6 +233,19 @@ np_tool_run_listen (int    argc,
   server = np_pipe_server_new (argc == 2 ? argv[1] : NULL);
   if (max_message_size > 0)
     np_pipe_server_set_max_message_size (server, max_message_size);
+  if (max_clients >= 0)
+    {
+      struct rlimit limit;
+
+      /* The library keeps its clients within the descriptors the process
+       * may open: as many as the hard limit allows. */
+      if (getrlimit (RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max)
+        {
+          limit.rlim_cur = limit.rlim_max;
+          setrlimit (RLIMIT_NOFILE, &limit);
+        }
+      np_pipe_server_set_max_connections (server, max_clients);
+    }
 
   g_signal_connect (server, "client-connected", G_CALLBACK (listen_client_connected), &options);
   g_signal_connect (server, "message-received", G_CALLBACK (listen_message_received), &options);

@@ -575,6 +575,28 @@ def a_message_over_the_servers_limit_exits_1():
 
 
 @test
+def max_clients_refuses_the_client_past_it():
+    listener = Listener("one-client", "--max-clients", "1")
+    first = RawClient("one-client")
+    listener.expect(lambda l: l.startswith("client 1 connected"), "connected")
+    assert_fails_once(run("send", "one-client", "hello"), "one-client", "maximum of 1 clients")
+    first.close()
+    listener.expect(lambda l: l == "client 1 disconnected", "disconnected")
+    assert run("send", "one-client", "hello").returncode == 0
+    listener.expect(lambda l: l.endswith(": hello"), "the message, once there was room")
+    listener.stop()
+
+    # 0 is no limit, not no clients.
+    listener = Listener("any-clients", "--max-clients", "0")
+    held = [RawClient("any-clients") for _ in range(2)]
+    assert run("send", "any-clients", "hello").returncode == 0
+    listener.expect(lambda l: l.endswith(": hello"), "the message of a third client")
+    for client in held:
+        client.close()
+    listener.stop()
+
+
+@test
 def ping_a_server_without_ping_code():
     listener = Listener("pingable")
     result = run("ping", "-c", "20", "pingable")
@@ -882,7 +904,8 @@ def usage_errors_exit_2():
                  ["ping", "--timeout", "-1", "x"], ["request"], ["request", "x"],
                  ["request", "x", "one", "two"], ["request", "--timeout", "soon", "x", "m"],
                  ["listen", "--raw", "--full"], ["listen", "--hex", "--variant"],
-                 ["request", "--variant", "x", "(1,"], ["send", "--variant", "x", "nope"]):
+                 ["request", "--variant", "x", "(1,"], ["send", "--variant", "x", "nope"],
+                 ["listen", "--max-clients", "-1"]):
         result = run(*args)
         assert result.returncode == 2, (args, result)
         assert result.stderr, (args, "says why")
