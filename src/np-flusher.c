@@ -30,6 +30,7 @@ struct _NpFlusher
   GQueue        ready;      /* to dispatch */
   guint         n_users;    /* guarded by the flushers lock */
   gint64        last_prepare; /* when a thread last iterated the context; atomic */
+  GThread      *last_thread;  /* which thread that was; atomic */
 };
 
 static void
@@ -97,6 +98,7 @@ np_flusher_prepare (GSource *source,
   *timeout = -1;
   /* The iteration's cached time: no clock read. */
   __atomic_store_n (&self->last_prepare, g_source_get_time (source), __ATOMIC_RELAXED);
+  g_atomic_pointer_set (&self->last_thread, g_thread_self ());
 
   while ((link = g_queue_pop_head (&pending)) != NULL)
     {
@@ -156,16 +158,19 @@ static GSourceFuncs np_flusher_funcs = {
 G_LOCK_DEFINE_STATIC (flushers);
 static GHashTable *flushers;   /* GMainContext → NpFlusher */
 
-/* Whether some thread iterated the flusher's context in the last
- * @msec milliseconds: a thread that waits for something the context
- * delivers may then leave it to that thread. */
+/* Whether another thread than the caller iterated the flusher's
+ * context in the last @msec milliseconds: a thread that waits for
+ * something the context delivers may then leave it to that thread. The
+ * caller's own iterations do not count: a thread that runs its loop
+ * between blocking calls, and blocks now, runs nothing meanwhile. */
 gboolean
 np_flusher_context_is_running (NpFlusher *self,
                                guint      msec)
 {
   gint64 last = __atomic_load_n (&self->last_prepare, __ATOMIC_RELAXED);
 
-  return last > 0 && g_get_monotonic_time () - last < (gint64) msec * G_TIME_SPAN_MILLISECOND;
+  return last > 0 && g_atomic_pointer_get (&self->last_thread) != g_thread_self () &&
+         g_get_monotonic_time () - last < (gint64) msec * G_TIME_SPAN_MILLISECOND;
 }
 
 NpFlusher *
