@@ -1042,6 +1042,8 @@ np_stream_block (NpStream     *self,
            (acquired = g_main_context_acquire (self->context))))
         {
           gboolean closed = np_stream_get_state (self) == NP_STREAM_CLOSED;
+          /* Read only by the thread that holds the context. */
+          guint64 received = self->received;
 
           /* Closed, its end perhaps not reported: this thread does it. */
           if (closed)
@@ -1062,7 +1064,10 @@ np_stream_block (NpStream     *self,
           /* Nothing more will come from a closed stream. */
           if (closed)
             break;
-          if (acquired)
+          /* A slice that brought nothing: another thread may want the
+           * context. One that brought part of what is awaited (a
+           * hello without its settings yet) goes on reading at once. */
+          if (acquired && self->received == received)
             np_stream_wait_for (wait, cancellable, NP_BLOCK_YIELD_MSEC, deadline);
         }
       else
