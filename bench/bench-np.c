@@ -113,6 +113,11 @@ np_source (const char *address,
         }
     }
 
+  /* Everything out before the first close: the receiver's rate is the
+   * messages', not also the goodbyes of thousands of connections. */
+  for (guint i = 0; i < conns; i++)
+    WAIT_UNTIL (np_pipe_client_get_queued_bytes (g_ptr_array_index (clients, i)) == 0);
+
   for (guint i = 0; i < conns; i++)
     np_pipe_client_close (g_ptr_array_index (clients, i), NULL, NULL);
 
