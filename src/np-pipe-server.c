@@ -540,13 +540,17 @@ np_pipe_server_class_init (NpPipeServerClass *klass)
    *
    * Since: 1.0
    */
+  /* The emitter holds the message for the length of the emission: it
+   * is passed as it is, without a reference taken and dropped around
+   * each (G_SIGNAL_TYPE_STATIC_SCOPE), as for every message below. */
   signals [MESSAGE_RECEIVED] =
     g_signal_new ("message-received",
                   G_TYPE_FROM_CLASS (klass),
                   G_SIGNAL_RUN_LAST,
                   0, NULL, NULL,
                   _np_marshal_VOID__OBJECT_BOXED,
-                  G_TYPE_NONE, 2, NP_TYPE_PIPE_CONNECTION, G_TYPE_BYTES);
+                  G_TYPE_NONE, 2, NP_TYPE_PIPE_CONNECTION,
+                  G_TYPE_BYTES | G_SIGNAL_TYPE_STATIC_SCOPE);
   g_signal_set_va_marshaller (signals [MESSAGE_RECEIVED], G_TYPE_FROM_CLASS (klass),
                               _np_marshal_VOID__OBJECT_BOXEDv);
 
@@ -637,7 +641,8 @@ np_pipe_server_class_init (NpPipeServerClass *klass)
                   G_SIGNAL_RUN_LAST,
                   0, NULL, NULL,
                   _np_marshal_VOID__OBJECT_BOXED_OBJECT,
-                  G_TYPE_NONE, 3, NP_TYPE_PIPE_CONNECTION, G_TYPE_BYTES, G_TYPE_UNIX_FD_LIST);
+                  G_TYPE_NONE, 3, NP_TYPE_PIPE_CONNECTION,
+                  G_TYPE_BYTES | G_SIGNAL_TYPE_STATIC_SCOPE, G_TYPE_UNIX_FD_LIST);
   g_signal_set_va_marshaller (signals [MESSAGE_WITH_FDS_RECEIVED], G_TYPE_FROM_CLASS (klass),
                               _np_marshal_VOID__OBJECT_BOXED_OBJECTv);
 }
