@@ -82,12 +82,18 @@ np_stream_finish_locked (NpStream      *self,
     np_poller_watch_destroy (g_steal_pointer (&self->io_watch));
 
   np_out_queue_clear (&self->out);
-  closed = error != NULL ? g_error_copy (error)
-                         : np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
-                                                _("the pipe closed first"));
-  np_stream_fail_ops_locked (&self->writes, closed, after);
-  np_stream_fail_ops_locked (&self->pings, closed, after);
-  np_stream_fail_requests_locked (self, closed, after);
+  /* The error of the calls in flight, made only when there are any: a
+   * connection that ends cleanly with none formats no message. */
+  if (self->writes.length > 0 || self->pings.length > 0 || self->parked.length > 0 ||
+      (self->requests != NULL && g_hash_table_size (self->requests) > 0))
+    {
+      closed = error != NULL ? g_error_copy (error)
+                             : np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED,
+                                                    _("the pipe closed first"));
+      np_stream_fail_ops_locked (&self->writes, closed, after);
+      np_stream_fail_ops_locked (&self->pings, closed, after);
+      np_stream_fail_requests_locked (self, closed, after);
+    }
   while ((op = g_queue_pop_head (&self->closers)) != NULL)
     {
       if (error != NULL)
