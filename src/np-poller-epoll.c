@@ -19,11 +19,19 @@
 
 /* A main loop iteration costs GLib a pass over every source and every
  * polled descriptor of the context: with a GSource per connection, each
- * wake-up paid for every idle peer. Here the context polls one
- * descriptor, an epoll instance (level-triggered) holding every watch's,
- * and one GSource dispatches the watches the kernel reports ready, those
- * made ready by hand, and the timers whose deadline passed; its ready
- * time is the earliest deadline.
+ * wake-up paid for every idle peer. Here one GSource serves them all,
+ * and dispatches the watches that are ready, those made ready by hand,
+ * and the timers whose deadline passed; its ready time is the earliest
+ * deadline.
+ *
+ * The first few watches (NP_POLLER_DIRECT) are descriptors of the source
+ * itself, which GLib polls with the rest of the context; every other
+ * watch is in an epoll instance (level-triggered), whose one descriptor
+ * the source polls too, and which is read with epoll_wait() only when
+ * GLib found it ready. A process with a connection or two thus makes
+ * the system calls it made with a source of each, and one with thousands
+ * pays for a few of them, never for all: the cost of an iteration does
+ * not grow with the idle ones.
  *
  * Each dispatch takes what is ready into an array of its own, with a
  * reference on each, and calls them with no lock held: a callback that
@@ -32,9 +40,11 @@
  * longer ready, as a GSource may be dispatched for a condition another
  * read already consumed. A watch destroyed meanwhile is skipped.
  *
- * Locks: the pollers' table, then a poller's. A caller may hold its own
- * lock around any function here; the poller's lock is never held while a
- * callback or a destroy notify runs. */
+ * Locks: the pollers' table's and a poller's, never one inside the
+ * other. A caller may hold its own lock around any function here; the
+ * poller's lock is never held while a callback or a destroy notify runs.
+ * GLib's context lock is taken inside it (g_source_add_unix_fd(),
+ * g_source_set_ready_time()). */
 
 /* What one dispatch takes at most of each kind; the rest stays ready
  * (the kernel's list is level-triggered and rotates) for the next. */
@@ -47,9 +57,11 @@ struct _NpPoller
   GSource       source;
   GMainContext *context;
   int           epfd;
+  gpointer      epfd_tag;
   GMutex        lock;
 
   /* Guarded by the lock. */
+  GQueue        direct;         /* of NpPollerWatch, through direct_link */
   GQueue        ready;          /* of NpPollerWatch, through ready_link */
   GSequence    *timers;         /* of NpPollerTimer, earliest first */
   gint64        ready_time;     /* as last given to the source */
@@ -74,6 +86,8 @@ struct _NpPollerWatch
   /* Guarded by the poller's lock. */
   GIOCondition       events;
   GList              ready_link;
+  GList              direct_link;
+  gpointer           tag;         /* the source's descriptor, when direct */
   guint64            dispatch;    /* the last dispatch that took it */
   guint              index;       /* where in that dispatch's array */
   guint              started : 1;
@@ -242,17 +256,28 @@ np_poller_dispatch (GSource     *source,
   guint n_ready = 0;
   guint n_due = 0;
   gint64 now;
-  int n;
+  int n = 0;
 
   g_mutex_lock (&self->lock);
 
   self->n_dispatches++;
 
+  /* What GLib polled itself. */
+  for (GList *l = self->direct.head; l != NULL; l = l->next)
+    {
+      NpPollerWatch *watch = l->data;
+      GIOCondition revents = g_source_query_unix_fd (source, watch->tag);
+
+      if (revents != 0)
+        np_poller_take_locked (self, ready, &n_ready, watch, revents);
+    }
+
   /* What epoll reports is registered, and holds a reference, until the
    * lock is let go. */
-  do
-    n = epoll_wait (self->epfd, events, NP_POLLER_BATCH, 0);
-  while (n < 0 && errno == EINTR);
+  if (g_source_query_unix_fd (source, self->epfd_tag) != 0)
+    do
+      n = epoll_wait (self->epfd, events, NP_POLLER_BATCH, 0);
+    while (n < 0 && errno == EINTR);
 
   for (int i = 0; i < n; i++)
     np_poller_take_locked (self, ready, &n_ready, events[i].data.ptr,
@@ -315,6 +340,7 @@ np_poller_finalize (GSource *source)
 
   /* Every watch and timer is gone: each held a use. */
   g_assert (self->ready.length == 0);
+  g_assert (self->direct.length == 0);
   g_assert (g_sequence_get_length (self->timers) == 0);
 
   g_sequence_free (self->timers);
@@ -359,6 +385,7 @@ np_poller_acquire (GMainContext  *context,
       self->context = context;
       self->epfd = epfd;
       g_mutex_init (&self->lock);
+      g_queue_init (&self->direct);
       g_queue_init (&self->ready);
       self->timers = g_sequence_new (NULL);
       self->ready_time = -1;
@@ -366,7 +393,7 @@ np_poller_acquire (GMainContext  *context,
       /* A handler that runs a main loop of its own must not stop every
        * other connection. */
       g_source_set_can_recurse (&self->source, TRUE);
-      g_source_add_unix_fd (&self->source, epfd, G_IO_IN);
+      self->epfd_tag = g_source_add_unix_fd (&self->source, epfd, G_IO_IN);
       g_source_attach (&self->source, context);
       g_hash_table_insert (pollers, context, self);
     }
@@ -415,6 +442,7 @@ np_poller_watch_new (GMainContext      *context,
   watch->data = data;
   watch->notify = notify;
   watch->ready_link.data = watch;
+  watch->direct_link.data = watch;
 
   return watch;
 }
@@ -435,7 +463,15 @@ np_poller_watch_start (NpPollerWatch  *watch,
 
   g_mutex_lock (&poller->lock);
 
-  if (!watch->started && !g_atomic_int_get (&watch->destroyed))
+  if (!watch->started && !g_atomic_int_get (&watch->destroyed) &&
+      poller->direct.length < NP_POLLER_DIRECT)
+    {
+      watch->tag = g_source_add_unix_fd (&poller->source, watch->fd, watch->events);
+      g_queue_push_tail_link (&poller->direct, &watch->direct_link);
+      np_poller_watch_ref (watch);
+      watch->started = TRUE;
+    }
+  else if (!watch->started && !g_atomic_int_get (&watch->destroyed))
     {
       event.events = np_poller_epoll_events (watch->events);
       event.data.ptr = watch;
@@ -490,8 +526,11 @@ np_poller_watch_set_events (NpPollerWatch *watch,
     {
       watch->events = events;
       /* A thread asleep on the epoll instance wakes up when the
-       * descriptor is ready for the new events: no wake-up of its own. */
-      if (watch->started && !g_atomic_int_get (&watch->destroyed))
+       * descriptor is ready for the new events: no wake-up of its own.
+       * GLib wakes up its own poll. */
+      if (watch->tag != NULL)
+        g_source_modify_unix_fd (&poller->source, watch->tag, events);
+      else if (watch->started && !g_atomic_int_get (&watch->destroyed))
         {
           struct epoll_event event = { 0 };
 
@@ -548,7 +587,14 @@ np_poller_watch_destroy (NpPollerWatch *watch)
   g_mutex_lock (&poller->lock);
 
   /* Before its descriptor may be closed, and reused. */
-  if (watch->started)
+  if (watch->tag != NULL)
+    {
+      registered = TRUE;
+      g_source_remove_unix_fd (&poller->source, watch->tag);
+      watch->tag = NULL;
+      g_queue_unlink (&poller->direct, &watch->direct_link);
+    }
+  else if (watch->started)
     {
       registered = TRUE;
       if (epoll_ctl (poller->epfd, EPOLL_CTL_DEL, watch->fd, NULL) < 0)

@@ -23,18 +23,24 @@ G_BEGIN_DECLS
  * timer is still the one it keeps.
  *
  * Two implementations, chosen at build time (meson option "poller"):
- * np-poller-epoll.c gives each main context one GSource whose one
- * descriptor is an epoll instance, so that an idle watch costs a main
- * loop iteration nothing, and keeps every deadline of the context in
- * one ordered sequence, armed as one ready time; np-poller-gsource.c
- * makes each watch and timer a GSource of its own, for systems without
- * epoll.
+ * np-poller-epoll.c gives each main context one GSource, which polls an
+ * epoll instance holding every watch but the first few, so that an idle
+ * watch costs a main loop iteration nothing, and keeps every deadline of
+ * the context in one ordered sequence, armed as one ready time;
+ * np-poller-gsource.c makes each watch and timer a GSource of its own,
+ * for systems without epoll.
  *
  * Both are re-entrant: a callback may run a main loop of its own, in
  * which every other watch and timer of the context goes on being
  * dispatched, and may destroy any watch or timer, its own included.
  * Every function may be called from any thread. No lock of the poller is
  * held while a callback runs. */
+
+/* With epoll, the watches that GLib polls itself, with a descriptor
+ * each of the poller's source (the first started, while they last): a
+ * listener and a few connections, whose wake-ups then cost no
+ * epoll_wait(). Every other watch costs an iteration nothing. */
+#define NP_POLLER_DIRECT 4
 
 typedef struct _NpPollerWatch NpPollerWatch;
 typedef struct _NpPollerTimer NpPollerTimer;

@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <stdlib.h>
 
+#include "np-poller-private.h"
 #include "np-test-util.h"
 
 /* Waits */
@@ -1398,9 +1399,11 @@ context_n_polled (void)
 }
 
 /* An idle connection costs a main loop iteration nothing with the epoll
- * poller: GLib polls as many descriptors with 300 connections open (both
- * ends of each in this process) as with none, and no source of theirs
- * is dispatched. With a GSource per connection, GLib polls each. */
+ * poller: with 300 connections open (both ends of each in this process),
+ * GLib polls at most the few descriptors more that the poller has it
+ * poll itself (NP_POLLER_DIRECT, the listener's among them), and no
+ * source of theirs is dispatched. With a GSource per connection, GLib
+ * polls each. */
 static void
 test_idle_polls_nothing (void)
 {
@@ -1414,7 +1417,7 @@ test_idle_polls_nothing (void)
   after = context_n_polled ();
 
 #ifdef NP_POLLER_EPOLL
-  g_assert_cmpuint (after, ==, before);
+  g_assert_cmpuint (after, <=, before + NP_POLLER_DIRECT);
 #else
   g_assert_cmpuint (after, >=, before + 2 * POLL_CLIENTS);
 #endif
