@@ -251,7 +251,8 @@ np_poller_dispatch (GSource     *source,
 {
   NpPoller *self = (NpPoller *) source;
   struct epoll_event events[NP_POLLER_BATCH];
-  NpPollerReady ready[2 * NP_POLLER_BATCH];
+  /* Those GLib polled, epoll's, and those made ready, each once. */
+  NpPollerReady ready[NP_POLLER_DIRECT + 2 * NP_POLLER_BATCH];
   NpPollerTimer *due[NP_POLLER_BATCH];
   guint n_ready = 0;
   guint n_due = 0;
