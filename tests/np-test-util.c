@@ -9,6 +9,42 @@
 
 #include "np-test-util.h"
 
+static gboolean
+watchdog_cb (gpointer data)
+{
+  g_error ("Still waiting for %s", (const char *) data);
+  return G_SOURCE_REMOVE;
+}
+
+GSource *
+np_test_watchdog_new (guint       sec,
+                      const char *what)
+{
+  const char *timeout = g_getenv ("NP_TEST_WAIT_TIMEOUT");
+  GSource *source;
+
+  if (timeout != NULL)
+    sec = atoi (timeout);
+  if (sec == 0)
+    return NULL;
+
+  source = g_timeout_source_new_seconds (sec);
+  g_source_set_callback (source, watchdog_cb, (gpointer) what, NULL);
+  g_source_attach (source, NULL);
+
+  return source;
+}
+
+void
+np_test_watchdog_free (GSource *watchdog)
+{
+  if (watchdog != NULL)
+    {
+      g_source_destroy (watchdog);
+      g_source_unref (watchdog);
+    }
+}
+
 void
 np_test_error_free0 (gpointer data)
 {

@@ -30,6 +30,21 @@ G_BEGIN_DECLS
       g_main_context_iteration (NULL, TRUE); \
   } G_STMT_END
 
+/* The same, failing the test with what it waited for once @sec seconds
+ * passed (0: never); NP_TEST_WAIT_TIMEOUT, in seconds, overrides @sec,
+ * for slow tools such as valgrind. */
+#define NP_TEST_WAIT_FOR(sec, cond) \
+  G_STMT_START { \
+    GSource *watchdog_ = np_test_watchdog_new ((sec), #cond); \
+    while (!(cond)) \
+      g_main_context_iteration (NULL, TRUE); \
+    np_test_watchdog_free (watchdog_); \
+  } G_STMT_END
+
+GSource  *np_test_watchdog_new         (guint               sec,
+                                        const char         *what);
+void      np_test_watchdog_free        (GSource            *watchdog);
+
 void      np_test_error_free0          (gpointer            data);
 char     *np_test_unique_name          (const char         *prefix);
 void      np_test_async_done_cb        (GObject            *object,

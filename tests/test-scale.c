@@ -27,49 +27,9 @@
 
 /* Waits */
 
-static guint wait_timeout_sec = 120;
-
-static gboolean
-watchdog_cb (gpointer data)
-{
-  g_error ("Still waiting for %s after %u s", (const char *) data, wait_timeout_sec);
-  return G_SOURCE_REMOVE;
-}
-
-static GSource *
-watchdog_new (const char *what)
-{
-  GSource *source = NULL;
-
-  if (wait_timeout_sec > 0)
-    {
-      source = g_timeout_source_new_seconds (wait_timeout_sec);
-      g_source_set_callback (source, watchdog_cb, (gpointer) what, NULL);
-      g_source_attach (source, NULL);
-    }
-
-  return source;
-}
-
-static void
-watchdog_free (GSource *source)
-{
-  if (source != NULL)
-    {
-      g_source_destroy (source);
-      g_source_unref (source);
-    }
-}
-
 /* Iterates the default main context until @cond holds; a watchdog turns
  * a hang into a failure that says what did not happen. */
-#define WAIT_FOR(cond) \
-  G_STMT_START { \
-    GSource *watchdog_ = watchdog_new (#cond); \
-    while (!(cond)) \
-      g_main_context_iteration (NULL, TRUE); \
-    watchdog_free (watchdog_); \
-  } G_STMT_END
+#define WAIT_FOR(cond) NP_TEST_WAIT_FOR (120, cond)
 
 /* The server side */
 
@@ -1111,8 +1071,8 @@ static void
 nested_wait (Nested  *n,
              guint    group)
 {
-  GSource *watchdog = watchdog_new (group == 0 ? "the B clients, in a nested loop"
-                                               : "the C clients, in a nested loop");
+  GSource *watchdog = np_test_watchdog_new (120, group == 0 ? "the B clients, in a nested loop"
+                                                          : "the C clients, in a nested loop");
 
   n->depth++;
   n->max_depth = MAX (n->max_depth, n->depth);
@@ -1120,7 +1080,7 @@ nested_wait (Nested  *n,
   g_main_loop_run (n->loops[group]);
   g_clear_pointer (&n->loops[group], g_main_loop_unref);
   n->depth--;
-  watchdog_free (watchdog);
+  np_test_watchdog_free (watchdog);
 }
 
 static void
@@ -1497,16 +1457,10 @@ int
 main (int   argc,
       char *argv[])
 {
-  const char *timeout;
-
   /* Debian's soft limit is 1024 descriptors; the hard one is the test's
    * to use. */
   nofile_limit = np_test_raise_nofile ();
 
-  /* Slow tools (valgrind) need longer waits; 0 waits for ever. */
-  timeout = g_getenv ("NP_TEST_WAIT_TIMEOUT");
-  if (timeout != NULL)
-    wait_timeout_sec = atoi (timeout);
 
   g_test_init (&argc, &argv, NULL);
 

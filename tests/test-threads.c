@@ -28,49 +28,9 @@
 /* Waits */
 
 static GThread *main_thread;
-static guint wait_timeout_sec = 300;
-
-static gboolean
-watchdog_cb (gpointer data)
-{
-  g_error ("Still waiting for %s after %u s", (const char *) data, wait_timeout_sec);
-  return G_SOURCE_REMOVE;
-}
-
-static GSource *
-watchdog_new (const char *what)
-{
-  GSource *source = NULL;
-
-  if (wait_timeout_sec > 0)
-    {
-      source = g_timeout_source_new_seconds (wait_timeout_sec);
-      g_source_set_callback (source, watchdog_cb, (gpointer) what, NULL);
-      g_source_attach (source, NULL);
-    }
-
-  return source;
-}
-
-static void
-watchdog_free (GSource *source)
-{
-  if (source != NULL)
-    {
-      g_source_destroy (source);
-      g_source_unref (source);
-    }
-}
-
 /* Iterates the default main context until @cond holds; a watchdog turns
  * a hang into a failure that says what did not happen. */
-#define WAIT_FOR(cond) \
-  G_STMT_START { \
-    GSource *watchdog_ = watchdog_new (#cond); \
-    while (!(cond)) \
-      g_main_context_iteration (NULL, TRUE); \
-    watchdog_free (watchdog_); \
-  } G_STMT_END
+#define WAIT_FOR(cond) NP_TEST_WAIT_FOR (300, cond)
 
 /* Runs what is ready in the default main context, without blocking. */
 static void
@@ -1936,16 +1896,11 @@ main (int   argc,
       char *argv[])
 {
   g_autofree char *runtime_dir = NULL;
-  const char *timeout;
   int ret;
 
   /* A runtime directory of our own, so runs never share sockets. */
   runtime_dir = np_test_runtime_dir_new ("np-threads-XXXXXX");
 
-  /* Slow tools (valgrind) need longer waits; 0 waits for ever. */
-  timeout = g_getenv ("NP_TEST_WAIT_TIMEOUT");
-  if (timeout != NULL)
-    wait_timeout_sec = atoi (timeout);
 
   g_test_init (&argc, &argv, NULL);
 
