@@ -176,6 +176,8 @@ gdbus_source (const char *address,
   for (guint i = 0; i < conns; i++)
     if (!g_dbus_connection_flush_sync (g_ptr_array_index (connections, i), NULL, &error))
       g_error ("%s", error->message);
+  /* Kept until the receiver counted everything, as Np's are. */
+  bench_wait_stdin_closed ();
 
   return 0;
 }

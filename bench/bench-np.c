@@ -113,10 +113,12 @@ np_source (const char *address,
         }
     }
 
-  /* Everything out before the first close: the receiver's rate is the
-   * messages', not also the goodbyes of thousands of connections. */
+  /* Everything out, and the connections kept until the receiver counted
+   * it all: its rate is the messages', not also the goodbyes of
+   * thousands of connections that another source ended first. */
   for (guint i = 0; i < conns; i++)
     WAIT_UNTIL (np_pipe_client_get_queued_bytes (g_ptr_array_index (clients, i)) == 0);
+  bench_wait_stdin_closed ();
 
   for (guint i = 0; i < conns; i++)
     np_pipe_client_close (g_ptr_array_index (clients, i), NULL, NULL);

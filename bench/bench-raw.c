@@ -318,8 +318,12 @@ source (const char *address,
       if (filled[i] > 0)
         write_all (fds[i], batches[i], filled[i]);
       g_free (batches[i]);
-      close (fds[i]);
     }
+
+  /* Kept until the receiver counted everything, as Np's are. */
+  bench_wait_stdin_closed ();
+  for (guint i = 0; i < conns; i++)
+    close (fds[i]);
 
   return 0;
 }

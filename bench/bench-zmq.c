@@ -104,7 +104,10 @@ zmq_source (const char *address,
       if (zmq_send (pushes[i], payload, size, 0) < 0)
         g_error ("send: %s", zmq_strerror (zmq_errno ()));
 
-  /* The default linger delivers everything before the context ends. */
+  /* The sockets are kept until the receiver counted everything (ZeroMQ's
+   * thread sends meanwhile), as Np's sources keep their connections;
+   * the default linger would deliver it all anyway. */
+  bench_wait_stdin_closed ();
   for (guint i = 0; i < conns; i++)
     zmq_close (pushes[i]);
   zmq_ctx_term (context);
