@@ -236,6 +236,83 @@ test_request_sync_starves_context (void)
   np_test_pair_clear (&pair);
 }
 
+/* A handler that closes its own connection and then runs the main loop
+ * while frames of the same read wait behind its message: the connection
+ * reads nothing more, and those frames must not keep the context busy.
+ * The peer reads nothing, so that the close waits (for the close
+ * timeout) with the connection's queue full: once what happened is
+ * dispatched, an iteration that does not block finds nothing to do. */
+
+#define CLOSING_FILLER_SIZE (1024 * 1024)
+#define CLOSING_MAX_BUSY    1000
+
+typedef struct
+{
+  guint    n_messages;
+  guint    n_busy;
+  gboolean iterated;
+} ClosingLoop;
+
+static void
+close_and_iterate_cb (NpPipeServer     *server,
+                      NpPipeConnection *connection,
+                      GBytes           *message,
+                      ClosingLoop      *loop)
+{
+  g_autoptr(GBytes) filler = g_bytes_new_take (g_malloc0 (CLOSING_FILLER_SIZE), CLOSING_FILLER_SIZE);
+
+  if (loop->n_messages++ > 0)
+    return;
+
+  g_assert_true (np_pipe_connection_send (connection, filler, NULL));
+  np_pipe_connection_close_async (connection, NULL, NULL, NULL);
+
+  while (loop->n_busy < CLOSING_MAX_BUSY && g_main_context_iteration (NULL, FALSE))
+    loop->n_busy++;
+  loop->iterated = TRUE;
+}
+
+static void
+test_closed_in_handler_with_frames_left (void)
+{
+  g_autoptr(GSocket) peer = NULL;
+  g_autoptr(GByteArray) frames = g_byte_array_new ();
+  ClosingLoop loop = { 0 };
+  NpTestPair pair;
+
+  np_test_pair_init (&pair);
+  np_pipe_server_set_close_timeout (pair.server, 60000);
+  g_signal_connect (pair.server, "message-received", G_CALLBACK (close_and_iterate_cb), &loop);
+  np_test_pair_start (&pair);
+
+  peer = np_test_raw_connect (np_pipe_server_get_path (pair.server));
+  np_test_raw_write_hello (peer, 3, 16 * 1024 * 1024);
+  WAIT_UNTIL (pair.connections->len == 1);
+
+  /* Three messages in one write: the server reads them at once. */
+  for (guint i = 0; i < 3; i++)
+    {
+      guint8 header[NP_FRAME_HEADER_SIZE];
+
+      np_frame_header_encode (header, NP_FRAME_MESSAGE, 4);
+      g_byte_array_append (frames, header, sizeof header);
+      g_byte_array_append (frames, (const guint8 *) "abcd", 4);
+    }
+  np_test_raw_write (peer, frames->data, frames->len);
+
+  WAIT_UNTIL (loop.iterated);
+  g_assert_cmpuint (pair.disconnect_errors->len, ==, 0);
+  g_test_message ("%u busy iterations after the close", loop.n_busy);
+  g_assert_cmpuint (loop.n_busy, <, CLOSING_MAX_BUSY);
+
+  /* The peer goes: the close ends, the messages after the first were
+   * never delivered. */
+  g_socket_close (peer, NULL);
+  WAIT_UNTIL (pair.disconnect_errors->len == 1);
+  g_assert_cmpuint (loop.n_messages, ==, 1);
+  np_test_pair_clear (&pair);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -253,6 +330,8 @@ main (int   argc,
   np_test_add_isolated ("/Np/NestedLoops/keep-order", test_nested_loops_keep_order, 60);
   np_test_add_isolated ("/Np/NestedLoops/request-sync-starves-context",
                         test_request_sync_starves_context, 60);
+  np_test_add_isolated ("/Np/NestedLoops/closed-in-handler-with-frames-left",
+                        test_closed_in_handler_with_frames_left, 60);
 
   ret = g_test_run ();
 
