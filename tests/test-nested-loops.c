@@ -313,6 +313,126 @@ test_closed_in_handler_with_frames_left (void)
   np_test_pair_clear (&pair);
 }
 
+/* Deadlines that pass together: the callback of a request that timed
+ * out runs a main loop until another request, whose deadline passed at
+ * the same time, has timed out too. The nested loop must fire it. The
+ * client runs in a context of its own, left alone until both deadlines
+ * are past, so that one dispatch finds both due. */
+
+typedef struct
+{
+  GMainContext *context;
+  guint         n_timed_out;
+  gboolean      first_done;
+} DueTogether;
+
+/* Answers the first request, holds the others unanswered. */
+static gboolean
+hold_request_cb (NpPipeServer     *server,
+                 NpPipeConnection *connection,
+                 NpPipeRequest    *request,
+                 GPtrArray        *held)
+{
+  if (held->len == 0)
+    np_pipe_request_reply (request, np_pipe_request_get_message (request));
+  g_ptr_array_add (held, g_object_ref (request));
+  return TRUE;
+}
+
+static void
+second_timed_out_cb (GObject      *object,
+                     GAsyncResult *result,
+                     gpointer      user_data)
+{
+  DueTogether *due = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) reply = np_pipe_client_request_finish (NP_PIPE_CLIENT (object), result, &error);
+
+  g_assert_null (reply);
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT);
+  due->n_timed_out++;
+}
+
+static void
+first_timed_out_cb (GObject      *object,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  DueTogether *due = user_data;
+
+  second_timed_out_cb (object, result, due);
+  while (due->n_timed_out < 2)
+    g_main_context_iteration (due->context, TRUE);
+  due->first_done = TRUE;
+}
+
+/* Iterates the default context and @context, neither blocking, until
+ * @result is set. */
+static void
+iterate_both_until (GMainContext  *context,
+                    GAsyncResult **result)
+{
+  while (*result == NULL)
+    {
+      g_main_context_iteration (NULL, FALSE);
+      g_main_context_iteration (context, FALSE);
+    }
+}
+
+static void
+test_deadlines_due_together (void)
+{
+  g_autoptr(GPtrArray) held = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GBytes) question = g_bytes_new_static ("question", 8);
+  g_autoptr(NpPipeClient) client = NULL;
+  g_autoptr(GAsyncResult) connected = NULL;
+  g_autoptr(GAsyncResult) answered = NULL;
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  DueTogether due = { 0 };
+  NpTestPair pair;
+
+  np_test_pair_init (&pair);
+  g_signal_connect (pair.server, "request-received", G_CALLBACK (hold_request_cb), held);
+  np_test_pair_start (&pair);
+
+  due.context = g_main_context_new ();
+  g_main_context_push_thread_default (due.context);
+  client = np_pipe_client_new (np_pipe_server_get_name (pair.server));
+  np_pipe_client_connect_async (client, NULL, np_test_async_done_cb, &connected);
+  iterate_both_until (due.context, &connected);
+  g_assert_true (np_pipe_client_connect_finish (client, connected, &error));
+  g_assert_no_error (error);
+
+  /* A first request answered: the client knows the server's settings. */
+  np_pipe_client_request_async (client, question, NULL, np_test_async_done_cb, &answered);
+  iterate_both_until (due.context, &answered);
+  reply = np_pipe_client_request_finish (client, answered, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_bytes_equal (reply, question));
+
+  np_pipe_client_set_request_timeout (client, 10);
+  np_pipe_client_request_async (client, question, NULL, first_timed_out_cb, &due);
+  np_pipe_client_request_async (client, question, NULL, second_timed_out_cb, &due);
+  g_assert_true (np_pipe_client_flush_sync (client, NULL, &error));
+  g_assert_no_error (error);
+  WAIT_UNTIL (held->len == 3);
+  np_test_run_for (50);
+
+  while (!due.first_done)
+    g_main_context_iteration (due.context, TRUE);
+  g_assert_cmpuint (due.n_timed_out, ==, 2);
+
+  np_pipe_client_close_async (client, NULL, NULL, NULL);
+  g_clear_object (&client);
+  while (g_main_context_iteration (due.context, FALSE))
+    ;
+  g_main_context_pop_thread_default (due.context);
+  g_main_context_unref (due.context);
+  g_ptr_array_set_size (held, 0);
+  np_test_pair_clear (&pair);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -332,6 +452,7 @@ main (int   argc,
                         test_request_sync_starves_context, 60);
   np_test_add_isolated ("/Np/NestedLoops/closed-in-handler-with-frames-left",
                         test_closed_in_handler_with_frames_left, 60);
+  np_test_add_isolated ("/Np/NestedLoops/deadlines-due-together", test_deadlines_due_together, 20);
 
   ret = g_test_run ();
 
