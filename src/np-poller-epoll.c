@@ -33,12 +33,14 @@
  * pays for a few of them, never for all: the cost of an iteration does
  * not grow with the idle ones.
  *
- * Each dispatch takes what is ready into an array of its own, with a
- * reference on each, and calls them with no lock held: a callback that
- * runs a main loop dispatches the source again (it may recurse), and
- * what the inner dispatch handles the outer one finds, at worst, no
- * longer ready, as a GSource may be dispatched for a condition another
- * read already consumed. A watch destroyed meanwhile is skipped.
+ * Each dispatch takes the watches that are ready into an array of its
+ * own, with a reference on each, and the timers due one at a time
+ * (those left stay where a nested dispatch finds them), and calls them
+ * with no lock held: a callback that runs a main loop dispatches the
+ * source again (it may recurse), and what the inner dispatch handles
+ * the outer one finds, at worst, no longer ready, as a GSource may be
+ * dispatched for a condition another read already consumed. A watch
+ * destroyed meanwhile is skipped.
  *
  * Locks: the pollers' table's and a poller's, never one inside the
  * other. A caller may hold its own lock around any function here; the
@@ -253,9 +255,7 @@ np_poller_dispatch (GSource     *source,
   struct epoll_event events[NP_POLLER_BATCH];
   /* Those GLib polled, epoll's, and those made ready, each once. */
   NpPollerReady ready[NP_POLLER_DIRECT + 2 * NP_POLLER_BATCH];
-  NpPollerTimer *due[NP_POLLER_BATCH];
   guint n_ready = 0;
-  guint n_due = 0;
   gint64 now;
   int n = 0;
 
@@ -295,19 +295,6 @@ np_poller_dispatch (GSource     *source,
     }
 
   now = g_source_get_time (source);
-  while (n_due < NP_POLLER_BATCH && g_sequence_get_length (self->timers) > 0)
-    {
-      GSequenceIter *first = g_sequence_get_begin_iter (self->timers);
-      NpPollerTimer *timer = g_sequence_get (first);
-
-      if (timer->when > now)
-        break;
-
-      /* The sequence's reference goes to the array. */
-      g_sequence_remove (first);
-      timer->iter = NULL;
-      due[n_due++] = timer;
-    }
 
   np_poller_update_ready_time_locked (self);
 
@@ -322,9 +309,33 @@ np_poller_dispatch (GSource     *source,
       np_poller_watch_unref (watch);
     }
 
-  for (guint i = 0; i < n_due; i++)
+  /* The timers due are taken one at a time: the others stay in the
+   * sequence, the source ready, while a callback runs, so that one that
+   * runs a main loop of its own fires them there. */
+  for (guint i = 0; i < NP_POLLER_BATCH; i++)
     {
-      NpPollerTimer *timer = due[i];
+      NpPollerTimer *timer = NULL;
+
+      g_mutex_lock (&self->lock);
+      if (g_sequence_get_length (self->timers) > 0)
+        {
+          GSequenceIter *first = g_sequence_get_begin_iter (self->timers);
+
+          timer = g_sequence_get (first);
+          if (timer->when <= now)
+            {
+              /* The sequence's reference goes to this dispatch. */
+              g_sequence_remove (first);
+              timer->iter = NULL;
+              np_poller_update_ready_time_locked (self);
+            }
+          else
+            timer = NULL;
+        }
+      g_mutex_unlock (&self->lock);
+
+      if (timer == NULL)
+        break;
 
       if (!g_atomic_int_get (&timer->destroyed))
         timer->func (timer, timer->data);
@@ -383,7 +394,10 @@ np_poller_acquire (GMainContext  *context,
         }
 
       self = (NpPoller *) g_source_new (&np_poller_funcs, sizeof (NpPoller));
-      self->context = context;
+      /* Held while the poller is in the table: a context finalized
+       * meanwhile could give its address to another, which would find a
+       * poller no context runs. */
+      self->context = g_main_context_ref (context);
       self->epfd = epfd;
       g_mutex_init (&self->lock);
       g_queue_init (&self->direct);
@@ -408,16 +422,24 @@ np_poller_acquire (GMainContext  *context,
 static void
 np_poller_release (NpPoller *self)
 {
+  GMainContext *context = NULL;
+
   G_LOCK (pollers);
 
   if (--self->n_users == 0)
     {
-      g_hash_table_remove (pollers, self->context);
+      context = self->context;
+      g_hash_table_remove (pollers, context);
       g_source_destroy (&self->source);
       g_source_unref (&self->source);
     }
 
   G_UNLOCK (pollers);
+
+  /* Perhaps the context's last reference: it finalizes its sources,
+   * which take no lock of ours. */
+  if (context != NULL)
+    g_main_context_unref (context);
 }
 
 /* Watches */

@@ -67,7 +67,13 @@ np_stream_handle_io_locked (NpStream     *self,
     }
 
   if (np_stream_get_state (self) > NP_STREAM_OPEN)
-    np_stream_clear_partial (self);
+    {
+      np_stream_clear_partial (self);
+      /* The frames left of a buffer whose handler runs a main loop are
+       * never delivered now: the watch is no longer ready for them. */
+      if (self->rest_ready)
+        np_stream_set_rest_ready (self, FALSE);
+    }
 
   g_mutex_lock (self->lock);
   self->transport_users--;

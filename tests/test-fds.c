@@ -5,7 +5,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
-#define _GNU_SOURCE
+#include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1477,6 +1477,131 @@ test_fd_budget_requests (void)
   fd_server_clear (&f);
 }
 
+/* No descriptor left for a context's poller: a client in a context of
+ * its own, or a server, that the process cannot give an epoll instance
+ * (or, earlier, a socket) fails its call with an error that says so;
+ * nothing hangs. The limit is set just above the descriptors open, one
+ * more each round, until the calls go through. */
+
+static int
+lowest_free_fd (void)
+{
+  int fd = dup (0);
+
+  g_assert_cmpint (fd, >=, 0);
+  close (fd);
+
+  return fd;
+}
+
+static void
+set_nofile (rlim_t cur)
+{
+  struct rlimit limit;
+
+  g_assert_cmpint (getrlimit (RLIMIT_NOFILE, &limit), ==, 0);
+  limit.rlim_cur = cur;
+  g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &limit), ==, 0);
+}
+
+/* The server of the test may find no descriptor for a client either:
+ * it says so, once. */
+static gboolean
+accept_paused_not_fatal (const char     *log_domain,
+                         GLogLevelFlags  log_level,
+                         const char     *message,
+                         gpointer        user_data)
+{
+  return strstr (message, "stops accepting connections") == NULL;
+}
+
+static void
+test_no_fd_for_poller (void)
+{
+  g_autoptr(NpPipeServer) server = np_pipe_server_new (NULL);
+  g_autoptr(GError) error = NULL;
+  struct rlimit saved;
+  guint n_epoll_client = 0, n_epoll_server = 0;
+  gboolean client_done = FALSE, server_done = FALSE;
+
+  g_test_log_set_fatal_handler (accept_paused_not_fatal, NULL);
+  g_assert_cmpint (getrlimit (RLIMIT_NOFILE, &saved), ==, 0);
+  g_assert_true (np_pipe_server_start (server, &error));
+  g_assert_no_error (error);
+
+  for (int extra = 1; !client_done || !server_done; extra++)
+    {
+      g_autoptr(GMainContext) context = g_main_context_new ();
+      g_autoptr(NpPipeClient) client = NULL;
+      g_autoptr(NpPipeServer) other = NULL;
+      g_autoptr(GAsyncResult) result = NULL;
+      gboolean ok;
+
+      g_assert_cmpint (extra, <, 16);
+      g_main_context_push_thread_default (context);
+
+      if (!client_done)
+        {
+          client = np_pipe_client_new (np_pipe_server_get_name (server));
+          set_nofile (lowest_free_fd () + extra);
+          np_pipe_client_connect_async (client, NULL, np_test_async_done_cb, &result);
+          while (result == NULL)
+            {
+              g_main_context_iteration (NULL, FALSE);
+              g_main_context_iteration (context, FALSE);
+            }
+          ok = np_pipe_client_connect_finish (client, result, &error);
+          set_nofile (saved.rlim_cur);
+          if (ok)
+            client_done = TRUE;
+          else
+            {
+              g_assert_nonnull (error);
+              g_assert_false (np_pipe_client_get_connected (client));
+              if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TOO_MANY_OPEN_FILES) &&
+                  strstr (error->message, "epoll") != NULL)
+                n_epoll_client++;
+              g_clear_error (&error);
+            }
+          if (ok)
+            g_assert_true (np_pipe_client_close (client, NULL, NULL));
+          g_clear_object (&client);
+          while (g_main_context_iteration (context, FALSE))
+            ;
+        }
+
+      if (!server_done)
+        {
+          other = np_pipe_server_new (NULL);
+          set_nofile (lowest_free_fd () + extra);
+          ok = np_pipe_server_start (other, &error);
+          set_nofile (saved.rlim_cur);
+          if (ok)
+            server_done = TRUE;
+          else
+            {
+              g_assert_nonnull (error);
+              g_assert_false (np_pipe_server_is_running (other));
+              if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TOO_MANY_OPEN_FILES) &&
+                  strstr (error->message, "epoll") != NULL)
+                n_epoll_server++;
+              g_clear_error (&error);
+            }
+          np_pipe_server_stop (other);
+          g_clear_object (&other);
+        }
+
+      g_main_context_pop_thread_default (context);
+      while (g_main_context_iteration (NULL, FALSE))
+        ;
+    }
+
+#ifdef NP_POLLER_EPOLL
+  g_assert_cmpuint (n_epoll_client, >, 0);
+  g_assert_cmpuint (n_epoll_server, >, 0);
+#endif
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1517,6 +1642,7 @@ main (int   argc,
   np_test_add_isolated ("/Np/Fds/in-body", test_fds_in_body, 60);
   np_test_add_isolated ("/Np/Fds/budget", test_fd_budget, 60);
   np_test_add_isolated ("/Np/Fds/budget/requests", test_fd_budget_requests, 60);
+  np_test_add_isolated ("/Np/Fds/no-fd-for-poller", test_no_fd_for_poller, 60);
 
   ret = g_test_run ();
 

@@ -236,6 +236,203 @@ test_request_sync_starves_context (void)
   np_test_pair_clear (&pair);
 }
 
+/* A handler that closes its own connection and then runs the main loop
+ * while frames of the same read wait behind its message: the connection
+ * reads nothing more, and those frames must not keep the context busy.
+ * The peer reads nothing, so that the close waits (for the close
+ * timeout) with the connection's queue full: once what happened is
+ * dispatched, an iteration that does not block finds nothing to do. */
+
+#define CLOSING_FILLER_SIZE (1024 * 1024)
+#define CLOSING_MAX_BUSY    1000
+
+typedef struct
+{
+  guint    n_messages;
+  guint    n_busy;
+  gboolean iterated;
+} ClosingLoop;
+
+static void
+close_and_iterate_cb (NpPipeServer     *server,
+                      NpPipeConnection *connection,
+                      GBytes           *message,
+                      ClosingLoop      *loop)
+{
+  g_autoptr(GBytes) filler = g_bytes_new_take (g_malloc0 (CLOSING_FILLER_SIZE), CLOSING_FILLER_SIZE);
+
+  if (loop->n_messages++ > 0)
+    return;
+
+  g_assert_true (np_pipe_connection_send (connection, filler, NULL));
+  np_pipe_connection_close_async (connection, NULL, NULL, NULL);
+
+  while (loop->n_busy < CLOSING_MAX_BUSY && g_main_context_iteration (NULL, FALSE))
+    loop->n_busy++;
+  loop->iterated = TRUE;
+}
+
+static void
+test_closed_in_handler_with_frames_left (void)
+{
+  g_autoptr(GSocket) peer = NULL;
+  g_autoptr(GByteArray) frames = g_byte_array_new ();
+  ClosingLoop loop = { 0 };
+  NpTestPair pair;
+
+  np_test_pair_init (&pair);
+  np_pipe_server_set_close_timeout (pair.server, 60000);
+  g_signal_connect (pair.server, "message-received", G_CALLBACK (close_and_iterate_cb), &loop);
+  np_test_pair_start (&pair);
+
+  peer = np_test_raw_connect (np_pipe_server_get_path (pair.server));
+  np_test_raw_write_hello (peer, 3, 16 * 1024 * 1024);
+  WAIT_UNTIL (pair.connections->len == 1);
+
+  /* Three messages in one write: the server reads them at once. */
+  for (guint i = 0; i < 3; i++)
+    {
+      guint8 header[NP_FRAME_HEADER_SIZE];
+
+      np_frame_header_encode (header, NP_FRAME_MESSAGE, 4);
+      g_byte_array_append (frames, header, sizeof header);
+      g_byte_array_append (frames, (const guint8 *) "abcd", 4);
+    }
+  np_test_raw_write (peer, frames->data, frames->len);
+
+  WAIT_UNTIL (loop.iterated);
+  g_assert_cmpuint (pair.disconnect_errors->len, ==, 0);
+  g_test_message ("%u busy iterations after the close", loop.n_busy);
+  g_assert_cmpuint (loop.n_busy, <, CLOSING_MAX_BUSY);
+
+  /* The peer goes: the close ends, the messages after the first were
+   * never delivered. */
+  g_socket_close (peer, NULL);
+  WAIT_UNTIL (pair.disconnect_errors->len == 1);
+  g_assert_cmpuint (loop.n_messages, ==, 1);
+  np_test_pair_clear (&pair);
+}
+
+/* Deadlines that pass together: the callback of a request that timed
+ * out runs a main loop until another request, whose deadline passed at
+ * the same time, has timed out too. The nested loop must fire it. The
+ * client runs in a context of its own, left alone until both deadlines
+ * are past, so that one dispatch finds both due. */
+
+typedef struct
+{
+  GMainContext *context;
+  guint         n_timed_out;
+  gboolean      first_done;
+} DueTogether;
+
+/* Answers the first request, holds the others unanswered. */
+static gboolean
+hold_request_cb (NpPipeServer     *server,
+                 NpPipeConnection *connection,
+                 NpPipeRequest    *request,
+                 GPtrArray        *held)
+{
+  if (held->len == 0)
+    np_pipe_request_reply (request, np_pipe_request_get_message (request));
+  g_ptr_array_add (held, g_object_ref (request));
+  return TRUE;
+}
+
+static void
+second_timed_out_cb (GObject      *object,
+                     GAsyncResult *result,
+                     gpointer      user_data)
+{
+  DueTogether *due = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) reply = np_pipe_client_request_finish (NP_PIPE_CLIENT (object), result, &error);
+
+  g_assert_null (reply);
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT);
+  due->n_timed_out++;
+}
+
+static void
+first_timed_out_cb (GObject      *object,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  DueTogether *due = user_data;
+
+  second_timed_out_cb (object, result, due);
+  while (due->n_timed_out < 2)
+    g_main_context_iteration (due->context, TRUE);
+  due->first_done = TRUE;
+}
+
+/* Iterates the default context and @context, neither blocking, until
+ * @result is set. */
+static void
+iterate_both_until (GMainContext  *context,
+                    GAsyncResult **result)
+{
+  while (*result == NULL)
+    {
+      g_main_context_iteration (NULL, FALSE);
+      g_main_context_iteration (context, FALSE);
+    }
+}
+
+static void
+test_deadlines_due_together (void)
+{
+  g_autoptr(GPtrArray) held = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GBytes) question = g_bytes_new_static ("question", 8);
+  g_autoptr(NpPipeClient) client = NULL;
+  g_autoptr(GAsyncResult) connected = NULL;
+  g_autoptr(GAsyncResult) answered = NULL;
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  DueTogether due = { 0 };
+  NpTestPair pair;
+
+  np_test_pair_init (&pair);
+  g_signal_connect (pair.server, "request-received", G_CALLBACK (hold_request_cb), held);
+  np_test_pair_start (&pair);
+
+  due.context = g_main_context_new ();
+  g_main_context_push_thread_default (due.context);
+  client = np_pipe_client_new (np_pipe_server_get_name (pair.server));
+  np_pipe_client_connect_async (client, NULL, np_test_async_done_cb, &connected);
+  iterate_both_until (due.context, &connected);
+  g_assert_true (np_pipe_client_connect_finish (client, connected, &error));
+  g_assert_no_error (error);
+
+  /* A first request answered: the client knows the server's settings. */
+  np_pipe_client_request_async (client, question, NULL, np_test_async_done_cb, &answered);
+  iterate_both_until (due.context, &answered);
+  reply = np_pipe_client_request_finish (client, answered, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_bytes_equal (reply, question));
+
+  np_pipe_client_set_request_timeout (client, 10);
+  np_pipe_client_request_async (client, question, NULL, first_timed_out_cb, &due);
+  np_pipe_client_request_async (client, question, NULL, second_timed_out_cb, &due);
+  g_assert_true (np_pipe_client_flush_sync (client, NULL, &error));
+  g_assert_no_error (error);
+  WAIT_UNTIL (held->len == 3);
+  np_test_run_for (50);
+
+  while (!due.first_done)
+    g_main_context_iteration (due.context, TRUE);
+  g_assert_cmpuint (due.n_timed_out, ==, 2);
+
+  np_pipe_client_close_async (client, NULL, NULL, NULL);
+  g_clear_object (&client);
+  while (g_main_context_iteration (due.context, FALSE))
+    ;
+  g_main_context_pop_thread_default (due.context);
+  g_main_context_unref (due.context);
+  g_ptr_array_set_size (held, 0);
+  np_test_pair_clear (&pair);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -253,6 +450,9 @@ main (int   argc,
   np_test_add_isolated ("/Np/NestedLoops/keep-order", test_nested_loops_keep_order, 60);
   np_test_add_isolated ("/Np/NestedLoops/request-sync-starves-context",
                         test_request_sync_starves_context, 60);
+  np_test_add_isolated ("/Np/NestedLoops/closed-in-handler-with-frames-left",
+                        test_closed_in_handler_with_frames_left, 60);
+  np_test_add_isolated ("/Np/NestedLoops/deadlines-due-together", test_deadlines_due_together, 20);
 
   ret = g_test_run ();
 

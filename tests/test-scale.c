@@ -1394,6 +1394,69 @@ test_idle_polls_nothing (void)
   clients_close (f, clients);
 }
 
+/* 7. Deadlines by the hundred, more than one dispatch takes: peers that
+ * connect and never say hello all pass their handshake deadline at about
+ * the same time, while a client is served; then, as the server stops,
+ * peers that never read pass their close deadline together. Each silent
+ * peer is dropped unannounced, each deaf one is reported once, timed
+ * out. */
+
+#define DEADLINE_PEERS 400
+
+static void
+test_deadlines_at_once (void)
+{
+  g_autoptr(Scale) f = scale_new ();
+  g_autoptr(GPtrArray) peers = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GBytes) filler = g_bytes_new_take (g_malloc0 (256 * 1024), 256 * 1024);
+  g_autoptr(GPtrArray) clients = NULL;
+  guint n_timed_out = 0;
+
+  np_pipe_server_set_handshake_timeout (f->server, 100);
+  np_pipe_server_set_close_timeout (f->server, 100);
+
+  for (guint i = 0; i < DEADLINE_PEERS; i++)
+    g_ptr_array_add (peers, np_test_raw_connect (np_pipe_server_get_path (f->server)));
+  clients = clients_new (f, 0, 1);
+  client_send (g_ptr_array_index (clients, 0), 0, 0);
+  WAIT_FOR (f->n_messages == 1);
+
+  /* Each silent peer reads the end of its connection. */
+  for (guint i = 0; i < peers->len; i++)
+    {
+      guint8 buf[256];
+
+      while (np_test_raw_read (g_ptr_array_index (peers, i), buf, sizeof buf) > 0)
+        ;
+    }
+  g_assert_cmpuint (f->n_connected, ==, 1);
+  g_ptr_array_set_size (peers, 0);
+
+  for (guint i = 0; i < DEADLINE_PEERS; i++)
+    {
+      GSocket *peer = np_test_raw_connect (np_pipe_server_get_path (f->server));
+
+      np_test_raw_write_hello (peer, 3, 16 * 1024 * 1024);
+      g_ptr_array_add (peers, peer);
+    }
+  WAIT_FOR (f->n_connected == 1 + DEADLINE_PEERS);
+
+  /* More than the sockets take: every deaf peer's close waits. */
+  np_pipe_server_broadcast (f->server, filler);
+  np_pipe_server_stop (f->server);
+  WAIT_FOR (f->n_disconnected == 1 + DEADLINE_PEERS);
+  for (guint i = 1; i < f->order->len; i++)
+    {
+      Peer *p = g_ptr_array_index (f->order, i);
+
+      if (g_error_matches (p->error, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT))
+        n_timed_out++;
+    }
+  g_assert_cmpuint (n_timed_out, ==, DEADLINE_PEERS);
+
+  g_ptr_array_set_size (clients, 0);
+}
+
 /* Tests, each in a process of its own */
 
 static guint nofile_limit;
@@ -1476,6 +1539,8 @@ main (int   argc,
                   NOFILE_FOR (2 * POLL_CLIENTS));
   add_scale_test ("/Np/Scale/threads-many-connections", test_threads_many_connections, 240,
                   NOFILE_FOR (2 * THREAD_CLIENTS));
+  add_scale_test ("/Np/Scale/deadlines-at-once", test_deadlines_at_once, 240,
+                  NOFILE_FOR (2 * (DEADLINE_PEERS + 1)));
 
   return g_test_run ();
 }
