@@ -148,6 +148,10 @@ gdbus_sink (const char *address,
   bench_ready ();
   WAIT_UNTIL (s.count == total);
   bench_report ("rate %f", (total - 1) / ((s.last - s.first) / 1e6));
+  /* The sources may still be in g_dbus_connection_flush_sync(), which
+   * fails when the connection closes under it: the connections stay
+   * until the sources are gone. */
+  bench_wait_stdin_closed ();
   g_ptr_array_unref (server.connections);
 
   return 0;
