@@ -47,8 +47,8 @@ G_BEGIN_DECLS
 #define NP_STREAM_ENSURE_LOCKED(self) NP_ENSURE_LOCKED ((self)->lock)
 
 gboolean np_stream_is_done_locked (NpStream *self);
-gboolean np_stream_attach_source_locked (NpStream  *self,
-                                         GError   **error);
+gboolean np_stream_start_watch_locked (NpStream  *self,
+                                       GError   **error);
 
 /* Asserts that the stream is in one of the states in @mask (a bit per
  * NpStreamState) on entry to a transition. */

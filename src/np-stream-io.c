@@ -503,7 +503,7 @@ np_stream_set_rest_ready (NpStream *self,
 
 /* Waits for the transport, at most @timeout_msec (-1: no limit) or until
  * @cancellable is cancelled, then handles what it is ready for, as the
- * I/O source would. For a thread that holds the stream's context and
+ * I/O watch would. For a thread that holds the stream's context and
  * runs nothing else meanwhile. Returns FALSE when cancelled. */
 gboolean
 np_stream_poll_once (NpStream     *self,

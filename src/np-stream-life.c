@@ -645,8 +645,8 @@ np_stream_close_sync (NpStream      *self,
  * while its creator still sets it up. Fails when the poller cannot take
  * the descriptor (the process has none left for an epoll instance). */
 gboolean
-np_stream_attach_source_locked (NpStream  *self,
-                                GError   **error)
+np_stream_start_watch_locked (NpStream  *self,
+                              GError   **error)
 {
   NP_STREAM_ENSURE_LOCKED (self);
 
@@ -666,7 +666,7 @@ np_stream_abort (NpStream     *self,
   g_mutex_lock (self->lock);
   /* Whether or not the watch starts, the stream ends: at worst without
    * its goodbye, at its close deadline. */
-  np_stream_attach_source_locked (self, NULL);
+  np_stream_start_watch_locked (self, NULL);
   np_stream_abort_locked (self, error, &after);
   g_mutex_unlock (self->lock);
 

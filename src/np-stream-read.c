@@ -26,7 +26,7 @@ G_STATIC_ASSERT (NP_HELLO_SIZE >= NP_FRAME_HEADER_SIZE);
 /* Each kind of frame is handled by a different layer (the end by the
  * life, a pong by the ops, a reply by the requests), which puts this file
  * above them all, below np-stream.c only. Only the thread that runs the
- * stream's context reads, from the I/O source's dispatch: nothing here
+ * stream's context reads, from the I/O watch's dispatch: nothing here
  * takes the lock but to change what the other threads see. */
 
 /* One read buffer per thread, taken while in use so that a nested main

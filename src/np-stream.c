@@ -120,7 +120,7 @@ np_stream_flush_prepare (NpFlushLink *link)
 
   g_mutex_lock (self->lock);
   self->flush_requested = FALSE;
-  /* When the socket is full, the I/O source writes once it is writable. */
+  /* When the socket is full, the I/O watch writes once it is writable. */
   if (self->state != NP_STREAM_CLOSED && !self->want_out)
     np_stream_write_some_locked (self);
   quiet = !np_stream_needs_dispatch_locked (self);
@@ -246,7 +246,7 @@ np_stream_start (NpStream *self,
   gboolean watched;
 
   g_mutex_lock (self->lock);
-  watched = np_stream_attach_source_locked (self, &error);
+  watched = np_stream_start_watch_locked (self, &error);
   if (self->state == NP_STREAM_HANDSHAKE)
     {
       self->connected = TRUE;
