@@ -519,21 +519,6 @@ np_poller_watch_start (NpPollerWatch  *watch,
   return ret;
 }
 
-gboolean
-np_poller_watch_is_started (NpPollerWatch *watch)
-{
-  gboolean ret;
-
-  if (watch->poller == NULL)
-    return FALSE;
-
-  g_mutex_lock (&watch->poller->lock);
-  ret = watch->started;
-  g_mutex_unlock (&watch->poller->lock);
-
-  return ret;
-}
-
 void
 np_poller_watch_set_events (NpPollerWatch *watch,
                             GIOCondition   events)

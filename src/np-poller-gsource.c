@@ -103,12 +103,6 @@ np_poller_watch_start (NpPollerWatch  *watch,
   return TRUE;
 }
 
-gboolean
-np_poller_watch_is_started (NpPollerWatch *watch)
-{
-  return g_atomic_pointer_get (&watch->context) == NULL;
-}
-
 void
 np_poller_watch_set_events (NpPollerWatch *watch,
                             GIOCondition   events)

@@ -64,7 +64,6 @@ NpPollerWatch *np_poller_watch_new        (GMainContext      *context,
                                            GDestroyNotify     notify);
 gboolean       np_poller_watch_start      (NpPollerWatch     *watch,
                                            GError           **error);
-gboolean       np_poller_watch_is_started (NpPollerWatch     *watch);
 void           np_poller_watch_set_events (NpPollerWatch     *watch,
                                            GIOCondition       events);
 void           np_poller_watch_set_ready  (NpPollerWatch     *watch,
