@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <string.h>
 #include <unistd.h>
@@ -412,6 +413,38 @@ np_stream_needs_dispatch_locked (NpStream *self)
          (self->write_error != NULL && !np_stream_write_error_is_hangup (self));
 }
 
+/* While a poll() waits, the slice after which it looks at a cancellable
+ * that has no descriptor to wake it. */
+#define NP_CANCEL_SLICE_MSEC 50
+
+/* Puts a descriptor of @cancellable in @pollfd, to wake a poll() on @fd
+ * up when it is cancelled; returns FALSE when there is none. GLib aborts
+ * the process when it cannot make one, so a process with no descriptor
+ * to spare polls in slices instead (*@timeout_msec shortened), after
+ * which the caller, which loops, looks at the cancellable itself. */
+static gboolean
+np_cancellable_make_pollfd (GCancellable *cancellable,
+                            int           fd,
+                            GPollFD      *pollfd,
+                            gint         *timeout_msec)
+{
+  int spare;
+
+  if (cancellable == NULL)
+    return FALSE;
+
+  spare = fcntl (fd, F_DUPFD_CLOEXEC, 0);
+  if (spare < 0)
+    {
+      if (*timeout_msec < 0 || *timeout_msec > NP_CANCEL_SLICE_MSEC)
+        *timeout_msec = NP_CANCEL_SLICE_MSEC;
+      return FALSE;
+    }
+  close (spare);
+
+  return g_cancellable_make_pollfd (cancellable, pollfd);
+}
+
 /* Waits until the transport is writable, @timeout_msec passes (-1: no
  * limit) or @cancellable is cancelled. Called with the lock held and the
  * transport in use; drops the lock while waiting. */
@@ -430,7 +463,7 @@ np_stream_wait_writable_locked (NpStream      *self,
   self->transport_users++;
   g_mutex_unlock (self->lock);
 
-  if (g_cancellable_make_pollfd (cancellable, &fds[1]))
+  if (np_cancellable_make_pollfd (cancellable, fds[0].fd, &fds[1], &timeout_msec))
     n_fds++;
 
   do
@@ -536,7 +569,7 @@ np_stream_poll_once (NpStream     *self,
     timeout_msec = 0;
   g_mutex_unlock (self->lock);
 
-  if (g_cancellable_make_pollfd (cancellable, &fds[1]))
+  if (np_cancellable_make_pollfd (cancellable, fds[0].fd, &fds[1], &timeout_msec))
     n_fds++;
 
   do

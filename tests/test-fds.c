@@ -1602,6 +1602,48 @@ test_no_fd_for_poller (void)
 #endif
 }
 
+/* A blocking connect waits for the server's hello in poll(), woken by its
+ * cancellable's descriptor, which GLib makes on demand and aborts the
+ * process when it cannot: with only the socket's descriptor to spare,
+ * connect_sync() polls in slices instead, and connects; and a cancel
+ * still ends it. The server is another process, whose descriptors are
+ * its own. */
+static void
+test_no_fd_for_cancellable (void)
+{
+  g_autofree char *name = np_test_unique_name ("no-fd-for-cancellable");
+  const char *args[] = { "serve", name, NULL };
+  g_autoptr(GSubprocess) peer = np_test_spawn_peer (G_SUBPROCESS_FLAGS_STDIN_PIPE |
+                                                    G_SUBPROCESS_FLAGS_STDOUT_PIPE, args);
+  g_autofree char *ready = np_test_read_line (peer);
+  g_autoptr(NpPipeClient) first = np_pipe_client_new (name);
+  g_autoptr(NpPipeClient) client = np_pipe_client_new (name);
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GError) error = NULL;
+  struct rlimit saved;
+  gboolean ok;
+
+  g_assert_cmpstr (ready, ==, "ready");
+  g_assert_cmpint (getrlimit (RLIMIT_NOFILE, &saved), ==, 0);
+
+  /* The context's poller exists: the second connection needs its socket
+   * only. */
+  g_assert_true (np_pipe_client_connect_sync (first, NULL, &error));
+  g_assert_no_error (error);
+
+  set_nofile (lowest_free_fd () + 1);
+  ok = np_pipe_client_connect_sync (client, cancellable, &error);
+  set_nofile (saved.rlim_cur);
+  g_assert_no_error (error);
+  g_assert_true (ok);
+  g_assert_true (np_pipe_client_get_connected (client));
+
+  g_assert_true (np_pipe_client_close (client, NULL, NULL));
+  g_assert_true (np_pipe_client_close (first, NULL, NULL));
+  g_output_stream_close (g_subprocess_get_stdin_pipe (peer), NULL, NULL);
+  np_test_wait_process (peer);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1643,6 +1685,7 @@ main (int   argc,
   np_test_add_isolated ("/Np/Fds/budget", test_fd_budget, 60);
   np_test_add_isolated ("/Np/Fds/budget/requests", test_fd_budget_requests, 60);
   np_test_add_isolated ("/Np/Fds/no-fd-for-poller", test_no_fd_for_poller, 60);
+  np_test_add_isolated ("/Np/Fds/no-fd-for-cancellable", test_no_fd_for_cancellable, 60);
 
   ret = g_test_run ();
 
