@@ -654,6 +654,22 @@ measure_oneway (const Scenario       *s,
   record (s->key, t, s->size >= 1024 * 1024 ? rate * s->size / 1e9 : rate);
 }
 
+/* Records the median and p99 of the round trips @child reports, under
+ * the scenario's key. */
+static void
+record_rtts (const Scenario       *s,
+             const BenchTransport *t,
+             Child                *child)
+{
+  g_autofree char *median_key = g_strconcat (s->key, "-median", NULL);
+  g_autofree char *p99_key = g_strconcat (s->key, "-p99", NULL);
+  double median, p99;
+
+  median = child_number (child, "rtt", &p99);
+  record (median_key, t, median);
+  record (p99_key, t, p99);
+}
+
 /* A round trip; in scenario 9 each message carries a descriptor. */
 static void
 measure_rtt (const Scenario       *s,
@@ -663,21 +679,15 @@ measure_rtt (const Scenario       *s,
   g_autofree char *address = address_for (t);
   g_autofree char *count = g_strdup_printf ("%" G_GUINT64_FORMAT, count_for (s, t, scale));
   g_autofree char *size = g_strdup_printf ("%" G_GSIZE_FORMAT, s->size);
-  g_autofree char *median_key = g_strconcat (s->key, "-median", NULL);
-  g_autofree char *p99_key = g_strconcat (s->key, "-p99", NULL);
   gboolean fds = s->kind == KIND_FDS;
   Child *echo, *pinger;
-  double median, p99;
 
   echo = child_spawn (fds ? "fd-echo" : "echo", t, address, NULL);
   child_expect (echo, "ready");
   pinger = child_spawn (fds ? "fd-pinger" : "pinger", t, address, count, size, NULL);
-  median = child_number (pinger, "rtt", &p99);
+  record_rtts (s, t, pinger);
   child_finish (pinger);
   child_finish (echo);
-
-  record (median_key, t, median);
-  record (p99_key, t, p99);
 }
 
 static void
@@ -729,24 +739,18 @@ measure_idle (const Scenario       *s,
   g_autofree char *conns = g_strdup_printf ("%u", n_conns);
   g_autofree char *count = g_strdup_printf ("%" G_GUINT64_FORMAT, count_for (s, t, scale));
   g_autofree char *size = g_strdup_printf ("%" G_GSIZE_FORMAT, s->size);
-  g_autofree char *median_key = g_strconcat (s->key, "-median", NULL);
-  g_autofree char *p99_key = g_strconcat (s->key, "-p99", NULL);
   GPtrArray *idlers;
   Child *echo, *pinger;
-  double median, p99;
 
   echo = child_spawn ("held-echo", t, address, conns, NULL);
   child_expect (echo, "ready");
   idlers = idlers_spawn ("idle-client", t, address, n_conns);
   child_expect (echo, "held");
   pinger = child_spawn ("pinger", t, address, count, size, NULL);
-  median = child_number (pinger, "rtt", &p99);
+  record_rtts (s, t, pinger);
   child_finish (pinger);
   idlers_finish (idlers);
   child_finish (echo);
-
-  record (median_key, t, median);
-  record (p99_key, t, p99);
 }
 
 /* Connections made from several threads of one process at once, each
@@ -808,15 +812,7 @@ measure_request (const Scenario       *s,
   child_expect (replier, "ready");
   requester = child_spawn ("requester", t, address, count, size, window, NULL);
   if (s->conns == 1)
-    {
-      g_autofree char *median_key = g_strconcat (s->key, "-median", NULL);
-      g_autofree char *p99_key = g_strconcat (s->key, "-p99", NULL);
-      double median, p99;
-
-      median = child_number (requester, "rtt", &p99);
-      record (median_key, t, median);
-      record (p99_key, t, p99);
-    }
+    record_rtts (s, t, requester);
   else
     record (s->key, t, child_number (requester, "rate", NULL));
   child_finish (requester);
