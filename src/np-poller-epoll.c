@@ -79,7 +79,6 @@ struct _NpPollerWatch
   NpPoller          *poller;      /* NULL when it could not be made */
   GError            *error;       /* why not */
   int                fd;
-  const char        *name;
   NpPollerWatchFunc  func;
   gpointer           data;
   GDestroyNotify     notify;
@@ -101,7 +100,6 @@ struct _NpPollerTimer
   gatomicrefcount    ref_count;
   NpPoller          *poller;      /* NULL: the timer is a GSource */
   GSource           *source;
-  const char        *name;
   NpPollerTimerFunc  func;
   gpointer           data;
   GDestroyNotify     notify;
@@ -197,7 +195,7 @@ np_poller_update_ready_time_locked (NpPoller *self)
 
   if (self->ready.length > 0)
     ready_time = 0;
-  else if (g_sequence_get_length (self->timers) > 0)
+  else if (!g_sequence_is_empty (self->timers))
     ready_time = ((NpPollerTimer *) g_sequence_get (g_sequence_get_begin_iter (self->timers)))->when;
 
   if (ready_time != self->ready_time)
@@ -256,6 +254,7 @@ np_poller_dispatch (GSource     *source,
   /* Those GLib polled, epoll's, and those made ready, each once. */
   NpPollerReady ready[NP_POLLER_DIRECT + 2 * NP_POLLER_BATCH];
   guint n_ready = 0;
+  gboolean timers_due;
   gint64 now;
   int n = 0;
 
@@ -295,6 +294,8 @@ np_poller_dispatch (GSource     *source,
     }
 
   now = g_source_get_time (source);
+  timers_due = !g_sequence_is_empty (self->timers) &&
+               ((NpPollerTimer *) g_sequence_get (g_sequence_get_begin_iter (self->timers)))->when <= now;
 
   np_poller_update_ready_time_locked (self);
 
@@ -312,12 +313,12 @@ np_poller_dispatch (GSource     *source,
   /* The timers due are taken one at a time: the others stay in the
    * sequence, the source ready, while a callback runs, so that one that
    * runs a main loop of its own fires them there. */
-  for (guint i = 0; i < NP_POLLER_BATCH; i++)
+  for (guint i = 0; timers_due && i < NP_POLLER_BATCH; i++)
     {
       NpPollerTimer *timer = NULL;
 
       g_mutex_lock (&self->lock);
-      if (g_sequence_get_length (self->timers) > 0)
+      if (!g_sequence_is_empty (self->timers))
         {
           GSequenceIter *first = g_sequence_get_begin_iter (self->timers);
 
@@ -353,7 +354,7 @@ np_poller_finalize (GSource *source)
   /* Every watch and timer is gone: each held a use. */
   g_assert (self->ready.length == 0);
   g_assert (self->direct.length == 0);
-  g_assert (g_sequence_get_length (self->timers) == 0);
+  g_assert (g_sequence_is_empty (self->timers));
 
   g_sequence_free (self->timers);
   close (self->epfd);
@@ -459,7 +460,6 @@ np_poller_watch_new (GMainContext      *context,
   /* A failure is reported when the watch starts. */
   watch->poller = np_poller_acquire (context, &watch->error);
   watch->fd = fd;
-  watch->name = name;
   watch->events = events;
   watch->func = func;
   watch->data = data;
@@ -652,7 +652,6 @@ np_poller_timer_new (GMainContext      *context,
 
   g_atomic_ref_count_init (&timer->ref_count);
   timer->poller = poller = np_poller_acquire (context, NULL);
-  timer->name = name;
   timer->func = func;
   timer->data = data;
   timer->notify = notify;
