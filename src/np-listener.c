@@ -44,8 +44,8 @@ struct _NpListener
 
   /* Guarded by the lock. */
   GObject            *owner;      /* NULL once closed */
-  NpPollerWatch      *watch;      /* NULL while paused */
-  NpPollerTimer      *resume;
+  NpPollerWatch      *watch;      /* NULL once closed */
+  NpPollerTimer      *resume;     /* while paused */
   guint               pause_msec;
   guint               warned : 1;
 };
@@ -92,57 +92,36 @@ np_listener_clear_locked (NpListener *self)
     np_poller_timer_destroy (g_steal_pointer (&self->resume));
 }
 
-/* Fails when the poller cannot take the socket: the process has no
- * descriptor left for the context's epoll instance. */
-static gboolean
-np_listener_watch_locked (NpListener  *self,
-                          GError     **error)
+/* Polls the socket again, after a pause. */
+static void
+np_listener_unpause_locked (NpListener *self)
 {
   NP_ENSURE_LOCKED (&self->lock);
 
-  if (self->owner == NULL || self->watch != NULL)
-    return TRUE;
+  if (self->resume == NULL)
+    return;
 
-  np_listener_clear_locked (self);
-  self->watch = np_poller_watch_new (self->context, g_socket_get_fd (self->socket), G_IO_IN,
-                                     "[np] pipe accept", np_listener_accept_cb,
-                                     np_listener_ref (self), np_listener_unref);
-  if (!np_poller_watch_start (self->watch, error))
-    {
-      np_poller_watch_destroy (g_steal_pointer (&self->watch));
-      return FALSE;
-    }
-
-  return TRUE;
+  np_poller_timer_destroy (g_steal_pointer (&self->resume));
+  if (self->watch != NULL)
+    np_poller_watch_set_events (self->watch, G_IO_IN);
 }
-
-static void np_listener_pause_locked (NpListener *self,
-                                      int         errsv);
 
 static void
 np_listener_resume_cb (NpPollerTimer *timer,
                        gpointer       data)
 {
   NpListener *self = data;
-  g_autoptr(GError) error = NULL;
 
   g_mutex_lock (&self->lock);
   if (self->resume == timer)
-    {
-      np_poller_timer_destroy (g_steal_pointer (&self->resume));
-      /* Out of descriptors still, for the context's epoll instance:
-       * waits again. */
-      if (!np_listener_watch_locked (self, &error))
-        {
-          g_debug ("Pipe “%s”: %s", self->name, error->message);
-          np_listener_pause_locked (self, EMFILE);
-        }
-    }
+    np_listener_unpause_locked (self);
   g_mutex_unlock (&self->lock);
 }
 
 /* No descriptor is left for a new connection: stop polling the socket,
- * which would stay readable, until one comes free. */
+ * which would stay readable, until one comes free. The watch stays,
+ * waiting for nothing: the context's poller goes on without a
+ * descriptor of its own to make. */
 static void
 np_listener_pause_locked (NpListener *self,
                           int         errsv)
@@ -158,10 +137,12 @@ np_listener_pause_locked (NpListener *self,
       self->warned = TRUE;
     }
 
-  np_listener_clear_locked (self);
+  np_poller_watch_set_events (self->watch, 0);
 
   self->pause_msec = self->pause_msec == 0 ? NP_PAUSE_FIRST_MSEC
                                            : MIN (self->pause_msec * 2, NP_PAUSE_MAX_MSEC);
+  if (self->resume != NULL)
+    np_poller_timer_destroy (g_steal_pointer (&self->resume));
   self->resume = np_poller_timer_new (self->context, self->pause_msec,
                                       "[np] pipe accept back-off", np_listener_resume_cb,
                                       np_listener_ref (self), np_listener_unref);
@@ -199,7 +180,7 @@ np_listener_accept_cb (NpPollerWatch *watch,
           if (errsv == EMFILE || errsv == ENFILE || errsv == ENOBUFS || errsv == ENOMEM)
             {
               g_mutex_lock (&self->lock);
-              if (self->watch == watch)
+              if (self->watch == watch && self->resume == NULL)
                 np_listener_pause_locked (self, errsv);
               g_mutex_unlock (&self->lock);
             }
@@ -298,14 +279,16 @@ np_listener_new (GSocket             *socket,
       G_UNLOCK (listening);
     }
 
-  g_mutex_lock (&self->lock);
-  if (!np_listener_watch_locked (self, error))
+  /* Fails when the poller cannot take the socket: the process has no
+   * descriptor left for the context's epoll instance. */
+  self->watch = np_poller_watch_new (self->context, g_socket_get_fd (socket), G_IO_IN,
+                                     "[np] pipe accept", np_listener_accept_cb,
+                                     np_listener_ref (self), np_listener_unref);
+  if (!np_poller_watch_start (self->watch, error))
     {
-      g_mutex_unlock (&self->lock);
       np_listener_close (self);
       return NULL;
     }
-  g_mutex_unlock (&self->lock);
 
   return self;
 }
@@ -315,8 +298,7 @@ void
 np_listener_resume (NpListener *self)
 {
   g_mutex_lock (&self->lock);
-  if (self->watch == NULL && self->resume != NULL)
-    np_listener_watch_locked (self, NULL);
+  np_listener_unpause_locked (self);
   g_mutex_unlock (&self->lock);
 }
 
