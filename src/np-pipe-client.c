@@ -3183,7 +3183,7 @@ np_pipe_client_install_properties (GObjectClass *object_class)
    * NpPipeClient:tls-database:
    *
    * The authorities a server's certificate is validated against over
-   * TCP (see [ctor@Gio.TlsFileDatabase.new]); %NULL, the default, for the
+   * TCP (see [func@Gio.TlsFileDatabase.new]); %NULL, the default, for the
    * system's trust store. Applies to the connections made afterwards.
    *
    * Since: 1.0

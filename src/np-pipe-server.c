@@ -1604,7 +1604,7 @@ np_pipe_server_install_properties (GObjectClass *object_class)
    * NpPipeServer:tls-database:
    *
    * The authorities whose client certificates a server over TCP
-   * accepts (see [ctor@Gio.TlsFileDatabase.new]). Required with
+   * accepts (see [func@Gio.TlsFileDatabase.new]). Required with
    * %G_TLS_AUTHENTICATION_REQUIRED: the system's trust store would admit
    * any publicly issued certificate.
    *
