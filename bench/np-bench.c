@@ -1,5 +1,6 @@
 /* np-bench.c: Np side by side with a raw socket, GDBus peer-to-peer and
- * ZeroMQ, in one run
+ * ZeroMQ, in one run; over loopback TCP, Np with TLS side by side with a
+ * bare GIO TLS stream, ZeroMQ (plain and CURVE) and GDBus
  *
  * Copyright 2026 The Np authors
  *
@@ -1436,7 +1437,9 @@ main (int   argc,
 
   context = g_option_context_new (NULL);
   g_option_context_set_summary (context,
-                                "Measure Np against a raw socket, GDBus peer-to-peer and ZeroMQ.");
+                                "Measure Np against a raw socket, GDBus peer-to-peer and ZeroMQ, "
+                                "and over loopback TCP, Np with TLS against a bare GIO TLS stream, "
+                                "ZeroMQ (plain and CURVE) and GDBus.");
   g_option_context_add_main_entries (context, entries, NULL);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     {
