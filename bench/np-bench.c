@@ -379,7 +379,7 @@ static Scenario scenarios[] = {
   { "tls-oneway-64", "11 TCP one-way 64 B", "msg/s", KIND_ONEWAY, 64, 1, 1000000, 20, FALSE, TRUE },
   { "tls-oneway-1m", "11 TCP one-way 1 MiB", "MB/s", KIND_ONEWAY, 1024 * 1024, 1, 2000, 10, FALSE, TRUE },
   { "tls-rtt-64", "11 TCP round trip 64 B", "µs", KIND_RTT, 64, 1, 20000, 4, FALSE, TRUE },
-  { "tls-setup", "11 TCP connection + TLS handshake", "conn/s", KIND_SETUP, 0, 1, 1000, 2, FALSE, TRUE },
+  { "tls-setup", "11 TCP connection + TLS handshake", "conn/s", KIND_SETUP, 0, 1, 1000, 10, FALSE, TRUE },
 };
 
 /* The rows of the table: a round trip gives two. A row may also be
