@@ -625,8 +625,10 @@ np_stream_receive (NpStream      *self,
   guint64 start = self->received;
 
   fds.max = self->max_fds;
+  fds.n = 0;
+  fds.truncated = FALSE;
   status = self->transport->funcs->receive (self->transport, buffer, size, received,
-                                            &fds, &error);
+                                            self->max_fds > 0 ? &fds : NULL, &error);
   if (status == NP_IO_DONE && *received > 0)
     {
       self->received += *received;
@@ -686,7 +688,7 @@ np_stream_read (NpStream      *self,
               self->body_len = self->body_alloc = self->body_filled = 0;
               np_stream_handle_frame (self, target, self->body_type, payload, fds, after);
             }
-          else if (n < want)
+          else if (n < want && !self->transport->buffers_reads)
             break;
 
           continue;
@@ -709,10 +711,17 @@ np_stream_read (NpStream      *self,
       np_stream_parse_rest (self, target, after);
 
       /* A short read means the socket is drained (don't pay for EAGAIN),
-       * unless it stopped after a write that carried descriptors. */
-      if (n < want && g_queue_is_empty (&self->fd_batches))
+       * unless it stopped after a write that carried descriptors, or the
+       * transport reads a record at a time. */
+      if (n < want && g_queue_is_empty (&self->fd_batches) && !self->transport->buffers_reads)
         break;
     }
+
+  /* The budget ran out with bytes perhaps decrypted and kept: they are
+   * read in the next dispatch, readable socket or not. */
+  if (G_UNLIKELY (self->transport->buffers_reads) &&
+      (budget == 0) != self->transport_ready && np_stream_get_state (self) <= NP_STREAM_OPEN)
+    np_stream_set_transport_ready (self, budget == 0);
 
   give_back_read_buffer (buf);
   np_stream_report_opened (self, target, FALSE);
