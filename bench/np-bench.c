@@ -72,7 +72,7 @@ bench_tls_prepare (char **why)
 {
   if (g_getenv (BENCH_TLS_CERT_ENV) == NULL)
     {
-      *why = g_strdup ("no certificate was made (neither certtool nor openssl is installed)");
+      *why = g_strdup ("no certificate could be made");
       return FALSE;
     }
   if (!g_tls_backend_supports_tls (g_tls_backend_get_default ()))
