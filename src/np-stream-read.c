@@ -522,6 +522,20 @@ np_stream_read_ended (NpStream      *self,
   if (status == NP_IO_WOULD_BLOCK)
     return FALSE;
 
+  /* Over TCP, a host that stopped answering (keepalive probes or our
+   * data unacknowledged, np-tcp.c) or a network that went away. */
+  if (status == NP_IO_FAILED && self->remote && self->version >= NP_PROTOCOL_SETTINGS &&
+      (g_error_matches (io_error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT) ||
+       g_error_matches (io_error, G_IO_ERROR, G_IO_ERROR_HOST_UNREACHABLE) ||
+       g_error_matches (io_error, G_IO_ERROR, G_IO_ERROR_NETWORK_UNREACHABLE)))
+    {
+      error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PEER_VANISHED,
+                                   _("The peer went away without closing the connection: "
+                                     "its host no longer answers (%s)"), io_error->message);
+      np_stream_read_failed (self, error, FALSE, after);
+      return FALSE;
+    }
+
   if (status == NP_IO_FAILED)
     {
       error = np_stream_error_new (self, io_error->domain, io_error->code,
