@@ -545,7 +545,12 @@ np_stream_read_ended (NpStream      *self,
     }
 
   /* The end of the stream. */
-  if (!self->hello_read)
+  if (!self->hello_read && self->remote && self->client_end)
+    error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                                 _("The peer closed the connection before completing the handshake "
+                                   "(a server over TCP does so when it refuses this client’s "
+                                   "certificate, or the lack of one)"));
+  else if (!self->hello_read)
     error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
                                  _("The peer closed the connection before completing the handshake"));
   else if (self->head_len > 0 || self->body != NULL)

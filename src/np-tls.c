@@ -308,6 +308,20 @@ np_tls_configure (GTlsConnection *tls)
   g_tls_connection_set_require_close_notify (tls, FALSE);
 }
 
+/* A client's certificate: glib-networking asks about every one, even
+ * one that validated. Requested, any gets to authorize-peer, which sees
+ * what validation found; required, only one that validated gets in. */
+static gboolean
+np_tls_server_accept_certificate_cb (GTlsConnection       *tls,
+                                     GTlsCertificate      *certificate,
+                                     GTlsCertificateFlags  errors,
+                                     gpointer              data)
+{
+  GTlsAuthenticationMode mode = GPOINTER_TO_INT (data);
+
+  return mode == G_TLS_AUTHENTICATION_REQUESTED || errors == 0;
+}
+
 GTlsConnection *
 np_tls_server_new (GSocketConnection      *connection,
                    GTlsCertificate        *certificate,
@@ -332,6 +346,8 @@ np_tls_server_new (GSocketConnection      *connection,
   if (tls == NULL)
     return NULL;
 
+  g_signal_connect (tls, "accept-certificate", G_CALLBACK (np_tls_server_accept_certificate_cb),
+                    GINT_TO_POINTER (mode));
   np_tls_configure (tls);
 
   return tls;
@@ -384,9 +400,24 @@ np_tls_client_new (GSocketConnection       *connection,
                    GError                 **error)
 {
   g_autoptr(GIOStream) base = np_tls_base_new (connection);
+  g_autoptr(GSocketConnectable) numeric = NULL;
   GTlsBackend *backend = g_tls_backend_get_default ();
   GTlsConnection *tls;
   NpTlsAccept *accept;
+
+  /* A host given as an address is checked against the certificate's
+   * addresses, and sent as no server name: a server refuses an address
+   * as one (RFC 6066). */
+  if (G_IS_NETWORK_ADDRESS (identity) &&
+      g_hostname_is_ip_address (g_network_address_get_hostname (G_NETWORK_ADDRESS (identity))))
+    {
+      GNetworkAddress *address = G_NETWORK_ADDRESS (identity);
+
+      numeric = G_SOCKET_CONNECTABLE (g_inet_socket_address_new_from_string (g_network_address_get_hostname (address),
+                                                                             g_network_address_get_port (address)));
+      if (numeric != NULL)
+        identity = numeric;
+    }
 
   /* A pinned certificate needs no authority: without one of the
    * application's, no database spares loading the system's trust store
