@@ -551,6 +551,7 @@ typedef struct
   gboolean     got_hello;
   gboolean     got_goodbye;
   guint32      goodbye_code;
+  char        *error_message;
 } Peer;
 
 static gboolean
@@ -730,7 +731,7 @@ peer_thread (gpointer data)
 
 out:
   if (error != NULL)
-    g_test_message ("TLS peer: %s", error->message);
+    peer->error_message = g_strdup (error->message);
   g_atomic_int_set (&peer->done, TRUE);
   g_main_context_wakeup (NULL);
 
@@ -746,6 +747,8 @@ peer_run (Peer *peer)
   thread = g_thread_new ("tls-peer", peer_thread, peer);
   NP_TEST_WAIT_FOR (WAIT_SEC, g_atomic_int_get (&peer->done));
   g_thread_join (g_steal_pointer (&thread));
+  if (peer->error_message != NULL)
+    g_test_message ("TLS peer: %s", peer->error_message);
 }
 
 static void
@@ -753,6 +756,7 @@ peer_clear (Peer *peer)
 {
   g_clear_object (&peer->database);
   g_clear_pointer (&peer->alpn, g_free);
+  g_clear_pointer (&peer->error_message, g_free);
 }
 
 /* Messages of 0 B to 8 MiB each way, and requests, over TLS. */
@@ -1197,7 +1201,7 @@ test_handshake_stall (Fixture       *f,
     return;
 
   server_new (f, "tcp:127.0.0.1:0", "server", TRUE);
-  np_pipe_server_set_handshake_timeout (f->server, 500);
+  np_pipe_server_set_handshake_timeout (f->server, 1000);
   name = server_start (f);
 
   silent = raw_tcp_connect (server_port (f));
@@ -1461,7 +1465,7 @@ test_reconnect_across_restart (Fixture       *f,
   test_client_echo (tc, 0);
 
   server_drop (f);
-  NP_TEST_WAIT_FOR (WAIT_SEC, tc->disconnect_errors->len == 1);
+  NP_TEST_WAIT_FOR (WAIT_SEC, tc->disconnect_errors->len >= 1);
   g_assert_false (np_pipe_client_get_connected (tc->client));
 
   /* Queued for the next connection. */
