@@ -24,6 +24,7 @@ NpListener *np_listener_new    (GSocket            *socket,
                                 GError            **error);
 void        np_listener_resume (NpListener         *self);
 void        np_listener_close  (NpListener         *self);
+char       *np_listener_key_for_port (guint16 port);
 GMainContext *np_listener_lookup_context
                                (const char         *path);
 

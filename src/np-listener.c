@@ -224,6 +224,9 @@ np_listener_socket_path (GSocket *socket)
 {
   g_autoptr(GSocketAddress) address = g_socket_get_local_address (socket, NULL);
 
+  if (G_IS_INET_SOCKET_ADDRESS (address))
+    return np_listener_key_for_port (g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (address)));
+
   if (!G_IS_UNIX_SOCKET_ADDRESS (address) ||
       g_unix_socket_address_get_address_type (G_UNIX_SOCKET_ADDRESS (address)) != G_UNIX_SOCKET_ADDRESS_PATH)
     return NULL;
@@ -231,7 +234,16 @@ np_listener_socket_path (GSocket *socket)
   return g_strdup (g_unix_socket_address_get_path (G_UNIX_SOCKET_ADDRESS (address)));
 }
 
-/* The main context of the server of this process that listens on @path,
+/* What a listener on a TCP port is known by, for
+ * np_listener_lookup_context(). */
+char *
+np_listener_key_for_port (guint16 port)
+{
+  return g_strdup_printf ("tcp:%u", port);
+}
+
+/* The main context of the server of this process that listens on @path
+ * (or a TCP port: np_listener_key_for_port()),
  * with a reference, or NULL when none does. */
 GMainContext *
 np_listener_lookup_context (const char *path)

@@ -36,6 +36,11 @@ G_BEGIN_DECLS
  *      held while a watch's or timer's callback runs. Only GLib's own
  *      (g_source_set_ready_time() takes the context's) are taken inside
  *      them.
+ *   6. Over TCP (np-tls.c): an NpTlsAcceptor's lock (a server's peers in
+ *      their TLS handshake) and the lock of the queue of handshakes, each
+ *      taken alone, with nothing inside; the queue's may be taken inside
+ *      1, when cancelling a connect cancels a handshake that waits for
+ *      its turn. No handshake is cancelled with either held.
  *
  * No lock is held while application code runs: a signal, a callback, a
  * task's completion. What a locked stretch of a stream leaves to do is

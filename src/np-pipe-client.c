@@ -27,6 +27,8 @@
 #include "np-pipe-request-private.h"
 #include "np-server-watch-private.h"
 #include "np-socket-connect-private.h"
+#include "np-tcp-private.h"
+#include "np-tls-private.h"
 #include "np-variant.h"
 
 /**
@@ -106,6 +108,12 @@ enum {
   PROP_PEER_MAX_MESSAGE_SIZE,
   PROP_QUEUED_BYTES,
   PROP_AUTO_RECONNECT,
+  PROP_CONNECTABLE,
+  PROP_TLS_DATABASE,
+  PROP_TLS_INTERACTION,
+  PROP_TLS_CERTIFICATE,
+  PROP_TLS_PIN,
+  PROP_INSECURE_PLAINTEXT,
   /* Then those of NpLimit, in its order. */
   PROP_FIRST_LIMIT,
   N_PROPS = PROP_FIRST_LIMIT + NP_N_LIMITS
@@ -119,6 +127,7 @@ struct _NpPipeClient
   /* Constant once constructed. */
   char         *name;
   char         *path;
+  GSocketConnectable *connectable;  /* over TCP */
   GMainContext *context;
 
   NpLimits     *limits;          /* shared with its connections */
@@ -156,11 +165,18 @@ struct _NpPipeClient
   guint         connection_accepted : 1;  /* connection was connected once */
   guint         auto_reconnect : 1;
   guint         reconnecting : 1;    /* lost its connection, tries again until close() */
+  guint         insecure_plaintext : 1;
+  /* What a connection over TCP asks of the server's certificate. */
+  GTlsDatabase *tls_database;
+  GTlsInteraction *tls_interaction;
+  GTlsCertificate *tls_certificate;
+  char         *tls_pin;             /* as given */
   /* Connections made, all told: the next one's id. */
   guint64       n_connections;
 };
 
 enum {
+  ACCEPT_CERTIFICATE,
   ACCEPTED,
   MESSAGE_RECEIVED,
   REQUEST_RECEIVED,
@@ -452,6 +468,11 @@ np_pipe_client_finalize (GObject *object)
   g_clear_pointer (&self->retired, g_ptr_array_unref);
   g_clear_pointer (&self->name, g_free);
   g_clear_pointer (&self->path, g_free);
+  g_clear_object (&self->connectable);
+  g_clear_object (&self->tls_database);
+  g_clear_object (&self->tls_interaction);
+  g_clear_object (&self->tls_certificate);
+  g_clear_pointer (&self->tls_pin, g_free);
   g_clear_pointer (&self->context, g_main_context_unref);
   g_clear_pointer (&self->limits, np_limits_unref);
   g_mutex_clear (&self->lock);
@@ -467,9 +488,30 @@ np_pipe_client_constructed (GObject *object)
   G_OBJECT_CLASS (np_pipe_client_parent_class)->constructed (object);
 
   /* An invalid or missing name leaves the path unset; connecting then
-   * says why. */
-  if (self->name != NULL)
+   * says why. A TCP address has none. */
+  if (self->connectable != NULL)
+    {
+      g_free (self->name);
+      self->name = np_tcp_format_connectable (self->connectable);
+    }
+  else if (np_tcp_is_address (self->name))
+    self->connectable = np_tcp_parse_connectable (self->name, NULL);
+  else if (self->name != NULL)
     self->path = np_name_to_path (self->name, NULL);
+}
+
+static gboolean
+np_pipe_client_accept_certificate_accumulator (GSignalInvocationHint *ihint,
+                                               GValue                *return_accu,
+                                               const GValue          *handler_return,
+                                               gpointer               data)
+{
+  gboolean accepted = g_value_get_boolean (handler_return);
+
+  g_value_set_boolean (return_accu, accepted);
+
+  /* The first handler that accepts decides. */
+  return !accepted;
 }
 
 static void
@@ -484,6 +526,34 @@ np_pipe_client_class_init (NpPipeClientClass *klass)
   object_class->finalize = np_pipe_client_finalize;
 
   np_pipe_client_install_properties (object_class);
+
+  /**
+   * NpPipeClient::accept-certificate:
+   * @self: a #NpPipeClient
+   * @peer_cert: the server's certificate
+   * @errors: what validating it found wrong
+   *
+   * Emitted during the TLS handshake of a connection over TCP when the
+   * server's certificate does not validate against
+   * [property@Np.PipeClient:tls-database] (or the system's trust store),
+   * as [signal@Gio.TlsConnection::accept-certificate] is: for a
+   * self-signed server, say. It is not emitted for a certificate that
+   * matches [property@Np.PipeClient:tls-pin], which gets in, nor when the
+   * pin is set and does not match, which is refused. It is emitted in the
+   * thread-default main context of the thread that connects (the client's
+   * own context for a reconnect).
+   *
+   * Returns: %TRUE to accept the certificate, %FALSE (the default) to
+   *   refuse it and fail the connect
+   *
+   * Since: 1.0
+   */
+  signals [ACCEPT_CERTIFICATE] =
+    g_signal_new ("accept-certificate",
+                  G_TYPE_FROM_CLASS (klass),
+                  G_SIGNAL_RUN_LAST,
+                  0, np_pipe_client_accept_certificate_accumulator, NULL, NULL,
+                  G_TYPE_BOOLEAN, 2, G_TYPE_TLS_CERTIFICATE, G_TYPE_TLS_CERTIFICATE_FLAGS);
 
   /**
    * NpPipeClient::accepted:
@@ -663,6 +733,30 @@ np_pipe_client_new (const char *name)
 
   return g_object_new (NP_TYPE_PIPE_CLIENT,
                        "name", name,
+                       NULL);
+}
+
+/**
+ * np_pipe_client_new_for_connectable:
+ * @connectable: the server's host and port, as a #GNetworkAddress or a
+ *   #GInetSocketAddress, say
+ *
+ * Creates a client for a server over TCP, with TLS: the same as
+ * [ctor@Np.PipeClient.new] with a name `tcp:HOST:PORT`, for an
+ * application that has its own #GSocketConnectable. The server's
+ * certificate is checked against the host name of @connectable.
+ *
+ * Returns: (transfer full): a new #NpPipeClient
+ *
+ * Since: 1.0
+ */
+NpPipeClient *
+np_pipe_client_new_for_connectable (GSocketConnectable *connectable)
+{
+  g_return_val_if_fail (G_IS_SOCKET_CONNECTABLE (connectable), NULL);
+
+  return g_object_new (NP_TYPE_PIPE_CLIENT,
+                       "connectable", connectable,
                        NULL);
 }
 
@@ -1582,7 +1676,14 @@ np_pipe_client_begin_connect_locked (NpPipeClient  *self,
       return FALSE;
     }
 
-  if (self->path == NULL)
+  if (np_tcp_is_address (self->name) && self->connectable == NULL)
+    {
+      g_autoptr(GSocketConnectable) connectable = np_tcp_parse_connectable (self->name, error);
+      g_assert (connectable == NULL);
+      return FALSE;
+    }
+
+  if (self->path == NULL && self->connectable == NULL)
     {
       g_autofree char *path = np_name_to_path (self->name, error);
       g_assert (path == NULL);
@@ -1613,12 +1714,157 @@ np_pipe_client_chain_cancellable (GCancellable *cancellable,
                                 g_object_ref (attempt), g_object_unref);
 }
 
-/* Makes a connection of @socket_connection the client's, to start with
- * no lock held; returns the one it replaces, to unref with no lock held,
- * or %NULL (with @error set when the connection could not be made). */
+/* Dialing: a Unix socket, or TCP and TLS */
+
+static gboolean
+np_pipe_client_accept_certificate_cb (GTlsCertificate      *certificate,
+                                      GTlsCertificateFlags  errors,
+                                      gpointer              data)
+{
+  NpPipeClient *self = data;
+  gboolean accepted = FALSE;
+
+  g_signal_emit (self, signals [ACCEPT_CERTIFICATE], 0, certificate, errors, &accepted);
+
+  return accepted;
+}
+
+/* Connects to the server, in the thread-default context of the caller:
+ * the TCP connection and its TLS handshake take at most @timeout ms. */
+static void
+np_pipe_client_dial_async (NpPipeClient        *self,
+                           guint                timeout,
+                           GCancellable        *attempt,
+                           GAsyncReadyCallback  callback,
+                           gpointer             user_data)
+{
+  NpTlsClientConfig config = { NULL, };
+  gboolean plaintext;
+
+  if (self->connectable == NULL)
+    {
+      np_socket_connect_async (self->name, self->path, timeout, attempt, callback, user_data);
+      return;
+    }
+
+  g_mutex_lock (&self->lock);
+  g_set_object (&config.database, self->tls_database);
+  g_set_object (&config.interaction, self->tls_interaction);
+  g_set_object (&config.certificate, self->tls_certificate);
+  config.pin = g_strdup (self->tls_pin);
+  plaintext = self->insecure_plaintext;
+  g_mutex_unlock (&self->lock);
+
+  /* The dial holds the client while it runs: it is the source of the
+   * caller's task. */
+  config.accept = np_pipe_client_accept_certificate_cb;
+  config.accept_data = self;
+  np_tls_dial_async (self->connectable, plaintext, &config, timeout, attempt, callback, user_data);
+
+  g_clear_object (&config.database);
+  g_clear_object (&config.interaction);
+  g_clear_object (&config.certificate);
+  g_free (config.pin);
+}
+
+static GSocketConnection *
+np_pipe_client_dial_finish (NpPipeClient    *self,
+                            GAsyncResult    *result,
+                            GTlsConnection **tls,
+                            GError         **error)
+{
+  if (self->connectable == NULL)
+    {
+      *tls = NULL;
+      return np_socket_connect_finish (result, error);
+    }
+
+  return np_tls_dial_finish (result, tls, error);
+}
+
+static void
+np_pipe_client_dial_sync_cb (GObject      *object,
+                             GAsyncResult *result,
+                             gpointer      user_data)
+{
+  *(GAsyncResult **) user_data = g_object_ref (result);
+}
+
+/* A server over TCP of this process whose context only this thread
+ * would run: its context, which the TLS handshake must iterate. */
+static GMainContext *
+np_pipe_client_server_context_here (NpPipeClient *self)
+{
+  g_autoptr(GMainContext) context = NULL;
+  g_autofree char *key = NULL;
+  GMainContext *here;
+  const char *host;
+
+  if (!G_IS_NETWORK_ADDRESS (self->connectable))
+    return NULL;
+
+  host = g_network_address_get_hostname (G_NETWORK_ADDRESS (self->connectable));
+  if (!g_str_equal (host, "127.0.0.1") && !g_str_equal (host, "::1") && !g_str_equal (host, "localhost"))
+    return NULL;
+
+  key = np_listener_key_for_port (g_network_address_get_port (G_NETWORK_ADDRESS (self->connectable)));
+  context = np_listener_lookup_context (key);
+  if (context == NULL)
+    return NULL;
+
+  if (g_main_context_is_owner (context))
+    return g_steal_pointer (&context);
+
+  here = g_main_context_get_thread_default ();
+  if (here == NULL)
+    here = g_main_context_default ();
+  if (context == here && g_main_context_acquire (context))
+    {
+      g_main_context_release (context);
+      return g_steal_pointer (&context);
+    }
+
+  return NULL;
+}
+
+/* Connects as np_pipe_client_dial_async() does, blocking. Over TCP, the
+ * TLS handshake runs in a context of its own, or in that of a server of
+ * this process that only this thread would run. */
+static GSocketConnection *
+np_pipe_client_dial_sync (NpPipeClient    *self,
+                          guint            timeout,
+                          GCancellable    *attempt,
+                          GTlsConnection **tls,
+                          GError         **error)
+{
+  g_autoptr(GMainContext) context = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+
+  *tls = NULL;
+  if (self->connectable == NULL)
+    return np_socket_connect_sync (self->name, self->path, timeout, attempt, error);
+
+  context = np_pipe_client_server_context_here (self);
+  if (context == NULL)
+    context = g_main_context_new ();
+
+  g_main_context_push_thread_default (context);
+  np_pipe_client_dial_async (self, timeout, attempt, np_pipe_client_dial_sync_cb, &result);
+  while (result == NULL)
+    g_main_context_iteration (context, TRUE);
+  g_main_context_pop_thread_default (context);
+
+  return np_pipe_client_dial_finish (self, result, tls, error);
+}
+
+/* Makes a connection of @socket_connection (through @tls, over TCP) the
+ * client's, to start with no lock held; returns the one it replaces, to
+ * unref with no lock held, or %NULL (with @error set when the connection
+ * could not be made). */
 static NpPipeConnection *
 np_pipe_client_attach_locked (NpPipeClient       *self,
                               GSocketConnection  *socket_connection,
+                              GTlsConnection     *tls,
                               NpPipeConnection  **connection_out,
                               gboolean           *was_connected,
                               GError            **error)
@@ -1630,7 +1876,7 @@ np_pipe_client_attach_locked (NpPipeClient       *self,
 
   *was_connected = self->connected;
   *connection_out = NULL;
-  connection = _np_pipe_connection_new (G_OBJECT (self), self->context, socket_connection,
+  connection = _np_pipe_connection_new (G_OBJECT (self), self->context, socket_connection, tls,
                                         self->name, self->limits, ++self->n_connections,
                                         TRUE, error);
   if (connection == NULL)
@@ -1650,6 +1896,58 @@ np_pipe_client_attach_locked (NpPipeClient       *self,
   return old;
 }
 
+static GMainContext *np_pipe_client_lookup_server_context (GSocketConnection *connection);
+
+/* Whether the server of @connection is this process (the kernel's word,
+ * over a Unix socket; over TCP, one of this process's listeners on that
+ * loopback port). */
+static gboolean
+np_pipe_client_server_is_here (GSocketConnection *connection)
+{
+  GSocket *socket = g_socket_connection_get_socket (connection);
+  g_autoptr(GCredentials) credentials = NULL;
+
+  if (g_socket_get_family (socket) != G_SOCKET_FAMILY_UNIX)
+    {
+      g_autoptr(GMainContext) context = np_pipe_client_lookup_server_context (connection);
+
+      return context != NULL;
+    }
+
+  credentials = g_socket_get_credentials (socket, NULL);
+  return credentials != NULL && g_credentials_get_unix_pid (credentials, NULL) == getpid ();
+}
+
+/* The main context of the server of @connection when it is a listener of
+ * this process, with a reference, or %NULL. */
+static GMainContext *
+np_pipe_client_lookup_server_context (GSocketConnection *connection)
+{
+  g_autoptr(GSocketAddress) address = g_socket_connection_get_remote_address (connection, NULL);
+  GSocket *socket = g_socket_connection_get_socket (connection);
+  g_autoptr(GCredentials) credentials = NULL;
+
+  if (G_IS_INET_SOCKET_ADDRESS (address))
+    {
+      g_autofree char *key = NULL;
+
+      if (!np_tcp_is_loopback (address))
+        return NULL;
+      key = np_listener_key_for_port (g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (address)));
+      return np_listener_lookup_context (key);
+    }
+
+  /* Another process answers whatever this thread does. */
+  credentials = g_socket_get_credentials (socket, NULL);
+  if (credentials == NULL || g_credentials_get_unix_pid (credentials, NULL) != getpid ())
+    return NULL;
+
+  if (G_IS_UNIX_SOCKET_ADDRESS (address))
+    return np_listener_lookup_context (g_unix_socket_address_get_path (G_UNIX_SOCKET_ADDRESS (address)));
+
+  return NULL;
+}
+
 /* Whether connect_sync() may wait for the server's hello on
  * @connection: not when the server is one of this process that only the
  * calling thread would run (its context is owned by this thread, or is
@@ -1659,21 +1957,11 @@ np_pipe_client_attach_locked (NpPipeClient       *self,
 static gboolean
 np_pipe_client_server_answers (GSocketConnection *connection)
 {
-  GSocket *socket = g_socket_connection_get_socket (connection);
-  g_autoptr(GCredentials) credentials = g_socket_get_credentials (socket, NULL);
-  g_autoptr(GSocketAddress) address = NULL;
-  g_autoptr(GMainContext) context = NULL;
+  g_autoptr(GMainContext) context = np_pipe_client_lookup_server_context (connection);
   GMainContext *here;
 
-  /* Another process answers whatever this thread does. */
-  if (credentials == NULL || g_credentials_get_unix_pid (credentials, NULL) != getpid ())
-    return TRUE;
-
-  address = g_socket_connection_get_remote_address (connection, NULL);
-  if (G_IS_UNIX_SOCKET_ADDRESS (address))
-    context = np_listener_lookup_context (g_unix_socket_address_get_path (G_UNIX_SOCKET_ADDRESS (address)));
   if (context == NULL)
-    return FALSE;
+    return !np_pipe_client_server_is_here (connection);
 
   if (g_main_context_is_owner (context))
     return FALSE;
@@ -1779,6 +2067,7 @@ np_pipe_client_connect_sync (NpPipeClient  *self,
 {
   g_autoptr(NpPipeClient) hold = NULL;
   g_autoptr(GSocketConnection) socket_connection = NULL;
+  g_autoptr(GTlsConnection) tls = NULL;
   g_autoptr(GCancellable) attempt = NULL;
   g_autoptr(GError) failure = NULL;
   NpServerWatch *watch = NULL;
@@ -1818,7 +2107,7 @@ np_pipe_client_connect_sync (NpPipeClient  *self,
     deadline = g_get_monotonic_time () + timeout * G_TIME_SPAN_MILLISECOND;
 
   chain_id = np_pipe_client_chain_cancellable (cancellable, attempt);
-  socket_connection = np_socket_connect_sync (self->name, self->path, timeout, attempt, error);
+  socket_connection = np_pipe_client_dial_sync (self, timeout, attempt, &tls, error);
   if (socket_connection != NULL)
     wait_for_server = np_pipe_client_server_answers (socket_connection);
 
@@ -1835,7 +2124,7 @@ np_pipe_client_connect_sync (NpPipeClient  *self,
     }
   if (socket_connection != NULL)
     {
-      old = np_pipe_client_attach_locked (self, socket_connection, &connection, &was_connected, error);
+      old = np_pipe_client_attach_locked (self, socket_connection, tls, &connection, &was_connected, error);
       if (connection != NULL && wait_for_server)
         {
           /* Until the server answers, a connect is under way. */
@@ -2093,6 +2382,11 @@ static GError *
 np_pipe_client_no_server_error_new (NpPipeClient *self,
                                     ConnectData  *connect)
 {
+  if (self->connectable != NULL)
+    return g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
+                        _("No server listened at “%s” within %u ms"),
+                        self->name, connect->timeout);
+
   return g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
                       _("No server started as pipe “%s” (%s) within %u ms"),
                       self->name, self->path, connect->timeout);
@@ -2112,7 +2406,7 @@ np_pipe_client_dial (NpPipeClient *self,
 
   connect->dialing = TRUE;
   g_main_context_push_thread_default (g_task_get_context (task));
-  np_socket_connect_async (self->name, self->path, timeout, connect->attempt,
+  np_pipe_client_dial_async (self, timeout, connect->attempt,
                            np_pipe_client_socket_connected, g_object_ref (task));
   g_main_context_pop_thread_default (g_task_get_context (task));
 }
@@ -2203,6 +2497,7 @@ np_pipe_client_socket_connected (GObject      *object,
   NpPipeClient *self = g_task_get_source_object (task);
   ConnectData *connect = g_task_get_task_data (task);
   g_autoptr(GSocketConnection) socket_connection = NULL;
+  g_autoptr(GTlsConnection) tls = NULL;
   g_autoptr(GError) error = NULL;
   NpServerWatch *watch = NULL;
   NpPipeConnection *old = NULL;
@@ -2210,7 +2505,7 @@ np_pipe_client_socket_connected (GObject      *object,
   gboolean was_connected;
   guint timeout = 0;
 
-  socket_connection = np_socket_connect_finish (result, &error);
+  socket_connection = np_pipe_client_dial_finish (self, result, &tls, &error);
   if (socket_connection == NULL)
     {
       connect->dialing = FALSE;
@@ -2238,7 +2533,7 @@ np_pipe_client_socket_connected (GObject      *object,
       g_mutex_unlock (&self->lock);
       return;
     }
-  old = np_pipe_client_attach_locked (self, socket_connection, &connection, &was_connected, &error);
+  old = np_pipe_client_attach_locked (self, socket_connection, tls, &connection, &was_connected, &error);
   if (connection != NULL)
     {
       self->connect_connection = g_object_ref (connection);
@@ -2356,7 +2651,7 @@ np_pipe_client_connect_internal (NpPipeClient        *self,
   connect->chain_id = np_pipe_client_chain_cancellable (cancellable, connect->attempt);
 
   connect->dialing = TRUE;
-  np_socket_connect_async (self->name, self->path, timeout, connect->attempt,
+  np_pipe_client_dial_async (self, timeout, connect->attempt,
                            np_pipe_client_socket_connected, g_steal_pointer (&task));
 }
 
@@ -2764,6 +3059,30 @@ np_pipe_client_get_property (GObject    *object,
       g_value_set_boolean (value, np_pipe_client_get_auto_reconnect (self));
       break;
 
+    case PROP_CONNECTABLE:
+      g_value_set_object (value, self->connectable);
+      break;
+
+    case PROP_TLS_DATABASE:
+      g_value_take_object (value, np_pipe_client_dup_tls_database (self));
+      break;
+
+    case PROP_TLS_INTERACTION:
+      g_value_take_object (value, np_pipe_client_dup_tls_interaction (self));
+      break;
+
+    case PROP_TLS_CERTIFICATE:
+      g_value_take_object (value, np_pipe_client_dup_tls_certificate (self));
+      break;
+
+    case PROP_TLS_PIN:
+      g_value_take_string (value, np_pipe_client_dup_tls_pin (self));
+      break;
+
+    case PROP_INSECURE_PLAINTEXT:
+      g_value_set_boolean (value, np_pipe_client_get_insecure_plaintext (self));
+      break;
+
 
 
 
@@ -2801,6 +3120,31 @@ np_pipe_client_set_property (GObject      *object,
       np_pipe_client_set_auto_reconnect (self, g_value_get_boolean (value));
       break;
 
+    case PROP_CONNECTABLE:
+      /* Construct-only, and wins over a name. */
+      self->connectable = g_value_dup_object (value);
+      break;
+
+    case PROP_TLS_DATABASE:
+      np_pipe_client_set_tls_database (self, g_value_get_object (value));
+      break;
+
+    case PROP_TLS_INTERACTION:
+      np_pipe_client_set_tls_interaction (self, g_value_get_object (value));
+      break;
+
+    case PROP_TLS_CERTIFICATE:
+      np_pipe_client_set_tls_certificate (self, g_value_get_object (value));
+      break;
+
+    case PROP_TLS_PIN:
+      np_pipe_client_set_tls_pin (self, g_value_get_string (value));
+      break;
+
+    case PROP_INSECURE_PLAINTEXT:
+      np_pipe_client_set_insecure_plaintext (self, g_value_get_boolean (value));
+      break;
+
 
 
 
@@ -2819,6 +3163,96 @@ np_pipe_client_install_properties (GObjectClass *object_class)
 {
   object_class->get_property = np_pipe_client_get_property;
   object_class->set_property = np_pipe_client_set_property;
+
+  /**
+   * NpPipeClient:connectable:
+   *
+   * The host and port of a server over TCP, when the client was made
+   * with [ctor@Np.PipeClient.new_for_connectable] or a name
+   * `tcp:HOST:PORT`; %NULL for a local pipe. Set at construction only.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_CONNECTABLE] =
+    g_param_spec_object ("connectable", NULL, NULL,
+                         G_TYPE_SOCKET_CONNECTABLE,
+                         (G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY |
+                          G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeClient:tls-database:
+   *
+   * The authorities a server's certificate is validated against over
+   * TCP (see [ctor@Gio.TlsFileDatabase.new]); %NULL, the default, for the
+   * system's trust store. Applies to the connections made afterwards.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_TLS_DATABASE] =
+    g_param_spec_object ("tls-database", NULL, NULL,
+                         G_TYPE_TLS_DATABASE,
+                         (G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeClient:tls-interaction:
+   *
+   * What asks the user during a TLS handshake over TCP (a password for
+   * the client's key, say), or %NULL.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_TLS_INTERACTION] =
+    g_param_spec_object ("tls-interaction", NULL, NULL,
+                         G_TYPE_TLS_INTERACTION,
+                         (G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeClient:tls-certificate:
+   *
+   * The client's own certificate, with its key, for a server over TCP
+   * that asks for one ([property@Np.PipeServer:tls-authentication-mode]),
+   * or %NULL.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_TLS_CERTIFICATE] =
+    g_param_spec_object ("tls-certificate", NULL, NULL,
+                         G_TYPE_TLS_CERTIFICATE,
+                         (G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeClient:tls-pin:
+   *
+   * The SHA-256 fingerprint of the server's certificate, in hexadecimal
+   * (colons between the bytes allowed, as `np-pipe fingerprint` prints
+   * it), or %NULL. When set, the server's certificate must be that one:
+   * it gets in even when it does not validate (a self-signed server),
+   * and any other is refused with %NP_PIPE_ERROR_PERMISSION_DENIED even
+   * when it validates. A value that is no fingerprint fails the connect
+   * with %G_IO_ERROR_INVALID_ARGUMENT.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_TLS_PIN] =
+    g_param_spec_string ("tls-pin", NULL, NULL,
+                         NULL,
+                         (G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeClient:insecure-plaintext:
+   *
+   * Whether to connect to a server over TCP without TLS, as one with
+   * [property@Np.PipeServer:insecure-plaintext] speaks: no encryption,
+   * no certificates, to measure what TLS costs. Connecting refuses it
+   * with %NP_PIPE_ERROR_PERMISSION_DENIED unless the server's address is
+   * a loopback one. Off by default.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_INSECURE_PLAINTEXT] =
+    g_param_spec_boolean ("insecure-plaintext", NULL, NULL,
+                          FALSE,
+                          (G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
 
   /**
    * NpPipeClient:name:
@@ -3675,4 +4109,272 @@ np_pipe_client_set_max_pending_request_bytes (NpPipeClient *self,
   g_return_if_fail (NP_IS_PIPE_CLIENT (self));
 
   np_pipe_client_set_limit (self, NP_LIMIT_MAX_PENDING_REQUEST_BYTES, max_pending_request_bytes);
+}
+
+/**
+ * np_pipe_client_get_connectable:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:connectable].
+ *
+ * Returns: (transfer none) (nullable): the server's host and port, or
+ *   %NULL for a local pipe
+ *
+ * Since: 1.0
+ */
+GSocketConnectable *
+np_pipe_client_get_connectable (NpPipeClient *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), NULL);
+
+  return self->connectable;
+}
+
+static gpointer
+np_pipe_client_dup_object (NpPipeClient *self,
+                           gpointer     *field)
+{
+  gpointer value;
+
+  g_mutex_lock (&self->lock);
+  value = *field != NULL ? g_object_ref (*field) : NULL;
+  g_mutex_unlock (&self->lock);
+
+  return value;
+}
+
+static void
+np_pipe_client_set_object (NpPipeClient *self,
+                           gpointer     *field,
+                           gpointer      value,
+                           guint         prop_id)
+{
+  gboolean changed;
+
+  g_mutex_lock (&self->lock);
+  changed = g_set_object ((GObject **) field, value);
+  g_mutex_unlock (&self->lock);
+
+  if (changed)
+    g_object_notify_by_pspec (G_OBJECT (self), properties [prop_id]);
+}
+
+/**
+ * np_pipe_client_dup_tls_database:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:tls-database].
+ *
+ * Returns: (transfer full) (nullable): the database, or %NULL for the
+ *   system's
+ *
+ * Since: 1.0
+ */
+GTlsDatabase *
+np_pipe_client_dup_tls_database (NpPipeClient *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), NULL);
+
+  return np_pipe_client_dup_object (self, (gpointer *) &self->tls_database);
+}
+
+/**
+ * np_pipe_client_set_tls_database:
+ * @self: a #NpPipeClient
+ * @database: (nullable): the authorities to trust, or %NULL for the
+ *   system's
+ *
+ * Sets [property@Np.PipeClient:tls-database].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_set_tls_database (NpPipeClient *self,
+                                 GTlsDatabase *database)
+{
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+  g_return_if_fail (database == NULL || G_IS_TLS_DATABASE (database));
+
+  np_pipe_client_set_object (self, (gpointer *) &self->tls_database, database, PROP_TLS_DATABASE);
+}
+
+/**
+ * np_pipe_client_dup_tls_interaction:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:tls-interaction].
+ *
+ * Returns: (transfer full) (nullable): the interaction
+ *
+ * Since: 1.0
+ */
+GTlsInteraction *
+np_pipe_client_dup_tls_interaction (NpPipeClient *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), NULL);
+
+  return np_pipe_client_dup_object (self, (gpointer *) &self->tls_interaction);
+}
+
+/**
+ * np_pipe_client_set_tls_interaction:
+ * @self: a #NpPipeClient
+ * @interaction: (nullable): what asks the user, or %NULL
+ *
+ * Sets [property@Np.PipeClient:tls-interaction].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_set_tls_interaction (NpPipeClient    *self,
+                                    GTlsInteraction *interaction)
+{
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+  g_return_if_fail (interaction == NULL || G_IS_TLS_INTERACTION (interaction));
+
+  np_pipe_client_set_object (self, (gpointer *) &self->tls_interaction, interaction,
+                             PROP_TLS_INTERACTION);
+}
+
+/**
+ * np_pipe_client_dup_tls_certificate:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:tls-certificate].
+ *
+ * Returns: (transfer full) (nullable): the client's certificate
+ *
+ * Since: 1.0
+ */
+GTlsCertificate *
+np_pipe_client_dup_tls_certificate (NpPipeClient *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), NULL);
+
+  return np_pipe_client_dup_object (self, (gpointer *) &self->tls_certificate);
+}
+
+/**
+ * np_pipe_client_set_tls_certificate:
+ * @self: a #NpPipeClient
+ * @certificate: (nullable): the client's certificate, with its key
+ *
+ * Sets [property@Np.PipeClient:tls-certificate].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_set_tls_certificate (NpPipeClient    *self,
+                                    GTlsCertificate *certificate)
+{
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+  g_return_if_fail (certificate == NULL || G_IS_TLS_CERTIFICATE (certificate));
+
+  np_pipe_client_set_object (self, (gpointer *) &self->tls_certificate, certificate,
+                             PROP_TLS_CERTIFICATE);
+}
+
+/**
+ * np_pipe_client_dup_tls_pin:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:tls-pin].
+ *
+ * Returns: (transfer full) (nullable): the pinned fingerprint, as it was
+ *   set
+ *
+ * Since: 1.0
+ */
+char *
+np_pipe_client_dup_tls_pin (NpPipeClient *self)
+{
+  char *pin;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), NULL);
+
+  g_mutex_lock (&self->lock);
+  pin = g_strdup (self->tls_pin);
+  g_mutex_unlock (&self->lock);
+
+  return pin;
+}
+
+/**
+ * np_pipe_client_set_tls_pin:
+ * @self: a #NpPipeClient
+ * @pin: (nullable): the SHA-256 fingerprint of the server's certificate
+ *
+ * Sets [property@Np.PipeClient:tls-pin].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_set_tls_pin (NpPipeClient *self,
+                            const char   *pin)
+{
+  gboolean changed;
+
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+
+  g_mutex_lock (&self->lock);
+  changed = g_strcmp0 (self->tls_pin, pin) != 0;
+  if (changed)
+    {
+      g_free (self->tls_pin);
+      self->tls_pin = g_strdup (pin);
+    }
+  g_mutex_unlock (&self->lock);
+
+  if (changed)
+    g_object_notify_by_pspec (G_OBJECT (self), properties [PROP_TLS_PIN]);
+}
+
+/**
+ * np_pipe_client_get_insecure_plaintext:
+ * @self: a #NpPipeClient
+ *
+ * Gets [property@Np.PipeClient:insecure-plaintext].
+ *
+ * Returns: whether to connect over TCP without TLS
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_client_get_insecure_plaintext (NpPipeClient *self)
+{
+  gboolean value;
+
+  g_return_val_if_fail (NP_IS_PIPE_CLIENT (self), FALSE);
+
+  g_mutex_lock (&self->lock);
+  value = self->insecure_plaintext;
+  g_mutex_unlock (&self->lock);
+
+  return value;
+}
+
+/**
+ * np_pipe_client_set_insecure_plaintext:
+ * @self: a #NpPipeClient
+ * @insecure_plaintext: whether to connect without TLS, over loopback only
+ *
+ * Sets [property@Np.PipeClient:insecure-plaintext].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_client_set_insecure_plaintext (NpPipeClient *self,
+                                       gboolean      insecure_plaintext)
+{
+  gboolean changed;
+
+  g_return_if_fail (NP_IS_PIPE_CLIENT (self));
+
+  g_mutex_lock (&self->lock);
+  changed = self->insecure_plaintext != !!insecure_plaintext;
+  self->insecure_plaintext = !!insecure_plaintext;
+  g_mutex_unlock (&self->lock);
+
+  if (changed)
+    g_object_notify_by_pspec (G_OBJECT (self), properties [PROP_INSECURE_PLAINTEXT]);
 }

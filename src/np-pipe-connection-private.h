@@ -32,6 +32,7 @@ typedef enum
 NpPipeConnection *_np_pipe_connection_new    (GObject            *owner,
                                               GMainContext       *context,
                                               GSocketConnection  *socket_connection,
+                                              GTlsConnection     *tls,
                                               const char         *name,
                                               NpLimits         *limits,
                                               guint64             id,

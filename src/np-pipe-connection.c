@@ -86,6 +86,8 @@ struct _NpPipeConnection
   GObject           *owner;    /* until the stream takes it over */
   GMainContext      *context;
   GSocketConnection *socket_connection;
+  GTlsConnection    *tls;      /* over TCP, unless in plain text */
+  gboolean           remote;   /* over TCP */
   NpLimits          *limits;
   char              *name;     /* of the pipe */
   NpStream          *stream;   /* its private part, once started or refused */
@@ -185,6 +187,7 @@ np_pipe_connection_finalize (GObject *object)
 
   g_clear_pointer (&self->stream, np_stream_unref);
   g_clear_object (&self->socket_connection);
+  g_clear_object (&self->tls);
   g_clear_object (&self->credentials);
   g_clear_pointer (&self->limits, np_limits_unref);
   g_clear_pointer (&self->name, g_free);
@@ -460,14 +463,16 @@ np_pipe_connection_read_peer_credentials (NpPipeConnection  *self,
 }
 #endif
 
-/* A connection of @socket_connection, reporting to @owner (an
- * NpConnectionOwner) in @context, with the limits and timeouts of
- * @limits: at the client's end of it when @client_end, at the
- * server's otherwise. Nothing happens until it is started or refused. */
+/* A connection of @socket_connection, through @tls over TCP unless in
+ * plain text, reporting to @owner (an NpConnectionOwner) in @context,
+ * with the limits and timeouts of @limits: at the client's end of it
+ * when @client_end, at the server's otherwise. Nothing happens until it
+ * is started or refused. */
 NpPipeConnection *
 _np_pipe_connection_new (GObject            *owner,
                          GMainContext       *context,
                          GSocketConnection  *socket_connection,
+                         GTlsConnection     *tls,
                          const char         *name,
                          NpLimits           *limits,
                          guint64             id,
@@ -485,6 +490,16 @@ _np_pipe_connection_new (GObject            *owner,
   self->limits = np_limits_ref (limits);
   self->id = id;
   self->client_end = !!client_end;
+  self->tls = tls != NULL ? g_object_ref (tls) : NULL;
+  self->remote = g_socket_get_family (socket) != G_SOCKET_FAMILY_UNIX;
+
+  /* Over TCP no kernel vouches for the peer: its certificate does. */
+  if (self->remote)
+    {
+      self->peer_pid = -1;
+      self->peer_uid = self->peer_gid = UNKNOWN_ID;
+      return g_steal_pointer (&self);
+    }
 
 #ifdef __linux__
   if (!np_pipe_connection_read_peer_credentials (self, socket, error))
@@ -506,16 +521,27 @@ np_pipe_connection_create_stream (NpPipeConnection *self,
                                   GObject          *owner,
                                   guint             max_message_size)
 {
+  NpStreamFlags flags = NP_STREAM_SERVER_END;
   g_autofree char *label = NULL;
+  NpTransport *transport;
 
   if (self->client_end)
     label = g_strdup_printf (_("Pipe “%s”"), self->name);
   else
     label = g_strdup_printf (_("Client %" PRIu64 " of pipe “%s”"), self->id, self->name);
 
-  return np_stream_new (G_OBJECT (self), owner, np_transport_unix_new (self->socket_connection),
-                        self->context, label, self->limits, max_message_size,
-                        self->client_end ? NP_STREAM_CLIENT_END : NP_STREAM_SERVER_END);
+  if (self->tls != NULL)
+    transport = np_transport_tls_new (self->socket_connection, self->tls);
+  else
+    transport = np_transport_unix_new (self->socket_connection);
+
+  if (self->client_end)
+    flags |= NP_STREAM_CLIENT_END;
+  if (self->remote)
+    flags |= NP_STREAM_REMOTE;
+
+  return np_stream_new (G_OBJECT (self), owner, transport, self->context, label, self->limits,
+                        max_message_size, flags);
 }
 
 /* Starts the handshake and the message flow; the handshake must be
@@ -828,6 +854,77 @@ np_pipe_connection_get_peer_credentials (NpPipeConnection *self)
   g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), NULL);
 
   return self->credentials;
+}
+
+/**
+ * np_pipe_connection_get_peer_certificate:
+ * @self: a #NpPipeConnection
+ *
+ * Gets the certificate the peer presented in the TLS handshake of a
+ * connection over TCP: the server's, at a client's end; the client's, at
+ * a server's end, when the server asked for one
+ * ([property@Np.PipeServer:tls-authentication-mode]) and the client had
+ * one. Set before [signal@Np.PipeServer::authorize-peer] is emitted, so
+ * that a handler can decide by it.
+ *
+ * Returns: (transfer none) (nullable): the peer's certificate, or %NULL
+ *   for a local pipe, a peer that presented none, or a connection in
+ *   plain text
+ *
+ * Since: 1.0
+ */
+GTlsCertificate *
+np_pipe_connection_get_peer_certificate (NpPipeConnection *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), NULL);
+
+  return self->tls != NULL ? g_tls_connection_get_peer_certificate (self->tls) : NULL;
+}
+
+/**
+ * np_pipe_connection_get_peer_certificate_errors:
+ * @self: a #NpPipeConnection
+ *
+ * Gets what the validation of the peer's certificate found wrong with
+ * it (see [method@Gio.TlsConnection.get_peer_certificate_errors]). A
+ * client connects only to a server whose certificate validated, was
+ * pinned ([property@Np.PipeClient:tls-pin]) or was accepted by
+ * [signal@Np.PipeClient::accept-certificate]; a server gets clients
+ * whose certificate did not validate when it only requested one, and may
+ * refuse them in [signal@Np.PipeServer::authorize-peer].
+ *
+ * Returns: the errors found, or 0
+ *
+ * Since: 1.0
+ */
+GTlsCertificateFlags
+np_pipe_connection_get_peer_certificate_errors (NpPipeConnection *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), 0);
+
+  return self->tls != NULL ? g_tls_connection_get_peer_certificate_errors (self->tls) : 0;
+}
+
+/**
+ * np_pipe_connection_get_remote_address:
+ * @self: a #NpPipeConnection
+ *
+ * Gets the address of the peer of a connection over TCP.
+ *
+ * Returns: (transfer full) (nullable): the peer's address, or %NULL for
+ *   a local pipe, or when it cannot be told
+ *
+ * Since: 1.0
+ */
+GSocketAddress *
+np_pipe_connection_get_remote_address (NpPipeConnection *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_CONNECTION (self), NULL);
+
+  if (!self->remote)
+    return NULL;
+
+  return g_socket_connection_get_remote_address (self->socket_connection, NULL);
 }
 
 /**

@@ -29,6 +29,8 @@
 #include "np-limits-private.h"
 #include "np-socket-activation-private.h"
 #include "np-socket-file-private.h"
+#include "np-tcp-private.h"
+#include "np-tls-private.h"
 
 /**
  * NpPipeServer:
@@ -127,6 +129,19 @@ struct _NpPipeServer
   NpLimits         *limits;    /* shared with the connections */
   guint64           last_id;
   guint             fd_limit;
+  /* Over TCP: the address asked for, and the one bound at the first
+   * start (its port, when 0 was asked, kept for later starts), with the
+   * name that says it. */
+  GInetSocketAddress *address;
+  GSocketAddress   *bound_address;
+  char             *bound_name;
+  NpTlsAcceptor    *acceptor;   /* while running with TLS */
+  GTlsCertificate  *tls_certificate;
+  GTlsDatabase     *tls_database;
+  GTlsAuthenticationMode tls_authentication_mode;
+  guint             tcp : 1;
+  guint             allow_anonymous : 1;
+  guint             insecure_plaintext : 1;
   guint             allow_other_users : 1;
   guint             running : 1;
   guint             disposing : 1;
@@ -141,6 +156,12 @@ enum {
   PROP_N_CONNECTIONS,
   PROP_CONNECTIONS,
   PROP_ALLOW_OTHER_USERS,
+  PROP_ADDRESS,
+  PROP_TLS_CERTIFICATE,
+  PROP_TLS_AUTHENTICATION_MODE,
+  PROP_TLS_DATABASE,
+  PROP_ALLOW_ANONYMOUS,
+  PROP_INSECURE_PLAINTEXT,
   /* Then those of NpLimit, in its order. */
   PROP_FIRST_LIMIT,
   N_PROPS = PROP_FIRST_LIMIT + NP_N_LIMITS
@@ -267,12 +288,15 @@ np_pipe_server_owner_init (NpConnectionOwnerInterface *iface)
   iface->closed = np_pipe_server_connection_closed;
 }
 
-/* Decides on a peer that just connected, from the server's context. */
+/* Decides on a peer that connected, from the server's context: over
+ * TLS, once its TLS handshake is done, with what is left of the
+ * handshake timeout (@handshake_timeout, or 0 to take the server's). */
 static void
-np_pipe_server_incoming (GObject           *owner,
-                         GSocketConnection *socket_connection)
+np_pipe_server_admit (NpPipeServer      *self,
+                      GSocketConnection *socket_connection,
+                      GTlsConnection    *tls,
+                      guint              handshake_left)
 {
-  NpPipeServer *self = NP_PIPE_SERVER (owner);
   g_autoptr(NpPipeConnection) connection = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *name = NULL;
@@ -286,16 +310,18 @@ np_pipe_server_incoming (GObject           *owner,
   guint64 id;
 
   g_mutex_lock (&self->lock);
-  name = g_strdup (self->name);
+  name = g_strdup (self->bound_name != NULL ? self->bound_name : self->name);
   id = ++self->last_id;
   handshake_timeout = np_limits_get (self->limits, NP_LIMIT_HANDSHAKE_TIMEOUT);
+  if (handshake_left > 0)
+    handshake_timeout = handshake_left;
   max_connections = np_limits_get (self->limits, NP_LIMIT_MAX_CONNECTIONS);
   max_connections = MIN (max_connections > 0 ? max_connections : G_MAXUINT, self->fd_limit);
   allow_other_users = self->allow_other_users;
   fd_limit = self->fd_limit;
   g_mutex_unlock (&self->lock);
 
-  connection = _np_pipe_connection_new (owner, self->context, socket_connection, name,
+  connection = _np_pipe_connection_new (G_OBJECT (self), self->context, socket_connection, tls, name,
                                         self->limits, id, FALSE, &error);
   if (connection == NULL)
     {
@@ -348,7 +374,7 @@ np_pipe_server_incoming (GObject           *owner,
                      "(RLIMIT_NOFILE less a reserve for the application)"),
                    name, np_fd_budget_held (), n_connections, fd_limit);
     }
-  else if (!allow_other_users &&
+  else if (!allow_other_users && !self->tcp &&
            np_pipe_connection_get_peer_uid (connection) != getuid ())
     {
       g_set_error (&error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED,
@@ -360,7 +386,10 @@ np_pipe_server_incoming (GObject           *owner,
     {
       g_signal_emit (self, signals [AUTHORIZE_PEER], 0, connection, &allowed);
 
-      if (!allowed)
+      if (!allowed && self->tcp)
+        g_set_error (&error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED,
+                     _("Pipe “%s” refused the peer"), name);
+      else if (!allowed)
         g_set_error (&error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED,
                      _("Pipe “%s” refused the peer (pid %d, uid %u)"),
                      name,
@@ -388,6 +417,71 @@ np_pipe_server_incoming (GObject           *owner,
    * first, then closes what the server holds. */
   if (!np_pipe_server_is_running (self))
     _np_pipe_connection_begin_close (connection);
+}
+
+static void
+np_pipe_server_tls_accepted (GObject           *owner,
+                             GSocketConnection *socket_connection,
+                             GTlsConnection    *tls,
+                             guint              handshake_left)
+{
+  np_pipe_server_admit (NP_PIPE_SERVER (owner), socket_connection, tls, handshake_left);
+}
+
+/* A peer connected, from the server's context. */
+static void
+np_pipe_server_incoming (GObject           *owner,
+                         GSocketConnection *socket_connection)
+{
+  NpPipeServer *self = NP_PIPE_SERVER (owner);
+  g_autoptr(GTlsCertificate) certificate = NULL;
+  g_autoptr(GTlsDatabase) database = NULL;
+  GTlsAuthenticationMode mode;
+  NpTlsAcceptor *acceptor = NULL;
+  guint handshake_timeout;
+  guint max_connections;
+  guint held;
+
+  if (!self->tcp)
+    {
+      np_pipe_server_admit (self, socket_connection, NULL, 0);
+      return;
+    }
+
+  np_tcp_configure (g_socket_connection_get_socket (socket_connection));
+
+  g_mutex_lock (&self->lock);
+  if (self->acceptor != NULL)
+    acceptor = np_tls_acceptor_ref (self->acceptor);
+  certificate = self->tls_certificate != NULL ? g_object_ref (self->tls_certificate) : NULL;
+  database = self->tls_database != NULL ? g_object_ref (self->tls_database) : NULL;
+  mode = self->tls_authentication_mode;
+  handshake_timeout = np_limits_get (self->limits, NP_LIMIT_HANDSHAKE_TIMEOUT);
+  max_connections = np_limits_get (self->limits, NP_LIMIT_MAX_CONNECTIONS);
+  max_connections = MIN (max_connections > 0 ? max_connections : G_MAXUINT, self->fd_limit);
+  g_mutex_unlock (&self->lock);
+
+  if (acceptor == NULL)
+    {
+      np_pipe_server_admit (self, socket_connection, NULL, 0);
+      return;
+    }
+
+  /* Peers in their TLS handshake hold a descriptor, memory and perhaps
+   * a thread: past twice the limit, those that come are dropped
+   * unheard, as the admission would refuse them anyway. */
+  held = np_pipe_connection_list_get_n_held (self->connections) + np_tls_acceptor_get_n_pending (acceptor);
+  if ((guint64) held >= 2 * (guint64) max_connections)
+    {
+      g_debug ("Pipe “%s”: dropping a peer: %u peers are connected or in their TLS handshake, "
+               "twice the maximum of clients", self->bound_name, held);
+      g_io_stream_close (G_IO_STREAM (socket_connection), NULL, NULL);
+    }
+  else
+    np_tls_acceptor_accept (acceptor, socket_connection, certificate, mode, database,
+                            handshake_timeout);
+
+  np_tls_acceptor_unref (acceptor);
 }
 
 static gboolean
@@ -455,6 +549,11 @@ np_pipe_server_finalize (GObject *object)
   g_clear_pointer (&self->context, g_main_context_unref);
   g_clear_pointer (&self->name, g_free);
   g_clear_pointer (&self->path, g_free);
+  g_clear_pointer (&self->bound_name, g_free);
+  g_clear_object (&self->address);
+  g_clear_object (&self->bound_address);
+  g_clear_object (&self->tls_certificate);
+  g_clear_object (&self->tls_database);
   g_mutex_clear (&self->lock);
 
   G_OBJECT_CLASS (np_pipe_server_parent_class)->finalize (object);
@@ -679,6 +778,102 @@ np_pipe_server_new (const char *name)
                        NULL);
 }
 
+/* Over TCP: the checks that keep anyone on the network out by
+ * default, then the listening socket. */
+static gboolean
+np_pipe_server_start_tcp_locked (NpPipeServer  *self,
+                                 gboolean      *name_changed,
+                                 GError       **error)
+{
+  g_autoptr(GSocket) socket = NULL;
+  GInetSocketAddress *address;
+  const char *name;
+
+  NP_ENSURE_LOCKED (&self->lock);
+
+  if (self->address == NULL)
+    {
+      self->address = np_tcp_parse_address (self->name, error);
+      if (self->address == NULL)
+        return FALSE;
+    }
+  address = self->bound_address != NULL ? G_INET_SOCKET_ADDRESS (self->bound_address) : self->address;
+  name = self->bound_name != NULL ? self->bound_name : self->name;
+
+  if (self->insecure_plaintext)
+    {
+      if (!np_tcp_is_loopback (G_SOCKET_ADDRESS (address)))
+        {
+          g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED,
+                       _("Pipe “%s” cannot start: plain text (insecure-plaintext) is only "
+                         "allowed on a loopback address, for measuring what TLS costs"),
+                       name);
+          return FALSE;
+        }
+    }
+  else
+    {
+      if (!np_tls_check_available (name, error))
+        return FALSE;
+
+      if (self->tls_certificate == NULL)
+        {
+          g_set_error (error, G_TLS_ERROR, G_TLS_ERROR_CERTIFICATE_REQUIRED,
+                       _("Pipe “%s” cannot start: a server over TCP needs a certificate "
+                         "and its key (tls-certificate)"), name);
+          return FALSE;
+        }
+
+      if (self->tls_authentication_mode == G_TLS_AUTHENTICATION_REQUIRED && self->tls_database == NULL)
+        {
+          g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED,
+                       _("Pipe “%s” cannot start: requiring client certificates needs the "
+                         "authorities that issue them (tls-database); the system’s would "
+                         "admit any publicly issued certificate"), name);
+          return FALSE;
+        }
+    }
+
+  /* Anyone on the network must not get in by default, as no other user
+   * gets in locally by default. */
+  if (self->tls_authentication_mode != G_TLS_AUTHENTICATION_REQUIRED && !self->allow_anonymous &&
+      !g_signal_has_handler_pending (self, signals [AUTHORIZE_PEER], 0, TRUE))
+    {
+      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED,
+                   _("Pipe “%s” cannot start: over TCP anyone who reaches the address could "
+                     "connect. Require client certificates (tls-authentication-mode and "
+                     "tls-database), or decide on each peer in an authorize-peer handler, or "
+                     "set allow-anonymous to welcome anonymous peers"), name);
+      return FALSE;
+    }
+
+  socket = np_tcp_listen (address, error);
+  if (socket == NULL)
+    return FALSE;
+
+  if (self->bound_address == NULL)
+    {
+      self->bound_address = g_socket_get_local_address (socket, error);
+      if (self->bound_address == NULL)
+        return FALSE;
+      self->bound_name = np_tcp_format_address (self->bound_address);
+      *name_changed = g_strcmp0 (self->bound_name, self->name) != 0;
+    }
+
+  self->fd_limit = np_fd_budget_limit ();
+  self->listener = np_listener_new (socket, self->context, G_OBJECT (self),
+                                    np_pipe_server_incoming, self->bound_name, error);
+  if (self->listener == NULL)
+    return FALSE;
+
+  if (!self->insecure_plaintext)
+    self->acceptor = np_tls_acceptor_new (self->context, G_OBJECT (self),
+                                          np_pipe_server_tls_accepted, self->bound_name);
+  self->running = TRUE;
+
+  return TRUE;
+}
+
 static gboolean
 np_pipe_server_start_locked (NpPipeServer  *self,
                              gboolean      *name_changed,
@@ -690,6 +885,9 @@ np_pipe_server_start_locked (NpPipeServer  *self,
   g_autofree char *path = NULL;
 
   NP_ENSURE_LOCKED (&self->lock);
+
+  if (self->tcp)
+    return np_pipe_server_start_tcp_locked (self, name_changed, error);
 
   if (self->name == NULL)
     {
@@ -852,6 +1050,7 @@ np_pipe_server_stop (NpPipeServer *self)
 {
   g_autoptr(NpPipeServer) hold = NULL;
   g_autoptr(GPtrArray) connections = NULL;
+  NpTlsAcceptor *acceptor;
   NpListener *listener;
   gboolean disposing;
 
@@ -869,14 +1068,22 @@ np_pipe_server_stop (NpPipeServer *self)
   self->running = FALSE;
   disposing = self->disposing;
   listener = g_steal_pointer (&self->listener);
+  acceptor = g_steal_pointer (&self->acceptor);
   /* A socket systemd passed stays: it starts us again on demand. */
-  if (!self->activated)
+  if (!self->activated && !self->tcp)
     np_socket_file_remove (self->path, &self->socket_file);
-  np_name_unlock (self->lock_fd, self->path);
+  if (!self->tcp)
+    np_name_unlock (self->lock_fd, self->path);
   self->lock_fd = -1;
   g_mutex_unlock (&self->lock);
 
   np_listener_close (listener);
+  /* Peers in their TLS handshake end without a word. */
+  if (acceptor != NULL)
+    {
+      np_tls_acceptor_close (acceptor);
+      np_tls_acceptor_unref (acceptor);
+    }
 
   /* Peers still in their handshake too: they end without a word. */
   connections = np_pipe_connection_list_snapshot (self->connections, TRUE);
@@ -933,7 +1140,7 @@ np_pipe_server_get_name (NpPipeServer *self)
 
   /* Set once, never freed before the server is. */
   g_mutex_lock (&self->lock);
-  name = self->name;
+  name = self->bound_name != NULL ? self->bound_name : self->name;
   g_mutex_unlock (&self->lock);
 
   return name;
@@ -1083,6 +1290,30 @@ np_pipe_server_get_property (GObject    *object,
       g_value_set_boolean (value, np_pipe_server_get_allow_other_users (self));
       break;
 
+    case PROP_ADDRESS:
+      g_value_take_object (value, np_pipe_server_get_address (self));
+      break;
+
+    case PROP_TLS_CERTIFICATE:
+      g_value_take_object (value, np_pipe_server_dup_tls_certificate (self));
+      break;
+
+    case PROP_TLS_AUTHENTICATION_MODE:
+      g_value_set_enum (value, np_pipe_server_get_tls_authentication_mode (self));
+      break;
+
+    case PROP_TLS_DATABASE:
+      g_value_take_object (value, np_pipe_server_dup_tls_database (self));
+      break;
+
+    case PROP_ALLOW_ANONYMOUS:
+      g_value_set_boolean (value, np_pipe_server_get_allow_anonymous (self));
+      break;
+
+    case PROP_INSECURE_PLAINTEXT:
+      g_value_set_boolean (value, np_pipe_server_get_insecure_plaintext (self));
+      break;
+
 
 
 
@@ -1109,7 +1340,43 @@ np_pipe_server_set_property (GObject      *object,
     {
     case PROP_NAME:
       /* Construct-only: nothing else sees the server yet. */
-      self->name = g_value_dup_string (value);
+      if (g_value_get_string (value) != NULL)
+        {
+          g_free (self->name);
+          self->name = g_value_dup_string (value);
+          self->tcp = np_tcp_is_address (self->name);
+        }
+      break;
+
+    case PROP_ADDRESS:
+      /* Construct-only, and wins over a name. */
+      if (g_value_get_object (value) != NULL)
+        {
+          self->address = g_value_dup_object (value);
+          g_free (self->name);
+          self->name = np_tcp_format_address (G_SOCKET_ADDRESS (self->address));
+          self->tcp = TRUE;
+        }
+      break;
+
+    case PROP_TLS_CERTIFICATE:
+      np_pipe_server_set_tls_certificate (self, g_value_get_object (value));
+      break;
+
+    case PROP_TLS_AUTHENTICATION_MODE:
+      np_pipe_server_set_tls_authentication_mode (self, g_value_get_enum (value));
+      break;
+
+    case PROP_TLS_DATABASE:
+      np_pipe_server_set_tls_database (self, g_value_get_object (value));
+      break;
+
+    case PROP_ALLOW_ANONYMOUS:
+      np_pipe_server_set_allow_anonymous (self, g_value_get_boolean (value));
+      break;
+
+    case PROP_INSECURE_PLAINTEXT:
+      np_pipe_server_set_insecure_plaintext (self, g_value_get_boolean (value));
       break;
 
 
@@ -1281,6 +1548,103 @@ np_pipe_server_install_properties (GObjectClass *object_class)
    */
   properties [PROP_ALLOW_OTHER_USERS] =
     g_param_spec_boolean ("allow-other-users", NULL, NULL,
+                          FALSE,
+                          (G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeServer:address:
+   *
+   * The TCP address the server listens on, for a server over TCP
+   * ([ctor@Np.PipeServer.new_for_address], or a name `tcp:HOST:PORT`):
+   * once started, with the port it got when it asked for port 0. %NULL
+   * for a local pipe. Set at construction only.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_ADDRESS] =
+    g_param_spec_object ("address", NULL, NULL,
+                         G_TYPE_INET_SOCKET_ADDRESS,
+                         (G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY |
+                          G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeServer:tls-certificate:
+   *
+   * The certificate, with its private key, a server over TCP presents
+   * to its clients (see [ctor@Gio.TlsCertificate.new_from_files]).
+   * Required to start one, unless
+   * [property@Np.PipeServer:insecure-plaintext] is set. A change applies
+   * to the peers that connect afterwards.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_TLS_CERTIFICATE] =
+    g_param_spec_object ("tls-certificate", NULL, NULL,
+                         G_TYPE_TLS_CERTIFICATE,
+                         (G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeServer:tls-authentication-mode:
+   *
+   * Whether a server over TCP asks its clients for a certificate:
+   * %G_TLS_AUTHENTICATION_NONE (the default), %G_TLS_AUTHENTICATION_REQUESTED
+   * (a client without one, or with one that does not validate, still
+   * gets to [signal@Np.PipeServer::authorize-peer]) or
+   * %G_TLS_AUTHENTICATION_REQUIRED (only clients with a certificate
+   * that [property@Np.PipeServer:tls-database] validates get in).
+   *
+   * Since: 1.0
+   */
+  properties [PROP_TLS_AUTHENTICATION_MODE] =
+    g_param_spec_enum ("tls-authentication-mode", NULL, NULL,
+                       G_TYPE_TLS_AUTHENTICATION_MODE, G_TLS_AUTHENTICATION_NONE,
+                       (G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeServer:tls-database:
+   *
+   * The authorities whose client certificates a server over TCP
+   * accepts (see [ctor@Gio.TlsFileDatabase.new]). Required with
+   * %G_TLS_AUTHENTICATION_REQUIRED: the system's trust store would admit
+   * any publicly issued certificate.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_TLS_DATABASE] =
+    g_param_spec_object ("tls-database", NULL, NULL,
+                         G_TYPE_TLS_DATABASE,
+                         (G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeServer:allow-anonymous:
+   *
+   * Whether a server over TCP may start without a way to tell its peers
+   * apart: neither client certificates required nor an
+   * [signal@Np.PipeServer::authorize-peer] handler. Off by default, and
+   * [method@Np.PipeServer.start] then fails with
+   * %NP_PIPE_ERROR_PERMISSION_DENIED: anyone who reaches the address
+   * must not get in by default, as no other user gets in to a local pipe
+   * by default.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_ALLOW_ANONYMOUS] =
+    g_param_spec_boolean ("allow-anonymous", NULL, NULL,
+                          FALSE,
+                          (G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * NpPipeServer:insecure-plaintext:
+   *
+   * Whether a server over TCP speaks without TLS: no encryption, no
+   * certificates. It exists to measure what TLS costs, and
+   * [method@Np.PipeServer.start] refuses it on any address but a loopback
+   * one. Off by default.
+   *
+   * Since: 1.0
+   */
+  properties [PROP_INSECURE_PLAINTEXT] =
+    g_param_spec_boolean ("insecure-plaintext", NULL, NULL,
                           FALSE,
                           (G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
 
@@ -1778,4 +2142,324 @@ np_pipe_server_set_max_pending_request_bytes (NpPipeServer *self,
   g_return_if_fail (NP_IS_PIPE_SERVER (self));
 
   np_pipe_server_set_limit (self, NP_LIMIT_MAX_PENDING_REQUEST_BYTES, max_pending_request_bytes);
+}
+
+/**
+ * np_pipe_server_new_for_address:
+ * @address: the TCP address to listen on; port 0 for any free one
+ *
+ * Creates a server over TCP, with TLS: see [property@Np.PipeServer:address]
+ * and [property@Np.PipeServer:tls-certificate]. The same as
+ * [ctor@Np.PipeServer.new] with a name `tcp:HOST:PORT`.
+ *
+ * Returns: (transfer full): a new #NpPipeServer
+ *
+ * Since: 1.0
+ */
+NpPipeServer *
+np_pipe_server_new_for_address (GInetSocketAddress *address)
+{
+  g_return_val_if_fail (G_IS_INET_SOCKET_ADDRESS (address), NULL);
+
+  return g_object_new (NP_TYPE_PIPE_SERVER,
+                       "address", address,
+                       NULL);
+}
+
+/**
+ * np_pipe_server_get_address:
+ * @self: a #NpPipeServer
+ *
+ * Gets [property@Np.PipeServer:address]: for a server over TCP, once
+ * started, the address it listens on, with its port.
+ *
+ * Returns: (transfer full) (nullable): the address, or %NULL for a local
+ *   pipe, or before a server over TCP was started
+ *
+ * Since: 1.0
+ */
+GInetSocketAddress *
+np_pipe_server_get_address (NpPipeServer *self)
+{
+  GInetSocketAddress *address = NULL;
+
+  g_return_val_if_fail (NP_IS_PIPE_SERVER (self), NULL);
+
+  g_mutex_lock (&self->lock);
+  if (self->bound_address != NULL)
+    address = g_object_ref (G_INET_SOCKET_ADDRESS (self->bound_address));
+  else if (self->address != NULL)
+    address = g_object_ref (self->address);
+  g_mutex_unlock (&self->lock);
+
+  return address;
+}
+
+/* Sets a field of an object type, notifying when it changed. */
+static void
+np_pipe_server_set_object (NpPipeServer *self,
+                           gpointer     *field,
+                           gpointer      value,
+                           guint         prop_id)
+{
+  gboolean changed;
+
+  g_mutex_lock (&self->lock);
+  changed = g_set_object ((GObject **) field, value);
+  g_mutex_unlock (&self->lock);
+
+  if (changed)
+    g_object_notify_by_pspec (G_OBJECT (self), properties [prop_id]);
+}
+
+static gpointer
+np_pipe_server_dup_object (NpPipeServer *self,
+                           gpointer     *field)
+{
+  gpointer value;
+
+  g_mutex_lock (&self->lock);
+  value = *field != NULL ? g_object_ref (*field) : NULL;
+  g_mutex_unlock (&self->lock);
+
+  return value;
+}
+
+static void
+np_pipe_server_set_flag (NpPipeServer *self,
+                         guint         prop_id,
+                         gboolean      value)
+{
+  gboolean changed = FALSE;
+
+  value = !!value;
+  g_mutex_lock (&self->lock);
+  switch (prop_id)
+    {
+    case PROP_ALLOW_ANONYMOUS:
+      changed = self->allow_anonymous != value;
+      self->allow_anonymous = value;
+      break;
+    case PROP_INSECURE_PLAINTEXT:
+      changed = self->insecure_plaintext != value;
+      self->insecure_plaintext = value;
+      break;
+    default:
+      g_assert_not_reached ();
+    }
+  g_mutex_unlock (&self->lock);
+
+  if (changed)
+    g_object_notify_by_pspec (G_OBJECT (self), properties [prop_id]);
+}
+
+/**
+ * np_pipe_server_dup_tls_certificate:
+ * @self: a #NpPipeServer
+ *
+ * Gets [property@Np.PipeServer:tls-certificate].
+ *
+ * Returns: (transfer full) (nullable): the certificate
+ *
+ * Since: 1.0
+ */
+GTlsCertificate *
+np_pipe_server_dup_tls_certificate (NpPipeServer *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_SERVER (self), NULL);
+
+  return np_pipe_server_dup_object (self, (gpointer *) &self->tls_certificate);
+}
+
+/**
+ * np_pipe_server_set_tls_certificate:
+ * @self: a #NpPipeServer
+ * @certificate: (nullable): the certificate, with its private key
+ *
+ * Sets [property@Np.PipeServer:tls-certificate].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_server_set_tls_certificate (NpPipeServer    *self,
+                                    GTlsCertificate *certificate)
+{
+  g_return_if_fail (NP_IS_PIPE_SERVER (self));
+  g_return_if_fail (certificate == NULL || G_IS_TLS_CERTIFICATE (certificate));
+
+  np_pipe_server_set_object (self, (gpointer *) &self->tls_certificate, certificate,
+                             PROP_TLS_CERTIFICATE);
+}
+
+/**
+ * np_pipe_server_get_tls_authentication_mode:
+ * @self: a #NpPipeServer
+ *
+ * Gets [property@Np.PipeServer:tls-authentication-mode].
+ *
+ * Returns: whether clients are asked for a certificate
+ *
+ * Since: 1.0
+ */
+GTlsAuthenticationMode
+np_pipe_server_get_tls_authentication_mode (NpPipeServer *self)
+{
+  GTlsAuthenticationMode mode;
+
+  g_return_val_if_fail (NP_IS_PIPE_SERVER (self), G_TLS_AUTHENTICATION_NONE);
+
+  g_mutex_lock (&self->lock);
+  mode = self->tls_authentication_mode;
+  g_mutex_unlock (&self->lock);
+
+  return mode;
+}
+
+/**
+ * np_pipe_server_set_tls_authentication_mode:
+ * @self: a #NpPipeServer
+ * @mode: whether clients are asked for a certificate
+ *
+ * Sets [property@Np.PipeServer:tls-authentication-mode].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_server_set_tls_authentication_mode (NpPipeServer           *self,
+                                            GTlsAuthenticationMode  mode)
+{
+  gboolean changed;
+
+  g_return_if_fail (NP_IS_PIPE_SERVER (self));
+
+  g_mutex_lock (&self->lock);
+  changed = self->tls_authentication_mode != mode;
+  self->tls_authentication_mode = mode;
+  g_mutex_unlock (&self->lock);
+
+  if (changed)
+    g_object_notify_by_pspec (G_OBJECT (self), properties [PROP_TLS_AUTHENTICATION_MODE]);
+}
+
+/**
+ * np_pipe_server_dup_tls_database:
+ * @self: a #NpPipeServer
+ *
+ * Gets [property@Np.PipeServer:tls-database].
+ *
+ * Returns: (transfer full) (nullable): the database
+ *
+ * Since: 1.0
+ */
+GTlsDatabase *
+np_pipe_server_dup_tls_database (NpPipeServer *self)
+{
+  g_return_val_if_fail (NP_IS_PIPE_SERVER (self), NULL);
+
+  return np_pipe_server_dup_object (self, (gpointer *) &self->tls_database);
+}
+
+/**
+ * np_pipe_server_set_tls_database:
+ * @self: a #NpPipeServer
+ * @database: (nullable): the authorities of client certificates
+ *
+ * Sets [property@Np.PipeServer:tls-database].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_server_set_tls_database (NpPipeServer *self,
+                                 GTlsDatabase *database)
+{
+  g_return_if_fail (NP_IS_PIPE_SERVER (self));
+  g_return_if_fail (database == NULL || G_IS_TLS_DATABASE (database));
+
+  np_pipe_server_set_object (self, (gpointer *) &self->tls_database, database,
+                             PROP_TLS_DATABASE);
+}
+
+/**
+ * np_pipe_server_get_allow_anonymous:
+ * @self: a #NpPipeServer
+ *
+ * Gets [property@Np.PipeServer:allow-anonymous].
+ *
+ * Returns: whether a server over TCP may start with anonymous peers
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_server_get_allow_anonymous (NpPipeServer *self)
+{
+  gboolean value;
+
+  g_return_val_if_fail (NP_IS_PIPE_SERVER (self), FALSE);
+
+  g_mutex_lock (&self->lock);
+  value = self->allow_anonymous;
+  g_mutex_unlock (&self->lock);
+
+  return value;
+}
+
+/**
+ * np_pipe_server_set_allow_anonymous:
+ * @self: a #NpPipeServer
+ * @allow_anonymous: whether anonymous peers are welcome
+ *
+ * Sets [property@Np.PipeServer:allow-anonymous].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_server_set_allow_anonymous (NpPipeServer *self,
+                                    gboolean      allow_anonymous)
+{
+  g_return_if_fail (NP_IS_PIPE_SERVER (self));
+
+  np_pipe_server_set_flag (self, PROP_ALLOW_ANONYMOUS, allow_anonymous);
+}
+
+/**
+ * np_pipe_server_get_insecure_plaintext:
+ * @self: a #NpPipeServer
+ *
+ * Gets [property@Np.PipeServer:insecure-plaintext].
+ *
+ * Returns: whether a server over TCP speaks without TLS
+ *
+ * Since: 1.0
+ */
+gboolean
+np_pipe_server_get_insecure_plaintext (NpPipeServer *self)
+{
+  gboolean value;
+
+  g_return_val_if_fail (NP_IS_PIPE_SERVER (self), FALSE);
+
+  g_mutex_lock (&self->lock);
+  value = self->insecure_plaintext;
+  g_mutex_unlock (&self->lock);
+
+  return value;
+}
+
+/**
+ * np_pipe_server_set_insecure_plaintext:
+ * @self: a #NpPipeServer
+ * @insecure_plaintext: whether to speak without TLS, on loopback only
+ *
+ * Sets [property@Np.PipeServer:insecure-plaintext]. It takes effect at
+ * the next [method@Np.PipeServer.start].
+ *
+ * Since: 1.0
+ */
+void
+np_pipe_server_set_insecure_plaintext (NpPipeServer *self,
+                                       gboolean      insecure_plaintext)
+{
+  g_return_if_fail (NP_IS_PIPE_SERVER (self));
+
+  np_pipe_server_set_flag (self, PROP_INSECURE_PLAINTEXT, insecure_plaintext);
 }

@@ -305,13 +305,19 @@ np_server_watch_new (const char        *socket_path,
   NpServerWatch *self = g_new0 (NpServerWatch, 1);
 
   self->context = g_main_context_ref (context);
+  self->func = func;
+  self->data = data;
+  self->destroy = destroy;
+
+  /* A server over TCP has no socket file to watch for: only the timer
+   * tells when to try again. */
+  if (socket_path == NULL)
+    return self;
+
   self->dir_path = g_path_get_dirname (socket_path);
   self->dir_name = g_path_get_basename (self->dir_path);
   self->socket_name = g_path_get_basename (socket_path);
   self->lock_name = g_strconcat (self->socket_name, ".lock", NULL);
-  self->func = func;
-  self->data = data;
-  self->destroy = destroy;
 
   np_server_watch_monitor (self);
   if (catch_up)

@@ -240,6 +240,7 @@ struct _NpStream
   void                   (*handle_io)      (NpStream     *self,
                                             GIOCondition  revents);
   guint                    client_end : 1;     /* NP_STREAM_CLIENT_END */
+  guint                    remote : 1;         /* NP_STREAM_REMOTE */
   guint                    connected : 1;      /* started, and not closed by the owner */
   guint                    peer_known : 1;     /* its hello arrived: version, message limit */
   guint                    peer_ready : 1;     /* and its settings: open, nothing parks */
@@ -276,6 +277,7 @@ struct _NpStream
   guint                    reading;        /* depth of nested reads */
   guint                    hello_read : 1;
   guint                    rest_ready : 1; /* the I/O watch is ready for the rest */
+  guint                    transport_ready : 1; /* ready for what the transport holds */
   guint                    open_pending : 1;
 };
 
@@ -339,12 +341,30 @@ np_stream_has_rest (NpStream *self)
   return self->rest != NULL && self->rest < self->rest_end;
 }
 
+/* Something is to be read whether or not the descriptor is readable:
+ * the rest of a buffer, or what the transport holds (a reading budget
+ * ran out with a TLS record decrypted and not all read). */
+static inline gboolean
+np_stream_read_pending (NpStream *self)
+{
+  return np_stream_has_rest (self) || self->transport_ready;
+}
+
+/* Everything queued is written: the queue, and what the transport holds
+ * of it. */
+static inline gboolean
+np_stream_all_written_locked (NpStream *self)
+{
+  return np_out_queue_is_empty (&self->out) &&
+         (self->transport == NULL || !self->transport->wants_out);
+}
+
 /* Closing has nothing left to do but to close: all written, and the
  * answers the peer waits for given. */
 static inline gboolean
 np_stream_closing_done_locked (NpStream *self)
 {
-  return np_out_queue_is_empty (&self->out) && (!self->awaiting_answers || self->n_unanswered == 0);
+  return np_stream_all_written_locked (self) && (!self->awaiting_answers || self->n_unanswered == 0);
 }
 
 /* The requests awaiting a reply; an empty table until the first is sent,
@@ -502,6 +522,8 @@ gboolean np_stream_queue_peer_frame_with_fds_locked
                                     GUnixFDList   *fds,
                                     GError       **error);
 void    np_stream_clear_partial    (NpStream      *self);
+void    np_stream_set_transport_ready (NpStream   *self,
+                                       gboolean    ready);
 void    np_stream_set_rest_ready   (NpStream      *self,
                                     gboolean       ready);
 GError *np_stream_read_goodbye_locked

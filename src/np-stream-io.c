@@ -141,6 +141,16 @@ np_stream_update_events_locked (NpStream *self)
     }
 }
 
+static void
+np_stream_write_failed_locked (NpStream     *self,
+                               const GError *error)
+{
+  self->write_error = np_stream_error_new (self, error->domain, error->code,
+                                           _("Writing to the socket failed: %s"),
+                                           error->message);
+  np_out_queue_clear (&self->out);
+}
+
 /* Writes as much as the transport takes, without blocking. A failure
  * drops the queue and stays in write_error; the callers decide when to
  * report it. */
@@ -191,12 +201,30 @@ np_stream_write_some_locked (NpStream *self)
           return;
 
         case NP_IO_FAILED:
-          self->write_error = np_stream_error_new (self, error->domain, error->code,
-                                                   _("Writing to the socket failed: %s"),
-                                                   error->message);
-          np_out_queue_clear (&self->out);
+          np_stream_write_failed_locked (self, error);
           break;
 
+        default:
+          g_assert_not_reached ();
+        }
+    }
+
+  /* What the transport holds of what it was given. */
+  if (G_UNLIKELY (self->transport != NULL && self->transport->wants_out) && self->write_error == NULL)
+    {
+      g_autoptr(GError) error = NULL;
+
+      switch (self->transport->funcs->flush (self->transport, &error))
+        {
+        case NP_IO_DONE:
+          break;
+        case NP_IO_WOULD_BLOCK:
+          self->want_out = TRUE;
+          np_stream_update_events_locked (self);
+          return;
+        case NP_IO_FAILED:
+          np_stream_write_failed_locked (self, error);
+          break;
         default:
           g_assert_not_reached ();
         }
@@ -338,6 +366,14 @@ np_stream_check_fds_locked (NpStream  *self,
                             GError   **error)
 {
   NP_STREAM_ENSURE_LOCKED (self);
+
+  if (self->remote)
+    {
+      g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_SUPPORTED,
+                   _("%s: descriptors cannot travel over TCP, only over a local pipe"),
+                   self->label);
+      return FALSE;
+    }
 
   if (n_fds > NP_FDS_MAX)
     {
@@ -530,7 +566,20 @@ np_stream_set_rest_ready (NpStream *self,
   self->rest_ready = ready;
   g_mutex_lock (self->lock);
   if (self->io_watch != NULL)
-    np_poller_watch_set_ready (self->io_watch, ready);
+    np_poller_watch_set_ready (self->io_watch, ready || self->transport_ready);
+  g_mutex_unlock (self->lock);
+}
+
+/* A transport that keeps what it read (np_transport_tls.c) may have
+ * bytes when its descriptor has none: the watch is ready while it may. */
+void
+np_stream_set_transport_ready (NpStream *self,
+                               gboolean  ready)
+{
+  self->transport_ready = ready;
+  g_mutex_lock (self->lock);
+  if (self->io_watch != NULL)
+    np_poller_watch_set_ready (self->io_watch, ready || self->rest_ready);
   g_mutex_unlock (self->lock);
 }
 
@@ -564,7 +613,7 @@ np_stream_poll_once (NpStream     *self,
   self->transport_users++;
   /* Called from a handler, whose buffer has frames left to deliver:
    * they are ready now (see np_stream_set_rest_ready()). */
-  rest = np_stream_has_rest (self) && self->state <= NP_STREAM_OPEN;
+  rest = np_stream_read_pending (self) && self->state <= NP_STREAM_OPEN;
   if (rest)
     timeout_msec = 0;
   g_mutex_unlock (self->lock);

@@ -163,7 +163,7 @@ np_stream_abort_locked (NpStream      *self,
         np_stream_write_some_locked (self);
     }
 
-  if (self->write_error != NULL || np_out_queue_is_empty (&self->out) ||
+  if (self->write_error != NULL || np_stream_all_written_locked (self) ||
       np_stream_limit (self, NP_LIMIT_CLOSE_TIMEOUT) == 0)
     {
       np_stream_finish_locked (self, error, after);
@@ -304,7 +304,7 @@ np_stream_settle_locked (NpStream      *self,
 
   if (self->state == NP_STREAM_CLOSING && self->abort_error != NULL)
     {
-      if (self->write_error != NULL || np_out_queue_is_empty (&self->out))
+      if (self->write_error != NULL || np_stream_all_written_locked (self))
         np_stream_finish_locked (self, self->abort_error, after);
     }
   else if (self->state == NP_STREAM_CLOSING)

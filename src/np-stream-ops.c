@@ -774,7 +774,7 @@ np_stream_flush_sync (NpStream      *self,
           break;
         }
 
-      if (np_out_queue_is_empty (&self->out))
+      if (np_stream_all_written_locked (self))
         {
           ret = TRUE;
           break;

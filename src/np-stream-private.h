@@ -27,6 +27,8 @@ typedef enum
    * tell that it accepted), and a send that would pass max-queued-bytes
    * fails instead of dropping the peer. */
   NP_STREAM_CLIENT_END = 1 << 0,
+  /* Over TCP: no descriptors either way. */
+  NP_STREAM_REMOTE     = 1 << 1,
 } NpStreamFlags;
 
 /* What a blocking call of the owner waits for, done from the owner's

@@ -522,6 +522,20 @@ np_stream_read_ended (NpStream      *self,
   if (status == NP_IO_WOULD_BLOCK)
     return FALSE;
 
+  /* Over TCP, a host that stopped answering (keepalive probes or our
+   * data unacknowledged, np-tcp.c) or a network that went away. */
+  if (status == NP_IO_FAILED && self->remote && self->version >= NP_PROTOCOL_SETTINGS &&
+      (g_error_matches (io_error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT) ||
+       g_error_matches (io_error, G_IO_ERROR, G_IO_ERROR_HOST_UNREACHABLE) ||
+       g_error_matches (io_error, G_IO_ERROR, G_IO_ERROR_NETWORK_UNREACHABLE)))
+    {
+      error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PEER_VANISHED,
+                                   _("The peer went away without closing the connection: "
+                                     "its host no longer answers (%s)"), io_error->message);
+      np_stream_read_failed (self, error, FALSE, after);
+      return FALSE;
+    }
+
   if (status == NP_IO_FAILED)
     {
       error = np_stream_error_new (self, io_error->domain, io_error->code,
@@ -625,8 +639,10 @@ np_stream_receive (NpStream      *self,
   guint64 start = self->received;
 
   fds.max = self->max_fds;
+  fds.n = 0;
+  fds.truncated = FALSE;
   status = self->transport->funcs->receive (self->transport, buffer, size, received,
-                                            &fds, &error);
+                                            self->max_fds > 0 ? &fds : NULL, &error);
   if (status == NP_IO_DONE && *received > 0)
     {
       self->received += *received;
@@ -686,7 +702,7 @@ np_stream_read (NpStream      *self,
               self->body_len = self->body_alloc = self->body_filled = 0;
               np_stream_handle_frame (self, target, self->body_type, payload, fds, after);
             }
-          else if (n < want)
+          else if (n < want && !self->transport->buffers_reads)
             break;
 
           continue;
@@ -709,10 +725,17 @@ np_stream_read (NpStream      *self,
       np_stream_parse_rest (self, target, after);
 
       /* A short read means the socket is drained (don't pay for EAGAIN),
-       * unless it stopped after a write that carried descriptors. */
-      if (n < want && g_queue_is_empty (&self->fd_batches))
+       * unless it stopped after a write that carried descriptors, or the
+       * transport reads a record at a time. */
+      if (n < want && g_queue_is_empty (&self->fd_batches) && !self->transport->buffers_reads)
         break;
     }
+
+  /* The budget ran out with bytes perhaps decrypted and kept: they are
+   * read in the next dispatch, readable socket or not. */
+  if (G_UNLIKELY (self->transport->buffers_reads) &&
+      (budget == 0) != self->transport_ready && np_stream_get_state (self) <= NP_STREAM_OPEN)
+    np_stream_set_transport_ready (self, budget == 0);
 
   give_back_read_buffer (buf);
   np_stream_report_opened (self, target, FALSE);

@@ -59,7 +59,7 @@ np_stream_handle_io_locked (NpStream     *self,
   g_mutex_unlock (self->lock);
 
   if (np_stream_get_state (self) <= NP_STREAM_OPEN &&
-      ((revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)) || np_stream_has_rest (self)))
+      ((revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)) || np_stream_read_pending (self)))
     {
       self->reading++;
       np_stream_read (self, &target, &after);
@@ -73,6 +73,8 @@ np_stream_handle_io_locked (NpStream     *self,
        * never delivered now: the watch is no longer ready for them. */
       if (self->rest_ready)
         np_stream_set_rest_ready (self, FALSE);
+      if (self->transport_ready)
+        np_stream_set_transport_ready (self, FALSE);
     }
 
   g_mutex_lock (self->lock);
@@ -203,8 +205,9 @@ np_stream_new (GObject       *connection,
   self->limits = np_limits_ref (limits);
   self->state = NP_STREAM_HANDSHAKE;
   self->max_message_size = max_message_size;
-  self->max_fds = np_limits_get (limits, NP_LIMIT_MAX_FDS_PER_MESSAGE);
   self->client_end = (flags & NP_STREAM_CLIENT_END) != 0;
+  self->remote = (flags & NP_STREAM_REMOTE) != 0;
+  self->max_fds = self->remote ? 0 : np_limits_get (limits, NP_LIMIT_MAX_FDS_PER_MESSAGE);
   self->flusher = np_flusher_acquire (context);
   self->flush_link.funcs = &np_stream_flush_funcs;
   self->handle_io = np_stream_handle_io_locked;
@@ -256,7 +259,7 @@ np_stream_start (NpStream *self,
         {
           np_stream_write_some_locked (self);
           np_stream_set_deadline_locked (self, handshake_timeout);
-          if (!np_out_queue_is_empty (&self->out) || self->write_error != NULL)
+          if (!np_stream_all_written_locked (self) || self->write_error != NULL)
             np_stream_request_flush_locked (self);
         }
     }

@@ -20,10 +20,10 @@ typedef enum
   NP_IO_FAILED,
 } NpIOStatus;
 
-/* What the stream needs of a transport. Today's one is a Unix socket
- * (np-transport-unix.c); the framing, the queue and the state machine
- * above it know only these calls, so that another one (TLS over TCP,
- * through pollable streams) can slot in. None of them blocks. */
+/* What the stream needs of a transport: a Unix socket, or a TCP one
+ * in plain text (np-transport-unix.c), or TLS over TCP
+ * (np-transport-tls.c). The framing, the queue and the state machine
+ * above know only these calls. None of them blocks. */
 /* The descriptors one receive brought: at most @max are taken; more
  * (or a control message cut short) sets @truncated, and the kernel
  * closes what did not fit. */
@@ -55,6 +55,10 @@ typedef struct
                           gsize               *received,
                           NpReceivedFds       *fds,
                           GError             **error);
+  /* Writes what the transport holds of its own (@wants_out): DONE once
+   * it is all out. NULL for a transport that holds nothing. */
+  NpIOStatus (*flush)    (NpTransport         *self,
+                          GError             **error);
   /* Ends both directions at once, without releasing anything. */
   void       (*shutdown) (NpTransport         *self);
   /* Releases the transport; nothing may use it afterwards. */
@@ -66,8 +70,18 @@ struct _NpTransport
   const NpTransportFuncs *funcs;
   /* Polled for readiness: the transport's descriptor. */
   int                     fd;
+  /* The transport keeps bytes the descriptor does not show: a short
+   * read does not mean it has nothing more, and it may have bytes to
+   * read when the descriptor has none (TLS decrypts whole records). */
+  gboolean                buffers_reads;
+  /* It holds bytes of its own to write, whatever the stream's queue
+   * holds: the stream waits for the descriptor to be writable, then
+   * calls flush(). */
+  gboolean                wants_out;
 };
 
 NpTransport *np_transport_unix_new (GSocketConnection *connection);
+NpTransport *np_transport_tls_new  (GSocketConnection *connection,
+                                    GTlsConnection    *tls);
 
 G_END_DECLS

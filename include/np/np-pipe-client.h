@@ -27,7 +27,41 @@ G_DECLARE_FINAL_TYPE (NpPipeClient, np_pipe_client, NP, PIPE_CLIENT, GObject)
 NP_AVAILABLE_IN_ALL
 NpPipeClient *np_pipe_client_new                  (const char           *name);
 NP_AVAILABLE_IN_ALL
+NpPipeClient *np_pipe_client_new_for_connectable  (GSocketConnectable   *connectable);
+NP_AVAILABLE_IN_ALL
 const char   *np_pipe_client_get_name             (NpPipeClient         *self);
+NP_AVAILABLE_IN_ALL
+GSocketConnectable *np_pipe_client_get_connectable
+                                                  (NpPipeClient         *self);
+NP_AVAILABLE_IN_ALL
+GTlsDatabase *np_pipe_client_dup_tls_database     (NpPipeClient         *self);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_client_set_tls_database     (NpPipeClient         *self,
+                                                   GTlsDatabase         *database);
+NP_AVAILABLE_IN_ALL
+GTlsInteraction *np_pipe_client_dup_tls_interaction
+                                                  (NpPipeClient         *self);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_client_set_tls_interaction  (NpPipeClient         *self,
+                                                   GTlsInteraction      *interaction);
+NP_AVAILABLE_IN_ALL
+GTlsCertificate *np_pipe_client_dup_tls_certificate
+                                                  (NpPipeClient         *self);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_client_set_tls_certificate  (NpPipeClient         *self,
+                                                   GTlsCertificate      *certificate);
+NP_AVAILABLE_IN_ALL
+char         *np_pipe_client_dup_tls_pin          (NpPipeClient         *self);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_client_set_tls_pin          (NpPipeClient         *self,
+                                                   const char           *pin);
+NP_AVAILABLE_IN_ALL
+gboolean      np_pipe_client_get_insecure_plaintext
+                                                  (NpPipeClient         *self);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_client_set_insecure_plaintext
+                                                  (NpPipeClient         *self,
+                                                   gboolean              insecure_plaintext);
 NP_AVAILABLE_IN_ALL
 const char   *np_pipe_client_get_path             (NpPipeClient         *self);
 NP_AVAILABLE_IN_ALL

@@ -34,6 +34,14 @@ guint         np_pipe_connection_get_peer_gid          (NpPipeConnection  *self)
 NP_AVAILABLE_IN_ALL
 GCredentials *np_pipe_connection_get_peer_credentials  (NpPipeConnection  *self);
 NP_AVAILABLE_IN_ALL
+GTlsCertificate *np_pipe_connection_get_peer_certificate
+                                                       (NpPipeConnection  *self);
+NP_AVAILABLE_IN_ALL
+GTlsCertificateFlags np_pipe_connection_get_peer_certificate_errors
+                                                       (NpPipeConnection  *self);
+NP_AVAILABLE_IN_ALL
+GSocketAddress *np_pipe_connection_get_remote_address  (NpPipeConnection  *self);
+NP_AVAILABLE_IN_ALL
 guint         np_pipe_connection_get_peer_max_message_size
                                                        (NpPipeConnection  *self);
 NP_AVAILABLE_IN_ALL

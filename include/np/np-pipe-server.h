@@ -25,6 +25,8 @@ G_DECLARE_FINAL_TYPE (NpPipeServer, np_pipe_server, NP, PIPE_SERVER, GObject)
 NP_AVAILABLE_IN_ALL
 NpPipeServer *np_pipe_server_new                   (const char    *name);
 NP_AVAILABLE_IN_ALL
+NpPipeServer *np_pipe_server_new_for_address       (GInetSocketAddress *address);
+NP_AVAILABLE_IN_ALL
 gboolean      np_pipe_server_start                 (NpPipeServer  *self,
                                                     GError       **error);
 NP_AVAILABLE_IN_ALL
@@ -99,5 +101,38 @@ NP_AVAILABLE_IN_ALL
 void          np_pipe_server_set_max_pending_request_bytes
                                                    (NpPipeServer  *self,
                                                     guint          max_pending_request_bytes);
+
+NP_AVAILABLE_IN_ALL
+GInetSocketAddress *np_pipe_server_get_address     (NpPipeServer  *self);
+NP_AVAILABLE_IN_ALL
+GTlsCertificate *np_pipe_server_dup_tls_certificate
+                                                   (NpPipeServer  *self);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_server_set_tls_certificate   (NpPipeServer  *self,
+                                                    GTlsCertificate *certificate);
+NP_AVAILABLE_IN_ALL
+GTlsAuthenticationMode np_pipe_server_get_tls_authentication_mode
+                                                   (NpPipeServer  *self);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_server_set_tls_authentication_mode
+                                                   (NpPipeServer  *self,
+                                                    GTlsAuthenticationMode mode);
+NP_AVAILABLE_IN_ALL
+GTlsDatabase *np_pipe_server_dup_tls_database      (NpPipeServer  *self);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_server_set_tls_database      (NpPipeServer  *self,
+                                                    GTlsDatabase  *database);
+NP_AVAILABLE_IN_ALL
+gboolean      np_pipe_server_get_allow_anonymous   (NpPipeServer  *self);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_server_set_allow_anonymous   (NpPipeServer  *self,
+                                                    gboolean       allow_anonymous);
+NP_AVAILABLE_IN_ALL
+gboolean      np_pipe_server_get_insecure_plaintext
+                                                   (NpPipeServer  *self);
+NP_AVAILABLE_IN_ALL
+void          np_pipe_server_set_insecure_plaintext
+                                                   (NpPipeServer  *self,
+                                                    gboolean       insecure_plaintext);
 
 G_END_DECLS
