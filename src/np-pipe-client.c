@@ -716,7 +716,9 @@ np_pipe_client_init (NpPipeClient *self)
 
 /**
  * np_pipe_client_new:
- * @name: the name of the server: a pipe name or an absolute socket path
+ * @name: the name of the server: a pipe name, an absolute socket path,
+ *   or a TCP address `tcp:HOST:PORT` (see
+ *   [ctor@Np.PipeClient.new_for_connectable])
  *
  * Creates a client for the server running under @name. Connect it with
  * [method@Np.PipeClient.connect_sync] or
@@ -3183,7 +3185,7 @@ np_pipe_client_install_properties (GObjectClass *object_class)
    * NpPipeClient:tls-database:
    *
    * The authorities a server's certificate is validated against over
-   * TCP (see [ctor@Gio.TlsFileDatabase.new]); %NULL, the default, for the
+   * TCP (see [func@Gio.TlsFileDatabase.new]); %NULL, the default, for the
    * system's trust store. Applies to the connections made afterwards.
    *
    * Since: 1.0

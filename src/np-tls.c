@@ -36,6 +36,9 @@ struct _NpTlsSink
 {
   GOutputStream  parent_instance;
   GSocket       *socket;
+  /* A read may write (a TLS 1.3 key update answered) while another
+   * thread writes: the lock keeps what each writes whole and in order. */
+  GMutex         lock;
   GByteArray    *backlog;
   gsize          sent;          /* of the backlog */
 };
@@ -46,9 +49,10 @@ G_DEFINE_FINAL_TYPE_WITH_CODE (NpTlsSink, np_tls_sink, G_TYPE_OUTPUT_STREAM,
                                G_IMPLEMENT_INTERFACE (G_TYPE_POLLABLE_OUTPUT_STREAM,
                                                       np_tls_sink_pollable_init))
 
-/* Sends the backlog; FALSE with @error on failure. */
+/* Sends the backlog; FALSE with @error on failure. Called with the
+ * lock held. */
 static gboolean
-np_tls_sink_send_backlog (NpTlsSink     *self,
+np_tls_sink_send_backlog_locked (NpTlsSink     *self,
                           gboolean       blocking,
                           GCancellable  *cancellable,
                           GError       **error)
@@ -79,9 +83,36 @@ np_tls_sink_send_backlog (NpTlsSink     *self,
 }
 
 static gboolean
-np_tls_sink_has_backlog (NpTlsSink *self)
+np_tls_sink_has_backlog_locked (NpTlsSink *self)
 {
   return self->sent < self->backlog->len;
+}
+
+static gboolean
+np_tls_sink_has_backlog (NpTlsSink *self)
+{
+  gboolean pending;
+
+  g_mutex_lock (&self->lock);
+  pending = np_tls_sink_has_backlog_locked (self);
+  g_mutex_unlock (&self->lock);
+
+  return pending;
+}
+
+static gboolean
+np_tls_sink_send_backlog (NpTlsSink     *self,
+                          gboolean       blocking,
+                          GCancellable  *cancellable,
+                          GError       **error)
+{
+  gboolean ok;
+
+  g_mutex_lock (&self->lock);
+  ok = np_tls_sink_send_backlog_locked (self, blocking, cancellable, error);
+  g_mutex_unlock (&self->lock);
+
+  return ok;
 }
 
 static gssize
@@ -92,11 +123,16 @@ np_tls_sink_write (GOutputStream  *stream,
                    GError        **error)
 {
   NpTlsSink *self = NP_TLS_SINK (stream);
+  gssize n = -1;
 
-  if (!np_tls_sink_send_backlog (self, TRUE, cancellable, error))
-    return -1;
+  /* Only the handshake, in its thread, writes blocking: nothing else
+   * writes meanwhile. */
+  g_mutex_lock (&self->lock);
+  if (np_tls_sink_send_backlog_locked (self, TRUE, cancellable, error))
+    n = g_socket_send_with_blocking (self->socket, buffer, count, TRUE, cancellable, error);
+  g_mutex_unlock (&self->lock);
 
-  return g_socket_send_with_blocking (self->socket, buffer, count, TRUE, cancellable, error);
+  return n;
 }
 
 static gssize
@@ -108,10 +144,15 @@ np_tls_sink_write_nonblocking (GPollableOutputStream  *stream,
   NpTlsSink *self = NP_TLS_SINK (stream);
   gssize n = 0;
 
-  if (!np_tls_sink_send_backlog (self, FALSE, NULL, error))
-    return -1;
+  g_mutex_lock (&self->lock);
 
-  if (!np_tls_sink_has_backlog (self))
+  if (!np_tls_sink_send_backlog_locked (self, FALSE, NULL, error))
+    {
+      g_mutex_unlock (&self->lock);
+      return -1;
+    }
+
+  if (!np_tls_sink_has_backlog_locked (self))
     {
       g_autoptr(GError) local_error = NULL;
 
@@ -120,6 +161,7 @@ np_tls_sink_write_nonblocking (GPollableOutputStream  *stream,
         {
           if (!g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
             {
+              g_mutex_unlock (&self->lock);
               g_propagate_error (error, g_steal_pointer (&local_error));
               return -1;
             }
@@ -130,6 +172,8 @@ np_tls_sink_write_nonblocking (GPollableOutputStream  *stream,
   /* Kept in order after what waits already. */
   if ((gsize) n < count)
     g_byte_array_append (self->backlog, (const guint8 *) buffer + n, count - n);
+
+  g_mutex_unlock (&self->lock);
 
   return count;
 }
@@ -177,6 +221,7 @@ np_tls_sink_finalize (GObject *object)
 
   g_clear_object (&self->socket);
   g_byte_array_unref (self->backlog);
+  g_mutex_clear (&self->lock);
 
   G_OBJECT_CLASS (np_tls_sink_parent_class)->finalize (object);
 }
@@ -195,6 +240,7 @@ np_tls_sink_class_init (NpTlsSinkClass *klass)
 static void
 np_tls_sink_init (NpTlsSink *self)
 {
+  g_mutex_init (&self->lock);
   self->backlog = g_byte_array_new ();
 }
 
