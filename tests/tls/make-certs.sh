@@ -13,6 +13,8 @@
 #               the IP addresses 127.0.0.1 and ::1
 #   client      a client certificate signed by ca, CN np-test-client
 #   intruder    a client certificate signed by ca, CN np-test-intruder
+#   foreign-client  a client certificate signed by other-ca, CN
+#               np-test-client
 #   expired     like server, but expired years ago
 #   other-name  a server certificate signed by ca for other.invalid only
 #   other-ca    another certificate authority
@@ -107,5 +109,6 @@ signed other-name ca other.invalid 'dns_name = "other.invalid"' \
 
 signed client ca np-test-client "tls_www_client" "signing_key" "expiration_days = 3650"
 signed intruder ca np-test-intruder "tls_www_client" "signing_key" "expiration_days = 3650"
+signed foreign-client other-ca np-test-client "tls_www_client" "signing_key" "expiration_days = 3650"
 
 rm -f ./*.tmpl
