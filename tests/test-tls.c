@@ -771,7 +771,16 @@ peer_clear (Peer *peer)
   g_clear_pointer (&peer->error_message, g_free);
 }
 
-/* Messages of 0 B to 8 MiB each way, and requests, over TLS. */
+static gboolean
+client_echo_request_cb (NpPipeClient  *client,
+                        NpPipeRequest *request,
+                        gpointer       user_data)
+{
+  np_pipe_request_reply (request, np_pipe_request_get_message (request));
+  return TRUE;
+}
+
+/* Messages of 0 B to 8 MiB each way, and requests each way, over TLS. */
 static void
 test_round_trip (Fixture       *f,
                  gconstpointer  data)
@@ -800,6 +809,23 @@ test_round_trip (Fixture       *f,
       g_autoptr(GBytes) request = message_new (2, i, sizes[i]);
 
       test_client_request (tc, request);
+    }
+
+  /* Requests from the server, answered by the client. */
+  g_signal_connect (tc->client, "request-received", G_CALLBACK (client_echo_request_cb), NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (sizes); i++)
+    {
+      NpPipeConnection *connection = g_ptr_array_index (f->connected, 0);
+      g_autoptr(GBytes) request = message_new (3, i, sizes[i]);
+      g_autoptr(GAsyncResult) result = NULL;
+      g_autoptr(GBytes) reply = NULL;
+      g_autoptr(GError) error = NULL;
+
+      np_pipe_connection_request_async (connection, request, NULL, np_test_async_done_cb, &result);
+      NP_TEST_WAIT_FOR (WAIT_SEC, result != NULL);
+      reply = np_pipe_connection_request_finish (connection, result, &error);
+      g_assert_no_error (error);
+      g_assert_true (g_bytes_equal (reply, request));
     }
 
   g_assert_true (np_pipe_client_get_connected (tc->client));
@@ -853,6 +879,42 @@ test_addresses (Fixture       *f,
   /* No client certificate was asked for. */
   g_assert_null (np_pipe_connection_get_peer_certificate (connection));
 
+  test_client_echo (tc, 0);
+}
+
+/* Over IPv6 loopback, where there is one: the certificate names ::1. */
+static void
+test_ipv6 (Fixture       *f,
+           gconstpointer  data)
+{
+  g_autoptr(GSocket) probe = NULL;
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV6);
+  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
+  g_autoptr(GSocketAddress) address = NULL;
+  g_autoptr(TestClient) tc = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *name;
+
+  probe = g_socket_new (G_SOCKET_FAMILY_IPV6, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
+  if (probe == NULL || !g_socket_bind (probe, any, TRUE, &error))
+    {
+      g_test_skip ("No IPv6 loopback here");
+      return;
+    }
+  g_socket_close (probe, NULL);
+
+  server_new (f, "tcp:[::1]:0", "server", TRUE);
+  g_assert_true (np_pipe_server_start (f->server, &error));
+  g_assert_no_error (error);
+  name = np_pipe_server_get_name (f->server);
+  g_assert_true (g_str_has_prefix (name, "tcp:[::1]:"));
+  g_assert_false (g_str_equal (name, "tcp:[::1]:0"));
+  address = (GSocketAddress *) np_pipe_server_get_address (f->server);
+  g_assert_true (g_inet_address_equal (g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (address)),
+                                       loopback));
+
+  tc = test_client_new (name, "ca");
+  test_client_connect_ok (tc);
   test_client_echo (tc, 0);
 }
 
@@ -1707,6 +1769,7 @@ main (int   argc,
 
   add_test ("/Np/Tls/round-trip", test_round_trip, NULL);
   add_test ("/Np/Tls/addresses", test_addresses, NULL);
+  add_test ("/Np/Tls/ipv6", test_ipv6, NULL);
   add_test ("/Np/Tls/refused/wrong-ca", test_wrong_ca, NULL);
   add_test ("/Np/Tls/refused/expired", test_expired, NULL);
   add_test ("/Np/Tls/refused/wrong-host", test_wrong_host, NULL);
