@@ -1229,6 +1229,134 @@ test_allow_anonymous (Fixture       *f,
   test_client_echo (tc, 0);
 }
 
+/* What a TCP server needs before it starts: a certificate, and the
+ * authorities of the client certificates it requires; plain text only
+ * on loopback. */
+static void
+test_start_checks (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autoptr(GTlsCertificate) certificate = load_cert ("server");
+  g_autoptr(NpPipeServer) any = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GError) error_database = NULL;
+  g_autoptr(GError) error_plaintext = NULL;
+
+  server_new (f, "tcp:127.0.0.1:0", NULL, TRUE);
+  g_assert_false (np_pipe_server_start (f->server, &error));
+  g_assert_error (error, G_TLS_ERROR, G_TLS_ERROR_CERTIFICATE_REQUIRED);
+  g_assert_nonnull (strstr (error->message, "tls-certificate"));
+
+  g_object_set (f->server,
+                "tls-certificate", certificate,
+                "tls-authentication-mode", G_TLS_AUTHENTICATION_REQUIRED,
+                NULL);
+  g_assert_false (np_pipe_server_start (f->server, &error_database));
+  g_assert_error (error_database, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED);
+  g_assert_nonnull (strstr (error_database->message, "tls-database"));
+  g_assert_false (np_pipe_server_is_running (f->server));
+
+  any = np_pipe_server_new ("tcp:0.0.0.0:0");
+  g_object_set (any, "insecure-plaintext", TRUE, "allow-anonymous", TRUE, NULL);
+  g_assert_false (np_pipe_server_start (any, &error_plaintext));
+  g_assert_error (error_plaintext, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED);
+  g_assert_nonnull (strstr (error_plaintext->message, "loopback"));
+  g_assert_false (np_pipe_server_is_running (any));
+}
+
+/* Plain text on loopback, both ends agreeing; an end that speaks TLS to
+ * one that does not gets nowhere. */
+static void
+test_insecure_plaintext (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(TestClient) plain = NULL;
+  g_autoptr(TestClient) tls = NULL;
+  g_autoptr(GBytes) large = np_test_message_new (1, 7, 1024 * 1024);
+  g_autoptr(GError) error = NULL;
+  const char *name;
+
+  server_new (f, "tcp:127.0.0.1:0", NULL, TRUE);
+  g_object_set (f->server, "insecure-plaintext", TRUE, NULL);
+  name = server_start (f);
+
+  plain = test_client_new (name, NULL);
+  g_object_set (plain->client, "insecure-plaintext", TRUE, NULL);
+  test_client_connect_ok (plain);
+  test_client_echo (plain, 0);
+  test_client_round_trip (plain, large);
+  NP_TEST_WAIT_FOR (WAIT_SEC, f->connected->len == 1);
+  g_assert_null (np_pipe_connection_get_peer_certificate (g_ptr_array_index (f->connected, 0)));
+
+  tls = test_client_new (name, "ca");
+  error = test_client_connect_refused (tls);
+  g_assert_true (error->domain == G_TLS_ERROR);
+  g_assert_cmpuint (f->connected->len, ==, 1);
+  test_client_echo (plain, 1);
+}
+
+/* A plain-text client gets nowhere with a TLS server. */
+static void
+test_plaintext_to_tls (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autoptr(TestClient) plain = NULL;
+  g_autoptr(TestClient) tls = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *name;
+
+  name = server_run (f, "server");
+
+  plain = test_client_new (name, NULL);
+  g_object_set (plain->client, "insecure-plaintext", TRUE, NULL);
+  error = test_client_connect_refused (plain);
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED);
+  g_assert_cmpuint (f->connected->len, ==, 0);
+
+  tls = test_client_new (name, "ca");
+  test_client_connect_ok (tls);
+  test_client_echo (tls, 0);
+}
+
+/* A server made for a GInetSocketAddress, a client for a
+ * GSocketConnectable of the host name the certificate names. */
+static void
+test_for_address (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_autoptr(GTlsCertificate) certificate = load_cert ("server");
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) address = g_inet_socket_address_new (loopback, 0);
+  g_autoptr(GSocketConnectable) localhost = NULL;
+  g_autoptr(GTlsDatabase) database = load_database ("ca");
+  g_autoptr(NpPipeClient) client = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *name;
+  gboolean ok;
+
+  f->server = np_pipe_server_new_for_address (G_INET_SOCKET_ADDRESS (address));
+  g_object_set (f->server, "tls-certificate", certificate, "allow-anonymous", TRUE, NULL);
+  g_signal_connect (f->server, "client-connected", G_CALLBACK (on_client_connected), f);
+  g_signal_connect (f->server, "client-disconnected", G_CALLBACK (on_client_disconnected), f);
+  g_signal_connect (f->server, "message-received", G_CALLBACK (on_message_received), f);
+  name = server_start (f);
+
+  localhost = g_network_address_new ("localhost", server_port (f));
+  client = np_pipe_client_new_for_connectable (localhost);
+  g_object_set (client, "tls-database", database, NULL);
+  np_pipe_client_connect_async (client, NULL, np_test_async_done_cb, &result);
+  NP_TEST_WAIT_FOR (WAIT_SEC, result != NULL);
+  ok = np_pipe_client_connect_finish (client, result, &error);
+  g_assert_no_error (error);
+  g_assert_true (ok);
+  NP_TEST_WAIT_FOR (WAIT_SEC, f->connected->len == 1);
+  g_assert_true (np_pipe_client_send_data (client, (const guint8 *) name, strlen (name), NULL));
+  NP_TEST_WAIT_FOR (WAIT_SEC, f->received->len == 1);
+  g_assert_cmpmem (g_bytes_get_data (g_ptr_array_index (f->received, 0), NULL),
+                   g_bytes_get_size (g_ptr_array_index (f->received, 0)), name, strlen (name));
+}
+
 /* Peers that stall in the TLS handshake, saying nothing or half a
  * ClientHello, are dropped at the handshake timeout; a proper client
  * is served meanwhile. */
@@ -1780,6 +1908,10 @@ main (int   argc,
   add_test ("/Np/Tls/authorize-by-certificate", test_authorize_by_certificate, NULL);
   add_test ("/Np/Tls/anonymous-refused", test_anonymous_refused, NULL);
   add_test ("/Np/Tls/allow-anonymous", test_allow_anonymous, NULL);
+  add_test ("/Np/Tls/start-checks", test_start_checks, NULL);
+  add_test ("/Np/Tls/insecure-plaintext", test_insecure_plaintext, NULL);
+  add_test ("/Np/Tls/plaintext-to-tls", test_plaintext_to_tls, NULL);
+  add_test ("/Np/Tls/for-address", test_for_address, NULL);
   add_test ("/Np/Tls/hostile/handshake-stall", test_handshake_stall, NULL);
   add_test ("/Np/Tls/hostile/garbage-instead-of-tls", test_garbage_instead_of_tls, NULL);
   add_test ("/Np/Tls/hostile/cut-record", test_cut_record, NULL);
