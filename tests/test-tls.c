@@ -1310,7 +1310,7 @@ test_plaintext_to_tls (Fixture       *f,
   plain = test_client_new (name, NULL);
   g_object_set (plain->client, "insecure-plaintext", TRUE, NULL);
   error = test_client_connect_refused (plain);
-  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_CLOSED);
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
   g_assert_cmpuint (f->connected->len, ==, 0);
 
   tls = test_client_new (name, "ca");
