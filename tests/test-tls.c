@@ -548,6 +548,7 @@ typedef enum
   PEER_UNKNOWN_FRAME,
   PEER_GARBAGE_AFTER_HELLO,
   PEER_CUT_RECORD,
+  PEER_NO_ALPN,
 } PeerAttack;
 
 typedef struct
@@ -668,7 +669,8 @@ peer_thread (gpointer data)
   if (tls == NULL)
     goto out;
   g_tls_connection_set_database (G_TLS_CONNECTION (tls), peer->database);
-  g_tls_connection_set_advertised_protocols (G_TLS_CONNECTION (tls), protocols);
+  if (peer->attack != PEER_NO_ALPN)
+    g_tls_connection_set_advertised_protocols (G_TLS_CONNECTION (tls), protocols);
   if (!g_tls_connection_handshake (G_TLS_CONNECTION (tls), NULL, &error))
     goto out;
   peer->handshake_ok = TRUE;
@@ -682,7 +684,7 @@ peer_thread (gpointer data)
   if (!stream_write (out, hello, sizeof hello) || !stream_write_bytes (out, settings))
     goto out;
   peer->got_hello = peer_read_handshake (in);
-  if (!peer->got_hello)
+  if (!peer->got_hello || peer->attack == PEER_NO_ALPN)
     goto out;
 
   switch (peer->attack)
@@ -717,6 +719,9 @@ peer_thread (gpointer data)
         peer_read_to_end (peer, in);
       }
       break;
+
+    case PEER_NO_ALPN:
+      g_assert_not_reached ();
 
     case PEER_CUT_RECORD:
       {
@@ -1186,6 +1191,59 @@ test_authorize_by_certificate (Fixture       *f,
   test_client_echo (good, 0);
 }
 
+static gboolean
+authorize_loopback_cb (NpPipeServer     *server,
+                       NpPipeConnection *connection,
+                       Authorizer       *auth)
+{
+  g_autoptr(GSocketAddress) remote = np_pipe_connection_get_remote_address (connection);
+
+  auth->n_asked++;
+  g_assert_null (np_pipe_connection_get_peer_certificate (connection));
+  g_assert_true (G_IS_INET_SOCKET_ADDRESS (remote));
+
+  return g_inet_address_get_is_loopback (g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (remote)));
+}
+
+static gboolean
+refuse_cb (NpPipeServer     *server,
+           NpPipeConnection *connection,
+           Authorizer       *auth)
+{
+  auth->n_asked++;
+  return FALSE;
+}
+
+/* Without client certificates, authorize-peer is enough for a server to
+ * start, and decides: here by the peer's address, then by refusing. */
+static void
+test_authorize_peer (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr(TestClient) first = NULL;
+  g_autoptr(TestClient) second = NULL;
+  g_autoptr(GError) error = NULL;
+  Authorizer auth = { 0, };
+  const char *name;
+
+  server_new (f, "tcp:127.0.0.1:0", "server", FALSE);
+  g_signal_connect (f->server, "authorize-peer", G_CALLBACK (authorize_loopback_cb), &auth);
+  name = server_start (f);
+
+  first = test_client_new (name, "ca");
+  test_client_connect_ok (first);
+  g_assert_cmpuint (auth.n_asked, ==, 1);
+  test_client_echo (first, 0);
+
+  g_signal_handlers_disconnect_by_func (f->server, authorize_loopback_cb, &auth);
+  g_signal_connect (f->server, "authorize-peer", G_CALLBACK (refuse_cb), &auth);
+  second = test_client_new (name, "ca");
+  error = test_client_connect_refused (second);
+  g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED);
+  g_assert_cmpuint (auth.n_asked, ==, 2);
+  g_assert_cmpuint (f->connected->len, ==, 1);
+}
+
 /* A TCP server that would let anyone in does not start unless told to. */
 static void
 test_anonymous_refused (Fixture       *f,
@@ -1465,6 +1523,34 @@ test_cut_record (Fixture       *f,
   peer_clear (&peer);
 }
 
+/* A TLS client that does not say it speaks Np (no ALPN "np") is
+ * dropped after the TLS handshake, before a word of Np. */
+static void
+test_no_alpn (Fixture       *f,
+              gconstpointer  data)
+{
+  g_autoptr(TestClient) bystander = NULL;
+  Peer peer = { 0, };
+  const char *name;
+
+  name = server_run (f, "server");
+  bystander = test_client_new (name, "ca");
+  test_client_connect_ok (bystander);
+  NP_TEST_WAIT_FOR (WAIT_SEC, f->connected->len == 1);
+
+  peer.port = server_port (f);
+  peer.attack = PEER_NO_ALPN;
+  peer.database = load_database ("ca");
+  peer_run (&peer);
+  g_assert_null (peer.alpn);
+  g_assert_false (peer.got_hello);
+
+  g_assert_cmpuint (f->connected->len, ==, 1);
+  g_assert_cmpuint (f->disconnected->len, ==, 0);
+  test_client_echo (bystander, 0);
+  peer_clear (&peer);
+}
+
 typedef struct
 {
   PeerAttack   attack;
@@ -1502,7 +1588,7 @@ test_hostile_frames (Fixture       *f,
   peer.database = load_database ("ca");
   peer_run (&peer);
   g_assert_true (peer.handshake_ok);
-  g_test_message ("ALPN: %s", peer.alpn != NULL ? peer.alpn : "(none)");
+  g_assert_cmpstr (peer.alpn, ==, "np");
   g_assert_true (peer.got_hello);
   g_assert_true (peer.got_goodbye);
   g_assert_cmpuint (peer.goodbye_code, ==, attack->code);
@@ -1905,6 +1991,7 @@ main (int   argc,
   add_test ("/Np/Tls/pin-match", test_pin_match, NULL);
   add_test ("/Np/Tls/accept-certificate", test_accept_certificate, NULL);
   add_test ("/Np/Tls/client-cert-required", test_client_cert_required, NULL);
+  add_test ("/Np/Tls/authorize-peer", test_authorize_peer, NULL);
   add_test ("/Np/Tls/authorize-by-certificate", test_authorize_by_certificate, NULL);
   add_test ("/Np/Tls/anonymous-refused", test_anonymous_refused, NULL);
   add_test ("/Np/Tls/allow-anonymous", test_allow_anonymous, NULL);
@@ -1915,6 +2002,7 @@ main (int   argc,
   add_test ("/Np/Tls/hostile/handshake-stall", test_handshake_stall, NULL);
   add_test ("/Np/Tls/hostile/garbage-instead-of-tls", test_garbage_instead_of_tls, NULL);
   add_test ("/Np/Tls/hostile/cut-record", test_cut_record, NULL);
+  add_test ("/Np/Tls/hostile/no-alpn", test_no_alpn, NULL);
   add_test ("/Np/Tls/hostile/frame-too-large", test_hostile_frames, &attacks[0]);
   add_test ("/Np/Tls/hostile/unknown-frame", test_hostile_frames, &attacks[1]);
   add_test ("/Np/Tls/hostile/garbage-after-hello", test_hostile_frames, &attacks[2]);
