@@ -705,6 +705,7 @@ typedef struct
   GTlsConnection    *tls;
   GCancellable      *cancellable;
   GSource           *timer;
+  GSource           *hello;      /* waits for the peer's first bytes */
   char              *address;
   gint64             deadline;   /* 0: none */
   gboolean           timed_out;
@@ -758,6 +759,11 @@ pending_free (Pending *pending)
     {
       g_source_destroy (pending->timer);
       g_source_unref (pending->timer);
+    }
+  if (pending->hello != NULL)
+    {
+      g_source_destroy (pending->hello);
+      g_source_unref (pending->hello);
     }
   g_object_unref (pending->cancellable);
   g_object_unref (pending->tls);
@@ -819,6 +825,24 @@ np_tls_acceptor_handshake_done (GObject      *object,
   pending_free (pending);
 }
 
+/* The peer's first bytes came (or the deadline passed, or the server
+ * stopped: the handshake then fails at once). */
+static gboolean
+pending_hello_cb (GSocket      *socket,
+                  GIOCondition  condition,
+                  gpointer      data)
+{
+  Pending *pending = data;
+  NpTlsAcceptor *self = pending->acceptor;
+
+  g_main_context_push_thread_default (self->context);
+  np_tls_handshake_async (pending->tls, pending->address, NULL, pending->cancellable,
+                          np_tls_acceptor_handshake_done, pending);
+  g_main_context_pop_thread_default (self->context);
+
+  return G_SOURCE_REMOVE;
+}
+
 /* Runs the TLS handshake of a peer that just connected, within
  * @timeout_msec (0: no limit), then hands the connection to the owner
  * with what is left of the timeout; drops the peer if it fails. */
@@ -869,10 +893,14 @@ np_tls_acceptor_accept (NpTlsAcceptor          *self,
   if (closed)
     g_cancellable_cancel (pending->cancellable);
 
-  g_main_context_push_thread_default (self->context);
-  np_tls_handshake_async (tls, pending->address, NULL, pending->cancellable,
-                          np_tls_acceptor_handshake_done, pending);
-  g_main_context_pop_thread_default (self->context);
+  /* A peer takes one of the few handshake slots only once its first
+   * bytes arrived: one that connects and says nothing holds a
+   * descriptor until its deadline, never a thread. */
+  pending->hello = g_socket_create_source (g_socket_connection_get_socket (connection),
+                                           G_IO_IN, pending->cancellable);
+  g_source_set_static_name (pending->hello, "[np] TLS ClientHello");
+  g_source_set_callback (pending->hello, G_SOURCE_FUNC (pending_hello_cb), pending, NULL);
+  g_source_attach (pending->hello, self->context);
 }
 
 /* Peers in their TLS handshake. */
