@@ -6,14 +6,12 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
  * The certificates come from tls/make-certs.sh (see there which is
- * which). Every server listens on port 0 of 127.0.0.1 and says in its
- * name which port it got; the peers that speak TLS by hand run in
- * threads of their own, with blocking calls, while the main thread runs
- * the server's loop.
+ * which). The servers listen on loopback, on port 0 but for the one
+ * restarted on its port, and say in their name which port they got;
+ * the peers that speak TLS by hand run in threads of their own, with
+ * blocking calls, while the main thread runs the server's loop. Each
+ * test runs in a process of its own.
  */
-
-#include <errno.h>
-#include <stdlib.h>
 
 #include <gio/gunixfdlist.h>
 #include <glib-unix.h>
