@@ -702,7 +702,7 @@ np_stream_read (NpStream      *self,
               self->body_len = self->body_alloc = self->body_filled = 0;
               np_stream_handle_frame (self, target, self->body_type, payload, fds, after);
             }
-          else if (n < want && !self->transport->buffers_reads)
+          else if (n < want)
             break;
 
           continue;
@@ -725,14 +725,17 @@ np_stream_read (NpStream      *self,
       np_stream_parse_rest (self, target, after);
 
       /* A short read means the socket is drained (don't pay for EAGAIN),
-       * unless it stopped after a write that carried descriptors, or the
-       * transport reads a record at a time. */
-      if (n < want && g_queue_is_empty (&self->fd_batches) && !self->transport->buffers_reads)
+       * unless it stopped after a write that carried descriptors. Over
+       * TLS, that the record read was read whole: GnuTLS reads a record
+       * at a time, never ahead, so nothing decrypted is left behind, and
+       * the socket tells whether more came. */
+      if (n < want && g_queue_is_empty (&self->fd_batches))
         break;
     }
 
-  /* The budget ran out with bytes perhaps decrypted and kept: they are
-   * read in the next dispatch, readable socket or not. */
+  /* The budget ran out with a record perhaps read in part, the rest
+   * decrypted and kept: it is read in the next dispatch, readable socket
+   * or not. */
   if (G_UNLIKELY (self->transport->buffers_reads) &&
       (budget == 0) != self->transport_ready && np_stream_get_state (self) <= NP_STREAM_OPEN)
     np_stream_set_transport_ready (self, budget == 0);

@@ -316,18 +316,25 @@ np_tls_server_new (GSocketConnection      *connection,
                    GError                **error)
 {
   g_autoptr(GIOStream) base = np_tls_base_new (connection);
-  GIOStream *tls;
+  GTlsBackend *backend = g_tls_backend_get_default ();
+  GTlsConnection *tls;
 
-  tls = g_tls_server_connection_new (base, certificate, error);
+  /* The database is given at construction, even when there is none: a
+   * connection made without one loads the system's trust store, all of
+   * it, for each connection. Client certificates are validated against
+   * the application's authorities only. */
+  tls = g_initable_new (g_tls_backend_get_server_connection_type (backend), NULL, error,
+                        "base-io-stream", base,
+                        "certificate", certificate,
+                        "authentication-mode", mode,
+                        "database", database,
+                        NULL);
   if (tls == NULL)
     return NULL;
 
-  g_object_set (tls, "authentication-mode", mode, NULL);
-  if (database != NULL)
-    g_tls_connection_set_database (G_TLS_CONNECTION (tls), database);
-  np_tls_configure (G_TLS_CONNECTION (tls));
+  np_tls_configure (tls);
 
-  return G_TLS_CONNECTION (tls);
+  return tls;
 }
 
 /* What the client asked, for as long as its connection lives. */
@@ -377,15 +384,27 @@ np_tls_client_new (GSocketConnection       *connection,
                    GError                 **error)
 {
   g_autoptr(GIOStream) base = np_tls_base_new (connection);
+  GTlsBackend *backend = g_tls_backend_get_default ();
   GTlsConnection *tls;
   NpTlsAccept *accept;
 
-  tls = G_TLS_CONNECTION (g_tls_client_connection_new (base, identity, error));
+  /* A pinned certificate needs no authority: without one of the
+   * application's, no database spares loading the system's trust store
+   * for each connection, and the pin decides. */
+  if (config->database != NULL || config->pin != NULL)
+    tls = g_initable_new (g_tls_backend_get_client_connection_type (backend), NULL, error,
+                          "base-io-stream", base,
+                          "server-identity", identity,
+                          "database", config->database,
+                          NULL);
+  else
+    tls = g_initable_new (g_tls_backend_get_client_connection_type (backend), NULL, error,
+                          "base-io-stream", base,
+                          "server-identity", identity,
+                          NULL);
   if (tls == NULL)
     return NULL;
 
-  if (config->database != NULL)
-    g_tls_connection_set_database (tls, config->database);
   if (config->interaction != NULL)
     g_tls_connection_set_interaction (tls, config->interaction);
   if (config->certificate != NULL)
