@@ -262,6 +262,17 @@ np_tls_configure (GTlsConnection *tls)
   g_tls_connection_set_require_close_notify (tls, FALSE);
 }
 
+/* GIO asks about every client certificate, valid or not: one that did
+ * not validate gets in only when a certificate was merely requested. */
+static gboolean
+np_tls_server_accept_certificate_cb (GTlsConnection       *tls,
+                                     GTlsCertificate      *certificate,
+                                     GTlsCertificateFlags  errors,
+                                     gpointer              data)
+{
+  return errors == 0 || GPOINTER_TO_INT (data) != G_TLS_AUTHENTICATION_REQUIRED;
+}
+
 GTlsConnection *
 np_tls_server_new (GSocketConnection      *connection,
                    GTlsCertificate        *certificate,
@@ -277,6 +288,8 @@ np_tls_server_new (GSocketConnection      *connection,
     return NULL;
 
   g_object_set (tls, "authentication-mode", mode, NULL);
+  g_signal_connect (tls, "accept-certificate",
+                    G_CALLBACK (np_tls_server_accept_certificate_cb), GINT_TO_POINTER (mode));
   if (database != NULL)
     g_tls_connection_set_database (G_TLS_CONNECTION (tls), database);
   np_tls_configure (G_TLS_CONNECTION (tls));
