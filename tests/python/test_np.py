@@ -1445,6 +1445,39 @@ class TestTls(unittest.TestCase):
         self.assertIn("does not match the pinned fingerprint", error.message)
         self.assertEqual(self.events.messages, [])
 
+    def test_client_certificates_required(self):
+        files = make_certificate(self.directory, "np-python-client")
+        client_certificate = Gio.TlsCertificate.new_from_files(*files)
+        server = Np.PipeServer.new("tcp:127.0.0.1:0")
+        server.props.tls_certificate = self.certificate
+        server.props.tls_database = Gio.TlsFileDatabase.new(files[0])
+        server.props.tls_authentication_mode = Gio.TlsAuthenticationMode.REQUIRED
+        events = Events(server)
+        self.assertTrue(server.start())
+        try:
+            client = Np.PipeClient.new(server.get_name())
+            client.props.tls_pin = self.fingerprint
+            client.props.tls_certificate = client_certificate
+            self.clients.append(client)
+            self.assertIs(self.connect(client), True)
+            wait_until(lambda: events.connected)
+            connection = events.connected[0]
+            self.assertEqual(fingerprint_of(connection.get_peer_certificate()),
+                             fingerprint_of(client_certificate))
+            self.assertEqual(connection.get_peer_certificate_errors(), 0)
+
+            # Without a certificate, or with one the database does not
+            # vouch for: refused.
+            for mine in (None, self.certificate):
+                refused = Np.PipeClient.new(server.get_name())
+                refused.props.tls_pin = self.fingerprint
+                if mine is not None:
+                    refused.props.tls_certificate = mine
+                self.assertIsInstance(self.connect(refused), GLib.Error)
+            self.assertEqual(len(events.connected), 1)
+        finally:
+            server.stop()
+
     def test_anonymous_server_refuses_to_start(self):
         server = Np.PipeServer.new("tcp:127.0.0.1:0")
         server.props.tls_certificate = self.certificate
