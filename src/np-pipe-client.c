@@ -716,7 +716,9 @@ np_pipe_client_init (NpPipeClient *self)
 
 /**
  * np_pipe_client_new:
- * @name: the name of the server: a pipe name or an absolute socket path
+ * @name: the name of the server: a pipe name, an absolute socket path,
+ *   or a TCP address `tcp:HOST:PORT` (see
+ *   [ctor@Np.PipeClient.new_for_connectable])
  *
  * Creates a client for the server running under @name. Connect it with
  * [method@Np.PipeClient.connect_sync] or

@@ -65,6 +65,15 @@
  * `$XDG_RUNTIME_DIR/np/` (created with mode 0700); a name that starts with
  * `/` is used as the socket path itself.
  *
+ * A name `tcp:HOST:PORT` listens on TCP instead, with TLS: the server
+ * needs a certificate ([property@Np.PipeServer:tls-certificate]), and
+ * starts only when it can tell its peers apart (client certificates
+ * required, or an [signal@Np.PipeServer::authorize-peer] handler) or is
+ * told that anonymous peers are welcome
+ * ([property@Np.PipeServer:allow-anonymous]). Peers over TCP have no
+ * pid or uid: [method@Np.PipeConnection.get_peer_certificate] says who
+ * they are. Descriptors do not travel over TCP.
+ *
  * By default only processes of the server's own user may connect; the
  * kernel's record of the peer decides, not anything the peer says. See
  * [property@Np.PipeServer:allow-other-users] and
@@ -764,7 +773,9 @@ np_pipe_server_init (NpPipeServer *self)
  * Creates a server. It listens once [method@Np.PipeServer.start] is called.
  *
  * @name is 1 to 64 of the characters `A-Z a-z 0-9 . _ -` (not `.`, `..`,
- * nor a name ending in `.lock`), or an absolute socket path.
+ * nor a name ending in `.lock`), or an absolute socket path, or a TCP
+ * address `tcp:HOST:PORT` with a numeric host (`tcp:127.0.0.1:0` for any
+ * free port, `tcp:[::]:7000`): see [property@Np.PipeServer:address].
  *
  * Returns: (transfer full): a new #NpPipeServer
  *

@@ -79,6 +79,9 @@ np_stream_handle_io_locked (NpStream     *self,
 
   g_mutex_lock (self->lock);
   self->transport_users--;
+  /* What reading made the transport write (np-transport-tls.c). */
+  if (G_UNLIKELY (self->transport != NULL && self->transport->wants_out) && !self->want_out)
+    np_stream_write_some_locked (self);
   if (self->state != NP_STREAM_CLOSED)
     np_stream_settle_locked (self, &after);
   np_stream_release_transport_locked (self);

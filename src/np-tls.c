@@ -36,6 +36,9 @@ struct _NpTlsSink
 {
   GOutputStream  parent_instance;
   GSocket       *socket;
+  /* A read may write (a TLS 1.3 key update answered) while another
+   * thread writes: the lock keeps what each writes whole and in order. */
+  GMutex         lock;
   GByteArray    *backlog;
   gsize          sent;          /* of the backlog */
 };
@@ -46,9 +49,10 @@ G_DEFINE_FINAL_TYPE_WITH_CODE (NpTlsSink, np_tls_sink, G_TYPE_OUTPUT_STREAM,
                                G_IMPLEMENT_INTERFACE (G_TYPE_POLLABLE_OUTPUT_STREAM,
                                                       np_tls_sink_pollable_init))
 
-/* Sends the backlog; FALSE with @error on failure. */
+/* Sends the backlog; FALSE with @error on failure. Called with the
+ * lock held. */
 static gboolean
-np_tls_sink_send_backlog (NpTlsSink     *self,
+np_tls_sink_send_backlog_locked (NpTlsSink     *self,
                           gboolean       blocking,
                           GCancellable  *cancellable,
                           GError       **error)
@@ -79,9 +83,36 @@ np_tls_sink_send_backlog (NpTlsSink     *self,
 }
 
 static gboolean
-np_tls_sink_has_backlog (NpTlsSink *self)
+np_tls_sink_has_backlog_locked (NpTlsSink *self)
 {
   return self->sent < self->backlog->len;
+}
+
+static gboolean
+np_tls_sink_has_backlog (NpTlsSink *self)
+{
+  gboolean pending;
+
+  g_mutex_lock (&self->lock);
+  pending = np_tls_sink_has_backlog_locked (self);
+  g_mutex_unlock (&self->lock);
+
+  return pending;
+}
+
+static gboolean
+np_tls_sink_send_backlog (NpTlsSink     *self,
+                          gboolean       blocking,
+                          GCancellable  *cancellable,
+                          GError       **error)
+{
+  gboolean ok;
+
+  g_mutex_lock (&self->lock);
+  ok = np_tls_sink_send_backlog_locked (self, blocking, cancellable, error);
+  g_mutex_unlock (&self->lock);
+
+  return ok;
 }
 
 static gssize
@@ -92,11 +123,16 @@ np_tls_sink_write (GOutputStream  *stream,
                    GError        **error)
 {
   NpTlsSink *self = NP_TLS_SINK (stream);
+  gssize n = -1;
 
-  if (!np_tls_sink_send_backlog (self, TRUE, cancellable, error))
-    return -1;
+  /* Only the handshake, in its thread, writes blocking: nothing else
+   * writes meanwhile. */
+  g_mutex_lock (&self->lock);
+  if (np_tls_sink_send_backlog_locked (self, TRUE, cancellable, error))
+    n = g_socket_send_with_blocking (self->socket, buffer, count, TRUE, cancellable, error);
+  g_mutex_unlock (&self->lock);
 
-  return g_socket_send_with_blocking (self->socket, buffer, count, TRUE, cancellable, error);
+  return n;
 }
 
 static gssize
@@ -108,10 +144,15 @@ np_tls_sink_write_nonblocking (GPollableOutputStream  *stream,
   NpTlsSink *self = NP_TLS_SINK (stream);
   gssize n = 0;
 
-  if (!np_tls_sink_send_backlog (self, FALSE, NULL, error))
-    return -1;
+  g_mutex_lock (&self->lock);
 
-  if (!np_tls_sink_has_backlog (self))
+  if (!np_tls_sink_send_backlog_locked (self, FALSE, NULL, error))
+    {
+      g_mutex_unlock (&self->lock);
+      return -1;
+    }
+
+  if (!np_tls_sink_has_backlog_locked (self))
     {
       g_autoptr(GError) local_error = NULL;
 
@@ -120,6 +161,7 @@ np_tls_sink_write_nonblocking (GPollableOutputStream  *stream,
         {
           if (!g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
             {
+              g_mutex_unlock (&self->lock);
               g_propagate_error (error, g_steal_pointer (&local_error));
               return -1;
             }
@@ -130,6 +172,8 @@ np_tls_sink_write_nonblocking (GPollableOutputStream  *stream,
   /* Kept in order after what waits already. */
   if ((gsize) n < count)
     g_byte_array_append (self->backlog, (const guint8 *) buffer + n, count - n);
+
+  g_mutex_unlock (&self->lock);
 
   return count;
 }
@@ -177,6 +221,7 @@ np_tls_sink_finalize (GObject *object)
 
   g_clear_object (&self->socket);
   g_byte_array_unref (self->backlog);
+  g_mutex_clear (&self->lock);
 
   G_OBJECT_CLASS (np_tls_sink_parent_class)->finalize (object);
 }
@@ -195,6 +240,7 @@ np_tls_sink_class_init (NpTlsSinkClass *klass)
 static void
 np_tls_sink_init (NpTlsSink *self)
 {
+  g_mutex_init (&self->lock);
   self->backlog = g_byte_array_new ();
 }
 
@@ -672,6 +718,7 @@ typedef struct
   GTlsConnection    *tls;
   GCancellable      *cancellable;
   GSource           *timer;
+  GSource           *hello;      /* waits for the peer's first bytes */
   char              *address;
   gint64             deadline;   /* 0: none */
   gboolean           timed_out;
@@ -725,6 +772,11 @@ pending_free (Pending *pending)
     {
       g_source_destroy (pending->timer);
       g_source_unref (pending->timer);
+    }
+  if (pending->hello != NULL)
+    {
+      g_source_destroy (pending->hello);
+      g_source_unref (pending->hello);
     }
   g_object_unref (pending->cancellable);
   g_object_unref (pending->tls);
@@ -786,6 +838,24 @@ np_tls_acceptor_handshake_done (GObject      *object,
   pending_free (pending);
 }
 
+/* The peer's first bytes came (or the deadline passed, or the server
+ * stopped: the handshake then fails at once). */
+static gboolean
+pending_hello_cb (GSocket      *socket,
+                  GIOCondition  condition,
+                  gpointer      data)
+{
+  Pending *pending = data;
+  NpTlsAcceptor *self = pending->acceptor;
+
+  g_main_context_push_thread_default (self->context);
+  np_tls_handshake_async (pending->tls, pending->address, NULL, pending->cancellable,
+                          np_tls_acceptor_handshake_done, pending);
+  g_main_context_pop_thread_default (self->context);
+
+  return G_SOURCE_REMOVE;
+}
+
 /* Runs the TLS handshake of a peer that just connected, within
  * @timeout_msec (0: no limit), then hands the connection to the owner
  * with what is left of the timeout; drops the peer if it fails. */
@@ -836,10 +906,14 @@ np_tls_acceptor_accept (NpTlsAcceptor          *self,
   if (closed)
     g_cancellable_cancel (pending->cancellable);
 
-  g_main_context_push_thread_default (self->context);
-  np_tls_handshake_async (tls, pending->address, NULL, pending->cancellable,
-                          np_tls_acceptor_handshake_done, pending);
-  g_main_context_pop_thread_default (self->context);
+  /* A peer takes one of the few handshake slots only once its first
+   * bytes arrived: one that connects and says nothing holds a
+   * descriptor until its deadline, never a thread. */
+  pending->hello = g_socket_create_source (g_socket_connection_get_socket (connection),
+                                           G_IO_IN, pending->cancellable);
+  g_source_set_static_name (pending->hello, "[np] TLS ClientHello");
+  g_source_set_callback (pending->hello, G_SOURCE_FUNC (pending_hello_cb), pending, NULL);
+  g_source_attach (pending->hello, self->context);
 }
 
 /* Peers in their TLS handshake. */

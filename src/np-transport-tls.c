@@ -179,10 +179,11 @@ np_transport_tls_receive (NpTransport    *transport,
 
   n = g_pollable_input_stream_read_nonblocking (self->input, buffer, size, NULL, &local_error);
 
-  /* Reading may have written (a key update answered): it waits in the
+  /* Reading may have written (a key update answered), perhaps while
+   * another thread writes: what the socket did not take waits in the
    * sink, for the stream to write when the socket takes it. */
-  if (np_tls_sink_is_pending (self->sink))
-    transport->wants_out = TRUE;
+  if (G_UNLIKELY (np_tls_sink_is_pending (self->sink)))
+    g_atomic_int_set (&transport->wants_out, TRUE);
 
   if (n < 0)
     {
