@@ -390,8 +390,19 @@ np_tls_client_new (GSocketConnection       *connection,
                    GError                 **error)
 {
   g_autoptr(GIOStream) base = np_tls_base_new (connection);
+  g_autoptr(GSocketConnectable) numeric = NULL;
   GTlsConnection *tls;
   NpTlsAccept *accept;
+
+  /* A host written as an address is no server name, but GIO would send
+   * it as one (SNI), which a GnuTLS server refuses for an IPv6 address:
+   * the address itself identifies the server, as its certificate's IP
+   * address does. */
+  if (G_IS_NETWORK_ADDRESS (identity) &&
+      g_hostname_is_ip_address (g_network_address_get_hostname (G_NETWORK_ADDRESS (identity))))
+    identity = numeric = G_SOCKET_CONNECTABLE (g_inet_socket_address_new_from_string (
+      g_network_address_get_hostname (G_NETWORK_ADDRESS (identity)),
+      g_network_address_get_port (G_NETWORK_ADDRESS (identity))));
 
   tls = G_TLS_CONNECTION (g_tls_client_connection_new (base, identity, error));
   if (tls == NULL)
