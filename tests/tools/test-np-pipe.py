@@ -1039,11 +1039,12 @@ def tls_files(stem="server"):
 class TcpListener(Listener):
     """np-pipe listen on tcp:127.0.0.1:0, with the port it got."""
 
-    def __init__(self, *options):
-        self.process = subprocess.Popen([NP_PIPE, "listen", *options, "tcp:127.0.0.1:0"],
+    def __init__(self, *options, host="127.0.0.1"):
+        address = f"[{host}]" if ":" in host else host
+        self.process = subprocess.Popen([NP_PIPE, "listen", *options, f"tcp:{address}:0"],
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         first = self.line()
-        m = re.fullmatch(r"Listening on (tcp:127\.0\.0\.1:(\d+)) "
+        m = re.fullmatch(r"Listening on (tcp:" + re.escape(address) + r":(\d+)) "
                          r"(?:with TLS \(certificate SHA-256 ([0-9a-f]{64})\)|without TLS)", first)
         assert m, first
         self.name, self.port, self.fingerprint = m[1], int(m[2]), m[3]
@@ -1055,9 +1056,9 @@ class TcpListener(Listener):
         assert status == 0, f"listen exited with {status}"
 
 
-def tls_listener(*options):
+def tls_listener(*options, host="127.0.0.1"):
     cert, key = tls_files()
-    return TcpListener("--tls-certificate", cert, "--tls-key", key, *options)
+    return TcpListener("--tls-certificate", cert, "--tls-key", key, *options, host=host)
 
 
 @test
@@ -1117,6 +1118,35 @@ def tls_request_and_ping_with_the_ca_or_the_pin():
     result = run("send", "--tls-ca", cert, listener.name, "by the CA")
     assert result.returncode == 0, result
     listener.expect(lambda l: l.endswith(": by the CA"), "the message verified by the CA")
+    listener.stop()
+
+
+def have_ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@test
+def tls_over_ipv6_loopback():
+    cert, _ = tls_files()
+    if not have_ipv6_loopback():
+        raise Skip("no IPv6 loopback here")
+    listener = tls_listener("--allow-anonymous", "--echo", host="::1")
+    result = run("request", "--tls-pin", listener.fingerprint, listener.name, "over IPv6")
+    assert result.returncode == 0, result
+    assert result.stdout.decode() == "reply: over IPv6\n", result.stdout
+    line = listener.line()
+    assert re.fullmatch(r"client 1 connected \(from \[::1\]:\d+\)", line), line
+
+    # The certificate names 127.0.0.1 only: verified, it is refused for ::1.
+    result = run("request", "--tls-ca", cert, listener.name, "unverified")
+    assert result.returncode == 1, result
+    error = result.stderr.decode()
+    assert "not for the host name or address connected to" in error, error
     listener.stop()
 
 
