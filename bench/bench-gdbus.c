@@ -1,7 +1,8 @@
 /* bench-gdbus.c: GDBus peer-to-peer (GDBusServer, no bus daemon), what a
  * GNOME developer would otherwise use: signals one way, method calls for
  * round trips and requests, with a descriptor in a GUnixFDList for
- * round trips that pass one
+ * round trips that pass one; over loopback TCP too, where D-Bus has no
+ * encryption and the server lets clients in anonymously
  *
  * Copyright 2026 The Np authors
  *
@@ -55,19 +56,36 @@ new_connection (GDBusServer     *dbus_server,
   return TRUE;
 }
 
+/* Over TCP, @address is "tcp:127.0.0.1:0": the server takes an
+ * ephemeral port of 127.0.0.1, and says which in its "ready". */
+static gboolean
+is_tcp (const char *address)
+{
+  return g_str_has_prefix (address, "tcp:");
+}
+
 static GDBusServer *
 server_new (const char *address,
             Server     *server)
 {
   g_autofree char *guid = g_dbus_generate_guid ();
-  g_autofree char *dbus_address = g_strdup_printf ("unix:path=%s", address);
+  g_autofree char *dbus_address = NULL;
   g_autoptr(GError) error = NULL;
+  GDBusServerFlags flags = G_DBUS_SERVER_FLAGS_NONE;
   GDBusServer *dbus_server;
 
-  unlink (address);
+  if (is_tcp (address))
+    {
+      dbus_address = g_strdup ("tcp:host=127.0.0.1");
+      flags = G_DBUS_SERVER_FLAGS_AUTHENTICATION_ALLOW_ANONYMOUS;
+    }
+  else
+    {
+      dbus_address = g_strdup_printf ("unix:path=%s", address);
+      unlink (address);
+    }
   server->connections = g_ptr_array_new_with_free_func (g_object_unref);
-  dbus_server = g_dbus_server_new_sync (dbus_address, G_DBUS_SERVER_FLAGS_NONE, guid,
-                                        NULL, NULL, &error);
+  dbus_server = g_dbus_server_new_sync (dbus_address, flags, guid, NULL, NULL, &error);
   if (dbus_server == NULL)
     g_error ("%s", error->message);
 
@@ -77,10 +95,23 @@ server_new (const char *address,
   return dbus_server;
 }
 
+static void
+server_ready (GDBusServer *dbus_server)
+{
+  const char *client_address = g_dbus_server_get_client_address (dbus_server);
+
+  if (is_tcp (client_address))
+    bench_ready_at (client_address);
+  else
+    bench_ready ();
+}
+
+/* @address: a path, or over TCP the server's D-Bus address. */
 static GDBusConnection *
 client_new (const char *address)
 {
-  g_autofree char *dbus_address = g_strdup_printf ("unix:path=%s", address);
+  g_autofree char *dbus_address = is_tcp (address) ? g_strdup (address)
+                                                   : g_strdup_printf ("unix:path=%s", address);
   g_autoptr(GError) error = NULL;
   GDBusConnection *connection;
 
@@ -145,7 +176,7 @@ gdbus_sink (const char *address,
   Server server = { NULL, subscribe, &s };
   g_autoptr(GDBusServer) dbus_server = server_new (address, &server);
 
-  bench_ready ();
+  server_ready (dbus_server);
   WAIT_UNTIL (s.count == total);
   bench_report ("rate %f", (total - 1) / ((s.last - s.first) / 1e6));
   /* The sources may still be in g_dbus_connection_flush_sync(), which
@@ -265,7 +296,7 @@ gdbus_echo (const char *address)
   g_autoptr(GDBusServer) dbus_server = server_new (address, &server);
 
   g_unix_fd_add (STDIN_FILENO, G_IO_IN | G_IO_HUP, bench_stdin_closed_cb, loop);
-  bench_ready ();
+  server_ready (dbus_server);
   g_main_loop_run (loop);
   g_dbus_server_stop (dbus_server);
   g_ptr_array_unref (server.connections);
@@ -352,7 +383,7 @@ gdbus_holder (const char *address,
   g_autoptr(GDBusServer) dbus_server = server_new (address, &server);
   gint64 before = bench_rss_bytes ();
 
-  bench_ready ();
+  server_ready (dbus_server);
   WAIT_UNTIL (server.connections->len == conns);
   while (g_main_context_iteration (NULL, FALSE))
     ;
@@ -550,7 +581,7 @@ gdbus_held_echo (const char *address,
   Server server = { NULL, export_echo, info };
   g_autoptr(GDBusServer) dbus_server = server_new (address, &server);
 
-  bench_ready ();
+  server_ready (dbus_server);
   /* A connection is new once it is authenticated. */
   WAIT_UNTIL (server.connections->len == idle);
   bench_report ("held");
@@ -632,4 +663,15 @@ const BenchTransport bench_gdbus = {
   .held_echo = gdbus_held_echo,
   .idle_client = gdbus_idler,
   .thread_connector = gdbus_thread_connector,
+};
+
+const BenchTransport bench_gdbus_tcp = {
+  .name = "gdbus-tcp",
+  .title = "GDBus p2p tcp",
+  .tcp = TRUE,
+  .sink = gdbus_sink,
+  .source = gdbus_source,
+  .echo = gdbus_echo,
+  .pinger = gdbus_pinger,
+  .connector = gdbus_connector,
 };

@@ -16,6 +16,38 @@
 
 #include "bench.h"
 
+/* Over TCP: np-tcp's connections are plaintext (loopback only), np-tls's
+ * use the certificate the orchestrator made; the clients pin it. */
+static gboolean
+is_tcp (const char *address)
+{
+  return g_str_has_prefix (address, "tcp:");
+}
+
+static gboolean
+is_plaintext (void)
+{
+  return bench_role_transport == &bench_np_tcp;
+}
+
+/* The SHA-256 of the server's certificate (DER), in hex. */
+static const char *
+tls_pin (void)
+{
+  static char *pin;
+
+  if (pin == NULL)
+    {
+      g_autoptr(GTlsCertificate) certificate = bench_tls_certificate ();
+      g_autoptr(GByteArray) der = NULL;
+
+      g_object_get (certificate, "certificate", &der, NULL);
+      pin = g_compute_checksum_for_data (G_CHECKSUM_SHA256, der->data, der->len);
+    }
+
+  return pin;
+}
+
 static NpPipeServer *
 server_new (const char *address,
             guint       max_connections)
@@ -23,6 +55,14 @@ server_new (const char *address,
   NpPipeServer *server = np_pipe_server_new (address);
   g_autoptr(GError) error = NULL;
 
+  if (is_tcp (address) && is_plaintext ())
+    g_object_set (server, "insecure-plaintext", TRUE, "allow-anonymous", TRUE, NULL);
+  else if (is_tcp (address))
+    {
+      g_autoptr(GTlsCertificate) certificate = bench_tls_certificate ();
+
+      g_object_set (server, "tls-certificate", certificate, "allow-anonymous", TRUE, NULL);
+    }
   np_pipe_server_set_max_connections (server, max_connections);
   np_pipe_server_set_max_queued_bytes (server, 0);
   np_pipe_server_set_request_timeout (server, 0);
@@ -32,12 +72,28 @@ server_new (const char *address,
   return server;
 }
 
+/* Over TCP, the server's name gives the port it was given. */
+static void
+server_ready (NpPipeServer *server)
+{
+  const char *name = np_pipe_server_get_name (server);
+
+  if (is_tcp (name))
+    bench_ready_at (name);
+  else
+    bench_ready ();
+}
+
 static NpPipeClient *
 client_new (const char *address)
 {
   NpPipeClient *client = np_pipe_client_new (address);
   g_autoptr(GError) error = NULL;
 
+  if (is_tcp (address) && is_plaintext ())
+    g_object_set (client, "insecure-plaintext", TRUE, NULL);
+  else if (is_tcp (address))
+    g_object_set (client, "tls-pin", tls_pin (), NULL);
   np_pipe_client_set_max_queued_bytes (client, 0);
   np_pipe_client_set_request_timeout (client, 0);
   if (!np_pipe_client_connect_sync (client, NULL, &error))
@@ -75,7 +131,7 @@ np_sink (const char *address,
   Sink s = { 0 };
 
   g_signal_connect (server, "message-received", G_CALLBACK (sink_message), &s);
-  bench_ready ();
+  server_ready (server);
   WAIT_UNTIL (s.count == total);
   bench_report ("rate %f", (total - 1) / ((s.last - s.first) / 1e6));
 
@@ -145,7 +201,7 @@ np_echo (const char *address)
 
   g_signal_connect (server, "message-received", G_CALLBACK (echo_message), NULL);
   g_unix_fd_add (STDIN_FILENO, G_IO_IN | G_IO_HUP, bench_stdin_closed_cb, loop);
-  bench_ready ();
+  server_ready (server);
   g_main_loop_run (loop);
 
   return 0;
@@ -260,7 +316,7 @@ np_holder (const char *address,
     ;
 
   before = bench_rss_bytes ();
-  bench_ready ();
+  server_ready (server);
   WAIT_UNTIL (np_pipe_server_get_n_connections (server) == conns + 1);
   /* Let every handshake complete. */
   while (g_main_context_iteration (NULL, FALSE))
@@ -305,7 +361,7 @@ np_tagged_sink (const char *address,
 
   bench_tags_init (&tags, threads, per_thread, size);
   g_signal_connect (server, "message-received", G_CALLBACK (tagged_message), &tags);
-  bench_ready ();
+  server_ready (server);
   WAIT_UNTIL (bench_tags_done (&tags));
   bench_tags_report (&tags);
   bench_tags_clear (&tags);
@@ -402,7 +458,7 @@ np_replier (const char *address,
 
   g_signal_connect (server, "request-received", G_CALLBACK (reply_request), NULL);
   g_unix_fd_add (STDIN_FILENO, G_IO_IN | G_IO_HUP, bench_stdin_closed_cb, loop);
-  bench_ready ();
+  server_ready (server);
   g_main_loop_run (loop);
 
   return 0;
@@ -556,7 +612,7 @@ np_fd_echo (const char *address)
   g_signal_connect (server, "message-with-fds-received", G_CALLBACK (fd_echo_message), own);
   g_signal_connect (server, "message-received", G_CALLBACK (server_message_without_fd), NULL);
   g_unix_fd_add (STDIN_FILENO, G_IO_IN | G_IO_HUP, bench_stdin_closed_cb, loop);
-  bench_ready ();
+  server_ready (server);
   g_main_loop_run (loop);
 
   return 0;
@@ -615,7 +671,7 @@ np_held_echo (const char *address,
   g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
 
   g_signal_connect (server, "message-received", G_CALLBACK (echo_message), NULL);
-  bench_ready ();
+  server_ready (server);
   /* Counts the connections whose handshake is complete. */
   WAIT_UNTIL (np_pipe_server_get_n_connections (server) == idle);
   bench_report ("held");
@@ -701,4 +757,50 @@ const BenchTransport bench_np = {
   .held_echo = np_held_echo,
   .idle_client = np_idler,
   .thread_connector = np_thread_connector,
+};
+
+/* Over loopback TCP: with TLS, and in plaintext to show what TLS costs */
+
+static gboolean
+np_tcp_prepare (char **why)
+{
+  g_autoptr(GTypeClass) klass = g_type_class_ref (NP_TYPE_PIPE_SERVER);
+
+  if (g_object_class_find_property (G_OBJECT_CLASS (klass), "insecure-plaintext") == NULL)
+    {
+      *why = g_strdup ("this build of Np has no TCP transport");
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+static gboolean
+np_tls_prepare (char **why)
+{
+  return np_tcp_prepare (why) && bench_tls_prepare (why);
+}
+
+const BenchTransport bench_np_tls = {
+  .name = "np-tls",
+  .title = "Np TLS",
+  .tcp = TRUE,
+  .prepare = np_tls_prepare,
+  .sink = np_sink,
+  .source = np_source,
+  .echo = np_echo,
+  .pinger = np_pinger,
+  .connector = np_connector,
+};
+
+const BenchTransport bench_np_tcp = {
+  .name = "np-tcp",
+  .title = "Np plain TCP",
+  .tcp = TRUE,
+  .prepare = np_tcp_prepare,
+  .sink = np_sink,
+  .source = np_source,
+  .echo = np_echo,
+  .pinger = np_pinger,
+  .connector = np_connector,
 };

@@ -1,6 +1,7 @@
 /* bench-zmq.c: ZeroMQ over ipc://, what a systems developer would
  * otherwise use: PUSH/PULL one way (a PUSH socket per sending thread),
- * REQ/REP for round trips, DEALER/ROUTER for requests in flight
+ * REQ/REP for round trips, DEALER/ROUTER for requests in flight; over
+ * loopback TCP the same, in plaintext (tcp://) or encrypted with CURVE
  *
  * Copyright 2026 The Np authors
  *
@@ -17,10 +18,58 @@
 
 #include "bench.h"
 
+#define CURVE_PUBLIC_ENV "NP_BENCH_CURVE_PUBLIC"
+#define CURVE_SECRET_ENV "NP_BENCH_CURVE_SECRET"
+
+/* A path for ipc://, or over TCP "tcp:127.0.0.1:PORT", where a server is
+ * given port 0 and binds an ephemeral port. */
 static char *
 endpoint_of (const char *address)
 {
+  if (g_str_has_prefix (address, "tcp:"))
+    return g_str_has_suffix (address, ":0")
+             ? g_strdup_printf ("tcp://%.*s:*", (int) (strlen (address) - strlen ("tcp:") - 2),
+                                address + strlen ("tcp:"))
+             : g_strdup_printf ("tcp://%s", address + strlen ("tcp:"));
+
   return g_strdup_printf ("ipc://%s", address);
+}
+
+static void
+unlink_ipc (const char *address)
+{
+  if (!g_str_has_prefix (address, "tcp:"))
+    unlink (address);
+}
+
+/* The server's keys come from the orchestrator (zmq_curve_prepare()),
+ * each client process makes its own. */
+static void
+curve_setup (void     *socket,
+             gboolean  server)
+{
+  static char public_key[41], secret_key[41];
+  const char *server_public = g_getenv (CURVE_PUBLIC_ENV);
+  const char *server_secret = g_getenv (CURVE_SECRET_ENV);
+  int yes = 1;
+
+  if (server_public == NULL || server_secret == NULL)
+    g_error ("No CURVE keys: %s and %s are not set", CURVE_PUBLIC_ENV, CURVE_SECRET_ENV);
+
+  if (server)
+    {
+      if (zmq_setsockopt (socket, ZMQ_CURVE_SERVER, &yes, sizeof yes) != 0 ||
+          zmq_setsockopt (socket, ZMQ_CURVE_SECRETKEY, server_secret, 40) != 0)
+        g_error ("CURVE: %s", zmq_strerror (zmq_errno ()));
+      return;
+    }
+
+  if (public_key[0] == '\0' && zmq_curve_keypair (public_key, secret_key) != 0)
+    g_error ("zmq_curve_keypair: %s", zmq_strerror (zmq_errno ()));
+  if (zmq_setsockopt (socket, ZMQ_CURVE_SERVERKEY, server_public, 40) != 0 ||
+      zmq_setsockopt (socket, ZMQ_CURVE_PUBLICKEY, public_key, 40) != 0 ||
+      zmq_setsockopt (socket, ZMQ_CURVE_SECRETKEY, secret_key, 40) != 0)
+    g_error ("CURVE: %s", zmq_strerror (zmq_errno ()));
 }
 
 static void *
@@ -35,10 +84,31 @@ socket_new (void       *context,
 
   zmq_setsockopt (socket, ZMQ_SNDHWM, &hwm, sizeof hwm);
   zmq_setsockopt (socket, ZMQ_RCVHWM, &hwm, sizeof hwm);
+  if (bench_role_transport == &bench_zmq_curve)
+    curve_setup (socket, bind);
   if ((bind ? zmq_bind (socket, endpoint) : zmq_connect (socket, endpoint)) != 0)
     g_error ("%s %s: %s", bind ? "bind" : "connect", endpoint, zmq_strerror (zmq_errno ()));
 
   return socket;
+}
+
+/* A server's "ready"; over TCP with the port it was given. */
+static void
+socket_ready (void *socket)
+{
+  char endpoint[256];
+  size_t len = sizeof endpoint;
+
+  if (zmq_getsockopt (socket, ZMQ_LAST_ENDPOINT, endpoint, &len) != 0)
+    g_error ("ZMQ_LAST_ENDPOINT: %s", zmq_strerror (zmq_errno ()));
+  if (g_str_has_prefix (endpoint, "tcp://"))
+    {
+      g_autofree char *address = g_strdup_printf ("tcp:%s", endpoint + strlen ("tcp://"));
+
+      bench_ready_at (address);
+    }
+  else
+    bench_ready ();
 }
 
 /* A context for @sockets sockets, past the default of 1023 when need be. */
@@ -63,9 +133,9 @@ zmq_sink (const char *address,
   zmq_msg_t msg;
   gint64 first = 0, last = 0;
 
-  unlink (address);
+  unlink_ipc (address);
   pull = socket_new (context, ZMQ_PULL, address, TRUE);
-  bench_ready ();
+  socket_ready (pull);
 
   zmq_msg_init (&msg);
   for (guint64 n = 0; n < total; n++)
@@ -122,9 +192,9 @@ zmq_echo (const char *address)
   void *rep;
   zmq_msg_t msg;
 
-  unlink (address);
+  unlink_ipc (address);
   rep = socket_new (context, ZMQ_REP, address, TRUE);
-  bench_ready ();
+  socket_ready (rep);
 
   zmq_msg_init (&msg);
   for (;;)
@@ -240,13 +310,13 @@ zmq_holder (const char *address,
   gint64 before;
   guint accepted = 0;
 
-  unlink (address);
+  unlink_ipc (address);
   pull = socket_new (context, ZMQ_PULL, address, TRUE);
   zmq_socket_monitor (pull, "inproc://np-bench-monitor", ZMQ_EVENT_ACCEPTED);
   monitor = zmq_socket (context, ZMQ_PAIR);
   zmq_connect (monitor, "inproc://np-bench-monitor");
   before = bench_rss_bytes ();
-  bench_ready ();
+  socket_ready (pull);
 
   /* Each event is two frames: the event id and value, then the endpoint. */
   while (accepted < conns)
@@ -283,10 +353,10 @@ zmq_tagged_sink (const char *address,
   zmq_msg_t msg;
   BenchTags tags;
 
-  unlink (address);
+  unlink_ipc (address);
   pull = socket_new (context, ZMQ_PULL, address, TRUE);
   bench_tags_init (&tags, threads, per_thread, size);
-  bench_ready ();
+  socket_ready (pull);
 
   zmq_msg_init (&msg);
   while (!bench_tags_done (&tags))
@@ -374,9 +444,9 @@ zmq_replier (const char *address,
     return zmq_echo (address);
 
   context = zmq_ctx_new ();
-  unlink (address);
+  unlink_ipc (address);
   router = socket_new (context, ZMQ_ROUTER, address, TRUE);
-  bench_ready ();
+  socket_ready (router);
 
   zmq_msg_init (&identity);
   zmq_msg_init (&msg);
@@ -482,9 +552,9 @@ zmq_held_echo (const char *address,
   zmq_msg_t part;
   int more;
 
-  unlink (address);
+  unlink_ipc (address);
   router = socket_new (context, ZMQ_ROUTER, address, TRUE);
-  bench_ready ();
+  socket_ready (router);
 
   zmq_msg_init (&part);
   for (guint n = 0; n < idle; n++)
@@ -629,4 +699,51 @@ const BenchTransport bench_zmq = {
   .held_echo = zmq_held_echo,
   .idle_client = zmq_idle_client,
   .thread_connector = zmq_thread_connector,
+};
+
+/* Over loopback TCP */
+
+/* The server's CURVE keys, for every process of the run. */
+static gboolean
+zmq_curve_prepare (char **why)
+{
+  char public_key[41], secret_key[41];
+
+  if (!zmq_has ("curve"))
+    {
+      *why = g_strdup ("this libzmq has no CURVE");
+      return FALSE;
+    }
+  if (zmq_curve_keypair (public_key, secret_key) != 0)
+    {
+      *why = g_strdup_printf ("zmq_curve_keypair: %s", zmq_strerror (zmq_errno ()));
+      return FALSE;
+    }
+  g_setenv (CURVE_PUBLIC_ENV, public_key, TRUE);
+  g_setenv (CURVE_SECRET_ENV, secret_key, TRUE);
+
+  return TRUE;
+}
+
+const BenchTransport bench_zmq_curve = {
+  .name = "zmq-curve",
+  .title = "ZeroMQ CURVE",
+  .tcp = TRUE,
+  .prepare = zmq_curve_prepare,
+  .sink = zmq_sink,
+  .source = zmq_source,
+  .echo = zmq_echo,
+  .pinger = zmq_pinger,
+  .connector = zmq_connector,
+};
+
+const BenchTransport bench_zmq_tcp = {
+  .name = "zmq-tcp",
+  .title = "ZeroMQ tcp",
+  .tcp = TRUE,
+  .sink = zmq_sink,
+  .source = zmq_source,
+  .echo = zmq_echo,
+  .pinger = zmq_pinger,
+  .connector = zmq_connector,
 };

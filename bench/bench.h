@@ -8,11 +8,17 @@
  * and reports on stdout in one line: a server role prints "ready" once it
  * listens, then its result; a client role prints its result. A server
  * role ends when its stdin closes.
+ *
+ * A transport over TCP is given the address "tcp:127.0.0.1:0": its
+ * server role binds an ephemeral port of the loopback interface and
+ * prints "ready ADDRESS" (bench_ready_at()), and its client roles are
+ * given that ADDRESS. The certificate of TLS servers is in the files that
+ * the environment variables BENCH_TLS_CERT_ENV and BENCH_TLS_KEY_ENV name.
  */
 
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 
 G_BEGIN_DECLS
 
@@ -28,6 +34,11 @@ typedef struct
 {
   const char *name;
   const char *title;
+  /* Over loopback TCP: takes part in the TCP and TLS scenarios only. */
+  gboolean    tcp;
+  /* In the orchestrator, before any measurement: FALSE, with the reason
+   * in @why, when this transport cannot be measured on this machine. */
+  gboolean (*prepare) (char **why);
   /* Receives @total messages of @size bytes on any number of connections;
    * prints "rate MSGS_PER_SECOND", timed from the first to the last. */
   int (*sink)      (const char *address, guint64 total, gsize size);
@@ -91,12 +102,28 @@ extern const BenchTransport bench_raw;
 extern const BenchTransport bench_raw_batched;
 extern const BenchTransport bench_gdbus;
 extern const BenchTransport bench_glib;
+extern const BenchTransport bench_np_tls;
+extern const BenchTransport bench_np_tcp;
+extern const BenchTransport bench_gio_tls;
+extern const BenchTransport bench_gdbus_tcp;
 #ifdef HAVE_ZMQ
 extern const BenchTransport bench_zmq;
+extern const BenchTransport bench_zmq_tcp;
+extern const BenchTransport bench_zmq_curve;
 #endif
+
+/* In a role's process: the transport it runs for. */
+extern const BenchTransport *bench_role_transport;
+
+#define BENCH_TLS_CERT_ENV "NP_BENCH_TLS_CERT"
+#define BENCH_TLS_KEY_ENV  "NP_BENCH_TLS_KEY"
 
 /* Shared helpers (np-bench.c) */
 void    bench_ready          (void);
+void    bench_ready_at       (const char *address);
+GTlsCertificate *
+        bench_tls_certificate (void);
+gboolean bench_tls_prepare   (char **why);
 void    bench_connected_wait_go
                              (void);
 void    bench_report         (const char *format, ...) G_GNUC_PRINTF (1, 2);

@@ -1,5 +1,6 @@
 /* np-bench.c: Np side by side with a raw socket, GDBus peer-to-peer and
- * ZeroMQ, in one run
+ * ZeroMQ, in one run; over loopback TCP, Np with TLS side by side with a
+ * bare GIO TLS stream, ZeroMQ (plain and CURVE) and GDBus
  *
  * Copyright 2026 The Np authors
  *
@@ -31,10 +32,56 @@
 
 /* Helpers for the roles */
 
+const BenchTransport *bench_role_transport;
+
 void
 bench_ready (void)
 {
   bench_report ("ready");
+}
+
+/* A server over TCP: the clients are to connect to @address. */
+void
+bench_ready_at (const char *address)
+{
+  bench_report ("ready %s", address);
+}
+
+/* The certificate and key that the orchestrator made for TLS servers. */
+GTlsCertificate *
+bench_tls_certificate (void)
+{
+  const char *cert = g_getenv (BENCH_TLS_CERT_ENV);
+  const char *key = g_getenv (BENCH_TLS_KEY_ENV);
+  g_autoptr(GError) error = NULL;
+  GTlsCertificate *certificate;
+
+  if (cert == NULL || key == NULL)
+    g_error ("No certificate: %s and %s are not set", BENCH_TLS_CERT_ENV, BENCH_TLS_KEY_ENV);
+  certificate = g_tls_certificate_new_from_files (cert, key, &error);
+  if (certificate == NULL)
+    g_error ("%s", error->message);
+
+  return certificate;
+}
+
+/* The prepare() of a TLS transport: a certificate was made, and GIO has
+ * a TLS backend (glib-networking). */
+gboolean
+bench_tls_prepare (char **why)
+{
+  if (g_getenv (BENCH_TLS_CERT_ENV) == NULL)
+    {
+      *why = g_strdup ("no certificate could be made");
+      return FALSE;
+    }
+  if (!g_tls_backend_supports_tls (g_tls_backend_get_default ()))
+    {
+      *why = g_strdup ("GIO has no TLS backend (Debian: glib-networking)");
+      return FALSE;
+    }
+
+  return TRUE;
 }
 
 /* A source has made its connections: it says so, and starts sending once
@@ -251,6 +298,8 @@ bench_tags_report (BenchTags *tags)
 
 /* Transports and scenarios */
 
+/* Np first, then its baselines: over a Unix socket, then over loopback
+ * TCP, where Np with TLS comes first. */
 static const BenchTransport *transports[] = {
   &bench_np,
   &bench_raw,
@@ -260,7 +309,25 @@ static const BenchTransport *transports[] = {
 #ifdef HAVE_ZMQ
   &bench_zmq,
 #endif
+  &bench_np_tls,
+  &bench_np_tcp,
+  &bench_gio_tls,
+#ifdef HAVE_ZMQ
+  &bench_zmq_curve,
+  &bench_zmq_tcp,
+#endif
+  &bench_gdbus_tcp,
 };
+
+/* What the figures of each group of transports are divided by. */
+static const BenchTransport *
+reference_of (gboolean tcp)
+{
+  return tcp ? &bench_np_tls : &bench_np;
+}
+
+/* Transports whose prepare() failed in this run. */
+static GHashTable *unavailable;
 
 typedef enum
 {
@@ -286,6 +353,7 @@ typedef struct
   guint64     count;       /* messages, round trips or connections */
   guint       slow_divisor; /* GDBus does the same work in this many times fewer messages */
   gboolean    quick_conns;  /* --quick divides the connections as it divides the count */
+  gboolean    tcp;          /* over loopback TCP, for the TCP transports */
 } Scenario;
 
 static Scenario scenarios[] = {
@@ -308,6 +376,10 @@ static Scenario scenarios[] = {
   { "idle-0", "10 round trip 64 B, 0 idle clients", "µs", KIND_IDLE, 64, 0, 2000, 4, TRUE },
   { "idle-1000", "10 round trip 64 B, 1000 idle clients", "µs", KIND_IDLE, 64, 1000, 2000, 4, TRUE },
   { "idle-10000", "10 round trip 64 B, 10000 idle clients", "µs", KIND_IDLE, 64, 10000, 2000, 4, TRUE },
+  { "tls-oneway-64", "11 TCP one-way 64 B", "msg/s", KIND_ONEWAY, 64, 1, 1000000, 20, FALSE, TRUE },
+  { "tls-oneway-1m", "11 TCP one-way 1 MiB", "MB/s", KIND_ONEWAY, 1024 * 1024, 1, 2000, 10, FALSE, TRUE },
+  { "tls-rtt-64", "11 TCP round trip 64 B", "µs", KIND_RTT, 64, 1, 20000, 4, FALSE, TRUE },
+  { "tls-setup", "11 TCP connection + TLS handshake", "conn/s", KIND_SETUP, 0, 1, 1000, 10, FALSE, TRUE },
 };
 
 /* The rows of the table: a round trip gives two. A row may also be
@@ -319,6 +391,7 @@ typedef struct
   const char *unit;
   gboolean    lower_is_better;
   const char *np_reference;
+  gboolean    tcp;
 } Row;
 
 static const Row rows[] = {
@@ -347,6 +420,26 @@ static const Row rows[] = {
   { "idle-1000-p99", "10 round trip 64 B, 1000 idle, p99", "µs", TRUE, "idle-0-p99" },
   { "idle-10000-median", "10 round trip 64 B, 10000 idle, median", "µs", TRUE, "idle-0-median" },
   { "idle-10000-p99", "10 round trip 64 B, 10000 idle, p99", "µs", TRUE, "idle-0-p99" },
+  { "tls-oneway-64", "11 one-way 64 B", "msg/s", FALSE, NULL, TRUE },
+  { "tls-oneway-1m", "11 one-way 1 MiB", "MB/s", FALSE, NULL, TRUE },
+  { "tls-rtt-64-median", "11 round trip 64 B, median", "µs", TRUE, NULL, TRUE },
+  { "tls-rtt-64-p99", "11 round trip 64 B, p99", "µs", TRUE, NULL, TRUE },
+  { "tls-setup", "11 connect + handshake + round trip", "conn/s", FALSE, NULL, TRUE },
+};
+
+/* The aims for Np over TLS: its figure divided by a baseline's, at
+ * least (rates) or at most (times) @ratio. */
+typedef struct
+{
+  const char *row;
+  const char *baseline;
+  double      ratio;
+} Target;
+
+static const Target targets[] = {
+  { "tls-oneway-64", "zmq-curve", 1.0 },
+  { "tls-oneway-1m", "gio-tls", 0.7 },
+  { "tls-rtt-64-median", "gio-tls", 1.2 },
 };
 
 static const Row *
@@ -484,6 +577,23 @@ child_number (Child      *child,
   return g_ascii_strtod (words[1], NULL);
 }
 
+/* Waits for a server's "ready". A server over TCP names there the
+ * address its clients are to connect to, which replaces @address. */
+static void
+child_ready (Child  *child,
+             char  **address)
+{
+  g_autofree char *line = child_line (child);
+
+  if (g_str_has_prefix (line, "ready ") && line[strlen ("ready ")] != '\0')
+    {
+      g_free (*address);
+      *address = g_strdup (line + strlen ("ready "));
+    }
+  else if (!g_str_equal (line, "ready"))
+    g_error ("A benchmark process said “%s”, not “ready”", line);
+}
+
 /* Closes the child's stdin (servers end then) and waits for it. */
 static void
 child_finish (Child *child)
@@ -504,6 +614,10 @@ address_for (const BenchTransport *t)
 {
   static guint serial;
 
+  /* An ephemeral port of the loopback interface, never another address. */
+  if (t->tcp)
+    return g_strdup ("tcp:127.0.0.1:0");
+
   return g_strdup_printf ("%s/%s-%u.sock", work_dir, t->name, ++serial);
 }
 
@@ -516,7 +630,7 @@ count_for (const Scenario       *s,
 {
   guint64 count = s->count / scale;
 
-  if (g_str_equal (t->name, "gdbus"))
+  if (g_str_has_prefix (t->name, "gdbus"))
     count /= s->slow_divisor;
 
   return MAX (count, 10);
@@ -623,7 +737,7 @@ measure_oneway (const Scenario       *s,
   double rate;
 
   sink = child_spawn ("sink", t, address, total, size, NULL);
-  child_expect (sink, "ready");
+  child_ready (sink, &address);
 
   /* Many connections are spread over up to ten client processes. */
   for (guint i = 0; i < n_processes; i++)
@@ -651,7 +765,11 @@ measure_oneway (const Scenario       *s,
     child_finish (g_ptr_array_index (senders, i));
   child_finish (sink);
 
-  record (s->key, t, s->size >= 1024 * 1024 ? rate * s->size / 1e9 : rate);
+  if (g_str_equal (s->unit, "GB/s"))
+    rate *= s->size / 1e9;
+  else if (g_str_equal (s->unit, "MB/s"))
+    rate *= s->size / 1e6;
+  record (s->key, t, rate);
 }
 
 /* Records the median and p99 of the round trips @child reports, under
@@ -683,7 +801,7 @@ measure_rtt (const Scenario       *s,
   Child *echo, *pinger;
 
   echo = child_spawn (fds ? "fd-echo" : "echo", t, address, NULL);
-  child_expect (echo, "ready");
+  child_ready (echo, &address);
   pinger = child_spawn (fds ? "fd-pinger" : "pinger", t, address, count, size, NULL);
   record_rtts (s, t, pinger);
   child_finish (pinger);
@@ -700,7 +818,7 @@ measure_setup (const Scenario       *s,
   Child *echo, *connector;
 
   echo = child_spawn ("echo", t, address, NULL);
-  child_expect (echo, "ready");
+  child_ready (echo, &address);
   connector = child_spawn ("connector", t, address, count, NULL);
   record (s->key, t, child_number (connector, "rate", NULL));
   child_finish (connector);
@@ -719,7 +837,7 @@ measure_memory (const Scenario       *s,
   Child *holder;
 
   holder = child_spawn ("holder", t, address, conns, NULL);
-  child_expect (holder, "ready");
+  child_ready (holder, &address);
   idlers = idlers_spawn ("idler", t, address, n_conns);
   record (s->key, t, child_number (holder, "memory", NULL));
   child_finish (holder);
@@ -743,7 +861,7 @@ measure_idle (const Scenario       *s,
   Child *echo, *pinger;
 
   echo = child_spawn ("held-echo", t, address, conns, NULL);
-  child_expect (echo, "ready");
+  child_ready (echo, &address);
   idlers = idlers_spawn ("idle-client", t, address, n_conns);
   child_expect (echo, "held");
   pinger = child_spawn ("pinger", t, address, count, size, NULL);
@@ -768,7 +886,7 @@ measure_thread_setup (const Scenario       *s,
   Child *echo, *connector;
 
   echo = child_spawn ("echo", t, address, NULL);
-  child_expect (echo, "ready");
+  child_ready (echo, &address);
   connector = child_spawn ("thread-connector", t, address, threads, per_thread, size, NULL);
   record (s->key, t, child_number (connector, "rate", NULL));
   child_finish (connector);
@@ -789,7 +907,7 @@ measure_threads (const Scenario       *s,
   Child *sink, *source;
 
   sink = child_spawn ("tagged-sink", t, address, threads, per_thread, size, NULL);
-  child_expect (sink, "ready");
+  child_ready (sink, &address);
   source = child_spawn ("thread-source", t, address, threads, per_thread, size, NULL);
   record (s->key, t, child_number (sink, "rate", NULL));
   child_finish (source);
@@ -809,7 +927,7 @@ measure_request (const Scenario       *s,
   Child *replier, *requester;
 
   replier = child_spawn ("replier", t, address, window, NULL);
-  child_expect (replier, "ready");
+  child_ready (replier, &address);
   requester = child_spawn ("requester", t, address, count, size, window, NULL);
   if (s->conns == 1)
     record_rtts (s, t, requester);
@@ -824,6 +942,9 @@ measure (const Scenario       *s,
          const BenchTransport *t,
          guint                 scale)
 {
+  if (s->tcp != t->tcp || g_hash_table_contains (unavailable, t))
+    return;
+
   switch (s->kind)
     {
     case KIND_ONEWAY:
@@ -875,6 +996,8 @@ format_value (double      value,
     return g_strdup_printf ("%.2f", value);
   if (g_str_equal (unit, "µs"))
     return g_strdup_printf ("%.1f", value);
+  if (g_str_equal (unit, "MB/s"))
+    return g_strdup_printf ("%.0f", value);
   if (value >= 1e6)
     return g_strdup_printf ("%.2fM", value / 1e6);
   if (value >= 1e4)
@@ -882,18 +1005,53 @@ format_value (double      value,
   return g_strdup_printf ("%.0f", value);
 }
 
-static void
-print_table (void)
+static gboolean
+group_measured (gboolean tcp)
 {
-  printf ("\n%-38s %-6s", "scenario", "unit");
+  for (guint r = 0; r < G_N_ELEMENTS (rows); r++)
+    for (guint i = 0; i < G_N_ELEMENTS (transports); i++)
+      {
+        double value;
+
+        if (rows[r].tcp == tcp && transports[i]->tcp == tcp &&
+            median_of (rows[r].key, transports[i], &value))
+          return TRUE;
+      }
+
+  return FALSE;
+}
+
+static const BenchTransport *
+transport_named (const char *name)
+{
   for (guint i = 0; i < G_N_ELEMENTS (transports); i++)
-    printf (" %18s", transports[i]->title);
+    if (g_str_equal (transports[i]->name, name))
+      return transports[i];
+
+  return NULL;
+}
+
+/* The table of one group, Unix socket or TCP: its transports as columns,
+ * every figure also divided into the reference's. */
+static void
+print_group (gboolean tcp)
+{
+  const BenchTransport *reference = reference_of (tcp);
+
+  printf ("\n%-38s %-6s", tcp ? "scenario over loopback TCP" : "scenario", "unit");
+  for (guint i = 0; i < G_N_ELEMENTS (transports); i++)
+    if (transports[i]->tcp == tcp)
+      printf (" %18s", transports[i]->title);
   printf ("\n");
 
   for (guint r = 0; r < G_N_ELEMENTS (rows); r++)
     {
-      double np;
-      gboolean have_np = median_of (rows[r].key, &bench_np, &np);
+      double ref;
+      gboolean have_ref;
+
+      if (rows[r].tcp != tcp)
+        continue;
+      have_ref = median_of (rows[r].key, reference, &ref);
 
       printf ("%-38s %-6s", rows[r].title, rows[r].unit);
       for (guint i = 0; i < G_N_ELEMENTS (transports); i++)
@@ -901,33 +1059,67 @@ print_table (void)
           double value;
           g_autofree char *cell = NULL;
 
+          if (transports[i]->tcp != tcp)
+            continue;
           if (!median_of (rows[r].key, transports[i], &value))
             cell = g_strdup ("-");
-          else if (transports[i] == &bench_np || !have_np || value == 0)
+          else if (transports[i] == reference || !have_ref || value == 0)
             cell = format_value (value, rows[r].unit);
           else
             {
               g_autofree char *text = format_value (value, rows[r].unit);
-              cell = g_strdup_printf ("%s (%.2fx)", text, np / value);
+              cell = g_strdup_printf ("%s (%.2fx)", text, ref / value);
             }
           printf (" %18s", cell);
         }
       printf ("\n");
     }
 
-  printf ("\nMedians of the rounds. (N.NNx) is Np's value divided by that column's: "
-          "above 1 is better for rates, below 1 for times and memory.\n");
+  printf ("\nMedians of the rounds. (N.NNx) is %s's value divided by that column's: "
+          "above 1 is better for rates, below 1 for times and memory.\n", reference->title);
+}
 
-  for (guint r = 0; r < G_N_ELEMENTS (rows); r++)
+static void
+print_table (void)
+{
+  if (group_measured (FALSE))
     {
-      const Row *reference_row = row_of (rows[r].np_reference);
-      double np, reference;
+      print_group (FALSE);
 
-      if (reference_row != NULL &&
-          median_of (rows[r].key, &bench_np, &np) &&
-          median_of (reference_row->key, &bench_np, &reference) && reference != 0)
-        printf ("Np, %s: %.2fx its %s\n",
-                rows[r].title, np / reference, strchr (reference_row->title, ' ') + 1);
+      for (guint r = 0; r < G_N_ELEMENTS (rows); r++)
+        {
+          const Row *reference_row = row_of (rows[r].np_reference);
+          double np, reference;
+
+          if (reference_row != NULL &&
+              median_of (rows[r].key, &bench_np, &np) &&
+              median_of (reference_row->key, &bench_np, &reference) && reference != 0)
+            printf ("Np, %s: %.2fx its %s\n",
+                    rows[r].title, np / reference, strchr (reference_row->title, ' ') + 1);
+        }
+    }
+
+  if (group_measured (TRUE))
+    {
+      print_group (TRUE);
+
+      for (guint i = 0; i < G_N_ELEMENTS (targets); i++)
+        {
+          const Row *row = row_of (targets[i].row);
+          const BenchTransport *baseline = transport_named (targets[i].baseline);
+          double np, value;
+          gboolean met;
+
+          if (baseline == NULL ||
+              !median_of (row->key, &bench_np_tls, &np) ||
+              !median_of (row->key, baseline, &value) || value == 0)
+            continue;
+          met = row->lower_is_better ? np / value <= targets[i].ratio
+                                     : np / value >= targets[i].ratio;
+          printf ("Target, %s: %s %.2fx %s, aim %s %.1fx: %s\n",
+                  strchr (row->title, ' ') + 1, bench_np_tls.title, np / value, baseline->title,
+                  row->lower_is_better ? "<=" : ">=", targets[i].ratio, met ? "met" : "NOT MET");
+        }
     }
 }
 
@@ -943,8 +1135,9 @@ write_json (const char *path,
                           rounds, quick ? "true" : "false");
   for (guint r = 0; r < G_N_ELEMENTS (rows); r++)
     {
+      const BenchTransport *reference = reference_of (rows[r].tcp);
       double np = 0;
-      gboolean have_np = median_of (rows[r].key, &bench_np, &np);
+      gboolean have_np = median_of (rows[r].key, reference, &np);
 
       g_string_append_printf (json, "    {\"scenario\": \"%s\", \"title\": \"%s\", \"unit\": \"%s\", "
                               "\"lower_is_better\": %s, \"median\": {",
@@ -957,22 +1150,28 @@ write_json (const char *path,
           if (median_of (rows[r].key, transports[i], &value))
             g_string_append_printf (json, "%s\"%s\": %.6g", n++ ? ", " : "", transports[i]->name, value);
         }
-      g_string_append (json, "}, \"np_ratio\": {");
-      for (guint i = 1, n = 0; i < G_N_ELEMENTS (transports); i++)
+      /* Over TCP, the ratios are Np with TLS's ("np_ratio" still). */
+      if (rows[r].tcp)
+        g_string_append_printf (json, "}, \"ratio_of\": \"%s\"", reference->name);
+      else
+        g_string_append (json, "}");
+      g_string_append (json, ", \"np_ratio\": {");
+      for (guint i = 0, n = 0; i < G_N_ELEMENTS (transports); i++)
         {
           double value;
 
-          if (have_np && median_of (rows[r].key, transports[i], &value) && value != 0)
+          if (transports[i] != reference && transports[i]->tcp == rows[r].tcp &&
+              have_np && median_of (rows[r].key, transports[i], &value) && value != 0)
             g_string_append_printf (json, "%s\"%s\": %.4f", n++ ? ", " : "", transports[i]->name, np / value);
         }
       g_string_append (json, "}");
       if (rows[r].np_reference != NULL)
         {
-          double reference;
+          double reference_value;
 
           g_string_append_printf (json, ", \"np_reference\": \"%s\"", rows[r].np_reference);
-          if (have_np && median_of (rows[r].np_reference, &bench_np, &reference) && reference != 0)
-            g_string_append_printf (json, ", \"np_reference_ratio\": %.4f", np / reference);
+          if (have_np && median_of (rows[r].np_reference, &bench_np, &reference_value) && reference_value != 0)
+            g_string_append_printf (json, ", \"np_reference_ratio\": %.4f", np / reference_value);
         }
       g_string_append_printf (json, "}%s\n", r + 1 < G_N_ELEMENTS (rows) ? "," : "");
     }
@@ -1020,6 +1219,84 @@ remove_work_dir (void)
       g_unlink (path);
     }
   g_rmdir (work_dir);
+}
+
+/* Runs @argv, a program that makes a certificate; FALSE if it failed. */
+static gboolean
+run_quietly (const char * const *argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *err = NULL;
+  int status;
+
+  if (!g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL,
+                     NULL, NULL, NULL, &err, &status, &error) ||
+      !g_spawn_check_wait_status (status, &error))
+    {
+      g_printerr ("np-bench: %s: %s\n%s", argv[0], error->message, err ? err : "");
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+/* A self-signed certificate for 127.0.0.1 and its key (ECDSA P-256) in
+ * the work directory, made with certtool (GnuTLS) or else openssl, for the
+ * TLS servers: the roles find the files through the environment. */
+static gboolean
+tls_certificate_make (char **why)
+{
+  g_autofree char *cert = g_build_filename (work_dir, "cert.pem", NULL);
+  g_autofree char *key = g_build_filename (work_dir, "key.pem", NULL);
+  g_autofree char *template = g_build_filename (work_dir, "cert.cfg", NULL);
+  g_autofree char *certtool = g_find_program_in_path ("certtool");
+  g_autofree char *openssl = g_find_program_in_path ("openssl");
+  g_autoptr(GError) error = NULL;
+
+  if (certtool != NULL)
+    {
+      const char *privkey[] = { certtool, "--generate-privkey", "--key-type=ecdsa",
+                                "--curve=secp256r1", "--outfile", key, NULL };
+      const char *self_signed[] = { certtool, "--generate-self-signed", "--load-privkey", key,
+                                    "--template", template, "--outfile", cert, NULL };
+      const char *contents = "cn = \"127.0.0.1\"\n"
+                             "ip_address = \"127.0.0.1\"\n"
+                             "expiration_days = 2\n"
+                             "tls_www_server\n"
+                             "signing_key\n";
+
+      if (!g_file_set_contents (template, contents, -1, &error))
+        g_error ("%s", error->message);
+      if (!run_quietly (privkey) || !run_quietly (self_signed))
+        {
+          *why = g_strdup ("certtool could not make a certificate");
+          return FALSE;
+        }
+    }
+  else if (openssl != NULL)
+    {
+      const char *self_signed[] = { openssl, "req", "-x509", "-newkey", "ec",
+                                    "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                                    "-keyout", key, "-out", cert, "-days", "2",
+                                    "-subj", "/CN=127.0.0.1",
+                                    "-addext", "subjectAltName=IP:127.0.0.1", NULL };
+
+      if (!run_quietly (self_signed))
+        {
+          *why = g_strdup ("openssl could not make a certificate");
+          return FALSE;
+        }
+    }
+  else
+    {
+      *why = g_strdup ("neither certtool (Debian: gnutls-bin) nor openssl is installed");
+      return FALSE;
+    }
+
+  g_setenv (BENCH_TLS_CERT_ENV, cert, TRUE);
+  g_setenv (BENCH_TLS_KEY_ENV, key, TRUE);
+
+  return TRUE;
 }
 
 /* Options */
@@ -1073,6 +1350,7 @@ run_role (int    argc,
       t = transports[i];
   if (t == NULL)
     g_error ("No transport “%s”", argv[3]);
+  bench_role_transport = t;
 
 #define ARG(n) g_ascii_strtoull (argv[n], NULL, 10)
   if (g_str_equal (role, "sink") && argc == 7)
@@ -1134,10 +1412,12 @@ main (int   argc,
     { "json", 'j', 0, G_OPTION_ARG_FILENAME, &json, "Also write the results as JSON to FILE (- for stdout)", "FILE" },
     { "only", 'o', 0, G_OPTION_ARG_STRING, &only,
       "Only the scenarios whose key starts with one of these prefixes (oneway-64, oneway-1m, "
-      "rtt, fanin, setup, memory, threads, request, pipelined, fds, idle), separated by commas; "
+      "rtt, fanin, setup, memory, threads, request, pipelined, fds, idle; over loopback TCP: tls, "
+      "tls-oneway-64, tls-oneway-1m, tls-rtt, tls-setup), separated by commas; "
       "a whole key names that scenario only", "PREFIX,..." },
     { "transports", 't', 0, G_OPTION_ARG_STRING, &only_transports,
-      "Only these transports (np, raw, raw-batched, glib, gdbus, zmq), separated by commas", "NAME,..." },
+      "Only these transports (np, raw, raw-batched, glib, gdbus, zmq; over loopback TCP: "
+      "np-tls, np-tcp, gio-tls, zmq-curve, zmq-tcp, gdbus-tcp), separated by commas", "NAME,..." },
     { NULL }
   };
 
@@ -1157,7 +1437,9 @@ main (int   argc,
 
   context = g_option_context_new (NULL);
   g_option_context_set_summary (context,
-                                "Measure Np against a raw socket, GDBus peer-to-peer and ZeroMQ.");
+                                "Measure Np against a raw socket, GDBus peer-to-peer and ZeroMQ, "
+                                "and over loopback TCP, Np with TLS against a bare GIO TLS stream, "
+                                "ZeroMQ (plain and CURVE) and GDBus.");
   g_option_context_add_main_entries (context, entries, NULL);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     {
@@ -1183,8 +1465,34 @@ main (int   argc,
   if (work_dir == NULL)
     g_error ("%s", error->message);
   results = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_array_unref);
+  unavailable = g_hash_table_new (NULL, NULL);
 
   print_machine ();
+
+  /* Over TCP: a certificate for the TLS servers, and whatever else each
+   * transport needs; one that cannot run is skipped, and a line says why. */
+  for (guint s = 0; s < G_N_ELEMENTS (scenarios); s++)
+    if (scenarios[s].tcp && (prefixes == NULL || has_prefix (scenarios[s].key, prefixes)))
+      {
+        g_autofree char *why = NULL;
+
+        if (!tls_certificate_make (&why))
+          printf ("TLS: not measured, %s\n", why);
+        for (guint i = 0; i < G_N_ELEMENTS (transports); i++)
+          {
+            g_autofree char *reason = NULL;
+
+            if (transports[i]->prepare == NULL ||
+                (names != NULL && !g_strv_contains ((const char * const *) names, transports[i]->name)))
+              continue;
+            if (!transports[i]->prepare (&reason))
+              {
+                printf ("Skipped %s: %s\n", transports[i]->title, reason);
+                g_hash_table_add (unavailable, (gpointer) transports[i]);
+              }
+          }
+        break;
+      }
   for (int round = 0; round < rounds; round++)
     {
       for (guint s = 0; s < G_N_ELEMENTS (scenarios); s++)
@@ -1218,5 +1526,6 @@ main (int   argc,
     write_json (json, rounds, quick);
 
   remove_work_dir ();
+  g_hash_table_unref (unavailable);
   return 0;
 }

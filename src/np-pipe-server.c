@@ -1617,7 +1617,12 @@ np_pipe_server_install_properties (GObjectClass *object_class)
    * The authorities whose client certificates a server over TCP
    * accepts (see [func@Gio.TlsFileDatabase.new]). Required with
    * %G_TLS_AUTHENTICATION_REQUIRED: the system's trust store would admit
-   * any publicly issued certificate.
+   * any publicly issued certificate. With
+   * %G_TLS_AUTHENTICATION_REQUESTED and no database, client certificates
+   * are not validated (their errors include
+   * %G_TLS_CERTIFICATE_UNKNOWN_CA): an
+   * [signal@Np.PipeServer::authorize-peer] handler then decides by the
+   * certificate itself, its fingerprint say.
    *
    * Since: 1.0
    */

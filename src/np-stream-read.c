@@ -545,7 +545,12 @@ np_stream_read_ended (NpStream      *self,
     }
 
   /* The end of the stream. */
-  if (!self->hello_read)
+  if (!self->hello_read && self->remote && self->client_end)
+    error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
+                                 _("The peer closed the connection before completing the handshake "
+                                   "(a server over TCP does so when it refuses this client’s "
+                                   "certificate, or the lack of one)"));
+  else if (!self->hello_read)
     error = np_stream_error_new (self, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL,
                                  _("The peer closed the connection before completing the handshake"));
   else if (self->head_len > 0 || self->body != NULL)
@@ -702,7 +707,7 @@ np_stream_read (NpStream      *self,
               self->body_len = self->body_alloc = self->body_filled = 0;
               np_stream_handle_frame (self, target, self->body_type, payload, fds, after);
             }
-          else if (n < want && !self->transport->buffers_reads)
+          else if (n < want)
             break;
 
           continue;
@@ -725,14 +730,17 @@ np_stream_read (NpStream      *self,
       np_stream_parse_rest (self, target, after);
 
       /* A short read means the socket is drained (don't pay for EAGAIN),
-       * unless it stopped after a write that carried descriptors, or the
-       * transport reads a record at a time. */
-      if (n < want && g_queue_is_empty (&self->fd_batches) && !self->transport->buffers_reads)
+       * unless it stopped after a write that carried descriptors. Over
+       * TLS, that the record read was read whole: GnuTLS reads a record
+       * at a time, never ahead, so nothing decrypted is left behind, and
+       * the socket tells whether more came. */
+      if (n < want && g_queue_is_empty (&self->fd_batches))
         break;
     }
 
-  /* The budget ran out with bytes perhaps decrypted and kept: they are
-   * read in the next dispatch, readable socket or not. */
+  /* The budget ran out with a record perhaps read in part, the rest
+   * decrypted and kept: it is read in the next dispatch, readable socket
+   * or not. */
   if (G_UNLIKELY (self->transport->buffers_reads) &&
       (budget == 0) != self->transport_ready && np_stream_get_state (self) <= NP_STREAM_OPEN)
     np_stream_set_transport_ready (self, budget == 0);

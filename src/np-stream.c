@@ -253,6 +253,13 @@ np_stream_start (NpStream *self,
 
   g_mutex_lock (self->lock);
   watched = np_stream_start_watch_locked (self, &error);
+  /* What the TLS handshake left read and decrypted, if anything, shows
+   * on no socket: read once whatever the socket says. */
+  if (watched && self->transport != NULL && self->transport->buffers_reads && self->io_watch != NULL)
+    {
+      self->transport_ready = TRUE;
+      np_poller_watch_set_ready (self->io_watch, TRUE);
+    }
   if (self->state == NP_STREAM_HANDSHAKE)
     {
       self->connected = TRUE;

@@ -308,15 +308,18 @@ np_tls_configure (GTlsConnection *tls)
   g_tls_connection_set_require_close_notify (tls, FALSE);
 }
 
-/* GIO asks about every client certificate, valid or not: one that did
- * not validate gets in only when a certificate was merely requested. */
+/* A client's certificate: glib-networking asks about every one, even
+ * one that validated. Requested, any gets to authorize-peer, which sees
+ * what validation found; required, only one that validated gets in. */
 static gboolean
 np_tls_server_accept_certificate_cb (GTlsConnection       *tls,
                                      GTlsCertificate      *certificate,
                                      GTlsCertificateFlags  errors,
                                      gpointer              data)
 {
-  return errors == 0 || GPOINTER_TO_INT (data) != G_TLS_AUTHENTICATION_REQUIRED;
+  GTlsAuthenticationMode mode = GPOINTER_TO_INT (data);
+
+  return mode == G_TLS_AUTHENTICATION_REQUESTED || errors == 0;
 }
 
 GTlsConnection *
@@ -327,20 +330,27 @@ np_tls_server_new (GSocketConnection      *connection,
                    GError                **error)
 {
   g_autoptr(GIOStream) base = np_tls_base_new (connection);
-  GIOStream *tls;
+  GTlsBackend *backend = g_tls_backend_get_default ();
+  GTlsConnection *tls;
 
-  tls = g_tls_server_connection_new (base, certificate, error);
+  /* The database is given at construction, even when there is none: a
+   * connection made without one loads the system's trust store, all of
+   * it, for each connection. Client certificates are validated against
+   * the application's authorities only. */
+  tls = g_initable_new (g_tls_backend_get_server_connection_type (backend), NULL, error,
+                        "base-io-stream", base,
+                        "certificate", certificate,
+                        "authentication-mode", mode,
+                        "database", database,
+                        NULL);
   if (tls == NULL)
     return NULL;
 
-  g_object_set (tls, "authentication-mode", mode, NULL);
-  g_signal_connect (tls, "accept-certificate",
-                    G_CALLBACK (np_tls_server_accept_certificate_cb), GINT_TO_POINTER (mode));
-  if (database != NULL)
-    g_tls_connection_set_database (G_TLS_CONNECTION (tls), database);
-  np_tls_configure (G_TLS_CONNECTION (tls));
+  g_signal_connect (tls, "accept-certificate", G_CALLBACK (np_tls_server_accept_certificate_cb),
+                    GINT_TO_POINTER (mode));
+  np_tls_configure (tls);
 
-  return G_TLS_CONNECTION (tls);
+  return tls;
 }
 
 /* What the client asked, for as long as its connection lives. */
@@ -391,25 +401,41 @@ np_tls_client_new (GSocketConnection       *connection,
 {
   g_autoptr(GIOStream) base = np_tls_base_new (connection);
   g_autoptr(GSocketConnectable) numeric = NULL;
+  GTlsBackend *backend = g_tls_backend_get_default ();
   GTlsConnection *tls;
   NpTlsAccept *accept;
 
-  /* A host written as an address is no server name, but GIO would send
-   * it as one (SNI), which a GnuTLS server refuses for an IPv6 address:
-   * the address itself identifies the server, as its certificate's IP
-   * address does. */
+  /* A host given as an address is checked against the certificate's
+   * addresses, and sent as no server name: a server refuses an address
+   * as one (RFC 6066). */
   if (G_IS_NETWORK_ADDRESS (identity) &&
       g_hostname_is_ip_address (g_network_address_get_hostname (G_NETWORK_ADDRESS (identity))))
-    identity = numeric = G_SOCKET_CONNECTABLE (g_inet_socket_address_new_from_string (
-      g_network_address_get_hostname (G_NETWORK_ADDRESS (identity)),
-      g_network_address_get_port (G_NETWORK_ADDRESS (identity))));
+    {
+      GNetworkAddress *address = G_NETWORK_ADDRESS (identity);
 
-  tls = G_TLS_CONNECTION (g_tls_client_connection_new (base, identity, error));
+      numeric = G_SOCKET_CONNECTABLE (g_inet_socket_address_new_from_string (g_network_address_get_hostname (address),
+                                                                             g_network_address_get_port (address)));
+      if (numeric != NULL)
+        identity = numeric;
+    }
+
+  /* A pinned certificate needs no authority: without one of the
+   * application's, no database spares loading the system's trust store
+   * for each connection, and the pin decides. */
+  if (config->database != NULL || config->pin != NULL)
+    tls = g_initable_new (g_tls_backend_get_client_connection_type (backend), NULL, error,
+                          "base-io-stream", base,
+                          "server-identity", identity,
+                          "database", config->database,
+                          NULL);
+  else
+    tls = g_initable_new (g_tls_backend_get_client_connection_type (backend), NULL, error,
+                          "base-io-stream", base,
+                          "server-identity", identity,
+                          NULL);
   if (tls == NULL)
     return NULL;
 
-  if (config->database != NULL)
-    g_tls_connection_set_database (tls, config->database);
   if (config->interaction != NULL)
     g_tls_connection_set_interaction (tls, config->interaction);
   if (config->certificate != NULL)
