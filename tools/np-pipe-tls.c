@@ -61,7 +61,6 @@ np_tool_tls_add_options (GOptionContext *context,
     { NULL }
   };
 
-  tls->server = server;
   g_option_context_add_main_entries (context, server ? server_entries : client_entries,
                                      GETTEXT_PACKAGE);
 }
@@ -273,7 +272,13 @@ np_tool_run_fingerprint (int    argc,
         }
 
       fingerprint = np_tool_certificate_fingerprint (certificate);
-      if (argc > 2)
+      if (fingerprint == NULL)
+        {
+          np_tool_warn (_("%s: the certificate has no DER encoding to take the fingerprint of"),
+                        argv[i]);
+          status = EXIT_FAILURE;
+        }
+      else if (argc > 2)
         np_tool_print ("%s  %s\n", fingerprint, argv[i]);
       else
         np_tool_print ("%s\n", fingerprint);

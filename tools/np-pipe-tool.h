@@ -77,7 +77,6 @@ typedef struct
   gboolean  require_client_certificate;
   gboolean  allow_anonymous;
   gboolean  insecure_plaintext;
-  gboolean  server;
 } NpToolTls;
 
 gboolean np_tool_is_tcp                (const char     *name);
