@@ -1450,7 +1450,8 @@ class TestTls(unittest.TestCase):
         client_certificate = Gio.TlsCertificate.new_from_files(*files)
         server = Np.PipeServer.new("tcp:127.0.0.1:0")
         server.props.tls_certificate = self.certificate
-        server.props.tls_database = Gio.TlsFileDatabase.new(files[0])
+        authorities = Gio.TlsFileDatabase.new(files[0])
+        server.props.tls_database = authorities
         server.props.tls_authentication_mode = Gio.TlsAuthenticationMode.REQUIRED
         events = Events(server)
         self.assertTrue(server.start())
