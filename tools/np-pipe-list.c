@@ -73,10 +73,11 @@ np_tool_run_list (int    argc,
   };
 
   g_option_context_set_summary (context,
-                                N_("List the pipes in the user's runtime directory, live or stale.\n"
-                                   "A socket whose server holds no lock is probed: a connection and\n"
-                                   "a handshake, which starts a service that waits for one (socket\n"
-                                   "activation)."));
+                                N_("List the local pipes in the user's runtime directory, live or\n"
+                                   "stale; servers on tcp: addresses are not listed (nothing on this\n"
+                                   "machine records them). A socket whose server holds no lock is\n"
+                                   "probed: a connection and a handshake, which starts a service\n"
+                                   "that waits for one (socket activation)."));
   g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return np_tool_usage_error (context, error->message);

@@ -25,6 +25,7 @@ typedef struct
   gboolean        raw;
   gboolean        full;
   gboolean        variant;
+  gboolean        tcp;
   NpToolShowFlags show;
 } ListenOptions;
 
@@ -40,15 +41,61 @@ listen_event (ListenOptions *options,
     np_tool_write (line, strlen (line));
 }
 
+/* Over TCP: the client's address, and the certificate it showed. */
+static char *
+listen_describe_tcp_peer (NpPipeConnection *connection)
+{
+  g_autoptr(GSocketAddress) address = np_pipe_connection_get_remote_address (connection);
+  GTlsCertificate *certificate = np_pipe_connection_get_peer_certificate (connection);
+  GString *out = g_string_new (NULL);
+
+  if (G_IS_INET_SOCKET_ADDRESS (address))
+    {
+      GInetSocketAddress *inet = G_INET_SOCKET_ADDRESS (address);
+      g_autofree char *host = g_inet_address_to_string (g_inet_socket_address_get_address (inet));
+
+      g_string_append_printf (out, g_socket_address_get_family (address) == G_SOCKET_FAMILY_IPV6
+                                   ? "from [%s]:%u" : "from %s:%u",
+                              host, g_inet_socket_address_get_port (inet));
+    }
+  else
+    g_string_append (out, "from ?");
+
+  if (certificate != NULL)
+    {
+      g_autofree char *subject = NULL;
+      g_autofree char *escaped = NULL;
+
+      /* A name the client's certificate chose: peer text. */
+      g_object_get (certificate, "subject-name", &subject, NULL);
+      escaped = np_tool_escape (subject ? subject : "?", -1);
+      g_string_append_printf (out, ", certificate “%s”%s", escaped,
+                              np_pipe_connection_get_peer_certificate_errors (connection) == 0
+                              ? "" : " (not verified)");
+    }
+
+  return g_string_free (out, FALSE);
+}
+
 static void
 listen_client_connected (NpPipeServer     *server,
                          NpPipeConnection *connection,
                          ListenOptions    *options)
 {
-  g_autofree char *line = g_strdup_printf ("client %" G_GUINT64_FORMAT " connected (pid %d, uid %u)\n",
-                                           np_pipe_connection_get_id (connection),
-                                           np_pipe_connection_get_peer_pid (connection),
-                                           np_pipe_connection_get_peer_uid (connection));
+  g_autofree char *line = NULL;
+
+  if (options->tcp)
+    {
+      g_autofree char *peer = listen_describe_tcp_peer (connection);
+
+      line = g_strdup_printf ("client %" G_GUINT64_FORMAT " connected (%s)\n",
+                              np_pipe_connection_get_id (connection), peer);
+    }
+  else
+    line = g_strdup_printf ("client %" G_GUINT64_FORMAT " connected (pid %d, uid %u)\n",
+                            np_pipe_connection_get_id (connection),
+                            np_pipe_connection_get_peer_pid (connection),
+                            np_pipe_connection_get_peer_uid (connection));
 
   listen_event (options, line);
 }
@@ -197,6 +244,9 @@ np_tool_run_listen (int    argc,
   g_autoptr(GOptionContext) context = g_option_context_new ("[NAME]");
   g_autoptr(NpPipeServer) server = NULL;
   g_autoptr(GError) error = NULL;
+  g_auto(NpToolTls) tls = { 0 };
+  const char *name;
+  int status;
   const GOptionEntry entries[] = {
     { "echo", 'e', 0, G_OPTION_ARG_NONE, &options.echo, N_("Send each message back to its sender, and answer each request with its message"), NULL },
     { "broadcast", 'b', 0, G_OPTION_ARG_NONE, &options.broadcast, N_("Relay each message to all other clients"), NULL },
@@ -213,8 +263,13 @@ np_tool_run_listen (int    argc,
                                 N_("Start a server (under a generated name when none is given)\n"
                                    "and print one line per event, with the first 256 bytes of\n"
                                    "each message (--full: all of it). Without --echo, requests\n"
-                                   "are printed and not answered: the client gets an error."));
+                                   "are printed and not answered: the client gets an error.\n"
+                                   "NAME may be tcp:HOST:PORT (port 0: one the system picks), with\n"
+                                   "TLS: --tls-certificate, and --allow-anonymous or\n"
+                                   "--require-client-certificate."));
+  g_option_context_set_description (context, np_tool_tls_example ());
   g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
+  np_tool_tls_add_options (context, &tls, TRUE);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return np_tool_usage_error (context, error->message);
   if (argc > 2)
@@ -230,7 +285,12 @@ np_tool_run_listen (int    argc,
                  (options.full ? NP_TOOL_SHOW_FULL : 0) |
                  (options.variant ? NP_TOOL_SHOW_VARIANT : 0);
 
-  server = np_pipe_server_new (argc == 2 ? argv[1] : NULL);
+  name = argc == 2 ? argv[1] : NULL;
+  options.tcp = np_tool_is_tcp (name);
+  server = np_pipe_server_new (name);
+  status = np_tool_tls_setup_server (&tls, context, name, server);
+  if (status != EXIT_SUCCESS)
+    return status;
   if (max_message_size > 0)
     np_pipe_server_set_max_message_size (server, max_message_size);
   if (max_clients >= 0)
@@ -254,15 +314,41 @@ np_tool_run_listen (int    argc,
   g_signal_connect (server, "client-disconnected", G_CALLBACK (listen_client_disconnected), &options);
 
   if (!np_pipe_server_start (server, &error))
-    return np_tool_fail ("%s", error->message);
+    {
+      status = np_tool_fail ("%s", error->message);
+      /* The library's own refusal of a server anyone could use. */
+      if (options.tcp && g_error_matches (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED) &&
+          !tls.allow_anonymous && !tls.require_client_certificate)
+        g_printerr ("%s\n", _("np-pipe: give --allow-anonymous to serve anyone who can reach "
+                              "the port, or --require-client-certificate with --tls-ca"));
+      return status;
+    }
 
   /* From here, printing never holds up serving. */
   np_tool_output_start_async (options.raw);
 
   {
-    g_autofree char *line = g_strdup_printf ("Listening as pipe “%s” on %s\n",
-                                             np_pipe_server_get_name (server),
-                                             np_pipe_server_get_path (server));
+    g_autofree char *line = NULL;
+
+    /* With the port the system picked, and the pin clients need. */
+    if (options.tcp)
+      {
+        g_autoptr(GTlsCertificate) certificate = np_pipe_server_dup_tls_certificate (server);
+        g_autofree char *fingerprint = NULL;
+
+        if (certificate != NULL && !np_pipe_server_get_insecure_plaintext (server))
+          fingerprint = np_tool_certificate_fingerprint (certificate);
+        if (fingerprint != NULL)
+          line = g_strdup_printf ("Listening on %s with TLS (certificate SHA-256 %s)\n",
+                                  np_pipe_server_get_name (server), fingerprint);
+        else
+          line = g_strdup_printf ("Listening on %s without TLS\n",
+                                  np_pipe_server_get_name (server));
+      }
+    else
+      line = g_strdup_printf ("Listening as pipe “%s” on %s\n",
+                              np_pipe_server_get_name (server),
+                              np_pipe_server_get_path (server));
     listen_event (&options, line);
   }
 

@@ -119,6 +119,8 @@ np_tool_run_ping (int    argc,
   g_autoptr(GArray) times = g_array_new (FALSE, FALSE, sizeof (gint64));
   g_autoptr(GError) error = NULL;
   Ping p = { 0 };
+  g_auto(NpToolTls) tls = { 0 };
+  int tls_status;
   const GOptionEntry entries[] = {
     { "count", 'c', 0, G_OPTION_ARG_INT, &count, N_("Number of pings (default 5)"), N_("COUNT") },
     { "timeout", 't', 0, G_OPTION_ARG_STRING, &timeout, N_("Give up when a ping is not answered within SECONDS (default 10; 0: no limit)"), N_("SECONDS") },
@@ -129,7 +131,9 @@ np_tool_run_ping (int    argc,
   g_option_context_set_summary (context,
                                 _("Measure the round trip to a server. Its library answers the\n"
                                   "pings by itself: any Np server can be pinged."));
+  g_option_context_set_description (context, np_tool_tls_example ());
   g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
+  np_tool_tls_add_options (context, &tls, FALSE);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return np_tool_usage_error (context, error->message);
   if (argc != 2)
@@ -140,6 +144,9 @@ np_tool_run_ping (int    argc,
     return np_tool_usage_error (context, _("--timeout takes a number of seconds, 0 for no limit"));
 
   client = np_pipe_client_new (argv[1]);
+  tls_status = np_tool_tls_setup_client (&tls, context, argv[1], client);
+  if (tls_status != EXIT_SUCCESS)
+    return tls_status;
   if (!np_pipe_client_connect_sync (client, NULL, &error))
     return np_tool_fail ("%s", error->message);
 

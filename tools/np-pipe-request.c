@@ -104,6 +104,8 @@ np_tool_run_request (int    argc,
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   Request r = { 0 };
   gint64 start;
+  g_auto(NpToolTls) tls = { 0 };
+  int tls_status;
   const GOptionEntry entries[] = {
     { "timeout", 't', 0, G_OPTION_ARG_STRING, &timeout, N_("Give up when connecting and the reply take over SECONDS in all (default " DEFAULT_TIMEOUT "; 0: no limit)"), N_("SECONDS") },
     { "hex", 'x', 0, G_OPTION_ARG_NONE, &r.hex, N_("Print the reply as a hex dump"), NULL },
@@ -114,7 +116,9 @@ np_tool_run_request (int    argc,
   g_option_context_set_summary (context,
                                 N_("Send MESSAGE as a request and print the server's reply. A server\n"
                                    "that answers with an error, or not in time, makes this fail."));
+  g_option_context_set_description (context, np_tool_tls_example ());
   g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
+  np_tool_tls_add_options (context, &tls, FALSE);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return np_tool_usage_error (context, error->message);
   if (argc != 3)
@@ -134,6 +138,9 @@ np_tool_run_request (int    argc,
   /* --timeout bounds the whole: the connect gets all of it, the reply
    * what the connect left. */
   client = np_pipe_client_new (argv[1]);
+  tls_status = np_tool_tls_setup_client (&tls, context, argv[1], client);
+  if (tls_status != EXIT_SUCCESS)
+    return tls_status;
   np_pipe_client_set_connect_timeout (client, r.timeout_msec);
   np_pipe_client_set_request_timeout (client, 0);
   start = g_get_monotonic_time ();

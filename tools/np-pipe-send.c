@@ -265,6 +265,8 @@ np_tool_run_send (int    argc,
   g_autoptr(GDataInputStream) input = NULL;
   g_autoptr(GPtrArray) messages = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
   Send s = { 0 };
+  g_auto(NpToolTls) tls = { 0 };
+  int tls_status;
   const GOptionEntry entries[] = {
     { "null", '0', 0, G_OPTION_ARG_NONE, &null_separated, N_("Read NUL-separated messages from stdin instead of lines"), NULL },
     { "file", 'f', 0, G_OPTION_ARG_FILENAME, &file, N_("Send the whole FILE as one message"), N_("FILE") },
@@ -278,7 +280,9 @@ np_tool_run_send (int    argc,
                                 N_("Connect and send each MESSAGE as one message; with no MESSAGE\n"
                                    "and no --file, each line of stdin is one message. With\n"
                                    "--variant, replies that hold a GVariant print decoded."));
+  g_option_context_set_description (context, np_tool_tls_example ());
   g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
+  np_tool_tls_add_options (context, &tls, FALSE);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return np_tool_usage_error (context, error->message);
   if (argc < 2)
@@ -305,6 +309,9 @@ np_tool_run_send (int    argc,
     }
 
   client = np_pipe_client_new (argv[1]);
+  tls_status = np_tool_tls_setup_client (&tls, context, argv[1], client);
+  if (tls_status != EXIT_SUCCESS)
+    return tls_status;
   s.client = client;
   s.wait = wait;
   s.separator = null_separated ? '\0' : '\n';

@@ -10,6 +10,7 @@
 #include <gio/gio.h>
 #include <gio/gunixfdlist.h>
 #include <glib/gi18n-lib.h>
+#include <np/np.h>
 
 G_BEGIN_DECLS
 
@@ -66,6 +67,34 @@ int      np_tool_usage_error           (GOptionContext *context,
 gboolean np_tool_parse_timeout         (const char     *text,
                                         guint          *msec);
 
+/* The options of a tcp: address (np-pipe-tls.c). */
+typedef struct
+{
+  char     *certificate;
+  char     *key;
+  char     *ca;
+  char     *pin;
+  gboolean  require_client_certificate;
+  gboolean  allow_anonymous;
+  gboolean  insecure_plaintext;
+} NpToolTls;
+
+gboolean np_tool_is_tcp                (const char     *name);
+void     np_tool_tls_add_options       (GOptionContext *context,
+                                        NpToolTls      *tls,
+                                        gboolean        server);
+int      np_tool_tls_setup_server      (NpToolTls      *tls,
+                                        GOptionContext *context,
+                                        const char     *name,
+                                        NpPipeServer   *server);
+int      np_tool_tls_setup_client      (NpToolTls      *tls,
+                                        GOptionContext *context,
+                                        const char     *name,
+                                        NpPipeClient   *client);
+void     np_tool_tls_clear             (NpToolTls      *tls);
+const char *np_tool_tls_example        (void);
+char    *np_tool_certificate_fingerprint (GTlsCertificate *certificate);
+
 int      np_tool_run_listen            (int             argc,
                                         char          **argv);
 int      np_tool_run_send              (int             argc,
@@ -76,7 +105,11 @@ int      np_tool_run_ping              (int             argc,
                                         char          **argv);
 int      np_tool_run_list              (int             argc,
                                         char          **argv);
+int      np_tool_run_fingerprint       (int             argc,
+                                        char          **argv);
 int      np_tool_run_demo              (int             argc,
                                         char          **argv);
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (NpToolTls, np_tool_tls_clear)
 
 G_END_DECLS

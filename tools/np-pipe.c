@@ -823,8 +823,9 @@ static const struct
   { "listen", np_tool_run_listen, N_("Start a server and print what happens") },
   { "send", np_tool_run_send, N_("Send messages to a server") },
   { "request", np_tool_run_request, N_("Send a request to a server and print its reply") },
-  { "list", np_tool_run_list, N_("List the pipes of this user, live or stale") },
+  { "list", np_tool_run_list, N_("List the local pipes of this user, live or stale") },
   { "ping", np_tool_run_ping, N_("Measure the round trip to a server") },
+  { "fingerprint", np_tool_run_fingerprint, N_("Print the SHA-256 fingerprint of a certificate, for --tls-pin") },
   { "demo", np_tool_run_demo, N_("Show a server and three clients at work") },
 };
 
@@ -839,11 +840,15 @@ print_help (FILE *out)
              "\n"
              "Commands:\n"));
   for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
-    fprintf (out, "  %-8s %s\n", commands[i].name, _(commands[i].summary));
+    fprintf (out, "  %-11s %s\n", commands[i].name, _(commands[i].summary));
   fprintf (out, "%s",
            _("\n"
              "Run “np-pipe COMMAND --help” for the options of a command.\n"
-             "A NAME is a pipe name (in $XDG_RUNTIME_DIR/np) or an absolute socket path.\n"));
+             "A NAME is a pipe name (in $XDG_RUNTIME_DIR/np), an absolute socket path,\n"
+             "or tcp:HOST:PORT: a pipe over TCP, always with TLS (listen, send, request\n"
+             "and ping; see their --tls-… options).\n"
+             "\n"));
+  fprintf (out, "%s", np_tool_tls_example ());
 }
 
 int

@@ -680,6 +680,157 @@ test('check_version', () => {
     assertEqual(Np.get_micro_version(), Np.MICRO_VERSION, 'micro');
 });
 
+// A self-signed certificate naming IP 127.0.0.1, and its key, made now as
+// PEM files with openssl or GnuTLS's certtool; null without either.
+function makeCertificate(directory, cn) {
+    const cert = GLib.build_filenamev([directory, `${cn}-cert.pem`]);
+    const key = GLib.build_filenamev([directory, `${cn}-key.pem`]);
+    let commands;
+    if (GLib.find_program_in_path('openssl')) {
+        commands = [['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
+            'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', `/CN=${cn}`,
+            '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert]];
+    } else if (GLib.find_program_in_path('certtool')) {
+        const template = GLib.build_filenamev([directory, `${cn}.template`]);
+        GLib.file_set_contents(template, `cn = "${cn}"\nip_address = "127.0.0.1"\n` +
+            'expiration_days = 2\nca\ncert_signing_key\nsigning_key\ntls_www_server\n');
+        commands = [['certtool', '--generate-privkey', '--key-type=ecdsa', '--outfile', key],
+            ['certtool', '--generate-self-signed', '--load-privkey', key, '--template', template,
+                '--outfile', cert]];
+    } else {
+        return null;
+    }
+    for (const argv of commands) {
+        const process = Gio.Subprocess.new(argv, Gio.SubprocessFlags.STDOUT_SILENCE |
+            Gio.SubprocessFlags.STDERR_SILENCE);
+        assert(process.wait_check(null), `${argv[0]} made the certificate`);
+    }
+    return {cert, key};
+}
+
+function fingerprintOf(certificate) {
+    return GLib.compute_checksum_for_bytes(GLib.ChecksumType.SHA256,
+        new GLib.Bytes(certificate.certificate));
+}
+
+class Skip extends Error {}
+
+// A server on tcp:127.0.0.1:0 with a certificate made for the test, which
+// echoes messages and answers requests.
+function startTlsServer() {
+    if (!Gio.TlsBackend.get_default().supports_tls())
+        throw new Skip('GLib has no TLS backend: glib-networking is not installed');
+    const directory = GLib.dir_make_tmp('np-gjs-tls-XXXXXX');
+    const files = makeCertificate(directory, 'np-gjs-server');
+    if (files === null)
+        throw new Skip('neither openssl nor certtool is installed');
+    const certificate = Gio.TlsCertificate.new_from_files(files.cert, files.key);
+
+    const server = Np.PipeServer.new('tcp:127.0.0.1:0');
+    server.tls_certificate = certificate;
+    server.allow_anonymous = true;
+    const events = {connected: [], messages: []};
+    server.connect('client-connected', (_s, connection) => events.connected.push(connection));
+    server.connect('message-received', (_s, connection, message) => {
+        events.messages.push(text(message));
+        connection.send_data(encoder.encode(`echo: ${text(message)}`));
+    });
+    server.connect('request-received', (_s, _connection, request) => {
+        request.reply_data(encoder.encode(`re: ${text(request.get_message())}`));
+        return true;
+    });
+    assert(server.start(), 'the TCP server starts');
+    return {server, events, certificate, files};
+}
+
+function connectTls(client) {
+    const results = [];
+    client.connect_async(null, (c, res) => {
+        try {
+            results.push(c.connect_finish(res));
+        } catch (e) {
+            results.push(e);
+        }
+    });
+    waitUntil(() => results.length > 0);
+    return results[0];
+}
+
+async function tlsRoundTrip(client, events) {
+    const messages = [];
+    client.connect('message-received', (_c, message) => messages.push(text(message)));
+    client.send_data(encoder.encode('over TLS'));
+    waitUntil(() => messages.length > 0);
+    assertEqual(messages[0], 'echo: over TLS', 'the echo');
+    assertEqual(events.messages[events.messages.length - 1], 'over TLS', 'the server got it');
+    assertEqual(text(await client.request_data_async(encoder.encode('a request'), null)),
+        're: a request', 'the reply');
+}
+
+test('TLS on tcp:127.0.0.1:0, accept-certificate connected from GJS', async () => {
+    const {server, events, certificate} = startTlsServer();
+    try {
+        const name = server.get_name();
+        const match = /^tcp:127\.0\.0\.1:(\d+)$/.exec(name);
+        assert(match !== null && Number(match[1]) !== 0, `the name has the port: ${name}`);
+        assertEqual(server.get_address().get_port(), Number(match[1]), 'the bound address');
+
+        // A self-signed certificate: only the handler can accept it.
+        const client = Np.PipeClient.new(name);
+        const seen = [];
+        client.connect('accept-certificate', (_c, peerCertificate, errors) => {
+            seen.push({peerCertificate, errors});
+            return peerCertificate.is_same(certificate);
+        });
+        assertEqual(connectTls(client), true, 'connects');
+        assertEqual(seen.length, 1, 'accept-certificate ran once');
+        assertEqual(fingerprintOf(seen[0].peerCertificate), fingerprintOf(certificate),
+            'the server certificate');
+        assert(seen[0].errors & Gio.TlsCertificateFlags.UNKNOWN_CA, 'an unknown CA');
+        await tlsRoundTrip(client, events);
+        waitUntil(() => events.connected.length === 1);
+        assertEqual(events.connected[0].get_peer_pid(), -1, 'no pid over TCP');
+        assertEqual(events.connected[0].get_remote_address().get_address().to_string(),
+            '127.0.0.1', 'the peer address');
+        client.close(null);
+
+        // Refused by the handler: the connect fails.
+        const refusing = Np.PipeClient.new(name);
+        refusing.connect('accept-certificate', () => false);
+        const error = connectTls(refusing);
+        assert(error instanceof GLib.Error, `a GLib.Error: ${error}`);
+        assert(error.message.includes('TLS'), `says TLS: ${error.message}`);
+    } finally {
+        server.stop();
+    }
+});
+
+test('TLS with tls-pin and with tls-database', async () => {
+    const {server, events, certificate, files} = startTlsServer();
+    try {
+        const pinned = Np.PipeClient.new(server.get_name());
+        pinned.tls_pin = fingerprintOf(certificate);
+        assertEqual(connectTls(pinned), true, 'the pin is accepted');
+        await tlsRoundTrip(pinned, events);
+        pinned.close(null);
+
+        const verified = Np.PipeClient.new(server.get_name());
+        verified.tls_database = Gio.TlsFileDatabase.new(files.cert);
+        assertEqual(connectTls(verified), true, 'the database vouches for it');
+        await tlsRoundTrip(verified, events);
+        verified.close(null);
+
+        const wrong = Np.PipeClient.new(server.get_name());
+        wrong.tls_pin = '00'.repeat(32);
+        const error = connectTls(wrong);
+        assert(error instanceof GLib.Error, `a GLib.Error: ${error}`);
+        assert(error.matches(Np.pipe_error_quark(), Np.PipeError.PERMISSION_DENIED),
+            `permission denied: ${error}`);
+    } finally {
+        server.stop();
+    }
+});
+
 // Awaiting a test that returns a promise lets the main loop run until it
 // settles (a top-level await does that in GJS).
 print(`1..${tests.length}`);
@@ -688,6 +839,10 @@ for (const [i, {name, func}] of tests.entries()) {
         await func();
         print(`ok ${i + 1} ${name}`);
     } catch (e) {
+        if (e instanceof Skip) {
+            print(`ok ${i + 1} ${name} # SKIP ${e.message}`);
+            continue;
+        }
         failed++;
         print(`not ok ${i + 1} ${name}`);
         for (const line of `${e}\n${e.stack ?? ''}`.split('\n'))

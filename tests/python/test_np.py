@@ -4,9 +4,13 @@
 #
 # SPDX-License-Identifier: LGPL-2.1-or-later
 
+import hashlib
 import os
+import re
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -1271,6 +1275,219 @@ class TestCallsForBindings(NpTestCase):
         self.assertIsNone(Np.check_version(major, Np.get_minor_version(), Np.get_micro_version()))
         self.assertIn("too old", Np.check_version(major + 1, 0, 0))
         self.assertIn("too old", Np.check_version(major, Np.get_minor_version() + 1, 0))
+
+
+def make_certificate(directory, cn):
+    """A self-signed certificate naming IP 127.0.0.1, and its key, made
+    now as PEM files with openssl or GnuTLS's certtool; None without
+    either."""
+    cert = os.path.join(directory, f"{cn}-cert.pem")
+    key = os.path.join(directory, f"{cn}-key.pem")
+    if shutil.which("openssl"):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                        "-subj", f"/CN={cn}", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", key, "-out", cert], check=True, capture_output=True)
+    elif shutil.which("certtool"):
+        template = os.path.join(directory, f"{cn}.template")
+        with open(template, "w") as f:
+            f.write(f'cn = "{cn}"\nip_address = "127.0.0.1"\nexpiration_days = 2\n'
+                    "ca\ncert_signing_key\nsigning_key\ntls_www_server\ntls_www_client\n")
+        subprocess.run(["certtool", "--generate-privkey", "--key-type=ecdsa", "--outfile", key],
+                       check=True, capture_output=True)
+        subprocess.run(["certtool", "--generate-self-signed", "--load-privkey", key,
+                        "--template", template, "--outfile", cert],
+                       check=True, capture_output=True)
+    else:
+        return None
+    return cert, key
+
+
+def fingerprint_of(certificate):
+    return hashlib.sha256(bytes(certificate.props.certificate)).hexdigest()
+
+
+class TestTls(unittest.TestCase):
+    """A pipe over TCP on 127.0.0.1 with TLS, and a self-signed certificate
+    made for the test."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not Gio.TlsBackend.get_default().supports_tls():
+            raise unittest.SkipTest("GLib has no TLS backend: glib-networking is not installed")
+        cls.directory = tempfile.mkdtemp(prefix="np-python-tls-")
+        files = make_certificate(cls.directory, "np-python-server")
+        if files is None:
+            raise unittest.SkipTest("neither openssl nor certtool is installed")
+        cls.cert_path, cls.key_path = files
+        cls.certificate = Gio.TlsCertificate.new_from_files(cls.cert_path, cls.key_path)
+        cls.fingerprint = fingerprint_of(cls.certificate)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.directory, ignore_errors=True)
+
+    def setUp(self):
+        self.server = Np.PipeServer.new("tcp:127.0.0.1:0")
+        self.server.props.tls_certificate = self.certificate
+        self.server.props.allow_anonymous = True
+        self.names = []
+        self.server.connect("notify::name", lambda s, pspec: self.names.append(s.props.name))
+        self.events = Events(self.server)
+        self.server.connect("message-received",
+                            lambda s, connection, message: connection.send_data(
+                                b"echo: " + message.get_data()))
+
+        def on_request(server, connection, request):
+            request.reply_data(b"re: " + request.get_message().get_data())
+            return True
+
+        self.server.connect("request-received", on_request)
+        self.assertTrue(self.server.start())
+        self.clients = []
+
+    def tearDown(self):
+        for client in self.clients:
+            client.close()
+        self.server.stop()
+
+    def client(self, **properties):
+        client = Np.PipeClient.new(self.server.get_name())
+        for name, value in properties.items():
+            client.set_property(name, value)
+        self.clients.append(client)
+        return client
+
+    def connect(self, client):
+        """Connects while this thread's main loop serves the handshake;
+        returns True or the GLib.Error."""
+        callback, done = finish_when_done(client.connect_finish)
+        client.connect_async(None, callback)
+        wait_until(lambda: done)
+        return done[0][0]
+
+    def round_trip(self, client):
+        messages = []
+        client.connect("message-received", lambda c, m: messages.append(m.get_data()))
+        client.send_data(b"over TLS")
+        wait_until(lambda: messages)
+        self.assertEqual(messages, [b"echo: over TLS"])
+        self.assertEqual(self.events.messages[-1][1], b"over TLS")
+
+        callback, done = finish_when_done(client.request_data_finish)
+        client.request_data_async(b"a request", None, callback)
+        wait_until(lambda: done)
+        self.assertEqual(done[0][0].get_data(), b"re: a request")
+
+    def test_the_name_gets_the_port(self):
+        name = self.server.get_name()
+        m = re.fullmatch(r"tcp:127\.0\.0\.1:(\d+)", name)
+        self.assertIsNotNone(m, name)
+        self.assertNotEqual(int(m[1]), 0)
+        self.assertEqual(self.names, [name])
+        address = self.server.get_address()
+        self.assertIsInstance(address, Gio.InetSocketAddress)
+        self.assertEqual(address.get_port(), int(m[1]))
+        self.assertEqual(address.get_address().to_string(), "127.0.0.1")
+        self.assertIsNone(self.server.get_path())
+
+    def test_round_trip_with_a_pin(self):
+        client = self.client(tls_pin=self.fingerprint)
+        self.assertIs(self.connect(client), True)
+        self.round_trip(client)
+
+        connection = self.events.connected[0]
+        self.assertEqual(connection.get_peer_pid(), -1)
+        remote = connection.get_remote_address()
+        self.assertIsInstance(remote, Gio.InetSocketAddress)
+        self.assertEqual(remote.get_address().to_string(), "127.0.0.1")
+        self.assertIsNone(connection.get_peer_certificate())
+
+    def test_round_trip_with_a_database(self):
+        client = self.client(tls_database=Gio.TlsFileDatabase.new(self.cert_path))
+        accepts = []
+        client.connect("accept-certificate", lambda c, cert, errors: accepts.append(errors) or False)
+        self.assertIs(self.connect(client), True)
+        self.assertEqual(accepts, [], "a certificate the database vouches for needs no signal")
+        self.round_trip(client)
+
+    def test_accept_certificate_from_python_accepts_a_self_signed_one(self):
+        client = self.client()
+        seen = []
+
+        def accept(client, certificate, errors):
+            seen.append((certificate, errors))
+            return certificate.is_same(self.certificate)
+
+        client.connect("accept-certificate", accept)
+        self.assertIs(self.connect(client), True)
+        self.assertEqual(len(seen), 1)
+        certificate, errors = seen[0]
+        self.assertEqual(fingerprint_of(certificate), self.fingerprint)
+        self.assertTrue(errors & Gio.TlsCertificateFlags.UNKNOWN_CA, errors)
+        self.round_trip(client)
+
+    def test_accept_certificate_refusing_fails_the_connect(self):
+        client = self.client()
+        client.connect("accept-certificate", lambda c, cert, errors: False)
+        error = self.connect(client)
+        self.assertIsInstance(error, GLib.Error)
+        self.assertIn("TLS", error.message)
+        self.assertIn(self.server.get_name(), error.message)
+        self.assertFalse(client.get_connected())
+
+    def test_a_wrong_pin_is_refused(self):
+        client = self.client(tls_pin="00" * 32)
+        error = self.connect(client)
+        self.assertIsInstance(error, GLib.Error)
+        self.assertTrue(error.matches(Np.pipe_error_quark(), Np.PipeError.PERMISSION_DENIED),
+                        error)
+        self.assertIn("does not match the pinned fingerprint", error.message)
+        self.assertEqual(self.events.messages, [])
+
+    def test_client_certificates_required(self):
+        files = make_certificate(self.directory, "np-python-client")
+        client_certificate = Gio.TlsCertificate.new_from_files(*files)
+        server = Np.PipeServer.new("tcp:127.0.0.1:0")
+        server.props.tls_certificate = self.certificate
+        authorities = Gio.TlsFileDatabase.new(files[0])
+        server.props.tls_database = authorities
+        server.props.tls_authentication_mode = Gio.TlsAuthenticationMode.REQUIRED
+        events = Events(server)
+        self.assertTrue(server.start())
+        try:
+            client = Np.PipeClient.new(server.get_name())
+            client.props.tls_pin = self.fingerprint
+            client.props.tls_certificate = client_certificate
+            self.clients.append(client)
+            self.assertIs(self.connect(client), True)
+            wait_until(lambda: events.connected)
+            connection = events.connected[0]
+            self.assertEqual(fingerprint_of(connection.get_peer_certificate()),
+                             fingerprint_of(client_certificate))
+            self.assertEqual(connection.get_peer_certificate_errors(), 0)
+
+            # Without a certificate, or with one the database does not
+            # vouch for: refused.
+            for mine in (None, self.certificate):
+                refused = Np.PipeClient.new(server.get_name())
+                refused.props.tls_pin = self.fingerprint
+                if mine is not None:
+                    refused.props.tls_certificate = mine
+                self.assertIsInstance(self.connect(refused), GLib.Error)
+            self.assertEqual(len(events.connected), 1)
+        finally:
+            server.stop()
+
+    def test_anonymous_server_refuses_to_start(self):
+        server = Np.PipeServer.new("tcp:127.0.0.1:0")
+        server.props.tls_certificate = self.certificate
+        with self.assertRaises(GLib.Error) as raised:
+            server.start()
+        self.assertTrue(raised.exception.matches(Np.pipe_error_quark(),
+                                                 Np.PipeError.PERMISSION_DENIED),
+                        raised.exception)
+        self.assertFalse(server.props.running)
 
 
 if __name__ == "__main__":

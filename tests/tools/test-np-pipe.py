@@ -7,11 +7,14 @@
 #
 # SPDX-License-Identifier: LGPL-2.1-or-later
 
+import hashlib
 import os
 import re
 import select
+import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -27,6 +30,10 @@ os.environ["XDG_RUNTIME_DIR"] = RUNTIME_DIR
 os.environ["LC_ALL"] = "C.UTF-8"
 
 tests = []
+
+
+class Skip(Exception):
+    """A test that cannot run here: reported as skipped (TAP "# SKIP")."""
 
 
 def test(func):
@@ -101,7 +108,7 @@ def speaks_the_users_language():
     env = dict(os.environ, LANGUAGE="de", NP_LOCALEDIR=LOCALEDIR)
     result = subprocess.run([NP_PIPE, "--help"], env=env, capture_output=True, timeout=120)
     assert result.returncode == 0, result
-    assert "  send     Nachrichten an einen Server senden\n" in result.stdout.decode(), result.stdout
+    assert "  send        Nachrichten an einen Server senden\n" in result.stdout.decode(), result.stdout
     result = subprocess.run([NP_PIPE, "send", "nobody-here", "x"], env=env, capture_output=True,
                             timeout=120)
     assert result.returncode == 1, result
@@ -980,6 +987,334 @@ def demo_server_and_clients_agree_on_numbers():
     assert received == 3, lines
 
 
+# TCP and TLS, on loopback only, with certificates made here.
+
+def make_certificate(stem, cn="np-test"):
+    """A self-signed certificate naming IP 127.0.0.1 and its key, as PEM
+    files; with openssl, or GnuTLS's certtool."""
+    cert = os.path.join(RUNTIME_DIR, f"{stem}-cert.pem")
+    key = os.path.join(RUNTIME_DIR, f"{stem}-key.pem")
+    if shutil.which("openssl"):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                        "-subj", f"/CN={cn}", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", key, "-out", cert],
+                       check=True, capture_output=True, timeout=120)
+    elif shutil.which("certtool"):
+        template = os.path.join(RUNTIME_DIR, f"{stem}.template")
+        with open(template, "w") as f:
+            f.write(f'cn = "{cn}"\nip_address = "127.0.0.1"\nexpiration_days = 2\n'
+                    "ca\ncert_signing_key\nsigning_key\ntls_www_server\ntls_www_client\n")
+        subprocess.run(["certtool", "--generate-privkey", "--key-type=ecdsa", "--outfile", key],
+                       check=True, capture_output=True, timeout=120)
+        subprocess.run(["certtool", "--generate-self-signed", "--load-privkey", key,
+                        "--template", template, "--outfile", cert],
+                       check=True, capture_output=True, timeout=120)
+    else:
+        raise Skip("neither openssl nor certtool is installed")
+    return cert, key
+
+
+def sha256_of(cert):
+    """The fingerprint computed here, independently of np-pipe."""
+    with open(cert) as f:
+        return hashlib.sha256(ssl.PEM_cert_to_DER_cert(f.read())).hexdigest()
+
+
+_tls_files = {}
+
+
+def tls_files(stem="server"):
+    """Certificates made once per run; skips when GLib has no TLS backend."""
+    if stem not in _tls_files:
+        cert, key = make_certificate(stem, cn=f"np-test-{stem}")
+        result = run("fingerprint", cert)
+        if result.returncode != 0 and b"install the glib-networking package" in result.stderr:
+            raise Skip("GLib has no TLS backend (glib-networking is not installed)")
+        assert result.returncode == 0, result
+        _tls_files[stem] = (cert, key)
+    return _tls_files[stem]
+
+
+class TcpListener(Listener):
+    """np-pipe listen on tcp:127.0.0.1:0, with the port it got."""
+
+    def __init__(self, *options, host="127.0.0.1"):
+        address = f"[{host}]" if ":" in host else host
+        self.process = subprocess.Popen([NP_PIPE, "listen", *options, f"tcp:{address}:0"],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        first = self.line()
+        m = re.fullmatch(r"Listening on (tcp:" + re.escape(address) + r":(\d+)) "
+                         r"(?:with TLS \(certificate SHA-256 ([0-9a-f]{64})\)|without TLS)", first)
+        assert m, first
+        self.name, self.port, self.fingerprint = m[1], int(m[2]), m[3]
+        assert self.port != 0, first
+
+    def stop(self):
+        self.process.send_signal(signal.SIGINT)
+        status = self.process.wait(timeout=120)
+        assert status == 0, f"listen exited with {status}"
+
+
+def tls_listener(*options, host="127.0.0.1"):
+    cert, key = tls_files()
+    return TcpListener("--tls-certificate", cert, "--tls-key", key, *options, host=host)
+
+
+@test
+def fingerprint_prints_the_sha256_of_the_certificate():
+    cert, key = tls_files()
+    result = run("fingerprint", cert)
+    assert result.returncode == 0, result
+    assert result.stdout.decode() == sha256_of(cert) + "\n", (result.stdout, sha256_of(cert))
+
+    other, _ = tls_files("client")
+    result = run("fingerprint", cert, other)
+    assert result.returncode == 0, result
+    assert result.stdout.decode().splitlines() == [f"{sha256_of(cert)}  {cert}",
+                                                   f"{sha256_of(other)}  {other}"], result.stdout
+
+    result = run("fingerprint", key)
+    assert result.returncode == 1, result
+    assert result.stderr.decode().startswith(f"np-pipe: {key}: "), result.stderr
+
+    assert run("fingerprint").returncode == 2
+
+
+@test
+def tls_listen_prints_its_port_and_fingerprint_and_send_pins_it():
+    cert, _ = tls_files()
+    listener = tls_listener("--allow-anonymous", "--echo")
+    assert listener.fingerprint == sha256_of(cert), listener.fingerprint
+
+    result = run("send", "--tls-pin", listener.fingerprint, "--wait", "1", listener.name, "hello")
+    assert result.returncode == 0, result
+    assert result.stdout.decode() == "reply: hello\n", result.stdout
+
+    line = listener.line()
+    assert re.fullmatch(r"client 1 connected \(from 127\.0\.0\.1:\d+\)", line), line
+    assert listener.line() == "client 1: hello"
+    assert listener.line() == "client 1 disconnected"
+    listener.stop()
+
+
+@test
+def tls_request_and_ping_with_the_ca_or_the_pin():
+    cert, _ = tls_files()
+    listener = tls_listener("--allow-anonymous", "--echo")
+    # openssl's way of writing it: upper case, with colons.
+    colons = ":".join(listener.fingerprint[i:i + 2] for i in range(0, 64, 2)).upper()
+
+    for trust in (["--tls-ca", cert], ["--tls-pin", listener.fingerprint], ["--tls-pin", colons]):
+        result = run("request", *trust, listener.name, "status?")
+        assert result.returncode == 0, (trust, result)
+        assert result.stdout.decode() == "reply: status?\n", result.stdout
+
+        result = run("ping", "-c", "3", *trust, listener.name)
+        assert result.returncode == 0, (trust, result)
+        out = result.stdout.decode()
+        assert out.startswith(f"pipe “{listener.name}”: 3 pings, round trip min/median/max = "), out
+
+    result = run("send", "--tls-ca", cert, listener.name, "by the CA")
+    assert result.returncode == 0, result
+    listener.expect(lambda l: l.endswith(": by the CA"), "the message verified by the CA")
+    listener.stop()
+
+
+def have_ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@test
+def tls_over_ipv6_loopback():
+    cert, _ = tls_files()
+    if not have_ipv6_loopback():
+        raise Skip("no IPv6 loopback here")
+    listener = tls_listener("--allow-anonymous", "--echo", host="::1")
+    result = run("request", "--tls-pin", listener.fingerprint, listener.name, "over IPv6")
+    assert result.returncode == 0, result
+    assert result.stdout.decode() == "reply: over IPv6\n", result.stdout
+    line = listener.line()
+    assert re.fullmatch(r"client 1 connected \(from \[::1\]:\d+\)", line), line
+
+    # The certificate names 127.0.0.1 only: verified, it is refused for ::1.
+    result = run("request", "--tls-ca", cert, listener.name, "unverified")
+    assert result.returncode == 1, result
+    error = result.stderr.decode()
+    assert "not for the host name or address connected to" in error, error
+    listener.stop()
+
+
+@test
+def tls_a_wrong_pin_is_refused_and_nothing_is_sent():
+    listener = tls_listener("--allow-anonymous")
+    wrong = "00" * 32
+    result = run("send", "--tls-pin", wrong, listener.name, "secret")
+    assert result.returncode == 1, result
+    error = result.stderr.decode()
+    assert "does not match the pinned fingerprint" in error, error
+    assert error.startswith("np-pipe: ") and error.count("\n") == 1, error
+
+    result = run("request", "--tls-pin", wrong, listener.name, "secret")
+    assert result.returncode == 1, result
+    assert "does not match the pinned fingerprint" in result.stderr.decode(), result
+
+    # What arrives next is the message sent with the right pin.
+    assert run("send", "--tls-pin", listener.fingerprint, listener.name, "good").returncode == 0
+    line = listener.expect(lambda l: re.fullmatch(r"client \d+: .*", l), "a message")
+    assert line.endswith(": good"), line
+    listener.stop()
+
+
+@test
+def tls_an_untrusted_certificate_is_refused():
+    # The certificate is self-signed: without --tls-ca or --tls-pin, the
+    # system's CAs do not vouch for it.
+    other, _ = tls_files("client")
+    listener = tls_listener("--allow-anonymous")
+    for trust in ([], ["--tls-ca", other]):
+        result = run("send", *trust, listener.name, "secret")
+        assert result.returncode == 1, (trust, result)
+        error = result.stderr.decode()
+        assert "TLS" in error and listener.name in error, error
+    assert run("send", "--tls-pin", listener.fingerprint, listener.name, "good").returncode == 0
+    line = listener.expect(lambda l: re.fullmatch(r"client \d+: .*", l), "a message")
+    assert line.endswith(": good"), line
+    listener.stop()
+
+
+@test
+def tls_a_server_anyone_could_use_refuses_to_start():
+    cert, key = tls_files()
+    result = run("listen", "--tls-certificate", cert, "--tls-key", key, "tcp:127.0.0.1:0")
+    assert result.returncode == 1, result
+    error = result.stderr.decode().splitlines()
+    assert error[0].startswith("np-pipe: "), error
+    assert error[1:] == ["np-pipe: give --allow-anonymous to serve anyone who can reach the port, "
+                         "or --require-client-certificate with --tls-ca"], error
+    assert result.stdout == b"", result.stdout
+
+
+@test
+def tls_client_certificates_required():
+    client_cert, client_key = tls_files("client")
+    cert, _ = tls_files()
+    listener = tls_listener("--tls-ca", client_cert, "--require-client-certificate", "--echo")
+
+    result = run("request", "--tls-pin", listener.fingerprint, "--tls-certificate", client_cert,
+                 "--tls-key", client_key, listener.name, "with a certificate")
+    assert result.returncode == 0, result
+    assert result.stdout.decode() == "reply: with a certificate\n", result.stdout
+    line = listener.line()
+    assert re.fullmatch(r"client 1 connected \(from 127\.0\.0\.1:\d+, "
+                        r"certificate “[^”]*CN=np-test-client[^”]*”\)", line), line
+
+    # Without one, or with one the CA did not sign: refused.
+    for mine in ([], ["--tls-certificate", cert, "--tls-key", tls_files()[1]]):
+        result = run("request", "--tls-pin", listener.fingerprint, *mine, listener.name, "no")
+        assert result.returncode == 1, (mine, result)
+        assert listener.name in result.stderr.decode(), result.stderr
+
+    result = run("request", "--tls-pin", listener.fingerprint, "--tls-certificate", client_cert,
+                 "--tls-key", client_key, listener.name, "again")
+    assert result.returncode == 0, result
+    # The refused clients sent nothing that arrived.
+    while True:
+        line = listener.line()
+        assert not line.endswith(" request: no"), line
+        if line.endswith(" request: again"):
+            break
+    listener.stop()
+
+
+@test
+def tls_client_certificates_requested():
+    client_cert, client_key = tls_files("client")
+    cert, key = tls_files()
+    listener = tls_listener("--tls-ca", client_cert, "--allow-anonymous")
+
+    # Verified, not verified (the CA did not sign it), and none at all.
+    for mine, shown in (([client_cert, client_key], r", certificate “[^”]*CN=np-test-client[^”]*”"),
+                        ([cert, key], r", certificate “[^”]*CN=np-test-server[^”]*” \(not verified\)"),
+                        (None, "")):
+        options = ["--tls-certificate", mine[0], "--tls-key", mine[1]] if mine else []
+        result = run("send", "--tls-pin", listener.fingerprint, *options, listener.name, "hi")
+        assert result.returncode == 0, (mine, result)
+        line = listener.expect(lambda l: " connected " in l, "connected")
+        assert re.fullmatch(r"client \d+ connected \(from 127\.0\.0\.1:\d+" + shown + r"\)", line), \
+            (mine, line)
+    listener.stop()
+
+
+@test
+def tcp_insecure_plaintext_on_loopback_only():
+    listener = TcpListener("--insecure-plaintext", "--allow-anonymous", "--echo")
+    assert listener.fingerprint is None
+    result = run("request", "--insecure-plaintext", listener.name, "plain")
+    assert result.returncode == 0, result
+    assert result.stdout.decode() == "reply: plain\n", result.stdout
+    listener.stop()
+
+    result = run("listen", "--insecure-plaintext", "--allow-anonymous", "tcp:0.0.0.0:0")
+    assert result.returncode == 1, result
+    assert result.stderr.decode().startswith("np-pipe: "), result.stderr
+
+
+@test
+def without_a_tls_backend_the_programs_say_what_to_install():
+    # GIO finds no module in an empty directory: no TLS backend.
+    cert, key = make_certificate("no-backend")
+    env = dict(os.environ, GIO_MODULE_DIR=tempfile.mkdtemp(dir=RUNTIME_DIR))
+    for args in (["fingerprint", cert],
+                 ["listen", "--tls-certificate", cert, "--tls-key", key, "--allow-anonymous",
+                  "tcp:127.0.0.1:0"],
+                 ["send", "--tls-pin", "00" * 32, "tcp:127.0.0.1:1", "x"]):
+        result = subprocess.run([NP_PIPE, *args], env=env, capture_output=True, timeout=120)
+        assert result.returncode == 1, (args, result)
+        error = result.stderr.decode()
+        assert error.startswith("np-pipe: ") and "install the glib-networking package" in error, \
+            (args, error)
+
+
+@test
+def tls_usage_errors_exit_2():
+    cert, key = tls_files()
+    for args in (["send", "--tls-pin", "00" * 32, "local-name", "x"],
+                 ["listen", "--allow-anonymous", "local-name"],
+                 ["listen", "--tls-key", key, "--allow-anonymous", "tcp:127.0.0.1:0"],
+                 ["listen", "--tls-certificate", cert, "--require-client-certificate",
+                  "tcp:127.0.0.1:0"],
+                 ["ping", "--insecure-plaintext", "--tls-pin", "00" * 32, "tcp:127.0.0.1:1"]):
+        result = run(*args)
+        assert result.returncode == 2, (args, result)
+        assert result.stderr.decode().startswith("np-pipe: "), (args, result.stderr)
+
+
+@test
+def help_shows_tcp_and_a_complete_example():
+    for args in (["--help"], ["listen", "--help"], ["send", "--help"]):
+        result = run(*args)
+        assert result.returncode == 0, result
+        out = result.stdout.decode()
+        for piece in ("openssl req -x509", "np-pipe listen --tls-certificate cert.pem",
+                      'np-pipe send --tls-pin "$(np-pipe fingerprint cert.pem)"'):
+            assert piece in out, (args, piece, out)
+    out = run("list", "--help").stdout.decode()
+    assert "local pipes" in out and "tcp:" in out, out
+    for command in ("send", "request", "ping"):
+        out = run(command, "--help").stdout.decode()
+        assert "--tls-pin" in out and "--tls-ca" in out, (command, out)
+    out = run("listen", "--help").stdout.decode()
+    for option in ("--tls-certificate", "--tls-key", "--tls-ca", "--require-client-certificate",
+                   "--allow-anonymous", "--insecure-plaintext"):
+        assert option in out, (option, out)
+
+
 def main():
     print(f"1..{len(tests)}")
     failed = 0
@@ -987,6 +1322,8 @@ def main():
         try:
             func()
             print(f"ok {i} {func.__name__}")
+        except Skip as reason:
+            print(f"ok {i} {func.__name__} # SKIP {reason}")
         except Exception:
             failed += 1
             print(f"not ok {i} {func.__name__}")
