@@ -310,6 +310,10 @@ np_tcp_connect_async (GSocketConnectable  *connectable,
   connect->cancellable = g_cancellable_new ();
   g_task_set_task_data (task, connect, tcp_connect_free);
 
+  /* A direct connection: no proxy is asked about (libproxy, in a thread,
+   * for each connect) for a peer that speaks Np, not HTTP. */
+  g_socket_client_set_enable_proxy (client, FALSE);
+
   if (cancellable != NULL)
     {
       connect->caller = g_object_ref (cancellable);

@@ -302,10 +302,6 @@ np_tls_configure (GTlsConnection *tls)
   const char * const protocols[] = { NP_TLS_ALPN, NULL };
 
   g_tls_connection_set_advertised_protocols (tls, protocols);
-  /* The protocol ends with a goodbye of its own: a cut short stream
-   * is told from a whole one without close_notify, and closing never
-   * waits for the peer's. */
-  g_tls_connection_set_require_close_notify (tls, FALSE);
 }
 
 /* A client's certificate: glib-networking asks about every one, even

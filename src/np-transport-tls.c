@@ -187,9 +187,13 @@ np_transport_tls_receive (NpTransport    *transport,
 
   if (n < 0)
     {
-      /* A peer that reset the connection ended its stream: what it sent
-       * before was read. */
-      if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED))
+      /* The end of the TCP stream without TLS's close_notify, or a reset:
+       * the end of the stream, which the protocol's own goodbye tells
+       * from a cut one (a frame cut short is a protocol error). Asked of
+       * glib-networking as an error: one that lets it pass as the end
+       * loses a GError of its own each time. */
+      if (g_error_matches (local_error, G_TLS_ERROR, G_TLS_ERROR_EOF) ||
+          g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED))
         {
           g_error_free (local_error);
           n = 0;

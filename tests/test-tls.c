@@ -1996,12 +1996,6 @@ main (int   argc,
 
   g_test_init (&argc, &argv, NULL);
 
-  /* TLS handshakes run in threads of GLib's pool, which lets the threads
-   * it has no use for end. Keep them: LeakSanitizer, which stops every
-   * thread at exit to look for leaks, can crash on one that is ending. */
-  g_thread_pool_set_max_unused_threads (-1);
-  g_thread_pool_set_max_idle_time (0);
-
   if (g_getenv ("NP_TEST_TLS_NO_BACKEND") == NULL)
     setup_certificates ();
 
