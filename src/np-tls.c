@@ -1097,6 +1097,15 @@ dial_connected (GObject      *object,
   dial->connection = np_tcp_connect_finish (result, &error);
   if (dial->connection == NULL)
     {
+      /* Our timer cancelled the TCP connect: a timeout, not the
+       * caller's cancellation. */
+      if (dial->timed_out)
+        {
+          g_error_free (error);
+          error = g_error_new (NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
+                               _("“%s” did not take the connection within %u ms"),
+                               dial->address, dial->timeout_msec);
+        }
       g_task_return_error (task, error);
       return;
     }
