@@ -213,20 +213,15 @@ np_stream_write_some_locked (NpStream *self)
   if (G_UNLIKELY (self->transport != NULL && self->transport->wants_out) && self->write_error == NULL)
     {
       g_autoptr(GError) error = NULL;
+      NpIOStatus status = self->transport->funcs->flush (self->transport, &error);
 
-      switch (self->transport->funcs->flush (self->transport, &error))
+      if (status == NP_IO_FAILED)
+        np_stream_write_failed_locked (self, error);
+      else if (status == NP_IO_WOULD_BLOCK)
         {
-        case NP_IO_DONE:
-          break;
-        case NP_IO_WOULD_BLOCK:
           self->want_out = TRUE;
           np_stream_update_events_locked (self);
           return;
-        case NP_IO_FAILED:
-          np_stream_write_failed_locked (self, error);
-          break;
-        default:
-          g_assert_not_reached ();
         }
     }
 

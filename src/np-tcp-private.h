@@ -36,7 +36,6 @@ GSocket            *np_tcp_listen              (GInetSocketAddress  *address,
 void                np_tcp_configure           (GSocket             *socket);
 
 void                np_tcp_connect_async       (GSocketConnectable  *connectable,
-                                                guint                timeout_msec,
                                                 GCancellable        *cancellable,
                                                 GAsyncReadyCallback  callback,
                                                 gpointer             user_data);

@@ -207,84 +207,31 @@ np_tcp_configure (GSocket *socket)
 
 /* Connecting */
 
-typedef struct
-{
-  char    *address;
-  guint    timeout_msec;
-  GSource *timer;
-  GCancellable *cancellable;   /* ours: the caller's, or the timer, cancel it */
-  gulong   chain_id;
-  GCancellable *caller;
-  gboolean timed_out;
-} TcpConnect;
-
-static void
-tcp_connect_free (gpointer data)
-{
-  TcpConnect *connect = data;
-
-  if (connect->timer != NULL)
-    {
-      g_source_destroy (connect->timer);
-      g_source_unref (connect->timer);
-    }
-  if (connect->caller != NULL)
-    {
-      g_cancellable_disconnect (connect->caller, connect->chain_id);
-      g_object_unref (connect->caller);
-    }
-  g_object_unref (connect->cancellable);
-  g_free (connect->address);
-  g_free (connect);
-}
-
-static gboolean
-tcp_connect_timeout_cb (gpointer data)
-{
-  TcpConnect *connect = data;
-
-  connect->timed_out = TRUE;
-  g_cancellable_cancel (connect->cancellable);
-
-  return G_SOURCE_REMOVE;
-}
-
-static void
-tcp_connect_forward_cancel (GCancellable *caller,
-                            gpointer      data)
-{
-  g_cancellable_cancel (data);
-}
-
 static void
 tcp_connect_done (GObject      *object,
                   GAsyncResult *result,
                   gpointer      user_data)
 {
   g_autoptr(GTask) task = user_data;
-  TcpConnect *connect = g_task_get_task_data (task);
+  const char *address = g_task_get_task_data (task);
   g_autoptr(GSocketConnection) connection = NULL;
   g_autoptr(GError) error = NULL;
 
   connection = g_socket_client_connect_finish (G_SOCKET_CLIENT (object), result, &error);
   if (connection == NULL)
     {
-      if (connect->timed_out)
-        g_task_return_new_error (task, NP_PIPE_ERROR, NP_PIPE_ERROR_TIMED_OUT,
-                                 _("“%s” did not take the connection within %u ms"),
-                                 connect->address, connect->timeout_msec);
-      else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED))
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED))
         /* As for a pipe with no server: what waits and reconnects
          * tells it by this code. */
         g_task_return_new_error (task, NP_PIPE_ERROR, NP_PIPE_ERROR_NOT_FOUND,
                                  _("No server listens at “%s”: %s"),
-                                 connect->address, error->message);
+                                 address, error->message);
       else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
         g_task_return_error (task, g_steal_pointer (&error));
       else
         g_task_return_new_error (task, error->domain, error->code,
                                  _("Cannot connect to “%s”: %s"),
-                                 connect->address, error->message);
+                                 address, error->message);
       return;
     }
 
@@ -292,43 +239,26 @@ tcp_connect_done (GObject      *object,
   g_task_return_pointer (task, g_steal_pointer (&connection), g_object_unref);
 }
 
+/* Connects to @connectable, directly; the caller bounds it in time
+ * through @cancellable. */
 void
 np_tcp_connect_async (GSocketConnectable  *connectable,
-                      guint                timeout_msec,
                       GCancellable        *cancellable,
                       GAsyncReadyCallback  callback,
                       gpointer             user_data)
 {
   g_autoptr(GSocketClient) client = g_socket_client_new ();
   GTask *task = g_task_new (NULL, cancellable, callback, user_data);
-  TcpConnect *connect = g_new0 (TcpConnect, 1);
 
   g_task_set_source_tag (task, np_tcp_connect_async);
   g_task_set_name (task, "[np] TCP connect");
-  connect->address = np_tcp_format_connectable (connectable);
-  connect->timeout_msec = timeout_msec;
-  connect->cancellable = g_cancellable_new ();
-  g_task_set_task_data (task, connect, tcp_connect_free);
+  g_task_set_task_data (task, np_tcp_format_connectable (connectable), g_free);
 
   /* A direct connection: no proxy is asked about (libproxy, in a thread,
    * for each connect) for a peer that speaks Np, not HTTP. */
   g_socket_client_set_enable_proxy (client, FALSE);
 
-  if (cancellable != NULL)
-    {
-      connect->caller = g_object_ref (cancellable);
-      connect->chain_id = g_cancellable_connect (cancellable, G_CALLBACK (tcp_connect_forward_cancel),
-                                                 g_object_ref (connect->cancellable), g_object_unref);
-    }
-  if (timeout_msec > 0)
-    {
-      connect->timer = g_timeout_source_new (timeout_msec);
-      g_source_set_static_name (connect->timer, "[np] TCP connect timeout");
-      g_source_set_callback (connect->timer, tcp_connect_timeout_cb, connect, NULL);
-      g_source_attach (connect->timer, g_task_get_context (task));
-    }
-
-  g_socket_client_connect_async (client, connectable, connect->cancellable, tcp_connect_done, task);
+  g_socket_client_connect_async (client, connectable, cancellable, tcp_connect_done, task);
 }
 
 GSocketConnection *

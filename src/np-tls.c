@@ -1200,7 +1200,7 @@ np_tls_dial_async (GSocketConnectable      *connectable,
       g_source_attach (dial->timer, g_task_get_context (task));
     }
 
-  np_tcp_connect_async (connectable, 0, dial->cancellable, dial_connected, task);
+  np_tcp_connect_async (connectable, dial->cancellable, dial_connected, task);
 }
 
 /* Returns the connection, with its TLS connection in @tls (none in

@@ -80,6 +80,13 @@ struct _NpTransport
   gboolean                wants_out;
 };
 
+/* Reads away what the peer sent and nobody will read, at most @max
+ * bytes, without waiting: a socket closed with bytes unread resets the
+ * connection, and a reset drops what the peer has not received yet of
+ * ours, the goodbye last. */
+void         np_transport_drain    (int                fd,
+                                    gsize              max);
+
 NpTransport *np_transport_unix_new (GSocketConnection *connection);
 NpTransport *np_transport_tls_new  (GSocketConnection *connection,
                                     GTlsConnection    *tls);

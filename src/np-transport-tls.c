@@ -216,18 +216,13 @@ static void
 np_transport_tls_free (NpTransport *transport)
 {
   NpTransportTls *self = (NpTransportTls *) transport;
-  char scratch[4096];
 
   /* What the socket takes now of the last record; never waits. */
   np_tls_sink_flush (self->sink, NULL);
 
-  /* A socket closed with bytes unread (a session ticket the peer sent
-   * after the handshake, a record that came while closing) resets the
-   * connection, and a reset drops what the peer has not received yet
-   * of ours, the goodbye last: read them away, without waiting. */
-  for (guint i = 0; i < 256; i++)
-    if (recv (transport->fd, scratch, sizeof scratch, MSG_DONTWAIT) <= 0)
-      break;
+  /* What came and nobody will read (a session ticket the peer sent
+   * after the handshake, a record that came while closing). */
+  np_transport_drain (transport->fd, 1024 * 1024);
 
   /* Closing the TLS connection would write its close_notify, blocking:
    * the protocol's goodbye went already, and the socket is closed. */

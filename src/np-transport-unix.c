@@ -180,18 +180,15 @@ np_transport_unix_shutdown (NpTransport *transport)
   shutdown (transport->fd, SHUT_RDWR);
 }
 
-static void
-np_transport_unix_free (NpTransport *transport)
+void
+np_transport_drain (int   fd,
+                    gsize max)
 {
-  NpTransportUnix *self = (NpTransportUnix *) transport;
   guint8 sink[4096];
 
-  /* Closing a Unix socket with unread bytes in it resets the connection,
-   * and the peer may then lose what we wrote last: discard what the peer
-   * already sent (a bounded amount) first. */
-  for (gsize drained = 0; drained < NP_DRAIN_MAX; )
+  for (gsize drained = 0; drained < max; )
     {
-      gssize n = recv (transport->fd, sink, sizeof sink, MSG_DONTWAIT);
+      gssize n = recv (fd, sink, sizeof sink, MSG_DONTWAIT);
 
       if (n < 0 && errno == EINTR)
         continue;
@@ -199,6 +196,15 @@ np_transport_unix_free (NpTransport *transport)
         break;
       drained += n;
     }
+}
+
+static void
+np_transport_unix_free (NpTransport *transport)
+{
+  NpTransportUnix *self = (NpTransportUnix *) transport;
+
+  /* What the peer already sent (a bounded amount) first. */
+  np_transport_drain (transport->fd, NP_DRAIN_MAX);
 
   g_io_stream_close (G_IO_STREAM (self->connection), NULL, NULL);
   g_object_unref (self->connection);
