@@ -3575,7 +3575,8 @@ np_pipe_client_get_name (NpPipeClient *self)
  *
  * Gets [property@Np.PipeClient:path].
  *
- * Returns: (nullable): the socket path, or %NULL when the name is invalid
+ * Returns: (nullable): the socket path, or %NULL when the name is invalid,
+ *   and for a server over TCP
  *
  * Since: 1.0
  */

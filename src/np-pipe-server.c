@@ -1164,7 +1164,7 @@ np_pipe_server_get_name (NpPipeServer *self)
  * Gets the path of the Unix socket the server listens on.
  *
  * Returns: (nullable): the socket path, or %NULL before the server was
- *   started
+ *   started, and for a server over TCP
  *
  * Since: 1.0
  */

@@ -18,10 +18,10 @@ G_BEGIN_DECLS
 /* What a client asks of the server's certificate. */
 typedef struct
 {
-  GTlsDatabase    *database;     /* NULL: the system's */
+  GTlsDatabase    *database;     /* NULL: the system's, or none with a pin */
   GTlsInteraction *interaction;
   GTlsCertificate *certificate;  /* the client's own, or NULL */
-  char            *pin;          /* normalized SHA-256, or NULL */
+  char            *pin;          /* a SHA-256 fingerprint as given, or NULL */
   /* Asked when validation fails and no pin matches; NULL refuses. */
   gboolean       (*accept)      (GTlsCertificate      *certificate,
                                  GTlsCertificateFlags  errors,
@@ -30,33 +30,6 @@ typedef struct
 } NpTlsClientConfig;
 
 gboolean         np_tls_check_available   (const char           *address,
-                                           GError              **error);
-
-GTlsConnection  *np_tls_server_new        (GSocketConnection    *connection,
-                                           GTlsCertificate      *certificate,
-                                           GTlsAuthenticationMode mode,
-                                           GTlsDatabase         *database,
-                                           GError              **error);
-GTlsConnection  *np_tls_client_new        (GSocketConnection    *connection,
-                                           GSocketConnectable   *identity,
-                                           const NpTlsClientConfig *config,
-                                           GError              **error);
-
-/* Runs the handshake of @tls with at most a few others of the same side
- * at once in the process (each takes a thread of GLib's pool while it
- * runs), then checks what Np asks of it (the ALPN protocol, the pin).
- * The callback runs in the thread-default context of the caller. */
-void             np_tls_handshake_async   (GTlsConnection       *tls,
-                                           const char           *address,
-                                           const char           *pin,
-                                           GCancellable         *cancellable,
-                                           GAsyncReadyCallback   callback,
-                                           gpointer              user_data);
-gboolean         np_tls_handshake_finish  (GAsyncResult         *result,
-                                           GError              **error);
-
-char            *np_tls_fingerprint       (GTlsCertificate      *certificate);
-char            *np_tls_normalize_pin     (const char           *pin,
                                            GError              **error);
 
 /* The output stream under a TLS connection: it takes every write at
@@ -69,6 +42,9 @@ gboolean         np_tls_sink_is_pending   (GOutputStream        *sink);
 gboolean         np_tls_sink_flush        (GOutputStream        *sink,
                                            GError              **error);
 
+/* Connects over TCP, then runs the TLS handshake (at most a few of a
+ * side at once in the process, each taking a thread of GLib's pool while
+ * it runs) and checks what Np asks of it: the ALPN protocol, the pin. */
 void             np_tls_dial_async        (GSocketConnectable   *connectable,
                                            gboolean              plaintext,
                                            const NpTlsClientConfig *config,

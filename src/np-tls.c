@@ -22,6 +22,8 @@
  * server of one process never wait for each other's slots. */
 #define NP_TLS_HANDSHAKES_MAX 8
 
+static char *np_tls_fingerprint (GTlsCertificate *certificate);
+
 /* NpTlsSink: the output stream under a TLS connection. GnuTLS wants a
  * record it could not write whole to be written again with the same
  * bytes; what the stream above would write next is not always those
@@ -53,9 +55,9 @@ G_DEFINE_FINAL_TYPE_WITH_CODE (NpTlsSink, np_tls_sink, G_TYPE_OUTPUT_STREAM,
  * lock held. */
 static gboolean
 np_tls_sink_send_backlog_locked (NpTlsSink     *self,
-                          gboolean       blocking,
-                          GCancellable  *cancellable,
-                          GError       **error)
+                                 gboolean       blocking,
+                                 GCancellable  *cancellable,
+                                 GError       **error)
 {
   while (self->sent < self->backlog->len)
     {
@@ -318,7 +320,7 @@ np_tls_server_accept_certificate_cb (GTlsConnection       *tls,
   return mode == G_TLS_AUTHENTICATION_REQUESTED || errors == 0;
 }
 
-GTlsConnection *
+static GTlsConnection *
 np_tls_server_new (GSocketConnection      *connection,
                    GTlsCertificate        *certificate,
                    GTlsAuthenticationMode  mode,
@@ -389,7 +391,7 @@ np_tls_accept_certificate_cb (GTlsConnection       *tls,
   return FALSE;
 }
 
-GTlsConnection *
+static GTlsConnection *
 np_tls_client_new (GSocketConnection       *connection,
                    GSocketConnectable      *identity,
                    const NpTlsClientConfig *config,
@@ -450,7 +452,7 @@ np_tls_client_new (GSocketConnection       *connection,
 
 /* Fingerprints */
 
-char *
+static char *
 np_tls_fingerprint (GTlsCertificate *certificate)
 {
   g_autoptr(GByteArray) der = NULL;
@@ -464,7 +466,7 @@ np_tls_fingerprint (GTlsCertificate *certificate)
 
 /* A SHA-256 fingerprint as people write it (colons or spaces between
  * the bytes, either case) in the form np_tls_fingerprint() gives. */
-char *
+static char *
 np_tls_normalize_pin (const char  *pin,
                       GError     **error)
 {
@@ -675,7 +677,7 @@ np_tls_handshake_cancelled (GCancellable *cancellable,
     }
 }
 
-void
+static void
 np_tls_handshake_async (GTlsConnection      *tls,
                         const char          *address,
                         const char          *pin,
@@ -723,7 +725,7 @@ np_tls_handshake_async (GTlsConnection      *tls,
     }
 }
 
-gboolean
+static gboolean
 np_tls_handshake_finish (GAsyncResult  *result,
                          GError       **error)
 {
