@@ -835,6 +835,17 @@ np_pipe_server_start_tcp_locked (NpPipeServer  *self,
           return FALSE;
         }
 
+      /* Without its key, every handshake would fail, and only the
+       * peers would tell. */
+      if (!np_tls_certificate_has_key (self->tls_certificate))
+        {
+          g_set_error (error, G_TLS_ERROR, G_TLS_ERROR_CERTIFICATE_REQUIRED,
+                       _("Pipe “%s” cannot start: its certificate (tls-certificate) has "
+                         "no private key; load it with its key, as "
+                         "g_tls_certificate_new_from_files() does"), name);
+          return FALSE;
+        }
+
       if (self->tls_authentication_mode == G_TLS_AUTHENTICATION_REQUIRED && self->tls_database == NULL)
         {
           g_set_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PERMISSION_DENIED,

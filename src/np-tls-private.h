@@ -31,6 +31,7 @@ typedef struct
 
 gboolean         np_tls_check_available   (const char           *address,
                                            GError              **error);
+gboolean         np_tls_certificate_has_key (GTlsCertificate    *certificate);
 
 /* The output stream under a TLS connection: it takes every write at
  * once, keeping what the socket does not take yet, so that the TLS

@@ -450,6 +450,19 @@ np_tls_client_new (GSocketConnection       *connection,
   return tls;
 }
 
+/* Whether @certificate comes with its private key, in memory or on a
+ * token. */
+gboolean
+np_tls_certificate_has_key (GTlsCertificate *certificate)
+{
+  g_autoptr(GByteArray) key = NULL;
+  g_autofree char *uri = NULL;
+
+  g_object_get (certificate, "private-key", &key, "private-key-pkcs11-uri", &uri, NULL);
+
+  return key != NULL || uri != NULL;
+}
+
 /* Fingerprints */
 
 static char *
