@@ -1307,8 +1307,11 @@ test_start_checks (Fixture       *f,
                    gconstpointer  data)
 {
   g_autoptr(GTlsCertificate) certificate = load_cert ("server");
+  g_autofree char *keyless_file = cert_file ("server");
+  g_autoptr(GTlsCertificate) keyless = NULL;
   g_autoptr(NpPipeServer) any = NULL;
   g_autoptr(GError) error = NULL;
+  g_autoptr(GError) error_key = NULL;
   g_autoptr(GError) error_database = NULL;
   g_autoptr(GError) error_plaintext = NULL;
 
@@ -1316,6 +1319,15 @@ test_start_checks (Fixture       *f,
   g_assert_false (np_pipe_server_start (f->server, &error));
   g_assert_error (error, G_TLS_ERROR, G_TLS_ERROR_CERTIFICATE_REQUIRED);
   g_assert_nonnull (strstr (error->message, "tls-certificate"));
+
+  /* A certificate loaded without its key: every handshake would fail. */
+  keyless = g_tls_certificate_new_from_file (keyless_file, &error_key);
+  g_assert_no_error (error_key);
+  g_object_set (f->server, "tls-certificate", keyless, NULL);
+  g_assert_false (np_pipe_server_start (f->server, &error_key));
+  g_assert_error (error_key, G_TLS_ERROR, G_TLS_ERROR_CERTIFICATE_REQUIRED);
+  g_assert_nonnull (strstr (error_key->message, "private key"));
+  g_assert_false (np_pipe_server_is_running (f->server));
 
   g_object_set (f->server,
                 "tls-certificate", certificate,
