@@ -78,6 +78,7 @@ np_tool_run_list (int    argc,
                                    "machine records them). A socket whose server holds no lock is\n"
                                    "probed: a connection and a handshake, which starts a service\n"
                                    "that waits for one (socket activation)."));
+  g_option_context_set_translation_domain (context, GETTEXT_PACKAGE);
   g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return np_tool_usage_error (context, error->message);

@@ -267,6 +267,7 @@ np_tool_run_listen (int    argc,
                                    "NAME may be tcp:HOST:PORT (port 0: one the system picks), with\n"
                                    "TLS: --tls-certificate, and --allow-anonymous or\n"
                                    "--require-client-certificate."));
+  g_option_context_set_translation_domain (context, GETTEXT_PACKAGE);
   g_option_context_set_description (context, np_tool_tls_example ());
   g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   np_tool_tls_add_options (context, &tls, TRUE);

@@ -131,6 +131,7 @@ np_tool_run_ping (int    argc,
   g_option_context_set_summary (context,
                                 _("Measure the round trip to a server. Its library answers the\n"
                                   "pings by itself: any Np server can be pinged."));
+  g_option_context_set_translation_domain (context, GETTEXT_PACKAGE);
   g_option_context_set_description (context, np_tool_tls_example ());
   g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   np_tool_tls_add_options (context, &tls, FALSE);

@@ -107,7 +107,7 @@ np_tool_run_request (int    argc,
   g_auto(NpToolTls) tls = { 0 };
   int tls_status;
   const GOptionEntry entries[] = {
-    { "timeout", 't', 0, G_OPTION_ARG_STRING, &timeout, N_("Give up when connecting and the reply take over SECONDS in all (default " DEFAULT_TIMEOUT "; 0: no limit)"), N_("SECONDS") },
+    { "timeout", 't', 0, G_OPTION_ARG_STRING, &timeout, N_("Give up when connecting and the reply take over SECONDS in all (default 10; 0: no limit)"), N_("SECONDS") },
     { "hex", 'x', 0, G_OPTION_ARG_NONE, &r.hex, N_("Print the reply as a hex dump"), NULL },
     { "variant", 0, 0, G_OPTION_ARG_NONE, &r.variant, N_("MESSAGE is the text of a GVariant, such as '(\"uptime\", <\"\">)': send the value, and print a reply that holds one decoded"), NULL },
     { NULL }
@@ -116,6 +116,7 @@ np_tool_run_request (int    argc,
   g_option_context_set_summary (context,
                                 N_("Send MESSAGE as a request and print the server's reply. A server\n"
                                    "that answers with an error, or not in time, makes this fail."));
+  g_option_context_set_translation_domain (context, GETTEXT_PACKAGE);
   g_option_context_set_description (context, np_tool_tls_example ());
   g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   np_tool_tls_add_options (context, &tls, FALSE);

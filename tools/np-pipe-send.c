@@ -272,7 +272,7 @@ np_tool_run_send (int    argc,
     { "file", 'f', 0, G_OPTION_ARG_FILENAME, &file, N_("Send the whole FILE as one message"), N_("FILE") },
     { "variant", 0, 0, G_OPTION_ARG_NONE, &s.variant, N_("Each message is the text of a GVariant, such as '(\"uptime\", <\"\">)': send the value"), NULL },
     { "wait", 'w', 0, G_OPTION_ARG_INT, &wait, N_("Print up to N replies before closing"), "N" },
-    { "timeout", 't', 0, G_OPTION_ARG_STRING, &timeout, N_("With --wait, give up when a reply takes over SECONDS (default " DEFAULT_TIMEOUT "; 0: no limit)"), N_("SECONDS") },
+    { "timeout", 't', 0, G_OPTION_ARG_STRING, &timeout, N_("With --wait, give up when a reply takes over SECONDS (default 10; 0: no limit)"), N_("SECONDS") },
     { NULL }
   };
 
@@ -280,6 +280,7 @@ np_tool_run_send (int    argc,
                                 N_("Connect and send each MESSAGE as one message; with no MESSAGE\n"
                                    "and no --file, each line of stdin is one message. With\n"
                                    "--variant, replies that hold a GVariant print decoded."));
+  g_option_context_set_translation_domain (context, GETTEXT_PACKAGE);
   g_option_context_set_description (context, np_tool_tls_example ());
   g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   np_tool_tls_add_options (context, &tls, FALSE);
