@@ -22,6 +22,11 @@
  * server of one process never wait for each other's slots. */
 #define NP_TLS_HANDSHAKES_MAX 8
 
+/* Of those, the most with one peer (the address of a server's peer, the
+ * server a client dials): a peer that stalls in its handshakes holds no
+ * more of the slots than this, and others get theirs meanwhile. */
+#define NP_TLS_HANDSHAKES_PER_PEER (NP_TLS_HANDSHAKES_MAX / 2)
+
 static char *np_tls_fingerprint (GTlsCertificate *certificate);
 
 /* NpTlsSink: the output stream under a TLS connection. GnuTLS wants a
@@ -517,6 +522,7 @@ typedef enum
 typedef struct
 {
   char      *address;
+  char      *peer;       /* the side and the address: what counts apart */
   char      *pin;
   NpTlsSide  side;
   gboolean   started;
@@ -524,9 +530,12 @@ typedef struct
   gulong     cancel_id;
 } Handshake;
 
-static GMutex handshakes_lock;
-static GQueue handshakes_waiting[2];
-static guint  handshakes_running[2];
+/* Guarded by the lock: the handshakes that wait for a slot, those that
+ * run, and those that run with each peer (of Handshake.peer, a count). */
+static GMutex      handshakes_lock;
+static GQueue      handshakes_waiting[2];
+static guint       handshakes_running[2];
+static GHashTable *handshakes_per_peer;
 
 static void
 handshake_free (gpointer data)
@@ -534,6 +543,7 @@ handshake_free (gpointer data)
   Handshake *handshake = data;
 
   g_free (handshake->address);
+  g_free (handshake->peer);
   g_free (handshake->pin);
   g_clear_object (&handshake->cancellable);
   g_free (handshake);
@@ -554,18 +564,53 @@ np_tls_handshake_start (GTask *task)
   g_main_context_pop_thread_default (context);
 }
 
-/* Gives the slot of a handshake that ended to the next that waits. */
-static void
-np_tls_handshake_release (NpTlsSide side)
+/* Whether @handshake may take a slot now. Called with the lock held. */
+static gboolean
+np_tls_handshake_may_start_locked (Handshake *handshake)
 {
-  GTask *next;
+  guint with_peer = GPOINTER_TO_UINT (g_hash_table_lookup (handshakes_per_peer, handshake->peer));
+
+  return handshakes_running[handshake->side] < NP_TLS_HANDSHAKES_MAX &&
+         with_peer < NP_TLS_HANDSHAKES_PER_PEER;
+}
+
+/* Counts @handshake in, or (@delta -1) out. Called with the lock held. */
+static void
+np_tls_handshake_count_locked (Handshake *handshake,
+                               int        delta)
+{
+  guint with_peer = GPOINTER_TO_UINT (g_hash_table_lookup (handshakes_per_peer, handshake->peer));
+
+  handshakes_running[handshake->side] += delta;
+  with_peer += delta;
+  if (with_peer > 0)
+    g_hash_table_replace (handshakes_per_peer, g_strdup (handshake->peer), GUINT_TO_POINTER (with_peer));
+  else
+    g_hash_table_remove (handshakes_per_peer, handshake->peer);
+}
+
+/* Gives the slot of a handshake that ended to the first that waits and
+ * may take it. */
+static void
+np_tls_handshake_release (Handshake *ended)
+{
+  GTask *next = NULL;
 
   g_mutex_lock (&handshakes_lock);
-  next = g_queue_pop_head (&handshakes_waiting[side]);
-  if (next != NULL)
-    ((Handshake *) g_task_get_task_data (next))->started = TRUE;
-  else
-    handshakes_running[side]--;
+  np_tls_handshake_count_locked (ended, -1);
+  for (GList *l = handshakes_waiting[ended->side].head; l != NULL; l = l->next)
+    {
+      Handshake *handshake = g_task_get_task_data (l->data);
+
+      if (np_tls_handshake_may_start_locked (handshake))
+        {
+          next = l->data;
+          g_queue_delete_link (&handshakes_waiting[ended->side], l);
+          np_tls_handshake_count_locked (handshake, +1);
+          handshake->started = TRUE;
+          break;
+        }
+    }
   g_mutex_unlock (&handshakes_lock);
 
   if (next != NULL)
@@ -620,7 +665,7 @@ np_tls_handshake_done (GObject      *object,
   const char *protocol;
   gboolean ok;
 
-  np_tls_handshake_release (handshake->side);
+  np_tls_handshake_release (handshake);
 
   ok = g_tls_connection_handshake_finish (tls, result, &error);
   if (!ok && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
@@ -707,6 +752,7 @@ np_tls_handshake_async (GTlsConnection      *tls,
   handshake->address = g_strdup (address);
   handshake->pin = g_strdup (pin);
   handshake->side = G_IS_TLS_SERVER_CONNECTION (tls) ? NP_TLS_SIDE_SERVER : NP_TLS_SIDE_CLIENT;
+  handshake->peer = g_strdup_printf ("%d %s", handshake->side, address);
   g_task_set_task_data (task, handshake, handshake_free);
 
   /* Connected first: a cancellation before the task is queued finds it
@@ -721,10 +767,12 @@ np_tls_handshake_async (GTlsConnection      *tls,
   /* The queue holds the task's reference until it starts, or until a
    * cancellation takes it out. */
   g_mutex_lock (&handshakes_lock);
-  start = handshakes_running[handshake->side] < NP_TLS_HANDSHAKES_MAX;
+  if (handshakes_per_peer == NULL)
+    handshakes_per_peer = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  start = np_tls_handshake_may_start_locked (handshake);
   if (start)
     {
-      handshakes_running[handshake->side]++;
+      np_tls_handshake_count_locked (handshake, +1);
       handshake->started = TRUE;
     }
   else

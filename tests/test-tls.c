@@ -1880,6 +1880,72 @@ test_no_backend (void)
   g_assert_cmpint (g_subprocess_get_exit_status (child), ==, 0);
 }
 
+/* Dials to a server that accepts and never answers its TLS handshake
+ * hold at most half of the process's handshake slots: a dial to a
+ * healthy server meanwhile connects at once, while they still wait. */
+static void
+test_stalled_server_slots (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autoptr(GSocket) mute = NULL;
+  g_autoptr(GSocketAddress) loopback = NULL;
+  g_autoptr(GSocketAddress) bound = NULL;
+  g_autoptr(GPtrArray) stalled = g_ptr_array_new_with_free_func ((GDestroyNotify) test_client_free);
+  GAsyncResult *results[12] = { NULL, };
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(TestClient) healthy = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *mute_name = NULL;
+  const char *name;
+  guint n_done;
+
+  /* A listener whose backlog takes the connections; nothing answers. */
+  mute = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+  g_assert_no_error (error);
+  loopback = g_inet_socket_address_new_from_string ("127.0.0.1", 0);
+  g_assert_true (g_socket_bind (mute, loopback, TRUE, &error));
+  g_assert_true (g_socket_listen (mute, &error));
+  bound = g_socket_get_local_address (mute, &error);
+  g_assert_no_error (error);
+  mute_name = g_strdup_printf ("tcp:127.0.0.1:%u",
+                               g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound)));
+
+  name = server_run (f, "server");
+
+  /* More dials than there are slots, each in its TLS handshake for as
+   * long as the test lasts. */
+  for (guint i = 0; i < G_N_ELEMENTS (results); i++)
+    {
+      TestClient *tc = test_client_new (mute_name, "ca");
+
+      np_pipe_client_set_connect_timeout (tc->client, 600 * 1000);
+      g_ptr_array_add (stalled, tc);
+      np_pipe_client_connect_async (tc->client, cancellable, np_test_async_done_cb, &results[i]);
+    }
+
+  healthy = test_client_new (name, "ca");
+  test_client_connect_ok (healthy);
+  test_client_echo (healthy, 64);
+
+  /* The stalled dials are all still waiting. */
+  n_done = 0;
+  for (guint i = 0; i < G_N_ELEMENTS (results); i++)
+    n_done += results[i] != NULL;
+  g_assert_cmpuint (n_done, ==, 0);
+
+  g_cancellable_cancel (cancellable);
+  for (guint i = 0; i < G_N_ELEMENTS (results); i++)
+    {
+      TestClient *tc = g_ptr_array_index (stalled, i);
+      g_autoptr(GError) cancelled = NULL;
+
+      NP_TEST_WAIT_FOR (WAIT_SEC, results[i] != NULL);
+      g_assert_false (np_pipe_client_connect_finish (tc->client, results[i], &cancelled));
+      g_assert_error (cancelled, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+      g_clear_object (&results[i]);
+    }
+}
+
 /* Makes the certificates in a directory of the run's; says why not when
  * the tests cannot run. */
 static void
@@ -2037,6 +2103,7 @@ main (int   argc,
   add_test ("/Np/Tls/hostile/unknown-frame", test_hostile_frames, &attacks[1]);
   add_test ("/Np/Tls/hostile/garbage-after-hello", test_hostile_frames, &attacks[2]);
   add_test ("/Np/Tls/many-clients", test_many_clients, NULL);
+  add_test ("/Np/Tls/hostile/stalled-server-slots", test_stalled_server_slots, NULL);
   add_test ("/Np/Tls/reconnect-across-restart", test_reconnect_across_restart, NULL);
   add_test ("/Np/Tls/fds-not-supported", test_fds_not_supported, NULL);
   g_test_add_func ("/Np/Tls/no-backend", test_no_backend);
