@@ -136,7 +136,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
   np_limits_set (limits, NP_LIMIT_MAX_MESSAGE_SIZE, MAX_MESSAGE_SIZE);
   socket = g_socket_new_from_fd (fds[0], NULL);
   socket_connection = g_socket_connection_factory_create_connection (socket);
-  connection = _np_pipe_connection_new (G_OBJECT (owner), context, socket_connection,
+  connection = _np_pipe_connection_new (G_OBJECT (owner), context, socket_connection, NULL,
                                         "fuzzed", limits, 1, FALSE, NULL);
   g_assert (connection != NULL);
   _np_pipe_connection_start (connection, 0);
