@@ -299,7 +299,7 @@ np_pipe_server_owner_init (NpConnectionOwnerInterface *iface)
 
 /* Decides on a peer that connected, from the server's context: over
  * TLS, once its TLS handshake is done, with what is left of the
- * handshake timeout (@handshake_timeout, or 0 to take the server's). */
+ * handshake timeout (@handshake_left, or 0 to take the server's). */
 static void
 np_pipe_server_admit (NpPipeServer      *self,
                       GSocketConnection *socket_connection,
