@@ -33,6 +33,11 @@ gboolean         np_tls_check_available   (const char           *address,
                                            GError              **error);
 gboolean         np_tls_certificate_has_key (GTlsCertificate    *certificate);
 
+/* The input stream under a TLS connection: it reads what the socket
+ * has, records ahead of what TLS asked, and keeps the rest. */
+GInputStream    *np_tls_get_source        (GTlsConnection       *tls);
+gboolean         np_tls_source_is_pending (GInputStream         *source);
+
 /* The output stream under a TLS connection: it takes every write at
  * once, keeping what the socket does not take yet, so that the TLS
  * layer never sees a write half done. */

@@ -274,6 +274,169 @@ np_tls_sink_flush (GOutputStream  *sink,
   return np_tls_sink_send_backlog (NP_TLS_SINK (sink), FALSE, NULL, error);
 }
 
+/* NpTlsSource: the input stream under a TLS connection. GnuTLS reads a
+ * record's header, then its body: two system calls a record. The source
+ * reads what the socket has, a record or more at a time, and hands it
+ * out from there; np_tls_source_is_pending() tells the transport when
+ * some is left that the socket no longer shows. */
+
+#define NP_TLS_SOURCE_SIZE (16 * 1024 + 512)
+
+#define NP_TYPE_TLS_SOURCE (np_tls_source_get_type ())
+G_DECLARE_FINAL_TYPE (NpTlsSource, np_tls_source, NP, TLS_SOURCE, GInputStream)
+
+struct _NpTlsSource
+{
+  GInputStream  parent_instance;
+  GSocket      *socket;
+  /* Read by one thread at a time: the handshake's, then the stream's
+   * readers, which glib-networking takes turns. */
+  gsize         start;
+  gsize         end;
+  guint8        buffer[NP_TLS_SOURCE_SIZE];
+};
+
+static void np_tls_source_pollable_init (GPollableInputStreamInterface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (NpTlsSource, np_tls_source, G_TYPE_INPUT_STREAM,
+                               G_IMPLEMENT_INTERFACE (G_TYPE_POLLABLE_INPUT_STREAM,
+                                                      np_tls_source_pollable_init))
+
+static gssize
+np_tls_source_read_internal (NpTlsSource   *self,
+                             void          *buffer,
+                             gsize          count,
+                             gboolean       blocking,
+                             GCancellable  *cancellable,
+                             GError       **error)
+{
+  gsize n;
+
+  if (self->start == self->end)
+    {
+      gssize received = g_socket_receive_with_blocking (self->socket, (char *) self->buffer,
+                                                        sizeof self->buffer, blocking,
+                                                        cancellable, error);
+
+      if (received <= 0)
+        return received;
+      self->start = 0;
+      self->end = received;
+    }
+
+  n = MIN (count, self->end - self->start);
+  memcpy (buffer, self->buffer + self->start, n);
+  self->start += n;
+
+  return n;
+}
+
+static gssize
+np_tls_source_read (GInputStream  *stream,
+                    void          *buffer,
+                    gsize          count,
+                    GCancellable  *cancellable,
+                    GError       **error)
+{
+  return np_tls_source_read_internal (NP_TLS_SOURCE (stream), buffer, count, TRUE,
+                                      cancellable, error);
+}
+
+static gssize
+np_tls_source_read_nonblocking (GPollableInputStream  *stream,
+                                void                  *buffer,
+                                gsize                  count,
+                                GError               **error)
+{
+  return np_tls_source_read_internal (NP_TLS_SOURCE (stream), buffer, count, FALSE,
+                                      NULL, error);
+}
+
+static gboolean
+np_tls_source_is_readable (GPollableInputStream *stream)
+{
+  NpTlsSource *self = NP_TLS_SOURCE (stream);
+
+  return self->start < self->end ||
+         (g_socket_condition_check (self->socket, G_IO_IN) & G_IO_IN) != 0;
+}
+
+static GSource *
+np_tls_source_create_source (GPollableInputStream *stream,
+                             GCancellable         *cancellable)
+{
+  NpTlsSource *self = NP_TLS_SOURCE (stream);
+  g_autoptr(GSource) child = NULL;
+
+  if (self->start < self->end)
+    child = g_timeout_source_new (0);
+  else
+    child = g_socket_create_source (self->socket, G_IO_IN, NULL);
+
+  return g_pollable_source_new_full (stream, child, cancellable);
+}
+
+static void
+np_tls_source_pollable_init (GPollableInputStreamInterface *iface)
+{
+  iface->is_readable = np_tls_source_is_readable;
+  iface->create_source = np_tls_source_create_source;
+  iface->read_nonblocking = np_tls_source_read_nonblocking;
+}
+
+static gboolean
+np_tls_source_close (GInputStream  *stream,
+                     GCancellable  *cancellable,
+                     GError       **error)
+{
+  /* The socket is the connection's to close. */
+  return TRUE;
+}
+
+static void
+np_tls_source_finalize (GObject *object)
+{
+  NpTlsSource *self = NP_TLS_SOURCE (object);
+
+  g_clear_object (&self->socket);
+
+  G_OBJECT_CLASS (np_tls_source_parent_class)->finalize (object);
+}
+
+static void
+np_tls_source_class_init (NpTlsSourceClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GInputStreamClass *stream_class = G_INPUT_STREAM_CLASS (klass);
+
+  object_class->finalize = np_tls_source_finalize;
+  stream_class->read_fn = np_tls_source_read;
+  stream_class->close_fn = np_tls_source_close;
+}
+
+static void
+np_tls_source_init (NpTlsSource *self)
+{
+}
+
+GInputStream *
+np_tls_get_source (GTlsConnection *tls)
+{
+  g_autoptr(GIOStream) base = NULL;
+
+  g_object_get (tls, "base-io-stream", &base, NULL);
+
+  return g_io_stream_get_input_stream (base);
+}
+
+gboolean
+np_tls_source_is_pending (GInputStream *source)
+{
+  NpTlsSource *self = NP_TLS_SOURCE (source);
+
+  return self->start < self->end;
+}
+
 /* Availability */
 
 gboolean
@@ -291,16 +454,17 @@ np_tls_check_available (const char  *address,
   return TRUE;
 }
 
-/* The base stream: the socket's own input, the sink as output. */
+/* The base stream: the source as input, the sink as output. */
 static GIOStream *
 np_tls_base_new (GSocketConnection *connection)
 {
+  g_autoptr(NpTlsSource) source = g_object_new (NP_TYPE_TLS_SOURCE, NULL);
   g_autoptr(NpTlsSink) sink = g_object_new (NP_TYPE_TLS_SINK, NULL);
 
+  source->socket = g_object_ref (g_socket_connection_get_socket (connection));
   sink->socket = g_object_ref (g_socket_connection_get_socket (connection));
 
-  return g_simple_io_stream_new (g_io_stream_get_input_stream (G_IO_STREAM (connection)),
-                                 G_OUTPUT_STREAM (sink));
+  return g_simple_io_stream_new (G_INPUT_STREAM (source), G_OUTPUT_STREAM (sink));
 }
 
 static void

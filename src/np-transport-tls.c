@@ -29,6 +29,7 @@ typedef struct
   GTlsConnection        *tls;
   GPollableInputStream  *input;
   GPollableOutputStream *output;
+  GInputStream          *source;
   GOutputStream         *sink;
   guint8                 gather[NP_TLS_RECORD_MAX];
 } NpTransportTls;
@@ -169,6 +170,7 @@ np_transport_tls_receive (NpTransport    *transport,
 {
   NpTransportTls *self = (NpTransportTls *) transport;
   GError *local_error = NULL;
+  gsize total = 0;
   gssize n;
 
   if (fds != NULL)
@@ -177,7 +179,23 @@ np_transport_tls_receive (NpTransport    *transport,
       fds->truncated = FALSE;
     }
 
-  n = g_pollable_input_stream_read_nonblocking (self->input, buffer, size, NULL, &local_error);
+  /* A record at a time, for as long as the source holds some that the
+   * socket no longer shows: a read that returns short then means that
+   * nothing is left but what the socket will tell of. */
+  do
+    {
+      n = g_pollable_input_stream_read_nonblocking (self->input, buffer + total, size - total,
+                                                    NULL, &local_error);
+      if (n > 0)
+        total += n;
+    }
+  while (n > 0 && total < size && np_tls_source_is_pending (self->source));
+
+  if (total > 0)
+    {
+      g_clear_error (&local_error);
+      n = total;
+    }
 
   /* Reading may have written (a key update answered), perhaps while
    * another thread writes: what the socket did not take waits in the
@@ -254,6 +272,7 @@ np_transport_tls_new (GSocketConnection *connection,
   self->tls = g_object_ref (tls);
   self->input = G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (G_IO_STREAM (tls)));
   self->output = G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (G_IO_STREAM (tls)));
+  self->source = np_tls_get_source (tls);
   self->sink = np_tls_get_sink (tls);
   self->parent.wants_out = np_tls_sink_is_pending (self->sink);
 
