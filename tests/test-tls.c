@@ -1108,9 +1108,17 @@ test_client_cert_required (Fixture       *f,
                 NULL);
   name = server_start (f);
 
+  /* In TLS 1.3 the client's handshake is over before the server has
+   * judged its certificate: the client learns it from glib-networking
+   * (when it reads the server's alert) or from the connection closing
+   * before the server's hello, and the error says so either way. */
   none = test_client_new (name, "ca");
   error = test_client_connect_refused (none);
-  g_assert_error (error, G_TLS_ERROR, G_TLS_ERROR_CERTIFICATE_REQUIRED);
+  if (!g_error_matches (error, G_TLS_ERROR, G_TLS_ERROR_CERTIFICATE_REQUIRED))
+    {
+      g_assert_error (error, NP_PIPE_ERROR, NP_PIPE_ERROR_PROTOCOL);
+      g_assert_nonnull (strstr (error->message, "certificate"));
+    }
   g_assert_cmpuint (f->connected->len, ==, 0);
 
   foreign = test_client_new (name, "ca");
