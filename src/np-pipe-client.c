@@ -1792,6 +1792,28 @@ np_pipe_client_dial_sync_cb (GObject      *object,
   *(GAsyncResult **) user_data = g_object_ref (result);
 }
 
+/* Whether only the calling thread would run @context: it owns it, or it
+ * is this thread's own and no other thread runs it. */
+static gboolean
+np_pipe_client_context_only_here (GMainContext *context)
+{
+  GMainContext *here;
+
+  if (g_main_context_is_owner (context))
+    return TRUE;
+
+  here = g_main_context_get_thread_default ();
+  if (here == NULL)
+    here = g_main_context_default ();
+  if (context == here && g_main_context_acquire (context))
+    {
+      g_main_context_release (context);
+      return TRUE;
+    }
+
+  return FALSE;
+}
+
 /* A server over TCP of this process whose context only this thread
  * would run: its context, which the TLS handshake must iterate. */
 static GMainContext *
@@ -1799,7 +1821,6 @@ np_pipe_client_server_context_here (NpPipeClient *self)
 {
   g_autoptr(GMainContext) context = NULL;
   g_autofree char *key = NULL;
-  GMainContext *here;
   const char *host;
 
   if (!G_IS_NETWORK_ADDRESS (self->connectable))
@@ -1811,22 +1832,10 @@ np_pipe_client_server_context_here (NpPipeClient *self)
 
   key = np_listener_key_for_port (g_network_address_get_port (G_NETWORK_ADDRESS (self->connectable)));
   context = np_listener_lookup_context (key);
-  if (context == NULL)
+  if (context == NULL || !np_pipe_client_context_only_here (context))
     return NULL;
 
-  if (g_main_context_is_owner (context))
-    return g_steal_pointer (&context);
-
-  here = g_main_context_get_thread_default ();
-  if (here == NULL)
-    here = g_main_context_default ();
-  if (context == here && g_main_context_acquire (context))
-    {
-      g_main_context_release (context);
-      return g_steal_pointer (&context);
-    }
-
-  return NULL;
+  return g_steal_pointer (&context);
 }
 
 /* Connects as np_pipe_client_dial_async() does, blocking. Over TCP, the
@@ -1898,86 +1907,59 @@ np_pipe_client_attach_locked (NpPipeClient       *self,
   return old;
 }
 
-static GMainContext *np_pipe_client_lookup_server_context (GSocketConnection *connection);
-
-/* Whether the server of @connection is this process (the kernel's word,
- * over a Unix socket; over TCP, one of this process's listeners on that
- * loopback port). */
-static gboolean
-np_pipe_client_server_is_here (GSocketConnection *connection)
-{
-  GSocket *socket = g_socket_connection_get_socket (connection);
-  g_autoptr(GCredentials) credentials = NULL;
-
-  if (g_socket_get_family (socket) != G_SOCKET_FAMILY_UNIX)
-    {
-      g_autoptr(GMainContext) context = np_pipe_client_lookup_server_context (connection);
-
-      return context != NULL;
-    }
-
-  credentials = g_socket_get_credentials (socket, NULL);
-  return credentials != NULL && g_credentials_get_unix_pid (credentials, NULL) == getpid ();
-}
-
 /* The main context of the server of @connection when it is a listener of
- * this process, with a reference, or %NULL. */
+ * this process, with a reference, or %NULL; @here tells whether the
+ * server is this process at all (the kernel's word over a Unix socket;
+ * over TCP, a listener of this process on that loopback port). */
 static GMainContext *
-np_pipe_client_lookup_server_context (GSocketConnection *connection)
+np_pipe_client_lookup_server_context (GSocketConnection *connection,
+                                      gboolean          *here)
 {
   g_autoptr(GSocketAddress) address = g_socket_connection_get_remote_address (connection, NULL);
-  GSocket *socket = g_socket_connection_get_socket (connection);
   g_autoptr(GCredentials) credentials = NULL;
+  GMainContext *context = NULL;
+
+  *here = FALSE;
 
   if (G_IS_INET_SOCKET_ADDRESS (address))
     {
       g_autofree char *key = NULL;
 
-      if (!np_tcp_is_loopback (address))
-        return NULL;
-      key = np_listener_key_for_port (g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (address)));
-      return np_listener_lookup_context (key);
+      if (np_tcp_is_loopback (address))
+        {
+          key = np_listener_key_for_port (g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (address)));
+          context = np_listener_lookup_context (key);
+        }
+      *here = context != NULL;
+      return context;
     }
 
   /* Another process answers whatever this thread does. */
-  credentials = g_socket_get_credentials (socket, NULL);
+  credentials = g_socket_get_credentials (g_socket_connection_get_socket (connection), NULL);
   if (credentials == NULL || g_credentials_get_unix_pid (credentials, NULL) != getpid ())
     return NULL;
 
+  *here = TRUE;
   if (G_IS_UNIX_SOCKET_ADDRESS (address))
-    return np_listener_lookup_context (g_unix_socket_address_get_path (G_UNIX_SOCKET_ADDRESS (address)));
+    context = np_listener_lookup_context (g_unix_socket_address_get_path (G_UNIX_SOCKET_ADDRESS (address)));
 
-  return NULL;
+  return context;
 }
 
 /* Whether connect_sync() may wait for the server's hello on
  * @connection: not when the server is one of this process that only the
- * calling thread would run (its context is owned by this thread, or is
- * this thread's own and no other thread runs it), which would wait for
- * itself, nor when it is a listener of this process whose context is
- * unknown. */
+ * calling thread would run, which would wait for itself, nor when it is
+ * a listener of this process whose context is unknown. */
 static gboolean
 np_pipe_client_server_answers (GSocketConnection *connection)
 {
-  g_autoptr(GMainContext) context = np_pipe_client_lookup_server_context (connection);
-  GMainContext *here;
+  gboolean here;
+  g_autoptr(GMainContext) context = np_pipe_client_lookup_server_context (connection, &here);
 
   if (context == NULL)
-    return !np_pipe_client_server_is_here (connection);
+    return !here;
 
-  if (g_main_context_is_owner (context))
-    return FALSE;
-
-  here = g_main_context_get_thread_default ();
-  if (here == NULL)
-    here = g_main_context_default ();
-  if (context == here && g_main_context_acquire (context))
-    {
-      g_main_context_release (context);
-      return FALSE;
-    }
-
-  return TRUE;
+  return !np_pipe_client_context_only_here (context);
 }
 
 /* Ends the wait of connect_sync() on @connection, once, with success when
