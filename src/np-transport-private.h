@@ -80,12 +80,13 @@ struct _NpTransport
   gboolean                wants_out;
 };
 
-/* Reads away what the peer sent and nobody will read, at most @max
- * bytes, without waiting: a socket closed with bytes unread resets the
+/* Reads away what the peer sent and nobody will read, a bounded amount,
+ * without waiting: a socket closed with bytes unread resets the
  * connection, and a reset drops what the peer has not received yet of
  * ours, the goodbye last. */
-void         np_transport_drain    (int                fd,
-                                    gsize              max);
+void         np_transport_drain    (int                fd);
+/* Ends both directions of a transport's socket (its shutdown()). */
+void         np_transport_shutdown (NpTransport       *transport);
 
 NpTransport *np_transport_unix_new (GSocketConnection *connection);
 NpTransport *np_transport_tls_new  (GSocketConnection *connection,

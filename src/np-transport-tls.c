@@ -8,7 +8,6 @@
 #include "config.h"
 
 #include <string.h>
-#include <sys/socket.h>
 
 #include "np-tls-private.h"
 #include "np-transport-private.h"
@@ -225,12 +224,6 @@ np_transport_tls_receive (NpTransport    *transport,
 }
 
 static void
-np_transport_tls_shutdown (NpTransport *transport)
-{
-  shutdown (transport->fd, SHUT_RDWR);
-}
-
-static void
 np_transport_tls_free (NpTransport *transport)
 {
   NpTransportTls *self = (NpTransportTls *) transport;
@@ -240,7 +233,7 @@ np_transport_tls_free (NpTransport *transport)
 
   /* What came and nobody will read (a session ticket the peer sent
    * after the handshake, a record that came while closing). */
-  np_transport_drain (transport->fd, 1024 * 1024);
+  np_transport_drain (transport->fd);
 
   /* Closing the TLS connection would write its close_notify, blocking:
    * the protocol's goodbye went already, and the socket is closed. */
@@ -254,7 +247,7 @@ static const NpTransportFuncs np_transport_tls_funcs = {
   .send = np_transport_tls_send,
   .receive = np_transport_tls_receive,
   .flush = np_transport_tls_flush,
-  .shutdown = np_transport_tls_shutdown,
+  .shutdown = np_transport_shutdown,
   .free = np_transport_tls_free,
 };
 

@@ -174,19 +174,18 @@ np_transport_unix_receive (NpTransport    *transport,
   return NP_IO_DONE;
 }
 
-static void
-np_transport_unix_shutdown (NpTransport *transport)
+void
+np_transport_shutdown (NpTransport *transport)
 {
   shutdown (transport->fd, SHUT_RDWR);
 }
 
 void
-np_transport_drain (int   fd,
-                    gsize max)
+np_transport_drain (int fd)
 {
   guint8 sink[4096];
 
-  for (gsize drained = 0; drained < max; )
+  for (gsize drained = 0; drained < NP_DRAIN_MAX; )
     {
       gssize n = recv (fd, sink, sizeof sink, MSG_DONTWAIT);
 
@@ -204,7 +203,7 @@ np_transport_unix_free (NpTransport *transport)
   NpTransportUnix *self = (NpTransportUnix *) transport;
 
   /* What the peer already sent (a bounded amount) first. */
-  np_transport_drain (transport->fd, NP_DRAIN_MAX);
+  np_transport_drain (transport->fd);
 
   g_io_stream_close (G_IO_STREAM (self->connection), NULL, NULL);
   g_object_unref (self->connection);
@@ -214,7 +213,7 @@ np_transport_unix_free (NpTransport *transport)
 static const NpTransportFuncs np_transport_unix_funcs = {
   .send = np_transport_unix_send,
   .receive = np_transport_unix_receive,
-  .shutdown = np_transport_unix_shutdown,
+  .shutdown = np_transport_shutdown,
   .free = np_transport_unix_free,
 };
 
